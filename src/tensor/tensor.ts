@@ -1,0 +1,115 @@
+/**
+ * A dense, contiguous, row-major float32 tensor. Deliberately minimal: the model and analyses work on
+ * the flat `data` with explicit index arithmetic; the shape travels with it so hooks and caches can state
+ * and check shapes (e.g. `[batch, pos, d_model]`).
+ */
+export class Tensor {
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+
+  constructor(data: Float32Array, shape: readonly number[]) {
+    const n = shapeSize(shape);
+    if (data.length !== n) {
+      throw new Error(`Tensor data has ${data.length} elements but shape [${shape.join(", ")}] needs ${n}`);
+    }
+    this.data = data;
+    this.shape = shape;
+  }
+
+  static zeros(shape: readonly number[]): Tensor {
+    return new Tensor(new Float32Array(shapeSize(shape)), shape);
+  }
+
+  static fromNested(values: NestedNumbers): Tensor {
+    const shape: number[] = [];
+    let v: NestedNumbers = values;
+    while (Array.isArray(v)) {
+      shape.push(v.length);
+      v = v[0] as NestedNumbers;
+    }
+    const flat = (values as unknown as number[]).flat(Number.POSITIVE_INFINITY) as number[];
+    return new Tensor(Float32Array.from(flat), shape);
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  strides(): number[] {
+    return stridesOf(this.shape);
+  }
+
+  /** Flat offset of a full index. */
+  offset(...index: number[]): number {
+    if (index.length !== this.shape.length) {
+      throw new Error(`Index has ${index.length} dims, tensor has ${this.shape.length}`);
+    }
+    let off = 0;
+    for (let i = 0; i < index.length; i++) {
+      const n = this.shape[i];
+      let ix = index[i];
+      if (ix < 0) ix += n;
+      if (ix < 0 || ix >= n) throw new Error(`Index ${index[i]} out of range for axis ${i} of size ${n}`);
+      off = off * n + ix;
+    }
+    return off;
+  }
+
+  at(...index: number[]): number {
+    return this.data[this.offset(...index)];
+  }
+
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.data, shape);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+
+  /** Sub-tensor along axis 0 (a view sharing memory). */
+  index0(i: number): Tensor {
+    const inner = this.shape.slice(1);
+    const n = shapeSize(inner);
+    if (i < 0) i += this.shape[0];
+    return new Tensor(this.data.subarray(i * n, (i + 1) * n), inner);
+  }
+
+  /** Nested JS arrays, for JSON output. */
+  toNested(): NestedNumbers {
+    return toNestedArray(this.data, this.shape, 0, 0);
+  }
+}
+
+export type NestedNumbers = number | NestedNumbers[];
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`Invalid dimension ${d} in shape [${shape.join(", ")}]`);
+    n *= d;
+  }
+  return n;
+}
+
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+function toNestedArray(data: Float32Array, shape: readonly number[], axis: number, offset: number): NestedNumbers {
+  if (axis === shape.length) return data[offset];
+  const stride = shapeSize(shape.slice(axis + 1));
+  const out: NestedNumbers[] = [];
+  for (let i = 0; i < shape[axis]; i++) out.push(toNestedArray(data, shape, axis + 1, offset + i * stride));
+  return out;
+}
