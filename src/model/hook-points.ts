@@ -1,0 +1,148 @@
+/**
+ * TransformerLens hook-point names for GPT-2, the contract users script against
+ * (see ../shared/notes/transformerlens-semantics.md).
+ */
+export const BLOCK_HOOKS = [
+  "hook_resid_pre",
+  "ln1.hook_scale",
+  "ln1.hook_normalized",
+  "attn.hook_q",
+  "attn.hook_k",
+  "attn.hook_v",
+  "attn.hook_attn_scores",
+  "attn.hook_pattern",
+  "attn.hook_z",
+  "attn.hook_result",
+  "hook_attn_out",
+  "hook_resid_mid",
+  "ln2.hook_scale",
+  "ln2.hook_normalized",
+  "mlp.hook_pre",
+  "mlp.hook_post",
+  "hook_mlp_out",
+  "hook_resid_post",
+] as const;
+export type BlockHook = (typeof BLOCK_HOOKS)[number];
+
+export const GLOBAL_HOOKS = [
+  "hook_embed",
+  "hook_pos_embed",
+  "ln_final.hook_scale",
+  "ln_final.hook_normalized",
+] as const;
+
+/** Off by default in TransformerLens (`use_attn_result`): computed only when a hook or the cache asks for it. */
+export const OPTIONAL_HOOKS: ReadonlySet<string> = new Set(["attn.hook_result"]);
+
+export function blockHookName(layer: number, hook: BlockHook): string {
+  return `blocks.${layer}.${hook}`;
+}
+
+/** Every hook name of a model, in forward order. */
+export function allHookNames(nLayers: number, opts: { includeOptional?: boolean } = {}): string[] {
+  const names = ["hook_embed", "hook_pos_embed"];
+  for (let l = 0; l < nLayers; l++) {
+    for (const h of BLOCK_HOOKS) {
+      if (!opts.includeOptional && OPTIONAL_HOOKS.has(h)) continue;
+      names.push(blockHookName(l, h));
+    }
+  }
+  names.push("ln_final.hook_scale", "ln_final.hook_normalized");
+  return names;
+}
+
+const SHORT_NAMES: Record<string, BlockHook> = {
+  resid_pre: "hook_resid_pre",
+  resid_mid: "hook_resid_mid",
+  resid_post: "hook_resid_post",
+  attn_out: "hook_attn_out",
+  mlp_out: "hook_mlp_out",
+  q: "attn.hook_q",
+  k: "attn.hook_k",
+  v: "attn.hook_v",
+  z: "attn.hook_z",
+  result: "attn.hook_result",
+  attn_scores: "attn.hook_attn_scores",
+  pattern: "attn.hook_pattern",
+  attn: "attn.hook_pattern",
+  pre: "mlp.hook_pre",
+  post: "mlp.hook_post",
+  scale: "ln2.hook_scale",
+  normalized: "ln2.hook_normalized",
+};
+const GLOBAL_SHORT: Record<string, string> = {
+  embed: "hook_embed",
+  pos_embed: "hook_pos_embed",
+  ln_final_scale: "ln_final.hook_scale",
+};
+
+/**
+ * TransformerLens `utils.get_act_name`: (`resid_pre`, 5) → `blocks.5.hook_resid_pre`,
+ * (`pattern`, 7) → `blocks.7.attn.hook_pattern`. Full names pass through (validated).
+ */
+export function actName(name: string, layer?: number, nLayers?: number): string {
+  if (layer === undefined) {
+    if (GLOBAL_SHORT[name]) return GLOBAL_SHORT[name];
+    if (nLayers !== undefined) validateHookName(name, nLayers);
+    return name;
+  }
+  const hook = SHORT_NAMES[name] ?? (BLOCK_HOOKS as readonly string[]).find((h) => h === name);
+  if (!hook) {
+    throw new Error(`Unknown short hook name "${name}". Use one of: ${Object.keys(SHORT_NAMES).join(", ")}`);
+  }
+  if (nLayers !== undefined && (layer < 0 || layer >= nLayers || !Number.isInteger(layer))) {
+    throw new Error(`Layer ${layer} is out of range: the model has layers 0..${nLayers - 1}`);
+  }
+  return blockHookName(layer, hook);
+}
+
+export interface ParsedHookName {
+  layer: number | null;
+  hook: string;
+}
+
+export function parseHookName(name: string): ParsedHookName {
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
+  return m ? { layer: Number(m[1]), hook: m[2] } : { layer: null, hook: name };
+}
+
+/** Throws a clear error (with the closest valid name) unless `name` is a hook point of this model. */
+export function validateHookName(name: string, nLayers: number): void {
+  const { layer, hook } = parseHookName(name);
+  if (layer === null) {
+    if ((GLOBAL_HOOKS as readonly string[]).includes(hook)) return;
+  } else if ((BLOCK_HOOKS as readonly string[]).includes(hook)) {
+    if (layer < nLayers) return;
+    throw new Error(
+      `Unknown hook name "${name}": layer ${layer} does not exist (the model has layers 0..${nLayers - 1}).`,
+    );
+  }
+  const candidates = allHookNames(Math.min(nLayers, Math.max(1, (layer ?? 0) + 1)), {
+    includeOptional: true,
+  });
+  const closest = candidates.reduce(
+    (best, c) => {
+      const d = editDistance(name, c);
+      return d < best.d ? { c, d } : best;
+    },
+    { c: candidates[0], d: Number.POSITIVE_INFINITY },
+  ).c;
+  throw new Error(
+    `Unknown hook name "${name}". Did you mean "${closest}"? Hook names follow TransformerLens, e.g. ` +
+      `"blocks.0.hook_resid_pre", "blocks.0.attn.hook_pattern", "blocks.0.mlp.hook_post", "ln_final.hook_scale".`,
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length];
+}

@@ -1,0 +1,251 @@
+import type { ResolveOptions } from "../hub/resolve.ts";
+import type { KernelName, Kernels } from "../tensor/kernels.ts";
+import { getKernels } from "../tensor/select-kernels.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { type Gpt2Tokenizer, gpt2Tokenizer, type TokenizeOptions } from "../tokenizer/tokenizer.ts";
+import { mulberry32 } from "../util/random.ts";
+import type { Checkpoint } from "../weights/checkpoint.ts";
+import type { GPT2Config } from "../weights/config.ts";
+import { ActivationCache } from "./activation-cache.ts";
+import { ForwardEngine, type ForwardResult, type PastKV } from "./forward.ts";
+import { HookDispatcher, type HookSpec, namesFilterFn } from "./hooks.ts";
+import { type ModelInput, type PaddedBatch, padBatch, toTokenLists } from "./input.ts";
+import { type ProcessingOptions, processWeights, resolveProcessing } from "./processing.ts";
+import { argmax, logSoftmax, type SamplingOptions, sampleToken } from "./sampling.ts";
+import { convertCheckpoint, type ModelWeights } from "./weights.ts";
+
+export interface LoadOptions {
+  backend?: KernelName | Kernels;
+  /** `false` = no processing; otherwise TransformerLens defaults overridden per step. */
+  processing?: false | Partial<ProcessingOptions>;
+  hub?: ResolveOptions;
+}
+
+export interface RunOptions extends TokenizeOptions {
+  fwdHooks?: readonly HookSpec[];
+  /** Run from this block, given `residual` [batch, pos, d_model] (the block's resid_pre). */
+  startAtLayer?: number;
+  residual?: Tensor;
+  /** With `startAtLayer` and a padded batch: each prompt's real length. */
+  lengths?: readonly number[];
+  /** Stop before this block; the result's `residual` is its resid_pre. */
+  stopAtLayer?: number;
+  /** "all" positions (default), each prompt's "last" real position, or "none". */
+  logits?: "all" | "last" | "none";
+}
+
+export interface CacheOptions extends RunOptions {
+  namesFilter?: readonly string[] | ((name: string) => boolean);
+}
+
+export interface RunOutput {
+  logits: Tensor | null;
+  residual: Tensor;
+  lengths: number[];
+  batch: PaddedBatch | null;
+}
+
+export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
+  maxNewTokens?: number;
+  seed?: number;
+  /** Stop when the model emits <|endoftext|> (default true). */
+  stopAtEos?: boolean;
+}
+
+/**
+ * TransformerLens' HookedTransformer for the GPT-2 family: hooked forward, caching, patching hooks,
+ * partial runs and generation over one set of processed weights.
+ */
+export class HookedTransformer {
+  readonly tokenizer: Gpt2Tokenizer = gpt2Tokenizer();
+  private readonly engine: ForwardEngine;
+
+  constructor(
+    readonly cfg: GPT2Config,
+    readonly weights: ModelWeights,
+    readonly kernels: Kernels,
+    readonly processing: ProcessingOptions,
+    readonly source: string,
+  ) {
+    this.engine = new ForwardEngine(cfg, weights, kernels);
+  }
+
+  static fromCheckpoint(ckpt: Checkpoint, opts: LoadOptions = {}): HookedTransformer {
+    const processing = resolveProcessing(opts.processing);
+    const cfg = ckpt.config;
+    const weights = convertCheckpoint(ckpt);
+    processWeights(weights, cfg, processing);
+    const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
+    return new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir);
+  }
+
+  /** A local checkpoint directory, or a hub id (`gpt2`, `openai-community/gpt2`, ...) via the Hugging Face cache. */
+  static async fromPretrained(nameOrPath: string, opts: LoadOptions = {}): Promise<HookedTransformer> {
+    // Loaded on demand: most library users hand in a checkpoint or a directory, not a hub id.
+    const { resolveModel } = await import("../hub/resolve.ts");
+    const { loadCheckpoint } = await import("../weights/checkpoint.ts");
+    const dir = await resolveModel(nameOrPath, opts.hub);
+    return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), opts);
+  }
+
+  dispose(): void {
+    this.engine.dispose();
+  }
+
+  /** The forward engine (kernel ops per block), for the backward pass and fast patching. */
+  get forwardEngine(): ForwardEngine {
+    return this.engine;
+  }
+
+  // ---- tokenization -------------------------------------------------------------------------------
+  toTokens(text: string, opts?: TokenizeOptions): number[] {
+    return this.tokenizer.toTokens(text, opts);
+  }
+  toStrTokens(input: string | readonly number[], opts?: TokenizeOptions): string[] {
+    return this.tokenizer.toStrTokens(input, opts);
+  }
+  toSingleToken(text: string): number {
+    return this.tokenizer.toSingleToken(text);
+  }
+  toString(tokens: readonly number[]): string {
+    return this.tokenizer.decode(tokens);
+  }
+  /** Token lists → a right-padded batch, validated against the context length and vocabulary. */
+  prepare(input: ModelInput, opts: TokenizeOptions = {}): PaddedBatch {
+    return padBatch(toTokenLists(input, this.tokenizer, opts), this.cfg.nCtx, this.cfg.dVocab);
+  }
+
+  // ---- running ------------------------------------------------------------------------------------
+  /** Logits [batch, pos, d_vocab] (or [batch, 1, d_vocab] with `logits: "last"`). */
+  run(input: ModelInput | Tensor, opts: RunOptions = {}): Tensor {
+    const out = this.forward(input, opts, new HookDispatcher(this.cfg.nLayers, opts.fwdHooks ?? []));
+    if (!out.logits)
+      throw new Error("This run computed no logits (stopAtLayer or logits: 'none'); use forward()");
+    return out.logits;
+  }
+
+  runWithHooks(input: ModelInput | Tensor, opts: RunOptions): Tensor {
+    return this.run(input, opts);
+  }
+
+  runWithCache(input: ModelInput | Tensor, opts: CacheOptions = {}): RunOutput & { cache: ActivationCache } {
+    const filter = namesFilterFn(opts.namesFilter, this.cfg.nLayers);
+    const hooks = new HookDispatcher(this.cfg.nLayers, opts.fwdHooks ?? [], filter);
+    const out = this.forward(input, opts, hooks);
+    return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg.nLayers) };
+  }
+
+  /** Full control: a fresh hook dispatcher per call means no hook outlives it, even when one throws. */
+  forward(input: ModelInput | Tensor, opts: RunOptions, hooks: HookDispatcher): RunOutput {
+    const logits = opts.logits ?? "all";
+    let res: ForwardResult;
+    let batch: PaddedBatch | null = null;
+    let lengths: number[];
+    if (input instanceof Tensor) {
+      if (input.ndim !== 3 || input.shape[2] !== this.cfg.dModel) {
+        throw new Error(
+          `A residual input must be [batch, pos, ${this.cfg.dModel}], got [${input.shape.join(", ")}]`,
+        );
+      }
+      const [B, P] = input.shape;
+      lengths = opts.lengths ? [...opts.lengths] : new Array(B).fill(P);
+      res = this.engine.forward({
+        batch: B,
+        pos: P,
+        residual: input.data,
+        startAtLayer: opts.startAtLayer ?? 0,
+        stopAtLayer: opts.stopAtLayer,
+        hooks,
+        logits,
+        lengths,
+      });
+    } else {
+      if (opts.startAtLayer)
+        throw new Error("startAtLayer needs a residual Tensor input, not text or tokens");
+      batch = this.prepare(input, opts);
+      lengths = batch.lengths;
+      res = this.engine.forward({
+        batch: batch.batch,
+        pos: batch.pos,
+        tokens: batch.tokens,
+        stopAtLayer: opts.stopAtLayer,
+        hooks,
+        logits,
+        lengths,
+      });
+    }
+    return { logits: res.logits, residual: res.residual, lengths, batch };
+  }
+
+  /**
+   * Mean next-token cross-entropy over each prompt's real positions (TransformerLens `return_type="loss"`),
+   * and the per-token losses [batch][pos - 1].
+   */
+  loss(input: ModelInput, opts: RunOptions = {}): { loss: number; perToken: number[][] } {
+    const batch = this.prepare(input, opts);
+    const logits = this.run(batch.tokenLists, { ...opts, logits: "all" });
+    const V = this.cfg.dVocab;
+    let total = 0;
+    let count = 0;
+    const perToken = batch.tokenLists.map((toks, b) => {
+      const row: number[] = [];
+      for (let p = 0; p + 1 < toks.length; p++) {
+        const off = (b * batch.pos + p) * V;
+        const lp = logSoftmax(logits.data.subarray(off, off + V));
+        row.push(-lp[toks[p + 1]]);
+      }
+      total += row.reduce((a, x) => a + x, 0);
+      count += row.length;
+      return row;
+    });
+    if (count === 0) throw new Error("Loss needs prompts of at least 2 tokens");
+    return { loss: total / count, perToken };
+  }
+
+  /**
+   * Sampling with a key/value cache: the prompt runs once, then each step runs one position against the
+   * cached keys and values of all earlier positions.
+   */
+  generate(
+    prompt: string | readonly number[],
+    opts: GenerateOptions = {},
+  ): { tokens: number[]; text: string; newTokens: number[] } {
+    const maxNew = opts.maxNewTokens ?? 20;
+    const rng = mulberry32(opts.seed ?? 0);
+    const tokens = typeof prompt === "string" ? this.toTokens(prompt, opts) : [...prompt];
+    if (tokens.length + maxNew > this.cfg.nCtx) {
+      throw new Error(
+        `Prompt (${tokens.length} tokens) plus ${maxNew} new tokens exceeds the context of ${this.cfg.nCtx}: lower maxNewTokens or shorten the prompt.`,
+      );
+    }
+    const pick = (row: Float32Array) => (opts.temperature === 0 ? argmax(row) : sampleToken(row, opts, rng));
+    let step = this.engine.forward({
+      batch: 1,
+      pos: tokens.length,
+      tokens: Int32Array.from(tokens),
+      hooks: new HookDispatcher(this.cfg.nLayers),
+      logits: "last",
+      keepKV: true,
+    });
+    const newTokens: number[] = [];
+    for (let i = 0; i < maxNew; i++) {
+      const next = pick(step.logits!.data);
+      newTokens.push(next);
+      tokens.push(next);
+      if ((opts.stopAtEos ?? true) && next === this.tokenizer.bosToken) break;
+      if (i === maxNew - 1) break;
+      const past: PastKV[] = step.presentKV!;
+      step = this.engine.forward({
+        batch: 1,
+        pos: 1,
+        pastLen: tokens.length - 1,
+        past,
+        tokens: Int32Array.of(next),
+        hooks: new HookDispatcher(this.cfg.nLayers),
+        logits: "last",
+        keepKV: true,
+      });
+    }
+    return { tokens, newTokens, text: this.tokenizer.decode(tokens) };
+  }
+}

@@ -1,0 +1,87 @@
+import type { Tensor } from "../tensor/tensor.ts";
+import { OPTIONAL_HOOKS, parseHookName, validateHookName } from "./hook-points.ts";
+
+export interface HookContext {
+  name: string;
+  layer: number | null;
+}
+/** Sees an activation and may return a replacement of the same shape (or mutate it in place); returning nothing keeps it. */
+export type HookFn = (activation: Tensor, ctx: HookContext) => Tensor | undefined | void;
+export type HookTarget = string | ((name: string) => boolean);
+export type HookSpec = readonly [HookTarget, HookFn];
+
+/**
+ * The hooks and cache requests of one forward pass. Built per call, so nothing outlives the call:
+ * hooks are "removed" by construction, also when one throws.
+ */
+export class HookDispatcher {
+  private readonly byName = new Map<string, HookFn[]>();
+  private readonly filters: { match: (n: string) => boolean; fn: HookFn }[] = [];
+  readonly cache = new Map<string, Tensor>();
+
+  constructor(
+    nLayers: number,
+    hooks: readonly HookSpec[] = [],
+    private readonly cacheFilter: ((name: string) => boolean) | null = null,
+  ) {
+    for (const [target, fn] of hooks) {
+      if (typeof target === "string") {
+        validateHookName(target, nLayers);
+        const list = this.byName.get(target) ?? [];
+        list.push(fn);
+        this.byName.set(target, list);
+      } else {
+        this.filters.push({ match: target, fn });
+      }
+    }
+  }
+
+  /** Whether anything wants this point (lets the forward skip optional work such as per-head results). */
+  wants(name: string): boolean {
+    return (
+      this.byName.has(name) || this.filters.some((f) => f.match(name)) || (this.cacheFilter?.(name) ?? false)
+    );
+  }
+
+  /** True when an optional hook (e.g. attn.hook_result) is requested by name for this layer. */
+  wantsOptional(layer: number, hook: string): boolean {
+    return OPTIONAL_HOOKS.has(hook) && this.wants(`blocks.${layer}.${hook}`);
+  }
+
+  fire(name: string, act: Tensor): Tensor {
+    const direct = this.byName.get(name);
+    let fns: HookFn[] | undefined = direct;
+    if (this.filters.length) {
+      const matched = this.filters.filter((f) => f.match(name)).map((f) => f.fn);
+      if (matched.length) fns = [...(direct ?? []), ...matched];
+    }
+    if (fns) {
+      const ctx: HookContext = { name, layer: parseHookName(name).layer };
+      for (const fn of fns) {
+        const out = fn(act, ctx);
+        if (out) {
+          if (out.shape.length !== act.shape.length || out.shape.some((d, i) => d !== act.shape[i])) {
+            throw new Error(
+              `Hook on ${name} returned shape [${out.shape.join(", ")}], expected [${act.shape.join(", ")}]`,
+            );
+          }
+          act = out;
+        }
+      }
+    }
+    if (this.cacheFilter?.(name)) this.cache.set(name, act);
+    return act;
+  }
+}
+
+export function namesFilterFn(
+  filter: readonly string[] | ((name: string) => boolean) | undefined,
+  nLayers: number,
+): (name: string) => boolean {
+  // Default: every hook point TransformerLens would have, i.e. not the optional per-head results.
+  if (filter === undefined) return (n) => !OPTIONAL_HOOKS.has(parseHookName(n).hook);
+  if (typeof filter === "function") return filter;
+  for (const n of filter) validateHookName(n, nLayers);
+  const set = new Set(filter);
+  return (n) => set.has(n);
+}
