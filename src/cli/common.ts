@@ -1,0 +1,63 @@
+import type { Command } from "commander";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { KernelName } from "../tensor/kernels.ts";
+
+/** Options every model-using command shares. */
+export interface ModelCliOptions {
+  model: string;
+  backend: KernelName;
+  process: boolean; // commander turns --no-process into process: false
+  offline?: boolean;
+}
+
+export function addModelOptions(cmd: Command, defaultModel?: string): Command {
+  return cmd
+    .option(
+      "-m, --model <name|dir>",
+      "hub id (gpt2, openai-community/gpt2, distilgpt2, ...) or a local checkpoint dir",
+      defaultModel,
+    )
+    .option("--backend <name>", "numeric kernels: onnx (fast) or reference (portable TypeScript)", "onnx")
+    .option("--no-process", "skip TransformerLens weight processing (fold LN, centre weights, ...)")
+    .option("--offline", "use the Hugging Face cache only, never the network");
+}
+
+export async function loadModelFromOptions(opts: ModelCliOptions): Promise<HookedTransformer> {
+  if (!opts.model)
+    throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
+  const { HookedTransformer } = await import("../model/hooked-transformer.ts");
+  return HookedTransformer.fromPretrained(opts.model, {
+    backend: opts.backend,
+    processing: opts.process === false ? false : undefined,
+    hub: { offline: opts.offline, progress: true },
+  });
+}
+
+/** An error whose message is the whole story for the user (no stack trace). */
+export class UsageError extends Error {}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Parses "7.11,10.1"-style lists of layer.index pairs. */
+export function parseLayerIndexList(text: string, what: string): [number, number][] {
+  return text.split(",").map((part) => {
+    const m = /^\s*(\d+)\.(\d+)\s*$/.exec(part);
+    if (!m) throw new UsageError(`Bad ${what} "${part}": write LAYER.INDEX, e.g. 7.11`);
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
+export function parseIntOption(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got "${value}"`);
+    return n;
+  };
+}
+
+/** Collects a repeatable option (`--prompt a --prompt b`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
