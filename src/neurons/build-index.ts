@@ -1,0 +1,224 @@
+/**
+ * Build a neuron index: stream corpus contexts through the model in batches and keep, for every neuron
+ * of the chosen layers, its top-k examples, activation histogram and positive count. Checkpoints every
+ * N contexts (atomically, see index-store.ts); a resumed run continues from the last checkpoint's batch
+ * boundary and ends with exactly the store an uninterrupted run writes.
+ */
+import { existsSync } from "node:fs";
+import { type Context, corpusContexts, DEFAULT_CONTEXT_LEN, type Shard } from "../corpus/contexts.ts";
+import type { DocumentSource } from "../corpus/sources.ts";
+import {
+  type IndexManifest,
+  type IndexProgress,
+  type IndexSettings,
+  manifestPath,
+  readIndexState,
+  readManifest,
+  settingsDifference,
+  writeIndexState,
+} from "./index-store.ts";
+import { type MlpModel, resolveLayers, runMlpPost } from "./mlp-activations.ts";
+import { DEFAULT_HISTOGRAM, type HistogramSpec, NeuronStats, type RowRefs } from "./neuron-stats.ts";
+
+export interface BuildIndexOptions {
+  outDir: string;
+  /** Model name or path as given by the user (recorded; resuming and merging require it equal). */
+  modelName: string;
+  /** Layers to track (default all). */
+  layers?: number[];
+  topK?: number;
+  contextLen?: number;
+  maxTokens?: number;
+  /** JSONL text field (recorded only). */
+  textField?: string;
+  histogram?: HistogramSpec;
+  /** Contexts per forward pass (default 8). */
+  batchSize?: number;
+  shard?: Shard;
+  /** Write a checkpoint after at least this many contexts since the last one (default 512). */
+  checkpointEvery?: number;
+  /** Continue an existing, unfinished index in outDir instead of refusing to touch it. */
+  resume?: boolean;
+  /** Stop (after the current batch) when aborted. */
+  signal?: AbortSignal;
+  /** Stop after this many batches in this call. */
+  maxBatches?: number;
+  /** Checkpoint when stopped early (default true; false behaves like a crash after the last checkpoint). */
+  checkpointOnStop?: boolean;
+  onProgress?: (progress: IndexProgress) => void;
+}
+
+export interface BuildIndexResult {
+  /** The store's manifest (null if stopped early before any checkpoint was written). */
+  manifest: IndexManifest | null;
+  /** Tokens indexed in this call and the rate over model run plus statistics update. */
+  tokensThisRun: number;
+  tokensPerSecond: number;
+}
+
+export const DEFAULT_TOP_K = 20;
+export const DEFAULT_BATCH_SIZE = 8;
+export const DEFAULT_CHECKPOINT_EVERY = 512;
+
+export async function buildIndex(
+  model: MlpModel,
+  source: DocumentSource,
+  opts: BuildIndexOptions,
+): Promise<BuildIndexResult> {
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  const settings: IndexSettings = {
+    model: opts.modelName,
+    dMlp: model.cfg.dMlp,
+    layers: resolveLayers(opts.layers, model.cfg.nLayers),
+    corpus: source.name,
+    textField: opts.textField ?? "text",
+    contextLen: opts.contextLen ?? DEFAULT_CONTEXT_LEN,
+    maxTokens: opts.maxTokens ?? null,
+    topK: opts.topK ?? DEFAULT_TOP_K,
+    histogram: opts.histogram ?? DEFAULT_HISTOGRAM,
+    batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
+  };
+  if (settings.contextLen > model.cfg.nCtx) {
+    throw new Error(
+      `Context length ${settings.contextLen} exceeds the model's ${model.cfg.nCtx} positions: pass --context-len <= ${model.cfg.nCtx}.`,
+    );
+  }
+  const { layers, dMlp, batchSize } = settings;
+
+  let stats: NeuronStats;
+  let contexts: Map<number, Uint32Array>;
+  let progress: IndexProgress;
+  if (existsSync(manifestPath(opts.outDir))) {
+    if (!opts.resume) {
+      throw new Error(
+        `${opts.outDir} already holds a neuron index. Pass --resume to continue it, or choose another --out directory.`,
+      );
+    }
+    const state = readIndexState(opts.outDir);
+    const diff = settingsDifference(state.manifest.settings, settings);
+    if (diff)
+      throw new Error(
+        `Cannot resume ${opts.outDir}: it was built with other settings (${diff}). Use the same options.`,
+      );
+    if (JSON.stringify(state.manifest.shard) !== JSON.stringify(shard)) {
+      throw new Error(
+        `Cannot resume ${opts.outDir}: it is shard ${fmtShard(state.manifest.shard)}, not ${fmtShard(shard)}.`,
+      );
+    }
+    if (state.manifest.progress.complete)
+      return { manifest: state.manifest, tokensThisRun: 0, tokensPerSecond: 0 };
+    ({ stats, contexts } = state);
+    progress = { ...state.manifest.progress };
+  } else {
+    stats = new NeuronStats(layers.length * dMlp, settings.topK, settings.histogram);
+    contexts = new Map();
+    progress = { nextContext: 0, contexts: 0, tokens: 0, complete: false };
+  }
+
+  const stream = corpusContexts(source, {
+    contextLen: settings.contextLen,
+    maxTokens: settings.maxTokens ?? undefined,
+    shard,
+    startContext: progress.nextContext,
+  });
+  const checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  const maxRows = batchSize * settings.contextLen;
+  const refs: RowRefs = {
+    rows: new Int32Array(maxRows),
+    contextIds: new Uint32Array(maxRows),
+    positions: new Uint16Array(maxRows),
+    count: 0,
+  };
+  let sinceCheckpoint = 0;
+  let batches = 0;
+  let tokensThisRun = 0;
+  let busyMs = 0;
+  const save = () => writeIndexState(opts.outDir, settings, shard, progress, stats, contexts);
+
+  for (;;) {
+    const batch: Context[] = [];
+    let next = stream.next();
+    while (!next.done) {
+      batch.push(next.value);
+      if (batch.length === batchSize) break;
+      next = stream.next();
+    }
+    if (batch.length > 0) {
+      const t0 = performance.now();
+      const run = runMlpPost(
+        model,
+        batch.map((c) => c.tokens),
+        layers,
+      );
+      fillRowRefs(refs, batch, run.pos);
+      for (let slot = 0; slot < layers.length; slot++)
+        stats.addBlock(run.actsBPM[slot], dMlp, slot * dMlp, refs);
+      stats.addTokens(refs.count);
+      busyMs += performance.now() - t0;
+      for (const c of batch) contexts.set(c.id, Uint32Array.from(c.tokens));
+      progress.nextContext = batch[batch.length - 1].id + 1;
+      progress.contexts += batch.length;
+      progress.tokens += refs.count;
+      tokensThisRun += refs.count;
+      sinceCheckpoint += batch.length;
+      batches++;
+      if (batches % 32 === 0) pruneContexts(contexts, stats);
+    }
+    if (next.done) {
+      // The generator's return value is the corpus's context count, the same for every shard.
+      progress.nextContext = next.value;
+      progress.complete = true;
+      pruneContexts(contexts, stats);
+      break;
+    }
+    if (sinceCheckpoint >= checkpointEvery) {
+      pruneContexts(contexts, stats);
+      save();
+      sinceCheckpoint = 0;
+    }
+    opts.onProgress?.({ ...progress });
+    // Yield to the event loop so a SIGINT handler can abort between batches.
+    await new Promise((resolve) => setImmediate(resolve));
+    const stopped = opts.signal?.aborted || (opts.maxBatches !== undefined && batches >= opts.maxBatches);
+    if (stopped) {
+      const manifest =
+        (opts.checkpointOnStop ?? true)
+          ? save()
+          : existsSync(manifestPath(opts.outDir))
+            ? readManifest(opts.outDir)
+            : null;
+      return { manifest, tokensThisRun, tokensPerSecond: rate(tokensThisRun, busyMs) };
+    }
+  }
+  const manifest = save();
+  opts.onProgress?.({ ...progress });
+  return { manifest, tokensThisRun, tokensPerSecond: rate(tokensThisRun, busyMs) };
+}
+
+/** Row refs for the real (non-padding) tokens of a right-padded batch, in (context, position) order. */
+function fillRowRefs(refs: RowRefs, batch: readonly Context[], pos: number): void {
+  let n = 0;
+  batch.forEach((c, b) => {
+    for (let p = 0; p < c.tokens.length; p++) {
+      refs.rows[n] = b * pos + p;
+      refs.contextIds[n] = c.id;
+      refs.positions[n] = p;
+      n++;
+    }
+  });
+  refs.count = n;
+}
+
+/** Drop tokens of contexts no kept example refers to any more (memory stays bounded). */
+function pruneContexts(contexts: Map<number, Uint32Array>, stats: NeuronStats): void {
+  const keep = stats.referencedContexts();
+  for (const id of contexts.keys()) if (!keep.has(id)) contexts.delete(id);
+}
+
+function rate(tokens: number, ms: number): number {
+  return ms > 0 ? (tokens * 1000) / ms : 0;
+}
+
+function fmtShard(s: Shard): string {
+  return `${s.index}/${s.count}`;
+}

@@ -1,0 +1,201 @@
+/**
+ * On-disk neuron index: a directory with `manifest.json` and little-endian typed-array files (see
+ * docs/neurons.md for why not SQLite). Writes are crash-safe without fsync games: data files get fresh
+ * names per checkpoint generation, then the manifest naming them is replaced atomically (write + rename),
+ * then the previous generation's files are deleted. A reader always sees one consistent generation.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Shard } from "../corpus/contexts.ts";
+import { type HistogramSpec, NeuronStats } from "./neuron-stats.ts";
+
+export const INDEX_FORMAT = "circuitscope-neuron-index";
+export const INDEX_VERSION = 1;
+
+/** Everything that determines an index's content; two runs with equal settings give identical stores. */
+export interface IndexSettings {
+  model: string;
+  dMlp: number;
+  layers: number[];
+  corpus: string;
+  textField: string;
+  contextLen: number;
+  maxTokens: number | null;
+  topK: number;
+  histogram: HistogramSpec;
+  batchSize: number;
+}
+
+export interface IndexProgress {
+  /** Global id of the next corpus context to consider (all before it are done or another shard's). */
+  nextContext: number;
+  /** Contexts and tokens indexed by this store. */
+  contexts: number;
+  tokens: number;
+  complete: boolean;
+}
+
+export interface IndexManifest {
+  format: typeof INDEX_FORMAT;
+  version: number;
+  settings: IndexSettings;
+  shard: Shard;
+  progress: IndexProgress;
+  /** Checkpoint generation of the data files (null once complete: final files have plain names). */
+  generation: number | null;
+  files: Record<DataFile, string>;
+}
+
+const DATA_FILES = {
+  topValues: "top-values.f32",
+  topContexts: "top-contexts.u32",
+  topPositions: "top-positions.u16",
+  histogram: "histogram.u32",
+  positive: "positive.u32",
+  contextIds: "context-ids.u32",
+  contextOffsets: "context-offsets.u32",
+  contextTokens: "context-tokens.u32",
+} as const;
+type DataFile = keyof typeof DATA_FILES;
+
+const MANIFEST = "manifest.json";
+
+export interface IndexState {
+  manifest: IndexManifest;
+  stats: NeuronStats;
+  /** Tokens of every context a kept example refers to. */
+  contexts: Map<number, Uint32Array>;
+}
+
+export function manifestPath(dir: string): string {
+  return join(dir, MANIFEST);
+}
+
+export function readManifest(dir: string): IndexManifest {
+  const path = manifestPath(dir);
+  if (!existsSync(path)) {
+    throw new Error(
+      `${dir} is not a neuron index (no ${MANIFEST}). Build one with: circuitscope index --model M --corpus C --out ${dir}`,
+    );
+  }
+  const manifest = JSON.parse(readFileSync(path, "utf8")) as IndexManifest;
+  if (manifest.format !== INDEX_FORMAT || manifest.version !== INDEX_VERSION) {
+    throw new Error(
+      `${path} is not a version-${INDEX_VERSION} ${INDEX_FORMAT} manifest; rebuild the index with this circuitscope.`,
+    );
+  }
+  return manifest;
+}
+
+/** Write a checkpoint (`final` false) or the finished index (`final` true) to `dir`. */
+export function writeIndexState(
+  dir: string,
+  settings: IndexSettings,
+  shard: Shard,
+  progress: IndexProgress,
+  stats: NeuronStats,
+  contexts: Map<number, Uint32Array>,
+): IndexManifest {
+  mkdirSync(dir, { recursive: true });
+  const previous = existsSync(manifestPath(dir)) ? readManifest(dir) : null;
+  const generation = progress.complete ? null : (previous?.generation ?? 0) + 1;
+  const files = Object.fromEntries(
+    Object.entries(DATA_FILES).map(([key, name]) => [
+      key,
+      generation === null ? name : name.replace(".", `.g${generation}.`),
+    ]),
+  ) as Record<DataFile, string>;
+
+  const referenced = stats.referencedContexts();
+  const ids = [...referenced].sort((a, b) => a - b);
+  const offsets = new Uint32Array(ids.length + 1);
+  ids.forEach((id, i) => {
+    const toks = contexts.get(id);
+    if (!toks)
+      throw new Error(
+        `Internal error: tokens of context ${id} were dropped while an example still refers to it.`,
+      );
+    offsets[i + 1] = offsets[i] + toks.length;
+  });
+  const tokens = new Uint32Array(offsets[ids.length]);
+  for (const [i, id] of ids.entries()) tokens.set(contexts.get(id)!, offsets[i]);
+
+  const sorted = stats.sortedArrays();
+  const data: Record<DataFile, ArrayBufferView> = {
+    topValues: sorted.values,
+    topContexts: sorted.contexts,
+    topPositions: sorted.positions,
+    histogram: stats.histogram,
+    positive: stats.positive,
+    contextIds: Uint32Array.from(ids),
+    contextOffsets: offsets,
+    contextTokens: tokens,
+  };
+  for (const key of Object.keys(DATA_FILES) as DataFile[]) writeAtomic(join(dir, files[key]), data[key]);
+
+  const manifest: IndexManifest = {
+    format: INDEX_FORMAT,
+    version: INDEX_VERSION,
+    settings,
+    shard,
+    progress,
+    generation,
+    files,
+  };
+  writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+  if (previous) {
+    for (const key of Object.keys(DATA_FILES) as DataFile[]) {
+      if (previous.files[key] !== files[key]) rmSync(join(dir, previous.files[key]), { force: true });
+    }
+  }
+  return manifest;
+}
+
+export function readIndexState(dir: string): IndexState {
+  const manifest = readManifest(dir);
+  const { settings } = manifest;
+  const nNeurons = settings.layers.length * settings.dMlp;
+  const stats = new NeuronStats(nNeurons, settings.topK, settings.histogram);
+  const f = manifest.files;
+  stats.loadSorted(
+    readTyped(dir, f.topValues, Float32Array),
+    readTyped(dir, f.topContexts, Uint32Array),
+    readTyped(dir, f.topPositions, Uint16Array),
+  );
+  stats.histogram.set(readTyped(dir, f.histogram, Uint32Array));
+  stats.positive.set(readTyped(dir, f.positive, Uint32Array));
+  stats.tokens = manifest.progress.tokens;
+  const ids = readTyped(dir, f.contextIds, Uint32Array);
+  const offsets = readTyped(dir, f.contextOffsets, Uint32Array);
+  const tokens = readTyped(dir, f.contextTokens, Uint32Array);
+  const contexts = new Map<number, Uint32Array>();
+  for (const [i, id] of ids.entries()) contexts.set(id, tokens.slice(offsets[i], offsets[i + 1]));
+  return { manifest, stats, contexts };
+}
+
+type TypedCtor<T> = { new (buffer: ArrayBuffer): T; BYTES_PER_ELEMENT: number };
+
+function readTyped<T>(dir: string, name: string, ctor: TypedCtor<T>): T {
+  const buf = readFileSync(join(dir, name));
+  // Copy into a fresh, aligned ArrayBuffer (a Buffer may sit at any offset of a shared pool).
+  return new ctor(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
+}
+
+function writeAtomic(path: string, data: ArrayBufferView | string): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(
+    tmp,
+    typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
+  renameSync(tmp, path);
+}
+
+/** Are two settings equal (so their indexes can be resumed into or merged)? Names the first difference. */
+export function settingsDifference(a: IndexSettings, b: IndexSettings): string | null {
+  for (const key of Object.keys(a) as (keyof IndexSettings)[]) {
+    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) {
+      return `${key}: ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
+    }
+  }
+  return null;
+}

@@ -1,0 +1,72 @@
+/**
+ * Merge the finished shard indexes `0/n ... n-1/n` of one corpus into the index a single run would
+ * have written (byte for byte: examples are totally ordered, counts are integer sums).
+ */
+import { existsSync } from "node:fs";
+import {
+  type IndexManifest,
+  manifestPath,
+  readIndexState,
+  settingsDifference,
+  writeIndexState,
+} from "./index-store.ts";
+import { NeuronStats } from "./neuron-stats.ts";
+
+export function mergeIndexes(shardDirs: readonly string[], outDir: string): IndexManifest {
+  if (shardDirs.length === 0)
+    throw new Error("No shard indexes to merge: pass the directories of shards 0/n .. n-1/n.");
+  if (existsSync(manifestPath(outDir))) {
+    throw new Error(`${outDir} already holds a neuron index; merge into a new directory.`);
+  }
+  const states = shardDirs.map((d) => readIndexState(d));
+  const first = states[0].manifest;
+  const count = first.shard.count;
+  const seen = new Set<number>();
+  states.forEach(({ manifest }, i) => {
+    const dir = shardDirs[i];
+    const diff = settingsDifference(first.settings, manifest.settings);
+    if (diff)
+      throw new Error(
+        `${dir} was built with other settings than ${shardDirs[0]} (${diff}); only shards of one run merge.`,
+      );
+    if (!manifest.progress.complete)
+      throw new Error(`${dir} is unfinished; complete it with --resume before merging.`);
+    if (manifest.shard.count !== count || seen.has(manifest.shard.index)) {
+      throw new Error(
+        `${dir} is shard ${manifest.shard.index}/${manifest.shard.count}: shards must be distinct parts of one split.`,
+      );
+    }
+    if (manifest.progress.nextContext !== first.progress.nextContext) {
+      throw new Error(
+        `${dir} saw a different corpus length than ${shardDirs[0]}: was the corpus changed between shards?`,
+      );
+    }
+    seen.add(manifest.shard.index);
+  });
+  if (seen.size !== count) {
+    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+    throw new Error(
+      `Missing shard(s) ${missing.map((i) => `${i}/${count}`).join(", ")}: merge needs all ${count}.`,
+    );
+  }
+
+  const { settings } = first;
+  const merged = new NeuronStats(settings.layers.length * settings.dMlp, settings.topK, settings.histogram);
+  const contexts = new Map<number, Uint32Array>();
+  for (const { stats, contexts: ctx } of states) {
+    for (let g = 0; g < merged.nNeurons; g++) {
+      for (const e of stats.top(g)) merged.offer(g, e.value, e.contextId, e.position);
+    }
+    for (let i = 0; i < merged.histogram.length; i++) merged.histogram[i] += stats.histogram[i];
+    for (let g = 0; g < merged.nNeurons; g++) merged.positive[g] += stats.positive[g];
+    merged.addTokens(stats.tokens);
+    for (const [id, toks] of ctx) contexts.set(id, toks);
+  }
+  const progress = {
+    nextContext: first.progress.nextContext,
+    contexts: states.reduce((a, s) => a + s.manifest.progress.contexts, 0),
+    tokens: merged.tokens,
+    complete: true,
+  };
+  return writeIndexState(outDir, settings, { index: 0, count: 1 }, progress, merged, contexts);
+}
