@@ -6,6 +6,7 @@ import {
   generatePrompts,
   type PromptPair,
   parsePromptFile,
+  positionRoles,
   validatePairs,
 } from "../../src/studies/contractions/prompts.ts";
 import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
@@ -69,6 +70,12 @@ describe("generated prompts", () => {
       assert.equal(p.cleanTokens.length, p.corruptedTokens.length);
       assert.equal(tok.decode([p.cleanTokens.at(-1)!]), ` ${p.pronoun}`);
       assert.deepEqual(p.diffPositions, [2], p.clean); // [BOS][Subject][contraction]
+      // Every prompt of a group has the template's positions, so per-position results align across prompts.
+      assert.equal(p.cleanTokens.length, positionRoles(selectGroups([p.group])[0]).length);
+      assert.equal(
+        tok.decode([p.cleanTokens[p.roles!.indexOf("connective")]]).trim(),
+        p.clean.split(" ").at(-2),
+      );
       assert.equal(tok.decode([p.answerToken]), p.answer);
       assert.equal(tok.decode([p.wrongToken]), p.wrong);
       // The corrupted prompt uses the full form where the clean one has the contraction.
@@ -100,6 +107,7 @@ describe("validation drops bad pairs with a reason", () => {
       /not the pronoun/,
     ],
     [{ corrupted: "We are helping our friend while you" }, /end with different tokens/],
+    [{ roles: ["<BOS>", "subject"] }, /template has 2 positions/],
   ];
   for (const [change, reason] of cases) {
     it(`${JSON.stringify(change)} → ${reason}`, () => {

@@ -19,6 +19,8 @@ export interface PromptPair {
   group: string;
   /** The final pronoun, when known (generated prompts): validation checks the prompt ends with it. */
   pronoun?: string;
+  /** What each token position holds, when known (generated prompts): validation checks the token count. */
+  roles?: string[];
 }
 
 /** A pair that passed validation, with its tokens (BOS prepended). */
@@ -58,6 +60,7 @@ export const TEMPLATE_VERBS: readonly string[] = [
   "inviting",
   "training",
 ];
+/** Objects of exactly two tokens, so every prompt of a group has the same positions (see `positionRoles`). */
 export const TEMPLATE_OBJECTS: readonly string[] = [
   "our friend",
   "the neighbors",
@@ -66,12 +69,17 @@ export const TEMPLATE_OBJECTS: readonly string[] = [
   "the kids",
   "his brother",
   "her parents",
-  "the new students",
   "a colleague",
-  "the old man",
   "your cousin",
   "the team",
+  "the doctor",
+  "my boss",
+  "the children",
+  "our guests",
+  "the players",
+  "my uncle",
 ];
+/** Single-token connectives. */
 export const TEMPLATE_CONNECTIVES: readonly string[] = [
   "while",
   "because",
@@ -80,10 +88,31 @@ export const TEMPLATE_CONNECTIVES: readonly string[] = [
   "since",
   "although",
   "so",
-  "even though",
-  "now that",
   "whenever",
+  "when",
+  "though",
+  "if",
+  "until",
 ];
+
+/**
+ * What each token position of a group's generated prompts holds (BOS included). Template pieces are
+ * chosen so every prompt of a group tokenizes to exactly these positions, which lets per-position
+ * results be averaged over prompts; validation checks it.
+ */
+export function positionRoles(group: GroupSpec): string[] {
+  return [
+    "<BOS>",
+    "subject",
+    "contraction",
+    ...(group.form.auxiliary ? ["auxiliary"] : []),
+    "verb",
+    "object",
+    "object₂",
+    "connective",
+    "pronoun",
+  ];
+}
 
 /** The clean and corrupted sentences of one template filling. */
 export function fillTemplate(
@@ -151,6 +180,7 @@ export function generatePrompts(groups: readonly GroupSpec[], perGroup: number, 
         wrong: group.final.wrong,
         group: group.name,
         pronoun: group.final.pronoun,
+        roles: positionRoles(group),
       });
     }
   }
@@ -183,6 +213,9 @@ export function validatePair(
   const corruptedTokens = tok.toTokens(pair.corrupted);
   if (cleanTokens.length !== corruptedTokens.length) {
     return `clean is ${cleanTokens.length} tokens but corrupted is ${corruptedTokens.length}; they must be the same length`;
+  }
+  if (pair.roles !== undefined && pair.roles.length !== cleanTokens.length) {
+    return `${cleanTokens.length} tokens but the template has ${pair.roles.length} positions (${pair.roles.join(" ")})`;
   }
   if (opts.maxTokens !== undefined && cleanTokens.length > opts.maxTokens) {
     return `${cleanTokens.length} tokens exceeds the model's context of ${opts.maxTokens}`;
