@@ -1,0 +1,196 @@
+/**
+ * Renders a demo report with one figure of each kind and saves PNG screenshots of each figure as drawn by
+ * chromium (OUTDIR/browser/), plus the static SVG/PNG exports (OUTDIR/export/) and the page (OUTDIR/demo.html).
+ *
+ *   node --import tsx scripts/screenshots.ts OUTDIR
+ *
+ * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import {
+  attentionView,
+  barChart,
+  type Figure,
+  heatmap,
+  lineChart,
+  renderHtmlReport,
+  scatterChart,
+  tokenPositionLabels,
+  tokenView,
+  writeFigureFiles,
+} from "../src/viz/index.ts";
+import { launchBrowser } from "../test/helpers/browser.ts";
+
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = rng(7);
+const noise = (s: number) => (rand() - 0.5) * 2 * s;
+
+const TOKENS = [
+  "<|endoftext|>", "When", " John", " and", " Mary", " went", " to", " the", " store", ",", " John", " gave", " a", " drink", " to",
+];
+const LAYERS = Array.from({ length: 12 }, (_, l) => `L${l}`);
+const HEADS = Array.from({ length: 12 }, (_, h) => `H${h}`);
+
+function demoFigures(): { figure: Figure; caption: string; name: string }[] {
+  const strong: Record<string, number> = { "9,9": 1.9, "9,6": 1.2, "10,0": 0.9, "10,7": -1.1, "11,10": -0.7, "8,10": 0.35, "7,3": 0.3 };
+  const headAttr = LAYERS.map((_, l) => HEADS.map((_, h) => strong[`${l},${h}`] ?? noise(0.08)));
+  const clean = ["embed", ...LAYERS].map((_, i) => (i < 9 ? 0.05 * i + noise(0.05) : 0.45 + (i - 8) * 0.85 + noise(0.1)));
+  const corrupt = clean.map(() => noise(0.15));
+  const band = (v: number[], w: number) => ({ lower: v.map((x) => x - w), upper: v.map((x) => x + w) });
+  const nPos = TOKENS.length;
+  const patch = LAYERS.map((_, l) =>
+    TOKENS.map((_, p) => {
+      const early = l <= 8 ? 1 : Math.max(0, 1 - (l - 8) * 0.4);
+      if (p === 4) return early * 0.95 + noise(0.03);
+      if (p === 10) return early * 0.55 + noise(0.03);
+      if (p === nPos - 1) return (1 - early) * 0.95 + noise(0.03);
+      return noise(0.02);
+    }),
+  );
+  const top = headAttr
+    .flatMap((row, l) => row.map((v, h) => ({ label: `L${l}H${h}`, v })))
+    .sort((a, b) => Math.abs(b.v) - Math.abs(a.v))
+    .slice(0, 10);
+  const points = headAttr.flatMap((row, l) =>
+    row.map((v, h) => ({ label: `L${l}H${h}`, x: v, y: v * (0.8 + noise(0.15)) + noise(0.05), group: l >= 9 ? "layers 9-11" : "layers 0-8" })),
+  );
+  const causal = (f: (d: number, s: number) => number) =>
+    TOKENS.map((_, d) => {
+      const row = TOKENS.map((_, s) => (s <= d ? Math.exp(f(d, s)) : 0));
+      const z = row.reduce((a, b) => a + b, 0);
+      return row.map((x) => x / z);
+    });
+  const heads = [
+    { label: "L9H9 (name mover)", pattern: causal((d, s) => (d === nPos - 1 && s === 4 ? 4 : s === 0 ? 1.5 : noise(0.5))) },
+    { label: "L4H11 (previous token)", pattern: causal((d, s) => (s === d - 1 ? 4 : s === 0 ? 1 : noise(0.3))) },
+    { label: "L0H1 (duplicate token)", pattern: causal((d, s) => (d === 10 && s === 2 ? 3.5 : s === d ? 1.2 : noise(0.4))) },
+  ];
+  const neuronSamples = [
+    { label: "sample 1", text: ["The", " cat", " sat", " on", " the", " mat", "."] },
+    { label: "sample 2 (code)", text: ["if", " (", "a", " <", " b", " &&", " c", ")", " {", "\n", "  ", "return", ' "', "x", '";', "\n", "}"] },
+    { label: "sample 3", text: [" In", " 1969", ",", " Apollo", " 11", " landed", " on", " the", " Moon", " in", " July", "."] },
+  ].map((s) => ({
+    label: s.label,
+    tokens: s.text,
+    values: s.text.map((t) => (/\d/.test(t) ? 2.5 + noise(0.8) : /[<&{(]/.test(t) ? -0.8 + noise(0.2) : noise(0.4))),
+  }));
+  return [
+    {
+      name: "line",
+      figure: lineChart({
+        title: "Logit difference after each layer (demo data)",
+        x: ["embed", ...LAYERS],
+        series: [
+          { name: "clean", values: clean, ...band(clean, 0.25) },
+          { name: "corrupted (ABC)", values: corrupt, ...band(corrupt, 0.2) },
+        ],
+        xTitle: "residual stream after",
+        yTitle: "logit diff (IO - S)",
+      }),
+      caption: "Logit lens: the IO-vs-S logit difference emerges after layer 9. Bands: 95% interval over prompts.",
+    },
+    {
+      name: "bar",
+      figure: barChart({
+        title: "Top heads by direct effect (demo data)",
+        labels: top.map((t) => t.label),
+        values: top.map((t) => t.v),
+        errors: top.map(() => 0.05 + rand() * 0.1),
+        valueTitle: "direct logit attribution",
+      }),
+      caption: "Ten largest heads by |direct logit attribution|, with standard errors over prompts.",
+    },
+    {
+      name: "heatmap-heads",
+      figure: heatmap({
+        title: "Direct logit attribution per head (demo data)",
+        rowLabels: LAYERS,
+        colLabels: HEADS,
+        values: headAttr,
+        rowTitle: "layer",
+        colTitle: "head",
+        valueTitle: "logit diff",
+      }),
+      caption: "Blue heads push towards the indirect object, red heads against it; white is no effect.",
+    },
+    {
+      name: "heatmap-positions",
+      figure: heatmap({
+        title: "Activation patching: resid_pre by layer and position (demo data)",
+        rowLabels: LAYERS,
+        colLabels: tokenPositionLabels(TOKENS),
+        values: patch,
+        rowTitle: "layer",
+        colTitle: "position",
+        valueTitle: "logit diff recovered",
+      }),
+      caption: "Fraction of the clean logit difference restored by patching one residual stream position.",
+    },
+    {
+      name: "scatter",
+      figure: scatterChart({
+        title: "Attribution patching vs activation patching (demo data)",
+        points,
+        xTitle: "attribution estimate",
+        yTitle: "exact patching effect",
+        identityLine: true,
+      }),
+      caption: "Each point is a head; the dashed line is y = x.",
+    },
+    {
+      name: "attention",
+      figure: attentionView({ title: "Attention patterns (demo data)", tokens: TOKENS, heads }),
+      caption: "Pick a head; hover a token to see what it attends to (row) and what attends to it (column).",
+    },
+    {
+      name: "tokens",
+      figure: tokenView({
+        title: "Neuron L5 N1234 activation (demo data)",
+        samples: neuronSamples,
+        valueLabel: "L5 N1234 activation",
+        scale: "diverging",
+      }),
+      caption: "Tokens coloured by the neuron's activation (blue positive, red negative).",
+    },
+  ];
+}
+
+async function main(): Promise<void> {
+  const outDir = process.argv[2];
+  if (!outDir) throw new Error("usage: node --import tsx scripts/screenshots.ts OUTDIR");
+  const figs = demoFigures();
+  mkdirSync(join(outDir, "browser"), { recursive: true });
+  const html = renderHtmlReport({
+    title: "circuitscope figures — DEMO DATA",
+    subtitle: "Synthetic data shaped like an IOI study; not produced by any model.",
+    sections: [{ heading: "One figure of each kind", figures: figs.map(({ figure, caption }) => ({ figure, caption })) }],
+  });
+  const htmlPath = resolve(join(outDir, "demo.html"));
+  writeFileSync(htmlPath, html);
+  for (const f of figs) await writeFigureFiles(join(outDir, "export"), f.name, f.figure, { png: true });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, deviceScaleFactor: 1.5 });
+    await page.goto(pathToFileURL(htmlPath).href);
+    await page.waitForSelector("body[data-cs-ready]");
+    const frames = await page.$$("figure.cs-figure");
+    for (let k = 0; k < frames.length; k++) {
+      const file = join(outDir, "browser", `${String(k + 1).padStart(2, "0")}-${figs[k].name}.png`);
+      await frames[k].screenshot({ path: file });
+      console.log(file);
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+await main();

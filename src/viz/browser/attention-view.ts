@@ -1,0 +1,126 @@
+import { formatValue } from "../color-scale.ts";
+import type { AttentionData } from "../figure.ts";
+import { displayToken } from "../token-labels.ts";
+import { ATTENTION_SCALE, attentionGridSvg } from "../views/attention-svg.ts";
+
+const TOP_K = 3;
+
+function topK(values: number[], labels: string[]): string {
+  return values
+    .map((v, i) => [v, i] as const)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, TOP_K)
+    .map(([v, i]) => `<b>${escapeHtml(labels[i])}</b> ${formatValue(v)}`)
+    .join(", ");
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/**
+ * Interactive attention view: head tabs, a token strip, and the head's [dest x src] grid (the same SVG as
+ * the paper export). Hovering token i (in the strip or on either axis) outlines row i (what i attends to)
+ * and column i (what attends to i), dims the rest, colours the strip by row i and lists the top values.
+ */
+export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
+  const labels = data.tokens.map((t, i) => `${i}: ${displayToken(t)}`);
+  el.classList.add("cs-attention");
+  el.innerHTML = "";
+  const tabs = el.appendChild(document.createElement("div"));
+  tabs.className = "cs-head-tabs";
+  tabs.setAttribute("role", "tablist");
+  const strip = el.appendChild(document.createElement("div"));
+  strip.className = "cs-token-strip";
+  const info = el.appendChild(document.createElement("div"));
+  info.className = "cs-info";
+  const gridHost = el.appendChild(document.createElement("div"));
+  gridHost.className = "cs-grid-host";
+
+  let head = 0;
+  const tokenSpans = data.tokens.map((t, i) => {
+    const span = strip.appendChild(document.createElement("span"));
+    span.className = "cs-tok";
+    span.dataset.index = String(i);
+    span.textContent = displayToken(t);
+    return span;
+  });
+  const idleInfo = "Hover a token to see what it attends to (its row) and what attends to it (its column).";
+
+  const clear = () => {
+    for (const c of gridHost.querySelectorAll(".cs-cell, .cs-label"))
+      c.classList.remove("cs-dim", "cs-row", "cs-col", "cs-focus");
+    for (const s of tokenSpans) {
+      s.classList.remove("cs-focus");
+      s.style.background = "";
+      s.style.color = "";
+      s.querySelector("sub")?.remove();
+    }
+    info.textContent = idleInfo;
+  };
+
+  const focusToken = (i: number) => {
+    clear();
+    const pattern = data.heads[head].pattern;
+    for (const c of gridHost.querySelectorAll<SVGRectElement>(".cs-cell")) {
+      const d = Number(c.dataset.dest);
+      const s = Number(c.dataset.src);
+      if (d === i) c.classList.add("cs-row");
+      if (s === i) c.classList.add("cs-col");
+      if (d !== i && s !== i) c.classList.add("cs-dim");
+    }
+    for (const l of gridHost.querySelectorAll<SVGTextElement>(`.cs-label[data-index="${i}"]`))
+      l.classList.add("cs-focus");
+    tokenSpans.forEach((span, j) => {
+      const v = pattern[i][j];
+      span.style.background = ATTENTION_SCALE.color(v);
+      span.style.color = ATTENTION_SCALE.textColor(v);
+      const sub = span.appendChild(document.createElement("sub"));
+      sub.textContent = formatValue(v);
+    });
+    tokenSpans[i].classList.add("cs-focus");
+    const column = pattern.map((row) => row[i]);
+    info.innerHTML =
+      `<div><b>${escapeHtml(labels[i])}</b> attends to: ${topK(pattern[i], labels)}</div>` +
+      `<div>attended to by: ${topK(column, labels)}</div>`;
+  };
+
+  const focusCell = (d: number, s: number, cell: Element) => {
+    clear();
+    cell.classList.add("cs-focus");
+    info.innerHTML = `<b>${escapeHtml(labels[d])}</b> → <b>${escapeHtml(labels[s])}</b>: ${formatValue(data.heads[head].pattern[d][s])}`;
+  };
+
+  const showHead = (h: number) => {
+    head = h;
+    tabs.querySelectorAll("button").forEach((b, k) => {
+      b.setAttribute("aria-selected", String(k === h));
+    });
+    gridHost.innerHTML = attentionGridSvg(data.tokens, data.heads[h].pattern, data.heads[h].label);
+    clear();
+  };
+
+  data.heads.forEach((h, k) => {
+    const b = tabs.appendChild(document.createElement("button"));
+    b.type = "button";
+    b.setAttribute("role", "tab");
+    b.textContent = h.label;
+    b.addEventListener("click", () => showHead(k));
+  });
+
+  // Delegated listeners survive the grid being replaced when the head changes.
+  strip.addEventListener("mouseover", (e) => {
+    const t = (e.target as Element).closest<HTMLElement>(".cs-tok");
+    if (t) focusToken(Number(t.dataset.index));
+  });
+  gridHost.addEventListener("mouseover", (e) => {
+    const target = e.target as Element;
+    const label = target.closest<SVGTextElement>(".cs-label");
+    if (label) return focusToken(Number(label.dataset.index));
+    const cell = target.closest<SVGRectElement>(".cs-cell");
+    if (cell) focusCell(Number(cell.dataset.dest), Number(cell.dataset.src), cell);
+  });
+  strip.addEventListener("mouseleave", clear);
+  gridHost.addEventListener("mouseleave", clear);
+  showHead(0);
+}

@@ -1,0 +1,54 @@
+/**
+ * Browser entry (bundled by esbuild into `circuitscopeViz`, see src/viz/html/browser-bundle.ts): mounts a
+ * `Figure` into a DOM element. Used by the HTML report and by the web app.
+ */
+import embed from "vega-embed";
+import type { Figure } from "../figure.ts";
+import { mountAttentionView } from "./attention-view.ts";
+import { injectStyles } from "./styles.ts";
+import { mountTokenView } from "./token-view.ts";
+
+export async function mountFigure(el: HTMLElement, fig: Figure): Promise<void> {
+  injectStyles(el.ownerDocument);
+  el.dataset.csKind = fig.kind;
+  if (fig.kind === "attention" || fig.kind === "tokens") {
+    // Charts carry their title inside the Vega spec; the hand-written views get the same look here.
+    el.innerHTML = "";
+    const title = el.appendChild(el.ownerDocument.createElement("div"));
+    title.className = "cs-view-title";
+    title.textContent = fig.title;
+    const body = el.appendChild(el.ownerDocument.createElement("div"));
+    if (fig.kind === "attention") mountAttentionView(body, fig.data);
+    else mountTokenView(body, fig.data, "");
+    return;
+  }
+  // SVG renderer: crisp when zoomed, and the marks are DOM nodes the export menu and tests can see.
+  // No "open in editor" link: reports must work offline.
+  await embed(el, fig.spec, {
+    renderer: "svg",
+    actions: { export: true, source: false, compiled: false, editor: false },
+  });
+}
+
+/**
+ * Mounts every `[data-cs-figure="K"]` element under `root` with figure K from the JSON in
+ * `<script type="application/json" id="cs-figures">`. Resolves once all are drawn (sets body[data-cs-ready]).
+ */
+export async function mountAll(root: Document = document): Promise<void> {
+  const json = root.getElementById("cs-figures")?.textContent;
+  if (!json)
+    throw new Error('circuitscopeViz.mountAll: no <script id="cs-figures"> with figure JSON in the page.');
+  const figures = JSON.parse(json) as Figure[];
+  const targets = [...root.querySelectorAll<HTMLElement>("[data-cs-figure]")];
+  await Promise.all(
+    targets.map(async (el) => {
+      try {
+        await mountFigure(el, figures[Number(el.dataset.csFigure)]);
+      } catch (err) {
+        el.textContent = `Could not draw this figure: ${(err as Error).message}`;
+        console.error(err);
+      }
+    }),
+  );
+  root.body.dataset.csReady = "true";
+}

@@ -1,0 +1,31 @@
+/** CSS for the hand-written views and figure frames; injected once per document by `mountFigure`. */
+export const VIZ_CSS = `
+.cs-figure-body { overflow-x: auto; }
+.cs-view-title { font: bold 13px 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; margin: 2px 0 8px; }
+.cs-attention { font-family: 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; font-size: 13px; }
+.cs-head-tabs { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 8px; }
+.cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; border-radius: 4px; cursor: pointer; }
+.cs-head-tabs button[aria-selected="true"] { background: #08519c; color: #fff; border-color: #08519c; }
+.cs-token-strip { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; line-height: 2.1; margin: 4px 0; }
+.cs-token-strip .cs-tok { padding: 2px 3px; margin-right: 2px; border-radius: 3px; border: 1px solid #ddd; cursor: default; white-space: pre; }
+.cs-token-strip .cs-tok.cs-focus { outline: 2px solid #111; }
+.cs-token-strip .cs-tok sub { font-size: 9px; color: inherit; opacity: 0.8; margin-left: 2px; }
+.cs-info { min-height: 2.6em; color: #333; margin: 4px 0 6px; font-size: 12px; }
+.cs-info b { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-weight: normal; background: #eee; padding: 0 3px; border-radius: 2px; }
+.cs-attention-grid .cs-cell.cs-dim { opacity: 0.2; }
+.cs-attention-grid .cs-cell.cs-row, .cs-attention-grid .cs-cell.cs-col { stroke: #111; stroke-width: 0.6; }
+.cs-attention-grid .cs-cell.cs-focus { stroke: #d94801; stroke-width: 2; }
+.cs-attention-grid .cs-label { cursor: default; }
+.cs-attention-grid .cs-label.cs-focus { font-weight: bold; fill: #d94801; }
+.cs-token-view .cs-token { cursor: default; }
+.cs-token-view .cs-token.cs-focus rect { stroke: #111; stroke-width: 1.5; }
+.cs-tip { position: fixed; pointer-events: none; z-index: 1000; background: #fff; border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font: 12px 'DejaVu Sans', Arial, sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.2); white-space: pre; }
+`;
+
+export function injectStyles(doc: Document): void {
+  if (doc.getElementById("cs-viz-styles")) return;
+  const style = doc.createElement("style");
+  style.id = "cs-viz-styles";
+  style.textContent = VIZ_CSS;
+  doc.head.appendChild(style);
+}

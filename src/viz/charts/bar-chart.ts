@@ -1,0 +1,107 @@
+import type { TopLevelSpec } from "vega-lite";
+import type { ChartFigure } from "../figure.ts";
+import { distinctLabels } from "../token-labels.ts";
+import {
+  bandAxisLabels,
+  requireFinite,
+  requireLength,
+  requireNonEmpty,
+  VALUE_FORMAT,
+} from "./chart-input.ts";
+
+export interface BarChartOptions {
+  title: string;
+  labels: string[];
+  values: number[];
+  /** Error bars: a symmetric half-width per bar, or explicit lower/upper ends. */
+  errors?: number[] | { lower: number[]; upper: number[] };
+  /** Horizontal bars read better for many or long labels (default: vertical). */
+  horizontal?: boolean;
+  labelTitle?: string;
+  valueTitle?: string;
+}
+
+/** Labelled values, e.g. the top heads by attribution; bars are blue above 0 and red below, like the heatmaps. */
+export function barChart(opts: BarChartOptions): ChartFigure {
+  requireNonEmpty("labels", opts.labels.length);
+  requireLength("values", opts.values, opts.labels.length, "labels");
+  requireFinite("values", opts.values);
+  const labels = distinctLabels(opts.labels);
+  let lower: number[] | undefined;
+  let upper: number[] | undefined;
+  if (Array.isArray(opts.errors)) {
+    requireLength("errors", opts.errors, labels.length, "labels");
+    requireFinite("errors", opts.errors);
+    const e = opts.errors;
+    lower = opts.values.map((v, i) => v - Math.abs(e[i]));
+    upper = opts.values.map((v, i) => v + Math.abs(e[i]));
+  } else if (opts.errors) {
+    requireLength("errors.lower", opts.errors.lower, labels.length, "labels");
+    requireLength("errors.upper", opts.errors.upper, labels.length, "labels");
+    requireFinite("errors.lower", opts.errors.lower);
+    requireFinite("errors.upper", opts.errors.upper);
+    ({ lower, upper } = opts.errors);
+  }
+  const rows = labels.map((label, i) => ({
+    label,
+    value: opts.values[i],
+    ...(lower && upper ? { lower: lower[i], upper: upper[i] } : {}),
+  }));
+  const [band, val] = opts.horizontal ? (["y", "x"] as const) : (["x", "y"] as const);
+  const labelEnc = {
+    field: "label",
+    type: "nominal" as const,
+    sort: labels,
+    title: opts.labelTitle ?? null,
+    axis: opts.horizontal ? { labelLimit: 220 } : bandAxisLabels(labels),
+  };
+  const valueEnc = { field: "value", type: "quantitative" as const, title: opts.valueTitle ?? null };
+  const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [
+    {
+      mark: { type: "bar" },
+      encoding: {
+        [band]: labelEnc,
+        [val]: valueEnc,
+        color: {
+          condition: { test: "datum.value < 0", value: "#b2182b" },
+          value: "#2166ac",
+        },
+        tooltip: [
+          { field: "label", type: "nominal", title: opts.labelTitle ?? "label" },
+          { field: "value", type: "quantitative", title: opts.valueTitle ?? "value", format: VALUE_FORMAT },
+          ...(lower
+            ? [
+                { field: "lower", type: "quantitative" as const, format: VALUE_FORMAT },
+                { field: "upper", type: "quantitative" as const, format: VALUE_FORMAT },
+              ]
+            : []),
+        ],
+      },
+    },
+  ];
+  if (lower) {
+    layers.push({
+      mark: { type: "rule", color: "#222" },
+      encoding: {
+        [band]: labelEnc,
+        [val]: { field: "lower", type: "quantitative" },
+        [`${val}2`]: { field: "upper" },
+      },
+    });
+  }
+  const size = Math.max(240, Math.min(900, labels.length * 26));
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: opts.title,
+    width: opts.horizontal ? 420 : size,
+    height: opts.horizontal ? size : 280,
+    data: { values: rows },
+    layer: layers,
+  };
+  return {
+    kind: "bar",
+    title: opts.title,
+    spec,
+    data: { labels: opts.labels, values: opts.values, lower, upper },
+  };
+}

@@ -1,0 +1,35 @@
+/** Input checks shared by the chart builders: each error names the problem and how to fix it. */
+
+export function requireNonEmpty(what: string, n: number): void {
+  if (n === 0) throw new Error(`${what} is empty: pass at least one entry to draw a figure.`);
+}
+
+export function requireLength(
+  what: string,
+  arr: readonly unknown[],
+  expected: number,
+  against: string,
+): void {
+  if (arr.length !== expected) {
+    throw new Error(
+      `${what} has ${arr.length} entries but ${against} has ${expected}: pass one ${what} entry per ${against} entry.`,
+    );
+  }
+}
+
+export function requireFinite(what: string, values: readonly number[]): void {
+  values.forEach((v, i) => {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`${what}[${i}] is ${v}, not a finite number: drop or fix that entry before plotting.`);
+    }
+  });
+}
+
+/** d3-format used by every chart tooltip and by `formatValue` for the hand-written views: 4 significant digits. */
+export const VALUE_FORMAT = ".4~r";
+
+/** Axis label settings that keep long token labels readable instead of silently truncated. */
+export function bandAxisLabels(labels: readonly string[]): { labelAngle: number; labelLimit: number } {
+  const longest = labels.reduce((m, l) => Math.max(m, l.length), 0);
+  return { labelAngle: longest > 3 || labels.length > 16 ? -50 : 0, labelLimit: 180 };
+}

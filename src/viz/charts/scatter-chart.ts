@@ -1,0 +1,75 @@
+import type { TopLevelSpec } from "vega-lite";
+import type { ChartFigure } from "../figure.ts";
+import { requireFinite, requireNonEmpty, VALUE_FORMAT } from "./chart-input.ts";
+
+export interface ScatterPoint {
+  x: number;
+  y: number;
+  /** Shown on hover, e.g. "L9H6". */
+  label: string;
+  /** Optional colour group, e.g. "head" / "neuron". */
+  group?: string;
+}
+
+export interface ScatterChartOptions {
+  title: string;
+  points: ScatterPoint[];
+  xTitle?: string;
+  yTitle?: string;
+  /** Draw y = x, e.g. for attribution estimate vs exact patching. */
+  identityLine?: boolean;
+}
+
+export function scatterChart(opts: ScatterChartOptions): ChartFigure {
+  requireNonEmpty("points", opts.points.length);
+  requireFinite(
+    "points x",
+    opts.points.map((p) => p.x),
+  );
+  requireFinite(
+    "points y",
+    opts.points.map((p) => p.y),
+  );
+  const grouped = opts.points.some((p) => p.group !== undefined);
+  const rows = opts.points.map((p) => ({ x: p.x, y: p.y, label: p.label, group: p.group ?? "" }));
+  const xTitle = opts.xTitle ?? "x";
+  const yTitle = opts.yTitle ?? "y";
+  const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [];
+  if (opts.identityLine) {
+    const all = opts.points.flatMap((p) => [p.x, p.y]);
+    const lo = Math.min(...all);
+    const hi = Math.max(...all);
+    layers.push({
+      data: { values: [{ a: lo, b: hi }] },
+      mark: { type: "rule", color: "#888", strokeDash: [4, 3] },
+      encoding: {
+        x: { field: "a", type: "quantitative" },
+        y: { field: "a", type: "quantitative" },
+        x2: { field: "b" },
+        y2: { field: "b" },
+      },
+    });
+  }
+  layers.push({
+    mark: { type: "point", filled: true, size: 50, opacity: 0.8 },
+    encoding: {
+      x: { field: "x", type: "quantitative", title: xTitle },
+      y: { field: "y", type: "quantitative", title: yTitle },
+      ...(grouped ? { color: { field: "group", type: "nominal" as const, legend: { title: null } } } : {}),
+      tooltip: [
+        { field: "label", type: "nominal", title: "label" },
+        { field: "x", type: "quantitative", title: xTitle, format: VALUE_FORMAT },
+        { field: "y", type: "quantitative", title: yTitle, format: VALUE_FORMAT },
+      ],
+    },
+  });
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: opts.title,
+    width: 380,
+    height: 380,
+    data: { values: rows },
+    layer: layers,
+  };
+  return { kind: "scatter", title: opts.title, spec, data: { points: opts.points } };
+}

@@ -1,0 +1,30 @@
+import { fileURLToPath } from "node:url";
+import { buildSync } from "esbuild";
+
+const ENTRY = fileURLToPath(new URL("../browser/index.ts", import.meta.url));
+
+let cached: string | undefined;
+
+/**
+ * The browser bundle (src/viz/browser + vega, vega-lite, vega-embed, vega-tooltip) as one minified IIFE
+ * defining `window.circuitscopeViz`. Built with esbuild on first use (about a second) and kept for the
+ * life of the process: no separate build step, and the HTML report and web app share it.
+ */
+export function browserBundleJs(): string {
+  if (cached === undefined) {
+    const result = buildSync({
+      entryPoints: [ENTRY],
+      bundle: true,
+      format: "iife",
+      globalName: "circuitscopeViz",
+      platform: "browser",
+      target: "es2020",
+      minify: true,
+      write: false,
+      legalComments: "none",
+      logLevel: "silent",
+    });
+    cached = result.outputFiles[0].text;
+  }
+  return cached;
+}

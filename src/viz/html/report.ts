@@ -1,0 +1,100 @@
+import { writeFileAtomic } from "../export/write-files.ts";
+import type { Figure } from "../figure.ts";
+import { escapeXml as escapeHtml } from "../views/svg-parts.ts";
+import { browserBundleJs } from "./browser-bundle.ts";
+
+export interface ReportFigure {
+  figure: Figure;
+  caption?: string;
+}
+
+export interface ReportSection {
+  heading: string;
+  /** Plain text; blank lines separate paragraphs. */
+  text?: string;
+  figures: ReportFigure[];
+}
+
+export interface ReportOptions {
+  title: string;
+  /** Shown under the title, e.g. the command and model that produced the report. */
+  subtitle?: string;
+  sections: ReportSection[];
+}
+
+/**
+ * JSON that is safe inside `<script type="application/json">`: `<` is escaped so neither `</script>` nor
+ * `<!--` can end or confuse the element, and U+2028/2029 are escaped for old JS parsers.
+ */
+export function jsonForScript(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, "\\u003c")
+    .replace(/>/g, "\\u003e")
+    .replace(/&/g, "\\u0026")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
+/** Inline JS must not contain `</script`; in strings, regexes and comments `<\/` means the same. */
+function inlineScript(js: string): string {
+  return js.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
+}
+
+const PAGE_CSS = `
+body { font-family: 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; color: #1a1a1a; max-width: 1100px; margin: 24px auto; padding: 0 20px; line-height: 1.45; }
+h1 { font-size: 24px; margin-bottom: 2px; } .cs-subtitle { color: #555; margin-top: 0; }
+h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 36px; }
+figure.cs-figure { margin: 18px 0 28px; padding: 12px; border: 1px solid #e4e4e4; border-radius: 6px; }
+figure.cs-figure figcaption { color: #444; font-size: 13px; margin-top: 8px; }
+.cs-figure-body { overflow-x: auto; }
+`;
+
+function paragraphs(text: string): string {
+  return text
+    .split(/\n\s*\n/)
+    .map((p) => `<p>${escapeHtml(p.trim())}</p>`)
+    .join("\n");
+}
+
+/**
+ * One self-contained HTML file (no network): figure data as JSON, the viz bundle inlined, figures drawn
+ * on load with tooltips and hover interaction.
+ */
+export function renderHtmlReport(opts: ReportOptions): string {
+  const figures: Figure[] = [];
+  const body = opts.sections
+    .map((section) => {
+      const figs = section.figures
+        .map(({ figure, caption }) => {
+          const k = figures.push(figure) - 1;
+          const cap = caption ? `<figcaption>${escapeHtml(caption)}</figcaption>` : "";
+          return `<figure class="cs-figure" id="figure-${k + 1}"><div class="cs-figure-body" data-cs-figure="${k}"></div>${cap}</figure>`;
+        })
+        .join("\n");
+      return `<section><h2>${escapeHtml(section.heading)}</h2>\n${section.text ? paragraphs(section.text) : ""}\n${figs}</section>`;
+    })
+    .join("\n");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(opts.title)}</title>
+<style>${PAGE_CSS}</style>
+</head>
+<body>
+<h1>${escapeHtml(opts.title)}</h1>
+${opts.subtitle ? `<p class="cs-subtitle">${escapeHtml(opts.subtitle)}</p>` : ""}
+${body}
+<script type="application/json" id="cs-figures">${jsonForScript(figures)}</script>
+<script>${inlineScript(browserBundleJs())}</script>
+<script>circuitscopeViz.mountAll(document);</script>
+</body>
+</html>
+`;
+}
+
+/** Renders the report and writes it atomically (temp file, then rename). */
+export function writeHtmlReport(path: string, opts: ReportOptions): void {
+  writeFileAtomic(path, renderHtmlReport(opts));
+}

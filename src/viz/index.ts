@@ -1,0 +1,30 @@
+/** Figures for circuitscope: charts (Vega-Lite), attention and token views, HTML reports, SVG/PNG export. */
+
+export { type BarChartOptions, barChart } from "./charts/bar-chart.ts";
+export { type HeatmapOptions, heatmap } from "./charts/heatmap.ts";
+export { type LineChartOptions, type LineSeries, lineChart } from "./charts/line-chart.ts";
+export { type ScatterChartOptions, type ScatterPoint, scatterChart } from "./charts/scatter-chart.ts";
+export { figureToSvg } from "./export/figure-to-svg.ts";
+export { svgToPng } from "./export/svg-to-png.ts";
+export { writeFigureFiles, writeFileAtomic } from "./export/write-files.ts";
+export type {
+  AttentionData,
+  AttentionFigure,
+  ChartFigure,
+  Figure,
+  TokenFigure,
+  TokenViewData,
+} from "./figure.ts";
+export { isChartFigure } from "./figure.ts";
+export { browserBundleJs } from "./html/browser-bundle.ts";
+export {
+  jsonForScript,
+  type ReportOptions,
+  type ReportSection,
+  renderHtmlReport,
+  writeHtmlReport,
+} from "./html/report.ts";
+export { displayToken, distinctLabels, tokenPositionLabels } from "./token-labels.ts";
+export { attentionGridSvg, attentionSvg } from "./views/attention-svg.ts";
+export { tokenViewSvg } from "./views/token-svg.ts";
+export { attentionView, tokenView } from "./views/view-figures.ts";
