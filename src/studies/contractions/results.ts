@@ -1,0 +1,113 @@
+/**
+ * The shape of `results.json`: every number behind every figure and caption of the report. Per-prompt
+ * values are kept for the scalar measurements so any summary can be recomputed.
+ */
+import type { GridSummary, RankedCell, SampleSummary, SeriesSummary } from "./summaries.ts";
+
+/** How a number was obtained, stated next to it in the report. */
+export type Provenance = "exact" | "estimate";
+
+export interface StudyMeta {
+  tool: string;
+  version: string;
+  model: string;
+  modelConfig: Record<string, unknown>;
+  backend: string;
+  seed: number;
+  quick: boolean;
+  node: string;
+  startedAt: string;
+  runSeconds: number;
+  /** Bootstrap method, stated in the report. */
+  statsMethod: string;
+  /** Which measurements are exact and which are estimates. */
+  provenance: Record<string, string>;
+  /** Study pieces left out of this run and why (e.g. a module not available). */
+  omitted: string[];
+}
+
+export interface PromptReport {
+  source: string;
+  groups: { name: string; kept: number; dropped: number; examples: { clean: string; corrupted: string }[] }[];
+  dropped: { group: string; clean: string; corrupted: string; reason: string }[];
+  /** Every prompt used, for reproduction. */
+  pairs: { group: string; clean: string; corrupted: string; answer: string; wrong: string }[];
+}
+
+/** One layer component patched exactly (clean into corrupted), with the attribution estimate next to it. */
+export interface ComponentPatch {
+  label: string;
+  /** Patched minus corrupted logit difference, per prompt (logits). */
+  exact: SampleSummary;
+  /** exact.mean as a fraction of the mean clean - corrupted gap. */
+  exactFraction: number;
+  attribution?: number;
+}
+
+export interface GroupResult {
+  name: string;
+  n: number;
+  cleanLogitDiff: SampleSummary;
+  corruptedLogitDiff: SampleSummary;
+  /** clean - corrupted logit difference per prompt: how much the earlier contraction matters. */
+  contractionEffect: SampleSummary;
+  /** Logit difference read from the accumulated residual stream after each layer (clean run). */
+  accumulated?: SeriesSummary;
+  /** Logit difference written by each component (clean run). */
+  decomposed?: SeriesSummary;
+  /** Direct logit attribution per head [layer][head] (clean run). */
+  headDla?: GridSummary;
+  topHeads?: RankedCell[];
+  /** Attribution-patching screen of attn/mlp outputs per layer [component][layer], normalised. */
+  layerScreen?: GridSummary;
+  /** Top components of the screen (and the focus group's), confirmed by exact patching. */
+  layerExact?: ComponentPatch[];
+}
+
+export interface AttentionExample {
+  prompt: string;
+  tokens: string[];
+  heads: { label: string; pattern: number[][] }[];
+}
+
+export interface FocusResult extends GroupResult {
+  attention?: AttentionExample[];
+  /** Exact patching per layer, components resid_pre / attn_out / mlp_out, normalised [component][layer]. */
+  layerPatching?: GridSummary;
+  /** Exact patching per layer and position, normalised, one grid [layer][position] per component. */
+  positionPatching?: { component: string; grid: GridSummary }[];
+  neurons?: {
+    layers: number[];
+    /** Top neurons by attribution estimate, with exact confirmation. */
+    top: { label: string; layer: number; neuron: number; attribution: number; exact: SampleSummary }[];
+  };
+  /** Head patching split by what is patched: [head][output|query|key|value|pattern], exact. */
+  headSplit?: { heads: string[]; parts: string[]; exact: GridSummary; attribution: number[][] };
+  /** Attribution estimate vs exact patching over every component measured both ways. */
+  attributionVsExact?: {
+    points: { label: string; kind: string; attribution: number; exact: number }[];
+    r: number;
+  };
+}
+
+export interface Comparison {
+  metric: string;
+  group: string;
+  against: string;
+  diff: number;
+  ciLow: number;
+  ciHigh: number;
+  p: number;
+  pHolm: number;
+  significant: boolean;
+}
+
+export interface StudyResults {
+  schemaVersion: 1;
+  meta: StudyMeta;
+  prompts: PromptReport;
+  focusGroup: string;
+  groups: GroupResult[];
+  focus: FocusResult;
+  comparisons: { alpha: number; family: string; items: Comparison[] };
+}
