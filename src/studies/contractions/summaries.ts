@@ -132,8 +132,8 @@ export function topCells(
   label: (row: number, col: number) => string,
 ): RankedCell[] {
   const cells: RankedCell[] = [];
-  grid.mean.forEach((row, r) =>
-    row.forEach((mean, c) => {
+  for (const [r, row] of grid.mean.entries()) {
+    for (const [c, mean] of row.entries()) {
       cells.push({
         label: label(r, c),
         row: r,
@@ -143,8 +143,8 @@ export function topCells(
         ciLow: grid.ciLow[r][c],
         ciHigh: grid.ciHigh[r][c],
       });
-    }),
-  );
+    }
+  }
   cells.sort((a, b) => Math.abs(b.mean) - Math.abs(a.mean) || a.row - b.row || a.col - b.col);
   return cells.slice(0, k);
 }
