@@ -1,0 +1,263 @@
+/**
+ * The fast, exact path. Each prompt pair runs on its own (so padding never costs anything), and each
+ * patched run computes only what can differ from the corrupted run:
+ * - it starts at the patched hook's block, from the cached corrupted resid_pre of that block;
+ * - positions before the first position where the patch changes a value are identical to the corrupted
+ *   run, so their keys/values come from the corrupted run's cache (one shared copy for the whole chunk)
+ *   and only later positions are computed;
+ * - many patched copies go through one batched forward (chunks bounded in rows, so memory stays bounded);
+ * - the metric reads ln_final's output at the final position and only the answer columns of W_U.
+ * Every step is the engine's own forward, so the result equals the straightforward path up to float
+ * rounding of differently-sized matrix products.
+ */
+import type { PastKV } from "../model/forward.ts";
+import { blockHookName, parseHookName } from "../model/hook-points.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { HookDispatcher, type HookSpec } from "../model/hooks.ts";
+import type { MetricReader, Readout } from "./metric.ts";
+import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
+import { hookLayout, type Selector, selectElements } from "./targets.ts";
+import type { PatchResult } from "./types.ts";
+
+const FINAL_NORMALIZED = "ln_final.hook_normalized";
+
+/** A prompt's run with the activations the sweep needs: flat per-prompt tensors (batch of one). */
+interface PromptRun {
+  acts: Map<string, Float32Array>;
+  /** Corrupted run only: keys/values per layer, [1, n, H, dh]. */
+  kv: PastKV[] | null;
+  readout: Readout;
+}
+
+/** One patched copy inside a chunk: which result cell, and what to write where (offsets in the patched run's layout). */
+interface PatchJob {
+  site: number;
+  hook: string;
+  offsets: Int32Array;
+  values: Float32Array;
+}
+
+interface JobGroup {
+  /** Block the patched run starts at; `fromEmbed` when the patch is on an embedding hook. */
+  layer: number;
+  fromEmbed: boolean;
+  /** First position that can differ from the corrupted run. */
+  p0: number;
+  jobs: PatchJob[];
+}
+
+export async function patchFast(model: HookedTransformer, opts: PatchSweepOptions): Promise<PatchResult> {
+  const setup = setupSweep(model, opts);
+  const { pairs, plan, reader } = setup;
+  const cfg = model.cfg;
+  const L = cfg.nLayers;
+  const B = pairs.clean.length;
+  const siteHooks = new Set(plan.sites.map((s) => s.hook));
+  const residNames = [...Array.from({ length: L }, (_, l) => blockHookName(l, "hook_resid_pre"))];
+
+  const patched: Readout[][] = plan.sites.map(() => new Array<Readout>(B));
+  const cleanReadouts: Readout[] = [];
+  const corruptedReadouts: Readout[] = [];
+  const total = plan.sites.length * B;
+  let done = 0;
+  const chunkSize = opts.chunkSize ?? 256;
+  const rowBudget = opts.rowBudget ?? 4096;
+
+  for (let b = 0; b < B; b++) {
+    const n = pairs.lengths[b];
+    const clean = runPrompt(model, b, pairs.clean[b], new Set([...siteHooks, FINAL_NORMALIZED]), false);
+    const corrupted = runPrompt(
+      model,
+      b,
+      pairs.corrupted[b],
+      new Set([...siteHooks, ...residNames, FINAL_NORMALIZED]),
+      true,
+    );
+    cleanReadouts.push(clean.readout);
+    corruptedReadouts.push(corrupted.readout);
+
+    const groups = new Map<string, JobGroup>();
+    plan.sites.forEach((site, s) => {
+      const job = planJob(model, site.hook, site.selectors, n, clean.acts, corrupted.acts, s);
+      if (!job) {
+        patched[s][b] = corrupted.readout; // the patch changes nothing
+        done++;
+        return;
+      }
+      const key = `${job.fromEmbed ? "e" : "b"}${job.layer}:${job.p0}`;
+      const g = groups.get(key) ?? { layer: job.layer, fromEmbed: job.fromEmbed, p0: job.p0, jobs: [] };
+      g.jobs.push(job.job);
+      groups.set(key, g);
+    });
+    opts.onProgress?.(done, total);
+
+    for (const g of groups.values()) {
+      const rows = n - g.p0;
+      const size = Math.max(1, Math.min(chunkSize, Math.floor(rowBudget / rows)));
+      for (let i = 0; i < g.jobs.length; i += size) {
+        const jobs = g.jobs.slice(i, i + size);
+        const readouts = runChunk(model, b, n, g, jobs, corrupted, pairs.corrupted[b], reader);
+        jobs.forEach((j, c) => {
+          patched[j.site][b] = readouts[c];
+        });
+        done += jobs.length;
+        opts.onProgress?.(done, total);
+        await checkpointYield(opts.signal);
+      }
+    }
+  }
+  return assembleResult(setup, model, cleanReadouts, corruptedReadouts, patched, "exact");
+
+  function runPrompt(
+    m: HookedTransformer,
+    prompt: number,
+    tokens: readonly number[],
+    names: Set<string>,
+    keepKV: boolean,
+  ): PromptRun {
+    const hooks = new HookDispatcher(L, [], (name) => names.has(name));
+    const res = m.forwardEngine.forward({
+      batch: 1,
+      pos: tokens.length,
+      tokens: Int32Array.from(tokens),
+      keepKV,
+      hooks,
+      logits: "none",
+    });
+    const acts = new Map<string, Float32Array>();
+    for (const [name, t] of hooks.cache) acts.set(name, t.data);
+    acts.set(`blocks.${L}.hook_resid_pre`, res.residual.data); // the final residual: where ln_final patches start
+    const D = cfg.dModel;
+    const y = acts.get(FINAL_NORMALIZED)!;
+    const readout = reader.fromNormalized(prompt, y.subarray((tokens.length - 1) * D), 1)[0];
+    return { acts, kv: res.presentKV, readout };
+  }
+}
+
+/**
+ * Where a site's patched run starts and what it writes, for one prompt of `n` positions; null when the
+ * clean and corrupted values of every selected element are equal (the patch is a no-op).
+ */
+function planJob(
+  model: HookedTransformer,
+  hook: string,
+  selectors: readonly Selector[],
+  n: number,
+  cleanActs: Map<string, Float32Array>,
+  corruptActs: Map<string, Float32Array>,
+  site: number,
+): { layer: number; fromEmbed: boolean; p0: number; job: PatchJob } | null {
+  const layout = hookLayout(hook, model.cfg, n);
+  const { offsets, positions } = selectElements(selectors, layout);
+  const clean = cleanActs.get(hook)!;
+  const corrupt = corruptActs.get(hook)!;
+  let p0 = n;
+  for (let i = 0; i < offsets.length; i++) {
+    if (clean[offsets[i]] !== corrupt[offsets[i]] && positions[i] < p0) p0 = positions[i];
+  }
+  if (p0 === n) return null;
+  // The patched run holds positions p0..n-1 on the position axis; other axes keep their length.
+  const shape = layout.shape;
+  const patchedShape = shape.map((d, a) => (a === layout.posAxis ? n - p0 : d));
+  const strides = stridesOf(shape);
+  const patchedStrides = stridesOf(patchedShape);
+  const outOffsets: number[] = [];
+  const values: number[] = [];
+  for (let i = 0; i < offsets.length; i++) {
+    const o = offsets[i];
+    if (clean[o] === corrupt[o]) continue;
+    let rest = o;
+    let mapped = 0;
+    for (let a = 0; a < shape.length; a++) {
+      let ix = Math.floor(rest / strides[a]);
+      rest -= ix * strides[a];
+      if (a === layout.posAxis) ix -= p0;
+      mapped += ix * patchedStrides[a];
+    }
+    outOffsets.push(mapped);
+    values.push(clean[o]);
+  }
+  const fromEmbed = parseHookName(hook).layer === null && layout.layer === 0;
+  return {
+    layer: layout.layer,
+    fromEmbed,
+    p0,
+    job: { site, hook, offsets: Int32Array.from(outOffsets), values: Float32Array.from(values) },
+  };
+}
+
+function stridesOf(shape: readonly number[]): number[] {
+  return shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
+}
+
+/** One batched forward of `jobs` patched copies of prompt `prompt`, from block `g.layer` and position `g.p0`. */
+function runChunk(
+  model: HookedTransformer,
+  prompt: number,
+  n: number,
+  g: JobGroup,
+  jobs: readonly PatchJob[],
+  corrupted: PromptRun,
+  corruptedTokens: readonly number[],
+  reader: MetricReader,
+): Readout[] {
+  const { nLayers: L, dModel: D, nHeads: H, dHead: dh } = model.cfg;
+  const C = jobs.length;
+  const P = n - g.p0;
+  const HD = H * dh;
+  const past: (PastKV | null)[] = corrupted.kv!.map((kv, l) =>
+    l >= g.layer && g.p0 > 0
+      ? { k: kv.k.subarray(0, g.p0 * HD), v: kv.v.subarray(0, g.p0 * HD), len: g.p0, shared: true }
+      : null,
+  );
+  let tokens: Int32Array | undefined;
+  let residual: Float32Array | undefined;
+  if (g.fromEmbed) {
+    tokens = new Int32Array(C * P);
+    for (let c = 0; c < C; c++) tokens.set(corruptedTokens.slice(g.p0), c * P);
+  } else {
+    const src = corrupted.acts.get(`blocks.${g.layer}.hook_resid_pre`)!.subarray(g.p0 * D, n * D);
+    residual = new Float32Array(C * P * D);
+    for (let c = 0; c < C; c++) residual.set(src, c * P * D);
+  }
+  const byHook = new Map<string, number[]>();
+  jobs.forEach((j, c) => {
+    const list = byHook.get(j.hook) ?? [];
+    list.push(c);
+    byHook.set(j.hook, list);
+  });
+  const specs: HookSpec[] = [...byHook].map(([hook, members]) => [
+    hook,
+    (act) => {
+      const per = act.data.length / C;
+      for (const c of members) {
+        const { offsets, values } = jobs[c];
+        const base = c * per;
+        for (let i = 0; i < offsets.length; i++) act.data[base + offsets[i]] = values[i];
+      }
+    },
+  ]);
+  let normalized: Float32Array | null = null;
+  specs.push([
+    FINAL_NORMALIZED,
+    (act) => {
+      normalized = act.data;
+    },
+  ]);
+  model.forwardEngine.forward({
+    batch: C,
+    pos: P,
+    pastLen: g.p0,
+    tokens,
+    residual,
+    startAtLayer: g.fromEmbed ? 0 : g.layer,
+    past,
+    hooks: new HookDispatcher(L, specs),
+    logits: "none",
+  });
+  const y = normalized as Float32Array | null;
+  if (!y) throw new Error("internal: ln_final.hook_normalized did not fire");
+  const rows = new Float32Array(C * D);
+  for (let c = 0; c < C; c++) rows.set(y.subarray((c * P + P - 1) * D, (c * P + P) * D), c * D);
+  return reader.fromNormalized(prompt, rows, C);
+}

@@ -1,0 +1,97 @@
+/**
+ * What every patching method shares: the sweep options, their validation into prompt pairs + a plan +
+ * a metric reader, and assembling per-site readouts into a PatchResult.
+ */
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
+import { MetricReader, normalise, type Readout } from "./metric.ts";
+import { type PromptList, type PromptPairs, preparePairs } from "./pairs.ts";
+import { type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
+import { PatchAbortedError, type PatchAnswers, type PatchMetric, type PatchResult } from "./types.ts";
+
+export interface PatchSweepOptions extends TokenizeOptions {
+  clean: PromptList;
+  corrupted: PromptList;
+  /** Needed by the default logit-difference metric. */
+  answers?: PatchAnswers;
+  target: PatchTarget;
+  metric?: PatchMetric;
+  /** Most patched copies in one batched forward (default 256). */
+  chunkSize?: number;
+  /** Most positions in one batched forward (chunk size x positions computed; default 4096); bounds memory. */
+  rowBudget?: number;
+  /** Called after each chunk with (patched runs done, total). */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface SweepSetup {
+  pairs: PromptPairs;
+  plan: PatchPlan;
+  reader: MetricReader;
+}
+
+export function setupSweep(model: HookedTransformer, opts: PatchSweepOptions): SweepSetup {
+  const pairs = preparePairs(model, opts.clean, opts.corrupted, opts);
+  const plan = planTarget(opts.target, model.cfg, pairs.nPos);
+  const reader = new MetricReader(
+    model,
+    opts.metric ?? { kind: "logit_diff" },
+    opts.answers,
+    pairs.clean.length,
+  );
+  return { pairs, plan, reader };
+}
+
+/** Lets signal handlers (Ctrl-C) run between chunks, then stops if asked to. */
+export async function checkpointYield(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((r) => setImmediate(r));
+  if (signal?.aborted) throw new PatchAbortedError();
+}
+
+/**
+ * `patched[site][prompt]` readouts plus the clean and corrupted readouts per prompt → the result,
+ * normalised both for the batch metric and per prompt.
+ */
+export function assembleResult(
+  setup: SweepSetup,
+  model: HookedTransformer,
+  cleanReadouts: readonly Readout[],
+  corruptedReadouts: readonly Readout[],
+  patched: readonly (readonly Readout[])[],
+  method: string,
+): PatchResult {
+  const { plan, reader, pairs } = setup;
+  const nSites = plan.sites.length;
+  const nPrompts = pairs.clean.length;
+  const clean = reader.value(cleanReadouts);
+  const corrupted = reader.value(corruptedReadouts);
+  const cleanPer = cleanReadouts.map((r) => reader.value([r]));
+  const corruptedPer = corruptedReadouts.map((r) => reader.value([r]));
+  const raw = new Float64Array(nSites);
+  const values = new Float64Array(nSites);
+  const perRaw = new Float64Array(nPrompts * nSites);
+  const perValues = new Float64Array(nPrompts * nSites);
+  for (let s = 0; s < nSites; s++) {
+    raw[s] = reader.value(patched[s]);
+    values[s] = normalise(raw[s], clean, corrupted);
+    for (let b = 0; b < nPrompts; b++) {
+      const v = reader.value([patched[s][b]]);
+      perRaw[b * nSites + s] = v;
+      perValues[b * nSites + s] = normalise(v, cleanPer[b], corruptedPer[b]);
+    }
+  }
+  const posLabels = model.toStrTokens(pairs.clean[pairs.lengths.indexOf(pairs.nPos)]);
+  return {
+    target: plan.target,
+    axes: plan.axes,
+    shape: plan.shape,
+    labels: plan.axes.map((a) => (a === "pos" ? posLabels : null)),
+    values,
+    raw,
+    clean,
+    corrupted,
+    perPrompt: { raw: perRaw, values: perValues, clean: cleanPer, corrupted: corruptedPer },
+    method,
+  };
+}

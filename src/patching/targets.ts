@@ -1,0 +1,224 @@
+/**
+ * Patch targets: what to patch, expanded into "sites" (one patched run each) that every patching
+ * method executes the same way. A site is a hook point plus selectors into its per-prompt activation
+ * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
+ */
+import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
+import type { GPT2Config } from "../weights/config.ts";
+
+export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
+export const HEAD_COMPONENTS = ["z", "q", "k", "v", "pattern"] as const;
+export type ResidTarget = (typeof RESID_TARGETS)[number];
+export type HeadComponent = (typeof HEAD_COMPONENTS)[number];
+
+/** CLI names of the targets. */
+export const TARGET_NAMES = [
+  ...RESID_TARGETS,
+  "head_z",
+  "head_q",
+  "head_k",
+  "head_v",
+  "head_pattern",
+  "head_all",
+  "neurons",
+] as const;
+
+export type PatchTarget =
+  /** [layer, pos]: one position of one layer's residual-stream-sized activation. */
+  | { kind: ResidTarget }
+  /** [layer, head] over all positions, or [layer, pos, head] with perPosition (for `pattern`: per destination position). */
+  | { kind: "head"; component: HeadComponent; perPosition?: boolean }
+  /** [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). */
+  | { kind: "head_all" }
+  /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
+  | { kind: "neurons"; layer: number; pos?: number }
+  /** [n_sets]: each set of indices of one hook patched together. */
+  | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] };
+
+/** One index per axis of the per-prompt activation; null = the whole axis. */
+export type Selector = readonly (number | null)[];
+
+export interface PatchSite {
+  /** Full hook name, e.g. "blocks.3.attn.hook_z". */
+  hook: string;
+  /** Union of selected elements (patched together in one run). */
+  selectors: readonly Selector[];
+}
+
+export interface PatchPlan {
+  target: string;
+  axes: string[];
+  shape: number[];
+  /** One site per result cell, in row-major order of `shape`. */
+  sites: PatchSite[];
+}
+
+/** Per-prompt shape of a hook's activation for a prompt of `n` positions, and which axis is the position. */
+export interface HookLayout {
+  shape: number[];
+  /** The (query) position axis; for attention patterns the key axis is the last one. */
+  posAxis: number;
+  /** Axes whose length is the number of positions (the key axis of patterns too). */
+  lengthAxes: number[];
+  /** Block the hook belongs to; `nLayers` for ln_final hooks, 0 for the embeddings. */
+  layer: number;
+}
+
+export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout {
+  const { layer, hook: local } = parseHookName(hook);
+  const { nHeads: H, dHead: dh, dModel: D, dMlp } = cfg;
+  const l = layer ?? (local.startsWith("ln_final") ? cfg.nLayers : 0);
+  const seq = (rest: number[]): HookLayout => ({
+    shape: [n, ...rest],
+    posAxis: 0,
+    lengthAxes: [0],
+    layer: l,
+  });
+  if (local.endsWith("hook_scale")) return seq([1]);
+  if (/attn\.hook_(q|k|v|z)$/.test(local)) return seq([H, dh]);
+  if (local === "attn.hook_result") return seq([H, D]);
+  if (local === "attn.hook_pattern" || local === "attn.hook_attn_scores") {
+    return { shape: [H, n, n], posAxis: 1, lengthAxes: [1, 2], layer: l };
+  }
+  if (local === "mlp.hook_pre" || local === "mlp.hook_post") return seq([dMlp]);
+  return seq([D]);
+}
+
+function headSelector(component: HeadComponent, head: number, pos: number | null): Selector {
+  return component === "pattern" ? [head, pos, null] : [pos, head, null];
+}
+
+function headHook(layer: number, component: HeadComponent): string {
+  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
+}
+
+const RESID_HOOKS = {
+  resid_pre: "hook_resid_pre",
+  resid_mid: "hook_resid_mid",
+  attn_out: "hook_attn_out",
+  mlp_out: "hook_mlp_out",
+} as const;
+
+/** Display name of a target (the CLI's `--target` value). */
+export function targetName(t: PatchTarget): string {
+  if (t.kind === "head") return `head_${t.component}${t.perPosition ? "_by_pos" : ""}`;
+  if (t.kind === "custom") return `custom:${t.hook}`;
+  return t.kind;
+}
+
+/**
+ * Expands a target for a batch whose longest prompt has `nPos` positions. Throws a clear error for a
+ * layer, position or index out of range.
+ */
+export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): PatchPlan {
+  const { nLayers: L, nHeads: H, dMlp } = cfg;
+  const name = targetName(target);
+  const sites: PatchSite[] = [];
+  switch (target.kind) {
+    case "resid_pre":
+    case "resid_mid":
+    case "attn_out":
+    case "mlp_out":
+      for (let l = 0; l < L; l++)
+        for (let p = 0; p < nPos; p++)
+          sites.push({ hook: blockHookName(l, RESID_HOOKS[target.kind]), selectors: [[p, null]] });
+      return { target: name, axes: ["layer", "pos"], shape: [L, nPos], sites };
+    case "head":
+      for (let l = 0; l < L; l++) {
+        const hook = headHook(l, target.component);
+        if (target.perPosition) {
+          for (let p = 0; p < nPos; p++)
+            for (let h = 0; h < H; h++)
+              sites.push({ hook, selectors: [headSelector(target.component, h, p)] });
+        } else {
+          for (let h = 0; h < H; h++)
+            sites.push({ hook, selectors: [headSelector(target.component, h, null)] });
+        }
+      }
+      return target.perPosition
+        ? { target: name, axes: ["layer", "pos", "head"], shape: [L, nPos, H], sites }
+        : { target: name, axes: ["layer", "head"], shape: [L, H], sites };
+    case "head_all":
+      for (const c of HEAD_COMPONENTS)
+        for (let l = 0; l < L; l++)
+          for (let h = 0; h < H; h++)
+            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, h, null)] });
+      return {
+        target: name,
+        axes: ["component", "layer", "head"],
+        shape: [HEAD_COMPONENTS.length, L, H],
+        sites,
+      };
+    case "neurons": {
+      checkRange("layer", target.layer, L, "--layer");
+      if (target.pos !== undefined) checkRange("position", target.pos, nPos, "--pos");
+      const hook = blockHookName(target.layer, "mlp.hook_post");
+      for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
+      return { target: name, axes: ["neuron"], shape: [dMlp], sites };
+    }
+    case "custom": {
+      validateHookName(target.hook, L);
+      const layout = hookLayout(target.hook, cfg, nPos);
+      target.indexSets.forEach((set, i) => {
+        if (set.length === 0)
+          throw new Error(`Index set ${i} for ${target.hook} is empty: give at least one index`);
+        for (const sel of set) checkSelector(sel, layout.shape, target.hook);
+        sites.push({ hook: target.hook, selectors: set });
+      });
+      return { target: name, axes: ["index_set"], shape: [target.indexSets.length], sites };
+    }
+  }
+}
+
+function checkRange(what: string, v: number, n: number, fix: string): void {
+  if (!Number.isInteger(v) || v < 0 || v >= n)
+    throw new Error(`${what} ${v} is out of range: use ${fix} between 0 and ${n - 1}`);
+}
+
+function checkSelector(sel: Selector, shape: readonly number[], hook: string): void {
+  if (sel.length !== shape.length) {
+    throw new Error(
+      `Index [${sel.join(", ")}] for ${hook} has ${sel.length} axes, but its per-prompt activation is [${shape.join(", ")}]: give one index (or null for all) per axis`,
+    );
+  }
+  sel.forEach((ix, a) => {
+    if (ix !== null && (!Number.isInteger(ix) || ix < 0 || ix >= shape[a])) {
+      throw new Error(`Index ${ix} on axis ${a} of ${hook} is out of range [0, ${shape[a]})`);
+    }
+  });
+}
+
+/**
+ * Flat offsets (into the per-prompt activation of `shape`) of every element the selectors pick, with
+ * the position of each; elements beyond a shorter prompt's length are dropped (those padding positions
+ * cannot influence the prompt's final real position).
+ */
+export function selectElements(
+  selectors: readonly Selector[],
+  layout: HookLayout,
+): { offsets: Int32Array; positions: Int32Array } {
+  const { shape, posAxis } = layout;
+  const offsets: number[] = [];
+  const positions: number[] = [];
+  const seen = new Set<number>();
+  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
+  for (const sel of selectors) {
+    if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
+    const walk = (axis: number, off: number, pos: number): void => {
+      if (axis === shape.length) {
+        if (!seen.has(off)) {
+          seen.add(off);
+          offsets.push(off);
+          positions.push(pos);
+        }
+        return;
+      }
+      const fixed = sel[axis];
+      const from = fixed ?? 0;
+      const to = fixed === null ? shape[axis] : fixed + 1;
+      for (let i = from; i < to; i++) walk(axis + 1, off + i * strides[axis], axis === posAxis ? i : pos);
+    };
+    walk(0, 0, 0);
+  }
+  return { offsets: Int32Array.from(offsets), positions: Int32Array.from(positions) };
+}
