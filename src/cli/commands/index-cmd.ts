@@ -1,0 +1,164 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface IndexCliOptions extends ModelCliOptions {
+  corpus?: string;
+  textField: string;
+  layers?: string;
+  maxTokens?: number;
+  contextLen: number;
+  topK: number;
+  batchSize: number;
+  checkpointEvery: number;
+  out?: string;
+  shard?: string;
+  resume?: boolean;
+  json?: boolean;
+}
+
+function parseLayers(text: string): number[] {
+  return text.split(",").map((part) => {
+    const n = Number(part.trim());
+    if (part.trim() === "" || !Number.isInteger(n) || n < 0) {
+      throw new UsageError(`Bad --layers "${text}": write layer numbers separated by commas, e.g. 0,5,8`);
+    }
+    return n;
+  });
+}
+
+function positive(name: string) {
+  const parseInteger = parseIntOption(name);
+  return (value: string): number => {
+    const n = parseInteger(value);
+    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
+    return n;
+  };
+}
+
+function defaultOutDir(model: string, corpus: string): string {
+  const base = (s: string) =>
+    s
+      .replace(/[/\\]+$/, "")
+      .split(/[/\\]/)
+      .pop()!
+      .replace(/\.[^.]+$/, "");
+  return `neuron-index/${base(model)}-${base(corpus)}`;
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("index")
+      .description(
+        "index MLP neurons over a corpus: top-k examples, histogram and density per neuron (a local Neuroscope)",
+      ),
+  )
+    .option(
+      "-c, --corpus <name|path>",
+      "nlp-corpus, spam-assassin, sotu, a .txt file or directory, or a .jsonl file",
+    )
+    .option("--text-field <name>", "JSONL field holding the text", "text")
+    .option("--layers <list>", "layers to index, e.g. 0,5,8 (default: all)")
+    .option("--max-tokens <n>", "index only the corpus prefix of this many tokens", positive("max-tokens"))
+    .option("--context-len <n>", "tokens per context, BOS included", positive("context-len"), 64)
+    .option("--top-k <n>", "examples kept per neuron", positive("top-k"), 20)
+    .option("--batch-size <n>", "contexts per forward pass", positive("batch-size"), 8)
+    .option("--checkpoint-every <n>", "contexts between checkpoints", positive("checkpoint-every"), 512)
+    .option("-o, --out <dir>", "index directory (default neuron-index/MODEL-CORPUS)")
+    .option("--shard <i/n>", "index only shard i of n (0-based); merge the shards with index-merge")
+    .option("--resume", "continue an interrupted index in --out")
+    .option("--json", "print only the final manifest as JSON")
+    .action(async (opts: IndexCliOptions) => {
+      if (!opts.corpus)
+        throw new UsageError(
+          "No corpus: pass --corpus nlp-corpus (or sotu, spam-assassin, a file or directory)",
+        );
+      const { openCorpus } = await import("../../corpus/sources.ts");
+      const { corpusContexts, parseShard } = await import("../../corpus/contexts.ts");
+      const { buildIndex } = await import("../../neurons/build-index.ts");
+      const { createProgress } = await import("../../util/progress.ts");
+      const source = openCorpus(opts.corpus, { textField: opts.textField });
+      const shard = opts.shard ? parseShard(opts.shard) : undefined;
+      const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
+      const model = await loadModelFromOptions(opts);
+
+      const quiet = opts.json || !process.stderr.isTTY;
+      let total = opts.maxTokens ?? 0;
+      if (!quiet && total === 0) {
+        // Only for the bar's total: tokenizing is fast next to the model.
+        for (const c of corpusContexts(source, { contextLen: opts.contextLen })) total += c.tokens.length;
+      }
+      const bar = createProgress({
+        label: "Indexing",
+        total: Math.ceil(total / (shard?.count ?? 1)),
+        quiet: opts.json,
+        unit: "tokens",
+      });
+      let shown = 0;
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      try {
+        const result = await buildIndex(model, source, {
+          outDir,
+          modelName: opts.model,
+          layers: opts.layers ? parseLayers(opts.layers) : undefined,
+          topK: opts.topK,
+          contextLen: opts.contextLen,
+          maxTokens: opts.maxTokens,
+          textField: opts.textField,
+          batchSize: opts.batchSize,
+          checkpointEvery: opts.checkpointEvery,
+          shard,
+          resume: opts.resume,
+          signal: controller.signal,
+          onProgress: (p) => {
+            bar.tick(p.tokens - shown);
+            shown = p.tokens;
+          },
+        });
+        bar.stop();
+        const m = result.manifest!;
+        if (opts.json) {
+          printJson({ outDir, ...m, tokensPerSecond: result.tokensPerSecond });
+        } else if (!m.progress.complete) {
+          process.stderr.write(
+            `Stopped after ${m.progress.tokens} tokens; checkpoint saved in ${outDir}. Continue with the same command plus --resume.\n`,
+          );
+        } else {
+          process.stdout.write(
+            `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.layers.length * m.settings.dMlp} neurons ` +
+              `into ${outDir} (${result.tokensPerSecond.toFixed(0)} tokens/s). View a neuron with: ` +
+              `circuitscope neuron --model ${opts.model} --index ${outDir} --layer ${m.settings.layers[0]} --neuron 0\n`,
+          );
+        }
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+        bar.stop();
+        model.dispose();
+      }
+    });
+
+  program
+    .command("index-merge")
+    .description("merge the shard indexes 0/n .. n-1/n of one corpus into the index a single run would give")
+    .argument("<shards...>", "shard index directories")
+    .requiredOption("-o, --out <dir>", "directory for the merged index")
+    .option("--json", "print only the merged manifest as JSON")
+    .action(async (shards: string[], opts: { out: string; json?: boolean }) => {
+      const { mergeIndexes } = await import("../../neurons/merge-indexes.ts");
+      const m = mergeIndexes(shards, opts.out);
+      if (opts.json) printJson({ outDir: opts.out, ...m });
+      else
+        process.stdout.write(
+          `Merged ${shards.length} shards (${m.progress.tokens} tokens) into ${opts.out}\n`,
+        );
+    });
+}

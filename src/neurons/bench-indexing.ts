@@ -1,0 +1,120 @@
+/**
+ * Indexing throughput on a GPT-2-small-shaped random checkpoint (12 layers, d_model 768, d_mlp 3072,
+ * all 36,864 neurons tracked, contexts of 64 tokens from nlp-corpus). Reported by `circuitscope bench`
+ * as `index_tokens_per_s`. Also times the statistics update alone, to show it is not the bottleneck.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nlpCorpusSource } from "../corpus/sources.ts";
+import { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { KernelName } from "../tensor/kernels.ts";
+import { mulberry32, randn } from "../util/random.ts";
+import { loadCheckpoint, makeRandomCheckpoint } from "../weights/checkpoint.ts";
+import type { GPT2Config } from "../weights/config.ts";
+import { buildIndex } from "./build-index.ts";
+import { NeuronStats, type RowRefs } from "./neuron-stats.ts";
+
+export const GPT2_SMALL_SHAPE: GPT2Config = {
+  nLayers: 12,
+  nHeads: 12,
+  dModel: 768,
+  dHead: 64,
+  dMlp: 3072,
+  nCtx: 1024,
+  dVocab: 50257,
+  lnEps: 1e-5,
+  act: "gelu_new",
+};
+
+export interface BenchIndexingOptions {
+  backend?: KernelName;
+  /** Contexts to index (default 64 = 4,096 tokens). */
+  contexts?: number;
+  contextLen?: number;
+  batchSize?: number;
+  /** Model shape (default GPT-2 small). */
+  config?: GPT2Config;
+}
+
+export interface BenchIndexingResult {
+  /** End to end: forward pass to the last MLP plus statistics update, per token. */
+  tokensPerSecond: number;
+  /** The statistics update alone (top-k, histogram, density) for all tracked neurons. */
+  statsTokensPerSecond: number;
+  tokens: number;
+  neurons: number;
+}
+
+export async function benchIndexing(opts: BenchIndexingOptions = {}): Promise<BenchIndexingResult> {
+  const config = opts.config ?? GPT2_SMALL_SHAPE;
+  const contextLen = opts.contextLen ?? 64;
+  const nContexts = opts.contexts ?? 64;
+  const batchSize = opts.batchSize ?? 8;
+  const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-index-"));
+  try {
+    makeRandomCheckpoint(join(dir, "model"), config, { seed: 1 });
+    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(join(dir, "model")), {
+      backend: opts.backend ?? "onnx",
+    });
+    const common = {
+      modelName: "random-gpt2-small",
+      contextLen,
+      batchSize,
+      checkpointEvery: Number.POSITIVE_INFINITY,
+    };
+    // Warm-up (kernel prepacking, JIT) on one batch, then the timed run.
+    await buildIndex(model, nlpCorpusSource(), {
+      ...common,
+      outDir: join(dir, "warmup"),
+      maxTokens: batchSize * contextLen,
+    });
+    const run = await buildIndex(model, nlpCorpusSource(), {
+      ...common,
+      outDir: join(dir, "index"),
+      maxTokens: nContexts * contextLen,
+    });
+    model.dispose();
+    const neurons = config.nLayers * config.dMlp;
+    return {
+      tokensPerSecond: run.tokensPerSecond,
+      statsTokensPerSecond: benchStatsUpdate(config, batchSize * contextLen),
+      tokens: run.tokensThisRun,
+      neurons,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Tokens/s of `NeuronStats.addBlock` alone over GELU-like random activations for all layers. */
+function benchStatsUpdate(config: GPT2Config, rowsPerBatch: number, batches = 8): number {
+  const { nLayers, dMlp } = config;
+  const rng = mulberry32(7);
+  // A few distinct blocks, cycled, so later batches still bring some new top-k entries.
+  const blocks = Array.from({ length: 5 }, () => {
+    const acts = new Float32Array(rowsPerBatch * dMlp);
+    for (let i = 0; i < acts.length; i++) {
+      const x = randn(rng);
+      acts[i] = 0.5 * x * (1 + Math.tanh(0.7978845608 * (x + 0.044715 * x * x * x)));
+    }
+    return acts;
+  });
+  const stats = new NeuronStats(nLayers * dMlp, 20);
+  const refs: RowRefs = {
+    rows: Int32Array.from({ length: rowsPerBatch }, (_, i) => i),
+    contextIds: new Uint32Array(rowsPerBatch),
+    positions: new Uint16Array(rowsPerBatch),
+    count: rowsPerBatch,
+  };
+  const t0 = performance.now();
+  for (let b = 0; b < batches; b++) {
+    for (let i = 0; i < rowsPerBatch; i++) {
+      refs.contextIds[i] = b * 1000 + (i >> 6);
+      refs.positions[i] = i & 63;
+    }
+    for (let l = 0; l < nLayers; l++)
+      stats.addBlock(blocks[(b * nLayers + l) % blocks.length], dMlp, l * dMlp, refs);
+  }
+  return (batches * rowsPerBatch * 1000) / (performance.now() - t0);
+}
