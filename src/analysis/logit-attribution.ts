@@ -1,0 +1,247 @@
+/**
+ * Logit attribution: how much each residual piece pushes the logit of one token above another.
+ * Everything projects onto a d_model direction first (W_U[:, answer] - W_U[:, wrong]), so no piece is
+ * ever multiplied by the full unembedding: one pass over the stack, O(pieces * rows * d_model).
+ */
+import type { ActivationCache } from "../model/activation-cache.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { gatherPositions, type PositionSelection, type PositionSpec, selectPositions } from "./positions.ts";
+import type { AnalysisModel, ResidStack } from "./residual-stack.ts";
+
+/**
+ * How a piece is normalised before the final LayerNorm reads it (TransformerLens `apply_ln_to_stack`):
+ * - `"cached"`: centre it and divide by the CACHED LayerNorm scale at its position. Linear, so the
+ *   pieces of a decomposition add up to the final logit difference (minus the offsets);
+ * - `"recompute"`: centre it and divide by its own sqrt(mean(x^2) + eps) (the "logit lens");
+ * - `"none"`: use the raw piece.
+ */
+export type LnMode = "cached" | "recompute" | "none";
+
+export interface LnOptions {
+  ln?: LnMode;
+  /** Which LayerNorm's cached scale: n_layers (default) = ln_final, l < n_layers = blocks.l.ln1. */
+  layer?: number;
+}
+
+/** Per-prompt residual directions for a logit difference, and the part no residual piece carries. */
+export interface LogitDirections {
+  batch: number;
+  /** [batch, d_model]: the direction read from the LN-normalised residual (centring and scale applied). */
+  dirs: Float32Array;
+  /** [batch]: b_U[answer] - b_U[wrong], plus ln_final.b · (W_U[:, answer] - W_U[:, wrong]) when LN is not folded. */
+  offsets: Float64Array;
+}
+
+function perPrompt(tokens: number | readonly number[], batch: number, what: string): number[] {
+  const list = typeof tokens === "number" ? new Array<number>(batch).fill(tokens) : [...tokens];
+  if (list.length !== batch)
+    throw new Error(
+      `Got ${list.length} ${what} tokens for ${batch} prompts: pass one per prompt, or a single one`,
+    );
+  return list;
+}
+
+/**
+ * `W_U[:, answer] - W_U[:, wrong]` per prompt (the logit-difference direction). When the final LayerNorm
+ * is not folded into W_U (no weight processing), its weight is folded into the direction and its bias
+ * into the offset, so attribution stays exact either way.
+ */
+export function logitDiffDirections(
+  model: AnalysisModel,
+  answers: number | readonly number[],
+  wrongs: number | readonly number[],
+  batch: number,
+): LogitDirections {
+  const { dModel: D, dVocab: V } = model.cfg;
+  const a = perPrompt(answers, batch, "answer");
+  const w = perPrompt(wrongs, batch, "wrong");
+  const { W_U, b_U, lnFinal } = model.weights;
+  const dirs = new Float32Array(batch * D);
+  const offsets = new Float64Array(batch);
+  for (let b = 0; b < batch; b++) {
+    for (const t of [a[b], w[b]]) {
+      if (!Number.isInteger(t) || t < 0 || t >= V)
+        throw new Error(`Token ${t} is outside the vocabulary (0..${V - 1})`);
+    }
+    let off = b_U.data[a[b]] - b_U.data[w[b]];
+    for (let d = 0; d < D; d++) {
+      const diff = W_U.data[d * V + a[b]] - W_U.data[d * V + w[b]];
+      dirs[b * D + d] = lnFinal ? diff * lnFinal.w.data[d] : diff;
+      if (lnFinal) off += diff * lnFinal.b.data[d];
+    }
+    offsets[b] = off;
+  }
+  return { batch, dirs, offsets };
+}
+
+function scaleHookName(model: AnalysisModel, layer: number | undefined): string {
+  const n = model.cfg.nLayers;
+  const l = layer === undefined || layer === -1 ? n : layer;
+  if (!Number.isInteger(l) || l < 0 || l > n)
+    throw new Error(`layer ${layer} is out of range: use 0..${n} or -1`);
+  return l === n ? "ln_final.hook_scale" : `blocks.${l}.ln1.hook_scale`;
+}
+
+/** The cached LayerNorm scale at each selected position, [batch * nPos]. */
+function cachedScales(model: AnalysisModel, cache: ActivationCache, sel: PositionSelection, layer?: number) {
+  return gatherPositions(cache.get(scaleHookName(model, layer)), sel);
+}
+
+/**
+ * `apply_ln_to_stack`: every piece centred over d_model and divided by the cached scale at its position
+ * ("cached") or by its own statistics ("recompute"). Returns a new stack of the same shape.
+ */
+export function applyLnToStack(
+  model: AnalysisModel,
+  cache: ActivationCache,
+  rs: ResidStack,
+  opts: LnOptions = {},
+): ResidStack {
+  const mode = opts.ln ?? "cached";
+  if (mode === "none") return rs;
+  const D = model.cfg.dModel;
+  const rows = rs.sel.batch * rs.sel.nPos;
+  const scales = mode === "cached" ? cachedScales(model, cache, rs.sel, opts.layer) : null;
+  const src = rs.stack.data;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < rs.labels.length; i++)
+    for (let r = 0; r < rows; r++) {
+      const o = (i * rows + r) * D;
+      let mean = 0;
+      for (let d = 0; d < D; d++) mean += src[o + d];
+      mean /= D;
+      let sq = 0;
+      for (let d = 0; d < D; d++) sq += (src[o + d] - mean) ** 2;
+      const s = scales ? scales[r] : Math.sqrt(sq / D + model.cfg.lnEps);
+      for (let d = 0; d < D; d++) out[o + d] = (src[o + d] - mean) / s;
+    }
+  return { labels: rs.labels, stack: new Tensor(out, rs.stack.shape), sel: rs.sel };
+}
+
+/** Attribution of each piece: `values` [n, batch, nPos] per prompt, `mean` [n, nPos] over the batch. */
+export interface LogitAttribution {
+  labels: string[];
+  batch: number;
+  nPos: number;
+  values: Float64Array;
+  mean: Float64Array;
+}
+
+function meanOverBatch(values: Float64Array, n: number, batch: number, nPos: number): Float64Array {
+  const mean = new Float64Array(n * nPos);
+  for (let i = 0; i < n; i++)
+    for (let b = 0; b < batch; b++)
+      for (let p = 0; p < nPos; p++) mean[i * nPos + p] += values[(i * batch + b) * nPos + p] / batch;
+  return mean;
+}
+
+/**
+ * `logit_attrs`: each piece, normalised as `ln` says, dotted with its prompt's direction. With "cached"
+ * the pieces of `decomposeResid` sum to (logit[answer] - logit[wrong]) - offsets.
+ */
+export function logitAttrs(
+  model: AnalysisModel,
+  cache: ActivationCache,
+  rs: ResidStack,
+  dirs: LogitDirections,
+  opts: LnOptions = {},
+): LogitAttribution {
+  const mode = opts.ln ?? "cached";
+  const D = model.cfg.dModel;
+  const { batch, nPos } = rs.sel;
+  if (dirs.batch !== batch)
+    throw new Error(`Directions are for ${dirs.batch} prompts but the stack has ${batch}`);
+  const n = rs.labels.length;
+  const rows = batch * nPos;
+  const scales = mode === "cached" ? cachedScales(model, cache, rs.sel, opts.layer) : null;
+  const dirSum = new Float64Array(batch);
+  for (let b = 0; b < batch; b++) for (let d = 0; d < D; d++) dirSum[b] += dirs.dirs[b * D + d];
+  const x = rs.stack.data;
+  const values = new Float64Array(n * rows);
+  for (let i = 0; i < n; i++)
+    for (let r = 0; r < rows; r++) {
+      const b = Math.floor(r / nPos);
+      const o = (i * rows + r) * D;
+      const dOff = b * D;
+      let dot = 0;
+      let sum = 0;
+      let sumSq = 0;
+      for (let d = 0; d < D; d++) {
+        const v = x[o + d];
+        dot += v * dirs.dirs[dOff + d];
+        sum += v;
+        sumSq += v * v;
+      }
+      if (mode === "none") {
+        values[i * rows + r] = dot;
+        continue;
+      }
+      const mean = sum / D;
+      // Centring the piece is the same as centring the direction: (x - mean) · d = x · d - mean * sum(d).
+      const centredDot = dot - mean * dirSum[b];
+      const s = scales ? scales[r] : Math.sqrt(Math.max(sumSq / D - mean * mean, 0) + model.cfg.lnEps);
+      values[i * rows + r] = centredDot / s;
+    }
+  return { labels: rs.labels, batch, nPos, values, mean: meanOverBatch(values, n, batch, nPos) };
+}
+
+/**
+ * Logit attribution of every neuron `post[..., n] * W_out[n, :]` of layers before `layer`, WITHOUT building
+ * the [layers * d_mlp, ..., d_model] stack: each W_out row is projected onto the centred direction once,
+ * then each neuron costs one multiply per position. Same values as `logitAttrs(stackNeuronResults(...))`.
+ */
+export function neuronLogitAttrs(
+  model: AnalysisModel,
+  cache: ActivationCache,
+  dirs: LogitDirections,
+  opts: LnOptions & { layer?: number; pos?: PositionSpec } = {},
+): LogitAttribution {
+  const mode = opts.ln ?? "cached";
+  const { dMlp, dModel: D, nLayers } = model.cfg;
+  const layer = opts.layer === undefined || opts.layer === -1 ? nLayers : opts.layer;
+  if (!Number.isInteger(layer) || layer < 0 || layer > nLayers)
+    throw new Error(`layer ${opts.layer} is out of range: use 0..${nLayers} or -1`);
+  const sel = selectPositions(cache.lengths, cache.get("post", 0).shape[1], opts.pos);
+  const { batch, nPos } = sel;
+  if (dirs.batch !== batch)
+    throw new Error(`Directions are for ${dirs.batch} prompts but the cache has ${batch}`);
+  const rows = batch * nPos;
+  // The neuron stack is normalised with ln_final's scale (its own pieces' statistics for "recompute").
+  const scales = mode === "cached" ? cachedScales(model, cache, sel) : null;
+  const labels: string[] = [];
+  const values = new Float64Array(layer * dMlp * rows);
+  const proj = new Float64Array(dMlp * batch); // W_out[n] · (centred) dir_b
+  const rowVar = new Float64Array(dMlp); // variance of W_out[n] over d_model
+  for (let l = 0; l < layer; l++) {
+    const W_out = model.weights.blocks[l].W_out.data;
+    for (let nn = 0; nn < dMlp; nn++) {
+      let sum = 0;
+      let sumSq = 0;
+      for (let d = 0; d < D; d++) {
+        const w = W_out[nn * D + d];
+        sum += w;
+        sumSq += w * w;
+      }
+      const mean = sum / D;
+      rowVar[nn] = Math.max(sumSq / D - mean * mean, 0);
+      for (let b = 0; b < batch; b++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++)
+          dot += (mode === "none" ? W_out[nn * D + d] : W_out[nn * D + d] - mean) * dirs.dirs[b * D + d];
+        proj[nn * batch + b] = dot;
+      }
+    }
+    const post = gatherPositions(cache.get("post", l), sel); // [rows, d_mlp]
+    for (let nn = 0; nn < dMlp; nn++) {
+      labels.push(`L${l}N${nn}`);
+      const base = (l * dMlp + nn) * rows;
+      for (let r = 0; r < rows; r++) {
+        const a = post[r * dMlp + nn];
+        const p = a * proj[nn * batch + Math.floor(r / nPos)];
+        values[base + r] =
+          mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(a * a * rowVar[nn] + model.cfg.lnEps));
+      }
+    }
+  }
+  return { labels, batch, nPos, values, mean: meanOverBatch(values, labels.length, batch, nPos) };
+}
