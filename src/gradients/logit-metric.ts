@@ -1,0 +1,146 @@
+import type { Tensor } from "../tensor/tensor.ts";
+
+/**
+ * d metric / d logits at each prompt's final real position. Sparse when the metric reads only a few
+ * vocabulary entries (a logit difference): the backward pass then touches only those W_U columns
+ * instead of the whole [d_model, d_vocab] unembedding.
+ */
+export type LogitGradient =
+  | { kind: "sparse"; entries: readonly { batch: number; token: number; weight: number }[] }
+  | { kind: "dense"; grad: Float32Array /* [batch, d_vocab] */ };
+
+/**
+ * A scalar function of the final-position logits, with its gradient (the seed of the backward pass).
+ * `finalLogits` is [batch, d_vocab]: each prompt's logits at its last real position.
+ */
+export interface LogitMetric {
+  readonly name: string;
+  value(finalLogits: Tensor): number;
+  gradient(finalLogits: Tensor): LogitGradient;
+}
+
+/** One token per prompt, or the same token for every prompt. */
+export type TokenPerPrompt = number | readonly number[];
+
+function tokenAt(tokens: TokenPerPrompt, b: number, batch: number, what: string): number {
+  if (typeof tokens === "number") return tokens;
+  if (tokens.length !== batch) {
+    throw new Error(
+      `${what}: got ${tokens.length} tokens for ${batch} prompts; give one token per prompt or a single token for all`,
+    );
+  }
+  return tokens[b];
+}
+
+function checkBatch(finalLogits: Tensor): [number, number] {
+  if (finalLogits.ndim !== 2) {
+    throw new Error(
+      `A logit metric reads final-position logits [batch, d_vocab], got [${finalLogits.shape.join(", ")}]`,
+    );
+  }
+  return [finalLogits.shape[0], finalLogits.shape[1]];
+}
+
+/** Per-prompt logit(answer) - logit(wrong) at the final position. */
+export function logitDiffs(finalLogits: Tensor, answer: TokenPerPrompt, wrong: TokenPerPrompt): number[] {
+  const [B, V] = checkBatch(finalLogits);
+  const out: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const a = tokenAt(answer, b, B, "answer tokens");
+    const w = tokenAt(wrong, b, B, "wrong tokens");
+    if (a < 0 || a >= V || w < 0 || w >= V)
+      throw new Error(`Answer/wrong token ids must be in [0, ${V}), got ${a} and ${w}`);
+    out.push(finalLogits.data[b * V + a] - finalLogits.data[b * V + w]);
+  }
+  return out;
+}
+
+/** Mean over the batch of logit(answer) - logit(wrong) at the final position (TransformerLens' usual metric). */
+export function logitDiffMetric(answer: TokenPerPrompt, wrong: TokenPerPrompt): LogitMetric {
+  return affineLogitDiff(answer, wrong, 0, 1, "logit_diff");
+}
+
+/**
+ * `(logit diff - corrupted) / (clean - corrupted)`: 0 on the corrupted run, 1 on the clean run. The
+ * activation-patching convention, so attribution estimates read on the same scale.
+ */
+export function normalizedLogitDiffMetric(
+  answer: TokenPerPrompt,
+  wrong: TokenPerPrompt,
+  clean: number,
+  corrupted: number,
+): LogitMetric {
+  const span = clean - corrupted;
+  if (!Number.isFinite(span) || Math.abs(span) < 1e-6) {
+    throw new Error(
+      `Clean and corrupted logit differences are (nearly) equal (${clean} vs ${corrupted}): the normalised ` +
+        "metric is undefined. Choose prompts whose answers differ, or use the raw logit-difference metric.",
+    );
+  }
+  return affineLogitDiff(answer, wrong, corrupted, span, "normalized_logit_diff");
+}
+
+function affineLogitDiff(
+  answer: TokenPerPrompt,
+  wrong: TokenPerPrompt,
+  offset: number,
+  span: number,
+  name: string,
+): LogitMetric {
+  return {
+    name,
+    value(finalLogits) {
+      const d = logitDiffs(finalLogits, answer, wrong);
+      return (d.reduce((s, x) => s + x, 0) / d.length - offset) / span;
+    },
+    gradient(finalLogits) {
+      const [B] = checkBatch(finalLogits);
+      const w = 1 / (B * span);
+      const entries: { batch: number; token: number; weight: number }[] = [];
+      for (let b = 0; b < B; b++) {
+        entries.push({ batch: b, token: tokenAt(answer, b, B, "answer tokens"), weight: w });
+        entries.push({ batch: b, token: tokenAt(wrong, b, B, "wrong tokens"), weight: -w });
+      }
+      return { kind: "sparse", entries };
+    },
+  };
+}
+
+/** Mean over the batch of log p(answer) at the final position: a metric with a dense gradient. */
+export function answerLogProbMetric(answer: TokenPerPrompt): LogitMetric {
+  const logSoftmaxRow = (row: Float32Array): { lse: number; probs: Float64Array } => {
+    let max = Number.NEGATIVE_INFINITY;
+    for (const x of row) if (x > max) max = x;
+    let sum = 0;
+    const probs = new Float64Array(row.length);
+    for (let i = 0; i < row.length; i++) {
+      probs[i] = Math.exp(row[i] - max);
+      sum += probs[i];
+    }
+    for (let i = 0; i < row.length; i++) probs[i] /= sum;
+    return { lse: max + Math.log(sum), probs };
+  };
+  return {
+    name: "answer_logprob",
+    value(finalLogits) {
+      const [B, V] = checkBatch(finalLogits);
+      let total = 0;
+      for (let b = 0; b < B; b++) {
+        const row = finalLogits.data.subarray(b * V, (b + 1) * V);
+        total += row[tokenAt(answer, b, B, "answer tokens")] - logSoftmaxRow(row).lse;
+      }
+      return total / B;
+    },
+    gradient(finalLogits) {
+      const [B, V] = checkBatch(finalLogits);
+      const grad = new Float32Array(B * V);
+      for (let b = 0; b < B; b++) {
+        const { probs } = logSoftmaxRow(finalLogits.data.subarray(b * V, (b + 1) * V));
+        // d log p_a / d logit_i = [i == a] - p_i
+        for (let i = 0; i < V; i++) grad[b * V + i] = -probs[i] / B;
+        grad[b * V + tokenAt(answer, b, B, "answer tokens")] += 1 / B;
+      }
+      return { kind: "dense", grad };
+    },
+  };
+}
