@@ -188,6 +188,15 @@ async function main(): Promise<void> {
       await frames[k].screenshot({ path: file });
       console.log(file);
     }
+    // The interactive state people will see: hovering the final token in the attention view.
+    const k = figs.findIndex((f) => f.name === "attention");
+    // Tall viewport + figure at the top: the screenshot must not scroll the page from under the mouse.
+    await page.setViewportSize({ width: 1200, height: 1400 });
+    await frames[k].evaluate((el) => el.scrollIntoView({ block: "start" }));
+    await page.hover(`[data-cs-figure="${k}"] .cs-tok[data-index="${TOKENS.length - 1}"]`);
+    const hoverFile = join(outDir, "browser", `${String(k + 1).padStart(2, "0")}-attention-hover.png`);
+    await frames[k].screenshot({ path: hoverFile });
+    console.log(hoverFile);
   } finally {
     await browser.close();
   }

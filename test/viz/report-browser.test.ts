@@ -175,11 +175,11 @@ test("hovering a token in the attention view highlights its row and column with 
     assert.equal(c.col, c.s === i);
     assert.equal(c.dim, c.d !== i && c.s !== i);
   }
-  // The strip shows row i: what token i attends to.
-  const subs = await w.page.$$eval(`${att} .cs-token-strip .cs-tok sub`, (s) => s.map((x) => x.textContent));
+  // The strip shows row i: what token i attends to, in percent.
+  const weights = await w.page.$$eval(`${att} .cs-token-strip .cs-w`, (s) => s.map((x) => x.textContent));
   assert.deepEqual(
-    subs,
-    HEADS[0].pattern[i].map((v) => formatValue(v)),
+    weights,
+    HEADS[0].pattern[i].map((v) => `${Math.round(v * 100)}%`),
   );
   const best = HEADS[0].pattern[i].indexOf(Math.max(...HEADS[0].pattern[i]));
   const info = (await w.page.textContent(`${att} .cs-info`)) ?? "";

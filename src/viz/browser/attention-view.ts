@@ -42,7 +42,9 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
     const span = strip.appendChild(document.createElement("span"));
     span.className = "cs-tok";
     span.dataset.index = String(i);
-    span.textContent = displayToken(t);
+    span.appendChild(document.createElement("span")).textContent = displayToken(t);
+    const weight = span.appendChild(document.createElement("span"));
+    weight.className = "cs-w";
     return span;
   });
   const idleInfo = "Hover a token to see what it attends to (its row) and what attends to it (its column).";
@@ -54,7 +56,7 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
       s.classList.remove("cs-focus");
       s.style.background = "";
       s.style.color = "";
-      s.querySelector("sub")?.remove();
+      s.querySelector(".cs-w")!.textContent = "";
     }
     info.textContent = idleInfo;
   };
@@ -75,8 +77,8 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
       const v = pattern[i][j];
       span.style.background = ATTENTION_SCALE.color(v);
       span.style.color = ATTENTION_SCALE.textColor(v);
-      const sub = span.appendChild(document.createElement("sub"));
-      sub.textContent = formatValue(v);
+      // Percent keeps the strip compact; exact values are in the info line and the cell hover.
+      span.querySelector(".cs-w")!.textContent = `${Math.round(v * 100)}%`;
     });
     tokenSpans[i].classList.add("cs-focus");
     const column = pattern.map((row) => row[i]);

@@ -2,13 +2,14 @@
  * Browser entry (bundled by esbuild into `circuitscopeViz`, see src/viz/html/browser-bundle.ts): mounts a
  * `Figure` into a DOM element. Used by the HTML report and by the web app.
  */
-import embed from "vega-embed";
+import embed, { type Result as EmbedResult } from "vega-embed";
 import type { Figure } from "../figure.ts";
 import { mountAttentionView } from "./attention-view.ts";
 import { injectStyles } from "./styles.ts";
 import { mountTokenView } from "./token-view.ts";
 
-export async function mountFigure(el: HTMLElement, fig: Figure): Promise<void> {
+/** Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the other views. */
+export async function mountFigure(el: HTMLElement, fig: Figure): Promise<EmbedResult["view"] | null> {
   injectStyles(el.ownerDocument);
   el.dataset.csKind = fig.kind;
   if (fig.kind === "attention" || fig.kind === "tokens") {
@@ -20,14 +21,15 @@ export async function mountFigure(el: HTMLElement, fig: Figure): Promise<void> {
     const body = el.appendChild(el.ownerDocument.createElement("div"));
     if (fig.kind === "attention") mountAttentionView(body, fig.data);
     else mountTokenView(body, fig.data, "");
-    return;
+    return null;
   }
   // SVG renderer: crisp when zoomed, and the marks are DOM nodes the export menu and tests can see.
   // No "open in editor" link: reports must work offline.
-  await embed(el, fig.spec, {
+  const result = await embed(el, fig.spec, {
     renderer: "svg",
     actions: { export: true, source: false, compiled: false, editor: false },
   });
+  return result.view;
 }
 
 /**

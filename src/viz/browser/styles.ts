@@ -6,10 +6,11 @@ export const VIZ_CSS = `
 .cs-head-tabs { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 8px; }
 .cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; border-radius: 4px; cursor: pointer; }
 .cs-head-tabs button[aria-selected="true"] { background: #08519c; color: #fff; border-color: #08519c; }
-.cs-token-strip { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; line-height: 2.1; margin: 4px 0; }
-.cs-token-strip .cs-tok { padding: 2px 3px; margin-right: 2px; border-radius: 3px; border: 1px solid #ddd; cursor: default; white-space: pre; }
+.cs-token-strip { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; display: flex; flex-wrap: wrap; gap: 3px; margin: 4px 0; }
+.cs-token-strip .cs-tok { display: inline-flex; flex-direction: column; align-items: center; padding: 2px 3px 1px; border-radius: 3px; border: 1px solid #ddd; cursor: default; white-space: pre; }
 .cs-token-strip .cs-tok.cs-focus { outline: 2px solid #111; }
-.cs-token-strip .cs-tok sub { font-size: 9px; color: inherit; opacity: 0.8; margin-left: 2px; }
+/* The weight line is always there (blank when idle) so hovering never shifts the tokens under the mouse. */
+.cs-token-strip .cs-tok .cs-w { font-size: 9px; min-width: 4ch; min-height: 1.2em; text-align: center; opacity: 0.85; }
 .cs-info { min-height: 2.6em; color: #333; margin: 4px 0 6px; font-size: 12px; }
 .cs-info b { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-weight: normal; background: #eee; padding: 0 3px; border-radius: 2px; }
 .cs-attention-grid .cs-cell.cs-dim { opacity: 0.2; }
