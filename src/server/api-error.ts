@@ -1,0 +1,28 @@
+/** The one error shape of the JSON API: `{ error: { message, fix? } }` with a 4xx/5xx status. */
+export interface ErrorBody {
+  error: { message: string; fix?: string };
+}
+
+/** An error meant for the user: the message says what is wrong, `fix` what to do about it. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly fix?: string,
+  ) {
+    super(message);
+  }
+
+  toBody(): ErrorBody {
+    return { error: { message: this.message, ...(this.fix ? { fix: this.fix } : {}) } };
+  }
+}
+
+/**
+ * Engine errors read "<problem>: <fix>" (e.g. "... is 3 tokens, not a single token. Answers must be one
+ * token: ..."); input errors from the model become 400s with the message intact.
+ */
+export function badInput(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  return new ApiError(400, err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,78 @@
+/**
+ * `circuitscope serve`: the interactive explorer's HTTP server. One model lives in a worker thread; a
+ * FIFO job queue feeds it one run at a time; fastify serves the JSON API (docs/server-api.md), the
+ * page's static files (only from ./public) and the esbuild-bundled front end.
+ */
+import { fileURLToPath } from "node:url";
+import fastifyStatic from "@fastify/static";
+import Fastify, { type FastifyInstance } from "fastify";
+import { gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import { registerApiRoutes } from "./api-routes.ts";
+import { installErrorHandlers } from "./error-handler.ts";
+import { frontEndBundleJs } from "./front-end-bundle.ts";
+import { JobQueue } from "./job-queue.ts";
+import { ModelHost } from "./model-host.ts";
+import type { ModelLoadSpec, WorkerInfo } from "./model-protocol.ts";
+import { installPathGuard } from "./path-guard.ts";
+import { RequestChecks } from "./validate.ts";
+
+export const PUBLIC_DIR = fileURLToPath(new URL("./public/", import.meta.url));
+export const BODY_LIMIT = 64 * 1024;
+
+export interface ServerOptions {
+  model: ModelLoadSpec;
+  /** Directory of a neuron index (`circuitscope index --out DIR`) for neuron lookups. */
+  neuronIndex?: string;
+  logger?: boolean;
+}
+
+export interface ExplorerServer {
+  app: FastifyInstance;
+  info: WorkerInfo;
+  queue: JobQueue;
+  close(): Promise<void>;
+}
+
+export async function createServer(opts: ServerOptions): Promise<ExplorerServer> {
+  const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
+  const bundle = frontEndBundleJs(); // built while the model loads
+  let info: WorkerInfo;
+  try {
+    info = await host.ready;
+    await bundle;
+  } catch (err) {
+    await host.close();
+    throw err;
+  }
+  const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx));
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    logger: opts.logger ?? false,
+    // Reject unknown fields and wrong types instead of silently dropping or coercing them.
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
+    },
+  });
+  installErrorHandlers(app, BODY_LIMIT);
+  installPathGuard(app);
+  registerApiRoutes(app, {
+    modelName: opts.model.model,
+    info,
+    queue,
+    checks: new RequestChecks(info.cfg, gpt2Tokenizer()),
+    neuronIndex: opts.neuronIndex,
+  });
+  app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
+  // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
+  await app.register(fastifyStatic, {
+    root: PUBLIC_DIR,
+    prefix: "/",
+    index: ["index.html"],
+    dotfiles: "deny",
+  });
+  app.addHook("onClose", async () => {
+    queue.cancelAll();
+    await host.close();
+  });
+  return { app, info, queue, close: () => app.close() };
+}

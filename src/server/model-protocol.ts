@@ -1,0 +1,36 @@
+/** Messages between the HTTP thread (model-host.ts) and the model worker (model-worker.ts). */
+import type { KernelName } from "../tensor/kernels.ts";
+import type { GPT2Config } from "../weights/config.ts";
+
+export interface ModelLoadSpec {
+  model: string;
+  backend: KernelName;
+  process: boolean;
+  offline?: boolean;
+}
+
+export interface WorkerSetup {
+  load: ModelLoadSpec;
+  /** Neuron index directory for neuron pages (opened on first use). */
+  neuronIndex?: string;
+}
+
+export interface WorkerInfo {
+  cfg: GPT2Config;
+  tasks: string[];
+}
+
+/** `cancel` is a shared Int32Array(1): the host sets it to 1, the task sees it at its next progress call. */
+export interface ToWorker {
+  id: number;
+  kind: string;
+  params: unknown;
+  cancel: SharedArrayBuffer;
+}
+
+export type FromWorker =
+  | { type: "ready"; info: WorkerInfo }
+  | { type: "fatal"; message: string }
+  | { type: "progress"; id: number; done: number; total: number }
+  | { type: "result"; id: number; value: unknown }
+  | { type: "error"; id: number; message: string; cancelled: boolean };

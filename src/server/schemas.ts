@@ -1,0 +1,60 @@
+/**
+ * JSON schemas of the API's request bodies (fastify validates them before a handler runs). Strings are
+ * capped well above what any model context holds, so the tokenizer never sees megabytes; the exact
+ * context check is in validate.ts.
+ */
+export const MAX_PROMPT_CHARS = 8000;
+export const MAX_TOKEN_TEXT_CHARS = 64;
+
+const prompt = { type: "string", minLength: 1, maxLength: MAX_PROMPT_CHARS } as const;
+const tokenText = { type: "string", minLength: 1, maxLength: MAX_TOKEN_TEXT_CHARS } as const;
+const index = { type: "integer", minimum: 0, maximum: 1_000_000 } as const;
+
+function body(properties: Record<string, object>, required: string[]) {
+  return { type: "object", additionalProperties: false, properties, required } as const;
+}
+
+export const tokensBody = body({ prompt }, ["prompt"]);
+export const predictBody = body(
+  {
+    prompt,
+    topK: { type: "integer", minimum: 1, maximum: 100, default: 10 },
+    answer: tokenText,
+    wrong: tokenText,
+  },
+  ["prompt"],
+);
+export const attentionBody = body({ prompt, layer: index, head: index }, ["prompt", "layer", "head"]);
+export const attributionBody = body({ prompt, answer: tokenText, wrong: tokenText }, [
+  "prompt",
+  "answer",
+  "wrong",
+]);
+export const patchingJobBody = body(
+  {
+    kind: { type: "string", const: "patching" },
+    clean: prompt,
+    corrupted: prompt,
+    answer: tokenText,
+    wrong: tokenText,
+    target: { type: "string", minLength: 1, maxLength: 64 },
+  },
+  ["kind", "clean", "corrupted", "answer", "wrong", "target"],
+);
+export const jobIdParams = {
+  type: "object",
+  properties: { id: { type: "string", pattern: "^[0-9]{1,12}$" } },
+  required: ["id"],
+} as const;
+/** URL parameters arrive as strings; they are parsed after this pattern check. */
+const indexText = { type: "string", pattern: "^[0-9]{1,7}$" } as const;
+export const neuronParams = {
+  type: "object",
+  properties: { layer: indexText, neuron: indexText },
+  required: ["layer", "neuron"],
+} as const;
+export const neuronQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: { text: prompt },
+} as const;

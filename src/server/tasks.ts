@@ -1,0 +1,174 @@
+/**
+ * The model runs behind the API, executed inside the model worker. Each takes validated parameters and
+ * returns plain JSON (figures are `src/viz` Figure objects, mounted as-is by the page).
+ */
+import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
+import { answerReport, topPredictions } from "../analysis/predictions.ts";
+import { blockHookName } from "../model/hook-points.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import { neuronPageData } from "../neurons/neuron-page.ts";
+import { neuronReport } from "../neurons/neuron-report.ts";
+import { activationPatching } from "../patching/activation-patching.ts";
+import { heatmap } from "../viz/charts/heatmap.ts";
+import { lineChart } from "../viz/charts/line-chart.ts";
+import type { AttentionFigure, ChartFigure } from "../viz/figure.ts";
+import type { ReportSection } from "../viz/html/report.ts";
+import { tokenPositionLabels } from "../viz/token-labels.ts";
+import { attentionView } from "../viz/views/view-figures.ts";
+import { explorerTarget } from "./patch-targets.ts";
+
+/** What a task gets besides its parameters: progress reporting and cancellation. */
+export interface TaskContext {
+  /** Reports (done, total); aborts `signal` first if the job was cancelled. */
+  progress(done: number, total: number): void;
+  signal: AbortSignal;
+  /** The neuron index given to `serve --neuron-index`, opened on first use. */
+  neuronIndex(): NeuronIndex | null;
+}
+
+export interface PredictParams {
+  prompt: string;
+  topK: number;
+  answer?: string;
+  wrong?: string;
+}
+
+export function predictTask(model: HookedTransformer, p: PredictParams) {
+  const tokens = model.toTokens(p.prompt);
+  const row = model.run([tokens], { logits: "last" }).data; // [d_vocab]
+  const report = (s: string | undefined) =>
+    s === undefined ? undefined : answerReport(row, model.toSingleToken(s), model.tokenizer);
+  const answer = report(p.answer);
+  const wrong = report(p.wrong);
+  return {
+    tokens,
+    strTokens: model.toStrTokens(tokens),
+    top: topPredictions(row, p.topK, model.tokenizer),
+    ...(answer ? { answer } : {}),
+    ...(wrong ? { wrong } : {}),
+    ...(answer && wrong ? { logitDiff: answer.logit - wrong.logit } : {}),
+  };
+}
+
+export interface AttentionParams {
+  prompt: string;
+  layer: number;
+  head: number;
+}
+
+/** One head's attention pattern over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]). */
+export function attentionTask(model: HookedTransformer, p: AttentionParams): AttentionFigure {
+  const tokens = model.toTokens(p.prompt);
+  const name = blockHookName(p.layer, "attn.hook_pattern");
+  const { cache } = model.runWithCache([tokens], { namesFilter: [name], logits: "none" });
+  const pattern = cache.get(name); // [1, H, n, n]
+  const n = tokens.length;
+  const base = p.head * n * n;
+  const rows: number[][] = [];
+  for (let d = 0; d < n; d++) rows.push(Array.from(pattern.data.subarray(base + d * n, base + (d + 1) * n)));
+  return attentionView({
+    title: `Attention pattern of L${p.layer}H${p.head}`,
+    tokens: model.toStrTokens(tokens),
+    heads: [{ label: `L${p.layer}H${p.head}`, pattern: rows }],
+  });
+}
+
+export interface AttributionParams {
+  prompt: string;
+  answer: string;
+  wrong: string;
+}
+
+/** Logit difference read off the residual stream after each layer, and each head's direct contribution. */
+export function attributionTask(model: HookedTransformer, p: AttributionParams) {
+  const { nLayers, nHeads } = model.cfg;
+  const answer = model.toSingleToken(p.answer);
+  const wrong = model.toSingleToken(p.wrong);
+  const r = attributionJson(
+    attributeLogitDiff(model, [model.toTokens(p.prompt)], answer, wrong),
+    nLayers,
+    nHeads,
+  );
+  const what = `logit(${JSON.stringify(p.answer)}) − logit(${JSON.stringify(p.wrong)})`;
+  const perLayer: ChartFigure = lineChart({
+    title: `Logit difference by layer (accumulated residual, ${what})`,
+    x: r.accumulatedResid.labels,
+    series: [{ name: "logit diff", values: r.accumulatedResid.values }],
+    xTitle: "residual stream after",
+    yTitle: "logit difference",
+  });
+  const heads: ChartFigure = heatmap({
+    title: "Direct logit attribution per head (click a head for its attention)",
+    rowLabels: Array.from({ length: nLayers }, (_, l) => `L${l}`),
+    colLabels: Array.from({ length: nHeads }, (_, h) => `H${h}`),
+    values: r.heads,
+    rowTitle: "layer",
+    colTitle: "head",
+    valueTitle: "logit diff",
+  });
+  return {
+    logitDiff: r.logitDiff,
+    accumulated: r.accumulatedResid,
+    heads: r.heads,
+    figures: { perLayer, heads },
+  };
+}
+
+export interface PatchingParams {
+  clean: string;
+  corrupted: string;
+  answer: string;
+  wrong: string;
+  target: string;
+}
+
+/** Activation patching of one target, drawn as a [layer, pos] or [layer, head] heatmap. */
+export async function patchingTask(model: HookedTransformer, p: PatchingParams, ctx: TaskContext) {
+  const target = explorerTarget(p.target);
+  if (!target) throw new Error(`Unknown patching target "${p.target}"`);
+  const result = await activationPatching(model, {
+    clean: [p.clean],
+    corrupted: [p.corrupted],
+    answers: { answer: model.toSingleToken(p.answer), wrong: model.toSingleToken(p.wrong) },
+    target,
+    onProgress: (done, total) => ctx.progress(done, total),
+    signal: ctx.signal,
+  });
+  const [rows, cols] = result.shape; // [layer, pos] or [layer, head]
+  const values: number[][] = [];
+  for (let r = 0; r < rows; r++) values.push(Array.from(result.values.subarray(r * cols, (r + 1) * cols)));
+  const colLabels = result.labels[1]
+    ? tokenPositionLabels(result.labels[1])
+    : Array.from({ length: cols }, (_, c) => `H${c}`);
+  const figure = heatmap({
+    title: `Activation patching: ${result.target} (logit difference recovered)`,
+    rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),
+    colLabels,
+    values,
+    rowTitle: "layer",
+    colTitle: result.axes[1],
+    valueTitle: "fraction recovered",
+  });
+  const summary = `Done: ${rows * cols} patched runs. Clean logit diff ${result.clean.toFixed(3)}, corrupted ${result.corrupted.toFixed(3)}.`;
+  return { figure, summary, clean: result.clean, corrupted: result.corrupted, axes: result.axes, values };
+}
+
+export interface NeuronParams {
+  layer: number;
+  neuron: number;
+  /** Also show the neuron's activation on this text (the page's prompt). */
+  text?: string;
+}
+
+/** A neuron page (top examples from the index when there is one, logit effect, activation on the prompt). */
+export function neuronTask(
+  model: HookedTransformer,
+  p: NeuronParams,
+  ctx: TaskContext,
+): { title: string; sections: ReportSection[]; indexed: boolean } {
+  const index = ctx.neuronIndex();
+  const page = neuronPageData(model, p.layer, p.neuron, { index, text: p.text });
+  const report = neuronReport(page);
+  return { title: report.title, sections: report.sections, indexed: page.index !== null };
+}

@@ -1,0 +1,79 @@
+/**
+ * Checks that need the model's shape or the tokenizer (JSON schemas cover types and sizes): prompts
+ * must fit the context, answers must be single tokens, layers and heads must exist. Each error says
+ * which field is wrong and how to fix it.
+ */
+import type { Gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { GPT2Config } from "../weights/config.ts";
+import { ApiError } from "./api-error.ts";
+
+export class RequestChecks {
+  constructor(
+    private readonly cfg: GPT2Config,
+    readonly tokenizer: Gpt2Tokenizer,
+  ) {}
+
+  /** Tokens of a prompt (BOS prepended, as every model run here does), which must fit the context. */
+  promptTokens(prompt: string, field = "prompt"): number[] {
+    const tokens = this.tokenizer.toTokens(prompt);
+    if (tokens.length > this.cfg.nCtx) {
+      throw new ApiError(
+        400,
+        `The ${field} is ${tokens.length} tokens (with the <|endoftext|> prepended) but the model's context is ${this.cfg.nCtx} tokens.`,
+        `Shorten the ${field} to at most ${this.cfg.nCtx - 1} tokens of text.`,
+      );
+    }
+    return tokens;
+  }
+
+  singleToken(text: string, field: string): number {
+    try {
+      return this.tokenizer.toSingleToken(text);
+    } catch (err) {
+      // The tokenizer says "<what it is>. <how to fix it>": keep both, split into message and fix.
+      const [problem, fix] = (err as Error).message.split(/(?<=not a single token\.)\s*/);
+      throw new ApiError(400, `The ${field} ${problem}`, fix);
+    }
+  }
+
+  layer(layer: number, field = "layer"): void {
+    if (layer >= this.cfg.nLayers) {
+      throw new ApiError(
+        400,
+        `${field} ${layer} does not exist: the model has ${this.cfg.nLayers} layers.`,
+        `Use a layer from 0 to ${this.cfg.nLayers - 1}.`,
+      );
+    }
+  }
+
+  head(head: number): void {
+    if (head >= this.cfg.nHeads) {
+      throw new ApiError(
+        400,
+        `head ${head} does not exist: the model has ${this.cfg.nHeads} heads per layer.`,
+        `Use a head from 0 to ${this.cfg.nHeads - 1}.`,
+      );
+    }
+  }
+
+  neuron(neuron: number): void {
+    if (neuron >= this.cfg.dMlp) {
+      throw new ApiError(
+        400,
+        `neuron ${neuron} does not exist: each MLP layer has ${this.cfg.dMlp} neurons.`,
+        `Use a neuron from 0 to ${this.cfg.dMlp - 1}.`,
+      );
+    }
+  }
+
+  /** Clean and corrupted prompts are compared position by position, so they must tokenize to the same length. */
+  samePositions(clean: number[], corrupted: number[]): void {
+    if (clean.length !== corrupted.length) {
+      throw new ApiError(
+        400,
+        `The clean prompt is ${clean.length} tokens but the corrupted prompt is ${corrupted.length}.`,
+        "Patching compares the prompts position by position: change words for words of the same token count.",
+      );
+    }
+  }
+}

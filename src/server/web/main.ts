@@ -1,0 +1,111 @@
+/**
+ * The explorer page: wires the panels to the form fields and keeps the view in the URL, so reloading
+ * or sharing the link recomputes the same view.
+ */
+import { api } from "./api.ts";
+import { showAttention } from "./attention-panel.ts";
+import { showAttribution } from "./attribution-panel.ts";
+import { byId, showError } from "./dom.ts";
+import { showNeuron } from "./neuron-panel.ts";
+import { runPatching } from "./patching-panel.ts";
+import { showPredictions } from "./predictions-panel.ts";
+import { parsePair, readState, type ViewState, writeState } from "./url-state.ts";
+
+interface Info {
+  model: string;
+  cfg: { nLayers: number; nHeads: number; nCtx: number; dMlp: number };
+  patchTargets: string[];
+  neuronIndex: boolean;
+}
+
+type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
+
+/** Form fields ↔ ViewState (the ids match the state's field names). */
+const FIELD_IDS = ["prompt", "answer", "wrong", "head", "clean", "corrupted", "target", "neuron"] as const;
+
+function formState(): ViewState {
+  const s = {} as ViewState;
+  for (const f of FIELD_IDS) s[f] = byId<Field>(f).value;
+  s.prompt = s.prompt.trim() === "" ? "" : s.prompt;
+  return s;
+}
+
+function fillForm(state: ViewState): void {
+  for (const f of FIELD_IDS) if (state[f] !== "") byId<Field>(f).value = state[f];
+}
+
+async function showHead(state: ViewState): Promise<void> {
+  const out = byId("attention-out");
+  if (!state.prompt || !state.head) return;
+  const pair = parsePair(state.head);
+  if (!pair) return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
+  await showAttention(out, state.prompt, pair[0], pair[1]);
+}
+
+async function analysePrompt(state: ViewState): Promise<void> {
+  if (!state.prompt) return;
+  const answers = state.answer && state.wrong ? { answer: state.answer, wrong: state.wrong } : null;
+  const predicted = await showPredictions(byId("predictions-out"), { prompt: state.prompt, ...answers });
+  if (predicted && answers) {
+    await showAttribution(byId("attribution-out"), { prompt: state.prompt, ...answers }, (layer, head) => {
+      byId<HTMLInputElement>("head").value = `${layer}.${head}`;
+      const s = formState();
+      writeState(s);
+      void showHead(s);
+    });
+  }
+  await showHead(state);
+}
+
+async function lookUpNeuron(state: ViewState): Promise<void> {
+  if (!state.neuron) return;
+  const out = byId("neuron-out");
+  const pair = parsePair(state.neuron);
+  if (!pair) return showError(out, new Error(`Neuron "${state.neuron}" is not LAYER.INDEX, e.g. 0.12`));
+  await showNeuron(out, pair[0], pair[1], state.prompt);
+}
+
+function canPatch(s: ViewState): boolean {
+  return Boolean(s.clean && s.corrupted && s.answer && s.wrong && s.target);
+}
+
+function onSubmit(formId: string, action: (s: ViewState) => Promise<void>): void {
+  byId(formId).addEventListener("submit", (e) => {
+    e.preventDefault();
+    const s = formState();
+    writeState(s);
+    void action(s);
+  });
+}
+
+async function main(): Promise<void> {
+  const info = await api.get<Info>("/api/info");
+  byId("model-name").textContent =
+    `${info.model} · ${info.cfg.nLayers} layers × ${info.cfg.nHeads} heads · context ${info.cfg.nCtx} tokens`;
+  const targetSelect = byId<HTMLSelectElement>("target");
+  for (const t of info.patchTargets) targetSelect.append(new Option(t, t));
+  const state = readState();
+  fillForm(state);
+
+  onSubmit("prompt-form", analysePrompt);
+  onSubmit("head-form", showHead);
+  onSubmit("neuron-form", lookUpNeuron);
+  onSubmit("patching-form", async (s) => {
+    if (!canPatch(s))
+      return showError(
+        byId("patching-out"),
+        new Error(
+          "Patching needs a clean and a corrupted prompt and the answer and wrong tokens (in the Prompt panel).",
+        ),
+      );
+    await runPatching(byId("patching-out"), s);
+  });
+
+  // Recompute the view the URL describes (one model run at a time, so in order).
+  await analysePrompt(state);
+  await lookUpNeuron(state);
+  if (canPatch(state)) await runPatching(byId("patching-out"), state);
+  document.body.dataset.ready = "true";
+}
+
+main().catch((err) => showError(byId("page-error"), err));

@@ -1,0 +1,107 @@
+/**
+ * Activation patching as a background job: submit, follow its progress over server-sent events, cancel,
+ * and draw the resulting heatmap when it finishes.
+ */
+import type { Figure } from "../../viz/figure.ts";
+import { ApiCallError, api } from "./api.ts";
+import { el, showError } from "./dom.ts";
+import { showFigure } from "./figure-panel.ts";
+
+interface JobView {
+  id: string;
+  status: "queued" | "running" | "done" | "failed" | "cancelled";
+  progress: { done: number; total: number } | null;
+  position?: number;
+  result?: { figure: Figure; summary: string };
+  error?: { message: string; fix?: string };
+}
+
+export interface PatchingParams {
+  clean: string;
+  corrupted: string;
+  answer: string;
+  wrong: string;
+  target: string;
+}
+
+let current: { id: string; source: EventSource } | null = null;
+
+/** Stops following the running job and cancels it; resolves with its final state (null if it had finished). */
+export async function cancelCurrentJob(): Promise<JobView | null> {
+  if (!current) return null;
+  const { id, source } = current;
+  source.close();
+  current = null;
+  // It may have just finished: then there is nothing to cancel (409).
+  return api.delete<JobView>(`/api/jobs/${id}`).catch(() => null);
+}
+
+export async function runPatching(out: HTMLElement, params: PatchingParams): Promise<void> {
+  await cancelCurrentJob();
+  delete out.dataset.ready;
+  let job: JobView;
+  try {
+    job = await api.post<JobView>("/api/jobs", { kind: "patching", ...params });
+  } catch (err) {
+    showError(out, err);
+    return;
+  }
+  const status = el("div", { className: "job-status" });
+  const bar = el("progress") as HTMLProgressElement;
+  bar.max = 1;
+  bar.value = 0;
+  const cancel = el("button", { text: "Cancel" });
+  cancel.type = "button";
+  cancel.addEventListener("click", async () => {
+    const view = await cancelCurrentJob();
+    if (view) await render(view);
+  });
+  const figureHost = el("div");
+  out.replaceChildren(el("div", { className: "job-row" }, [bar, status, cancel]), figureHost);
+
+  const render = async (view: JobView) => {
+    out.dataset.status = view.status;
+    const p = view.progress;
+    if (p && p.total > 0) bar.value = p.done / p.total;
+    if (view.status === "queued") status.textContent = `Queued (${view.position ?? 0} ahead)…`;
+    else if (view.status === "running")
+      status.textContent = p ? `Patching: ${p.done} / ${p.total} runs` : "Starting…";
+    else {
+      cancel.remove();
+      if (view.status === "done" && view.result) {
+        bar.value = 1;
+        status.textContent = view.result.summary;
+        await showFigure(figureHost, view.result.figure);
+        out.dataset.ready = "true";
+      } else if (view.status === "failed") {
+        showError(out, new ApiCallError(view.error?.message ?? "The job failed", view.error?.fix));
+      } else status.textContent = "Cancelled.";
+    }
+  };
+
+  await render(job);
+  const source = new EventSource(`/api/jobs/${job.id}/events`);
+  current = { id: job.id, source };
+  source.onmessage = (e) => {
+    const view = JSON.parse(e.data) as JobView;
+    if (view.status === "done" || view.status === "failed" || view.status === "cancelled") {
+      source.close();
+      if (current?.id === view.id) current = null;
+    }
+    void render(view);
+  };
+  source.onerror = () => {
+    // The stream ends after the final event; an error before that means the server went away.
+    if (current?.id === job.id) {
+      source.close();
+      current = null;
+      showError(
+        out,
+        new ApiCallError(
+          "Lost the connection to the server while the job was running.",
+          "Reload the page to run it again.",
+        ),
+      );
+    }
+  };
+}
