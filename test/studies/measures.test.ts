@@ -114,3 +114,56 @@ describe("study measurements vs the fixture reference", () => {
     });
   });
 });
+
+describe("attribution patching estimates vs the fixture reference", () => {
+  it("match the reference per layer/position, per head part and per neuron (normalised)", async () => {
+    const { attributionPatching } = await import("../../src/studies/contractions/attribution.ts");
+    const clean = logitDiffsOf(model, pairs.clean, pairs.answer, pairs.wrong, 8);
+    const corrupted = logitDiffsOf(model, pairs.corrupted, pairs.answer, pairs.wrong, 8);
+    const gap = meanOf(clean) - meanOf(corrupted);
+    const P = pairs.clean[0].length;
+    const cases: [string, PatchTarget, number][] = [];
+    for (const [ref, hook] of [
+      ["resid_pre", "hook_resid_pre"],
+      ["attn_out", "hook_attn_out"],
+      ["mlp_out", "hook_mlp_out"],
+    ] as const) {
+      for (let l = 0; l < 3; l++)
+        for (let p = 0; p < P; p++)
+          cases.push([
+            `${ref} L${l} p${p}`,
+            { label: "", hook, layer: l, position: p },
+            referenceTensor(`attrpatch.${ref}`).at(l, p),
+          ]);
+    }
+    for (const part of ["z", "q", "k", "v", "pattern"]) {
+      const hook = part === "pattern" ? "attn.hook_pattern" : `attn.hook_${part}`;
+      for (let l = 0; l < 3; l++)
+        for (let h = 0; h < 4; h++)
+          cases.push([
+            `head_${part} L${l}H${h}`,
+            { label: "", hook, layer: l, head: h },
+            referenceTensor(`attrpatch.head_${part}`).at(l, h),
+          ]);
+    }
+    for (const n of [0, 5, 200]) {
+      cases.push([
+        `neuron L1N${n}`,
+        { label: "", hook: "mlp.hook_post", layer: 1, neuron: n },
+        referenceTensor("attrpatch.neurons").at(1, n),
+      ]);
+    }
+    // Batch size 1 vs 2 must agree: the per-prompt rescaling by B is what makes them equal.
+    for (const batch of [1, 2]) {
+      const est = attributionPatching(
+        model,
+        pairs,
+        cases.map((c) => c[1]),
+        batch,
+      );
+      for (const [i, [what, , expected]] of cases.entries()) {
+        close(meanOf(est[i]) / gap, expected, `${what} (batch ${batch})`);
+      }
+    }
+  });
+});

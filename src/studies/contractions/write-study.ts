@@ -1,0 +1,55 @@
+/**
+ * Writes a study's outputs — report.html, results.json, figures/*.svg — into a temporary sibling
+ * directory and renames it into place at the end, so a failed or interrupted run leaves nothing
+ * half-written at DIR.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { writeFigureFiles } from "../../viz/export/write-files.ts";
+import { renderHtmlReport } from "../../viz/html/report.ts";
+import { buildSections, toReportSections } from "./report.ts";
+import type { StudyResults } from "./results.ts";
+
+export interface WrittenStudy {
+  dir: string;
+  figures: string[];
+  captions: { name: string; caption: string }[];
+}
+
+export async function writeStudy(
+  results: StudyResults,
+  outDir: string,
+  opts: { overwrite?: boolean } = {},
+): Promise<WrittenStudy> {
+  const dir = resolve(outDir);
+  if (existsSync(dir) && !opts.overwrite) {
+    throw new Error(`Output directory ${dir} already exists: choose a new --out, or remove it first.`);
+  }
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
+  mkdirSync(join(tmp, "figures"), { recursive: true });
+  try {
+    const sections = buildSections(results);
+    const figures: string[] = [];
+    for (const s of sections) {
+      for (const f of s.figures) {
+        await writeFigureFiles(join(tmp, "figures"), f.name, f.figure);
+        figures.push(`figures/${f.name}.svg`);
+      }
+    }
+    const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));
+    writeFileSync(join(tmp, "results.json"), `${JSON.stringify({ ...results, captions }, null, 1)}\n`);
+    const html = renderHtmlReport({
+      title: "How GPT-2 predicts contractions",
+      subtitle: `circuitscope study contractions — model ${results.meta.model}, seed ${results.meta.seed}${results.meta.quick ? ", quick" : ""}`,
+      sections: toReportSections(sections),
+    });
+    writeFileSync(join(tmp, "report.html"), html);
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+    return { dir, figures, captions };
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
