@@ -13,7 +13,7 @@ export interface FileMetadata {
   etag: string;
   /** Size in bytes, when the hub said it. */
   size: number | undefined;
-  /** URL to GET (after same-host redirects such as renamed repos). */
+  /** URL to GET (the GET follows the same redirects). */
   url: string;
 }
 
@@ -90,6 +90,7 @@ export async function fetchFileMetadata(
 ): Promise<FileMetadata> {
   let url = fileUrl(settings.endpoint, repoId, revision, filename);
   const origin = new URL(url).origin;
+  let seenCommit: string | null = null;
   for (let hop = 0; hop < 10; hop++) {
     const res = await hubFetch(settings, url, {
       method: "HEAD",
@@ -100,8 +101,11 @@ export async function fetchFileMetadata(
     const location = res.headers.get("location");
     if (res.status >= 300 && res.status < 400 && location) {
       const next = new URL(location, url);
-      if (next.origin === origin && !res.headers.get("x-repo-commit")) {
-        url = next.href; // same-host redirect (e.g. a renamed repo): its target has the metadata
+      // Same-host redirects (renamed repo, resolve-cache) are followed for the metadata, as
+      // huggingface_hub does; an LFS redirect to the CDN carries X-Linked-Etag and is final.
+      if (next.origin === origin && !res.headers.get("x-linked-etag")) {
+        seenCommit = res.headers.get("x-repo-commit") ?? seenCommit;
+        url = next.href;
         continue;
       }
     } else if (!res.ok) {
@@ -112,7 +116,7 @@ export async function fetchFileMetadata(
         code,
       );
     }
-    const commit = res.headers.get("x-repo-commit");
+    const commit = res.headers.get("x-repo-commit") ?? seenCommit;
     const etag = res.headers.get("x-linked-etag") ?? res.headers.get("etag");
     if (!commit || !etag) {
       throw new HubHttpError(
@@ -124,7 +128,12 @@ export async function fetchFileMetadata(
     }
     const sizeHeader = res.headers.get("x-linked-size") ?? res.headers.get("content-length");
     const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
-    return { commit, etag: stripEtag(etag), size, url };
+    return {
+      commit,
+      etag: stripEtag(etag),
+      size,
+      url: fileUrl(settings.endpoint, repoId, revision, filename),
+    };
   }
   throw new HubHttpError(`Too many redirects fetching ${filename} of "${repoId}"`, 310, undefined);
 }

@@ -19,6 +19,8 @@ export interface FakeHubOptions {
   dropFirstGet?: Record<string, number>;
   /** Advertise a wrong sha256 for these files. */
   wrongSha256?: string[];
+  /** Old repo id -> new one: requests are redirected (307, relative Location) as the hub does for renames. */
+  renamed?: Record<string, string>;
   /** Answer Range requests with the whole file (200) instead of 206. */
   ignoreRange?: boolean;
 }
@@ -110,6 +112,12 @@ export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
     const match = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!match) return notFound(res, "EntryNotFound");
     const [, repoId, revision, file] = match.map(decodeURIComponent);
+    const newId = opts.renamed?.[repoId];
+    if (newId) {
+      res.writeHead(307, { location: url.pathname.replace(`/${repoId}/`, `/${newId}/`) });
+      res.end();
+      return;
+    }
     const repo = opts.repos[repoId];
     if (!repo) return notFound(res, "RepoNotFound", 401);
     if (revision !== "main" && revision !== repo.commit) return notFound(res, "RevisionNotFound");

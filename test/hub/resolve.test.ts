@@ -82,6 +82,20 @@ test("downloads into an empty cache in the huggingface_hub layout, byte-equal, n
   assert.equal(dir, join(cacheDir, "models--gpt2", "snapshots", COMMIT));
 });
 
+test("a renamed repo (same-host redirect) is followed and cached under the name asked for", async () => {
+  const cacheDir = freshCache();
+  await withHub(
+    { repos: { "openai-community/gpt2": tinyRepo }, renamed: { gpt2: "openai-community/gpt2" } },
+    async (hub) => {
+      const dir = await resolveModel("gpt2", { cacheDir, endpoint: hub.endpoint });
+      assert.equal(dir, join(cacheDir, "models--gpt2", "snapshots", COMMIT));
+      assert.deepEqual(readFileSync(join(dir, "model.safetensors")), WEIGHTS);
+      assert.deepEqual(readFileSync(join(dir, "config.json")), CONFIG);
+      assert.ok(hub.requests.some((r) => r.url.startsWith("/openai-community/gpt2/resolve/")));
+    },
+  );
+});
+
 test("a connection dropped mid-body is resumed with a Range request and verified", async () => {
   const cacheDir = freshCache();
   const dropAt = 3_000_000;
