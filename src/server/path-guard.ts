@@ -17,6 +17,7 @@ export function badPathReason(rawUrl: string): string | null {
     return "invalid percent-encoding";
   }
   if (decoded.split("/").some((seg) => seg === ".." || seg === ".")) return "'.' or '..' segments";
+  if (decoded.split("/").some((seg) => seg.startsWith("."))) return "hidden (dot) files";
   return null;
 }
 

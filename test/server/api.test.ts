@@ -1,0 +1,248 @@
+import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import { after, before, test } from "node:test";
+import { answerReport } from "../../src/analysis/predictions.ts";
+import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import type { ExplorerServer } from "../../src/server/app.ts";
+import type { JobView } from "../../src/server/job-queue.ts";
+import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
+import { startFixtureServer } from "./server-fixture.ts";
+
+let server: ExplorerServer;
+let base: string;
+let model: HookedTransformer; // the reference backend in-process: an independent computation to compare with
+
+const CLEAN = referenceJson.prompts.clean[0];
+const CORRUPTED = referenceJson.prompts.corrupted[0];
+const ANSWER = referenceJson.prompts.answer;
+const WRONG = referenceJson.prompts.wrong;
+
+before(async () => {
+  ({ server, base } = await startFixtureServer());
+  model = loadFixtureModel({ backend: "reference" });
+});
+after(async () => {
+  await server.close();
+});
+
+async function post(path: string, body: unknown, raw = false) {
+  const res = await fetch(base + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, any> };
+}
+
+/** GET with the path sent byte for byte (fetch would normalise `..` away). */
+function rawGet(path: string): Promise<{ status: number; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path, method: "GET" }, (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function assertApiError(r: { status: number; json: Record<string, any> }, status: number, pattern: RegExp) {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.equal(typeof r.json.error?.message, "string");
+  assert.match(r.json.error.message + (r.json.error.fix ?? ""), pattern);
+}
+
+test("info describes the loaded model", async () => {
+  const info = (await (await fetch(`${base}/api/info`)).json()) as Record<string, any>;
+  assert.deepEqual(
+    [info.cfg.nLayers, info.cfg.nHeads, info.cfg.nCtx, info.cfg.dMlp],
+    [model.cfg.nLayers, model.cfg.nHeads, model.cfg.nCtx, model.cfg.dMlp],
+  );
+  assert.ok(info.patchTargets.includes("resid_pre") && info.patchTargets.includes("head_z"));
+});
+
+test("predict returns the fixture tokens and the same top tokens and answer report as an in-process run", async () => {
+  const r = await post("/api/predict", { prompt: CLEAN, answer: ANSWER, wrong: WRONG, topK: 5 });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.tokens, referenceJson.prompts.clean_tokens[0]);
+  const row = model.run([r.json.tokens], { logits: "last" }).data;
+  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
+  assert.deepEqual(
+    r.json.top.map((t: { token: number }) => t.token),
+    order.slice(0, 5),
+  );
+  const ans = answerReport(row, referenceJson.prompts.answer_token, model.tokenizer);
+  assert.equal(r.json.answer.rank, ans.rank);
+  assert.ok(Math.abs(r.json.answer.logit - ans.logit) < 1e-3);
+  const diff = row[referenceJson.prompts.answer_token] - row[referenceJson.prompts.wrong_token];
+  assert.ok(Math.abs(r.json.logitDiff - diff) < 1e-3, `${r.json.logitDiff} vs ${diff}`);
+});
+
+test("attention returns a causal, row-stochastic pattern equal to the cached hook_pattern", async () => {
+  const r = await post("/api/attention", { prompt: CLEAN, layer: 1, head: 2 });
+  assert.equal(r.status, 200);
+  const pattern: number[][] = r.json.data.heads[0].pattern;
+  const n = referenceJson.prompts.clean_tokens[0].length;
+  assert.equal(pattern.length, n);
+  const { cache } = model.runWithCache(CLEAN, { namesFilter: ["blocks.1.attn.hook_pattern"] });
+  const ref = cache.get("blocks.1.attn.hook_pattern"); // [1, H, n, n]
+  for (let d = 0; d < n; d++) {
+    const sum = pattern[d].reduce((s, x) => s + x, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-5, `row ${d} sums to ${sum}`);
+    for (let s = 0; s < n; s++) {
+      if (s > d) assert.equal(pattern[d][s], 0, "no attention to later tokens");
+      assert.ok(Math.abs(pattern[d][s] - ref.data[2 * n * n + d * n + s]) < 1e-4);
+    }
+  }
+});
+
+test("attribution reports the model's logit difference and one heatmap row per layer", async () => {
+  const r = await post("/api/attribution", { prompt: CLEAN, answer: ANSWER, wrong: WRONG });
+  assert.equal(r.status, 200);
+  const row = model.run(CLEAN, { logits: "last" }).data;
+  const diff = row[referenceJson.prompts.answer_token] - row[referenceJson.prompts.wrong_token];
+  assert.ok(Math.abs(r.json.logitDiff - diff) < 1e-3);
+  assert.equal(r.json.heads.length, model.cfg.nLayers);
+  assert.equal(r.json.figures.heads.kind, "heatmap");
+});
+
+test("bad requests are rejected with a message and a fix, and the server keeps serving", async () => {
+  assertApiError(await post("/api/predict", '{"prompt": "abc', true), 400, /Malformed JSON/);
+  assertApiError(await post("/api/predict", "[1,2", true), 400, /JSON/);
+  assertApiError(await post("/api/predict", { prompt: "x".repeat(100 * 1024) }), 413, /64 KiB/);
+  assertApiError(await post("/api/predict", { prompt: 42 }), 400, /prompt.*string|must be string/);
+  assertApiError(await post("/api/predict", { prompt: "hi", extra: 1 }), 400, /additional/);
+  assertApiError(await post("/api/predict", {}), 400, /prompt/);
+  const long = " the".repeat(70);
+  assertApiError(
+    await post("/api/predict", { prompt: long }),
+    400,
+    /71 tokens.*context is 64 tokens.*at most 63/s,
+  );
+  assertApiError(
+    await post("/api/predict", { prompt: "hi", answer: "hello world" }),
+    400,
+    /2 tokens.*single token/s,
+  );
+  assertApiError(await post("/api/attention", { prompt: "hi", layer: 3, head: 0 }), 400, /3 layers/);
+  assertApiError(await post("/api/attention", { prompt: "hi", layer: 0, head: 4 }), 400, /4 heads/);
+  const job = { kind: "patching", clean: CLEAN, corrupted: CORRUPTED, answer: ANSWER, wrong: WRONG };
+  assertApiError(
+    await post("/api/jobs", { ...job, target: "blocks.0.hook_nope" }),
+    400,
+    /Unknown patching target.*resid_pre/s,
+  );
+  assertApiError(
+    await post("/api/jobs", { ...job, target: "resid_pre", corrupted: `${CORRUPTED} now` }),
+    400,
+    /position by position/,
+  );
+  const notFound = await fetch(`${base}/api/nope`);
+  assert.equal(notFound.status, 404);
+  assert.match(((await notFound.json()) as any).error.message, /Not found/);
+  assert.equal((await fetch(`${base}/api/jobs/99999`)).status, 404);
+  const form = await fetch(`${base}/api/predict`, {
+    method: "POST",
+    body: "prompt=hi",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(form.status, 415);
+  // Still serving after all of that:
+  const ok = await post("/api/predict", { prompt: "Hello" });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.strTokens[1], "Hello");
+});
+
+test("static files come only from the app's directory: traversal attempts get 400/404", async () => {
+  const attempts = [
+    "/../../etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+    "/..%2f..%2fpackage.json",
+    "/app.css/..%5c..%5c..%5cpackage.json",
+    "/..\\..\\package.json",
+    "/%252e%252e/package.json",
+    "/.%2e/.%2e/package.json",
+    "/../../../../src/server/app.ts",
+    "/%00index.html",
+    "/.env",
+  ];
+  for (const path of attempts) {
+    const r = await rawGet(path);
+    assert.ok(r.status === 400 || r.status === 404, `${path} → ${r.status}`);
+    assert.doesNotMatch(r.body, /root:|"dependencies"|createServer/, path);
+  }
+  const page = await rawGet("/");
+  assert.equal(page.status, 200);
+  assert.match(page.body, /circuitscope/);
+  assert.equal((await rawGet("/app.css")).status, 200);
+  assert.match((await rawGet("/app.js")).body, /api\/info/);
+});
+
+/** Follows a job's server-sent events until it finishes. */
+async function followJob(id: string): Promise<JobView[]> {
+  const res = await fetch(`${base}/api/jobs/${id}/events`);
+  assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  const text = await res.text(); // the stream ends when the job finishes
+  return text
+    .split("\n\n")
+    .filter((chunk) => chunk.startsWith("data: "))
+    .map((chunk) => JSON.parse(chunk.slice(6)) as JobView);
+}
+
+test("a patching job streams progress and ends with the heatmap; resid_pre at layer 0 restores exactly the changed position", async () => {
+  const r = await post("/api/jobs", {
+    kind: "patching",
+    clean: CLEAN,
+    corrupted: CORRUPTED,
+    answer: ANSWER,
+    wrong: WRONG,
+    target: "resid_pre",
+  });
+  assert.equal(r.status, 202);
+  const events = await followJob(r.json.id);
+  const last = events.at(-1) as JobView & { result: any };
+  assert.equal(last.status, "done");
+  const n = referenceJson.prompts.clean_tokens[0].length;
+  assert.deepEqual(last.progress, { done: model.cfg.nLayers * n, total: model.cfg.nLayers * n });
+  const dones = events.map((e) => e.progress?.done ?? 0);
+  assert.deepEqual(
+    dones,
+    [...dones].sort((a, b) => a - b),
+    "progress never goes back",
+  );
+  const layer0: number[] = last.result.values[0];
+  const changed = referenceJson.prompts.clean_tokens[0].findIndex(
+    (t, i) => t !== referenceJson.prompts.corrupted_tokens[0][i],
+  );
+  layer0.forEach((v, p) => assert.ok(Math.abs(v - (p === changed ? 1 : 0)) < 1e-3, `pos ${p}: ${v}`));
+  assert.equal(last.result.figure.kind, "heatmap");
+  const polled = (await (await fetch(`${base}/api/jobs/${r.json.id}`)).json()) as JobView;
+  assert.equal(polled.status, "done");
+});
+
+test("DELETE cancels a queued job; the queue goes on with the others", async () => {
+  const body = {
+    kind: "patching",
+    clean: CLEAN,
+    corrupted: CORRUPTED,
+    answer: ANSWER,
+    wrong: WRONG,
+    target: "head_pattern",
+  };
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) ids.push((await post("/api/jobs", body)).json.id);
+  const last = ids.at(-1) as string;
+  const del = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  assert.equal(del.status, 200);
+  assert.equal(((await del.json()) as JobView).status, "cancelled");
+  const again = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  assert.equal(again.status, 409);
+  const finals = await Promise.all(ids.slice(0, -1).map((id) => server.queue.settled(id)));
+  assert.deepEqual(
+    finals.map((v) => v?.status),
+    ["done", "done", "done", "done", "done"],
+  );
+});
