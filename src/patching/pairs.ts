@@ -47,3 +47,12 @@ export function preparePairs(
   const lengths = c.map((t) => t.length);
   return { clean: c, corrupted: x, lengths, nPos: Math.max(...lengths) };
 }
+
+/** The vocabulary id of a one-token answer; the error names the option it came from. */
+export function answerToken(model: HookedTransformer, text: string, option: string): number {
+  try {
+    return model.toSingleToken(text);
+  } catch (err) {
+    throw new Error(`${option}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

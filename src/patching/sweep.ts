@@ -6,7 +6,7 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
 import { MetricReader, normalise, type Readout } from "./metric.ts";
 import { type PromptList, type PromptPairs, preparePairs } from "./pairs.ts";
-import { type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
+import { HEAD_COMPONENTS, type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
 import { PatchAbortedError, type PatchAnswers, type PatchMetric, type PatchResult } from "./types.ts";
 
 export interface PatchSweepOptions extends TokenizeOptions {
@@ -86,7 +86,7 @@ export function assembleResult(
     target: plan.target,
     axes: plan.axes,
     shape: plan.shape,
-    labels: plan.axes.map((a) => (a === "pos" ? posLabels : null)),
+    labels: plan.axes.map((a) => (a === "pos" ? posLabels : a === "component" ? [...HEAD_COMPONENTS] : null)),
     values,
     raw,
     clean,

@@ -1,0 +1,282 @@
+import type { Command } from "commander";
+import type { PatchResult } from "../../patching/types.ts";
+import {
+  addModelOptions,
+  collect,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface PatchOptions extends ModelCliOptions {
+  clean: string[];
+  corrupted: string[];
+  answer?: string;
+  wrong?: string;
+  target: string;
+  layer?: number;
+  pos?: number;
+  byPos?: boolean;
+  perPrompt?: boolean;
+  out?: string;
+  html?: string;
+  json?: boolean;
+  method: string;
+  prependBos: boolean;
+}
+
+const TARGETS = [
+  "resid_pre",
+  "resid_mid",
+  "attn_out",
+  "mlp_out",
+  "head_z",
+  "head_q",
+  "head_k",
+  "head_v",
+  "head_pattern",
+  "head_all",
+  "neurons",
+];
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("patch")
+      .description(
+        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
+      ),
+  )
+    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
+    .option(
+      "--corrupted <text>",
+      "corrupted prompt, same token length as its clean prompt (repeat in order)",
+      collect,
+      [],
+    )
+    .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
+    .option("--wrong <text>", "the corrupted (wrong) answer token")
+    .requiredOption("-t, --target <target>", `what to patch: ${TARGETS.join(", ")}`)
+    .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
+    .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
+    .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
+    .option("--per-prompt", "also report each prompt's raw and normalised logit differences")
+    .option("--out <file>", "write the full result (incl. per-prompt values) as JSON")
+    .option("--html <file>", "write an HTML report with heatmaps")
+    .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
+    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .option("--json", "print only JSON")
+    .action(async (opts: PatchOptions) => {
+      if (opts.method !== "exact")
+        throw new UsageError(
+          `--method ${opts.method} is not available yet: use --method exact (attribution patching is being built)`,
+        );
+      if (!TARGETS.includes(opts.target))
+        throw new UsageError(`Unknown --target "${opts.target}": use one of ${TARGETS.join(", ")}`);
+      if (opts.clean.length === 0)
+        throw new UsageError("No prompts: give --clean TEXT --corrupted TEXT (repeatable)");
+      if (opts.answer === undefined || opts.wrong === undefined)
+        throw new UsageError(
+          'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
+        );
+      if (opts.target === "neurons" && opts.layer === undefined)
+        throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
+      if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
+        throw new UsageError("--layer and --pos apply to --target neurons only");
+
+      const model = await loadModelFromOptions(opts);
+      const { activationPatching } = await import("../../patching/activation-patching.ts");
+      const { answerToken } = await import("../../patching/pairs.ts");
+      const { resultJson } = await import("../../patching/result-format.ts");
+      const { createProgress } = await import("../../util/progress.ts");
+      const answers = {
+        answer: answerToken(model, opts.answer, "--answer"),
+        wrong: answerToken(model, opts.wrong, "--wrong"),
+      };
+      const target =
+        opts.target === "neurons"
+          ? { kind: "neurons" as const, layer: opts.layer!, pos: opts.pos }
+          : opts.target === "head_all"
+            ? { kind: "head_all" as const }
+            : opts.target.startsWith("head_")
+              ? {
+                  kind: "head" as const,
+                  component: opts.target.slice(5) as "z" | "q" | "k" | "v" | "pattern",
+                  perPosition: opts.byPos,
+                }
+              : { kind: opts.target as "resid_pre" | "resid_mid" | "attn_out" | "mlp_out" };
+
+      const progress = createProgress({
+        label: `patch ${opts.target}`,
+        total: 1,
+        quiet: opts.json,
+        unit: "runs",
+      });
+      const stop = new AbortController();
+      const onSigint = () => stop.abort();
+      process.once("SIGINT", onSigint);
+      let result: PatchResult;
+      try {
+        let last = 0;
+        result = await activationPatching(model, {
+          clean: opts.clean,
+          corrupted: opts.corrupted,
+          answers,
+          target,
+          prependBos: opts.prependBos,
+          signal: stop.signal,
+          onProgress: (done, total) => {
+            progress.setTotal(total);
+            progress.tick(done - last);
+            last = done;
+          },
+        });
+      } catch (err) {
+        if (stop.signal.aborted) {
+          process.stderr.write("circuitscope: patch stopped (Ctrl-C); no output written\n");
+          process.exitCode = 130;
+          return;
+        }
+        throw err;
+      } finally {
+        progress.stop();
+        process.removeListener("SIGINT", onSigint);
+      }
+
+      if (opts.out) {
+        const { writeFileAtomic } = await import("../../viz/index.ts");
+        writeFileAtomic(opts.out, `${JSON.stringify(fullJson(result))}\n`);
+      }
+      if (opts.html) await writeReport(opts.html, result, opts);
+      if (opts.json) {
+        printJson(resultJson(result, { perPrompt: opts.perPrompt }));
+        return;
+      }
+      process.stdout.write(`${formatText(result, opts.perPrompt ?? false)}\n`);
+    });
+}
+
+function fullJson(r: PatchResult): Record<string, unknown> {
+  return {
+    ...r,
+    values: [...r.values],
+    raw: [...r.raw],
+    perPrompt: { ...r.perPrompt, raw: [...r.perPrompt.raw], values: [...r.perPrompt.values] },
+  };
+}
+
+function formatText(r: PatchResult, perPrompt: boolean): string {
+  const lines = [
+    `Target ${r.target} [${r.axes.join(", ")}] = [${r.shape.join(", ")}]`,
+    `Logit difference: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}`,
+  ];
+  const order = [...r.values.keys()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
+  lines.push("Largest effects (normalised; 1 = clean restored):");
+  for (const i of order.slice(0, 15)) {
+    lines.push(`  ${cellName(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
+  }
+  if (perPrompt) {
+    const n = r.values.length;
+    r.perPrompt.clean.forEach((c, b) => {
+      lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
+      for (const i of order.slice(0, 5)) {
+        lines.push(
+          `  ${cellName(r, i).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+        );
+      }
+    });
+  }
+  return lines.join("\n");
+}
+
+function cellName(r: PatchResult, flat: number): string {
+  const parts: string[] = [];
+  let rest = flat;
+  for (let a = r.shape.length - 1; a >= 0; a--) {
+    const i = rest % r.shape[a];
+    rest = Math.floor(rest / r.shape[a]);
+    const label = r.labels[a]?.[i];
+    parts.unshift(`${r.axes[a]} ${i}${label !== undefined ? ` ${JSON.stringify(label)}` : ""}`);
+  }
+  return parts.join(", ");
+}
+
+async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Promise<void> {
+  const { heatmap, tokenPositionLabels, writeHtmlReport } = await import("../../viz/index.ts");
+  const { nest } = await import("../../patching/result-format.ts");
+  const figures = [];
+  const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
+  const valueTitle = "logit diff restored";
+  if (r.axes[0] === "layer" && r.axes[1] === "pos") {
+    figures.push({
+      figure: heatmap({
+        title: `${r.target}: layer x position`,
+        rowLabels: layerLabels(r.shape[0]),
+        colLabels: tokenPositionLabels(r.labels[1] ?? []),
+        values: nest(r.values, r.shape) as number[][],
+        rowTitle: "layer",
+        colTitle: "position",
+        valueTitle,
+      }),
+    });
+  } else if (r.axes.join() === "layer,head" || r.axes.join() === "component,layer,head") {
+    const maps = r.axes[0] === "component" ? ["z", "q", "k", "v", "pattern"] : [r.target];
+    const per = r.shape.slice(-2);
+    maps.forEach((name, c) => {
+      const slice = r.values.subarray(c * per[0] * per[1], (c + 1) * per[0] * per[1]);
+      figures.push({
+        figure: heatmap({
+          title: `${name}: layer x head`,
+          rowLabels: layerLabels(per[0]),
+          colLabels: Array.from({ length: per[1] }, (_, h) => `H${h}`),
+          values: nest(slice, per) as number[][],
+          rowTitle: "layer",
+          colTitle: "head",
+          valueTitle,
+        }),
+      });
+    });
+  } else if (r.axes.join() === "layer,pos,head") {
+    const [L, P, H] = r.shape;
+    for (let p = 0; p < P; p++) {
+      const slice = new Float64Array(L * H);
+      for (let l = 0; l < L; l++)
+        for (let h = 0; h < H; h++) slice[l * H + h] = r.values[(l * P + p) * H + h];
+      figures.push({
+        figure: heatmap({
+          title: `${r.target} at position ${tokenPositionLabels(r.labels[1] ?? [])[p] ?? p}: layer x head`,
+          rowLabels: layerLabels(L),
+          colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
+          values: nest(slice, [L, H]) as number[][],
+          rowTitle: "layer",
+          colTitle: "head",
+          valueTitle,
+        }),
+      });
+    }
+  } else {
+    // Neurons: one row of d_mlp cells.
+    figures.push({
+      figure: heatmap({
+        title: `${r.target}`,
+        rowLabels: [r.target],
+        colLabels: Array.from({ length: r.shape[0] }, (_, i) => `N${i}`),
+        values: [[...r.values]],
+        valueTitle,
+      }),
+    });
+  }
+  writeHtmlReport(path, {
+    title: `Activation patching: ${r.target}`,
+    subtitle: `model ${opts.model}; clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)} (batch-mean logit difference)`,
+    sections: [
+      {
+        heading: r.target,
+        text: "Clean activations patched into the corrupted run, one location at a time. Value: (patched - corrupted) / (clean - corrupted) of the batch-mean logit difference at the final position.",
+        figures,
+      },
+    ],
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * Patching benchmark (called by `circuitscope bench`): sweep timings on a GPT-2-small-shaped random
+ * model with an 8-token clean/corrupted pair, and the speed-up over the straightforward path measured
+ * on a subset of the same sweep in the same run.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { KernelName } from "../tensor/kernels.ts";
+import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
+import type { GPT2Config } from "../weights/config.ts";
+import { patchFast } from "./fast-patching.ts";
+import { patchStraightforward } from "./straightforward.ts";
+import type { PatchSweepOptions } from "./sweep.ts";
+
+export const GPT2_SMALL_SHAPE: GPT2Config = {
+  nLayers: 12,
+  nHeads: 12,
+  dModel: 768,
+  dHead: 64,
+  dMlp: 3072,
+  nCtx: 1024,
+  dVocab: 50257,
+  lnEps: 1e-5,
+  act: "gelu_new",
+};
+
+export interface PatchingBenchResult {
+  neuron_sweep_all_pos_s: number;
+  neuron_sweep_final_pos_s: number;
+  resid_pre_sweep_s: number;
+  heads_every_sweep_s: number;
+  /** Straightforward seconds per patch / fast seconds per patch, on layer-8 all-position neuron patches. */
+  patching_speedup: number;
+}
+
+export interface PatchingBenchOptions {
+  backend?: KernelName;
+  /** Neurons patched with the straightforward path for the speed-up (default 24). */
+  straightforwardSubset?: number;
+  log?: (line: string) => void;
+}
+
+/** A GPT-2-small-shaped model with seeded random weights (written once to a temp dir by makeRandomCheckpoint). */
+export function randomGpt2Small(backend: KernelName = "onnx"): HookedTransformer {
+  const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-"));
+  try {
+    const tensors = makeRandomCheckpoint(dir, GPT2_SMALL_SHAPE, { seed: 1 });
+    // The returned float32 values are what was written; no need to read the file back.
+    return HookedTransformer.fromCheckpoint({ config: GPT2_SMALL_SHAPE, tensors, dir }, { backend });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchPatching(
+  model: HookedTransformer | null = null,
+  opts: PatchingBenchOptions = {},
+): Promise<PatchingBenchResult> {
+  const m = model ?? randomGpt2Small(opts.backend);
+  const log = opts.log ?? (() => {});
+  const clean = ["We're helping our friend while they"];
+  const corrupted = ["We are helping our friend while they"];
+  const base = {
+    clean,
+    corrupted,
+    answers: { answer: m.toSingleToken("'re"), wrong: m.toSingleToken(" are") },
+  };
+  if (m.toTokens(clean[0]).length !== 8) throw new Error("bench pair is not 8 tokens");
+  const time = async (label: string, o: PatchSweepOptions, fn = patchFast): Promise<number> => {
+    const t0 = performance.now();
+    await fn(m, o);
+    const s = (performance.now() - t0) / 1000;
+    log(`${label}: ${s.toFixed(2)} s`);
+    return s;
+  };
+  const layer = Math.min(8, m.cfg.nLayers - 1);
+  const neuronAll = await time(`neurons L${layer} all positions`, {
+    ...base,
+    target: { kind: "neurons", layer },
+  });
+  const neuronFinal = await time(`neurons L${layer} final position`, {
+    ...base,
+    target: { kind: "neurons", layer, pos: 7 },
+  });
+  const resid = await time("resid_pre [layer, pos]", { ...base, target: { kind: "resid_pre" } });
+  const heads = await time("heads z/q/k/v/pattern [5, layer, head]", {
+    ...base,
+    target: { kind: "head_all" },
+  });
+
+  const k = opts.straightforwardSubset ?? 24;
+  const subset = {
+    ...base,
+    target: {
+      kind: "custom" as const,
+      hook: `blocks.${layer}.mlp.hook_post`,
+      indexSets: Array.from({ length: k }, (_, n) => [[null, n]]),
+    },
+  };
+  const slow = await time(`straightforward, ${k} neurons`, subset, patchStraightforward);
+  const speedup = slow / k / (neuronAll / m.cfg.dMlp);
+  log(`speed-up over the straightforward path: ${speedup.toFixed(1)}x`);
+  if (!model) m.dispose();
+  return {
+    neuron_sweep_all_pos_s: neuronAll,
+    neuron_sweep_final_pos_s: neuronFinal,
+    resid_pre_sweep_s: resid,
+    heads_every_sweep_s: heads,
+    patching_speedup: speedup,
+  };
+}
