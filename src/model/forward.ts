@@ -1,7 +1,7 @@
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { GPT2Config } from "../weights/config.ts";
-import { applyActivation, normalizeRows } from "./activations.ts";
+import { normalizeRows } from "./activations.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import type { LayerNormParams, ModelWeights } from "./weights.ts";
 
@@ -192,9 +192,11 @@ export class ForwardEngine {
       throw new Error(`Layer ${l}: ${pastLen} earlier positions but no cached keys/values`);
     if (past && past.len !== pastLen)
       throw new Error(`Layer ${l}: cached keys cover ${past.len} positions, expected ${pastLen}`);
-    const kAt = rowReader(past?.k ?? null, past?.shared ?? false, k.data, pastLen, P, HD);
-    const vAt = rowReader(past?.v ?? null, past?.shared ?? false, v.data, pastLen, P, HD);
-    const scores = attentionScores(q.data, kAt, B, P, T, pastLen, H, dh);
+    // Keys/values of every position [B, T, H, dh]: the fresh ones, or past ∪ fresh when continuing.
+    const kv = past
+      ? concatKV(past, k.data, v.data, B, P, HD)
+      : { k: k.data, v: v.data, len: T, shared: false };
+    const scores = attentionScores(this.kernels, q.data, kv.k, B, P, T, pastLen, H, dh);
     const scoresT = h.fire(name("attn.hook_attn_scores"), new Tensor(scores, [B, H, P, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
@@ -202,7 +204,7 @@ export class ForwardEngine {
     );
     const z = h.fire(
       name("attn.hook_z"),
-      new Tensor(mixValues(pattern.data, vAt, B, P, T, H, dh), [B, P, H, dh]),
+      new Tensor(mixValues(this.kernels, pattern.data, kv.v, B, P, T, H, dh), [B, P, H, dh]),
     );
 
     let attnOut: Float32Array;
@@ -224,12 +226,12 @@ export class ForwardEngine {
     const pre = h.fire(name("mlp.hook_pre"), new Tensor(ops.mlpIn.forward(x2.data, rows), [B, P, dMlp]));
     const post = h.fire(
       name("mlp.hook_post"),
-      new Tensor(applyActivation(this.cfg.act, pre.data), [B, P, dMlp]),
+      new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, P, dMlp]),
     );
     const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, P, D]));
     const residPost = h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, P, D]));
 
-    if (present) present.push(concatKV(past, k.data, v.data, B, P, HD));
+    if (present) present.push(kv);
     return residPost;
   }
 }
@@ -291,24 +293,35 @@ function splitQkv(qkv: Float32Array, rows: number, HD: number): [Float32Array, F
   return [q, k, v];
 }
 
-/** Reads key/value rows over past ∪ new positions: returns (array, offset) of row (b, j) for all heads. */
-type RowReader = (b: number, j: number) => [Float32Array, number];
-
-function rowReader(
-  pastRows: Float32Array | null,
-  shared: boolean,
-  fresh: Float32Array,
-  pastLen: number,
-  P: number,
-  HD: number,
-): RowReader {
-  return (b, j) =>
-    j < pastLen ? [pastRows!, ((shared ? 0 : b) * pastLen + j) * HD] : [fresh, (b * P + (j - pastLen)) * HD];
+/** [B, N, H, dh] → [B, H, N, dh]: each head's rows contiguous, as batched products want them. */
+export function headsFirst(x: Float32Array, B: number, N: number, H: number, dh: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < B; b++)
+    for (let n = 0; n < N; n++)
+      for (let hh = 0; hh < H; hh++) {
+        const src = ((b * N + n) * H + hh) * dh;
+        out.set(x.subarray(src, src + dh), ((b * H + hh) * N + n) * dh);
+      }
+  return out;
 }
 
+/** [B, H, N, dh] → [B, N, H, dh]. */
+export function positionsFirst(x: Float32Array, B: number, N: number, H: number, dh: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < B; b++)
+    for (let hh = 0; hh < H; hh++)
+      for (let n = 0; n < N; n++) {
+        const src = ((b * H + hh) * N + n) * dh;
+        out.set(x.subarray(src, src + dh), ((b * N + n) * H + hh) * dh);
+      }
+  return out;
+}
+
+/** Scaled scores q·k/sqrt(dh) [B, H, P, T]; -inf where the key is after the query (causal mask). */
 function attentionScores(
+  kernels: Kernels,
   q: Float32Array,
-  kAt: RowReader,
+  k: Float32Array,
   B: number,
   P: number,
   T: number,
@@ -316,28 +329,14 @@ function attentionScores(
   H: number,
   dh: number,
 ): Float32Array {
-  const scores = new Float32Array(B * H * P * T);
+  const scores = kernels.bmm(headsFirst(q, B, P, H, dh), headsFirst(k, B, T, H, dh), B * H, P, dh, T, true);
   const scale = 1 / Math.sqrt(dh);
-  const HD = H * dh;
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < P; i++) {
-      const qo = (b * P + i) * HD;
-      const limit = pastLen + i; // causal: key j ≤ query's absolute position
-      for (let j = 0; j < T; j++) {
-        if (j > limit) {
-          for (let hh = 0; hh < H; hh++) scores[((b * H + hh) * P + i) * T + j] = Number.NEGATIVE_INFINITY;
-          continue;
-        }
-        const [karr, ko] = kAt(b, j);
-        for (let hh = 0; hh < H; hh++) {
-          let s = 0;
-          const qh = qo + hh * dh;
-          const kh = ko + hh * dh;
-          for (let e = 0; e < dh; e++) s += q[qh + e] * karr[kh + e];
-          scores[((b * H + hh) * P + i) * T + j] = s * scale;
-        }
-      }
-    }
+  for (let r = 0; r < B * H * P; r++) {
+    const o = r * T;
+    const limit = pastLen + (r % P); // causal: key j ≤ query's absolute position
+    for (let j = 0; j <= limit; j++) scores[o + j] *= scale;
+    for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
+  }
   return scores;
 }
 
@@ -359,32 +358,19 @@ function softmaxRows(scores: Float32Array, rows: number, T: number): Float32Arra
   return out;
 }
 
+/** z = pattern @ v per head: [B, P, H, dh]. */
 function mixValues(
+  kernels: Kernels,
   pattern: Float32Array,
-  vAt: RowReader,
+  v: Float32Array,
   B: number,
   P: number,
   T: number,
   H: number,
   dh: number,
 ): Float32Array {
-  const HD = H * dh;
-  const z = new Float32Array(B * P * HD);
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < P; i++) {
-      const zo = (b * P + i) * HD;
-      for (let j = 0; j < T; j++) {
-        const [varr, vo] = vAt(b, j);
-        for (let hh = 0; hh < H; hh++) {
-          const p = pattern[((b * H + hh) * P + i) * T + j];
-          if (p === 0) continue;
-          const zh = zo + hh * dh;
-          const vh = vo + hh * dh;
-          for (let e = 0; e < dh; e++) z[zh + e] += p * varr[vh + e];
-        }
-      }
-    }
-  return z;
+  const zHeads = kernels.bmm(pattern, headsFirst(v, B, T, H, dh), B * H, P, T, dh, false);
+  return positionsFirst(zHeads, B, P, H, dh);
 }
 
 /** Per-head outputs z[..., h, :] @ W_O[h] (no b_O): [rows, H, D]. */

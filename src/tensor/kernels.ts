@@ -3,9 +3,9 @@
  * parity tests: `reference` (plain TypeScript, runs anywhere including a browser) and `onnx`
  * (onnxruntime-node's MLAS kernels, chosen by measurement: see docs/kernels.md).
  *
- * Only products with a model weight are worth a native call: weights are fixed for a model's lifetime,
- * so a backend may prepack them once (`linear`). Everything else (attention over a short prompt,
- * LayerNorm, GELU) is cheap element-wise work done in TypeScript by the model itself.
+ * Products with a model weight go through `linear`: weights are fixed for a model's lifetime, so a
+ * backend may prepack them once. Attention's activation-by-activation products go through `bmm`.
+ * Element-wise work (LayerNorm, GELU, softmax) is done in TypeScript by the model itself.
  */
 export interface Kernels {
   readonly name: KernelName;
@@ -15,7 +15,24 @@ export interface Kernels {
    * copied (`ownsWeights`).
    */
   linear(W: Float32Array, inDim: number, outDim: number, b?: Float32Array | null): LinearOp;
+  /**
+   * Batched product of two activations (attention): a [batch, m, k] @ b [batch, k, n], or with
+   * `transB` b given as [batch, n, k] and used transposed. Returns [batch, m, n].
+   */
+  bmm(
+    a: Float32Array,
+    b: Float32Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transB: boolean,
+  ): Float32Array;
+  /** GPT-2's MLP non-linearity, element-wise (the largest element-wise cost of a forward pass). */
+  activation(kind: ActivationKind, x: Float32Array): Float32Array;
 }
+
+export type ActivationKind = "gelu_new" | "gelu" | "relu";
 
 export interface LinearOp {
   readonly inDim: number;

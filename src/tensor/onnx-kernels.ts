@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { checkWeight } from "./reference-kernels.ts";
-import type { Kernels, LinearOp } from "./kernels.ts";
+import type { ActivationKind, Kernels, LinearOp } from "./kernels.ts";
+import { checkBmm, checkWeight } from "./reference-kernels.ts";
 
 /**
  * onnxruntime-node kernels. Each weight becomes a one-node ONNX graph (Gemm with the weight as an
@@ -14,7 +14,11 @@ const require = createRequire(import.meta.url);
 
 interface NativeSession {
   loadModel(buffer: ArrayBufferLike, offset: number, length: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, null>, options: object): Record<string, { data: Float32Array }>;
+  run(
+    feeds: Record<string, unknown>,
+    fetches: Record<string, null>,
+    options: object,
+  ): Record<string, { data: Float32Array }>;
   dispose(): void;
 }
 interface OrtModule {
@@ -27,12 +31,18 @@ interface OnnxProto {
     GraphProto: { create(o: object): unknown };
     ValueInfoProto: { create(o: object): unknown };
     ModelProto: { create(o: object): unknown; encode(m: unknown): { finish(): Uint8Array } };
-    AttributeProto: { create(o: object): unknown; AttributeType: { INT: number } };
+    AttributeProto: {
+      create(o: object): unknown;
+      AttributeType: { INT: number; INTS: number; STRING: number };
+    };
   };
 }
 
-let native: { ort: OrtModule; binding: { InferenceSession: new () => NativeSession }; proto: OnnxProto } | null =
-  null;
+let native: {
+  ort: OrtModule;
+  binding: { InferenceSession: new () => NativeSession };
+  proto: OnnxProto;
+} | null = null;
 
 function loadNative() {
   if (!native) {
@@ -53,13 +63,114 @@ export interface OnnxKernelOptions {
 
 export function createOnnxKernels(options: OnnxKernelOptions = {}): Kernels {
   const threads = options.threads ?? Math.min(availableParallelism(), 8);
+  const bmmSessions: (NativeSession | null)[] = [null, null];
+  const actSessions = new Map<ActivationKind, NativeSession>();
   return {
     name: "onnx",
     linear(W, inDim, outDim, b) {
       checkWeight(W, inDim, outDim, b);
       return new OnnxLinear(W, inDim, outDim, b ?? null, threads);
     },
+    activation(kind, x) {
+      if (x.length === 0) return new Float32Array(0);
+      let session = actSessions.get(kind);
+      if (!session) {
+        session = createActivationSession(kind, threads);
+        actSessions.set(kind, session);
+      }
+      const { ort } = loadNative();
+      return session.run({ X: new ort.Tensor("float32", x, [x.length]) }, { Y: null }, {}).Y.data;
+    },
+    bmm(a, b, batch, m, k, n, transB) {
+      checkBmm(a, b, batch, m, k, n);
+      if (batch * m * n === 0) return new Float32Array(0);
+      const i = transB ? 1 : 0;
+      bmmSessions[i] ??= createBmmSession(transB, threads);
+      const { ort } = loadNative();
+      const out = bmmSessions[i].run(
+        {
+          A: new ort.Tensor("float32", a, [batch, m, k]),
+          B: new ort.Tensor("float32", b, transB ? [batch, n, k] : [batch, k, n]),
+        },
+        { Y: null },
+        {},
+      );
+      return out.Y.data;
+    },
   };
+}
+
+/** ONNX opset-20 Gelu (tanh approximation = GPT-2's gelu_new), or Relu; vectorised by MLAS. */
+function createActivationSession(kind: ActivationKind, threads: number): NativeSession {
+  const { onnx } = loadNative().proto;
+  const FLOAT = onnx.TensorProto.DataType.FLOAT;
+  const vector = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: "n" }] } } },
+    });
+  const attribute =
+    kind === "gelu_new"
+      ? [
+          onnx.AttributeProto.create({
+            name: "approximate",
+            type: onnx.AttributeProto.AttributeType.STRING,
+            s: new TextEncoder().encode("tanh"),
+          }),
+        ]
+      : [];
+  const graph = onnx.GraphProto.create({
+    name: "activation",
+    node: [
+      onnx.NodeProto.create({
+        opType: kind === "relu" ? "Relu" : "Gelu",
+        input: ["X"],
+        output: ["Y"],
+        attribute,
+      }),
+    ],
+    input: [vector("X")],
+    output: [vector("Y")],
+  });
+  return createSession(graph, threads, 20);
+}
+
+/** Y = A @ B (or A @ B^T) over a leading batch axis, all dimensions dynamic. */
+function createBmmSession(transB: boolean, threads: number): NativeSession {
+  const { onnx } = loadNative().proto;
+  const FLOAT = onnx.TensorProto.DataType.FLOAT;
+  const tensor3 = (name: string, dims: string[]) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
+    });
+  const node = transB
+    ? [
+        onnx.NodeProto.create({
+          opType: "Transpose",
+          input: ["B"],
+          output: ["Bt"],
+          attribute: [
+            onnx.AttributeProto.create({
+              name: "perm",
+              type: onnx.AttributeProto.AttributeType.INTS,
+              ints: [0, 2, 1],
+            }),
+          ],
+        }),
+        onnx.NodeProto.create({ opType: "MatMul", input: ["A", "Bt"], output: ["Y"] }),
+      ]
+    : [onnx.NodeProto.create({ opType: "MatMul", input: ["A", "B"], output: ["Y"] })];
+  const graph = onnx.GraphProto.create({
+    name: "bmm",
+    node,
+    input: [
+      tensor3("A", ["batch", "m", "k"]),
+      tensor3("B", transB ? ["batch", "n", "k"] : ["batch", "k", "n"]),
+    ],
+    output: [tensor3("Y", ["batch", "m", "n"])],
+  });
+  return createSession(graph, threads);
 }
 
 class OnnxLinear implements LinearOp {
@@ -117,15 +228,18 @@ function createGemmSession(
   transposed: boolean,
   threads: number,
 ): NativeSession {
-  const { binding, proto } = loadNative();
-  const { onnx } = proto;
+  const { onnx } = loadNative().proto;
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
   const [aCols, yCols] = transposed ? [outDim, inDim] : [inDim, outDim];
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  const initializer = [onnx.TensorProto.create({ name: "B", dataType: FLOAT, dims: [inDim, outDim], rawData: bytes(W) })];
+  const initializer = [
+    onnx.TensorProto.create({ name: "B", dataType: FLOAT, dims: [inDim, outDim], rawData: bytes(W) }),
+  ];
   const inputs = ["A", "B"];
   if (bias) {
-    initializer.push(onnx.TensorProto.create({ name: "C", dataType: FLOAT, dims: [outDim], rawData: bytes(bias) }));
+    initializer.push(
+      onnx.TensorProto.create({ name: "C", dataType: FLOAT, dims: [outDim], rawData: bytes(bias) }),
+    );
     inputs.push("C");
   }
   const attribute = transposed
@@ -143,8 +257,18 @@ function createGemmSession(
     input: [matrix("A", aCols)],
     output: [matrix("Y", yCols)],
   });
+  return createSession(graph, threads);
+}
+
+function createSession(graph: unknown, threads: number, opset = 13): NativeSession {
+  const { binding, proto } = loadNative();
+  const { onnx } = proto;
   const model = onnx.ModelProto.encode(
-    onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: "", version: 13 }], graph }),
+    onnx.ModelProto.create({
+      irVersion: opset >= 20 ? 9 : 7,
+      opsetImport: [{ domain: "", version: opset }],
+      graph,
+    }),
   ).finish();
   const session = new binding.InferenceSession();
   session.loadModel(model.buffer, model.byteOffset, model.byteLength, {

@@ -1,3 +1,4 @@
+import { applyActivation } from "../model/activations.ts";
 import type { Kernels, LinearOp } from "./kernels.ts";
 
 /** Plain TypeScript kernels: the portable reference every faster backend is tested against. */
@@ -7,7 +8,49 @@ export const referenceKernels: Kernels = {
     checkWeight(W, inDim, outDim, b);
     return new ReferenceLinear(W, inDim, outDim, b ?? null);
   },
+  activation(kind, x) {
+    return applyActivation(kind, x);
+  },
+  bmm(a, b, batch, m, k, n, transB) {
+    checkBmm(a, b, batch, m, k, n);
+    const out = new Float32Array(batch * m * n);
+    for (let t = 0; t < batch; t++) {
+      const ao = t * m * k;
+      const bo = t * k * n;
+      const oo = t * m * n;
+      for (let i = 0; i < m; i++) {
+        if (transB) {
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            for (let e = 0; e < k; e++) s += a[ao + i * k + e] * b[bo + j * k + e];
+            out[oo + i * n + j] = s;
+          }
+        } else {
+          for (let e = 0; e < k; e++) {
+            const x = a[ao + i * k + e];
+            if (x === 0) continue;
+            for (let j = 0; j < n; j++) out[oo + i * n + j] += x * b[bo + e * n + j];
+          }
+        }
+      }
+    }
+    return out;
+  },
 };
+
+export function checkBmm(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+): void {
+  if (a.length !== batch * m * k)
+    throw new Error(`bmm: a has ${a.length} elements, expected ${batch}x${m}x${k}`);
+  if (b.length !== batch * k * n)
+    throw new Error(`bmm: b has ${b.length} elements, expected ${batch}x${k}x${n}`);
+}
 
 export function checkWeight(W: Float32Array, inDim: number, outDim: number, b?: Float32Array | null): void {
   if (W.length !== inDim * outDim) {
@@ -26,7 +69,8 @@ class ReferenceLinear implements LinearOp {
 
   forward(x: Float32Array, rows: number): Float32Array {
     const { W, inDim: K, outDim: N, b } = this;
-    if (x.length !== rows * K) throw new Error(`linear: input has ${x.length} elements, expected ${rows}x${K}`);
+    if (x.length !== rows * K)
+      throw new Error(`linear: input has ${x.length} elements, expected ${rows}x${K}`);
     const y = new Float32Array(rows * N);
     // i-k-j order: the inner loop streams one row of W and one row of y (cache- and JIT-friendly).
     for (let i = 0; i < rows; i++) {
@@ -45,7 +89,8 @@ class ReferenceLinear implements LinearOp {
 
   backward(dy: Float32Array, rows: number): Float32Array {
     const { W, inDim: K, outDim: N } = this;
-    if (dy.length !== rows * N) throw new Error(`linear backward: got ${dy.length} elements, expected ${rows}x${N}`);
+    if (dy.length !== rows * N)
+      throw new Error(`linear backward: got ${dy.length} elements, expected ${rows}x${N}`);
     const dx = new Float32Array(rows * K);
     for (let i = 0; i < rows; i++) {
       const go = i * N;

@@ -1,6 +1,6 @@
+import { KERNEL_NAMES, type KernelName, type Kernels } from "./kernels.ts";
 import { createOnnxKernels } from "./onnx-kernels.ts";
 import { referenceKernels } from "./reference-kernels.ts";
-import { KERNEL_NAMES, type KernelName, type Kernels } from "./kernels.ts";
 
 /** The default is the fast backend; `reference` is there for portability and parity checks. */
 export function getKernels(name: KernelName | string = "onnx"): Kernels {

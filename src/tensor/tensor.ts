@@ -90,7 +90,8 @@ export type NestedNumbers = number | NestedNumbers[];
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`Invalid dimension ${d} in shape [${shape.join(", ")}]`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`Invalid dimension ${d} in shape [${shape.join(", ")}]`);
     n *= d;
   }
   return n;
@@ -106,7 +107,12 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
-function toNestedArray(data: Float32Array, shape: readonly number[], axis: number, offset: number): NestedNumbers {
+function toNestedArray(
+  data: Float32Array,
+  shape: readonly number[],
+  axis: number,
+  offset: number,
+): NestedNumbers {
   if (axis === shape.length) return data[offset];
   const stride = shapeSize(shape.slice(axis + 1));
   const out: NestedNumbers[] = [];
