@@ -1,0 +1,193 @@
+import type { Command } from "commander";
+import type { AttributionResult } from "../../analysis/attribute.ts";
+import {
+  addModelOptions,
+  collect,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface AttributeOptions extends ModelCliOptions {
+  prompt?: string[];
+  answer?: string;
+  wrong?: string;
+  logitLens?: boolean;
+  top: number;
+  json?: boolean;
+  html?: string;
+  prependBos: boolean;
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("attribute")
+      .description(
+        "direct logit attribution of answer vs wrong: logit diff, accumulated and decomposed residual, top heads",
+      ),
+  )
+    .option("-p, --prompt <text>", "a prompt (repeat for a batch; results are batch means)", collect)
+    .option("-a, --answer <text>", 'the single-token answer, e.g. "\'re"')
+    .option("-w, --wrong <text>", 'the single-token wrong answer, e.g. " are"')
+    .option("--logit-lens", "normalise each accumulated-residual entry with its own LayerNorm statistics")
+    .option("-k, --top <n>", "how many heads to list", parseIntOption("top"), 10)
+    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .option("--json", "print only JSON (batch means)")
+    .option("--html <file>", "write an HTML report: accumulated line, decomposed bars, layer x head heatmap")
+    .action(async (opts: AttributeOptions) => {
+      const prompts = opts.prompt ?? [];
+      if (prompts.length === 0) throw new UsageError('No prompt: pass --prompt "TEXT" (repeatable)');
+      if (opts.answer === undefined || opts.wrong === undefined)
+        throw new UsageError('Both --answer and --wrong are needed, e.g. --answer "\'re" --wrong " are"');
+      if (!(opts.top >= 1)) throw new UsageError(`--top must be at least 1, got ${opts.top}`);
+      const model = await loadModelFromOptions(opts);
+      const single = (flag: string, text: string) => {
+        try {
+          return model.toSingleToken(text);
+        } catch (e) {
+          throw new UsageError(`--${flag}: ${(e as Error).message}`);
+        }
+      };
+      const answer = single("answer", opts.answer);
+      const wrong = single("wrong", opts.wrong);
+      const { attributeLogitDiff, attributionJson } = await import("../../analysis/attribute.ts");
+      const result = attributeLogitDiff(model, prompts, answer, wrong, {
+        logitLens: opts.logitLens,
+        prependBos: opts.prependBos,
+      });
+      const { nLayers, nHeads } = model.cfg;
+      if (opts.html) await writeReport(opts.html, result, nLayers, nHeads, opts);
+      if (opts.json) {
+        printJson(attributionJson(result, nLayers, nHeads));
+        return;
+      }
+      const { answerWrongReports } = await import("../../analysis/answer-metrics.ts");
+      const reports = answerWrongReports(result.logits, result.lengths, answer, wrong, model.tokenizer);
+      process.stdout.write(`${formatText(result, reports, prompts, opts, nHeads)}\n`);
+    });
+}
+
+type Reports = ReturnType<typeof import("../../analysis/answer-metrics.ts").answerWrongReports>;
+
+function formatText(
+  r: AttributionResult,
+  reports: Reports,
+  prompts: string[],
+  opts: AttributeOptions,
+  nHeads: number,
+): string {
+  const f = (x: number) => (x >= 0 ? " " : "") + x.toFixed(4);
+  const pct = (p: number) => `${(p * 100).toFixed(2)}%`;
+  const lines = [
+    `Logit difference ${JSON.stringify(opts.answer)} - ${JSON.stringify(opts.wrong)} at each prompt's final position`,
+  ];
+  prompts.forEach((p, b) => {
+    const { answer, wrong } = reports[b];
+    lines.push(
+      `  ${f(r.logitDiff.perPrompt[b])}  ${JSON.stringify(p)}  (answer rank ${answer.rank}, ${pct(answer.prob)}; wrong rank ${wrong.rank}, ${pct(wrong.prob)})`,
+    );
+  });
+  lines.push(`  mean ${f(r.logitDiff.mean)}`);
+  const offset = r.offsets.reduce((a, x) => a + x, 0) / r.offsets.length;
+  if (Math.abs(offset) > 0)
+    lines.push(`  (of which ${f(offset)} comes from biases no residual piece carries)`);
+  const table = (title: string, labels: string[], values: Float64Array) => {
+    lines.push("", title);
+    const w = Math.max(...labels.map((l) => l.length));
+    labels.forEach((l, i) => {
+      lines.push(`  ${l.padEnd(w)}  ${f(values[i])}`);
+    });
+  };
+  table(
+    `Accumulated residual (${opts.logitLens ? "each entry's own LN statistics: logit lens" : "cached final LN scale"})`,
+    r.accumulated.labels,
+    r.accumulated.mean,
+  );
+  table(
+    "Decomposed residual (cached final LN scale; parts sum to the logit difference minus the bias term)",
+    r.decomposed.labels,
+    r.decomposed.mean,
+  );
+  const order = Array.from(r.heads.mean.keys()).sort(
+    (a, b) => Math.abs(r.heads.mean[b]) - Math.abs(r.heads.mean[a]),
+  );
+  const top = order.slice(0, opts.top);
+  table(
+    `Top ${top.length} heads by |direct logit attribution| (of ${r.heads.labels.length}, ${nHeads} per layer)`,
+    top.map((i) => r.heads.labels[i]),
+    Float64Array.from(top.map((i) => r.heads.mean[i])),
+  );
+  return lines.join("\n");
+}
+
+async function writeReport(
+  path: string,
+  r: AttributionResult,
+  nLayers: number,
+  nHeads: number,
+  opts: AttributeOptions,
+): Promise<void> {
+  const { barChart, heatmap, lineChart, writeHtmlReport } = await import("../../viz/index.ts");
+  const heads = Array.from({ length: nLayers }, (_, l) =>
+    Array.from(r.heads.mean.subarray(l * nHeads, (l + 1) * nHeads)),
+  );
+  const valueTitle = `logit diff (${opts.answer} - ${opts.wrong})`;
+  writeHtmlReport(path, {
+    title: "Direct logit attribution",
+    subtitle: `${opts.model}: ${JSON.stringify(opts.answer)} vs ${JSON.stringify(opts.wrong)}, mean over ${r.lengths.length} prompt(s); logit difference ${r.logitDiff.mean.toFixed(4)}`,
+    sections: [
+      {
+        heading: "Accumulated residual stream",
+        text: opts.logitLens
+          ? "Each accumulated residual normalised with its own LayerNorm statistics (logit lens), projected on the logit-difference direction."
+          : "Each accumulated residual centred and divided by the cached final LayerNorm scale, projected on the logit-difference direction.",
+        figures: [
+          {
+            figure: lineChart({
+              title: "Logit difference from the accumulated residual",
+              x: r.accumulated.labels,
+              series: [{ name: "mean", values: Array.from(r.accumulated.mean) }],
+              xTitle: "residual stream position",
+              yTitle: valueTitle,
+            }),
+          },
+        ],
+      },
+      {
+        heading: "Decomposed residual stream",
+        text: "Direct contribution of the embeddings and of each attention and MLP layer; the bars sum to the logit difference (minus unembedding biases).",
+        figures: [
+          {
+            figure: barChart({
+              title: "Direct logit attribution per component",
+              labels: r.decomposed.labels,
+              values: Array.from(r.decomposed.mean),
+              labelTitle: "component",
+              valueTitle,
+            }),
+          },
+        ],
+      },
+      {
+        heading: "Heads",
+        text: "Direct logit attribution of each head's output z @ W_O (without b_O).",
+        figures: [
+          {
+            figure: heatmap({
+              title: "Direct logit attribution: layer x head",
+              rowLabels: Array.from({ length: nLayers }, (_, l) => `L${l}`),
+              colLabels: Array.from({ length: nHeads }, (_, h) => `H${h}`),
+              values: heads,
+              rowTitle: "layer",
+              colTitle: "head",
+              valueTitle,
+            }),
+          },
+        ],
+      },
+    ],
+  });
+}
