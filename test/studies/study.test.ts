@@ -89,7 +89,7 @@ describe("contraction study on the tiny fixture", () => {
       1,
     );
     const g = results.groups.find((x) => x.name === "'s/he")!;
-    clean.forEach((v, i) => assert.ok(Math.abs(g.cleanLogitDiff.perPrompt[i] - v) < 1e-4));
+    for (const [i, v] of clean.entries()) assert.ok(Math.abs(g.cleanLogitDiff.perPrompt[i] - v) < 1e-4);
     const s = summarize(clean, { resamples: 10 });
     assert.ok(Math.abs(g.cleanLogitDiff.mean - s.mean) < 1e-4);
     assert.ok(Math.abs(g.cleanLogitDiff.se - s.se) < 1e-4);
