@@ -1,0 +1,37 @@
+import type { Command } from "commander";
+import { printJson } from "../common.ts";
+
+interface DownloadOptions {
+  revision?: string;
+  cacheDir?: string;
+  endpoint?: string;
+  token?: string;
+  offline?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("download")
+    .description("download a GPT-2 checkpoint into the Hugging Face cache (reused by Python tools too)")
+    .argument("<model>", "hub id: gpt2, openai-community/gpt2, distilgpt2, gpt2-medium, ..., or owner/name")
+    .option("--revision <rev>", "branch, tag or commit", "main")
+    .option("--cache-dir <dir>", "cache root (default: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)")
+    .option("--endpoint <url>", "hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+    .option("--token <token>", "access token (default: HF_TOKEN or the saved token file)")
+    .option("--offline", "only check the cache")
+    .option("--json", "print only JSON")
+    .action(async (model: string, opts: DownloadOptions) => {
+      const { downloadModel } = await import("../../hub/resolve.ts");
+      const dir = await downloadModel(model, {
+        revision: opts.revision,
+        cacheDir: opts.cacheDir,
+        endpoint: opts.endpoint,
+        token: opts.token,
+        offline: opts.offline,
+        progress: !opts.json,
+      });
+      if (opts.json) printJson({ model, dir });
+      else process.stdout.write(`${dir}\n`);
+    });
+}
