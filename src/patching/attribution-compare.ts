@@ -36,8 +36,8 @@ export interface CompareOptions extends AttributionOptions {
   chunkSize?: number;
   rowBudget?: number;
   signal?: AbortSignal;
-  /** Progress of the exact sweeps, per target: (target index, done, total). */
-  onExactProgress?: (target: number, done: number, total: number) => void;
+  /** Progress of the exact sweep of each target in turn (the attribution pass is quick and silent). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -49,12 +49,10 @@ export async function compareAttribution(
   model: HookedTransformer,
   opts: CompareOptions,
 ): Promise<TargetComparison[]> {
-  const estimates = attributionPatchingAll(model, opts);
+  const estimates = attributionPatchingAll(model, { ...opts, onProgress: undefined });
   const out: TargetComparison[] = [];
   for (let i = 0; i < opts.targets.length; i++) {
-    const exact = await exactPatching(model, opts, opts.targets[i], (d, t) =>
-      opts.onExactProgress?.(i, d, t),
-    );
+    const exact = await exactPatching(model, opts, opts.targets[i], (d, t) => opts.onProgress?.(d, t));
     const estimate = estimates[i];
     out.push({
       target: estimate.target,
@@ -162,4 +160,30 @@ export function largestDisagreements(estimate: PatchResult, exact: PatchResult, 
       exact: exact.values[flat],
     };
   });
+}
+
+/** JSON per target: { correlation, slope, intercept, n, worst: [{ index, label, estimate, exact }] }. */
+export function comparisonJson(cmps: readonly TargetComparison[]): Record<string, unknown> {
+  return Object.fromEntries(
+    cmps.map((c) => [
+      c.target,
+      { correlation: c.correlation, slope: c.slope, intercept: c.intercept, n: c.n, worst: c.worst },
+    ]),
+  );
+}
+
+export function formatComparison(cmps: readonly TargetComparison[]): string {
+  const lines: string[] = [];
+  for (const c of cmps) {
+    lines.push(
+      `${c.target}: correlation ${c.correlation.toFixed(3)}, slope ${c.slope.toFixed(3)} ` +
+        `(estimate ≈ slope · exact + ${c.intercept.toFixed(3)}; ${c.n} cells)`,
+    );
+    lines.push("  largest disagreements (normalised):");
+    for (const w of c.worst)
+      lines.push(
+        `    ${w.label.padEnd(30)} estimate ${w.estimate.toFixed(4).padStart(9)}  exact ${w.exact.toFixed(4).padStart(9)}`,
+      );
+  }
+  return lines.join("\n");
 }

@@ -69,10 +69,8 @@ export function register(program: Command): void {
     .option("--no-prepend-bos", "do not prepend <|endoftext|>")
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
-      if (opts.method !== "exact")
-        throw new UsageError(
-          `--method ${opts.method} is not available yet: use --method exact (attribution patching is being built)`,
-        );
+      if (!["exact", "attribution", "compare"].includes(opts.method))
+        throw new UsageError(`Unknown --method "${opts.method}": use exact, attribution or compare`);
       if (!TARGETS.includes(opts.target))
         throw new UsageError(`Unknown --target "${opts.target}": use one of ${TARGETS.join(", ")}`);
       if (opts.clean.length === 0)
@@ -81,7 +79,8 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
-      if (opts.target === "neurons" && opts.layer === undefined)
+      // Attribution estimates every layer's neurons at once ([layer, neuron]) when no --layer is given.
+      if (opts.target === "neurons" && opts.layer === undefined && opts.method === "exact")
         throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
@@ -120,19 +119,31 @@ export function register(program: Command): void {
       let result: PatchResult;
       try {
         let last = 0;
-        result = await activationPatching(model, {
+        const sweep = {
           clean: opts.clean,
           corrupted: opts.corrupted,
           answers,
           target,
           prependBos: opts.prependBos,
           signal: stop.signal,
-          onProgress: (done, total) => {
+          onProgress: (done: number, total: number) => {
             progress.setTotal(total);
             progress.tick(done - last);
             last = done;
           },
-        });
+        };
+        if (opts.method === "compare") {
+          const cmp = await import("../../patching/attribution-compare.ts");
+          const cmps = await cmp.compareAttribution(model, { ...sweep, targets: [target] });
+          progress.stop();
+          if (opts.json) printJson(cmp.comparisonJson(cmps));
+          else process.stdout.write(`${cmp.formatComparison(cmps)}\n`);
+          return;
+        }
+        result =
+          opts.method === "attribution"
+            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
+            : await activationPatching(model, sweep);
       } catch (err) {
         if (stop.signal.aborted) {
           process.stderr.write("circuitscope: patch stopped (Ctrl-C); no output written\n");
