@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { answerToken } from "../../src/patching/pairs.ts";
+import { hookLayout, planTarget, selectElements } from "../../src/patching/targets.ts";
+import { loadFixtureModel, referenceJson as R } from "../helpers/reference.ts";
+
+const model = loadFixtureModel();
+const answers = { answer: R.prompts.answer_token, wrong: R.prompts.wrong_token };
+
+test("a pair of unequal token length is rejected, naming the pair and both lengths", async () => {
+  await assert.rejects(
+    activationPatching(model, {
+      clean: ["We're helping our friend while they", "You're helping"],
+      corrupted: ["We are helping our friend while they", "You are not helping"],
+      answers,
+      target: { kind: "resid_pre" },
+    }),
+    (err: Error) =>
+      /Pair 1/.test(err.message) && /is 4 tokens/.test(err.message) && /is 5 tokens/.test(err.message),
+  );
+});
+
+test("an answer that is not a single token is rejected, naming the option", () => {
+  assert.throws(
+    () => answerToken(model, " helping our", "--answer"),
+    /--answer: .*2 tokens.*not a single token/,
+  );
+  assert.equal(answerToken(model, " are", "--wrong"), R.prompts.wrong_token);
+});
+
+test("out-of-range layers, positions and indices are rejected clearly", () => {
+  assert.throws(
+    () => planTarget({ kind: "neurons", layer: 3 }, model.cfg, 8),
+    /layer 3 is out of range: use --layer between 0 and 2/,
+  );
+  assert.throws(
+    () => planTarget({ kind: "neurons", layer: 1, pos: 8 }, model.cfg, 8),
+    /position 8 .*--pos between 0 and 7/,
+  );
+  assert.throws(
+    () => planTarget({ kind: "custom", hook: "blocks.0.mlp.hook_post", indexSets: [[[1]]] }, model.cfg, 8),
+    /has 1 axes.*\[8, 256\]/,
+  );
+  assert.throws(
+    () => planTarget({ kind: "custom", hook: "blocks.0.hook_resid", indexSets: [[[1, null]]] }, model.cfg, 8),
+    /Did you mean/,
+  );
+});
+
+test("selectors expand to the right elements and drop a shorter prompt's padding positions", () => {
+  const layout = hookLayout("blocks.1.attn.hook_pattern", model.cfg, 3); // [H=4, 3, 3]
+  const { offsets, positions } = selectElements(
+    [
+      [2, null, 1],
+      [0, 5, null],
+    ],
+    layout,
+  );
+  assert.deepEqual([...offsets], [2 * 9 + 0 * 3 + 1, 2 * 9 + 1 * 3 + 1, 2 * 9 + 2 * 3 + 1]);
+  assert.deepEqual([...positions], [0, 1, 2]);
+});
