@@ -9,12 +9,20 @@
 import { backwardCacheNames, backwardFromCache } from "../gradients/backward.ts";
 import type { LogitGradient } from "../gradients/logit-metric.ts";
 import type { ActivationCache } from "../model/activation-cache.ts";
+import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
 import { type AttributionMetric, metricSeeds } from "./attribution-metric.ts";
 import { normalise } from "./metric.ts";
 import { type PromptList, preparePairs } from "./pairs.ts";
-import { hookLayout, type PatchPlan, type PatchTarget, planTarget, selectElements } from "./targets.ts";
+import {
+  hookLayout,
+  type PatchPlan,
+  type PatchTarget,
+  planTarget,
+  type Selector,
+  selectElements,
+} from "./targets.ts";
 import type { PatchAnswers, PatchResult } from "./types.ts";
 
 /** A patch target; for attribution, `neurons` without a layer means every layer ([layer, neuron]). */
@@ -102,9 +110,10 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
       deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, grads);
     const termsBatch = terms(gradBatch);
     const termsPrompt = gradPrompt ? terms(gradPrompt) : null;
+    const offsetsOf = siteOffsets(model, n);
     plans.forEach((plan, i) => {
       plan.sites.forEach((site, s) => {
-        const { offsets } = selectElements(site.selectors, hookLayout(site.hook, model.cfg, n));
+        const offsets = offsetsOf(site.hook, site.selectors);
         const tb = termsBatch.get(site.hook)!;
         let sum = 0;
         for (const o of offsets) sum += tb[o];
@@ -154,6 +163,27 @@ export function attributionPatching(
   opts: Omit<AttributionOptions, "targets"> & { target: AttributionTarget },
 ): PatchResult {
   return attributionPatchingAll(model, { ...opts, targets: [opts.target] })[0];
+}
+
+/**
+ * Offsets of a site's elements in a prompt of n positions. Memoised on the hook's in-block name and the
+ * selectors: the same site repeats in every layer (e.g. neuron k of each of 12 layers).
+ */
+function siteOffsets(
+  model: HookedTransformer,
+  n: number,
+): (hook: string, selectors: readonly Selector[]) => Int32Array {
+  const memo = new Map<string, Int32Array>();
+  return (hook, selectors) => {
+    const local = parseHookName(hook).hook;
+    const key = `${local}|${selectors.map((sel) => sel.join(",")).join(";")}`;
+    let offsets = memo.get(key);
+    if (!offsets) {
+      offsets = selectElements(selectors, hookLayout(hook, model.cfg, n)).offsets;
+      memo.set(key, offsets);
+    }
+    return offsets;
+  };
 }
 
 /** Per hook: (clean - corrupted) * grad, element-wise over the prompt's activation. */
