@@ -1,0 +1,113 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseLayerIndexList,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface AttentionOptions extends ModelCliOptions {
+  prompt: string;
+  heads?: string;
+  html?: string;
+  svgDir?: string;
+  png?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("attention")
+      .description("attention patterns of chosen heads over a prompt (CircuitsVis-style view, HTML/SVG/PNG)"),
+  )
+    .requiredOption("-p, --prompt <text>", "the prompt")
+    .option("--heads <list>", "heads as LAYER.HEAD, comma-separated, e.g. 7.11,10.1 (default: every head)")
+    .option("--html <file>", "write a self-contained interactive HTML page")
+    .option("--svg-dir <dir>", "write one static SVG per head (for papers)")
+    .option("--png", "with --svg-dir, also write PNGs")
+    .option("--json", "print only JSON: tokens and each head's [dest][src] pattern")
+    .action(async (opts: AttentionOptions) => {
+      const model = await loadModelFromOptions(opts);
+      const { nLayers, nHeads } = model.cfg;
+      const heads = opts.heads
+        ? parseLayerIndexList(opts.heads, "head")
+        : Array.from({ length: nLayers * nHeads }, (_, i): [number, number] => [
+            Math.floor(i / nHeads),
+            i % nHeads,
+          ]);
+      for (const [l, h] of heads) {
+        if (l >= nLayers || h >= nHeads) {
+          throw new UsageError(
+            `Head ${l}.${h} does not exist: the model has layers 0..${nLayers - 1} and heads 0..${nHeads - 1}`,
+          );
+        }
+      }
+      const layers = [...new Set(heads.map(([l]) => l))];
+      const { cache, lengths } = model.runWithCache(opts.prompt, {
+        namesFilter: layers.map((l) => `blocks.${l}.attn.hook_pattern`),
+        logits: "none",
+        stopAtLayer: Math.max(...layers) + 1,
+      });
+      const n = lengths[0];
+      const strTokens = model.toStrTokens(opts.prompt);
+      const patterns = heads.map(([l, h]) => {
+        const p = cache.get("pattern", l); // [1, H, n, n]
+        const rows: number[][] = [];
+        for (let i = 0; i < n; i++)
+          rows.push(Array.from(p.data.subarray((h * n + i) * n, (h * n + i + 1) * n)));
+        return { layer: l, head: h, label: `L${l}H${h}`, pattern: rows };
+      });
+      if (opts.html || opts.svgDir) {
+        const viz = await import("../../viz/index.ts");
+        const figure = viz.attentionView({
+          title: `Attention patterns: ${JSON.stringify(opts.prompt)}`,
+          tokens: strTokens,
+          heads: patterns.map((p) => ({ label: p.label, pattern: p.pattern })),
+        });
+        if (opts.html) {
+          viz.writeHtmlReport(opts.html, {
+            title: "circuitscope: attention",
+            sections: [
+              {
+                heading: "Attention patterns",
+                text: `Model: ${opts.model}. Rows are destinations, columns sources.`,
+                figures: [{ figure }],
+              },
+            ],
+          });
+          if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
+        }
+        if (opts.svgDir) {
+          for (const p of patterns) {
+            const single = viz.attentionView({
+              title: `Attention of ${p.label}`,
+              tokens: strTokens,
+              heads: [{ label: p.label, pattern: p.pattern }],
+            });
+            const files = await viz.writeFigureFiles(opts.svgDir, `attention-${p.label}`, single, {
+              png: opts.png,
+            });
+            if (!opts.json) process.stderr.write(`wrote ${files.join(", ")}\n`);
+          }
+        }
+      }
+      if (opts.json) {
+        printJson({ tokens: model.toTokens(opts.prompt), strTokens, heads: patterns });
+        return;
+      }
+      if (!opts.html && !opts.svgDir) {
+        for (const p of patterns) {
+          const last = p.pattern[n - 1];
+          const top = last
+            .map((v, j) => [v, j] as const)
+            .sort((a, b) => b[0] - a[0])
+            .slice(0, 3)
+            .map(([v, j]) => `${JSON.stringify(strTokens[j])}@${j} ${(v * 100).toFixed(1)}%`);
+          process.stdout.write(`${p.label}: final token attends to ${top.join(", ")}\n`);
+        }
+      }
+    });
+}
