@@ -71,16 +71,16 @@ export function erf(x: number): number {
 }
 
 /**
- * Centre each row of x [rows, D] and divide by sqrt(mean(x_c^2) + eps). Returns the normalised rows
- * (before any affine weight) and the per-row scale [rows].
+ * Centre each row of x [rows, D] and compute its LayerNorm scale sqrt(mean(x_c^2) + eps) [rows].
+ * Split from the division so a hook on `hook_scale` can replace the scale before it is used.
  */
-export function normalizeRows(
+export function centerAndScale(
   x: Float32Array,
   rows: number,
   D: number,
   eps: number,
-): { y: Float32Array; scale: Float32Array } {
-  const y = new Float32Array(rows * D);
+): { centered: Float32Array; scale: Float32Array } {
+  const centered = new Float32Array(rows * D);
   const scale = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const o = r * D;
@@ -90,13 +90,30 @@ export function normalizeRows(
     let sq = 0;
     for (let d = 0; d < D; d++) {
       const c = x[o + d] - mean;
-      y[o + d] = c;
+      centered[o + d] = c;
       sq += c * c;
     }
-    const s = Math.sqrt(sq / D + eps);
-    scale[r] = s;
-    const inv = 1 / s;
-    for (let d = 0; d < D; d++) y[o + d] *= inv;
+    scale[r] = Math.sqrt(sq / D + eps);
   }
-  return { y, scale };
+  return { centered, scale };
+}
+
+/** Divides each row of `centered` [rows, D] by its scale, in place. */
+export function divideRows(centered: Float32Array, scale: Float32Array, D: number): Float32Array {
+  for (let r = 0; r < scale.length; r++) {
+    const inv = 1 / scale[r];
+    for (let d = 0; d < D; d++) centered[r * D + d] *= inv;
+  }
+  return centered;
+}
+
+/** LayerNorm without affine weights: normalised rows y and the per-row scale. */
+export function normalizeRows(
+  x: Float32Array,
+  rows: number,
+  D: number,
+  eps: number,
+): { y: Float32Array; scale: Float32Array } {
+  const { centered, scale } = centerAndScale(x, rows, D, eps);
+  return { y: divideRows(centered, scale, D), scale };
 }

@@ -1,7 +1,7 @@
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { GPT2Config } from "../weights/config.ts";
-import { normalizeRows } from "./activations.ts";
+import { centerAndScale, divideRows } from "./activations.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import type { LayerNormParams, ModelWeights } from "./weights.ts";
 
@@ -121,12 +121,7 @@ export class ForwardEngine {
     if (stop < cfg.nLayers) return { logits: null, residual: resid, presentKV: present };
 
     const rows = B * P;
-    const { y, scale } = normalizeRows(resid.data, rows, D, cfg.lnEps);
-    h.fire("ln_final.hook_scale", new Tensor(scale, [B, P, 1]));
-    const normalized = h.fire(
-      "ln_final.hook_normalized",
-      new Tensor(applyAffine(y, this.weights.lnFinal, D), [B, P, D]),
-    );
+    const normalized = this.layerNorm("ln_final", resid.data, B, P, this.weights.lnFinal, h);
     let logits: Tensor | null = null;
     if (a.logits === "all") {
       logits = new Tensor(this.unembed.forward(normalized.data, rows), [B, P, cfg.dVocab]);
@@ -139,6 +134,22 @@ export class ForwardEngine {
       logits = new Tensor(this.unembed.forward(last, B), [B, 1, cfg.dVocab]);
     }
     return { logits, residual: resid, presentKV: present };
+  }
+
+  /** LayerNorm (or LNPre when folded) with its two hook points; the scale hook's value is the one used. */
+  private layerNorm(
+    prefix: string,
+    x: Float32Array,
+    B: number,
+    P: number,
+    ln: LayerNormParams | null,
+    h: HookDispatcher,
+  ): Tensor {
+    const D = this.cfg.dModel;
+    const { centered, scale } = centerAndScale(x, B * P, D, this.cfg.lnEps);
+    const scaleT = h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1]));
+    const y = applyAffine(divideRows(centered, scaleT.data, D), ln, D);
+    return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [B, P, D]));
   }
 
   private embed(tokens: Int32Array, B: number, P: number, pastLen: number, h: HookDispatcher): Tensor {
@@ -177,9 +188,7 @@ export class ForwardEngine {
     const HD = H * dh;
 
     const residPre = h.fire(name("hook_resid_pre"), residIn);
-    const ln1 = normalizeRows(residPre.data, rows, D, lnEps);
-    h.fire(name("ln1.hook_scale"), new Tensor(ln1.scale, [B, P, 1]));
-    const x1 = h.fire(name("ln1.hook_normalized"), new Tensor(applyAffine(ln1.y, w.ln1, D), [B, P, D]));
+    const x1 = this.layerNorm(name("ln1"), residPre.data, B, P, w.ln1, h);
 
     const qkv = ops.qkv.forward(x1.data, rows);
     const [qRaw, kRaw, vRaw] = splitQkv(qkv, rows, HD);
@@ -220,9 +229,7 @@ export class ForwardEngine {
     const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, P, D]));
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residPre.data, attnOutT.data), [B, P, D]));
 
-    const ln2 = normalizeRows(residMid.data, rows, D, lnEps);
-    h.fire(name("ln2.hook_scale"), new Tensor(ln2.scale, [B, P, 1]));
-    const x2 = h.fire(name("ln2.hook_normalized"), new Tensor(applyAffine(ln2.y, w.ln2, D), [B, P, D]));
+    const x2 = this.layerNorm(name("ln2"), residMid.data, B, P, w.ln2, h);
     const pre = h.fire(name("mlp.hook_pre"), new Tensor(ops.mlpIn.forward(x2.data, rows), [B, P, dMlp]));
     const post = h.fire(
       name("mlp.hook_post"),

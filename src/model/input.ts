@@ -1,5 +1,4 @@
 import type { Gpt2Tokenizer, TokenizeOptions } from "../tokenizer/tokenizer.ts";
-import { BOS_TOKEN } from "../tokenizer/tokenizer.ts";
 
 /** What `run` and friends accept: text, several texts, or token lists (BOS already included). */
 export type ModelInput = string | readonly string[] | readonly (readonly number[])[];
@@ -50,7 +49,8 @@ export function padBatch(lists: readonly (readonly number[])[], nCtx: number, dV
   });
   const pos = Math.max(...lengths);
   const batch = lists.length;
-  const tokens = new Int32Array(batch * pos).fill(BOS_TOKEN);
+  // Pad id 0 is valid in any vocabulary; padded positions are never attended to by real ones.
+  const tokens = new Int32Array(batch * pos);
   lists.forEach((t, b) => {
     tokens.set(t, b * pos);
   });

@@ -190,3 +190,28 @@ test("loss is the mean next-token cross-entropy over real positions", () => {
   assert.ok(Math.abs(loss - all.reduce((a, b) => a + b, 0) / all.length) < 1e-9);
   assert.equal(perToken[0].length, model.toTokens("We're helping our friend").length - 1);
 });
+
+test("a hook replacing ln1.hook_scale changes the normalised output (TransformerLens semantics)", () => {
+  const { cache } = model.runWithCache(tokens, {
+    fwdHooks: [
+      [
+        "blocks.1.ln1.hook_scale",
+        (act) =>
+          new Tensor(
+            act.data.map((x) => 2 * x),
+            act.shape,
+          ),
+      ],
+    ],
+    namesFilter: ["blocks.1.ln1.hook_normalized", "blocks.1.hook_resid_pre"],
+  });
+  const resid = cache.get("resid_pre", 1);
+  const { y } = normalizeRows(resid.data, 16, D, model.cfg.lnEps);
+  // Folded LN has no affine part, so the output is exactly half the normal normalisation.
+  assert.ok(
+    maxAbsDiff(
+      cache.get("blocks.1.ln1.hook_normalized").data,
+      y.map((v) => v / 2),
+    ) < 1e-6,
+  );
+});
