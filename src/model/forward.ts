@@ -35,6 +35,12 @@ export interface ForwardArgs {
   logits: "all" | "last" | "none";
   /** Real (unpadded) number of new positions per prompt; used by `logits: "last"`. */
   lengths?: readonly number[];
+  /**
+   * Only the final position's output is wanted (e.g. a patching metric): the last block computes keys
+   * and values at every position but its query side, attention output and MLP at the final position
+   * only, and ln_final/logits see [batch, 1, ...]. Needs an unpadded batch.
+   */
+  finalPositionOnly?: boolean;
 }
 
 export interface ForwardResult {
@@ -115,21 +121,27 @@ export class ForwardEngine {
       resid = this.embed(a.tokens, B, P, pastLen, h);
     }
     const present: PastKV[] | null = a.keepKV ? [] : null;
+    const finalOnly = (a.finalPositionOnly ?? false) && stop === cfg.nLayers;
+    if (finalOnly && a.lengths?.some((n) => n !== P)) {
+      throw new Error("finalPositionOnly needs an unpadded batch: every prompt must fill all positions");
+    }
     for (let l = start; l < stop; l++) {
-      resid = this.block(l, resid, B, P, pastLen, a.past?.[l] ?? null, h, present);
+      const queryLast = finalOnly && l === stop - 1;
+      resid = this.block(l, resid, B, P, pastLen, a.past?.[l] ?? null, h, present, queryLast);
     }
     if (stop < cfg.nLayers) return { logits: null, residual: resid, presentKV: present };
-
-    const rows = B * P;
-    const normalized = this.layerNorm("ln_final", resid.data, B, P, this.weights.lnFinal, h);
+    // With finalPositionOnly the residual holds only the final position ([B, 1, D]).
+    const outP = resid.shape[1];
+    const rows = B * outP;
+    const normalized = this.layerNorm("ln_final", resid.data, B, outP, this.weights.lnFinal, h);
     let logits: Tensor | null = null;
     if (a.logits === "all") {
-      logits = new Tensor(this.unembed.forward(normalized.data, rows), [B, P, cfg.dVocab]);
+      logits = new Tensor(this.unembed.forward(normalized.data, rows), [B, outP, cfg.dVocab]);
     } else if (a.logits === "last") {
       const last = new Float32Array(B * D);
       for (let b = 0; b < B; b++) {
-        const p = (a.lengths?.[b] ?? P) - 1;
-        last.set(normalized.data.subarray((b * P + p) * D, (b * P + p + 1) * D), b * D);
+        const p = outP === P ? (a.lengths?.[b] ?? P) - 1 : outP - 1;
+        last.set(normalized.data.subarray((b * outP + p) * D, (b * outP + p + 1) * D), b * D);
       }
       logits = new Tensor(this.unembed.forward(last, B), [B, 1, cfg.dVocab]);
     }
@@ -179,19 +191,19 @@ export class ForwardEngine {
     past: PastKV | null,
     h: HookDispatcher,
     present: PastKV[] | null,
+    queryLast: boolean,
   ): Tensor {
-    const { dModel: D, nHeads: H, dHead: dh, dMlp, lnEps } = this.cfg;
+    const { dModel: D, nHeads: H, dHead: dh, dMlp } = this.cfg;
     const w = this.weights.blocks[l];
     const ops = this.ops[l];
     const name = (s: string) => `blocks.${l}.${s}`;
-    const rows = B * P;
     const HD = H * dh;
 
     const residPre = h.fire(name("hook_resid_pre"), residIn);
     const x1 = this.layerNorm(name("ln1"), residPre.data, B, P, w.ln1, h);
 
-    const qkv = ops.qkv.forward(x1.data, rows);
-    const [qRaw, kRaw, vRaw] = splitQkv(qkv, rows, HD);
+    const qkv = ops.qkv.forward(x1.data, B * P);
+    const [qRaw, kRaw, vRaw] = splitQkv(qkv, B * P, HD);
     const q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
     const k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, H, dh]));
     const v = h.fire(name("attn.hook_v"), new Tensor(vRaw, [B, P, H, dh]));
@@ -205,41 +217,46 @@ export class ForwardEngine {
     const kv = past
       ? concatKV(past, k.data, v.data, B, P, HD)
       : { k: k.data, v: v.data, len: T, shared: false };
-    const scores = attentionScores(this.kernels, q.data, kv.k, B, P, T, pastLen, H, dh);
-    const scoresT = h.fire(name("attn.hook_attn_scores"), new Tensor(scores, [B, H, P, T]));
+    if (present) present.push(kv);
+
+    // From here on only query positions matter: all new ones, or just the final one (queryLast).
+    const Q = queryLast ? 1 : P;
+    const rows = B * Q;
+    const qRows = queryLast ? lastRows(q.data, B, P, HD) : q.data;
+    const residRows = queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
+    const firstQuery = pastLen + P - Q;
+    const scores = attentionScores(this.kernels, qRows, kv.k, B, Q, T, firstQuery, H, dh);
+    const scoresT = h.fire(name("attn.hook_attn_scores"), new Tensor(scores, [B, H, Q, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
-      new Tensor(softmaxRows(scoresT.data, B * H * P, T), [B, H, P, T]),
+      new Tensor(softmaxRows(scoresT.data, B * H * Q, T), [B, H, Q, T]),
     );
     const z = h.fire(
       name("attn.hook_z"),
-      new Tensor(mixValues(this.kernels, pattern.data, kv.v, B, P, T, H, dh), [B, P, H, dh]),
+      new Tensor(mixValues(this.kernels, pattern.data, kv.v, B, Q, T, H, dh), [B, Q, H, dh]),
     );
 
     let attnOut: Float32Array;
     if (h.wantsOptional(l, "attn.hook_result")) {
       const result = h.fire(
         name("attn.hook_result"),
-        new Tensor(headResults(z.data, w.W_O.data, rows, H, dh, D), [B, P, H, D]),
+        new Tensor(headResults(z.data, w.W_O.data, rows, H, dh, D), [B, Q, H, D]),
       );
       attnOut = sumHeads(result.data, w.b_O.data, rows, H, D);
     } else {
       attnOut = ops.o.forward(z.data, rows);
     }
-    const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, P, D]));
-    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residPre.data, attnOutT.data), [B, P, D]));
+    const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
+    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOutT.data), [B, Q, D]));
 
-    const x2 = this.layerNorm(name("ln2"), residMid.data, B, P, w.ln2, h);
-    const pre = h.fire(name("mlp.hook_pre"), new Tensor(ops.mlpIn.forward(x2.data, rows), [B, P, dMlp]));
+    const x2 = this.layerNorm(name("ln2"), residMid.data, B, Q, w.ln2, h);
+    const pre = h.fire(name("mlp.hook_pre"), new Tensor(ops.mlpIn.forward(x2.data, rows), [B, Q, dMlp]));
     const post = h.fire(
       name("mlp.hook_post"),
-      new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, P, dMlp]),
+      new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, Q, dMlp]),
     );
-    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, P, D]));
-    const residPost = h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, P, D]));
-
-    if (present) present.push(kv);
-    return residPost;
+    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, Q, D]));
+    return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
 }
 
@@ -324,7 +341,17 @@ export function positionsFirst(x: Float32Array, B: number, N: number, H: number,
   return out;
 }
 
-/** Scaled scores q·k/sqrt(dh) [B, H, P, T]; -inf where the key is after the query (causal mask). */
+/** The last of P rows of width W per batch element: [B, P, W] → [B, 1, W]. */
+function lastRows(x: Float32Array, B: number, P: number, W: number): Float32Array {
+  const out = new Float32Array(B * W);
+  for (let b = 0; b < B; b++) out.set(x.subarray(((b + 1) * P - 1) * W, (b + 1) * P * W), b * W);
+  return out;
+}
+
+/**
+ * Scaled scores q·k/sqrt(dh) [B, H, P, T] for P queries at absolute positions firstQuery..; -inf where
+ * the key is after the query (causal mask).
+ */
 function attentionScores(
   kernels: Kernels,
   q: Float32Array,
@@ -332,7 +359,7 @@ function attentionScores(
   B: number,
   P: number,
   T: number,
-  pastLen: number,
+  firstQuery: number,
   H: number,
   dh: number,
 ): Float32Array {
@@ -340,7 +367,7 @@ function attentionScores(
   const scale = 1 / Math.sqrt(dh);
   for (let r = 0; r < B * H * P; r++) {
     const o = r * T;
-    const limit = pastLen + (r % P); // causal: key j ≤ query's absolute position
+    const limit = firstQuery + (r % P); // causal: key j ≤ query's absolute position
     for (let j = 0; j <= limit; j++) scores[o + j] *= scale;
     for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
   }
