@@ -210,6 +210,10 @@ function runChunk(
       ? { k: kv.k.subarray(0, g.p0 * HD), v: kv.v.subarray(0, g.p0 * HD), len: g.p0, shared: true }
       : null,
   );
+  // A patch on a block's output (mlp.hook_post, hook_mlp_out, hook_resid_post) only adds to the residual
+  // after that block: build that residual directly and start one block later (exact: nothing in between).
+  const additive = !g.fromEmbed && jobs.every((j) => ADDITIVE_HOOKS.has(parseHookName(j.hook).hook));
+  if (additive) return runAdditiveChunk(model, prompt, n, g, jobs, corrupted, reader);
   let tokens: Int32Array | undefined;
   let residual: Float32Array | undefined;
   if (g.fromEmbed) {
@@ -254,10 +258,95 @@ function runChunk(
     past,
     hooks: new HookDispatcher(L, specs),
     logits: "none",
+    // The metric reads the final position only; hooks in the last block or after it see all positions.
+    finalPositionOnly: jobs.every((j) => {
+      const layer = parseHookName(j.hook).layer;
+      return layer === null ? j.hook.startsWith("hook_") : layer < L - 1;
+    }),
   });
-  const y = normalized as Float32Array | null;
-  if (!y) throw new Error("internal: ln_final.hook_normalized did not fire");
+  return readFinal(prompt, normalized, C, D, reader);
+}
+
+const ADDITIVE_HOOKS: ReadonlySet<string> = new Set(["mlp.hook_post", "hook_mlp_out", "hook_resid_post"]);
+
+/** ln_final's output of each copy at its final position ([C, P or 1, D] → [C, D]) → metric readouts. */
+function readFinal(
+  prompt: number,
+  normalized: Float32Array | null,
+  C: number,
+  D: number,
+  reader: MetricReader,
+): Readout[] {
+  if (!normalized) throw new Error("internal: ln_final.hook_normalized did not fire");
+  const P = normalized.length / (C * D);
   const rows = new Float32Array(C * D);
-  for (let c = 0; c < C; c++) rows.set(y.subarray((c * P + P - 1) * D, (c * P + P) * D), c * D);
+  for (let c = 0; c < C; c++) rows.set(normalized.subarray((c * P + P - 1) * D, (c * P + P) * D), c * D);
   return reader.fromNormalized(prompt, rows, C);
+}
+
+/**
+ * Patches at the output of block l: the patched residual after block l is the corrupted one plus
+ * (clean − corrupted) of each patched element, mapped to d_model (through W_out for MLP neurons).
+ */
+function runAdditiveChunk(
+  model: HookedTransformer,
+  prompt: number,
+  n: number,
+  g: JobGroup,
+  jobs: readonly PatchJob[],
+  corrupted: PromptRun,
+  reader: MetricReader,
+): Readout[] {
+  const { nLayers: L, dModel: D, nHeads: H, dHead: dh, dMlp } = model.cfg;
+  const C = jobs.length;
+  const P = n - g.p0;
+  const HD = H * dh;
+  const next = g.layer + 1;
+  const base = corrupted.acts.get(`blocks.${next}.hook_resid_pre`)!.subarray(g.p0 * D, n * D);
+  const residual = new Float32Array(C * P * D);
+  const W_out = model.weights.blocks[g.layer].W_out.data;
+  jobs.forEach((job, c) => {
+    const out = residual.subarray(c * P * D, (c + 1) * P * D);
+    out.set(base);
+    const corr = corrupted.acts.get(job.hook)!;
+    const neurons = parseHookName(job.hook).hook === "mlp.hook_post";
+    const width = neurons ? dMlp : D;
+    for (let i = 0; i < job.offsets.length; i++) {
+      const o = job.offsets[i];
+      const pos = Math.floor(o / width);
+      const unit = o - pos * width;
+      const delta = job.values[i] - corr[(pos + g.p0) * width + unit];
+      if (neurons) {
+        const w = W_out.subarray(unit * D, (unit + 1) * D);
+        for (let d = 0; d < D; d++) out[pos * D + d] += delta * w[d];
+      } else {
+        out[pos * D + unit] += delta;
+      }
+    }
+  });
+  const past: (PastKV | null)[] = corrupted.kv!.map((kv, l) =>
+    l >= next && g.p0 > 0
+      ? { k: kv.k.subarray(0, g.p0 * HD), v: kv.v.subarray(0, g.p0 * HD), len: g.p0, shared: true }
+      : null,
+  );
+  let normalized: Float32Array | null = null;
+  model.forwardEngine.forward({
+    batch: C,
+    pos: P,
+    pastLen: g.p0,
+    residual,
+    startAtLayer: next,
+    past,
+    hooks: new HookDispatcher(L, [
+      [
+        FINAL_NORMALIZED,
+        (act) => {
+          normalized = act.data;
+        },
+      ],
+    ]),
+    logits: "none",
+    finalPositionOnly: true,
+  });
+  return readFinal(prompt, normalized, C, D, reader);
 }

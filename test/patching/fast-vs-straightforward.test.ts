@@ -98,6 +98,15 @@ const targets: [string, PatchTarget][] = [
       ],
     },
   ],
+  // Block outputs take the additive shortcut (start one block later); the last block's output starts at ln_final.
+  [
+    "custom hook_resid_post of the last block",
+    { kind: "custom", hook: "blocks.2.hook_resid_post", indexSets: [[[null, 3]], [[6, null]]] },
+  ],
+  [
+    "custom hook_mlp_out",
+    { kind: "custom", hook: "blocks.0.hook_mlp_out", indexSets: [[[4, null]], [[null, 1]]] },
+  ],
   ["custom hook_embed", { kind: "custom", hook: "hook_embed", indexSets: [[[2, null]], [[1, 4]]] }],
   [
     "custom ln_final.hook_normalized",
