@@ -210,26 +210,29 @@ export function neuronLogitAttrs(
   const scales = mode === "cached" ? cachedScales(model, cache, sel) : null;
   const labels: string[] = [];
   const values = new Float64Array(layer * dMlp * rows);
-  const proj = new Float64Array(dMlp * batch); // W_out[n] · (centred) dir_b
+  // Centring W_out[n] is the same as centring the direction; prompts sharing answer and wrong tokens share
+  // one direction, so each distinct direction is projected once.
+  const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none");
+  const proj = new Float64Array(dMlp * unique.length); // W_out[n] · dir_u
   const rowVar = new Float64Array(dMlp); // variance of W_out[n] over d_model
   for (let l = 0; l < layer; l++) {
     const W_out = model.weights.blocks[l].W_out.data;
     for (let nn = 0; nn < dMlp; nn++) {
+      const o = nn * D;
       let sum = 0;
       let sumSq = 0;
       for (let d = 0; d < D; d++) {
-        const w = W_out[nn * D + d];
+        const w = W_out[o + d];
         sum += w;
         sumSq += w * w;
       }
       const mean = sum / D;
       rowVar[nn] = Math.max(sumSq / D - mean * mean, 0);
-      for (let b = 0; b < batch; b++) {
+      unique.forEach((u, k) => {
         let dot = 0;
-        for (let d = 0; d < D; d++)
-          dot += (mode === "none" ? W_out[nn * D + d] : W_out[nn * D + d] - mean) * dirs.dirs[b * D + d];
-        proj[nn * batch + b] = dot;
-      }
+        for (let d = 0; d < D; d++) dot += W_out[o + d] * u[d];
+        proj[nn * unique.length + k] = dot;
+      });
     }
     const post = gatherPositions(cache.get("post", l), sel); // [rows, d_mlp]
     for (let nn = 0; nn < dMlp; nn++) {
@@ -237,11 +240,34 @@ export function neuronLogitAttrs(
       const base = (l * dMlp + nn) * rows;
       for (let r = 0; r < rows; r++) {
         const a = post[r * dMlp + nn];
-        const p = a * proj[nn * batch + Math.floor(r / nPos)];
+        const p = a * proj[nn * unique.length + ofPrompt[Math.floor(r / nPos)]];
         values[base + r] =
           mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(a * a * rowVar[nn] + model.cfg.lnEps));
       }
     }
   }
   return { labels, batch, nPos, values, mean: meanOverBatch(values, labels.length, batch, nPos) };
+}
+
+/** The distinct rows of `dirs` (centred when asked) and which one each prompt uses. */
+function distinctDirections(dirs: LogitDirections, D: number, centre: boolean) {
+  const unique: Float64Array[] = [];
+  const keys = new Map<string, number>();
+  const ofPrompt = new Int32Array(dirs.batch);
+  for (let b = 0; b < dirs.batch; b++) {
+    const row = dirs.dirs.subarray(b * D, (b + 1) * D);
+    const key = Array.prototype.join.call(row, ",");
+    let k = keys.get(key);
+    if (k === undefined) {
+      const v = Float64Array.from(row);
+      if (centre) {
+        const mean = v.reduce((a, x) => a + x, 0) / D;
+        for (let d = 0; d < D; d++) v[d] -= mean;
+      }
+      k = unique.push(v) - 1;
+      keys.set(key, k);
+    }
+    ofPrompt[b] = k;
+  }
+  return { unique, ofPrompt };
 }
