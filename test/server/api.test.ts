@@ -217,7 +217,8 @@ test("a patching job streams progress and ends with the heatmap; resid_pre at la
   const changed = referenceJson.prompts.clean_tokens[0].findIndex(
     (t, i) => t !== referenceJson.prompts.corrupted_tokens[0][i],
   );
-  layer0.forEach((v, p) => assert.ok(Math.abs(v - (p === changed ? 1 : 0)) < 1e-3, `pos ${p}: ${v}`));
+  for (const [p, v] of layer0.entries())
+    assert.ok(Math.abs(v - (p === changed ? 1 : 0)) < 1e-3, `pos ${p}: ${v}`);
   assert.equal(last.result.figure.kind, "heatmap");
   const polled = (await (await fetch(`${base}/api/jobs/${r.json.id}`)).json()) as JobView;
   assert.equal(polled.status, "done");

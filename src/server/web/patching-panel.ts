@@ -41,7 +41,8 @@ export async function runPatching(out: HTMLElement, params: PatchingParams): Pro
   delete out.dataset.ready;
   let job: JobView;
   try {
-    job = await api.post<JobView>("/api/jobs", { kind: "patching", ...params });
+    const { clean, corrupted, answer, wrong, target } = params;
+    job = await api.post<JobView>("/api/jobs", { kind: "patching", clean, corrupted, answer, wrong, target });
   } catch (err) {
     showError(out, err);
     return;

@@ -1,0 +1,154 @@
+/**
+ * The explorer in headless chromium (test/helpers/browser.ts: a missing chromium fails with the fix).
+ * Writes a screenshot to $SERVE_SCREENSHOT when set, for looking at the page.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import type { ExplorerServer } from "../../src/server/app.ts";
+import { launchBrowser } from "../helpers/browser.ts";
+import { referenceJson } from "../helpers/reference.ts";
+import { startFixtureServer } from "./server-fixture.ts";
+
+let server: ExplorerServer;
+let base: string;
+let browser: Browser;
+const pageErrors: string[] = [];
+
+const { clean, corrupted, answer, wrong } = referenceJson.prompts;
+
+before(async () => {
+  browser = await launchBrowser();
+  ({ server, base } = await startFixtureServer());
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") pageErrors.push(m.text());
+  });
+  return page;
+}
+
+test("type a prompt: tokens and predictions appear, the URL records it; a reload shows the same view", async () => {
+  const page = await newPage();
+  await page.goto(`${base}/`);
+  await page.fill("#prompt", clean[0]);
+  await page.fill("#answer", answer);
+  await page.fill("#wrong", wrong);
+  await page.fill("#head", "1.2");
+  await page.click("#run-prompt");
+  await page.waitForSelector("#predictions-out[data-ready] table.predictions");
+  const tokens = await page.locator("#predictions-out .token-strip .tok").allTextContents();
+  assert.equal(tokens.length, referenceJson.prompts.clean_tokens[0].length);
+  assert.equal(tokens[1], "We");
+  assert.equal(await page.locator("#predictions-out table.predictions tbody tr").count(), 10);
+  await page.waitForSelector("#attribution-out[data-ready] svg");
+  await page.waitForSelector("#attention-out[data-ready] .cs-attention");
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get("prompt"), clean[0]);
+  assert.equal(url.searchParams.get("answer"), answer);
+  assert.equal(url.searchParams.get("head"), "1.2");
+  const before = await page.locator("#predictions-out").innerText();
+
+  const again = await newPage();
+  await again.goto(page.url());
+  await again.waitForSelector("#predictions-out[data-ready] table.predictions");
+  assert.equal(await again.locator("#prompt").inputValue(), clean[0]);
+  assert.equal(await again.locator("#predictions-out").innerText(), before);
+  await again.waitForSelector("#attention-out[data-ready] .cs-attention");
+  assert.match(await again.locator("#attention-out").innerText(), /L1H2/);
+  await page.close();
+  await again.close();
+});
+
+test("clicking a head cell of the attribution heatmap shows that head's attention", async () => {
+  const page = await newPage();
+  const q = new URLSearchParams({ prompt: clean[0], answer, wrong });
+  await page.goto(`${base}/?${q}`);
+  await page.waitForSelector("#attribution-out[data-ready]");
+  // Vega labels each heatmap cell with its row and column.
+  const heatmap = page.locator("#attribution-out .figure").nth(1);
+  assert.equal(
+    await heatmap.locator('path[aria-roledescription="rect mark"]').count(),
+    12,
+    "one cell per head",
+  );
+  await heatmap.locator('path[aria-label^="head: H3; layer: L2;"]').click();
+  await page.waitForSelector("#attention-out[data-ready] .cs-attention");
+  assert.equal(await page.locator("#head").inputValue(), "2.3");
+  assert.equal(new URL(page.url()).searchParams.get("head"), "2.3");
+  await page.close();
+});
+
+test("a patching job shows progress, then the heatmap; the URL reruns it", async () => {
+  const page = await newPage();
+  await page.goto(`${base}/?${new URLSearchParams({ answer, wrong })}`);
+  await page.fill("#clean", clean[0]);
+  await page.fill("#corrupted", corrupted[0]);
+  await page.selectOption("#target", "resid_pre");
+  // Record every status the panel shows, to see the job go through queued/running before done.
+  await page.evaluate(() => {
+    const out = document.getElementById("patching-out") as HTMLElement;
+    const seen: string[] = [];
+    (window as unknown as { seen: string[] }).seen = seen;
+    new MutationObserver(() => {
+      if (out.dataset.status && seen.at(-1) !== out.dataset.status) seen.push(out.dataset.status);
+    }).observe(out, { attributes: true });
+  });
+  await page.click("#run-patching");
+  await page.waitForSelector("#patching-out[data-ready] svg");
+  const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+  assert.equal(seen.at(-1), "done");
+  assert.ok(
+    seen.length >= 2 && ["queued", "running"].includes(seen[0]),
+    `statuses shown: ${seen.join(" → ")}`,
+  );
+  assert.equal(
+    await page.locator("#patching-out progress").evaluate((p) => (p as HTMLProgressElement).value),
+    1,
+  );
+  assert.match(await page.locator("#patching-out .job-status").innerText(), /24 patched runs/);
+  assert.match(await page.locator("#patching-out").innerText(), /resid_pre/);
+  if (process.env.SERVE_SCREENSHOT) {
+    await page.fill("#prompt", clean[0]);
+    await page.fill("#head", "0.1");
+    await page.fill("#neuron", "1.5");
+    await page.click("#run-prompt");
+    await page.waitForSelector("#attention-out[data-ready]");
+    await page.click("#show-neuron");
+    await page.waitForSelector("#neuron-out[data-ready]");
+    await page.screenshot({ path: process.env.SERVE_SCREENSHOT, fullPage: true });
+  }
+  const reloaded = await newPage();
+  await reloaded.goto(page.url());
+  await reloaded.waitForSelector("#patching-out[data-ready] svg");
+  assert.equal(await reloaded.locator("#corrupted").inputValue(), corrupted[0]);
+  assert.equal(await reloaded.locator("#target").inputValue(), "resid_pre");
+  await page.close();
+  await reloaded.close();
+});
+
+test("an over-long prompt shows a clear error naming the context size", async () => {
+  const page = await newPage();
+  await page.goto(`${base}/`);
+  await page.fill("#prompt", " the".repeat(80));
+  await page.click("#run-prompt");
+  const error = page.locator("#predictions-out .error");
+  await error.waitFor();
+  const text = await error.innerText();
+  assert.match(text, /81 tokens/);
+  assert.match(text, /context is 64 tokens/);
+  assert.match(text, /Shorten the prompt to at most 63 tokens/);
+  await page.close();
+});
+
+test("no page errors along the way (besides the deliberately rejected over-long prompt)", () => {
+  const unexpected = pageErrors.filter((e) => !/status of 400 \(Bad Request\)/.test(e));
+  assert.deepEqual(unexpected, []);
+});
