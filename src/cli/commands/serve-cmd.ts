@@ -9,11 +9,6 @@ interface ServeOptions extends ModelCliOptions {
 
 const DEFAULT_HOST = "127.0.0.1";
 
-/** Loopback unless the user names another address; "everywhere" only when asked for explicitly. */
-export function resolveHost(host: string | undefined): string {
-  return host ?? DEFAULT_HOST;
-}
-
 export function register(program: Command): void {
   addModelOptions(
     program
@@ -33,7 +28,8 @@ export function register(program: Command): void {
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
       if (opts.port < 0 || opts.port > 65535)
         throw new UsageError(`--port must be 0..65535, got ${opts.port}`);
-      const host = resolveHost(opts.host);
+      // Loopback unless the user names another address: exposing the model is an explicit choice.
+      const host = opts.host ?? DEFAULT_HOST;
       const { createServer } = await import("../../server/app.ts");
       process.stderr.write(`Loading ${opts.model}…\n`);
       const server = await createServer({
