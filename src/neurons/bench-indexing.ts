@@ -6,26 +6,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomGpt2Small } from "../bench/gpt2-small.ts";
 import { nlpCorpusSource } from "../corpus/sources.ts";
-import { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { KernelName } from "../tensor/kernels.ts";
 import { mulberry32, randn } from "../util/random.ts";
-import { loadCheckpoint, makeRandomCheckpoint } from "../weights/checkpoint.ts";
 import type { GPT2Config } from "../weights/config.ts";
 import { buildIndex } from "./build-index.ts";
 import { NeuronStats, type RowRefs } from "./neuron-stats.ts";
-
-export const GPT2_SMALL_SHAPE: GPT2Config = {
-  nLayers: 12,
-  nHeads: 12,
-  dModel: 768,
-  dHead: 64,
-  dMlp: 3072,
-  nCtx: 1024,
-  dVocab: 50257,
-  lnEps: 1e-5,
-  act: "gelu_new",
-};
 
 export interface BenchIndexingOptions {
   backend?: KernelName;
@@ -33,8 +21,8 @@ export interface BenchIndexingOptions {
   contexts?: number;
   contextLen?: number;
   batchSize?: number;
-  /** Model shape (default GPT-2 small). */
-  config?: GPT2Config;
+  /** The model to index with (default: a random GPT-2-small-shaped one, built here). */
+  model?: HookedTransformer;
 }
 
 export interface BenchIndexingResult {
@@ -47,16 +35,13 @@ export interface BenchIndexingResult {
 }
 
 export async function benchIndexing(opts: BenchIndexingOptions = {}): Promise<BenchIndexingResult> {
-  const config = opts.config ?? GPT2_SMALL_SHAPE;
   const contextLen = opts.contextLen ?? 64;
   const nContexts = opts.contexts ?? 64;
   const batchSize = opts.batchSize ?? 8;
   const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-index-"));
   try {
-    makeRandomCheckpoint(join(dir, "model"), config, { seed: 1 });
-    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(join(dir, "model")), {
-      backend: opts.backend ?? "onnx",
-    });
+    const model = opts.model ?? randomGpt2Small({ backend: opts.backend ?? "onnx" });
+    const config = model.cfg;
     const common = {
       modelName: "random-gpt2-small",
       contextLen,
@@ -74,7 +59,7 @@ export async function benchIndexing(opts: BenchIndexingOptions = {}): Promise<Be
       outDir: join(dir, "index"),
       maxTokens: nContexts * contextLen,
     });
-    model.dispose();
+    if (!opts.model) model.dispose();
     const neurons = config.nLayers * config.dMlp;
     return {
       tokensPerSecond: run.tokensPerSecond,

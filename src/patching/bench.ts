@@ -3,28 +3,12 @@
  * model with an 8-token clean/corrupted pair, and the speed-up over the straightforward path measured
  * on a subset of the same sweep in the same run.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { HookedTransformer } from "../model/hooked-transformer.ts";
+import { randomGpt2Small } from "../bench/gpt2-small.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { KernelName } from "../tensor/kernels.ts";
-import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
-import type { GPT2Config } from "../weights/config.ts";
 import { patchFast } from "./fast-patching.ts";
 import { patchStraightforward } from "./straightforward.ts";
 import type { PatchSweepOptions } from "./sweep.ts";
-
-export const GPT2_SMALL_SHAPE: GPT2Config = {
-  nLayers: 12,
-  nHeads: 12,
-  dModel: 768,
-  dHead: 64,
-  dMlp: 3072,
-  nCtx: 1024,
-  dVocab: 50257,
-  lnEps: 1e-5,
-  act: "gelu_new",
-};
 
 export interface PatchingBenchResult {
   neuron_sweep_all_pos_s: number;
@@ -42,23 +26,11 @@ export interface PatchingBenchOptions {
   log?: (line: string) => void;
 }
 
-/** A GPT-2-small-shaped model with seeded random weights (written once to a temp dir by makeRandomCheckpoint). */
-export function randomGpt2Small(backend: KernelName = "onnx"): HookedTransformer {
-  const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-"));
-  try {
-    const tensors = makeRandomCheckpoint(dir, GPT2_SMALL_SHAPE, { seed: 1 });
-    // The returned float32 values are what was written; no need to read the file back.
-    return HookedTransformer.fromCheckpoint({ config: GPT2_SMALL_SHAPE, tensors, dir }, { backend });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 export async function benchPatching(
   model: HookedTransformer | null = null,
   opts: PatchingBenchOptions = {},
 ): Promise<PatchingBenchResult> {
-  const m = model ?? randomGpt2Small(opts.backend);
+  const m = model ?? randomGpt2Small({ backend: opts.backend ?? "onnx" });
   const log = opts.log ?? (() => {});
   const clean = ["We're helping our friend while they"];
   const corrupted = ["We are helping our friend while they"];
