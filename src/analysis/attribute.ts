@@ -42,8 +42,9 @@ export function attributionHookNames(nLayers: number): string[] {
 export function attributeLogitDiff(
   model: HookedTransformer,
   prompts: ModelInput,
-  answer: number,
-  wrong: number,
+  /** One token for every prompt, or one per prompt. */
+  answer: number | readonly number[],
+  wrong: number | readonly number[],
   opts: { logitLens?: boolean; prependBos?: boolean } = {},
 ): AttributionResult {
   const { logits, cache, lengths } = model.runWithCache(prompts, {

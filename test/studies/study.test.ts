@@ -7,13 +7,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { logitDiff } from "../../src/analysis/answer-metrics.ts";
+import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
 import { summarize } from "../../src/analysis/stats.ts";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { selectGroups } from "../../src/studies/contractions/groups.ts";
-import {
-  exactPatching,
-  logitDiffsOf,
-  residualAttributions,
-} from "../../src/studies/contractions/measures.ts";
 import { makePlan, type StudyPlan } from "../../src/studies/contractions/plan.ts";
 import { generatePrompts, validatePairs } from "../../src/studies/contractions/prompts.ts";
 import type { StudyResults } from "../../src/studies/contractions/results.ts";
@@ -77,33 +75,40 @@ describe("contraction study on the tiny fixture", () => {
     );
   });
 
-  it("logit differences and head attributions match a direct recomputation", () => {
+  it("logit differences and head attributions match the shared analyses run directly", () => {
     const pairs = validatePairs(generatePrompts(selectGroups(["'s/he"]), 5, 3), model.tokenizer).kept;
     const ans = pairs.map((p) => p.answerToken);
     const wr = pairs.map((p) => p.wrongToken);
-    const clean = logitDiffsOf(
-      model,
-      pairs.map((p) => p.cleanTokens),
-      ans,
-      wr,
-      1,
-    );
+    const cleanTokens = pairs.map((p) => p.cleanTokens);
+    // One prompt at a time, so batching in the study cannot hide a per-prompt mix-up.
+    const alone = cleanTokens.map((t, i) => attributeLogitDiff(model, [t], ans[i], wr[i]));
+    const clean = alone.map((r) => r.logitDiff.perPrompt[0]);
     const g = results.groups.find((x) => x.name === "'s/he")!;
     for (const [i, v] of clean.entries()) assert.ok(Math.abs(g.cleanLogitDiff.perPrompt[i] - v) < 1e-4);
     const s = summarize(clean, { resamples: 10 });
     assert.ok(Math.abs(g.cleanLogitDiff.mean - s.mean) < 1e-4);
     assert.ok(Math.abs(g.cleanLogitDiff.se - s.se) < 1e-4);
-    // The top head's value, in the caption, equals the mean DLA recomputed for that head.
-    const attr = residualAttributions(
-      model,
-      pairs.map((p) => p.cleanTokens),
+    const corruptedTokens = pairs.map((p) => p.corruptedTokens);
+    const corrupted = logitDiff(
+      model.run(corruptedTokens, { logits: "last" }),
+      corruptedTokens.map((t) => t.length),
       ans,
       wr,
-      1,
-    );
+    ).perPrompt;
+    for (const [i, v] of corrupted.entries())
+      assert.ok(Math.abs(g.corruptedLogitDiff.perPrompt[i] - v) < 1e-4);
+    // The top head's value, in the caption, equals the mean DLA of that head from src/analysis.
+    const H = model.cfg.nHeads;
     const top = g.topHeads![0];
-    const mean = attr.heads.reduce((a, h) => a + h[top.row][top.col], 0) / attr.heads.length;
+    const mean = alone.reduce((a, r) => a + r.heads.values[top.row * H + top.col], 0) / alone.length;
     assert.ok(Math.abs(top.mean - mean) < 1e-4);
+    // The residual-stream series is src/analysis's accumulated_resid, averaged: its final value plus the
+    // unembedding-bias offset is the logit difference itself.
+    const finals = alone.map((r) => r.accumulated.values.at(-1)!);
+    assert.ok(
+      Math.abs(g.accumulated!.mean.at(-1)! - finals.reduce((a, x) => a + x, 0) / finals.length) < 1e-4,
+    );
+    for (const [i, r] of alone.entries()) assert.ok(Math.abs(finals[i] + r.offsets[0] - clean[i]) < 1e-3);
     const fTop = results.focus.topHeads![0];
     const caption = written.captions.find((c) => c.name === "focus-head-dla")!.caption;
     assert.ok(caption.includes(`${fTop.label}, ${fTop.mean.toFixed(2)} ± ${fTop.se.toFixed(2)}`), caption);
@@ -112,20 +117,61 @@ describe("contraction study on the tiny fixture", () => {
     assert.equal(Math.abs(fTop.mean), Math.max(...all));
   });
 
-  it("exact patching numbers match a direct patching run, normalised by the group's gap", () => {
+  it("exact patching numbers match src/patching run directly, normalised by the group's gap", async () => {
     const pairs = validatePairs(generatePrompts(selectGroups(["'re/they"]), 6, 3), model.tokenizer).kept;
-    const pt = {
+    const base = {
       clean: pairs.map((p) => p.cleanTokens),
       corrupted: pairs.map((p) => p.corruptedTokens),
-      answer: pairs.map((p) => p.answerToken),
-      wrong: pairs.map((p) => p.wrongToken),
+      answers: { answer: pairs.map((p) => p.answerToken), wrong: pairs.map((p) => p.wrongToken) },
     };
     const gap = results.focus.contractionEffect.mean;
-    const [d] = exactPatching(model, pt, [{ label: "", hook: "hook_mlp_out", layer: 1 }], 6);
-    const want = d.reduce((a, b) => a + b, 0) / d.length / gap;
-    assert.ok(Math.abs(results.focus.layerPatching!.mean[2][1] - want) < 1e-4);
+    // The straightforward (one full forward per patch) path: independent of the fast path the study uses.
+    const mlp = await activationPatching(model, {
+      ...base,
+      target: { kind: "custom", hook: "blocks.1.hook_mlp_out", indexSets: [[[null, null]]] },
+      method: "straightforward",
+    });
+    assert.ok(Math.abs(results.focus.layerPatching!.mean[2][1] - (mlp.raw[0] - mlp.corrupted) / gap) < 1e-4);
     // Patching the whole residual stream at layer 0 restores the clean run exactly.
     assert.ok(Math.abs(results.focus.layerPatching!.mean[0][0] - 1) < 1e-4);
+    // A confirmed neuron: its per-prompt exact effect, from a direct patch of that neuron alone.
+    const n = results.focus.neurons!.top[0];
+    const one = await activationPatching(model, {
+      ...base,
+      target: {
+        kind: "custom",
+        hook: `blocks.${n.layer}.mlp.hook_post`,
+        indexSets: [[[null, n.neuron]]],
+      },
+      method: "straightforward",
+    });
+    n.exact.perPrompt.forEach((v, b) => {
+      const want = (one.perPrompt.raw[b] - one.perPrompt.corrupted[b]) / gap;
+      assert.ok(Math.abs(v - want) < 1e-4, `${n.label} prompt ${b}: ${v} vs ${want}`);
+    });
+  });
+
+  it("neuron pages hold the top confirmed neurons, with activations on the example prompts", () => {
+    const pages = results.focus.neuronPages!;
+    assert.equal(pages.length, Math.min(plan.neuronPages, results.focus.neurons!.top.length));
+    const byExact = [...results.focus.neurons!.top].sort(
+      (a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean),
+    );
+    assert.deepEqual(
+      pages.map((p) => p.label),
+      byExact.slice(0, pages.length).map((n) => n.label),
+    );
+    const p = pages[0];
+    // The activation of mlp.hook_post recomputed from a cache, for the first example prompt.
+    const ex = results.focus.attention![0];
+    const tokens = model.toTokens(ex.prompt);
+    const { cache } = model.runWithCache([tokens], { namesFilter: [`blocks.${p.page.layer}.mlp.hook_post`] });
+    const post = cache.get("post", p.page.layer);
+    p.prompts[0].activations.forEach((v, i) => {
+      assert.ok(Math.abs(v - post.data[i * model.cfg.dMlp + p.page.neuron]) < 1e-4);
+    });
+    assert.ok(p.page.logitEffect.top[0].value >= p.page.logitEffect.bottom[0].value);
+    assert.ok(written.captions.some((c) => c.name.startsWith(`neuron-${p.label}`)));
   });
 
   it("comparisons are Holm-adjusted over the family and consistent with their intervals", () => {

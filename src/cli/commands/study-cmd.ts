@@ -16,6 +16,7 @@ interface StudyOptions extends ModelCliOptions {
   groups?: string;
   json?: boolean;
   overwrite?: boolean;
+  neuronIndex?: string;
 }
 
 export function register(program: Command): void {
@@ -38,6 +39,10 @@ export function register(program: Command): void {
       "your own prompt pairs (JSON array or JSONL: clean, corrupted, answer, wrong, group)",
     )
     .option("--groups <list>", "comma-separated groups, e.g. \"'re/they,'s/he\" (default: all)")
+    .option(
+      "--neuron-index <dir>",
+      "a neuron index (circuitscope index): corpus examples on the top neurons' pages",
+    )
     .option("--overwrite", "replace an existing output directory")
     .option("--json", "print a JSON summary instead of progress and text")
     .action(async (opts: StudyOptions) => {
@@ -50,6 +55,10 @@ export function register(program: Command): void {
         seed: opts.seed,
         groups: opts.groups?.split(",").map((g) => g.trim()),
       });
+      // Opened before the model loads, so a wrong directory fails at once rather than after the run.
+      const neuronIndex = opts.neuronIndex
+        ? (await import("../../neurons/neuron-index.ts")).NeuronIndex.open(opts.neuronIndex)
+        : null;
       const model = await loadModelFromOptions(opts);
       try {
         const results = await runStudy({
@@ -59,6 +68,7 @@ export function register(program: Command): void {
           plan,
           promptFile: opts.prompts,
           quiet: opts.json,
+          neuronIndex,
         });
         const written = await writeStudy(results, opts.out, { overwrite: opts.overwrite });
         if (opts.json) {

@@ -22,6 +22,8 @@ export interface StudyPlan {
   /** MLP layers whose neurons are screened, and neurons confirmed by exact patching. */
   neuronLayers: number;
   exactNeurons: number;
+  /** Top confirmed neurons given a neuron page in the report. */
+  neuronPages: number;
   /** Heads whose output/query/key/value/pattern patching is confirmed exactly. */
   exactHeads: number;
   /** Layer components (attn/mlp x layer) confirmed exactly per group in experiment 2. */
@@ -51,6 +53,7 @@ export function makePlan(opts: { quick?: boolean; seed?: number; groups?: string
         attentionExamples: 2,
         neuronLayers: 1,
         exactNeurons: 5,
+        neuronPages: 2,
         exactHeads: 3,
         exactComponentsPerGroup: 3,
         resamples: 1000,
@@ -67,6 +70,7 @@ export function makePlan(opts: { quick?: boolean; seed?: number; groups?: string
         attentionExamples: 3,
         neuronLayers: 2,
         exactNeurons: 20,
+        neuronPages: 3,
         exactHeads: 10,
         exactComponentsPerGroup: 6,
         resamples: 2000,

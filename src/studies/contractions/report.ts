@@ -3,14 +3,15 @@
  * (never written in advance). `name` is the figure's SVG file name.
  */
 import { formatMeanCi, formatMeanSe } from "../../analysis/stats.ts";
+import { neuronReport } from "../../neurons/neuron-report.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { lineChart } from "../../viz/charts/line-chart.ts";
 import { scatterChart } from "../../viz/charts/scatter-chart.ts";
 import type { Figure } from "../../viz/figure.ts";
 import type { ReportSection } from "../../viz/html/report.ts";
-import { attentionView } from "../../viz/views/view-figures.ts";
-import type { StudyResults } from "./results.ts";
+import { attentionView, tokenView } from "../../viz/views/view-figures.ts";
+import type { StudyNeuronPage, StudyResults } from "./results.ts";
 import type { GridSummary } from "./summaries.ts";
 
 export interface NamedFigure {
@@ -270,6 +271,13 @@ export function buildSections(res: StudyResults): StudySection[] {
     });
   }
   sections.push({ heading: `Experiment 1: ${F} in depth`, figures: exp1 });
+  if (focus.neuronPages?.length) {
+    sections.push({
+      heading: `Experiment 1: the top neurons (${F})`,
+      text: "Neuron pages (as `circuitscope neuron` draws them) of the confirmed neurons with the largest exact patching effect: the tokens each one's output pushes up and down directly, its activation on the study's example prompts and, when a neuron index was given (--neuron-index), the corpus texts where it fires most.",
+      figures: focus.neuronPages.flatMap(neuronFigures),
+    });
+  }
 
   // ---- experiment 2 -----------------------------------------------------------------------------------
   const exp2: NamedFigure[] = [];
@@ -363,6 +371,64 @@ export function buildSections(res: StudyResults): StudySection[] {
   }
   sections.push({ heading: "Experiment 2: all groups", figures: exp2 });
   return sections;
+}
+
+const tokenList = (ts: readonly { str: string; value: number }[]) =>
+  ts
+    .slice(0, 3)
+    .map((t) => `${JSON.stringify(t.str)} ${f2(t.value)}`)
+    .join(", ");
+
+/** One neuron's figures: the neuron page's own charts (src/neurons) and its activation on the example prompts. */
+function neuronFigures(np: StudyNeuronPage): NamedFigure[] {
+  const { page } = np;
+  const name = `neuron-${np.label}`;
+  const out: NamedFigure[] = [];
+  // Captions per neuron-page section, from the page's numbers.
+  const captions: Record<string, (i: number) => { suffix: string; caption: string }> = {
+    "Top activating examples": () => ({
+      suffix: "corpus-examples",
+      caption: `${np.label} on ${page.index?.corpus}: the ${page.index?.examples.length} contexts where it fires most; top activation ${f2(page.index?.examples[0]?.value ?? Number.NaN)}.`,
+    }),
+    "Activation distribution": () => ({
+      suffix: "histogram",
+      caption: `${np.label}: activations over ${page.index?.tokens} indexed tokens; density (activation > 0) ${(100 * (page.index?.density ?? 0)).toFixed(2)}%.`,
+    }),
+    "Direct effect on the logits": (i) =>
+      i === 0
+        ? {
+            suffix: "promoted",
+            caption: `${np.label} (exact patching ${pct(np.exactFraction)} of the gap): the tokens its output raises most per unit of activation (W_out[n] @ W_U): ${tokenList(page.logitEffect.top)}.`,
+          }
+        : {
+            suffix: "suppressed",
+            caption: `${np.label}: the tokens its output lowers most: ${tokenList(page.logitEffect.bottom)}.`,
+          },
+  };
+  for (const section of neuronReport(page).sections) {
+    const describe = captions[section.heading];
+    if (!describe) continue;
+    for (const [i, f] of section.figures.entries()) {
+      const { suffix, caption } = describe(i);
+      out.push({ name: `${name}-${suffix}`, figure: f.figure, caption });
+    }
+  }
+  if (np.prompts.length) {
+    let best = { v: Number.NEGATIVE_INFINITY, token: "", prompt: 0 };
+    for (const [pi, p] of np.prompts.entries())
+      for (const [i, v] of p.activations.entries())
+        if (v > best.v) best = { v, token: p.tokens[i], prompt: pi };
+    out.push({
+      name: `${name}-prompts`,
+      figure: tokenView({
+        title: `${np.label} on the study's example prompts`,
+        valueLabel: `${np.label} activation`,
+        samples: np.prompts.map((p) => ({ label: p.prompt, tokens: p.tokens, values: p.activations })),
+      }),
+      caption: `${np.label}'s activation at every token of ${np.prompts.length} example prompt(s); highest ${f2(best.v)} at ${JSON.stringify(best.token)} of example ${best.prompt + 1}.`,
+    });
+  }
+  return out;
 }
 
 export function toReportSections(sections: readonly StudySection[]): ReportSection[] {

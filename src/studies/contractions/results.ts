@@ -2,6 +2,7 @@
  * The shape of `results.json`: every number behind every figure and caption of the report. Per-prompt
  * values are kept for the scalar measurements so any summary can be recomputed.
  */
+import type { NeuronPageData } from "../../neurons/neuron-page.ts";
 import type { GridSummary, RankedCell, SampleSummary, SeriesSummary } from "./summaries.ts";
 
 /** How a number was obtained, stated next to it in the report. */
@@ -81,6 +82,8 @@ export interface FocusResult extends GroupResult {
     /** Top neurons by attribution estimate, with exact confirmation. */
     top: { label: string; layer: number; neuron: number; attribution: number; exact: SampleSummary }[];
   };
+  /** Pages of the top confirmed neurons (src/neurons): logit effect, activations on the example prompts. */
+  neuronPages?: StudyNeuronPage[];
   /** Head patching split by what is patched: [head][output|query|key|value|pattern], exact. */
   headSplit?: { heads: string[]; parts: string[]; exact: GridSummary; attribution: number[][] };
   /** Attribution estimate vs exact patching over every component measured both ways. */
@@ -88,6 +91,16 @@ export interface FocusResult extends GroupResult {
     points: { label: string; kind: string; attribution: number; exact: number }[];
     r: number;
   };
+}
+
+export interface StudyNeuronPage {
+  label: string;
+  /** Mean exact patching effect (fraction restored) that put the neuron on the list. */
+  exactFraction: number;
+  /** The neuron page data; `index` is set only when a neuron index holding its layer was given. */
+  page: NeuronPageData;
+  /** The neuron's activation at every token of the study's example prompts. */
+  prompts: { prompt: string; tokens: string[]; activations: number[] }[];
 }
 
 export interface Comparison {

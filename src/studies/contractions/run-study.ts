@@ -4,20 +4,25 @@
  * report and files are written by `write-study.ts`.
  */
 import { readFileSync } from "node:fs";
+import { headPatterns } from "../../analysis/head-patterns.ts";
 import { BOOTSTRAP_METHOD, type BootstrapOptions } from "../../analysis/stats.ts";
+import { blockHookName } from "../../model/hook-points.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
+import type { NeuronIndex } from "../../neurons/neuron-index.ts";
+import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
+import { HEAD_COMPONENTS, type PatchTarget, type Selector } from "../../patching/targets.ts";
 import { createProgress } from "../../util/progress.ts";
-import { attributionPatching } from "./attribution.ts";
 import { compareWithFocus, type MetricSamples } from "./compare.ts";
 import { FOCUS_GROUP } from "./groups.ts";
 import {
-  attentionPatterns,
-  exactPatching,
+  attributionEffects,
+  exactEffects,
+  groupAttribution,
+  hookTarget,
   logitDiffsOf,
   type PairTokens,
-  type PatchTarget,
-  residualAttributions,
-} from "./measures.ts";
+  type Tick,
+} from "./pair-measures.ts";
 import type { StudyPlan } from "./plan.ts";
 import {
   byGroup,
@@ -28,7 +33,7 @@ import {
   type ValidatedPair,
   validatePairs,
 } from "./prompts.ts";
-import type { ComponentPatch, FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
+import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
 import {
   type GridSummary,
   pearson,
@@ -36,6 +41,7 @@ import {
   summarizeSample,
   summarizeSeries,
   topCells,
+  topIndices,
 } from "./summaries.ts";
 
 export interface RunStudyOptions {
@@ -47,6 +53,8 @@ export interface RunStudyOptions {
   promptFile?: string;
   /** No progress bars (e.g. --json). */
   quiet?: boolean;
+  /** A neuron index (circuitscope index): corpus examples on the top neurons' pages. */
+  neuronIndex?: NeuronIndex | null;
 }
 
 const ALPHA = 0.05;
@@ -135,26 +143,42 @@ function promptReport(set: PromptSet, source: string): PromptReport {
   };
 }
 
-/** Labels of the layer components screened per group: attn and MLP output of each layer. */
-function layerComponents(
-  nLayers: number,
-): { label: string; target: PatchTarget; row: number; col: number }[] {
-  const out: { label: string; target: PatchTarget; row: number; col: number }[] = [];
+/** A layer component screened per group: the attn or MLP output of one layer, patched at every position. */
+interface LayerComponent {
+  label: string;
+  target: PatchTarget;
+  /** 0 = attn, 1 = mlp (rows of the screen grid); col = layer. */
+  row: number;
+  col: number;
+}
+
+/** Every position of a [pos, d_model] activation: the whole hook patched at once. */
+const ALL_POSITIONS: Selector = [null, null];
+
+function layerComponents(nLayers: number): LayerComponent[] {
+  const out: LayerComponent[] = [];
   for (let l = 0; l < nLayers; l++) {
-    out.push({
-      label: `L${l} attn`,
-      target: { label: `L${l} attn`, hook: "hook_attn_out", layer: l },
-      row: 0,
-      col: l,
-    });
-    out.push({
-      label: `L${l} mlp`,
-      target: { label: `L${l} mlp`, hook: "hook_mlp_out", layer: l },
-      row: 1,
-      col: l,
-    });
+    for (const [row, name, hook] of [
+      [0, "attn", "hook_attn_out"],
+      [1, "mlp", "hook_mlp_out"],
+    ] as const) {
+      const label = `L${l} ${name}`;
+      out.push({ label, target: hookTarget(blockHookName(l, hook), [ALL_POSITIONS]), row, col: l });
+    }
   }
   return out;
+}
+
+/** Head parts in the order of the shared `head_all` target (z, q, k, v, pattern), with the report's names. */
+const HEAD_PARTS = ["output", "query", "key", "value", "pattern"] as const;
+
+/** Selector of one head in a per-prompt activation of component c (all positions). */
+function headSelector(component: (typeof HEAD_COMPONENTS)[number], head: number): Selector {
+  return component === "pattern" ? [head, null, null] : [null, head, null];
+}
+
+function headHookName(layer: number, component: (typeof HEAD_COMPONENTS)[number]): string {
+  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
 }
 
 export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
@@ -168,6 +192,12 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     seed: plan.seed * 7919 + seed,
   });
   const omitted: string[] = [];
+  const index = opts.neuronIndex ?? null;
+  if (index && index.manifest.settings.dMlp !== model.cfg.dMlp) {
+    throw new Error(
+      `Neuron index ${index.dir} was built for d_mlp ${index.manifest.settings.dMlp} (model ${index.manifest.settings.model}), this model has ${model.cfg.dMlp}: pass the index built with this model, or leave out --neuron-index.`,
+    );
+  }
 
   const {
     set,
@@ -177,27 +207,22 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
   const groupsMap = byGroup(set.kept);
   const groupNames = [...groupsMap.keys()];
   const focusPairs = groupsMap.get(focusName)!;
-
-  // ---- progress: units are prompt-forwards (one batched forward of n prompts = n units) -------------
   const comps = layerComponents(L);
-  const nPrompts = set.kept.length;
-  const P = Math.max(...focusPairs.map((p) => p.cleanTokens.length));
   const positionPairs = focusPairs.slice(0, plan.positionPrompts);
-  const total =
-    nPrompts * 2 + // clean + corrupted logit diffs
-    nPrompts + // residual attributions
-    nPrompts * 3 + // attribution screen (forward+backward+clean)
-    groupNames.length * 2 * plan.exactComponentsPerGroup * (nPrompts / groupNames.length) +
-    focusPairs.length * 3 * L + // exact layer patching
-    positionPairs.length * 3 * L * P +
-    focusPairs.length * (3 + plan.exactNeurons + plan.exactHeads * 5);
+
+  // Progress in prompt passes: each measurement adds its prompts to the total when it starts.
   const progress = createProgress({
     label: "contraction study",
-    total: Math.round(total),
+    total: 1,
     quiet: opts.quiet,
-    unit: "runs",
+    unit: "passes",
   });
-  const tick = (n = 1) => progress.tick(n);
+  let total = 0;
+  const stage = (n: number): Tick => {
+    total += n;
+    progress.setTotal(total);
+    return (k) => progress.tick(k);
+  };
 
   try {
     // ---- experiment 2 measurements, every group (the focus group included) ------------------------
@@ -206,12 +231,13 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       string,
       { pairs: PairTokens; clean: number[]; corrupted: number[]; heads: number[][][]; screen: number[][] }
     >();
-    groupNames.forEach((name, gi) => {
+    for (const [gi, name] of groupNames.entries()) {
       const pairs = toPairTokens(groupsMap.get(name)!);
-      const clean = logitDiffsOf(model, pairs.clean, pairs.answer, pairs.wrong, bs, tick);
-      const corrupted = logitDiffsOf(model, pairs.corrupted, pairs.answer, pairs.wrong, bs, tick);
+      const n = pairs.clean.length;
+      const attr = groupAttribution(model, pairs, bs, stage(n));
+      const clean = attr.clean;
+      const corrupted = logitDiffsOf(model, pairs.corrupted, pairs.answer, pairs.wrong, bs, stage(n));
       const effect = clean.map((c, i) => c - corrupted[i]);
-      const attr = residualAttributions(model, pairs.clean, pairs.answer, pairs.wrong, bs, tick);
       const headDla = summarizeGrid(
         Array.from({ length: L }, (_, l) => `L${l}`),
         Array.from({ length: H }, (_, h) => `H${h}`),
@@ -220,13 +246,12 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       );
       // Attribution screen of attn/mlp outputs per layer, normalised by the group's mean clean-corrupted gap.
       const gap = meanOf(effect);
-      const screenRaw = attributionPatching(
+      const screenRaw = attributionEffects(
         model,
         pairs,
         comps.map((c) => c.target),
-        bs,
-        (n) => tick(3 * (n ?? 1)),
-      );
+        stage(n),
+      ).map(([all]) => all);
       const screenPerPrompt = pairs.clean.map((_, b) =>
         [0, 1].map((row) =>
           comps.filter((c) => c.row === row).map((c) => screenRaw[comps.indexOf(c)][b] / gap),
@@ -240,7 +265,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       );
       groupResults.push({
         name,
-        n: clean.length,
+        n,
         cleanLogitDiff: summarizeSample(clean, boot(100 * gi)),
         corruptedLogitDiff: summarizeSample(corrupted, boot(100 * gi + 1)),
         contractionEffect: summarizeSample(effect, boot(100 * gi + 2)),
@@ -251,7 +276,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         layerScreen,
       });
       perGroup.set(name, { pairs, clean, corrupted, heads: attr.heads, screen: screenRaw });
-    });
+    }
 
     // ---- exact confirmation of the screen: each group's top components plus the focus group's --------
     const topComponents = (g: GroupResult) =>
@@ -262,30 +287,27 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       ).map((cell) => comps.find((c) => c.row === cell.row && c.col === cell.col)!);
     const focusGroupResult = groupResults.find((g) => g.name === focusName)!;
     const focusTop = topComponents(focusGroupResult);
-    groupResults.forEach((g, gi) => {
+    for (const [gi, g] of groupResults.entries()) {
       const d = perGroup.get(g.name)!;
       const chosen = [...new Set([...focusTop, ...topComponents(g)])];
-      const exact = exactPatching(
-        model,
-        d.pairs,
-        chosen.map((c) => c.target),
-        bs,
-        tick,
-      );
       const gap = g.contractionEffect.mean;
-      g.layerExact = chosen.map((c, i): ComponentPatch => {
-        const s = summarizeSample(exact[i], boot(100 * gi + 10 + i));
-        return {
+      g.layerExact = [];
+      for (const [i, c] of chosen.entries()) {
+        // One hook per component: the shared sweep patches one hook per call.
+        const [exact] = await exactEffects(model, d.pairs, c.target, stage(g.n));
+        const s = summarizeSample(exact, boot(100 * gi + 10 + i));
+        g.layerExact.push({
           label: c.label,
           exact: s,
           exactFraction: s.mean / gap,
           attribution: meanOf(d.screen[comps.indexOf(c)]) / gap,
-        };
-      });
-    });
+        });
+      }
+    }
 
     // ---- experiment 1: the focus group in depth ---------------------------------------------------------
     const fd = perGroup.get(focusName)!;
+    const fn = fd.pairs.clean.length;
     const fGap = meanOf(fd.clean) - meanOf(fd.corrupted);
     const layerLabels = Array.from({ length: L }, (_, l) => `L${l}`);
     const focus: FocusResult = { ...focusGroupResult };
@@ -296,16 +318,19 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       ["attn_out", "hook_attn_out"],
       ["mlp_out", "hook_mlp_out"],
     ] as const;
-    const layerTargets: PatchTarget[] = layerHooks.flatMap(([name, hook]) =>
-      layerLabels.map((label, l) => ({ label: `${label} ${name}`, hook, layer: l })),
-    );
-    const layerExact = exactPatching(model, fd.pairs, layerTargets, bs, tick);
+    const layerExact: number[][][] = []; // [component][layer][prompt]
+    for (const [, hook] of layerHooks) {
+      const row: number[][] = [];
+      for (let l = 0; l < L; l++) {
+        const target = hookTarget(blockHookName(l, hook), [ALL_POSITIONS]);
+        row.push((await exactEffects(model, fd.pairs, target, stage(fn)))[0]);
+      }
+      layerExact.push(row);
+    }
     focus.layerPatching = summarizeGrid(
       layerHooks.map(([n]) => n),
       layerLabels,
-      fd.pairs.clean.map((_, b) =>
-        layerHooks.map((_, r) => layerLabels.map((_, l) => layerExact[r * L + l][b] / fGap)),
-      ),
+      fd.pairs.clean.map((_, b) => layerExact.map((row) => row.map((perPrompt) => perPrompt[b] / fGap))),
       boot(9001),
     );
 
@@ -316,12 +341,10 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     if (sameLength && positionPairs.length > 0) {
       const roles = positionPairs[0].roles ?? model.toStrTokens(positionPairs[0].cleanTokens);
       const pp = toPairTokens(positionPairs);
-      focus.positionPatching = layerHooks.map(([name, hook], ci) => {
-        const targets: PatchTarget[] = [];
-        for (let l = 0; l < L; l++)
-          for (let p = 0; p < roles.length; p++)
-            targets.push({ label: `L${l} ${roles[p]}`, hook, layer: l, position: p });
-        const r = exactPatching(model, pp, targets, bs, tick);
+      focus.positionPatching = [];
+      for (const [ci, [name]] of layerHooks.entries()) {
+        // The shared resid_pre / attn_out / mlp_out targets are [layer, pos] sweeps.
+        const r = await exactEffects(model, pp, { kind: name }, stage(pp.clean.length));
         const grid = summarizeGrid(
           layerLabels,
           roles,
@@ -330,8 +353,8 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
           ),
           boot(9100 + ci),
         );
-        return { component: name, grid };
-      });
+        focus.positionPatching.push({ component: name, grid });
+      }
     } else {
       omitted.push(
         "per-position patching: the focus group's prompts differ in length, so positions do not align",
@@ -340,8 +363,9 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
 
     // Attention patterns of the top heads on example prompts.
     const topHeads = focus.topHeads ?? [];
-    focus.attention = focusPairs.slice(0, plan.attentionExamples).map((p) => {
-      const pats = attentionPatterns(
+    const examplePairs = focusPairs.slice(0, plan.attentionExamples);
+    focus.attention = examplePairs.map((p) => {
+      const pats = headPatterns(
         model,
         p.cleanTokens,
         topHeads.map((c) => ({ layer: c.row, head: c.col })),
@@ -352,85 +376,88 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         heads: topHeads.map((c, i) => ({ label: c.label, pattern: pats[i] })),
       };
     });
-    tick(plan.attentionExamples);
 
-    // Neurons: screen every neuron of the MLP layers that matter most (by exact mlp_out patching), confirm the top.
+    // Neurons of the MLP layers that matter most (by exact mlp_out patching) and every head's five parts:
+    // screened together by attribution patching (one forward + backward per pair), the top confirmed exactly.
     const mlpRow = focus.layerPatching.mean[2];
-    const neuronLayers = [...mlpRow.keys()]
-      .sort((a, b) => Math.abs(mlpRow[b]) - Math.abs(mlpRow[a]))
-      .slice(0, plan.neuronLayers);
+    const neuronLayers = topIndices(mlpRow, plan.neuronLayers);
     const dMlp = model.cfg.dMlp;
-    const neuronTargets: PatchTarget[] = neuronLayers.flatMap((layer) =>
-      Array.from({ length: dMlp }, (_, n) => ({
-        label: `L${layer}N${n}`,
-        hook: "mlp.hook_post",
-        layer,
-        neuron: n,
-      })),
-    );
-    const neuronAttr = attributionPatching(model, fd.pairs, neuronTargets, bs, tick).map(meanOf);
-    const topNeuronIdx = [...neuronAttr.keys()]
-      .sort((a, b) => Math.abs(neuronAttr[b]) - Math.abs(neuronAttr[a]))
-      .slice(0, plan.exactNeurons);
-    const neuronExact = exactPatching(
+    const screens = attributionEffects(
       model,
       fd.pairs,
-      topNeuronIdx.map((i) => neuronTargets[i]),
-      bs,
-      tick,
+      [...neuronLayers.map((layer) => ({ kind: "neurons" as const, layer })), { kind: "head_all" as const }],
+      stage(fn),
     );
+    const neuronAttr = neuronLayers.flatMap((_, li) => screens[li].map((v) => meanOf(v) / fGap));
+    const topNeurons = topIndices(neuronAttr, plan.exactNeurons).map((i) => ({
+      i,
+      layer: neuronLayers[Math.floor(i / dMlp)],
+      neuron: i % dMlp,
+    }));
+    const neuronExact = new Map<number, number[]>(); // screen index → per-prompt effect
+    for (const layer of neuronLayers) {
+      const chosen = topNeurons.filter((t) => t.layer === layer);
+      if (chosen.length === 0) continue;
+      const target = hookTarget(
+        blockHookName(layer, "mlp.hook_post"),
+        chosen.map((t) => [null, t.neuron]),
+      );
+      const r = await exactEffects(model, fd.pairs, target, stage(fn));
+      chosen.forEach((t, k) => {
+        neuronExact.set(t.i, r[k]);
+      });
+    }
     focus.neurons = {
       layers: neuronLayers,
-      top: topNeuronIdx.map((i, k) => ({
-        label: neuronTargets[i].label,
-        layer: neuronTargets[i].layer,
-        neuron: neuronTargets[i].neuron!,
-        attribution: neuronAttr[i] / fGap,
+      top: topNeurons.map((t, k) => ({
+        label: `L${t.layer}N${t.neuron}`,
+        layer: t.layer,
+        neuron: t.neuron,
+        attribution: neuronAttr[t.i],
         exact: summarizeSample(
-          fd.pairs.clean.map((_, b) => neuronExact[k][b] / fGap),
+          neuronExact.get(t.i)!.map((v) => v / fGap),
           boot(9200 + k),
         ),
       })),
     };
 
-    // Heads split into output / query / key / value / pattern: screen all heads by attribution, confirm the top.
-    const parts = [
-      ["output", "attn.hook_z"],
-      ["query", "attn.hook_q"],
-      ["key", "attn.hook_k"],
-      ["value", "attn.hook_v"],
-      ["pattern", "attn.hook_pattern"],
-    ] as const;
-    const allHeads = Array.from({ length: L * H }, (_, i) => ({ layer: Math.floor(i / H), head: i % H }));
-    const headAttrTargets: PatchTarget[] = parts.flatMap(([part, hook]) =>
-      allHeads.map(({ layer, head }) => ({ label: `L${layer}H${head} ${part}`, hook, layer, head })),
+    // head_all sites are [component, layer, head].
+    const headAttr = screens[neuronLayers.length].map((v) => meanOf(v) / fGap);
+    const headScore = Array.from({ length: L * H }, (_, i) =>
+      Math.max(...HEAD_COMPONENTS.map((_, ci) => Math.abs(headAttr[ci * L * H + i]))),
     );
-    const headAttr = attributionPatching(model, fd.pairs, headAttrTargets, bs, tick).map(
-      (v) => meanOf(v) / fGap,
-    );
-    const headScore = allHeads.map((_, i) =>
-      Math.max(...parts.map((_, pi) => Math.abs(headAttr[pi * allHeads.length + i]))),
-    );
-    const chosenHeads = [...headScore.keys()]
-      .sort((a, b) => headScore[b] - headScore[a])
-      .slice(0, plan.exactHeads);
-    const splitTargets = chosenHeads.flatMap((hi) =>
-      parts.map((_, pi) => headAttrTargets[pi * allHeads.length + hi]),
-    );
-    const splitExact = exactPatching(model, fd.pairs, splitTargets, bs, tick);
-    const headLabels = chosenHeads.map((hi) => `L${allHeads[hi].layer}H${allHeads[hi].head}`);
+    const chosenHeads = topIndices(headScore, plan.exactHeads).map((i) => ({
+      i,
+      layer: Math.floor(i / H),
+      head: i % H,
+    }));
+    const splitExact = new Map<string, number[]>(); // `${head index}:${component index}` → per prompt
+    for (const layer of new Set(chosenHeads.map((h) => h.layer))) {
+      const inLayer = chosenHeads.filter((h) => h.layer === layer);
+      for (const [ci, component] of HEAD_COMPONENTS.entries()) {
+        const target = hookTarget(
+          headHookName(layer, component),
+          inLayer.map((h) => headSelector(component, h.head)),
+        );
+        const r = await exactEffects(model, fd.pairs, target, stage(fn));
+        inLayer.forEach((h, k) => {
+          splitExact.set(`${h.i}:${ci}`, r[k]);
+        });
+      }
+    }
+    const headLabels = chosenHeads.map((h) => `L${h.layer}H${h.head}`);
     focus.headSplit = {
       heads: headLabels,
-      parts: parts.map(([p]) => p),
+      parts: [...HEAD_PARTS],
       exact: summarizeGrid(
         headLabels,
-        parts.map(([p]) => p),
+        [...HEAD_PARTS],
         fd.pairs.clean.map((_, b) =>
-          chosenHeads.map((_, k) => parts.map((_, pi) => splitExact[k * parts.length + pi][b] / fGap)),
+          chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => splitExact.get(`${h.i}:${ci}`)![b] / fGap)),
         ),
         boot(9300),
       ),
-      attribution: chosenHeads.map((hi) => parts.map((_, pi) => headAttr[pi * allHeads.length + hi])),
+      attribution: chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => headAttr[ci * L * H + h.i])),
     };
 
     // Attribution estimate vs exact, over everything measured both ways.
@@ -445,7 +472,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       });
     }
     for (const [k, h] of focus.headSplit.heads.entries()) {
-      for (const [pi, [p]] of parts.entries()) {
+      for (const [pi, p] of HEAD_PARTS.entries()) {
         points.push({
           label: `${h} ${p}`,
           kind: `head ${p}`,
@@ -463,6 +490,39 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         points.map((p) => p.exact),
       ),
     };
+
+    // Neuron pages of the top confirmed neurons: direct logit effect, activations on the example prompts,
+    // corpus examples from a neuron index when one was given.
+    const pageNeurons = [...focus.neurons.top]
+      .sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean))
+      .slice(0, plan.neuronPages);
+    focus.neuronPages = pageNeurons.map((n) => {
+      const indexed = index?.layers.includes(n.layer) ? index : null;
+      if (index && !indexed)
+        omitted.push(`corpus examples of ${n.label}: the neuron index ${index.dir} has no layer ${n.layer}`);
+      const page = neuronPageData(model, n.layer, n.neuron, {
+        index: indexed,
+        logitTokens: 8,
+        modelName: opts.modelName,
+      });
+      const acts = neuronActivations(
+        model,
+        n.layer,
+        n.neuron,
+        examplePairs.map((p) => p.cleanTokens),
+      );
+      return {
+        label: n.label,
+        exactFraction: n.exact.mean,
+        page,
+        prompts: examplePairs.map((p, i) => ({
+          prompt: p.clean,
+          tokens: model.toStrTokens(p.cleanTokens),
+          activations: acts[i],
+        })),
+      };
+    });
+    if (!index) omitted.push("corpus examples of the top neurons: no --neuron-index DIR was given");
 
     // ---- comparisons across groups -------------------------------------------------------------------
     const metrics: MetricSamples[] = [
@@ -514,12 +574,13 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         runSeconds: (performance.now() - t0) / 1000,
         statsMethod: `${BOOTSTRAP_METHOD} Intervals are ${100 * (1 - ALPHA)}%, ${plan.resamples} resamples; ± is one standard error over prompts. Patching effects are per prompt (patched - corrupted logit difference) divided by the group's mean clean - corrupted gap, so their mean is the usual normalised patching metric. Comparisons between groups use max(${plan.resamples}, 20m/α) resamples for a family of m tests, so that a Holm-adjusted p-value can fall below α.`,
         provenance: {
-          "logit differences, accumulated/decomposed residual, head DLA":
+          "logit differences, accumulated/decomposed residual, head DLA (src/analysis attribution)":
             "exact (read from cached activations)",
-          "layer patching (experiment 1), per-position patching, confirmed components/neurons/head parts":
+          "layer patching (experiment 1), per-position patching, confirmed components/neurons/head parts (src/patching activationPatching)":
             "exact activation patching (clean → corrupted)",
-          "layer screen per group, neuron screen, head-part screen":
-            "estimate (attribution patching: first-order, one forward + backward per batch)",
+          "layer screen per group, neuron screen, head-part screen (src/patching attributionPatchingAll)":
+            "estimate (attribution patching: first-order, one forward + backward per pair)",
+          "neuron pages (src/neurons)": "exact (weights, and activations recomputed with the model)",
         },
         omitted,
       },
