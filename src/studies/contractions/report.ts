@@ -267,7 +267,7 @@ export function buildSections(res: StudyResults): StudySection[] {
         yTitle: "attribution estimate",
         identityLine: true,
       }),
-      caption: `Every component measured both ways (${av.points.length} points: layer outputs, head parts, neurons). Pearson r = ${f2(av.r)}; points off the diagonal are where the first-order estimate fails.`,
+      caption: `Every component measured both ways (${av.points.length} points: layer outputs, head parts, neurons). Pearson r = ${f2(av.r)}, slope of the estimate on the exact value ${f2(av.slope)}; points off the diagonal are where the first-order estimate fails.`,
     });
   }
   sections.push({ heading: `Experiment 1: ${F} in depth`, figures: exp1 });

@@ -89,7 +89,9 @@ export interface FocusResult extends GroupResult {
   /** Attribution estimate vs exact patching over every component measured both ways. */
   attributionVsExact?: {
     points: { label: string; kind: string; attribution: number; exact: number }[];
+    /** Pearson r and least-squares slope of the estimate on the exact value (1 = estimates right on average). */
     r: number;
+    slope: number;
   };
 }
 

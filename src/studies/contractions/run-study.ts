@@ -4,8 +4,9 @@
  * report and files are written by `write-study.ts`.
  */
 import { readFileSync } from "node:fs";
+import { linearAgreement } from "../../analysis/correlation.ts";
 import { headPatterns } from "../../analysis/head-patterns.ts";
-import { BOOTSTRAP_METHOD, type BootstrapOptions } from "../../analysis/stats.ts";
+import { BOOTSTRAP_METHOD, type BootstrapOptions, mean as meanOf } from "../../analysis/stats.ts";
 import { blockHookName } from "../../model/hook-points.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../../neurons/neuron-index.ts";
@@ -36,7 +37,6 @@ import {
 import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
 import {
   type GridSummary,
-  pearson,
   summarizeGrid,
   summarizeSample,
   summarizeSeries,
@@ -76,8 +76,6 @@ function toPairTokens(pairs: readonly ValidatedPair[]): PairTokens {
     wrong: pairs.map((p) => p.wrongToken),
   };
 }
-
-const meanOf = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** The prompts of the run: generated (focus group gets more) or from the user's file; validated. */
 export function buildPromptSet(
@@ -483,13 +481,11 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     }
     for (const n of focus.neurons.top)
       points.push({ label: n.label, kind: "neuron", attribution: n.attribution, exact: n.exact.mean });
-    focus.attributionVsExact = {
-      points,
-      r: pearson(
-        points.map((p) => p.attribution),
-        points.map((p) => p.exact),
-      ),
-    };
+    const agreement = linearAgreement(
+      points.map((p) => p.exact),
+      points.map((p) => p.attribution),
+    );
+    focus.attributionVsExact = { points, r: agreement.correlation, slope: agreement.slope };
 
     // Neuron pages of the top confirmed neurons: direct logit effect, activations on the example prompts,
     // corpus examples from a neuron index when one was given.

@@ -2,17 +2,10 @@
  * Per-prompt measurements → means with uncertainty, in the shapes the results file and figures use:
  * a scalar, a labelled series (e.g. per layer) and a labelled grid (e.g. layer x head).
  */
-import { type BootstrapOptions, summarize } from "../../analysis/stats.ts";
+import { type BootstrapOptions, type MeanSummary, summarize } from "../../analysis/stats.ts";
 
-/** A mean over prompts with standard error and bootstrap interval. */
-export interface Summary {
-  n: number;
-  mean: number;
-  sd: number;
-  se: number;
-  ciLow: number;
-  ciHigh: number;
-}
+/** A mean over prompts with standard error and bootstrap interval (the level is stated once, in meta). */
+export type Summary = Omit<MeanSummary, "level">;
 
 /** A summary plus the per-prompt values behind it (kept in results.json so any number can be recomputed). */
 export interface SampleSummary extends Summary {
@@ -156,21 +149,4 @@ export function topIndices(values: readonly number[], k: number): number[] {
     .sort((a, b) => b[0] - a[0] || a[1] - b[1])
     .slice(0, k)
     .map(([, i]) => i);
-}
-
-/** Pearson correlation of two equally long lists (NaN when either is constant). */
-export function pearson(xs: readonly number[], ys: readonly number[]): number {
-  if (xs.length !== ys.length) throw new Error(`pearson: ${xs.length} x values but ${ys.length} y values.`);
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (xs[i] - mx) * (ys[i] - my);
-    sxx += (xs[i] - mx) ** 2;
-    syy += (ys[i] - my) ** 2;
-  }
-  return sxy / Math.sqrt(sxx * syy);
 }
