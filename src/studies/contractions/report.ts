@@ -63,6 +63,13 @@ export function buildSections(res: StudyResults): StudySection[] {
     heading: "Setup",
     text: [
       `Model ${m.model} (${m.modelConfig.nLayers} layers, ${m.modelConfig.nHeads} heads, d_model ${m.modelConfig.dModel}), backend ${m.backend}, seed ${m.seed}${m.quick ? ", quick mode" : ""}; circuitscope ${m.version}, Node ${m.node}; run ${m.startedAt}, ${m.runSeconds.toFixed(0)} s.`,
+      ...(m.stageSeconds
+        ? [
+            `Time per phase: ${Object.entries(m.stageSeconds)
+              .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+              .join("; ")}.`,
+          ]
+        : []),
       `Prompts from ${res.prompts.source}. Each clean prompt uses a contraction early ("We're helping our friend while they"); its corrupted twin uses the full form ("We are ..."), same token length. The answer is the contraction fitting the final pronoun ('re / 's), the wrong token the full verb (" are" / " is"). The metric is logit(answer) - logit(wrong) at the final position.`,
       `Groups (earlier contraction / final pronoun): ${groupLines.join("; ")}.`,
       res.prompts.dropped.length

@@ -19,6 +19,8 @@ export interface StudyMeta {
   node: string;
   startedAt: string;
   runSeconds: number;
+  /** Wall seconds of each phase of the run. */
+  stageSeconds?: Record<string, number>;
   /** Bootstrap method, stated in the report. */
   statsMethod: string;
   /** Which measurements are exact and which are estimates. */

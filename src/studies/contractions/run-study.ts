@@ -222,6 +222,15 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     return (k) => progress.tick(k);
   };
 
+  // Wall seconds per phase, in results.json and the Setup section (where a slow run spent its time).
+  const stageSeconds: Record<string, number> = {};
+  let lapStart = performance.now();
+  const lap = (name: string) => {
+    const now = performance.now();
+    stageSeconds[name] = (now - lapStart) / 1000;
+    lapStart = now;
+  };
+
   try {
     // ---- experiment 2 measurements, every group (the focus group included) ------------------------
     const groupResults: GroupResult[] = [];
@@ -276,6 +285,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       perGroup.set(name, { pairs, clean, corrupted, heads: attr.heads, screen: screenRaw });
     }
 
+    lap("attribution, logit differences, layer screens");
     // ---- exact confirmation of the screen: each group's top components plus the focus group's --------
     const topComponents = (g: GroupResult) =>
       topCells(
@@ -303,6 +313,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       }
     }
 
+    lap("exact confirmation of screened components");
     // ---- experiment 1: the focus group in depth ---------------------------------------------------------
     const fd = perGroup.get(focusName)!;
     const fn = fd.pairs.clean.length;
@@ -332,6 +343,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       boot(9001),
     );
 
+    lap("exact layer patching");
     // Per position (needs every prompt to share positions, as generated prompts do).
     const sameLength = positionPairs.every(
       (p) => p.cleanTokens.length === positionPairs[0].cleanTokens.length,
@@ -359,6 +371,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       );
     }
 
+    lap("exact per-position patching");
     // Attention patterns of the top heads on example prompts.
     const topHeads = focus.topHeads ?? [];
     const examplePairs = focusPairs.slice(0, plan.attentionExamples);
@@ -375,6 +388,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       };
     });
 
+    lap("attention patterns");
     // Neurons of the MLP layers that matter most (by exact mlp_out patching) and every head's five parts:
     // screened together by attribution patching (one forward + backward per pair), the top confirmed exactly.
     const mlpRow = focus.layerPatching.mean[2];
@@ -419,6 +433,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       })),
     };
 
+    lap("neuron+head screen, exact neurons");
     // head_all sites are [component, layer, head].
     const headAttr = screens[neuronLayers.length].map((v) => meanOf(v) / fGap);
     const headScore = Array.from({ length: L * H }, (_, i) =>
@@ -458,6 +473,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       attribution: chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => headAttr[ci * L * H + h.i])),
     };
 
+    lap("exact head parts");
     // Attribution estimate vs exact, over everything measured both ways.
     const points: { label: string; kind: string; attribution: number; exact: number }[] = [];
     for (const c of comps) {
@@ -520,6 +536,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     });
     if (!index) omitted.push("corpus examples of the top neurons: no --neuron-index DIR was given");
 
+    lap("agreement, neuron pages");
     // ---- comparisons across groups -------------------------------------------------------------------
     const metrics: MetricSamples[] = [
       { metric: "clean logit diff", byGroup: new Map(groupNames.map((g) => [g, perGroup.get(g)!.clean])) },
@@ -555,6 +572,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         ? compareWithFocus(metrics, focusName, { alpha: ALPHA, resamples: plan.resamples, seed: plan.seed })
         : [];
 
+    lap("group comparisons");
     return {
       schemaVersion: 1,
       meta: {
@@ -568,6 +586,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         node: process.version,
         startedAt,
         runSeconds: (performance.now() - t0) / 1000,
+        stageSeconds,
         statsMethod: `${BOOTSTRAP_METHOD} Intervals are ${100 * (1 - ALPHA)}%, ${plan.resamples} resamples; ± is one standard error over prompts. Patching effects are per prompt (patched - corrupted logit difference) divided by the group's mean clean - corrupted gap, so their mean is the usual normalised patching metric. Comparisons between groups use max(${plan.resamples}, 20m/α) resamples for a family of m tests, so that a Holm-adjusted p-value can fall below α.`,
         provenance: {
           "logit differences, accumulated/decomposed residual, head DLA (src/analysis attribution)":
