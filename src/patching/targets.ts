@@ -99,6 +99,31 @@ const RESID_HOOKS = {
   mlp_out: "hook_mlp_out",
 } as const;
 
+export type TargetName = (typeof TARGET_NAMES)[number];
+
+/**
+ * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
+ * `targetName`. `neurons` needs a layer; `perPosition` applies to head targets.
+ */
+export function targetFromName(
+  name: string,
+  opts: { layer?: number; pos?: number; perPosition?: boolean } = {},
+): PatchTarget {
+  if (!(TARGET_NAMES as readonly string[]).includes(name)) {
+    throw new Error(`Unknown patching target "${name}": use one of ${TARGET_NAMES.join(", ")}`);
+  }
+  if (name === "neurons") {
+    if (opts.layer === undefined)
+      throw new Error("The neurons target needs a layer (the MLP layer whose neurons to patch)");
+    return { kind: "neurons", layer: opts.layer, pos: opts.pos };
+  }
+  if (name === "head_all") return { kind: "head_all" };
+  if (name.startsWith("head_")) {
+    return { kind: "head", component: name.slice(5) as HeadComponent, perPosition: opts.perPosition };
+  }
+  return { kind: name as ResidTarget };
+}
+
 /** Display name of a target (the CLI's `--target` value). */
 export function targetName(t: PatchTarget): string {
   if (t.kind === "head") return `head_${t.component}${t.perPosition ? "_by_pos" : ""}`;

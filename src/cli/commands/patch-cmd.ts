@@ -80,7 +80,7 @@ export function register(program: Command): void {
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
       // Attribution estimates every layer's neurons at once ([layer, neuron]) when no --layer is given.
-      if (opts.target === "neurons" && opts.layer === undefined && opts.method === "exact")
+      if (opts.target === "neurons" && opts.layer === undefined && opts.method !== "attribution")
         throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
@@ -94,18 +94,12 @@ export function register(program: Command): void {
         answer: answerToken(model, opts.answer, "--answer"),
         wrong: answerToken(model, opts.wrong, "--wrong"),
       };
-      const target =
-        opts.target === "neurons"
-          ? { kind: "neurons" as const, layer: opts.layer!, pos: opts.pos }
-          : opts.target === "head_all"
-            ? { kind: "head_all" as const }
-            : opts.target.startsWith("head_")
-              ? {
-                  kind: "head" as const,
-                  component: opts.target.slice(5) as "z" | "q" | "k" | "v" | "pattern",
-                  perPosition: opts.byPos,
-                }
-              : { kind: opts.target as "resid_pre" | "resid_mid" | "attn_out" | "mlp_out" };
+      const { targetFromName } = await import("../../patching/targets.ts");
+      // Attribution estimates every layer's neurons at once when no --layer is given (exact needs one: checked above).
+      const allNeurons = opts.target === "neurons" && opts.layer === undefined;
+      const target = allNeurons
+        ? { kind: "neurons" as const, layer: -1 }
+        : targetFromName(opts.target, { layer: opts.layer, pos: opts.pos, perPosition: opts.byPos });
 
       const progress = createProgress({
         label: `patch ${opts.target}`,
@@ -142,7 +136,10 @@ export function register(program: Command): void {
         }
         result =
           opts.method === "attribution"
-            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
+            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, {
+                ...sweep,
+                target: allNeurons ? { kind: "neurons" } : target,
+              })
             : await activationPatching(model, sweep);
       } catch (err) {
         if (stop.signal.aborted) {
