@@ -8,21 +8,9 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { GPT2_SMALL_CONFIG } from "../src/bench/gpt2-small.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../src/weights/config.ts";
 import type { SafetensorsWriteDtype } from "../src/weights/safetensors.ts";
-
-const GPT2_SMALL: GPT2Config = {
-  nLayers: 12,
-  nHeads: 12,
-  dModel: 768,
-  dHead: 64,
-  dMlp: 3072,
-  nCtx: 1024,
-  dVocab: 50257,
-  lnEps: 1e-5,
-  act: "gelu_new",
-};
 
 const MB = 1024 * 1024;
 
@@ -44,7 +32,7 @@ if (process.argv[2] === "--load") {
     const dir = mkdtempSync(join(tmpdir(), "cs-bench-weights-"));
     try {
       const t0 = performance.now();
-      makeRandomCheckpoint(dir, GPT2_SMALL, { seed: 1, dtype });
+      makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: 1, dtype });
       const writeMs = performance.now() - t0;
       const fileMb = statSync(join(dir, "model.safetensors")).size / MB;
       const out = execFileSync(

@@ -205,11 +205,7 @@ function runChunk(
   const C = jobs.length;
   const P = n - g.p0;
   const HD = H * dh;
-  const past: (PastKV | null)[] = corrupted.kv!.map((kv, l) =>
-    l >= g.layer && g.p0 > 0
-      ? { k: kv.k.subarray(0, g.p0 * HD), v: kv.v.subarray(0, g.p0 * HD), len: g.p0, shared: true }
-      : null,
-  );
+  const past = sharedPrefix(corrupted, g.layer, g.p0, HD);
   // A patch on a block's output (mlp.hook_post, hook_mlp_out, hook_resid_post) only adds to the residual
   // after that block: build that residual directly and start one block later (exact: nothing in between).
   const additive = !g.fromEmbed && jobs.every((j) => ADDITIVE_HOOKS.has(parseHookName(j.hook).hook));
@@ -265,6 +261,15 @@ function runChunk(
     }),
   });
   return readFinal(prompt, normalized, C, D, reader);
+}
+
+/** The corrupted run's keys/values of positions < p0, one copy shared by every patched copy, for blocks ≥ fromLayer. */
+function sharedPrefix(corrupted: PromptRun, fromLayer: number, p0: number, HD: number): (PastKV | null)[] {
+  return corrupted.kv!.map((kv, l) =>
+    l >= fromLayer && p0 > 0
+      ? { k: kv.k.subarray(0, p0 * HD), v: kv.v.subarray(0, p0 * HD), len: p0, shared: true }
+      : null,
+  );
 }
 
 const ADDITIVE_HOOKS: ReadonlySet<string> = new Set(["mlp.hook_post", "hook_mlp_out", "hook_resid_post"]);
@@ -324,11 +329,7 @@ function runAdditiveChunk(
       }
     }
   });
-  const past: (PastKV | null)[] = corrupted.kv!.map((kv, l) =>
-    l >= next && g.p0 > 0
-      ? { k: kv.k.subarray(0, g.p0 * HD), v: kv.v.subarray(0, g.p0 * HD), len: g.p0, shared: true }
-      : null,
-  );
+  const past = sharedPrefix(corrupted, next, g.p0, HD);
   let normalized: Float32Array | null = null;
   model.forwardEngine.forward({
     batch: C,

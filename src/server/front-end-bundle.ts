@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleIife } from "../util/browser-bundle.ts";
 
 const ENTRY = fileURLToPath(new URL("./web/main.ts", import.meta.url));
 
@@ -11,16 +11,6 @@ let cached: Promise<string> | undefined;
  * `npm ci` is the only set-up step.
  */
 export function frontEndBundleJs(): Promise<string> {
-  cached ??= build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: "iife",
-    platform: "browser",
-    target: "es2020",
-    minify: true,
-    write: false,
-    legalComments: "none",
-    logLevel: "silent",
-  }).then((r) => r.outputFiles[0].text);
+  cached ??= Promise.resolve().then(() => bundleIife(ENTRY));
   return cached;
 }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 import {
   addModelOptions,
@@ -27,20 +28,6 @@ interface PatchOptions extends ModelCliOptions {
   prependBos: boolean;
 }
 
-const TARGETS = [
-  "resid_pre",
-  "resid_mid",
-  "attn_out",
-  "mlp_out",
-  "head_z",
-  "head_q",
-  "head_k",
-  "head_v",
-  "head_pattern",
-  "head_all",
-  "neurons",
-];
-
 export function register(program: Command): void {
   addModelOptions(
     program
@@ -58,7 +45,7 @@ export function register(program: Command): void {
     )
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token")
-    .requiredOption("-t, --target <target>", `what to patch: ${TARGETS.join(", ")}`)
+    .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
     .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
     .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
@@ -71,8 +58,8 @@ export function register(program: Command): void {
     .action(async (opts: PatchOptions) => {
       if (!["exact", "attribution", "compare"].includes(opts.method))
         throw new UsageError(`Unknown --method "${opts.method}": use exact, attribution or compare`);
-      if (!TARGETS.includes(opts.target))
-        throw new UsageError(`Unknown --target "${opts.target}": use one of ${TARGETS.join(", ")}`);
+      if (!(TARGET_NAMES as readonly string[]).includes(opts.target))
+        throw new UsageError(`Unknown --target "${opts.target}": use one of ${TARGET_NAMES.join(", ")}`);
       if (opts.clean.length === 0)
         throw new UsageError("No prompts: give --clean TEXT --corrupted TEXT (repeatable)");
       if (opts.answer === undefined || opts.wrong === undefined)

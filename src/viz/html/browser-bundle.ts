@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { buildSync } from "esbuild";
+import { bundleIife } from "../../util/browser-bundle.ts";
 
 const ENTRY = fileURLToPath(new URL("../browser/index.ts", import.meta.url));
 
@@ -11,20 +11,6 @@ let cached: string | undefined;
  * life of the process: no separate build step, and the HTML report and web app share it.
  */
 export function browserBundleJs(): string {
-  if (cached === undefined) {
-    const result = buildSync({
-      entryPoints: [ENTRY],
-      bundle: true,
-      format: "iife",
-      globalName: "circuitscopeViz",
-      platform: "browser",
-      target: "es2020",
-      minify: true,
-      write: false,
-      legalComments: "none",
-      logLevel: "silent",
-    });
-    cached = result.outputFiles[0].text;
-  }
+  cached ??= bundleIife(ENTRY, "circuitscopeViz");
   return cached;
 }
