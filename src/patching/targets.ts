@@ -33,7 +33,9 @@ export type PatchTarget =
   /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
   | { kind: "neurons"; layer: number; pos?: number }
   /** [n_sets]: each set of indices of one hook patched together. */
-  | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] };
+  | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
+  /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
+  | { kind: "sites"; sites: readonly PatchSite[] };
 
 /** One index per axis of the per-prompt activation; null = the whole axis. */
 export type Selector = readonly (number | null)[];
@@ -181,18 +183,32 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
       for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
       return { target: name, axes: ["neuron"], shape: [dMlp], sites };
     }
-    case "custom": {
-      validateHookName(target.hook, L);
-      const layout = hookLayout(target.hook, cfg, nPos);
+    case "custom":
       target.indexSets.forEach((set, i) => {
-        if (set.length === 0)
-          throw new Error(`Index set ${i} for ${target.hook} is empty: give at least one index`);
-        for (const sel of set) checkSelector(sel, layout.shape, target.hook);
-        sites.push({ hook: target.hook, selectors: set });
+        sites.push(checkedSite(target.hook, set, i, cfg, nPos));
       });
       return { target: name, axes: ["index_set"], shape: [target.indexSets.length], sites };
-    }
+    case "sites":
+      target.sites.forEach((site, i) => {
+        sites.push(checkedSite(site.hook, site.selectors, i, cfg, nPos));
+      });
+      return { target: name, axes: ["site"], shape: [target.sites.length], sites };
   }
+}
+
+/** A site whose hook exists and whose selectors fit the hook's per-prompt shape (clear errors otherwise). */
+function checkedSite(
+  hook: string,
+  selectors: readonly Selector[],
+  i: number,
+  cfg: GPT2Config,
+  nPos: number,
+): PatchSite {
+  validateHookName(hook, cfg.nLayers);
+  const layout = hookLayout(hook, cfg, nPos);
+  if (selectors.length === 0) throw new Error(`Index set ${i} for ${hook} is empty: give at least one index`);
+  for (const sel of selectors) checkSelector(sel, layout.shape, hook);
+  return { hook, selectors };
 }
 
 function checkRange(what: string, v: number, n: number, fix: string): void {
