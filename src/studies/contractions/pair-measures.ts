@@ -8,7 +8,7 @@ import { attributeLogitDiff } from "../../analysis/attribute.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import { activationPatching } from "../../patching/activation-patching.ts";
 import { type AttributionTarget, attributionPatchingAll } from "../../patching/attribution-patching.ts";
-import type { PatchTarget, Selector } from "../../patching/targets.ts";
+import type { PatchTarget } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 
 /** The tokens of one group's pairs (all lists BOS-prefixed; clean[b] and corrupted[b] equally long). */
@@ -108,11 +108,6 @@ export function effectsBySite(r: PatchResult): number[][] {
   return Array.from({ length: nSites }, (_, s) =>
     Array.from({ length: B }, (_, b) => r.perPrompt.raw[b * nSites + s] - r.perPrompt.corrupted[b]),
   );
-}
-
-/** A `custom` target patching one hook with one index set per result cell. */
-export function hookTarget(hook: string, indexSets: readonly Selector[]): PatchTarget {
-  return { kind: "custom", hook, indexSets: indexSets.map((sel) => [sel]) };
 }
 
 function progressOf(nPrompts: number, tick: Tick): (done: number, total: number) => void {

@@ -11,7 +11,7 @@ import { blockHookName } from "../../model/hook-points.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../../neurons/neuron-index.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
-import { HEAD_COMPONENTS, type PatchTarget, type Selector } from "../../patching/targets.ts";
+import { HEAD_COMPONENTS, type PatchSite } from "../../patching/targets.ts";
 import { createProgress } from "../../util/progress.ts";
 import { compareWithFocus, type MetricSamples } from "./compare.ts";
 import { FOCUS_GROUP } from "./groups.ts";
@@ -19,7 +19,6 @@ import {
   attributionEffects,
   exactEffects,
   groupAttribution,
-  hookTarget,
   logitDiffsOf,
   type PairTokens,
   type Tick,
@@ -34,7 +33,7 @@ import {
   type ValidatedPair,
   validatePairs,
 } from "./prompts.ts";
-import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
+import type { ComponentPatch, FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
 import {
   type GridSummary,
   summarizeGrid,
@@ -144,14 +143,14 @@ function promptReport(set: PromptSet, source: string): PromptReport {
 /** A layer component screened per group: the attn or MLP output of one layer, patched at every position. */
 interface LayerComponent {
   label: string;
-  target: PatchTarget;
+  site: PatchSite;
   /** 0 = attn, 1 = mlp (rows of the screen grid); col = layer. */
   row: number;
   col: number;
 }
 
 /** Every position of a [pos, d_model] activation: the whole hook patched at once. */
-const ALL_POSITIONS: Selector = [null, null];
+const wholeHook = (hook: string): PatchSite => ({ hook, selectors: [[null, null]] });
 
 function layerComponents(nLayers: number): LayerComponent[] {
   const out: LayerComponent[] = [];
@@ -161,7 +160,7 @@ function layerComponents(nLayers: number): LayerComponent[] {
       [1, "mlp", "hook_mlp_out"],
     ] as const) {
       const label = `L${l} ${name}`;
-      out.push({ label, target: hookTarget(blockHookName(l, hook), [ALL_POSITIONS]), row, col: l });
+      out.push({ label, site: wholeHook(blockHookName(l, hook)), row, col: l });
     }
   }
   return out;
@@ -170,13 +169,11 @@ function layerComponents(nLayers: number): LayerComponent[] {
 /** Head parts in the order of the shared `head_all` target (z, q, k, v, pattern), with the report's names. */
 const HEAD_PARTS = ["output", "query", "key", "value", "pattern"] as const;
 
-/** Selector of one head in a per-prompt activation of component c (all positions). */
-function headSelector(component: (typeof HEAD_COMPONENTS)[number], head: number): Selector {
-  return component === "pattern" ? [head, null, null] : [null, head, null];
-}
-
-function headHookName(layer: number, component: (typeof HEAD_COMPONENTS)[number]): string {
-  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
+/** One part (z, q, k, v or pattern) of one head, at all positions. */
+function headPartSite(layer: number, head: number, component: (typeof HEAD_COMPONENTS)[number]): PatchSite {
+  return component === "pattern"
+    ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, null, null]] }
+    : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[null, head, null]] };
 }
 
 export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
@@ -253,12 +250,12 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       );
       // Attribution screen of attn/mlp outputs per layer, normalised by the group's mean clean-corrupted gap.
       const gap = meanOf(effect);
-      const screenRaw = attributionEffects(
+      const [screenRaw] = attributionEffects(
         model,
         pairs,
-        comps.map((c) => c.target),
+        [{ kind: "sites", sites: comps.map((c) => c.site) }],
         stage(n),
-      ).map(([all]) => all);
+      );
       const screenPerPrompt = pairs.clean.map((_, b) =>
         [0, 1].map((row) =>
           comps.filter((c) => c.row === row).map((c) => screenRaw[comps.indexOf(c)][b] / gap),
@@ -299,18 +296,22 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       const d = perGroup.get(g.name)!;
       const chosen = [...new Set([...focusTop, ...topComponents(g)])];
       const gap = g.contractionEffect.mean;
-      g.layerExact = [];
-      for (const [i, c] of chosen.entries()) {
-        // One hook per component: the shared sweep patches one hook per call.
-        const [exact] = await exactEffects(model, d.pairs, c.target, stage(g.n));
-        const s = summarizeSample(exact, boot(100 * gi + 10 + i));
-        g.layerExact.push({
+      // One sweep for all of them: the clean and corrupted runs are shared by every patched site.
+      const exact = await exactEffects(
+        model,
+        d.pairs,
+        { kind: "sites", sites: chosen.map((c) => c.site) },
+        stage(g.n),
+      );
+      g.layerExact = chosen.map((c, i): ComponentPatch => {
+        const s = summarizeSample(exact[i], boot(100 * gi + 10 + i));
+        return {
           label: c.label,
           exact: s,
           exactFraction: s.mean / gap,
           attribution: meanOf(d.screen[comps.indexOf(c)]) / gap,
-        });
-      }
+        };
+      });
     }
 
     lap("exact confirmation of screened components");
@@ -327,19 +328,21 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       ["attn_out", "hook_attn_out"],
       ["mlp_out", "hook_mlp_out"],
     ] as const;
-    const layerExact: number[][][] = []; // [component][layer][prompt]
-    for (const [, hook] of layerHooks) {
-      const row: number[][] = [];
-      for (let l = 0; l < L; l++) {
-        const target = hookTarget(blockHookName(l, hook), [ALL_POSITIONS]);
-        row.push((await exactEffects(model, fd.pairs, target, stage(fn)))[0]);
-      }
-      layerExact.push(row);
-    }
+    const layerExact = await exactEffects(
+      model,
+      fd.pairs,
+      {
+        kind: "sites",
+        sites: layerHooks.flatMap(([, hook]) => layerLabels.map((_, l) => wholeHook(blockHookName(l, hook)))),
+      },
+      stage(fn),
+    ); // [component * L + layer][prompt]
     focus.layerPatching = summarizeGrid(
       layerHooks.map(([n]) => n),
       layerLabels,
-      fd.pairs.clean.map((_, b) => layerExact.map((row) => row.map((perPrompt) => perPrompt[b] / fGap))),
+      fd.pairs.clean.map((_, b) =>
+        layerHooks.map((_, r) => layerLabels.map((_, l) => layerExact[r * L + l][b] / fGap)),
+      ),
       boot(9001),
     );
 
@@ -406,34 +409,6 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       layer: neuronLayers[Math.floor(i / dMlp)],
       neuron: i % dMlp,
     }));
-    const neuronExact = new Map<number, number[]>(); // screen index → per-prompt effect
-    for (const layer of neuronLayers) {
-      const chosen = topNeurons.filter((t) => t.layer === layer);
-      if (chosen.length === 0) continue;
-      const target = hookTarget(
-        blockHookName(layer, "mlp.hook_post"),
-        chosen.map((t) => [null, t.neuron]),
-      );
-      const r = await exactEffects(model, fd.pairs, target, stage(fn));
-      chosen.forEach((t, k) => {
-        neuronExact.set(t.i, r[k]);
-      });
-    }
-    focus.neurons = {
-      layers: neuronLayers,
-      top: topNeurons.map((t, k) => ({
-        label: `L${t.layer}N${t.neuron}`,
-        layer: t.layer,
-        neuron: t.neuron,
-        attribution: neuronAttr[t.i],
-        exact: summarizeSample(
-          neuronExact.get(t.i)!.map((v) => v / fGap),
-          boot(9200 + k),
-        ),
-      })),
-    };
-
-    lap("neuron+head screen, exact neurons");
     // head_all sites are [component, layer, head].
     const headAttr = screens[neuronLayers.length].map((v) => meanOf(v) / fGap);
     const headScore = Array.from({ length: L * H }, (_, i) =>
@@ -444,20 +419,32 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       layer: Math.floor(i / H),
       head: i % H,
     }));
-    const splitExact = new Map<string, number[]>(); // `${head index}:${component index}` → per prompt
-    for (const layer of new Set(chosenHeads.map((h) => h.layer))) {
-      const inLayer = chosenHeads.filter((h) => h.layer === layer);
-      for (const [ci, component] of HEAD_COMPONENTS.entries()) {
-        const target = hookTarget(
-          headHookName(layer, component),
-          inLayer.map((h) => headSelector(component, h.head)),
-        );
-        const r = await exactEffects(model, fd.pairs, target, stage(fn));
-        inLayer.forEach((h, k) => {
-          splitExact.set(`${h.i}:${ci}`, r[k]);
-        });
-      }
-    }
+    lap("neuron and head screen");
+    // One exact sweep for the chosen neurons (all positions) and every part of the chosen heads.
+    const exactSites: PatchSite[] = [
+      ...topNeurons.map((t) => ({
+        hook: blockHookName(t.layer, "mlp.hook_post"),
+        selectors: [[null, t.neuron]],
+      })),
+      ...chosenHeads.flatMap((h) => HEAD_COMPONENTS.map((c) => headPartSite(h.layer, h.head, c))),
+    ];
+    const confirmed = await exactEffects(model, fd.pairs, { kind: "sites", sites: exactSites }, stage(fn));
+    const neuronExact = confirmed.slice(0, topNeurons.length); // [neuron][prompt]
+    const splitExact = (k: number, ci: number) =>
+      confirmed[topNeurons.length + k * HEAD_COMPONENTS.length + ci];
+    focus.neurons = {
+      layers: neuronLayers,
+      top: topNeurons.map((t, k) => ({
+        label: `L${t.layer}N${t.neuron}`,
+        layer: t.layer,
+        neuron: t.neuron,
+        attribution: neuronAttr[t.i],
+        exact: summarizeSample(
+          neuronExact[k].map((v) => v / fGap),
+          boot(9200 + k),
+        ),
+      })),
+    };
     const headLabels = chosenHeads.map((h) => `L${h.layer}H${h.head}`);
     focus.headSplit = {
       heads: headLabels,
@@ -466,14 +453,14 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         headLabels,
         [...HEAD_PARTS],
         fd.pairs.clean.map((_, b) =>
-          chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => splitExact.get(`${h.i}:${ci}`)![b] / fGap)),
+          chosenHeads.map((_, k) => HEAD_PARTS.map((_, ci) => splitExact(k, ci)[b] / fGap)),
         ),
         boot(9300),
       ),
       attribution: chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => headAttr[ci * L * H + h.i])),
     };
 
-    lap("exact head parts");
+    lap("exact neurons and head parts");
     // Attribution estimate vs exact, over everything measured both ways.
     const points: { label: string; kind: string; attribution: number; exact: number }[] = [];
     for (const c of comps) {
