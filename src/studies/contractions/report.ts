@@ -229,7 +229,7 @@ export function buildSections(res: StudyResults): StudySection[] {
       caption: `Exact patching of ${pp.component} at one layer and one position (${pp.grid.n} prompts). Strongest: ${pp.grid.rowLabels[b.r]} at the ${pp.grid.colLabels[b.c]} position, ${cellText(pp.grid, b.r, b.c)}.`,
     });
   }
-  if (focus.neurons && focus.neurons.top.length) {
+  if (focus.neurons?.top.length) {
     const nt = focus.neurons.top;
     exp1.push({
       name: "focus-neurons",
