@@ -2,9 +2,10 @@
  * The model runs behind the API, executed inside the model worker. Each takes validated parameters and
  * returns plain JSON (figures are `src/viz` Figure objects, mounted as-is by the page).
  */
+
 import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
+import { headPatterns } from "../analysis/head-patterns.ts";
 import { answerReport, topPredictions } from "../analysis/predictions.ts";
-import { blockHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
@@ -60,13 +61,7 @@ export interface AttentionParams {
 /** One head's attention pattern over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]). */
 export function attentionTask(model: HookedTransformer, p: AttentionParams): AttentionFigure {
   const tokens = model.toTokens(p.prompt);
-  const name = blockHookName(p.layer, "attn.hook_pattern");
-  const { cache } = model.runWithCache([tokens], { namesFilter: [name], logits: "none" });
-  const pattern = cache.get(name); // [1, H, n, n]
-  const n = tokens.length;
-  const base = p.head * n * n;
-  const rows: number[][] = [];
-  for (let d = 0; d < n; d++) rows.push(Array.from(pattern.data.subarray(base + d * n, base + (d + 1) * n)));
+  const [rows] = headPatterns(model, tokens, [{ layer: p.layer, head: p.head }]);
   return attentionView({
     title: `Attention pattern of L${p.layer}H${p.head}`,
     tokens: model.toStrTokens(tokens),

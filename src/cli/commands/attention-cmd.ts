@@ -5,7 +5,6 @@ import {
   type ModelCliOptions,
   parseLayerIndexList,
   printJson,
-  UsageError,
 } from "../common.ts";
 
 interface AttentionOptions extends ModelCliOptions {
@@ -38,28 +37,21 @@ export function register(program: Command): void {
             Math.floor(i / nHeads),
             i % nHeads,
           ]);
-      for (const [l, h] of heads) {
-        if (l >= nLayers || h >= nHeads) {
-          throw new UsageError(
-            `Head ${l}.${h} does not exist: the model has layers 0..${nLayers - 1} and heads 0..${nHeads - 1}`,
-          );
-        }
-      }
-      const layers = [...new Set(heads.map(([l]) => l))];
-      const { cache, lengths } = model.runWithCache(opts.prompt, {
-        namesFilter: layers.map((l) => `blocks.${l}.attn.hook_pattern`),
-        logits: "none",
-        stopAtLayer: Math.max(...layers) + 1,
-      });
-      const n = lengths[0];
-      const strTokens = model.toStrTokens(opts.prompt);
-      const patterns = heads.map(([l, h]) => {
-        const p = cache.get("pattern", l); // [1, H, n, n]
-        const rows: number[][] = [];
-        for (let i = 0; i < n; i++)
-          rows.push(Array.from(p.data.subarray((h * n + i) * n, (h * n + i + 1) * n)));
-        return { layer: l, head: h, label: `L${l}H${h}`, pattern: rows };
-      });
+      const { headPatterns } = await import("../../analysis/head-patterns.ts");
+      const tokens = model.toTokens(opts.prompt);
+      const strTokens = model.toStrTokens(tokens);
+      const rows = headPatterns(
+        model,
+        tokens,
+        heads.map(([layer, head]) => ({ layer, head })),
+      );
+      const n = tokens.length;
+      const patterns = heads.map(([l, h], i) => ({
+        layer: l,
+        head: h,
+        label: `L${l}H${h}`,
+        pattern: rows[i],
+      }));
       if (opts.html || opts.svgDir) {
         const viz = await import("../../viz/index.ts");
         const figure = viz.attentionView({
@@ -95,7 +87,7 @@ export function register(program: Command): void {
         }
       }
       if (opts.json) {
-        printJson({ tokens: model.toTokens(opts.prompt), strTokens, heads: patterns });
+        printJson({ tokens, strTokens, heads: patterns });
         return;
       }
       if (!opts.html && !opts.svgDir) {
