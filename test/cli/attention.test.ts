@@ -61,5 +61,5 @@ test("attention writes HTML and one valid SVG (+PNG) per head; bad heads exit no
   assert.ok(existsSync(join(out, "attention-L1H2.png")));
   const bad = await runCli(["attention", "--model", FIXTURE_DIR, "--prompt", prompt, "--heads", "9.0"]);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /Head 9.0 does not exist/);
+  assert.match(bad.stderr, /Head L9H0 does not exist/);
 });
