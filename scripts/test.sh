@@ -8,4 +8,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 npm ci --no-audit --no-fund
 npm run typecheck
+npm run lint
 npm test

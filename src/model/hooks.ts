@@ -6,6 +6,7 @@ export interface HookContext {
   layer: number | null;
 }
 /** Sees an activation and may return a replacement of the same shape (or mutate it in place); returning nothing keeps it. */
+// biome-ignore lint/suspicious/noConfusingVoidType: lets hooks be written as `(act) => { ... }` that return nothing.
 export type HookFn = (activation: Tensor, ctx: HookContext) => Tensor | undefined | void;
 export type HookTarget = string | ((name: string) => boolean);
 export type HookSpec = readonly [HookTarget, HookFn];

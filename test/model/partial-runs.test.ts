@@ -19,7 +19,12 @@ test("finalPositionOnly computes the same final-position logits with less work",
     pos: 8,
     tokens: Int32Array.from(tokens.flat()),
     hooks: new HookDispatcher(L, [
-      [(n) => n.startsWith(`blocks.${L - 1}.`), (act, ctx) => void (seen[ctx.name] = act.shape)],
+      [
+        (n) => n.startsWith(`blocks.${L - 1}.`),
+        (act, ctx) => {
+          seen[ctx.name] = act.shape;
+        },
+      ],
     ]),
     logits: "all",
     finalPositionOnly: true,

@@ -8,9 +8,13 @@ const ref = JSON.parse(readFileSync(`${FIXTURE_DIR}/reference.json`, "utf8"));
 const tok = gpt2Tokenizer();
 
 test("toTokens matches the reference tokenization, BOS included", () => {
-  ref.prompts.clean.forEach((p: string, i: number) => assert.deepEqual(tok.toTokens(p), ref.prompts.clean_tokens[i]));
-  ref.prompts.corrupted.forEach((p: string, i: number) =>
-    assert.deepEqual(tok.toTokens(p), ref.prompts.corrupted_tokens[i]),
+  assert.deepEqual(
+    ref.prompts.clean.map((p: string) => tok.toTokens(p)),
+    ref.prompts.clean_tokens,
+  );
+  assert.deepEqual(
+    ref.prompts.corrupted.map((p: string) => tok.toTokens(p)),
+    ref.prompts.corrupted_tokens,
   );
   assert.deepEqual(tok.toTokens("We're", { prependBos: false }), ref.prompts.clean_tokens[0].slice(1, 3));
 });
