@@ -15,7 +15,8 @@ function frequencies(opts: Parameters<typeof sampleToken>[1], n = 6000): number[
 
 test("temperature 1 samples the softmax; temperature 0 is argmax", () => {
   const f = frequencies({ temperature: 1 });
-  [0.6, 0.3, 0.1].forEach((p, i) => assert.ok(Math.abs(f[i] - p) < 0.025, `token ${i}: ${f[i]}`));
+  for (const [i, p] of [0.6, 0.3, 0.1].entries())
+    assert.ok(Math.abs(f[i] - p) < 0.025, `token ${i}: ${f[i]}`);
   assert.equal(sampleToken(logits, { temperature: 0 }, mulberry32(1)), 0);
 });
 
@@ -23,7 +24,7 @@ test("temperature 2 flattens: p ∝ sqrt(p)", () => {
   const f = frequencies({ temperature: 2 });
   const w = [0.6, 0.3, 0.1].map(Math.sqrt);
   const z = w.reduce((a, b) => a + b, 0);
-  w.forEach((x, i) => assert.ok(Math.abs(f[i] - x / z) < 0.025));
+  for (const [i, x] of w.entries()) assert.ok(Math.abs(f[i] - x / z) < 0.025);
 });
 
 test("top-k and top-p keep the head of the distribution, renormalised", () => {
