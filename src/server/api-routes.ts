@@ -119,10 +119,8 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     "/api/neurons/:layer/:neuron",
     { schema: { params: schemas.neuronParams, querystring: schemas.neuronQuery } },
     async (req) => {
-      const layer = Number(req.params.layer);
-      const neuron = Number(req.params.neuron);
-      ctx.checks.layer(layer);
-      ctx.checks.neuron(neuron);
+      const layer = ctx.checks.pathIndex(req.params.layer, "layer");
+      const neuron = ctx.checks.pathIndex(req.params.neuron, "neuron");
       const text = req.query.text;
       if (text !== undefined) ctx.checks.promptTokens(text, "text");
       return runNow(ctx, "neuron", { layer, neuron, text });

@@ -46,8 +46,8 @@ export const jobIdParams = {
   properties: { id: { type: "string", pattern: "^[0-9]{1,12}$" } },
   required: ["id"],
 } as const;
-/** URL parameters arrive as strings; they are parsed after this pattern check. */
-const indexText = { type: "string", pattern: "^[0-9]{1,7}$" } as const;
+/** URL parameters arrive as strings; the handler parses them (validate.ts pathIndex) with a clear error. */
+const indexText = { type: "string", minLength: 1, maxLength: 16 } as const;
 export const neuronParams = {
   type: "object",
   properties: { layer: indexText, neuron: indexText },

@@ -66,6 +66,22 @@ export class RequestChecks {
     }
   }
 
+  /** A layer or neuron number from the URL path (digits only), checked against the model's size. */
+  pathIndex(text: string, field: "layer" | "neuron"): number {
+    if (!/^\d+$/.test(text)) {
+      const count = field === "layer" ? this.cfg.nLayers : this.cfg.dMlp;
+      throw new ApiError(
+        400,
+        `The ${field} in the URL, ${JSON.stringify(text)}, is not a whole number.`,
+        `Use a ${field} from 0 to ${count - 1}, e.g. /api/neurons/0/12.`,
+      );
+    }
+    const n = Number(text);
+    if (field === "layer") this.layer(n);
+    else this.neuron(n);
+    return n;
+  }
+
   /** Clean and corrupted prompts are compared position by position, so they must tokenize to the same length. */
   samePositions(clean: number[], corrupted: number[]): void {
     if (clean.length !== corrupted.length) {
