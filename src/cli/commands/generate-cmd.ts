@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface GenerateCliOptions extends ModelCliOptions {
+  prompt?: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
+  json?: boolean;
+}
+
+const parseNumber = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
+  return n;
+};
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("generate")
+      .description(
+        "continue a prompt (greedy with --temperature 0; sampling with temperature, top-k, top-p), reusing keys/values between steps",
+      )
+      .argument("[text]", "the prompt (or use --prompt)"),
+  )
+    .option("-p, --prompt <text>", "the prompt")
+    .option("-n, --max-new-tokens <n>", "tokens to generate", parseIntOption("max-new-tokens"), 20)
+    .option("-t, --temperature <t>", "0 = greedy", parseNumber("temperature"), 1)
+    .option("--top-k <k>", "sample among the k most likely tokens", parseIntOption("top-k"))
+    .option(
+      "--top-p <p>",
+      "sample among the smallest set of tokens with this much probability",
+      parseNumber("top-p"),
+    )
+    .option("--seed <n>", "sampling seed", parseIntOption("seed"), 0)
+    .option("--json", "print only JSON")
+    .action(async (text: string | undefined, opts: GenerateCliOptions) => {
+      const prompt = opts.prompt ?? text;
+      if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
+      const model = await loadModelFromOptions(opts);
+      const out = model.generate(prompt, {
+        maxNewTokens: opts.maxNewTokens,
+        temperature: opts.temperature,
+        topK: opts.topK,
+        topP: opts.topP,
+        seed: opts.seed,
+      });
+      if (opts.json) printJson({ prompt, tokens: out.tokens, newTokens: out.newTokens, text: out.text });
+      else process.stdout.write(`${out.text}\n`);
+    });
+}

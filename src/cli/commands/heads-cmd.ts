@@ -1,0 +1,118 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  collect,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface HeadsOptions extends ModelCliOptions {
+  kind: string[];
+  prompt: string[];
+  seqs: number;
+  halfLength: number;
+  seed: number;
+  top: number;
+  html?: string;
+  json?: boolean;
+}
+
+const KINDS = ["previous_token", "duplicate_token", "induction"] as const;
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("heads")
+      .description(
+        "head detection (TransformerLens' head_detector): previous-token, duplicate-token and induction scores of every head",
+      ),
+  )
+    .option("--kind <kind>", `detector (repeatable): ${KINDS.join(", ")} (default: all)`, collect, [])
+    .option(
+      "-p, --prompt <text>",
+      "score on this text (repeatable); default: seeded repeated random tokens",
+      collect,
+      [],
+    )
+    .option("--seqs <n>", "random sequences when no --prompt", parseIntOption("seqs"), 10)
+    .option(
+      "--half-length <n>",
+      "length of the repeated half of each random sequence",
+      parseIntOption("half-length"),
+      20,
+    )
+    .option("--seed <n>", "seed of the random sequences", parseIntOption("seed"), 0)
+    .option("--top <n>", "top heads to list per detector", parseIntOption("top"), 5)
+    .option("--html <file>", "write a layer x head heatmap per detector")
+    .option("--json", "print only JSON: {kind: number[][] [layer][head]}")
+    .action(async (opts: HeadsOptions) => {
+      const kinds = opts.kind.length ? opts.kind : [...KINDS];
+      for (const k of kinds) {
+        if (!(KINDS as readonly string[]).includes(k))
+          throw new UsageError(`Unknown --kind "${k}": use ${KINDS.join(", ")}`);
+      }
+      const model = await loadModelFromOptions(opts);
+      const { detectHeads, repeatedRandomTokens } = await import("../../analysis/head-detector.ts");
+      const { nLayers: L, nHeads: H, nCtx, dVocab } = model.cfg;
+      if (!opts.prompt.length && 2 * opts.halfLength + 1 > nCtx) {
+        throw new UsageError(
+          `--half-length ${opts.halfLength} gives sequences longer than the context (${nCtx}): lower it`,
+        );
+      }
+      const sequences = opts.prompt.length
+        ? opts.prompt.map((p) => model.toTokens(p))
+        : repeatedRandomTokens({
+            nSeqs: opts.seqs,
+            halfLength: opts.halfLength,
+            seed: opts.seed,
+            high: Math.min(dVocab, 50000),
+            low: 100,
+            bos: model.tokenizer.bosToken,
+          });
+      const result: Record<string, number[][]> = {};
+      for (const kind of kinds) {
+        const scores = detectHeads(model, sequences, kind as (typeof KINDS)[number], { excludeBos: true });
+        result[kind] = Array.from({ length: L }, (_, l) => Array.from(scores.subarray(l * H, (l + 1) * H)));
+      }
+      if (opts.html) {
+        const viz = await import("../../viz/index.ts");
+        viz.writeHtmlReport(opts.html, {
+          title: "circuitscope: head detection",
+          sections: kinds.map((kind) => ({
+            heading: kind.replace("_", "-"),
+            text: `Share of each head's attention (BOS excluded) that follows the ideal ${kind.replace("_", "-")} pattern, mean over ${sequences.length} sequences.`,
+            figures: [
+              {
+                figure: viz.heatmap({
+                  title: `${kind} score`,
+                  rowLabels: Array.from({ length: L }, (_, l) => `L${l}`),
+                  colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
+                  values: result[kind],
+                  rowTitle: "layer",
+                  colTitle: "head",
+                  valueTitle: "score",
+                }),
+              },
+            ],
+          })),
+        });
+        if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
+      }
+      if (opts.json) {
+        printJson(result);
+        return;
+      }
+      for (const kind of kinds) {
+        const ranked = result[kind]
+          .flatMap((row, l) => row.map((s, h) => ({ l, h, s })))
+          .sort((a, b) => b.s - a.s)
+          .slice(0, opts.top);
+        process.stdout.write(
+          `${kind}: ${ranked.map((r) => `L${r.l}H${r.h} ${r.s.toFixed(3)}`).join(", ")}\n`,
+        );
+      }
+    });
+}
