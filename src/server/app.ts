@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
+import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
 import { gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { installErrorHandlers } from "./error-handler.ts";
@@ -34,11 +35,14 @@ export interface ExplorerServer {
 }
 
 export async function createServer(opts: ServerOptions): Promise<ExplorerServer> {
+  // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
+  const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
   const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
   try {
     info = await host.ready;
+    if (indexManifest) checkIndexFitsModel(opts.neuronIndex as string, indexManifest, opts.model.model, info);
     await bundle;
   } catch (err) {
     await host.close();
@@ -75,4 +79,15 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     await host.close();
   });
   return { app, info, queue, close: () => app.close() };
+}
+
+function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {
+  const { dMlp, layers } = manifest.settings;
+  if (dMlp !== info.cfg.dMlp || layers.some((l) => l >= info.cfg.nLayers)) {
+    throw new Error(
+      `Neuron index ${dir} was built with model ${manifest.settings.model} (d_mlp ${dMlp}, layers ${layers.join(", ")}) ` +
+        `but ${model} has d_mlp ${info.cfg.dMlp} and ${info.cfg.nLayers} layers: pass the index built with this model, ` +
+        `or build one with: circuitscope index --model ${model} --corpus C --out DIR`,
+    );
+  }
 }

@@ -4,6 +4,8 @@
  * and `mlp.hook_post` from an in-process run on the reference backend (the server runs onnx).
  */
 import assert from "node:assert/strict";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
@@ -250,4 +252,23 @@ test("bad layers, neurons and texts are 400 with a clear message; the server kee
     const ok = await neuronPage(base, 2, 7, "still here");
     assert.ok(section(ok, "Activation on your text"));
   }
+});
+
+test("a wrong --neuron-index fails at start-up with the fix, not at the first lookup", async () => {
+  await assert.rejects(
+    startFixtureServer({ neuronIndex: fixture.dir }), // the corpus's directory, not the index
+    /is not a neuron index \(no manifest\.json\).*circuitscope index/s,
+  );
+  // An index of a model with other MLP sizes (here: its manifest says so).
+  const other = join(fixture.dir, "other-model-index");
+  cpSync(fixture.indexDir, other, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(other, "manifest.json"), "utf8"));
+  manifest.settings.dMlp = 3072;
+  writeFileSync(join(other, "manifest.json"), JSON.stringify(manifest));
+  await assert.rejects(
+    startFixtureServer({ neuronIndex: other }),
+    /d_mlp 3072.*d_mlp 256.*pass the index built with this model/s,
+  );
+  // The servers already running were not disturbed.
+  assert.equal((await neuronPage(indexed.base, 2, 7)).indexed, true);
 });
