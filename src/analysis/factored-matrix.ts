@@ -1,9 +1,10 @@
 /**
  * TransformerLens' FactoredMatrix: a low-rank product A @ B ([m, k] @ [k, n]) kept as its factors, so
  * that circuits like W_E W_Q W_K^T W_E^T ([d_vocab, d_vocab], rank d_head) cost O((m + n) k^2), never m * n.
- * Float64 throughout (the analyses compare small norms). QR/SVD/eigen come from ml-matrix (JAMA-derived).
+ * Float64 throughout (the analyses compare small norms). The tall QR is our own column-major Householder
+ * (ml-matrix's generic QR took ~90 s on [50257, 64]); the k x k SVD/eigen come from ml-matrix (JAMA-derived).
  */
-import { EigenvalueDecomposition, Matrix, QrDecomposition, SingularValueDecomposition } from "ml-matrix";
+import { EigenvalueDecomposition, Matrix, SingularValueDecomposition } from "ml-matrix";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** A dense row-major float64 matrix. */
@@ -81,10 +82,112 @@ function fromMl(m: Matrix): Mat {
   return mat(m.rows, m.columns, m.to1DArray());
 }
 
-/** Thin QR of a tall matrix (rows >= cols): Q [rows, cols], R [cols, cols]. */
-function thinQr(a: Mat): { Q: Mat; R: Mat } {
-  const qr = new QrDecomposition(toMl(a));
-  return { Q: fromMl(qr.orthogonalMatrix), R: fromMl(qr.upperTriangularMatrix) };
+/**
+ * sum_{i in [from, to)} x[xo + i] y[yo + i], with four partial sums: a single running sum is bound by the
+ * add latency, and these dots are most of a QR's time.
+ */
+function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, from: number, to: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = from;
+  for (; i + 3 < to; i += 4) {
+    s0 += x[xo + i] * y[yo + i];
+    s1 += x[xo + i + 1] * y[yo + i + 1];
+    s2 += x[xo + i + 2] * y[yo + i + 2];
+    s3 += x[xo + i + 3] * y[yo + i + 3];
+  }
+  for (; i < to; i++) s0 += x[xo + i] * y[yo + i];
+  return s0 + s1 + s2 + s3;
+}
+
+/**
+ * Upper triangular R with R^T R = G for a symmetric positive definite G [n, n], or null when a pivot is
+ * not clearly positive (G numerically singular): the caller then needs a QR of the underlying factor.
+ */
+export function choleskyUpper(G: Mat): Mat | null {
+  const n = G.rows;
+  if (G.cols !== n) throw new Error(`choleskyUpper needs a square matrix, got [${G.rows}, ${G.cols}]`);
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, G.data[i * n + i]);
+  const R = mat(n, n);
+  const r = R.data;
+  for (let j = 0; j < n; j++) {
+    let p = G.data[j * n + j];
+    for (let k = 0; k < j; k++) p -= r[k * n + j] * r[k * n + j];
+    if (!(p > 1e-10 * maxDiag)) return null;
+    const d = Math.sqrt(p);
+    r[j * n + j] = d;
+    for (let i = j + 1; i < n; i++) {
+      let s = G.data[j * n + i];
+      for (let k = 0; k < j; k++) s -= r[k * n + j] * r[k * n + i];
+      r[j * n + i] = s / d;
+    }
+  }
+  return R;
+}
+
+export interface ThinQr {
+  /** [cols, cols] upper triangular, with R^T R = a^T a. */
+  R: Mat;
+  /** Q @ X for X [cols, r]: [rows, r] (Q [rows, cols] has orthonormal columns; never formed). */
+  applyQ(X: Mat): Mat;
+}
+
+/**
+ * Householder thin QR of a tall matrix (rows >= cols). Column-major storage keeps every inner loop a
+ * contiguous stride-1 pass over one column, which is what makes [50257, 64] take a fraction of a second.
+ */
+export function thinQr(a: Mat): ThinQr {
+  const { rows: m, cols: n } = a;
+  if (m < n) throw new Error(`thinQr needs a tall matrix (rows >= cols), got [${m}, ${n}]`);
+  const c = new Float64Array(m * n); // column j at c[j*m .. j*m+m); below the diagonal: reflector j
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[j * m + i] = a.data[i * n + j];
+  const diag = new Float64Array(n);
+  const beta = new Float64Array(n); // H_j = I - beta_j v_j v_j^T; 0 means H_j = I
+  for (let j = 0; j < n; j++) {
+    const o = j * m;
+    const s = dot(c, o, c, o, j, m);
+    const x0 = c[o + j];
+    if (s === 0) continue;
+    // alpha takes the sign opposite to x0 so that v_j = x0 - alpha does not cancel.
+    const alpha = x0 > 0 ? -Math.sqrt(s) : Math.sqrt(s);
+    const v0 = x0 - alpha;
+    c[o + j] = v0;
+    diag[j] = alpha;
+    beta[j] = 2 / (s - x0 * x0 + v0 * v0);
+    for (let k = j + 1; k < n; k++) {
+      const ok = k * m;
+      const f = beta[j] * dot(c, o, c, ok, j, m);
+      if (f === 0) continue;
+      for (let i = j; i < m; i++) c[ok + i] -= f * c[o + i];
+    }
+  }
+  const R = mat(n, n);
+  for (let j = 0; j < n; j++) {
+    for (let i = 0; i < j; i++) R.data[i * n + j] = c[j * m + i];
+    R.data[j * n + j] = diag[j]; // 0 for an all-zero column (H_j = I)
+  }
+  const applyQ = (X: Mat): Mat => {
+    if (X.rows !== n) throw new Error(`applyQ needs [${n}, r], got [${X.rows}, ${X.cols}]`);
+    const r = X.cols;
+    const y = new Float64Array(m); // one column of Q X at a time: H_0 H_1 ... H_{n-1} [x; 0]
+    const out = new Float64Array(m * r);
+    for (let col = 0; col < r; col++) {
+      y.fill(0);
+      for (let i = 0; i < n; i++) y[i] = X.data[i * r + col];
+      for (let j = n - 1; j >= 0; j--) {
+        if (beta[j] === 0) continue;
+        const o = j * m;
+        const f = beta[j] * dot(c, o, y, 0, j, m);
+        for (let i = j; i < m; i++) y[i] -= f * c[o + i];
+      }
+      for (let i = 0; i < m; i++) out[i * r + col] = y[i];
+    }
+    return { rows: m, cols: r, data: out };
+  };
+  return { R, applyQ };
 }
 
 export interface Svd {
@@ -198,6 +301,18 @@ export class FactoredMatrix {
    * Ra Rb^T is decomposed. Returns min(m, n, k) singular triples.
    */
   svd(): Svd {
+    const { qa, qb, core } = this.svdCore();
+    const U = qa.applyQ(fromMl(core.leftSingularVectors));
+    const V = qb.applyQ(fromMl(core.rightSingularVectors));
+    return { U, S: Float64Array.from(core.diagonal), V };
+  }
+
+  /** Singular values only: the core's, without forming U and V (which cost more than the QRs). */
+  singularValues(): Float64Array {
+    return Float64Array.from(this.svdCore().core.diagonal);
+  }
+
+  private svdCore(): { qa: ThinQr; qb: ThinQr; core: SingularValueDecomposition } {
     let { A, B } = this;
     // QR needs tall factors; a wide factor means the product is small on that side, so absorb it.
     if (A.cols > A.rows) {
@@ -210,16 +325,10 @@ export class FactoredMatrix {
     }
     const qa = thinQr(A);
     const qb = thinQr(transpose(B));
-    const core = matmul(qa.R, transpose(qb.R));
-    const svd = new SingularValueDecomposition(toMl(core), { autoTranspose: true });
-    const S = Float64Array.from(svd.diagonal);
-    const U = matmul(qa.Q, fromMl(svd.leftSingularVectors));
-    const V = matmul(qb.Q, fromMl(svd.rightSingularVectors));
-    return { U, S, V };
-  }
-
-  singularValues(): Float64Array {
-    return this.svd().S;
+    const core = new SingularValueDecomposition(toMl(matmul(qa.R, transpose(qb.R))), {
+      autoTranspose: true,
+    });
+    return { qa, qb, core };
   }
 
   /** Eigenvalues of a square A B via the k x k matrix B A (the remaining m - k eigenvalues are 0). */

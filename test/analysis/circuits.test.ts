@@ -11,14 +11,17 @@ import {
   qkCircuit,
 } from "../../src/analysis/circuits.ts";
 import {
+  choleskyUpper,
   FactoredMatrix,
   gram,
   type Mat,
   mat,
   matmul,
+  thinQr,
   transpose,
 } from "../../src/analysis/factored-matrix.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { GPT2Config } from "../../src/weights/config.ts";
@@ -113,6 +116,28 @@ describe("FactoredMatrix", () => {
     close(wide.singularValues(), singularValuesByPowerIteration(wide.AB, 3), 1e-6, "wide factor");
   });
 
+  it("thin QR: Q R rebuilds the matrix, Q has orthonormal columns; Cholesky of the Gram gives the same R up to signs", () => {
+    const a = randMat(40, 5);
+    const { R, applyQ } = thinQr(a);
+    for (let i = 0; i < 5; i++) for (let j = 0; j < i; j++) assert.equal(R.data[i * 5 + j], 0);
+    close(applyQ(R).data, a.data, 1e-12, "Q R");
+    const Q = applyQ(
+      mat(
+        5,
+        5,
+        Array.from({ length: 25 }, (_, i) => (i % 6 === 0 ? 1 : 0)),
+      ),
+    );
+    const eye = Array.from({ length: 25 }, (_, i) => (i % 6 === 0 ? 1 : 0));
+    close(gram(Q).data, eye, 1e-12, "Q^T Q");
+    const C = choleskyUpper(gram(a));
+    assert.ok(C);
+    close(C.data.map(Math.abs), R.data.map(Math.abs), 1e-10, "|chol| vs |R|");
+    // A repeated column makes the Gram singular: no Cholesky factor (callers fall back to the QR).
+    const rep = mat(6, 2, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]);
+    assert.equal(choleskyUpper(gram(rep)), null);
+  });
+
   it("eigenvalues of a square product come from B A", () => {
     const sq = new FactoredMatrix(randMat(12, 2), randMat(2, 12));
     const { real, imag } = sq.eigenvalues();
@@ -146,6 +171,12 @@ describe("circuits and composition scores on a random model", () => {
     return mat(r, c, t.data.subarray(h * r * c, (h + 1) * r * c));
   };
 
+  // Without kernels everything is float64 (exact to 1e-9); with them the big products are float32.
+  const paths = [
+    { name: "float64 (no kernels)", m: { cfg: model.cfg, weights: model.weights }, tol: 1e-9 },
+    { name: "float32 kernels", m: model, tol: 1e-5 },
+  ];
+
   it("QK, OV and full circuits equal the dense weight products", () => {
     const blk = w.blocks[1];
     const WQ = headMat(blk.W_Q, 1);
@@ -157,8 +188,11 @@ describe("circuits and composition scores on a random model", () => {
     close(qkCircuit(model, 1, 1).AB.data, matmul(WQ, transpose(WK)).data, 1e-9, "QK");
     close(ovCircuit(model, 1, 1).AB.data, matmul(WV, WO).data, 1e-9, "OV");
     const fullQK = matmul(matmul(WE, matmul(WQ, transpose(WK))), transpose(WE));
-    close(fullQkCircuit(model, 1, 1).AB.data, fullQK.data, 1e-9, "full QK");
-    close(fullOvCircuit(model, 1, 1).AB.data, matmul(matmul(WE, matmul(WV, WO)), WU).data, 1e-9, "full OV");
+    const fullOV = matmul(matmul(WE, matmul(WV, WO)), WU);
+    for (const { name, m, tol } of paths) {
+      close(fullQkCircuit(m, 1, 1).AB.data, fullQK.data, tol, `full QK, ${name}`);
+      close(fullOvCircuit(m, 1, 1).AB.data, fullOV.data, tol, `full OV, ${name}`);
+    }
     assert.throws(() => qkCircuit(model, 3, 0), /Layer 3 is out of range/);
   });
 
@@ -168,22 +202,53 @@ describe("circuits and composition scores on a random model", () => {
     const qk = (l: number, h: number) =>
       matmul(headMat(w.blocks[l].W_Q, h), transpose(headMat(w.blocks[l].W_K, h)));
     const right = { Q: qk, K: (l: number, h: number) => transpose(qk(l, h)), V: ov };
-    for (const mode of ["Q", "K", "V"] as const) {
-      const s = compositionScores(model, mode);
-      for (let l1 = 0; l1 < L; l1++)
-        for (let h1 = 0; h1 < H; h1++)
-          for (let l2 = 0; l2 < L; l2++)
-            for (let h2 = 0; h2 < H; h2++) {
-              const got = s[((l1 * H + h1) * L + l2) * H + h2];
-              if (l1 >= l2) {
-                assert.equal(got, 0);
-                continue;
+    for (const mode of ["Q", "K", "V"] as const)
+      for (const { name, m, tol } of paths) {
+        const s = compositionScores(m, mode);
+        for (let l1 = 0; l1 < L; l1++)
+          for (let h1 = 0; h1 < H; h1++)
+            for (let l2 = 0; l2 < L; l2++)
+              for (let h2 = 0; h2 < H; h2++) {
+                const got = s[((l1 * H + h1) * L + l2) * H + h2];
+                if (l1 >= l2) {
+                  assert.equal(got, 0);
+                  continue;
+                }
+                const a = ov(l1, h1);
+                const b = right[mode](l2, h2);
+                const want = frob(matmul(a, b)) / (frob(a) * frob(b));
+                assert.ok(
+                  Math.abs(got - want) < tol,
+                  `${name} ${mode} L${l1}H${h1}->L${l2}H${h2}: ${got} vs ${want}`,
+                );
               }
-              const a = ov(l1, h1);
-              const b = right[mode](l2, h2);
-              const want = frob(matmul(a, b)) / (frob(a) * frob(b));
-              assert.ok(Math.abs(got - want) < 1e-9, `${mode} L${l1}H${h1}->L${l2}H${h2}: ${got} vs ${want}`);
-            }
+      }
+  });
+
+  it("composition scores stay exact when a head's factor is rank-deficient (QR fallback of the Cholesky)", () => {
+    // Head 0 of layer 1: W_V column 1 = column 0 (a singular W_V^T W_V) and W_K column 3 = column 2.
+    const dup = (t: { data: Float32Array; shape: readonly number[] }, a: number, b: number) => {
+      const d = Float32Array.from(t.data);
+      const [, D, dh] = t.shape;
+      for (let r = 0; r < D; r++) d[r * dh + b] = d[r * dh + a];
+      return new Tensor(d, t.shape);
+    };
+    const blocks = w.blocks.map((b) => ({ ...b }));
+    blocks[1].W_V = dup(w.blocks[1].W_V, 0, 1);
+    blocks[1].W_K = dup(w.blocks[1].W_K, 2, 3);
+    const m = { cfg: model.cfg, weights: { ...w, blocks } };
+    const ov = matmul(headMat(blocks[1].W_V, 0), headMat(blocks[1].W_O, 0));
+    const qk = matmul(headMat(blocks[2].W_Q, 1), transpose(headMat(blocks[2].W_K, 1)));
+    const qk10 = matmul(headMat(blocks[1].W_Q, 0), transpose(headMat(blocks[1].W_K, 0)));
+    const ov00 = matmul(headMat(w.blocks[0].W_V, 0), headMat(w.blocks[0].W_O, 0));
+    const { nLayers: L, nHeads: H } = cfg;
+    const at = (l1: number, h1: number, l2: number, h2: number) => ((l1 * H + h1) * L + l2) * H + h2;
+    const score = (a: Mat, b: Mat) => frob(matmul(a, b)) / (frob(a) * frob(b));
+    for (const mm of [m, { ...m, kernels: model.kernels }]) {
+      const tol = "kernels" in mm ? 1e-5 : 1e-9;
+      const s = compositionScores(mm, "Q");
+      assert.ok(Math.abs(s[at(1, 0, 2, 1)] - score(ov, qk)) < tol, "singular left head");
+      assert.ok(Math.abs(s[at(0, 0, 1, 0)] - score(ov00, qk10)) < tol, "singular right head");
     }
   });
 });
