@@ -57,7 +57,7 @@ time("accumulated_resid_logit_lens_ms", () =>
 time("decompose_resid_attr_ms", () => logitAttrs(model, cache, decomposeResid(model, cache), dirs));
 time("head_attr_ms", () => logitAttrs(model, cache, stackHeadResults(model, cache), dirs));
 time("neuron_attr_projected_ms", () => neuronLogitAttrs(model, cache, dirs));
-// Circuits are slow in plain TypeScript at GPT-2-small size (minutes): only with --circuits.
+// Circuits (about a second each on the onnx backend; the vocabulary-sized products dominate): only with --circuits.
 if (args.circuits) {
   time("full_qk_circuit_svd_ms", () => fullQkCircuit(model, 5, 1).singularValues(), 1);
   time("composition_scores_q_ms", () => compositionScores(model, "Q"), 1);
