@@ -35,8 +35,8 @@ function product(
     const f32 = (x: Float32Array | Float64Array) =>
       x instanceof Float32Array && x.byteOffset === 0 && x.byteLength === x.buffer.byteLength
         ? x
-        : Float32Array.from(x);
-    return Float64Array.from(model.kernels.bmm(f32(a), f32(b), batch, m, k, n, transB));
+        : new Float32Array(x);
+    return new Float64Array(model.kernels.bmm(f32(a), f32(b), batch, m, k, n, transB));
   }
   const out = new Float64Array(batch * m * n);
   for (let t = 0; t < batch; t++) {
