@@ -52,7 +52,6 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
   const m = maxAbs || 1;
   // A symmetric domain with its middle at 0 keeps white = "no effect", whatever the data's range.
   const diverging = (opts.scale ?? "diverging") === "diverging";
-  // A symmetric domain with its middle at 0 keeps white = "no effect", whatever the data's range.
 
   const cell = Math.max(12, Math.min(36, Math.floor(760 / colLabels.length)));
   const rowCell = Math.max(12, Math.min(28, Math.floor(520 / rowLabels.length)));
