@@ -1,0 +1,95 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  collect,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  printJson,
+  UsageError,
+} from "../common.ts";
+
+interface CompositionOptions extends ModelCliOptions {
+  mode: string[];
+  top: number;
+  html?: string;
+  json?: boolean;
+}
+
+const MODES = ["Q", "K", "V"] as const;
+
+/**
+ * TransformerLens-style composition scores between every pair of heads (earlier head's OV circuit
+ * feeding a later head's Q, K or V), from the factored weights: no prompt needed.
+ */
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("composition")
+      .description(
+        "Q/K/V-composition scores between every pair of heads (||W_A W_B||_F / (||W_A||_F ||W_B||_F))",
+      ),
+  )
+    .option("--mode <mode>", "Q, K or V (repeatable; default all three)", collect, [])
+    .option("--top <n>", "strongest pairs to list per mode", parseIntOption("top"), 10)
+    .option("--html <file>", "write a heatmap per mode: sender head (rows) x receiver head (columns)")
+    .option("--json", "print only JSON: {mode: number[][] [senderLayer*H+head][receiverLayer*H+head]}")
+    .action(async (opts: CompositionOptions) => {
+      const modes = (
+        opts.mode.length ? opts.mode.map((m) => m.toUpperCase()) : [...MODES]
+      ) as (typeof MODES)[number][];
+      for (const m of modes) {
+        if (!(MODES as readonly string[]).includes(m))
+          throw new UsageError(`Unknown --mode "${m}": use Q, K or V`);
+      }
+      const model = await loadModelFromOptions(opts);
+      const { compositionScores } = await import("../../analysis/circuits.ts");
+      const { nLayers: L, nHeads: H } = model.cfg;
+      const N = L * H;
+      const labels = Array.from({ length: N }, (_, i) => `L${Math.floor(i / H)}H${i % H}`);
+      const result: Record<string, number[][]> = {};
+      for (const m of modes) {
+        const s = compositionScores(model, m);
+        result[m] = Array.from({ length: N }, (_, i) => Array.from(s.subarray(i * N, (i + 1) * N)));
+      }
+      if (opts.html) {
+        const viz = await import("../../viz/index.ts");
+        viz.writeHtmlReport(opts.html, {
+          title: "circuitscope: composition scores",
+          sections: modes.map((m) => ({
+            heading: `${m}-composition`,
+            text: `How much each earlier head's OV circuit (row) writes into the subspace a later head's ${m === "V" ? "value" : m === "Q" ? "query" : "key"} reads (column). 0 for pairs not in order.`,
+            figures: [
+              {
+                figure: viz.heatmap({
+                  title: `${m}-composition score`,
+                  rowLabels: labels,
+                  colLabels: labels,
+                  values: result[m],
+                  rowTitle: "sender head",
+                  colTitle: "receiver head",
+                  valueTitle: "score",
+                  scale: "sequential",
+                }),
+              },
+            ],
+          })),
+        });
+        if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
+      }
+      if (opts.json) {
+        printJson(result);
+        return;
+      }
+      for (const m of modes) {
+        const pairs = result[m]
+          .flatMap((row, i) => row.map((s, j) => ({ i, j, s })))
+          .filter((p) => p.s > 0)
+          .sort((a, b) => b.s - a.s)
+          .slice(0, opts.top);
+        process.stdout.write(
+          `${m}-composition: ${pairs.map((p) => `${labels[p.i]}→${labels[p.j]} ${p.s.toFixed(3)}`).join(", ")}\n`,
+        );
+      }
+    });
+}
