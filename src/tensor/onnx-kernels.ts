@@ -26,7 +26,11 @@ interface OrtModule {
 }
 interface OnnxProto {
   onnx: {
-    TensorProto: { create(o: object): unknown; DataType: { FLOAT: number } };
+    TensorProto: {
+      create(o: object): unknown;
+      DataType: { FLOAT: number };
+      DataLocation: { EXTERNAL: number };
+    };
     NodeProto: { create(o: object): unknown };
     GraphProto: { create(o: object): unknown };
     ValueInfoProto: { create(o: object): unknown };
@@ -233,7 +237,19 @@ function createGemmSession(
   const [aCols, yCols] = transposed ? [outDim, inDim] : [inDim, outDim];
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const initializer = [
-    onnx.TensorProto.create({ name: "B", dataType: FLOAT, dims: [inDim, outDim], rawData: bytes(W) }),
+    // The weight stays in our Float32Array: onnxruntime reads it as in-memory "external data" instead of
+    // a copy inside the model bytes, so only its prepacked form is extra memory.
+    onnx.TensorProto.create({
+      name: "B",
+      dataType: FLOAT,
+      dims: [inDim, outDim],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: "location", value: WEIGHT_FILE },
+        { key: "offset", value: "0" },
+        { key: "length", value: String(W.byteLength) },
+      ],
+    }),
   ];
   const inputs = ["A", "B"];
   if (bias) {
@@ -257,10 +273,18 @@ function createGemmSession(
     input: [matrix("A", aCols)],
     output: [matrix("Y", yCols)],
   });
-  return createSession(graph, threads);
+  return createSession(graph, threads, 13, [{ path: WEIGHT_FILE, data: bytes(W) }]);
 }
 
-function createSession(graph: unknown, threads: number, opset = 13): NativeSession {
+/** Name under which a Gemm graph refers to its in-memory weight. */
+const WEIGHT_FILE = "weight.bin";
+
+function createSession(
+  graph: unknown,
+  threads: number,
+  opset = 13,
+  externalData: { path: string; data: Uint8Array }[] = [],
+): NativeSession {
   const { binding, proto } = loadNative();
   const { onnx } = proto;
   const model = onnx.ModelProto.encode(
@@ -278,6 +302,7 @@ function createSession(graph: unknown, threads: number, opset = 13): NativeSessi
     executionMode: "sequential",
     // Spinning pool threads would steal the second core from the TypeScript work between calls.
     extra: { session: { intra_op: { allow_spinning: "0" } } },
+    ...(externalData.length ? { externalData } : {}),
   });
   return session;
 }
