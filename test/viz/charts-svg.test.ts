@@ -124,6 +124,12 @@ test("line chart: x labels kept in the given order, one point per value, one ban
   assert.deepEqual(vegaTexts(root, "mark-text role-legend-label").sort(), ["clean", "corrupt"]);
 });
 
+test("line chart legend lists every series, even past Vega's default limit of 50 (36+ study groups)", async () => {
+  const series = Array.from({ length: 60 }, (_, i) => ({ name: `g${i}`, values: [i, i + 1] }));
+  const root = parseSvg(await figureToSvg(lineChart({ title: "many", x: ["a", "b"], series })));
+  assert.equal(vegaTexts(root, "mark-text role-legend-label").length, 60);
+});
+
 test("bar chart: one bar per label and one error rule per bar", async () => {
   const labels = ["L9H6", "L9H9", "L10H7", "L9H6"];
   const root = parseSvg(

@@ -68,7 +68,13 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
         title: opts.xTitle ?? null,
         axis: bandAxisLabels(xs as string[]),
       };
-  const color = { field: "series", type: "nominal" as const, sort: names, legend: { title: null } };
+  // symbolLimit 0: list every series (one per experimental group can exceed Vega's default of 50 symbols).
+  const color = {
+    field: "series",
+    type: "nominal" as const,
+    sort: names,
+    legend: { title: null, symbolLimit: 0 },
+  };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [];
   if (hasBand) {
     layers.push({

@@ -55,7 +55,9 @@ export function scatterChart(opts: ScatterChartOptions): ChartFigure {
     encoding: {
       x: { field: "x", type: "quantitative", title: xTitle },
       y: { field: "y", type: "quantitative", title: yTitle },
-      ...(grouped ? { color: { field: "group", type: "nominal" as const, legend: { title: null } } } : {}),
+      ...(grouped
+        ? { color: { field: "group", type: "nominal" as const, legend: { title: null, symbolLimit: 0 } } }
+        : {}),
       tooltip: [
         { field: "label", type: "nominal", title: "label" },
         { field: "x", type: "quantitative", title: xTitle, format: VALUE_FORMAT },
