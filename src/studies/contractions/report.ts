@@ -244,7 +244,9 @@ export function buildSections(res: StudyResults): StudySection[] {
       caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the top ${nt.length} were patched exactly (all positions). Top: ${nt
         .slice(0, 3)
         .map((n) => `${n.label} exact ${formatMeanSe(n.exact)} (estimate ${f2(n.attribution)})`)
-        .join(", ")}. Neuron pages: circuitscope neurons (see docs/study-walkthrough.md).`,
+        .join(
+          ", ",
+        )}. Neuron pages: "circuitscope neuron --layer L --neuron N" and the section below (see docs/study-walkthrough.md).`,
     });
   }
   if (focus.headSplit) {
