@@ -14,6 +14,7 @@ import type { PastKV } from "../model/forward.ts";
 import { blockHookName, parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher, type HookSpec } from "../model/hooks.ts";
+import { stridesOf } from "../tensor/tensor.ts";
 import type { MetricReader, Readout } from "./metric.ts";
 import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
 import { hookLayout, type Selector, selectElements } from "./targets.ts";
@@ -184,10 +185,6 @@ function planJob(
     p0,
     job: { site, hook, offsets: Int32Array.from(outOffsets), values: Float32Array.from(values) },
   };
-}
-
-function stridesOf(shape: readonly number[]): number[] {
-  return shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
 }
 
 /** One batched forward of `jobs` patched copies of prompt `prompt`, from block `g.layer` and position `g.p0`. */

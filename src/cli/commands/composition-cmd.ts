@@ -53,28 +53,26 @@ export function register(program: Command): void {
         result[m] = Array.from({ length: N }, (_, i) => Array.from(s.subarray(i * N, (i + 1) * N)));
       }
       if (opts.html) {
-        const viz = await import("../../viz/index.ts");
-        viz.writeHtmlReport(opts.html, {
-          title: "circuitscope: composition scores",
-          sections: modes.map((m) => ({
+        const { writeHeatmapPage } = await import("../heatmap-page.ts");
+        const reads = { Q: "query", K: "key", V: "value" } as const;
+        await writeHeatmapPage(
+          opts.html,
+          "circuitscope: composition scores",
+          modes.map((m) => ({
             heading: `${m}-composition`,
-            text: `How much each earlier head's OV circuit (row) writes into the subspace a later head's ${m === "V" ? "value" : m === "Q" ? "query" : "key"} reads (column). 0 for pairs not in order.`,
-            figures: [
-              {
-                figure: viz.heatmap({
-                  title: `${m}-composition score`,
-                  rowLabels: labels,
-                  colLabels: labels,
-                  values: result[m],
-                  rowTitle: "sender head",
-                  colTitle: "receiver head",
-                  valueTitle: "score",
-                  scale: "sequential",
-                }),
-              },
-            ],
+            text: `How much each earlier head's OV circuit (row) writes into the subspace a later head's ${reads[m]} reads (column). 0 for pairs not in order.`,
+            heatmap: {
+              title: `${m}-composition score`,
+              rowLabels: labels,
+              colLabels: labels,
+              values: result[m],
+              rowTitle: "sender head",
+              colTitle: "receiver head",
+              valueTitle: "score",
+              scale: "sequential",
+            },
           })),
-        });
+        );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }
       if (opts.json) {

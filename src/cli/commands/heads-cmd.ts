@@ -78,27 +78,24 @@ export function register(program: Command): void {
         result[kind] = Array.from({ length: L }, (_, l) => Array.from(scores.subarray(l * H, (l + 1) * H)));
       }
       if (opts.html) {
-        const viz = await import("../../viz/index.ts");
-        viz.writeHtmlReport(opts.html, {
-          title: "circuitscope: head detection",
-          sections: kinds.map((kind) => ({
+        const { writeHeatmapPage } = await import("../heatmap-page.ts");
+        await writeHeatmapPage(
+          opts.html,
+          "circuitscope: head detection",
+          kinds.map((kind) => ({
             heading: kind.replace("_", "-"),
             text: `Share of each head's attention (BOS excluded) that follows the ideal ${kind.replace("_", "-")} pattern, mean over ${sequences.length} sequences.`,
-            figures: [
-              {
-                figure: viz.heatmap({
-                  title: `${kind} score`,
-                  rowLabels: Array.from({ length: L }, (_, l) => `L${l}`),
-                  colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
-                  values: result[kind],
-                  rowTitle: "layer",
-                  colTitle: "head",
-                  valueTitle: "score",
-                }),
-              },
-            ],
+            heatmap: {
+              title: `${kind} score`,
+              rowLabels: Array.from({ length: L }, (_, l) => `L${l}`),
+              colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
+              values: result[kind],
+              rowTitle: "layer",
+              colTitle: "head",
+              valueTitle: "score",
+            },
           })),
-        });
+        );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }
       if (opts.json) {

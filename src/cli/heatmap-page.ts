@@ -1,0 +1,24 @@
+import type { HeatmapOptions } from "../viz/index.ts";
+
+export interface HeatmapSection {
+  heading: string;
+  text: string;
+  heatmap: HeatmapOptions;
+}
+
+/** A self-contained HTML page with one heatmap per section (used by commands whose result is per-head grids). */
+export async function writeHeatmapPage(
+  path: string,
+  title: string,
+  sections: readonly HeatmapSection[],
+): Promise<void> {
+  const viz = await import("../viz/index.ts");
+  viz.writeHtmlReport(path, {
+    title,
+    sections: sections.map((s) => ({
+      heading: s.heading,
+      text: s.text,
+      figures: [{ figure: viz.heatmap(s.heatmap) }],
+    })),
+  });
+}
