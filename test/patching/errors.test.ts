@@ -60,3 +60,25 @@ test("selectors expand to the right elements and drop a shorter prompt's padding
   assert.deepEqual([...offsets], [2 * 9 + 0 * 3 + 1, 2 * 9 + 1 * 3 + 1, 2 * 9 + 2 * 3 + 1]);
   assert.deepEqual([...positions], [0, 1, 2]);
 });
+
+test("an aborted sweep stops at the next chunk with PatchAbortedError (what Ctrl-C triggers)", async () => {
+  const stop = new AbortController();
+  const seen: number[] = [];
+  await assert.rejects(
+    activationPatching(model, {
+      clean: R.prompts.clean,
+      corrupted: R.prompts.corrupted,
+      answers,
+      target: { kind: "neurons", layer: 0 },
+      chunkSize: 16,
+      signal: stop.signal,
+      onProgress: (done, total) => {
+        seen.push(done);
+        if (done > 0 && done < total) stop.abort();
+      },
+    }),
+    { name: "PatchAbortedError" },
+  );
+  // It stopped after the first chunk, far from the 2 x 256 patches of the whole sweep.
+  assert.ok(seen.length >= 1 && Math.max(...seen) <= 32, `progress seen: ${seen.join(",")}`);
+});
