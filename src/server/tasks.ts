@@ -161,9 +161,20 @@ export function neuronTask(
   model: HookedTransformer,
   p: NeuronParams,
   ctx: TaskContext,
-): { title: string; sections: ReportSection[]; indexed: boolean } {
+): { title: string; sections: ReportSection[]; indexed: boolean; note?: string } {
   const index = ctx.neuronIndex();
-  const page = neuronPageData(model, p.layer, p.neuron, { index, text: p.text });
+  // A layer the index does not hold still has a page (logit effect, activation on the prompt), without corpus examples.
+  const usable = index?.layers.includes(p.layer) ? index : null;
+  const page = neuronPageData(model, p.layer, p.neuron, { index: usable, text: p.text });
   const report = neuronReport(page);
-  return { title: report.title, sections: report.sections, indexed: page.index !== null };
+  const note =
+    index && !usable
+      ? `The neuron index has no layer ${p.layer} (it has ${index.layers.join(", ")}): index that layer with --layers for corpus examples.`
+      : undefined;
+  return {
+    title: report.title,
+    sections: report.sections,
+    indexed: page.index !== null,
+    ...(note ? { note } : {}),
+  };
 }

@@ -8,6 +8,8 @@ interface NeuronResponse {
   title: string;
   sections: ReportSection[];
   indexed: boolean;
+  /** Why corpus examples are missing although an index is loaded. */
+  note?: string;
 }
 
 export async function showNeuron(
@@ -26,7 +28,8 @@ export async function showNeuron(
       out.append(
         el("p", {
           className: "hint",
-          text: "No neuron index loaded (start the server with --neuron-index DIR for top examples).",
+          text:
+            res.note ?? "No neuron index loaded (start the server with --neuron-index DIR for top examples).",
         }),
       );
     }
