@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { runCli } from "../helpers/cli.ts";
+import { FIXTURE_DIR } from "../helpers/fixture.ts";
+import { referenceJson as R } from "../helpers/reference.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "cs-patch-html-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface HeatmapFigure {
+  kind: string;
+  title: string;
+  data: { rowLabels: string[]; colLabels: string[]; values: number[][] };
+}
+
+/** The figures a report embeds (`<script type="application/json" id="cs-figures">`). */
+function embeddedFigures(html: string): HeatmapFigure[] {
+  const m = /<script type="application\/json" id="cs-figures">([\s\S]*?)<\/script>/.exec(html);
+  assert.ok(m, "the report embeds its figure data");
+  return JSON.parse(m[1]);
+}
+
+test("patch --html draws the layer x position map with token labels and exactly the --json values", async () => {
+  const html = join(tmp, "patch.html");
+  const args = [
+    "patch",
+    "--model",
+    FIXTURE_DIR,
+    "--answer",
+    R.prompts.answer,
+    "--wrong",
+    R.prompts.wrong,
+    "--target",
+    "resid_pre",
+  ];
+  for (let i = 0; i < R.prompts.clean.length; i++)
+    args.push("--clean", R.prompts.clean[i], "--corrupted", R.prompts.corrupted[i]);
+  const res = await runCli([...args, "--json", "--html", html]);
+  assert.equal(res.code, 0, res.stderr);
+  const values = JSON.parse(res.stdout).values as number[][];
+  const [fig] = embeddedFigures(readFileSync(html, "utf8")).filter((f) => f.kind === "heatmap");
+  assert.ok(fig, "a heatmap figure");
+  // Token labels on the position axis, one row per layer, and the very values of the JSON result.
+  const { rowLabels, colLabels } = fig.data;
+  assert.equal(colLabels.length, values[0].length);
+  assert.ok(colLabels[2].includes("'re"), colLabels.join(" | "));
+  assert.ok(colLabels[colLabels.length - 1].includes("they"), colLabels.join(" | "));
+  assert.deepEqual(
+    rowLabels,
+    values.map((_, l) => `L${l}`),
+  );
+  fig.data.values.forEach((row, l) => {
+    row.forEach((v, p) => assert.ok(Math.abs(v - values[l][p]) < 1e-9, `L${l} pos ${p}`));
+  });
+});
