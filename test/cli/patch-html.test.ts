@@ -52,7 +52,7 @@ test("patch --html draws the layer x position map with token labels and exactly 
     rowLabels,
     values.map((_, l) => `L${l}`),
   );
-  fig.data.values.forEach((row, l) => {
-    row.forEach((v, p) => assert.ok(Math.abs(v - values[l][p]) < 1e-9, `L${l} pos ${p}`));
-  });
+  for (const [l, row] of fig.data.values.entries()) {
+    for (const [p, v] of row.entries()) assert.ok(Math.abs(v - values[l][p]) < 1e-9, `L${l} pos ${p}`);
+  }
 });
