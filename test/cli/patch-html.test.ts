@@ -4,8 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { runCli } from "../helpers/cli.ts";
-import { FIXTURE_DIR } from "../helpers/fixture.ts";
-import { referenceJson as R } from "../helpers/reference.ts";
+import { fixturePatchArgs } from "../helpers/reference.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "cs-patch-html-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -25,20 +24,7 @@ function embeddedFigures(html: string): HeatmapFigure[] {
 
 test("patch --html draws the layer x position map with token labels and exactly the --json values", async () => {
   const html = join(tmp, "patch.html");
-  const args = [
-    "patch",
-    "--model",
-    FIXTURE_DIR,
-    "--answer",
-    R.prompts.answer,
-    "--wrong",
-    R.prompts.wrong,
-    "--target",
-    "resid_pre",
-  ];
-  for (let i = 0; i < R.prompts.clean.length; i++)
-    args.push("--clean", R.prompts.clean[i], "--corrupted", R.prompts.corrupted[i]);
-  const res = await runCli([...args, "--json", "--html", html]);
+  const res = await runCli([...fixturePatchArgs(), "--target", "resid_pre", "--json", "--html", html]);
   assert.equal(res.code, 0, res.stderr);
   const values = JSON.parse(res.stdout).values as number[][];
   const [fig] = embeddedFigures(readFileSync(html, "utf8")).filter((f) => f.kind === "heatmap");

@@ -2,21 +2,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { FIXTURE_DIR, REPO_ROOT } from "../helpers/fixture.ts";
-import { maxAbsDiff, referenceJson as R, referenceTensor } from "../helpers/reference.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
+import { fixturePatchArgs, maxAbsDiff, referenceTensor } from "../helpers/reference.ts";
 
-const args = [
-  "patch",
-  "--model",
-  FIXTURE_DIR,
-  "--answer",
-  R.prompts.answer,
-  "--wrong",
-  R.prompts.wrong,
-  "--json",
-];
-for (const [i, c] of R.prompts.clean.entries())
-  args.push("--clean", c, "--corrupted", R.prompts.corrupted[i]);
+const args = [...fixturePatchArgs(), "--json"];
 const run = (...extra: string[]) =>
   JSON.parse(execFileSync(join(REPO_ROOT, "bin/circuitscope.js"), [...args, ...extra], { encoding: "utf8" }));
 

@@ -45,6 +45,23 @@ export function referenceTensor(name: string): Tensor {
   return t;
 }
 
+/** `circuitscope patch` on the fixture model with its clean/corrupted pairs and answer/wrong tokens. */
+export function fixturePatchArgs(): string[] {
+  const args = [
+    "patch",
+    "--model",
+    FIXTURE_DIR,
+    "--answer",
+    referenceJson.prompts.answer,
+    "--wrong",
+    referenceJson.prompts.wrong,
+  ];
+  for (const [i, clean] of referenceJson.prompts.clean.entries()) {
+    args.push("--clean", clean, "--corrupted", referenceJson.prompts.corrupted[i]);
+  }
+  return args;
+}
+
 export function loadFixtureModel(opts: LoadOptions = {}): HookedTransformer {
   return HookedTransformer.fromCheckpoint(loadCheckpoint(FIXTURE_DIR), opts);
 }

@@ -4,8 +4,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import type { PatchTarget } from "../../src/patching/targets.ts";
-import { FIXTURE_DIR, REPO_ROOT } from "../helpers/fixture.ts";
-import { loadFixtureModel, maxAbsDiff, referenceJson as R, referenceTensor } from "../helpers/reference.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
+import {
+  fixturePatchArgs,
+  loadFixtureModel,
+  maxAbsDiff,
+  referenceJson as R,
+  referenceTensor,
+} from "../helpers/reference.ts";
 
 const model = loadFixtureModel();
 const base = {
@@ -44,19 +50,7 @@ test("the straightforward path reproduces the fixture too (resid_pre, head_v)", 
 });
 
 test("CLI patch --json on the fixture reproduces the reference", () => {
-  const args = [
-    "patch",
-    "--model",
-    FIXTURE_DIR,
-    "--answer",
-    R.prompts.answer,
-    "--wrong",
-    R.prompts.wrong,
-    "--json",
-  ];
-  R.prompts.clean.forEach((c, i) => {
-    args.push("--clean", c, "--corrupted", R.prompts.corrupted[i]);
-  });
+  const args = [...fixturePatchArgs(), "--json"];
   const run = (target: string) =>
     JSON.parse(
       execFileSync(join(REPO_ROOT, "bin/circuitscope.js"), [...args, "--target", target], {
