@@ -3,6 +3,8 @@
  * and draw the resulting heatmap when it finishes.
  */
 import type { Figure } from "../../viz/figure.ts";
+// The request the server validates (type only: erased from the browser bundle).
+import type { PatchingParams } from "../tasks.ts";
 import { ApiCallError, api } from "./api.ts";
 import { el, showError } from "./dom.ts";
 import { showFigure } from "./figure-panel.ts";
@@ -14,14 +16,6 @@ interface JobView {
   position?: number;
   result?: { figure: Figure; summary: string };
   error?: { message: string; fix?: string };
-}
-
-export interface PatchingParams {
-  clean: string;
-  corrupted: string;
-  answer: string;
-  wrong: string;
-  target: string;
 }
 
 let current: { id: string; source: EventSource } | null = null;
