@@ -56,13 +56,18 @@ export async function openWatchedPage(
   });
   const page = await context.newPage();
   const errors: string[] = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(msg.text());
-  });
-  page.on("pageerror", (err) => errors.push(err.message));
+  collectPageErrors(page, errors);
   page.on("request", (req) => {
     const url = req.url();
     if (!/^(file|data|blob):/.test(url) && !networkAttempts.includes(url)) networkAttempts.push(url);
   });
   return { context, page, errors, networkAttempts };
+}
+
+/** Appends every console error and uncaught page exception of `page` to `into`. */
+export function collectPageErrors(page: Page, into: string[]): void {
+  page.on("console", (msg) => {
+    if (msg.type() === "error") into.push(msg.text());
+  });
+  page.on("pageerror", (err) => into.push(err.message));
 }

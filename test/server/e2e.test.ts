@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import type { ExplorerServer } from "../../src/server/app.ts";
-import { launchBrowser } from "../helpers/browser.ts";
+import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { referenceJson } from "../helpers/reference.ts";
 import { startFixtureServer } from "./server-fixture.ts";
 
@@ -28,10 +28,7 @@ after(async () => {
 
 async function newPage(): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") pageErrors.push(m.text());
-  });
+  collectPageErrors(page, pageErrors);
   return page;
 }
 

@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
-import { launchBrowser } from "../helpers/browser.ts";
+import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 import { buildFixtureIndex, type IndexFixture } from "./neuron-index-fixture.ts";
 import { startFixtureServer } from "./server-fixture.ts";
@@ -37,10 +37,7 @@ after(async () => {
 
 async function newPage(): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") pageErrors.push(m.text());
-  });
+  collectPageErrors(page, pageErrors);
   return page;
 }
 
