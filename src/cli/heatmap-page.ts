@@ -22,3 +22,16 @@ export async function writeHeatmapPage(
     })),
   });
 }
+
+/** The `k` largest cells of a [rows][cols] grid (strictly positive ones only with `positiveOnly`), largest first. */
+export function largestCells(
+  grid: readonly (readonly number[])[],
+  k: number,
+  positiveOnly = false,
+): { row: number; col: number; value: number }[] {
+  return grid
+    .flatMap((r, row) => r.map((value, col) => ({ row, col, value })))
+    .filter((c) => !positiveOnly || c.value > 0)
+    .sort((a, b) => b.value - a.value)
+    .slice(0, k);
+}

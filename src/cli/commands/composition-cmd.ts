@@ -8,6 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { largestCells } from "../heatmap-page.ts";
 
 interface CompositionOptions extends ModelCliOptions {
   mode: string[];
@@ -80,13 +81,9 @@ export function register(program: Command): void {
         return;
       }
       for (const m of modes) {
-        const pairs = result[m]
-          .flatMap((row, i) => row.map((s, j) => ({ i, j, s })))
-          .filter((p) => p.s > 0)
-          .sort((a, b) => b.s - a.s)
-          .slice(0, opts.top);
+        const pairs = largestCells(result[m], opts.top, true); // 0 = pair not in layer order
         process.stdout.write(
-          `${m}-composition: ${pairs.map((p) => `${labels[p.i]}→${labels[p.j]} ${p.s.toFixed(3)}`).join(", ")}\n`,
+          `${m}-composition: ${pairs.map((p) => `${labels[p.row]}→${labels[p.col]} ${p.value.toFixed(3)}`).join(", ")}\n`,
         );
       }
     });

@@ -8,6 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { largestCells } from "../heatmap-page.ts";
 
 interface HeadsOptions extends ModelCliOptions {
   kind: string[];
@@ -103,12 +104,9 @@ export function register(program: Command): void {
         return;
       }
       for (const kind of kinds) {
-        const ranked = result[kind]
-          .flatMap((row, l) => row.map((s, h) => ({ l, h, s })))
-          .sort((a, b) => b.s - a.s)
-          .slice(0, opts.top);
+        const ranked = largestCells(result[kind], opts.top);
         process.stdout.write(
-          `${kind}: ${ranked.map((r) => `L${r.l}H${r.h} ${r.s.toFixed(3)}`).join(", ")}\n`,
+          `${kind}: ${ranked.map((r) => `L${r.row}H${r.col} ${r.value.toFixed(3)}`).join(", ")}\n`,
         );
       }
     });
