@@ -1,6 +1,6 @@
 /**
  * TransformerLens hook-point names for GPT-2, the contract users script against
- * (see ../shared/notes/transformerlens-semantics.md).
+ * (see docs/transformerlens-semantics.md).
  */
 export const BLOCK_HOOKS = [
   "hook_resid_pre",

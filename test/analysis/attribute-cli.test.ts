@@ -10,7 +10,7 @@ import { maxAbsDiff, referenceJson, referenceTensor } from "../helpers/reference
 
 const run = promisify(execFile);
 const BIN = "./bin/circuitscope.js";
-const MODEL = "../shared/fixtures/tiny-gpt2";
+const MODEL = "test/fixtures/tiny-gpt2";
 const { prompts } = referenceJson;
 const promptArgs = prompts.clean.flatMap((p) => ["--prompt", p]);
 const tmp = mkdtempSync(join(tmpdir(), "cs-attribute-"));

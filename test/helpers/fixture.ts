@@ -1,7 +1,6 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Repo root, and the shared read-only fixtures beside it (`../shared`). */
+/** Repo root, and the random GPT-2 test checkpoint with float64 references vendored in the repository. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const SHARED_DIR = resolve(REPO_ROOT, "../shared");
-export const FIXTURE_DIR = resolve(SHARED_DIR, "fixtures/tiny-gpt2");
+export const FIXTURE_DIR = resolve(REPO_ROOT, "test/fixtures/tiny-gpt2");
