@@ -1,0 +1,213 @@
+/**
+ * A circuit-finding task: prompt pairs (clean, corrupted, answer, wrong), grouped by token length so each
+ * group runs as one batch, with each group's corrupted run (the reference) and clean run computed once.
+ * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
+ */
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { ArchOps } from "./arch-ops.ts";
+import { type ChildGrads, EdgeForward, type EdgeRun, type Reference, type RunShape } from "./edge-forward.ts";
+import { EdgeGraph } from "./graph.ts";
+
+export interface CircuitPairs {
+  clean: readonly (readonly number[])[];
+  corrupted: readonly (readonly number[])[];
+  /** One token per pair. */
+  answer: readonly number[];
+  wrong: readonly number[];
+}
+
+interface Group {
+  shape: RunShape;
+  /** Share of all pairs in this group: the weight of its mean in the overall metric. */
+  weight: number;
+  cleanInput: Float32Array;
+  corruptedInput: Float32Array;
+  ref: Reference;
+  clean: EdgeRun;
+}
+
+export type Progress = (done: number, total: number) => void;
+
+export class CircuitTask {
+  readonly graph: EdgeGraph;
+  readonly forward: EdgeForward;
+  private readonly groups: Group[] = [];
+  readonly baseline: { clean: number; corrupted: number };
+  private readonly allKept: Float32Array;
+
+  constructor(
+    readonly model: HookedTransformer,
+    pairs: CircuitPairs,
+  ) {
+    const n = pairs.clean.length;
+    if (n === 0) throw new Error("No prompt pairs: give at least one clean/corrupted pair");
+    if (pairs.corrupted.length !== n || pairs.answer.length !== n || pairs.wrong.length !== n)
+      throw new Error("Each clean prompt needs one corrupted prompt, one answer and one wrong token");
+    const arch = new ArchOps(model);
+    this.graph = new EdgeGraph({ nLayers: model.cfg.nLayers, nHeads: model.cfg.nHeads });
+    this.forward = new EdgeForward(this.graph, arch);
+    this.allKept = new Float32Array(this.graph.nEdges).fill(1);
+    const byLength = new Map<number, number[]>();
+    pairs.clean.forEach((toks, i) => {
+      if (toks.length !== pairs.corrupted[i].length)
+        throw new Error(
+          `Pair ${i}: the clean prompt is ${toks.length} tokens but the corrupted one is ${pairs.corrupted[i].length}; ` +
+            "edges are patched position by position, so reword one of the two until their token counts match",
+        );
+      const list = byLength.get(toks.length) ?? [];
+      list.push(i);
+      byLength.set(toks.length, list);
+    });
+    let clean = 0;
+    let corrupted = 0;
+    for (const [P, idx] of byLength) {
+      const B = idx.length;
+      const flat = (lists: readonly (readonly number[])[]) => Int32Array.from(idx.flatMap((i) => [...lists[i]]));
+      const dirs = new Float32Array(B * arch.D);
+      const dirBias = new Float32Array(B);
+      idx.forEach((i, b) => {
+        const d = arch.logitDiffDirection(pairs.answer[i], pairs.wrong[i]);
+        dirs.set(d.dir, b * arch.D);
+        dirBias[b] = d.bias;
+      });
+      const shape: RunShape = { B, P, dirs, dirBias };
+      const cleanInput = arch.inputNode(flat(pairs.clean), B, P);
+      const corruptedInput = arch.inputNode(flat(pairs.corrupted), B, P);
+      const corrRun = this.forward.run({
+        shape,
+        input: corruptedInput,
+        mask: this.allKept,
+        ref: this.forward.biasReference(shape),
+      });
+      const ref = this.forward.referenceFrom(shape, corrRun.diffs);
+      const cleanRun = this.forward.run({ shape, input: cleanInput, mask: this.allKept, ref });
+      const weight = B / n;
+      this.groups.push({ shape, weight, cleanInput, corruptedInput, ref, clean: cleanRun });
+      clean += weight * mean(cleanRun.perPrompt);
+      corrupted += weight * mean(corrRun.perPrompt);
+    }
+    this.baseline = { clean, corrupted };
+  }
+
+  /** (metric − corrupted) / (clean − corrupted): 1 = the clean behaviour, 0 = the corrupted one. */
+  normalize(metric: number): number {
+    const { clean, corrupted } = this.baseline;
+    return (metric - corrupted) / (clean - corrupted);
+  }
+
+  /** The metric with each edge's clean difference scaled by its mask value (1 kept, 0 removed). */
+  evaluate(mask: Float32Array): number {
+    this.checkMask(mask);
+    let total = 0;
+    for (const g of this.groups) {
+      const run = this.forward.run({ shape: g.shape, input: g.cleanInput, mask, ref: g.ref });
+      total += g.weight * mean(run.perPrompt);
+    }
+    return total;
+  }
+
+  /**
+   * Exact scores: metric(every edge but e) − metric(clean) for each listed edge. Only the child's layer
+   * onward is recomputed; earlier nodes keep their clean outputs.
+   */
+  exactScores(edges: readonly number[], onProgress?: Progress, signal?: AbortSignal): Float64Array {
+    const out = new Float64Array(edges.length);
+    const mask = this.allKept.slice();
+    edges.forEach((e, i) => {
+      signal?.throwIfAborted();
+      mask[e] = 0;
+      const startLayer = this.graph.childOfEdge(e).layer;
+      let total = 0;
+      for (const g of this.groups) {
+        const run = this.forward.run({
+          shape: g.shape,
+          input: g.cleanInput,
+          mask,
+          ref: g.ref,
+          startLayer,
+          prefix: g.clean.diffs,
+        });
+        total += g.weight * mean(run.perPrompt);
+      }
+      mask[e] = 1;
+      out[i] = total - this.baseline.clean;
+      onProgress?.(i + 1, edges.length);
+    });
+    return out;
+  }
+
+  /**
+   * Gradient scores: (corrupted − clean output of the parent) · d metric / d (child input), the gradient
+   * averaged over the runs whose inputs are corrupted + α (clean − corrupted) for α = k/steps, k = 1..steps.
+   * steps = 1 is EAP (the clean run alone); more is EAP-IG.
+   */
+  gradientScores(steps: number, onProgress?: Progress, signal?: AbortSignal): Float32Array {
+    if (!Number.isInteger(steps) || steps < 1) throw new Error(`IG steps must be a positive integer, got ${steps}`);
+    const { graph } = this;
+    const { H, D } = this.forward.arch;
+    const C = 3 * H;
+    const scores = new Float32Array(graph.nEdges);
+    let done = 0;
+    for (const g of this.groups) {
+      const { B, P } = g.shape;
+      const N = B * P * D;
+      let sum: ChildGrads | null = null;
+      for (let k = 1; k <= steps; k++) {
+        signal?.throwIfAborted();
+        const alpha = k / steps;
+        const input = new Float32Array(N);
+        for (let i = 0; i < N; i++) input[i] = g.corruptedInput[i] + alpha * (g.cleanInput[i] - g.corruptedInput[i]);
+        const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
+        const grads = this.forward.backward(args, this.forward.run(args));
+        sum = sum ? addGrads(sum, grads) : grads;
+        onProgress?.(++done, steps * this.groups.length);
+      }
+      const grads = sum as ChildGrads;
+      // corrupted − clean = −(the clean run's difference from the reference)
+      const scale = -g.weight / steps;
+      const diffs = g.clean.diffs;
+      const { kernels } = this.forward.arch;
+      for (let l = 0; l < this.forward.arch.nLayers; l++) {
+        const hc = graph.children[graph.layerChildIndex(l)];
+        const s = kernels.bmm(grads.heads[l], diffs.subarray(0, hc.nParents * N), 1, C, N, hc.nParents, true);
+        for (let i = 0; i < s.length; i++) scores[hc.edgeOffset + i] += scale * s[i];
+        const mc = graph.children[graph.layerChildIndex(l) + C];
+        const sm = kernels.bmm(grads.mlp[l], diffs.subarray(0, mc.nParents * N), 1, 1, N, mc.nParents, true);
+        for (let i = 0; i < sm.length; i++) scores[mc.edgeOffset + i] += scale * sm[i];
+      }
+      const fc = graph.children[graph.logitsChildIndex];
+      for (let p = 0; p < fc.nParents; p++) {
+        let s = 0;
+        for (let b = 0; b < B; b++) {
+          const o = p * N + ((b + 1) * P - 1) * D;
+          for (let d = 0; d < D; d++) s += diffs[o + d] * grads.logits[b * D + d];
+        }
+        scores[fc.edgeOffset + p] += scale * s;
+      }
+    }
+    return scores;
+  }
+
+  private checkMask(mask: Float32Array): void {
+    if (mask.length !== this.graph.nEdges)
+      throw new Error(`An edge mask needs ${this.graph.nEdges} values (one per edge), got ${mask.length}`);
+  }
+}
+
+function mean(xs: Float64Array): number {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s / xs.length;
+}
+
+function addGrads(a: ChildGrads, b: ChildGrads): ChildGrads {
+  const add = (x: Float32Array, y: Float32Array) => {
+    for (let i = 0; i < x.length; i++) x[i] += y[i];
+    return x;
+  };
+  return {
+    heads: a.heads.map((x, l) => add(x, b.heads[l])),
+    mlp: a.mlp.map((x, l) => add(x, b.mlp[l])),
+    logits: add(a.logits, b.logits),
+  };
+}

@@ -1,0 +1,314 @@
+/**
+ * The edge-masked forward pass (interchange intervention over edges) and its backward pass.
+ *
+ * Every child input is the reference run's residual at that point plus, for each parent, `mask · (parent's
+ * output in this run − parent's output in the reference run)`. With the corrupted run as the reference, a
+ * mask of 1 keeps an edge (the clean value flows) and 0 removes it (the corrupted value flows); fractions
+ * interpolate. Each child input is normalised on its own, so each head's q, k and v come from its own
+ * normalised input. Biases (b_O) stay in the residual: they are part of the reference residual and of no
+ * node. With the "bias reference" (no parent outputs, residual = biases) and an all-ones mask this is the
+ * plain forward pass, which is how the corrupted run itself is computed.
+ *
+ * Layouts: a run of B prompts of P positions has N = B·P·D values per node; node outputs live in one
+ * [nNodes, N] buffer, a layer's 3H head inputs in one [3H, N] buffer, per-head q/k/v in [H, B·P, dh].
+ */
+import { attentionBackward } from "../gradients/attention-backward.ts";
+import { headsFirst, positionsFirst } from "../model/forward.ts";
+import type { ArchOps, MlpSaved } from "./arch-ops.ts";
+import type { EdgeGraph } from "./graph.ts";
+
+/** The prompts of one run: B prompts of P tokens, with each prompt's logit-difference direction. */
+export interface RunShape {
+  B: number;
+  P: number;
+  /** [B, D]: W_U[:, answer] − W_U[:, wrong] per prompt. */
+  dirs: Float32Array;
+  /** [B]: b_U[answer] − b_U[wrong] per prompt. */
+  dirBias: Float32Array;
+}
+
+/** The run whose values removed edges carry: node outputs [nNodes, N] and the residual at each read point. */
+export interface Reference {
+  outs: Float32Array;
+  /** [2·nLayers + 1] residuals of N values: before layer L's heads (2L), its MLP (2L+1), the unembedding (last). */
+  resid: Float32Array[];
+}
+
+export interface EdgeRunArgs {
+  shape: RunShape;
+  /** [N]: the `input` node's output in this run. */
+  input: Float32Array;
+  /** [nEdges]: 1 keeps an edge, 0 removes it. */
+  mask: Float32Array;
+  ref: Reference;
+  /** Compute layers from here on, taking earlier nodes' differences from `prefix` ([nNodes, N]). */
+  startLayer?: number;
+  prefix?: Float32Array;
+  /** Keep what the backward pass needs. */
+  record?: boolean;
+}
+
+interface LayerSaved {
+  x: Float32Array; // [3H, N] head inputs
+  scale: Float32Array;
+  qkv: Float32Array; // [3H, B·P, dh], q and k after any rotation
+  pattern: Float32Array; // [H, B, P, P]
+  xm: Float32Array; // [N]
+  scaleM: Float32Array;
+  mlp: MlpSaved;
+}
+
+export interface EdgeRun {
+  /** [nNodes, N]: each node's output in this run minus its output in the reference run. */
+  diffs: Float32Array;
+  /** logit(answer) − logit(wrong) at the final position, per prompt. */
+  perPrompt: Float64Array;
+  saved: { layers: LayerSaved[]; xf: Float32Array; scaleF: Float32Array } | null;
+}
+
+export class EdgeForward {
+  constructor(
+    readonly graph: EdgeGraph,
+    readonly arch: ArchOps,
+  ) {}
+
+  /** The reference of the plain forward pass: no parent outputs, residual = the biases alone. */
+  biasReference(shape: RunShape): Reference {
+    const { arch, graph } = this;
+    const N = shape.B * shape.P * arch.D;
+    const resid: Float32Array[] = [];
+    const bias = new Float32Array(arch.D);
+    const broadcast = () => {
+      const r = new Float32Array(N);
+      for (let o = 0; o < N; o += arch.D) r.set(bias, o);
+      return r;
+    };
+    for (let l = 0; l < arch.nLayers; l++) {
+      resid.push(broadcast());
+      const bO = arch.headWeights(l).b_O;
+      for (let d = 0; d < arch.D; d++) bias[d] += bO[d];
+      resid.push(broadcast());
+    }
+    resid.push(broadcast());
+    return { outs: new Float32Array(graph.nodes.length * N), resid };
+  }
+
+  /** A run's outputs as the reference: its node outputs and residuals (biases + earlier outputs). */
+  referenceFrom(shape: RunShape, outs: Float32Array): Reference {
+    const { graph, arch } = this;
+    const N = shape.B * shape.P * arch.D;
+    const biasRef = this.biasReference(shape);
+    const resid = biasRef.resid.map((r, point) => {
+      const nParents =
+        point === 2 * arch.nLayers
+          ? graph.nodes.length
+          : point % 2 === 0
+            ? graph.headNodeIndex(point / 2, 0)
+            : graph.mlpNodeIndex((point - 1) / 2);
+      for (let p = 0; p < nParents; p++) {
+        const o = p * N;
+        for (let i = 0; i < N; i++) r[i] += outs[o + i];
+      }
+      return r;
+    });
+    return { outs, resid };
+  }
+
+  run(a: EdgeRunArgs): EdgeRun {
+    const { graph, arch } = this;
+    const { kernels, D, H, dh } = arch;
+    const { B, P } = a.shape;
+    const rows = B * P;
+    const N = rows * D;
+    const C = 3 * H;
+    const nNodes = graph.nodes.length;
+    const start = a.startLayer ?? 0;
+    const diffs = new Float32Array(nNodes * N);
+    if (start > 0) {
+      if (!a.prefix) throw new Error("startLayer > 0 needs the prefix run's node differences");
+      diffs.set(a.prefix.subarray(0, graph.headNodeIndex(start, 0) * N));
+    } else {
+      for (let i = 0; i < N; i++) diffs[i] = a.input[i] - a.ref.outs[i];
+    }
+    const layers: LayerSaved[] = [];
+    const setDiff = (node: number, out: Float32Array, from = 0) => {
+      const o = node * N;
+      for (let i = 0; i < N; i++) diffs[o + i] = out[from + i] - a.ref.outs[o + i];
+    };
+    for (let l = start; l < arch.nLayers; l++) {
+      // Heads: one input per (q|k|v, head), each normalised and projected on its own.
+      const w = arch.headWeights(l);
+      const child = graph.children[graph.layerChildIndex(l)];
+      const x = this.mix(a.mask, child.edgeOffset, C, child.nParents, diffs, N, a.ref.resid[2 * l]);
+      const { y, scale } = arch.norm({ layer: l, which: "ln1" }, x, C * rows);
+      const qkv = kernels.bmm(y, w.W, C, rows, D, dh, false);
+      for (let c = 0; c < C; c++)
+        for (let r = 0; r < rows; r++)
+          for (let e = 0; e < dh; e++) qkv[(c * rows + r) * dh + e] += w.b[c * dh + e];
+      const HN = H * rows * dh;
+      arch.rotate(qkv.subarray(0, 2 * HN), P, false);
+      const q = qkv.subarray(0, HN);
+      const k = qkv.subarray(HN, 2 * HN);
+      const v = qkv.subarray(2 * HN, 3 * HN);
+      const pattern = causalSoftmax(kernels.bmm(q, k, H * B, P, dh, P, true), H * B, P, 1 / Math.sqrt(dh));
+      const z = kernels.bmm(pattern, v, H * B, P, P, dh, false);
+      const outs = kernels.bmm(z, w.W_O, H, rows, dh, D, false); // [H, N]
+      for (let h = 0; h < H; h++) setDiff(graph.headNodeIndex(l, h), outs, h * N);
+
+      // MLP
+      const mChild = graph.children[graph.layerChildIndex(l) + C];
+      const xm = this.mix(a.mask, mChild.edgeOffset, 1, mChild.nParents, diffs, N, a.ref.resid[2 * l + 1]);
+      const nm = arch.norm({ layer: l, which: "ln2" }, xm, rows);
+      const mlp = arch.mlp(l, nm.y, rows);
+      setDiff(graph.mlpNodeIndex(l), mlp.out);
+      if (a.record) layers.push({ x, scale, qkv, pattern, xm, scaleM: nm.scale, mlp: mlp.saved });
+    }
+
+    // Logits: only each prompt's final position is read.
+    const fChild = graph.children[graph.logitsChildIndex];
+    const xf = new Float32Array(B * D);
+    const residF = a.ref.resid[2 * arch.nLayers];
+    for (let b = 0; b < B; b++) {
+      const o = ((b + 1) * P - 1) * D;
+      for (let d = 0; d < D; d++) xf[b * D + d] = residF[o + d];
+      for (let p = 0; p < fChild.nParents; p++) {
+        const m = a.mask[fChild.edgeOffset + p];
+        if (m === 0) continue;
+        const po = p * N + o;
+        for (let d = 0; d < D; d++) xf[b * D + d] += m * diffs[po + d];
+      }
+    }
+    const nf = arch.norm({ layer: null, which: "final" }, xf, B);
+    const perPrompt = new Float64Array(B);
+    for (let b = 0; b < B; b++) {
+      let s = a.shape.dirBias[b];
+      for (let d = 0; d < D; d++) s += nf.y[b * D + d] * a.shape.dirs[b * D + d];
+      perPrompt[b] = s;
+    }
+    const saved = a.record ? { layers, xf, scaleF: nf.scale } : null;
+    return { diffs, perPrompt, saved };
+  }
+
+  /** [count, N]: the reference residual plus the mask-weighted parent differences, per child input. */
+  private mix(
+    mask: Float32Array,
+    edgeOffset: number,
+    count: number,
+    nParents: number,
+    diffs: Float32Array,
+    N: number,
+    resid: Float32Array,
+  ): Float32Array {
+    const m = mask.subarray(edgeOffset, edgeOffset + count * nParents);
+    const x = this.arch.kernels.bmm(m, diffs.subarray(0, nParents * N), 1, count, nParents, N, false);
+    for (let c = 0; c < count; c++) {
+      const o = c * N;
+      for (let i = 0; i < N; i++) x[o + i] += resid[i];
+    }
+    return x;
+  }
+
+  /**
+   * d (mean over prompts of the logit difference) / d (every child input) for a recorded run: per layer a
+   * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
+   */
+  backward(a: EdgeRunArgs, run: EdgeRun): ChildGrads {
+    const { graph, arch } = this;
+    const { kernels, D, H, dh } = arch;
+    const saved = run.saved;
+    if (!saved || (a.startLayer ?? 0) !== 0) throw new Error("backward needs a recorded run from layer 0");
+    const { B, P } = a.shape;
+    const rows = B * P;
+    const N = rows * D;
+    const C = 3 * H;
+    const gOut = new Float32Array(graph.nodes.length * N); // d/d each node's output
+    const spread = (gx: Float32Array, count: number, edgeOffset: number, nParents: number) => {
+      const mT = new Float32Array(nParents * count);
+      for (let c = 0; c < count; c++)
+        for (let p = 0; p < nParents; p++) mT[p * count + c] = a.mask[edgeOffset + c * nParents + p];
+      const g = kernels.bmm(mT, gx, 1, nParents, count, N, false);
+      for (let i = 0; i < g.length; i++) gOut[i] += g[i];
+    };
+
+    const gyF = new Float32Array(B * D);
+    for (let i = 0; i < gyF.length; i++) gyF[i] = a.shape.dirs[i] / B;
+    const gLogits = arch.normBackward({ layer: null, which: "final" }, saved.xf, saved.scaleF, gyF, B);
+    const fChild = graph.children[graph.logitsChildIndex];
+    for (let p = 0; p < fChild.nParents; p++) {
+      const m = a.mask[fChild.edgeOffset + p];
+      for (let b = 0; b < B; b++) {
+        const o = p * N + ((b + 1) * P - 1) * D;
+        for (let d = 0; d < D; d++) gOut[o + d] += m * gLogits[b * D + d];
+      }
+    }
+
+    const gHeads: Float32Array[] = new Array(arch.nLayers);
+    const gMlp: Float32Array[] = new Array(arch.nLayers);
+    for (let l = arch.nLayers - 1; l >= 0; l--) {
+      const s = saved.layers[l];
+      const w = arch.headWeights(l);
+      const mNode = graph.mlpNodeIndex(l);
+      const gYm = arch.mlpBackward(l, s.mlp, gOut.slice(mNode * N, (mNode + 1) * N), rows);
+      const gXm = arch.normBackward({ layer: l, which: "ln2" }, s.xm, s.scaleM, gYm, rows);
+      gMlp[l] = gXm;
+      const mChild = graph.children[graph.layerChildIndex(l) + C];
+      spread(gXm, 1, mChild.edgeOffset, mChild.nParents);
+
+      const h0 = graph.headNodeIndex(l, 0);
+      const gZ = kernels.bmm(gOut.subarray(h0 * N, (h0 + H) * N), w.W_O, H, rows, D, dh, true);
+      const HN = H * rows * dh;
+      const toBPH = (t: Float32Array) => positionsFirst(t, 1, rows, H, dh);
+      const att = attentionBackward(
+        toBPH(s.qkv.subarray(0, HN)),
+        toBPH(s.qkv.subarray(HN, 2 * HN)),
+        toBPH(s.qkv.subarray(2 * HN)),
+        positionsFirst(s.pattern, 1, B, H, P * P),
+        toBPH(gZ),
+        B,
+        P,
+        H,
+        dh,
+      );
+      const gQkv = new Float32Array(3 * HN);
+      [att.gQ, att.gK, att.gV].forEach((g, i) => gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN));
+      arch.rotate(gQkv.subarray(0, 2 * HN), P, true);
+      const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
+      const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);
+      gHeads[l] = gX;
+      const child = graph.children[graph.layerChildIndex(l)];
+      spread(gX, C, child.edgeOffset, child.nParents);
+    }
+    return { heads: gHeads, mlp: gMlp, logits: gLogits };
+  }
+}
+
+export interface ChildGrads {
+  /** Per layer [3H, N]: q inputs of every head, then k, then v. */
+  heads: Float32Array[];
+  /** Per layer [N]. */
+  mlp: Float32Array[];
+  /** [B, D] at each prompt's final position. */
+  logits: Float32Array;
+}
+
+/** Scaled scores [batch, P, P] → causal softmax pattern, in place. */
+function causalSoftmax(scores: Float32Array, batch: number, P: number, scale: number): Float32Array {
+  for (let t = 0; t < batch; t++)
+    for (let i = 0; i < P; i++) {
+      const o = (t * P + i) * P;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j <= i; j++) {
+        scores[o + j] *= scale;
+        if (scores[o + j] > max) max = scores[o + j];
+      }
+      let sum = 0;
+      for (let j = 0; j <= i; j++) {
+        const e = Math.exp(scores[o + j] - max);
+        scores[o + j] = e;
+        sum += e;
+      }
+      for (let j = 0; j <= i; j++) scores[o + j] /= sum;
+      for (let j = i + 1; j < P; j++) scores[o + j] = 0;
+    }
+  return scores;
+}
