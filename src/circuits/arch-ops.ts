@@ -46,8 +46,8 @@ export class ArchOps {
     this.heads = weights.blocks.map((b) => {
       const W = new Float32Array(3 * H * D * dh);
       const bias = new Float32Array(3 * H * dh);
-      [b.W_Q, b.W_K, b.W_V].forEach((w, which) => W.set(w.data, which * H * D * dh));
-      [b.b_Q, b.b_K, b.b_V].forEach((w, which) => bias.set(w.data, which * H * dh));
+      for (const [which, w] of [b.W_Q, b.W_K, b.W_V].entries()) W.set(w.data, which * H * D * dh);
+      for (const [which, w] of [b.b_Q, b.b_K, b.b_V].entries()) bias.set(w.data, which * H * dh);
       return { W, b: bias, W_O: b.W_O.data, b_O: b.b_O.data };
     });
   }
@@ -92,7 +92,13 @@ export class ArchOps {
     return { y, scale };
   }
 
-  normBackward(site: NormSite, x: Float32Array, scale: Float32Array, gY: Float32Array, rows: number): Float32Array {
+  normBackward(
+    site: NormSite,
+    x: Float32Array,
+    scale: Float32Array,
+    gY: Float32Array,
+    rows: number,
+  ): Float32Array {
     return layerNormBackward(x, scale, this.normParams(site), gY, rows, this.D).gInput;
   }
 

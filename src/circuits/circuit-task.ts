@@ -62,7 +62,8 @@ export class CircuitTask {
     let corrupted = 0;
     for (const [P, idx] of byLength) {
       const B = idx.length;
-      const flat = (lists: readonly (readonly number[])[]) => Int32Array.from(idx.flatMap((i) => [...lists[i]]));
+      const flat = (lists: readonly (readonly number[])[]) =>
+        Int32Array.from(idx.flatMap((i) => [...lists[i]]));
       const dirs = new Float32Array(B * arch.D);
       const dirBias = new Float32Array(B);
       idx.forEach((i, b) => {
@@ -142,7 +143,8 @@ export class CircuitTask {
    * steps = 1 is EAP (the clean run alone); more is EAP-IG.
    */
   gradientScores(steps: number, onProgress?: Progress, signal?: AbortSignal): Float32Array {
-    if (!Number.isInteger(steps) || steps < 1) throw new Error(`IG steps must be a positive integer, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new Error(`IG steps must be a positive integer, got ${steps}`);
     const { graph } = this;
     const { H, D } = this.forward.arch;
     const C = 3 * H;
@@ -156,7 +158,8 @@ export class CircuitTask {
         signal?.throwIfAborted();
         const alpha = k / steps;
         const input = new Float32Array(N);
-        for (let i = 0; i < N; i++) input[i] = g.corruptedInput[i] + alpha * (g.cleanInput[i] - g.corruptedInput[i]);
+        for (let i = 0; i < N; i++)
+          input[i] = g.corruptedInput[i] + alpha * (g.cleanInput[i] - g.corruptedInput[i]);
         const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
         const grads = this.forward.backward(args, this.forward.run(args));
         sum = sum ? addGrads(sum, grads) : grads;

@@ -270,7 +270,8 @@ export class EdgeForward {
         dh,
       );
       const gQkv = new Float32Array(3 * HN);
-      [att.gQ, att.gK, att.gV].forEach((g, i) => gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN));
+      for (const [i, g] of [att.gQ, att.gK, att.gV].entries())
+        gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN);
       arch.rotate(gQkv.subarray(0, 2 * HN), P, true);
       const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
       const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);

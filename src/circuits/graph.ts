@@ -63,11 +63,35 @@ export class EdgeGraph {
       for (const input of HEAD_INPUTS)
         for (let h = 0; h < H; h++) {
           const node = headNode(l, h);
-          add({ name: `${node}<${input}>`, node, kind: "head", layer: l, head: h, input, nParents: headParents });
+          add({
+            name: `${node}<${input}>`,
+            node,
+            kind: "head",
+            layer: l,
+            head: h,
+            input,
+            nParents: headParents,
+          });
         }
-      add({ name: `m${l}`, node: `m${l}`, kind: "mlp", layer: l, head: null, input: null, nParents: this.mlpNodeIndex(l) });
+      add({
+        name: `m${l}`,
+        node: `m${l}`,
+        kind: "mlp",
+        layer: l,
+        head: null,
+        input: null,
+        nParents: this.mlpNodeIndex(l),
+      });
     }
-    add({ name: "logits", node: "logits", kind: "logits", layer: L, head: null, input: null, nParents: this.nodes.length });
+    add({
+      name: "logits",
+      node: "logits",
+      kind: "logits",
+      layer: L,
+      head: null,
+      input: null,
+      nParents: this.nodes.length,
+    });
     this.nEdges = offset;
     this.childIndexByEdge = new Int32Array(offset);
     this.children.forEach((c, ci) => {

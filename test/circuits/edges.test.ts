@@ -5,8 +5,8 @@ import { EdgeGraph, pruneToPaths } from "../../src/circuits/graph.ts";
 import { backwardFromCache } from "../../src/gradients/backward.ts";
 import { layerNormBackward } from "../../src/gradients/layer-norm-backward.ts";
 import { logitDiffMetric } from "../../src/gradients/logit-metric.ts";
-import { normalizeRows } from "../../src/model/activations.ts";
 import type { ActivationCache } from "../../src/model/activation-cache.ts";
+import { normalizeRows } from "../../src/model/activations.ts";
 import type { HookSpec } from "../../src/model/hooks.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32 } from "../../src/util/random.ts";
@@ -82,7 +82,8 @@ function nodeOutput(cache: ActivationCache, node: string): Float32Array {
     const [B, Pn] = r.shape;
     const h = Number(head[2]);
     const out = new Float32Array(B * Pn * D);
-    for (let row = 0; row < B * Pn; row++) out.set(r.data.subarray((row * H + h) * D, (row * H + h + 1) * D), row * D);
+    for (let row = 0; row < B * Pn; row++)
+      out.set(r.data.subarray((row * H + h) * D, (row * H + h + 1) * D), row * D);
     return out;
   }
   return cache.get(`blocks.${node.slice(1)}.hook_mlp_out`).data;
@@ -96,11 +97,22 @@ function patchedByHooks(edgeName: string): number {
   const [B, Pn] = [pairs.clean.length, pairs.clean[0].length];
   const rows = B * Pn;
   let residIn: Float32Array | null = null;
-  const shifted = (x: Float32Array) => normalizeRows(x.map((v, i) => v + delta[i]), rows, D, model.cfg.lnEps).y;
+  const shifted = (x: Float32Array) =>
+    normalizeRows(
+      x.map((v, i) => v + delta[i]),
+      rows,
+      D,
+      model.cfg.lnEps,
+    ).y;
   const hooks: HookSpec[] = [];
   if (child.kind === "head") {
     const l = child.layer;
-    hooks.push([`blocks.${l}.hook_resid_pre`, (t) => void (residIn = t.data.slice())]);
+    hooks.push([
+      `blocks.${l}.hook_resid_pre`,
+      (t) => {
+        residIn = t.data.slice();
+      },
+    ]);
     const name = `blocks.${l}.attn.hook_${child.input}`;
     hooks.push([
       name,
@@ -122,10 +134,23 @@ function patchedByHooks(edgeName: string): number {
     ]);
   } else if (child.kind === "mlp") {
     const l = child.layer;
-    hooks.push([`blocks.${l}.hook_resid_mid`, (t) => void (residIn = t.data.slice())]);
-    hooks.push([`blocks.${l}.ln2.hook_normalized`, (t) => new Tensor(shifted(residIn as Float32Array), t.shape)]);
+    hooks.push([
+      `blocks.${l}.hook_resid_mid`,
+      (t) => {
+        residIn = t.data.slice();
+      },
+    ]);
+    hooks.push([
+      `blocks.${l}.ln2.hook_normalized`,
+      (t) => new Tensor(shifted(residIn as Float32Array), t.shape),
+    ]);
   } else {
-    hooks.push([`blocks.${L - 1}.hook_resid_post`, (t) => void (residIn = t.data.slice())]);
+    hooks.push([
+      `blocks.${L - 1}.hook_resid_post`,
+      (t) => {
+        residIn = t.data.slice();
+      },
+    ]);
     hooks.push(["ln_final.hook_normalized", (t) => new Tensor(shifted(residIn as Float32Array), t.shape)]);
   }
   return modelMetric(pairs.clean, hooks);
@@ -192,7 +217,8 @@ function straightforwardIg(steps: number): Float64Array {
   const N = rows * D;
   const scores = new Float64Array(graph.nEdges);
   const metric = logitDiffMetric(pairs.answer, pairs.wrong);
-  const diff = (node: string) => nodeOutput(corrCache, node).map((x, i) => x - nodeOutput(cleanCache, node)[i]);
+  const diff = (node: string) =>
+    nodeOutput(corrCache, node).map((x, i) => x - nodeOutput(cleanCache, node)[i]);
   const diffs = graph.nodes.map(diff);
   const add = (childName: string, g: Float32Array) => {
     const c = graph.children.find((x) => x.name === childName);
@@ -277,7 +303,10 @@ test("EAP-IG equals a straightforward implementation (interpolated embeddings, a
     for (const x of want) max = Math.max(max, Math.abs(x));
     assert.ok(max > 1e-3, "scores must not all vanish");
     for (let e = 0; e < graph.nEdges; e++)
-      assert.ok(Math.abs(got[e] - want[e]) < 1e-4 + 1e-3 * max, `${graph.edge(e).name} (steps ${steps}): ${got[e]} vs ${want[e]}`);
+      assert.ok(
+        Math.abs(got[e] - want[e]) < 1e-4 + 1e-3 * max,
+        `${graph.edge(e).name} (steps ${steps}): ${got[e]} vs ${want[e]}`,
+      );
   }
   // IG with several steps is not EAP: the test above would not tell them apart otherwise.
   const eap = task.gradientScores(1);
@@ -298,7 +327,12 @@ test("pruning keeps exactly the kept edges that lie on a path from input to logi
     const reach = (start: string, next: (n: string) => string[]) => {
       const seen = new Set([start]);
       const stack = [start];
-      while (stack.length) for (const m of next(stack.pop() as string)) if (!seen.has(m)) (seen.add(m), stack.push(m));
+      while (stack.length)
+        for (const m of next(stack.pop() as string))
+          if (!seen.has(m)) {
+            seen.add(m);
+            stack.push(m);
+          }
       return seen;
     };
     const fwd = reach("input", (n) => edges.filter((e) => e.parent === n).map((e) => e.child));
