@@ -7,7 +7,7 @@ interface BenchOptions {
   only?: string;
 }
 
-const GROUPS = ["engine", "patching", "attribution", "index"] as const;
+const GROUPS = ["engine", "patching", "attribution", "index", "circuits"] as const;
 type Group = (typeof GROUPS)[number];
 
 /**
@@ -74,6 +74,10 @@ export function register(program: Command): void {
         say(
           `indexing ${r.neurons} neurons: ${r.tokensPerSecond.toFixed(0)} tokens/s (stats update alone ${r.statsTokensPerSecond.toFixed(0)} tokens/s)`,
         );
+      }
+      if (groups.has("circuits")) {
+        const { benchCircuits } = await import("../../circuits/bench.ts");
+        Object.assign(figures, benchCircuits(model, { log: say }));
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);
