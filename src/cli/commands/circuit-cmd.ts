@@ -370,8 +370,14 @@ function formatText(r: CircuitResult, inputs: string[]): string {
       ? `Circuit (smallest top-n reaching ${c.target}${c.reached ? "" : ": NOT reached, showing all edges"}): ${c.edges.length} edges of ${r.edges.length}, metric ${c.metric.toFixed(4)}, faithfulness ${c.normalized.toFixed(3)}`
       : `Circuit (top ${c.topN}, pruned): ${c.edges.length} edges of ${r.edges.length}, metric ${c.metric.toFixed(4)}, faithfulness ${c.normalized.toFixed(3)}`,
   );
-  lines.push("Faithfulness curve (edges kept → faithfulness):");
-  lines.push(`  ${r.faithfulness.map((p) => `${p.edges}→${p.normalized.toFixed(3)}`).join("  ")}`);
+  lines.push("Faithfulness curve (top n by |score| → edges kept after pruning: faithfulness):");
+  for (let i = 0; i < r.faithfulness.length; i += 6)
+    lines.push(
+      `  ${r.faithfulness
+        .slice(i, i + 6)
+        .map((p) => `${p.topN}→${p.edges}: ${p.normalized.toFixed(3)}`)
+        .join("   ")}`,
+    );
   lines.push("Top edges by |score|:");
   for (const e of r.edges.slice(0, 15))
     lines.push(
