@@ -343,3 +343,36 @@ test("pruning keeps exactly the kept edges that lie on a path from input to logi
     });
   }
 });
+
+test("pairs of different lengths run as separate batches; the metric is the mean over all pairs", () => {
+  // A third, shorter pair: the first pair without its last word.
+  const short = {
+    clean: [...pairs.clean, P.clean_tokens[0].slice(0, -1)],
+    corrupted: [...pairs.corrupted, P.corrupted_tokens[0].slice(0, -1)],
+    answer: [...pairs.answer, P.answer_token],
+    wrong: [...pairs.wrong, P.wrong_token],
+  };
+  const mixed = new CircuitTask(model, short);
+  const metricOf = (lists: number[][]) =>
+    lists.map((toks, i) => {
+      const l = model.run([toks], { logits: "last" });
+      return l.data[short.answer[i]] - l.data[short.wrong[i]];
+    });
+  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(Math.abs(mixed.baseline.clean - mean(metricOf(short.clean))) < 1e-4);
+  assert.ok(Math.abs(mixed.baseline.corrupted - mean(metricOf(short.corrupted))) < 1e-4);
+  // Gradient scores add up over the groups: EAP of the mixed task = the length-weighted sum of each group's.
+  const longOnly = task.gradientScores(1);
+  const shortOnly = new CircuitTask(model, {
+    clean: [short.clean[2]],
+    corrupted: [short.corrupted[2]],
+    answer: [short.answer[2]],
+    wrong: [short.wrong[2]],
+  }).gradientScores(1);
+  const both = mixed.gradientScores(1);
+  for (let e = 0; e < graph.nEdges; e++)
+    assert.ok(
+      Math.abs(both[e] - ((2 / 3) * longOnly[e] + (1 / 3) * shortOnly[e])) < 1e-5,
+      graph.edge(e).name,
+    );
+});
