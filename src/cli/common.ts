@@ -33,6 +33,20 @@ export async function loadModelFromOptions(opts: ModelCliOptions): Promise<Hooke
   });
 }
 
+/** The clean/corrupted prompt pairs and the answer/wrong tokens of a logit-difference metric. */
+export function addPairOptions(cmd: Command): Command {
+  return cmd
+    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
+    .option(
+      "--corrupted <text>",
+      "corrupted prompt, same token length as its clean prompt (repeat in order)",
+      collect,
+      [],
+    )
+    .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
+    .option("--wrong <text>", "the corrupted (wrong) answer token");
+}
+
 /** An error whose message is the whole story for the user (no stack trace). */
 export class UsageError extends Error {}
 

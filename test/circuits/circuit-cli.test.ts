@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import type { CircuitResult } from "../../src/circuits/find-circuit.ts";
 import { EdgeGraph, pruneToPaths } from "../../src/circuits/graph.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
@@ -15,28 +16,7 @@ const P = referenceJson.prompts;
 const base = ["circuit", "--model", FIXTURE_DIR, "--answer", P.answer, "--wrong", P.wrong];
 for (const [i, c] of P.clean.entries()) base.push("--clean", c, "--corrupted", P.corrupted[i]);
 
-interface CircuitJson {
-  nodes: string[];
-  edges: {
-    name: string;
-    parent: string;
-    child: string;
-    input: string | null;
-    score: number;
-    exact?: number;
-  }[];
-  baseline: { clean: number; corrupted: number };
-  circuit: {
-    edges: string[];
-    metric: number;
-    normalized: number;
-    topN: number;
-    target: number | null;
-    reached: boolean;
-  };
-  faithfulness: { topN: number; edges: number; metric: number; normalized: number }[];
-  comparison: { edges: { name: string; estimate: number; exact: number }[]; correlation: number } | null;
-}
+type CircuitJson = CircuitResult;
 
 async function json(args: string[]): Promise<CircuitJson> {
   const r = await runCli([...base, ...args, "--json"]);

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import type { CircuitResult, ScoreMethod } from "../../circuits/find-circuit.ts";
 import {
   addModelOptions,
-  collect,
+  addPairOptions,
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
@@ -35,22 +35,15 @@ interface CircuitOptions extends ModelCliOptions {
 const METHODS = ["eap", "eap-ig", "exact"];
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("circuit")
-      .description(
-        "find a circuit of edges between heads, MLPs, the input and the logits (EAP, EAP-IG or exact scores), check its faithfulness, draw it",
-      ),
+  addPairOptions(
+    addModelOptions(
+      program
+        .command("circuit")
+        .description(
+          "find a circuit of edges between heads, MLPs, the input and the logits (EAP, EAP-IG or exact scores), check its faithfulness, draw it",
+        ),
+    ),
   )
-    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
-    .option(
-      "--corrupted <text>",
-      "corrupted prompt, same token length as its clean prompt (repeat in order)",
-      collect,
-      [],
-    )
-    .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
-    .option("--wrong <text>", "the corrupted (wrong) answer token")
     .option(
       "--prompts <file>",
       "prompt pairs as JSON/JSONL with clean, corrupted, answer, wrong, group (the study's format)",

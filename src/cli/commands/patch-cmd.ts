@@ -3,7 +3,7 @@ import { TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 import {
   addModelOptions,
-  collect,
+  addPairOptions,
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
@@ -29,22 +29,15 @@ interface PatchOptions extends ModelCliOptions {
 }
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("patch")
-      .description(
-        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
-      ),
+  addPairOptions(
+    addModelOptions(
+      program
+        .command("patch")
+        .description(
+          "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
+        ),
+    ),
   )
-    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
-    .option(
-      "--corrupted <text>",
-      "corrupted prompt, same token length as its clean prompt (repeat in order)",
-      collect,
-      [],
-    )
-    .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
-    .option("--wrong <text>", "the corrupted (wrong) answer token")
     .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
     .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
