@@ -303,12 +303,14 @@ async function writePage(
 ): Promise<void> {
   const { figureToSvg, lineChart } = await import("../../viz/index.ts");
   const { writeCircuitPage } = await import("../../viz/circuit-graph.ts");
+  // Sizes that prune to the same number of edges are one point of the curve.
+  const curve = r.faithfulness.filter((p, i, all) => all.findIndex((q) => q.edges === p.edges) === i);
   const curveSvg = await figureToSvg(
     lineChart({
       title: "Faithfulness against circuit size",
-      x: r.faithfulness.map((p) => p.edges),
+      x: curve.map((p) => p.edges),
       series: [
-        { name: "circuit (top-n by |score|, pruned)", values: r.faithfulness.map((p) => p.normalized) },
+        { name: "circuit", values: curve.map((p) => p.normalized) },
       ],
       xTitle: "edges kept",
       yTitle: "normalised logit diff (1 = clean, 0 = corrupted)",
