@@ -1,15 +1,18 @@
 /**
- * The pieces of one architecture the edge-masked forward needs, read from the model's weights and config:
- * the input node, the normalisations (each with its backward), every head's q/k/v projection stacked so
- * that each head input is projected by its own weights, the MLP and the unembedding direction of a logit
- * difference. Everything else in src/circuits is architecture-free.
+ * The pieces of one architecture the edge-masked forward needs, read from the model's architecture
+ * description and weights: the input node, the normalisations (each with its backward), every head's
+ * q/k/v projection stacked so that each head input is projected by its own weights (key/value weights
+ * repeated per query head: grouped heads are ungrouped for edges, as EAP-IG does), rotary positions, the
+ * MLP (plain or gated) and the unembedding direction of a logit difference. Everything else in
+ * src/circuits is architecture-free.
  */
-import { layerNormBackward } from "../gradients/layer-norm-backward.ts";
-import { activationDerivative, centerAndScale, divideRows } from "../model/activations.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher } from "../model/hooks.ts";
-import type { LayerNormParams } from "../model/weights.ts";
+import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
+import { Rotary } from "../model/rotary.ts";
+import { activationDerivative } from "../tensor/activations.ts";
 import type { Kernels } from "../tensor/kernels.ts";
+import type { LayerNormParams } from "../weights/canonical-weights.ts";
 
 /** Which normalisation: before layer L's attention, before its MLP, or before the unembedding. */
 export type NormSite = { layer: number; which: "ln1" | "ln2" } | { layer: null; which: "final" };
@@ -26,7 +29,10 @@ export interface HeadWeights {
 }
 
 export interface MlpSaved {
+  /** [rows, d_mlp] before the non-linearity (the gate of a gated MLP). */
   pre: Float32Array;
+  /** [rows, d_mlp]: a gated MLP's up projection; null otherwise. */
+  up: Float32Array | null;
 }
 
 export class ArchOps {
@@ -34,7 +40,11 @@ export class ArchOps {
   readonly D: number;
   readonly H: number;
   readonly dh: number;
+  /** Key/value head of each query head. */
   private readonly heads: HeadWeights[];
+  private readonly rotary: Rotary | null;
+  /** Attention window in positions, or null for full causal attention. */
+  readonly window: number | null;
 
   constructor(readonly model: HookedTransformer) {
     const { cfg, weights } = model;
@@ -42,12 +52,24 @@ export class ArchOps {
     this.D = cfg.dModel;
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
+    this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    this.window = cfg.slidingWindow;
     const { H, D, dh } = this;
+    const group = H / cfg.nKvHeads;
     this.heads = weights.blocks.map((b) => {
       const W = new Float32Array(3 * H * D * dh);
       const bias = new Float32Array(3 * H * dh);
-      for (const [which, w] of [b.W_Q, b.W_K, b.W_V].entries()) W.set(w.data, which * H * D * dh);
-      for (const [which, w] of [b.b_Q, b.b_K, b.b_V].entries()) bias.set(w.data, which * H * dh);
+      for (const [which, [w, wb]] of [
+        [b.W_Q, b.b_Q],
+        [b.W_K, b.b_K],
+        [b.W_V, b.b_V],
+      ].entries()) {
+        for (let h = 0; h < H; h++) {
+          const src = which === 0 ? h : Math.floor(h / group); // a query head's key/value head
+          W.set(w.data.subarray(src * D * dh, (src + 1) * D * dh), (which * H + h) * D * dh);
+          bias.set(wb.data.subarray(src * dh, (src + 1) * dh), (which * H + h) * dh);
+        }
+      }
       return { W, b: bias, W_O: b.W_O.data, b_O: b.b_O.data };
     });
   }
@@ -80,16 +102,9 @@ export class ArchOps {
 
   /** Normalise each row of x [rows, D]. */
   norm(site: NormSite, x: Float32Array, rows: number): { y: Float32Array; scale: Float32Array } {
-    const { D } = this;
-    const { centered, scale } = centerAndScale(x, rows, D, this.model.cfg.lnEps);
-    const y = divideRows(centered, scale, D);
-    const ln = this.normParams(site);
-    if (ln) {
-      const w = ln.w.data;
-      const b = ln.b.data;
-      for (let o = 0; o < y.length; o += D) for (let d = 0; d < D; d++) y[o + d] = y[o + d] * w[d] + b[d];
-    }
-    return { y, scale };
+    const { cfg } = this.model;
+    const { centered, scale } = normScale(cfg.normalization, x, rows, this.D, cfg.lnEps);
+    return { y: applyNormAffine(divideRows(centered, scale, this.D), this.normParams(site), this.D), scale };
   }
 
   normBackward(
@@ -99,27 +114,57 @@ export class ArchOps {
     gY: Float32Array,
     rows: number,
   ): Float32Array {
-    return layerNormBackward(x, scale, this.normParams(site), gY, rows, this.D).gInput;
+    const kind = this.model.cfg.normalization;
+    return normBackward(kind, x, scale, this.normParams(site), gY, rows, this.D).gInput;
   }
 
-  /** Rotary positions would rotate q and k here ([H, B, P, dh] per input); learned positions need nothing. */
-  rotate(_qk: Float32Array, _P: number, _inverse: boolean): void {}
+  /**
+   * Rotary positions: rotate the q and k of every head input in place ([2H, B, P, dh]), or rotate back
+   * (`inverse`, the backward of the rotation). Learned positions need nothing.
+   */
+  rotate(qk: Float32Array, B: number, P: number, inverse: boolean): void {
+    if (!this.rotary) return;
+    const n = B * P * this.dh;
+    for (let o = 0; o < qk.length; o += n)
+      qk.set(this.rotary.apply(qk.subarray(o, o + n), B, P, 1, this.dh, 0, inverse), o);
+  }
 
   /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
   mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved } {
     const ops = this.model.forwardEngine.blockOps(layer);
-    const pre = ops.mlpIn.forward(x, rows);
-    const post = this.kernels.activation(this.model.cfg.act, pre);
-    return { out: ops.mlpOut.forward(post, rows), saved: { pre } };
+    const act = this.model.cfg.act;
+    const mlpIn = ops.mlpIn.forward(x, rows);
+    if (!this.model.weights.blocks[layer].W_gate) {
+      const post = this.kernels.activation(act, mlpIn);
+      return { out: ops.mlpOut.forward(post, rows), saved: { pre: mlpIn, up: null } };
+    }
+    // Gated: columns gate | up; post = act(gate) * up.
+    const [pre, up] = splitHalves(mlpIn, rows);
+    const post = this.kernels.activation(act, pre);
+    for (let i = 0; i < post.length; i++) post[i] *= up[i];
+    return { out: ops.mlpOut.forward(post, rows), saved: { pre, up } };
   }
 
   mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
     const ops = this.model.forwardEngine.blockOps(layer);
     const gPost = ops.mlpOut.backward(gOut, rows);
     const act = this.model.cfg.act;
-    const { pre } = saved;
-    for (let i = 0; i < gPost.length; i++) if (gPost[i] !== 0) gPost[i] *= activationDerivative(act, pre[i]);
-    return ops.mlpIn.backward(gPost, rows);
+    const { pre, up } = saved;
+    if (!up) {
+      for (let i = 0; i < gPost.length; i++)
+        if (gPost[i] !== 0) gPost[i] *= activationDerivative(act, pre[i]);
+      return ops.mlpIn.backward(gPost, rows);
+    }
+    const a = this.kernels.activation(act, pre);
+    const dMlp = pre.length / rows;
+    const g = new Float32Array(rows * 2 * dMlp); // d/d (gate | up) per row
+    for (let r = 0; r < rows; r++)
+      for (let j = 0; j < dMlp; j++) {
+        const i = r * dMlp + j;
+        g[r * 2 * dMlp + j] = gPost[i] * up[i] * activationDerivative(act, pre[i]);
+        g[r * 2 * dMlp + dMlp + j] = gPost[i] * a[i];
+      }
+    return ops.mlpIn.backward(g, rows);
   }
 
   /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y. */
@@ -130,4 +175,16 @@ export class ArchOps {
     for (let d = 0; d < this.D; d++) dir[d] = W_U.data[d * V + answer] - W_U.data[d * V + wrong];
     return { dir, bias: b_U.data[answer] - b_U.data[wrong] };
   }
+}
+
+/** [rows, 2n] → two [rows, n]: the left and right column halves. */
+function splitHalves(x: Float32Array, rows: number): [Float32Array, Float32Array] {
+  const n = x.length / rows / 2;
+  const a = new Float32Array(rows * n);
+  const b = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    a.set(x.subarray(r * 2 * n, r * 2 * n + n), r * n);
+    b.set(x.subarray(r * 2 * n + n, (r + 1) * 2 * n), r * n);
+  }
+  return [a, b];
 }

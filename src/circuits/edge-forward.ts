@@ -146,11 +146,17 @@ export class EdgeForward {
         for (let r = 0; r < rows; r++)
           for (let e = 0; e < dh; e++) qkv[(c * rows + r) * dh + e] += w.b[c * dh + e];
       const HN = H * rows * dh;
-      arch.rotate(qkv.subarray(0, 2 * HN), P, false);
+      arch.rotate(qkv.subarray(0, 2 * HN), B, P, false);
       const q = qkv.subarray(0, HN);
       const k = qkv.subarray(HN, 2 * HN);
       const v = qkv.subarray(2 * HN, 3 * HN);
-      const pattern = causalSoftmax(kernels.bmm(q, k, H * B, P, dh, P, true), H * B, P, 1 / Math.sqrt(dh));
+      const scores = kernels.bmm(q, k, H * B, P, dh, P, true);
+      const pattern = causalSoftmax(scores, {
+        batch: H * B,
+        P,
+        scale: 1 / Math.sqrt(dh),
+        window: arch.window,
+      });
       const z = kernels.bmm(pattern, v, H * B, P, P, dh, false);
       const outs = kernels.bmm(z, w.W_O, H, rows, dh, D, false); // [H, N]
       for (let h = 0; h < H; h++) setDiff(graph.headNodeIndex(l, h), outs, h * N);
@@ -272,7 +278,7 @@ export class EdgeForward {
       const gQkv = new Float32Array(3 * HN);
       for (const [i, g] of [att.gQ, att.gK, att.gV].entries())
         gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN);
-      arch.rotate(gQkv.subarray(0, 2 * HN), P, true);
+      arch.rotate(gQkv.subarray(0, 2 * HN), B, P, true);
       const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
       const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);
       gHeads[l] = gX;
@@ -292,24 +298,31 @@ export interface ChildGrads {
   logits: Float32Array;
 }
 
-/** Scaled scores [batch, P, P] → causal softmax pattern, in place. */
-function causalSoftmax(scores: Float32Array, batch: number, P: number, scale: number): Float32Array {
-  for (let t = 0; t < batch; t++)
+/**
+ * Scores q·k [batch, P, P] → the attention pattern, in place: scaled, causal (and within the sliding
+ * window, when there is one), softmax over the keys.
+ */
+function causalSoftmax(
+  scores: Float32Array,
+  a: { batch: number; P: number; scale: number; window: number | null },
+): Float32Array {
+  const { P } = a;
+  for (let t = 0; t < a.batch; t++)
     for (let i = 0; i < P; i++) {
       const o = (t * P + i) * P;
+      const first = a.window === null ? 0 : Math.max(0, i - a.window + 1);
       let max = Number.NEGATIVE_INFINITY;
-      for (let j = 0; j <= i; j++) {
-        scores[o + j] *= scale;
+      for (let j = first; j <= i; j++) {
+        scores[o + j] *= a.scale;
         if (scores[o + j] > max) max = scores[o + j];
       }
       let sum = 0;
-      for (let j = 0; j <= i; j++) {
+      for (let j = first; j <= i; j++) {
         const e = Math.exp(scores[o + j] - max);
         scores[o + j] = e;
         sum += e;
       }
-      for (let j = 0; j <= i; j++) scores[o + j] /= sum;
-      for (let j = i + 1; j < P; j++) scores[o + j] = 0;
+      for (let j = 0; j < P; j++) scores[o + j] = j >= first && j <= i ? scores[o + j] / sum : 0;
     }
   return scores;
 }

@@ -3,11 +3,10 @@ import { test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import { EdgeGraph, pruneToPaths } from "../../src/circuits/graph.ts";
 import { backwardFromCache } from "../../src/gradients/backward.ts";
-import { layerNormBackward } from "../../src/gradients/layer-norm-backward.ts";
 import { logitDiffMetric } from "../../src/gradients/logit-metric.ts";
 import type { ActivationCache } from "../../src/model/activation-cache.ts";
-import { normalizeRows } from "../../src/model/activations.ts";
 import type { HookSpec } from "../../src/model/hooks.ts";
+import { normalizeRows, normBackward } from "../../src/model/normalization.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
@@ -261,7 +260,8 @@ function straightforwardIg(steps: number): Float64Array {
               for (let j = 0; j < dh; j++) s += g[(r * H + h) * dh + j] * W[(h * D + d) * dh + j];
               gN[r * D + d] = s;
             }
-          const gx = layerNormBackward(
+          const gx = normBackward(
+            "layernorm",
             run.cache.get(`blocks.${l}.hook_resid_pre`).data,
             run.cache.get(`blocks.${l}.ln1.hook_scale`).data,
             w.ln1,
@@ -272,7 +272,8 @@ function straightforwardIg(steps: number): Float64Array {
           add(`a${l}.h${h}<${input}>`, gx);
         }
       }
-      const gm = layerNormBackward(
+      const gm = normBackward(
+        "layernorm",
         run.cache.get(`blocks.${l}.hook_resid_mid`).data,
         run.cache.get(`blocks.${l}.ln2.hook_scale`).data,
         w.ln2,
@@ -282,7 +283,8 @@ function straightforwardIg(steps: number): Float64Array {
       ).gInput;
       add(`m${l}`, gm);
     }
-    const gf = layerNormBackward(
+    const gf = normBackward(
+      "layernorm",
       run.cache.get(`blocks.${L - 1}.hook_resid_post`).data,
       run.cache.get("ln_final.hook_scale").data,
       model.weights.lnFinal,
