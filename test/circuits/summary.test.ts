@@ -45,3 +45,21 @@ test("a circuit's brief: its components, strongest edges and check, and the comp
   );
   assert.deepEqual(new Set([...cmp.onlyInCircuit, ...cmp.inCircuit]), want);
 });
+
+test("an aborted search stops with the abort error (the CLI then writes nothing)", () => {
+  const stop = new AbortController();
+  let calls = 0;
+  assert.throws(
+    () =>
+      findCircuit(task, {
+        method: "exact",
+        topN: 5,
+        signal: stop.signal,
+        onProgress: () => {
+          if (++calls === 3) stop.abort();
+        },
+      }),
+    (e: Error) => e.name === "AbortError",
+  );
+  assert.equal(calls, 3, "stops at the next edge after the abort");
+});
