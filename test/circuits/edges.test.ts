@@ -10,6 +10,7 @@ import { normalizeRows, normBackward } from "../../src/model/normalization.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
+import { nodeOutput as nodeOf } from "./node-outputs.ts";
 
 const model = loadFixtureModel({ backend: "reference" });
 const P = referenceJson.prompts;
@@ -68,25 +69,7 @@ const includeResult = (tokens: number[][]) =>
 const cleanCache = includeResult(pairs.clean);
 const corrCache = includeResult(pairs.corrupted);
 
-/** A node's output [B, P, D] read from a cache: input = embed + pos_embed, heads = hook_result[:, :, h]. */
-function nodeOutput(cache: ActivationCache, node: string): Float32Array {
-  if (node === "input") {
-    const e = cache.get("hook_embed").data;
-    const p = cache.get("hook_pos_embed").data;
-    return e.map((x, i) => x + p[i]);
-  }
-  const head = /^a(\d+)\.h(\d+)$/.exec(node);
-  if (head) {
-    const r = cache.get(`blocks.${head[1]}.attn.hook_result`);
-    const [B, Pn] = r.shape;
-    const h = Number(head[2]);
-    const out = new Float32Array(B * Pn * D);
-    for (let row = 0; row < B * Pn; row++)
-      out.set(r.data.subarray((row * H + h) * D, (row * H + h + 1) * D), row * D);
-    return out;
-  }
-  return cache.get(`blocks.${node.slice(1)}.hook_mlp_out`).data;
-}
+const nodeOutput = (cache: ActivationCache, node: string) => nodeOf(model, cache, node);
 
 /** Metric of the clean run where one child input gets + (corrupted − clean output of the parent), via hooks. */
 function patchedByHooks(edgeName: string): number {

@@ -13,6 +13,7 @@ import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { ModelConfig } from "../../src/weights/config.ts";
+import { nodeOutput as nodeOf, nodeOutputHooks } from "./node-outputs.ts";
 
 // A small Llama-family model: RMSNorm, rotary, 4 query heads sharing 2 key/value heads, gated SiLU MLP.
 const cfg: ModelConfig = {
@@ -72,27 +73,11 @@ test("Llama family: every edge kept = the clean run, no edge kept = the corrupte
   assert.ok(Math.abs(task.evaluate(new Float32Array(graph.nEdges)) - x) < 1e-4);
 });
 
-const withResult = (tokens: number[][]) =>
-  model.runWithCache(tokens, {
-    namesFilter: (n) =>
-      n.endsWith("hook_result") || n.endsWith("hook_mlp_out") || n.endsWith("hook_resid_pre"),
-  }).cache;
+const withResult = (tokens: number[][]) => model.runWithCache(tokens, { namesFilter: nodeOutputHooks }).cache;
 const cleanCache = withResult(clean);
 const corrCache = withResult(corrupted);
 
-function nodeOutput(cache: ActivationCache, node: string): Float32Array {
-  if (node === "input") return cache.get("blocks.0.hook_resid_pre").data;
-  const head = /^a(\d+)\.h(\d+)$/.exec(node);
-  if (head) {
-    const r = cache.get(`blocks.${head[1]}.attn.hook_result`).data;
-    const h = Number(head[2]);
-    const out = new Float32Array(rows * D);
-    for (let row = 0; row < rows; row++)
-      out.set(r.subarray((row * H + h) * D, (row * H + h + 1) * D), row * D);
-    return out;
-  }
-  return cache.get(`blocks.${node.slice(1)}.hook_mlp_out`).data;
-}
+const nodeOutput = (cache: ActivationCache, node: string) => nodeOf(model, cache, node);
 
 /** The metric with one child input shifted by (corrupted − clean) of one parent, with hooks only. */
 function patchedByHooks(edgeName: string): number {
