@@ -90,6 +90,16 @@ export class CircuitTask {
     this.baseline = { clean, corrupted };
   }
 
+  /** Faithfulness needs clean and corrupted runs that differ; a clear error otherwise. */
+  checkBaselineGap(): void {
+    const { clean, corrupted } = this.baseline;
+    if (!(Math.abs(clean - corrupted) > 1e-6))
+      throw new Error(
+        `The clean and corrupted logit differences are (nearly) equal (${clean} vs ${corrupted}), so faithfulness ` +
+          "is undefined: choose a corrupted prompt that changes the answer, or answer/wrong tokens the prompts disagree on",
+      );
+  }
+
   /** (metric − corrupted) / (clean − corrupted): 1 = the clean behaviour, 0 = the corrupted one. */
   normalize(metric: number): number {
     const { clean, corrupted } = this.baseline;

@@ -69,6 +69,7 @@ export function findCircuit(task: CircuitTask, opts: FindCircuitOptions): Circui
   const { graph } = task;
   if ((opts.topN === undefined) === (opts.faithfulness === undefined))
     throw new Error("Give exactly one of topN (edges to keep) or faithfulness (target, e.g. 0.8)");
+  task.checkBaselineGap();
   const igSteps = opts.method === "eap-ig" ? (opts.igSteps ?? 5) : null;
   const progress = (phase: string) => (done: number, total: number) => opts.onProgress?.(phase, done, total);
   const all = Array.from({ length: graph.nEdges }, (_, i) => i);
@@ -136,11 +137,16 @@ function compareWithExact(edges: EstimateCheck["edges"]): EstimateCheck {
   };
 }
 
-/** The metric of a circuit given by edge names (all other edges carry the corrupted values). */
+/**
+ * The metric of a circuit given by edge names (all other edges carry the corrupted values); `normalized`
+ * is null when the clean and corrupted runs do not differ (it is undefined then).
+ */
 export function evaluateEdges(
   task: CircuitTask,
   names: readonly string[],
-): { metric: number; normalized: number; clean: number; corrupted: number } {
+): { metric: number; normalized: number | null; clean: number; corrupted: number } {
   const metric = task.evaluate(task.graph.maskOf(names));
-  return { metric, normalized: task.normalize(metric), ...task.baseline };
+  const { clean, corrupted } = task.baseline;
+  const normalized = Math.abs(clean - corrupted) > 1e-6 ? task.normalize(metric) : null;
+  return { metric, normalized, clean, corrupted };
 }

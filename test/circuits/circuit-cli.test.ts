@@ -179,6 +179,22 @@ test("bad input: a clear error and a non-zero exit, before any work", async () =
     ],
     [[...base, "--html", join(tmp, "no-such-dir", "c.html")], /does not exist/],
   ];
+  cases.push([
+    [
+      "circuit",
+      "--model",
+      FIXTURE_DIR,
+      "--clean",
+      P.clean[0],
+      "--corrupted",
+      P.clean[0],
+      "--answer",
+      P.answer,
+      "--wrong",
+      P.wrong,
+    ],
+    /nearly\) equal/,
+  ]);
   const badKeep = join(tmp, "bad-keep.json");
   writeFileSync(badKeep, JSON.stringify(["a2.h0->a1.h0<q>"]));
   cases.push([[...base, "--keep", badKeep], /not an edge/]);

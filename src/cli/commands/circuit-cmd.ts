@@ -138,7 +138,7 @@ export function register(program: Command): void {
         if (opts.json) printJson(r);
         else
           process.stdout.write(
-            `Circuit of ${keep.length} edges: logit diff ${r.metric.toFixed(4)} (clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}), faithfulness ${r.normalized.toFixed(3)}\n`,
+            `Circuit of ${keep.length} edges: logit diff ${r.metric.toFixed(4)} (clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}), faithfulness ${r.normalized === null ? "undefined (clean = corrupted)" : r.normalized.toFixed(3)}\n`,
           );
         return;
       }
@@ -309,9 +309,7 @@ async function writePage(
     lineChart({
       title: "Faithfulness against circuit size",
       x: curve.map((p) => p.edges),
-      series: [
-        { name: "circuit", values: curve.map((p) => p.normalized) },
-      ],
+      series: [{ name: "circuit", values: curve.map((p) => p.normalized) }],
       xTitle: "edges kept",
       yTitle: "normalised logit diff (1 = clean, 0 = corrupted)",
     }),
