@@ -28,6 +28,14 @@ interface Group {
 
 export type Progress = (done: number, total: number) => void;
 
+export interface CircuitTaskOptions {
+  /**
+   * Most float32 values one batch's recorded run may hold (node outputs and every layer's head inputs);
+   * pairs of one length are split into batches below it. Default 64M (256 MB).
+   */
+  maxBatchValues?: number;
+}
+
 export class CircuitTask {
   readonly graph: EdgeGraph;
   readonly forward: EdgeForward;
@@ -38,6 +46,7 @@ export class CircuitTask {
   constructor(
     readonly model: HookedTransformer,
     pairs: CircuitPairs,
+    opts: CircuitTaskOptions = {},
   ) {
     const n = pairs.clean.length;
     if (n === 0) throw new Error("No prompt pairs: give at least one clean/corrupted pair");
@@ -60,7 +69,14 @@ export class CircuitTask {
     });
     let clean = 0;
     let corrupted = 0;
+    // Per prompt, a recorded run holds every node's output and each layer's 3H head inputs (P·D values each).
+    const perPrompt = (P: number) => P * arch.D * (this.graph.nodes.length + 3 * arch.H * arch.nLayers + 4);
+    const batches: [number, number[]][] = [];
     for (const [P, idx] of byLength) {
+      const size = Math.max(1, Math.floor((opts.maxBatchValues ?? 64e6) / perPrompt(P)));
+      for (let i = 0; i < idx.length; i += size) batches.push([P, idx.slice(i, i + size)]);
+    }
+    for (const [P, idx] of batches) {
       const B = idx.length;
       const flat = (lists: readonly (readonly number[])[]) =>
         Int32Array.from(idx.flatMap((i) => [...lists[i]]));

@@ -361,3 +361,19 @@ test("pairs of different lengths run as separate batches; the metric is the mean
       graph.edge(e).name,
     );
 });
+
+test("pairs split into several batches (memory bound) give the same baselines, evaluations and scores", () => {
+  const one = new CircuitTask(model, pairs, { maxBatchValues: 1 }); // one pair per batch
+  assert.ok(Math.abs(one.baseline.clean - task.baseline.clean) < 1e-5);
+  assert.ok(Math.abs(one.baseline.corrupted - task.baseline.corrupted) < 1e-5);
+  const rng = mulberry32(2);
+  const mask = new Float32Array(graph.nEdges).map(() => (rng() < 0.5 ? 1 : 0));
+  assert.ok(Math.abs(one.evaluate(mask) - task.evaluate(mask)) < 1e-5);
+  const a = one.gradientScores(2);
+  const b = task.gradientScores(2);
+  for (let e = 0; e < graph.nEdges; e++) assert.ok(Math.abs(a[e] - b[e]) < 1e-5, graph.edge(e).name);
+  const ex = [0, 17, graph.nEdges - 1];
+  const ea = one.exactScores(ex);
+  const eb = task.exactScores(ex);
+  for (const i of ex.keys()) assert.ok(Math.abs(ea[i] - eb[i]) < 1e-5);
+});
