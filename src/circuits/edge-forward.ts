@@ -15,7 +15,7 @@
 import { attentionBackward } from "../gradients/attention-backward.ts";
 import { headsFirst, positionsFirst } from "../model/forward.ts";
 import type { ArchOps, MlpSaved } from "./arch-ops.ts";
-import type { EdgeGraph } from "./graph.ts";
+import type { ChildInput, EdgeGraph } from "./graph.ts";
 
 /** The prompts of one run: B prompts of P tokens, with each prompt's logit-difference direction. */
 export interface RunShape {
@@ -139,7 +139,7 @@ export class EdgeForward {
       // Heads: one input per (q|k|v, head), each normalised and projected on its own.
       const w = arch.headWeights(l);
       const child = graph.children[graph.layerChildIndex(l)];
-      const x = this.mix(a.mask, child.edgeOffset, C, child.nParents, diffs, N, a.ref.resid[2 * l]);
+      const x = this.mix({ mask: a.mask, first: child, count: C, diffs, resid: a.ref.resid[2 * l] });
       const { y, scale } = arch.norm({ layer: l, which: "ln1" }, x, C * rows);
       const qkv = kernels.bmm(y, w.W, C, rows, D, dh, false);
       for (let c = 0; c < C; c++)
@@ -163,7 +163,7 @@ export class EdgeForward {
 
       // MLP
       const mChild = graph.children[graph.layerChildIndex(l) + C];
-      const xm = this.mix(a.mask, mChild.edgeOffset, 1, mChild.nParents, diffs, N, a.ref.resid[2 * l + 1]);
+      const xm = this.mix({ mask: a.mask, first: mChild, count: 1, diffs, resid: a.ref.resid[2 * l + 1] });
       const nm = arch.norm({ layer: l, which: "ln2" }, xm, rows);
       const mlp = arch.mlp(l, nm.y, rows);
       setDiff(graph.mlpNodeIndex(l), mlp.out);
@@ -196,15 +196,18 @@ export class EdgeForward {
   }
 
   /** [count, N]: the reference residual plus the mask-weighted parent differences, per child input. */
-  private mix(
-    mask: Float32Array,
-    edgeOffset: number,
-    count: number,
-    nParents: number,
-    diffs: Float32Array,
-    N: number,
-    resid: Float32Array,
-  ): Float32Array {
+  private mix(a: {
+    mask: Float32Array;
+    /** The first of `count` consecutive child inputs with the same parents. */
+    first: ChildInput;
+    count: number;
+    diffs: Float32Array;
+    /** [N]: the reference residual they all read. */
+    resid: Float32Array;
+  }): Float32Array {
+    const { mask, count, diffs, resid } = a;
+    const { edgeOffset, nParents } = a.first;
+    const N = resid.length;
     const m = mask.subarray(edgeOffset, edgeOffset + count * nParents);
     const x = this.arch.kernels.bmm(m, diffs.subarray(0, nParents * N), 1, count, nParents, N, false);
     for (let c = 0; c < count; c++) {
@@ -228,7 +231,9 @@ export class EdgeForward {
     const N = rows * D;
     const C = 3 * H;
     const gOut = new Float32Array(graph.nodes.length * N); // d/d each node's output
-    const spread = (gx: Float32Array, count: number, edgeOffset: number, nParents: number) => {
+    /** d/d each parent's output += mask · d/d (child input), for `count` child inputs from `first` on. */
+    const spread = (gx: Float32Array, first: ChildInput, count: number) => {
+      const { edgeOffset, nParents } = first;
       const mT = new Float32Array(nParents * count);
       for (let c = 0; c < count; c++)
         for (let p = 0; p < nParents; p++) mT[p * count + c] = a.mask[edgeOffset + c * nParents + p];
@@ -258,7 +263,7 @@ export class EdgeForward {
       const gXm = arch.normBackward({ layer: l, which: "ln2" }, s.xm, s.scaleM, gYm, rows);
       gMlp[l] = gXm;
       const mChild = graph.children[graph.layerChildIndex(l) + C];
-      spread(gXm, 1, mChild.edgeOffset, mChild.nParents);
+      spread(gXm, mChild, 1);
 
       const h0 = graph.headNodeIndex(l, 0);
       const gZ = kernels.bmm(gOut.subarray(h0 * N, (h0 + H) * N), w.W_O, H, rows, D, dh, true);
@@ -283,7 +288,7 @@ export class EdgeForward {
       const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);
       gHeads[l] = gX;
       const child = graph.children[graph.layerChildIndex(l)];
-      spread(gX, C, child.edgeOffset, child.nParents);
+      spread(gX, child, C);
     }
     return { heads: gHeads, mlp: gMlp, logits: gLogits };
   }
