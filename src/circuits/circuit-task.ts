@@ -4,6 +4,7 @@
  * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { checkpointYield } from "../patching/sweep.ts";
 import { ArchOps } from "./arch-ops.ts";
 import { type ChildGrads, EdgeForward, type EdgeRun, type Reference, type RunShape } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
@@ -137,11 +138,15 @@ export class CircuitTask {
    * Exact scores: metric(every edge but e) − metric(clean) for each listed edge. Only the child's layer
    * onward is recomputed; earlier nodes keep their clean outputs.
    */
-  exactScores(edges: readonly number[], onProgress?: Progress, signal?: AbortSignal): Float64Array {
+  async exactScores(
+    edges: readonly number[],
+    onProgress?: Progress,
+    signal?: AbortSignal,
+  ): Promise<Float64Array> {
     const out = new Float64Array(edges.length);
     const mask = this.allKept.slice();
-    edges.forEach((e, i) => {
-      signal?.throwIfAborted();
+    for (const [i, e] of edges.entries()) {
+      await checkpointYield(signal);
       mask[e] = 0;
       const startLayer = this.graph.childOfEdge(e).layer;
       let total = 0;
@@ -159,7 +164,7 @@ export class CircuitTask {
       mask[e] = 1;
       out[i] = total - this.baseline.clean;
       onProgress?.(i + 1, edges.length);
-    });
+    }
     return out;
   }
 
@@ -168,7 +173,7 @@ export class CircuitTask {
    * averaged over the runs whose inputs are corrupted + α (clean − corrupted) for α = k/steps, k = 1..steps.
    * steps = 1 is EAP (the clean run alone); more is EAP-IG.
    */
-  gradientScores(steps: number, onProgress?: Progress, signal?: AbortSignal): Float32Array {
+  async gradientScores(steps: number, onProgress?: Progress, signal?: AbortSignal): Promise<Float32Array> {
     if (!Number.isInteger(steps) || steps < 1)
       throw new Error(`IG steps must be a positive integer, got ${steps}`);
     const { graph } = this;
@@ -181,7 +186,7 @@ export class CircuitTask {
       const N = B * P * D;
       let sum: ChildGrads | null = null;
       for (let k = 1; k <= steps; k++) {
-        signal?.throwIfAborted();
+        await checkpointYield(signal);
         const alpha = k / steps;
         const input = new Float32Array(N);
         for (let i = 0; i < N; i++)

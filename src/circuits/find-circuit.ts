@@ -65,7 +65,7 @@ export interface CircuitResult {
   comparison: EstimateCheck | null;
 }
 
-export function findCircuit(task: CircuitTask, opts: FindCircuitOptions): CircuitResult {
+export async function findCircuit(task: CircuitTask, opts: FindCircuitOptions): Promise<CircuitResult> {
   const { graph } = task;
   if ((opts.topN === undefined) === (opts.faithfulness === undefined))
     throw new Error("Give exactly one of topN (edges to keep) or faithfulness (target, e.g. 0.8)");
@@ -76,10 +76,10 @@ export function findCircuit(task: CircuitTask, opts: FindCircuitOptions): Circui
   let scores: ArrayLike<number>;
   const exact = new Map<number, number>();
   if (opts.method === "exact") {
-    scores = task.exactScores(all, progress("exact scores"), opts.signal);
+    scores = await task.exactScores(all, progress("exact scores"), opts.signal);
     for (const e of all) exact.set(e, scores[e]);
   } else {
-    scores = task.gradientScores(igSteps ?? 1, progress(`${opts.method} scores`), opts.signal);
+    scores = await task.gradientScores(igSteps ?? 1, progress(`${opts.method} scores`), opts.signal);
   }
   const ranked = rankEdges(scores);
 
@@ -87,7 +87,7 @@ export function findCircuit(task: CircuitTask, opts: FindCircuitOptions): Circui
   const k = Math.min(opts.compareTop ?? 20, graph.nEdges);
   if (opts.method !== "exact" && k > 0) {
     const top = ranked.slice(0, k);
-    const ex = task.exactScores(top, progress("exact check"), opts.signal);
+    const ex = await task.exactScores(top, progress("exact check"), opts.signal);
     for (const [i, e] of top.entries()) exact.set(e, ex[i]);
     comparison = compareWithExact(
       top.map((e, i) => ({ name: graph.edge(e).name, estimate: scores[e], exact: ex[i] })),
@@ -96,8 +96,14 @@ export function findCircuit(task: CircuitTask, opts: FindCircuitOptions): Circui
 
   const search =
     opts.topN !== undefined
-      ? topNCircuit(task, ranked, opts.topN, progress("faithfulness"), opts.signal)
-      : smallestFaithful(task, ranked, opts.faithfulness as number, progress("faithfulness"), opts.signal);
+      ? await topNCircuit(task, ranked, opts.topN, progress("faithfulness"), opts.signal)
+      : await smallestFaithful(
+          task,
+          ranked,
+          opts.faithfulness as number,
+          progress("faithfulness"),
+          opts.signal,
+        );
   return {
     method: opts.method,
     igSteps,

@@ -2,6 +2,8 @@
  * Choosing a circuit from edge scores: the top n edges by |score|, pruned to edges on a path from `input`
  * to `logits`; the faithfulness curve over n; the smallest such circuit reaching a target faithfulness.
  */
+
+import { checkpointYield } from "../patching/sweep.ts";
 import type { CircuitTask, Progress } from "./circuit-task.ts";
 import { type EdgeGraph, pruneToPaths } from "./graph.ts";
 
@@ -60,17 +62,17 @@ export interface CircuitSearch {
  * between the last size below the target and the first at or above it. Faithfulness need not grow
  * monotonically with n, so this is the smallest found along that search, not a proven minimum.
  */
-export function smallestFaithful(
+export async function smallestFaithful(
   task: CircuitTask,
   ranked: readonly number[],
   target: number,
   onProgress?: Progress,
   signal?: AbortSignal,
-): CircuitSearch {
+): Promise<CircuitSearch> {
   const sizes = curveSizes(ranked.length);
   const points = new Map<number, CurvePoint & { kept: number[] }>();
-  const at = (n: number) => {
-    signal?.throwIfAborted();
+  const at = async (n: number) => {
+    await checkpointYield(signal);
     let p = points.get(n);
     if (!p) {
       p = evaluatePoint(task, ranked, n);
@@ -79,10 +81,10 @@ export function smallestFaithful(
     return p;
   };
   const total = sizes.length + Math.ceil(Math.log2(ranked.length + 1));
-  sizes.forEach((n, i) => {
-    at(n);
+  for (const [i, n] of sizes.entries()) {
+    await at(n);
     onProgress?.(i + 1, total);
-  });
+  }
   const firstOk = sizes.findIndex((n) => (points.get(n) as CurvePoint).normalized >= target);
   let best: (CurvePoint & { kept: number[] }) | null = null;
   if (firstOk >= 0) {
@@ -91,11 +93,11 @@ export function smallestFaithful(
     let step = sizes.length;
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
-      if (at(mid).normalized >= target) hi = mid;
+      if ((await at(mid)).normalized >= target) hi = mid;
       else lo = mid;
       onProgress?.(++step, total);
     }
-    best = at(hi);
+    best = await at(hi);
   }
   const curve = [...points.values()].sort((a, b) => a.topN - b.topN);
   const chosen = best ?? (points.get(ranked.length) as CurvePoint & { kept: number[] });
@@ -104,21 +106,21 @@ export function smallestFaithful(
 }
 
 /** The circuit of the top n edges (pruned), and the faithfulness curve at the usual sizes and n. */
-export function topNCircuit(
+export async function topNCircuit(
   task: CircuitTask,
   ranked: readonly number[],
   topN: number,
   onProgress?: Progress,
   signal?: AbortSignal,
-): CircuitSearch {
+): Promise<CircuitSearch> {
   const n = Math.min(topN, ranked.length);
   const sizes = [...new Set([...curveSizes(ranked.length), n])].sort((a, b) => a - b);
-  const curve = sizes.map((s, i) => {
-    signal?.throwIfAborted();
-    const p = evaluatePoint(task, ranked, s);
+  const curve: (CurvePoint & { kept: number[] })[] = [];
+  for (const [i, s] of sizes.entries()) {
+    await checkpointYield(signal);
+    curve.push(evaluatePoint(task, ranked, s));
     onProgress?.(i + 1, sizes.length);
-    return p;
-  });
+  }
   const { kept, ...point } = curve[sizes.indexOf(n)];
   return { kept, point, curve: curve.map(({ kept: _k, ...p }) => p), reached: true };
 }

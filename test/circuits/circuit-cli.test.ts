@@ -206,3 +206,36 @@ test("bad input: a clear error and a non-zero exit, before any work", async () =
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
 });
+
+test("Ctrl-C during a long search: exit 130, a message, and no output file", async () => {
+  const { spawn } = await import("node:child_process");
+  const { existsSync } = await import("node:fs");
+  const { REPO_ROOT } = await import("../helpers/fixture.ts");
+  const out = join(tmp, "interrupted.json");
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO_ROOT, "bin/circuitscope.js"),
+      "circuit",
+      "--model",
+      "stories260k",
+      "--prompts",
+      join(REPO_ROOT, "docs/circuits-gender-pairs.jsonl"),
+      "--method",
+      "exact", // 46 pairs x 2,461 edges: minutes, so the signal lands mid-search
+      "--out",
+      out,
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  await new Promise((r) => setTimeout(r, 8000));
+  child.kill("SIGINT");
+  const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /stopped \(Ctrl-C\); no output written/);
+  assert.equal(existsSync(out), false);
+});

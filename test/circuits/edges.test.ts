@@ -38,7 +38,7 @@ function modelMetric(tokens: number[][], hooks: HookSpec[] = []): number {
 
 const all = () => new Float32Array(graph.nEdges).fill(1);
 
-test("the graph has the published names and edge counts", () => {
+test("the graph has the published names and edge counts", async () => {
   // heads: 3H inputs per layer, each from input + every node of earlier layers; MLPs; logits from every node.
   let expected = 0;
   for (let l = 0; l < L; l++) expected += 3 * H * (1 + l * (H + 1)) + (1 + l * (H + 1) + H);
@@ -51,7 +51,7 @@ test("the graph has the published names and edge counts", () => {
   assert.throws(() => graph.edgeIndex("m1->a1.h0<q>"), /not an edge/);
 });
 
-test("every edge kept = the clean run, no edge kept = the corrupted run", () => {
+test("every edge kept = the clean run, no edge kept = the corrupted run", async () => {
   const clean = modelMetric(pairs.clean);
   const corrupted = modelMetric(pairs.corrupted);
   assert.ok(Math.abs(clean - corrupted) > 0.05, "the pairs must differ for this test to mean anything");
@@ -138,7 +138,7 @@ function patchedByHooks(edgeName: string): number {
   return modelMetric(pairs.clean, hooks);
 }
 
-test("one edge removed = patching that child input alone, computed with hooks", () => {
+test("one edge removed = patching that child input alone, computed with hooks", async () => {
   const names = [
     "input->a0.h0<q>",
     "input->a0.h2<k>",
@@ -155,7 +155,7 @@ test("one edge removed = patching that child input alone, computed with hooks", 
     "m2->logits",
   ];
   const idx = names.map((n) => graph.edgeIndex(n));
-  const exact = task.exactScores(idx);
+  const exact = await task.exactScores(idx);
   let sawChange = false;
   names.forEach((n, i) => {
     const want = patchedByHooks(n) - task.baseline.clean;
@@ -170,8 +170,8 @@ test("one edge removed = patching that child input alone, computed with hooks", 
   assert.ok(sawChange, "at least one edge must matter for this test to mean anything");
 });
 
-test("EAP is the derivative of the exact score (finite differences, incl. edges into logits)", () => {
-  const eap = task.gradientScores(1);
+test("EAP is the derivative of the exact score (finite differences, incl. edges into logits)", async () => {
+  const eap = await task.gradientScores(1);
   const eps = 1e-2;
   const byMagnitude = [...eap.keys()].sort((a, b) => Math.abs(eap[b]) - Math.abs(eap[a]));
   const logitsEdges = byMagnitude.filter((e) => graph.childOfEdge(e).kind === "logits").slice(0, 3);
@@ -280,9 +280,9 @@ function straightforwardIg(steps: number): Float64Array {
   return scores;
 }
 
-test("EAP-IG equals a straightforward implementation (interpolated embeddings, averaged gradients)", () => {
+test("EAP-IG equals a straightforward implementation (interpolated embeddings, averaged gradients)", async () => {
   for (const steps of [1, 4]) {
-    const got = task.gradientScores(steps);
+    const got = await task.gradientScores(steps);
     const want = straightforwardIg(steps);
     let max = 0;
     for (const x of want) max = Math.max(max, Math.abs(x));
@@ -294,12 +294,12 @@ test("EAP-IG equals a straightforward implementation (interpolated embeddings, a
       );
   }
   // IG with several steps is not EAP: the test above would not tell them apart otherwise.
-  const eap = task.gradientScores(1);
-  const ig = task.gradientScores(4);
+  const eap = await task.gradientScores(1);
+  const ig = await task.gradientScores(4);
   assert.ok(eap.some((x, i) => Math.abs(x - ig[i]) > 1e-3));
 });
 
-test("pruning keeps exactly the kept edges that lie on a path from input to logits", () => {
+test("pruning keeps exactly the kept edges that lie on a path from input to logits", async () => {
   const small = new EdgeGraph({ nLayers: 3, nHeads: 2 });
   const rng = mulberry32(7);
   for (let trial = 0; trial < 200; trial++) {
@@ -329,7 +329,7 @@ test("pruning keeps exactly the kept edges that lie on a path from input to logi
   }
 });
 
-test("pairs of different lengths run as separate batches; the metric is the mean over all pairs", () => {
+test("pairs of different lengths run as separate batches; the metric is the mean over all pairs", async () => {
   // A third, shorter pair: the first pair without its last word.
   const short = {
     clean: [...pairs.clean, P.clean_tokens[0].slice(0, -1)],
@@ -347,14 +347,14 @@ test("pairs of different lengths run as separate batches; the metric is the mean
   assert.ok(Math.abs(mixed.baseline.clean - mean(metricOf(short.clean))) < 1e-4);
   assert.ok(Math.abs(mixed.baseline.corrupted - mean(metricOf(short.corrupted))) < 1e-4);
   // Gradient scores add up over the groups: EAP of the mixed task = the length-weighted sum of each group's.
-  const longOnly = task.gradientScores(1);
-  const shortOnly = new CircuitTask(model, {
+  const longOnly = await task.gradientScores(1);
+  const shortOnly = await new CircuitTask(model, {
     clean: [short.clean[2]],
     corrupted: [short.corrupted[2]],
     answer: [short.answer[2]],
     wrong: [short.wrong[2]],
   }).gradientScores(1);
-  const both = mixed.gradientScores(1);
+  const both = await mixed.gradientScores(1);
   for (let e = 0; e < graph.nEdges; e++)
     assert.ok(
       Math.abs(both[e] - ((2 / 3) * longOnly[e] + (1 / 3) * shortOnly[e])) < 1e-5,
@@ -362,18 +362,18 @@ test("pairs of different lengths run as separate batches; the metric is the mean
     );
 });
 
-test("pairs split into several batches (memory bound) give the same baselines, evaluations and scores", () => {
+test("pairs split into several batches (memory bound) give the same baselines, evaluations and scores", async () => {
   const one = new CircuitTask(model, pairs, { maxBatchValues: 1 }); // one pair per batch
   assert.ok(Math.abs(one.baseline.clean - task.baseline.clean) < 1e-5);
   assert.ok(Math.abs(one.baseline.corrupted - task.baseline.corrupted) < 1e-5);
   const rng = mulberry32(2);
   const mask = new Float32Array(graph.nEdges).map(() => (rng() < 0.5 ? 1 : 0));
   assert.ok(Math.abs(one.evaluate(mask) - task.evaluate(mask)) < 1e-5);
-  const a = one.gradientScores(2);
-  const b = task.gradientScores(2);
+  const a = await one.gradientScores(2);
+  const b = await task.gradientScores(2);
   for (let e = 0; e < graph.nEdges; e++) assert.ok(Math.abs(a[e] - b[e]) < 1e-5, graph.edge(e).name);
   const ex = [0, 17, graph.nEdges - 1];
-  const ea = one.exactScores(ex);
-  const eb = task.exactScores(ex);
+  const ea = await one.exactScores(ex);
+  const eb = await task.exactScores(ex);
   for (const i of ex.keys()) assert.ok(Math.abs(ea[i] - eb[i]) < 1e-5);
 });

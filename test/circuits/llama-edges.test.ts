@@ -65,7 +65,7 @@ function modelMetric(tokens: number[][], hooks: HookSpec[] = []): number {
   );
 }
 
-test("Llama family: every edge kept = the clean run, no edge kept = the corrupted run", () => {
+test("Llama family: every edge kept = the clean run, no edge kept = the corrupted run", async () => {
   const c = modelMetric(clean);
   const x = modelMetric(corrupted);
   assert.ok(Math.abs(c - x) > 0.05, `the pairs must differ: ${c} vs ${x}`);
@@ -202,7 +202,7 @@ function patchedByHooks(edgeName: string): number {
   return modelMetric(clean, hooks);
 }
 
-test("Llama family: one edge removed = patching that one (ungrouped) head input, with hooks", () => {
+test("Llama family: one edge removed = patching that one (ungrouped) head input, with hooks", async () => {
   const names = [
     "input->a0.h1<q>",
     "input->a0.h2<k>",
@@ -215,7 +215,7 @@ test("Llama family: one edge removed = patching that one (ungrouped) head input,
     "m0->logits",
     "a1.h1->logits",
   ];
-  const exact = task.exactScores(names.map((n) => graph.edgeIndex(n)));
+  const exact = await task.exactScores(names.map((n) => graph.edgeIndex(n)));
   let moved = 0;
   names.forEach((n, i) => {
     const want = patchedByHooks(n) - task.baseline.clean;
@@ -225,8 +225,8 @@ test("Llama family: one edge removed = patching that one (ungrouped) head input,
   assert.ok(moved >= 5, `most of these edges must matter (${moved} did)`);
 });
 
-test("Llama family: EAP is the derivative of the exact score (RMSNorm, rotary, grouped heads, gated MLP)", () => {
-  const eap = task.gradientScores(1);
+test("Llama family: EAP is the derivative of the exact score (RMSNorm, rotary, grouped heads, gated MLP)", async () => {
+  const eap = await task.gradientScores(1);
   const byMagnitude = [...eap.keys()].sort((a, b) => Math.abs(eap[b]) - Math.abs(eap[a]));
   const pick = (pred: (e: number) => boolean, n: number) => byMagnitude.filter(pred).slice(0, n);
   const inputOf = (e: number) => graph.childOfEdge(e).input;

@@ -77,7 +77,7 @@ export function register(program: Command): void {
       }
       if (groups.has("circuits")) {
         const { benchCircuits } = await import("../../circuits/bench.ts");
-        Object.assign(figures, benchCircuits(model, { log: say }));
+        Object.assign(figures, await benchCircuits(model, { log: say }));
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);

@@ -153,7 +153,7 @@ export function register(program: Command): void {
       process.once("SIGINT", onSigint);
       let result: CircuitResult;
       try {
-        result = findCircuit(task, {
+        result = await findCircuit(task, {
           method: opts.method as ScoreMethod,
           igSteps: opts.igSteps,
           topN: opts.topN,
