@@ -6,10 +6,11 @@ import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
-import { startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
 let base: string;
+let call: FixtureServer["api"]; // fetch with the session token
 let model: HookedTransformer; // the reference backend in-process: an independent computation to compare with
 
 const CLEAN = referenceJson.prompts.clean[0];
@@ -18,7 +19,7 @@ const ANSWER = referenceJson.prompts.answer;
 const WRONG = referenceJson.prompts.wrong;
 
 before(async () => {
-  ({ server, base } = await startFixtureServer());
+  ({ server, base, api: call } = await startFixtureServer());
   model = loadFixtureModel({ backend: "reference" });
 });
 after(async () => {
@@ -26,7 +27,7 @@ after(async () => {
 });
 
 async function post(path: string, body: unknown, raw = false) {
-  const res = await fetch(base + path, {
+  const res = await call(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: raw ? (body as string) : JSON.stringify(body),
@@ -55,7 +56,7 @@ function assertApiError(r: { status: number; json: Record<string, any> }, status
 }
 
 test("info describes the loaded model", async () => {
-  const info = (await (await fetch(`${base}/api/info`)).json()) as Record<string, any>;
+  const info = (await (await call(`/api/info`)).json()) as Record<string, any>;
   assert.deepEqual(
     [info.cfg.nLayers, info.cfg.nHeads, info.cfg.nCtx, info.cfg.dMlp],
     [model.cfg.nLayers, model.cfg.nHeads, model.cfg.nCtx, model.cfg.dMlp],
@@ -139,11 +140,11 @@ test("bad requests are rejected with a message and a fix, and the server keeps s
     400,
     /position by position/,
   );
-  const notFound = await fetch(`${base}/api/nope`);
+  const notFound = await call(`/api/nope`);
   assert.equal(notFound.status, 404);
   assert.match(((await notFound.json()) as any).error.message, /Not found/);
-  assert.equal((await fetch(`${base}/api/jobs/99999`)).status, 404);
-  const form = await fetch(`${base}/api/predict`, {
+  assert.equal((await call(`/api/jobs/99999`)).status, 404);
+  const form = await call(`/api/predict`, {
     method: "POST",
     body: "prompt=hi",
     headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -183,7 +184,7 @@ test("static files come only from the app's directory: traversal attempts get 40
 
 /** Follows a job's server-sent events until it finishes. */
 async function followJob(id: string): Promise<JobView[]> {
-  const res = await fetch(`${base}/api/jobs/${id}/events`);
+  const res = await call(`/api/jobs/${id}/events`);
   assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
   const text = await res.text(); // the stream ends when the job finishes
   return text
@@ -220,7 +221,7 @@ test("a patching job streams progress and ends with the heatmap; resid_pre at la
   for (const [p, v] of layer0.entries())
     assert.ok(Math.abs(v - (p === changed ? 1 : 0)) < 1e-3, `pos ${p}: ${v}`);
   assert.equal(last.result.figure.kind, "heatmap");
-  const polled = (await (await fetch(`${base}/api/jobs/${r.json.id}`)).json()) as JobView;
+  const polled = (await (await call(`/api/jobs/${r.json.id}`)).json()) as JobView;
   assert.equal(polled.status, "done");
 });
 
@@ -236,10 +237,10 @@ test("DELETE cancels a queued job; the queue goes on with the others", async () 
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) ids.push((await post("/api/jobs", body)).json.id);
   const last = ids.at(-1) as string;
-  const del = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  const del = await call(`/api/jobs/${last}`, { method: "DELETE" });
   assert.equal(del.status, 200);
   assert.equal(((await del.json()) as JobView).status, "cancelled");
-  const again = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  const again = await call(`/api/jobs/${last}`, { method: "DELETE" });
   assert.equal(again.status, 409);
   const finals = await Promise.all(ids.slice(0, -1).map((id) => server.queue.settled(id)));
   assert.deepEqual(
