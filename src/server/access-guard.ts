@@ -48,7 +48,7 @@ export function parseHostHeader(host: string): { name: string; port: number | nu
 /** A bare IPv6 address (from `--host ::1`) written as Host headers write it. */
 function asHostName(name: string): string {
   const n = name.toLowerCase();
-  return n.includes(":") && !n.startsWith("[") ? `[${n}]` : n;
+  return (n.match(/:/g)?.length ?? 0) >= 2 && !n.startsWith("[") ? `[${n}]` : n;
 }
 
 export class AccessGuard {

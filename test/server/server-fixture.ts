@@ -7,8 +7,8 @@ export interface FixtureServer {
   server: ExplorerServer;
   /** http://127.0.0.1:PORT */
   base: string;
-  /** The page's address as `circuitscope serve` prints it: base + /?token=... */
-  pageUrl: string;
+  /** The page's address as `circuitscope serve` prints it (`/?token=...`), plus any other query of `url`. */
+  withToken(url?: string): string;
   /** fetch(base + path) with the session token header, as the page sends it. */
   api(path: string, init?: RequestInit): Promise<Response>;
 }
@@ -23,7 +23,11 @@ export async function startFixtureServer(opts: Omit<ServerOptions, "model"> = {}
   return {
     server,
     base,
-    pageUrl: token === null ? `${base}/` : `${base}/?token=${token}`,
+    withToken: (url = `${base}/`) => {
+      const u = new URL(url);
+      if (token !== null) u.searchParams.set("token", token);
+      return u.toString();
+    },
     api: (path, init = {}) =>
       fetch(base + path, {
         ...init,
