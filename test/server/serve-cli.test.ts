@@ -83,6 +83,7 @@ test("an address that is not this machine's fails at once with the fix", async (
   const run = serve(["--port", "0", "--host", "192.0.2.1"]); // TEST-NET-1: never a local address
   assert.equal(await exitWithin(run, 15_000), 1);
   assert.match(run.err(), /address 192\.0\.2\.1 is not an address of this machine: pass --host 127\.0\.0\.1/);
+  assert.doesNotMatch(run.err(), /Loading/, "checked before the model loads");
 });
 
 test("a port taken while the model loads: the server shuts its worker down and exits non-zero", async () => {

@@ -35,9 +35,8 @@ function listenFailure(err: NodeJS.ErrnoException, port: number, host: string): 
   }
 }
 
-/** Tries the port before the (slow) model load, so a taken port fails at once, not a minute later. */
+/** Tries the address and port before the (slow) model load, so they fail at once, not a minute later. */
 function checkCanListen(port: number, host: string): Promise<void> {
-  if (port === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const probe = createNetServer();
     probe.once("error", (err) => reject(listenFailure(err, port, host)));
