@@ -11,9 +11,9 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./api-error.ts";
+import { TOKEN_HEADER } from "./token-header.ts";
 
-/** Request header carrying the session token. */
-export const TOKEN_HEADER = "x-circuitscope-token";
+export { TOKEN_HEADER };
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 

@@ -1,4 +1,5 @@
 /** Browser side of the JSON API: every failure becomes an ApiCallError carrying the server's message and fix. */
+import { TOKEN_HEADER } from "../token-header.ts";
 
 export class ApiCallError extends Error {
   constructor(
@@ -10,8 +11,6 @@ export class ApiCallError extends Error {
   }
 }
 
-/** Must match TOKEN_HEADER in ../access-guard.ts (not imported: that module is Node-only). */
-const TOKEN_HEADER = "x-circuitscope-token";
 const TOKEN_KEY = "circuitscope-token";
 
 /**
