@@ -2,8 +2,10 @@
  * Attribution patching checked against exact activation patching on the same targets: per target, how
  * well the linear estimate tracks the real effect (correlation, slope) and where it is most wrong.
  */
+
 import { type LinearAgreement, linearAgreement } from "../analysis/correlation.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { formatToken } from "../tokenizer/format-token.ts";
 import { activationPatching } from "./activation-patching.ts";
 import {
   type AttributionOptions,
@@ -142,7 +144,7 @@ export function locationLabel(r: PatchResult, index: readonly number[]): string 
   return r.axes
     .map((a, i) => {
       const tok = r.labels[i]?.[index[i]];
-      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${JSON.stringify(tok)}`;
+      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${formatToken(tok)}`;
     })
     .join(", ");
 }
