@@ -56,7 +56,7 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
       hasBand = true;
     }
     s.values.forEach((value, i) => {
-      const row: Record<string, unknown> = { x: xs[i], series: s.name, value };
+      const row: Record<string, unknown> = { x: xs[i], series: s.name, band: s.name, value };
       if (s.lower && s.upper) Object.assign(row, { lower: s.lower[i], upper: s.upper[i] });
       rows.push(row);
     });
@@ -82,7 +82,8 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
     scale,
     legend: { title: null, symbolLimit: 0, symbolType: "stroke", symbolStrokeWidth: 3 },
   };
-  const bandFill = { field: "series", type: "nominal" as const, sort: names, scale, legend: null };
+  // The band's own field name keeps Vega-Lite from merging its (hidden) legend into the line's.
+  const bandFill = { field: "band", type: "nominal" as const, sort: names, scale, legend: null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [];
   if (hasBand) {
     layers.push({
