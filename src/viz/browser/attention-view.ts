@@ -108,8 +108,14 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
 
   // Heads named LxHy get an all-heads grid of thumbnails (layer rows, head columns, as CircuitsVis'
   // attention_heads): every pattern at a glance, click one to open it below.
-  const places = data.heads.map((h) => /^L(\d+)H(\d+)\b/.exec(h.label));
-  const asGrid = data.heads.length > 1 && places.every((m) => m !== null);
+  const places = data.heads.map((h) => /^L(\d+)H(\d+)$/.exec(h.label));
+  const asGrid = data.heads.length >= 4 && places.every((m) => m !== null);
+  // Rows and columns are the layers and heads present, in order (no empty rows for a subset of heads).
+  const rank = (i: 1 | 2) => {
+    const values = [...new Set(places.map((m) => Number(m?.[i])))].sort((a, b) => a - b);
+    return (v: number) => values.indexOf(v) + 1;
+  };
+  const [rowOf, colOf] = [rank(1), rank(2)];
   if (asGrid) tabs.classList.add("cs-head-grid");
   data.heads.forEach((h, k) => {
     const b = tabs.appendChild(document.createElement("button"));
@@ -118,8 +124,8 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
     b.title = h.label;
     if (asGrid) {
       const [, layer, head] = places[k]!;
-      b.style.gridRow = String(Number(layer) + 1);
-      b.style.gridColumn = String(Number(head) + 1);
+      b.style.gridRow = String(rowOf(Number(layer)));
+      b.style.gridColumn = String(colOf(Number(head)));
       b.appendChild(thumbnail(h.pattern));
       b.appendChild(document.createElement("span")).textContent = h.label;
     } else b.textContent = h.label;

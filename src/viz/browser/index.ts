@@ -40,18 +40,21 @@ const EMBED_OPTIONS = {
  * wide panel gets a large chart rather than a small one in a corner.
  */
 async function embedFitted(el: HTMLElement, fig: ChartFigure): Promise<EmbedResult> {
+  // vega-embed makes its element an inline-block as wide as the drawing (plus the actions button), so it
+  // gets a child of its own: `el` keeps the container's width, and the child's width is what was drawn.
+  el.innerHTML = "";
+  const host = el.appendChild(el.ownerDocument.createElement("div"));
   const available = el.clientWidth;
-  let result = await embed(el, fig.spec, EMBED_OPTIONS);
+  let result = await embed(host, fig.spec, EMBED_OPTIONS);
   const fit = fitOf(fig.spec);
   const step = stepOf(fig.spec);
   if (!fit || step === undefined || available <= 0) return result;
-  // vega-embed's wrapper is inline-block: its width is the drawing plus the actions button's padding.
-  const drawn = (el.querySelector(".vega-embed") as HTMLElement | null)?.offsetWidth ?? 0;
+  const drawn = host.offsetWidth;
   if (drawn <= 0) return result;
   const fitted = fittedStep(fit, step, drawn, available - 2);
   if (fitted === step) return result;
   result.finalize();
-  result = await embed(el, withStep(fig.spec, fitted), EMBED_OPTIONS);
+  result = await embed(host, withStep(fig.spec, fitted), EMBED_OPTIONS);
   el.dataset.csStep = String(fitted);
   return result;
 }

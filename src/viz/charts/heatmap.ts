@@ -103,6 +103,8 @@ function heatmapLayers(
   domain: [number, number],
   withNotComputed: boolean,
   legendLength: number,
+  /** Panels side by side get narrow cells: thin out head-number labels (every other) instead of overlapping them. */
+  thinLabels = false,
 ) {
   const valueTitle = opts.valueTitle ?? "value";
   const diverging = (opts.scale ?? "diverging") === "diverging";
@@ -112,7 +114,11 @@ function heatmapLayers(
     sort: colLabels,
     scale: { domain: colLabels },
     title: opts.colTitle ?? null,
-    axis: { ...bandAxisLabels(colLabels), orient: "bottom" as const },
+    axis: {
+      ...bandAxisLabels(colLabels),
+      orient: "bottom" as const,
+      ...(thinLabels ? { labelOverlap: "parity" as const, labelAngle: 0 } : {}),
+    },
   };
   const y = {
     field: "row",
@@ -259,7 +265,7 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
     spec: {
       width: { step },
       height: { step: squareStep(step, rowLabels.length, 480) },
-      layer: heatmapLayers(opts, rowLabels, colLabels, domain, hasNull, 160),
+      layer: heatmapLayers(opts, rowLabels, colLabels, domain, hasNull, 160, true),
     },
     // Shared scales are Vega-Lite's default for facets; stated so no later edit makes them independent.
     resolve: { scale: { color: "shared", x: "shared", y: "shared" } },
