@@ -181,7 +181,7 @@ export function formatComparison(cmps: readonly TargetComparison[]): string {
       `${c.target}: correlation ${c.correlation.toFixed(3)}, slope ${c.slope.toFixed(3)} ` +
         `(estimate ≈ slope · exact + ${c.intercept.toFixed(3)}; ${c.n} cells)`,
     );
-    lines.push("  largest disagreements (normalised):");
+    lines.push("  largest disagreements (fraction restored):");
     for (const w of c.worst)
       lines.push(
         `    ${w.label.padEnd(30)} estimate ${w.estimate.toFixed(4).padStart(9)}  exact ${w.exact.toFixed(4).padStart(9)}`,

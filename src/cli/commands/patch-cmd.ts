@@ -36,7 +36,7 @@ export function register(program: Command): void {
     program
       .command("patch")
       .description(
-        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
+        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
       ),
   )
     .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
@@ -52,7 +52,7 @@ export function register(program: Command): void {
     .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
     .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
-    .option("--per-prompt", "also report each prompt's raw and normalised logit differences")
+    .option("--per-prompt", "also report each prompt's logit difference and fraction restored")
     .option("--out <file>", "write the full result (incl. per-prompt values) as JSON")
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
@@ -203,7 +203,7 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
       lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
         lines.push(
-          `  ${cellLabel(r, i).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
         );
       }
     });
