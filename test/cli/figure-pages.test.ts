@@ -131,7 +131,7 @@ test("attribute --html lists its prompts and draws ±1 SE intervals for a batch"
     lower.some((l, i) => upper[i] - l > 0),
     "intervals have width",
   );
-  assert.match(text, /±1 SE over the 2 prompts/, "the caption says what ± is");
+  assert.match(text, /Error bars: ±1 SE over the 2 prompts/, "the caption says what ± is");
   const line = figs.find((f) => f.kind === "line");
   const series = (line?.data as { series: { lower?: number[] }[] }).series;
   assert.ok(series[0].lower, "the accumulated residual has a ±1 SE band");

@@ -197,7 +197,7 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
   const domain = opts.domain ?? colourDomain([opts.values], diverging);
   const hasNull = opts.values.some((r) => r.includes(null));
   const step = initialStep(colLabels.length, 760);
-  const fit: ChartFit = { mode: "step", units: colLabels.length, minStep: 10, maxStep: 44, squareRows: true };
+  const fit: ChartFit = { mode: "step", units: colLabels.length, minStep: 10, maxStep: 64, squareRows: true };
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,

@@ -67,7 +67,8 @@ export function largestChange(labels: readonly string[], values: readonly number
 export function attributionFigures(r: AttributionResult, inputs: AttributionInputs): AttributionFigures {
   const batch = r.logitDiff.perPrompt.length;
   const withSe = batch > 1;
-  const seNote = withSe ? ` Bands and bars: ±1 SE over the ${batch} prompts.` : " One prompt: no interval.";
+  const seNote = (what: string) =>
+    withSe ? ` ${what}: ±1 SE over the ${batch} prompts.` : " One prompt: no interval.";
   const what = `logit(${formatToken(inputs.answer)}) − logit(${formatToken(inputs.wrong)})`;
   const valueTitle = `logit difference (${formatToken(inputs.answer)} − ${formatToken(inputs.wrong)})`;
 
@@ -88,7 +89,7 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
       xTitle: "residual stream after",
       yTitle: valueTitle,
     }),
-    caption: `${what}, read from the residual stream after each layer (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote}`,
+    caption: `${what}, read from the residual stream after each layer (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote("Band")}`,
   };
 
   const dec = pieceStats(r.decomposed);
@@ -103,7 +104,7 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
       labelTitle: "component",
       valueTitle,
     }),
-    caption: `Direct contribution of each component to ${what}; the bars sum to the logit difference minus the unembedding bias. Largest |contribution|: ${r.decomposed.labels[top]} ${effectText(dec.mean[top], dec.se[top], batch)}.${seNote}`,
+    caption: `Direct contribution of each component to ${what}; the bars sum to the logit difference minus the unembedding bias. Largest |contribution|: ${r.decomposed.labels[top]} ${effectText(dec.mean[top], dec.se[top], batch)}.${seNote("Error bars")}`,
   };
 
   const hs = pieceStats(r.heads);

@@ -88,7 +88,7 @@ function methodNote(r: PatchResult): string {
     : "";
 }
 
-const SCALE_NOTE = `1 = the clean logit difference restored, 0 = no change from the corrupted run; grey = not computed.`;
+const SCALE_NOTE = "1 = the clean logit difference restored, 0 = no change from the corrupted run.";
 
 /** Figures for a patching result; throws for result axes it does not know how to draw. */
 export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
