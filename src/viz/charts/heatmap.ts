@@ -177,6 +177,13 @@ function heatmapLayers(
   return layers;
 }
 
+/** Heatmaps have no grid, axis line or ticks: the cells are the data. */
+const HEATMAP_CONFIG = {
+  ...CHART_CONFIG,
+  axis: { ...CHART_CONFIG.axis, grid: false, domain: false, ticks: false },
+  view: { stroke: "#ddd" },
+};
+
 /** Row height: the column step (square cells) unless the rows would then be taller than `budget` px. */
 function squareStep(step: number, rows: number, budget: number): number {
   return Math.max(10, Math.min(step, Math.floor(budget / rows)));
@@ -212,11 +219,7 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
       hasNull,
       Math.max(120, Math.min(300, step * rowLabels.length)),
     ),
-    config: {
-      ...CHART_CONFIG,
-      axis: { ...CHART_CONFIG.axis, grid: false, domain: false, ticks: false },
-      view: { stroke: "#ddd" },
-    },
+    config: HEATMAP_CONFIG,
     usermeta: { [FIT_KEY]: fit },
   };
   return {
@@ -269,11 +272,7 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
     },
     // Shared scales are Vega-Lite's default for facets; stated so no later edit makes them independent.
     resolve: { scale: { color: "shared", x: "shared", y: "shared" } },
-    config: {
-      ...CHART_CONFIG,
-      axis: { ...CHART_CONFIG.axis, grid: false, domain: false, ticks: false },
-      view: { stroke: "#ddd" },
-    },
+    config: HEATMAP_CONFIG,
     usermeta: { [FIT_KEY]: fit },
   };
   return {
