@@ -96,16 +96,24 @@ function cellsOf(values: Grid, rowLabels: string[], colLabels: string[], panel?:
 }
 
 /** The two rect layers of a heatmap (computed cells on the colour scale, not-computed cells grey). */
-function heatmapLayers(
-  opts: Omit<HeatmapOptions, "values">,
-  rowLabels: string[],
-  colLabels: string[],
-  domain: [number, number],
-  withNotComputed: boolean,
-  legendLength: number,
-  /** Panels side by side get narrow cells: thin out head-number labels (every other) instead of overlapping them. */
+function heatmapLayers({
+  opts,
+  rowLabels,
+  colLabels,
+  domain,
+  withNotComputed,
+  legendLength,
   thinLabels = false,
-) {
+}: {
+  opts: Omit<HeatmapOptions, "values">;
+  rowLabels: string[];
+  colLabels: string[];
+  domain: [number, number];
+  withNotComputed: boolean;
+  legendLength: number;
+  /** Panels side by side get narrow cells: thin out head-number labels (every other) instead of overlapping them. */
+  thinLabels?: boolean;
+}) {
   const valueTitle = opts.valueTitle ?? "value";
   const diverging = (opts.scale ?? "diverging") === "diverging";
   const x = {
@@ -211,14 +219,14 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
     width: { step },
     height: { step: squareStep(step, rowLabels.length, 640) },
     data: { values: cellsOf(opts.values, rowLabels, colLabels) },
-    layer: heatmapLayers(
+    layer: heatmapLayers({
       opts,
       rowLabels,
       colLabels,
       domain,
-      hasNull,
-      Math.max(120, Math.min(300, step * rowLabels.length)),
-    ),
+      withNotComputed: hasNull,
+      legendLength: Math.max(120, Math.min(300, step * rowLabels.length)),
+    }),
     config: HEATMAP_CONFIG,
     usermeta: { [FIT_KEY]: fit },
   };
@@ -268,7 +276,15 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
     spec: {
       width: { step },
       height: { step: squareStep(step, rowLabels.length, 480) },
-      layer: heatmapLayers(opts, rowLabels, colLabels, domain, hasNull, 160, true),
+      layer: heatmapLayers({
+        opts,
+        rowLabels,
+        colLabels,
+        domain,
+        withNotComputed: hasNull,
+        legendLength: 160,
+        thinLabels: true,
+      }),
     },
     // Shared scales are Vega-Lite's default for facets; stated so no later edit makes them independent.
     resolve: { scale: { color: "shared", x: "shared", y: "shared" } },
