@@ -133,7 +133,8 @@ test("attribute --html lists its prompts and draws ±1 SE intervals for a batch"
   );
   assert.match(text, /Error bars: ±1 SE over the 2 prompts/, "the caption says what ± is");
   const line = figs.find((f) => f.kind === "line");
-  const series = (line?.data as { series: { lower?: number[] }[] }).series;
+  assert.ok(line, "a line chart of the accumulated residual");
+  const series = (line.data as { series: { lower?: number[] }[] }).series;
   assert.ok(series[0].lower, "the accumulated residual has a ±1 SE band");
 });
 
