@@ -156,3 +156,31 @@ test("flags that would be ignored are refused with an error naming the flag", as
     assert.match(res.stderr, /^circuitscope: error: /m);
   }
 });
+
+test("heads --html: the detectors' heatmaps share one colour domain, and the page states its inputs", async () => {
+  const html = join(tmp, "heads.html");
+  const res = await runCli(["heads", "--model", FIXTURE_DIR, "--seqs", "2", "--json", "--html", html]);
+  assert.equal(res.code, 0, res.stderr);
+  const scores = JSON.parse(res.stdout) as Record<string, number[][]>;
+  const page = readFileSync(html, "utf8");
+  const figs = embeddedFigures(page);
+  assert.equal(figs.length, 3);
+  const maxAbs = Math.max(...Object.values(scores).flatMap((g) => g.flat().map(Math.abs)));
+  for (const f of figs) assert.deepEqual(f.data.domain, [-maxAbs, maxAbs], f.title);
+  assert.match(visibleText(page), /2 random token sequences/);
+});
+
+test("composition --html: pairs not in layer order are 'not computed' (null), not a score of 0", async () => {
+  const html = join(tmp, "composition.html");
+  const res = await runCli(["composition", "--model", FIXTURE_DIR, "--mode", "K", "--json", "--html", html]);
+  assert.equal(res.code, 0, res.stderr);
+  const [fig] = embeddedFigures(readFileSync(html, "utf8"));
+  const values = fig.data.values as (number | null)[][];
+  const labels = fig.data.rowLabels as string[];
+  const layer = (i: number) => Number(/^L(\d+)/.exec(labels[i])?.[1]);
+  values.forEach((row, i) => {
+    row.forEach((v, j) => {
+      assert.equal(v === null, layer(i) >= layer(j), `${labels[i]} -> ${labels[j]}`);
+    });
+  });
+});

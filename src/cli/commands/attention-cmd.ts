@@ -71,7 +71,13 @@ export function register(program: Command): void {
             sections: [
               {
                 heading: "Attention patterns",
-                text: `Model: ${opts.model}. Rows are destinations, columns sources.`,
+                inputs: [
+                  { label: "model", value: opts.model },
+                  { label: "prompt", value: opts.prompt },
+                  { label: "tokens", value: `${n} (${strTokens.map(viz.formatToken).join(" ")})` },
+                  { label: "heads", value: `${patterns.length}: ${patterns.map((p) => p.label).join(", ")}` },
+                ],
+                text: "Rows are destinations (queries), columns sources (keys); each row sums to 1.",
                 figures: [{ figure }],
               },
             ],

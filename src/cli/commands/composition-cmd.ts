@@ -78,6 +78,11 @@ export function register(program: Command): void {
               scale: "sequential",
             },
           })),
+          [
+            { label: "model", value: opts.model },
+            { label: "modes", value: modes.join(", ") },
+            { label: "heads", value: `${N} (${L} layers × ${H} heads), weights only: no prompt` },
+          ],
         );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }

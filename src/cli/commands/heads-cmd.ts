@@ -104,6 +104,19 @@ export function register(program: Command): void {
               valueTitle: "score",
             },
           })),
+          [
+            { label: "model", value: opts.model },
+            {
+              label: "sequences",
+              value: opts.prompt.length
+                ? opts.prompt
+                : `${sequences.length} random token sequences repeated once (half length ${opts.halfLength}, seed ${opts.seed})`,
+            },
+            {
+              label: "score",
+              value: "share of each head's attention (BOS excluded) on the detector's ideal pattern",
+            },
+          ],
         );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }
