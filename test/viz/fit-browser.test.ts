@@ -36,7 +36,8 @@ before(async () => {
       title: "40 positions",
       rowLabels: LAYERS,
       colLabels: tokenPositionLabels(TOKENS),
-      values: LAYERS.map((_, r) => TOKENS.map((_, c) => wave(r, c))),
+      // The last layer's final positions were not computed.
+      values: LAYERS.map((_, r) => TOKENS.map((_, c) => (r === 11 && c >= 36 ? null : wave(r, c)))),
       rowTitle: "layer",
       colTitle: "position",
       valueTitle: "fraction restored",
@@ -122,6 +123,15 @@ for (const width of [1100, 1600]) {
       return r.width / r.height;
     });
     assert.ok(ratio > 0.67 && ratio < 1.5, `cell aspect ${ratio}`);
+    // In the browser too, not-computed cells are grey with a legend entry (not white, the colour of 0).
+    const missing = await page.$eval('[data-cs-figure="0"]', (el) => ({
+      fills: [...el.querySelectorAll('.layer_1_marks path[aria-roledescription="rect mark"]')].map((p) =>
+        p.getAttribute("fill"),
+      ),
+      legend: [...el.querySelectorAll(".role-legend-label text")].map((t) => t.textContent),
+    }));
+    assert.deepEqual(missing.fills, ["#9e9e9e", "#9e9e9e", "#9e9e9e", "#9e9e9e"]);
+    assert.ok(missing.legend.includes("not computed"), missing.legend.join(", "));
     await page.close();
   });
 }
