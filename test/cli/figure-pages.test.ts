@@ -73,8 +73,9 @@ test("patch -t head_all draws ONE faceted figure whose panels share one colour d
   );
   const maxAbs = Math.max(...values.flat(2).map(Math.abs));
   assert.deepEqual(fig.data.domain, [-maxAbs, maxAbs], "the domain spans every component");
-  const facet = fig.spec.facet as { column: { field: string } };
-  assert.equal(facet.column.field, "panel");
+  const facet = fig.spec.facet as { field: string };
+  assert.equal(facet.field, "panel");
+  assert.equal(fig.spec.columns, 5, "the five components side by side in one row");
   const layer = (fig.spec.spec as { layer: { encoding: { color?: { scale: { domain: number[] } } } }[] })
     .layer;
   assert.deepEqual(layer[0].encoding.color?.scale.domain, [-maxAbs, maxAbs]);

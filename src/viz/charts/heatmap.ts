@@ -185,6 +185,8 @@ function heatmapLayers({
   return layers;
 }
 
+const PANELS_PER_ROW = 5;
+
 /** Heatmaps have no grid, axis line or ticks: the cells are the data. */
 const HEATMAP_CONFIG = {
   ...CHART_CONFIG,
@@ -257,22 +259,23 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
   const grids = opts.panels.map((p) => p.values);
   const domain = opts.domain ?? colourDomain(grids, diverging);
   const hasNull = grids.some((g) => g.some((r) => r.includes(null)));
-  const units = colLabels.length * opts.panels.length;
+  const perRow = Math.min(opts.panels.length, PANELS_PER_ROW);
+  const units = colLabels.length * perRow;
   const step = initialStep(units, 1000);
   const fit: ChartFit = { mode: "step", units, minStep: 6, maxStep: 40, squareRows: true };
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,
     data: { values: opts.panels.flatMap((p, k) => cellsOf(p.values, rowLabels, colLabels, titles[k])) },
+    // Wrapped after PANELS_PER_ROW panels (e.g. one panel per position with --by-pos), so cells stay readable.
     facet: {
-      column: {
-        field: "panel",
-        type: "nominal",
-        sort: titles,
-        title: null,
-        header: { labelFontSize: 12, labelFontWeight: "bold", labelLimit: 0 },
-      },
+      field: "panel",
+      type: "nominal",
+      sort: titles,
+      title: null,
+      header: { labelFontSize: 12, labelFontWeight: "bold", labelLimit: 0 },
     },
+    columns: perRow,
     spec: {
       width: { step },
       height: { step: squareStep(step, rowLabels.length, 480) },
