@@ -36,6 +36,15 @@ interface AnswerBody extends PromptBody {
   answer: string;
   wrong: string;
 }
+interface CircuitJobBody {
+  kind: "circuit";
+  clean: string;
+  corrupted: string;
+  answer: string;
+  wrong: string;
+  method?: "eap" | "eap-ig";
+  faithfulness?: number;
+}
 interface PatchingJobBody {
   kind: "patching";
   clean: string;
@@ -177,15 +186,15 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   );
 
   // Long runs are background jobs: 202 with the job, then poll GET /api/jobs/:id or follow /events.
-  app.post<{ Body: PatchingJobBody }>(
+  app.post<{ Body: PatchingJobBody | CircuitJobBody }>(
     "/api/jobs",
-    { schema: { body: schemas.patchingJobBody } },
+    { schema: { body: schemas.jobBody } },
     async (req, reply) => {
-      const { clean, corrupted, answer, wrong, target } = req.body;
-      if (!EXPLORER_TARGETS.includes(target)) {
+      const { clean, corrupted, answer, wrong } = req.body;
+      if (req.body.kind === "patching" && !EXPLORER_TARGETS.includes(req.body.target)) {
         throw new ApiError(
           400,
-          `Unknown patching target "${target}".`,
+          `Unknown patching target "${req.body.target}".`,
           `Use one of: ${EXPLORER_TARGETS.join(", ")}.`,
         );
       }
@@ -194,7 +203,17 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ctx.checks.samePositions(cleanTokens, corruptedTokens);
       ctx.checks.singleToken(answer, "answer");
       ctx.checks.singleToken(wrong, "wrong token");
-      const view = submit(ctx, "patching", { clean, corrupted, answer, wrong, target });
+      const view =
+        req.body.kind === "patching"
+          ? submit(ctx, "patching", { clean, corrupted, answer, wrong, target: req.body.target })
+          : submit(ctx, "circuit", {
+              clean,
+              corrupted,
+              answer,
+              wrong,
+              method: req.body.method ?? "eap-ig",
+              faithfulness: req.body.faithfulness ?? 0.8,
+            });
       return reply.status(202).send(view);
     },
   );

@@ -9,6 +9,7 @@ import type { ModelLoadSpec, ToWorker, WorkerInfo, WorkerSetup } from "./model-p
 import {
   attentionTask,
   attributionTask,
+  circuitTask,
   neuronTask,
   patchingTask,
   predictTask,
@@ -22,6 +23,7 @@ const TASKS: Record<string, Task> = {
   attention: attentionTask,
   attribution: attributionTask,
   patching: patchingTask,
+  circuit: circuitTask,
   neuron: neuronTask,
 };
 

@@ -41,6 +41,21 @@ export const patchingJobBody = body(
   },
   ["kind", "clean", "corrupted", "answer", "wrong", "target"],
 );
+export const circuitJobBody = body(
+  {
+    kind: { type: "string", const: "circuit" },
+    clean: prompt,
+    corrupted: prompt,
+    answer: tokenText,
+    wrong: tokenText,
+    // Optional (eap-ig, 0.8): defaults inside oneOf are not applied, so the handler fills them in.
+    method: { type: "string", enum: ["eap", "eap-ig"] },
+    faithfulness: { type: "number", exclusiveMinimum: 0, maximum: 1 },
+  },
+  ["kind", "clean", "corrupted", "answer", "wrong"],
+);
+/** A background job: activation patching or a circuit (told apart by `kind`). */
+export const jobBody = { oneOf: [patchingJobBody, circuitJobBody] } as const;
 export const jobIdParams = {
   type: "object",
   properties: { id: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } },

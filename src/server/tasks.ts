@@ -6,14 +6,23 @@
 import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
 import { headPatterns } from "../analysis/head-patterns.ts";
 import { answerReport, topPredictions } from "../analysis/predictions.ts";
+import { CircuitTask } from "../circuits/circuit-task.ts";
+import { findCircuit } from "../circuits/find-circuit.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
 import { neuronReport } from "../neurons/neuron-report.ts";
 import { activationPatching } from "../patching/activation-patching.ts";
+import { circuitGraphSvg } from "../viz/circuit-graph.ts";
 import type { AttentionFigure } from "../viz/figure.ts";
 import type { ReportSection } from "../viz/html/report.ts";
 import { attributionFigures } from "../viz/presets/attribution-figures.ts";
+import {
+  circuitGraphData,
+  circuitScoreLabel,
+  circuitSummary,
+  faithfulnessCurve,
+} from "../viz/presets/circuit-figures.ts";
 import { patchFigures, patchInputsList } from "../viz/presets/patch-figures.ts";
 import { attentionView } from "../viz/views/view-figures.ts";
 import { explorerTarget } from "./patch-targets.ts";
@@ -142,6 +151,57 @@ export async function patchingTask(model: HookedTransformer, p: PatchingParams, 
     corrupted: result.corrupted,
     axes: result.axes,
     values,
+  };
+}
+
+export interface CircuitParams {
+  clean: string;
+  corrupted: string;
+  answer: string;
+  wrong: string;
+  method: "eap" | "eap-ig";
+  /** The smallest top-n circuit reaching this faithfulness. */
+  faithfulness: number;
+}
+
+/**
+ * The smallest circuit of edges reaching a faithfulness (EAP or EAP-IG scores, exact check on the top 10):
+ * its layered graph as SVG, the faithfulness curve, and the sentences that state the numbers.
+ */
+export async function circuitTask(model: HookedTransformer, p: CircuitParams, ctx: TaskContext) {
+  const task = new CircuitTask(model, {
+    clean: [model.toTokens(p.clean)],
+    corrupted: [model.toTokens(p.corrupted)],
+    answer: [model.toSingleToken(p.answer)],
+    wrong: [model.toSingleToken(p.wrong)],
+  });
+  const r = await findCircuit(task, {
+    method: p.method,
+    igSteps: 5,
+    faithfulness: p.faithfulness,
+    compareTop: 10,
+    onProgress: (_phase, done, total) => ctx.progress(done, total),
+    signal: ctx.signal,
+  });
+  const heads = [...new Set(r.circuit.edges.flatMap((e) => e.split("->")))]
+    .map((n) => /^a(\d+)\.h(\d+)/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]}.${m[2]}`);
+  return {
+    svg: circuitGraphSvg(circuitGraphData(r, model.cfg.nLayers, "this model")),
+    curve: faithfulnessCurve(r),
+    summary: circuitSummary(r).join(" "),
+    edges: r.circuit.edges,
+    heads: [...new Set(heads)],
+    inputs: [
+      { label: "clean", value: p.clean },
+      { label: "corrupted", value: p.corrupted },
+      {
+        label: "metric",
+        value: `logit(${JSON.stringify(p.answer)}) − logit(${JSON.stringify(p.wrong)}), final position`,
+      },
+      { label: "scores", value: circuitScoreLabel(r) },
+    ],
   };
 }
 

@@ -2,6 +2,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import type { CircuitResult, ScoreMethod } from "../../circuits/find-circuit.ts";
+import type { HookedTransformer } from "../../model/hooked-transformer.ts";
+import type { CircuitGraphData } from "../../viz/circuit-graph.ts";
 import {
   addModelOptions,
   addPairOptions,
@@ -183,16 +185,17 @@ export function register(program: Command): void {
         process.removeListener("SIGINT", onSigint);
       }
       const { writeFileAtomic } = await import("../../viz/index.ts");
+      const { circuitGraphData, circuitScoreLabel } = await import("../../viz/presets/circuit-figures.ts");
       if (opts.out) writeFileAtomic(opts.out, `${JSON.stringify(result)}\n`);
       const inputs = [
         `model: ${opts.model}`,
         `${pairs.clean.length} prompt pair(s)${opts.prompts ? ` from ${opts.prompts}${opts.group ? `, group ${opts.group}` : ""}` : ""}; first clean: ${JSON.stringify(spec.clean[0])}, corrupted: ${JSON.stringify(spec.corrupted[0])}`,
         `metric: logit(${JSON.stringify(spec.answer[0])}) − logit(${JSON.stringify(spec.wrong[0])}) at the final position, mean over pairs`,
-        `scores: ${scoreLabel(result)}`,
+        `scores: ${circuitScoreLabel(result)}`,
       ];
       if (opts.svg || opts.html) {
         const { circuitGraphSvg } = await import("../../viz/circuit-graph.ts");
-        const graph = graphData(result, model.cfg.nLayers, opts.model);
+        const graph = circuitGraphData(result, model.cfg.nLayers, opts.model);
         if (opts.svg) writeFileAtomic(opts.svg, circuitGraphSvg(graph));
         if (opts.html) await writePage(opts.html, result, graph, inputs, model, pairs.clean[0]);
       }
@@ -276,78 +279,35 @@ async function promptSpec(
   };
 }
 
-function scoreLabel(r: CircuitResult): string {
-  const what = "change in the metric when the edge is removed";
-  if (r.method === "exact") return `exact (${what})`;
-  if (r.method === "eap") return `EAP (first-order estimate of the ${what})`;
-  return `EAP-IG with ${r.igSteps} steps (estimate of the ${what})`;
-}
-
-function graphData(r: CircuitResult, nLayers: number, model: string) {
-  const kept = new Set(r.circuit.edges);
-  return {
-    title: `Circuit of ${model}: ${r.circuit.edges.length} edges, faithfulness ${r.circuit.normalized.toFixed(3)}`,
-    nLayers,
-    scoreLabel: scoreLabel(r),
-    edges: r.edges.filter((e) => kept.has(e.name)),
-  };
-}
-
 async function writePage(
   path: string,
   r: CircuitResult,
-  graph: ReturnType<typeof graphData>,
+  graph: CircuitGraphData,
   inputs: string[],
-  model: import("../../model/hooked-transformer.ts").HookedTransformer,
+  model: HookedTransformer,
   firstClean: number[],
 ): Promise<void> {
-  const { figureToSvg, lineChart } = await import("../../viz/index.ts");
+  const { figureToSvg } = await import("../../viz/index.ts");
   const { writeCircuitPage } = await import("../../viz/circuit-graph.ts");
-  // Sizes that prune to the same number of edges are one point of the curve.
-  const curve = r.faithfulness.filter((p, i, all) => all.findIndex((q) => q.edges === p.edges) === i);
-  const curveSvg = await figureToSvg(
-    lineChart({
-      title: "Faithfulness against circuit size",
-      x: curve.map((p) => p.edges),
-      series: [{ name: "circuit", values: curve.map((p) => p.normalized) }],
-      xTitle: "edges kept",
-      yTitle: "normalised logit diff (1 = clean, 0 = corrupted)",
-    }),
-  );
+  const { circuitSummary, faithfulnessCurve } = await import("../../viz/presets/circuit-figures.ts");
+  const { headPatterns } = await import("../../analysis/head-patterns.ts");
   const headNames = [...new Set(graph.edges.flatMap((e) => [e.parent, e.child]))].filter((n) =>
     n.startsWith("a"),
   );
-  const layers = [...new Set(headNames.map((h) => Number(/^a(\d+)/.exec(h)?.[1])))];
-  const cache = model.runWithCache([firstClean], {
-    namesFilter: layers.map((l) => `blocks.${l}.attn.hook_pattern`),
-    logits: "none",
-  }).cache;
-  const P = firstClean.length;
-  const heads: Record<string, number[][]> = {};
-  for (const h of headNames) {
-    const [, l, hh] = /^a(\d+)\.h(\d+)$/.exec(h) as RegExpExecArray;
-    const pat = cache.get(`blocks.${l}.attn.hook_pattern`).data;
-    const base = Number(hh) * P * P;
-    heads[h] = Array.from({ length: P }, (_, i) =>
-      Array.from(pat.subarray(base + i * P, base + (i + 1) * P)),
-    );
-  }
-  const summary = [
-    `Baseline logit difference: clean ${r.baseline.clean.toFixed(4)}, corrupted ${r.baseline.corrupted.toFixed(4)}.`,
-    r.circuit.target !== null
-      ? `${r.circuit.reached ? "Smallest circuit found reaching" : "No top-n circuit reached"} faithfulness ${r.circuit.target}: ${r.circuit.edges.length} edges (top ${r.circuit.topN} by |score|, pruned), faithfulness ${r.circuit.normalized.toFixed(3)}. Found by a search over top-n sizes; a smaller circuit may exist.`
-      : `Top ${r.circuit.topN} edges by |score|, pruned to ${r.circuit.edges.length} on input→logits paths: faithfulness ${r.circuit.normalized.toFixed(3)}.`,
-  ];
-  if (r.comparison)
-    summary.push(
-      `Estimate vs exact on the estimate's top ${r.comparison.edges.length} edges: Pearson r ${r.comparison.correlation.toFixed(3)}, same sign on ${r.comparison.sameSign} of ${r.comparison.edges.length}.`,
-    );
+  const refs = headNames.map((h) => {
+    const [, layer, head] = /^a(\d+)\.h(\d+)$/.exec(h) as RegExpExecArray;
+    return { layer: Number(layer), head: Number(head) };
+  });
+  const patterns = headPatterns(model, firstClean, refs);
   writeCircuitPage(path, {
     graph,
     inputs,
-    summary,
-    curveSvg,
-    attention: { tokens: model.toStrTokens(firstClean), heads },
+    summary: circuitSummary(r),
+    curveSvg: await figureToSvg(faithfulnessCurve(r)),
+    attention: {
+      tokens: model.toStrTokens(firstClean),
+      heads: Object.fromEntries(headNames.map((h, i) => [h, patterns[i]])),
+    },
     comparison: r.comparison?.edges ?? [],
   });
 }

@@ -6,6 +6,7 @@ import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
 import { showAttention } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
+import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
@@ -120,6 +121,29 @@ async function main(): Promise<void> {
         ),
       );
     await runPatching(byId("patching-out"), s);
+  });
+
+  byId("circuit-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const s = formState();
+    const out = byId("circuit-out");
+    if (!(s.clean && s.corrupted && s.answer && s.wrong))
+      return showError(
+        out,
+        new Error(
+          "A circuit needs a clean and a corrupted prompt (in the Activation patching panel) and the answer and wrong tokens (in the Prompt panel).",
+        ),
+      );
+    const method = byId<HTMLSelectElement>("circuit-method").value as "eap" | "eap-ig";
+    const faithfulness = Number(byId<HTMLInputElement>("circuit-faithfulness").value);
+    void runCircuit(out, {
+      clean: s.clean,
+      corrupted: s.corrupted,
+      answer: s.answer,
+      wrong: s.wrong,
+      method,
+      faithfulness,
+    });
   });
 
   // Recompute the view the URL describes (one model run at a time, so in order).

@@ -1,0 +1,55 @@
+/**
+ * Figures and words of a circuit result, in one place for the CLI (`circuit --html/--svg`) and the
+ * explorer: the graph's data, the faithfulness curve, what the score means, and the summary sentences.
+ */
+import type { CircuitResult } from "../../circuits/find-circuit.ts";
+import { lineChart } from "../charts/line-chart.ts";
+import type { CircuitGraphData } from "../circuit-graph.ts";
+import type { ChartFigure } from "../figure.ts";
+
+/** What the edge score is, for legends and the page's inputs. */
+export function circuitScoreLabel(r: Pick<CircuitResult, "method" | "igSteps">): string {
+  const what = "change in the metric when the edge is removed";
+  if (r.method === "exact") return `exact (${what})`;
+  if (r.method === "eap") return `EAP (first-order estimate of the ${what})`;
+  return `EAP-IG with ${r.igSteps} steps (estimate of the ${what})`;
+}
+
+/** The circuit's edges (with their scores) for the layered graph. */
+export function circuitGraphData(r: CircuitResult, nLayers: number, model: string): CircuitGraphData {
+  const kept = new Set(r.circuit.edges);
+  return {
+    title: `Circuit of ${model}: ${r.circuit.edges.length} edges, faithfulness ${r.circuit.normalized.toFixed(3)}`,
+    nLayers,
+    scoreLabel: circuitScoreLabel(r),
+    edges: r.edges.filter((e) => kept.has(e.name)),
+  };
+}
+
+/** Faithfulness against circuit size; sizes that prune to the same number of edges are one point. */
+export function faithfulnessCurve(r: Pick<CircuitResult, "faithfulness">): ChartFigure {
+  const curve = r.faithfulness.filter((p, i, all) => all.findIndex((q) => q.edges === p.edges) === i);
+  return lineChart({
+    title: "Faithfulness against circuit size",
+    x: curve.map((p) => p.edges),
+    series: [{ name: "circuit", values: curve.map((p) => p.normalized) }],
+    xTitle: "edges kept (top n by |score|, pruned to input→logits paths)",
+    yTitle: "faithfulness (1 = clean, 0 = corrupted)",
+  });
+}
+
+/** Sentences stating the baselines, the circuit found and how well the estimate matched the exact score. */
+export function circuitSummary(r: CircuitResult): string[] {
+  const c = r.circuit;
+  const lines = [
+    `Baseline logit difference: clean ${r.baseline.clean.toFixed(4)}, corrupted ${r.baseline.corrupted.toFixed(4)}.`,
+    c.target !== null
+      ? `${c.reached ? "Smallest circuit found reaching" : "No top-n circuit reached"} faithfulness ${c.target}: ${c.edges.length} of ${r.edges.length} edges (top ${c.topN} by |score|, pruned), faithfulness ${c.normalized.toFixed(3)}. Found by a search over top-n sizes; a smaller circuit may exist.`
+      : `Top ${c.topN} edges by |score|, pruned to ${c.edges.length} of ${r.edges.length} on input→logits paths: faithfulness ${c.normalized.toFixed(3)}.`,
+  ];
+  if (r.comparison)
+    lines.push(
+      `Estimate vs exact on the estimate's top ${r.comparison.edges.length} edges: Pearson r ${r.comparison.correlation.toFixed(3)}, same sign on ${r.comparison.sameSign} of ${r.comparison.edges.length}.`,
+    );
+  return lines;
+}

@@ -1,0 +1,124 @@
+/** The explorer's circuit panel: the background job over the API, and the panel in chromium. */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { Browser } from "playwright-core";
+import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { findCircuit } from "../../src/circuits/find-circuit.ts";
+import type { ExplorerServer } from "../../src/server/app.ts";
+import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
+import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
+import { type FixtureServer, startFixtureServer } from "../server/server-fixture.ts";
+
+let server: ExplorerServer;
+let fx: FixtureServer;
+let browser: Browser;
+const { clean, corrupted, answer, wrong } = referenceJson.prompts;
+const job = {
+  kind: "circuit",
+  clean: clean[0],
+  corrupted: corrupted[0],
+  answer,
+  wrong,
+  method: "eap",
+  faithfulness: 0.8,
+};
+
+before(async () => {
+  browser = await launchBrowser();
+  fx = await startFixtureServer();
+  server = fx.server;
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+interface CircuitJobView {
+  status: string;
+  result?: { edges: string[]; heads: string[]; svg: string; summary: string };
+  error?: { message: string };
+}
+
+test("a circuit job runs in the background and finds the circuit the library finds", async () => {
+  const res = await fx.api("/api/jobs", {
+    method: "POST",
+    body: JSON.stringify(job),
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(res.status, 202);
+  const { id } = (await res.json()) as { id: string };
+  const stream = await (await fx.api(`/api/jobs/${id}/events`)).text(); // ends when the job finishes
+  const views = stream
+    .split("\n\n")
+    .filter((c) => c.startsWith("data: "))
+    .map((c) => JSON.parse(c.slice(6)) as CircuitJobView);
+  const last = views.at(-1) as CircuitJobView;
+  assert.equal(last.status, "done", JSON.stringify(last.error));
+  const model = loadFixtureModel();
+  const task = new CircuitTask(model, {
+    clean: [model.toTokens(clean[0])],
+    corrupted: [model.toTokens(corrupted[0])],
+    answer: [model.toSingleToken(answer)],
+    wrong: [model.toSingleToken(wrong)],
+  });
+  const want = await findCircuit(task, { method: "eap", faithfulness: 0.8, compareTop: 0 });
+  assert.deepEqual(last.result?.edges, want.circuit.edges);
+  assert.match(
+    last.result?.summary ?? "",
+    new RegExp(`${want.circuit.edges.length} of ${task.graph.nEdges} edges`),
+  );
+  // Bad input is refused before the job is queued.
+  const bad = await fx.api("/api/jobs", {
+    method: "POST",
+    body: JSON.stringify({ ...job, corrupted: `${corrupted[0]} now` }),
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /position by position/);
+  const badMethod = await fx.api("/api/jobs", {
+    method: "POST",
+    body: JSON.stringify({ ...job, method: "acdc" }),
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(badMethod.status, 400);
+});
+
+test("the circuit panel: progress, the graph with hover scores, a head's attention on click, the curve", async () => {
+  const errors: string[] = [];
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  collectPageErrors(page, errors);
+  await page.goto(fx.withToken(`${fx.base}/?${new URLSearchParams({ answer, wrong })}`));
+  await page.fill("#clean", clean[0]);
+  await page.fill("#corrupted", corrupted[0]);
+  await page.selectOption("#circuit-method", "eap");
+  await page.click("#run-circuit");
+  await page.waitForSelector("#circuit-out[data-ready] svg.cs-circuit");
+  assert.match(
+    await page.locator("#circuit-out .job-status").innerText(),
+    /Smallest circuit found reaching faithfulness 0.8/,
+  );
+  const edges = page.locator("#circuit-out path.cs-edge");
+  assert.ok((await edges.count()) > 0);
+  // Point the mouse at the middle of the strongest edge (drawn last, so on top).
+  await edges.last().scrollIntoViewIfNeeded();
+  const at = await edges.last().evaluate((e) => {
+    const path = e as SVGPathElement;
+    const p = path.getPointAtLength(path.getTotalLength() / 2);
+    const m = path.getScreenCTM() as DOMMatrix;
+    return { x: p.x * m.a + p.y * m.c + m.e, y: p.x * m.b + p.y * m.d + m.f };
+  });
+  await page.mouse.move(at.x, at.y);
+  assert.match(await page.locator("#circuit-out p.hint").innerText(), /->.*: score /);
+  const head = page.locator('#circuit-out g.cs-node[data-node^="a"]').first();
+  const name = (await head.getAttribute("data-node")) as string;
+  const [, l, h] = /^a(\d+)\.h(\d+)$/.exec(name) as RegExpExecArray;
+  await head.click();
+  await page.waitForSelector("#circuit-out .circuit-attention[data-ready] .cs-attention");
+  assert.match(await page.locator("#circuit-out .circuit-attention").innerText(), new RegExp(`L${l}H${h}`));
+  assert.equal(
+    (await page.locator("#circuit-out .figure svg, #circuit-out .figure canvas").count()) > 0,
+    true,
+  );
+  assert.deepEqual(errors, []);
+  await page.close();
+});
