@@ -19,6 +19,8 @@ export interface BarChartOptions {
   horizontal?: boolean;
   labelTitle?: string;
   valueTitle?: string;
+  /** Draw each value as a point (with its error bar) instead of a bar: for means of unordered categories. */
+  points?: boolean;
 }
 
 /** Labelled values, e.g. the top heads by attribution; bars are blue above 0 and red below, like the heatmaps. */
@@ -58,7 +60,7 @@ export function barChart(opts: BarChartOptions): ChartFigure {
   const valueEnc = { field: "value", type: "quantitative" as const, title: opts.valueTitle ?? null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [
     {
-      mark: { type: "bar" },
+      mark: opts.points ? { type: "point", filled: true, size: 60 } : { type: "bar" },
       encoding: {
         [band]: labelEnc,
         [val]: valueEnc,

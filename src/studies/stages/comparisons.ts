@@ -1,0 +1,126 @@
+/**
+ * Group comparisons: each analysed group against the focus group on a few per-prompt metrics, bootstrap
+ * tests Holm-adjusted over the whole family. One figure per quantity, so every axis has one unit.
+ */
+import { barChart } from "../../viz/charts/bar-chart.ts";
+import { compareWithFocus, type MetricSamples } from "../compare.ts";
+import { groupOf, type StudyContext } from "../context.ts";
+import { f2, pFmt } from "../format.ts";
+import type { Comparison, StudyResults } from "../results.ts";
+import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
+
+export const ALPHA = 0.05;
+
+/** The unit of each metric, by its name: the figures group metrics by unit. */
+function unitOf(metric: string): string {
+  if (metric.includes("fraction of own gap")) return "fraction restored";
+  if (metric.startsWith("DLA")) return "direct logit attribution (logits)";
+  return "logit difference (logits)";
+}
+
+function metrics(ctx: StudyContext, res: StudyResults, left: string[]): MetricSamples[] {
+  const groups = ctx.analysed(res).map((g) => g.name);
+  const F = ctx.focus.name;
+  const byGroup = (value: (name: string) => number[]) => new Map(groups.map((g) => [g, value(g)]));
+  const out: MetricSamples[] = [
+    { metric: "clean logit diff", byGroup: byGroup((g) => groupOf(res, g).cleanLogitDiff.perPrompt) },
+    {
+      metric: `${ctx.spec.words.effect} (clean - corrupted)`,
+      byGroup: byGroup((g) => groupOf(res, g).effect.perPrompt),
+    },
+  ];
+  for (const head of (res.focus.topHeads ?? []).slice(0, 3)) {
+    out.push({
+      metric: `DLA of ${head.label}`,
+      byGroup: byGroup((g) =>
+        ctx.cleanAttribution(ctx.groups.find((x) => x.name === g)!).heads.map((p) => p[head.row][head.col]),
+      ),
+    });
+  }
+  // Fractions restored only between groups that have a gap to restore.
+  const fractionGroups = groups.filter((g) => groupOf(res, g).normalised);
+  if (!groupOf(res, F).normalised) {
+    left.push(`patching comparisons: the focus group ${F} has no effect to restore`);
+    return out;
+  }
+  const skipped = groups.filter((g) => !fractionGroups.includes(g));
+  if (skipped.length) left.push(`patching comparisons of ${skipped.join(", ")}: no effect to restore`);
+  const focusExact = res.focus.layerExact ?? [];
+  const screen = res.focus.layerScreen;
+  if (!screen) return out;
+  // The focus group's top screened components (the first confirmed in every group).
+  for (const c of focusExact.slice(0, 2)) {
+    out.push({
+      metric: `${c.label} patching (fraction of own gap)`,
+      byGroup: new Map(
+        fractionGroups.map((g) => {
+          const r = groupOf(res, g);
+          const e = r.layerExact!.find((x) => x.label === c.label)!;
+          return [g, e.exact.perPrompt.map((v) => v / r.effect.mean)];
+        }),
+      ),
+    });
+  }
+  return out;
+}
+
+type Slice = StageSlice & { comparisons: StudyResults["comparisons"] };
+
+export const comparisonsStage: Stage<Slice> = {
+  name: "group comparisons",
+  run(ctx, res) {
+    const left: string[] = [];
+    const ms = metrics(ctx, res, left);
+    const items =
+      ms[0].byGroup.size > 1
+        ? compareWithFocus(ms, ctx.focus.name, {
+            alpha: ALPHA,
+            resamples: ctx.plan.resamples,
+            seed: ctx.plan.seed,
+          })
+        : [];
+    return {
+      comparisons: {
+        alpha: ALPHA,
+        family: "each analysed group vs the focus group, every metric; Holm-adjusted",
+        items,
+        left,
+      },
+    };
+  },
+  sections(res) {
+    const cmp = res.comparisons.items;
+    if (!cmp.length) return [];
+    const F = res.focusGroup;
+    const a = res.comparisons.alpha;
+    const units = [...new Set(cmp.map((c) => unitOf(c.metric)))];
+    const figures: NamedFigure[] = units.map((unit, ui) => {
+      const items = cmp.filter((c) => unitOf(c.metric) === unit);
+      const sig = items.filter((c) => c.significant);
+      return {
+        name: `groups-comparisons-${ui + 1}`,
+        figure: barChart({
+          title: `Differences from ${F} (group - ${F}): ${unit}`,
+          labels: items.map((c) => `${c.significant ? "✱ " : ""}${c.group}: ${c.metric}`),
+          values: items.map((c) => c.diff),
+          errors: { lower: items.map((c) => c.ciLow), upper: items.map((c) => c.ciHigh) },
+          horizontal: true,
+          points: true,
+          labelTitle: "group: metric (✱ = Holm-adjusted p < α)",
+          valueTitle: `difference of means, ${unit}`,
+        }),
+        caption: `${items.length} comparisons in ${unit}, points with 95% bootstrap intervals of the difference; ✱ marks the ${sig.length} whose Holm-adjusted p (over all ${cmp.length} comparisons) is below α = ${a}${sig.length ? `: ${sig.map(describe).join("; ")}` : ""}. Not significant: ${items.length - sig.length}.`,
+      };
+    });
+    return [
+      {
+        heading: "Differences between groups",
+        text: res.comparisons.left?.length ? `Left out: ${res.comparisons.left.join("; ")}.` : undefined,
+        figures,
+      },
+    ];
+  },
+};
+
+export const describe = (c: Comparison) =>
+  `${c.group} ${c.metric} ${f2(c.diff)} [${f2(c.ciLow)}, ${f2(c.ciHigh)}], adjusted p ${pFmt(c.pHolm)}`;

@@ -1,0 +1,302 @@
+/**
+ * Neurons and head parts of the focus group: every neuron of the MLP layers that matter most (by exact
+ * mlp_out patching) and every head's five parts are screened together by attribution patching (one forward
+ * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
+ */
+import { formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
+import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
+import { neuronReport } from "../../neurons/neuron-report.ts";
+import { HEAD_COMPONENTS } from "../../patching/targets.ts";
+import { barChart } from "../../viz/charts/bar-chart.ts";
+import { heatmap } from "../../viz/charts/heatmap.ts";
+import { tokenView } from "../../viz/views/view-figures.ts";
+import { groupOf, normalise, type StudyContext } from "../context.ts";
+import { argmaxAbs, f2, pct } from "../format.ts";
+import { attributionEffects, exactEffects } from "../pair-measures.ts";
+import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
+import { HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
+import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
+import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
+import { cellText, patchUnit } from "./patching.ts";
+
+interface Candidates {
+  neuronLayers: number[];
+  neuronAttr: number[];
+  topNeurons: { i: number; layer: number; neuron: number }[];
+  headAttr: number[];
+  chosenHeads: { i: number; layer: number; head: number }[];
+  /** Exact effects, [site][prompt]: the top neurons, then each chosen head's five parts. */
+  confirmed: number[][];
+}
+
+const memo = new WeakMap<StudyContext, Promise<Candidates>>();
+
+/** The screen and its exact confirmation, computed once for both stages. */
+function candidates(ctx: StudyContext, res: StudyResults): Promise<Candidates> {
+  let c = memo.get(ctx);
+  if (!c) {
+    c = screenAndConfirm(ctx, res);
+    memo.set(ctx, c);
+  }
+  return c;
+}
+
+async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<Candidates> {
+  const { nLayers: L, nHeads: H, dMlp } = ctx.model.cfg;
+  const fg = groupOf(res, ctx.focus.name);
+  const fd = ctx.focus.tokens;
+  const neuronLayers = topIndices(res.focus.layerPatching!.mean[2], ctx.plan.neuronLayers);
+  const screens = attributionEffects(
+    ctx.model,
+    fd,
+    [...neuronLayers.map((layer) => ({ kind: "neurons" as const, layer })), { kind: "head_all" as const }],
+    ctx.work(fd.clean.length),
+  );
+  const neuronAttr = neuronLayers.flatMap((_, li) => screens[li].map((v) => normalise(fg, meanOf(v))));
+  const topNeurons = topIndices(neuronAttr, ctx.plan.exactNeurons).map((i) => ({
+    i,
+    layer: neuronLayers[Math.floor(i / dMlp)],
+    neuron: i % dMlp,
+  }));
+  // head_all sites are [component, layer, head].
+  const headAttr = screens[neuronLayers.length].map((v) => normalise(fg, meanOf(v)));
+  const headScore = Array.from({ length: L * H }, (_, i) =>
+    Math.max(...HEAD_COMPONENTS.map((_, ci) => Math.abs(headAttr[ci * L * H + i]))),
+  );
+  const chosenHeads = topIndices(headScore, ctx.plan.exactHeads).map((i) => ({
+    i,
+    layer: Math.floor(i / H),
+    head: i % H,
+  }));
+  const confirmed = await exactEffects(
+    ctx.model,
+    fd,
+    {
+      kind: "sites",
+      sites: [
+        ...topNeurons.map((t) => neuronSite(t.layer, t.neuron)),
+        ...chosenHeads.flatMap((h) => HEAD_COMPONENTS.map((c) => headPartSite(h.layer, h.head, c))),
+      ],
+    },
+    ctx.work(fd.clean.length),
+  );
+  return { neuronLayers, neuronAttr, topNeurons, headAttr, chosenHeads, confirmed };
+}
+
+const focusReady = (ctx: StudyContext, res: StudyResults) =>
+  ctx.analysed(res).includes(ctx.focus) && res.focus.layerPatching !== undefined;
+
+type NeuronSlice = StageSlice & { focus: Pick<FocusResult, "neurons" | "neuronPages"> };
+
+export const neuronStage: Stage<NeuronSlice> = {
+  name: "neuron screen and confirmation",
+  async run(ctx, res) {
+    if (!focusReady(ctx, res)) return { focus: {} };
+    const fg = groupOf(res, ctx.focus.name);
+    const c = await candidates(ctx, res);
+    const neurons: FocusResult["neurons"] = {
+      layers: c.neuronLayers,
+      top: c.topNeurons.map((t, k) => ({
+        label: `L${t.layer}N${t.neuron}`,
+        layer: t.layer,
+        neuron: t.neuron,
+        attribution: c.neuronAttr[t.i],
+        exact: summarizeSample(
+          c.confirmed[k].map((v) => normalise(fg, v)),
+          ctx.boot(9200 + k),
+        ),
+      })),
+    };
+    // Neuron pages of the top confirmed neurons: direct logit effect, activations on the example prompts,
+    // corpus examples from a neuron index when one was given.
+    const index = ctx.neuronIndex;
+    const examples = ctx.focus.pairs.slice(0, ctx.plan.attentionExamples);
+    const neuronPages = [...neurons.top]
+      .sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean))
+      .slice(0, ctx.plan.neuronPages)
+      .map((n): StudyNeuronPage => {
+        const indexed = index?.layers.includes(n.layer) ? index : null;
+        if (index && !indexed)
+          ctx.omitted.push(
+            `corpus examples of ${n.label}: the neuron index ${index.dir} has no layer ${n.layer}`,
+          );
+        const page = neuronPageData(ctx.model, n.layer, n.neuron, {
+          index: indexed,
+          logitTokens: 8,
+          modelName: ctx.modelName,
+        });
+        const acts = neuronActivations(
+          ctx.model,
+          n.layer,
+          n.neuron,
+          examples.map((p) => p.cleanTokens),
+        );
+        return {
+          label: n.label,
+          exactFraction: n.exact.mean,
+          page,
+          prompts: examples.map((p, i) => ({
+            prompt: p.clean,
+            tokens: ctx.model.toStrTokens(p.cleanTokens),
+            activations: acts[i],
+          })),
+        };
+      });
+    if (!index) ctx.omitted.push("corpus examples of the top neurons: no --neuron-index DIR was given");
+    return { focus: { neurons, neuronPages } };
+  },
+  sections(res) {
+    const F = res.focusGroup;
+    const n = res.focus.neurons;
+    if (!n?.top.length) return [];
+    const unit = patchUnit(groupOf(res, F));
+    const nt = n.top;
+    const out = [
+      {
+        heading: `MLP neurons (${F})`,
+        figures: [
+          {
+            name: "focus-neurons",
+            figure: barChart({
+              title: `Top neurons of MLP layer(s) ${n.layers.map((l) => `L${l}`).join(", ")} (${F})`,
+              labels: nt.map((x) => x.label),
+              values: nt.map((x) => x.exact.mean),
+              errors: { lower: nt.map((x) => x.exact.ciLow), upper: nt.map((x) => x.exact.ciHigh) },
+              horizontal: true,
+              labelTitle: "neuron",
+              valueTitle: `${unit} (exact)`,
+            }),
+            caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the top ${nt.length} were patched exactly (all positions), 95% bootstrap intervals, ± one SE. Top: ${nt
+              .slice(0, 3)
+              .map((x) => `${x.label} exact ${formatMeanSe(x.exact)} (estimate ${f2(x.attribution)})`)
+              .join(", ")}. Neuron pages: "circuitscope neuron --layer L --neuron N" and below.`,
+          },
+        ],
+      },
+    ];
+    if (res.focus.neuronPages?.length) {
+      out.push({
+        heading: `The top neurons' pages (${F})`,
+        text: "Neuron pages (as `circuitscope neuron` draws them) of the confirmed neurons with the largest exact patching effect: the tokens each one's output pushes up and down directly, its activation on the study's example prompts and, when a neuron index was given (--neuron-index), the corpus texts where it fires most.",
+        figures: res.focus.neuronPages.flatMap(neuronFigures),
+      } as never);
+    }
+    return out;
+  },
+};
+
+type HeadSlice = StageSlice & { focus: Pick<FocusResult, "headSplit"> };
+
+export const headPartsStage: Stage<HeadSlice> = {
+  name: "head parts z/q/k/v/pattern",
+  async run(ctx, res) {
+    if (!focusReady(ctx, res)) return { focus: {} };
+    const fg = groupOf(res, ctx.focus.name);
+    const { nLayers: L, nHeads: H } = ctx.model.cfg;
+    const c = await candidates(ctx, res);
+    const nN = c.topNeurons.length;
+    const split = (k: number, ci: number) => c.confirmed[nN + k * HEAD_COMPONENTS.length + ci];
+    const heads = c.chosenHeads.map((h) => `L${h.layer}H${h.head}`);
+    return {
+      focus: {
+        headSplit: {
+          heads,
+          parts: [...HEAD_PARTS],
+          exact: summarizeGrid(
+            heads,
+            [...HEAD_PARTS],
+            ctx.focus.tokens.clean.map((_, b) =>
+              c.chosenHeads.map((_, k) => HEAD_PARTS.map((_, ci) => normalise(fg, split(k, ci)[b]))),
+            ),
+            ctx.boot(9300),
+          ),
+          attribution: c.chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => c.headAttr[ci * L * H + h.i])),
+        },
+      },
+    };
+  },
+  sections(res) {
+    const hs = res.focus.headSplit;
+    if (!hs) return [];
+    const F = res.focusGroup;
+    const b = argmaxAbs(hs.exact);
+    return [
+      {
+        heading: `Heads: output, query, key, value or pattern (${F})`,
+        figures: [
+          {
+            name: "focus-head-split",
+            figure: heatmap({
+              title: `Head patching by what is patched (${F})`,
+              rowLabels: hs.heads,
+              colLabels: hs.parts,
+              values: hs.exact.mean,
+              rowTitle: "head",
+              colTitle: "patched part",
+              valueTitle: patchUnit(groupOf(res, F)),
+            }),
+            caption: `Exact patching of each head's output (z), query, key, value or attention pattern at all positions, for the ${hs.heads.length} heads with the largest attribution estimates (${hs.exact.n} prompts). Strongest: ${hs.heads[b.r]} ${hs.parts[b.c]}, ${cellText(hs.exact, b.r, b.c)} (± one SE).`,
+          },
+        ],
+      },
+    ];
+  },
+};
+
+const tokenList = (ts: readonly { str: string; value: number }[]) =>
+  ts
+    .slice(0, 3)
+    .map((t) => `${JSON.stringify(t.str)} ${f2(t.value)}`)
+    .join(", ");
+
+/** One neuron's figures: the neuron page's own charts (src/neurons) and its activation on the example prompts. */
+function neuronFigures(np: StudyNeuronPage): NamedFigure[] {
+  const { page } = np;
+  const name = `neuron-${np.label}`;
+  const out: NamedFigure[] = [];
+  // Captions per neuron-page section, from the page's numbers.
+  const captions: Record<string, (i: number) => { suffix: string; caption: string }> = {
+    "Top activating examples": () => ({
+      suffix: "corpus-examples",
+      caption: `${np.label} on ${page.index?.corpus}: the ${page.index?.examples.length} contexts where it fires most; top activation ${f2(page.index?.examples[0]?.value ?? Number.NaN)}.`,
+    }),
+    "Activation distribution": () => ({
+      suffix: "histogram",
+      caption: `${np.label}: activations over ${page.index?.tokens} indexed tokens; density (activation > 0) ${(100 * (page.index?.density ?? 0)).toFixed(2)}%.`,
+    }),
+    "Direct effect on the logits": (i) =>
+      i === 0
+        ? {
+            suffix: "promoted",
+            caption: `${np.label} (exact patching ${pct(np.exactFraction)} of the gap): the tokens its output raises most per unit of activation (W_out[n] @ W_U): ${tokenList(page.logitEffect.top)}.`,
+          }
+        : {
+            suffix: "suppressed",
+            caption: `${np.label}: the tokens its output lowers most: ${tokenList(page.logitEffect.bottom)}.`,
+          },
+  };
+  for (const section of neuronReport(page).sections) {
+    const describe = captions[section.heading];
+    if (!describe) continue;
+    for (const [i, f] of section.figures.entries()) {
+      const { suffix, caption } = describe(i);
+      out.push({ name: `${name}-${suffix}`, figure: f.figure, caption });
+    }
+  }
+  if (np.prompts.length) {
+    let best = { v: Number.NEGATIVE_INFINITY, token: "", prompt: 0 };
+    for (const [pi, p] of np.prompts.entries())
+      for (const [i, v] of p.activations.entries())
+        if (v > best.v) best = { v, token: p.tokens[i], prompt: pi };
+    out.push({
+      name: `${name}-prompts`,
+      figure: tokenView({
+        title: `${np.label} on the study's example prompts`,
+        valueLabel: `${np.label} activation`,
+        samples: np.prompts.map((p) => ({ label: p.prompt, tokens: p.tokens, values: p.activations })),
+      }),
+      caption: `${np.label}'s activation at every token of ${np.prompts.length} example prompt(s); highest ${f2(best.v)} at ${JSON.stringify(best.token)} of example ${best.prompt + 1}.`,
+    });
+  }
+  return out;
+}
