@@ -1,4 +1,214 @@
-/** Placeholder until the Llama engine lands; replaced by the pronoun study spec. */
-import { contractionsSpec } from "../contractions/spec.ts";
-export const pronounsSpec = contractionsSpec;
-export const resolveBundledModel = (m: string) => m;
+/**
+ * The pronoun study on the bundled stories260k model: how does the model carry a character's gender from
+ * the noun or name to the pronoun it predicts? Clean and corrupted prompts differ only in the gender cue
+ * ("a girl" / "a boy", "Lily" / "Tim"); both directions are groups of their own.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { groupRandom, type PromptPair } from "../prompts.ts";
+import type { StudyGroup, StudySizes, StudySpec } from "../spec.ts";
+
+type Cue = "noun" | "name" | "both";
+type Form = "mid" | "initial" | "possessive";
+type Direction = "girl" | "boy";
+
+interface PronounGroup extends StudyGroup {
+  cue: Cue;
+  /** Neutral sentences between the cue sentence and the pronoun. */
+  distance: 0 | 1 | 2;
+  form: Form;
+  direction: Direction;
+}
+
+/** The answer and wrong token of each form, for a girl (she) clean prompt; a boy prompt swaps them. */
+const FORMS: Record<Form, { she: string; he: string; what: string }> = {
+  mid: { she: " she", he: " he", what: '" she"/" he" mid-sentence' },
+  initial: { she: " She", he: " He", what: '"She"/"He" starting a sentence' },
+  possessive: { she: " her", he: " his", what: '" her"/" his" (possessive)' },
+};
+
+const CUES: Record<Cue, { girl: (adj: string) => string; boy: (adj: string) => string; what: string }> = {
+  noun: {
+    girl: (adj) => `a ${adj}girl`,
+    boy: (adj) => `a ${adj}boy`,
+    what: 'noun only ("a girl" / "a boy")',
+  },
+  name: { girl: () => "Lily", boy: () => "Tim", what: 'name only ("Lily" / "Tim")' },
+  both: {
+    girl: (adj) => `a ${adj}girl named Lily`,
+    boy: (adj) => `a ${adj}boy named Tim`,
+    what: 'noun and name ("a little girl named Lily" / "a little boy named Tim")',
+  },
+};
+
+const OPENINGS = ["There was", "Once there was", "Once upon a time, there was", "One day, there was"];
+const NAME_OPENINGS = ["Once upon a time,", "One morning,", "One day,", "Long ago,"];
+const NAME_PREDICATES = [
+  "was happy",
+  "went to the park",
+  "had a red ball",
+  "liked to play",
+  "saw a big dog",
+  "lived in a small house",
+];
+const ADJECTIVES = ["", "little ", "happy ", "kind ", "small ", "good "];
+const NEUTRAL = [
+  "The sun was warm.",
+  "The sky was blue.",
+  "It was a nice day.",
+  "The birds sang.",
+  "The grass was green.",
+  "The day was bright.",
+];
+const CONTINUATIONS = ["One day,", "Every day,", "Then,", "After that,", "Later,", "The next day,"];
+const AGENTS = ["a dog", "a bird", "the wind", "a cat", "a friend"];
+const VERBS = ["took", "found", "liked", "saw"];
+
+function group(cue: Cue, distance: 0 | 1 | 2, form: Form, direction: Direction): PronounGroup {
+  const f = FORMS[form];
+  const pronoun = direction === "girl" ? f.she : f.he;
+  const distanceName = distance === 0 ? "near" : `${distance}sent`;
+  return {
+    name: `${cue}-${distanceName}-${pronoun.trim()}`,
+    description: `${direction} clean (the ${direction === "girl" ? "boy" : "girl"} version corrupted); cue ${CUES[cue].what}; ${distance === 0 ? "pronoun right after the cue sentence" : `${distance} neutral sentence(s) between cue and pronoun`}; ${f.what}`,
+    factors: { cue, distance: distanceName, form, direction },
+    cue,
+    distance,
+    form,
+    direction,
+  };
+}
+
+const GROUPS: PronounGroup[] = (["girl", "boy"] as const).flatMap((d) => [
+  group("noun", 0, "mid", d),
+  group("name", 0, "mid", d),
+  group("both", 0, "mid", d),
+  group("noun", 1, "mid", d),
+  group("noun", 2, "mid", d),
+  group("noun", 0, "initial", d),
+  group("noun", 0, "possessive", d),
+]);
+
+/** One filling of a group's template, as the girl and boy texts (the same words but the cue). */
+function fill(g: PronounGroup, rand: () => number): { girl: string; boy: string } {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  // Every choice is drawn once, so the girl and boy texts differ only in the cue.
+  const adj = g.cue === "name" ? "" : pick(ADJECTIVES);
+  const opening = pick(g.cue === "name" ? NAME_OPENINGS : OPENINGS);
+  const predicate = pick(NAME_PREDICATES);
+  const neutral: string[] = [];
+  while (neutral.length < g.distance) {
+    const s = pick(NEUTRAL);
+    if (!neutral.includes(s)) neutral.push(s);
+  }
+  const tail =
+    g.form === "initial"
+      ? ""
+      : g.form === "mid"
+        ? ` ${pick(CONTINUATIONS)}`
+        : ` ${pick(CONTINUATIONS)} ${pick(AGENTS)} ${pick(VERBS)}`;
+  const text = (d: Direction) => {
+    const cue =
+      g.cue === "name"
+        ? `${opening} ${CUES.name[d]("")} ${predicate}.`
+        : `${opening} ${CUES[g.cue][d](adj)}.`;
+    return [cue, ...neutral].join(" ") + tail;
+  };
+  return { girl: text("girl"), boy: text("boy") };
+}
+
+function generate(
+  groups: readonly StudyGroup[],
+  count: (g: StudyGroup) => number,
+  seed: number,
+): PromptPair[] {
+  const out: PromptPair[] = [];
+  for (const sg of groups) {
+    const g = GROUPS.find((x) => x.name === sg.name)!;
+    const rand = groupRandom(seed, g.name);
+    const f = FORMS[g.form];
+    const n = count(g);
+    const seen = new Set<string>();
+    for (let tries = 0; seen.size < n && tries < 50 * n; tries++) {
+      const { girl, boy } = fill(g, rand);
+      const clean = g.direction === "girl" ? girl : boy;
+      if (seen.has(clean)) continue;
+      seen.add(clean);
+      out.push({
+        clean,
+        corrupted: g.direction === "girl" ? boy : girl,
+        answer: g.direction === "girl" ? f.she : f.he,
+        wrong: g.direction === "girl" ? f.he : f.she,
+        group: g.name,
+      });
+    }
+  }
+  return out;
+}
+
+const FULL: StudySizes = {
+  perGroup: 24,
+  focusPrompts: 48,
+  positionPrompts: 16,
+  topHeads: 5,
+  attentionExamples: 3,
+  neuronLayers: 2,
+  exactNeurons: 20,
+  neuronPages: 3,
+  exactHeads: 10,
+  exactComponentsPerGroup: 6,
+  resamples: 2000,
+  batchSize: 32,
+};
+
+const QUICK: StudySizes = {
+  ...FULL,
+  perGroup: 10,
+  focusPrompts: 16,
+  positionPrompts: 8,
+  topHeads: 3,
+  attentionExamples: 2,
+  neuronLayers: 1,
+  exactNeurons: 8,
+  neuronPages: 2,
+  exactHeads: 4,
+  exactComponentsPerGroup: 3,
+  resamples: 1000,
+  batchSize: 16,
+};
+
+export const pronounsSpec: StudySpec = {
+  id: "pronouns",
+  title: "How stories260k carries a character's gender to the pronoun",
+  question:
+    'How does the model carry a character\'s gender from the noun or name ("a girl", "Lily") to the pronoun it predicts (" she" rather than " he")? Which layers and positions carry it, which heads move it from the cue to the final position, and how does this change with the kind of cue, the distance and the pronoun\'s form?',
+  promptsText:
+    'Each clean prompt introduces a character by a gender cue and stops where a pronoun should follow ("There was a little girl. One day," → " she"); its corrupted twin is the same text with the other gender\'s cue ("a little boy"), the same number of tokens. The answer is the pronoun of the clean prompt\'s gender, the wrong token the other gender\'s (" she" vs " he", " She" vs " He", " her" vs " his"); both directions (girl clean, boy clean) are separate groups. The metric is logit(answer) - logit(wrong) at the final position.',
+  defaultModel: "stories260k",
+  groups: GROUPS,
+  focusGroup: "noun-near-she",
+  quickGroups: [
+    "noun-near-she",
+    "noun-near-he",
+    "name-near-she",
+    "noun-2sent-she",
+    "noun-near-She",
+    "noun-near-her",
+  ],
+  sizes: { full: FULL, quick: QUICK },
+  generate,
+  words: {
+    clean: "clean (the clean prompt's gender)",
+    corrupted: "corrupted (the other gender's cue)",
+    effect: "gender effect",
+    group: "group (cue-distance-pronoun)",
+  },
+  requireBehaviour: true,
+};
+
+/** "stories260k" → the bundled model's directory (so the study runs offline from any working directory). */
+export function resolveBundledModel(model: string): string {
+  if (model !== "stories260k") return model;
+  const dir = fileURLToPath(new URL("../../../models/stories260k", import.meta.url));
+  return existsSync(dir) ? dir : model;
+}
