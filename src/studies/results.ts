@@ -92,6 +92,8 @@ export interface AttentionExample {
 
 export interface FocusResult extends GroupResult {
   attention?: AttentionExample[];
+  /** Each top head's attention from the final position to the cue positions (summed), per focus prompt. */
+  cueAttention?: { head: string; toCue: SampleSummary }[];
   /** Exact patching per layer, components resid_pre / attn_out / mlp_out, normalised [component][layer]. */
   layerPatching?: GridSummary;
   /** The positions of the per-position grids: labels, the cue (clean ≠ corrupted) and the final position. */

@@ -1,11 +1,16 @@
 /** Attention: the focus group's top heads (by DLA) on example prompts. */
 import { headPatterns } from "../../analysis/head-patterns.ts";
+import { formatMeanCi } from "../../analysis/stats.ts";
 import { attentionView } from "../../viz/views/view-figures.ts";
 import { pct } from "../format.ts";
 import type { FocusResult } from "../results.ts";
 import type { Stage, StageSlice } from "../stage.ts";
+import { summarizeSample } from "../summaries.ts";
 
-type Slice = StageSlice & { focus: Pick<FocusResult, "attention"> };
+type Slice = StageSlice & { focus: Pick<FocusResult, "attention" | "cueAttention"> };
+
+/** A head "moves information from the cue" in the summary when its mean attention from the final position to the cue is at least this. */
+export const CUE_ATTENTION = 0.3;
 
 export const attentionStage: Stage<Slice> = {
   name: "attention patterns",
@@ -13,8 +18,24 @@ export const attentionStage: Stage<Slice> = {
     const topHeads = res.focus.topHeads ?? [];
     if (!topHeads.length) return { focus: {} };
     const examples = ctx.focus.pairs.slice(0, ctx.plan.attentionExamples);
+    // Attention from the final position to the cue (the positions where clean and corrupted differ), every prompt.
+    const toCue = ctx.focus.pairs.map((p) => {
+      const pats = headPatterns(
+        ctx.model,
+        p.cleanTokens,
+        topHeads.map((c) => ({ layer: c.row, head: c.col })),
+      );
+      return pats.map((pat) => p.diffPositions.reduce((a, pos) => a + pat.at(-1)![pos], 0));
+    });
     return {
       focus: {
+        cueAttention: topHeads.map((c, k) => ({
+          head: c.label,
+          toCue: summarizeSample(
+            toCue.map((row) => row[k]),
+            ctx.boot(9400 + k),
+          ),
+        })),
         attention: examples.map((p) => {
           const pats = headPatterns(
             ctx.model,
@@ -50,6 +71,33 @@ export const attentionStage: Stage<Slice> = {
           })
           .join("; ")}.`,
       }));
-    return figures.length ? [{ heading: `Attention of the top heads (${res.focusGroup})`, figures }] : [];
+    const ca = res.focus.cueAttention ?? [];
+    return figures.length
+      ? [
+          {
+            heading: `Attention of the top heads (${res.focusGroup})`,
+            text: ca.length
+              ? `Attention from the final position to the cue (the positions where clean and corrupted differ), mean over ${ca[0].toCue.n} prompts with 95% intervals: ${ca.map((c) => `${c.head} ${formatMeanCi(c.toCue)}`).join("; ")}.`
+              : undefined,
+            figures,
+          },
+        ]
+      : [];
+  },
+  findings(res) {
+    const ca = res.focus.cueAttention ?? [];
+    const movers = ca.filter((c) => c.toCue.ciLow >= CUE_ATTENTION);
+    if (!ca.length) return [];
+    return [
+      {
+        text: movers.length
+          ? `From the final position, ${movers.map((c) => `${c.head} attends ${formatMeanCi(c.toCue)} to the cue`).join("; ")} (interval at or above ${CUE_ATTENTION}).`
+          : `None of the top heads by DLA attends from the final position to the cue with an interval at or above ${CUE_ATTENTION} (${ca.map((c) => `${c.head} ${formatMeanCi(c.toCue)}`).join("; ")}).`,
+        evidence: Object.fromEntries([
+          ...ca.map((c) => [`focus.cueAttention[${c.head}].toCue.ciLow`, c.toCue.ciLow]),
+          ["threshold", CUE_ATTENTION],
+        ]),
+      },
+    ];
   },
 };

@@ -85,7 +85,7 @@ export const behaviourStage: Stage<Slice> = {
     return res.groups.map((g) => {
       const gap = g.normalised
         ? `the ${w.effect} is ${formatMeanCi(g.effect)}`
-        : `the ${w.effect} is ${formatMeanCi(g.effect)}, an interval that includes 0 or a gap below ${MIN_GAP}: no effect to restore`;
+        : `the ${w.effect} is ${formatMeanCi(g.effect)}, ${excludesZero(g.effect) ? `below ${MIN_GAP} logits` : "an interval that includes 0"}: no effect to restore`;
       const behaviour = !res.study.requireBehaviour
         ? `${g.name}: clean logit difference ${formatMeanCi(g.cleanLogitDiff)}; ${gap}.`
         : g.analysed

@@ -120,7 +120,21 @@ export const comparisonsStage: Stage<Slice> = {
       },
     ];
   },
+  findings: comparisonFindings,
 };
+
+function comparisonFindings(res: StudyResults) {
+  const cmp = res.comparisons.items;
+  if (!cmp.length) return [];
+  const sig = [...cmp.filter((c) => c.significant)].sort((a, b) => a.pHolm - b.pHolm);
+  const notSig = cmp.filter((c) => !c.significant && c.metric.startsWith(res.words.effect));
+  return [
+    {
+      text: `Against ${res.focusGroup}, ${sig.length} of ${cmp.length} comparisons differ beyond prompt-to-prompt variation (bootstrap, Holm-adjusted p < ${res.comparisons.alpha})${sig.length ? `: ${sig.slice(0, 8).map(describe).join("; ")}${sig.length > 8 ? `; and ${sig.length - 8} more (results.json)` : ""}` : ""}.${notSig.length ? ` The ${res.words.effect} does not differ significantly from ${res.focusGroup} in ${notSig.map((c) => c.group).join(", ")}.` : ""}`,
+      evidence: { "comparisons.items (significant)": sig.length, alpha: res.comparisons.alpha },
+    },
+  ];
+}
 
 export const describe = (c: Comparison) =>
   `${c.group} ${c.metric} ${f2(c.diff)} [${f2(c.ciLow)}, ${f2(c.ciHigh)}], adjusted p ${pFmt(c.pHolm)}`;

@@ -3,7 +3,7 @@
  * mlp_out patching) and every head's five parts are screened together by attribution patching (one forward
  * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
  */
-import { formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
+import { formatMeanCi, formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
 import { HEAD_COMPONENTS } from "../../patching/targets.ts";
@@ -15,7 +15,7 @@ import { argmaxAbs, f2, pct } from "../format.ts";
 import { attributionEffects, exactEffects } from "../pair-measures.ts";
 import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
 import { HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
-import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
+import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
 import { cellText, patchUnit } from "./patching.ts";
 
@@ -151,7 +151,7 @@ export const neuronStage: Stage<NeuronSlice> = {
     if (!n?.top.length) return [];
     const unit = patchUnit(groupOf(res, F));
     const nt = n.top;
-    const out = [
+    const out: StudySection[] = [
       {
         heading: `MLP neurons (${F})`,
         figures: [
@@ -179,9 +179,38 @@ export const neuronStage: Stage<NeuronSlice> = {
         heading: `The top neurons' pages (${F})`,
         text: "Neuron pages (as `circuitscope neuron` draws them) of the confirmed neurons with the largest exact patching effect: the tokens each one's output pushes up and down directly, its activation on the study's example prompts and, when a neuron index was given (--neuron-index), the corpus texts where it fires most.",
         figures: res.focus.neuronPages.flatMap(neuronFigures),
-      } as never);
+      });
     }
     return out;
+  },
+  findings(res) {
+    const nt = res.focus.neurons?.top ?? [];
+    const fg = groupOf(res, res.focusGroup);
+    const clear = nt.filter(
+      (n) => Math.abs(n.exact.mean) >= NEURON_MATTERS && (n.exact.ciLow > 0 || n.exact.ciHigh < 0),
+    );
+    if (!nt.length || !fg.normalised) return [];
+    const pages = new Map((res.focus.neuronPages ?? []).map((p) => [p.label, p]));
+    return [
+      {
+        text: clear.length
+          ? `Single MLP neurons that restore at least ${pct(NEURON_MATTERS)} of the gap when patched (interval excluding 0): ${clear
+              .map((n) => {
+                const page = pages.get(n.label);
+                const raises = page ? `; its output raises ${tokenList(page.page.logitEffect.top)}` : "";
+                return `${n.label} ${formatMeanCi(n.exact)}${raises}`;
+              })
+              .join("; ")}.`
+          : `No single screened neuron restores at least ${pct(NEURON_MATTERS)} of the gap with an interval excluding 0 (top: ${nt[0].label} ${formatMeanCi(nt[0].exact)}).`,
+        evidence: Object.fromEntries([
+          ...nt.map((n) => [
+            `focus.neurons.top[${n.label}].exact`,
+            `${n.exact.mean} [${n.exact.ciLow}, ${n.exact.ciHigh}]`,
+          ]),
+          ["threshold", NEURON_MATTERS],
+        ]),
+      },
+    ];
   },
 };
 
@@ -241,7 +270,52 @@ export const headPartsStage: Stage<HeadSlice> = {
       },
     ];
   },
+  findings(res) {
+    const hs = res.focus.headSplit;
+    if (!hs || !groupOf(res, res.focusGroup).normalised) return [];
+    const cell = (k: number, part: string) => {
+      const j = hs.parts.indexOf(part);
+      return { mean: hs.exact.mean[k][j], ciLow: hs.exact.ciLow[k][j], ciHigh: hs.exact.ciHigh[k][j] };
+    };
+    const clear = (c: { ciLow: number; ciHigh: number }) => c.ciLow > 0 || c.ciHigh < 0;
+    const heads = hs.heads.flatMap((h, k) => {
+      const z = cell(k, "output");
+      return Math.abs(z.mean) >= HEAD_MATTERS && clear(z) ? [{ h, k, z }] : [];
+    });
+    if (!heads.length) {
+      return [
+        {
+          text: `No single head's output restores at least ${pct(HEAD_MATTERS)} of the gap with an interval excluding 0.`,
+          evidence: { threshold: HEAD_MATTERS },
+        },
+      ];
+    }
+    return heads.map(({ h, k, z }) => {
+      const v = cell(k, "value");
+      const p = cell(k, "pattern");
+      const which =
+        clear(v) && Math.abs(v.mean) >= 2 * Math.abs(p.mean)
+          ? "its value carries it (value at least twice the pattern)"
+          : clear(p) && Math.abs(p.mean) >= 2 * Math.abs(v.mean)
+            ? "its pattern carries it (pattern at least twice the value)"
+            : "neither value nor pattern alone is at least twice the other";
+      return {
+        text: `Patching ${h}'s output restores ${formatMeanCi(z)} of the gap; its value ${formatMeanCi(v)}, its pattern ${formatMeanCi(p)}: ${which}.`,
+        evidence: {
+          [`focus.headSplit[${h}].output`]: z.mean,
+          value: v.mean,
+          pattern: p.mean,
+          threshold: HEAD_MATTERS,
+          rule: "value/pattern: interval excludes 0 and |one| >= 2|other|",
+        },
+      };
+    });
+  },
 };
+
+/** Thresholds of the summary: a neuron or a head "matters" when patching it restores at least this fraction. */
+export const NEURON_MATTERS = 0.05;
+export const HEAD_MATTERS = 0.1;
 
 const tokenList = (ts: readonly { str: string; value: number }[]) =>
   ts

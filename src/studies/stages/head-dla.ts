@@ -78,6 +78,21 @@ export const headDlaStage: Stage<Slice> = {
     }
     return figures.length ? [{ heading: "Heads: direct logit attribution", figures }] : [];
   },
+  findings(res) {
+    const th = res.focus.topHeads ?? [];
+    const clear = th.filter((c) => c.ciLow > 0 || c.ciHigh < 0);
+    if (!th.length) return [];
+    return [
+      {
+        text: clear.length
+          ? `In ${res.focusGroup}, the heads writing the most to the logit difference directly (DLA, interval excluding 0) are ${clear.map((c) => `${c.label} ${formatMeanSe(c)}`).join(", ")} (logits, ± one SE).`
+          : `In ${res.focusGroup}, no top head's direct logit attribution has an interval excluding 0.`,
+        evidence: Object.fromEntries(
+          th.map((c) => [`focus.topHeads[${c.label}]`, `${c.mean} [${c.ciLow}, ${c.ciHigh}]`]),
+        ),
+      },
+    ];
+  },
 };
 
 /** "L3H2" → [3, 2]. */

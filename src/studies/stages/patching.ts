@@ -7,9 +7,9 @@ import { formatMeanSe } from "../../analysis/stats.ts";
 import { blockHookName } from "../../model/hook-points.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { groupOf, normalise, toPairTokens } from "../context.ts";
-import { argmaxAbs } from "../format.ts";
+import { argmaxAbs, pct } from "../format.ts";
 import { exactEffects } from "../pair-measures.ts";
-import type { FocusResult, GroupResult } from "../results.ts";
+import type { Finding, FocusResult, GroupResult } from "../results.ts";
 import { wholeHook } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 import { type GridSummary, summarizeGrid } from "../summaries.ts";
@@ -28,6 +28,13 @@ export const patchUnit = (g: GroupResult) =>
 
 export const cellText = (grid: GridSummary, r: number, c: number) =>
   formatMeanSe({ mean: grid.mean[r][c], se: grid.se[r][c] });
+
+/** A position or component "carries" the information in the summary when patching it restores at least this fraction (interval above 0). */
+export const CARRIES = 0.5;
+/** A layer output "matters" in the summary when patching it restores at least this fraction (interval excluding 0). */
+export const MATTERS = 0.2;
+
+const ranges = (layers: number[]) => (layers.length ? layers.map((l) => `L${l}`).join(", ") : "none");
 
 export const patchingStage: Stage<Slice> = {
   name: "layer and position patching",
