@@ -70,6 +70,12 @@ export const comparisonsStage: Stage<Slice> = {
   name: "group comparisons",
   run(ctx, res) {
     const left: string[] = [];
+    if (!ctx.analysed(res).includes(ctx.focus)) {
+      left.push(
+        `every comparison: the focus group ${ctx.focus.name} is not analysed (the model does not do it)`,
+      );
+      return { comparisons: { alpha: ALPHA, family: "none", items: [], left } };
+    }
     const ms = metrics(ctx, res, left);
     const items =
       ms[0].byGroup.size > 1
