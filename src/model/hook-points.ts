@@ -128,12 +128,15 @@ const GLOBAL_SHORT: Record<string, string> = {
 
 /**
  * TransformerLens `utils.get_act_name`: (`resid_pre`, 5) → `blocks.5.hook_resid_pre`,
- * (`pattern`, 7) → `blocks.7.attn.hook_pattern`. Full names pass through (validated).
+ * (`pattern`, 7) → `blocks.7.attn.hook_pattern`. Full names pass through (validated against `model`'s
+ * hook points when given; a bare number is a GPT-2 of that depth).
  */
-export function actName(name: string, layer?: number, nLayers?: number): string {
+export function actName(name: string, layer?: number, model?: HookModel): string {
+  const layout = model === undefined ? undefined : asLayout(model);
+  const nLayers = layout?.nLayers;
   if (layer === undefined) {
     if (GLOBAL_SHORT[name]) return GLOBAL_SHORT[name];
-    if (nLayers !== undefined) validateHookName(name, nLayers);
+    if (layout) validateHookName(name, layout);
     return name;
   }
   const hook = SHORT_NAMES[name] ?? (BLOCK_HOOKS as readonly string[]).find((h) => h === name);
