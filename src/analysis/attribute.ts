@@ -23,8 +23,9 @@ export interface AttributionResult {
 }
 
 /** The hooks the attribution pass reads; everything else is left out of the cache. */
-export function attributionHookNames(nLayers: number): string[] {
-  const names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"];
+export function attributionHookNames(nLayers: number, positions: "learned" | "rotary" = "learned"): string[] {
+  // Rotary models have no position embedding in the residual stream.
+  const names = ["hook_embed", ...(positions === "learned" ? ["hook_pos_embed"] : []), "ln_final.hook_scale"];
   for (let l = 0; l < nLayers; l++) {
     for (const h of [
       "hook_resid_pre",
@@ -48,7 +49,7 @@ export function attributeLogitDiff(
   opts: { logitLens?: boolean; prependBos?: boolean } = {},
 ): AttributionResult {
   const { logits, cache, lengths } = model.runWithCache(prompts, {
-    namesFilter: attributionHookNames(model.cfg.nLayers),
+    namesFilter: attributionHookNames(model.cfg.nLayers, model.cfg.positions),
     logits: "last",
     prependBos: opts.prependBos,
   });

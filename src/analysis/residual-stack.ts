@@ -90,8 +90,12 @@ export function decomposeResid(
   const pieces: Float32Array[] = [];
   const labels: string[] = [];
   if (opts.inclEmbeds ?? true) {
-    pieces.push(gatherPositions(embed, sel), gatherPositions(cache.get("hook_pos_embed"), sel));
-    labels.push("embed", "pos_embed");
+    pieces.push(gatherPositions(embed, sel));
+    labels.push("embed");
+    if (cache.has("hook_pos_embed")) {
+      pieces.push(gatherPositions(cache.get("hook_pos_embed"), sel));
+      labels.push("pos_embed");
+    }
   }
   for (let l = 0; l < layer; l++) {
     if (mode !== "mlp") {

@@ -4,7 +4,7 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import type { GPT2Config, ModelConfig } from "../weights/config.ts";
 
 export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
 export const HEAD_COMPONENTS = ["z", "q", "k", "v", "pattern"] as const;
@@ -77,7 +77,9 @@ export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout
     layer: l,
   });
   if (local.endsWith("hook_scale")) return seq([1]);
-  if (/attn\.hook_(q|k|v|z)$/.test(local)) return seq([H, dh]);
+  if (/attn\.hook_(q|z)$/.test(local)) return seq([H, dh]);
+  // Grouped-query attention: keys and values have their own (fewer) heads.
+  if (/attn\.hook_(k|v)$/.test(local)) return seq([(cfg as Partial<ModelConfig>).nKvHeads ?? H, dh]);
   if (local === "attn.hook_result") return seq([H, D]);
   if (local === "attn.hook_pattern" || local === "attn.hook_attn_scores") {
     return { shape: [H, n, n], posAxis: 1, lengthAxes: [1, 2], layer: l };

@@ -5,8 +5,11 @@
 import type { BootstrapOptions } from "../analysis/stats.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import type { AttributionTarget } from "../patching/attribution-patching.ts";
+import type { PatchTarget } from "../patching/targets.ts";
 import {
   attributionEffects,
+  exactEffects,
   type GroupAttribution,
   groupAttribution,
   logitDiffsOf,
@@ -106,15 +109,36 @@ export class StudyContext {
     ),
   );
 
-  /** Attribution-patching estimate of every layer component, [component][prompt] (raw logit differences). */
+  /**
+   * How screens are measured: attribution patching (estimates), or exact patching when attribution
+   * patching is not available for this model (the reason is stated in meta.omitted).
+   */
+  screenMethod: "attribution" | "exact" = "attribution";
+
+  /** Screen several targets: per target [site][prompt] effects (raw logit differences). */
+  async screen(
+    tokens: PairTokens,
+    targets: readonly (AttributionTarget & PatchTarget)[],
+  ): Promise<number[][][]> {
+    if (this.screenMethod === "attribution") {
+      try {
+        return attributionEffects(this.model, tokens, targets, this.work(tokens.clean.length));
+      } catch (e) {
+        this.screenMethod = "exact";
+        this.omitted.push(
+          `attribution patching on this model (${(e as Error).message}): every screen is exact activation patching instead, so "estimate" values below are exact`,
+        );
+      }
+    }
+    const out: number[][][] = [];
+    for (const t of targets)
+      out.push(await exactEffects(this.model, tokens, t, this.work(tokens.clean.length)));
+    return out;
+  }
+
+  /** The screen of every layer component, [component][prompt] (raw logit differences). */
   readonly layerScreenRaw = perGroup(
-    (g) =>
-      attributionEffects(
-        this.model,
-        g.tokens,
-        [{ kind: "sites", sites: this.comps.map((c) => c.site) }],
-        this.work(g.tokens.clean.length),
-      )[0],
+    async (g) => (await this.screen(g.tokens, [{ kind: "sites", sites: this.comps.map((c) => c.site) }]))[0],
   );
 
   /** Groups analysed beyond behaviour (all, unless the spec requires the clean behaviour to be there). */

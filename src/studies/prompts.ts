@@ -4,7 +4,7 @@
  * final token) with the reason recorded for each dropped pair.
  */
 import { readFileSync } from "node:fs";
-import type { Gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { mulberry32 } from "../util/random.ts";
 
 /** A clean/corrupted prompt pair: the same text except for the cue the study is about. */
@@ -65,16 +65,19 @@ export interface ValidateOptions {
   maxTokens?: number;
 }
 
-function singleToken(tok: Gpt2Tokenizer, text: string): number | string {
-  const ids = tok.encode(text);
-  if (ids.length === 1) return ids[0];
-  return `${JSON.stringify(text)} is ${ids.length} tokens, not one`;
+function singleToken(tok: Tokenizer, text: string): number | string {
+  try {
+    return tok.toSingleToken(text);
+  } catch {
+    const ids = tok.encode(text);
+    return `${JSON.stringify(text)} is ${ids.length} tokens, not one`;
+  }
 }
 
 /** Why a pair is unusable, or its validated form. */
 export function validatePair(
   pair: PromptPair,
-  tok: Gpt2Tokenizer,
+  tok: Tokenizer,
   opts: ValidateOptions = {},
 ): ValidatedPair | string {
   const answerToken = singleToken(tok, pair.answer);
@@ -112,7 +115,7 @@ export function validatePair(
 /** Validate every pair; duplicates (same clean prompt within a group) are dropped too. */
 export function validatePairs(
   pairs: readonly PromptPair[],
-  tok: Gpt2Tokenizer,
+  tok: Tokenizer,
   opts: ValidateOptions = {},
 ): PromptSet {
   const kept: ValidatedPair[] = [];

@@ -130,8 +130,8 @@ export function register(program: Command): void {
     "stories260k",
     false,
   ).action(async (opts: StudyOptions) => {
-    const { pronounsSpec, resolveBundledModel } = await import("../../studies/pronouns/spec.ts");
-    await runStudyCommand(pronounsSpec, { ...opts, model: resolveBundledModel(opts.model) });
+    const { pronounsSpec } = await import("../../studies/pronouns/spec.ts");
+    await runStudyCommand(pronounsSpec, opts);
   });
   studyOptions(
     study

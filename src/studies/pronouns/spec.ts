@@ -3,8 +3,6 @@
  * the noun or name to the pronoun it predicts? Clean and corrupted prompts differ only in the gender cue
  * ("a girl" / "a boy", "Lily" / "Tim"); both directions are groups of their own.
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { groupRandom, type PromptPair } from "../prompts.ts";
 import type { StudyGroup, StudySizes, StudySpec } from "../spec.ts";
 
@@ -41,28 +39,28 @@ const CUES: Record<Cue, { girl: (adj: string) => string; boy: (adj: string) => s
   },
 };
 
-const OPENINGS = ["There was", "Once there was", "Once upon a time, there was", "One day, there was"];
-const NAME_OPENINGS = ["Once upon a time,", "One morning,", "One day,", "Long ago,"];
-const NAME_PREDICATES = [
-  "was happy",
-  "went to the park",
-  "had a red ball",
-  "liked to play",
-  "saw a big dog",
-  "lived in a small house",
+/*
+ * Template pieces. Within each list every piece is the same number of stories260k tokens, so every prompt of
+ * a group has the same token layout (the cue at the same positions) and per-position results average over
+ * prompts. The sentence-initial group ends at the cue sentence, so it draws on longer lists for variety.
+ */
+const OPENINGS = ["There was", "Once there was"];
+const ADJECTIVES = ["little ", "happy ", "big "];
+const CONTINUATIONS = ["The next day,", "One morning,", "Each day,", "One night,"];
+const NAME_OPENINGS = ["Once upon a time,", "Today,"];
+const NAME_PREDICATES = ["liked to play", "had a toy", "saw a cat", "had a ball"];
+const NEUTRAL = ["It was a nice day.", "The birds sang.", "The day was bright.", "The wind was cold."];
+const AGENTS = ["a dog", "a cat"];
+const VERBS = ["found", "took", "ate"];
+/** Openings and adjectives of the sentence-initial group (a layout per combination of lengths). */
+const INITIAL_OPENINGS = [
+  "There was",
+  "Once there was",
+  "Once upon a time, there was",
+  "One day, there was",
+  "There once was",
 ];
-const ADJECTIVES = ["", "little ", "happy ", "kind ", "small ", "good "];
-const NEUTRAL = [
-  "The sun was warm.",
-  "The sky was blue.",
-  "It was a nice day.",
-  "The birds sang.",
-  "The grass was green.",
-  "The day was bright.",
-];
-const CONTINUATIONS = ["One day,", "Every day,", "Then,", "After that,", "Later,", "The next day,"];
-const AGENTS = ["a dog", "a bird", "the wind", "a cat", "a friend"];
-const VERBS = ["took", "found", "liked", "saw"];
+const INITIAL_ADJECTIVES = ["", "little ", "happy ", "big ", "kind ", "small "];
 
 function group(cue: Cue, distance: 0 | 1 | 2, form: Form, direction: Direction): PronounGroup {
   const f = FORMS[form];
@@ -93,8 +91,9 @@ const GROUPS: PronounGroup[] = (["girl", "boy"] as const).flatMap((d) => [
 function fill(g: PronounGroup, rand: () => number): { girl: string; boy: string } {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   // Every choice is drawn once, so the girl and boy texts differ only in the cue.
-  const adj = g.cue === "name" ? "" : pick(ADJECTIVES);
-  const opening = pick(g.cue === "name" ? NAME_OPENINGS : OPENINGS);
+  const initial = g.form === "initial";
+  const adj = g.cue === "name" ? "" : pick(initial ? INITIAL_ADJECTIVES : ADJECTIVES);
+  const opening = pick(g.cue === "name" ? NAME_OPENINGS : initial ? INITIAL_OPENINGS : OPENINGS);
   const predicate = pick(NAME_PREDICATES);
   const neutral: string[] = [];
   while (neutral.length < g.distance) {
@@ -148,8 +147,9 @@ function generate(
 
 const FULL: StudySizes = {
   perGroup: 24,
-  focusPrompts: 48,
-  positionPrompts: 16,
+  // Every distinct prompt of the focus group's template (2 openings x 3 adjectives x 4 continuations).
+  focusPrompts: 24,
+  positionPrompts: 24,
   topHeads: 5,
   attentionExamples: 3,
   neuronLayers: 2,
@@ -164,8 +164,8 @@ const FULL: StudySizes = {
 const QUICK: StudySizes = {
   ...FULL,
   perGroup: 10,
-  focusPrompts: 16,
-  positionPrompts: 8,
+  focusPrompts: 12,
+  positionPrompts: 12,
   topHeads: 3,
   attentionExamples: 2,
   neuronLayers: 1,
@@ -205,10 +205,3 @@ export const pronounsSpec: StudySpec = {
   },
   requireBehaviour: true,
 };
-
-/** "stories260k" → the bundled model's directory (so the study runs offline from any working directory). */
-export function resolveBundledModel(model: string): string {
-  if (model !== "stories260k") return model;
-  const dir = fileURLToPath(new URL("../../../models/stories260k", import.meta.url));
-  return existsSync(dir) ? dir : model;
-}

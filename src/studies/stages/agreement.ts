@@ -12,11 +12,11 @@ type Slice = StageSlice & { focus: Pick<FocusResult, "attributionVsExact"> };
 
 export const agreementStage: Stage<Slice> = {
   name: "attribution vs exact",
-  run(ctx, res) {
+  async run(ctx, res) {
     const f = res.focus;
     if (!f.layerPatching || !f.headSplit || !f.neurons) return { focus: {} };
     const fg = groupOf(res, ctx.focus.name);
-    const screen = ctx.layerScreenRaw(ctx.focus);
+    const screen = await ctx.layerScreenRaw(ctx.focus);
     const points: NonNullable<FocusResult["attributionVsExact"]>["points"] = [];
     for (const [i, c] of ctx.comps.entries()) {
       points.push({

@@ -6,7 +6,7 @@ import { barChart } from "../../viz/charts/bar-chart.ts";
 import { compareWithFocus, type MetricSamples } from "../compare.ts";
 import { groupOf, type StudyContext } from "../context.ts";
 import { f2, pFmt } from "../format.ts";
-import type { Comparison, StudyResults } from "../results.ts";
+import type { Comparison, Finding, StudyResults } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 
 export const ALPHA = 0.05;
@@ -129,17 +129,23 @@ export const comparisonsStage: Stage<Slice> = {
   findings: comparisonFindings,
 };
 
-function comparisonFindings(res: StudyResults) {
+function comparisonFindings(res: StudyResults): Finding[] {
   const cmp = res.comparisons.items;
   if (!cmp.length) return [];
-  const sig = [...cmp.filter((c) => c.significant)].sort((a, b) => a.pHolm - b.pHolm);
-  const notSig = cmp.filter((c) => !c.significant && c.metric.startsWith(res.words.effect));
-  return [
-    {
-      text: `Against ${res.focusGroup}, ${sig.length} of ${cmp.length} comparisons differ beyond prompt-to-prompt variation (bootstrap, Holm-adjusted p < ${res.comparisons.alpha})${sig.length ? `: ${sig.slice(0, 8).map(describe).join("; ")}${sig.length > 8 ? `; and ${sig.length - 8} more (results.json)` : ""}` : ""}.${notSig.length ? ` The ${res.words.effect} does not differ significantly from ${res.focusGroup} in ${notSig.map((c) => c.group).join(", ")}.` : ""}`,
-      evidence: { "comparisons.items (significant)": sig.length, alpha: res.comparisons.alpha },
-    },
-  ];
+  const a = res.comparisons.alpha;
+  const metricsInOrder = [...new Set(cmp.map((c) => c.metric))];
+  const mark = (c: Comparison) =>
+    `${c.group} ${c.diff >= 0 ? "+" : ""}${f2(c.diff)} [${f2(c.ciLow)}, ${f2(c.ciHigh)}]${c.significant ? ` (adjusted p ${pFmt(c.pHolm)})` : " (not significant)"}`;
+  return metricsInOrder.map((metric) => {
+    const items = cmp.filter((c) => c.metric === metric);
+    const sig = items.filter((c) => c.significant);
+    return {
+      text: `${metric}, each group minus ${res.focusGroup} (95% bootstrap interval; Holm-adjusted over all ${cmp.length} comparisons, α = ${a}): ${sig.length} of ${items.length} differ — ${items.map(mark).join("; ")}.`,
+      evidence: Object.fromEntries(
+        items.map((c) => [`comparisons[${c.metric} | ${c.group}].pHolm`, c.pHolm]),
+      ),
+    };
+  });
 }
 
 export const describe = (c: Comparison) =>

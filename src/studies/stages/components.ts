@@ -14,7 +14,7 @@ import { groupOf, normalise, type StudyContext } from "../context.ts";
 import { argmaxAbs, f2, pct } from "../format.ts";
 import { attributionEffects, exactEffects } from "../pair-measures.ts";
 import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
-import { HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
+import { allHeadPartSites, HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
 import { cellText, patchUnit } from "./patching.ts";
@@ -46,19 +46,17 @@ async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<C
   const fg = groupOf(res, ctx.focus.name);
   const fd = ctx.focus.tokens;
   const neuronLayers = topIndices(res.focus.layerPatching!.mean[2], ctx.plan.neuronLayers);
-  const screens = attributionEffects(
-    ctx.model,
-    fd,
-    [...neuronLayers.map((layer) => ({ kind: "neurons" as const, layer })), { kind: "head_all" as const }],
-    ctx.work(fd.clean.length),
-  );
+  const screens = await ctx.screen(fd, [
+    ...neuronLayers.map((layer) => ({ kind: "neurons" as const, layer })),
+    { kind: "sites" as const, sites: allHeadPartSites(ctx.model.cfg) },
+  ]);
   const neuronAttr = neuronLayers.flatMap((_, li) => screens[li].map((v) => normalise(fg, meanOf(v))));
   const topNeurons = topIndices(neuronAttr, ctx.plan.exactNeurons).map((i) => ({
     i,
     layer: neuronLayers[Math.floor(i / dMlp)],
     neuron: i % dMlp,
   }));
-  // head_all sites are [component, layer, head].
+  // Head-part sites are [component, layer, head].
   const headAttr = screens[neuronLayers.length].map((v) => normalise(fg, meanOf(v)));
   const headScore = Array.from({ length: L * H }, (_, i) =>
     Math.max(...HEAD_COMPONENTS.map((_, ci) => Math.abs(headAttr[ci * L * H + i]))),
@@ -75,7 +73,9 @@ async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<C
       kind: "sites",
       sites: [
         ...topNeurons.map((t) => neuronSite(t.layer, t.neuron)),
-        ...chosenHeads.flatMap((h) => HEAD_COMPONENTS.map((c) => headPartSite(h.layer, h.head, c))),
+        ...chosenHeads.flatMap((h) =>
+          HEAD_COMPONENTS.map((c) => headPartSite(ctx.model.cfg, h.layer, h.head, c)),
+        ),
       ],
     },
     ctx.work(fd.clean.length),
@@ -186,22 +186,23 @@ export const neuronStage: Stage<NeuronSlice> = {
   findings(res) {
     const nt = res.focus.neurons?.top ?? [];
     const fg = groupOf(res, res.focusGroup);
-    const clear = nt.filter(
-      (n) => Math.abs(n.exact.mean) >= NEURON_MATTERS && (n.exact.ciLow > 0 || n.exact.ciHigh < 0),
-    );
+    const clearAll = [...nt]
+      .filter((n) => Math.abs(n.exact.mean) >= NEURON_MATTERS && (n.exact.ciLow > 0 || n.exact.ciHigh < 0))
+      .sort((x, y) => Math.abs(y.exact.mean) - Math.abs(x.exact.mean));
+    const clear = clearAll.slice(0, NEURONS_LISTED);
     if (!nt.length || !fg.normalised) return [];
     const pages = new Map((res.focus.neuronPages ?? []).map((p) => [p.label, p]));
     return [
       {
         text: clear.length
-          ? `Single MLP neurons that restore at least ${pct(NEURON_MATTERS)} of the gap when patched (interval excluding 0): ${clear
+          ? `Single MLP neurons whose exact patching changes the logit difference by at least ${pct(NEURON_MATTERS)} of the gap either way (interval excluding 0): ${clearAll.length} of the ${nt.length} confirmed; the largest ${clear.length}: ${clear
               .map((n) => {
                 const page = pages.get(n.label);
                 const raises = page ? `; its output raises ${tokenList(page.page.logitEffect.top)}` : "";
                 return `${n.label} ${formatMeanCi(n.exact)}${raises}`;
               })
               .join("; ")}.`
-          : `No single screened neuron restores at least ${pct(NEURON_MATTERS)} of the gap with an interval excluding 0 (top: ${nt[0].label} ${formatMeanCi(nt[0].exact)}).`,
+          : `No single screened neuron changes the logit difference by at least ${pct(NEURON_MATTERS)} of the gap with an interval excluding 0 (top: ${nt[0].label} ${formatMeanCi(nt[0].exact)}).`,
         evidence: Object.fromEntries([
           ...nt.map((n) => [
             `focus.neurons.top[${n.label}].exact`,
@@ -316,6 +317,8 @@ export const headPartsStage: Stage<HeadSlice> = {
 /** Thresholds of the summary: a neuron or a head "matters" when patching it restores at least this fraction. */
 export const NEURON_MATTERS = 0.05;
 export const HEAD_MATTERS = 0.1;
+/** Neurons named in the summary (the rest are in results.json). */
+const NEURONS_LISTED = 5;
 
 const tokenList = (ts: readonly { str: string; value: number }[]) =>
   ts

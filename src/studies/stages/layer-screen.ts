@@ -31,7 +31,7 @@ export const layerScreenStage: Stage<Slice> = {
     const analysed = ctx.analysed(res);
     for (const g of analysed) {
       const r = groupOf(res, g.name);
-      const raw = ctx.layerScreenRaw(g);
+      const raw = await ctx.layerScreenRaw(g);
       const perPrompt = g.tokens.clean.map((_, b) =>
         [0, 1].map((row) =>
           ctx.comps.filter((c) => c.row === row).map((c) => normalise(r, raw[ctx.comps.indexOf(c)][b])),
@@ -50,7 +50,7 @@ export const layerScreenStage: Stage<Slice> = {
     const focusTop = focusScreen ? topComponents(ctx, focusScreen) : [];
     for (const g of analysed) {
       const r = groupOf(res, g.name);
-      const raw = ctx.layerScreenRaw(g);
+      const raw = await ctx.layerScreenRaw(g);
       const chosen = [...new Set([...focusTop, ...topComponents(ctx, groups[g.name].layerScreen)])];
       // One sweep for all of them: the clean and corrupted runs are shared by every patched site.
       const exact = await exactEffects(

@@ -3,12 +3,13 @@
  * layer (all positions), then per layer and position.
  */
 
-import { formatMeanSe } from "../../analysis/stats.ts";
+import { formatMeanCi, formatMeanSe } from "../../analysis/stats.ts";
 import { blockHookName } from "../../model/hook-points.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { groupOf, normalise, toPairTokens } from "../context.ts";
 import { argmaxAbs, pct } from "../format.ts";
 import { exactEffects } from "../pair-measures.ts";
+import type { ValidatedPair } from "../prompts.ts";
 import type { Finding, FocusResult, GroupResult } from "../results.ts";
 import { wholeHook } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
@@ -64,18 +65,17 @@ export const patchingStage: Stage<Slice> = {
       ),
       ctx.boot(9001),
     );
-    // Per position needs prompts that share positions: the focus pairs of the most common length.
-    const lengths = ctx.focus.pairs.map((p) => p.cleanTokens.length);
-    const modal = lengths.reduce(
-      (b, n) => (lengths.filter((x) => x === n).length > lengths.filter((x) => x === b).length ? n : b),
-      lengths[0],
-    );
+    // Per position needs prompts that share positions: the focus pairs of the most common length and cue positions.
+    const signature = (p: ValidatedPair) => `${p.cleanTokens.length}:${p.diffPositions.join(",")}`;
+    const counts = new Map<string, number>();
+    for (const p of ctx.focus.pairs) counts.set(signature(p), (counts.get(signature(p)) ?? 0) + 1);
+    const common = [...counts].reduce((b, x) => (x[1] > b[1] ? x : b))[0];
     const positionPairs = ctx.focus.pairs
-      .filter((p) => p.cleanTokens.length === modal)
+      .filter((p) => signature(p) === common)
       .slice(0, ctx.plan.positionPrompts);
-    if (positionPairs.length < ctx.focus.pairs.slice(0, ctx.plan.positionPrompts).length) {
+    if (positionPairs.length < Math.min(ctx.plan.positionPrompts, ctx.focus.pairs.length)) {
       ctx.omitted.push(
-        `per-position patching used the ${positionPairs.length} focus prompts of ${modal} tokens (prompts of other lengths do not align by position)`,
+        `per-position patching used the ${positionPairs.length} focus prompts that share one token layout (${positionPairs[0].cleanTokens.length} tokens, the cue at the same positions); prompts of other layouts do not align by position`,
       );
     }
     const roles = positionPairs[0].roles ?? ctx.model.toStrTokens(positionPairs[0].cleanTokens);
@@ -143,5 +143,70 @@ export const patchingStage: Stage<Slice> = {
     return figures.length
       ? [{ heading: `Where the information is: layers and positions (${F})`, figures }]
       : [];
+  },
+  findings(res) {
+    const F = res.focusGroup;
+    const fg = groupOf(res, F);
+    const out: Finding[] = [];
+    if (!fg.normalised || !res.focus.layerPatching) return out;
+    const lp = res.focus.layerPatching;
+    const matters = (r: number) =>
+      lp.mean[r].flatMap((v, l) => (v >= MATTERS && lp.ciLow[r][l] > 0 ? [l] : []));
+    out.push({
+      text: `In ${F}, patching a whole layer output from the clean run restores at least ${pct(MATTERS)} of the gap (interval above 0) for the attention output of ${ranges(matters(1))} and the MLP output of ${ranges(matters(2))}.`,
+      evidence: {
+        "focus.layerPatching.mean[attn_out, mlp_out]": JSON.stringify(
+          lp.mean.slice(1).map((r) => r.map((v) => +v.toFixed(3))),
+        ),
+        threshold: MATTERS,
+      },
+    });
+    const resid = res.focus.positionPatching?.find((p) => p.component === "resid_pre")?.grid;
+    const pos = res.focus.positions;
+    if (!resid || !pos || !pos.cue.length) return out;
+    const carries = (l: number, p: number) => resid.mean[l][p] >= CARRIES && resid.ciLow[l][p] > 0;
+    const layers = resid.rowLabels.map((_, l) => l);
+    const cueLayers = layers.filter((l) => pos.cue.some((p) => carries(l, p)));
+    const finalLayers = layers.filter((l) => carries(l, pos.final));
+    const cueText = pos.cue.map((p) => JSON.stringify(pos.labels[p])).join(" ");
+    // Attention and MLP outputs at the final position: where the information arrives there.
+    const atFinal = (component: string) => {
+      const g = res.focus.positionPatching?.find((p) => p.component === component)?.grid;
+      return g ? layers.filter((l) => g.mean[l][pos.final] >= MATTERS && g.ciLow[l][pos.final] > 0) : [];
+    };
+    const attnFinal = atFinal("attn_out");
+    const attnGrid = res.focus.positionPatching?.find((p) => p.component === "attn_out")?.grid;
+    let handOver = "";
+    if (cueLayers.length && finalLayers.length) {
+      const lastCue = Math.max(...cueLayers);
+      const firstFinal = Math.min(...finalLayers);
+      handOver =
+        firstFinal > lastCue
+          ? ` The hand-over in the residual stream is between L${lastCue} and L${firstFinal}: up to L${lastCue} the cue position carries what restores the behaviour, from L${firstFinal} on the final position does.`
+          : ` Both carry it at ${ranges(layers.filter((l) => cueLayers.includes(l) && finalLayers.includes(l)))}.`;
+    } else if (cueLayers.length && attnFinal.length && attnGrid) {
+      // The final position's residual never carries it before the last layer: it arrives through attention.
+      const k = attnFinal.find((l) => cueLayers.includes(l));
+      if (k !== undefined) {
+        handOver = ` The residual stream at the cue carries it into L${k}, and L${k}'s attention output at the final position restores ${formatMeanCi({ mean: attnGrid.mean[k][pos.final], ciLow: attnGrid.ciLow[k][pos.final], ciHigh: attnGrid.ciHigh[k][pos.final] })} of the gap: the hand-over from the cue to the final position happens in L${k}'s attention.`;
+      }
+    }
+    const mlpFinal = atFinal("mlp_out");
+    out.push({
+      text: `Patching the residual stream entering a layer (resid_pre) at one position restores at least ${pct(CARRIES)} of the gap (interval above 0) at a cue position (${cueText}) for ${ranges(cueLayers)}, and at the final position (${JSON.stringify(pos.labels[pos.final])}) for ${ranges(finalLayers)}. At the final position, patching the attention output restores at least ${pct(MATTERS)} at ${ranges(attnFinal)}, the MLP output at ${ranges(mlpFinal)}.${handOver}`,
+      evidence: {
+        "focus.positionPatching[resid_pre], best cue position per layer": JSON.stringify(
+          layers.map((l) => Math.max(...pos.cue.map((p) => +resid.mean[l][p].toFixed(3)))),
+        ),
+        "focus.positionPatching[resid_pre], final position per layer": JSON.stringify(
+          layers.map((l) => +resid.mean[l][pos.final].toFixed(3)),
+        ),
+        "focus.positionPatching[attn_out], final position per layer": JSON.stringify(
+          layers.map((l) => +(attnGrid?.mean[l][pos.final] ?? Number.NaN).toFixed(3)),
+        ),
+        thresholds: `resid_pre ${CARRIES}, attn_out/mlp_out ${MATTERS}`,
+      },
+    });
+    return out;
   },
 };
