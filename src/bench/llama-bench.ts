@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { Kernels } from "../tensor/kernels.ts";
-import { mulberry32 } from "../util/random.ts";
 import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
 import { parseHfConfig } from "../weights/families/index.ts";
-import { medianMs, peakRssMb } from "./gpt2-small.ts";
+import { forwardTimer } from "./engine-bench.ts";
+import { peakRssMb } from "./gpt2-small.ts";
 
 /** SmolLM-135M's config.json fields that set its shape (GQA 9/3 heads, tied embeddings). */
 export const SMOLLM_135M_CONFIG = parseHfConfig(
@@ -48,13 +48,7 @@ export function benchLlamaForward(kernels: Kernels, runs = 5): LlamaForwardBench
     rmSync(dir, { recursive: true, force: true });
   }
   try {
-    const rng = mulberry32(3);
-    const tokens = (b: number, p: number) =>
-      Array.from({ length: b }, () => Array.from({ length: p }, () => Math.floor(rng() * model.cfg.dVocab)));
-    const time = (b: number, p: number, n: number) => {
-      const t = tokens(b, p);
-      return medianMs(() => model.run(t), n, 1);
-    };
+    const time = forwardTimer(model, 3);
     return {
       llama_forward_1x8_ms: time(1, 8, runs * 4),
       llama_forward_8x128_ms: time(8, 128, Math.max(3, Math.ceil(runs / 2))),

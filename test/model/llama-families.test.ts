@@ -16,6 +16,7 @@ import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoi
 import type { ModelConfig } from "../../src/weights/config.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
 import type { SafetensorsWriteDtype } from "../../src/weights/safetensors.ts";
+import { maxDiffFromCentred } from "../helpers/logits.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-llama-families-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -141,16 +142,7 @@ describe("random Llama-family checkpoints", () => {
         const d = maxRelDiff(b.cache.get(name), a.cache.get(name));
         assert.ok(d < 1e-4, `${name}: ${d}`);
       }
-      const V = raw.cfg.dVocab;
-      const x = a.logits!.data;
-      const y = b.logits!.data;
-      let worst = 0;
-      for (let o = 0; o < x.length; o += V) {
-        let mean = 0;
-        for (let t = 0; t < V; t++) mean += x[o + t];
-        mean /= V;
-        for (let t = 0; t < V; t++) worst = Math.max(worst, Math.abs(y[o + t] - (x[o + t] - mean)));
-      }
+      const worst = maxDiffFromCentred(a.logits!.data, b.logits!.data, raw.cfg.dVocab);
       assert.ok(worst < 1e-4, `processed - (raw - mean): ${worst}`);
       // Value biases (Qwen2's) are folded into b_O.
       for (const blk of processed.weights.blocks) assert.ok(blk.b_V.data.every((z) => z === 0));
