@@ -172,6 +172,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       title: spec.title,
       question: spec.question,
       requireBehaviour: spec.requireBehaviour,
+      mainFigure: spec.mainFigure,
     },
     words: spec.words,
     meta: {

@@ -143,7 +143,7 @@ export interface Comparison {
 export interface StudyResults {
   schemaVersion: 2;
   /** The spec that ran (`circuitscope study <id>`), its title and question. */
-  study: { id: string; title: string; question: string; requireBehaviour: boolean };
+  study: { id: string; title: string; question: string; requireBehaviour: boolean; mainFigure?: string };
   /** The spec's words for the clean and corrupted runs, their difference and a group. */
   words: StudySpec["words"];
   meta: StudyMeta;

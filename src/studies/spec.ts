@@ -81,6 +81,8 @@ export interface StudySpec {
    * difference excludes 0); other groups are reported as "the model does not do this".
    */
   requireBehaviour: boolean;
+  /** The figure that sums the study up: also written as figures/NAME.png (e.g. for a README). */
+  mainFigure?: string;
 }
 
 /** The plan of a run: full or quick sizes, the chosen groups (by name; default all or the quick set). */

@@ -33,8 +33,9 @@ export async function writeStudy(
     const figures: string[] = [];
     for (const s of sections) {
       for (const f of s.figures) {
-        await writeFigureFiles(join(tmp, "figures"), f.name, f.figure);
-        figures.push(`figures/${f.name}.svg`);
+        const main = f.name === results.study.mainFigure;
+        await writeFigureFiles(join(tmp, "figures"), f.name, f.figure, { png: main });
+        figures.push(`figures/${f.name}.svg`, ...(main ? [`figures/${f.name}.png`] : []));
       }
     }
     const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));

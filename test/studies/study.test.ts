@@ -56,8 +56,14 @@ describe("contraction study on the tiny fixture", () => {
     assert.ok(existsSync(join(out, "report.html")));
     const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
     assert.equal(json.meta.seed, 3);
-    const svgs = readdirSync(join(out, "figures"));
+    const files = readdirSync(join(out, "figures"));
+    const svgs = files.filter((f) => f.endsWith(".svg"));
     assert.equal(svgs.length, written.captions.length);
+    // The spec's main figure is also a PNG (for a README), and nothing else is.
+    assert.deepEqual(
+      files.filter((f) => !f.endsWith(".svg")),
+      [`${contractionsSpec.mainFigure}.png`],
+    );
     for (const f of svgs) assert.match(readFileSync(join(out, "figures", f), "utf8"), /^<svg/);
     assert.deepEqual(
       readdirSync(dir).filter((n) => n.includes("tmp")),

@@ -63,4 +63,5 @@ export const contractionsSpec: StudySpec = {
     group: "group (earlier contraction / final pronoun)",
   },
   requireBehaviour: false,
+  mainFigure: "focus-position-patching-resid_pre",
 };

@@ -204,4 +204,5 @@ export const pronounsSpec: StudySpec = {
     group: "group (cue-distance-pronoun)",
   },
   requireBehaviour: true,
+  mainFigure: "focus-position-patching-resid_pre",
 };

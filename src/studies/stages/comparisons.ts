@@ -99,23 +99,25 @@ export const comparisonsStage: Stage<Slice> = {
     if (!cmp.length) return [];
     const F = res.focusGroup;
     const a = res.comparisons.alpha;
-    const units = [...new Set(cmp.map((c) => unitOf(c.metric)))];
-    const figures: NamedFigure[] = units.map((unit, ui) => {
-      const items = cmp.filter((c) => unitOf(c.metric) === unit);
+    // One figure per metric: one quantity and one unit per axis, labels short enough to read.
+    const metrics = [...new Set(cmp.map((c) => c.metric))];
+    const figures: NamedFigure[] = metrics.map((metric, mi) => {
+      const items = cmp.filter((c) => c.metric === metric);
       const sig = items.filter((c) => c.significant);
+      const unit = unitOf(metric);
       return {
-        name: `groups-comparisons-${ui + 1}`,
+        name: `groups-comparisons-${mi + 1}`,
         figure: barChart({
-          title: `Differences from ${F} (group - ${F}): ${unit}`,
-          labels: items.map((c) => `${c.significant ? "✱ " : ""}${c.group}: ${c.metric}`),
+          title: `${metric}: group - ${F}`,
+          labels: items.map((c) => `${c.significant ? "✱ " : ""}${c.group}`),
           values: items.map((c) => c.diff),
           errors: { lower: items.map((c) => c.ciLow), upper: items.map((c) => c.ciHigh) },
           horizontal: true,
           points: true,
-          labelTitle: "group: metric (✱ = Holm-adjusted p < α)",
+          labelTitle: "group (✱ = Holm-adjusted p < α)",
           valueTitle: `difference of means, ${unit}`,
         }),
-        caption: `${items.length} comparisons in ${unit}, points with 95% bootstrap intervals of the difference; ✱ marks the ${sig.length} whose Holm-adjusted p (over all ${cmp.length} comparisons) is below α = ${a}${sig.length ? `: ${sig.map(describe).join("; ")}` : ""}. Not significant: ${items.length - sig.length}.`,
+        caption: `${metric}, each group minus ${F}: points are differences of means, bars 95% bootstrap intervals of the difference (${unit}). ✱ marks the ${sig.length} of ${items.length} whose Holm-adjusted p (over all ${cmp.length} comparisons of this section) is below α = ${a}${sig.length ? `: ${sig.map(describe).join("; ")}` : ""}.`,
       };
     });
     return [

@@ -35,7 +35,11 @@ export const CARRIES = 0.5;
 /** A layer output "matters" in the summary when patching it restores at least this fraction (interval excluding 0). */
 export const MATTERS = 0.2;
 
-const ranges = (layers: number[]) => (layers.length ? layers.map((l) => `L${l}`).join(", ") : "none");
+/** The label of the resid_pre grid's extra row: the residual stream leaving the last layer. */
+const afterLast = (nLayers: number) => `after L${nLayers - 1}`;
+
+const ranges = (layers: number[], labels?: readonly string[]) =>
+  layers.length ? layers.map((l) => labels?.[l] ?? `L${l}`).join(", ") : "none";
 
 export const patchingStage: Stage<Slice> = {
   name: "layer and position patching",
@@ -90,12 +94,27 @@ export const patchingStage: Stage<Slice> = {
     for (const [ci, [name]] of LAYER_HOOKS.entries()) {
       // The shared resid_pre / attn_out / mlp_out targets are [layer, pos] sweeps.
       const r = await exactEffects(ctx.model, pp, { kind: name }, ctx.work(pp.clean.length));
+      const rows = layerLabels.map((_, l) => (b: number) => roles.map((_, p) => r[l * roles.length + p][b]));
+      if (name === "resid_pre") {
+        // One more row, the residual stream leaving the last layer: where the final position must end up.
+        const out = await exactEffects(
+          ctx.model,
+          pp,
+          {
+            kind: "sites",
+            sites: roles.map((_, p) => ({
+              hook: blockHookName(L - 1, "hook_resid_post"),
+              selectors: [[p, null]],
+            })),
+          },
+          ctx.work(pp.clean.length),
+        );
+        rows.push((b) => roles.map((_, p) => out[p][b]));
+      }
       const grid = summarizeGrid(
-        layerLabels,
+        name === "resid_pre" ? [...layerLabels, afterLast(L)] : layerLabels,
         roles,
-        pp.clean.map((_, b) =>
-          layerLabels.map((_, l) => roles.map((_, p) => normalise(fg, r[l * roles.length + p][b]))),
-        ),
+        pp.clean.map((_, b) => rows.map((row) => row(b).map((v) => normalise(fg, v)))),
         ctx.boot(9100 + ci),
       );
       focus.positionPatching.push({ component: name, grid });
@@ -129,7 +148,10 @@ export const patchingStage: Stage<Slice> = {
       figures.push({
         name: `focus-position-patching-${p.component}`,
         figure: heatmap({
-          title: `Patching ${p.component} per layer and position (${F})`,
+          title:
+            p.component === "resid_pre"
+              ? `Patching the residual stream per layer and position (${F})`
+              : `Patching ${p.component} per layer and position (${F})`,
           rowLabels: p.grid.rowLabels,
           colLabels: p.grid.colLabels,
           values: p.grid.mean,
@@ -137,7 +159,7 @@ export const patchingStage: Stage<Slice> = {
           colTitle: "position",
           valueTitle: unit,
         }),
-        caption: `Exact patching of ${p.component} at one layer and one position (${p.grid.n} prompts; position labels are ${res.focus.positions?.labelsFrom}). Strongest: ${p.grid.rowLabels[b.r]} at the ${JSON.stringify(p.grid.colLabels[b.c])} position, ${cellText(p.grid, b.r, b.c)} (± one SE).`,
+        caption: `Exact patching of ${p.component === "resid_pre" ? "the residual stream entering each layer (resid_pre; the last row is the stream leaving the last layer)" : p.component} at one layer and one position (${p.grid.n} prompts; position labels are ${res.focus.positions?.labelsFrom}). Strongest: ${p.grid.rowLabels[b.r]} at the ${JSON.stringify(p.grid.colLabels[b.c])} position, ${cellText(p.grid, b.r, b.c)} (± one SE).`,
       });
     }
     return figures.length
@@ -165,14 +187,19 @@ export const patchingStage: Stage<Slice> = {
     const pos = res.focus.positions;
     if (!resid || !pos || !pos.cue.length) return out;
     const carries = (l: number, p: number) => resid.mean[l][p] >= CARRIES && resid.ciLow[l][p] > 0;
-    const layers = resid.rowLabels.map((_, l) => l);
+    const rl = resid.rowLabels;
+    const layers = rl.map((_, l) => l);
     const cueLayers = layers.filter((l) => pos.cue.some((p) => carries(l, p)));
     const finalLayers = layers.filter((l) => carries(l, pos.final));
     const cueText = pos.cue.map((p) => JSON.stringify(pos.labels[p])).join(" ");
     // Attention and MLP outputs at the final position: where the information arrives there.
     const atFinal = (component: string) => {
       const g = res.focus.positionPatching?.find((p) => p.component === component)?.grid;
-      return g ? layers.filter((l) => g.mean[l][pos.final] >= MATTERS && g.ciLow[l][pos.final] > 0) : [];
+      return g
+        ? g.rowLabels.flatMap((_, l) =>
+            g.mean[l][pos.final] >= MATTERS && g.ciLow[l][pos.final] > 0 ? [l] : [],
+          )
+        : [];
     };
     const attnFinal = atFinal("attn_out");
     const attnGrid = res.focus.positionPatching?.find((p) => p.component === "attn_out")?.grid;
@@ -182,18 +209,22 @@ export const patchingStage: Stage<Slice> = {
       const firstFinal = Math.min(...finalLayers);
       handOver =
         firstFinal > lastCue
-          ? ` The hand-over in the residual stream is between L${lastCue} and L${firstFinal}: up to L${lastCue} the cue position carries what restores the behaviour, from L${firstFinal} on the final position does.`
-          : ` Both carry it at ${ranges(layers.filter((l) => cueLayers.includes(l) && finalLayers.includes(l)))}.`;
-    } else if (cueLayers.length && attnFinal.length && attnGrid) {
+          ? ` In the residual stream the cue position carries it up to ${rl[lastCue]} and the final position from ${rl[firstFinal]}: the hand-over is between the two.`
+          : ` Both carry it at ${ranges(
+              layers.filter((l) => cueLayers.includes(l) && finalLayers.includes(l)),
+              rl,
+            )}.`;
+    }
+    if (cueLayers.length && attnFinal.length && attnGrid) {
       // The final position's residual never carries it before the last layer: it arrives through attention.
       const k = attnFinal.find((l) => cueLayers.includes(l));
       if (k !== undefined) {
-        handOver = ` The residual stream at the cue carries it into L${k}, and L${k}'s attention output at the final position restores ${formatMeanCi({ mean: attnGrid.mean[k][pos.final], ciLow: attnGrid.ciLow[k][pos.final], ciHigh: attnGrid.ciHigh[k][pos.final] })} of the gap: the hand-over from the cue to the final position happens in L${k}'s attention.`;
+        handOver += ` The residual stream at the cue carries it into L${k}, and L${k}'s attention output at the final position restores ${formatMeanCi({ mean: attnGrid.mean[k][pos.final], ciLow: attnGrid.ciLow[k][pos.final], ciHigh: attnGrid.ciHigh[k][pos.final] })} of the gap: the hand-over from the cue to the final position happens in L${k}'s attention.`;
       }
     }
     const mlpFinal = atFinal("mlp_out");
     out.push({
-      text: `Patching the residual stream entering a layer (resid_pre) at one position restores at least ${pct(CARRIES)} of the gap (interval above 0) at a cue position (${cueText}) for ${ranges(cueLayers)}, and at the final position (${JSON.stringify(pos.labels[pos.final])}) for ${ranges(finalLayers)}. At the final position, patching the attention output restores at least ${pct(MATTERS)} at ${ranges(attnFinal)}, the MLP output at ${ranges(mlpFinal)}.${handOver}`,
+      text: `Patching the residual stream entering a layer (resid_pre) at one position restores at least ${pct(CARRIES)} of the gap (interval above 0) at a cue position (${cueText}) for ${ranges(cueLayers, rl)}, and at the final position (${JSON.stringify(pos.labels[pos.final])}) for ${ranges(finalLayers, rl)}. At the final position, patching the attention output restores at least ${pct(MATTERS)} at ${ranges(attnFinal)}, the MLP output at ${ranges(mlpFinal)}.${handOver}`,
       evidence: {
         "focus.positionPatching[resid_pre], best cue position per layer": JSON.stringify(
           layers.map((l) => Math.max(...pos.cue.map((p) => +resid.mean[l][p].toFixed(3)))),
@@ -202,7 +233,7 @@ export const patchingStage: Stage<Slice> = {
           layers.map((l) => +resid.mean[l][pos.final].toFixed(3)),
         ),
         "focus.positionPatching[attn_out], final position per layer": JSON.stringify(
-          layers.map((l) => +(attnGrid?.mean[l][pos.final] ?? Number.NaN).toFixed(3)),
+          (attnGrid?.mean ?? []).map((row) => +row[pos.final].toFixed(3)),
         ),
         thresholds: `resid_pre ${CARRIES}, attn_out/mlp_out ${MATTERS}`,
       },
