@@ -68,9 +68,8 @@ export interface ValidateOptions {
 function singleToken(tok: Tokenizer, text: string): number | string {
   try {
     return tok.toSingleToken(text);
-  } catch {
-    const ids = tok.encode(text);
-    return `${JSON.stringify(text)} is ${ids.length} tokens, not one`;
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 
