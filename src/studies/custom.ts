@@ -3,38 +3,12 @@
  * names (the first group, or --focus, studied in depth).
  */
 import { byGroup, readPromptFile } from "./prompts.ts";
-import type { StudySizes, StudySpec } from "./spec.ts";
+import { DEFAULT_SIZES, type StudySpec } from "./spec.ts";
 
-/** Sizes for a user's pairs: every pair is used (the file decides how many); these bound the in-depth work. */
-const SIZES: { full: StudySizes; quick: StudySizes } = {
-  full: {
-    perGroup: 0,
-    focusPrompts: 0,
-    positionPrompts: 12,
-    topHeads: 5,
-    attentionExamples: 3,
-    neuronLayers: 2,
-    exactNeurons: 20,
-    neuronPages: 3,
-    exactHeads: 10,
-    exactComponentsPerGroup: 6,
-    resamples: 2000,
-    batchSize: 32,
-  },
-  quick: {
-    perGroup: 0,
-    focusPrompts: 0,
-    positionPrompts: 4,
-    topHeads: 3,
-    attentionExamples: 2,
-    neuronLayers: 1,
-    exactNeurons: 5,
-    neuronPages: 2,
-    exactHeads: 3,
-    exactComponentsPerGroup: 3,
-    resamples: 1000,
-    batchSize: 16,
-  },
+/** Sizes for a user's pairs: every pair is used (the file decides how many); the rest bound the in-depth work. */
+const SIZES = {
+  full: { ...DEFAULT_SIZES.full, perGroup: 0, focusPrompts: 0 },
+  quick: { ...DEFAULT_SIZES.quick, perGroup: 0, focusPrompts: 0 },
 };
 
 export function customSpec(promptFile: string, opts: { focus?: string; model: string }): StudySpec {

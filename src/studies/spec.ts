@@ -31,6 +31,41 @@ export interface StudySizes {
   batchSize: number;
 }
 
+/**
+ * Sizes that suit most studies: the full run targets < 30 min for GPT-2 small on 2 cores, --quick < 3 min.
+ * A spec spreads them and overrides what differs.
+ */
+export const DEFAULT_SIZES: { full: StudySizes; quick: StudySizes } = {
+  full: {
+    perGroup: 20,
+    focusPrompts: 40,
+    positionPrompts: 12,
+    topHeads: 5,
+    attentionExamples: 3,
+    neuronLayers: 2,
+    exactNeurons: 20,
+    neuronPages: 3,
+    exactHeads: 10,
+    exactComponentsPerGroup: 6,
+    resamples: 2000,
+    batchSize: 32,
+  },
+  quick: {
+    perGroup: 8,
+    focusPrompts: 12,
+    positionPrompts: 4,
+    topHeads: 3,
+    attentionExamples: 2,
+    neuronLayers: 1,
+    exactNeurons: 5,
+    neuronPages: 2,
+    exactHeads: 3,
+    exactComponentsPerGroup: 3,
+    resamples: 1000,
+    batchSize: 16,
+  },
+};
+
 /** One group of a study: a named set of pairs sharing an answer/wrong token pair. */
 export interface StudyGroup {
   name: string;

@@ -109,9 +109,9 @@ describe("pronoun study on stories260k", () => {
         const r = attributeLogitDiff(model, [tokens], t.answers.answer[i], t.answers.wrong[i]);
         assert.ok(Math.abs(g.cleanLogitDiff.perPrompt[i] - r.logitDiff.perPrompt[0]) < 1e-4);
         const H = model.cfg.nHeads;
-        g.headDla!.perPrompt[i].forEach((row, l) =>
-          row.forEach((v, h) => assert.ok(Math.abs(v - r.heads.values[l * H + h]) < 1e-4)),
-        );
+        for (const [l, row] of g.headDla!.perPrompt[i].entries()) {
+          for (const [h, v] of row.entries()) assert.ok(Math.abs(v - r.heads.values[l * H + h]) < 1e-4);
+        }
       });
       const corrupted = logitDiff(
         model.run(t.corrupted, { logits: "last" }),
@@ -119,7 +119,8 @@ describe("pronoun study on stories260k", () => {
         t.answers.answer,
         t.answers.wrong,
       ).perPrompt;
-      corrupted.forEach((v, i) => assert.ok(Math.abs(g.corruptedLogitDiff.perPrompt[i] - v) < 1e-4));
+      for (const [i, v] of corrupted.entries())
+        assert.ok(Math.abs(g.corruptedLogitDiff.perPrompt[i] - v) < 1e-4);
     }
   });
 
@@ -140,19 +141,21 @@ describe("pronoun study on stories260k", () => {
     };
     const L = model.cfg.nLayers;
     const attn = await straight(`blocks.${L - 1}.hook_attn_out`, [null, null]);
-    f.layerPatching!.perPrompt.forEach((cells, b) => assert.ok(Math.abs(cells[1][L - 1] - attn[b]) < 1e-4));
+    for (const [b, cells] of f.layerPatching!.perPrompt.entries())
+      assert.ok(Math.abs(cells[1][L - 1] - attn[b]) < 1e-4);
     // The final position's attention output in the last layer, one position only.
     const grid = f.positionPatching!.find((p) => p.component === "attn_out")!.grid;
     const final = f.positions!.final;
     const one = await straight(`blocks.${L - 1}.hook_attn_out`, [final, null], grid.n);
-    grid.perPrompt.forEach((cells, b) => assert.ok(Math.abs(cells[L - 1][final] - one[b]) < 1e-4));
+    for (const [b, cells] of grid.perPrompt.entries())
+      assert.ok(Math.abs(cells[L - 1][final] - one[b]) < 1e-4);
     // A head's value: with grouped-query attention that is its key/value head's, h * nKvHeads / nHeads.
     const hs = f.headSplit!;
     const [, l, h] = /L(\d+)H(\d+)/.exec(hs.heads[0])!.map(Number);
     const kv = Math.floor((h * model.cfg.nKvHeads) / model.cfg.nHeads);
     const v = await straight(`blocks.${l}.attn.hook_v`, [null, kv, null]);
     const vi = hs.parts.indexOf("value");
-    hs.exact.perPrompt.forEach((cells, b) => assert.ok(Math.abs(cells[0][vi] - v[b]) < 1e-4));
+    for (const [b, cells] of hs.exact.perPrompt.entries()) assert.ok(Math.abs(cells[0][vi] - v[b]) < 1e-4);
   });
 
   it("states the hand-over with the numbers it rests on", () => {

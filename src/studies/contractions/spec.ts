@@ -1,9 +1,8 @@
 /**
  * The contraction study: after an earlier contraction GPT-2 keeps contracting ("We're helping our friend
- * while they" → "'re", not " are"). Sizes: the full run targets < 30 min for GPT-2 small on 2 cores,
- * --quick < 3 min.
+ * while they" → "'re", not " are").
  */
-import type { StudySpec } from "../spec.ts";
+import { DEFAULT_SIZES, type StudySpec } from "../spec.ts";
 import { allGroups, type ContractionGroup, FOCUS_GROUP } from "./groups.ts";
 import { generatePrompts } from "./templates.ts";
 
@@ -20,36 +19,7 @@ export const contractionsSpec: StudySpec = {
   focusGroup: FOCUS_GROUP,
   // Both answers, both earlier forms that match them, and a mismatched pair.
   quickGroups: ["'re/they", "'re/he", "'s/he", "'s/they", "'m/you", "'ll/she"],
-  sizes: {
-    quick: {
-      perGroup: 8,
-      focusPrompts: 12,
-      positionPrompts: 4,
-      topHeads: 3,
-      attentionExamples: 2,
-      neuronLayers: 1,
-      exactNeurons: 5,
-      neuronPages: 2,
-      exactHeads: 3,
-      exactComponentsPerGroup: 3,
-      resamples: 1000,
-      batchSize: 16,
-    },
-    full: {
-      perGroup: 20,
-      focusPrompts: 40,
-      positionPrompts: 12,
-      topHeads: 5,
-      attentionExamples: 3,
-      neuronLayers: 2,
-      exactNeurons: 20,
-      neuronPages: 3,
-      exactHeads: 10,
-      exactComponentsPerGroup: 6,
-      resamples: 2000,
-      batchSize: 32,
-    },
-  },
+  sizes: DEFAULT_SIZES,
   generate: (chosen, count, seed) =>
     generatePrompts(
       chosen.map((g) => groups.find((x) => x.name === g.name) as ContractionGroup),

@@ -4,7 +4,7 @@
  * ("a girl" / "a boy", "Lily" / "Tim"); both directions are groups of their own.
  */
 import { groupRandom, type PromptPair } from "../prompts.ts";
-import type { StudyGroup, StudySizes, StudySpec } from "../spec.ts";
+import { DEFAULT_SIZES, type StudyGroup, type StudySizes, type StudySpec } from "../spec.ts";
 
 type Cue = "noun" | "name" | "both";
 type Form = "mid" | "initial" | "possessive";
@@ -146,35 +146,20 @@ function generate(
 }
 
 const FULL: StudySizes = {
+  ...DEFAULT_SIZES.full,
   perGroup: 24,
   // Every distinct prompt of the focus group's template (2 openings x 3 adjectives x 4 continuations).
   focusPrompts: 24,
   positionPrompts: 24,
-  topHeads: 5,
-  attentionExamples: 3,
-  neuronLayers: 2,
-  exactNeurons: 20,
-  neuronPages: 3,
-  exactHeads: 10,
-  exactComponentsPerGroup: 6,
-  resamples: 2000,
-  batchSize: 32,
 };
 
 const QUICK: StudySizes = {
-  ...FULL,
+  ...DEFAULT_SIZES.quick,
   perGroup: 10,
   focusPrompts: 12,
   positionPrompts: 12,
-  topHeads: 3,
-  attentionExamples: 2,
-  neuronLayers: 1,
   exactNeurons: 8,
-  neuronPages: 2,
   exactHeads: 4,
-  exactComponentsPerGroup: 3,
-  resamples: 1000,
-  batchSize: 16,
 };
 
 export const pronounsSpec: StudySpec = {

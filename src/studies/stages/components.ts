@@ -12,7 +12,7 @@ import { heatmap } from "../../viz/charts/heatmap.ts";
 import { tokenView } from "../../viz/views/view-figures.ts";
 import { groupOf, normalise, type StudyContext } from "../context.ts";
 import { argmaxAbs, f2, pct } from "../format.ts";
-import { attributionEffects, exactEffects } from "../pair-measures.ts";
+import { exactEffects } from "../pair-measures.ts";
 import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
 import { allHeadPartSites, HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";

@@ -185,7 +185,7 @@ export const patchingStage: Stage<Slice> = {
     });
     const resid = res.focus.positionPatching?.find((p) => p.component === "resid_pre")?.grid;
     const pos = res.focus.positions;
-    if (!resid || !pos || !pos.cue.length) return out;
+    if (!resid || !pos?.cue.length) return out;
     const carries = (l: number, p: number) => resid.mean[l][p] >= CARRIES && resid.ciLow[l][p] > 0;
     const rl = resid.rowLabels;
     const layers = rl.map((_, l) => l);
