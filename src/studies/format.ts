@@ -1,4 +1,5 @@
 /** Number formatting and small grid helpers shared by the stages' captions and findings. */
+import { formatMeanCi } from "../analysis/stats.ts";
 import type { GridSummary } from "./summaries.ts";
 
 export const f2 = (x: number) => x.toFixed(2);
@@ -20,3 +21,8 @@ export function argmaxAbs(grid: Pick<GridSummary, "mean">): { r: number; c: numb
 
 /** A 95% interval that excludes 0. */
 export const excludesZero = (s: { ciLow: number; ciHigh: number }) => s.ciLow > 0 || s.ciHigh < 0;
+
+/** "mean [lo, hi]", saying so when the interval includes 0. */
+export function ciText(s: { mean: number; ciLow: number; ciHigh: number }): string {
+  return `${formatMeanCi(s)}${excludesZero(s) ? "" : " (interval includes 0)"}`;
+}

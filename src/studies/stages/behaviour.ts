@@ -5,7 +5,7 @@
 import { formatMeanCi, formatMeanSe } from "../../analysis/stats.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { groupOf } from "../context.ts";
-import { excludesZero } from "../format.ts";
+import { ciText, excludesZero } from "../format.ts";
 import type { GroupResult } from "../results.ts";
 import type { Stage, StageSlice } from "../stage.ts";
 import { summarizeSample } from "../summaries.ts";
@@ -70,7 +70,7 @@ export const behaviourStage: Stage<Slice> = {
               labelTitle: w.group,
               valueTitle: "logit(answer) - logit(wrong)",
             }),
-            caption: `Mean logit difference per group, ${w.clean} and ${w.corrupted}; points are means, bars 95% bootstrap intervals over prompts (± in the text is one standard error). Focus group ${F}: clean ${formatMeanSe(fg.cleanLogitDiff)}, corrupted ${formatMeanSe(fg.corruptedLogitDiff)}, ${w.effect} ${formatMeanCi(fg.effect)}. Largest ${w.effect}: ${best.name}, ${formatMeanCi(best.effect)}.${
+            caption: `Mean logit difference per group, ${w.clean} and ${w.corrupted}; points are means, bars 95% bootstrap intervals over prompts (± in the text is one standard error). Focus group ${F}: clean ${formatMeanSe(fg.cleanLogitDiff)}, corrupted ${formatMeanSe(fg.corruptedLogitDiff)}, ${w.effect} ${ciText(fg.effect)}. Largest ${w.effect}: ${best.name}, ${ciText(best.effect)}.${
               flat.length
                 ? ` No effect to restore (gap interval includes 0 or below ${MIN_GAP}; patching shown raw, not as fractions): ${flat.map((g) => `${g.name} ${formatMeanCi(g.effect)}`).join("; ")}.`
                 : ""

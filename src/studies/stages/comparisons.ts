@@ -13,7 +13,7 @@ export const ALPHA = 0.05;
 
 /** The unit of each metric, by its name: the figures group metrics by unit. */
 function unitOf(metric: string): string {
-  if (metric.includes("fraction of own gap")) return "fraction restored";
+  if (metric.includes("fraction restored")) return "fraction restored";
   if (metric.startsWith("DLA")) return "direct logit attribution (logits)";
   return "logit difference (logits)";
 }
@@ -51,7 +51,7 @@ function metrics(ctx: StudyContext, res: StudyResults, left: string[]): MetricSa
   // The focus group's top screened components (the first confirmed in every group).
   for (const c of focusExact.slice(0, 2)) {
     out.push({
-      metric: `${c.label} patching (fraction of own gap)`,
+      metric: `${c.label} patching (fraction restored)`,
       byGroup: new Map(
         fractionGroups.map((g) => {
           const r = groupOf(res, g);
