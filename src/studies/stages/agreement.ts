@@ -15,6 +15,10 @@ export const agreementStage: Stage<Slice> = {
   async run(ctx, res) {
     const f = res.focus;
     if (!f.layerPatching || !f.headSplit || !f.neurons) return { focus: {} };
+    if (ctx.screenMethod === "exact") {
+      ctx.omitted.push("attribution vs exact: the screens were exact, there is no estimate to compare");
+      return { focus: {} };
+    }
     const fg = groupOf(res, ctx.focus.name);
     const screen = await ctx.layerScreenRaw(ctx.focus);
     const points: NonNullable<FocusResult["attributionVsExact"]>["points"] = [];
