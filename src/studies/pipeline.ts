@@ -216,7 +216,19 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
   } finally {
     progress.stop();
   }
-  res.findings = STAGES.flatMap((s) => s.findings?.(res) ?? []);
+  // The summary reads as a story: behaviour, where the information is, which heads move it, neurons, groups.
+  const storyOrder: readonly Stage[] = [
+    behaviourStage,
+    patchingStage,
+    headDlaStage,
+    attentionStage,
+    headPartsStage,
+    neuronStage,
+    comparisonsStage,
+  ];
+  res.findings = [...storyOrder, ...STAGES.filter((s) => !storyOrder.includes(s))].flatMap(
+    (s) => s.findings?.(res) ?? [],
+  );
   res.meta.runSeconds = (performance.now() - t0) / 1000;
   return res;
 }

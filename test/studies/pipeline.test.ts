@@ -161,7 +161,12 @@ describe("study pipeline on the fixture", () => {
   });
 
   it("keeps every finding's evidence in results", () => {
-    assert.ok(res.findings!.length >= res.groups.length);
+    // Behaviour first: the range of the clean logit difference, then of the effect, with the groups named.
+    const [clean, effect] = res.findings!;
+    const lo = [...res.groups].sort((a, b) => a.cleanLogitDiff.mean - b.cleanLogitDiff.mean)[0];
+    assert.match(clean.text, new RegExp(`from ${lo.name} ${lo.cleanLogitDiff.mean.toFixed(2)}`));
+    for (const g of res.groups.filter((x) => !x.normalised))
+      assert.ok(effect.text.includes(g.name), effect.text);
     for (const f of res.findings!) assert.ok(Object.keys(f.evidence).length > 0, f.text);
   });
 });

@@ -6,7 +6,7 @@ import { formatMeanCi, formatMeanSe } from "../../analysis/stats.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { groupOf } from "../context.ts";
 import { ciText, excludesZero } from "../format.ts";
-import type { GroupResult } from "../results.ts";
+import type { Finding, GroupResult } from "../results.ts";
 import type { Stage, StageSlice } from "../stage.ts";
 import { summarizeSample } from "../summaries.ts";
 
@@ -82,24 +82,47 @@ export const behaviourStage: Stage<Slice> = {
   },
   findings(res) {
     const w = res.words;
-    return res.groups.map((g) => {
-      const gap = g.normalised
-        ? `the ${w.effect} is ${formatMeanCi(g.effect)}`
-        : `the ${w.effect} is ${formatMeanCi(g.effect)}, ${excludesZero(g.effect) ? `below ${MIN_GAP} logits` : "an interval that includes 0"}: no effect to restore`;
-      const behaviour = !res.study.requireBehaviour
-        ? `${g.name}: clean logit difference ${formatMeanCi(g.cleanLogitDiff)}; ${gap}.`
-        : g.analysed
-          ? `${g.name}: the model does this — clean logit difference ${formatMeanCi(g.cleanLogitDiff)}, an interval above 0; ${gap}.`
-          : `${g.name}: the model does not do this — clean logit difference ${formatMeanCi(g.cleanLogitDiff)}, an interval that is not above 0; not analysed further.`;
-      return {
-        text: behaviour,
+    const gs = res.groups;
+    const out: Finding[] = [];
+    const byClean = [...gs].sort((a, b) => a.cleanLogitDiff.mean - b.cleanLogitDiff.mean);
+    const done = byClean.filter((g) => g.analysed);
+    const notDone = byClean.filter((g) => !g.analysed);
+    const named = (g: GroupResult, s: GroupResult["effect"]) => `${g.name} ${formatMeanCi(s)}`;
+    if (res.study.requireBehaviour) {
+      out.push({
+        text: `The model does this in ${done.length} of ${gs.length} groups: the 95% interval of the clean logit difference is above 0 in each${done.length ? ` (smallest ${named(done[0], done[0].cleanLogitDiff)}, largest ${named(done.at(-1)!, done.at(-1)!.cleanLogitDiff)})` : ""}.${notDone.length ? ` It does not in ${notDone.map((g) => named(g, g.cleanLogitDiff)).join("; ")}: not analysed further.` : ""}`,
         evidence: {
-          "cleanLogitDiff.ciLow": g.cleanLogitDiff.ciLow,
-          "effect.ciLow": g.effect.ciLow,
-          "effect.ciHigh": g.effect.ciHigh,
-          rule: `analysed when the spec requires behaviour and cleanLogitDiff.ciLow > 0; normalised when the effect interval excludes 0 and |effect.mean| >= ${MIN_GAP}`,
+          ...Object.fromEntries(
+            gs.map((g) => [`groups[${g.name}].cleanLogitDiff.ciLow`, g.cleanLogitDiff.ciLow]),
+          ),
+          rule: "analysed when cleanLogitDiff.ciLow > 0",
         },
-      };
-    });
+      });
+    } else {
+      out.push({
+        text: `Clean logit differences range from ${named(byClean[0], byClean[0].cleanLogitDiff)} to ${named(byClean.at(-1)!, byClean.at(-1)!.cleanLogitDiff)}.`,
+        evidence: Object.fromEntries(
+          gs.map((g) => [`groups[${g.name}].cleanLogitDiff.mean`, g.cleanLogitDiff.mean]),
+        ),
+      });
+    }
+    const analysed = gs.filter((g) => g.analysed);
+    const byEffect = [...analysed].sort((a, b) => a.effect.mean - b.effect.mean);
+    const flat = analysed.filter((g) => !g.normalised);
+    if (byEffect.length) {
+      out.push({
+        text: `The ${w.effect} (clean - corrupted) ranges from ${named(byEffect[0], byEffect[0].effect)} to ${named(byEffect.at(-1)!, byEffect.at(-1)!.effect)}.${flat.length ? ` No effect to restore (interval includes 0, or below ${MIN_GAP} logits), so patching is not normalised, in: ${flat.map((g) => named(g, g.effect)).join("; ")}.` : ` Every analysed group has an effect to restore (interval excludes 0 and at least ${MIN_GAP} logits).`}`,
+        evidence: {
+          ...Object.fromEntries(
+            analysed.map((g) => [
+              `groups[${g.name}].effect`,
+              `${g.effect.mean} [${g.effect.ciLow}, ${g.effect.ciHigh}]`,
+            ]),
+          ),
+          rule: `normalised when the effect interval excludes 0 and |effect.mean| >= ${MIN_GAP}`,
+        },
+      });
+    }
+    return out;
   },
 };
