@@ -294,14 +294,15 @@ export const headPartsStage: Stage<HeadSlice> = {
     return heads.map(({ h, k, z }) => {
       const v = cell(k, "value");
       const p = cell(k, "pattern");
+      const shared = sharedKv(h, res);
       const which =
         clear(v) && Math.abs(v.mean) >= 2 * Math.abs(p.mean)
-          ? "its value carries it (value at least twice the pattern)"
+          ? `${shared ? "the value of its key/value head" : "its value"} carries it (value at least twice the pattern)`
           : clear(p) && Math.abs(p.mean) >= 2 * Math.abs(v.mean)
             ? "its pattern carries it (pattern at least twice the value)"
             : "neither value nor pattern alone is at least twice the other";
       return {
-        text: `Patching ${h}'s output restores ${formatMeanCi(z)} of the gap; its value ${formatMeanCi(v)}, its pattern ${formatMeanCi(p)}: ${which}.`,
+        text: `Patching ${h}'s output restores ${formatMeanCi(z)} of the gap; its value${shared} ${formatMeanCi(v)}, its pattern ${formatMeanCi(p)}: ${which}.`,
         evidence: {
           [`focus.headSplit[${h}].output`]: z.mean,
           value: v.mean,
@@ -319,6 +320,17 @@ export const NEURON_MATTERS = 0.05;
 export const HEAD_MATTERS = 0.1;
 /** Neurons named in the summary (the rest are in results.json). */
 const NEURONS_LISTED = 5;
+
+/** With grouped-query attention, the query heads whose key/value a head's value patch also changes. */
+function sharedKv(label: string, res: StudyResults): string {
+  const cfg = res.meta.modelConfig as { nHeads: number; nKvHeads?: number };
+  const group = cfg.nHeads / (cfg.nKvHeads ?? cfg.nHeads);
+  if (group <= 1) return "";
+  const [, l, h] = /L(\d+)H(\d+)/.exec(label)!.map(Number);
+  const first = Math.floor(h / group) * group;
+  const others = Array.from({ length: group }, (_, i) => first + i).filter((x) => x !== h);
+  return ` (its key/value head's, shared with ${others.map((x) => `L${l}H${x}`).join(", ")})`;
+}
 
 const tokenList = (ts: readonly { str: string; value: number }[]) =>
   ts
