@@ -126,7 +126,7 @@ export class StudyContext {
       } catch (e) {
         this.screenMethod = "exact";
         this.omitted.push(
-          `attribution patching on this model (${(e as Error).message}): every screen is exact activation patching instead, so "estimate" values below are exact`,
+          `attribution patching: not available for this model yet (its backward pass failed: ${(e as Error).message}); every screen is exact activation patching instead, so the "estimate" values are exact`,
         );
       }
     }
