@@ -236,11 +236,17 @@ export class ForwardEngine {
     if (this.rotary) {
       q = h.fire(
         name("attn.hook_rot_q"),
-        new Tensor(this.rotary.apply(q.data, B, P, H, dh, pastLen), q.shape),
+        new Tensor(
+          this.rotary.rotate(q.data, { batch: B, pos: P, heads: H, dHead: dh, firstPos: pastLen }),
+          q.shape,
+        ),
       );
       k = h.fire(
         name("attn.hook_rot_k"),
-        new Tensor(this.rotary.apply(k.data, B, P, Hkv, dh, pastLen), k.shape),
+        new Tensor(
+          this.rotary.rotate(k.data, { batch: B, pos: P, heads: Hkv, dHead: dh, firstPos: pastLen }),
+          k.shape,
+        ),
       );
     }
 

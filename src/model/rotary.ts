@@ -26,6 +26,17 @@ export function rotaryInvFreq(cfg: RotaryConfig): Float64Array {
   });
 }
 
+/** Where a block of q or k vectors [batch, pos, heads, dHead] sits: its first absolute position. */
+export interface RotaryPlacement {
+  batch: number;
+  pos: number;
+  heads: number;
+  dHead: number;
+  firstPos: number;
+  /** Rotate back (the transpose: the backward of the rotation). */
+  inverse?: boolean;
+}
+
 export class Rotary {
   readonly invFreq: Float64Array;
   /** cos and sin of position * invFreq, [positions, dim / 2], grown on demand. */
@@ -53,15 +64,13 @@ export class Rotary {
     return { cos: this.cos, sin: this.sin };
   }
 
-  /**
-   * x [batch, pos, heads, dh] rotated to absolute positions firstPos..firstPos+pos-1 (a new array).
-   * `inverse` rotates back (the transpose: the backward of the rotation).
-   */
-  apply(x: Float32Array, B: number, P: number, heads: number, dh: number, firstPos: number, inverse = false) {
+  /** x [batch, pos, heads, dHead] rotated to absolute positions firstPos..firstPos+pos-1 (a new array). */
+  rotate(x: Float32Array, at: RotaryPlacement): Float32Array {
+    const { batch: B, pos: P, heads, dHead: dh, firstPos } = at;
     const half = this.cfg.dim / 2;
     const out = Float32Array.from(x);
     const { cos, sin } = this.tables(firstPos + P);
-    const sign = inverse ? -1 : 1;
+    const sign = at.inverse ? -1 : 1;
     for (let p = 0; p < P; p++) {
       const t = (firstPos + p) * half;
       for (let b = 0; b < B; b++)
