@@ -25,16 +25,25 @@ function statusKb(field: "VmRSS" | "VmHWM"): number {
   return Number(m[1]) * 1024;
 }
 
+/** A full garbage collection, twice, with time for V8 to free array buffers in the background. */
+async function settle(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 2; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function child(dir: string, backend: string): Promise<void> {
   const { HookedTransformer } = await import("../src/model/hooked-transformer.ts");
-  (globalThis as { gc?: () => void }).gc?.();
+  await settle();
   const baseline = statusKb("VmRSS");
   const t0 = performance.now();
   const model = await HookedTransformer.fromPretrained(dir, { backend: backend as "onnx" });
   const loadS = (performance.now() - t0) / 1000;
   const peakAfterLoad = statusKb("VmHWM");
   model.run("We're helping our friend while they", { logits: "last" });
-  (globalThis as { gc?: () => void }).gc?.();
+  await settle();
   const steady = statusKb("VmRSS");
   process.stdout.write(`${JSON.stringify({ baseline, peakAfterLoad, steady, loadS })}\n`);
 }

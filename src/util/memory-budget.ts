@@ -32,7 +32,10 @@ export function parseByteSize(text: string, flag = "--memory-limit"): number {
 export function memoryBudget(limitBytes?: number): MemoryBudget {
   const rss = process.memoryUsage().rss;
   if (limitBytes !== undefined) {
-    return { availableBytes: Math.max(0, limitBytes - rss), source: `the limit of ${formatBytes(limitBytes)}` };
+    return {
+      availableBytes: Math.max(0, limitBytes - rss),
+      source: `the limit of ${formatBytes(limitBytes)}`,
+    };
   }
   let available = freemem();
   let source = "the machine's available memory";
