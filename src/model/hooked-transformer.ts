@@ -139,7 +139,7 @@ export class HookedTransformer {
     const filter = namesFilterFn(opts.namesFilter, this.cfg);
     const hooks = new HookDispatcher(this.cfg, opts.fwdHooks ?? [], filter);
     const out = this.forward(input, opts, hooks);
-    return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg.nLayers) };
+    return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg) };
   }
 
   /** Full control: a fresh hook dispatcher per call means no hook outlives it, even when one throws. */
