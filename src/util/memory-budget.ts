@@ -2,7 +2,7 @@ import { freemem } from "node:os";
 
 /** One part of what a piece of work will hold in memory at its peak. */
 export interface MemoryNeed {
-  /** What it is, as the user would name it ("weights (float32)", "activation cache"). */
+  /** What it is for, as a verb phrase ("load the model (…)", "cache the activations"). */
   what: string;
   bytes: number;
 }
@@ -62,9 +62,12 @@ export class MemoryBudgetError extends Error {}
 export function checkMemoryFits(needs: readonly MemoryNeed[], budget: MemoryBudget, options: string[]): void {
   const total = needs.reduce((s, n) => s + n.bytes, 0);
   if (total <= budget.availableBytes) return;
-  const parts = needs.map((n) => `${n.what} ${formatBytes(n.bytes)}`).join(" + ");
+  const parts =
+    needs.length === 1
+      ? `to ${needs[0].what}`
+      : `(${needs.map((n) => `${n.what}: ${formatBytes(n.bytes)}`).join(" + ")})`;
   throw new MemoryBudgetError(
-    `not enough memory: this needs about ${formatBytes(total)} (${parts}) but ${budget.source} leaves ` +
+    `not enough memory: this needs about ${formatBytes(total)} ${parts}, but ${budget.source} leaves ` +
       `${formatBytes(budget.availableBytes)}. ${options.length ? `Options: ${options.join("; ")}.` : ""}`.trim(),
   );
 }
