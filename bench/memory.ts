@@ -82,6 +82,8 @@ if (process.argv[2] === "--child") {
   let floats = 0;
   for (const info of reader.tensors.values()) floats += info.shape.reduce((a, b) => a * b, 1);
   reader.close();
-  const backend = process.argv.includes("--backend") ? process.argv[process.argv.indexOf("--backend") + 1] : "onnx";
+  const backend = process.argv.includes("--backend")
+    ? process.argv[process.argv.indexOf("--backend") + 1]
+    : "onnx";
   console.log(JSON.stringify(measureModelMemory(process.argv[2], floats * 4, backend), null, 1));
 }
