@@ -115,7 +115,8 @@ export class ArchOps {
     rows: number,
   ): Float32Array {
     const kind = this.model.cfg.normalization;
-    return normBackward(kind, x, scale, this.normParams(site), gY, rows, this.D).gInput;
+    return normBackward({ kind, x, scale, ln: this.normParams(site), gNormalized: gY, rows, D: this.D })
+      .gInput;
   }
 
   /**
@@ -126,7 +127,17 @@ export class ArchOps {
     if (!this.rotary) return;
     const n = B * P * this.dh;
     for (let o = 0; o < qk.length; o += n)
-      qk.set(this.rotary.apply(qk.subarray(o, o + n), B, P, 1, this.dh, 0, inverse), o);
+      qk.set(
+        this.rotary.rotate(qk.subarray(o, o + n), {
+          batch: B,
+          pos: P,
+          heads: 1,
+          dHead: this.dh,
+          firstPos: 0,
+          inverse,
+        }),
+        o,
+      );
   }
 
   /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
@@ -134,15 +145,15 @@ export class ArchOps {
     const ops = this.model.forwardEngine.blockOps(layer);
     const act = this.model.cfg.act;
     const mlpIn = ops.mlpIn.forward(x, rows);
-    if (!this.model.weights.blocks[layer].W_gate) {
+    if (!ops.mlpGate) {
       const post = this.kernels.activation(act, mlpIn);
       return { out: ops.mlpOut.forward(post, rows), saved: { pre: mlpIn, up: null } };
     }
-    // Gated: columns gate | up; post = act(gate) * up.
-    const [pre, up] = splitHalves(mlpIn, rows);
+    // Gated: post = act(gate(x)) * up(x).
+    const pre = ops.mlpGate.forward(x, rows);
     const post = this.kernels.activation(act, pre);
-    for (let i = 0; i < post.length; i++) post[i] *= up[i];
-    return { out: ops.mlpOut.forward(post, rows), saved: { pre, up } };
+    for (let i = 0; i < post.length; i++) post[i] *= mlpIn[i];
+    return { out: ops.mlpOut.forward(post, rows), saved: { pre, up: mlpIn } };
   }
 
   mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
@@ -150,21 +161,22 @@ export class ArchOps {
     const gPost = ops.mlpOut.backward(gOut, rows);
     const act = this.model.cfg.act;
     const { pre, up } = saved;
-    if (!up) {
+    if (!up || !ops.mlpGate) {
       for (let i = 0; i < gPost.length; i++)
         if (gPost[i] !== 0) gPost[i] *= activationDerivative(act, pre[i]);
       return ops.mlpIn.backward(gPost, rows);
     }
     const a = this.kernels.activation(act, pre);
-    const dMlp = pre.length / rows;
-    const g = new Float32Array(rows * 2 * dMlp); // d/d (gate | up) per row
-    for (let r = 0; r < rows; r++)
-      for (let j = 0; j < dMlp; j++) {
-        const i = r * dMlp + j;
-        g[r * 2 * dMlp + j] = gPost[i] * up[i] * activationDerivative(act, pre[i]);
-        g[r * 2 * dMlp + dMlp + j] = gPost[i] * a[i];
-      }
-    return ops.mlpIn.backward(g, rows);
+    const gGate = new Float32Array(gPost.length);
+    const gUp = new Float32Array(gPost.length);
+    for (let i = 0; i < gPost.length; i++) {
+      gGate[i] = gPost[i] * up[i] * activationDerivative(act, pre[i]);
+      gUp[i] = gPost[i] * a[i];
+    }
+    const g = ops.mlpGate.backward(gGate, rows);
+    const gIn = ops.mlpIn.backward(gUp, rows);
+    for (let i = 0; i < g.length; i++) g[i] += gIn[i];
+    return g;
   }
 
   /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y. */
@@ -175,16 +187,4 @@ export class ArchOps {
     for (let d = 0; d < this.D; d++) dir[d] = W_U.data[d * V + answer] - W_U.data[d * V + wrong];
     return { dir, bias: b_U.data[answer] - b_U.data[wrong] };
   }
-}
-
-/** [rows, 2n] → two [rows, n]: the left and right column halves. */
-function splitHalves(x: Float32Array, rows: number): [Float32Array, Float32Array] {
-  const n = x.length / rows / 2;
-  const a = new Float32Array(rows * n);
-  const b = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    a.set(x.subarray(r * 2 * n, r * 2 * n + n), r * n);
-    b.set(x.subarray(r * 2 * n + n, (r + 1) * 2 * n), r * n);
-  }
-  return [a, b];
 }

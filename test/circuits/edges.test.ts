@@ -243,38 +243,38 @@ function straightforwardIg(steps: number): Float64Array {
               for (let j = 0; j < dh; j++) s += g[(r * H + h) * dh + j] * W[(h * D + d) * dh + j];
               gN[r * D + d] = s;
             }
-          const gx = normBackward(
-            "layernorm",
-            run.cache.get(`blocks.${l}.hook_resid_pre`).data,
-            run.cache.get(`blocks.${l}.ln1.hook_scale`).data,
-            w.ln1,
-            gN,
+          const gx = normBackward({
+            kind: "layernorm",
+            x: run.cache.get(`blocks.${l}.hook_resid_pre`).data,
+            scale: run.cache.get(`blocks.${l}.ln1.hook_scale`).data,
+            ln: w.ln1,
+            gNormalized: gN,
             rows,
             D,
-          ).gInput;
+          }).gInput;
           add(`a${l}.h${h}<${input}>`, gx);
         }
       }
-      const gm = normBackward(
-        "layernorm",
-        run.cache.get(`blocks.${l}.hook_resid_mid`).data,
-        run.cache.get(`blocks.${l}.ln2.hook_scale`).data,
-        w.ln2,
-        grads.get(`blocks.${l}.ln2.hook_normalized`).data,
+      const gm = normBackward({
+        kind: "layernorm",
+        x: run.cache.get(`blocks.${l}.hook_resid_mid`).data,
+        scale: run.cache.get(`blocks.${l}.ln2.hook_scale`).data,
+        ln: w.ln2,
+        gNormalized: grads.get(`blocks.${l}.ln2.hook_normalized`).data,
         rows,
         D,
-      ).gInput;
+      }).gInput;
       add(`m${l}`, gm);
     }
-    const gf = normBackward(
-      "layernorm",
-      run.cache.get(`blocks.${L - 1}.hook_resid_post`).data,
-      run.cache.get("ln_final.hook_scale").data,
-      model.weights.lnFinal,
-      grads.get("ln_final.hook_normalized").data,
+    const gf = normBackward({
+      kind: "layernorm",
+      x: run.cache.get(`blocks.${L - 1}.hook_resid_post`).data,
+      scale: run.cache.get("ln_final.hook_scale").data,
+      ln: model.weights.lnFinal,
+      gNormalized: grads.get("ln_final.hook_normalized").data,
       rows,
       D,
-    ).gInput;
+    }).gInput;
     add("logits", gf);
   }
   return scores;

@@ -160,14 +160,13 @@ function patchedByHooks(edgeName: string): number {
     hooks.push([
       `blocks.${l}.attn.hook_attn_scores`,
       (t) => {
-        const k = new Rotary(model.cfg.rotary as NonNullable<ModelConfig["rotary"]>).apply(
-          project("k"),
-          B,
-          P,
-          1,
-          dh,
-          0,
-        );
+        const k = new Rotary(model.cfg.rotary as NonNullable<ModelConfig["rotary"]>).rotate(project("k"), {
+          batch: B,
+          pos: P,
+          heads: 1,
+          dHead: dh,
+          firstPos: 0,
+        });
         const q = seen[`blocks.${l}.attn.hook_rot_q`];
         const out = t.data.slice();
         for (let b = 0; b < B; b++)

@@ -240,7 +240,7 @@ async function promptSpec(
     if (opts.clean.length || opts.corrupted.length)
       throw new UsageError("Give prompts either with --prompts FILE or with --clean/--corrupted, not both");
     // The study's prompt-file reader: one format for pairs files across commands.
-    const { readPromptFile } = await import("../../studies/contractions/prompts.ts");
+    const { readPromptFile } = await import("../../studies/prompts.ts");
     let pairs: ReturnType<typeof readPromptFile>;
     try {
       pairs = readPromptFile(opts.prompts);
