@@ -17,6 +17,7 @@ import { applySlice, type Stage } from "./stage.ts";
 import { agreementStage } from "./stages/agreement.ts";
 import { attentionStage } from "./stages/attention.ts";
 import { behaviourStage, NORMALISATION_RULE } from "./stages/behaviour.ts";
+import { circuitStage } from "./stages/circuit.ts";
 import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
 import { headPartsStage, neuronStage } from "./stages/components.ts";
 import { headDlaStage } from "./stages/head-dla.ts";
@@ -35,6 +36,7 @@ export const STAGES: readonly Stage[] = [
   neuronStage,
   headPartsStage,
   agreementStage,
+  circuitStage,
   comparisonsStage,
 ];
 

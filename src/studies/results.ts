@@ -2,6 +2,9 @@
  * The shape of `results.json`: every number behind every figure and caption of the report. Per-prompt
  * values are kept for the scalar measurements so any summary can be recomputed.
  */
+
+import type { CurvePoint } from "../circuits/select.ts";
+import type { CircuitBrief } from "../circuits/summary.ts";
 import type { NeuronPageData } from "../neurons/neuron-page.ts";
 import type { StudySpec } from "./spec.ts";
 import type { GridSummary, RankedCell, SampleSummary, SeriesSummary } from "./summaries.ts";
@@ -109,6 +112,15 @@ export interface FocusResult extends GroupResult {
   neuronPages?: StudyNeuronPage[];
   /** Head patching split by what is patched: [head][output|query|key|value|pattern], exact. */
   headSplit?: { heads: string[]; parts: string[]; exact: GridSummary; attribution: number[][] };
+  /** The circuit of edges (src/circuits, EAP-IG at 80 % faithfulness) and its comparison with the top DLA heads. */
+  circuit?: CircuitBrief & {
+    scoreLabel: string;
+    edgeNames: string[];
+    curve: CurvePoint[];
+    baseline: { clean: number; corrupted: number };
+    manualTop: string[];
+    versusManual: { inCircuit: string[]; missing: string[]; onlyInCircuit: string[] };
+  };
   /** Attribution estimate vs exact patching over every component measured both ways. */
   attributionVsExact?: {
     points: { label: string; kind: string; attribution: number; exact: number }[];
