@@ -30,13 +30,13 @@ export const attributionBody = body({ prompt, answer: tokenText, wrong: tokenTex
   "answer",
   "wrong",
 ]);
+/** The prompt pair and answer tokens every background job reads. */
+const pairFields = { clean: prompt, corrupted: prompt, answer: tokenText, wrong: tokenText } as const;
+
 export const patchingJobBody = body(
   {
     kind: { type: "string", const: "patching" },
-    clean: prompt,
-    corrupted: prompt,
-    answer: tokenText,
-    wrong: tokenText,
+    ...pairFields,
     target: { type: "string", minLength: 1, maxLength: 64 },
   },
   ["kind", "clean", "corrupted", "answer", "wrong", "target"],
@@ -44,10 +44,7 @@ export const patchingJobBody = body(
 export const circuitJobBody = body(
   {
     kind: { type: "string", const: "circuit" },
-    clean: prompt,
-    corrupted: prompt,
-    answer: tokenText,
-    wrong: tokenText,
+    ...pairFields,
     // Optional (eap-ig, 0.8): defaults inside oneOf are not applied, so the handler fills them in.
     method: { type: "string", enum: ["eap", "eap-ig"] },
     faithfulness: { type: "number", exclusiveMinimum: 0, maximum: 1 },
