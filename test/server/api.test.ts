@@ -5,7 +5,7 @@ import { answerReport } from "../../src/analysis/predictions.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
-import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
+import { loadFixtureModel, referenceJson, referenceTensor } from "../helpers/reference.ts";
 import { startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
@@ -106,6 +106,22 @@ test("attribution reports the model's logit difference and one heatmap row per l
   assert.ok(Math.abs(r.json.logitDiff - diff) < 1e-3);
   assert.equal(r.json.heads.length, model.cfg.nLayers);
   assert.equal(r.json.figures.heads.kind, "heatmap");
+  // Head values: the fixture's reference (TransformerLens, float64) is the mean over its two clean prompts.
+  const second = await post("/api/attribution", {
+    prompt: referenceJson.prompts.clean[1],
+    answer: ANSWER,
+    wrong: WRONG,
+  });
+  const ref = referenceTensor("attr.heads");
+  const { nLayers, nHeads } = model.cfg;
+  for (let l = 0; l < nLayers; l++)
+    for (let h = 0; h < nHeads; h++) {
+      const got = (r.json.heads[l][h] + second.json.heads[l][h]) / 2;
+      assert.ok(
+        Math.abs(got - ref.data[l * nHeads + h]) < 1e-4,
+        `L${l}H${h}: ${got} vs ${ref.data[l * nHeads + h]}`,
+      );
+    }
 });
 
 test("bad requests are rejected with a message and a fix, and the server keeps serving", async () => {
@@ -155,25 +171,32 @@ test("bad requests are rejected with a message and a fix, and the server keeps s
   assert.equal(ok.json.strTokens[1], "Hello");
 });
 
-test("static files come only from the app's directory: traversal attempts get 400/404", async () => {
-  const attempts = [
-    "/../../etc/passwd",
-    "/%2e%2e/%2e%2e/etc/passwd",
-    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
-    "/..%2f..%2fpackage.json",
-    "/app.css/..%5c..%5c..%5cpackage.json",
-    "/..\\..\\package.json",
-    "/%252e%252e/package.json",
-    "/.%2e/.%2e/package.json",
-    "/../../../../src/server/app.ts",
-    "/%00index.html",
-    "/.env",
+test("static files come only from the app's directory: our path guard refuses traversal with its own 400", async () => {
+  const attempts: [string, RegExp][] = [
+    ["/../../etc/passwd", /'\.' or '\.\.' segments/],
+    ["/%2e%2e/%2e%2e/etc/passwd", /'\.' or '\.\.' segments/],
+    ["/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", /encoded slashes/],
+    ["/..%2f..%2fpackage.json", /encoded slashes/],
+    ["/app.css/..%5c..%5c..%5cpackage.json", /encoded slashes/],
+    ["/..\\..\\package.json", /encoded slashes, backslashes/],
+    ["/.%2e/.%2e/package.json", /'\.' or '\.\.' segments/],
+    ["/../../../../src/server/app.ts", /'\.' or '\.\.' segments/],
+    ["/%00index.html", /NUL bytes/],
+    ["/.env", /hidden \(dot\) files/],
   ];
-  for (const path of attempts) {
+  for (const [path, reason] of attempts) {
     const r = await rawGet(path);
-    assert.ok(r.status === 400 || r.status === 404, `${path} → ${r.status}`);
+    assert.equal(r.status, 400, `${path} → ${r.status} ${r.body}`);
+    const error = JSON.parse(r.body).error;
+    assert.match(error.message, /^Bad request path: /, path);
+    assert.match(error.message, reason, path);
+    assert.match(error.fix, /served only from the app's directory/, path);
     assert.doesNotMatch(r.body, /root:|"dependencies"|createServer/, path);
   }
+  // Double encoding is a literal file name, not a traversal: simply not found.
+  const literal = await rawGet("/%252e%252e/package.json");
+  assert.equal(literal.status, 404);
+  assert.doesNotMatch(literal.body, /"dependencies"/);
   const page = await rawGet("/");
   assert.equal(page.status, 200);
   assert.match(page.body, /circuitscope/);
