@@ -1,8 +1,8 @@
 import { ActivationCache } from "../model/activation-cache.ts";
-import { activationDerivative } from "../model/activations.ts";
 import { allHookNames } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
+import { activationDerivative } from "../tensor/activation-functions.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { attentionBackward } from "./attention-backward.ts";
 import { layerNormBackward } from "./layer-norm-backward.ts";

@@ -101,8 +101,6 @@ const RESID_HOOKS = {
   mlp_out: "hook_mlp_out",
 } as const;
 
-export type TargetName = (typeof TARGET_NAMES)[number];
-
 /**
  * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
  * `targetName`. `neurons` needs a layer; `perPosition` applies to head targets.

@@ -1,4 +1,5 @@
 /** GPT-2 hyper-parameters, and parsing them from a Hugging Face `config.json`. */
+import type { ActivationKind } from "../tensor/kernels.ts";
 
 export interface GPT2Config {
   nLayers: number;
@@ -10,7 +11,7 @@ export interface GPT2Config {
   nCtx: number;
   dVocab: number;
   lnEps: number;
-  act: "gelu_new" | "gelu" | "relu";
+  act: ActivationKind;
 }
 
 /** HF activation names -> ours. gelu_pytorch_tanh is the same tanh approximation as gelu_new. */

@@ -33,7 +33,7 @@ const cfg: GPT2Config = {
   dHead: 8,
   dMlp: 40,
   nCtx: 12,
-  // Full GPT-2 vocabulary: padded batches pad with BOS (50256), which the embedding checks against d_vocab.
+  // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0 (src/model/input.ts).
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
