@@ -1,14 +1,6 @@
-/** PatchResult → nested arrays and the CLI's JSON shapes. */
+/** PatchResult → nested arrays, the CLI's JSON shapes and cell names. */
+import { nest } from "../tensor/tensor.ts";
 import type { PatchResult } from "./types.ts";
-
-export type Nested = number | Nested[];
-
-/** Flat row-major values over `shape` → nested arrays. */
-export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): Nested {
-  if (shape.length === 0) return values[offset];
-  const stride = shape.slice(1).reduce((a, b) => a * b, 1);
-  return Array.from({ length: shape[0] }, (_, i) => nest(values, shape.slice(1), offset + i * stride));
-}
 
 /** `{ target, clean, corrupted, axes, values }`: the stable JSON of `patch --json`. */
 export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): Record<string, unknown> {
@@ -29,4 +21,14 @@ export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): 
     };
   }
   return out;
+}
+
+/** E.g. "layer 2, pos 5 ' friend'", "layer 1, head 3". */
+export function locationLabel(r: PatchResult, index: readonly number[]): string {
+  return r.axes
+    .map((a, i) => {
+      const tok = r.labels[i]?.[index[i]];
+      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${JSON.stringify(tok)}`;
+    })
+    .join(", ");
 }

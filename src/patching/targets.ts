@@ -4,6 +4,7 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
+import { stridesOf } from "../tensor/tensor.ts";
 import type { GPT2Config } from "../weights/config.ts";
 
 export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
@@ -30,8 +31,11 @@ export type PatchTarget =
   | { kind: "head"; component: HeadComponent; perPosition?: boolean }
   /** [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). */
   | { kind: "head_all" }
-  /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
-  | { kind: "neurons"; layer: number; pos?: number }
+  /**
+   * Each `mlp.hook_post` unit, at every position or only at `pos`: of `layer` ([d_mlp]), or of every
+   * layer ([layer, d_mlp]) when no layer is given.
+   */
+  | { kind: "neurons"; layer?: number; pos?: number }
   /** [n_sets]: each set of indices of one hook patched together. */
   | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
   /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
@@ -103,7 +107,7 @@ const RESID_HOOKS = {
 
 /**
  * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
- * `targetName`. `neurons` needs a layer; `perPosition` applies to head targets.
+ * `targetName`. `neurons` without a layer means every layer; `perPosition` applies to head targets.
  */
 export function targetFromName(
   name: string,
@@ -112,11 +116,7 @@ export function targetFromName(
   if (!(TARGET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`Unknown patching target "${name}": use one of ${TARGET_NAMES.join(", ")}`);
   }
-  if (name === "neurons") {
-    if (opts.layer === undefined)
-      throw new Error("The neurons target needs a layer (the MLP layer whose neurons to patch)");
-    return { kind: "neurons", layer: opts.layer, pos: opts.pos };
-  }
+  if (name === "neurons") return { kind: "neurons", layer: opts.layer, pos: opts.pos };
   if (name === "head_all") return { kind: "head_all" };
   if (name.startsWith("head_")) {
     return { kind: "head", component: name.slice(5) as HeadComponent, perPosition: opts.perPosition };
@@ -175,11 +175,16 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
         sites,
       };
     case "neurons": {
-      checkRange("layer", target.layer, L, "--layer");
+      if (target.layer !== undefined) checkRange("layer", target.layer, L, "--layer");
       if (target.pos !== undefined) checkRange("position", target.pos, nPos, "--pos");
-      const hook = blockHookName(target.layer, "mlp.hook_post");
-      for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
-      return { target: name, axes: ["neuron"], shape: [dMlp], sites };
+      const layers = target.layer === undefined ? Array.from({ length: L }, (_, l) => l) : [target.layer];
+      for (const l of layers) {
+        const hook = blockHookName(l, "mlp.hook_post");
+        for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
+      }
+      return target.layer === undefined
+        ? { target: name, axes: ["layer", "neuron"], shape: [L, dMlp], sites }
+        : { target: name, axes: ["neuron"], shape: [dMlp], sites };
     }
     case "custom":
       target.indexSets.forEach((set, i) => {
@@ -240,7 +245,7 @@ export function selectElements(
   const offsets: number[] = [];
   const positions: number[] = [];
   const seen = new Set<number>();
-  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
+  const strides = stridesOf(shape);
   for (const sel of selectors) {
     if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
     const walk = (axis: number, off: number, pos: number): void => {

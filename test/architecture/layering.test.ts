@@ -10,7 +10,8 @@ import { test } from "node:test";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
 /**
- * Lowest first. viz sits above patching (its presets turn patching and attribution results into figures)
+ * Lowest first. analysis sits below gradients (a logit metric and its gradient build on the logit
+ * difference of analysis/answer-metrics.ts). viz sits above patching (its presets turn patching and attribution results into figures)
  * and below neurons (a neuron page is drawn with viz).
  */
 export const LAYERS = [
@@ -20,8 +21,8 @@ export const LAYERS = [
   ["hub"],
   ["tokenizer"],
   ["model"],
-  ["gradients"],
   ["analysis"],
+  ["gradients"],
   ["patching"],
   ["viz"],
   ["corpus"],

@@ -1,6 +1,8 @@
 import type { Command } from "commander";
+import { locationLabel } from "../../patching/result-format.ts";
 import { TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
+import { unravelIndex } from "../../tensor/tensor.ts";
 import {
   addModelOptions,
   collect,
@@ -46,7 +48,7 @@ export function register(program: Command): void {
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token")
     .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
-    .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
+    .option("--layer <l>", "neurons: only this layer's (default: every layer's)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
     .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
     .option("--per-prompt", "also report each prompt's raw and normalised logit differences")
@@ -66,9 +68,6 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
-      // Attribution estimates every layer's neurons at once ([layer, neuron]) when no --layer is given.
-      if (opts.target === "neurons" && opts.layer === undefined && opts.method !== "attribution")
-        throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
 
@@ -82,11 +81,11 @@ export function register(program: Command): void {
         wrong: answerToken(model, opts.wrong, "--wrong"),
       };
       const { targetFromName } = await import("../../patching/targets.ts");
-      // Attribution estimates every layer's neurons at once when no --layer is given (exact needs one: checked above).
-      const allNeurons = opts.target === "neurons" && opts.layer === undefined;
-      const target = allNeurons
-        ? { kind: "neurons" as const, layer: -1 }
-        : targetFromName(opts.target, { layer: opts.layer, pos: opts.pos, perPosition: opts.byPos });
+      const target = targetFromName(opts.target, {
+        layer: opts.layer,
+        pos: opts.pos,
+        perPosition: opts.byPos,
+      });
 
       const progress = createProgress({
         label: `patch ${opts.target}`,
@@ -123,10 +122,7 @@ export function register(program: Command): void {
         }
         result =
           opts.method === "attribution"
-            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, {
-                ...sweep,
-                target: allNeurons ? { kind: "neurons" } : target,
-              })
+            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
             : await activationPatching(model, sweep);
       } catch (err) {
         if (stop.signal.aborted) {
@@ -170,7 +166,9 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
   const order = [...r.values.keys()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
   lines.push("Largest effects (normalised; 1 = clean restored):");
   for (const i of order.slice(0, 15)) {
-    lines.push(`  ${cellName(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
+    lines.push(
+      `  ${locationLabel(r, unravelIndex(i, r.shape)).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`,
+    );
   }
   if (perPrompt) {
     const n = r.values.length;
@@ -178,7 +176,7 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
       lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
         lines.push(
-          `  ${cellName(r, i).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+          `  ${locationLabel(r, unravelIndex(i, r.shape)).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
         );
       }
     });
@@ -186,21 +184,9 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
   return lines.join("\n");
 }
 
-function cellName(r: PatchResult, flat: number): string {
-  const parts: string[] = [];
-  let rest = flat;
-  for (let a = r.shape.length - 1; a >= 0; a--) {
-    const i = rest % r.shape[a];
-    rest = Math.floor(rest / r.shape[a]);
-    const label = r.labels[a]?.[i];
-    parts.unshift(`${r.axes[a]} ${i}${label !== undefined ? ` ${JSON.stringify(label)}` : ""}`);
-  }
-  return parts.join(", ");
-}
-
 async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Promise<void> {
   const { heatmap, tokenPositionLabels, writeHtmlReport } = await import("../../viz/index.ts");
-  const { nest } = await import("../../patching/result-format.ts");
+  const { nest } = await import("../../tensor/tensor.ts");
   const figures = [];
   const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
   const valueTitle = "logit diff restored";
