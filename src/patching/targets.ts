@@ -90,12 +90,23 @@ export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout
   return seq([D]);
 }
 
-function headSelector(component: HeadComponent, head: number, pos: number | null): Selector {
-  return component === "pattern" ? [head, pos, null] : [pos, head, null];
+/** One head's slice of a head component's hook: every position, or only (destination) position `pos`. */
+export function headSite(opts: {
+  layer: number;
+  head: number;
+  component: HeadComponent;
+  pos?: number | null;
+}): PatchSite {
+  const { layer, head, component } = opts;
+  const pos = opts.pos ?? null;
+  return component === "pattern"
+    ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
+    : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
 }
 
-function headHook(layer: number, component: HeadComponent): string {
-  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
+/** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
+export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
+  return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
 const RESID_HOOKS = {
@@ -149,25 +160,22 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
           sites.push({ hook: blockHookName(l, RESID_HOOKS[target.kind]), selectors: [[p, null]] });
       return { target: name, axes: ["layer", "pos"], shape: [L, nPos], sites };
     case "head":
-      for (let l = 0; l < L; l++) {
-        const hook = headHook(l, target.component);
+      for (let layer = 0; layer < L; layer++) {
+        const { component } = target;
         if (target.perPosition) {
-          for (let p = 0; p < nPos; p++)
-            for (let h = 0; h < H; h++)
-              sites.push({ hook, selectors: [headSelector(target.component, h, p)] });
+          for (let pos = 0; pos < nPos; pos++)
+            for (let head = 0; head < H; head++) sites.push(headSite({ layer, head, component, pos }));
         } else {
-          for (let h = 0; h < H; h++)
-            sites.push({ hook, selectors: [headSelector(target.component, h, null)] });
+          for (let head = 0; head < H; head++) sites.push(headSite({ layer, head, component }));
         }
       }
       return target.perPosition
         ? { target: name, axes: ["layer", "pos", "head"], shape: [L, nPos, H], sites }
         : { target: name, axes: ["layer", "head"], shape: [L, H], sites };
     case "head_all":
-      for (const c of HEAD_COMPONENTS)
-        for (let l = 0; l < L; l++)
-          for (let h = 0; h < H; h++)
-            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, h, null)] });
+      for (const component of HEAD_COMPONENTS)
+        for (let layer = 0; layer < L; layer++)
+          for (let head = 0; head < H; head++) sites.push(headSite({ layer, head, component }));
       return {
         target: name,
         axes: ["component", "layer", "head"],
@@ -178,10 +186,9 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
       if (target.layer !== undefined) checkRange("layer", target.layer, L, "--layer");
       if (target.pos !== undefined) checkRange("position", target.pos, nPos, "--pos");
       const layers = target.layer === undefined ? Array.from({ length: L }, (_, l) => l) : [target.layer];
-      for (const l of layers) {
-        const hook = blockHookName(l, "mlp.hook_post");
-        for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
-      }
+      for (const layer of layers)
+        for (let neuron = 0; neuron < dMlp; neuron++)
+          sites.push(neuronSite({ layer, neuron, pos: target.pos }));
       return target.layer === undefined
         ? { target: name, axes: ["layer", "neuron"], shape: [L, dMlp], sites }
         : { target: name, axes: ["neuron"], shape: [dMlp], sites };

@@ -11,7 +11,7 @@ import { blockHookName } from "../../model/hook-points.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../../neurons/neuron-index.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
-import { HEAD_COMPONENTS, type PatchSite } from "../../patching/targets.ts";
+import { HEAD_COMPONENTS, headSite, neuronSite, type PatchSite } from "../../patching/targets.ts";
 import { createProgress } from "../../util/progress.ts";
 import { compareWithFocus, type MetricSamples } from "./compare.ts";
 import { FOCUS_GROUP } from "./groups.ts";
@@ -168,13 +168,6 @@ function layerComponents(nLayers: number): LayerComponent[] {
 
 /** Head parts in the order of the shared `head_all` target (z, q, k, v, pattern), with the report's names. */
 const HEAD_PARTS = ["output", "query", "key", "value", "pattern"] as const;
-
-/** One part (z, q, k, v or pattern) of one head, at all positions. */
-function headPartSite(layer: number, head: number, component: (typeof HEAD_COMPONENTS)[number]): PatchSite {
-  return component === "pattern"
-    ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, null, null]] }
-    : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[null, head, null]] };
-}
 
 export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
   const t0 = performance.now();
@@ -422,11 +415,10 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     lap("neuron and head screen");
     // One exact sweep for the chosen neurons (all positions) and every part of the chosen heads.
     const exactSites: PatchSite[] = [
-      ...topNeurons.map((t) => ({
-        hook: blockHookName(t.layer, "mlp.hook_post"),
-        selectors: [[null, t.neuron]],
-      })),
-      ...chosenHeads.flatMap((h) => HEAD_COMPONENTS.map((c) => headPartSite(h.layer, h.head, c))),
+      ...topNeurons.map((t) => neuronSite({ layer: t.layer, neuron: t.neuron })),
+      ...chosenHeads.flatMap((h) =>
+        HEAD_COMPONENTS.map((component) => headSite({ layer: h.layer, head: h.head, component })),
+      ),
     ];
     const confirmed = await exactEffects(model, fd.pairs, { kind: "sites", sites: exactSites }, stage(fn));
     const neuronExact = confirmed.slice(0, topNeurons.length); // [neuron][prompt]
