@@ -4,6 +4,7 @@
  */
 import { batchMean, rowLogitDiff, tokensPerPrompt } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { unembedRows } from "../model/partial-runs.ts";
 import type { PatchAnswers, PatchMetric } from "./types.ts";
 
 /** What the metric reads of one prompt's final position: logits of its tokens, or all logits. */
@@ -62,7 +63,7 @@ export class MetricReader {
     const D = this.model.cfg.dModel;
     const out: Readout[] = [];
     if (!this.columns) {
-      const logits = this.model.forwardEngine.unembedOp().forward(y, rows);
+      const logits = unembedRows(this.model, y, rows);
       const V = this.model.cfg.dVocab;
       for (let r = 0; r < rows; r++) out.push(logits.slice(r * V, (r + 1) * V));
       return out;
