@@ -1,7 +1,7 @@
 /**
  * Partial runs of one prompt: record a run once, then continue many edited copies of it from any block,
- * sharing the recorded keys/values of the positions the edit cannot reach. The interface fast patching
- * drives the model through (instead of the forward engine and its raw buffers).
+ * sharing the recorded keys/values of the positions the edit cannot reach. Fast patching drives the
+ * model through this interface, so the forward engine's buffers and arguments stay inside src/model.
  */
 import type { PastKV } from "./forward.ts";
 import type { HookedTransformer } from "./hooked-transformer.ts";
