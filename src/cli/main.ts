@@ -1,6 +1,6 @@
 import { readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, CommanderError } from "commander";
 
 /** A command module: `register(program)` adds its command. */
@@ -43,3 +43,7 @@ export async function main(opts: { extraCommands?: readonly string[] } = {}): Pr
     process.exitCode = 1;
   }
 }
+
+// Run directly (`node --import tsx src/cli/main.ts ...`, as some tests do): every command but `bench`,
+// which only bin/circuitscope.js adds.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
