@@ -7,7 +7,7 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { unravelIndex } from "../tensor/tensor.ts";
 import { activationPatching } from "./activation-patching.ts";
 import { type AttributionOptions, attributionPatchingAll } from "./attribution-patching.ts";
-import { locationLabel } from "./result-format.ts";
+import { cellLabel } from "./result-format.ts";
 import type { PatchMetric, PatchResult } from "./types.ts";
 
 export interface Disagreement {
@@ -76,7 +76,7 @@ export function largestDisagreements(estimate: PatchResult, exact: PatchResult, 
     const index = unravelIndex(flat, estimate.shape);
     return {
       index,
-      label: locationLabel(exact, index),
+      label: cellLabel(exact, flat),
       estimate: estimate.values[flat],
       exact: exact.values[flat],
     };

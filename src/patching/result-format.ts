@@ -1,5 +1,6 @@
 /** PatchResult → nested arrays, the CLI's JSON shapes and cell names. */
-import { nest } from "../tensor/tensor.ts";
+import { nest, unravelIndex } from "../tensor/tensor.ts";
+import { formatToken } from "../tokenizer/format-token.ts";
 import type { PatchResult } from "./types.ts";
 
 /** `{ target, clean, corrupted, axes, values }`: the stable JSON of `patch --json`. */
@@ -23,12 +24,17 @@ export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): 
   return out;
 }
 
-/** E.g. "layer 2, pos 5 ' friend'", "layer 1, head 3". */
-export function locationLabel(r: PatchResult, index: readonly number[]): string {
+/** "L3, pos 5 ·they" style name of one cell from its flat index (CLI tables, captions, disagreements). */
+export function cellLabel(r: PatchResult, flat: number): string {
+  const index = unravelIndex(flat, r.shape);
   return r.axes
-    .map((a, i) => {
-      const tok = r.labels[i]?.[index[i]];
-      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${JSON.stringify(tok)}`;
+    .map((axis, a) => {
+      const i = index[a];
+      const label = r.labels[a]?.[i];
+      if (axis === "layer") return `L${i}`;
+      if (axis === "head") return `H${i}`;
+      if (label === undefined) return `${axis} ${i}`;
+      return axis === "component" ? label : `${axis} ${i} ${formatToken(label)}`;
     })
     .join(", ");
 }

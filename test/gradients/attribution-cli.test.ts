@@ -43,6 +43,6 @@ test("CLI patch --method compare: correlation, slope and the largest disagreemen
   for (const [k, w] of c.worst.entries()) {
     assert.ok(Math.abs(w.exact - exact[expected[k]]) < 1e-4);
     assert.ok(Math.abs(w.estimate - est[expected[k]]) < 1e-4);
-    assert.match(w.label, new RegExp(`^layer ${w.index[0]}, pos ${w.index[1]} "`));
+    assert.match(w.label, new RegExp(`^L${w.index[0]}, pos ${w.index[1]} \\S`));
   }
 });
