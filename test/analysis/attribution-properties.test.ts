@@ -11,6 +11,7 @@ import {
   logitDiffDirections,
   neuronLogitAttrs,
 } from "../../src/analysis/logit-attribution.ts";
+import { selectPositions } from "../../src/analysis/positions.ts";
 import {
   accumulatedResid,
   decomposeResid,
@@ -32,7 +33,7 @@ const cfg: GPT2Config = {
   dHead: 8,
   dMlp: 40,
   nCtx: 12,
-  // Full GPT-2 vocabulary: padded batches pad with BOS (50256), which the embedding checks against d_vocab.
+  // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0 (src/model/input.ts).
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
@@ -157,6 +158,20 @@ for (const processing of [undefined, false] as const) {
         for (let b = 0; b < 3; b++) picked.push(all.values[(i * 3 + b) * P + lengths[b] - 1]);
       close(fin.values, picked, 1e-6, "final vs all");
       assert.deepEqual(lengths, [7, 10, 4]);
+    });
+
+    it("a negative position counts back from each prompt's own end: -1 is the final position", () => {
+      const all = logitAttrs(model, cache, decomposeResid(model, cache, { pos: "all" }), dirs);
+      const P = all.nPos;
+      for (const back of [1, 3]) {
+        const r = logitAttrs(model, cache, decomposeResid(model, cache, { pos: -back }), dirs);
+        const picked: number[] = [];
+        for (let i = 0; i < r.labels.length; i++)
+          for (let b = 0; b < 3; b++) picked.push(all.values[(i * 3 + b) * P + lengths[b] - back]);
+        close(r.values, picked, 1e-6, `pos -${back} vs all`);
+      }
+      assert.deepEqual(selectPositions([7, 10, 4], 10, -1), selectPositions([7, 10, 4], 10, "final"));
+      assert.throws(() => selectPositions([7, 10, 4], 10, -5), /outside prompt 2 \(real length 4\)/);
     });
   });
 }

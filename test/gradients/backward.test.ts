@@ -57,7 +57,7 @@ const config: GPT2Config = {
   dHead: 8,
   dMlp: 48,
   nCtx: 16,
-  dVocab: 50257, // the pad token is 50256
+  dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
 };

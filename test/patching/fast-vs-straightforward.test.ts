@@ -18,7 +18,7 @@ const cfg: GPT2Config = {
   dHead: 8,
   dMlp: 48,
   nCtx: 16,
-  dVocab: 50257, // padding uses the BOS id 50256, so the vocabulary must include it
+  dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
 };

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { printJson, UsageError } from "../common.ts";
+import { printJson, UsageError } from "../src/cli/common.ts";
 
 interface BenchOptions {
   json?: boolean;
@@ -33,9 +33,9 @@ export function register(program: Command): void {
             })
           : GROUPS,
       );
-      const { getKernels } = await import("../../tensor/select-kernels.ts");
-      const { benchGemm, benchForward } = await import("../../bench/engine-bench.ts");
-      const { randomGpt2Small, peakRssMb } = await import("../../bench/gpt2-small.ts");
+      const { getKernels } = await import("../src/tensor/select-kernels.ts");
+      const { benchGemm, benchForward } = await import("./engine.ts");
+      const { randomGpt2Small, peakRssMb } = await import("./gpt2-small.ts");
       const say = (line: string) => {
         if (!opts.json) process.stderr.write(`${line}\n`);
       };
@@ -47,7 +47,7 @@ export function register(program: Command): void {
         say(`gemm [128x768]@[768x3072]: ${figures.gemm_gflops.toFixed(1)} GFLOP/s`);
         // First, so that the peak memory it reports is its own model's.
         say("building a random SmolLM-135M-shaped Llama ...");
-        const { benchLlamaForward } = await import("../../bench/llama-bench.ts");
+        const { benchLlamaForward } = await import("./llama-bench.ts");
         Object.assign(figures, benchLlamaForward(kernels));
         say(
           `llama forward 1x8 ${figures.llama_forward_1x8_ms.toFixed(1)} ms, 8x128 ${figures.llama_forward_8x128_ms.toFixed(1)} ms, ` +
@@ -67,15 +67,15 @@ export function register(program: Command): void {
         );
       }
       if (groups.has("patching")) {
-        const { benchPatching } = await import("../../patching/bench.ts");
+        const { benchPatching } = await import("./patching.ts");
         Object.assign(figures, await benchPatching(model, { log: say }));
       }
       if (groups.has("attribution")) {
-        const { benchAttribution } = await import("../../patching/attribution-bench.ts");
+        const { benchAttribution } = await import("./attribution-patching.ts");
         Object.assign(figures, benchAttribution(model, { log: say }));
       }
       if (groups.has("index")) {
-        const { benchIndexing } = await import("../../neurons/bench-indexing.ts");
+        const { benchIndexing } = await import("./indexing.ts");
         const r = await benchIndexing({ model });
         figures.index_tokens_per_s = r.tokensPerSecond;
         figures.index_stats_update_tokens_per_s = r.statsTokensPerSecond;
