@@ -1,0 +1,412 @@
+/**
+ * An independent, deliberately plain float64 forward pass for the Llama family (Hugging Face
+ * LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM semantics), for checking the engine.
+ *
+ * It shares no code with src/ except the safetensors reader, used only to get the stored arrays as
+ * numbers. Everything else is re-derived from config.json and the Hugging Face tensor names: RMSNorm,
+ * rotate-half rotary embeddings (rope_theta, head_dim, `linear` and `llama3` scaling), grouped-query
+ * attention, q/k/v (and o) biases, the SwiGLU MLP, tied or untied lm_head. Each intermediate is returned
+ * under its TransformerLens hook name, with TransformerLens' conventions: `hook_normalized` is x / scale
+ * (before the RMSNorm weight), `hook_k`/`hook_v`/`hook_rot_k` have the key/value head count, `hook_q`/`hook_k`
+ * are before rotation and `hook_rot_q`/`hook_rot_k` after, `hook_attn_scores` are scaled and -inf above the
+ * diagonal, `mlp.hook_pre` is the gate projection before SiLU and `mlp.hook_pre_linear` the up projection.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SafetensorsReader } from "../../src/weights/safetensors.ts";
+
+/** A float64 activation with its shape (batch first, batch = 1). */
+export interface RefTensor {
+  shape: number[];
+  data: Float64Array;
+}
+
+export interface LlamaRefConfig {
+  modelType: string;
+  D: number;
+  L: number;
+  H: number;
+  Hkv: number;
+  dh: number;
+  dMlp: number;
+  V: number;
+  eps: number;
+  tied: boolean;
+  /** Per rotary frequency pair i < dh/2: the (scaled) inverse frequency. */
+  invFreq: Float64Array;
+  /** HF's attention_scaling (1 for default, linear and llama3). */
+  ropeAttentionScaling: number;
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+function num(cfg: Json, key: string, fallback?: number): number {
+  const v = cfg[key];
+  if (typeof v === "number") return v;
+  if (fallback !== undefined) return fallback;
+  throw new Error(`llama-reference: config.json has no numeric "${key}"`);
+}
+
+/** Inverse rotary frequencies as Hugging Face's rope init functions compute them (default, linear, llama3). */
+export function referenceInvFreq(cfg: Json, dh: number): Float64Array {
+  const params = (cfg.rope_parameters ?? cfg.rope_scaling ?? null) as Json | null;
+  const theta =
+    typeof cfg.rope_theta === "number"
+      ? cfg.rope_theta
+      : typeof params?.rope_theta === "number"
+        ? params.rope_theta
+        : 10000;
+  const half = dh / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / dh);
+  const type = (params?.rope_type ?? params?.type ?? "default") as string;
+  if (type === "default") return inv;
+  const factor = params!.factor as number;
+  if (type === "linear") return inv.map((f) => f / factor);
+  if (type === "llama3") {
+    const low = params!.low_freq_factor as number;
+    const high = params!.high_freq_factor as number;
+    const oldCtx = params!.original_max_position_embeddings as number;
+    const lowWavelen = oldCtx / low;
+    const highWavelen = oldCtx / high;
+    return inv.map((f) => {
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen < highWavelen) return f; // high frequencies: unchanged
+      if (wavelen > lowWavelen) return f / factor; // low frequencies: scaled down
+      const smooth = (oldCtx / wavelen - low) / (high - low);
+      return (1 - smooth) * (f / factor) + smooth * f;
+    });
+  }
+  throw new Error(`llama-reference: rope type "${type}" is not implemented here`);
+}
+
+export function readLlamaRefConfig(dir: string): LlamaRefConfig {
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Json;
+  const modelType = String(cfg.model_type);
+  const D = num(cfg, "hidden_size");
+  const H = num(cfg, "num_attention_heads");
+  const dh = num(cfg, "head_dim", D / H);
+  const isQwen2 = modelType === "qwen2";
+  const attentionBias = cfg.attention_bias === true;
+  return {
+    modelType,
+    D,
+    L: num(cfg, "num_hidden_layers"),
+    H,
+    Hkv: num(cfg, "num_key_value_heads", H),
+    dh,
+    dMlp: num(cfg, "intermediate_size"),
+    V: num(cfg, "vocab_size"),
+    eps: num(cfg, "rms_norm_eps"),
+    // HF's Llama/Mistral/Qwen2 configs all default tie_word_embeddings to false.
+    tied: cfg.tie_word_embeddings === true,
+    invFreq: referenceInvFreq(cfg, dh),
+    ropeAttentionScaling: 1,
+    // Qwen2 always has q/k/v biases and never an o bias; Llama has all four when attention_bias.
+    qkvBias: isQwen2 || attentionBias,
+    oBias: !isQwen2 && attentionBias,
+    mlpBias: cfg.mlp_bias === true,
+  };
+}
+
+/** Every stored tensor by HF name, as float64 (single file or a sharded index). */
+export function readHfTensors(dir: string): Map<string, RefTensor> {
+  const files = existsSync(join(dir, "model.safetensors"))
+    ? ["model.safetensors"]
+    : [
+        ...new Set(
+          Object.values(
+            (
+              JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as {
+                weight_map: Record<string, string>;
+              }
+            ).weight_map,
+          ),
+        ),
+      ];
+  const out = new Map<string, RefTensor>();
+  for (const file of files) {
+    const reader = SafetensorsReader.open(join(dir, file));
+    for (const [name, info] of reader.tensors)
+      out.set(name, { shape: [...info.shape], data: Float64Array.from(reader.readFloat32(name)) });
+    reader.close();
+  }
+  return out;
+}
+
+/** x [n, inDim] @ W^T (+ b), with W stored as HF's nn.Linear [outDim, inDim]. */
+function linear(x: Float64Array, n: number, W: RefTensor, b: RefTensor | undefined): Float64Array {
+  const [outDim, inDim] = W.shape;
+  const y = new Float64Array(n * outDim);
+  for (let r = 0; r < n; r++)
+    for (let o = 0; o < outDim; o++) {
+      let s = b ? b.data[o] : 0;
+      for (let i = 0; i < inDim; i++) s += x[r * inDim + i] * W.data[o * inDim + i];
+      y[r * outDim + o] = s;
+    }
+  return y;
+}
+
+/** HF LlamaRMSNorm, split at TransformerLens' hooks: scale = sqrt(mean(x²) + eps), normalized = x / scale. */
+function rmsNorm(x: Float64Array, n: number, D: number, eps: number) {
+  const scale = new Float64Array(n);
+  const normalized = new Float64Array(n * D);
+  for (let r = 0; r < n; r++) {
+    let sq = 0;
+    for (let d = 0; d < D; d++) sq += x[r * D + d] ** 2;
+    scale[r] = Math.sqrt(sq / D + eps);
+    for (let d = 0; d < D; d++) normalized[r * D + d] = x[r * D + d] / scale[r];
+  }
+  return { scale, normalized };
+}
+
+function timesWeight(y: Float64Array, w: RefTensor, D: number): Float64Array {
+  return y.map((v, i) => v * w.data[i % D]);
+}
+
+/**
+ * Rotate-half rotary embedding of x [P, heads, dh] at positions pos0..: pairs (i, i + dh/2) rotate by
+ * angle pos * invFreq[i]: x'_i = x_i cos - x_{i+h} sin, x'_{i+h} = x_{i+h} cos + x_i sin.
+ */
+function rotate(x: Float64Array, P: number, heads: number, dh: number, invFreq: Float64Array, pos0: number) {
+  const half = dh / 2;
+  const out = new Float64Array(x.length);
+  for (let p = 0; p < P; p++)
+    for (let h = 0; h < heads; h++) {
+      const o = (p * heads + h) * dh;
+      for (let i = 0; i < half; i++) {
+        const angle = (pos0 + p) * invFreq[i];
+        const c = Math.cos(angle);
+        const s = Math.sin(angle);
+        const a = x[o + i];
+        const b = x[o + i + half];
+        out[o + i] = a * c - b * s;
+        out[o + i + half] = b * c + a * s;
+      }
+    }
+  return out;
+}
+
+const silu = (x: number) => x / (1 + Math.exp(-x));
+
+export interface LlamaRefOptions {
+  /** TransformerLens' default processing as it applies to RMSNorm models: logits minus their vocab mean, value biases folded. */
+  processed?: boolean;
+}
+
+/**
+ * The forward pass of one prompt (no padding, batch 1): every TransformerLens hook of the Llama family,
+ * plus `logits` [1, P, V].
+ */
+export function llamaReferenceForward(
+  dir: string,
+  tokens: readonly number[],
+  opts: LlamaRefOptions = {},
+): Map<string, RefTensor> {
+  const c = readLlamaRefConfig(dir);
+  return llamaReferenceFromTensors(c, readHfTensors(dir), tokens, opts);
+}
+
+export function llamaReferenceFromTensors(
+  c: LlamaRefConfig,
+  t: Map<string, RefTensor>,
+  tokens: readonly number[],
+  opts: LlamaRefOptions = {},
+): Map<string, RefTensor> {
+  const { D, H, Hkv, dh, dMlp, V, eps } = c;
+  const P = tokens.length;
+  const group = H / Hkv;
+  const w = (name: string): RefTensor => {
+    const x = t.get(name);
+    if (!x) throw new Error(`llama-reference: no tensor ${name}`);
+    return x;
+  };
+  const maybe = (name: string, present: boolean) => (present ? w(name) : undefined);
+  const acts = new Map<string, RefTensor>();
+  const put = (name: string, shape: number[], data: Float64Array) => {
+    acts.set(name, { shape: [1, ...shape], data });
+    return data;
+  };
+
+  const E = w("model.embed_tokens.weight");
+  const embed = new Float64Array(P * D);
+  tokens.forEach((tok, p) => {
+    embed.set(E.data.subarray(tok * D, (tok + 1) * D), p * D);
+  });
+  let resid = put("hook_embed", [P, D], embed);
+
+  for (let l = 0; l < c.L; l++) {
+    const pre = `model.layers.${l}`;
+    const hk = (s: string) => `blocks.${l}.${s}`;
+    put(hk("hook_resid_pre"), [P, D], resid);
+
+    const n1 = rmsNorm(resid, P, D, eps);
+    put(hk("ln1.hook_scale"), [P, 1], n1.scale);
+    put(hk("ln1.hook_normalized"), [P, D], n1.normalized);
+    const x1 = timesWeight(n1.normalized, w(`${pre}.input_layernorm.weight`), D);
+
+    const bias = (p: string) => maybe(`${pre}.self_attn.${p}.bias`, c.qkvBias);
+    const q = put(
+      hk("attn.hook_q"),
+      [P, H, dh],
+      linear(x1, P, w(`${pre}.self_attn.q_proj.weight`), bias("q_proj")),
+    );
+    const k = put(
+      hk("attn.hook_k"),
+      [P, Hkv, dh],
+      linear(x1, P, w(`${pre}.self_attn.k_proj.weight`), bias("k_proj")),
+    );
+    const vBias = bias("v_proj");
+    let v = linear(x1, P, w(`${pre}.self_attn.v_proj.weight`), vBias);
+    // Folding value biases moves b_V into b_O: v (and z) lose it, attn_out is unchanged.
+    if (opts.processed && vBias) v = v.map((x, i) => x - vBias.data[i % (Hkv * dh)]);
+    put(hk("attn.hook_v"), [P, Hkv, dh], v);
+    const rq = put(hk("attn.hook_rot_q"), [P, H, dh], rotate(q, P, H, dh, c.invFreq, 0));
+    const rk = put(hk("attn.hook_rot_k"), [P, Hkv, dh], rotate(k, P, Hkv, dh, c.invFreq, 0));
+
+    const scores = new Float64Array(H * P * P);
+    const pattern = new Float64Array(H * P * P);
+    const z = new Float64Array(P * H * dh);
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / group); // HF repeat_kv / TransformerLens repeat_interleave
+      for (let i = 0; i < P; i++) {
+        const row = (h * P + i) * P;
+        let max = Number.NEGATIVE_INFINITY;
+        for (let j = 0; j < P; j++) {
+          if (j > i) {
+            scores[row + j] = Number.NEGATIVE_INFINITY;
+            continue;
+          }
+          let s = 0;
+          for (let e = 0; e < dh; e++) s += rq[(i * H + h) * dh + e] * rk[(j * Hkv + kvh) * dh + e];
+          scores[row + j] = s / Math.sqrt(dh);
+          max = Math.max(max, scores[row + j]);
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += Math.exp(scores[row + j] - max);
+        for (let j = 0; j <= i; j++) {
+          const p = Math.exp(scores[row + j] - max) / sum;
+          pattern[row + j] = p;
+          for (let e = 0; e < dh; e++) z[(i * H + h) * dh + e] += p * v[(j * Hkv + kvh) * dh + e];
+        }
+      }
+    }
+    put(hk("attn.hook_attn_scores"), [H, P, P], scores);
+    put(hk("attn.hook_pattern"), [H, P, P], pattern);
+    put(hk("attn.hook_z"), [P, H, dh], z);
+    let attnOut = linear(
+      z,
+      P,
+      w(`${pre}.self_attn.o_proj.weight`),
+      maybe(`${pre}.self_attn.o_proj.bias`, c.oBias),
+    );
+    if (opts.processed && vBias) {
+      // z lost b_V above; the folded b_O = b_O + Σ b_V W_O restores attn_out exactly.
+      const Wo = w(`${pre}.self_attn.o_proj.weight`);
+      const zBias = new Float64Array(H * dh);
+      for (let h = 0; h < H; h++)
+        for (let e = 0; e < dh; e++) zBias[h * dh + e] = vBias.data[Math.floor(h / group) * dh + e];
+      const add = linear(zBias, 1, Wo, undefined);
+      attnOut = attnOut.map((x, i) => x + add[i % D]);
+    }
+    put(hk("hook_attn_out"), [P, D], attnOut);
+    resid = put(
+      hk("hook_resid_mid"),
+      [P, D],
+      resid.map((x, i) => x + attnOut[i]),
+    );
+
+    const n2 = rmsNorm(resid, P, D, eps);
+    put(hk("ln2.hook_scale"), [P, 1], n2.scale);
+    put(hk("ln2.hook_normalized"), [P, D], n2.normalized);
+    const x2 = timesWeight(n2.normalized, w(`${pre}.post_attention_layernorm.weight`), D);
+    const mb = (p: string) => maybe(`${pre}.mlp.${p}.bias`, c.mlpBias);
+    const gate = put(
+      hk("mlp.hook_pre"),
+      [P, dMlp],
+      linear(x2, P, w(`${pre}.mlp.gate_proj.weight`), mb("gate_proj")),
+    );
+    const up = put(
+      hk("mlp.hook_pre_linear"),
+      [P, dMlp],
+      linear(x2, P, w(`${pre}.mlp.up_proj.weight`), mb("up_proj")),
+    );
+    const post = put(
+      hk("mlp.hook_post"),
+      [P, dMlp],
+      gate.map((g, i) => silu(g) * up[i]),
+    );
+    const mlpOut = put(
+      hk("hook_mlp_out"),
+      [P, D],
+      linear(post, P, w(`${pre}.mlp.down_proj.weight`), mb("down_proj")),
+    );
+    resid = put(
+      hk("hook_resid_post"),
+      [P, D],
+      resid.map((x, i) => x + mlpOut[i]),
+    );
+  }
+
+  const nf = rmsNorm(resid, P, D, eps);
+  put("ln_final.hook_scale", [P, 1], nf.scale);
+  put("ln_final.hook_normalized", [P, D], nf.normalized);
+  const xf = timesWeight(nf.normalized, w("model.norm.weight"), D);
+  const lmHead = c.tied ? E : w("lm_head.weight");
+  const logits = linear(xf, P, lmHead, undefined);
+  if (opts.processed) {
+    // centre_unembed: every logit at a position shifts by the same constant, their vocabulary mean.
+    for (let p = 0; p < P; p++) {
+      let mean = 0;
+      for (let i = 0; i < V; i++) mean += logits[p * V + i];
+      mean /= V;
+      for (let i = 0; i < V; i++) logits[p * V + i] -= mean;
+    }
+  }
+  put("logits", [P, V], logits);
+  return acts;
+}
+
+/** Greedy decoding with the reference forward (recomputes the whole prefix each step: slow, but plain). */
+export function referenceGreedy(dir: string, prompt: readonly number[], steps: number): number[] {
+  const c = readLlamaRefConfig(dir);
+  const t = readHfTensors(dir);
+  const tokens = [...prompt];
+  for (let s = 0; s < steps; s++) {
+    const logits = llamaReferenceFromTensors(c, t, tokens).get("logits")!;
+    const P = tokens.length;
+    let best = 0;
+    for (let i = 1; i < c.V; i++)
+      if (logits.data[(P - 1) * c.V + i] > logits.data[(P - 1) * c.V + best]) best = i;
+    tokens.push(best);
+  }
+  return tokens;
+}
+
+/**
+ * Token ids → text through tokenizer.json's vocabulary alone (SentencePiece conventions: `▁` is a space,
+ * `<0xNN>` a raw byte, the first leading space dropped), independent of any tokenizer library.
+ */
+export function referenceDecode(dir: string, ids: readonly number[]): string {
+  const tok = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as {
+    model: { vocab: Record<string, number> };
+    added_tokens?: { id: number; content: string; special?: boolean }[];
+  };
+  const byId = new Map<number, string>();
+  for (const [piece, id] of Object.entries(tok.model.vocab)) byId.set(id, piece);
+  const special = new Set((tok.added_tokens ?? []).filter((a) => a.special).map((a) => a.id));
+  const bytes: number[] = [];
+  for (const id of ids) {
+    if (special.has(id)) continue;
+    const piece = byId.get(id);
+    if (piece === undefined) throw new Error(`referenceDecode: id ${id} is not in the vocabulary`);
+    const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+    if (m) bytes.push(Number.parseInt(m[1], 16));
+    else bytes.push(...Buffer.from(piece.replaceAll("▁", " "), "utf8"));
+  }
+  const text = Buffer.from(bytes).toString("utf8");
+  return text.startsWith(" ") ? text.slice(1) : text;
+}
