@@ -96,17 +96,17 @@ export function backwardFromCache(
     put(name("hook_attn_out"), gMid, [B, P, D]);
     const gZ = ops.o.backward(gMid, rows); // [rows, H*dh] = [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
-    const att = attentionBackward(
-      act("attn.hook_q"),
-      act("attn.hook_k"),
-      act("attn.hook_v"),
-      act("attn.hook_pattern"),
+    const att = attentionBackward({
+      q: act("attn.hook_q"),
+      k: act("attn.hook_k"),
+      v: act("attn.hook_v"),
+      pattern: act("attn.hook_pattern"),
       gZ,
       B,
       P,
       H,
       dh,
-    );
+    });
     put(name("attn.hook_pattern"), att.gPattern, [B, H, P, P]);
     put(name("attn.hook_attn_scores"), att.gScores, [B, H, P, P]);
     put(name("attn.hook_q"), att.gQ, [B, P, H, dh]);
