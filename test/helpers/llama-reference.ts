@@ -150,17 +150,20 @@ function linear(x: Float64Array, n: number, W: RefTensor, b: RefTensor | undefin
   return y;
 }
 
-/** HF LlamaRMSNorm, split at TransformerLens' hooks: scale = sqrt(mean(x²) + eps), normalized = x / scale. */
-function rmsNorm(x: Float64Array, n: number, D: number, eps: number) {
+/** HF LlamaRMSNorm's statistic, TransformerLens' hook_scale: sqrt(mean(x²) + eps) per row. */
+function rmsScale(x: Float64Array, n: number, D: number, eps: number): Float64Array {
   const scale = new Float64Array(n);
-  const normalized = new Float64Array(n * D);
   for (let r = 0; r < n; r++) {
     let sq = 0;
     for (let d = 0; d < D; d++) sq += x[r * D + d] ** 2;
     scale[r] = Math.sqrt(sq / D + eps);
-    for (let d = 0; d < D; d++) normalized[r * D + d] = x[r * D + d] / scale[r];
   }
-  return { scale, normalized };
+  return scale;
+}
+
+/** x / scale per row (TransformerLens' hook_normalized, before the RMSNorm weight). */
+function divideByScale(x: Float64Array, scale: Float64Array, D: number): Float64Array {
+  return x.map((v, i) => v / scale[Math.floor(i / D)]);
 }
 
 function timesWeight(y: Float64Array, w: RefTensor, D: number): Float64Array {
@@ -195,6 +198,8 @@ const silu = (x: number) => x / (1 + Math.exp(-x));
 export interface LlamaRefOptions {
   /** TransformerLens' default processing as it applies to RMSNorm models: logits minus their vocab mean, value biases folded. */
   processed?: boolean;
+  /** Sees each activation [1, ...shape] before it is used downstream and may change it in place (patching). */
+  hook?: (name: string, act: RefTensor) => void;
 }
 
 /**
@@ -226,8 +231,11 @@ export function llamaReferenceFromTensors(
   };
   const maybe = (name: string, present: boolean) => (present ? w(name) : undefined);
   const acts = new Map<string, RefTensor>();
+  // Every activation passes through the hook (which may change it) before anything reads it; the record is a copy.
   const put = (name: string, shape: number[], data: Float64Array) => {
-    acts.set(name, { shape: [1, ...shape], data });
+    const act = { shape: [1, ...shape], data };
+    opts.hook?.(name, act);
+    acts.set(name, { shape: act.shape, data: data.slice() });
     return data;
   };
 
@@ -241,12 +249,11 @@ export function llamaReferenceFromTensors(
   for (let l = 0; l < c.L; l++) {
     const pre = `model.layers.${l}`;
     const hk = (s: string) => `blocks.${l}.${s}`;
-    put(hk("hook_resid_pre"), [P, D], resid);
+    resid = put(hk("hook_resid_pre"), [P, D], resid.slice());
 
-    const n1 = rmsNorm(resid, P, D, eps);
-    put(hk("ln1.hook_scale"), [P, 1], n1.scale);
-    put(hk("ln1.hook_normalized"), [P, D], n1.normalized);
-    const x1 = timesWeight(n1.normalized, w(`${pre}.input_layernorm.weight`), D);
+    const s1 = put(hk("ln1.hook_scale"), [P, 1], rmsScale(resid, P, D, eps));
+    const n1 = put(hk("ln1.hook_normalized"), [P, D], divideByScale(resid, s1, D));
+    const x1 = timesWeight(n1, w(`${pre}.input_layernorm.weight`), D);
 
     const bias = (p: string) => maybe(`${pre}.self_attn.${p}.bias`, c.qkvBias);
     const q = put(
@@ -263,39 +270,35 @@ export function llamaReferenceFromTensors(
     let v = linear(x1, P, w(`${pre}.self_attn.v_proj.weight`), vBias);
     // Folding value biases moves b_V into b_O: v (and z) lose it, attn_out is unchanged.
     if (opts.processed && vBias) v = v.map((x, i) => x - vBias.data[i % (Hkv * dh)]);
-    put(hk("attn.hook_v"), [P, Hkv, dh], v);
+    v = put(hk("attn.hook_v"), [P, Hkv, dh], v);
     const rq = put(hk("attn.hook_rot_q"), [P, H, dh], rotate(q, P, H, dh, c.invFreq, 0));
     const rk = put(hk("attn.hook_rot_k"), [P, Hkv, dh], rotate(k, P, Hkv, dh, c.invFreq, 0));
 
+    const kvHead = (h: number) => Math.floor(h / group); // HF repeat_kv / TransformerLens repeat_interleave
     const scores = new Float64Array(H * P * P);
-    const pattern = new Float64Array(H * P * P);
-    const z = new Float64Array(P * H * dh);
-    for (let h = 0; h < H; h++) {
-      const kvh = Math.floor(h / group); // HF repeat_kv / TransformerLens repeat_interleave
-      for (let i = 0; i < P; i++) {
-        const row = (h * P + i) * P;
-        let max = Number.NEGATIVE_INFINITY;
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < P; i++)
         for (let j = 0; j < P; j++) {
-          if (j > i) {
-            scores[row + j] = Number.NEGATIVE_INFINITY;
-            continue;
-          }
           let s = 0;
-          for (let e = 0; e < dh; e++) s += rq[(i * H + h) * dh + e] * rk[(j * Hkv + kvh) * dh + e];
-          scores[row + j] = s / Math.sqrt(dh);
-          max = Math.max(max, scores[row + j]);
+          for (let e = 0; e < dh; e++) s += rq[(i * H + h) * dh + e] * rk[(j * Hkv + kvHead(h)) * dh + e];
+          scores[(h * P + i) * P + j] = j > i ? Number.NEGATIVE_INFINITY : s / Math.sqrt(dh);
         }
-        let sum = 0;
-        for (let j = 0; j <= i; j++) sum += Math.exp(scores[row + j] - max);
-        for (let j = 0; j <= i; j++) {
-          const p = Math.exp(scores[row + j] - max) / sum;
-          pattern[row + j] = p;
-          for (let e = 0; e < dh; e++) z[(i * H + h) * dh + e] += p * v[(j * Hkv + kvh) * dh + e];
-        }
-      }
-    }
     put(hk("attn.hook_attn_scores"), [H, P, P], scores);
+    const pattern = new Float64Array(H * P * P);
+    for (let r = 0; r < H * P; r++) {
+      const row = scores.subarray(r * P, (r + 1) * P);
+      const max = Math.max(...row);
+      let sum = 0;
+      for (let j = 0; j < P; j++) sum += Math.exp(row[j] - max);
+      for (let j = 0; j < P; j++) pattern[r * P + j] = Math.exp(row[j] - max) / sum;
+    }
     put(hk("attn.hook_pattern"), [H, P, P], pattern);
+    const z = new Float64Array(P * H * dh);
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < P; i++)
+        for (let j = 0; j < P; j++)
+          for (let e = 0; e < dh; e++)
+            z[(i * H + h) * dh + e] += pattern[(h * P + i) * P + j] * v[(j * Hkv + kvHead(h)) * dh + e];
     put(hk("attn.hook_z"), [P, H, dh], z);
     let attnOut = linear(
       z,
@@ -312,17 +315,16 @@ export function llamaReferenceFromTensors(
       const add = linear(zBias, 1, Wo, undefined);
       attnOut = attnOut.map((x, i) => x + add[i % D]);
     }
-    put(hk("hook_attn_out"), [P, D], attnOut);
+    attnOut = put(hk("hook_attn_out"), [P, D], attnOut);
     resid = put(
       hk("hook_resid_mid"),
       [P, D],
       resid.map((x, i) => x + attnOut[i]),
     );
 
-    const n2 = rmsNorm(resid, P, D, eps);
-    put(hk("ln2.hook_scale"), [P, 1], n2.scale);
-    put(hk("ln2.hook_normalized"), [P, D], n2.normalized);
-    const x2 = timesWeight(n2.normalized, w(`${pre}.post_attention_layernorm.weight`), D);
+    const s2 = put(hk("ln2.hook_scale"), [P, 1], rmsScale(resid, P, D, eps));
+    const n2 = put(hk("ln2.hook_normalized"), [P, D], divideByScale(resid, s2, D));
+    const x2 = timesWeight(n2, w(`${pre}.post_attention_layernorm.weight`), D);
     const mb = (p: string) => maybe(`${pre}.mlp.${p}.bias`, c.mlpBias);
     const gate = put(
       hk("mlp.hook_pre"),
@@ -351,10 +353,9 @@ export function llamaReferenceFromTensors(
     );
   }
 
-  const nf = rmsNorm(resid, P, D, eps);
-  put("ln_final.hook_scale", [P, 1], nf.scale);
-  put("ln_final.hook_normalized", [P, D], nf.normalized);
-  const xf = timesWeight(nf.normalized, w("model.norm.weight"), D);
+  const sf = put("ln_final.hook_scale", [P, 1], rmsScale(resid, P, D, eps));
+  const nf = put("ln_final.hook_normalized", [P, D], divideByScale(resid, sf, D));
+  const xf = timesWeight(nf, w("model.norm.weight"), D);
   const lmHead = c.tied ? E : w("lm_head.weight");
   const logits = linear(xf, P, lmHead, undefined);
   if (opts.processed) {
