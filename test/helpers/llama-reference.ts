@@ -411,3 +411,45 @@ export function referenceDecode(dir: string, ids: readonly number[]): string {
   const text = Buffer.from(bytes).toString("utf8");
   return text.startsWith(" ") ? text.slice(1) : text;
 }
+
+/**
+ * llama2.c's encoder (`encode` in run.c), independent of any tokenizer library: BOS, a dummy-prefix space,
+ * each code point its piece (or its UTF-8 bytes as `<0xNN>` pieces), then repeatedly merge the adjacent pair
+ * whose concatenation is the best-scoring piece. SentencePiece stores BPE pieces best score first, so the
+ * score here is minus the piece's id.
+ */
+export function referenceEncode(dir: string, text: string): number[] {
+  const tok = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as {
+    model: { vocab: Record<string, number> };
+  };
+  const vocab = new Map(Object.entries(tok.model.vocab));
+  const pieces: string[] = [];
+  const ids: number[] = [];
+  for (const ch of text === "" ? "" : ` ${text}`.replaceAll(" ", "▁")) {
+    const id = vocab.get(ch);
+    if (id !== undefined) {
+      pieces.push(ch);
+      ids.push(id);
+    } else
+      for (const byte of Buffer.from(ch, "utf8")) {
+        const piece = `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
+        pieces.push(piece);
+        ids.push(vocab.get(piece)!);
+      }
+  }
+  for (;;) {
+    let best = -1;
+    let bestId = Number.POSITIVE_INFINITY;
+    for (let i = 0; i + 1 < pieces.length; i++) {
+      const id = vocab.get(pieces[i] + pieces[i + 1]);
+      if (id !== undefined && id < bestId) {
+        bestId = id;
+        best = i;
+      }
+    }
+    if (best < 0) break;
+    pieces.splice(best, 2, pieces[best] + pieces[best + 1]);
+    ids.splice(best, 2, bestId);
+  }
+  return [1, ...ids];
+}
