@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/gpt2-tensors.ts";
+import { CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/checkpoint-files.ts";
 import { isCommitHash, repoFolderName, repoIdAliases } from "./settings.ts";
 
 export function repoStorageDir(cacheDir: string, repoId: string): string {

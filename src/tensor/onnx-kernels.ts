@@ -104,7 +104,10 @@ export function createOnnxKernels(options: OnnxKernelOptions = {}): Kernels {
   };
 }
 
-/** ONNX opset-20 Gelu (tanh approximation = GPT-2's gelu_new), or Relu; vectorised by MLAS. */
+/**
+ * ONNX opset-20 Gelu (tanh approximation = GPT-2's gelu_new), Relu, or SiLU as x * Sigmoid(x); vectorised
+ * by MLAS.
+ */
 function createActivationSession(kind: ActivationKind, threads: number): NativeSession {
   const { onnx } = loadNative().proto;
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -123,16 +126,23 @@ function createActivationSession(kind: ActivationKind, threads: number): NativeS
           }),
         ]
       : [];
+  const node =
+    kind === "silu"
+      ? [
+          onnx.NodeProto.create({ opType: "Sigmoid", input: ["X"], output: ["S"] }),
+          onnx.NodeProto.create({ opType: "Mul", input: ["X", "S"], output: ["Y"] }),
+        ]
+      : [
+          onnx.NodeProto.create({
+            opType: kind === "relu" ? "Relu" : "Gelu",
+            input: ["X"],
+            output: ["Y"],
+            attribute,
+          }),
+        ];
   const graph = onnx.GraphProto.create({
     name: "activation",
-    node: [
-      onnx.NodeProto.create({
-        opType: kind === "relu" ? "Relu" : "Gelu",
-        input: ["X"],
-        output: ["Y"],
-        attribute,
-      }),
-    ],
+    node,
     input: [vector("X")],
     output: [vector("Y")],
   });

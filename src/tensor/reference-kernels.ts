@@ -1,4 +1,4 @@
-import { applyActivation } from "../model/activations.ts";
+import { applyActivation } from "./activations.ts";
 import type { Kernels, LinearOp } from "./kernels.ts";
 
 /** Plain TypeScript kernels: the portable reference every faster backend is tested against. */

@@ -1,0 +1,263 @@
+/**
+ * Random checkpoints of every Llama-family variant (GQA, MQA, Qwen2 biases, tied and untied unembedding,
+ * head_dim ≠ d_model / n_heads, llama3 and linear rope scaling, Mistral's sliding window, F16/BF16 storage):
+ * the fast and the reference backends agree on every hook, weight processing changes nothing it should
+ * not, and bad configs fail before any weights are read.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { HookedTransformer, type LoadOptions } from "../../src/model/hooked-transformer.ts";
+import { Rotary, rotaryInvFreq } from "../../src/model/rotary.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
+import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { parseHfConfig } from "../../src/weights/families/index.ts";
+import type { SafetensorsWriteDtype } from "../../src/weights/safetensors.ts";
+
+const root = mkdtempSync(join(tmpdir(), "circuitscope-llama-families-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const base = {
+  model_type: "llama",
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 512,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: true,
+};
+
+interface Variant {
+  name: string;
+  json: Record<string, unknown>;
+  dtype: SafetensorsWriteDtype;
+}
+
+const VARIANTS: Variant[] = [
+  { name: "llama, GQA 4/2, tied, F16 storage", json: base, dtype: "F16" },
+  {
+    name: "llama, untied, head_dim 12, llama3 rope scaling, attention biases",
+    json: {
+      ...base,
+      hidden_size: 40,
+      head_dim: 12,
+      tie_word_embeddings: false,
+      attention_bias: true,
+      rope_theta: 500000,
+      rope_scaling: {
+        rope_type: "llama3",
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 16,
+      },
+    },
+    dtype: "F32",
+  },
+  {
+    name: "qwen2, q/k/v biases, one key/value head, untied, BF16 storage",
+    json: { ...base, model_type: "qwen2", num_key_value_heads: 1, tie_word_embeddings: false },
+    dtype: "BF16",
+  },
+  {
+    name: "mistral, sliding window 4, linear rope scaling",
+    json: { ...base, model_type: "mistral", sliding_window: 4, rope_scaling: { type: "linear", factor: 2 } },
+    dtype: "F32",
+  },
+];
+
+function checkpointDir(v: Variant, i: number): { dir: string; config: ModelConfig } {
+  const config = parseHfConfig(v.json, v.name);
+  const dir = join(root, `variant-${i}`);
+  makeRandomCheckpoint(dir, config, { seed: 10 + i, dtype: v.dtype, std: 0.2 });
+  return { dir, config };
+}
+
+function load(dir: string, opts: LoadOptions): HookedTransformer {
+  return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), opts);
+}
+
+/** Two prompts of different lengths (so padding and per-prompt lengths are exercised). */
+const PROMPTS = [
+  [1, 17, 300, 45, 9, 88, 120, 511, 3, 64],
+  [1, 400, 2, 77, 5, 6],
+];
+
+function maxRelDiff(a: Tensor, b: Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  let worst = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    const x = a.data[i];
+    const y = b.data[i];
+    if (x === y) continue; // includes -inf masked scores
+    worst = Math.max(worst, Math.abs(x - y) / Math.max(1, Math.abs(y)));
+  }
+  return worst;
+}
+
+describe("random Llama-family checkpoints", () => {
+  VARIANTS.forEach((v, i) => {
+    test(`${v.name}: fast and reference backends agree on every hook at 1e-4`, () => {
+      const { dir, config } = checkpointDir(v, i);
+      const fast = load(dir, { backend: "onnx" });
+      const ref = load(dir, { backend: "reference" });
+      const all = { namesFilter: () => true };
+      const a = fast.runWithCache(PROMPTS, all);
+      const b = ref.runWithCache(PROMPTS, all);
+      assert.deepEqual(a.cache.names.sort(), b.cache.names.sort());
+      assert.ok(a.cache.has("blocks.1.attn.hook_rot_q") && a.cache.has("blocks.0.attn.hook_result"));
+      assert.equal(a.cache.has("hook_pos_embed"), false);
+      assert.deepEqual(a.cache.get("blocks.0.attn.hook_v").shape, [2, 10, config.nKvHeads, config.dHead]);
+      for (const [name, t] of a.cache.entries()) {
+        const d = maxRelDiff(t, b.cache.get(name));
+        assert.ok(d < 1e-4, `${name}: relative difference ${d}`);
+      }
+      assert.ok(maxRelDiff(a.logits!, b.logits!) < 1e-4);
+      // Attention reaches back exactly sliding_window positions (including itself), or to the start.
+      const window = config.slidingWindow ?? Number.POSITIVE_INFINITY;
+      const pattern = a.cache.get("blocks.1.attn.hook_pattern").data; // [2, H, 10, 10]
+      for (let q = 0; q < 10; q++)
+        for (let k = 0; k < 10; k++) {
+          const p = pattern[q * 10 + k]; // prompt 0, head 0
+          assert.equal(p > 0, k <= q && q - k < window, `query ${q}, key ${k}: ${p}`);
+        }
+      fast.dispose();
+    });
+
+    test(`${v.name}: processing leaves the residual stream alone and shifts logits by their mean`, () => {
+      const dir = join(root, `variant-${i}`);
+      const raw = load(dir, { backend: "reference", processing: false });
+      const processed = load(dir, { backend: "reference" });
+      const a = raw.runWithCache(PROMPTS);
+      const b = processed.runWithCache(PROMPTS);
+      // RMSNorm models: folding the gains is exact and writing weights are not centred, so every residual is equal.
+      for (const name of ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_mid", "blocks.1.hook_resid_post"]) {
+        const d = maxRelDiff(b.cache.get(name), a.cache.get(name));
+        assert.ok(d < 1e-4, `${name}: ${d}`);
+      }
+      const V = raw.cfg.dVocab;
+      const x = a.logits!.data;
+      const y = b.logits!.data;
+      let worst = 0;
+      for (let o = 0; o < x.length; o += V) {
+        let mean = 0;
+        for (let t = 0; t < V; t++) mean += x[o + t];
+        mean /= V;
+        for (let t = 0; t < V; t++) worst = Math.max(worst, Math.abs(y[o + t] - (x[o + t] - mean)));
+      }
+      assert.ok(worst < 1e-4, `processed - (raw - mean): ${worst}`);
+      // Value biases (Qwen2's) are folded into b_O.
+      for (const blk of processed.weights.blocks) assert.ok(blk.b_V.data.every((z) => z === 0));
+    });
+  });
+});
+
+describe("rotary positions", () => {
+  test("q·k after rotation depends only on the distance between positions", () => {
+    const rot = new Rotary({ theta: 10000, dim: 8, scaling: null });
+    const q = Float32Array.from([0.3, -1, 0.5, 2, 0.1, 0.7, -0.4, 1.2]);
+    const k = Float32Array.from([1, 0.2, -0.3, 0.5, -1.1, 0.4, 0.9, -0.2]);
+    const dot = (pq: number, pk: number) => {
+      const a = rot.apply(q, 1, 1, 1, 8, pq);
+      const b = rot.apply(k, 1, 1, 1, 8, pk);
+      return a.reduce((s, x, i) => s + x * b[i], 0);
+    };
+    assert.ok(Math.abs(dot(7, 3) - dot(12, 8)) < 1e-5);
+    assert.ok(Math.abs(dot(7, 3) - dot(7, 4)) > 1e-3);
+    const back = rot.apply(rot.apply(q, 1, 1, 1, 8, 5), 1, 1, 1, 8, 5, true);
+    for (let i = 0; i < 8; i++) assert.ok(Math.abs(back[i] - q[i]) < 1e-6);
+  });
+
+  test("llama3 scaling keeps short wavelengths, slows long ones by the factor, interpolates between", () => {
+    const plain = rotaryInvFreq({ theta: 500000, dim: 64, scaling: null });
+    const scaled = rotaryInvFreq({
+      theta: 500000,
+      dim: 64,
+      scaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+    });
+    let kept = 0;
+    let slowed = 0;
+    let between = 0;
+    plain.forEach((f, i) => {
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen < 8192 / 4) {
+        assert.equal(scaled[i], f);
+        kept++;
+      } else if (wavelen > 8192) {
+        assert.ok(Math.abs(scaled[i] - f / 8) < 1e-15);
+        slowed++;
+      } else {
+        assert.ok(scaled[i] < f && scaled[i] > f / 8);
+        between++;
+      }
+    });
+    assert.ok(kept > 0 && slowed > 0 && between > 0, `${kept} ${slowed} ${between}`);
+    const linear = rotaryInvFreq({ theta: 10000, dim: 8, scaling: { type: "linear", factor: 4 } });
+    rotaryInvFreq({ theta: 10000, dim: 8, scaling: null }).forEach((f, i) => {
+      assert.ok(Math.abs(linear[i] - f / 4) < 1e-15);
+    });
+  });
+});
+
+describe("bad configs fail before any weights are read", () => {
+  /** A directory whose weights file is garbage: any error must come before reading it. */
+  function dirWith(name: string, json: Record<string, unknown>): string {
+    const dir = join(root, name);
+    makeRandomCheckpoint(dir, parseHfConfig(base, "base"), { seed: 1 });
+    writeFileSync(join(dir, "config.json"), JSON.stringify(json));
+    writeFileSync(join(dir, "model.safetensors"), "not a safetensors file");
+    return dir;
+  }
+
+  test("unsupported model_type lists the supported ones", () => {
+    const dir = dirWith("bert", { ...base, model_type: "bert" });
+    assert.throws(
+      () => loadCheckpoint(dir),
+      /model_type is "bert"; supported model types: gpt2, llama, mistral, qwen2/,
+    );
+  });
+
+  test("hidden_size not divisible by the heads without head_dim", () => {
+    const dir = dirWith("heads", { ...base, num_attention_heads: 5, num_key_value_heads: 5 });
+    assert.throws(
+      () => loadCheckpoint(dir),
+      /num_attention_heads" \(5\) does not divide hidden_size \(32\) and there is no head_dim/,
+    );
+  });
+
+  test("key/value heads that do not divide the query heads", () => {
+    const dir = dirWith("kv", { ...base, num_key_value_heads: 3 });
+    assert.throws(
+      () => loadCheckpoint(dir),
+      /num_key_value_heads" \(3\) must divide num_attention_heads \(4\)/,
+    );
+  });
+
+  test("an unsupported rope scaling type", () => {
+    const dir = dirWith("yarn", { ...base, rope_scaling: { rope_type: "yarn", factor: 4 } });
+    assert.throws(() => loadCheckpoint(dir), /rope_scaling.rope_type" is "yarn"; supported rotary scalings/);
+  });
+
+  test("a missing tokenizer.json names the fix", () => {
+    const dir = dirWith("notok", base);
+    unlinkSync(join(dir, "tokenizer.json"));
+    assert.throws(
+      () => loadCheckpoint(dir),
+      /has no tokenizer.json: a Llama-family model .* needs its tokenizer/,
+    );
+  });
+
+  test("a valid config with garbage weights does reach the weights (the checks above are not vacuous)", () => {
+    const dir = dirWith("garbage", base);
+    assert.throws(
+      () => loadCheckpoint(dir),
+      (err: Error) => !/config|tokenizer/.test(err.message),
+    );
+  });
+});
