@@ -6,8 +6,11 @@
  * numbers. Everything else is re-derived from config.json and the Hugging Face tensor names: RMSNorm,
  * rotate-half rotary embeddings (rope_theta, head_dim, `linear` and `llama3` scaling), grouped-query
  * attention, q/k/v (and o) biases, the SwiGLU MLP, tied or untied lm_head. Each intermediate is returned
- * under its TransformerLens hook name, with TransformerLens' conventions: `hook_normalized` is x / scale
- * (before the RMSNorm weight), `hook_k`/`hook_v`/`hook_rot_k` have the key/value head count, `hook_q`/`hook_k`
+ * under its TransformerLens hook name, with TransformerLens' conventions except one: `hook_normalized` is
+ * the norm's output x / scale * w, as circuitscope fires it for LayerNorm too (TransformerLens fires it
+ * before the weight; the two agree once weights are processed: w is folded into the next weights and the
+ * hook sees x / scale).
+ * `hook_k`/`hook_v`/`hook_rot_k` have the key/value head count, `hook_q`/`hook_k`
  * are before rotation and `hook_rot_q`/`hook_rot_k` after, `hook_attn_scores` are scaled and -inf above the
  * diagonal, `mlp.hook_pre` is the gate projection before SiLU and `mlp.hook_pre_linear` the up projection.
  */
@@ -34,8 +37,8 @@ export interface LlamaRefConfig {
   tied: boolean;
   /** Per rotary frequency pair i < dh/2: the (scaled) inverse frequency. */
   invFreq: Float64Array;
-  /** HF's attention_scaling (1 for default, linear and llama3). */
-  ropeAttentionScaling: number;
+  /** Mistral: a query sees only keys fewer than this many positions back (itself included); null = all. */
+  slidingWindow: number | null;
   qkvBias: boolean;
   oBias: boolean;
   mlpBias: boolean;
@@ -104,7 +107,8 @@ export function readLlamaRefConfig(dir: string): LlamaRefConfig {
     // HF's Llama/Mistral/Qwen2 configs all default tie_word_embeddings to false.
     tied: cfg.tie_word_embeddings === true,
     invFreq: referenceInvFreq(cfg, dh),
-    ropeAttentionScaling: 1,
+    slidingWindow:
+      modelType === "mistral" && typeof cfg.sliding_window === "number" ? cfg.sliding_window : null,
     // Qwen2 always has q/k/v biases and never an o bias; Llama has all four when attention_bias.
     qkvBias: isQwen2 || attentionBias,
     oBias: !isQwen2 && attentionBias,
@@ -161,13 +165,13 @@ function rmsScale(x: Float64Array, n: number, D: number, eps: number): Float64Ar
   return scale;
 }
 
-/** x / scale per row (TransformerLens' hook_normalized, before the RMSNorm weight). */
-function divideByScale(x: Float64Array, scale: Float64Array, D: number): Float64Array {
-  return x.map((v, i) => v / scale[Math.floor(i / D)]);
+/** x / scale * w per row: the RMSNorm's output (w = null: folded away by processing). */
+function normalize(x: Float64Array, scale: Float64Array, w: RefTensor | null, D: number): Float64Array {
+  return x.map((v, i) => (v / scale[Math.floor(i / D)]) * (w ? w.data[i % D] : 1));
 }
 
-function timesWeight(y: Float64Array, w: RefTensor, D: number): Float64Array {
-  return y.map((v, i) => v * w.data[i % D]);
+function timesWeight(y: Float64Array, w: RefTensor | null, D: number): Float64Array {
+  return w ? y.map((v, i) => v * w.data[i % D]) : y;
 }
 
 /**
@@ -230,6 +234,9 @@ export function llamaReferenceFromTensors(
     return x;
   };
   const maybe = (name: string, present: boolean) => (present ? w(name) : undefined);
+  // Processing folds each norm's weight into the weights that read it: the hook then sees x / scale.
+  const unfolded = (g: RefTensor) => (opts.processed ? null : g);
+  const folded = (g: RefTensor) => (opts.processed ? g : null);
   const acts = new Map<string, RefTensor>();
   // Every activation passes through the hook (which may change it) before anything reads it; the record is a copy.
   const put = (name: string, shape: number[], data: Float64Array) => {
@@ -252,8 +259,12 @@ export function llamaReferenceFromTensors(
     resid = put(hk("hook_resid_pre"), [P, D], resid.slice());
 
     const s1 = put(hk("ln1.hook_scale"), [P, 1], rmsScale(resid, P, D, eps));
-    const n1 = put(hk("ln1.hook_normalized"), [P, D], divideByScale(resid, s1, D));
-    const x1 = timesWeight(n1, w(`${pre}.input_layernorm.weight`), D);
+    const w1 = w(`${pre}.input_layernorm.weight`);
+    const x1 = timesWeight(
+      put(hk("ln1.hook_normalized"), [P, D], normalize(resid, s1, unfolded(w1), D)),
+      folded(w1),
+      D,
+    );
 
     const bias = (p: string) => maybe(`${pre}.self_attn.${p}.bias`, c.qkvBias);
     const q = put(
@@ -281,7 +292,8 @@ export function llamaReferenceFromTensors(
         for (let j = 0; j < P; j++) {
           let s = 0;
           for (let e = 0; e < dh; e++) s += rq[(i * H + h) * dh + e] * rk[(j * Hkv + kvHead(h)) * dh + e];
-          scores[(h * P + i) * P + j] = j > i ? Number.NEGATIVE_INFINITY : s / Math.sqrt(dh);
+          const visible = j <= i && (c.slidingWindow === null || i - j < c.slidingWindow);
+          scores[(h * P + i) * P + j] = visible ? s / Math.sqrt(dh) : Number.NEGATIVE_INFINITY;
         }
     put(hk("attn.hook_attn_scores"), [H, P, P], scores);
     const pattern = new Float64Array(H * P * P);
@@ -323,8 +335,12 @@ export function llamaReferenceFromTensors(
     );
 
     const s2 = put(hk("ln2.hook_scale"), [P, 1], rmsScale(resid, P, D, eps));
-    const n2 = put(hk("ln2.hook_normalized"), [P, D], divideByScale(resid, s2, D));
-    const x2 = timesWeight(n2, w(`${pre}.post_attention_layernorm.weight`), D);
+    const w2 = w(`${pre}.post_attention_layernorm.weight`);
+    const x2 = timesWeight(
+      put(hk("ln2.hook_normalized"), [P, D], normalize(resid, s2, unfolded(w2), D)),
+      folded(w2),
+      D,
+    );
     const mb = (p: string) => maybe(`${pre}.mlp.${p}.bias`, c.mlpBias);
     const gate = put(
       hk("mlp.hook_pre"),
@@ -354,8 +370,12 @@ export function llamaReferenceFromTensors(
   }
 
   const sf = put("ln_final.hook_scale", [P, 1], rmsScale(resid, P, D, eps));
-  const nf = put("ln_final.hook_normalized", [P, D], divideByScale(resid, sf, D));
-  const xf = timesWeight(nf, w("model.norm.weight"), D);
+  const wf = w("model.norm.weight");
+  const xf = timesWeight(
+    put("ln_final.hook_normalized", [P, D], normalize(resid, sf, unfolded(wf), D)),
+    folded(wf),
+    D,
+  );
   const lmHead = c.tied ? E : w("lm_head.weight");
   const logits = linear(xf, P, lmHead, undefined);
   if (opts.processed) {
