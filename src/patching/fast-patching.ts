@@ -116,7 +116,7 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
     names: Set<string>,
     keepKV: boolean,
   ): PromptRun {
-    const hooks = new HookDispatcher(L, [], (name) => names.has(name));
+    const hooks = new HookDispatcher(cfg, [], (name) => names.has(name));
     const res = m.forwardEngine.forward({
       batch: 1,
       pos: tokens.length,
@@ -198,11 +198,11 @@ function runChunk(
   corruptedTokens: readonly number[],
   reader: MetricReader,
 ): Readout[] {
-  const { nLayers: L, dModel: D, nHeads: H, dHead: dh } = model.cfg;
+  const cfg = model.cfg;
+  const { nLayers: L, dModel: D, nKvHeads: Hkv, dHead: dh } = cfg;
   const C = jobs.length;
   const P = n - g.p0;
-  const HD = H * dh;
-  const past = sharedPrefix(corrupted, g.layer, g.p0, HD);
+  const past = sharedPrefix(corrupted, g.layer, g.p0, Hkv * dh);
   // A patch on a block's output (mlp.hook_post, hook_mlp_out, hook_resid_post) only adds to the residual
   // after that block: build that residual directly and start one block later (exact: nothing in between).
   const additive = !g.fromEmbed && jobs.every((j) => ADDITIVE_HOOKS.has(parseHookName(j.hook).hook));
@@ -249,7 +249,7 @@ function runChunk(
     residual,
     startAtLayer: g.fromEmbed ? 0 : g.layer,
     past,
-    hooks: new HookDispatcher(L, specs),
+    hooks: new HookDispatcher(cfg, specs),
     logits: "none",
     // The metric reads the final position only; hooks in the last block or after it see all positions.
     finalPositionOnly: jobs.every((j) => {
@@ -260,11 +260,15 @@ function runChunk(
   return readFinal(prompt, normalized, C, D, reader);
 }
 
-/** The corrupted run's keys/values of positions < p0, one copy shared by every patched copy, for blocks ≥ fromLayer. */
-function sharedPrefix(corrupted: PromptRun, fromLayer: number, p0: number, HD: number): (PastKV | null)[] {
+/**
+ * The corrupted run's keys/values of positions < p0, one copy shared by every patched copy, for blocks ≥
+ * fromLayer. Keys are cached after rotation, at their own positions, so they stay right for the positions
+ * computed after them. KD = n_kv_heads * d_head.
+ */
+function sharedPrefix(corrupted: PromptRun, fromLayer: number, p0: number, KD: number): (PastKV | null)[] {
   return corrupted.kv!.map((kv, l) =>
     l >= fromLayer && p0 > 0
-      ? { k: kv.k.subarray(0, p0 * HD), v: kv.v.subarray(0, p0 * HD), len: p0, shared: true }
+      ? { k: kv.k.subarray(0, p0 * KD), v: kv.v.subarray(0, p0 * KD), len: p0, shared: true }
       : null,
   );
 }
@@ -299,10 +303,10 @@ function runAdditiveChunk(
   corrupted: PromptRun,
   reader: MetricReader,
 ): Readout[] {
-  const { nLayers: L, dModel: D, nHeads: H, dHead: dh, dMlp } = model.cfg;
+  const cfg = model.cfg;
+  const { nLayers: L, dModel: D, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
   const C = jobs.length;
   const P = n - g.p0;
-  const HD = H * dh;
   const next = g.layer + 1;
   const base = corrupted.acts.get(`blocks.${next}.hook_resid_pre`)!.subarray(g.p0 * D, n * D);
   const residual = new Float32Array(C * P * D);
@@ -326,7 +330,7 @@ function runAdditiveChunk(
       }
     }
   });
-  const past = sharedPrefix(corrupted, next, g.p0, HD);
+  const past = sharedPrefix(corrupted, next, g.p0, Hkv * dh);
   let normalized: Float32Array | null = null;
   model.forwardEngine.forward({
     batch: C,
@@ -335,7 +339,7 @@ function runAdditiveChunk(
     residual,
     startAtLayer: next,
     past,
-    hooks: new HookDispatcher(L, [
+    hooks: new HookDispatcher(cfg, [
       [
         FINAL_NORMALIZED,
         (act) => {
