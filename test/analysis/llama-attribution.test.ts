@@ -15,6 +15,7 @@ import {
   readHfTensors,
   readLlamaRefConfig,
   referenceEncode,
+  referenceHeadDla,
 } from "../helpers/llama-reference.ts";
 
 const STORIES = join(REPO_ROOT, "models/stories260k");
@@ -28,32 +29,24 @@ const c = readLlamaRefConfig(STORIES);
 const hf = readHfTensors(STORIES);
 const E = hf.get("model.embed_tokens.weight")!.data; // tied: lm_head = embed_tokens
 const normW = hf.get("model.norm.weight")!.data;
-/** The residual direction read by logit(she) - logit(he), with the final RMSNorm's weight. */
+/** The residual direction read by logit(she) - logit(he), with the final RMSNorm's weight (for the lens). */
 const dir = Float64Array.from({ length: c.D }, (_, d) => (E[SHE * c.D + d] - E[HE * c.D + d]) * normW[d]);
 
 for (const processing of [undefined, false] as const) {
   test(`stories260k head DLA and logit lens match the reference (${processing === false ? "raw" : "processed"})`, () => {
     const model = HookedTransformer.fromCheckpoint(loadCheckpoint(STORIES), { processing });
     const r = attributeLogitDiff(model, prompts, SHE, HE, { logitLens: true });
-    const { D, H, dh, L } = c;
+    const { D, L } = c;
     prompts.forEach((tokens, b) => {
       const ref = llamaReferenceFromTensors(c, hf, tokens);
       const last = tokens.length - 1;
-      const scale = ref.get("ln_final.hook_scale")!.data[last];
-      // Head h of layer l writes z[last, h] @ o_proj[:, h*dh:(h+1)*dh]^T; its attribution is that · dir / scale.
-      for (let l = 0; l < L; l++) {
-        const z = ref.get(`blocks.${l}.attn.hook_z`)!.data;
-        const Wo = hf.get(`model.layers.${l}.self_attn.o_proj.weight`)!.data; // [D, H*dh]
-        for (let h = 0; h < H; h++) {
-          let dot = 0;
-          for (let d = 0; d < D; d++) {
-            let write = 0;
-            for (let e = 0; e < dh; e++) write += z[(last * H + h) * dh + e] * Wo[d * H * dh + h * dh + e];
-            dot += write * dir[d];
-          }
-          const got = r.heads.values[(l * H + h) * prompts.length + b];
-          assert.ok(Math.abs(got - dot / scale) < 1e-4, `L${l}H${h} prompt ${b}: ${got} vs ${dot / scale}`);
-        }
+      const dla = referenceHeadDla(c, hf, ref, SHE, HE);
+      for (let i = 0; i < c.L * c.H; i++) {
+        const got = r.heads.values[i * prompts.length + b];
+        assert.ok(
+          Math.abs(got - dla[i]) < 1e-4,
+          `L${Math.floor(i / c.H)}H${i % c.H} prompt ${b}: ${got} vs ${dla[i]}`,
+        );
       }
       // Logit lens: resid_pre of each layer divided by its own RMS (no centring), dotted with the direction.
       for (let l = 0; l < L; l++) {

@@ -473,3 +473,70 @@ export function referenceEncode(dir: string, text: string): number[] {
   }
   return [1, ...ids];
 }
+
+/**
+ * Each head's direct logit attribution at the final position, [L * H] layer-major: the head's write
+ * z[h] @ o_proj[:, h]ᵀ dotted with (lm_head[answer] − lm_head[wrong]) ∘ norm weight, divided by the final
+ * RMSNorm's scale there (no centring: RMSNorm does not subtract the mean).
+ */
+export function referenceHeadDla(
+  c: LlamaRefConfig,
+  t: Map<string, RefTensor>,
+  acts: Map<string, RefTensor>,
+  answer: number,
+  wrong: number,
+): Float64Array {
+  const { D, H, dh, L } = c;
+  const last = acts.get("hook_embed")!.shape[1] - 1;
+  const head = t.get(c.tied ? "model.embed_tokens.weight" : "lm_head.weight")!.data;
+  const normW = t.get("model.norm.weight")!.data;
+  const dir = Float64Array.from(
+    { length: D },
+    (_, d) => (head[answer * D + d] - head[wrong * D + d]) * normW[d],
+  );
+  const scale = acts.get("ln_final.hook_scale")!.data[last];
+  const out = new Float64Array(L * H);
+  for (let l = 0; l < L; l++) {
+    const z = acts.get(`blocks.${l}.attn.hook_z`)!.data;
+    const Wo = t.get(`model.layers.${l}.self_attn.o_proj.weight`)!.data; // [D, H*dh]
+    for (let h = 0; h < H; h++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) {
+        let write = 0;
+        for (let e = 0; e < dh; e++) write += z[(last * H + h) * dh + e] * Wo[d * H * dh + h * dh + e];
+        dot += write * dir[d];
+      }
+      out[l * H + h] = dot / scale;
+    }
+  }
+  return out;
+}
+
+/** The reference's logit(answer) − logit(wrong) at the final position of a run. */
+export function referenceLogitDiff(acts: Map<string, RefTensor>, answer: number, wrong: number): number {
+  const logits = acts.get("logits")!;
+  const [, P, V] = logits.shape;
+  return logits.data[(P - 1) * V + answer] - logits.data[(P - 1) * V + wrong];
+}
+
+/**
+ * Activation patching done in the reference: the corrupted run with the clean run's values written into
+ * the elements of `hook` that `pick` selects (flat indices of the [1, ...] activation); returns the logit
+ * difference.
+ */
+export function referencePatchedLogitDiff(
+  c: LlamaRefConfig,
+  t: Map<string, RefTensor>,
+  p: { clean: Map<string, RefTensor>; corruptedTokens: readonly number[]; answer: number; wrong: number },
+  hook: string,
+  pick: (flatIndex: number) => boolean,
+): number {
+  const src = p.clean.get(hook)!.data;
+  const acts = llamaReferenceFromTensors(c, t, p.corruptedTokens, {
+    hook: (name, act) => {
+      if (name !== hook) return;
+      for (let i = 0; i < act.data.length; i++) if (pick(i)) act.data[i] = src[i];
+    },
+  });
+  return referenceLogitDiff(acts, p.answer, p.wrong);
+}

@@ -17,6 +17,8 @@ import {
   readHfTensors,
   readLlamaRefConfig,
   referenceEncode,
+  referenceLogitDiff,
+  referencePatchedLogitDiff,
 } from "../helpers/llama-reference.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
@@ -124,21 +126,14 @@ describe("stories260k: patching agrees with the independent float64 reference", 
   const tensors = readHfTensors(STORIES);
   const [cleanTokens, corruptedTokens] = [clean[0], corrupted[0]];
   const cleanActs = llamaReferenceFromTensors(c, tensors, cleanTokens);
-  const logitDiff = (acts: Map<string, RefTensor>) => {
-    const logits = acts.get("logits")!;
-    const o = (corruptedTokens.length - 1) * c.V;
-    return logits.data[o + SHE] - logits.data[o + HE];
-  };
-  /** The reference's corrupted run with the clean values written into `pick`ed elements of `hook`. */
+  const logitDiff = (acts: Map<string, RefTensor>) => referenceLogitDiff(acts, SHE, HE);
   const patched = (hook: string, pick: (flatIndex: number) => boolean) =>
-    logitDiff(
-      llamaReferenceFromTensors(c, tensors, corruptedTokens, {
-        hook: (name, act) => {
-          if (name !== hook) return;
-          const src = cleanActs.get(hook)!.data;
-          for (let i = 0; i < act.data.length; i++) if (pick(i)) act.data[i] = src[i];
-        },
-      }),
+    referencePatchedLogitDiff(
+      c,
+      tensors,
+      { clean: cleanActs, corruptedTokens, answer: SHE, wrong: HE },
+      hook,
+      pick,
     );
   const pair0 = { ...base, clean: [clean[0]], corrupted: [corrupted[0]] };
 
