@@ -135,7 +135,7 @@ export async function patchingTask(model: HookedTransformer, p: PatchingParams, 
   for (let r = 0; r < rows; r++) values.push(Array.from(result.values.subarray(r * cols, (r + 1) * cols)));
   const colLabels = result.labels[1]
     ? tokenPositionLabels(result.labels[1])
-    : Array.from({ length: cols }, (_, c) => `H${c}`);
+    : Array.from({ length: cols }, (_, c) => `${result.axes[1] === "kv_head" ? "KV" : "H"}${c}`);
   const figure = heatmap({
     title: `Activation patching: ${result.target} (logit difference recovered)`,
     rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),

@@ -204,7 +204,13 @@ async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Pr
   const figures = [];
   const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
   const valueTitle = "logit diff restored";
-  if (r.axes[0] === "layer" && r.axes[1] === "pos") {
+  // Key/value heads (k and v targets of grouped-query models) are labelled KV0.., query heads H0..
+  const headAxis = r.axes[r.axes.length - 1];
+  const headLabels = (n: number) =>
+    Array.from({ length: n }, (_, h) => `${headAxis === "kv_head" ? "KV" : "H"}${h}`);
+  const headTitle = headAxis === "kv_head" ? "key/value head" : "head";
+  const axes = r.axes.join().replace("kv_head", "head");
+  if (axes === "layer,pos") {
     figures.push({
       figure: heatmap({
         title: `${r.target}: layer x position`,
@@ -216,7 +222,7 @@ async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Pr
         valueTitle,
       }),
     });
-  } else if (r.axes.join() === "layer,head" || r.axes.join() === "component,layer,head") {
+  } else if (axes === "layer,head" || axes === "component,layer,head") {
     const maps = r.axes[0] === "component" ? ["z", "q", "k", "v", "pattern"] : [r.target];
     const per = r.shape.slice(-2);
     maps.forEach((name, c) => {
@@ -225,15 +231,15 @@ async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Pr
         figure: heatmap({
           title: `${name}: layer x head`,
           rowLabels: layerLabels(per[0]),
-          colLabels: Array.from({ length: per[1] }, (_, h) => `H${h}`),
+          colLabels: headLabels(per[1]),
           values: nest(slice, per) as number[][],
           rowTitle: "layer",
-          colTitle: "head",
+          colTitle: headTitle,
           valueTitle,
         }),
       });
     });
-  } else if (r.axes.join() === "layer,pos,head") {
+  } else if (axes === "layer,pos,head") {
     const [L, P, H] = r.shape;
     for (let p = 0; p < P; p++) {
       const slice = new Float64Array(L * H);
@@ -243,10 +249,10 @@ async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Pr
         figure: heatmap({
           title: `${r.target} at position ${tokenPositionLabels(r.labels[1] ?? [])[p] ?? p}: layer x head`,
           rowLabels: layerLabels(L),
-          colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
+          colLabels: headLabels(H),
           values: nest(slice, [L, H]) as number[][],
           rowTitle: "layer",
-          colTitle: "head",
+          colTitle: headTitle,
           valueTitle,
         }),
       });
