@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
-import { gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { installErrorHandlers } from "./error-handler.ts";
 import { frontEndBundleJs } from "./front-end-bundle.ts";
@@ -63,7 +63,8 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     modelName: opts.model.model,
     info,
     queue,
-    checks: new RequestChecks(info.cfg, gpt2Tokenizer()),
+    // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
+    checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));

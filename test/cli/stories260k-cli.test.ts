@@ -275,6 +275,50 @@ describe("CLI on stories260k", () => {
       for (const t of pred.top) near(t.logit, row[t.token], `logit of ${t.token}`);
       const attr = await post("/api/attribution", { prompt: PROMPT, answer: " she", wrong: " he" });
       near(attr.logitDiff, referenceLogitDiff(ref(tokens), SHE, HE), "logit diff");
+      // A patching job over key/value heads: a [layer, kv_head] heatmap labelled KV0..KV3.
+      const corrupted = "Tim was happy because";
+      const res = await fetch(`${base}/api/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          kind: "patching",
+          clean: PROMPT,
+          corrupted,
+          answer: " she",
+          wrong: " he",
+          target: "head_v",
+        }),
+      });
+      assert.equal(res.status, 202);
+      const { id } = (await res.json()) as { id: string };
+      let job: Record<string, any> = {};
+      for (let i = 0; i < 200 && job.status !== "done"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        job = (await (await fetch(`${base}/api/jobs/${id}`)).json()) as Record<string, any>;
+        assert.notEqual(job.status, "failed", JSON.stringify(job));
+      }
+      assert.equal(job.status, "done");
+      assert.deepEqual(job.result.axes, ["layer", "kv_head"]);
+      assert.deepEqual(job.result.figure.spec.encoding.x.scale.domain, ["KV0", "KV1", "KV2", "KV3"]);
+      const p = {
+        clean: ref(tokens),
+        corruptedTokens: referenceEncode(STORIES, corrupted),
+        answer: SHE,
+        wrong: HE,
+      };
+      const want = referencePatchedLogitDiff(
+        c,
+        hf,
+        p,
+        "blocks.4.attn.hook_v",
+        (i) => Math.floor(i / c.dh) % c.Hkv === 1,
+      );
+      const span = referenceLogitDiff(p.clean, SHE, HE) - referenceLogitDiff(ref(p.corruptedTokens), SHE, HE);
+      near(
+        job.result.values[4][1],
+        (want - referenceLogitDiff(ref(p.corruptedTokens), SHE, HE)) / span,
+        "L4 KV1",
+      );
     } finally {
       await server.close();
     }
