@@ -50,6 +50,8 @@ export interface HookLayout {
 
 /** What decides a model's hook points: its depth and architecture (a ModelConfig is one). */
 export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp"> & { nLayers: number };
+/** A model config, a layout already derived from one, or a bare layer count (a GPT-2 of that depth). */
+export type HookModel = LayoutSource | HookLayout | number;
 
 /**
  * The hook points of a model with this architecture. A bare layer count means GPT-2's architecture
@@ -73,10 +75,7 @@ export function hookLayout(model: LayoutSource | number): HookLayout {
 }
 
 /** Every hook name of a model, in forward order. */
-export function allHookNames(
-  model: LayoutSource | HookLayout | number,
-  opts: { includeOptional?: boolean } = {},
-): string[] {
+export function allHookNames(model: HookModel, opts: { includeOptional?: boolean } = {}): string[] {
   const layout = asLayout(model);
   const names = [...layout.preHooks];
   for (let l = 0; l < layout.nLayers; l++) {
@@ -89,9 +88,7 @@ export function allHookNames(
   return names;
 }
 
-export type HookModel = LayoutSource | HookLayout | number;
-
-export function asLayout(model: LayoutSource | HookLayout | number): HookLayout {
+export function asLayout(model: HookModel): HookLayout {
   return typeof model === "object" && "blockHooks" in model ? model : hookLayout(model);
 }
 
@@ -169,7 +166,7 @@ export function parseHookName(name: string): ParsedHookName {
  * Throws a clear error (with the closest valid name) unless `name` is a hook point of this model (a
  * bare layer count: a GPT-2 of that depth).
  */
-export function validateHookName(name: string, model: LayoutSource | HookLayout | number): void {
+export function validateHookName(name: string, model: HookModel): void {
   const layout = asLayout(model);
   const { nLayers } = layout;
   const { layer, hook } = parseHookName(name);

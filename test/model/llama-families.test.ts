@@ -13,71 +13,12 @@ import { HookedTransformer, type LoadOptions } from "../../src/model/hooked-tran
 import { Rotary, rotaryInvFreq } from "../../src/model/rotary.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { ModelConfig } from "../../src/weights/config.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
-import type { SafetensorsWriteDtype } from "../../src/weights/safetensors.ts";
+import { LLAMA_BASE_CONFIG, LLAMA_VARIANTS, makeVariantCheckpoint } from "../helpers/llama-variants.ts";
+import { maxDiffFromCentred } from "../helpers/logits.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-llama-families-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-const base = {
-  model_type: "llama",
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 512,
-  max_position_embeddings: 64,
-  rms_norm_eps: 1e-5,
-  tie_word_embeddings: true,
-};
-
-interface Variant {
-  name: string;
-  json: Record<string, unknown>;
-  dtype: SafetensorsWriteDtype;
-}
-
-const VARIANTS: Variant[] = [
-  { name: "llama, GQA 4/2, tied, F16 storage", json: base, dtype: "F16" },
-  {
-    name: "llama, untied, head_dim 12, llama3 rope scaling, attention biases",
-    json: {
-      ...base,
-      hidden_size: 40,
-      head_dim: 12,
-      tie_word_embeddings: false,
-      attention_bias: true,
-      rope_theta: 500000,
-      rope_scaling: {
-        rope_type: "llama3",
-        factor: 8,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 16,
-      },
-    },
-    dtype: "F32",
-  },
-  {
-    name: "qwen2, q/k/v biases, one key/value head, untied, BF16 storage",
-    json: { ...base, model_type: "qwen2", num_key_value_heads: 1, tie_word_embeddings: false },
-    dtype: "BF16",
-  },
-  {
-    name: "mistral, sliding window 4, linear rope scaling",
-    json: { ...base, model_type: "mistral", sliding_window: 4, rope_scaling: { type: "linear", factor: 2 } },
-    dtype: "F32",
-  },
-];
-
-function checkpointDir(v: Variant, i: number): { dir: string; config: ModelConfig } {
-  const config = parseHfConfig(v.json, v.name);
-  const dir = join(root, `variant-${i}`);
-  makeRandomCheckpoint(dir, config, { seed: 10 + i, dtype: v.dtype, std: 0.2 });
-  return { dir, config };
-}
 
 function load(dir: string, opts: LoadOptions): HookedTransformer {
   return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), opts);
@@ -102,9 +43,9 @@ function maxRelDiff(a: Tensor, b: Tensor): number {
 }
 
 describe("random Llama-family checkpoints", () => {
-  VARIANTS.forEach((v, i) => {
+  LLAMA_VARIANTS.forEach((v, i) => {
     test(`${v.name}: fast and reference backends agree on every hook at 1e-4`, () => {
-      const { dir, config } = checkpointDir(v, i);
+      const { dir, config } = makeVariantCheckpoint(root, i);
       const fast = load(dir, { backend: "onnx" });
       const ref = load(dir, { backend: "reference" });
       const all = { namesFilter: () => true };
@@ -141,16 +82,7 @@ describe("random Llama-family checkpoints", () => {
         const d = maxRelDiff(b.cache.get(name), a.cache.get(name));
         assert.ok(d < 1e-4, `${name}: ${d}`);
       }
-      const V = raw.cfg.dVocab;
-      const x = a.logits!.data;
-      const y = b.logits!.data;
-      let worst = 0;
-      for (let o = 0; o < x.length; o += V) {
-        let mean = 0;
-        for (let t = 0; t < V; t++) mean += x[o + t];
-        mean /= V;
-        for (let t = 0; t < V; t++) worst = Math.max(worst, Math.abs(y[o + t] - (x[o + t] - mean)));
-      }
+      const worst = maxDiffFromCentred(a.logits!.data, b.logits!.data, raw.cfg.dVocab);
       assert.ok(worst < 1e-4, `processed - (raw - mean): ${worst}`);
       // Value biases (Qwen2's) are folded into b_O.
       for (const blk of processed.weights.blocks) assert.ok(blk.b_V.data.every((z) => z === 0));
@@ -209,14 +141,14 @@ describe("bad configs fail before any weights are read", () => {
   /** A directory whose weights file is garbage: any error must come before reading it. */
   function dirWith(name: string, json: Record<string, unknown>): string {
     const dir = join(root, name);
-    makeRandomCheckpoint(dir, parseHfConfig(base, "base"), { seed: 1 });
+    makeRandomCheckpoint(dir, parseHfConfig(LLAMA_BASE_CONFIG, "base"), { seed: 1 });
     writeFileSync(join(dir, "config.json"), JSON.stringify(json));
     writeFileSync(join(dir, "model.safetensors"), "not a safetensors file");
     return dir;
   }
 
   test("unsupported model_type lists the supported ones", () => {
-    const dir = dirWith("bert", { ...base, model_type: "bert" });
+    const dir = dirWith("bert", { ...LLAMA_BASE_CONFIG, model_type: "bert" });
     assert.throws(
       () => loadCheckpoint(dir),
       /model_type is "bert"; supported model types: gpt2, llama, mistral, qwen2/,
@@ -224,7 +156,7 @@ describe("bad configs fail before any weights are read", () => {
   });
 
   test("hidden_size not divisible by the heads without head_dim", () => {
-    const dir = dirWith("heads", { ...base, num_attention_heads: 5, num_key_value_heads: 5 });
+    const dir = dirWith("heads", { ...LLAMA_BASE_CONFIG, num_attention_heads: 5, num_key_value_heads: 5 });
     assert.throws(
       () => loadCheckpoint(dir),
       /num_attention_heads" \(5\) does not divide hidden_size \(32\) and there is no head_dim/,
@@ -232,7 +164,7 @@ describe("bad configs fail before any weights are read", () => {
   });
 
   test("key/value heads that do not divide the query heads", () => {
-    const dir = dirWith("kv", { ...base, num_key_value_heads: 3 });
+    const dir = dirWith("kv", { ...LLAMA_BASE_CONFIG, num_key_value_heads: 3 });
     assert.throws(
       () => loadCheckpoint(dir),
       /num_key_value_heads" \(3\) must divide num_attention_heads \(4\)/,
@@ -240,12 +172,12 @@ describe("bad configs fail before any weights are read", () => {
   });
 
   test("an unsupported rope scaling type", () => {
-    const dir = dirWith("yarn", { ...base, rope_scaling: { rope_type: "yarn", factor: 4 } });
+    const dir = dirWith("yarn", { ...LLAMA_BASE_CONFIG, rope_scaling: { rope_type: "yarn", factor: 4 } });
     assert.throws(() => loadCheckpoint(dir), /rope_scaling.rope_type" is "yarn"; supported rotary scalings/);
   });
 
   test("a missing tokenizer.json names the fix", () => {
-    const dir = dirWith("notok", base);
+    const dir = dirWith("notok", LLAMA_BASE_CONFIG);
     unlinkSync(join(dir, "tokenizer.json"));
     assert.throws(
       () => loadCheckpoint(dir),
@@ -254,7 +186,7 @@ describe("bad configs fail before any weights are read", () => {
   });
 
   test("a valid config with garbage weights does reach the weights (the checks above are not vacuous)", () => {
-    const dir = dirWith("garbage", base);
+    const dir = dirWith("garbage", LLAMA_BASE_CONFIG);
     assert.throws(
       () => loadCheckpoint(dir),
       (err: Error) => !/config|tokenizer/.test(err.message),

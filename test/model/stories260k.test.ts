@@ -10,6 +10,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { HookDispatcher } from "../../src/model/hooks.ts";
 import { bundledModelDir } from "../../src/weights/bundled-models.ts";
 import { runCli } from "../helpers/cli.ts";
+import { maxDiffFromCentred } from "../helpers/logits.ts";
 
 const DIR = bundledModelDir("stories260k")!;
 
@@ -141,13 +142,7 @@ test("processed logits = raw logits minus their mean over the vocabulary", () =>
   const a = raw.run(prompt).data;
   const b = model.run(prompt).data;
   const V = model.cfg.dVocab;
-  let maxDiff = 0;
-  for (let o = 0; o < a.length; o += V) {
-    let mean = 0;
-    for (let i = 0; i < V; i++) mean += a[o + i];
-    mean /= V;
-    for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(b[o + i] - (a[o + i] - mean)));
-  }
+  const maxDiff = maxDiffFromCentred(a, b, V);
   assert.ok(maxDiff < 1e-4, `max |processed - (raw - mean)| = ${maxDiff}`);
   // Raw logits are not centred (the check above is not trivially true).
   let rawMean = 0;
