@@ -9,9 +9,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
-import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import { parseHfConfig } from "../../src/weights/families/index.ts";
-import type { SafetensorsWriteDtype } from "../../src/weights/safetensors.ts";
+import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 import {
   llamaReferenceFromTensors,
@@ -20,63 +18,11 @@ import {
   readLlamaRefConfig,
   referenceEncode,
 } from "../helpers/llama-reference.ts";
+import { LLAMA_VARIANTS, makeVariantCheckpoint } from "../helpers/llama-variants.ts";
 
 const STORIES = join(REPO_ROOT, "models/stories260k");
 const root = mkdtempSync(join(tmpdir(), "circuitscope-llama-ref-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-const base = {
-  model_type: "llama",
-  hidden_size: 32,
-  intermediate_size: 40,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 300,
-  max_position_embeddings: 64,
-  rms_norm_eps: 1e-5,
-  tie_word_embeddings: true,
-};
-
-/** Random checkpoints of each variant the reference knows (stored in different dtypes). */
-export const LLAMA_VARIANTS: { name: string; json: Record<string, unknown>; dtype: SafetensorsWriteDtype }[] =
-  [
-    { name: "llama GQA 4/2 tied (F16)", json: base, dtype: "F16" },
-    {
-      name: "llama untied, head_dim 12, llama3 rope, attention biases",
-      json: {
-        ...base,
-        hidden_size: 40,
-        head_dim: 12,
-        tie_word_embeddings: false,
-        attention_bias: true,
-          rope_theta: 500000,
-        rope_scaling: {
-          rope_type: "llama3",
-          factor: 8,
-          low_freq_factor: 1,
-          high_freq_factor: 4,
-          original_max_position_embeddings: 16,
-        },
-      },
-      dtype: "F32",
-    },
-    {
-      name: "qwen2 q/k/v biases, one key/value head, untied (BF16)",
-      json: { ...base, model_type: "qwen2", num_key_value_heads: 1, tie_word_embeddings: false },
-      dtype: "BF16",
-    },
-    {
-      name: "mistral sliding window 3, linear rope scaling",
-      json: {
-        ...base,
-        model_type: "mistral",
-        sliding_window: 3,
-        rope_scaling: { type: "linear", factor: 2 },
-      },
-      dtype: "F32",
-    },
-  ];
 
 /** Prompt b's part of a padded batch activation: [1, n, ...] (or [1, H, n, n] for scores and patterns). */
 function promptSlice(name: string, t: Tensor, b: number, n: number): Float32Array {
@@ -151,10 +97,9 @@ describe("engine vs independent float64 reference, every hook at 1e-4", () => {
 
   LLAMA_VARIANTS.forEach((v, i) => {
     test(`random ${v.name}: raw and processed`, () => {
-      const dir = join(root, `v${i}`);
-      makeRandomCheckpoint(dir, parseHfConfig(v.json, v.name), { seed: 100 + i, dtype: v.dtype, std: 0.2 });
+      const { dir } = makeVariantCheckpoint(root, i);
       const prompts = [
-        [1, 17, 200, 45, 9, 88, 120, 299, 3],
+        [1, 17, 200, 45, 9, 88, 120, 511, 3],
         [1, 250, 2, 77, 5],
       ];
       for (const processed of [false, true]) assert.ok(compareEveryHook(dir, prompts, processed) > 0);
