@@ -20,6 +20,7 @@ import {
   referenceLogitDiff,
   referencePatchedLogitDiff,
 } from "../helpers/llama-reference.ts";
+import { LAYER_AND_HEAD_TARGETS } from "../helpers/patch-targets.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
 const STORIES = join(REPO_ROOT, "models/stories260k");
@@ -61,14 +62,7 @@ function assertSame(fast: PatchResult, slow: PatchResult, what: string): void {
 
 describe("stories260k: fast exact patching equals one full forward per patch", () => {
   const targets: [string, PatchTarget][] = [
-    ["resid_pre", { kind: "resid_pre" }],
-    ["resid_mid", { kind: "resid_mid" }],
-    ["attn_out", { kind: "attn_out" }],
-    ["mlp_out", { kind: "mlp_out" }],
-    ...(["z", "q", "k", "v", "pattern"] as const).map((c): [string, PatchTarget] => [
-      `head_${c}`,
-      { kind: "head", component: c },
-    ]),
+    ...LAYER_AND_HEAD_TARGETS,
     ["head_k per position", { kind: "head", component: "k", perPosition: true }],
     ["head_v per position", { kind: "head", component: "v", perPosition: true }],
     ["head_all", { kind: "head_all" }],
