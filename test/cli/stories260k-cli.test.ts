@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
-import { createServer } from "../../src/server/app.ts";
 import { runCli } from "../helpers/cli.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 import {
@@ -23,6 +22,7 @@ import {
   referenceLogitDiff,
   referencePatchedLogitDiff,
 } from "../helpers/llama-reference.ts";
+import { startFixtureServer } from "../server/server-fixture.ts";
 
 const STORIES = join(REPO_ROOT, "models/stories260k");
 const M = ["--model", "stories260k"];
@@ -253,11 +253,10 @@ describe("CLI on stories260k", () => {
   });
 
   test("serve: the explorer API answers predictions and attribution for the bundled model", async () => {
-    const server = await createServer({ model: { model: "stories260k", backend: "onnx", process: true } });
+    const { server, api } = await startFixtureServer({}, "stories260k");
     try {
-      const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
       const post = async (path: string, body: unknown) => {
-        const res = await fetch(base + path, {
+        const res = await api(path, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(body),
@@ -265,7 +264,7 @@ describe("CLI on stories260k", () => {
         assert.equal(res.status, 200, path);
         return (await res.json()) as Record<string, any>;
       };
-      const info = (await (await fetch(`${base}/api/info`)).json()) as Record<string, any>;
+      const info = (await (await api("/api/info")).json()) as Record<string, any>;
       assert.deepEqual([info.cfg.nLayers, info.cfg.nHeads, info.cfg.dMlp], [5, 8, 172]);
       const pred = await post("/api/predict", { prompt: PROMPT, topK: 3 });
       assert.deepEqual(pred.tokens, tokens);
@@ -277,7 +276,7 @@ describe("CLI on stories260k", () => {
       near(attr.logitDiff, referenceLogitDiff(ref(tokens), SHE, HE), "logit diff");
       // A patching job over key/value heads: a [layer, kv_head] heatmap labelled KV0..KV3.
       const corrupted = "Tim was happy because";
-      const res = await fetch(`${base}/api/jobs`, {
+      const res = await api("/api/jobs", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
@@ -294,7 +293,7 @@ describe("CLI on stories260k", () => {
       let job: Record<string, any> = {};
       for (let i = 0; i < 200 && job.status !== "done"; i++) {
         await new Promise((r) => setTimeout(r, 50));
-        job = (await (await fetch(`${base}/api/jobs/${id}`)).json()) as Record<string, any>;
+        job = (await (await api(`/api/jobs/${id}`)).json()) as Record<string, any>;
         assert.notEqual(job.status, "failed", JSON.stringify(job));
       }
       assert.equal(job.status, "done");
