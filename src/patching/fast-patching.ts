@@ -304,7 +304,7 @@ function runAdditiveChunk(
   reader: MetricReader,
 ): Readout[] {
   const cfg = model.cfg;
-  const { nLayers: L, dModel: D, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
+  const { dModel: D, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
   const C = jobs.length;
   const P = n - g.p0;
   const next = g.layer + 1;

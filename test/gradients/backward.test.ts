@@ -153,7 +153,12 @@ for (const { processed, metricName, family, cfg } of [
   { processed: false, metricName: "answer log-prob (dense seed)", family: "gpt2", cfg: config },
   { processed: false, metricName: "answer log-prob (dense seed)", family: "llama GQA 4/2", cfg: LLAMA_GQA },
   { processed: true, metricName: "logit diff (sparse seed)", family: "llama GQA 4/2", cfg: LLAMA_GQA },
-  { processed: false, metricName: "answer log-prob (dense seed)", family: "qwen2 biases, MQA", cfg: QWEN2_MQA },
+  {
+    processed: false,
+    metricName: "answer log-prob (dense seed)",
+    family: "qwen2 biases, MQA",
+    cfg: QWEN2_MQA,
+  },
 ]) {
   test(`gradients agree with central finite differences (${family}, ${processed ? "processed" : "unprocessed, norms with weights"}, ${metricName})`, () => {
     const name = `${family}-${processed ? "processed" : "raw"}-${metricName}`.replace(/[^a-z0-9]+/gi, "-");
