@@ -11,6 +11,7 @@ import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
 import { neuronReport } from "../neurons/neuron-report.ts";
 import { activationPatching } from "../patching/activation-patching.ts";
+import { headAxisLabels } from "../patching/result-format.ts";
 import { heatmap } from "../viz/charts/heatmap.ts";
 import { lineChart } from "../viz/charts/line-chart.ts";
 import type { AttentionFigure, ChartFigure } from "../viz/figure.ts";
@@ -135,14 +136,14 @@ export async function patchingTask(model: HookedTransformer, p: PatchingParams, 
   for (let r = 0; r < rows; r++) values.push(Array.from(result.values.subarray(r * cols, (r + 1) * cols)));
   const colLabels = result.labels[1]
     ? tokenPositionLabels(result.labels[1])
-    : Array.from({ length: cols }, (_, c) => `${result.axes[1] === "kv_head" ? "KV" : "H"}${c}`);
+    : headAxisLabels(result.axes[1], cols).labels;
   const figure = heatmap({
     title: `Activation patching: ${result.target} (logit difference recovered)`,
     rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),
     colLabels,
     values,
     rowTitle: "layer",
-    colTitle: result.axes[1],
+    colTitle: result.labels[1] ? result.axes[1] : headAxisLabels(result.axes[1], cols).title,
     valueTitle: "fraction recovered",
   });
   const summary = `Done: ${rows * cols} patched runs. Clean logit diff ${result.clean.toFixed(3)}, corrupted ${result.corrupted.toFixed(3)}.`;

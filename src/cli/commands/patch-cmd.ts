@@ -200,15 +200,14 @@ function cellName(r: PatchResult, flat: number): string {
 
 async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Promise<void> {
   const { heatmap, tokenPositionLabels, writeHtmlReport } = await import("../../viz/index.ts");
-  const { nest } = await import("../../patching/result-format.ts");
+  const { headAxisLabels, nest } = await import("../../patching/result-format.ts");
   const figures = [];
   const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
   const valueTitle = "logit diff restored";
   // Key/value heads (k and v targets of grouped-query models) are labelled KV0.., query heads H0..
   const headAxis = r.axes[r.axes.length - 1];
-  const headLabels = (n: number) =>
-    Array.from({ length: n }, (_, h) => `${headAxis === "kv_head" ? "KV" : "H"}${h}`);
-  const headTitle = headAxis === "kv_head" ? "key/value head" : "head";
+  const headLabels = (n: number) => headAxisLabels(headAxis, n).labels;
+  const headTitle = headAxisLabels(headAxis, 0).title;
   const axes = r.axes.join().replace("kv_head", "head");
   if (axes === "layer,pos") {
     figures.push({
