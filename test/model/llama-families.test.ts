@@ -90,6 +90,92 @@ describe("random Llama-family checkpoints", () => {
   });
 });
 
+/** y[r, o] = Σ_i x[r, i] W[o, i] (+ b[o]) in float64: a torch Linear on HF-layout weights, written out. */
+function hfLinear(
+  x: Float32Array,
+  rows: number,
+  W: Float32Array,
+  out: number,
+  b?: Float32Array,
+): Float64Array {
+  const inDim = W.length / out;
+  const y = new Float64Array(rows * out);
+  for (let r = 0; r < rows; r++)
+    for (let o = 0; o < out; o++) {
+      let s = b ? b[o] : 0;
+      for (let i = 0; i < inDim; i++) s += x[r * inDim + i] * W[o * inDim + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
+function assertClose(got: Float32Array, want: Float64Array, what: string): void {
+  assert.equal(got.length, want.length, what);
+  let worst = 0;
+  for (let i = 0; i < got.length; i++)
+    worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+  assert.ok(worst < 1e-4, `${what}: ${worst}`);
+}
+
+describe("the converter reads Hugging Face tensors as transformers does", () => {
+  LLAMA_VARIANTS.forEach((v, i) => {
+    test(`${v.name}: each projection's hook equals the HF Linear applied to its input hook`, () => {
+      const dir = join(root, `variant-${i}`);
+      const model = load(dir, { backend: "reference", processing: false });
+      const hf = loadCheckpoint(dir).tensors; // HF names and layouts, untouched
+      const t = (name: string) => hf.get(name)!.data;
+      const has = (name: string) => hf.has(name);
+      const { cache } = model.runWithCache([PROMPTS[0]]);
+      const rows = PROMPTS[0].length;
+      const { nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D, dMlp, dVocab: V } = model.cfg;
+      for (let l = 0; l < model.cfg.nLayers; l++) {
+        const p = `model.layers.${l}`;
+        const act = (s: string) => cache.get(`blocks.${l}.${s}`).data;
+        const bias = (n: string) => (has(n) ? t(n) : undefined);
+        const x1 = act("ln1.hook_normalized");
+        assertClose(
+          act("attn.hook_q"),
+          hfLinear(x1, rows, t(`${p}.self_attn.q_proj.weight`), H * dh, bias(`${p}.self_attn.q_proj.bias`)),
+          "q",
+        );
+        assertClose(
+          act("attn.hook_k"),
+          hfLinear(x1, rows, t(`${p}.self_attn.k_proj.weight`), Hkv * dh, bias(`${p}.self_attn.k_proj.bias`)),
+          "k",
+        );
+        assertClose(
+          act("attn.hook_v"),
+          hfLinear(x1, rows, t(`${p}.self_attn.v_proj.weight`), Hkv * dh, bias(`${p}.self_attn.v_proj.bias`)),
+          "v",
+        );
+        assertClose(
+          act("hook_attn_out"),
+          hfLinear(
+            act("attn.hook_z"),
+            rows,
+            t(`${p}.self_attn.o_proj.weight`),
+            D,
+            bias(`${p}.self_attn.o_proj.bias`),
+          ),
+          "o",
+        );
+        const x2 = act("ln2.hook_normalized");
+        assertClose(act("mlp.hook_pre"), hfLinear(x2, rows, t(`${p}.mlp.gate_proj.weight`), dMlp), "gate");
+        assertClose(act("mlp.hook_pre_linear"), hfLinear(x2, rows, t(`${p}.mlp.up_proj.weight`), dMlp), "up");
+        assertClose(
+          act("hook_mlp_out"),
+          hfLinear(act("mlp.hook_post"), rows, t(`${p}.mlp.down_proj.weight`), D),
+          "down",
+        );
+      }
+      const head = has("lm_head.weight") ? t("lm_head.weight") : t("model.embed_tokens.weight");
+      assert.equal(has("lm_head.weight"), !model.cfg.tiedEmbeddings);
+      const logits = model.run([PROMPTS[0]]).data;
+      assertClose(logits, hfLinear(cache.get("ln_final.hook_normalized").data, rows, head, V), "logits");
+    });
+  });
+});
+
 describe("rotary positions", () => {
   test("q·k after rotation depends only on the distance between positions", () => {
     const rot = new Rotary({ theta: 10000, dim: 8, scaling: null });
