@@ -103,7 +103,15 @@ export function applyLnToStack(
   const { dModel: D, normalization, lnEps } = model.cfg;
   const rows = rs.sel.batch * rs.sel.nPos;
   const scales = mode === "cached" ? cachedScales(model, cache, rs.sel, opts.layer) : null;
-  const out = normalizeStack(normalization, rs.stack.data, rs.labels.length, rows, D, scales, lnEps);
+  const out = normalizeStack({
+    kind: normalization,
+    stack: rs.stack.data,
+    n: rs.labels.length,
+    rows,
+    D,
+    scales,
+    eps: lnEps,
+  });
   return { labels: rs.labels, stack: new Tensor(out, rs.stack.shape), sel: rs.sel };
 }
 

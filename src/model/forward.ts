@@ -56,8 +56,10 @@ export interface ForwardResult {
 interface BlockOps {
   qkv: LinearOp; // [D] → [(H + 2 * Hkv) * dh], columns Q | K | V, head-major within each
   o: LinearOp; // [H * dh] → [D], with b_O
-  /** [D] → [d_mlp], or for a gated MLP [D] → [2 * d_mlp], columns gate | up. */
+  /** [D] → [d_mlp]: W_in (the up projection of a gated MLP). */
   mlpIn: LinearOp;
+  /** [D] → [d_mlp]: W_gate of a gated MLP, else null. */
+  mlpGate: LinearOp | null;
   mlpOut: LinearOp;
 }
 
@@ -95,14 +97,8 @@ export class ForwardEngine {
         concat([b.b_Q.data, b.b_K.data, b.b_V.data]),
       ),
       o: kernels.linear(b.W_O.data, H * dh, D, b.b_O.data),
-      mlpIn: b.W_gate
-        ? kernels.linear(
-            fuseColumns(b.W_gate.data, b.W_in.data, D, dMlp),
-            D,
-            2 * dMlp,
-            concat([new Float32Array(dMlp), b.b_in.data]),
-          )
-        : kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
+      mlpIn: kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
+      mlpGate: b.W_gate ? kernels.linear(b.W_gate.data, D, dMlp, null) : null,
       mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
     }));
     this.unembed = kernels.linear(weights.W_U.data, D, cfg.dVocab, weights.b_U.data);
@@ -118,7 +114,7 @@ export class ForwardEngine {
   }
 
   dispose(): void {
-    for (const o of this.ops) for (const op of Object.values(o)) op.dispose();
+    for (const o of this.ops) for (const op of Object.values(o)) op?.dispose();
     this.unembed.dispose();
   }
 
@@ -240,11 +236,17 @@ export class ForwardEngine {
     if (this.rotary) {
       q = h.fire(
         name("attn.hook_rot_q"),
-        new Tensor(this.rotary.apply(q.data, B, P, H, dh, pastLen), q.shape),
+        new Tensor(
+          this.rotary.rotate(q.data, { batch: B, pos: P, heads: H, dHead: dh, firstPos: pastLen }),
+          q.shape,
+        ),
       );
       k = h.fire(
         name("attn.hook_rot_k"),
-        new Tensor(this.rotary.apply(k.data, B, P, Hkv, dh, pastLen), k.shape),
+        new Tensor(
+          this.rotary.rotate(k.data, { batch: B, pos: P, heads: Hkv, dHead: dh, firstPos: pastLen }),
+          k.shape,
+        ),
       );
     }
 
@@ -265,15 +267,15 @@ export class ForwardEngine {
     const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
     const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
-    const scores = attentionScores(this.kernels, qRows, kv.k, {
-      ...shape,
-      firstQuery: pastLen + P - Q,
-      window: this.cfg.slidingWindow,
-    });
-    const scoresT = h.fire(name("attn.hook_attn_scores"), new Tensor(scores, [B, H, Q, T]));
+    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
+    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
+    // Unless a hook or the cache sees the scores, the masked ones are still -inf: softmax can skip them.
+    const scoresName = name("attn.hook_attn_scores");
+    const unseen = !h.wants(scoresName);
+    const scoresT = h.fire(scoresName, new Tensor(scores, [B, H, Q, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
-      new Tensor(softmaxRows(scoresT.data, B * H * Q, T), [B, H, Q, T]),
+      new Tensor(softmaxRows(scoresT.data, B * H * Q, T, unseen ? mask : null), [B, H, Q, T]),
     );
     const z = h.fire(
       name("attn.hook_z"),
@@ -296,11 +298,11 @@ export class ForwardEngine {
     const x2 = this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h);
     const mlpIn = ops.mlpIn.forward(x2.data, rows);
     let post: Tensor;
-    if (w.W_gate) {
+    if (ops.mlpGate) {
       // Gated: post = act(gate(x)) * up(x); hook_pre is the gate before the non-linearity (TransformerLens).
-      const [gateRaw, upRaw] = splitColumns(mlpIn, rows, [dMlp, dMlp]);
-      const pre = h.fire(name("mlp.hook_pre"), new Tensor(gateRaw, [B, Q, dMlp]));
-      const up = h.fire(name("mlp.hook_pre_linear"), new Tensor(upRaw, [B, Q, dMlp]));
+      const gate = ops.mlpGate.forward(x2.data, rows);
+      const pre = h.fire(name("mlp.hook_pre"), new Tensor(gate, [B, Q, dMlp]));
+      const up = h.fire(name("mlp.hook_pre_linear"), new Tensor(mlpIn, [B, Q, dMlp]));
       const gated = this.kernels.activation(this.cfg.act, pre.data);
       for (let i = 0; i < gated.length; i++) gated[i] *= up.data[i];
       post = h.fire(name("mlp.hook_post"), new Tensor(gated, [B, Q, dMlp]));
@@ -335,16 +337,6 @@ function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): 
       }
     col += heads[which] * dh;
   });
-  return out;
-}
-
-/** Two [D, N] matrices side by side: [D, 2N]. */
-function fuseColumns(a: Float32Array, b: Float32Array, D: number, N: number): Float32Array {
-  const out = new Float32Array(D * 2 * N);
-  for (let d = 0; d < D; d++) {
-    out.set(a.subarray(d * N, (d + 1) * N), d * 2 * N);
-    out.set(b.subarray(d * N, (d + 1) * N), d * 2 * N + N);
-  }
   return out;
 }
 
@@ -413,6 +405,20 @@ function lastRows(x: Float32Array, B: number, P: number, W: number): Float32Arra
   return out;
 }
 
+/** Which keys each of `queries` queries at absolute positions firstQuery.. may see. */
+interface CausalMask {
+  queries: number;
+  firstQuery: number;
+  /** Sliding window in positions, or null. */
+  window: number | null;
+}
+
+/** Keys [first, last] query row r of a [*, queries, T] score block may see. */
+function visibleKeys(m: CausalMask, r: number): [number, number] {
+  const last = m.firstQuery + (r % m.queries); // causal: key j ≤ query's absolute position
+  return [m.window === null ? 0 : Math.max(0, last - m.window + 1), last];
+}
+
 /** The sizes of one attention computation. */
 interface AttentionShape {
   batch: number;
@@ -432,7 +438,7 @@ function attentionScores(
   kernels: Kernels,
   q: Float32Array,
   k: Float32Array,
-  s: AttentionShape & { firstQuery: number; window: number | null },
+  s: AttentionShape & CausalMask,
 ): Float32Array {
   const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
   const kHeads = headsFirst(k, B, T, Hkv, dh, H / Hkv);
@@ -440,8 +446,7 @@ function attentionScores(
   const scale = 1 / Math.sqrt(dh);
   for (let r = 0; r < B * H * Q; r++) {
     const o = r * T;
-    const limit = s.firstQuery + (r % Q); // causal: key j ≤ query's absolute position
-    const first = s.window === null ? 0 : Math.max(0, limit - s.window + 1);
+    const [first, limit] = visibleKeys(s, r);
     for (let j = 0; j < first; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
     for (let j = first; j <= limit; j++) scores[o + j] *= scale;
     for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
@@ -449,20 +454,25 @@ function attentionScores(
   return scores;
 }
 
-function softmaxRows(scores: Float32Array, rows: number, T: number): Float32Array {
+/**
+ * Softmax of each row of T. With `mask`, entries outside each row's visible keys are known to be -inf
+ * (their probability is exactly 0) and are skipped.
+ */
+function softmaxRows(scores: Float32Array, rows: number, T: number, mask: CausalMask | null): Float32Array {
   const out = new Float32Array(scores.length);
   for (let r = 0; r < rows; r++) {
     const o = r * T;
+    const [lo, hi] = mask ? visibleKeys(mask, r) : [0, T - 1];
     let max = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < T; j++) if (scores[o + j] > max) max = scores[o + j];
+    for (let j = lo; j <= hi; j++) if (scores[o + j] > max) max = scores[o + j];
     let sum = 0;
-    for (let j = 0; j < T; j++) {
+    for (let j = lo; j <= hi; j++) {
       const e = scores[o + j] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[o + j] - max);
       out[o + j] = e;
       sum += e;
     }
     const inv = 1 / sum;
-    for (let j = 0; j < T; j++) out[o + j] *= inv;
+    for (let j = lo; j <= hi; j++) out[o + j] *= inv;
   }
   return out;
 }

@@ -77,15 +77,16 @@ export function normalizeRows(
  * (LayerNorm) and divided by `scales[r]` (the cached scale of the sum, TransformerLens'
  * `apply_ln_to_stack`), or by its own scale when `scales` is null.
  */
-export function normalizeStack(
-  kind: NormKind,
-  stack: Float32Array,
-  n: number,
-  rows: number,
-  D: number,
-  scales: Float32Array | null,
-  eps: number,
-): Float32Array {
+export function normalizeStack(a: {
+  kind: NormKind;
+  stack: Float32Array; // [n, rows, D]
+  n: number;
+  rows: number;
+  D: number;
+  scales: Float32Array | null; // [rows]
+  eps: number;
+}): Float32Array {
+  const { kind, stack, n, rows, D, scales, eps } = a;
   const out = new Float32Array(stack.length);
   const centre = kind === "layernorm";
   for (let i = 0; i < n; i++)
@@ -108,15 +109,16 @@ export function normalizeStack(
  * Backward of the norm over rows of x [rows, D]. Given d/d normalized, returns d/d scale (hook_scale's own
  * gradient) and the total gradient into x, through the centring (LayerNorm) and the scale.
  */
-export function normBackward(
-  kind: NormKind,
-  x: Float32Array, // [rows, D], the norm's input as cached
-  scale: Float32Array, // [rows]
-  ln: LayerNormParams | null,
-  gNormalized: Float32Array, // [rows, D]
-  rows: number,
-  D: number,
-): { gInput: Float32Array; gScale: Float32Array } {
+export function normBackward(a: {
+  kind: NormKind;
+  x: Float32Array; // [rows, D], the norm's input as cached
+  scale: Float32Array; // [rows]
+  ln: LayerNormParams | null;
+  gNormalized: Float32Array; // [rows, D]
+  rows: number;
+  D: number;
+}): { gInput: Float32Array; gScale: Float32Array } {
+  const { kind, x, scale, ln, gNormalized, rows, D } = a;
   const gInput = new Float32Array(rows * D);
   const gScale = new Float32Array(rows);
   const w = ln?.w.data ?? null;

@@ -26,36 +26,62 @@ export function rotaryInvFreq(cfg: RotaryConfig): Float64Array {
   });
 }
 
+/** Where a block of q or k vectors [batch, pos, heads, dHead] sits: its first absolute position. */
+export interface RotaryPlacement {
+  batch: number;
+  pos: number;
+  heads: number;
+  dHead: number;
+  firstPos: number;
+  /** Rotate back (the transpose: the backward of the rotation). */
+  inverse?: boolean;
+}
+
 export class Rotary {
   readonly invFreq: Float64Array;
+  /** cos and sin of position * invFreq, [positions, dim / 2], grown on demand. */
+  private cos = new Float64Array(0);
+  private sin = new Float64Array(0);
+
   constructor(readonly cfg: RotaryConfig) {
     if (cfg.dim % 2 !== 0) throw new Error(`Rotary dimension must be even, got ${cfg.dim}`);
     this.invFreq = rotaryInvFreq(cfg);
   }
 
-  /**
-   * x [batch, pos, heads, dh] rotated to absolute positions firstPos..firstPos+pos-1 (a new array).
-   * `inverse` rotates back (the transpose: the backward of the rotation).
-   */
-  apply(x: Float32Array, B: number, P: number, heads: number, dh: number, firstPos: number, inverse = false) {
+  private tables(positions: number): { cos: Float64Array; sin: Float64Array } {
+    const half = this.cfg.dim / 2;
+    if (this.cos.length < positions * half) {
+      const n = Math.max(positions, 2 * (this.cos.length / half), 64);
+      this.cos = new Float64Array(n * half);
+      this.sin = new Float64Array(n * half);
+      for (let p = 0; p < n; p++)
+        for (let i = 0; i < half; i++) {
+          const angle = p * this.invFreq[i];
+          this.cos[p * half + i] = Math.cos(angle);
+          this.sin[p * half + i] = Math.sin(angle);
+        }
+    }
+    return { cos: this.cos, sin: this.sin };
+  }
+
+  /** x [batch, pos, heads, dHead] rotated to absolute positions firstPos..firstPos+pos-1 (a new array). */
+  rotate(x: Float32Array, at: RotaryPlacement): Float32Array {
+    const { batch: B, pos: P, heads, dHead: dh, firstPos } = at;
     const half = this.cfg.dim / 2;
     const out = Float32Array.from(x);
-    const cos = new Float64Array(half);
-    const sin = new Float64Array(half);
+    const { cos, sin } = this.tables(firstPos + P);
+    const sign = at.inverse ? -1 : 1;
     for (let p = 0; p < P; p++) {
-      for (let i = 0; i < half; i++) {
-        const angle = (firstPos + p) * this.invFreq[i];
-        cos[i] = Math.cos(angle);
-        sin[i] = inverse ? -Math.sin(angle) : Math.sin(angle);
-      }
+      const t = (firstPos + p) * half;
       for (let b = 0; b < B; b++)
         for (let h = 0; h < heads; h++) {
           const o = ((b * P + p) * heads + h) * dh;
           for (let i = 0; i < half; i++) {
             const a = x[o + i];
             const c = x[o + i + half];
-            out[o + i] = a * cos[i] - c * sin[i];
-            out[o + i + half] = c * cos[i] + a * sin[i];
+            const sn = sign * sin[t + i];
+            out[o + i] = a * cos[t + i] - c * sn;
+            out[o + i + half] = c * cos[t + i] + a * sn;
           }
         }
     }

@@ -179,16 +179,17 @@ describe("the converter reads Hugging Face tensors as transformers does", () => 
 describe("rotary positions", () => {
   test("q·k after rotation depends only on the distance between positions", () => {
     const rot = new Rotary({ theta: 10000, dim: 8, scaling: null });
+    const one = { batch: 1, pos: 1, heads: 1, dHead: 8 };
     const q = Float32Array.from([0.3, -1, 0.5, 2, 0.1, 0.7, -0.4, 1.2]);
     const k = Float32Array.from([1, 0.2, -0.3, 0.5, -1.1, 0.4, 0.9, -0.2]);
     const dot = (pq: number, pk: number) => {
-      const a = rot.apply(q, 1, 1, 1, 8, pq);
-      const b = rot.apply(k, 1, 1, 1, 8, pk);
+      const a = rot.rotate(q, { ...one, firstPos: pq });
+      const b = rot.rotate(k, { ...one, firstPos: pk });
       return a.reduce((s, x, i) => s + x * b[i], 0);
     };
     assert.ok(Math.abs(dot(7, 3) - dot(12, 8)) < 1e-5);
     assert.ok(Math.abs(dot(7, 3) - dot(7, 4)) > 1e-3);
-    const back = rot.apply(rot.apply(q, 1, 1, 1, 8, 5), 1, 1, 1, 8, 5, true);
+    const back = rot.rotate(rot.rotate(q, { ...one, firstPos: 5 }), { ...one, firstPos: 5, inverse: true });
     for (let i = 0; i < 8; i++) assert.ok(Math.abs(back[i] - q[i]) < 1e-6);
   });
 

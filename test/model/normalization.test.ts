@@ -48,7 +48,7 @@ for (const kind of ["layernorm", "rmsnorm"] as const) {
     const g = vec(D);
     const loss = (xs: Float64Array) => norm64(kind, xs, 1e-5).reduce((a, v, d) => a + v * g[d], 0);
     const { scale } = normalizeRows(x, 1, D, 1e-5, kind);
-    const { gInput, gScale } = normBackward(kind, x, scale, ln, g, 1, D);
+    const { gInput, gScale } = normBackward({ kind, x, scale, ln, gNormalized: g, rows: 1, D });
     const h = 1e-6;
     for (let d = 0; d < D; d++) {
       const up = Float64Array.from(x);
@@ -70,13 +70,13 @@ for (const kind of ["layernorm", "rmsnorm"] as const) {
     const sum = new Float32Array(D);
     for (let i = 0; i < 3; i++) for (let d = 0; d < D; d++) sum[d] += pieces[i * D + d];
     const { y, scale } = normalizeRows(sum, 1, D, 1e-5, kind);
-    const stacked = normalizeStack(kind, pieces, 3, 1, D, scale, 1e-5);
+    const stacked = normalizeStack({ kind, stack: pieces, n: 3, rows: 1, D, scales: scale, eps: 1e-5 });
     for (let d = 0; d < D; d++) {
       const total = stacked[d] + stacked[D + d] + stacked[2 * D + d];
       assert.ok(Math.abs(total - y[d]) < 1e-5);
     }
     // Without a cached scale each piece is normalised on its own (the logit lens).
-    const own = normalizeStack(kind, pieces, 3, 1, D, null, 1e-5);
+    const own = normalizeStack({ kind, stack: pieces, n: 3, rows: 1, D, scales: null, eps: 1e-5 });
     const alone = normalizeRows(pieces.slice(D, 2 * D), 1, D, 1e-5, kind).y;
     for (let d = 0; d < D; d++) assert.ok(Math.abs(own[D + d] - alone[d]) < 1e-6);
   });
