@@ -83,10 +83,9 @@ export function backwardFromCache(
 
     // resid_post = resid_mid + mlp_out
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gMlpIn = mlpBackward(cfg, ops.mlpOut.backward(gResid, rows), act, (hook, g) =>
+    const gNorm2 = mlpBackward(cfg, ops, ops.mlpOut.backward(gResid, rows), act, (hook, g) =>
       put(name(hook), g, [B, P, cfg.dMlp]),
     );
-    const gNorm2 = ops.mlpIn.backward(gMlpIn, rows);
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
     const ln2 = normBackward({
       kind: cfg.normalization,
@@ -126,8 +125,9 @@ export function backwardFromCache(
       put(name("attn.hook_rot_q"), gQ, [B, P, H, dh]);
       put(name("attn.hook_rot_k"), gK, [B, P, Hkv, dh]);
       // A rotation's backward is the inverse rotation (it is orthogonal).
-      gQ = rotary.apply(gQ, B, P, H, dh, 0, true);
-      gK = rotary.apply(gK, B, P, Hkv, dh, 0, true);
+      const at = { batch: B, pos: P, dHead: dh, firstPos: 0, inverse: true };
+      gQ = rotary.rotate(gQ, { ...at, heads: H });
+      gK = rotary.rotate(gK, { ...at, heads: Hkv });
     }
     put(name("attn.hook_q"), gQ, [B, P, H, dh]);
     put(name("attn.hook_k"), gK, [B, P, Hkv, dh]);
@@ -161,25 +161,26 @@ export function backwardFromCache(
 }
 
 /**
- * From d/d mlp.hook_post to d/d the MLP's input projection output, recording the hooks' gradients on the way.
- * Plain: post = act(pre). Gated: post = act(pre) * pre_linear, and the fused input op's columns are
- * gate | up per row, so the result is [rows, 2 * d_mlp].
+ * From d/d mlp.hook_post to d/d the MLP's input (ln2's output), recording the hooks' gradients on the way.
+ * Plain: post = act(pre), pre = x @ W_in. Gated: post = act(pre) * pre_linear, pre = x @ W_gate (the gate op),
+ * pre_linear = x @ W_in (the up op), so the input's gradient sums both projections' backward.
  */
 function mlpBackward(
   cfg: HookedTransformer["cfg"],
+  ops: ReturnType<HookedTransformer["forwardEngine"]["blockOps"]>,
   gPost: Float32Array,
   act: (hook: string) => Float32Array,
   record: (hook: string, grad: Float32Array) => void,
 ): Float32Array {
-  const dMlp = cfg.dMlp;
+  const rows = gPost.length / cfg.dMlp;
   record("mlp.hook_post", gPost);
   const pre = act("mlp.hook_pre");
   const gPre = new Float32Array(gPost.length);
-  if (!cfg.gatedMlp) {
+  if (!ops.mlpGate) {
     for (let i = 0; i < gPre.length; i++)
       if (gPost[i] !== 0) gPre[i] = gPost[i] * activationDerivative(cfg.act, pre[i]);
     record("mlp.hook_pre", gPre);
-    return gPre;
+    return ops.mlpIn.backward(gPre, rows);
   }
   const up = act("mlp.hook_pre_linear");
   const activated = applyActivation(cfg.act, pre);
@@ -191,13 +192,7 @@ function mlpBackward(
   }
   record("mlp.hook_pre", gPre);
   record("mlp.hook_pre_linear", gUp);
-  const rows = gPost.length / dMlp;
-  const gIn = new Float32Array(rows * 2 * dMlp);
-  for (let r = 0; r < rows; r++) {
-    gIn.set(gPre.subarray(r * dMlp, (r + 1) * dMlp), r * 2 * dMlp);
-    gIn.set(gUp.subarray(r * dMlp, (r + 1) * dMlp), r * 2 * dMlp + dMlp);
-  }
-  return gIn;
+  return addArrays(ops.mlpGate.backward(gPre, rows), ops.mlpIn.backward(gUp, rows));
 }
 
 function addArrays(a: Float32Array, b: Float32Array): Float32Array {

@@ -3,18 +3,6 @@ import type { PatchResult } from "./types.ts";
 
 export type Nested = number | Nested[];
 
-/**
- * Tick labels and title of a head axis in figures: query heads `H0..` ("head"), or the key/value heads that
- * k/v targets of grouped-query models index, `KV0..` ("key/value head").
- */
-export function headAxisLabels(axis: string, n: number): { labels: string[]; title: string } {
-  const kv = axis === "kv_head";
-  return {
-    labels: Array.from({ length: n }, (_, h) => `${kv ? "KV" : "H"}${h}`),
-    title: kv ? "key/value head" : "head",
-  };
-}
-
 /** Flat row-major values over `shape` → nested arrays. */
 export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): Nested {
   if (shape.length === 0) return values[offset];
