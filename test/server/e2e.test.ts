@@ -200,7 +200,7 @@ for (const width of [1100, 1600]) {
       corrupted: longCorrupted,
       target: "resid_pre",
     });
-    await page.goto(`${base}/?${q}`);
+    await page.goto(withToken(`${base}/?${q}`));
     await page.waitForSelector("#patching-out[data-ready] svg", { timeout: 120_000 });
     const m = await page.$eval("#patching-panel", (panel) => {
       const box = panel.getBoundingClientRect();
