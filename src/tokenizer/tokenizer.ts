@@ -91,34 +91,6 @@ export abstract class BaseTokenizer implements Tokenizer {
   }
 }
 
-/**
- * GPT-2 BPE (`r50k_base`) through gpt-tokenizer. `<|endoftext|>` written in a prompt is the special
- * token, as in TransformerLens.
- */
-export class Gpt2BpeTokenizer extends BaseTokenizer {
-  readonly bosToken = BOS_TOKEN;
-  readonly eosToken = BOS_TOKEN;
-  readonly vocabSize = GPT2_VOCAB_SIZE;
-
-  encode(text: string): number[] {
-    return encode(text, { allowedSpecial: "all" });
-  }
-
-  decode(tokens: readonly number[]): string {
-    this.checkIds(tokens);
-    return decode(tokens as number[]);
-  }
-
-  /** Byte-level BPE has no word-initial marker: text after other text tokenizes as it stands. */
-  protected encodeContinuation(text: string): number[] {
-    return this.encode(text);
-  }
-
-  protected tokenStr(id: number): string {
-    return pieceText(id);
-  }
-}
-
 interface BpeCore {
   tryDecodeToken(id: number): string | Uint8Array | undefined;
 }
@@ -149,6 +121,34 @@ function pieceText(id: number): string {
       }
     }
     return "";
+  }
+}
+
+/**
+ * GPT-2 BPE (`r50k_base`) through gpt-tokenizer. `<|endoftext|>` written in a prompt is the special
+ * token, as in TransformerLens.
+ */
+export class Gpt2BpeTokenizer extends BaseTokenizer {
+  readonly bosToken = BOS_TOKEN;
+  readonly eosToken = BOS_TOKEN;
+  readonly vocabSize = GPT2_VOCAB_SIZE;
+
+  encode(text: string): number[] {
+    return encode(text, { allowedSpecial: "all" });
+  }
+
+  decode(tokens: readonly number[]): string {
+    this.checkIds(tokens);
+    return decode(tokens as number[]);
+  }
+
+  /** Byte-level BPE has no word-initial marker: text after other text tokenizes as it stands. */
+  protected encodeContinuation(text: string): number[] {
+    return this.encode(text);
+  }
+
+  protected tokenStr(id: number): string {
+    return pieceText(id);
   }
 }
 
