@@ -41,7 +41,7 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   const B = pairs.clean.length;
   const seeds = metricSeeds(model, opts.metric, opts.answers, B);
   const siteHooks = new Set(plans.flatMap((p) => p.sites.map((s) => s.hook)));
-  const allHooks = new Set(backwardCacheNames(model.cfg.nLayers));
+  const allHooks = new Set(backwardCacheNames(model.cfg));
   for (const h of siteHooks) {
     if (!allHooks.has(h))
       throw new Error(

@@ -33,6 +33,7 @@ export function cellLabel(r: PatchResult, flat: number): string {
       const label = r.labels[a]?.[i];
       if (axis === "layer") return `L${i}`;
       if (axis === "head") return `H${i}`;
+      if (axis === "kv_head") return `KV${i}`;
       if (label === undefined) return `${axis} ${i}`;
       return axis === "component" ? label : `${axis} ${i} ${formatToken(label)}`;
     })

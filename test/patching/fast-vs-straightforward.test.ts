@@ -9,6 +9,7 @@ import type { PatchTarget } from "../../src/patching/targets.ts";
 import type { PatchResult } from "../../src/patching/types.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { GPT2Config } from "../../src/weights/config.ts";
+import { LAYER_AND_HEAD_TARGETS } from "../helpers/patch-targets.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
 const cfg: GPT2Config = {
@@ -69,14 +70,7 @@ function assertSame(fast: PatchResult, slow: PatchResult, what: string): void {
 }
 
 const targets: [string, PatchTarget][] = [
-  ["resid_pre", { kind: "resid_pre" }],
-  ["resid_mid", { kind: "resid_mid" }],
-  ["attn_out", { kind: "attn_out" }],
-  ["mlp_out", { kind: "mlp_out" }],
-  ...(["z", "q", "k", "v", "pattern"] as const).map((c): [string, PatchTarget] => [
-    `head_${c}`,
-    { kind: "head", component: c },
-  ]),
+  ...LAYER_AND_HEAD_TARGETS,
   // Per position: z (head output) and pattern (per destination position); q/k/v share their code path.
   ["head_z per position", { kind: "head", component: "z", perPosition: true }],
   ["head_pattern per destination position", { kind: "head", component: "pattern", perPosition: true }],

@@ -36,7 +36,17 @@ export interface PatchInputs {
 type Figures = (ReportFigure & { figure: ChartFigure })[];
 
 const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
-const headLabels = (n: number) => Array.from({ length: n }, (_, h) => `H${h}`);
+/**
+ * Query heads are H0.. ("head"); k/v targets of grouped-query models index key/value heads, KV0..
+ * ("key/value head", result axis `kv_head`).
+ */
+function headAxis(r: PatchResult): { labels: (n: number) => string[]; title: string } {
+  const kv = r.axes[r.axes.length - 1] === "kv_head";
+  return {
+    labels: (n) => Array.from({ length: n }, (_, h) => `${kv ? "KV" : "H"}${h}`),
+    title: kv ? "key/value head" : "head",
+  };
+}
 
 /** Rows x cols values starting at `offset` of a flat row-major array, as values[row][col]. */
 const grid = (values: ArrayLike<number>, offset: number, rows: number, cols: number) =>
@@ -68,7 +78,9 @@ const SCALE_NOTE = "1 = the clean logit difference restored, 0 = no change from 
 
 /** Figures for a patching result; throws for result axes it does not know how to draw. */
 export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
-  const axes = r.axes.join(",");
+  const axes = r.axes.join(",").replace(/kv_head$/, "head");
+  const heads = headAxis(r);
+  const headLabels = heads.labels;
   const note = `${SCALE_NOTE}${methodNote(r)} ${largestCaption(r)}`;
   const common = { rowTitle: "layer", valueTitle: FRACTION_RESTORED };
   switch (axes) {
@@ -95,9 +107,9 @@ export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
             rowLabels: layerLabels(r.shape[0]),
             colLabels: headLabels(r.shape[1]),
             values: grid(r.values, 0, r.shape[0], r.shape[1]),
-            colTitle: "head",
+            colTitle: heads.title,
           }),
-          caption: `Each cell: ${FRACTION_RESTORED} when that head's ${r.target.replace(/^head_/, "")} is patched at every position. ${note}`,
+          caption: `Each cell: ${FRACTION_RESTORED} when that ${heads.title}'s ${r.target.replace(/^head_/, "")} is patched at every position. ${note}`,
         },
       ];
     case "component,layer,head": {
@@ -133,7 +145,7 @@ export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
             title: `Patching ${r.target} per destination position: layer × head`,
             rowLabels: layerLabels(L),
             colLabels: headLabels(H),
-            colTitle: "head",
+            colTitle: heads.title,
             panels,
           }),
           caption: `One panel per position, ONE shared colour scale. ${note}`,
