@@ -7,7 +7,7 @@ interface BenchOptions {
   only?: string;
 }
 
-const GROUPS = ["engine", "patching", "attribution", "index"] as const;
+const GROUPS = ["engine", "patching", "attribution", "index", "memory"] as const;
 type Group = (typeof GROUPS)[number];
 
 /**
@@ -82,6 +82,29 @@ export function register(program: Command): void {
         say(
           `indexing ${r.neurons} neurons: ${r.tokensPerSecond.toFixed(0)} tokens/s (stats update alone ${r.statsTokensPerSecond.toFixed(0)} tokens/s)`,
         );
+      }
+      if (groups.has("memory")) {
+        // Its own GPT-2-small-shaped checkpoint, loaded in a fresh child so the RSS figures are the load's.
+        const { mkdtempSync, rmSync } = await import("node:fs");
+        const { tmpdir } = await import("node:os");
+        const { join } = await import("node:path");
+        const { makeRandomCheckpoint } = await import("../src/weights/checkpoint.ts");
+        const { GPT2_SMALL_CONFIG } = await import("./gpt2-small.ts");
+        const { measureModelMemory, checkpointFloat32Bytes } = await import("./memory.ts");
+        const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-memory-"));
+        try {
+          makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: 1 });
+          const m = measureModelMemory(dir, await checkpointFloat32Bytes(dir), kernels.name);
+          figures.load_peak_ratio = m.load_peak_ratio;
+          figures.steady_ratio = m.steady_ratio;
+          figures.memory_load_s = m.load_s;
+          say(
+            `memory (fresh child, ${kernels.name}): load peak ${m.load_peak_ratio.toFixed(2)}x and steady ` +
+              `${m.steady_ratio.toFixed(2)}x the float32 weights (${(m.weight_bytes / 2 ** 20).toFixed(0)} MB)`,
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);
