@@ -269,17 +269,18 @@ export class EdgeForward {
       const gZ = kernels.bmm(gOut.subarray(h0 * N, (h0 + H) * N), w.W_O, H, rows, D, dh, true);
       const HN = H * rows * dh;
       const toBPH = (t: Float32Array) => positionsFirst(t, 1, rows, H, dh);
-      const att = attentionBackward(
-        toBPH(s.qkv.subarray(0, HN)),
-        toBPH(s.qkv.subarray(HN, 2 * HN)),
-        toBPH(s.qkv.subarray(2 * HN)),
-        positionsFirst(s.pattern, 1, B, H, P * P),
-        toBPH(gZ),
+      // Every head has its own (ungrouped) key and value here, so Hkv = H.
+      const att = attentionBackward({
+        q: toBPH(s.qkv.subarray(0, HN)),
+        k: toBPH(s.qkv.subarray(HN, 2 * HN)),
+        v: toBPH(s.qkv.subarray(2 * HN)),
+        pattern: positionsFirst(s.pattern, 1, B, H, P * P),
+        gZ: toBPH(gZ),
         B,
         P,
         H,
         dh,
-      );
+      });
       const gQkv = new Float32Array(3 * HN);
       for (const [i, g] of [att.gQ, att.gK, att.gV].entries())
         gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN);

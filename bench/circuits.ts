@@ -3,9 +3,10 @@
  * clean/corrupted pair, EAP and EAP-IG (5 steps) scores of every edge (~32k), and one evaluation of a
  * circuit with half the edges kept. Targets (docs/benchmarks.md): ≤ 2 s, ≤ 8 s, ≤ 1 s.
  */
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { mulberry32 } from "../util/random.ts";
-import { CircuitTask } from "./circuit-task.ts";
+
+import { CircuitTask } from "../src/circuits/circuit-task.ts";
+import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import { mulberry32 } from "../src/util/random.ts";
 
 export interface CircuitBenchResult {
   circuit_edges: number;
