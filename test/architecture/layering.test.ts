@@ -11,7 +11,8 @@ import { REPO_ROOT } from "../helpers/fixture.ts";
 
 /**
  * Lowest first. analysis sits below gradients (a logit metric and its gradient build on the logit
- * difference of analysis/answer-metrics.ts). viz sits above patching (its presets turn patching and attribution results into figures)
+ * difference of analysis/answer-metrics.ts). circuits sits above patching (it reuses the sweeps' abort checkpoint) and
+ * below viz. viz sits above patching and circuits (its presets turn their results into figures)
  * and below neurons (a neuron page is drawn with viz).
  */
 export const LAYERS = [
@@ -24,6 +25,7 @@ export const LAYERS = [
   ["analysis"],
   ["gradients"],
   ["patching"],
+  ["circuits"],
   ["viz"],
   ["corpus"],
   ["neurons"],
