@@ -2,19 +2,22 @@ import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { packageInfo } from "../util/package-info.ts";
 
 /**
  * Each `commands/*-cmd.ts` exports `register(program)`; they are discovered here so commands can be added
  * without editing this file. Command modules import heavy dependencies lazily, inside their actions.
+ * The published package holds the same modules compiled to `*-cmd.js` (beside their `.d.ts`).
  */
 async function buildProgram(): Promise<Command> {
   const program = new Command("circuitscope")
     .description("Mechanistic interpretability for GPT-2-style models")
+    .version(packageInfo().version, "-V, --version", "print circuitscope's version")
     .showHelpAfterError()
     .exitOverride();
   const dir = join(dirname(fileURLToPath(import.meta.url)), "commands");
   for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith("-cmd.ts"))
+    .filter((f) => /-cmd\.(ts|js)$/.test(f) && !f.endsWith(".d.ts"))
     .sort()) {
     const mod = (await import(join(dir, file))) as { register?: (p: Command) => void };
     mod.register?.(program);
