@@ -262,6 +262,27 @@ test("attention at a glance: a layer x head thumbnail grid of the real patterns;
   await again.close();
 });
 
+test("when the server refuses the all-heads grid (a prompt past its bound), the panel shows the one head asked for and says why", async () => {
+  const page = await newPage();
+  const refusal = "Every head's pattern for a 90-token prompt is more than the 1048576 one answer may hold.";
+  // The fixture's context (64 tokens) never reaches the bound, so the refusal is the server's, replayed.
+  await page.route("**/api/attention", (route) =>
+    (route.request().postDataJSON() as { heads?: string }).heads === "all"
+      ? route.fulfill({ status: 400, contentType: "application/json", json: { error: { message: refusal } } })
+      : route.continue(),
+  );
+  await page.goto(withToken(`${base}/?${new URLSearchParams({ prompt: clean[0], head: "2.3" })}`));
+  await page.waitForSelector("#attention-out[data-ready] .cs-attention");
+  const shown = await readAttentionPanel(page);
+  assert.equal(shown.thumbs.length, 0, "no grid");
+  assert.equal(shown.openTitle, "L2H3");
+  assert.match(
+    await page.locator("#attention-out .caption").innerText(),
+    /No all-heads grid: Every head's pattern/,
+  );
+  await page.close();
+});
+
 test("no page errors along the way (besides the deliberately rejected over-long prompt and token-less page)", () => {
   const unexpected = pageErrors.filter(
     (e) => !/status of (400 \(Bad Request\)|401 \(Unauthorized\))/.test(e),
