@@ -4,7 +4,7 @@
  */
 import type { AttentionFigure } from "../../viz/figure.ts";
 import { ApiCallError, api } from "./api.ts";
-import { showBusy, showError } from "./dom.ts";
+import { el, showBusy, showError } from "./dom.ts";
 import { showFigure } from "./figure-panel.ts";
 
 export interface AttentionRequest {
@@ -21,7 +21,25 @@ const CAPTION =
 /** The last prompt's all-heads figure: picking another head of the same prompt needs no model run. */
 let shown: { prompt: string; fig: AttentionFigure } | null = null;
 
-export async function showAttention(out: HTMLElement, req: AttentionRequest): Promise<void> {
+/** One head's pattern over the prompt. */
+export async function showAttention(
+  out: HTMLElement,
+  prompt: string,
+  layer: number,
+  head: number,
+): Promise<void> {
+  delete out.dataset.ready;
+  showBusy(out, `Computing the attention pattern of L${layer}H${head}…`);
+  try {
+    const fig = await api.post<AttentionFigure>("/api/attention", { prompt, layer, head });
+    await showFigure(out, fig);
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+/** Every head of the prompt as thumbnails, with `req.head` (or the first head) opened below them. */
+export async function showAttentionGrid(out: HTMLElement, req: AttentionRequest): Promise<void> {
   delete out.dataset.ready;
   const label = req.head ? `L${req.head[0]}H${req.head[1]}` : undefined;
   try {
@@ -50,18 +68,9 @@ export async function showAttention(out: HTMLElement, req: AttentionRequest): Pr
     });
   } catch (err) {
     // The grid is refused for long prompts (its size is bounded); one head still fits.
-    if (err instanceof ApiCallError && err.status === 400 && req.head) return showOneHead(out, req, err);
-    showError(out, err);
-  }
-}
-
-async function showOneHead(out: HTMLElement, req: AttentionRequest, gridError: ApiCallError): Promise<void> {
-  const [layer, head] = req.head as [number, number];
-  showBusy(out, `Computing the attention pattern of L${layer}H${head}…`);
-  try {
-    const fig = await api.post<AttentionFigure>("/api/attention", { prompt: req.prompt, layer, head });
-    await showFigure(out, fig, `No all-heads grid: ${gridError.message}`);
-  } catch (err) {
-    showError(out, err);
+    if (err instanceof ApiCallError && err.status === 400 && req.head) {
+      await showAttention(out, req.prompt, ...req.head);
+      out.append(el("p", { className: "caption", text: `No all-heads grid: ${err.message}` }));
+    } else showError(out, err);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
-import { showAttention } from "./attention-panel.ts";
+import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { byId, showError } from "./dom.ts";
 import { showNeuron } from "./neuron-panel.ts";
@@ -42,7 +42,7 @@ async function showHead(state: ViewState): Promise<void> {
   const pair = state.head ? parsePair(state.head) : null;
   if (state.head && !pair)
     return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
-  await showAttention(out, {
+  await showAttentionGrid(out, {
     prompt: state.prompt,
     head: pair,
     onSelect: (layer, head) => {
