@@ -188,6 +188,8 @@ async function readAttentionPanel(page: Page) {
         col: Number(b.style.gridColumn),
         label: b.title,
         selected: b.getAttribute("aria-selected") === "true",
+        // the label's text and background colours, as drawn (the page's own button style must not hide it)
+        ink: [getComputedStyle(b).color, getComputedStyle(b).backgroundColor],
         // pixel (src, dest) is at (x, y): rows of the image are destinations
         pixels: Array.from({ length: n * n }, (_, k) => [...rgba].slice(4 * k, 4 * k + 3)),
       };
@@ -235,6 +237,14 @@ test("attention at a glance: a layer x head thumbnail grid of the real patterns;
     });
   }
   assert.equal(places.size, nLayers * nHeads, "every (layer, head) has its own place");
+  const luminance = (css: string) => {
+    const [r, g, b] = (css.match(/\d+/g) ?? []).map(Number);
+    return 0.299 * r + 0.587 * g + 0.114 * b;
+  };
+  for (const t of shown.thumbs) {
+    const [text, background] = t.ink.map(luminance);
+    assert.ok(Math.abs(text - background) > 100, `${t.label}'s label is legible: ${t.ink.join(" on ")}`);
+  }
   assert.equal(shown.openTitle, "L1H2", "the URL's head is opened");
   assert.deepEqual(
     shown.thumbs.filter((t) => t.selected).map((t) => t.label),
