@@ -8,8 +8,8 @@ import { attributionHookNames } from "../src/analysis/attribute.ts";
 import { compositionScores, fullQkCircuit } from "../src/analysis/circuits.ts";
 import { logitAttrs, logitDiffDirections, neuronLogitAttrs } from "../src/analysis/logit-attribution.ts";
 import { accumulatedResid, decomposeResid, stackHeadResults } from "../src/analysis/residual-stack.ts";
-import { medianMs, randomGpt2Small } from "../src/bench/gpt2-small.ts";
 import { mulberry32 } from "../src/util/random.ts";
+import { medianMs, randomGpt2Small } from "./gpt2-small.ts";
 
 const { values: args } = parseArgs({
   options: {

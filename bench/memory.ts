@@ -73,17 +73,23 @@ export function measureModelMemory(dir: string, weightBytes: number, backend = "
   };
 }
 
-if (process.argv[2] === "--child") {
-  await child(process.argv[3], process.argv[4] ?? "onnx");
-} else if (import.meta.url === `file://${process.argv[1]}` && process.argv[2]) {
+/** float32 bytes of every tensor in a checkpoint directory's model.safetensors (header only). */
+export async function checkpointFloat32Bytes(dir: string): Promise<number> {
   const { SafetensorsReader } = await import("../src/weights/safetensors.ts");
   const { join } = await import("node:path");
-  const reader = SafetensorsReader.open(join(process.argv[2], "model.safetensors"));
+  const reader = SafetensorsReader.open(join(dir, "model.safetensors"));
   let floats = 0;
   for (const info of reader.tensors.values()) floats += info.shape.reduce((a, b) => a * b, 1);
   reader.close();
+  return floats * 4;
+}
+
+if (process.argv[2] === "--child") {
+  await child(process.argv[3], process.argv[4] ?? "onnx");
+} else if (import.meta.url === `file://${process.argv[1]}` && process.argv[2]) {
   const backend = process.argv.includes("--backend")
     ? process.argv[process.argv.indexOf("--backend") + 1]
     : "onnx";
-  console.log(JSON.stringify(measureModelMemory(process.argv[2], floats * 4, backend), null, 1));
+  const bytes = await checkpointFloat32Bytes(process.argv[2]);
+  console.log(JSON.stringify(measureModelMemory(process.argv[2], bytes, backend), null, 1));
 }

@@ -6,6 +6,7 @@
 import type { ActivationCache } from "../model/activation-cache.ts";
 import { normalizeStack } from "../model/normalization.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { type TokenPerPrompt, tokensPerPrompt } from "./answer-metrics.ts";
 import { gatherPositions, type PositionSelection, type PositionSpec, selectPositions } from "./positions.ts";
 import type { AnalysisModel, ResidStack } from "./residual-stack.ts";
 
@@ -33,15 +34,6 @@ export interface LogitDirections {
   offsets: Float64Array;
 }
 
-function perPrompt(tokens: number | readonly number[], batch: number, what: string): number[] {
-  const list = typeof tokens === "number" ? new Array<number>(batch).fill(tokens) : [...tokens];
-  if (list.length !== batch)
-    throw new Error(
-      `Got ${list.length} ${what} tokens for ${batch} prompts: pass one per prompt, or a single one`,
-    );
-  return list;
-}
-
 /**
  * `W_U[:, answer] - W_U[:, wrong]` per prompt (the logit-difference direction). When the final LayerNorm
  * is not folded into W_U (no weight processing), its weight is folded into the direction and its bias
@@ -49,21 +41,17 @@ function perPrompt(tokens: number | readonly number[], batch: number, what: stri
  */
 export function logitDiffDirections(
   model: AnalysisModel,
-  answers: number | readonly number[],
-  wrongs: number | readonly number[],
+  answers: TokenPerPrompt,
+  wrongs: TokenPerPrompt,
   batch: number,
 ): LogitDirections {
   const { dModel: D, dVocab: V } = model.cfg;
-  const a = perPrompt(answers, batch, "answer");
-  const w = perPrompt(wrongs, batch, "wrong");
+  const a = tokensPerPrompt(answers, batch, V, "answer");
+  const w = tokensPerPrompt(wrongs, batch, V, "wrong");
   const { W_U, b_U, lnFinal } = model.weights;
   const dirs = new Float32Array(batch * D);
   const offsets = new Float64Array(batch);
   for (let b = 0; b < batch; b++) {
-    for (const t of [a[b], w[b]]) {
-      if (!Number.isInteger(t) || t < 0 || t >= V)
-        throw new Error(`Token ${t} is outside the vocabulary (0..${V - 1})`);
-    }
     let off = b_U.data[a[b]] - b_U.data[w[b]];
     for (let d = 0; d < D; d++) {
       const diff = W_U.data[d * V + a[b]] - W_U.data[d * V + w[b]];

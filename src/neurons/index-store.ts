@@ -183,11 +183,16 @@ function readTyped<T>(dir: string, name: string, ctor: TypedCtor<T>): T {
 
 function writeAtomic(path: string, data: ArrayBufferView | string): void {
   const tmp = `${path}.tmp`;
-  writeFileSync(
-    tmp,
-    typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  );
-  renameSync(tmp, path);
+  try {
+    writeFileSync(
+      tmp,
+      typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Are two settings equal (so their indexes can be resumed into or merged)? Names the first difference. */

@@ -4,6 +4,7 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
+import { stridesOf } from "../tensor/tensor.ts";
 import type { ModelConfig } from "../weights/config.ts";
 
 export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
@@ -37,8 +38,11 @@ export type PatchTarget =
    * heads sharing one show the same value.
    */
   | { kind: "head_all" }
-  /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
-  | { kind: "neurons"; layer: number; pos?: number }
+  /**
+   * Each `mlp.hook_post` unit, at every position or only at `pos`: of `layer` ([d_mlp]), or of every
+   * layer ([layer, d_mlp]) when no layer is given.
+   */
+  | { kind: "neurons"; layer?: number; pos?: number }
   /** [n_sets]: each set of indices of one hook patched together. */
   | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
   /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
@@ -94,12 +98,36 @@ export function hookLayout(hook: string, cfg: ModelConfig, n: number): HookLayou
   return seq([D]);
 }
 
-function headSelector(component: HeadComponent, head: number, pos: number | null): Selector {
-  return component === "pattern" ? [head, pos, null] : [pos, head, null];
+/** One head's slice of a head component's hook: every position, or only (destination) position `pos`. */
+export function headSite(opts: {
+  layer: number;
+  head: number;
+  component: HeadComponent;
+  pos?: number | null;
+}): PatchSite {
+  const { layer, head, component } = opts;
+  const pos = opts.pos ?? null;
+  return component === "pattern"
+    ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
+    : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
 }
 
-function headHook(layer: number, component: HeadComponent): string {
-  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
+/**
+ * One part of query head `head`: its own q, z or pattern slice; for k and v, the slice of the key/value
+ * head it reads (with grouped-query attention, shared by nHeads / nKvHeads query heads).
+ */
+export function queryHeadPartSite(
+  cfg: { nHeads: number; nKvHeads: number },
+  opts: { layer: number; head: number; component: HeadComponent; pos?: number | null },
+): PatchSite {
+  const kv = opts.component === "k" || opts.component === "v";
+  const head = kv ? Math.floor(opts.head / (cfg.nHeads / cfg.nKvHeads)) : opts.head;
+  return headSite({ ...opts, head });
+}
+
+/** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
+export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
+  return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
 const RESID_HOOKS = {
@@ -109,11 +137,9 @@ const RESID_HOOKS = {
   mlp_out: "hook_mlp_out",
 } as const;
 
-export type TargetName = (typeof TARGET_NAMES)[number];
-
 /**
  * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
- * `targetName`. `neurons` needs a layer; `perPosition` applies to head targets.
+ * `targetName`. `neurons` without a layer means every layer; `perPosition` applies to head targets.
  */
 export function targetFromName(
   name: string,
@@ -122,11 +148,7 @@ export function targetFromName(
   if (!(TARGET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`Unknown patching target "${name}": use one of ${TARGET_NAMES.join(", ")}`);
   }
-  if (name === "neurons") {
-    if (opts.layer === undefined)
-      throw new Error("The neurons target needs a layer (the MLP layer whose neurons to patch)");
-    return { kind: "neurons", layer: opts.layer, pos: opts.pos };
-  }
+  if (name === "neurons") return { kind: "neurons", layer: opts.layer, pos: opts.pos };
   if (name === "head_all") return { kind: "head_all" };
   if (name.startsWith("head_")) {
     return { kind: "head", component: name.slice(5) as HeadComponent, perPosition: opts.perPosition };
@@ -166,13 +188,12 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
     case "head": {
       const c = target.component;
       const nh = heads(c);
-      for (let l = 0; l < L; l++) {
-        const hook = headHook(l, c);
+      for (let layer = 0; layer < L; layer++) {
         if (target.perPosition) {
-          for (let p = 0; p < nPos; p++)
-            for (let h = 0; h < nh; h++) sites.push({ hook, selectors: [headSelector(c, h, p)] });
+          for (let pos = 0; pos < nPos; pos++)
+            for (let head = 0; head < nh; head++) sites.push(headSite({ layer, head, component: c, pos }));
         } else {
-          for (let h = 0; h < nh; h++) sites.push({ hook, selectors: [headSelector(c, h, null)] });
+          for (let head = 0; head < nh; head++) sites.push(headSite({ layer, head, component: c }));
         }
       }
       return target.perPosition
@@ -180,12 +201,9 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
         : { target: name, axes: ["layer", headAxis(c)], shape: [L, nh], sites };
     }
     case "head_all":
-      for (const c of HEAD_COMPONENTS)
-        for (let l = 0; l < L; l++)
-          for (let h = 0; h < H; h++) {
-            const head = kv(c) ? Math.floor(h / group) : h; // the key/value head query head h reads
-            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, head, null)] });
-          }
+      for (const component of HEAD_COMPONENTS)
+        for (let layer = 0; layer < L; layer++)
+          for (let head = 0; head < H; head++) sites.push(queryHeadPartSite(cfg, { layer, head, component }));
       return {
         target: name,
         axes: ["component", "layer", "head"],
@@ -193,11 +211,15 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
         sites,
       };
     case "neurons": {
-      checkRange("layer", target.layer, L, "--layer");
+      if (target.layer !== undefined) checkRange("layer", target.layer, L, "--layer");
       if (target.pos !== undefined) checkRange("position", target.pos, nPos, "--pos");
-      const hook = blockHookName(target.layer, "mlp.hook_post");
-      for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
-      return { target: name, axes: ["neuron"], shape: [dMlp], sites };
+      const layers = target.layer === undefined ? Array.from({ length: L }, (_, l) => l) : [target.layer];
+      for (const layer of layers)
+        for (let neuron = 0; neuron < dMlp; neuron++)
+          sites.push(neuronSite({ layer, neuron, pos: target.pos }));
+      return target.layer === undefined
+        ? { target: name, axes: ["layer", "neuron"], shape: [L, dMlp], sites }
+        : { target: name, axes: ["neuron"], shape: [dMlp], sites };
     }
     case "custom":
       target.indexSets.forEach((set, i) => {
@@ -258,7 +280,7 @@ export function selectElements(
   const offsets: number[] = [];
   const positions: number[] = [];
   const seen = new Set<number>();
-  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
+  const strides = stridesOf(shape);
   for (const sel of selectors) {
     if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
     const walk = (axis: number, off: number, pos: number): void => {

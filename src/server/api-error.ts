@@ -25,12 +25,3 @@ export class ApiError extends Error {
     return { error: { message: this.message, ...(this.fix ? { fix: this.fix } : {}) } };
   }
 }
-
-/**
- * Engine errors read "<problem>: <fix>" (e.g. "... is 3 tokens, not a single token. Answers must be one
- * token: ..."); input errors from the model become 400s with the message intact.
- */
-export function badInput(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  return new ApiError(400, err instanceof Error ? err.message : String(err));
-}

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
-import { gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import {
@@ -112,7 +112,8 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     info,
     queue,
     quickTimeoutMs: opts.quickTimeoutMs ?? DEFAULT_QUICK_TIMEOUT_MS,
-    checks: new RequestChecks(info.cfg, gpt2Tokenizer()),
+    // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
+    checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));

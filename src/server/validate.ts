@@ -3,7 +3,7 @@
  * must fit the context, answers must be single tokens, layers and heads must exist. Each error says
  * which field is wrong and how to fix it.
  */
-import type { Gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { GPT2Config } from "../weights/config.ts";
 import { ApiError } from "./api-error.ts";
 
@@ -13,7 +13,7 @@ export const MAX_ALL_HEADS_VALUES = 1 << 20;
 export class RequestChecks {
   constructor(
     private readonly cfg: GPT2Config,
-    readonly tokenizer: Gpt2Tokenizer,
+    readonly tokenizer: Tokenizer,
   ) {}
 
   /** Tokens of a prompt (BOS prepended, as every model run here does), which must fit the context. */
@@ -22,7 +22,7 @@ export class RequestChecks {
     if (tokens.length > this.cfg.nCtx) {
       throw new ApiError(
         400,
-        `The ${field} is ${tokens.length} tokens (with the <|endoftext|> prepended) but the model's context is ${this.cfg.nCtx} tokens.`,
+        `The ${field} is ${tokens.length} tokens (with the BOS token prepended) but the model's context is ${this.cfg.nCtx} tokens.`,
         `Shorten the ${field} to at most ${this.cfg.nCtx - 1} tokens of text.`,
       );
     }

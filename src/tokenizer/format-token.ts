@@ -9,7 +9,7 @@
  */
 
 /** GPT-2's byte <-> printable-character table (bytes_to_unicode): printable Latin-1 maps to itself. */
-const BYTE_OF_CHAR: Map<string, number> = (() => {
+export const BYTE_OF_CHAR: Map<string, number> = (() => {
   const direct: number[] = [];
   for (let b = 0x21; b <= 0x7e; b++) direct.push(b);
   for (let b = 0xa1; b <= 0xac; b++) direct.push(b);
@@ -30,7 +30,7 @@ function byteEscape(b: number): string {
 }
 
 /** Bytes as text when they are valid UTF-8, otherwise one `<0xNN>` escape per byte. */
-function bytesToText(bytes: readonly number[]): string {
+export function bytesToText(bytes: readonly number[]): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
   } catch {
@@ -55,7 +55,7 @@ function byteLevelPiece(token: string): number[] | null {
 }
 
 /** The text a token stands for: raw tokenizer pieces decoded, bytes that are not a whole character escaped. */
-function tokenText(token: string): string {
+export function tokenText(token: string): string {
   const sp = SENTENCEPIECE_BYTE.exec(token);
   if (sp) return bytesToText([Number.parseInt(sp[1], 16)]);
   const bytes = byteLevelPiece(token);

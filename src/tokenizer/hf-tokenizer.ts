@@ -7,12 +7,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from "../weights/checkpoint-files.ts";
+import { BYTE_OF_CHAR, bytesToText, tokenText } from "./format-token.ts";
 import { BaseTokenizer } from "./tokenizer.ts";
 
-/** SentencePiece's word-initial marker. */
-const SP_SPACE = "▁";
-/** Byte-level BPE's printable stand-ins for bytes (GPT-2's `bytes_to_unicode`). */
-const BYTE_LEVEL = byteLevelDecoder();
 /** Text no tokenizer merges with what follows it, to tokenize `text` as it would be after other text. */
 const ANCHOR = "\n";
 
@@ -83,49 +80,13 @@ export class HfTokenizer extends BaseTokenizer {
     return ids.slice(anchor.length);
   }
 
+  /** The piece's text: `▁`/`Ġ` as a space, byte pieces decoded, bytes that are no character alone as `<0xE2>`. */
   protected tokenStr(id: number): string {
     const piece = this.lib.id_to_token(id) ?? "";
     if (this.specialIds.has(id)) return piece;
-    if (this.byteLevel) return byteLevelText(piece);
-    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
-    if (byte) {
-      // Byte fallback: printable ASCII and whitespace read as themselves; other bytes stay `<0xE2>`.
-      const b = Number.parseInt(byte[1], 16);
-      return b < 0x80 && (b >= 0x20 || b === 0x0a || b === 0x09 || b === 0x0d)
-        ? String.fromCharCode(b)
-        : piece;
-    }
-    return piece.replaceAll(SP_SPACE, " ");
-  }
-}
-
-/** GPT-2's byte ↔ printable-character table, inverted: character → byte. */
-function byteLevelDecoder(): Map<string, number> {
-  const printable: number[] = [];
-  for (let b = 33; b <= 126; b++) printable.push(b);
-  for (let b = 161; b <= 172; b++) printable.push(b);
-  for (let b = 174; b <= 255; b++) printable.push(b);
-  const map = new Map<string, number>();
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const code = printable.includes(b) ? b : 256 + extra++;
-    map.set(String.fromCodePoint(code), b);
-  }
-  return map;
-}
-
-/** A byte-level token's text; bytes that are not whole UTF-8 characters alone shown as `<0xE2>`. */
-function byteLevelText(piece: string): string {
-  const bytes: number[] = [];
-  for (const ch of piece) {
-    const b = BYTE_LEVEL.get(ch);
-    if (b === undefined) return piece; // not byte-level encoded (e.g. an added token)
-    bytes.push(b);
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
-  } catch {
-    return bytes.map((b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`).join("");
+    if (!this.byteLevel) return tokenText(piece); // SentencePiece: ▁ and <0xNN> byte fallback
+    const bytes = [...piece].map((ch) => BYTE_OF_CHAR.get(ch));
+    return bytes.every((b) => b !== undefined) ? bytesToText(bytes as number[]) : piece;
   }
 }
 

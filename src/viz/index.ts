@@ -21,7 +21,6 @@ export type {
   TokenFigure,
   TokenViewData,
 } from "./figure.ts";
-export { isChartFigure } from "./figure.ts";
 export { browserBundleJs } from "./html/browser-bundle.ts";
 export {
   jsonForScript,

@@ -7,7 +7,7 @@ import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
-import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
+import { loadFixtureModel, referenceJson, referenceTensor } from "../helpers/reference.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
@@ -146,6 +146,22 @@ test("attribution reports the model's logit difference and one heatmap row per l
   assert.ok(Math.abs(r.json.logitDiff - diff) < 1e-3);
   assert.equal(r.json.heads.length, model.cfg.nLayers);
   assert.equal(r.json.figures.heads.kind, "heatmap");
+  // Head values: the fixture's reference (TransformerLens, float64) is the mean over its two clean prompts.
+  const second = await post("/api/attribution", {
+    prompt: referenceJson.prompts.clean[1],
+    answer: ANSWER,
+    wrong: WRONG,
+  });
+  const ref = referenceTensor("attr.heads");
+  const { nLayers, nHeads } = model.cfg;
+  for (let l = 0; l < nLayers; l++)
+    for (let h = 0; h < nHeads; h++) {
+      const got = (r.json.heads[l][h] + second.json.heads[l][h]) / 2;
+      assert.ok(
+        Math.abs(got - ref.data[l * nHeads + h]) < 1e-4,
+        `L${l}H${h}: ${got} vs ${ref.data[l * nHeads + h]}`,
+      );
+    }
 });
 
 test("bad requests are rejected with a message and a fix, and the server keeps serving", async () => {

@@ -1,4 +1,4 @@
-/** Starts the explorer on the fixture model, listening on 127.0.0.1 at a free port. */
+/** Starts the explorer on the fixture model (or another), listening on 127.0.0.1 at a free port. */
 import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
@@ -13,9 +13,13 @@ export interface FixtureServer {
   api(path: string, init?: RequestInit): Promise<Response>;
 }
 
-export async function startFixtureServer(opts: Omit<ServerOptions, "model"> = {}): Promise<FixtureServer> {
+/** `model`: the fixture by default, or any model name or directory (e.g. the bundled "stories260k"). */
+export async function startFixtureServer(
+  opts: Omit<ServerOptions, "model"> = {},
+  model: string = FIXTURE_DIR,
+): Promise<FixtureServer> {
   const server = await createServer({
-    model: { model: FIXTURE_DIR, backend: "onnx", process: true },
+    model: { model, backend: "onnx", process: true },
     ...opts,
   });
   const base = await server.app.listen({ port: 0, host: "127.0.0.1" });

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { nest } from "../../tensor/tensor.ts";
 import {
   addModelOptions,
   collect,
@@ -53,7 +54,7 @@ export function register(program: Command): void {
       const result: Record<string, number[][]> = {};
       for (const m of modes) {
         const s = compositionScores(model, m);
-        result[m] = Array.from({ length: N }, (_, i) => Array.from(s.subarray(i * N, (i + 1) * N)));
+        result[m] = nest(s, [N, N]) as number[][];
       }
       if (opts.html) {
         const { writeHeatmapPage } = await import("../heatmap-page.ts");

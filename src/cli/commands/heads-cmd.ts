@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { nest } from "../../tensor/tensor.ts";
 import {
   addModelOptions,
   collect,
@@ -84,7 +85,7 @@ export function register(program: Command): void {
       const result: Record<string, number[][]> = {};
       for (const kind of kinds) {
         const scores = detectHeads(model, sequences, kind as (typeof KINDS)[number], { excludeBos: true });
-        result[kind] = Array.from({ length: L }, (_, l) => Array.from(scores.subarray(l * H, (l + 1) * H)));
+        result[kind] = nest(scores, [L, H]) as number[][];
       }
       if (opts.html) {
         const { writeHeatmapPage } = await import("../heatmap-page.ts");

@@ -93,7 +93,13 @@ export function register(program: Command): void {
       let total = opts.maxTokens ?? 0;
       if (!quiet && total === 0) {
         // Only for the bar's total: tokenizing is fast next to the model.
-        for (const c of corpusContexts(source, { contextLen: opts.contextLen })) total += c.tokens.length;
+        const tok = model.tokenizer;
+        const contexts = corpusContexts(source, {
+          contextLen: opts.contextLen,
+          encode: (t) => tok.encode(t),
+          bos: tok.bosToken,
+        });
+        for (const c of contexts) total += c.tokens.length;
       }
       const bar = createProgress({
         label: "Indexing",

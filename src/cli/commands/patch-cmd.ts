@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
+import { cellLabel } from "../../patching/result-format.ts";
 import { TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
-import { cellLabel, type PatchInputs } from "../../viz/presets/patch-figures.ts";
+import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
 import {
   addModelOptions,
   collect,
@@ -49,7 +50,7 @@ export function register(program: Command): void {
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token")
     .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
-    .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
+    .option("--layer <l>", "neurons: only this layer's (default: every layer's)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
     .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
     .option("--per-prompt", "also report each prompt's logit difference and fraction restored")
@@ -69,9 +70,6 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
-      // Attribution estimates every layer's neurons at once ([layer, neuron]) when no --layer is given.
-      if (opts.target === "neurons" && opts.layer === undefined && opts.method !== "attribution")
-        throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
       // A flag that is accepted must change the output: refuse the combinations that would ignore it.
@@ -94,11 +92,11 @@ export function register(program: Command): void {
         wrong: answerToken(model, opts.wrong, "--wrong"),
       };
       const { targetFromName } = await import("../../patching/targets.ts");
-      // Attribution estimates every layer's neurons at once when no --layer is given (exact needs one: checked above).
-      const allNeurons = opts.target === "neurons" && opts.layer === undefined;
-      const target = allNeurons
-        ? { kind: "neurons" as const, layer: -1 }
-        : targetFromName(opts.target, { layer: opts.layer, pos: opts.pos, perPosition: opts.byPos });
+      const target = targetFromName(opts.target, {
+        layer: opts.layer,
+        pos: opts.pos,
+        perPosition: opts.byPos,
+      });
 
       const progress = createProgress({
         label: `patch ${opts.target}`,
@@ -148,10 +146,7 @@ export function register(program: Command): void {
         }
         result =
           opts.method === "attribution"
-            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, {
-                ...sweep,
-                target: allNeurons ? { kind: "neurons", pos: opts.pos } : target,
-              })
+            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
             : await activationPatching(model, sweep);
       } catch (err) {
         if (stop.signal.aborted) {

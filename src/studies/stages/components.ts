@@ -6,7 +6,7 @@
 import { formatMeanCi, formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
-import { HEAD_COMPONENTS } from "../../patching/targets.ts";
+import { HEAD_COMPONENTS, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { tokenView } from "../../viz/views/view-figures.ts";
@@ -14,7 +14,7 @@ import { groupOf, normalise, type StudyContext } from "../context.ts";
 import { argmaxAbs, f2, pct } from "../format.ts";
 import { exactEffects } from "../pair-measures.ts";
 import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
-import { allHeadPartSites, HEAD_PARTS, headPartSite, neuronSite } from "../sites.ts";
+import { allHeadPartSites, HEAD_PARTS } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
 import { cellText, patchUnit } from "./patching.ts";
@@ -72,9 +72,11 @@ async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<C
     {
       kind: "sites",
       sites: [
-        ...topNeurons.map((t) => neuronSite(t.layer, t.neuron)),
+        ...topNeurons.map((t) => neuronSite({ layer: t.layer, neuron: t.neuron })),
         ...chosenHeads.flatMap((h) =>
-          HEAD_COMPONENTS.map((c) => headPartSite(ctx.model.cfg, h.layer, h.head, c)),
+          HEAD_COMPONENTS.map((component) =>
+            queryHeadPartSite(ctx.model.cfg, { layer: h.layer, head: h.head, component }),
+          ),
         ),
       ],
     },

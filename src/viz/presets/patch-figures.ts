@@ -4,8 +4,10 @@
  * say what the numbers are.
  */
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
+import { cellLabel } from "../../patching/result-format.ts";
 import { HEAD_COMPONENTS } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
+import { nest } from "../../tensor/tensor.ts";
 import { formatToken } from "../../tokenizer/format-token.ts";
 import { barChart } from "../charts/bar-chart.ts";
 import { heatmap, heatmapPanels } from "../charts/heatmap.ts";
@@ -34,13 +36,21 @@ export interface PatchInputs {
 type Figures = (ReportFigure & { figure: ChartFigure })[];
 
 const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
-const headLabels = (n: number) => Array.from({ length: n }, (_, h) => `H${h}`);
-
-function grid(values: ArrayLike<number>, offset: number, rows: number, cols: number): number[][] {
-  return Array.from({ length: rows }, (_, r) =>
-    Array.from({ length: cols }, (_, c) => values[offset + r * cols + c]),
-  );
+/**
+ * Query heads are H0.. ("head"); k/v targets of grouped-query models index key/value heads, KV0..
+ * ("key/value head", result axis `kv_head`).
+ */
+function headAxis(r: PatchResult): { labels: (n: number) => string[]; title: string } {
+  const kv = r.axes[r.axes.length - 1] === "kv_head";
+  return {
+    labels: (n) => Array.from({ length: n }, (_, h) => `${kv ? "KV" : "H"}${h}`),
+    title: kv ? "key/value head" : "head",
+  };
 }
+
+/** Rows x cols values starting at `offset` of a flat row-major array, as values[row][col]. */
+const grid = (values: ArrayLike<number>, offset: number, rows: number, cols: number) =>
+  nest(values, [rows, cols], offset) as number[][];
 
 /** Position axis labels: clean and corrupted token where they differ, else the result's own labels. */
 function positionLabels(r: PatchResult, posAxis: number, inputs?: PatchInputs): string[] {
@@ -49,30 +59,6 @@ function positionLabels(r: PatchResult, posAxis: number, inputs?: PatchInputs): 
     return pairPositionLabels(inputs.cleanTokens, inputs.corruptedTokens ?? []);
   const labels = r.labels[posAxis];
   return labels ? tokenPositionLabels(labels) : Array.from({ length: n }, (_, p) => `pos ${p}`);
-}
-
-/** "L3, pos 5 ·they" style name of one cell from its flat index (for captions and tables). */
-export function cellLabel(r: PatchResult, flat: number): string {
-  const parts: string[] = [];
-  let rest = flat;
-  for (let a = r.shape.length - 1; a >= 0; a--) {
-    const i = rest % r.shape[a];
-    rest = Math.floor(rest / r.shape[a]);
-    const label = r.labels[a]?.[i];
-    const axis = r.axes[a];
-    parts.unshift(
-      axis === "layer"
-        ? `L${i}`
-        : axis === "head"
-          ? `H${i}`
-          : label !== undefined
-            ? axis === "component"
-              ? label
-              : `${axis} ${i} ${formatToken(label)}`
-            : `${axis} ${i}`,
-    );
-  }
-  return parts.join(", ");
 }
 
 /** The cell with the largest |value|, named with its value, for captions. */
@@ -92,7 +78,9 @@ const SCALE_NOTE = "1 = the clean logit difference restored, 0 = no change from 
 
 /** Figures for a patching result; throws for result axes it does not know how to draw. */
 export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
-  const axes = r.axes.join(",");
+  const axes = r.axes.join(",").replace(/kv_head$/, "head");
+  const heads = headAxis(r);
+  const headLabels = heads.labels;
   const note = `${SCALE_NOTE}${methodNote(r)} ${largestCaption(r)}`;
   const common = { rowTitle: "layer", valueTitle: FRACTION_RESTORED };
   switch (axes) {
@@ -119,9 +107,9 @@ export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
             rowLabels: layerLabels(r.shape[0]),
             colLabels: headLabels(r.shape[1]),
             values: grid(r.values, 0, r.shape[0], r.shape[1]),
-            colTitle: "head",
+            colTitle: heads.title,
           }),
-          caption: `Each cell: ${FRACTION_RESTORED} when that head's ${r.target.replace(/^head_/, "")} is patched at every position. ${note}`,
+          caption: `Each cell: ${FRACTION_RESTORED} when that ${heads.title}'s ${r.target.replace(/^head_/, "")} is patched at every position. ${note}`,
         },
       ];
     case "component,layer,head": {
@@ -157,7 +145,7 @@ export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
             title: `Patching ${r.target} per destination position: layer × head`,
             rowLabels: layerLabels(L),
             colLabels: headLabels(H),
-            colTitle: "head",
+            colTitle: heads.title,
             panels,
           }),
           caption: `One panel per position, ONE shared colour scale. ${note}`,
@@ -252,15 +240,11 @@ export function comparisonFigures(cmps: readonly TargetComparison[]): {
     caption: `${c.target}: the largest disagreements (|estimate − exact|, ${FRACTION_RESTORED})`,
     columns: ["location", "estimate", "exact", "estimate − exact"],
     rows: c.worst.map((w) => [
-      cellLabel(c.exact, flatIndex(w.index, c.exact.shape)),
+      w.label,
       formatValue(w.estimate),
       formatValue(w.exact),
       formatValue(w.estimate - w.exact),
     ]),
   }));
   return { figures, tables };
-}
-
-function flatIndex(index: readonly number[], shape: readonly number[]): number {
-  return index.reduce((flat, i, a) => flat * shape[a] + i, 0);
 }

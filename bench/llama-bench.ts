@@ -2,11 +2,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HookedTransformer } from "../model/hooked-transformer.ts";
-import type { Kernels } from "../tensor/kernels.ts";
-import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
-import { parseHfConfig } from "../weights/families/index.ts";
-import { forwardTimer } from "./engine-bench.ts";
+import { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import type { Kernels } from "../src/tensor/kernels.ts";
+import { makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
+import { parseHfConfig } from "../src/weights/families/index.ts";
+import { forwardTimer } from "./engine.ts";
 import { peakRssMb } from "./gpt2-small.ts";
 
 /** SmolLM-135M's config.json fields that set its shape (GQA 9/3 heads, tied embeddings). */

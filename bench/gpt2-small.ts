@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HookedTransformer, type LoadOptions } from "../model/hooked-transformer.ts";
-import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
-import { type GPT2Config, gpt2Config } from "../weights/config.ts";
+import { HookedTransformer, type LoadOptions } from "../src/model/hooked-transformer.ts";
+import { makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
+import { type GPT2Config, gpt2Config } from "../src/weights/config.ts";
 
 /** GPT-2 small's shape (124M parameters). */
 export const GPT2_SMALL_CONFIG: GPT2Config = {

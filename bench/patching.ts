@@ -3,12 +3,13 @@
  * model with an 8-token clean/corrupted pair, and the speed-up over the straightforward path measured
  * on a subset of the same sweep in the same run.
  */
-import { randomGpt2Small } from "../bench/gpt2-small.ts";
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import type { KernelName } from "../tensor/kernels.ts";
-import { patchFast } from "./fast-patching.ts";
-import { patchStraightforward } from "./straightforward.ts";
-import type { PatchSweepOptions } from "./sweep.ts";
+
+import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import { patchFast } from "../src/patching/fast-patching.ts";
+import { patchStraightforward } from "../src/patching/straightforward.ts";
+import type { PatchSweepOptions } from "../src/patching/sweep.ts";
+import type { KernelName } from "../src/tensor/kernels.ts";
+import { randomGpt2Small } from "./gpt2-small.ts";
 
 export interface PatchingBenchResult {
   neuron_sweep_all_pos_s: number;

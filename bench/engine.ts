@@ -1,6 +1,6 @@
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import type { Kernels } from "../tensor/kernels.ts";
-import { mulberry32 } from "../util/random.ts";
+import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import type { Kernels } from "../src/tensor/kernels.ts";
+import { mulberry32 } from "../src/util/random.ts";
 import { medianMs } from "./gpt2-small.ts";
 
 /** GFLOP/s of y = x @ W for x [128 x 768], W [768 x 3072] on the given kernels. */

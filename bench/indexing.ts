@@ -6,14 +6,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomGpt2Small } from "../bench/gpt2-small.ts";
-import { nlpCorpusSource } from "../corpus/sources.ts";
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import type { KernelName } from "../tensor/kernels.ts";
-import { mulberry32, randn } from "../util/random.ts";
-import type { GPT2Config } from "../weights/config.ts";
-import { buildIndex } from "./build-index.ts";
-import { NeuronStats, type RowRefs } from "./neuron-stats.ts";
+import { nlpCorpusSource } from "../src/corpus/sources.ts";
+import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import { buildIndex } from "../src/neurons/build-index.ts";
+import { NeuronStats, type RowRefs } from "../src/neurons/neuron-stats.ts";
+import type { KernelName } from "../src/tensor/kernels.ts";
+import { mulberry32, randn } from "../src/util/random.ts";
+import type { GPT2Config } from "../src/weights/config.ts";
+import { randomGpt2Small } from "./gpt2-small.ts";
 
 export interface BenchIndexingOptions {
   backend?: KernelName;

@@ -4,12 +4,13 @@
  * of every target family at once (residual [layer, pos], every head's z/q/k/v/pattern, every neuron of
  * every layer). Target: the latter within 3x the former and under 10 s.
  */
-import { medianMs, randomGpt2Small } from "../bench/gpt2-small.ts";
-import { runWithGradients } from "../gradients/backward.ts";
-import { logitDiffMetric } from "../gradients/logit-metric.ts";
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import type { KernelName } from "../tensor/kernels.ts";
-import { type AttributionTarget, attributionPatchingAll } from "./attribution-patching.ts";
+
+import { runWithGradients } from "../src/gradients/backward.ts";
+import { logitDiffMetric } from "../src/gradients/logit-metric.ts";
+import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import { type AttributionTarget, attributionPatchingAll } from "../src/patching/attribution-patching.ts";
+import type { KernelName } from "../src/tensor/kernels.ts";
+import { medianMs, randomGpt2Small } from "./gpt2-small.ts";
 
 export interface AttributionBenchResult {
   attribution_all_s: number;
