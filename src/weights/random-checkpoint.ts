@@ -2,8 +2,9 @@
  * Writes a random but valid Hugging Face GPT-2 checkpoint directory, for tests and benchmarks
  * (no real weights can be downloaded here). Seeded, so the same options give the same bytes.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.ts";
 import { mulberry32, randn } from "../util/random.ts";
 import { type GPT2Config, toHfGpt2ConfigJson } from "./config.ts";
 import { CONFIG_FILE, expectedGpt2Tensors, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./gpt2-tensors.ts";
@@ -113,7 +114,5 @@ export function makeRandomCheckpoint(
 }
 
 function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
