@@ -6,6 +6,7 @@ import {
   parseLayerIndexList,
   printJson,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface AttentionOptions extends ModelCliOptions {
   prompt: string;
@@ -29,6 +30,10 @@ export function register(program: Command): void {
     .option("--png", "with --svg-dir, also write PNGs")
     .option("--json", "print only JSON: tokens and each head's [dest][src] pattern")
     .action(async (opts: AttentionOptions) => {
+      checkOutputPaths([
+        { path: opts.html, flag: "--html", kind: "file" },
+        { path: opts.svgDir, flag: "--svg-dir", kind: "dir" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { nLayers, nHeads } = model.cfg;
       const heads = opts.heads

@@ -10,6 +10,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface PatchOptions extends ModelCliOptions {
   clean: string[];
@@ -36,12 +37,11 @@ export function register(program: Command): void {
         "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
       ),
   )
-    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
+    .option("--clean <text>", "clean prompt (repeat for a batch)", collect)
     .option(
       "--corrupted <text>",
       "corrupted prompt, same token length as its clean prompt (repeat in order)",
       collect,
-      [],
     )
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token")
@@ -56,6 +56,8 @@ export function register(program: Command): void {
     .option("--no-prepend-bos", "do not prepend <|endoftext|>")
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
+      opts.clean ??= [];
+      opts.corrupted ??= [];
       if (!["exact", "attribution", "compare"].includes(opts.method))
         throw new UsageError(`Unknown --method "${opts.method}": use exact, attribution or compare`);
       if (!(TARGET_NAMES as readonly string[]).includes(opts.target))
@@ -72,6 +74,16 @@ export function register(program: Command): void {
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
 
+      opts.clean.forEach((clean, i) => {
+        if (clean === opts.corrupted[i])
+          throw new UsageError(
+            `${opts.clean.length === 1 ? "The" : `Pair ${i}:`} --clean and --corrupted prompts are identical (${JSON.stringify(clean)}), so patching has nothing to restore: give a corrupted prompt that differs.`,
+          );
+      });
+      checkOutputPaths([
+        { path: opts.out, flag: "--out", kind: "file" },
+        { path: opts.html, flag: "--html", kind: "file" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { activationPatching } = await import("../../patching/activation-patching.ts");
       const { answerToken } = await import("../../patching/pairs.ts");

@@ -7,6 +7,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface StudyOptions extends ModelCliOptions {
   out?: string;
@@ -43,10 +44,16 @@ export function register(program: Command): void {
       "--neuron-index <dir>",
       "a neuron index (circuitscope index): corpus examples on the top neurons' pages",
     )
-    .option("--overwrite", "replace an existing output directory")
+    .option("--overwrite", "replace an earlier circuitscope report at --out (never other files)")
     .option("--json", "print a JSON summary instead of progress and text")
     .action(async (opts: StudyOptions) => {
       if (!opts.out) throw new UsageError("No output directory: pass --out DIR");
+      // Everything that can be wrong with the inputs and outputs fails now, before minutes of model work.
+      checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
+      if (opts.prompts) {
+        const { readPromptFile } = await import("../../studies/contractions/prompts.ts");
+        readPromptFile(opts.prompts);
+      }
       const { makePlan } = await import("../../studies/contractions/plan.ts");
       const { runStudy } = await import("../../studies/contractions/run-study.ts");
       const { writeStudy } = await import("../../studies/contractions/write-study.ts");
