@@ -3,9 +3,9 @@
  * user's file; every pair validated against the tokenizer (single-token answers, equal lengths, the
  * final token is the pronoun) with the reason recorded for each dropped pair.
  */
-import { readFileSync } from "node:fs";
 import type { Gpt2Tokenizer } from "../../tokenizer/tokenizer.ts";
 import { mulberry32 } from "../../util/random.ts";
+import { readUtf8File } from "../../util/text-file.ts";
 import type { GroupSpec } from "./groups.ts";
 
 /** A clean/corrupted prompt pair. The corrupted prompt is the same sentence with the full verb form. */
@@ -285,6 +285,11 @@ function toPair(value: unknown, where: string): PromptPair {
       );
     }
   }
+  if (o.clean === o.corrupted) {
+    throw new Error(
+      `${where}: the clean and corrupted prompts are identical (${JSON.stringify(o.clean)}), so patching has nothing to restore; make the corrupted prompt differ.`,
+    );
+  }
   if (o.pronoun !== undefined && typeof o.pronoun !== "string") {
     throw new Error(`${where}: field "pronoun" must be a string when given.`);
   }
@@ -331,8 +336,9 @@ export function parsePromptFile(text: string, fileName = "prompt file"): PromptP
 export function readPromptFile(path: string): PromptPair[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readUtf8File(path, "Prompt file");
   } catch (e) {
+    if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(
       `Cannot read prompt file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check the path.`,
     );
