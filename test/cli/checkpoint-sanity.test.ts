@@ -1,6 +1,6 @@
 /** Damaged checkpoints are refused at load with the tensor or the config field named, never run into NaN. */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -19,6 +19,7 @@ function variant(
   config?: object,
 ): string {
   const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
   const reader = SafetensorsReader.open(join(FIXTURE_DIR, "model.safetensors"));
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [n, info] of reader.tensors) tensors[n] = { shape: info.shape, data: reader.readFloat32(n) };
