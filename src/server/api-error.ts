@@ -5,12 +5,20 @@ export interface ErrorBody {
 
 /** An error meant for the user: the message says what is wrong, `fix` what to do about it. */
 export class ApiError extends Error {
+  /** Extra response headers (e.g. Retry-After on a 429). */
+  readonly headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     message: string,
     readonly fix?: string,
   ) {
     super(message);
+  }
+
+  withHeader(name: string, value: string): this {
+    this.headers[name] = value;
+    return this;
   }
 
   toBody(): ErrorBody {

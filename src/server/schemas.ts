@@ -43,7 +43,7 @@ export const patchingJobBody = body(
 );
 export const jobIdParams = {
   type: "object",
-  properties: { id: { type: "string", pattern: "^[0-9]{1,12}$" } },
+  properties: { id: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } },
   required: ["id"],
 } as const;
 /** URL parameters arrive as strings; the handler parses them (validate.ts pathIndex) with a clear error. */

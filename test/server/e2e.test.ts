@@ -8,10 +8,11 @@ import type { Browser, Page } from "playwright-core";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { referenceJson } from "../helpers/reference.ts";
-import { startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
 let base: string;
+let withToken: FixtureServer["withToken"];
 let browser: Browser;
 const pageErrors: string[] = [];
 
@@ -19,7 +20,7 @@ const { clean, corrupted, answer, wrong } = referenceJson.prompts;
 
 before(async () => {
   browser = await launchBrowser();
-  ({ server, base } = await startFixtureServer());
+  ({ server, base, withToken } = await startFixtureServer());
 });
 after(async () => {
   await browser?.close();
@@ -34,7 +35,7 @@ async function newPage(): Promise<Page> {
 
 test("type a prompt: tokens and predictions appear, the URL records it; a reload shows the same view", async () => {
   const page = await newPage();
-  await page.goto(`${base}/`);
+  await page.goto(withToken(`${base}/`));
   await page.fill("#prompt", clean[0]);
   await page.fill("#answer", answer);
   await page.fill("#wrong", wrong);
@@ -48,13 +49,14 @@ test("type a prompt: tokens and predictions appear, the URL records it; a reload
   await page.waitForSelector("#attribution-out[data-ready] svg");
   await page.waitForSelector("#attention-out[data-ready] .cs-attention");
   const url = new URL(page.url());
+  assert.equal(url.searchParams.get("token"), null, "the token is kept out of the view's URL");
   assert.equal(url.searchParams.get("prompt"), clean[0]);
   assert.equal(url.searchParams.get("answer"), answer);
   assert.equal(url.searchParams.get("head"), "1.2");
   const before = await page.locator("#predictions-out").innerText();
 
   const again = await newPage();
-  await again.goto(page.url());
+  await again.goto(withToken(page.url()));
   await again.waitForSelector("#predictions-out[data-ready] table.predictions");
   assert.equal(await again.locator("#prompt").inputValue(), clean[0]);
   assert.equal(await again.locator("#predictions-out").innerText(), before);
@@ -67,7 +69,7 @@ test("type a prompt: tokens and predictions appear, the URL records it; a reload
 test("clicking a head cell of the attribution heatmap shows that head's attention", async () => {
   const page = await newPage();
   const q = new URLSearchParams({ prompt: clean[0], answer, wrong });
-  await page.goto(`${base}/?${q}`);
+  await page.goto(withToken(`${base}/?${q}`));
   await page.waitForSelector("#attribution-out[data-ready]");
   // Vega labels each heatmap cell with its row and column.
   const heatmap = page.locator("#attribution-out .figure").nth(1);
@@ -85,7 +87,7 @@ test("clicking a head cell of the attribution heatmap shows that head's attentio
 
 test("a patching job shows progress, then the heatmap; the URL reruns it", async () => {
   const page = await newPage();
-  await page.goto(`${base}/?${new URLSearchParams({ answer, wrong })}`);
+  await page.goto(withToken(`${base}/?${new URLSearchParams({ answer, wrong })}`));
   await page.fill("#clean", clean[0]);
   await page.fill("#corrupted", corrupted[0]);
   await page.selectOption("#target", "resid_pre");
@@ -123,7 +125,7 @@ test("a patching job shows progress, then the heatmap; the URL reruns it", async
     await page.screenshot({ path: process.env.SERVE_SCREENSHOT, fullPage: true });
   }
   const reloaded = await newPage();
-  await reloaded.goto(page.url());
+  await reloaded.goto(withToken(page.url()));
   await reloaded.waitForSelector("#patching-out[data-ready] svg");
   assert.equal(await reloaded.locator("#corrupted").inputValue(), corrupted[0]);
   assert.equal(await reloaded.locator("#target").inputValue(), "resid_pre");
@@ -133,7 +135,7 @@ test("a patching job shows progress, then the heatmap; the URL reruns it", async
 
 test("an over-long prompt shows a clear error naming the context size", async () => {
   const page = await newPage();
-  await page.goto(`${base}/`);
+  await page.goto(withToken(`${base}/`));
   await page.fill("#prompt", " the".repeat(80));
   await page.click("#run-prompt");
   const error = page.locator("#predictions-out .error");
@@ -145,7 +147,37 @@ test("an over-long prompt shows a clear error naming the context size", async ()
   await page.close();
 });
 
-test("no page errors along the way (besides the deliberately rejected over-long prompt)", () => {
-  const unexpected = pageErrors.filter((e) => !/status of 400 \(Bad Request\)/.test(e));
+test("the session token: taken from the URL, kept for reloads, required by the API", async () => {
+  const page = await newPage();
+  const apiTokens: (string | undefined)[] = [];
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/api/")) apiTokens.push(r.headers()["x-circuitscope-token"]);
+  });
+  await page.goto(withToken(`${base}/?prompt=Hello`));
+  await page.waitForSelector("#predictions-out[data-ready]");
+  assert.equal(new URL(page.url()).searchParams.get("token"), null, "token removed from the address bar");
+  assert.equal(new URL(page.url()).searchParams.get("prompt"), "Hello");
+  // A reload (address without the token) still works: the tab kept the token.
+  await page.reload();
+  await page.waitForSelector("#predictions-out[data-ready]");
+  assert.ok(apiTokens.length >= 4, `${apiTokens.length} API requests`);
+  assert.ok(
+    apiTokens.every((t) => t === server.token),
+    "every API request carried the session token header",
+  );
+  await page.close();
+  // A browser that never saw the token (a shared link without it) is refused with the fix.
+  const stranger = await newPage();
+  await stranger.goto(`${base}/?prompt=Hello`);
+  const error = stranger.locator("#page-error .error");
+  await error.waitFor();
+  assert.match(await error.innerText(), /session token.*\?token=/s);
+  await stranger.close();
+});
+
+test("no page errors along the way (besides the deliberately rejected over-long prompt and token-less page)", () => {
+  const unexpected = pageErrors.filter(
+    (e) => !/status of (400 \(Bad Request\)|401 \(Unauthorized\))/.test(e),
+  );
   assert.deepEqual(unexpected, []);
 });
