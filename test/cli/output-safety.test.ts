@@ -171,7 +171,10 @@ test("a bad output path of any writing command fails at once, before the model i
   assert.equal(readFileSync(aFile, "utf8"), "x");
   assert.deepEqual(readdirSync(aDir), ["keep.txt"]);
   // Nothing was started, so nothing (not even a temporary file) was written beside the outputs.
-  assert.deepEqual(readdirSync(root).filter((n) => /tmp/.test(n)), []);
+  assert.deepEqual(
+    readdirSync(root).filter((n) => /tmp/.test(n)),
+    [],
+  );
 });
 
 test("identical clean and corrupted prompts are refused before the model loads, and by the library", async () => {
