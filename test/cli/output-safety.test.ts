@@ -86,45 +86,29 @@ test("a bad output path of any writing command fails at once, before the model i
   mkdirSync(aDir, { recursive: true });
   writeFileSync(join(aDir, "keep.txt"), "keep");
   const m = ["--model", NO_MODEL];
+  const patch = [
+    "patch",
+    ...m,
+    "--clean",
+    "a b",
+    "--corrupted",
+    "a c",
+    "--answer",
+    "x",
+    "--wrong",
+    "y",
+    "-t",
+    "resid_pre",
+  ];
   const cases: { args: string[]; error: RegExp }[] = [
     { args: ["study", "contractions", ...m, "--out", aFile], error: /--out .* is a file, not a directory/ },
     { args: ["study", "contractions", ...m, "--out", aDir], error: /is not a circuitscope report/ },
     {
-      args: [
-        "patch",
-        ...m,
-        "--clean",
-        "a b",
-        "--corrupted",
-        "a c",
-        "--answer",
-        "x",
-        "--wrong",
-        "y",
-        "-t",
-        "resid_pre",
-        "--out",
-        aDir,
-      ],
+      args: [...patch, "--out", aDir],
       error: /--out .*a-dir is a directory: give a file path/,
     },
     {
-      args: [
-        "patch",
-        ...m,
-        "--clean",
-        "a b",
-        "--corrupted",
-        "a c",
-        "--answer",
-        "x",
-        "--wrong",
-        "y",
-        "-t",
-        "resid_pre",
-        "--html",
-        join(aFile, "p.html"),
-      ],
+      args: [...patch, "--html", join(aFile, "p.html")],
       error: /--html .*a-file.txt is a file, so nothing can be created under it/,
     },
     {

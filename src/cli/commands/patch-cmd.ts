@@ -187,7 +187,8 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
   if (perPrompt) {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
-      lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
+      const name = r.perPrompt.clean.length === 1 ? "The prompt" : `Prompt ${b}`;
+      lines.push(`${name}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
         lines.push(
           `  ${cellName(r, i).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
