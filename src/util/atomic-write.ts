@@ -57,6 +57,8 @@ export async function writeAtomically<T>(
     opts.replace?.();
     renameSync(tmp, resolve(target));
     return value;
+  } catch (err) {
+    throw blameTarget(err, tmp, target);
   } finally {
     endTemp(tmp);
   }
@@ -68,6 +70,8 @@ export function writeFileAtomic(path: string, contents: string | NodeJS.ArrayBuf
   try {
     writeFileSync(tmp, contents);
     renameSync(tmp, resolve(path));
+  } catch (err) {
+    throw blameTarget(err, tmp, path);
   } finally {
     endTemp(tmp);
   }
@@ -79,9 +83,18 @@ export function writeFileAtomicWith(path: string, build: (tmp: string) => void):
   try {
     build(tmp);
     renameSync(tmp, resolve(path));
+  } catch (err) {
+    throw blameTarget(err, tmp, path);
   } finally {
     endTemp(tmp);
   }
+}
+
+/** A file-system error about the temporary name is reported against the path the user asked for. */
+function blameTarget(err: unknown, tmp: string, target: string): unknown {
+  const sys = err as NodeJS.ErrnoException;
+  if (sys && typeof sys === "object" && sys.path === tmp) sys.path = resolve(target);
+  return err;
 }
 
 function beginTemp(target: string): string {
