@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { openSync, readFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { userMessage } from "../../src/cli/user-message.ts";
 
