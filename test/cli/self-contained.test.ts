@@ -6,10 +6,13 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
-test("no tracked file names ../shared or an absolute path of a particular machine", () => {
+// Spelled in pieces so that this file does not contain what it looks for.
+const NEEDLES = [["..", "shared"].join("/"), "/wo" + "rk/", "/ho" + "me/"];
+
+test("no tracked file names the sibling shared folder or an absolute path of a particular machine", () => {
   const files = execFileSync("git", ["ls-files", "-z"], { cwd: REPO_ROOT, encoding: "utf8" })
     .split("\0")
-    .filter((f) => f && f !== ".ci/run" && f !== "test/cli/self-contained.test.ts");
+    .filter((f) => f && f !== ".ci/run");
   assert.ok(files.length > 100, "git lists the repository's files");
   const offenders: string[] = [];
   for (const file of files) {
@@ -20,7 +23,7 @@ test("no tracked file names ../shared or an absolute path of a particular machin
       continue; // deleted in the working tree
     }
     if (text.includes("\0")) continue; // binary
-    for (const needle of ["../shared", "/work/", "/home/"]) {
+    for (const needle of NEEDLES) {
       if (text.includes(needle)) offenders.push(`${file}: ${needle}`);
     }
   }
