@@ -61,3 +61,14 @@ export function parseIntOption(name: string) {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/**
+ * Refuses a flag the user typed that the chosen mode would silently ignore (a flag that is accepted must
+ * do what it says). `flags` maps option keys (camelCase) to their flag spelling; `why` names the mode.
+ */
+export function rejectIgnoredFlags(cmd: Command, flags: Record<string, string>, why: string): void {
+  for (const [key, flag] of Object.entries(flags)) {
+    if (cmd.getOptionValueSource(key) === "cli")
+      throw new UsageError(`${flag} has no effect ${why}: drop it`);
+  }
+}

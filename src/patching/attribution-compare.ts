@@ -2,8 +2,10 @@
  * Attribution patching checked against exact activation patching on the same targets: per target, how
  * well the linear estimate tracks the real effect (correlation, slope) and where it is most wrong.
  */
+
 import { type LinearAgreement, linearAgreement } from "../analysis/correlation.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { formatToken } from "../tokenizer/format-token.ts";
 import { activationPatching } from "./activation-patching.ts";
 import {
   type AttributionOptions,
@@ -142,7 +144,7 @@ export function locationLabel(r: PatchResult, index: readonly number[]): string 
   return r.axes
     .map((a, i) => {
       const tok = r.labels[i]?.[index[i]];
-      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${JSON.stringify(tok)}`;
+      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${formatToken(tok)}`;
     })
     .join(", ");
 }
@@ -179,7 +181,7 @@ export function formatComparison(cmps: readonly TargetComparison[]): string {
       `${c.target}: correlation ${c.correlation.toFixed(3)}, slope ${c.slope.toFixed(3)} ` +
         `(estimate ≈ slope · exact + ${c.intercept.toFixed(3)}; ${c.n} cells)`,
     );
-    lines.push("  largest disagreements (normalised):");
+    lines.push("  largest disagreements (fraction restored):");
     for (const w of c.worst)
       lines.push(
         `    ${w.label.padEnd(30)} estimate ${w.estimate.toFixed(4).padStart(9)}  exact ${w.exact.toFixed(4).padStart(9)}`,

@@ -11,11 +11,10 @@ import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
 import { neuronReport } from "../neurons/neuron-report.ts";
 import { activationPatching } from "../patching/activation-patching.ts";
-import { heatmap } from "../viz/charts/heatmap.ts";
-import { lineChart } from "../viz/charts/line-chart.ts";
-import type { AttentionFigure, ChartFigure } from "../viz/figure.ts";
+import type { AttentionFigure } from "../viz/figure.ts";
 import type { ReportSection } from "../viz/html/report.ts";
-import { tokenPositionLabels } from "../viz/token-labels.ts";
+import { attributionFigures } from "../viz/presets/attribution-figures.ts";
+import { patchFigures, patchInputsList } from "../viz/presets/patch-figures.ts";
 import { attentionView } from "../viz/views/view-figures.ts";
 import { explorerTarget } from "./patch-targets.ts";
 
@@ -80,33 +79,24 @@ export function attributionTask(model: HookedTransformer, p: AttributionParams) 
   const { nLayers, nHeads } = model.cfg;
   const answer = model.toSingleToken(p.answer);
   const wrong = model.toSingleToken(p.wrong);
-  const r = attributionJson(
-    attributeLogitDiff(model, [model.toTokens(p.prompt)], answer, wrong),
+  const result = attributeLogitDiff(model, [model.toTokens(p.prompt)], answer, wrong);
+  const r = attributionJson(result, nLayers, nHeads);
+  const figs = attributionFigures(result, {
+    prompts: [p.prompt],
+    answer: p.answer,
+    wrong: p.wrong,
     nLayers,
     nHeads,
-  );
-  const what = `logit(${JSON.stringify(p.answer)}) − logit(${JSON.stringify(p.wrong)})`;
-  const perLayer: ChartFigure = lineChart({
-    title: `Logit difference by layer (accumulated residual, ${what})`,
-    x: r.accumulatedResid.labels,
-    series: [{ name: "logit diff", values: r.accumulatedResid.values }],
-    xTitle: "residual stream after",
-    yTitle: "logit difference",
-  });
-  const heads: ChartFigure = heatmap({
-    title: "Direct logit attribution per head (click a head for its attention)",
-    rowLabels: Array.from({ length: nLayers }, (_, l) => `L${l}`),
-    colLabels: Array.from({ length: nHeads }, (_, h) => `H${h}`),
-    values: r.heads,
-    rowTitle: "layer",
-    colTitle: "head",
-    valueTitle: "logit diff",
   });
   return {
     logitDiff: r.logitDiff,
     accumulated: r.accumulatedResid,
     heads: r.heads,
-    figures: { perLayer, heads },
+    figures: { perLayer: figs.accumulated.figure, heads: figs.heads.figure },
+    captions: {
+      perLayer: figs.accumulated.caption,
+      heads: `${figs.heads.caption} Click a head for its attention.`,
+    },
   };
 }
 
@@ -118,7 +108,7 @@ export interface PatchingParams {
   target: string;
 }
 
-/** Activation patching of one target, drawn as a [layer, pos] or [layer, head] heatmap. */
+/** Activation patching of one target, drawn by the shared patching preset ([layer, pos] or [layer, head]). */
 export async function patchingTask(model: HookedTransformer, p: PatchingParams, ctx: TaskContext) {
   const target = explorerTarget(p.target);
   if (!target) throw new Error(`Unknown patching target "${p.target}"`);
@@ -130,23 +120,29 @@ export async function patchingTask(model: HookedTransformer, p: PatchingParams, 
     onProgress: (done, total) => ctx.progress(done, total),
     signal: ctx.signal,
   });
+  const inputs = {
+    clean: [p.clean],
+    corrupted: [p.corrupted],
+    answer: p.answer,
+    wrong: p.wrong,
+    cleanTokens: model.toStrTokens(p.clean),
+    corruptedTokens: model.toStrTokens(p.corrupted),
+  };
+  const [{ figure, caption }] = patchFigures(result, inputs);
   const [rows, cols] = result.shape; // [layer, pos] or [layer, head]
   const values: number[][] = [];
   for (let r = 0; r < rows; r++) values.push(Array.from(result.values.subarray(r * cols, (r + 1) * cols)));
-  const colLabels = result.labels[1]
-    ? tokenPositionLabels(result.labels[1])
-    : Array.from({ length: cols }, (_, c) => `H${c}`);
-  const figure = heatmap({
-    title: `Activation patching: ${result.target} (logit difference recovered)`,
-    rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),
-    colLabels,
-    values,
-    rowTitle: "layer",
-    colTitle: result.axes[1],
-    valueTitle: "fraction recovered",
-  });
   const summary = `Done: ${rows * cols} patched runs. Clean logit diff ${result.clean.toFixed(3)}, corrupted ${result.corrupted.toFixed(3)}.`;
-  return { figure, summary, clean: result.clean, corrupted: result.corrupted, axes: result.axes, values };
+  return {
+    figure,
+    caption,
+    inputs: patchInputsList(result, inputs),
+    summary,
+    clean: result.clean,
+    corrupted: result.corrupted,
+    axes: result.axes,
+    values,
+  };
 }
 
 export interface NeuronParams {

@@ -1,4 +1,4 @@
-import { decode, encode } from "gpt-tokenizer/encoding/r50k_base";
+import r50k, { decode, encode } from "gpt-tokenizer/encoding/r50k_base";
 
 /** GPT-2's BOS/EOS token `<|endoftext|>`, prepended by default as TransformerLens does. */
 export const BOS_TOKEN = 50256;
@@ -47,7 +47,7 @@ export class Gpt2Tokenizer {
   toStrTokens(input: string | readonly number[], opts: TokenizeOptions = {}): string[] {
     const ids = typeof input === "string" ? this.toTokens(input, opts) : input;
     this.checkIds(ids);
-    return ids.map((t) => decode([t]));
+    return ids.map(pieceText);
   }
 
   /** The id of a string that must be exactly one token, e.g. `" are"` or `"'re"`. */
@@ -69,6 +69,39 @@ export class Gpt2Tokenizer {
         throw new Error(`Bad token id ${t}: token ids must be integers in [0, ${vocabSize}).`);
       }
     }
+  }
+}
+
+interface BpeCore {
+  tryDecodeToken(id: number): string | Uint8Array | undefined;
+}
+
+/**
+ * One token's text on its own. gpt-tokenizer's `decode` keeps a streaming UTF-8 decoder between calls, so
+ * decoding token by token leaks a split character's bytes into the next call (`""` then a whole emoji);
+ * here each token's bytes are decoded alone, and bytes that are not a whole character become `<0xNN>`.
+ */
+function pieceText(id: number): string {
+  // gpt-tokenizer keeps the per-token bytes behind a TS-private field (pinned version; test/tokenizer checks it).
+  const core = (r50k as unknown as { bytePairEncodingCoreProcessor: BpeCore }).bytePairEncodingCoreProcessor;
+  const piece = core.tryDecodeToken(id);
+  if (piece === undefined || typeof piece === "string") return piece ?? decode([id]);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(piece);
+  } catch {
+    // Decode the longest valid prefix as text, escape the rest byte by byte.
+    for (let cut = piece.length - 1; cut >= 0; cut--) {
+      try {
+        const head = new TextDecoder("utf-8", { fatal: true }).decode(piece.subarray(0, cut));
+        const tail = [...piece.subarray(cut)].map(
+          (b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+        );
+        return head + tail.join("");
+      } catch {
+        // not valid UTF-8 up to `cut` either: try a shorter prefix
+      }
+    }
+    return "";
   }
 }
 

@@ -181,3 +181,61 @@ test("no page errors along the way (besides the deliberately rejected over-long 
   );
   assert.deepEqual(unexpected, []);
 });
+
+// The explorer's figures at 1100 px and 1600 px (issue #17 points 5, 7, 9). The patching pair is long
+// enough (about 20 positions) that a fixed-size heatmap would overflow a half-width panel.
+const longClean =
+  "In the morning the children walked to the old school, and we're helping our friend while they";
+const longCorrupted =
+  "In the morning the children walked to the old school, and we are helping our friend while they";
+
+for (const width of [1100, 1600]) {
+  test(`explorer patching heatmap fits its panel at ${width} px, legend and final positions visible`, async () => {
+    const page = await browser.newPage({ viewport: { width, height: 1000 } });
+    collectPageErrors(page, pageErrors);
+    const q = new URLSearchParams({
+      answer,
+      wrong,
+      clean: longClean,
+      corrupted: longCorrupted,
+      target: "resid_pre",
+    });
+    await page.goto(withToken(`${base}/?${q}`));
+    await page.waitForSelector("#patching-out[data-ready] svg", { timeout: 120_000 });
+    const m = await page.$eval("#patching-panel", (panel) => {
+      const box = panel.getBoundingClientRect();
+      const svg = panel.querySelector("#patching-out svg")!;
+      const legend = svg.querySelector(".role-legend")!.getBoundingClientRect();
+      const labels = [...svg.querySelectorAll(".role-axis-label text")].map((t) => ({
+        text: t.textContent ?? "",
+        right: t.getBoundingClientRect().right,
+      }));
+      return {
+        scroll: panel.scrollWidth - panel.clientWidth,
+        pageScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        right: box.right,
+        legendRight: legend.right,
+        svgWidth: svg.getBoundingClientRect().width,
+        panelWidth: box.width,
+        labels,
+        text: (panel as HTMLElement).innerText,
+      };
+    });
+    assert.ok(m.scroll <= 0, `panel scrolls horizontally by ${m.scroll}px`);
+    assert.ok(m.pageScroll <= 0, `page scrolls horizontally by ${m.pageScroll}px`);
+    assert.ok(m.legendRight <= m.right, `legend ends at ${m.legendRight}, panel at ${m.right}`);
+    const last = m.labels.find((l) => /they$/.test(l.text));
+    assert.ok(last, `final position labelled: ${m.labels.map((l) => l.text).join(" | ")}`);
+    assert.ok(last.right <= m.right, "final position label inside the panel");
+    assert.ok(m.svgWidth > 0.6 * m.panelWidth, `heatmap uses ${m.svgWidth}px of ${m.panelWidth}px`);
+    // The panel states its inputs and labels the changed position with both tokens.
+    assert.ok(m.text.includes(longClean) && m.text.includes(longCorrupted), "both prompts named");
+    assert.match(m.text, /wrong token\s+·are/);
+    assert.ok(
+      m.labels.some((l) => /'re \/ ·are$/.test(l.text)),
+      "changed position names clean and corrupted tokens",
+    );
+    assert.equal(await page.locator("#wrong-preview").innerText(), "token: ·are");
+    await page.close();
+  });
+}

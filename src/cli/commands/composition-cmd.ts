@@ -6,6 +6,7 @@ import {
   type ModelCliOptions,
   parseIntOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
 } from "../common.ts";
 import { largestCells } from "../heatmap-page.ts";
@@ -36,7 +37,8 @@ export function register(program: Command): void {
     .option("--top <n>", "strongest pairs to list per mode", parseIntOption("top"), 10)
     .option("--html <file>", "write a heatmap per mode: sender head (rows) x receiver head (columns)")
     .option("--json", "print only JSON: {mode: number[][] [senderLayer*H+head][receiverLayer*H+head]}")
-    .action(async (opts: CompositionOptions) => {
+    .action(async (opts: CompositionOptions, cmd: Command) => {
+      if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every pair)");
       const modes = (
         opts.mode ? opts.mode.map((m) => m.toUpperCase()) : [...MODES]
       ) as (typeof MODES)[number][];
@@ -63,18 +65,26 @@ export function register(program: Command): void {
           "circuitscope: composition scores",
           modes.map((m) => ({
             heading: `${m}-composition`,
-            text: `How much each earlier head's OV circuit (row) writes into the subspace a later head's ${reads[m]} reads (column). 0 for pairs not in order.`,
+            text: `How much each earlier head's OV circuit (row) writes into the subspace a later head's ${reads[m]} reads (column). Pairs not in layer order (sender not before receiver) are not computed (grey).`,
             heatmap: {
               title: `${m}-composition score`,
               rowLabels: labels,
               colLabels: labels,
-              values: result[m],
+              // Pairs not in layer order have no composition: drawn "not computed", not as a score of 0.
+              values: result[m].map((row, i) =>
+                row.map((v, j) => (Math.floor(i / H) < Math.floor(j / H) ? v : null)),
+              ),
               rowTitle: "sender head",
               colTitle: "receiver head",
               valueTitle: "score",
               scale: "sequential",
             },
           })),
+          [
+            { label: "model", value: opts.model },
+            { label: "modes", value: modes.join(", ") },
+            { label: "heads", value: `${N} (${L} layers × ${H} heads), weights only: no prompt` },
+          ],
         );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }

@@ -6,6 +6,7 @@ import {
   type ModelCliOptions,
   parseIntOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
 } from "../common.ts";
 import { largestCells } from "../heatmap-page.ts";
@@ -49,9 +50,16 @@ export function register(program: Command): void {
     .option("--top <n>", "top heads to list per detector", parseIntOption("top"), 5)
     .option("--html <file>", "write a layer x head heatmap per detector")
     .option("--json", "print only JSON: {kind: number[][] [layer][head]}")
-    .action(async (opts: HeadsOptions) => {
-      const kinds = opts.kind ?? [...KINDS];
+    .action(async (opts: HeadsOptions, cmd: Command) => {
       const prompts = opts.prompt ?? [];
+      if (prompts.length)
+        rejectIgnoredFlags(
+          cmd,
+          { seqs: "--seqs", halfLength: "--half-length", seed: "--seed" },
+          "with --prompt (they shape the random sequences used without one)",
+        );
+      if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every head)");
+      const kinds = opts.kind ?? [...KINDS];
       for (const k of kinds) {
         if (!(KINDS as readonly string[]).includes(k))
           throw new UsageError(`Unknown --kind "${k}": use ${KINDS.join(", ")}`);
@@ -98,6 +106,19 @@ export function register(program: Command): void {
               valueTitle: "score",
             },
           })),
+          [
+            { label: "model", value: opts.model },
+            {
+              label: "sequences",
+              value: prompts.length
+                ? prompts
+                : `${sequences.length} random token sequences repeated once (half length ${opts.halfLength}, seed ${opts.seed})`,
+            },
+            {
+              label: "score",
+              value: "share of each head's attention (BOS excluded) on the detector's ideal pattern",
+            },
+          ],
         );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }

@@ -2,6 +2,7 @@
  * The explorer page: wires the panels to the form fields and keeps the view in the URL, so reloading
  * or sharing the link recomputes the same view.
  */
+import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
 import { showAttention } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
@@ -78,6 +79,25 @@ function onSubmit(formId: string, action: (s: ViewState) => Promise<void>): void
   });
 }
 
+/**
+ * Under the answer and wrong boxes: the token as every figure writes it, so a leading space (" are")
+ * is visible as `·are` while typing.
+ */
+function showTokenPreviews(): void {
+  for (const id of ["answer", "wrong"]) {
+    const input = byId<HTMLInputElement>(id);
+    const preview = document.createElement("span");
+    preview.className = "token-preview";
+    preview.id = `${id}-preview`;
+    const update = () => {
+      preview.textContent = input.value === "" ? "" : `token: ${displayToken(input.value)}`;
+    };
+    input.addEventListener("input", update);
+    input.after(preview);
+    update();
+  }
+}
+
 async function main(): Promise<void> {
   const info = await api.get<Info>("/api/info");
   byId("model-name").textContent =
@@ -86,6 +106,7 @@ async function main(): Promise<void> {
   for (const t of info.patchTargets) targetSelect.append(new Option(t, t));
   const state = readState();
   fillForm(state);
+  showTokenPreviews();
 
   onSubmit("prompt-form", analysePrompt);
   onSubmit("head-form", showHead);

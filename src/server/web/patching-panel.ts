@@ -7,14 +7,19 @@ import type { Figure } from "../../viz/figure.ts";
 import type { PatchingParams } from "../tasks.ts";
 import { ApiCallError, api } from "./api.ts";
 import { el, showError } from "./dom.ts";
-import { showFigure } from "./figure-panel.ts";
+import { inputsList, showFigure } from "./figure-panel.ts";
 
 interface JobView {
   id: string;
   status: "queued" | "running" | "done" | "failed" | "cancelled";
   progress: { done: number; total: number } | null;
   position?: number;
-  result?: { figure: Figure; summary: string };
+  result?: {
+    figure: Figure;
+    summary: string;
+    caption?: string;
+    inputs?: { label: string; value: string | string[] }[];
+  };
   error?: { message: string; fix?: string };
 }
 
@@ -68,7 +73,8 @@ export async function runPatching(out: HTMLElement, params: PatchingParams): Pro
       if (view.status === "done" && view.result) {
         bar.value = 1;
         status.textContent = view.result.summary;
-        await showFigure(figureHost, view.result.figure);
+        await showFigure(figureHost, view.result.figure, view.result.caption);
+        if (view.result.inputs) figureHost.prepend(inputsList(view.result.inputs));
         out.dataset.ready = "true";
       } else if (view.status === "failed") {
         showError(out, new ApiCallError(view.error?.message ?? "The job failed", view.error?.fix));
