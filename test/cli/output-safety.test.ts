@@ -214,6 +214,11 @@ test("identical clean and corrupted prompts are refused before the model loads, 
   assert.doesNotThrow(() => preparePairs(model, [[50256, 1, 2]], [[50256, 1, 3]]));
 });
 
+/** The study on a prompt file, with a model that does not exist: an error about the file comes first. */
+function studyOnPrompts(file: string, out: string): Promise<CliResult> {
+  return runCli(["study", "contractions", "--model", NO_MODEL, "--prompts", file, "--out", join(root, out)]);
+}
+
 test("a study prompt file with an identical pair, or not UTF-8, is refused before the model loads", async () => {
   const pair = {
     clean: "We're here while they",
@@ -224,16 +229,7 @@ test("a study prompt file with an identical pair, or not UTF-8, is refused befor
   };
   const same = join(root, "same.jsonl");
   writeFileSync(same, `${JSON.stringify(pair)}\n${JSON.stringify({ ...pair, corrupted: pair.clean })}\n`);
-  const r1 = await runCli([
-    "study",
-    "contractions",
-    "--model",
-    NO_MODEL,
-    "--prompts",
-    same,
-    "--out",
-    join(root, "s1"),
-  ]);
+  const r1 = await studyOnPrompts(same, "s1");
   assert.notEqual(r1.code, 0);
   assert.match(
     r1.stderr,
@@ -246,16 +242,7 @@ test("a study prompt file with an identical pair, or not UTF-8, is refused befor
   writeFileSync(latin1, bytes);
   const offset = bytes.indexOf(0xe9); // é in Latin-1: one byte that UTF-8 cannot start a character with here
   assert.ok(offset > 0);
-  const r2 = await runCli([
-    "study",
-    "contractions",
-    "--model",
-    NO_MODEL,
-    "--prompts",
-    latin1,
-    "--out",
-    join(root, "s2"),
-  ]);
+  const r2 = await studyOnPrompts(latin1, "s2");
   assert.notEqual(r2.code, 0);
   assert.match(
     r2.stderr,
