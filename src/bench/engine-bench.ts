@@ -22,15 +22,23 @@ export interface ForwardBench {
   forward_8x128_ms: number;
 }
 
-/** Full forward (logits at every position) latency for batch x positions random tokens. */
-export function benchForward(model: HookedTransformer, runs = 5): ForwardBench {
-  const rng = mulberry32(2);
-  const tokens = (b: number, p: number) =>
-    Array.from({ length: b }, () => Array.from({ length: p }, () => Math.floor(rng() * model.cfg.dVocab)));
-  const time = (b: number, p: number, n: number) => {
-    const t = tokens(b, p);
+/** Median ms of a full forward (logits at every position) on batch x positions random tokens, over n runs. */
+export function forwardTimer(
+  model: HookedTransformer,
+  seed: number,
+): (b: number, p: number, n: number) => number {
+  const rng = mulberry32(seed);
+  return (b, p, n) => {
+    const t = Array.from({ length: b }, () =>
+      Array.from({ length: p }, () => Math.floor(rng() * model.cfg.dVocab)),
+    );
     return medianMs(() => model.run(t), n, 1);
   };
+}
+
+/** Full forward latency at the shapes the docs quote. */
+export function benchForward(model: HookedTransformer, runs = 5): ForwardBench {
+  const time = forwardTimer(model, 2);
   return {
     forward_1x8_ms: time(1, 8, runs * 4),
     forward_8x8_ms: time(8, 8, runs * 2),

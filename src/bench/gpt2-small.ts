@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HookedTransformer, type LoadOptions } from "../model/hooked-transformer.ts";
 import { makeRandomCheckpoint } from "../weights/checkpoint.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import { type GPT2Config, gpt2Config } from "../weights/config.ts";
 
 /** GPT-2 small's shape (124M parameters). */
 export const GPT2_SMALL_CONFIG: GPT2Config = {
@@ -27,7 +27,7 @@ export function randomGpt2Small(opts: LoadOptions & { seed?: number } = {}): Hoo
   const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-"));
   try {
     const tensors = makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: opts.seed ?? 1 });
-    return HookedTransformer.fromCheckpoint({ config: GPT2_SMALL_CONFIG, tensors, dir }, opts);
+    return HookedTransformer.fromCheckpoint({ config: gpt2Config(GPT2_SMALL_CONFIG), tensors, dir }, opts);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

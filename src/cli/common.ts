@@ -14,7 +14,7 @@ export function addModelOptions(cmd: Command, defaultModel?: string): Command {
   return cmd
     .option(
       "-m, --model <name|dir>",
-      "hub id (gpt2, openai-community/gpt2, distilgpt2, ...) or a local checkpoint dir",
+      "stories260k (bundled), a hub id (gpt2, openai-community/gpt2, owner/name, ...) or a local checkpoint dir",
       defaultModel,
     )
     .option("--backend <name>", "numeric kernels: onnx (fast) or reference (portable TypeScript)", "onnx")

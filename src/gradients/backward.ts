@@ -1,11 +1,11 @@
 import { ActivationCache } from "../model/activation-cache.ts";
-import { activationDerivative } from "../model/activations.ts";
 import { allHookNames } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
+import { normBackward } from "../model/normalization.ts";
+import { activationDerivative } from "../tensor/activations.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { attentionBackward } from "./attention-backward.ts";
-import { layerNormBackward } from "./layer-norm-backward.ts";
 import type { LogitGradient, LogitMetric } from "./logit-metric.ts";
 
 /** Every hook a backward pass reads from the forward cache: all default hook points. */
@@ -58,14 +58,15 @@ export function backwardFromCache(
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
   put("ln_final.hook_normalized", gNormFinal, [B, P, D]);
-  const lnF = layerNormBackward(
-    residLast.data,
-    cache.get("ln_final.hook_scale").data,
-    weights.lnFinal,
-    gNormFinal,
+  const lnF = normBackward({
+    kind: cfg.normalization,
+    x: residLast.data,
+    scale: cache.get("ln_final.hook_scale").data,
+    ln: weights.lnFinal,
+    gNormalized: gNormFinal,
     rows,
     D,
-  );
+  });
   put("ln_final.hook_scale", lnF.gScale, [B, P, 1]);
 
   let gResid = lnF.gInput; // d/d resid_post of the current layer
@@ -87,7 +88,15 @@ export function backwardFromCache(
     put(name("mlp.hook_pre"), gPre, [B, P, dMlp]);
     const gNorm2 = ops.mlpIn.backward(gPre, rows);
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
-    const ln2 = layerNormBackward(act("hook_resid_mid"), act("ln2.hook_scale"), w.ln2, gNorm2, rows, D);
+    const ln2 = normBackward({
+      kind: cfg.normalization,
+      x: act("hook_resid_mid"),
+      scale: act("ln2.hook_scale"),
+      ln: w.ln2,
+      gNormalized: gNorm2,
+      rows,
+      D,
+    });
     put(name("ln2.hook_scale"), ln2.gScale, [B, P, 1]);
     const gMid = addArrays(gResid, ln2.gInput);
     put(name("hook_resid_mid"), gMid, [B, P, D]);
@@ -121,7 +130,15 @@ export function backwardFromCache(
     }
     const gNorm1 = ops.qkv.backward(gQkv, rows);
     put(name("ln1.hook_normalized"), gNorm1, [B, P, D]);
-    const ln1 = layerNormBackward(act("hook_resid_pre"), act("ln1.hook_scale"), w.ln1, gNorm1, rows, D);
+    const ln1 = normBackward({
+      kind: cfg.normalization,
+      x: act("hook_resid_pre"),
+      scale: act("ln1.hook_scale"),
+      ln: w.ln1,
+      gNormalized: gNorm1,
+      rows,
+      D,
+    });
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);

@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { writeFileAtomic, writeFileAtomicWith } from "../util/atomic-write.ts";
-import { CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/gpt2-tensors.ts";
+import { CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/checkpoint-files.ts";
 import { isCommitHash, repoFolderName, repoIdAliases } from "./settings.ts";
 
 export function repoStorageDir(cacheDir: string, repoId: string): string {

@@ -1,4 +1,4 @@
-import type { Gpt2Tokenizer, TokenizeOptions } from "../tokenizer/tokenizer.ts";
+import type { TokenizeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /** What `run` and friends accept: text, several texts, or token lists (BOS already included). */
 export type ModelInput = string | readonly string[] | readonly (readonly number[])[];
@@ -18,7 +18,7 @@ export function isTokenLists(input: ModelInput): input is readonly (readonly num
 
 export function toTokenLists(
   input: ModelInput,
-  tokenizer: Gpt2Tokenizer,
+  tokenizer: Tokenizer,
   opts: TokenizeOptions = {},
 ): number[][] {
   if (typeof input === "string") return [tokenizer.toTokens(input, opts)];

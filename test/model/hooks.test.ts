@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { normalizeRows } from "../../src/model/activations.ts";
+import { normalizeRows } from "../../src/model/normalization.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { loadFixtureModel, maxAbsDiff, referenceJson } from "../helpers/reference.ts";
 

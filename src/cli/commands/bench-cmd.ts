@@ -45,6 +45,14 @@ export function register(program: Command): void {
       if (groups.has("engine")) {
         figures.gemm_gflops = benchGemm(kernels);
         say(`gemm [128x768]@[768x3072]: ${figures.gemm_gflops.toFixed(1)} GFLOP/s`);
+        // First, so that the peak memory it reports is its own model's.
+        say("building a random SmolLM-135M-shaped Llama ...");
+        const { benchLlamaForward } = await import("../../bench/llama-bench.ts");
+        Object.assign(figures, benchLlamaForward(kernels));
+        say(
+          `llama forward 1x8 ${figures.llama_forward_1x8_ms.toFixed(1)} ms, 8x128 ${figures.llama_forward_8x128_ms.toFixed(1)} ms, ` +
+            `peak RSS ${figures.llama_peak_rss_mb.toFixed(0)} MB`,
+        );
       }
       say("building a random GPT-2-small-shaped model ...");
       const t0 = performance.now();

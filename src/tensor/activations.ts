@@ -1,8 +1,8 @@
-/** Element-wise pieces of the forward pass, kept apart so the backward pass can mirror them. */
+/** The MLP non-linearities, element-wise, and their derivatives (for the backward pass). */
 
 export const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-export type Activation = "gelu_new" | "gelu" | "relu";
+export type Activation = "gelu_new" | "gelu" | "relu" | "silu";
 
 export function applyActivation(act: Activation, pre: Float32Array): Float32Array {
   const out = new Float32Array(pre.length);
@@ -16,6 +16,8 @@ export function applyActivation(act: Activation, pre: Float32Array): Float32Arra
       const x = pre[i];
       out[i] = 0.5 * x * (1 + erf(x / Math.SQRT2));
     }
+  } else if (act === "silu") {
+    for (let i = 0; i < pre.length; i++) out[i] = pre[i] / (1 + Math.exp(-pre[i]));
   } else {
     for (let i = 0; i < pre.length; i++) out[i] = Math.max(pre[i], 0);
   }
@@ -43,6 +45,10 @@ export function activationDerivative(act: Activation, x: number): number {
   }
   if (act === "gelu")
     return 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+  if (act === "silu") {
+    const s = 1 / (1 + Math.exp(-x));
+    return s * (1 + x * (1 - s));
+  }
   return x > 0 ? 1 : 0;
 }
 
@@ -68,52 +74,4 @@ export function erf(x: number): number {
                             t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - r : r - 1;
-}
-
-/**
- * Centre each row of x [rows, D] and compute its LayerNorm scale sqrt(mean(x_c^2) + eps) [rows].
- * Split from the division so a hook on `hook_scale` can replace the scale before it is used.
- */
-export function centerAndScale(
-  x: Float32Array,
-  rows: number,
-  D: number,
-  eps: number,
-): { centered: Float32Array; scale: Float32Array } {
-  const centered = new Float32Array(rows * D);
-  const scale = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const o = r * D;
-    let mean = 0;
-    for (let d = 0; d < D; d++) mean += x[o + d];
-    mean /= D;
-    let sq = 0;
-    for (let d = 0; d < D; d++) {
-      const c = x[o + d] - mean;
-      centered[o + d] = c;
-      sq += c * c;
-    }
-    scale[r] = Math.sqrt(sq / D + eps);
-  }
-  return { centered, scale };
-}
-
-/** Divides each row of `centered` [rows, D] by its scale, in place. */
-export function divideRows(centered: Float32Array, scale: Float32Array, D: number): Float32Array {
-  for (let r = 0; r < scale.length; r++) {
-    const inv = 1 / scale[r];
-    for (let d = 0; d < D; d++) centered[r * D + d] *= inv;
-  }
-  return centered;
-}
-
-/** LayerNorm without affine weights: normalised rows y and the per-row scale. */
-export function normalizeRows(
-  x: Float32Array,
-  rows: number,
-  D: number,
-  eps: number,
-): { y: Float32Array; scale: Float32Array } {
-  const { centered, scale } = centerAndScale(x, rows, D, eps);
-  return { y: divideRows(centered, scale, D), scale };
 }
