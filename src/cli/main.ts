@@ -2,6 +2,7 @@ import { readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, CommanderError } from "commander";
+import { userMessage } from "./user-message.ts";
 
 /** A command module: `register(program)` adds its command. */
 type CommandModule = { register?: (p: Command) => void };
@@ -37,8 +38,7 @@ export async function main(opts: { extraCommands?: readonly string[] } = {}): Pr
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`circuitscope: error: ${message}\n`);
+    process.stderr.write(`circuitscope: error: ${userMessage(err)}\n`);
     if (process.env.CIRCUITSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }

@@ -109,5 +109,12 @@ export class RequestChecks {
         "Patching compares the prompts position by position: change words for words of the same token count.",
       );
     }
+    if (clean.every((t, i) => t === corrupted[i])) {
+      throw new ApiError(
+        400,
+        "The clean and corrupted prompts are identical.",
+        "Patching restores the difference between them: make the corrupted prompt differ.",
+      );
+    }
   }
 }
