@@ -34,7 +34,7 @@ const prompts = Array.from({ length: batch }, (_, b) =>
   Array.from({ length: tokens - (b % 4) }, () => Math.floor(rng() * 50000)),
 );
 const figures: Record<string, number> = { batch, tokens };
-const filter = attributionHookNames(model.cfg.nLayers).concat(
+const filter = attributionHookNames(model.cfg).concat(
   Array.from({ length: model.cfg.nLayers }, (_, l) => `blocks.${l}.mlp.hook_post`),
 );
 let out = model.runWithCache(prompts, { namesFilter: filter, logits: "last" });

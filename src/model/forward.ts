@@ -1,10 +1,12 @@
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
+import { handBlockToOps, handUnembedToOp } from "./weight-views.ts";
 
 /**
  * Keys/values of earlier positions for one layer: k, v are [batchOrOne, len, n_kv_heads, d_head], keys
@@ -89,19 +91,28 @@ export class ForwardEngine {
     readonly kernels: Kernels,
   ) {
     const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
-    this.ops = weights.blocks.map((b) => ({
-      qkv: kernels.linear(
-        fuseHeads([b.W_Q.data, b.W_K.data, b.W_V.data], [H, Hkv, Hkv], D, dh),
-        D,
-        (H + 2 * Hkv) * dh,
-        concat([b.b_Q.data, b.b_K.data, b.b_V.data]),
-      ),
-      o: kernels.linear(b.W_O.data, H * dh, D, b.b_O.data),
-      mlpIn: kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
-      mlpGate: b.W_gate ? kernels.linear(b.W_gate.data, D, dMlp, null) : null,
-      mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
-    }));
+    // Block by block, the backend takes each matrix and the JavaScript copy is dropped right after, so
+    // the weights are not held twice at any point of the load (src/model/weight-views.ts).
+    this.ops = weights.blocks.map((b) => {
+      const ops: BlockOps = {
+        qkv: kernels.linear(
+          fuseHeads([b.W_Q.data, b.W_K.data, b.W_V.data], [H, Hkv, Hkv], D, dh),
+          D,
+          (H + 2 * Hkv) * dh,
+          concat([b.b_Q.data, b.b_K.data, b.b_V.data]),
+        ),
+        o: kernels.linear(b.W_O.data, H * dh, D, b.b_O.data),
+        mlpIn: kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
+        mlpGate: b.W_gate ? kernels.linear(b.W_gate.data, D, dMlp, null) : null,
+        mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
+      };
+      handBlockToOps(b, cfg, ops);
+      collectGarbage();
+      return ops;
+    });
     this.unembed = kernels.linear(weights.W_U.data, D, cfg.dVocab, weights.b_U.data);
+    handUnembedToOp(weights, cfg, this.unembed);
+    collectGarbage();
     this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
   }
 

@@ -21,7 +21,16 @@ export interface LoadOptions {
   /** `false` = no processing; otherwise TransformerLens defaults overridden per step. */
   processing?: false | Partial<ProcessingOptions>;
   hub?: ResolveOptions;
+  /** Bytes the process may use; loading refuses early, with the figures, a model that would not fit. */
+  memoryLimit?: number;
 }
+
+/**
+ * Peak memory of loading a model, as a multiple of its float32 weights, measured on GPT-2-small's shape
+ * (`bench --json`: load_peak_ratio; docs/benchmarks.md). onnxruntime copies and prepacks each weight
+ * while the JavaScript copy is still alive; the reference kernels compute from the JavaScript copy.
+ */
+const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 2.4, reference: 1.4 };
 
 export interface RunOptions extends TokenizeOptions {
   fwdHooks?: readonly HookSpec[];
@@ -92,7 +101,10 @@ export class HookedTransformer {
     const { resolveModel } = await import("../hub/resolve.ts");
     const { loadCheckpoint } = await import("../weights/checkpoint.ts");
     const dir = await resolveModel(nameOrPath, opts.hub);
-    return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), opts);
+    const backend = typeof opts.backend === "object" ? opts.backend.name : (opts.backend ?? "onnx");
+    const peakRatio = LOAD_PEAK_RATIO[backend as KernelName] ?? LOAD_PEAK_RATIO.onnx;
+    const ckpt = loadCheckpoint(dir, { memory: { peakRatio, limitBytes: opts.memoryLimit } });
+    return HookedTransformer.fromCheckpoint(ckpt, opts);
   }
 
   dispose(): void {

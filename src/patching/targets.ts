@@ -4,7 +4,7 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import type { ModelConfig } from "../weights/config.ts";
 
 export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
 export const HEAD_COMPONENTS = ["z", "q", "k", "v", "pattern"] as const;
@@ -26,9 +26,16 @@ export const TARGET_NAMES = [
 export type PatchTarget =
   /** [layer, pos]: one position of one layer's residual-stream-sized activation. */
   | { kind: ResidTarget }
-  /** [layer, head] over all positions, or [layer, pos, head] with perPosition (for `pattern`: per destination position). */
+  /**
+   * [layer, head] over all positions, or [layer, pos, head] with perPosition (for `pattern`: per destination
+   * position). `k` and `v` index key/value heads ([layer, kv_head] with grouped-query attention).
+   */
   | { kind: "head"; component: HeadComponent; perPosition?: boolean }
-  /** [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). */
+  /**
+   * [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). With
+   * grouped-query attention the k and v cells of query head h patch the key/value head h reads, so query
+   * heads sharing one show the same value.
+   */
   | { kind: "head_all" }
   /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
   | { kind: "neurons"; layer: number; pos?: number }
@@ -66,9 +73,9 @@ export interface HookLayout {
   layer: number;
 }
 
-export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout {
+export function hookLayout(hook: string, cfg: ModelConfig, n: number): HookLayout {
   const { layer, hook: local } = parseHookName(hook);
-  const { nHeads: H, dHead: dh, dModel: D, dMlp } = cfg;
+  const { nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D, dMlp } = cfg;
   const l = layer ?? (local.startsWith("ln_final") ? cfg.nLayers : 0);
   const seq = (rest: number[]): HookLayout => ({
     shape: [n, ...rest],
@@ -77,12 +84,13 @@ export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout
     layer: l,
   });
   if (local.endsWith("hook_scale")) return seq([1]);
-  if (/attn\.hook_(q|k|v|z)$/.test(local)) return seq([H, dh]);
+  if (/attn\.hook_(q|rot_q|z)$/.test(local)) return seq([H, dh]);
+  if (/attn\.hook_(k|rot_k|v)$/.test(local)) return seq([Hkv, dh]);
   if (local === "attn.hook_result") return seq([H, D]);
   if (local === "attn.hook_pattern" || local === "attn.hook_attn_scores") {
     return { shape: [H, n, n], posAxis: 1, lengthAxes: [1, 2], layer: l };
   }
-  if (local === "mlp.hook_pre" || local === "mlp.hook_post") return seq([dMlp]);
+  if (/^mlp\.hook_(pre|pre_linear|post)$/.test(local)) return seq([dMlp]);
   return seq([D]);
 }
 
@@ -137,8 +145,13 @@ export function targetName(t: PatchTarget): string {
  * Expands a target for a batch whose longest prompt has `nPos` positions. Throws a clear error for a
  * layer, position or index out of range.
  */
-export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): PatchPlan {
+export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number): PatchPlan {
   const { nLayers: L, nHeads: H, dMlp } = cfg;
+  const kv = (c: HeadComponent) => c === "k" || c === "v";
+  // Key/value heads per layer for a component, and the head axis' name ("kv_head" when they are fewer).
+  const heads = (c: HeadComponent) => (kv(c) ? cfg.nKvHeads : H);
+  const headAxis = (c: HeadComponent) => (heads(c) < H ? "kv_head" : "head");
+  const group = H / cfg.nKvHeads;
   const name = targetName(target);
   const sites: PatchSite[] = [];
   switch (target.kind) {
@@ -150,26 +163,29 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
         for (let p = 0; p < nPos; p++)
           sites.push({ hook: blockHookName(l, RESID_HOOKS[target.kind]), selectors: [[p, null]] });
       return { target: name, axes: ["layer", "pos"], shape: [L, nPos], sites };
-    case "head":
+    case "head": {
+      const c = target.component;
+      const nh = heads(c);
       for (let l = 0; l < L; l++) {
-        const hook = headHook(l, target.component);
+        const hook = headHook(l, c);
         if (target.perPosition) {
           for (let p = 0; p < nPos; p++)
-            for (let h = 0; h < H; h++)
-              sites.push({ hook, selectors: [headSelector(target.component, h, p)] });
+            for (let h = 0; h < nh; h++) sites.push({ hook, selectors: [headSelector(c, h, p)] });
         } else {
-          for (let h = 0; h < H; h++)
-            sites.push({ hook, selectors: [headSelector(target.component, h, null)] });
+          for (let h = 0; h < nh; h++) sites.push({ hook, selectors: [headSelector(c, h, null)] });
         }
       }
       return target.perPosition
-        ? { target: name, axes: ["layer", "pos", "head"], shape: [L, nPos, H], sites }
-        : { target: name, axes: ["layer", "head"], shape: [L, H], sites };
+        ? { target: name, axes: ["layer", "pos", headAxis(c)], shape: [L, nPos, nh], sites }
+        : { target: name, axes: ["layer", headAxis(c)], shape: [L, nh], sites };
+    }
     case "head_all":
       for (const c of HEAD_COMPONENTS)
         for (let l = 0; l < L; l++)
-          for (let h = 0; h < H; h++)
-            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, h, null)] });
+          for (let h = 0; h < H; h++) {
+            const head = kv(c) ? Math.floor(h / group) : h; // the key/value head query head h reads
+            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, head, null)] });
+          }
       return {
         target: name,
         axes: ["component", "layer", "head"],
@@ -201,10 +217,10 @@ function checkedSite(
   hook: string,
   selectors: readonly Selector[],
   i: number,
-  cfg: GPT2Config,
+  cfg: ModelConfig,
   nPos: number,
 ): PatchSite {
-  validateHookName(hook, cfg.nLayers);
+  validateHookName(hook, cfg);
   const layout = hookLayout(hook, cfg, nPos);
   if (selectors.length === 0) throw new Error(`Index set ${i} for ${hook} is empty: give at least one index`);
   for (const sel of selectors) checkSelector(sel, layout.shape, hook);

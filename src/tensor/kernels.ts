@@ -43,6 +43,11 @@ export interface LinearOp {
   forward(x: Float32Array, rows: number): Float32Array;
   /** dy: [rows, outDim] → dy @ W^T: [rows, inDim] (the input gradient; no bias). */
   backward(dy: Float32Array, rows: number): Float32Array;
+  /**
+   * The weight W [inDim, outDim] this op computes with, exactly. A backend that holds its own copy
+   * (onnxruntime) recomputes it on each call, so the caller need not keep a second copy alive.
+   */
+  weight(): Float32Array;
   dispose(): void;
 }
 

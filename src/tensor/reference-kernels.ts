@@ -87,6 +87,10 @@ class ReferenceLinear implements LinearOp {
     return y;
   }
 
+  weight(): Float32Array {
+    return this.W;
+  }
+
   backward(dy: Float32Array, rows: number): Float32Array {
     const { W, inDim: K, outDim: N } = this;
     if (dy.length !== rows * N)

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { checkMemoryFits, formatBytes, memoryBudget } from "../util/memory-budget.ts";
 import {
   CONFIG_FILE,
   PYTORCH_FILES,
@@ -121,7 +122,16 @@ function locateTensors(dir: string): Map<string, TensorLocation> {
  * (`h.{l}.attn.bias`, `h.{l}.attn.masked_bias`, rotary caches) and a tied `lm_head.weight`, and checks
  * every expected tensor is present with the shape the config implies before reading any data.
  */
-export function loadCheckpoint(dir: string): Checkpoint {
+export interface LoadCheckpointOptions {
+  /**
+   * Checked once the tensors' shapes are known and before any is read: the float32 weights times
+   * `peakRatio` (what loading a model costs at its peak, measured per backend) must fit the memory
+   * budget, else a MemoryBudgetError says so with the figures.
+   */
+  memory?: { peakRatio: number; limitBytes?: number };
+}
+
+export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Checkpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new Error(
       `Model directory not found: ${dir} — pass a directory holding config.json + model.safetensors, ` +
@@ -172,6 +182,20 @@ export function loadCheckpoint(dir: string): Checkpoint {
           );
         }
       }
+    }
+    if (opts.memory) {
+      let floats = 0;
+      for (const shape of expected.values()) floats += shape.reduce((a, b) => a * b, 1);
+      checkMemoryFits(
+        [
+          {
+            what: `load the model (${opts.memory.peakRatio} × its ${formatBytes(floats * 4)} of float32 weights)`,
+            bytes: floats * 4 * opts.memory.peakRatio,
+          },
+        ],
+        memoryBudget(opts.memory.limitBytes),
+        ["a smaller model", "close other programs", "--memory-limit if you know more memory is free"],
+      );
     }
     const tensors = new Map<string, RawTensor>();
     for (const [file, wanted] of byFile) {

@@ -23,6 +23,8 @@ export interface BarChartOptions {
   valueTitle?: string;
   /** What the error bars are, e.g. "±1 SE over prompts"; shown in the tooltip (say it in the caption too). */
   errorLabel?: string;
+  /** Draw each value as a point (with its error bar) instead of a bar: for means of unordered categories. */
+  points?: boolean;
 }
 
 /** Labelled values, e.g. the top heads by attribution; bars are blue above 0 and red below, like the heatmaps. */
@@ -62,7 +64,7 @@ export function barChart(opts: BarChartOptions): ChartFigure {
   const valueEnc = { field: "value", type: "quantitative" as const, title: opts.valueTitle ?? null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [
     {
-      mark: { type: "bar" },
+      mark: opts.points ? { type: "point", filled: true, size: 60 } : { type: "bar" },
       encoding: {
         [bandCh]: labelEnc,
         [val]: valueEnc,

@@ -2,7 +2,7 @@
  * Per-prompt measurements → means with uncertainty, in the shapes the results file and figures use:
  * a scalar, a labelled series (e.g. per layer) and a labelled grid (e.g. layer x head).
  */
-import { type BootstrapOptions, type MeanSummary, summarize } from "../../analysis/stats.ts";
+import { type BootstrapOptions, type MeanSummary, summarize } from "../analysis/stats.ts";
 
 /** A mean over prompts with standard error and bootstrap interval (the level is stated once, in meta). */
 export type Summary = Omit<MeanSummary, "level">;
@@ -19,6 +19,8 @@ export interface SeriesSummary {
   se: number[];
   ciLow: number[];
   ciHigh: number[];
+  /** The values behind the means, [prompt][label]. */
+  perPrompt: number[][];
 }
 
 export interface GridSummary {
@@ -29,6 +31,8 @@ export interface GridSummary {
   se: number[][];
   ciLow: number[][];
   ciHigh: number[][];
+  /** The values behind the means, [prompt][row][col]. */
+  perPrompt: number[][][];
 }
 
 export function summarizeSample(perPrompt: readonly number[], boot: BootstrapOptions): SampleSummary {
@@ -57,6 +61,7 @@ export function summarizeSeries(
     se: [],
     ciLow: [],
     ciHigh: [],
+    perPrompt: perPrompt.map((row) => [...row]),
   };
   labels.forEach((label, i) => {
     const column = perPrompt.map((row, p) => {
@@ -92,6 +97,7 @@ export function summarizeGrid(
     se: [],
     ciLow: [],
     ciHigh: [],
+    perPrompt: perPrompt.map((grid) => grid.map((row) => [...row])),
   };
   rowLabels.forEach((_, r) => {
     const series = summarizeSeries(

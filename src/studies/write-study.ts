@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { writeFigureFiles } from "../../viz/export/write-files.ts";
-import { renderHtmlReport } from "../../viz/html/report.ts";
+import { writeFigureFiles } from "../viz/export/write-files.ts";
+import { renderHtmlReport } from "../viz/html/report.ts";
 import { buildSections, toReportSections } from "./report.ts";
 import type { StudyResults } from "./results.ts";
 
@@ -33,15 +33,16 @@ export async function writeStudy(
     const figures: string[] = [];
     for (const s of sections) {
       for (const f of s.figures) {
-        await writeFigureFiles(join(tmp, "figures"), f.name, f.figure);
-        figures.push(`figures/${f.name}.svg`);
+        const main = f.name === results.study.mainFigure;
+        await writeFigureFiles(join(tmp, "figures"), f.name, f.figure, { png: main });
+        figures.push(`figures/${f.name}.svg`, ...(main ? [`figures/${f.name}.png`] : []));
       }
     }
     const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));
     writeFileSync(join(tmp, "results.json"), `${JSON.stringify({ ...results, captions }, null, 1)}\n`);
     const html = renderHtmlReport({
-      title: "How GPT-2 predicts contractions",
-      subtitle: `circuitscope study contractions — model ${results.meta.model}, seed ${results.meta.seed}${results.meta.quick ? ", quick" : ""}`,
+      title: results.study.title,
+      subtitle: `circuitscope study ${results.study.id} — model ${results.meta.model}, seed ${results.meta.seed}${results.meta.quick ? ", quick" : ""}`,
       sections: toReportSections(sections),
     });
     writeFileSync(join(tmp, "report.html"), html);

@@ -3,13 +3,13 @@
  * attribution from src/analysis, exact activation patching and attribution patching from src/patching.
  * Nothing here computes a measurement itself; it batches the calls and reshapes their results.
  */
-import { logitDiff } from "../../analysis/answer-metrics.ts";
-import { attributeLogitDiff } from "../../analysis/attribute.ts";
-import type { HookedTransformer } from "../../model/hooked-transformer.ts";
-import { activationPatching } from "../../patching/activation-patching.ts";
-import { type AttributionTarget, attributionPatchingAll } from "../../patching/attribution-patching.ts";
-import type { PatchTarget } from "../../patching/targets.ts";
-import type { PatchResult } from "../../patching/types.ts";
+import { logitDiff } from "../analysis/answer-metrics.ts";
+import { attributeLogitDiff } from "../analysis/attribute.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { activationPatching } from "../patching/activation-patching.ts";
+import { type AttributionTarget, attributionPatchingAll } from "../patching/attribution-patching.ts";
+import type { PatchTarget } from "../patching/targets.ts";
+import type { PatchResult } from "../patching/types.ts";
 
 /** The tokens of one group's pairs (all lists BOS-prefixed; clean[b] and corrupted[b] equally long). */
 export interface PairTokens {

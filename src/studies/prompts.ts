@@ -1,14 +1,13 @@
 /**
- * Prompt pairs for the contraction study: generated from templates with a fixed seed, or read from a
- * user's file; every pair validated against the tokenizer (single-token answers, equal lengths, the
- * final token is the pronoun) with the reason recorded for each dropped pair.
+ * Prompt pairs of a study: generated from a spec's templates with a fixed seed, or read from a user's
+ * file; every pair validated against the tokenizer (single-token answers, equal lengths, the expected
+ * final token) with the reason recorded for each dropped pair.
  */
 import { readFileSync } from "node:fs";
-import type { Gpt2Tokenizer } from "../../tokenizer/tokenizer.ts";
-import { mulberry32 } from "../../util/random.ts";
-import type { GroupSpec } from "./groups.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { mulberry32 } from "../util/random.ts";
 
-/** A clean/corrupted prompt pair. The corrupted prompt is the same sentence with the full verb form. */
+/** A clean/corrupted prompt pair: the same text except for the cue the study is about. */
 export interface PromptPair {
   clean: string;
   corrupted: string;
@@ -17,8 +16,8 @@ export interface PromptPair {
   /** The competing token (e.g. " are"). */
   wrong: string;
   group: string;
-  /** The final pronoun, when known (generated prompts): validation checks the prompt ends with it. */
-  pronoun?: string;
+  /** The final token's text, when known (generated prompts): validation checks the prompt ends with it. */
+  finalToken?: string;
   /** What each token position holds, when known (generated prompts): validation checks the token count. */
   roles?: string[];
 }
@@ -43,92 +42,6 @@ export interface PromptSet {
   dropped: DroppedPair[];
 }
 
-/** Template vocabulary: varied -ing verbs, objects and connectives. */
-export const TEMPLATE_VERBS: readonly string[] = [
-  "helping",
-  "visiting",
-  "calling",
-  "watching",
-  "meeting",
-  "teaching",
-  "driving",
-  "feeding",
-  "thanking",
-  "supporting",
-  "joining",
-  "following",
-  "inviting",
-  "training",
-];
-/** Objects of exactly two tokens, so every prompt of a group has the same positions (see `positionRoles`). */
-export const TEMPLATE_OBJECTS: readonly string[] = [
-  "our friend",
-  "the neighbors",
-  "my sister",
-  "their teacher",
-  "the kids",
-  "his brother",
-  "her parents",
-  "a colleague",
-  "your cousin",
-  "the team",
-  "the doctor",
-  "my boss",
-  "the children",
-  "our guests",
-  "the players",
-  "my uncle",
-];
-/** Single-token connectives. */
-export const TEMPLATE_CONNECTIVES: readonly string[] = [
-  "while",
-  "because",
-  "and",
-  "but",
-  "since",
-  "although",
-  "so",
-  "whenever",
-  "when",
-  "though",
-  "if",
-  "until",
-];
-
-/**
- * What each token position of a group's generated prompts holds (BOS included). Template pieces are
- * chosen so every prompt of a group tokenizes to exactly these positions, which lets per-position
- * results be averaged over prompts; validation checks it.
- */
-export function positionRoles(group: GroupSpec): string[] {
-  return [
-    "<BOS>",
-    "subject",
-    "contraction",
-    ...(group.form.auxiliary ? ["auxiliary"] : []),
-    "verb",
-    "object",
-    "object₂",
-    "connective",
-    "pronoun",
-  ];
-}
-
-/** The clean and corrupted sentences of one template filling. */
-export function fillTemplate(
-  group: GroupSpec,
-  subject: string,
-  verb: string,
-  object: string,
-  connective: string,
-): { clean: string; corrupted: string } {
-  const rest = `${group.form.auxiliary} ${verb} ${object} ${connective} ${group.final.pronoun}`;
-  return {
-    clean: `${subject}${group.form.contraction}${rest}`,
-    corrupted: `${subject}${group.form.full}${rest}`,
-  };
-}
-
 /** A 32-bit FNV-1a hash, to give each group its own seed stream. */
 function hashString(s: string): number {
   let h = 0x811c9dc5;
@@ -140,51 +53,11 @@ function hashString(s: string): number {
 }
 
 /**
- * `perGroup` distinct prompt pairs per group, drawn from the templates. Each group draws from its own
- * stream seeded by (seed, group name), so a group's prompts do not depend on which other groups are
- * generated, and the first k prompts are the same whatever `perGroup` is (quick runs are a prefix).
+ * A random stream of its own for each group, seeded by (seed, group name): a group's prompts do not depend
+ * on which other groups are generated.
  */
-export function generatePrompts(groups: readonly GroupSpec[], perGroup: number, seed: number): PromptPair[] {
-  if (!Number.isInteger(perGroup) || perGroup < 1) {
-    throw new Error(`perGroup must be a positive integer, got ${perGroup}.`);
-  }
-  const out: PromptPair[] = [];
-  for (const group of groups) {
-    const rand = mulberry32((seed ^ hashString(group.name)) >>> 0);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
-    const seen = new Set<string>();
-    const capacity =
-      group.form.subjects.length *
-      TEMPLATE_VERBS.length *
-      TEMPLATE_OBJECTS.length *
-      TEMPLATE_CONNECTIVES.length;
-    if (perGroup > capacity) {
-      throw new Error(
-        `perGroup ${perGroup} exceeds the ${capacity} distinct prompts group ${group.name} allows.`,
-      );
-    }
-    while (seen.size < perGroup) {
-      const { clean, corrupted } = fillTemplate(
-        group,
-        pick(group.form.subjects),
-        pick(TEMPLATE_VERBS),
-        pick(TEMPLATE_OBJECTS),
-        pick(TEMPLATE_CONNECTIVES),
-      );
-      if (seen.has(clean)) continue;
-      seen.add(clean);
-      out.push({
-        clean,
-        corrupted,
-        answer: group.final.answer,
-        wrong: group.final.wrong,
-        group: group.name,
-        pronoun: group.final.pronoun,
-        roles: positionRoles(group),
-      });
-    }
-  }
-  return out;
+export function groupRandom(seed: number, group: string): () => number {
+  return mulberry32((seed ^ hashString(group)) >>> 0);
 }
 
 export interface ValidateOptions {
@@ -192,16 +65,18 @@ export interface ValidateOptions {
   maxTokens?: number;
 }
 
-function singleToken(tok: Gpt2Tokenizer, text: string): number | string {
-  const ids = tok.encode(text);
-  if (ids.length === 1) return ids[0];
-  return `${JSON.stringify(text)} is ${ids.length} tokens, not one`;
+function singleToken(tok: Tokenizer, text: string): number | string {
+  try {
+    return tok.toSingleToken(text);
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /** Why a pair is unusable, or its validated form. */
 export function validatePair(
   pair: PromptPair,
-  tok: Gpt2Tokenizer,
+  tok: Tokenizer,
   opts: ValidateOptions = {},
 ): ValidatedPair | string {
   const answerToken = singleToken(tok, pair.answer);
@@ -227,10 +102,10 @@ export function validatePair(
   if (diffPositions.length === 0) return "clean and corrupted prompts are the same tokens";
   const last = cleanTokens.length - 1;
   if (diffPositions.includes(last)) return "clean and corrupted prompts end with different tokens";
-  if (pair.pronoun !== undefined) {
+  if (pair.finalToken !== undefined) {
     const finalText = tok.decode([cleanTokens[last]]);
-    if (finalText !== ` ${pair.pronoun}`) {
-      return `final token is ${JSON.stringify(finalText)}, not the pronoun ${JSON.stringify(` ${pair.pronoun}`)}`;
+    if (finalText !== pair.finalToken) {
+      return `final token is ${JSON.stringify(finalText)}, not ${JSON.stringify(pair.finalToken)}`;
     }
   }
   return { ...pair, cleanTokens, corruptedTokens, answerToken, wrongToken, diffPositions };
@@ -239,7 +114,7 @@ export function validatePair(
 /** Validate every pair; duplicates (same clean prompt within a group) are dropped too. */
 export function validatePairs(
   pairs: readonly PromptPair[],
-  tok: Gpt2Tokenizer,
+  tok: Tokenizer,
   opts: ValidateOptions = {},
 ): PromptSet {
   const kept: ValidatedPair[] = [];
@@ -285,8 +160,8 @@ function toPair(value: unknown, where: string): PromptPair {
       );
     }
   }
-  if (o.pronoun !== undefined && typeof o.pronoun !== "string") {
-    throw new Error(`${where}: field "pronoun" must be a string when given.`);
+  if (o.finalToken !== undefined && typeof o.finalToken !== "string") {
+    throw new Error(`${where}: field "finalToken" must be a string when given.`);
   }
   const pair: PromptPair = {
     clean: o.clean as string,
@@ -295,7 +170,7 @@ function toPair(value: unknown, where: string): PromptPair {
     wrong: o.wrong as string,
     group: o.group as string,
   };
-  if (typeof o.pronoun === "string") pair.pronoun = o.pronoun;
+  if (typeof o.finalToken === "string") pair.finalToken = o.finalToken;
   return pair;
 }
 

@@ -3,7 +3,7 @@
  * group is compared with the focus group on a few per-prompt metrics by the bootstrap test of a
  * difference of means, and the whole family of p-values is Holm-adjusted.
  */
-import { bootstrapDifference, holmAdjust } from "../../analysis/stats.ts";
+import { bootstrapDifference, holmAdjust } from "../analysis/stats.ts";
 import type { Comparison } from "./results.ts";
 
 /** Per-prompt values of one metric in each group. */

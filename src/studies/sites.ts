@@ -1,0 +1,64 @@
+/** The patch sites the study's stages name: whole layer outputs, head parts, neurons. */
+import { blockHookName } from "../model/hook-points.ts";
+import { HEAD_COMPONENTS, type PatchSite } from "../patching/targets.ts";
+
+/** A layer component screened per group: the attn or MLP output of one layer, patched at every position. */
+export interface LayerComponent {
+  label: string;
+  site: PatchSite;
+  /** 0 = attn, 1 = mlp (rows of the screen grid); col = layer. */
+  row: number;
+  col: number;
+}
+
+/** Every position of a [pos, d_model] activation: the whole hook patched at once. */
+export const wholeHook = (hook: string): PatchSite => ({ hook, selectors: [[null, null]] });
+
+export function layerComponents(nLayers: number): LayerComponent[] {
+  const out: LayerComponent[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    for (const [row, name, hook] of [
+      [0, "attn", "hook_attn_out"],
+      [1, "mlp", "hook_mlp_out"],
+    ] as const) {
+      out.push({ label: `L${l} ${name}`, site: wholeHook(blockHookName(l, hook)), row, col: l });
+    }
+  }
+  return out;
+}
+
+/** Head parts in the order of the shared `head_all` target (z, q, k, v, pattern), with the report's names. */
+export const HEAD_PARTS = ["output", "query", "key", "value", "pattern"] as const;
+
+/**
+ * One part (z, q, k, v or pattern) of one head, at all positions. With grouped-query attention a query
+ * head's key and value are those of its key/value group (shared by nHeads / nKvHeads query heads).
+ */
+export function headPartSite(
+  cfg: { nHeads: number; nKvHeads?: number },
+  layer: number,
+  head: number,
+  component: (typeof HEAD_COMPONENTS)[number],
+): PatchSite {
+  if (component === "pattern") {
+    return { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, null, null]] };
+  }
+  const kv = component === "k" || component === "v";
+  const index = kv ? Math.floor((head * (cfg.nKvHeads ?? cfg.nHeads)) / cfg.nHeads) : head;
+  return { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[null, index, null]] };
+}
+
+/** Every head's five parts in the order of the shared `head_all` target: [component][layer][head]. */
+export function allHeadPartSites(cfg: { nLayers: number; nHeads: number; nKvHeads?: number }): PatchSite[] {
+  return HEAD_COMPONENTS.flatMap((c) =>
+    Array.from({ length: cfg.nLayers }, (_, l) =>
+      Array.from({ length: cfg.nHeads }, (_, h) => headPartSite(cfg, l, h, c)),
+    ).flat(),
+  );
+}
+
+/** One MLP neuron at all positions. */
+export const neuronSite = (layer: number, neuron: number): PatchSite => ({
+  hook: blockHookName(layer, "mlp.hook_post"),
+  selectors: [[null, neuron]],
+});
