@@ -8,8 +8,8 @@ import { attributionHookNames } from "../src/analysis/attribute.ts";
 import { compositionScores, fullQkCircuit } from "../src/analysis/circuits.ts";
 import { logitAttrs, logitDiffDirections, neuronLogitAttrs } from "../src/analysis/logit-attribution.ts";
 import { accumulatedResid, decomposeResid, stackHeadResults } from "../src/analysis/residual-stack.ts";
-import { medianMs, randomGpt2Small } from "../src/bench/gpt2-small.ts";
 import { mulberry32 } from "../src/util/random.ts";
+import { medianMs, randomGpt2Small } from "./gpt2-small.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +34,7 @@ const prompts = Array.from({ length: batch }, (_, b) =>
   Array.from({ length: tokens - (b % 4) }, () => Math.floor(rng() * 50000)),
 );
 const figures: Record<string, number> = { batch, tokens };
-const filter = attributionHookNames(model.cfg.nLayers).concat(
+const filter = attributionHookNames(model.cfg).concat(
   Array.from({ length: model.cfg.nLayers }, (_, l) => `blocks.${l}.mlp.hook_post`),
 );
 let out = model.runWithCache(prompts, { namesFilter: filter, logits: "last" });

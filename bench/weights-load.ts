@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GPT2_SMALL_CONFIG } from "../src/bench/gpt2-small.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
 import type { SafetensorsWriteDtype } from "../src/weights/safetensors.ts";
+import { GPT2_SMALL_CONFIG } from "./gpt2-small.ts";
 
 const MB = 1024 * 1024;
 

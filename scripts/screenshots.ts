@@ -14,10 +14,11 @@ import {
   barChart,
   type Figure,
   heatmap,
+  heatmapPanels,
   lineChart,
+  pairPositionLabels,
   renderHtmlReport,
   scatterChart,
-  tokenPositionLabels,
   tokenView,
   writeFigureFiles,
 } from "../src/viz/index.ts";
@@ -78,11 +79,26 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
     { label: "sample 1", text: ["The", " cat", " sat", " on", " the", " mat", "."] },
     { label: "sample 2 (code)", text: ["if", " (", "a", " <", " b", " &&", " c", ")", " {", "\n", "  ", "return", ' "', "x", '";', "\n", "}"] },
     { label: "sample 3", text: [" In", " 1969", ",", " Apollo", " 11", " landed", " on", " the", " Moon", " in", " July", "."] },
+    { label: "sample 4 (byte and SentencePiece pieces)", text: ["▁Once", "▁upon", " <0xF0><0x9F>", "<0xA4>", "<0x97>", "Ġtime", "ĊĊ"] },
   ].map((s) => ({
     label: s.label,
     tokens: s.text,
     values: s.text.map((t) => (/\d/.test(t) ? 2.5 + noise(0.8) : /[<&{(]/.test(t) ? -0.8 + noise(0.2) : noise(0.4))),
   }));
+  const components = ["z", "q", "k", "v", "pattern"];
+  const headAll = components.map((title, c) => ({
+    title,
+    values: LAYERS.map((_, l) => HEADS.map((_, h) => (strong[`${l},${h}`] ?? noise(0.05)) * [0.9, 0.2, 0.1, 0.6, 0.3][c])),
+  }));
+  // Some cells not computed (e.g. a sweep stopped early): grey, with a legend entry, never white.
+  const partial = patch.map((row, l) => row.map((v, p) => (l >= 10 && p >= 8 ? null : v)));
+  const corruptTokens = TOKENS.map((t, i) => (i === 4 ? " Anne" : t));
+  const allHeads = Array.from({ length: 4 }, (_, l) =>
+    Array.from({ length: 6 }, (_, h) => ({
+      label: `L${l}H${h}`,
+      pattern: causal((d, s) => (h % 3 === 0 ? (s === d - 1 ? 3 : noise(0.4)) : h % 3 === 1 ? (s === 0 ? 3 : noise(0.4)) : s === d ? 2.5 : noise(0.6))),
+    })),
+  ).flat();
   return [
     {
       name: "line",
@@ -90,13 +106,13 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
         title: "Logit difference after each layer (demo data)",
         x: ["embed", ...LAYERS],
         series: [
-          { name: "clean", values: clean, ...band(clean, 0.25) },
+          { name: "clean (contraction group, 're vs ·are)", values: clean, ...band(clean, 0.25) },
           { name: "corrupted (ABC)", values: corrupt, ...band(corrupt, 0.2) },
         ],
         xTitle: "residual stream after",
-        yTitle: "logit diff (IO - S)",
+        yTitle: "logit difference (IO − S)",
       }),
-      caption: "Logit lens: the IO-vs-S logit difference emerges after layer 9. Bands: 95% interval over prompts.",
+      caption: "Legend swatches take the line colour (not the pale band); the long legend label is not cut. Bands: ±1 SE over prompts.",
     },
     {
       name: "bar",
@@ -105,9 +121,11 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
         labels: top.map((t) => t.label),
         values: top.map((t) => t.v),
         errors: top.map(() => 0.05 + rand() * 0.1),
+        errorLabel: "±1 SE over prompts",
+        labelTitle: "head",
         valueTitle: "direct logit attribution",
       }),
-      caption: "Ten largest heads by |direct logit attribution|, with standard errors over prompts.",
+      caption: "Ten largest heads by |direct logit attribution|; error bars: ±1 SE over prompts.",
     },
     {
       name: "heatmap-heads",
@@ -118,7 +136,7 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
         values: headAttr,
         rowTitle: "layer",
         colTitle: "head",
-        valueTitle: "logit diff",
+        valueTitle: "logit difference",
       }),
       caption: "Blue heads push towards the indirect object, red heads against it; white is no effect.",
     },
@@ -127,29 +145,47 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
       figure: heatmap({
         title: "Activation patching: resid_pre by layer and position (demo data)",
         rowLabels: LAYERS,
-        colLabels: tokenPositionLabels(TOKENS),
-        values: patch,
+        colLabels: pairPositionLabels(TOKENS, corruptTokens),
+        values: partial,
         rowTitle: "layer",
-        colTitle: "position",
-        valueTitle: "logit diff recovered",
+        colTitle: "position (clean / corrupted token where they differ)",
+        valueTitle: "fraction restored",
       }),
-      caption: "Fraction of the clean logit difference restored by patching one residual stream position.",
+      caption: "Fraction restored by patching one residual stream position; the changed position names both tokens; grey cells were not computed.",
+    },
+    {
+      name: "heatmap-panels",
+      figure: heatmapPanels({
+        title: "Patching each head component: layer × head (demo data)",
+        rowLabels: LAYERS,
+        colLabels: HEADS,
+        panels: headAll,
+        rowTitle: "layer",
+        colTitle: "head",
+        valueTitle: "fraction restored",
+      }),
+      caption: "patch -t head_all: five panels side by side on ONE colour scale, one legend.",
     },
     {
       name: "scatter",
       figure: scatterChart({
         title: "Attribution patching vs activation patching (demo data)",
         points,
-        xTitle: "attribution estimate",
-        yTitle: "exact patching effect",
+        xTitle: "exact fraction restored",
+        yTitle: "estimated fraction restored",
         identityLine: true,
       }),
-      caption: "Each point is a head; the dashed line is y = x.",
+      caption: "Each point is a head; the dashed line is estimate = exact (patch --method compare --html).",
     },
     {
       name: "attention",
       figure: attentionView({ title: "Attention patterns (demo data)", tokens: TOKENS, heads }),
       caption: "Pick a head; hover a token to see what it attends to (row) and what attends to it (column).",
+    },
+    {
+      name: "attention-all-heads",
+      figure: attentionView({ title: "All heads at a glance (demo data)", tokens: TOKENS, heads: allHeads }),
+      caption: "Heads named LxHy get a layer × head grid of thumbnails; click one to open it.",
     },
     {
       name: "tokens",
@@ -159,7 +195,7 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
         valueLabel: "L5 N1234 activation",
         scale: "diverging",
       }),
-      caption: "Tokens coloured by the neuron's activation (blue positive, red negative).",
+      caption: "Tokens coloured by the neuron's activation (blue positive, red negative); byte pieces show as <0xNN>, SentencePiece ▁ as ·.",
     },
   ];
 }

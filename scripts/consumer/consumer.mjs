@@ -20,14 +20,12 @@ assert.ok(cache.get("resid_post", model.cfg.nLayers - 1), "the cache holds the l
 
 // A patching sweep: the prompts differ at one position, so restoring the clean residual there before
 // block 0 restores the clean run exactly (fraction restored = 1), and other positions at layer 0 do nothing.
-const answer = model.toTokens(" she", { prependBos: false });
-const wrong = model.toTokens(" he", { prependBos: false });
-assert.equal(answer.length, 1);
-assert.equal(wrong.length, 1);
+const answer = model.toSingleToken(" she");
+const wrong = model.toSingleToken(" he");
 const result = await activationPatching(model, {
   clean: [clean],
   corrupted: [corrupted],
-  answers: { answer: answer[0], wrong: wrong[0] },
+  answers: { answer, wrong },
   target: { kind: "resid_pre" },
 });
 const tokensClean = model.toTokens(clean);

@@ -1,7 +1,51 @@
-/** Answer-vs-wrong metrics at each prompt's final real position. */
+/**
+ * Answer-vs-wrong metrics at each prompt's final real position: the one home of the logit difference, of
+ * checking "one token, or one per prompt", and of the patching normalisation.
+ */
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
 import { type AnswerReport, answerReport } from "./predictions.ts";
+
+/** One token for every prompt, or one per prompt. */
+export type TokenPerPrompt = number | readonly number[];
+
+/**
+ * The token of each of `nPrompts` prompts, checked: a list must have one per prompt, and every id must be
+ * in the vocabulary. `what` names the tokens in errors ("answer", "--wrong", ...).
+ */
+export function tokensPerPrompt(
+  tokens: TokenPerPrompt,
+  nPrompts: number,
+  dVocab: number,
+  what: string,
+): number[] {
+  const list = typeof tokens === "number" ? new Array<number>(nPrompts).fill(tokens) : [...tokens];
+  if (list.length !== nPrompts)
+    throw new Error(
+      `Got ${list.length} ${what} tokens for ${nPrompts} prompts: give one token per prompt, or a single one for all`,
+    );
+  for (const t of list)
+    if (!Number.isInteger(t) || t < 0 || t >= dVocab)
+      throw new Error(`${what} token ${t} is not a vocabulary id: use an id in [0, ${dVocab})`);
+  return list;
+}
+
+/** logit[answer] - logit[wrong] in one row of logits. */
+export function rowLogitDiff(row: ArrayLike<number>, answer: number, wrong: number): number {
+  return row[answer] - row[wrong];
+}
+
+/** Mean of per-prompt values: the batch metric (TransformerLens averages the logit difference over prompts). */
+export function batchMean(perPrompt: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < perPrompt.length; i++) s += perPrompt[i];
+  return s / perPrompt.length;
+}
+
+/** (patched - corrupted) / (clean - corrupted): 1 = the clean behaviour fully restored, 0 = no effect. */
+export function normalise(patched: number, clean: number, corrupted: number): number {
+  return (patched - corrupted) / (clean - corrupted);
+}
 
 export interface LogitDiffResult {
   /** logit[answer] - logit[wrong] per prompt. */
@@ -25,16 +69,14 @@ export function finalLogitsRow(logits: Tensor, lengths: readonly number[], b: nu
 export function logitDiff(
   logits: Tensor,
   lengths: readonly number[],
-  answers: number | readonly number[],
-  wrongs: number | readonly number[],
+  answers: TokenPerPrompt,
+  wrongs: TokenPerPrompt,
 ): LogitDiffResult {
-  const perPrompt = lengths.map((_, b) => {
-    const row = finalLogitsRow(logits, lengths, b);
-    const a = typeof answers === "number" ? answers : answers[b];
-    const w = typeof wrongs === "number" ? wrongs : wrongs[b];
-    return row[a] - row[w];
-  });
-  return { perPrompt, mean: perPrompt.reduce((s, x) => s + x, 0) / perPrompt.length };
+  const V = logits.shape[logits.ndim - 1];
+  const a = tokensPerPrompt(answers, lengths.length, V, "answer");
+  const w = tokensPerPrompt(wrongs, lengths.length, V, "wrong");
+  const perPrompt = lengths.map((_, b) => rowLogitDiff(finalLogitsRow(logits, lengths, b), a[b], w[b]));
+  return { perPrompt, mean: batchMean(perPrompt) };
 }
 
 /** Rank, logit and probability of the answer and the wrong token for each prompt. */

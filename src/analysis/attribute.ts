@@ -5,6 +5,7 @@
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import type { ModelConfig } from "../weights/config.ts";
 import { type LogitDiffResult, logitDiff } from "./answer-metrics.ts";
 import { type LogitAttribution, logitAttrs, logitDiffDirections } from "./logit-attribution.ts";
 import { accumulatedResid, decomposeResid, stackHeadResults } from "./residual-stack.ts";
@@ -23,8 +24,10 @@ export interface AttributionResult {
 }
 
 /** The hooks the attribution pass reads; everything else is left out of the cache. */
-export function attributionHookNames(nLayers: number): string[] {
-  const names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"];
+export function attributionHookNames(cfg: Pick<ModelConfig, "nLayers" | "positions">): string[] {
+  const { nLayers } = cfg;
+  const names = ["hook_embed", "ln_final.hook_scale"];
+  if (cfg.positions === "learned") names.push("hook_pos_embed");
   for (let l = 0; l < nLayers; l++) {
     for (const h of [
       "hook_resid_pre",
@@ -48,7 +51,7 @@ export function attributeLogitDiff(
   opts: { logitLens?: boolean; prependBos?: boolean } = {},
 ): AttributionResult {
   const { logits, cache, lengths } = model.runWithCache(prompts, {
-    namesFilter: attributionHookNames(model.cfg.nLayers),
+    namesFilter: attributionHookNames(model.cfg),
     logits: "last",
     prependBos: opts.prependBos,
   });

@@ -66,6 +66,23 @@ function headRows(t: Tensor, h: number): Float32Array {
   return t.data.subarray(h * r * c, (h + 1) * r * c);
 }
 
+type HeadWeight = "W_Q" | "W_K" | "W_V" | "W_O";
+
+/**
+ * Which slice of a head weight query head `head` uses. W_K and W_V hold one slice per key/value head
+ * ([n_kv_heads, d_model, d_head]); with grouped-query attention, query head h reads key/value head
+ * floor(h / (n_heads / n_kv_heads)), the same as TransformerLens' W_K / W_V (repeat_interleave of _W_K).
+ */
+export function headSlice(model: AnalysisModel, layer: number, name: HeadWeight, head: number): number {
+  const stored = model.weights.blocks[layer][name].shape[0];
+  return Math.floor(head / (model.cfg.nHeads / stored));
+}
+
+/** Head `head`'s slice of a block weight as a float64 matrix (W_K / W_V through the key/value head it reads). */
+function headMat(model: AnalysisModel, layer: number, name: HeadWeight, head: number) {
+  return matFromTensor(model.weights.blocks[layer][name], headSlice(model, layer, name, head));
+}
+
 function checkHead(model: AnalysisModel, layer: number, head: number): void {
   const { nLayers, nHeads } = model.cfg;
   if (!Number.isInteger(layer) || layer < 0 || layer >= nLayers)
@@ -77,25 +94,25 @@ function checkHead(model: AnalysisModel, layer: number, head: number): void {
 /** W_Q[h] @ W_K[h]^T [d_model, d_model]: the bilinear form behind the (unscaled) attention scores. */
 export function qkCircuit(model: AnalysisModel, layer: number, head: number): FactoredMatrix {
   checkHead(model, layer, head);
-  const blk = model.weights.blocks[layer];
-  return new FactoredMatrix(matFromTensor(blk.W_Q, head), transpose(matFromTensor(blk.W_K, head)));
+  return new FactoredMatrix(
+    headMat(model, layer, "W_Q", head),
+    transpose(headMat(model, layer, "W_K", head)),
+  );
 }
 
 /** W_V[h] @ W_O[h] [d_model, d_model]: what the head writes for each residual vector it attends to. */
 export function ovCircuit(model: AnalysisModel, layer: number, head: number): FactoredMatrix {
   checkHead(model, layer, head);
-  const blk = model.weights.blocks[layer];
-  return new FactoredMatrix(matFromTensor(blk.W_V, head), matFromTensor(blk.W_O, head));
+  return new FactoredMatrix(headMat(model, layer, "W_V", head), headMat(model, layer, "W_O", head));
 }
 
 /** W_E QK W_E^T [d_vocab, d_vocab]: token-to-token attention scores (ignoring positions and LN). */
 export function fullQkCircuit(model: CircuitModel, layer: number, head: number): FactoredMatrix {
   checkHead(model, layer, head);
   const { dVocab: V, dModel: D, dHead: dh } = model.cfg;
-  const blk = model.weights.blocks[layer];
   const WE = model.weights.W_E.data; // [V, D]
-  const WQt = transpose(matFromTensor(blk.W_Q, head)).data; // [dh, D]
-  const WKt = transpose(matFromTensor(blk.W_K, head)).data; // [dh, D]
+  const WQt = transpose(headMat(model, layer, "W_Q", head)).data; // [dh, D]
+  const WKt = transpose(headMat(model, layer, "W_K", head)).data; // [dh, D]
   return new FactoredMatrix(
     mat(V, dh, product(model, WE, WQt, 1, V, D, dh, true)), // W_E W_Q [V, dh]
     mat(dh, V, product(model, WKt, WE, 1, dh, D, V, true)), // W_K^T W_E^T [dh, V]
@@ -107,7 +124,7 @@ export function fullOvCircuit(model: CircuitModel, layer: number, head: number):
   checkHead(model, layer, head);
   const { dVocab: V, dModel: D, dHead: dh } = model.cfg;
   const blk = model.weights.blocks[layer];
-  const WVt = transpose(matFromTensor(blk.W_V, head)).data; // [dh, D]
+  const WVt = transpose(headMat(model, layer, "W_V", head)).data; // [dh, D]
   return new FactoredMatrix(
     mat(V, dh, product(model, model.weights.W_E.data, WVt, 1, V, D, dh, true)), // W_E W_V [V, dh]
     mat(dh, V, product(model, headRows(blk.W_O, head), model.weights.W_U.data, 1, dh, D, V, false)), // W_O W_U
@@ -131,7 +148,7 @@ export function compositionScores(model: CircuitModel, mode: CompositionMode): F
   if (mode !== "Q" && mode !== "K" && mode !== "V")
     throw new Error(`Composition mode must be "Q", "K" or "V", got "${String(mode)}"`);
   const N = L * H;
-  const stack = (name: "W_Q" | "W_K" | "W_V" | "W_O") => stackHeadsDhByD(model, name);
+  const stack = (name: HeadWeight) => stackHeadsDhByD(model, name);
   const WO = stack("W_O");
   // left_i = R(W_V) W_O [dh, D] (OV = W_V W_O); rightT_j = R(Y) X^T [dh, D] for R_2 = X Y^T with
   // Q: X = W_Q, Y = W_K.  K: X = W_K, Y = W_Q.  V: X = W_V, Y = W_O^T.
@@ -172,8 +189,11 @@ export function compositionScores(model: CircuitModel, mode: CompositionMode): F
   return scores;
 }
 
-/** Every head's weight as [dh, D] rows (W_O as stored, W_Q/W_K/W_V transposed), stacked: [L*H, dh, D]. */
-function stackHeadsDhByD(model: CircuitModel, name: "W_Q" | "W_K" | "W_V" | "W_O"): Float32Array {
+/**
+ * Every query head's weight as [dh, D] rows (W_O as stored, W_Q/W_K/W_V transposed; W_K/W_V through the
+ * key/value head each query head reads), stacked: [L*H, dh, D].
+ */
+function stackHeadsDhByD(model: CircuitModel, name: HeadWeight): Float32Array {
   const { nLayers: L, nHeads: H, dModel: D, dHead: dh } = model.cfg;
   const out = new Float32Array(L * H * dh * D);
   for (let l = 0; l < L; l++) {
@@ -182,7 +202,7 @@ function stackHeadsDhByD(model: CircuitModel, name: "W_Q" | "W_K" | "W_V" | "W_O
     else
       for (let h = 0; h < H; h++) {
         const o = (l * H + h) * dh * D;
-        const src = h * D * dh;
+        const src = headSlice(model, l, name, h) * D * dh;
         for (let d = 0; d < D; d++) for (let c = 0; c < dh; c++) out[o + c * D + d] = w[src + d * dh + c];
       }
   }

@@ -4,7 +4,9 @@
  * ever multiplied by the full unembedding: one pass over the stack, O(pieces * rows * d_model).
  */
 import type { ActivationCache } from "../model/activation-cache.ts";
+import { normalizeStack } from "../model/normalization.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { type TokenPerPrompt, tokensPerPrompt } from "./answer-metrics.ts";
 import { gatherPositions, type PositionSelection, type PositionSpec, selectPositions } from "./positions.ts";
 import type { AnalysisModel, ResidStack } from "./residual-stack.ts";
 
@@ -32,15 +34,6 @@ export interface LogitDirections {
   offsets: Float64Array;
 }
 
-function perPrompt(tokens: number | readonly number[], batch: number, what: string): number[] {
-  const list = typeof tokens === "number" ? new Array<number>(batch).fill(tokens) : [...tokens];
-  if (list.length !== batch)
-    throw new Error(
-      `Got ${list.length} ${what} tokens for ${batch} prompts: pass one per prompt, or a single one`,
-    );
-  return list;
-}
-
 /**
  * `W_U[:, answer] - W_U[:, wrong]` per prompt (the logit-difference direction). When the final LayerNorm
  * is not folded into W_U (no weight processing), its weight is folded into the direction and its bias
@@ -48,21 +41,17 @@ function perPrompt(tokens: number | readonly number[], batch: number, what: stri
  */
 export function logitDiffDirections(
   model: AnalysisModel,
-  answers: number | readonly number[],
-  wrongs: number | readonly number[],
+  answers: TokenPerPrompt,
+  wrongs: TokenPerPrompt,
   batch: number,
 ): LogitDirections {
   const { dModel: D, dVocab: V } = model.cfg;
-  const a = perPrompt(answers, batch, "answer");
-  const w = perPrompt(wrongs, batch, "wrong");
+  const a = tokensPerPrompt(answers, batch, V, "answer");
+  const w = tokensPerPrompt(wrongs, batch, V, "wrong");
   const { W_U, b_U, lnFinal } = model.weights;
   const dirs = new Float32Array(batch * D);
   const offsets = new Float64Array(batch);
   for (let b = 0; b < batch; b++) {
-    for (const t of [a[b], w[b]]) {
-      if (!Number.isInteger(t) || t < 0 || t >= V)
-        throw new Error(`Token ${t} is outside the vocabulary (0..${V - 1})`);
-    }
     let off = b_U.data[a[b]] - b_U.data[w[b]];
     for (let d = 0; d < D; d++) {
       const diff = W_U.data[d * V + a[b]] - W_U.data[d * V + w[b]];
@@ -99,22 +88,18 @@ export function applyLnToStack(
 ): ResidStack {
   const mode = opts.ln ?? "cached";
   if (mode === "none") return rs;
-  const D = model.cfg.dModel;
+  const { dModel: D, normalization, lnEps } = model.cfg;
   const rows = rs.sel.batch * rs.sel.nPos;
   const scales = mode === "cached" ? cachedScales(model, cache, rs.sel, opts.layer) : null;
-  const src = rs.stack.data;
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < rs.labels.length; i++)
-    for (let r = 0; r < rows; r++) {
-      const o = (i * rows + r) * D;
-      let mean = 0;
-      for (let d = 0; d < D; d++) mean += src[o + d];
-      mean /= D;
-      let sq = 0;
-      for (let d = 0; d < D; d++) sq += (src[o + d] - mean) ** 2;
-      const s = scales ? scales[r] : Math.sqrt(sq / D + model.cfg.lnEps);
-      for (let d = 0; d < D; d++) out[o + d] = (src[o + d] - mean) / s;
-    }
+  const out = normalizeStack({
+    kind: normalization,
+    stack: rs.stack.data,
+    n: rs.labels.length,
+    rows,
+    D,
+    scales,
+    eps: lnEps,
+  });
   return { labels: rs.labels, stack: new Tensor(out, rs.stack.shape), sel: rs.sel };
 }
 
@@ -154,8 +139,9 @@ export function logitAttrs(
   const n = rs.labels.length;
   const rows = batch * nPos;
   const scales = mode === "cached" ? cachedScales(model, cache, rs.sel, opts.layer) : null;
+  const centre = model.cfg.normalization === "layernorm"; // RMSNorm does not centre
   const dirSum = new Float64Array(batch);
-  for (let b = 0; b < batch; b++) for (let d = 0; d < D; d++) dirSum[b] += dirs.dirs[b * D + d];
+  if (centre) for (let b = 0; b < batch; b++) for (let d = 0; d < D; d++) dirSum[b] += dirs.dirs[b * D + d];
   const x = rs.stack.data;
   const values = new Float64Array(n * rows);
   for (let i = 0; i < n; i++)
@@ -176,7 +162,7 @@ export function logitAttrs(
         values[i * rows + r] = dot;
         continue;
       }
-      const mean = sum / D;
+      const mean = centre ? sum / D : 0;
       // Centring the piece is the same as centring the direction: (x - mean) · d = x · d - mean * sum(d).
       const centredDot = dot - mean * dirSum[b];
       const s = scales ? scales[r] : Math.sqrt(Math.max(sumSq / D - mean * mean, 0) + model.cfg.lnEps);
@@ -212,9 +198,10 @@ export function neuronLogitAttrs(
   const values = new Float64Array(layer * dMlp * rows);
   // Centring W_out[n] is the same as centring the direction; prompts sharing answer and wrong tokens share
   // one direction, so each distinct direction is projected once.
-  const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none");
+  const centre = model.cfg.normalization === "layernorm"; // RMSNorm does not centre
+  const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none" && centre);
   const proj = new Float64Array(dMlp * unique.length); // W_out[n] · dir_u
-  const rowVar = new Float64Array(dMlp); // variance of W_out[n] over d_model
+  const rowVar = new Float64Array(dMlp); // mean square of W_out[n] over d_model, after centring for LayerNorm
   for (let l = 0; l < layer; l++) {
     const W_out = model.weights.blocks[l].W_out.data;
     for (let nn = 0; nn < dMlp; nn++) {
@@ -226,7 +213,7 @@ export function neuronLogitAttrs(
         sum += w;
         sumSq += w * w;
       }
-      const mean = sum / D;
+      const mean = centre ? sum / D : 0;
       rowVar[nn] = Math.max(sumSq / D - mean * mean, 0);
       unique.forEach((u, k) => {
         let dot = 0;

@@ -29,7 +29,12 @@ export function topPredictions(row: Float32Array, k: number, tokenizer: Gpt2Toke
     }
     best[j] = i;
   }
-  return best.map((t) => ({ token: t, str: tokenizer.decode([t]), logit: row[t], prob: Math.exp(lp[t]) }));
+  return best.map((t) => ({
+    token: t,
+    str: tokenizer.toStrTokens([t])[0],
+    logit: row[t],
+    prob: Math.exp(lp[t]),
+  }));
 }
 
 export function answerReport(row: Float32Array, token: number, tokenizer: Gpt2Tokenizer): AnswerReport {
@@ -38,5 +43,5 @@ export function answerReport(row: Float32Array, token: number, tokenizer: Gpt2To
   const logit = row[token];
   let rank = 0;
   for (let i = 0; i < row.length; i++) if (row[i] > logit) rank++;
-  return { token, str: tokenizer.decode([token]), logit, prob: Math.exp(lp[token]), rank };
+  return { token, str: tokenizer.toStrTokens([token])[0], logit, prob: Math.exp(lp[token]), rank };
 }

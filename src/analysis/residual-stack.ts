@@ -76,7 +76,8 @@ export function accumulatedResid(
 
 /**
  * `decompose_resid`: the terms that sum to the residual stream before `layer`:
- * `embed, pos_embed, 0_attn_out, 0_mlp_out, ...` (attn_out includes b_O, mlp_out includes b_out).
+ * `embed, pos_embed, 0_attn_out, 0_mlp_out, ...` (attn_out includes b_O, mlp_out includes b_out). Models with
+ * rotary positions have no `pos_embed` term: positions act inside attention, not on the residual stream.
  */
 export function decomposeResid(
   model: AnalysisModel,
@@ -90,8 +91,12 @@ export function decomposeResid(
   const pieces: Float32Array[] = [];
   const labels: string[] = [];
   if (opts.inclEmbeds ?? true) {
-    pieces.push(gatherPositions(embed, sel), gatherPositions(cache.get("hook_pos_embed"), sel));
-    labels.push("embed", "pos_embed");
+    pieces.push(gatherPositions(embed, sel));
+    labels.push("embed");
+    if (model.cfg.positions === "learned") {
+      pieces.push(gatherPositions(cache.get("hook_pos_embed"), sel));
+      labels.push("pos_embed");
+    }
   }
   for (let l = 0; l < layer; l++) {
     if (mode !== "mlp") {

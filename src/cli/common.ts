@@ -14,7 +14,7 @@ export function addModelOptions(cmd: Command, defaultModel?: string): Command {
   return cmd
     .option(
       "-m, --model <name|dir>",
-      "hub id (gpt2, openai-community/gpt2, distilgpt2, ...) or a local checkpoint dir",
+      "stories260k (bundled), a hub id (gpt2, openai-community/gpt2, owner/name, ...) or a local checkpoint dir",
       defaultModel,
     )
     .option("--backend <name>", "numeric kernels: onnx (fast) or reference (portable TypeScript)", "onnx")
@@ -60,4 +60,15 @@ export function parseIntOption(name: string) {
 /** Collects a repeatable option (`--prompt a --prompt b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * Refuses a flag the user typed that the chosen mode would silently ignore (a flag that is accepted must
+ * do what it says). `flags` maps option keys (camelCase) to their flag spelling; `why` names the mode.
+ */
+export function rejectIgnoredFlags(cmd: Command, flags: Record<string, string>, why: string): void {
+  for (const [key, flag] of Object.entries(flags)) {
+    if (cmd.getOptionValueSource(key) === "cli")
+      throw new UsageError(`${flag} has no effect ${why}: drop it`);
+  }
 }

@@ -6,19 +6,27 @@ export interface HeatmapSection {
   heatmap: HeatmapOptions;
 }
 
-/** A self-contained HTML page with one heatmap per section (used by commands whose result is per-head grids). */
+/**
+ * A self-contained HTML page with one heatmap per section (used by commands whose result is per-head
+ * grids). The sections show one quantity, so they share ONE colour domain: the same colour is the same
+ * value in every heatmap of the page.
+ */
 export async function writeHeatmapPage(
   path: string,
   title: string,
   sections: readonly HeatmapSection[],
+  inputs?: { label: string; value: string | string[] }[],
 ): Promise<void> {
   const viz = await import("../viz/index.ts");
+  const domain = viz.sharedHeatmapDomain(sections.map((s) => s.heatmap));
+  const shared = sections.length > 1 ? " All heatmaps on this page share one colour scale." : "";
   viz.writeHtmlReport(path, {
     title,
-    sections: sections.map((s) => ({
+    sections: sections.map((s, k) => ({
       heading: s.heading,
-      text: s.text,
-      figures: [{ figure: viz.heatmap(s.heatmap) }],
+      ...(k === 0 && inputs ? { inputs } : {}),
+      text: `${s.text}${shared}`,
+      figures: [{ figure: viz.heatmap({ ...s.heatmap, domain }) }],
     })),
   });
 }

@@ -31,6 +31,8 @@ export interface ContextOptions {
   startContext?: number;
   /** Encoder from text to token ids (default GPT-2 BPE). */
   encode?: (text: string) => number[];
+  /** The model's BOS token, which starts every context and separates documents (default GPT-2's <|endoftext|>). */
+  bos?: number;
 }
 
 export const DEFAULT_CONTEXT_LEN = 64;
@@ -50,10 +52,11 @@ export function* corpusContexts(
   const shard = opts.shard ?? { index: 0, count: 1 };
   const startContext = opts.startContext ?? 0;
   const encode = opts.encode ?? ((t: string) => gpt2Tokenizer().encode(t));
+  const bos = opts.bos ?? BOS_TOKEN;
 
   let id = 0;
   let tokensBefore = 0; // tokens in contexts [0, id)
-  let current: number[] = [BOS_TOKEN];
+  let current: number[] = [bos];
   let pendingSeparator = false;
 
   // Closes the current context: returns it, null if another shard owns it, or "stop" past maxTokens.
@@ -62,7 +65,7 @@ export function* corpusContexts(
     if (tokensBefore + current.length > maxTokens) return "stop";
     tokensBefore += current.length;
     id++;
-    current = [BOS_TOKEN];
+    current = [bos];
     const wanted = ctx.id >= startContext && ctx.id % shard.count === shard.index;
     return wanted ? ctx : null;
   };
@@ -73,7 +76,7 @@ export function* corpusContexts(
       const ids = encode(chunk);
       if (ids.length === 0) continue;
       // A fresh context already starts with BOS (= end-of-text), so no separator is needed there.
-      if (pendingSeparator && current.length > 1) ids.unshift(BOS_TOKEN);
+      if (pendingSeparator && current.length > 1) ids.unshift(bos);
       pendingSeparator = false;
       for (const t of ids) {
         current.push(t);

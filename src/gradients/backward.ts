@@ -1,23 +1,26 @@
 import { ActivationCache } from "../model/activation-cache.ts";
-import { activationDerivative } from "../model/activations.ts";
-import { allHookNames } from "../model/hook-points.ts";
+import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
+import { normBackward } from "../model/normalization.ts";
+import { activationDerivative, applyActivation } from "../tensor/activations.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { attentionBackward } from "./attention-backward.ts";
-import { layerNormBackward } from "./layer-norm-backward.ts";
 import type { LogitGradient, LogitMetric } from "./logit-metric.ts";
 
-/** Every hook a backward pass reads from the forward cache: all default hook points. */
-export function backwardCacheNames(nLayers: number): string[] {
-  return allHookNames(nLayers);
+/** Every hook a backward pass reads from the forward cache: all default hook points of the model. */
+export function backwardCacheNames(model: HookModel): string[] {
+  return allHookNames(model);
 }
 
 /**
  * d metric / d (every hook activation), given a full forward cache and d metric / d final-position logits
  * (the seed). TransformerLens' `run_with_cache(..., incl_bwd=True)`: the gradient at each hook is the total
  * gradient flowing into that activation (at `hook_resid_pre` all downstream paths; at `hook_pattern`
- * d/d pattern; at `hook_attn_scores` through the softmax; at `ln*.hook_scale` d/d scale alone).
+ * d/d pattern; at `hook_attn_scores` through the softmax; at `ln*.hook_scale` d/d scale alone; at
+ * `attn.hook_k` / `hook_v` summed over the query heads sharing each key/value head).
+ * Follows the architecture: LayerNorm or RMSNorm, rotary q/k (`hook_q` gets `hook_rot_q`'s gradient
+ * rotated back), plain or gated MLP (`mlp.hook_pre` is the gate, `mlp.hook_pre_linear` the up projection).
  * Uses the model's own kernel ops for every product with a weight (`LinearOp.backward` = dy @ W^T).
  */
 export function backwardFromCache(
@@ -27,8 +30,9 @@ export function backwardFromCache(
 ): ActivationCache {
   const { cfg, weights } = model;
   const engine = model.forwardEngine;
-  const { nLayers: L, nHeads: H, dHead: dh, dModel: D, dMlp } = cfg;
+  const { nLayers: L, nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D } = cfg;
   const HD = H * dh;
+  const KD = Hkv * dh;
   const residLast = cache.get(`blocks.${L - 1}.hook_resid_post`);
   const [B, P] = residLast.shape;
   const rows = B * P;
@@ -58,14 +62,15 @@ export function backwardFromCache(
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
   put("ln_final.hook_normalized", gNormFinal, [B, P, D]);
-  const lnF = layerNormBackward(
-    residLast.data,
-    cache.get("ln_final.hook_scale").data,
-    weights.lnFinal,
-    gNormFinal,
+  const lnF = normBackward({
+    kind: cfg.normalization,
+    x: residLast.data,
+    scale: cache.get("ln_final.hook_scale").data,
+    ln: weights.lnFinal,
+    gNormalized: gNormFinal,
     rows,
     D,
-  );
+  });
   put("ln_final.hook_scale", lnF.gScale, [B, P, 1]);
 
   let gResid = lnF.gInput; // d/d resid_post of the current layer
@@ -78,16 +83,19 @@ export function backwardFromCache(
 
     // resid_post = resid_mid + mlp_out
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gPost = ops.mlpOut.backward(gResid, rows);
-    put(name("mlp.hook_post"), gPost, [B, P, dMlp]);
-    const pre = act("mlp.hook_pre");
-    const gPre = new Float32Array(rows * dMlp);
-    for (let i = 0; i < gPre.length; i++)
-      if (gPost[i] !== 0) gPre[i] = gPost[i] * activationDerivative(cfg.act, pre[i]);
-    put(name("mlp.hook_pre"), gPre, [B, P, dMlp]);
-    const gNorm2 = ops.mlpIn.backward(gPre, rows);
+    const gNorm2 = mlpBackward(cfg, ops, ops.mlpOut.backward(gResid, rows), act, (hook, g) =>
+      put(name(hook), g, [B, P, cfg.dMlp]),
+    );
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
-    const ln2 = layerNormBackward(act("hook_resid_mid"), act("ln2.hook_scale"), w.ln2, gNorm2, rows, D);
+    const ln2 = normBackward({
+      kind: cfg.normalization,
+      x: act("hook_resid_mid"),
+      scale: act("ln2.hook_scale"),
+      ln: w.ln2,
+      gNormalized: gNorm2,
+      rows,
+      D,
+    });
     put(name("ln2.hook_scale"), ln2.gScale, [B, P, 1]);
     const gMid = addArrays(gResid, ln2.gInput);
     put(name("hook_resid_mid"), gMid, [B, P, D]);
@@ -96,40 +104,95 @@ export function backwardFromCache(
     put(name("hook_attn_out"), gMid, [B, P, D]);
     const gZ = ops.o.backward(gMid, rows); // [rows, H*dh] = [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
-    const att = attentionBackward(
-      act("attn.hook_q"),
-      act("attn.hook_k"),
-      act("attn.hook_v"),
-      act("attn.hook_pattern"),
+    const rotary = engine.rotary;
+    const att = attentionBackward({
+      // The scores read q and k after rotation.
+      q: act(rotary ? "attn.hook_rot_q" : "attn.hook_q"),
+      k: act(rotary ? "attn.hook_rot_k" : "attn.hook_k"),
+      v: act("attn.hook_v"),
+      pattern: act("attn.hook_pattern"),
       gZ,
       B,
       P,
       H,
+      Hkv,
       dh,
-    );
+    });
     put(name("attn.hook_pattern"), att.gPattern, [B, H, P, P]);
     put(name("attn.hook_attn_scores"), att.gScores, [B, H, P, P]);
-    put(name("attn.hook_q"), att.gQ, [B, P, H, dh]);
-    put(name("attn.hook_k"), att.gK, [B, P, H, dh]);
-    put(name("attn.hook_v"), att.gV, [B, P, H, dh]);
-    const gQkv = new Float32Array(rows * 3 * HD); // the fused op's columns: q | k | v per row
+    let { gQ, gK } = att;
+    if (rotary) {
+      put(name("attn.hook_rot_q"), gQ, [B, P, H, dh]);
+      put(name("attn.hook_rot_k"), gK, [B, P, Hkv, dh]);
+      // A rotation's backward is the inverse rotation (it is orthogonal).
+      const at = { batch: B, pos: P, dHead: dh, firstPos: 0, inverse: true };
+      gQ = rotary.rotate(gQ, { ...at, heads: H });
+      gK = rotary.rotate(gK, { ...at, heads: Hkv });
+    }
+    put(name("attn.hook_q"), gQ, [B, P, H, dh]);
+    put(name("attn.hook_k"), gK, [B, P, Hkv, dh]);
+    put(name("attn.hook_v"), att.gV, [B, P, Hkv, dh]);
+    const W = HD + 2 * KD; // the fused op's columns: q | k | v per row
+    const gQkv = new Float32Array(rows * W);
     for (let r = 0; r < rows; r++) {
-      const o = r * HD;
-      gQkv.set(att.gQ.subarray(o, o + HD), r * 3 * HD);
-      gQkv.set(att.gK.subarray(o, o + HD), r * 3 * HD + HD);
-      gQkv.set(att.gV.subarray(o, o + HD), r * 3 * HD + 2 * HD);
+      gQkv.set(gQ.subarray(r * HD, (r + 1) * HD), r * W);
+      gQkv.set(gK.subarray(r * KD, (r + 1) * KD), r * W + HD);
+      gQkv.set(att.gV.subarray(r * KD, (r + 1) * KD), r * W + HD + KD);
     }
     const gNorm1 = ops.qkv.backward(gQkv, rows);
     put(name("ln1.hook_normalized"), gNorm1, [B, P, D]);
-    const ln1 = layerNormBackward(act("hook_resid_pre"), act("ln1.hook_scale"), w.ln1, gNorm1, rows, D);
+    const ln1 = normBackward({
+      kind: cfg.normalization,
+      x: act("hook_resid_pre"),
+      scale: act("ln1.hook_scale"),
+      ln: w.ln1,
+      gNormalized: gNorm1,
+      rows,
+      D,
+    });
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);
   }
-  // resid_pre of block 0 = embed + pos_embed
+  // resid_pre of block 0 = embed (+ pos_embed for learned positions)
   put("hook_embed", gResid, [B, P, D]);
-  put("hook_pos_embed", gResid, [B, P, D]);
-  return new ActivationCache(grads, cache.lengths, L);
+  if (cfg.positions === "learned") put("hook_pos_embed", gResid, [B, P, D]);
+  return new ActivationCache(grads, cache.lengths, cfg);
+}
+
+/**
+ * From d/d mlp.hook_post to d/d the MLP's input (ln2's output), recording the hooks' gradients on the way.
+ * Plain: post = act(pre), pre = x @ W_in. Gated: post = act(pre) * pre_linear, pre = x @ W_gate (the gate op),
+ * pre_linear = x @ W_in (the up op), so the input's gradient sums both projections' backward.
+ */
+function mlpBackward(
+  cfg: HookedTransformer["cfg"],
+  ops: ReturnType<HookedTransformer["forwardEngine"]["blockOps"]>,
+  gPost: Float32Array,
+  act: (hook: string) => Float32Array,
+  record: (hook: string, grad: Float32Array) => void,
+): Float32Array {
+  const rows = gPost.length / cfg.dMlp;
+  record("mlp.hook_post", gPost);
+  const pre = act("mlp.hook_pre");
+  const gPre = new Float32Array(gPost.length);
+  if (!ops.mlpGate) {
+    for (let i = 0; i < gPre.length; i++)
+      if (gPost[i] !== 0) gPre[i] = gPost[i] * activationDerivative(cfg.act, pre[i]);
+    record("mlp.hook_pre", gPre);
+    return ops.mlpIn.backward(gPre, rows);
+  }
+  const up = act("mlp.hook_pre_linear");
+  const activated = applyActivation(cfg.act, pre);
+  const gUp = new Float32Array(gPost.length);
+  for (let i = 0; i < gPre.length; i++) {
+    if (gPost[i] === 0) continue;
+    gPre[i] = gPost[i] * up[i] * activationDerivative(cfg.act, pre[i]);
+    gUp[i] = gPost[i] * activated[i];
+  }
+  record("mlp.hook_pre", gPre);
+  record("mlp.hook_pre_linear", gUp);
+  return addArrays(ops.mlpGate.backward(gPre, rows), ops.mlpIn.backward(gUp, rows));
 }
 
 function addArrays(a: Float32Array, b: Float32Array): Float32Array {
@@ -155,7 +218,7 @@ export function runWithGradients(
   input: ModelInput,
   metric: LogitMetric,
 ): GradientRun {
-  const names = new Set(backwardCacheNames(model.cfg.nLayers));
+  const names = new Set(backwardCacheNames(model.cfg));
   const out = model.runWithCache(input, { namesFilter: (n) => names.has(n), logits: "last" });
   const last = out.logits!;
   const finalLogits = new Tensor(last.data, [last.shape[0], last.shape[2]]);

@@ -1,3 +1,4 @@
+import { batchMean, rowLogitDiff, type TokenPerPrompt, tokensPerPrompt } from "../analysis/answer-metrics.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /**
@@ -19,17 +20,12 @@ export interface LogitMetric {
   gradient(finalLogits: Tensor): LogitGradient;
 }
 
-/** One token per prompt, or the same token for every prompt. */
-export type TokenPerPrompt = number | readonly number[];
-
-function tokenAt(tokens: TokenPerPrompt, b: number, batch: number, what: string): number {
-  if (typeof tokens === "number") return tokens;
-  if (tokens.length !== batch) {
-    throw new Error(
-      `${what}: got ${tokens.length} tokens for ${batch} prompts; give one token per prompt or a single token for all`,
-    );
-  }
-  return tokens[b];
+/** Per-prompt logit(answer) - logit(wrong) at the final position. */
+export function logitDiffs(finalLogits: Tensor, answer: TokenPerPrompt, wrong: TokenPerPrompt): number[] {
+  const [B, V] = checkBatch(finalLogits);
+  const a = tokensPerPrompt(answer, B, V, "answer");
+  const w = tokensPerPrompt(wrong, B, V, "wrong");
+  return a.map((t, b) => rowLogitDiff(finalLogits.data.subarray(b * V, (b + 1) * V), t, w[b]));
 }
 
 function checkBatch(finalLogits: Tensor): [number, number] {
@@ -39,20 +35,6 @@ function checkBatch(finalLogits: Tensor): [number, number] {
     );
   }
   return [finalLogits.shape[0], finalLogits.shape[1]];
-}
-
-/** Per-prompt logit(answer) - logit(wrong) at the final position. */
-export function logitDiffs(finalLogits: Tensor, answer: TokenPerPrompt, wrong: TokenPerPrompt): number[] {
-  const [B, V] = checkBatch(finalLogits);
-  const out: number[] = [];
-  for (let b = 0; b < B; b++) {
-    const a = tokenAt(answer, b, B, "answer tokens");
-    const w = tokenAt(wrong, b, B, "wrong tokens");
-    if (a < 0 || a >= V || w < 0 || w >= V)
-      throw new Error(`Answer/wrong token ids must be in [0, ${V}), got ${a} and ${w}`);
-    out.push(finalLogits.data[b * V + a] - finalLogits.data[b * V + w]);
-  }
-  return out;
 }
 
 /** Mean over the batch of logit(answer) - logit(wrong) at the final position (TransformerLens' usual metric). */
@@ -90,16 +72,17 @@ function affineLogitDiff(
   return {
     name,
     value(finalLogits) {
-      const d = logitDiffs(finalLogits, answer, wrong);
-      return (d.reduce((s, x) => s + x, 0) / d.length - offset) / span;
+      return (batchMean(logitDiffs(finalLogits, answer, wrong)) - offset) / span;
     },
     gradient(finalLogits) {
-      const [B] = checkBatch(finalLogits);
+      const [B, V] = checkBatch(finalLogits);
+      const a = tokensPerPrompt(answer, B, V, "answer");
+      const wr = tokensPerPrompt(wrong, B, V, "wrong");
       const w = 1 / (B * span);
       const entries: { batch: number; token: number; weight: number }[] = [];
       for (let b = 0; b < B; b++) {
-        entries.push({ batch: b, token: tokenAt(answer, b, B, "answer tokens"), weight: w });
-        entries.push({ batch: b, token: tokenAt(wrong, b, B, "wrong tokens"), weight: -w });
+        entries.push({ batch: b, token: a[b], weight: w });
+        entries.push({ batch: b, token: wr[b], weight: -w });
       }
       return { kind: "sparse", entries };
     },
@@ -124,21 +107,23 @@ export function answerLogProbMetric(answer: TokenPerPrompt): LogitMetric {
     name: "answer_logprob",
     value(finalLogits) {
       const [B, V] = checkBatch(finalLogits);
+      const a = tokensPerPrompt(answer, B, V, "answer");
       let total = 0;
       for (let b = 0; b < B; b++) {
         const row = finalLogits.data.subarray(b * V, (b + 1) * V);
-        total += row[tokenAt(answer, b, B, "answer tokens")] - logSoftmaxRow(row).lse;
+        total += row[a[b]] - logSoftmaxRow(row).lse;
       }
       return total / B;
     },
     gradient(finalLogits) {
       const [B, V] = checkBatch(finalLogits);
+      const a = tokensPerPrompt(answer, B, V, "answer");
       const grad = new Float32Array(B * V);
       for (let b = 0; b < B; b++) {
         const { probs } = logSoftmaxRow(finalLogits.data.subarray(b * V, (b + 1) * V));
         // d log p_a / d logit_i = [i == a] - p_i
         for (let i = 0; i < V; i++) grad[b * V + i] = -probs[i] / B;
-        grad[b * V + tokenAt(answer, b, B, "answer tokens")] += 1 / B;
+        grad[b * V + a[b]] += 1 / B;
       }
       return { kind: "dense", grad };
     },

@@ -5,7 +5,14 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createProgress } from "../util/progress.ts";
-import { CONFIG_FILE, PYTORCH_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/gpt2-tensors.ts";
+import { bundledModelDir } from "../weights/bundled-models.ts";
+import {
+  CONFIG_FILE,
+  PYTORCH_FILES,
+  TOKENIZER_FILES,
+  WEIGHTS_FILE,
+  WEIGHTS_INDEX_FILE,
+} from "../weights/checkpoint-files.ts";
 import {
   blobIsComplete,
   findCachedModel,
@@ -53,14 +60,16 @@ function notCachedError(repoId: string, settings: HubSettings, why: string): Err
   );
 }
 
-/** Validates the name and returns it as a repo id, or a local directory. */
+/** Validates the name and returns it as a repo id, or a local directory (a bundled model's, by name). */
 function classify(nameOrPath: string): { dir: string } | { repoId: string } {
+  const bundled = bundledModelDir(nameOrPath);
+  if (bundled) return { dir: bundled };
   const dir = localDirectory(nameOrPath);
   if (dir) return { dir };
   if (looksLikePath(nameOrPath) || !isRepoId(nameOrPath)) {
     throw new Error(
       `Model "${nameOrPath}" is neither an existing directory nor a hub model id — pass a directory holding ` +
-        "config.json + model.safetensors, or a name like gpt2, distilgpt2, gpt2-medium or owner/name",
+        "config.json + model.safetensors, or a name like gpt2, stories260k (bundled), distilgpt2 or owner/name",
     );
   }
   return { repoId: nameOrPath };
@@ -145,6 +154,11 @@ async function fetchSnapshot(repoId: string, settings: HubSettings): Promise<str
     }
     for (const shard of shards) files.push([shard, await fetchFileMetadata(settings, repoId, commit, shard)]);
   }
+  // The tokenizer comes with the weights (a repo without one is GPT-2-style: its BPE ships with circuitscope).
+  for (const file of TOKENIZER_FILES) {
+    const meta = await optionalMetadata(settings, repoId, commit, file);
+    if (meta) files.push([file, meta]);
+  }
   const blobs: string[] = [];
   for (const [filename, meta] of files)
     blobs.push(await storeBlob(settings, repoId, storage, filename, meta));
@@ -159,14 +173,14 @@ async function noSafetensorsError(settings: HubSettings, repoId: string, commit:
     if (await optionalMetadata(settings, repoId, commit, file)) {
       return new Error(
         `"${repoId}" has only ${file} (PyTorch pickle), which circuitscope does not load (it can run arbitrary ` +
-          "code and needs PyTorch) — convert it once with Python: `from transformers import GPT2LMHeadModel; " +
-          `GPT2LMHeadModel.from_pretrained("${repoId}").save_pretrained(OUT, safe_serialization=True)\` ` +
+          "code and needs PyTorch) — convert it once with Python: `from transformers import AutoModelForCausalLM; " +
+          `AutoModelForCausalLM.from_pretrained("${repoId}").save_pretrained(OUT, safe_serialization=True)\` ` +
           "and pass --model OUT, or look for a safetensors revision (--revision refs/pr/N)",
       );
     }
   }
   return new Error(
-    `"${repoId}" has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE} — is it a GPT-2 model repo?`,
+    `"${repoId}" has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE} — is it a model repo of a supported family (GPT-2, Llama, Mistral, Qwen2)?`,
   );
 }
 

@@ -1,17 +1,24 @@
 import type { Tensor } from "../tensor/tensor.ts";
-import { actName } from "./hook-points.ts";
+import { actName, asLayout, type HookLayout, type HookModel } from "./hook-points.ts";
 
 /**
  * Activations recorded by `runWithCache`, keyed by TransformerLens hook name. Analyses over a cache
  * (accumulated residual, head results, ...) live in src/analysis and take the cache plus the model.
  */
 export class ActivationCache {
+  readonly nLayers: number;
+  private readonly layout: HookLayout;
+
   constructor(
     private readonly store: Map<string, Tensor>,
     /** Real (unpadded) length of each prompt; its final real position is `lengths[b] - 1`. */
     readonly lengths: readonly number[],
-    readonly nLayers: number,
-  ) {}
+    /** The model's config (its hook points); a bare layer count means a GPT-2 of that depth. */
+    model: HookModel,
+  ) {
+    this.layout = asLayout(model);
+    this.nLayers = this.layout.nLayers;
+  }
 
   get names(): string[] {
     return [...this.store.keys()];
@@ -23,7 +30,7 @@ export class ActivationCache {
 
   /** `get("blocks.3.hook_resid_pre")` or `get("resid_pre", 3)`. */
   get(name: string, layer?: number): Tensor {
-    const full = actName(name, layer, this.nLayers);
+    const full = actName(name, layer, this.layout);
     const t = this.store.get(full);
     if (!t) {
       throw new Error(

@@ -1,13 +1,17 @@
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { GPT2Config } from "../weights/config.ts";
-import { centerAndScale, divideRows } from "./activations.ts";
+import { collectGarbage } from "../util/collect-garbage.ts";
+import type { LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
+import type { ModelConfig } from "../weights/config.ts";
 import type { HookDispatcher } from "./hooks.ts";
-import type { LayerNormParams, ModelWeights } from "./weights.ts";
+import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
+import { Rotary } from "./rotary.ts";
+import { handBlockToOps, handUnembedToOp } from "./weight-views.ts";
 
 /**
- * Keys/values of earlier positions for one layer: k, v are [batchOrOne, len, n_heads, d_head]. `shared`
- * means one copy serves every batch element (e.g. the corrupted prompt's prefix under many patches).
+ * Keys/values of earlier positions for one layer: k, v are [batchOrOne, len, n_kv_heads, d_head], keys
+ * already rotated for rotary models. `shared` means one copy serves every batch element (e.g. the
+ * corrupted prompt's prefix under many patches).
  */
 export interface PastKV {
   k: Float32Array;
@@ -52,35 +56,64 @@ export interface ForwardResult {
 }
 
 interface BlockOps {
-  qkv: LinearOp; // [D] → [3 * H * dh], columns Q | K | V, head-major within each
+  qkv: LinearOp; // [D] → [(H + 2 * Hkv) * dh], columns Q | K | V, head-major within each
   o: LinearOp; // [H * dh] → [D], with b_O
+  /** [D] → [d_mlp]: W_in (the up projection of a gated MLP). */
   mlpIn: LinearOp;
+  /** [D] → [d_mlp]: W_gate of a gated MLP, else null. */
+  mlpGate: LinearOp | null;
   mlpOut: LinearOp;
 }
 
-/** The GPT-2 forward pass with hook points, over prepared kernel ops. */
+/** One block's inputs. */
+interface BlockArgs {
+  layer: number;
+  resid: Tensor; // [batch, pos, d_model]
+  batch: number;
+  pos: number;
+  pastLen: number;
+  past: PastKV | null;
+  hooks: HookDispatcher;
+  present: PastKV[] | null;
+  /** Compute the query side, attention output and MLP at the final position only. */
+  queryLast: boolean;
+}
+
+/** The transformer forward pass with hook points, over prepared kernel ops, for any supported architecture. */
 export class ForwardEngine {
   private readonly ops: BlockOps[];
   private readonly unembed: LinearOp;
+  readonly rotary: Rotary | null;
 
   constructor(
-    readonly cfg: GPT2Config,
+    readonly cfg: ModelConfig,
     readonly weights: ModelWeights,
     readonly kernels: Kernels,
   ) {
-    const { dModel: D, nHeads: H, dHead: dh, dMlp } = cfg;
-    this.ops = weights.blocks.map((b) => ({
-      qkv: kernels.linear(
-        fuseQkv(b.W_Q.data, b.W_K.data, b.W_V.data, H, D, dh),
-        D,
-        3 * H * dh,
-        concat3(b.b_Q.data, b.b_K.data, b.b_V.data),
-      ),
-      o: kernels.linear(b.W_O.data, H * dh, D, b.b_O.data),
-      mlpIn: kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
-      mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
-    }));
+    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
+    // Block by block, the backend takes each matrix and the JavaScript copy is dropped right after, so
+    // the weights are not held twice at any point of the load (src/model/weight-views.ts).
+    this.ops = weights.blocks.map((b) => {
+      const ops: BlockOps = {
+        qkv: kernels.linear(
+          fuseHeads([b.W_Q.data, b.W_K.data, b.W_V.data], [H, Hkv, Hkv], D, dh),
+          D,
+          (H + 2 * Hkv) * dh,
+          concat([b.b_Q.data, b.b_K.data, b.b_V.data]),
+        ),
+        o: kernels.linear(b.W_O.data, H * dh, D, b.b_O.data),
+        mlpIn: kernels.linear(b.W_in.data, D, dMlp, b.b_in.data),
+        mlpGate: b.W_gate ? kernels.linear(b.W_gate.data, D, dMlp, null) : null,
+        mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
+      };
+      handBlockToOps(b, cfg, ops);
+      collectGarbage();
+      return ops;
+    });
     this.unembed = kernels.linear(weights.W_U.data, D, cfg.dVocab, weights.b_U.data);
+    handUnembedToOp(weights, cfg, this.unembed);
+    collectGarbage();
+    this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
   }
 
   /** The kernel op of a block's projection, for the backward pass. */
@@ -92,7 +125,7 @@ export class ForwardEngine {
   }
 
   dispose(): void {
-    for (const o of this.ops) for (const op of Object.values(o)) op.dispose();
+    for (const o of this.ops) for (const op of Object.values(o)) op?.dispose();
     this.unembed.dispose();
   }
 
@@ -126,14 +159,23 @@ export class ForwardEngine {
       throw new Error("finalPositionOnly needs an unpadded batch: every prompt must fill all positions");
     }
     for (let l = start; l < stop; l++) {
-      const queryLast = finalOnly && l === stop - 1;
-      resid = this.block(l, resid, B, P, pastLen, a.past?.[l] ?? null, h, present, queryLast);
+      resid = this.block({
+        layer: l,
+        resid,
+        batch: B,
+        pos: P,
+        pastLen,
+        past: a.past?.[l] ?? null,
+        hooks: h,
+        present,
+        queryLast: finalOnly && l === stop - 1,
+      });
     }
     if (stop < cfg.nLayers) return { logits: null, residual: resid, presentKV: present };
     // With finalPositionOnly the residual holds only the final position ([B, 1, D]).
     const outP = resid.shape[1];
     const rows = B * outP;
-    const normalized = this.layerNorm("ln_final", resid.data, B, outP, this.weights.lnFinal, h);
+    const normalized = this.norm("ln_final", resid.data, B, outP, this.weights.lnFinal, h);
     let logits: Tensor | null = null;
     if (a.logits === "all") {
       logits = new Tensor(this.unembed.forward(normalized.data, rows), [B, outP, cfg.dVocab]);
@@ -148,8 +190,8 @@ export class ForwardEngine {
     return { logits, residual: resid, presentKV: present };
   }
 
-  /** LayerNorm (or LNPre when folded) with its two hook points; the scale hook's value is the one used. */
-  private layerNorm(
+  /** LayerNorm or RMSNorm (or their folded Pre forms) with its two hook points; the scale hook's value is the one used. */
+  private norm(
     prefix: string,
     x: Float32Array,
     B: number,
@@ -158,82 +200,97 @@ export class ForwardEngine {
     h: HookDispatcher,
   ): Tensor {
     const D = this.cfg.dModel;
-    const { centered, scale } = centerAndScale(x, B * P, D, this.cfg.lnEps);
+    const { centered, scale } = normScale(this.cfg.normalization, x, B * P, D, this.cfg.lnEps);
     const scaleT = h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1]));
-    const y = applyAffine(divideRows(centered, scaleT.data, D), ln, D);
+    const y = applyNormAffine(divideRows(centered, scaleT.data, D), ln, D);
     return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [B, P, D]));
   }
 
   private embed(tokens: Int32Array, B: number, P: number, pastLen: number, h: HookDispatcher): Tensor {
     const { dModel: D, dVocab } = this.cfg;
     const WE = this.weights.W_E.data;
-    const WP = this.weights.W_pos.data;
     const e = new Float32Array(B * P * D);
-    const pe = new Float32Array(B * P * D);
     for (let r = 0; r < B * P; r++) {
       const t = tokens[r];
       if (t < 0 || t >= dVocab) throw new Error(`Bad token id ${t}: token ids must be in [0, ${dVocab})`);
       e.set(WE.subarray(t * D, (t + 1) * D), r * D);
+    }
+    const embed = h.fire("hook_embed", new Tensor(e, [B, P, D]));
+    const WP = this.weights.W_pos?.data;
+    if (!WP) return embed; // rotary models add positions inside attention
+    const pe = new Float32Array(B * P * D);
+    for (let r = 0; r < B * P; r++) {
       const p = pastLen + (r % P);
       pe.set(WP.subarray(p * D, (p + 1) * D), r * D);
     }
-    const embed = h.fire("hook_embed", new Tensor(e, [B, P, D]));
     const posEmbed = h.fire("hook_pos_embed", new Tensor(pe, [B, P, D]));
     return new Tensor(add(embed.data, posEmbed.data), [B, P, D]);
   }
 
-  private block(
-    l: number,
-    residIn: Tensor,
-    B: number,
-    P: number,
-    pastLen: number,
-    past: PastKV | null,
-    h: HookDispatcher,
-    present: PastKV[] | null,
-    queryLast: boolean,
-  ): Tensor {
-    const { dModel: D, nHeads: H, dHead: dh, dMlp } = this.cfg;
+  private block(a: BlockArgs): Tensor {
+    const { batch: B, pos: P, pastLen, past, hooks: h, layer: l } = a;
+    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = this.cfg;
     const w = this.weights.blocks[l];
     const ops = this.ops[l];
     const name = (s: string) => `blocks.${l}.${s}`;
     const HD = H * dh;
+    const KD = Hkv * dh;
 
-    const residPre = h.fire(name("hook_resid_pre"), residIn);
-    const x1 = this.layerNorm(name("ln1"), residPre.data, B, P, w.ln1, h);
+    const residPre = h.fire(name("hook_resid_pre"), a.resid);
+    const x1 = this.norm(name("ln1"), residPre.data, B, P, w.ln1, h);
 
     const qkv = ops.qkv.forward(x1.data, B * P);
-    const [qRaw, kRaw, vRaw] = splitQkv(qkv, B * P, HD);
-    const q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
-    const k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, H, dh]));
-    const v = h.fire(name("attn.hook_v"), new Tensor(vRaw, [B, P, H, dh]));
+    const [qRaw, kRaw, vRaw] = splitColumns(qkv, B * P, [HD, KD, KD]);
+    let q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
+    let k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, Hkv, dh]));
+    const v = h.fire(name("attn.hook_v"), new Tensor(vRaw, [B, P, Hkv, dh]));
+    if (this.rotary) {
+      q = h.fire(
+        name("attn.hook_rot_q"),
+        new Tensor(
+          this.rotary.rotate(q.data, { batch: B, pos: P, heads: H, dHead: dh, firstPos: pastLen }),
+          q.shape,
+        ),
+      );
+      k = h.fire(
+        name("attn.hook_rot_k"),
+        new Tensor(
+          this.rotary.rotate(k.data, { batch: B, pos: P, heads: Hkv, dHead: dh, firstPos: pastLen }),
+          k.shape,
+        ),
+      );
+    }
 
     const T = pastLen + P;
     if (pastLen > 0 && !past)
       throw new Error(`Layer ${l}: ${pastLen} earlier positions but no cached keys/values`);
     if (past && past.len !== pastLen)
       throw new Error(`Layer ${l}: cached keys cover ${past.len} positions, expected ${pastLen}`);
-    // Keys/values of every position [B, T, H, dh]: the fresh ones, or past ∪ fresh when continuing.
+    // Keys/values of every position [B, T, Hkv, dh]: the fresh ones, or past ∪ fresh when continuing.
     const kv = past
-      ? concatKV(past, k.data, v.data, B, P, HD)
+      ? concatKV(past, k.data, v.data, B, P, KD)
       : { k: k.data, v: v.data, len: T, shared: false };
-    if (present) present.push(kv);
+    if (a.present) a.present.push(kv);
 
     // From here on only query positions matter: all new ones, or just the final one (queryLast).
-    const Q = queryLast ? 1 : P;
+    const Q = a.queryLast ? 1 : P;
     const rows = B * Q;
-    const qRows = queryLast ? lastRows(q.data, B, P, HD) : q.data;
-    const residRows = queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
-    const firstQuery = pastLen + P - Q;
-    const scores = attentionScores(this.kernels, qRows, kv.k, B, Q, T, firstQuery, H, dh);
-    const scoresT = h.fire(name("attn.hook_attn_scores"), new Tensor(scores, [B, H, Q, T]));
+    const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
+    const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
+    const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
+    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
+    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
+    // Unless a hook or the cache sees the scores, the masked ones are still -inf: softmax can skip them.
+    const scoresName = name("attn.hook_attn_scores");
+    const unseen = !h.wants(scoresName);
+    const scoresT = h.fire(scoresName, new Tensor(scores, [B, H, Q, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
-      new Tensor(softmaxRows(scoresT.data, B * H * Q, T), [B, H, Q, T]),
+      new Tensor(softmaxRows(scoresT.data, B * H * Q, T, unseen ? mask : null), [B, H, Q, T]),
     );
     const z = h.fire(
       name("attn.hook_z"),
-      new Tensor(mixValues(this.kernels, pattern.data, kv.v, B, Q, T, H, dh), [B, Q, H, dh]),
+      new Tensor(mixValues(this.kernels, pattern.data, kv.v, shape), [B, Q, H, dh]),
     );
 
     let attnOut: Float32Array;
@@ -249,12 +306,24 @@ export class ForwardEngine {
     const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOutT.data), [B, Q, D]));
 
-    const x2 = this.layerNorm(name("ln2"), residMid.data, B, Q, w.ln2, h);
-    const pre = h.fire(name("mlp.hook_pre"), new Tensor(ops.mlpIn.forward(x2.data, rows), [B, Q, dMlp]));
-    const post = h.fire(
-      name("mlp.hook_post"),
-      new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, Q, dMlp]),
-    );
+    const x2 = this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h);
+    const mlpIn = ops.mlpIn.forward(x2.data, rows);
+    let post: Tensor;
+    if (ops.mlpGate) {
+      // Gated: post = act(gate(x)) * up(x); hook_pre is the gate before the non-linearity (TransformerLens).
+      const gate = ops.mlpGate.forward(x2.data, rows);
+      const pre = h.fire(name("mlp.hook_pre"), new Tensor(gate, [B, Q, dMlp]));
+      const up = h.fire(name("mlp.hook_pre_linear"), new Tensor(mlpIn, [B, Q, dMlp]));
+      const gated = this.kernels.activation(this.cfg.act, pre.data);
+      for (let i = 0; i < gated.length; i++) gated[i] *= up.data[i];
+      post = h.fire(name("mlp.hook_post"), new Tensor(gated, [B, Q, dMlp]));
+    } else {
+      const pre = h.fire(name("mlp.hook_pre"), new Tensor(mlpIn, [B, Q, dMlp]));
+      post = h.fire(
+        name("mlp.hook_post"),
+        new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, Q, dMlp]),
+      );
+    }
     const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, Q, D]));
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
@@ -266,65 +335,64 @@ function add(a: Float32Array, b: Float32Array): Float32Array {
   return out;
 }
 
-/** y * w + b per row (LayerNorm's affine part), or y itself when the LN was folded. */
-function applyAffine(y: Float32Array, ln: LayerNormParams | null, D: number): Float32Array {
-  if (!ln) return y;
-  const w = ln.w.data;
-  const b = ln.b.data;
-  for (let o = 0; o < y.length; o += D) for (let d = 0; d < D; d++) y[o + d] = y[o + d] * w[d] + b[d];
-  return y;
-}
-
-/** [H, D, dh] x3 → [D, 3*H*dh] so one product yields q | k | v for all heads. */
-function fuseQkv(
-  WQ: Float32Array,
-  WK: Float32Array,
-  WV: Float32Array,
-  H: number,
-  D: number,
-  dh: number,
-): Float32Array {
-  const HD = H * dh;
-  const out = new Float32Array(D * 3 * HD);
-  [WQ, WK, WV].forEach((W, which) => {
-    for (let hh = 0; hh < H; hh++)
+/** Per-head weights [heads_i, D, dh] (several) → [D, Σ heads_i * dh]: one product yields q | k | v. */
+function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): Float32Array {
+  const width = heads.reduce((a, b) => a + b, 0) * dh;
+  const out = new Float32Array(D * width);
+  let col = 0;
+  Ws.forEach((W, which) => {
+    for (let hh = 0; hh < heads[which]; hh++)
       for (let d = 0; d < D; d++) {
         const src = (hh * D + d) * dh;
-        out.set(W.subarray(src, src + dh), d * 3 * HD + which * HD + hh * dh);
+        out.set(W.subarray(src, src + dh), d * width + col + hh * dh);
       }
+    col += heads[which] * dh;
   });
   return out;
 }
 
-function concat3(a: Float32Array, b: Float32Array, c: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length + c.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  out.set(c, a.length + b.length);
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
-function splitQkv(qkv: Float32Array, rows: number, HD: number): [Float32Array, Float32Array, Float32Array] {
-  const q = new Float32Array(rows * HD);
-  const k = new Float32Array(rows * HD);
-  const v = new Float32Array(rows * HD);
-  for (let r = 0; r < rows; r++) {
-    const o = r * 3 * HD;
-    q.set(qkv.subarray(o, o + HD), r * HD);
-    k.set(qkv.subarray(o + HD, o + 2 * HD), r * HD);
-    v.set(qkv.subarray(o + 2 * HD, o + 3 * HD), r * HD);
-  }
-  return [q, k, v];
+/** [rows, Σ widths] → one [rows, width_i] array per column group. */
+function splitColumns(x: Float32Array, rows: number, widths: number[]): Float32Array[] {
+  const total = widths.reduce((a, b) => a + b, 0);
+  let col = 0;
+  return widths.map((w) => {
+    const out = new Float32Array(rows * w);
+    for (let r = 0; r < rows; r++) out.set(x.subarray(r * total + col, r * total + col + w), r * w);
+    col += w;
+    return out;
+  });
 }
 
-/** [B, N, H, dh] → [B, H, N, dh]: each head's rows contiguous, as batched products want them. */
-export function headsFirst(x: Float32Array, B: number, N: number, H: number, dh: number): Float32Array {
-  const out = new Float32Array(x.length);
+/**
+ * [B, N, H, dh] → [B, H * repeat, N, dh]: each head's rows contiguous, as batched products want them;
+ * with `repeat` > 1 each head serves that many consecutive query heads (grouped-query attention).
+ */
+export function headsFirst(
+  x: Float32Array,
+  B: number,
+  N: number,
+  H: number,
+  dh: number,
+  repeat = 1,
+): Float32Array {
+  const out = new Float32Array(x.length * repeat);
+  const HR = H * repeat;
   for (let b = 0; b < B; b++)
     for (let n = 0; n < N; n++)
       for (let hh = 0; hh < H; hh++) {
         const src = ((b * N + n) * H + hh) * dh;
-        out.set(x.subarray(src, src + dh), ((b * H + hh) * N + n) * dh);
+        const row = x.subarray(src, src + dh);
+        for (let g = 0; g < repeat; g++) out.set(row, ((b * HR + hh * repeat + g) * N + n) * dh);
       }
   return out;
 }
@@ -348,63 +416,88 @@ function lastRows(x: Float32Array, B: number, P: number, W: number): Float32Arra
   return out;
 }
 
+/** Which keys each of `queries` queries at absolute positions firstQuery.. may see. */
+interface CausalMask {
+  queries: number;
+  firstQuery: number;
+  /** Sliding window in positions, or null. */
+  window: number | null;
+}
+
+/** Keys [first, last] query row r of a [*, queries, T] score block may see. */
+function visibleKeys(m: CausalMask, r: number): [number, number] {
+  const last = m.firstQuery + (r % m.queries); // causal: key j ≤ query's absolute position
+  return [m.window === null ? 0 : Math.max(0, last - m.window + 1), last];
+}
+
+/** The sizes of one attention computation. */
+interface AttentionShape {
+  batch: number;
+  queries: number;
+  keys: number;
+  nHeads: number;
+  nKvHeads: number;
+  dHead: number;
+}
+
 /**
- * Scaled scores q·k/sqrt(dh) [B, H, P, T] for P queries at absolute positions firstQuery..; -inf where
- * the key is after the query (causal mask).
+ * Scaled scores q·k/sqrt(dh) [B, H, Q, T] for Q queries at absolute positions firstQuery..; -inf where
+ * the key is after the query (causal mask) or, with a sliding window, `window` or more positions before it.
+ * q: [B, Q, H, dh]; k: [B, T, Hkv, dh].
  */
 function attentionScores(
   kernels: Kernels,
   q: Float32Array,
   k: Float32Array,
-  B: number,
-  P: number,
-  T: number,
-  firstQuery: number,
-  H: number,
-  dh: number,
+  s: AttentionShape & CausalMask,
 ): Float32Array {
-  const scores = kernels.bmm(headsFirst(q, B, P, H, dh), headsFirst(k, B, T, H, dh), B * H, P, dh, T, true);
+  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
+  const kHeads = headsFirst(k, B, T, Hkv, dh, H / Hkv);
+  const scores = kernels.bmm(headsFirst(q, B, Q, H, dh), kHeads, B * H, Q, dh, T, true);
   const scale = 1 / Math.sqrt(dh);
-  for (let r = 0; r < B * H * P; r++) {
+  for (let r = 0; r < B * H * Q; r++) {
     const o = r * T;
-    const limit = firstQuery + (r % P); // causal: key j ≤ query's absolute position
-    for (let j = 0; j <= limit; j++) scores[o + j] *= scale;
+    const [first, limit] = visibleKeys(s, r);
+    for (let j = 0; j < first; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
+    for (let j = first; j <= limit; j++) scores[o + j] *= scale;
     for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
   }
   return scores;
 }
 
-function softmaxRows(scores: Float32Array, rows: number, T: number): Float32Array {
+/**
+ * Softmax of each row of T. With `mask`, entries outside each row's visible keys are known to be -inf
+ * (their probability is exactly 0) and are skipped.
+ */
+function softmaxRows(scores: Float32Array, rows: number, T: number, mask: CausalMask | null): Float32Array {
   const out = new Float32Array(scores.length);
   for (let r = 0; r < rows; r++) {
     const o = r * T;
+    const [lo, hi] = mask ? visibleKeys(mask, r) : [0, T - 1];
     let max = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < T; j++) if (scores[o + j] > max) max = scores[o + j];
+    for (let j = lo; j <= hi; j++) if (scores[o + j] > max) max = scores[o + j];
     let sum = 0;
-    for (let j = 0; j < T; j++) {
+    for (let j = lo; j <= hi; j++) {
       const e = scores[o + j] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[o + j] - max);
       out[o + j] = e;
       sum += e;
     }
     const inv = 1 / sum;
-    for (let j = 0; j < T; j++) out[o + j] *= inv;
+    for (let j = lo; j <= hi; j++) out[o + j] *= inv;
   }
   return out;
 }
 
-/** z = pattern @ v per head: [B, P, H, dh]. */
+/** z = pattern @ v per head: [B, Q, H, dh]; v: [B, T, Hkv, dh]. */
 function mixValues(
   kernels: Kernels,
   pattern: Float32Array,
   v: Float32Array,
-  B: number,
-  P: number,
-  T: number,
-  H: number,
-  dh: number,
+  s: AttentionShape,
 ): Float32Array {
-  const zHeads = kernels.bmm(pattern, headsFirst(v, B, T, H, dh), B * H, P, T, dh, false);
-  return positionsFirst(zHeads, B, P, H, dh);
+  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
+  const vHeads = headsFirst(v, B, T, Hkv, dh, H / Hkv);
+  return positionsFirst(kernels.bmm(pattern, vHeads, B * H, Q, T, dh, false), B, Q, H, dh);
 }
 
 /** Per-head outputs z[..., h, :] @ W_O[h] (no b_O): [rows, H, D]. */
@@ -441,7 +534,7 @@ function sumHeads(result: Float32Array, bO: Float32Array, rows: number, H: numbe
   return out;
 }
 
-/** Keys/values of all positions so far, per batch element: [B, pastLen + P, H, dh]. */
+/** Keys/values of all positions so far, per batch element: [B, pastLen + P, Hkv, dh]; HD = Hkv * dh. */
 function concatKV(
   past: PastKV | null,
   k: Float32Array,

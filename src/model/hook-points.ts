@@ -1,7 +1,11 @@
 /**
- * TransformerLens hook-point names for GPT-2, the contract users script against
- * (see docs/transformerlens-semantics.md).
+ * TransformerLens hook-point names, the contract users script against (see
+ * docs/transformerlens-semantics.md). Which of them a model has follows from its architecture
+ * (`hookLayout`): rotary models add attn.hook_rot_q/k and have no hook_pos_embed; gated MLPs add
+ * mlp.hook_pre_linear.
  */
+import type { Architecture } from "../weights/config.ts";
+
 export const BLOCK_HOOKS = [
   "hook_resid_pre",
   "ln1.hook_scale",
@@ -9,6 +13,8 @@ export const BLOCK_HOOKS = [
   "attn.hook_q",
   "attn.hook_k",
   "attn.hook_v",
+  "attn.hook_rot_q",
+  "attn.hook_rot_k",
   "attn.hook_attn_scores",
   "attn.hook_pattern",
   "attn.hook_z",
@@ -18,18 +24,12 @@ export const BLOCK_HOOKS = [
   "ln2.hook_scale",
   "ln2.hook_normalized",
   "mlp.hook_pre",
+  "mlp.hook_pre_linear",
   "mlp.hook_post",
   "hook_mlp_out",
   "hook_resid_post",
 ] as const;
 export type BlockHook = (typeof BLOCK_HOOKS)[number];
-
-export const GLOBAL_HOOKS = [
-  "hook_embed",
-  "hook_pos_embed",
-  "ln_final.hook_scale",
-  "ln_final.hook_normalized",
-] as const;
 
 /** Off by default in TransformerLens (`use_attn_result`): computed only when a hook or the cache asks for it. */
 export const OPTIONAL_HOOKS: ReadonlySet<string> = new Set(["attn.hook_result"]);
@@ -38,17 +38,58 @@ export function blockHookName(layer: number, hook: BlockHook): string {
   return `blocks.${layer}.${hook}`;
 }
 
+/** The hook points one model has. */
+export interface HookLayout {
+  nLayers: number;
+  /** Per block, in forward order. */
+  blockHooks: readonly BlockHook[];
+  /** Outside the blocks: before them, then after. */
+  preHooks: readonly string[];
+  postHooks: readonly string[];
+}
+
+/** What decides a model's hook points: its depth and architecture (a ModelConfig is one). */
+export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp"> & { nLayers: number };
+/** A model config, a layout already derived from one, or a bare layer count (a GPT-2 of that depth). */
+export type HookModel = LayoutSource | HookLayout | number;
+
+/**
+ * The hook points of a model with this architecture. A bare layer count means GPT-2's architecture
+ * (learned positions, plain MLP).
+ */
+export function hookLayout(model: LayoutSource | number): HookLayout {
+  const a: LayoutSource =
+    typeof model === "number" ? { nLayers: model, positions: "learned", gatedMlp: false } : model;
+  const rotary = a.positions === "rotary";
+  const blockHooks = BLOCK_HOOKS.filter(
+    (h) =>
+      (rotary || (h !== "attn.hook_rot_q" && h !== "attn.hook_rot_k")) &&
+      (a.gatedMlp || h !== "mlp.hook_pre_linear"),
+  );
+  return {
+    nLayers: a.nLayers,
+    blockHooks,
+    preHooks: rotary ? ["hook_embed"] : ["hook_embed", "hook_pos_embed"],
+    postHooks: ["ln_final.hook_scale", "ln_final.hook_normalized"],
+  };
+}
+
 /** Every hook name of a model, in forward order. */
-export function allHookNames(nLayers: number, opts: { includeOptional?: boolean } = {}): string[] {
-  const names = ["hook_embed", "hook_pos_embed"];
-  for (let l = 0; l < nLayers; l++) {
-    for (const h of BLOCK_HOOKS) {
+export function allHookNames(model: HookModel, opts: { includeOptional?: boolean } = {}): string[] {
+  const layout = asLayout(model);
+  const names = [...layout.preHooks];
+  for (let l = 0; l < layout.nLayers; l++) {
+    for (const h of layout.blockHooks) {
       if (!opts.includeOptional && OPTIONAL_HOOKS.has(h)) continue;
       names.push(blockHookName(l, h));
     }
   }
-  names.push("ln_final.hook_scale", "ln_final.hook_normalized");
+  names.push(...layout.postHooks);
   return names;
+}
+
+export function asLayout(model: HookModel): HookLayout {
+  return typeof model === "object" && "blockHooks" in model ? model : hookLayout(model);
 }
 
 const SHORT_NAMES: Record<string, BlockHook> = {
@@ -65,10 +106,16 @@ const SHORT_NAMES: Record<string, BlockHook> = {
   attn_scores: "attn.hook_attn_scores",
   pattern: "attn.hook_pattern",
   attn: "attn.hook_pattern",
+  rot_q: "attn.hook_rot_q",
+  rot_k: "attn.hook_rot_k",
   pre: "mlp.hook_pre",
+  pre_linear: "mlp.hook_pre_linear",
   post: "mlp.hook_post",
-  scale: "ln2.hook_scale",
-  normalized: "ln2.hook_normalized",
+  // TransformerLens' get_act_name("scale", l) is ambiguous between ln1 and ln2: name the norm.
+  ln1_scale: "ln1.hook_scale",
+  ln1_normalized: "ln1.hook_normalized",
+  ln2_scale: "ln2.hook_scale",
+  ln2_normalized: "ln2.hook_normalized",
 };
 const GLOBAL_SHORT: Record<string, string> = {
   embed: "hook_embed",
@@ -78,17 +125,26 @@ const GLOBAL_SHORT: Record<string, string> = {
 
 /**
  * TransformerLens `utils.get_act_name`: (`resid_pre`, 5) → `blocks.5.hook_resid_pre`,
- * (`pattern`, 7) → `blocks.7.attn.hook_pattern`. Full names pass through (validated).
+ * (`pattern`, 7) → `blocks.7.attn.hook_pattern`. Full names pass through (validated against `model`'s
+ * hook points when given; a bare number is a GPT-2 of that depth).
  */
-export function actName(name: string, layer?: number, nLayers?: number): string {
+export function actName(name: string, layer?: number, model?: HookModel): string {
+  const layout = model === undefined ? undefined : asLayout(model);
+  const nLayers = layout?.nLayers;
   if (layer === undefined) {
     if (GLOBAL_SHORT[name]) return GLOBAL_SHORT[name];
-    if (nLayers !== undefined) validateHookName(name, nLayers);
+    if (layout) validateHookName(name, layout);
     return name;
   }
   const hook = SHORT_NAMES[name] ?? (BLOCK_HOOKS as readonly string[]).find((h) => h === name);
   if (!hook) {
-    throw new Error(`Unknown short hook name "${name}". Use one of: ${Object.keys(SHORT_NAMES).join(", ")}`);
+    const hint =
+      name === "scale" || name === "normalized"
+        ? ` ("${name}" alone is ambiguous: use ln1_${name} or ln2_${name})`
+        : "";
+    throw new Error(
+      `Unknown short hook name "${name}"${hint}. Use one of: ${Object.keys(SHORT_NAMES).join(", ")}`,
+    );
   }
   if (nLayers !== undefined && (layer < 0 || layer >= nLayers || !Number.isInteger(layer))) {
     throw new Error(`Layer ${layer} is out of range: the model has layers 0..${nLayers - 1}`);
@@ -106,20 +162,26 @@ export function parseHookName(name: string): ParsedHookName {
   return m ? { layer: Number(m[1]), hook: m[2] } : { layer: null, hook: name };
 }
 
-/** Throws a clear error (with the closest valid name) unless `name` is a hook point of this model. */
-export function validateHookName(name: string, nLayers: number): void {
+/**
+ * Throws a clear error (with the closest valid name) unless `name` is a hook point of this model (a
+ * bare layer count: a GPT-2 of that depth).
+ */
+export function validateHookName(name: string, model: HookModel): void {
+  const layout = asLayout(model);
+  const { nLayers } = layout;
   const { layer, hook } = parseHookName(name);
   if (layer === null) {
-    if ((GLOBAL_HOOKS as readonly string[]).includes(hook)) return;
-  } else if ((BLOCK_HOOKS as readonly string[]).includes(hook)) {
+    if (layout.preHooks.includes(hook) || layout.postHooks.includes(hook)) return;
+  } else if ((layout.blockHooks as readonly string[]).includes(hook)) {
     if (layer < nLayers) return;
     throw new Error(
       `Unknown hook name "${name}": layer ${layer} does not exist (the model has layers 0..${nLayers - 1}).`,
     );
   }
-  const candidates = allHookNames(Math.min(nLayers, Math.max(1, (layer ?? 0) + 1)), {
-    includeOptional: true,
-  });
+  const candidates = allHookNames(
+    { ...layout, nLayers: Math.min(nLayers, Math.max(1, (layer ?? 0) + 1)) },
+    { includeOptional: true },
+  );
   const closest = candidates.reduce(
     (best, c) => {
       const d = editDistance(name, c);

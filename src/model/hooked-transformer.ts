@@ -2,24 +2,35 @@ import type { ResolveOptions } from "../hub/resolve.ts";
 import type { KernelName, Kernels } from "../tensor/kernels.ts";
 import { getKernels } from "../tensor/select-kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { type Gpt2Tokenizer, gpt2Tokenizer, type TokenizeOptions } from "../tokenizer/tokenizer.ts";
+import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
+import { gpt2Tokenizer, type TokenizeOptions, type Tokenizer } from "../tokenizer/tokenizer.ts";
 import { mulberry32 } from "../util/random.ts";
+import type { ModelWeights } from "../weights/canonical-weights.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import { asModelConfig, type GPT2Config, type ModelConfig } from "../weights/config.ts";
+import { familyOf } from "../weights/families/index.ts";
 import { ActivationCache } from "./activation-cache.ts";
 import { ForwardEngine, type ForwardResult, type PastKV } from "./forward.ts";
 import { HookDispatcher, type HookSpec, namesFilterFn } from "./hooks.ts";
 import { type ModelInput, type PaddedBatch, padBatch, toTokenLists } from "./input.ts";
 import { type ProcessingOptions, processWeights, resolveProcessing } from "./processing.ts";
 import { argmax, logSoftmax, type SamplingOptions, sampleToken } from "./sampling.ts";
-import { convertCheckpoint, type ModelWeights } from "./weights.ts";
 
 export interface LoadOptions {
   backend?: KernelName | Kernels;
   /** `false` = no processing; otherwise TransformerLens defaults overridden per step. */
   processing?: false | Partial<ProcessingOptions>;
   hub?: ResolveOptions;
+  /** Bytes the process may use; loading refuses early, with the figures, a model that would not fit. */
+  memoryLimit?: number;
 }
+
+/**
+ * Peak memory of loading a model, as a multiple of its float32 weights, measured on GPT-2-small's shape
+ * (`bench --json`: load_peak_ratio; docs/benchmarks.md). onnxruntime copies and prepacks each weight
+ * while the JavaScript copy is still alive; the reference kernels compute from the JavaScript copy.
+ */
+const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 2.4, reference: 1.4 };
 
 export interface RunOptions extends TokenizeOptions {
   fwdHooks?: readonly HookSpec[];
@@ -48,35 +59,40 @@ export interface RunOutput {
 export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
   maxNewTokens?: number;
   seed?: number;
-  /** Stop when the model emits <|endoftext|> (default true). */
+  /** Stop when the model emits its end-of-text token (default true). */
   stopAtEos?: boolean;
 }
 
 /**
- * TransformerLens' HookedTransformer for the GPT-2 family: hooked forward, caching, patching hooks,
- * partial runs and generation over one set of processed weights.
+ * TransformerLens' HookedTransformer for every supported family (GPT-2, Llama, Mistral, Qwen2): hooked
+ * forward, caching, patching hooks, partial runs and generation over one set of processed weights.
  */
 export class HookedTransformer {
-  readonly tokenizer: Gpt2Tokenizer = gpt2Tokenizer();
   private readonly engine: ForwardEngine;
+  readonly cfg: ModelConfig;
 
+  /** `cfg` as a bare GPT2Config shape means a GPT-2 (whose tokenizer is the default). */
   constructor(
-    readonly cfg: GPT2Config,
+    cfg: ModelConfig | GPT2Config,
     readonly weights: ModelWeights,
     readonly kernels: Kernels,
     readonly processing: ProcessingOptions,
     readonly source: string,
+    readonly tokenizer: Tokenizer = gpt2Tokenizer(),
   ) {
-    this.engine = new ForwardEngine(cfg, weights, kernels);
+    this.cfg = asModelConfig(cfg);
+    this.engine = new ForwardEngine(this.cfg, weights, kernels);
   }
 
+  /** A loaded checkpoint (its directory also holds the tokenizer files of families that need them). */
   static fromCheckpoint(ckpt: Checkpoint, opts: LoadOptions = {}): HookedTransformer {
     const processing = resolveProcessing(opts.processing);
     const cfg = ckpt.config;
-    const weights = convertCheckpoint(ckpt);
+    const tokenizer = tokenizerFor(ckpt.dir, cfg);
+    const weights = familyOf(cfg).convert(ckpt.tensors, cfg, ckpt.dir);
     processWeights(weights, cfg, processing);
     const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
-    return new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir);
+    return new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir, tokenizer);
   }
 
   /** A local checkpoint directory, or a hub id (`gpt2`, `openai-community/gpt2`, ...) via the Hugging Face cache. */
@@ -85,7 +101,10 @@ export class HookedTransformer {
     const { resolveModel } = await import("../hub/resolve.ts");
     const { loadCheckpoint } = await import("../weights/checkpoint.ts");
     const dir = await resolveModel(nameOrPath, opts.hub);
-    return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), opts);
+    const backend = typeof opts.backend === "object" ? opts.backend.name : (opts.backend ?? "onnx");
+    const peakRatio = LOAD_PEAK_RATIO[backend as KernelName] ?? LOAD_PEAK_RATIO.onnx;
+    const ckpt = loadCheckpoint(dir, { memory: { peakRatio, limitBytes: opts.memoryLimit } });
+    return HookedTransformer.fromCheckpoint(ckpt, opts);
   }
 
   dispose(): void {
@@ -118,7 +137,7 @@ export class HookedTransformer {
   // ---- running ------------------------------------------------------------------------------------
   /** Logits [batch, pos, d_vocab] (or [batch, 1, d_vocab] with `logits: "last"`). */
   run(input: ModelInput | Tensor, opts: RunOptions = {}): Tensor {
-    const out = this.forward(input, opts, new HookDispatcher(this.cfg.nLayers, opts.fwdHooks ?? []));
+    const out = this.forward(input, opts, new HookDispatcher(this.cfg, opts.fwdHooks ?? []));
     if (!out.logits)
       throw new Error("This run computed no logits (stopAtLayer or logits: 'none'); use forward()");
     return out.logits;
@@ -129,10 +148,10 @@ export class HookedTransformer {
   }
 
   runWithCache(input: ModelInput | Tensor, opts: CacheOptions = {}): RunOutput & { cache: ActivationCache } {
-    const filter = namesFilterFn(opts.namesFilter, this.cfg.nLayers);
-    const hooks = new HookDispatcher(this.cfg.nLayers, opts.fwdHooks ?? [], filter);
+    const filter = namesFilterFn(opts.namesFilter, this.cfg);
+    const hooks = new HookDispatcher(this.cfg, opts.fwdHooks ?? [], filter);
     const out = this.forward(input, opts, hooks);
-    return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg.nLayers) };
+    return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg) };
   }
 
   /** Full control: a fresh hook dispatcher per call means no hook outlives it, even when one throws. */
@@ -223,7 +242,7 @@ export class HookedTransformer {
       batch: 1,
       pos: tokens.length,
       tokens: Int32Array.from(tokens),
-      hooks: new HookDispatcher(this.cfg.nLayers),
+      hooks: new HookDispatcher(this.cfg),
       logits: "last",
       keepKV: true,
     });
@@ -232,7 +251,7 @@ export class HookedTransformer {
       const next = pick(step.logits!.data);
       newTokens.push(next);
       tokens.push(next);
-      if ((opts.stopAtEos ?? true) && next === this.tokenizer.bosToken) break;
+      if ((opts.stopAtEos ?? true) && next === this.tokenizer.eosToken) break;
       if (i === maxNew - 1) break;
       const past: PastKV[] = step.presentKV!;
       step = this.engine.forward({
@@ -241,7 +260,7 @@ export class HookedTransformer {
         pastLen: tokens.length - 1,
         past,
         tokens: Int32Array.of(next),
-        hooks: new HookDispatcher(this.cfg.nLayers),
+        hooks: new HookDispatcher(this.cfg),
         logits: "last",
         keepKV: true,
       });

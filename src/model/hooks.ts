@@ -1,5 +1,5 @@
 import type { Tensor } from "../tensor/tensor.ts";
-import { OPTIONAL_HOOKS, parseHookName, validateHookName } from "./hook-points.ts";
+import { asLayout, type HookModel, OPTIONAL_HOOKS, parseHookName, validateHookName } from "./hook-points.ts";
 
 export interface HookContext {
   name: string;
@@ -20,14 +20,16 @@ export class HookDispatcher {
   private readonly filters: { match: (n: string) => boolean; fn: HookFn }[] = [];
   readonly cache = new Map<string, Tensor>();
 
+  /** `model`: its config (or hook layout); a bare layer count means a GPT-2 of that depth. */
   constructor(
-    nLayers: number,
+    model: HookModel,
     hooks: readonly HookSpec[] = [],
     private readonly cacheFilter: ((name: string) => boolean) | null = null,
   ) {
+    const layout = hooks.length ? asLayout(model) : null;
     for (const [target, fn] of hooks) {
       if (typeof target === "string") {
-        validateHookName(target, nLayers);
+        validateHookName(target, layout!);
         const list = this.byName.get(target) ?? [];
         list.push(fn);
         this.byName.set(target, list);
@@ -77,12 +79,13 @@ export class HookDispatcher {
 
 export function namesFilterFn(
   filter: readonly string[] | ((name: string) => boolean) | undefined,
-  nLayers: number,
+  model: HookModel,
 ): (name: string) => boolean {
   // Default: every hook point TransformerLens would have, i.e. not the optional per-head results.
   if (filter === undefined) return (n) => !OPTIONAL_HOOKS.has(parseHookName(n).hook);
   if (typeof filter === "function") return filter;
-  for (const n of filter) validateHookName(n, nLayers);
+  const layout = asLayout(model);
+  for (const n of filter) validateHookName(n, layout);
   const set = new Set(filter);
   return (n) => set.has(n);
 }

@@ -1,5 +1,5 @@
-import type { GPT2Config } from "../weights/config.ts";
-import type { LayerNormParams, ModelWeights } from "./weights.ts";
+import type { LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
+import type { ModelConfig } from "../weights/config.ts";
 
 /** TransformerLens' default weight processing, each step switchable (all true = `from_pretrained` defaults). */
 export interface ProcessingOptions {
@@ -27,28 +27,33 @@ export function resolveProcessing(p: false | Partial<ProcessingOptions> | undefi
   return { ...DEFAULT_PROCESSING, ...(p ?? {}) };
 }
 
-/** Applies the steps in TransformerLens' order, in place. */
-export function processWeights(w: ModelWeights, cfg: GPT2Config, opts: ProcessingOptions): void {
+/**
+ * Applies the steps in TransformerLens' order, in place. For RMSNorm models, as TransformerLens does, the
+ * norm's gain is folded without centring, and writing weights are not centred (RMSNorm does not remove
+ * the mean, so centring them would change the model).
+ */
+export function processWeights(w: ModelWeights, cfg: ModelConfig, opts: ProcessingOptions): void {
   if (opts.foldLn) foldLayerNorms(w, cfg);
-  if (opts.centerWritingWeights) centerWritingWeights(w, cfg);
+  if (opts.centerWritingWeights && cfg.normalization === "layernorm") centerWritingWeights(w, cfg);
   if (opts.centerUnembed) centerUnembed(w, cfg);
   if (opts.foldValueBiases) foldValueBiases(w, cfg);
 }
 
+/** A reading matrix viewed as [D, N] with the D axis strided: element (d, n) at `base(n) + d * dStride`. */
+interface ReadingMatrix {
+  W: Float32Array;
+  bias: Float32Array;
+  N: number;
+  base: (n: number) => number;
+  dStride: number;
+}
+
 /**
- * Folds a LayerNorm's w, b into a reading matrix viewed as [D, N] with the D axis strided:
- * element (d, n) at `base(n) + d * dStride`. b_new = b + ln_b @ W, W_new = ln_w[:,None] * W, then W is
- * centred over D (exact, because the LN output has zero mean).
+ * Folds a norm's w, b into a reading matrix: b_new = b + ln_b @ W, W_new = ln_w[:,None] * W, then for
+ * LayerNorm W is centred over D (exact, because the LN output has zero mean; RMSNorm's is not).
  */
-function foldInto(
-  ln: LayerNormParams,
-  W: Float32Array,
-  bias: Float32Array,
-  D: number,
-  N: number,
-  base: (n: number) => number,
-  dStride: number,
-): void {
+function foldInto(ln: LayerNormParams, m: ReadingMatrix, D: number, centre: boolean): void {
+  const { W, bias, N, base, dStride } = m;
   const lw = ln.w.data;
   const lb = ln.b.data;
   for (let n = 0; n < N; n++) {
@@ -60,7 +65,7 @@ function foldInto(
       bAdd += lb[d] * v;
       mean += lw[d] * v;
     }
-    mean /= D;
+    mean = centre ? mean / D : 0;
     bias[n] += bAdd;
     for (let d = 0; d < D; d++) {
       const i = o + d * dStride;
@@ -69,27 +74,40 @@ function foldInto(
   }
 }
 
-function foldLayerNorms(w: ModelWeights, cfg: GPT2Config): void {
-  const { dModel: D, nHeads: H, dHead: dh, dMlp } = cfg;
+function foldLayerNorms(w: ModelWeights, cfg: ModelConfig): void {
+  const { dModel: D, dHead: dh, dMlp } = cfg;
+  const centre = cfg.normalization === "layernorm";
+  // [N, D] stored as [D, N] (row-major): column n starts at n, D stride N.
+  const columns = (W: Float32Array, bias: Float32Array, N: number): ReadingMatrix => ({
+    W,
+    bias,
+    N,
+    base: (n) => n,
+    dStride: N,
+  });
   for (const blk of w.blocks) {
     if (blk.ln1) {
-      // W_Q [H, D, dh]: column (h, e) starts at h*D*dh + e, D stride dh; bias index h*dh + e.
+      // W_Q [heads, D, dh]: column (h, e) starts at h*D*dh + e, D stride dh; bias index h*dh + e.
       for (const [W, b] of [
         [blk.W_Q, blk.b_Q],
         [blk.W_K, blk.b_K],
         [blk.W_V, blk.b_V],
       ] as const) {
-        foldInto(blk.ln1, W.data, b.data, D, H * dh, (n) => Math.floor(n / dh) * D * dh + (n % dh), dh);
+        const N = W.shape[0] * dh;
+        const base = (n: number) => Math.floor(n / dh) * D * dh + (n % dh);
+        foldInto(blk.ln1, { W: W.data, bias: b.data, N, base, dStride: dh }, D, centre);
       }
       blk.ln1 = null;
     }
     if (blk.ln2) {
-      foldInto(blk.ln2, blk.W_in.data, blk.b_in.data, D, dMlp, (n) => n, dMlp);
+      foldInto(blk.ln2, columns(blk.W_in.data, blk.b_in.data, dMlp), D, centre);
+      // The gate has no bias: a norm bias (LayerNorm only, not in any gated family) cannot fold into it.
+      if (blk.W_gate) foldInto(blk.ln2, columns(blk.W_gate.data, new Float32Array(dMlp), dMlp), D, centre);
       blk.ln2 = null;
     }
   }
   if (w.lnFinal) {
-    foldInto(w.lnFinal, w.W_U.data, w.b_U.data, D, cfg.dVocab, (n) => n, cfg.dVocab);
+    foldInto(w.lnFinal, columns(w.W_U.data, w.b_U.data, cfg.dVocab), D, centre);
     w.lnFinal = null;
   }
 }
@@ -104,10 +122,10 @@ function centerRows(a: Float32Array, D: number): void {
   }
 }
 
-function centerWritingWeights(w: ModelWeights, cfg: GPT2Config): void {
+function centerWritingWeights(w: ModelWeights, cfg: ModelConfig): void {
   const D = cfg.dModel;
   centerRows(w.W_E.data, D);
-  centerRows(w.W_pos.data, D);
+  if (w.W_pos) centerRows(w.W_pos.data, D);
   for (const blk of w.blocks) {
     centerRows(blk.W_O.data, D);
     centerRows(blk.b_O.data, D);
@@ -117,23 +135,29 @@ function centerWritingWeights(w: ModelWeights, cfg: GPT2Config): void {
 }
 
 /** Shifts every logit at a position by the same constant: processed logits = raw minus their vocab mean. */
-function centerUnembed(w: ModelWeights, cfg: GPT2Config): void {
+function centerUnembed(w: ModelWeights, cfg: ModelConfig): void {
   centerRows(w.W_U.data, cfg.dVocab);
   centerRows(w.b_U.data, cfg.dVocab);
 }
 
-/** b_O += Σ_{h,e} b_V[h,e] W_O[h,e,:]; b_V = 0. Exact because each pattern row sums to 1. */
-function foldValueBiases(w: ModelWeights, cfg: GPT2Config): void {
-  const { dModel: D, nHeads: H, dHead: dh } = cfg;
+/**
+ * b_O += Σ_{h,e} b_V[kv(h),e] W_O[h,e,:]; b_V = 0, with kv(h) the key/value head query head h reads
+ * (itself without grouped-query attention). Exact because each pattern row sums to 1.
+ */
+function foldValueBiases(w: ModelWeights, cfg: ModelConfig): void {
+  const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = cfg;
+  const group = H / Hkv;
   for (const blk of w.blocks) {
     const bV = blk.b_V.data;
     const WO = blk.W_O.data;
     const bO = blk.b_O.data;
-    for (let he = 0; he < H * dh; he++) {
-      const v = bV[he];
-      if (v === 0) continue;
-      for (let d = 0; d < D; d++) bO[d] += v * WO[he * D + d];
-    }
+    for (let h = 0; h < H; h++)
+      for (let e = 0; e < dh; e++) {
+        const v = bV[Math.floor(h / group) * dh + e];
+        if (v === 0) continue;
+        const o = (h * dh + e) * D;
+        for (let d = 0; d < D; d++) bO[d] += v * WO[o + d];
+      }
     bV.fill(0);
   }
 }

@@ -115,11 +115,13 @@ export async function buildIndex(
     progress = { nextContext: 0, contexts: 0, tokens: 0, complete: false };
   }
 
+  const tokenizer = model.tokenizer;
   const stream = corpusContexts(source, {
     contextLen: settings.contextLen,
     maxTokens: settings.maxTokens ?? undefined,
     shard,
     startContext: progress.nextContext,
+    ...(tokenizer ? { encode: (t: string) => tokenizer.encode(t), bos: tokenizer.bosToken } : {}),
   });
   const checkpointEvery = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const maxRows = batchSize * settings.contextLen;

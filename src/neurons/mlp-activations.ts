@@ -4,8 +4,13 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 
-/** What the indexer needs from a model (a HookedTransformer, or a test double). */
-export type MlpModel = Pick<HookedTransformer, "cfg" | "runWithCache">;
+/**
+ * What the indexer needs from a model (a HookedTransformer, or a test double): its config, a cached run and,
+ * to cut the corpus into contexts, its tokenizer (GPT-2's when absent).
+ */
+export type MlpModel = Pick<HookedTransformer, "cfg" | "runWithCache"> & {
+  tokenizer?: Pick<HookedTransformer["tokenizer"], "encode" | "bosToken">;
+};
 
 export interface MlpBatch {
   /** Per requested layer (same order), activations [batch, pos, d_mlp] with right padding. */

@@ -78,14 +78,19 @@ export function neuronActivations(
   return tokenLists.map((toks, b) => toks.map((_, p) => actsBPM[0][(b * pos + p) * dMlp + neuron]));
 }
 
-/** Direct logit effect W_out[neuron] @ W_U [d_vocab]: the tokens this neuron's output promotes or suppresses. */
+/**
+ * Direct logit effect W_out[neuron] @ W_U [d_vocab]: the tokens this neuron's output promotes or suppresses.
+ * Without weight processing the final norm's gain still sits between them, so it is applied here
+ * (processing folds it into W_U).
+ */
 export function neuronLogitEffect(model: HookedTransformer, layer: number, neuron: number): Float32Array {
   const { dModel: D, dVocab: V } = model.cfg;
   const wOutRow = model.weights.blocks[layer].W_out.data.subarray(neuron * D, (neuron + 1) * D); // [D]
   const W_U = model.weights.W_U.data; // [D, V]
+  const gain = model.weights.lnFinal?.w.data ?? null;
   const effect = new Float32Array(V);
   for (let d = 0; d < D; d++) {
-    const w = wOutRow[d];
+    const w = wOutRow[d] * (gain ? gain[d] : 1);
     const row = d * V;
     for (let v = 0; v < V; v++) effect[v] += w * W_U[row + v];
   }

@@ -1,4 +1,5 @@
 /** A neuron page as a self-contained HTML report, drawn with src/viz (token views and bar charts). */
+import { formatToken } from "../tokenizer/format-token.ts";
 import {
   barChart,
   type ReportOptions,
@@ -78,9 +79,10 @@ export function neuronReport(page: NeuronPageData): ReportOptions {
   const effect = (title: string, list: NeuronPageData["logitEffect"]["top"]) =>
     barChart({
       title,
-      labels: list.map((t) => JSON.stringify(t.str)),
+      labels: list.map((t) => formatToken(t.str)),
       values: list.map((t) => t.value),
       horizontal: true,
+      labelTitle: "token",
       valueTitle: "W_out[n] @ W_U",
     });
   sections.push({

@@ -1,4 +1,5 @@
 /** A neuron page as plain terminal text (the max-activating token of each example in [[brackets]]). */
+import { formatToken } from "../tokenizer/format-token.ts";
 import type { NeuronPageData } from "./neuron-page.ts";
 
 export function formatNeuronPage(page: NeuronPageData): string {
@@ -19,14 +20,14 @@ export function formatNeuronPage(page: NeuronPageData): string {
       lines.push(`  ${String(i + 1).padStart(2)}  ${e.value.toFixed(3).padStart(7)}  ${text}`);
     });
   }
-  const effect = (t: { str: string; value: number }) => `${JSON.stringify(t.str)} ${t.value.toFixed(3)}`;
+  const effect = (t: { str: string; value: number }) => `${formatToken(t.str)} ${t.value.toFixed(3)}`;
   lines.push(`Promotes:   ${page.logitEffect.top.map(effect).join(", ")}`);
   lines.push(`Suppresses: ${page.logitEffect.bottom.map(effect).join(", ")}`);
   if (page.ownText) {
     lines.push("Your text:");
     page.ownText.strTokens.forEach((s, i) => {
       lines.push(
-        `  ${String(i).padStart(3)}  ${page.ownText!.activations[i].toFixed(3).padStart(7)}  ${JSON.stringify(s)}`,
+        `  ${String(i).padStart(3)}  ${page.ownText!.activations[i].toFixed(3).padStart(7)}  ${formatToken(s)}`,
       );
     });
   }

@@ -4,12 +4,10 @@
  */
 import { type LinearAgreement, linearAgreement } from "../analysis/correlation.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { unravelIndex } from "../tensor/tensor.ts";
 import { activationPatching } from "./activation-patching.ts";
-import {
-  type AttributionOptions,
-  type AttributionTarget,
-  attributionPatchingAll,
-} from "./attribution-patching.ts";
+import { type AttributionOptions, attributionPatchingAll } from "./attribution-patching.ts";
+import { cellLabel } from "./result-format.ts";
 import type { PatchMetric, PatchResult } from "./types.ts";
 
 export interface Disagreement {
@@ -52,7 +50,12 @@ export async function compareAttribution(
   const estimates = attributionPatchingAll(model, { ...opts, onProgress: undefined });
   const out: TargetComparison[] = [];
   for (let i = 0; i < opts.targets.length; i++) {
-    const exact = await exactPatching(model, opts, opts.targets[i], (d, t) => opts.onProgress?.(d, t));
+    const exact = await activationPatching(model, {
+      ...opts,
+      target: opts.targets[i],
+      method: "exact",
+      onProgress: opts.onProgress,
+    });
     const estimate = estimates[i];
     out.push({
       target: estimate.target,
@@ -65,97 +68,15 @@ export async function compareAttribution(
   return out;
 }
 
-/** Exact patching of an attribution target (all-layer neurons: one sweep per layer, stacked). */
-async function exactPatching(
-  model: HookedTransformer,
-  opts: CompareOptions,
-  target: AttributionTarget,
-  onProgress: (done: number, total: number) => void,
-): Promise<PatchResult> {
-  const base = {
-    clean: opts.clean,
-    corrupted: opts.corrupted,
-    answers: opts.answers,
-    metric: opts.metric,
-    prependBos: opts.prependBos,
-    chunkSize: opts.chunkSize,
-    rowBudget: opts.rowBudget,
-    signal: opts.signal,
-    method: "exact" as const,
-  };
-  if (target.kind !== "neurons" || target.layer !== undefined) {
-    return activationPatching(model, {
-      ...base,
-      target: target as Parameters<typeof activationPatching>[1]["target"],
-      onProgress,
-    });
-  }
-  const L = model.cfg.nLayers;
-  const layers: PatchResult[] = [];
-  for (let layer = 0; layer < L; layer++) {
-    layers.push(
-      await activationPatching(model, {
-        ...base,
-        target: { kind: "neurons", layer, pos: target.pos },
-        onProgress: (d, t) => onProgress(layer * t + d, L * t),
-      }),
-    );
-  }
-  const cat = (f: (r: PatchResult) => Float64Array) => Float64Array.from(layers.flatMap((r) => [...f(r)]));
-  const B = layers[0].perPrompt.clean.length;
-  const perPromptCat = (f: (r: PatchResult) => Float64Array) =>
-    Float64Array.from(
-      Array.from({ length: B }, (_, b) =>
-        layers.flatMap((r) => {
-          const n = r.values.length;
-          return [...f(r).subarray(b * n, (b + 1) * n)];
-        }),
-      ).flat(),
-    );
-  return {
-    ...layers[0],
-    target: "neurons",
-    axes: ["layer", "neuron"],
-    shape: [L, model.cfg.dMlp],
-    labels: [null, null],
-    values: cat((r) => r.values),
-    raw: cat((r) => r.raw),
-    perPrompt: {
-      ...layers[0].perPrompt,
-      raw: perPromptCat((r) => r.perPrompt.raw),
-      values: perPromptCat((r) => r.perPrompt.values),
-    },
-  };
-}
-
-function unravel(flat: number, shape: readonly number[]): number[] {
-  const index = new Array<number>(shape.length);
-  for (let a = shape.length - 1; a >= 0; a--) {
-    index[a] = flat % shape[a];
-    flat = Math.floor(flat / shape[a]);
-  }
-  return index;
-}
-
-/** E.g. "layer 2, pos 5 ' friend'", "layer 1, head 3". */
-export function locationLabel(r: PatchResult, index: readonly number[]): string {
-  return r.axes
-    .map((a, i) => {
-      const tok = r.labels[i]?.[index[i]];
-      return tok === undefined ? `${a} ${index[i]}` : `${a} ${index[i]} ${JSON.stringify(tok)}`;
-    })
-    .join(", ");
-}
-
 export function largestDisagreements(estimate: PatchResult, exact: PatchResult, k: number): Disagreement[] {
   const order = Array.from(estimate.values.keys()).sort(
     (a, b) => Math.abs(estimate.values[b] - exact.values[b]) - Math.abs(estimate.values[a] - exact.values[a]),
   );
   return order.slice(0, k).map((flat) => {
-    const index = unravel(flat, estimate.shape);
+    const index = unravelIndex(flat, estimate.shape);
     return {
       index,
-      label: locationLabel(exact, index),
+      label: cellLabel(exact, flat),
       estimate: estimate.values[flat],
       exact: exact.values[flat],
     };

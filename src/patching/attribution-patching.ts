@@ -13,22 +13,13 @@ import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
 import { type AttributionMetric, metricSeeds } from "./attribution-metric.ts";
-import { normalise } from "./metric.ts";
 import { type PromptList, preparePairs } from "./pairs.ts";
-import {
-  hookLayout,
-  type PatchPlan,
-  type PatchTarget,
-  planTarget,
-  type Selector,
-  selectElements,
-} from "./targets.ts";
+import { buildPatchResult } from "./result.ts";
+import { hookLayout, type PatchTarget, planTarget, type Selector, selectElements } from "./targets.ts";
 import type { PatchAnswers, PatchResult } from "./types.ts";
 
-/** A patch target; for attribution, `neurons` without a layer means every layer ([layer, neuron]). */
-export type AttributionTarget =
-  | Exclude<PatchTarget, { kind: "neurons" }>
-  | { kind: "neurons"; layer?: number; pos?: number };
+/** Attribution patching estimates every patch target (`neurons` without a layer: every layer). */
+export type AttributionTarget = PatchTarget;
 
 export interface AttributionOptions extends TokenizeOptions {
   clean: PromptList;
@@ -42,35 +33,15 @@ export interface AttributionOptions extends TokenizeOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Expands a target into the exact-patching plan(s): one per layer for all-layer neurons. */
-export function attributionPlans(
-  target: AttributionTarget,
-  model: HookedTransformer,
-  nPos: number,
-): PatchPlan {
-  if (target.kind !== "neurons" || target.layer !== undefined) {
-    return planTarget(target as PatchTarget, model.cfg, nPos);
-  }
-  const perLayer = Array.from({ length: model.cfg.nLayers }, (_, layer) =>
-    planTarget({ kind: "neurons", layer, pos: target.pos }, model.cfg, nPos),
-  );
-  return {
-    target: "neurons",
-    axes: ["layer", "neuron"],
-    shape: [model.cfg.nLayers, model.cfg.dMlp],
-    sites: perLayer.flatMap((p) => p.sites),
-  };
-}
-
 /** Attribution patching of several targets from the same forward and backward passes. */
 export function attributionPatchingAll(model: HookedTransformer, opts: AttributionOptions): PatchResult[] {
   if (opts.targets.length === 0) throw new Error("No attribution targets: give at least one target");
   const pairs = preparePairs(model, opts.clean, opts.corrupted, opts);
-  const plans = opts.targets.map((t) => attributionPlans(t, model, pairs.nPos));
+  const plans = opts.targets.map((t) => planTarget(t, model.cfg, pairs.nPos));
   const B = pairs.clean.length;
   const seeds = metricSeeds(model, opts.metric, opts.answers, B);
   const siteHooks = new Set(plans.flatMap((p) => p.sites.map((s) => s.hook)));
-  const allHooks = new Set(backwardCacheNames(model.cfg.nLayers));
+  const allHooks = new Set(backwardCacheNames(model.cfg));
   for (const h of siteHooks) {
     if (!allHooks.has(h))
       throw new Error(
@@ -131,29 +102,25 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
     opts.onProgress?.(b + 1, B);
   }
 
-  const posLabels = model.toStrTokens(pairs.clean[pairs.lengths.indexOf(pairs.nPos)]);
   return plans.map((plan, i) => {
     const nSites = plan.sites.length;
-    const raw = est[i].map((d) => corrupted + d);
     const perRaw = new Float64Array(B * nSites);
-    const perValues = new Float64Array(B * nSites);
     for (let b = 0; b < B; b++)
-      for (let s = 0; s < nSites; s++) {
-        perRaw[b * nSites + s] = corruptedPer[b] + per[i][b][s];
-        perValues[b * nSites + s] = normalise(perRaw[b * nSites + s], cleanPer[b], corruptedPer[b]);
-      }
-    return {
-      target: plan.target,
-      axes: plan.axes,
-      shape: plan.shape,
-      labels: plan.axes.map((a) => (a === "pos" ? posLabels : null)),
-      values: raw.map((r) => normalise(r, clean, corrupted)),
-      raw,
-      clean,
-      corrupted,
-      perPrompt: { raw: perRaw, values: perValues, clean: cleanPer, corrupted: corruptedPer },
+      for (let s = 0; s < nSites; s++) perRaw[b * nSites + s] = corruptedPer[b] + per[i][b][s];
+    return buildPatchResult({
+      model,
+      pairs,
+      plan,
       method: "attribution",
-    };
+      metric: {
+        clean,
+        corrupted,
+        cleanPer,
+        corruptedPer,
+        raw: est[i].map((d) => corrupted + d),
+        perRaw,
+      },
+    });
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * The fast, exact path. Each prompt pair runs on its own (so padding never costs anything), and each
  * patched run computes only what can differ from the corrupted run:
- * - it starts at the patched hook's block, from the cached corrupted resid_pre of that block;
+ * - it starts at the patched hook's block, from the corrupted run's residual entering that block
+ *   (model/partial-runs.ts records a run and continues copies of it);
  * - positions before the first position where the patch changes a value are identical to the corrupted
  *   run, so their keys/values come from the corrupted run's cache (one shared copy for the whole chunk)
  *   and only later positions are computed;
@@ -10,25 +11,15 @@
  * Every step is the engine's own forward, so the result equals the straightforward path up to float
  * rounding of differently-sized matrix products.
  */
-import type { PastKV } from "../model/forward.ts";
-import { blockHookName, parseHookName } from "../model/hook-points.ts";
+import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { HookDispatcher, type HookSpec } from "../model/hooks.ts";
+import type { HookSpec } from "../model/hooks.ts";
+import { type ContinueFrom, continueRun, type RecordedRun, recordRun } from "../model/partial-runs.ts";
 import { stridesOf } from "../tensor/tensor.ts";
-import type { MetricReader, Readout } from "./metric.ts";
+import type { Readout } from "./metric.ts";
 import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
 import { hookLayout, type Selector, selectElements } from "./targets.ts";
 import type { PatchResult } from "./types.ts";
-
-const FINAL_NORMALIZED = "ln_final.hook_normalized";
-
-/** A prompt's run with the activations the sweep needs: flat per-prompt tensors (batch of one). */
-interface PromptRun {
-  acts: Map<string, Float32Array>;
-  /** Corrupted run only: keys/values per layer, [1, n, H, dh]. */
-  kv: PastKV[] | null;
-  readout: Readout;
-}
 
 /** One patched copy inside a chunk: which result cell, and what to write where (offsets in the patched run's layout). */
 interface PatchJob {
@@ -50,11 +41,8 @@ interface JobGroup {
 export async function patchFast(model: HookedTransformer, opts: PatchSweepOptions): Promise<PatchResult> {
   const setup = setupSweep(model, opts);
   const { pairs, plan, reader } = setup;
-  const cfg = model.cfg;
-  const L = cfg.nLayers;
   const B = pairs.clean.length;
   const siteHooks = new Set(plan.sites.map((s) => s.hook));
-  const residNames = [...Array.from({ length: L }, (_, l) => blockHookName(l, "hook_resid_pre"))];
 
   const patched: Readout[][] = plan.sites.map(() => new Array<Readout>(B));
   const cleanReadouts: Readout[] = [];
@@ -66,22 +54,17 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
 
   for (let b = 0; b < B; b++) {
     const n = pairs.lengths[b];
-    const clean = runPrompt(model, b, pairs.clean[b], new Set([...siteHooks, FINAL_NORMALIZED]), false);
-    const corrupted = runPrompt(
-      model,
-      b,
-      pairs.corrupted[b],
-      new Set([...siteHooks, ...residNames, FINAL_NORMALIZED]),
-      true,
-    );
-    cleanReadouts.push(clean.readout);
-    corruptedReadouts.push(corrupted.readout);
+    const clean = recordRun(model, pairs.clean[b], { hooks: siteHooks, continuable: false });
+    const corrupted = recordRun(model, pairs.corrupted[b], { hooks: siteHooks, continuable: true });
+    const corruptedReadout = reader.fromNormalized(b, corrupted.finalNormalized, 1)[0];
+    cleanReadouts.push(reader.fromNormalized(b, clean.finalNormalized, 1)[0]);
+    corruptedReadouts.push(corruptedReadout);
 
     const groups = new Map<string, JobGroup>();
     plan.sites.forEach((site, s) => {
       const job = planJob(model, site.hook, site.selectors, n, clean.acts, corrupted.acts, s);
       if (!job) {
-        patched[s][b] = corrupted.readout; // the patch changes nothing
+        patched[s][b] = corruptedReadout; // the patch changes nothing
         done++;
         return;
       }
@@ -97,7 +80,11 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
       const size = Math.max(1, Math.min(chunkSize, Math.floor(rowBudget / rows)));
       for (let i = 0; i < g.jobs.length; i += size) {
         const jobs = g.jobs.slice(i, i + size);
-        const readouts = runChunk(model, b, n, g, jobs, corrupted, pairs.corrupted[b], reader);
+        const readouts = reader.fromNormalized(
+          b,
+          runChunk(model, g, jobs, corrupted, pairs.corrupted[b]),
+          jobs.length,
+        );
         jobs.forEach((j, c) => {
           patched[j.site][b] = readouts[c];
         });
@@ -108,31 +95,6 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
     }
   }
   return assembleResult(setup, model, cleanReadouts, corruptedReadouts, patched, "exact");
-
-  function runPrompt(
-    m: HookedTransformer,
-    prompt: number,
-    tokens: readonly number[],
-    names: Set<string>,
-    keepKV: boolean,
-  ): PromptRun {
-    const hooks = new HookDispatcher(L, [], (name) => names.has(name));
-    const res = m.forwardEngine.forward({
-      batch: 1,
-      pos: tokens.length,
-      tokens: Int32Array.from(tokens),
-      keepKV,
-      hooks,
-      logits: "none",
-    });
-    const acts = new Map<string, Float32Array>();
-    for (const [name, t] of hooks.cache) acts.set(name, t.data);
-    acts.set(`blocks.${L}.hook_resid_pre`, res.residual.data); // the final residual: where ln_final patches start
-    const D = cfg.dModel;
-    const y = acts.get(FINAL_NORMALIZED)!;
-    const readout = reader.fromNormalized(prompt, y.subarray((tokens.length - 1) * D), 1)[0];
-    return { acts, kv: res.presentKV, readout };
-  }
 }
 
 /**
@@ -144,8 +106,8 @@ function planJob(
   hook: string,
   selectors: readonly Selector[],
   n: number,
-  cleanActs: Map<string, Float32Array>,
-  corruptActs: Map<string, Float32Array>,
+  cleanActs: ReadonlyMap<string, Float32Array>,
+  corruptActs: ReadonlyMap<string, Float32Array>,
   site: number,
 ): { layer: number; fromEmbed: boolean; p0: number; job: PatchJob } | null {
   const layout = hookLayout(hook, model.cfg, n);
@@ -187,35 +149,35 @@ function planJob(
   };
 }
 
-/** One batched forward of `jobs` patched copies of prompt `prompt`, from block `g.layer` and position `g.p0`. */
+/**
+ * One batched forward of `jobs` patched copies of the corrupted run, from block `g.layer` and position
+ * `g.p0`: ln_final's output at the final position of each copy, [copies, d_model].
+ */
 function runChunk(
   model: HookedTransformer,
-  prompt: number,
-  n: number,
   g: JobGroup,
   jobs: readonly PatchJob[],
-  corrupted: PromptRun,
+  corrupted: RecordedRun,
   corruptedTokens: readonly number[],
-  reader: MetricReader,
-): Readout[] {
-  const { nLayers: L, dModel: D, nHeads: H, dHead: dh } = model.cfg;
+): Float32Array {
+  const { nLayers: L, dModel: D } = model.cfg;
   const C = jobs.length;
+  const n = corrupted.n;
   const P = n - g.p0;
-  const HD = H * dh;
-  const past = sharedPrefix(corrupted, g.layer, g.p0, HD);
   // A patch on a block's output (mlp.hook_post, hook_mlp_out, hook_resid_post) only adds to the residual
   // after that block: build that residual directly and start one block later (exact: nothing in between).
   const additive = !g.fromEmbed && jobs.every((j) => ADDITIVE_HOOKS.has(parseHookName(j.hook).hook));
-  if (additive) return runAdditiveChunk(model, prompt, n, g, jobs, corrupted, reader);
-  let tokens: Int32Array | undefined;
-  let residual: Float32Array | undefined;
+  if (additive) return runAdditiveChunk(model, g, jobs, corrupted);
+  let from: ContinueFrom;
   if (g.fromEmbed) {
-    tokens = new Int32Array(C * P);
+    const tokens = new Int32Array(C * P);
     for (let c = 0; c < C; c++) tokens.set(corruptedTokens.slice(g.p0), c * P);
+    from = { embed: tokens };
   } else {
-    const src = corrupted.acts.get(`blocks.${g.layer}.hook_resid_pre`)!.subarray(g.p0 * D, n * D);
-    residual = new Float32Array(C * P * D);
+    const src = corrupted.residualEntering(g.layer).subarray(g.p0 * D, n * D);
+    const residual = new Float32Array(C * P * D);
     for (let c = 0; c < C; c++) residual.set(src, c * P * D);
+    from = { block: g.layer, residual };
   }
   const byHook = new Map<string, number[]>();
   jobs.forEach((j, c) => {
@@ -223,7 +185,7 @@ function runChunk(
     list.push(c);
     byHook.set(j.hook, list);
   });
-  const specs: HookSpec[] = [...byHook].map(([hook, members]) => [
+  const hooks: HookSpec[] = [...byHook].map(([hook, members]) => [
     hook,
     (act) => {
       const per = act.data.length / C;
@@ -234,57 +196,21 @@ function runChunk(
       }
     },
   ]);
-  let normalized: Float32Array | null = null;
-  specs.push([
-    FINAL_NORMALIZED,
-    (act) => {
-      normalized = act.data;
-    },
-  ]);
-  model.forwardEngine.forward({
-    batch: C,
-    pos: P,
-    pastLen: g.p0,
-    tokens,
-    residual,
-    startAtLayer: g.fromEmbed ? 0 : g.layer,
-    past,
-    hooks: new HookDispatcher(L, specs),
-    logits: "none",
+  return continueRun(model, {
+    run: corrupted,
+    copies: C,
+    fromPos: g.p0,
+    from,
+    hooks,
     // The metric reads the final position only; hooks in the last block or after it see all positions.
     finalPositionOnly: jobs.every((j) => {
       const layer = parseHookName(j.hook).layer;
       return layer === null ? j.hook.startsWith("hook_") : layer < L - 1;
     }),
   });
-  return readFinal(prompt, normalized, C, D, reader);
-}
-
-/** The corrupted run's keys/values of positions < p0, one copy shared by every patched copy, for blocks ≥ fromLayer. */
-function sharedPrefix(corrupted: PromptRun, fromLayer: number, p0: number, HD: number): (PastKV | null)[] {
-  return corrupted.kv!.map((kv, l) =>
-    l >= fromLayer && p0 > 0
-      ? { k: kv.k.subarray(0, p0 * HD), v: kv.v.subarray(0, p0 * HD), len: p0, shared: true }
-      : null,
-  );
 }
 
 const ADDITIVE_HOOKS: ReadonlySet<string> = new Set(["mlp.hook_post", "hook_mlp_out", "hook_resid_post"]);
-
-/** ln_final's output of each copy at its final position ([C, P or 1, D] → [C, D]) → metric readouts. */
-function readFinal(
-  prompt: number,
-  normalized: Float32Array | null,
-  C: number,
-  D: number,
-  reader: MetricReader,
-): Readout[] {
-  if (!normalized) throw new Error("internal: ln_final.hook_normalized did not fire");
-  const P = normalized.length / (C * D);
-  const rows = new Float32Array(C * D);
-  for (let c = 0; c < C; c++) rows.set(normalized.subarray((c * P + P - 1) * D, (c * P + P) * D), c * D);
-  return reader.fromNormalized(prompt, rows, C);
-}
 
 /**
  * Patches at the output of block l: the patched residual after block l is the corrupted one plus
@@ -292,19 +218,16 @@ function readFinal(
  */
 function runAdditiveChunk(
   model: HookedTransformer,
-  prompt: number,
-  n: number,
   g: JobGroup,
   jobs: readonly PatchJob[],
-  corrupted: PromptRun,
-  reader: MetricReader,
-): Readout[] {
-  const { nLayers: L, dModel: D, nHeads: H, dHead: dh, dMlp } = model.cfg;
+  corrupted: RecordedRun,
+): Float32Array {
+  const { dModel: D, dMlp } = model.cfg;
   const C = jobs.length;
+  const n = corrupted.n;
   const P = n - g.p0;
-  const HD = H * dh;
   const next = g.layer + 1;
-  const base = corrupted.acts.get(`blocks.${next}.hook_resid_pre`)!.subarray(g.p0 * D, n * D);
+  const base = corrupted.residualEntering(next).subarray(g.p0 * D, n * D);
   const residual = new Float32Array(C * P * D);
   const W_out = model.weights.blocks[g.layer].W_out.data;
   jobs.forEach((job, c) => {
@@ -326,25 +249,12 @@ function runAdditiveChunk(
       }
     }
   });
-  const past = sharedPrefix(corrupted, next, g.p0, HD);
-  let normalized: Float32Array | null = null;
-  model.forwardEngine.forward({
-    batch: C,
-    pos: P,
-    pastLen: g.p0,
-    residual,
-    startAtLayer: next,
-    past,
-    hooks: new HookDispatcher(L, [
-      [
-        FINAL_NORMALIZED,
-        (act) => {
-          normalized = act.data;
-        },
-      ],
-    ]),
-    logits: "none",
+  return continueRun(model, {
+    run: corrupted,
+    copies: C,
+    fromPos: g.p0,
+    from: { block: next, residual },
+    hooks: [],
     finalPositionOnly: true,
   });
-  return readFinal(prompt, normalized, C, D, reader);
 }

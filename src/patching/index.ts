@@ -4,5 +4,6 @@ export * from "./attribution-compare.ts";
 export * from "./attribution-patching.ts";
 export * from "./pairs.ts";
 export * from "./result-format.ts";
+export type { PatchSweepOptions } from "./sweep.ts";
 export * from "./targets.ts";
 export * from "./types.ts";

@@ -2,7 +2,9 @@
  * The patching metric, read from what a run produced at each prompt's final position: either the
  * output of ln_final (fast path: then only the needed W_U columns) or full logits (straightforward path).
  */
+import { batchMean, rowLogitDiff, tokensPerPrompt } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { unembedRows } from "../model/partial-runs.ts";
 import type { PatchAnswers, PatchMetric } from "./types.ts";
 
 /** What the metric reads of one prompt's final position: logits of its tokens, or all logits. */
@@ -21,17 +23,6 @@ export class MetricReader {
     readonly nPrompts: number,
   ) {
     const V = model.cfg.dVocab;
-    const perPrompt = (x: number | readonly number[], what: string): number[] => {
-      const list = typeof x === "number" ? new Array(nPrompts).fill(x) : [...x];
-      if (list.length !== nPrompts)
-        throw new Error(
-          `${what} has ${list.length} tokens for ${nPrompts} prompts: give one, or one per prompt`,
-        );
-      for (const t of list)
-        if (!Number.isInteger(t) || t < 0 || t >= V)
-          throw new Error(`${what} token ${t} is not a vocabulary id in [0, ${V})`);
-      return list;
-    };
     if (metric.kind === "final_logits") {
       this.tokens = null;
     } else if (metric.kind === "answer_logits" && metric.tokens) {
@@ -45,8 +36,8 @@ export class MetricReader {
         throw new Error(
           "The logit-difference metric needs answer and wrong tokens: pass answers { answer, wrong }",
         );
-      const a = perPrompt(answers.answer, "answer");
-      const w = perPrompt(answers.wrong, "wrong");
+      const a = tokensPerPrompt(answers.answer, nPrompts, V, "answer");
+      const w = tokensPerPrompt(answers.wrong, nPrompts, V, "wrong");
       this.tokens = a.map((t, i) => [t, w[i]]);
     }
     this.columns = this.tokens ? this.tokens.map((toks) => this.gatherColumns(toks)) : null;
@@ -72,7 +63,7 @@ export class MetricReader {
     const D = this.model.cfg.dModel;
     const out: Readout[] = [];
     if (!this.columns) {
-      const logits = this.model.forwardEngine.unembedOp().forward(y, rows);
+      const logits = unembedRows(this.model, y, rows);
       const V = this.model.cfg.dVocab;
       for (let r = 0; r < rows; r++) out.push(logits.slice(r * V, (r + 1) * V));
       return out;
@@ -102,13 +93,7 @@ export class MetricReader {
     const m = this.metric;
     if (m.kind === "final_logits") return m.fn(readouts as Float32Array[]);
     if (m.kind === "answer_logits") return m.fn(readouts as Float64Array[]);
-    let s = 0;
-    for (const r of readouts) s += r[0] - r[1];
-    return s / readouts.length;
+    // A logit-difference readout holds the [answer, wrong] logits.
+    return batchMean(readouts.map((r) => rowLogitDiff(r, 0, 1)));
   }
-}
-
-/** (patched - corrupted) / (clean - corrupted): 1 = the clean behaviour fully restored, 0 = no effect. */
-export function normalise(patched: number, clean: number, corrupted: number): number {
-  return (patched - corrupted) / (clean - corrupted);
 }

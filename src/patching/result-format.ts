@@ -1,14 +1,7 @@
-/** PatchResult → nested arrays and the CLI's JSON shapes. */
+/** PatchResult → nested arrays, the CLI's JSON shapes and cell names. */
+import { nest, unravelIndex } from "../tensor/tensor.ts";
+import { formatToken } from "../tokenizer/format-token.ts";
 import type { PatchResult } from "./types.ts";
-
-export type Nested = number | Nested[];
-
-/** Flat row-major values over `shape` → nested arrays. */
-export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): Nested {
-  if (shape.length === 0) return values[offset];
-  const stride = shape.slice(1).reduce((a, b) => a * b, 1);
-  return Array.from({ length: shape[0] }, (_, i) => nest(values, shape.slice(1), offset + i * stride));
-}
 
 /** `{ target, clean, corrupted, axes, values }`: the stable JSON of `patch --json`. */
 export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): Record<string, unknown> {
@@ -29,4 +22,20 @@ export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): 
     };
   }
   return out;
+}
+
+/** "L3, pos 5 ·they" style name of one cell from its flat index (CLI tables, captions, disagreements). */
+export function cellLabel(r: PatchResult, flat: number): string {
+  const index = unravelIndex(flat, r.shape);
+  return r.axes
+    .map((axis, a) => {
+      const i = index[a];
+      const label = r.labels[a]?.[i];
+      if (axis === "layer") return `L${i}`;
+      if (axis === "head") return `H${i}`;
+      if (axis === "kv_head") return `KV${i}`;
+      if (label === undefined) return `${axis} ${i}`;
+      return axis === "component" ? label : `${axis} ${i} ${formatToken(label)}`;
+    })
+    .join(", ");
 }

@@ -4,9 +4,10 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
-import { MetricReader, normalise, type Readout } from "./metric.ts";
+import { MetricReader, type Readout } from "./metric.ts";
 import { type PromptList, type PromptPairs, preparePairs } from "./pairs.ts";
-import { HEAD_COMPONENTS, type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
+import { buildPatchResult } from "./result.ts";
+import { type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
 import { PatchAbortedError, type PatchAnswers, type PatchMetric, type PatchResult } from "./types.ts";
 
 export interface PatchSweepOptions extends TokenizeOptions {
@@ -64,34 +65,24 @@ export function assembleResult(
   const { plan, reader, pairs } = setup;
   const nSites = plan.sites.length;
   const nPrompts = pairs.clean.length;
-  const clean = reader.value(cleanReadouts);
-  const corrupted = reader.value(corruptedReadouts);
-  const cleanPer = cleanReadouts.map((r) => reader.value([r]));
-  const corruptedPer = corruptedReadouts.map((r) => reader.value([r]));
   const raw = new Float64Array(nSites);
-  const values = new Float64Array(nSites);
   const perRaw = new Float64Array(nPrompts * nSites);
-  const perValues = new Float64Array(nPrompts * nSites);
   for (let s = 0; s < nSites; s++) {
     raw[s] = reader.value(patched[s]);
-    values[s] = normalise(raw[s], clean, corrupted);
-    for (let b = 0; b < nPrompts; b++) {
-      const v = reader.value([patched[s][b]]);
-      perRaw[b * nSites + s] = v;
-      perValues[b * nSites + s] = normalise(v, cleanPer[b], corruptedPer[b]);
-    }
+    for (let b = 0; b < nPrompts; b++) perRaw[b * nSites + s] = reader.value([patched[s][b]]);
   }
-  const posLabels = model.toStrTokens(pairs.clean[pairs.lengths.indexOf(pairs.nPos)]);
-  return {
-    target: plan.target,
-    axes: plan.axes,
-    shape: plan.shape,
-    labels: plan.axes.map((a) => (a === "pos" ? posLabels : a === "component" ? [...HEAD_COMPONENTS] : null)),
-    values,
-    raw,
-    clean,
-    corrupted,
-    perPrompt: { raw: perRaw, values: perValues, clean: cleanPer, corrupted: corruptedPer },
+  return buildPatchResult({
+    model,
+    pairs,
+    plan,
     method,
-  };
+    metric: {
+      clean: reader.value(cleanReadouts),
+      corrupted: reader.value(corruptedReadouts),
+      cleanPer: cleanReadouts.map((r) => reader.value([r])),
+      corruptedPer: corruptedReadouts.map((r) => reader.value([r])),
+      raw,
+      perRaw,
+    },
+  });
 }

@@ -4,7 +4,8 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import { stridesOf } from "../tensor/tensor.ts";
+import type { ModelConfig } from "../weights/config.ts";
 
 export const RESID_TARGETS = ["resid_pre", "resid_mid", "attn_out", "mlp_out"] as const;
 export const HEAD_COMPONENTS = ["z", "q", "k", "v", "pattern"] as const;
@@ -26,12 +27,22 @@ export const TARGET_NAMES = [
 export type PatchTarget =
   /** [layer, pos]: one position of one layer's residual-stream-sized activation. */
   | { kind: ResidTarget }
-  /** [layer, head] over all positions, or [layer, pos, head] with perPosition (for `pattern`: per destination position). */
+  /**
+   * [layer, head] over all positions, or [layer, pos, head] with perPosition (for `pattern`: per destination
+   * position). `k` and `v` index key/value heads ([layer, kv_head] with grouped-query attention).
+   */
   | { kind: "head"; component: HeadComponent; perPosition?: boolean }
-  /** [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). */
+  /**
+   * [5, layer, head]: z, q, k, v, pattern over all positions (TransformerLens' `..._all_pos_every`). With
+   * grouped-query attention the k and v cells of query head h patch the key/value head h reads, so query
+   * heads sharing one show the same value.
+   */
   | { kind: "head_all" }
-  /** [d_mlp]: each `mlp.hook_post` unit of `layer`, at every position or only at `pos`. */
-  | { kind: "neurons"; layer: number; pos?: number }
+  /**
+   * Each `mlp.hook_post` unit, at every position or only at `pos`: of `layer` ([d_mlp]), or of every
+   * layer ([layer, d_mlp]) when no layer is given.
+   */
+  | { kind: "neurons"; layer?: number; pos?: number }
   /** [n_sets]: each set of indices of one hook patched together. */
   | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
   /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
@@ -66,9 +77,9 @@ export interface HookLayout {
   layer: number;
 }
 
-export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout {
+export function hookLayout(hook: string, cfg: ModelConfig, n: number): HookLayout {
   const { layer, hook: local } = parseHookName(hook);
-  const { nHeads: H, dHead: dh, dModel: D, dMlp } = cfg;
+  const { nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D, dMlp } = cfg;
   const l = layer ?? (local.startsWith("ln_final") ? cfg.nLayers : 0);
   const seq = (rest: number[]): HookLayout => ({
     shape: [n, ...rest],
@@ -77,21 +88,46 @@ export function hookLayout(hook: string, cfg: GPT2Config, n: number): HookLayout
     layer: l,
   });
   if (local.endsWith("hook_scale")) return seq([1]);
-  if (/attn\.hook_(q|k|v|z)$/.test(local)) return seq([H, dh]);
+  if (/attn\.hook_(q|rot_q|z)$/.test(local)) return seq([H, dh]);
+  if (/attn\.hook_(k|rot_k|v)$/.test(local)) return seq([Hkv, dh]);
   if (local === "attn.hook_result") return seq([H, D]);
   if (local === "attn.hook_pattern" || local === "attn.hook_attn_scores") {
     return { shape: [H, n, n], posAxis: 1, lengthAxes: [1, 2], layer: l };
   }
-  if (local === "mlp.hook_pre" || local === "mlp.hook_post") return seq([dMlp]);
+  if (/^mlp\.hook_(pre|pre_linear|post)$/.test(local)) return seq([dMlp]);
   return seq([D]);
 }
 
-function headSelector(component: HeadComponent, head: number, pos: number | null): Selector {
-  return component === "pattern" ? [head, pos, null] : [pos, head, null];
+/** One head's slice of a head component's hook: every position, or only (destination) position `pos`. */
+export function headSite(opts: {
+  layer: number;
+  head: number;
+  component: HeadComponent;
+  pos?: number | null;
+}): PatchSite {
+  const { layer, head, component } = opts;
+  const pos = opts.pos ?? null;
+  return component === "pattern"
+    ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
+    : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
 }
 
-function headHook(layer: number, component: HeadComponent): string {
-  return blockHookName(layer, component === "pattern" ? "attn.hook_pattern" : `attn.hook_${component}`);
+/**
+ * One part of query head `head`: its own q, z or pattern slice; for k and v, the slice of the key/value
+ * head it reads (with grouped-query attention, shared by nHeads / nKvHeads query heads).
+ */
+export function queryHeadPartSite(
+  cfg: { nHeads: number; nKvHeads: number },
+  opts: { layer: number; head: number; component: HeadComponent; pos?: number | null },
+): PatchSite {
+  const kv = opts.component === "k" || opts.component === "v";
+  const head = kv ? Math.floor(opts.head / (cfg.nHeads / cfg.nKvHeads)) : opts.head;
+  return headSite({ ...opts, head });
+}
+
+/** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
+export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
+  return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
 const RESID_HOOKS = {
@@ -101,11 +137,9 @@ const RESID_HOOKS = {
   mlp_out: "hook_mlp_out",
 } as const;
 
-export type TargetName = (typeof TARGET_NAMES)[number];
-
 /**
  * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
- * `targetName`. `neurons` needs a layer; `perPosition` applies to head targets.
+ * `targetName`. `neurons` without a layer means every layer; `perPosition` applies to head targets.
  */
 export function targetFromName(
   name: string,
@@ -114,11 +148,7 @@ export function targetFromName(
   if (!(TARGET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`Unknown patching target "${name}": use one of ${TARGET_NAMES.join(", ")}`);
   }
-  if (name === "neurons") {
-    if (opts.layer === undefined)
-      throw new Error("The neurons target needs a layer (the MLP layer whose neurons to patch)");
-    return { kind: "neurons", layer: opts.layer, pos: opts.pos };
-  }
+  if (name === "neurons") return { kind: "neurons", layer: opts.layer, pos: opts.pos };
   if (name === "head_all") return { kind: "head_all" };
   if (name.startsWith("head_")) {
     return { kind: "head", component: name.slice(5) as HeadComponent, perPosition: opts.perPosition };
@@ -137,8 +167,13 @@ export function targetName(t: PatchTarget): string {
  * Expands a target for a batch whose longest prompt has `nPos` positions. Throws a clear error for a
  * layer, position or index out of range.
  */
-export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): PatchPlan {
+export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number): PatchPlan {
   const { nLayers: L, nHeads: H, dMlp } = cfg;
+  const kv = (c: HeadComponent) => c === "k" || c === "v";
+  // Key/value heads per layer for a component, and the head axis' name ("kv_head" when they are fewer).
+  const heads = (c: HeadComponent) => (kv(c) ? cfg.nKvHeads : H);
+  const headAxis = (c: HeadComponent) => (heads(c) < H ? "kv_head" : "head");
+  const group = H / cfg.nKvHeads;
   const name = targetName(target);
   const sites: PatchSite[] = [];
   switch (target.kind) {
@@ -150,26 +185,25 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
         for (let p = 0; p < nPos; p++)
           sites.push({ hook: blockHookName(l, RESID_HOOKS[target.kind]), selectors: [[p, null]] });
       return { target: name, axes: ["layer", "pos"], shape: [L, nPos], sites };
-    case "head":
-      for (let l = 0; l < L; l++) {
-        const hook = headHook(l, target.component);
+    case "head": {
+      const c = target.component;
+      const nh = heads(c);
+      for (let layer = 0; layer < L; layer++) {
         if (target.perPosition) {
-          for (let p = 0; p < nPos; p++)
-            for (let h = 0; h < H; h++)
-              sites.push({ hook, selectors: [headSelector(target.component, h, p)] });
+          for (let pos = 0; pos < nPos; pos++)
+            for (let head = 0; head < nh; head++) sites.push(headSite({ layer, head, component: c, pos }));
         } else {
-          for (let h = 0; h < H; h++)
-            sites.push({ hook, selectors: [headSelector(target.component, h, null)] });
+          for (let head = 0; head < nh; head++) sites.push(headSite({ layer, head, component: c }));
         }
       }
       return target.perPosition
-        ? { target: name, axes: ["layer", "pos", "head"], shape: [L, nPos, H], sites }
-        : { target: name, axes: ["layer", "head"], shape: [L, H], sites };
+        ? { target: name, axes: ["layer", "pos", headAxis(c)], shape: [L, nPos, nh], sites }
+        : { target: name, axes: ["layer", headAxis(c)], shape: [L, nh], sites };
+    }
     case "head_all":
-      for (const c of HEAD_COMPONENTS)
-        for (let l = 0; l < L; l++)
-          for (let h = 0; h < H; h++)
-            sites.push({ hook: headHook(l, c), selectors: [headSelector(c, h, null)] });
+      for (const component of HEAD_COMPONENTS)
+        for (let layer = 0; layer < L; layer++)
+          for (let head = 0; head < H; head++) sites.push(queryHeadPartSite(cfg, { layer, head, component }));
       return {
         target: name,
         axes: ["component", "layer", "head"],
@@ -177,11 +211,15 @@ export function planTarget(target: PatchTarget, cfg: GPT2Config, nPos: number): 
         sites,
       };
     case "neurons": {
-      checkRange("layer", target.layer, L, "--layer");
+      if (target.layer !== undefined) checkRange("layer", target.layer, L, "--layer");
       if (target.pos !== undefined) checkRange("position", target.pos, nPos, "--pos");
-      const hook = blockHookName(target.layer, "mlp.hook_post");
-      for (let n = 0; n < dMlp; n++) sites.push({ hook, selectors: [[target.pos ?? null, n]] });
-      return { target: name, axes: ["neuron"], shape: [dMlp], sites };
+      const layers = target.layer === undefined ? Array.from({ length: L }, (_, l) => l) : [target.layer];
+      for (const layer of layers)
+        for (let neuron = 0; neuron < dMlp; neuron++)
+          sites.push(neuronSite({ layer, neuron, pos: target.pos }));
+      return target.layer === undefined
+        ? { target: name, axes: ["layer", "neuron"], shape: [L, dMlp], sites }
+        : { target: name, axes: ["neuron"], shape: [dMlp], sites };
     }
     case "custom":
       target.indexSets.forEach((set, i) => {
@@ -201,10 +239,10 @@ function checkedSite(
   hook: string,
   selectors: readonly Selector[],
   i: number,
-  cfg: GPT2Config,
+  cfg: ModelConfig,
   nPos: number,
 ): PatchSite {
-  validateHookName(hook, cfg.nLayers);
+  validateHookName(hook, cfg);
   const layout = hookLayout(hook, cfg, nPos);
   if (selectors.length === 0) throw new Error(`Index set ${i} for ${hook} is empty: give at least one index`);
   for (const sel of selectors) checkSelector(sel, layout.shape, hook);
@@ -242,7 +280,7 @@ export function selectElements(
   const offsets: number[] = [];
   const positions: number[] = [];
   const seen = new Set<number>();
-  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((x, y) => x * y, 1));
+  const strides = stridesOf(shape);
   for (const sel of selectors) {
     if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
     const walk = (axis: number, off: number, pos: number): void => {

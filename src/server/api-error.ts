@@ -5,6 +5,9 @@ export interface ErrorBody {
 
 /** An error meant for the user: the message says what is wrong, `fix` what to do about it. */
 export class ApiError extends Error {
+  /** Extra response headers (e.g. Retry-After on a 429). */
+  readonly headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     message: string,
@@ -13,16 +16,12 @@ export class ApiError extends Error {
     super(message);
   }
 
+  withHeader(name: string, value: string): this {
+    this.headers[name] = value;
+    return this;
+  }
+
   toBody(): ErrorBody {
     return { error: { message: this.message, ...(this.fix ? { fix: this.fix } : {}) } };
   }
-}
-
-/**
- * Engine errors read "<problem>: <fix>" (e.g. "... is 3 tokens, not a single token. Answers must be one
- * token: ..."); input errors from the model become 400s with the message intact.
- */
-export function badInput(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  return new ApiError(400, err instanceof Error ? err.message : String(err));
 }

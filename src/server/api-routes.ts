@@ -1,7 +1,7 @@
 /** The JSON API (documented in docs/server-api.md). Handlers validate, then queue model runs. */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ApiError } from "./api-error.ts";
-import { JobCancelledError, type JobQueue, type JobView } from "./job-queue.ts";
+import { JobCancelledError, type JobQueue, type JobView, QueueFullError } from "./job-queue.ts";
 import type { WorkerInfo } from "./model-protocol.ts";
 import { EXPLORER_TARGETS } from "./patch-targets.ts";
 import * as schemas from "./schemas.ts";
@@ -13,7 +13,12 @@ export interface ApiContext {
   queue: JobQueue;
   checks: RequestChecks;
   neuronIndex?: string;
+  /** How long a quick endpoint may take, waiting in line included. */
+  quickTimeoutMs: number;
 }
+
+/** Seconds a refused client is asked to wait: long enough for a few quick runs to drain. */
+export const RETRY_AFTER_SECONDS = 5;
 
 interface PromptBody {
   prompt: string;
@@ -24,8 +29,9 @@ interface PredictBody extends PromptBody {
   wrong?: string;
 }
 interface AttentionBody extends PromptBody {
-  layer: number;
-  head: number;
+  layer?: number;
+  head?: number;
+  heads?: "all";
 }
 interface AnswerBody extends PromptBody {
   answer: string;
@@ -40,15 +46,55 @@ interface PatchingJobBody {
   target: string;
 }
 
-/** Runs a model task through the queue and waits for it; task failures are the user's input errors. */
-async function runNow(ctx: ApiContext, kind: string, params: unknown): Promise<unknown> {
+function queueFull(err: QueueFullError): ApiError {
+  return new ApiError(
+    429,
+    `${err.message} The explorer runs one model job at a time and keeps a short line.`,
+    `Wait for queued jobs to finish (or cancel them: DELETE /api/jobs/ID) and retry in ${RETRY_AFTER_SECONDS} s; circuitscope serve --max-queue N allows a longer line.`,
+  ).withHeader("retry-after", String(RETRY_AFTER_SECONDS));
+}
+
+function submit(ctx: ApiContext, kind: string, params: unknown): JobView {
   try {
-    return await ctx.queue.run(kind, params);
+    return ctx.queue.submit(kind, params);
   } catch (err) {
+    throw err instanceof QueueFullError ? queueFull(err) : err;
+  }
+}
+
+/**
+ * Runs a model task through the queue and waits for it; task failures are the user's input errors. The
+ * run is cancelled when the client disconnects (nobody would read it) or it exceeds the time limit.
+ */
+async function runNow(ctx: ApiContext, reply: FastifyReply, kind: string, params: unknown): Promise<unknown> {
+  const giveUp = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    giveUp.abort();
+  }, ctx.quickTimeoutMs);
+  const onClose = () => giveUp.abort();
+  reply.raw.once("close", onClose);
+  try {
+    return await ctx.queue.run(kind, params, giveUp.signal);
+  } catch (err) {
+    if (err instanceof QueueFullError) throw queueFull(err);
+    if (err instanceof JobCancelledError && timedOut)
+      throw new ApiError(
+        503,
+        `The ${kind} run did not finish within ${ctx.quickTimeoutMs / 1000} s (waiting in line included), so it was cancelled.`,
+        "Wait for running patching jobs to finish or cancel them, then retry; a shorter prompt also runs faster.",
+      ).withHeader("retry-after", String(RETRY_AFTER_SECONDS));
     if (err instanceof JobCancelledError)
-      throw new ApiError(409, "The run was cancelled (the server is shutting down?).");
+      throw new ApiError(
+        409,
+        "The run was cancelled (the client went away, or the server is shutting down).",
+      );
     const e = err as Error & { fix?: string };
     throw new ApiError(400, e.message, e.fix);
+  } finally {
+    clearTimeout(timer);
+    reply.raw.off("close", onClose);
   }
 }
 
@@ -83,47 +129,67 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { tokens, strTokens: ctx.checks.tokenizer.toStrTokens(tokens), nCtx: cfg.nCtx };
   });
 
-  app.post<{ Body: PredictBody }>("/api/predict", { schema: { body: schemas.predictBody } }, async (req) => {
-    const { prompt, topK, answer, wrong } = req.body;
-    ctx.checks.promptTokens(prompt);
-    if (answer !== undefined) ctx.checks.singleToken(answer, "answer");
-    if (wrong !== undefined) ctx.checks.singleToken(wrong, "wrong token");
-    return runNow(ctx, "predict", { prompt, topK, answer, wrong });
-  });
+  app.post<{ Body: PredictBody }>(
+    "/api/predict",
+    { schema: { body: schemas.predictBody } },
+    async (req, reply) => {
+      const { prompt, topK, answer, wrong } = req.body;
+      ctx.checks.promptTokens(prompt);
+      if (answer !== undefined) ctx.checks.singleToken(answer, "answer");
+      if (wrong !== undefined) ctx.checks.singleToken(wrong, "wrong token");
+      return runNow(ctx, reply, "predict", { prompt, topK, answer, wrong });
+    },
+  );
 
   app.post<{ Body: AttentionBody }>(
     "/api/attention",
     { schema: { body: schemas.attentionBody } },
-    async (req) => {
-      const { prompt, layer, head } = req.body;
-      ctx.checks.promptTokens(prompt);
+    async (req, reply) => {
+      const { prompt, layer, head, heads } = req.body;
+      const tokens = ctx.checks.promptTokens(prompt);
+      if (heads === "all") {
+        if (layer !== undefined || head !== undefined)
+          throw new ApiError(
+            400,
+            'Give either heads: "all" or one head (layer and head), not both.',
+            'Drop layer and head for every head, or drop heads: "all" for one head.',
+          );
+        ctx.checks.allHeadsFit(tokens.length);
+        return runNow(ctx, reply, "attention", { prompt, heads });
+      }
+      if (layer === undefined || head === undefined)
+        throw new ApiError(
+          400,
+          `One head needs both layer and head (got only ${layer === undefined ? "head" : "layer"}).`,
+          'Give layer and head, e.g. {"layer": 1, "head": 2}, or heads: "all" for every head.',
+        );
       ctx.checks.layer(layer);
       ctx.checks.head(head);
-      return runNow(ctx, "attention", { prompt, layer, head });
+      return runNow(ctx, reply, "attention", { prompt, layer, head });
     },
   );
 
   app.post<{ Body: AnswerBody }>(
     "/api/attribution",
     { schema: { body: schemas.attributionBody } },
-    async (req) => {
+    async (req, reply) => {
       const { prompt, answer, wrong } = req.body;
       ctx.checks.promptTokens(prompt);
       ctx.checks.singleToken(answer, "answer");
       ctx.checks.singleToken(wrong, "wrong token");
-      return runNow(ctx, "attribution", { prompt, answer, wrong });
+      return runNow(ctx, reply, "attribution", { prompt, answer, wrong });
     },
   );
 
   app.get<{ Params: { layer: string; neuron: string }; Querystring: { text?: string } }>(
     "/api/neurons/:layer/:neuron",
     { schema: { params: schemas.neuronParams, querystring: schemas.neuronQuery } },
-    async (req) => {
+    async (req, reply) => {
       const layer = ctx.checks.pathIndex(req.params.layer, "layer");
       const neuron = ctx.checks.pathIndex(req.params.neuron, "neuron");
       const text = req.query.text;
       if (text !== undefined) ctx.checks.promptTokens(text, "text");
-      return runNow(ctx, "neuron", { layer, neuron, text });
+      return runNow(ctx, reply, "neuron", { layer, neuron, text });
     },
   );
 
@@ -145,7 +211,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ctx.checks.samePositions(cleanTokens, corruptedTokens);
       ctx.checks.singleToken(answer, "answer");
       ctx.checks.singleToken(wrong, "wrong token");
-      const view = ctx.queue.submit("patching", { clean, corrupted, answer, wrong, target });
+      const view = submit(ctx, "patching", { clean, corrupted, answer, wrong, target });
       return reply.status(202).send(view);
     },
   );
@@ -179,6 +245,8 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   );
 
   // Server-sent events: the job's state now, then every change, then the stream ends when it finishes.
+  // A stream is a watcher: when the last one closes before the job ends, nobody is left to see it, so the
+  // job is cancelled (a page closed mid-run does not leave the model busy).
   app.get<{ Params: { id: string } }>(
     "/api/jobs/:id/events",
     { schema: { params: schemas.jobIdParams } },
@@ -204,7 +272,11 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
         reply.raw.end();
       };
       ctx.queue.events.on("update", onUpdate);
-      req.raw.on("close", () => ctx.queue.events.off("update", onUpdate));
+      const release = ctx.queue.watch(id);
+      reply.raw.on("close", () => {
+        ctx.queue.events.off("update", onUpdate);
+        release();
+      });
     },
   );
 }

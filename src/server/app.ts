@@ -3,13 +3,21 @@
  * FIFO job queue feeds it one run at a time; fastify serves the JSON API (docs/server-api.md), the
  * page's static files (only from ./public) and the esbuild-bundled front end.
  */
+import { homedir } from "node:os";
+import { basename, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
-import { gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
+import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
-import { installErrorHandlers } from "./error-handler.ts";
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  installErrorHandlers,
+  type PathHider,
+} from "./error-handler.ts";
 import { frontEndBundleJs } from "./front-end-bundle.ts";
 import { JobQueue } from "./job-queue.ts";
 import { ModelHost } from "./model-host.ts";
@@ -19,22 +27,54 @@ import { RequestChecks } from "./validate.ts";
 
 export const PUBLIC_DIR = fileURLToPath(new URL("./public/", import.meta.url));
 export const BODY_LIMIT = 64 * 1024;
+/** A quick endpoint (predict, attention, ...) answers within this, waiting in line included. */
+export const DEFAULT_QUICK_TIMEOUT_MS = 60_000;
 
 export interface ServerOptions {
   model: ModelLoadSpec;
   /** Directory of a neuron index (`circuitscope index --out DIR`) for neuron lookups. */
   neuronIndex?: string;
   logger?: boolean;
+  /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
+  token?: string | null;
+  /** Host names answered besides localhost/127.0.0.1/[::1] ("name" or "name:port"). */
+  allowedHosts?: string[];
+  /** Most jobs queued or running at once (default 16); more get 429. */
+  maxQueue?: number;
+  quickTimeoutMs?: number;
 }
 
 export interface ExplorerServer {
   app: FastifyInstance;
   info: WorkerInfo;
   queue: JobQueue;
+  /** The session token (null with `--no-token`): the page's URL carries it as ?token=. */
+  token: string | null;
   close(): Promise<void>;
 }
 
+/** A model or directory as the user named it: a hub id or relative path as typed, an absolute path by its last part. */
+export function displayName(pathOrId: string): string {
+  return isAbsolute(pathOrId) ? basename(pathOrId) : pathOrId;
+}
+
+/** Responses never show this machine's directory layout: known absolute paths become short names. */
+function pathHider(opts: ServerOptions): PathHider {
+  const known: [string, string][] = [
+    [process.cwd(), "."],
+    [homedir(), "~"],
+  ];
+  for (const p of [opts.model.model, opts.neuronIndex])
+    if (p !== undefined) known.push([resolve(p), displayName(p)]);
+  known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
+  return (text) =>
+    known.reduce((t, [path, shown]) => (path.length > 1 ? t.split(path).join(shown) : t), text);
+}
+
 export async function createServer(opts: ServerOptions): Promise<ExplorerServer> {
+  // A bad --allowed-host fails before the model loads.
+  const token = opts.token === undefined ? newSessionToken() : opts.token;
+  const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts });
   // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
   const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
@@ -48,22 +88,32 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     await host.close();
     throw err;
   }
-  const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx));
+  const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx), {
+    maxQueue: opts.maxQueue,
+  });
+  const hidePaths = pathHider(opts);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: opts.logger ?? false,
+    frameworkErrors: frameworkErrorHandler(guard, hidePaths),
+    clientErrorHandler,
     // Reject unknown fields and wrong types instead of silently dropping or coercing them.
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
     },
   });
-  installErrorHandlers(app, BODY_LIMIT);
+  // Only JSON bodies: without this fastify parses text/plain and the schema answers 400 instead of 415.
+  app.removeContentTypeParser("text/plain");
+  installErrorHandlers(app, { bodyLimit: BODY_LIMIT, hidePaths });
+  installAccessGuard(app, guard); // first: refused requests reach nothing else
   installPathGuard(app);
   registerApiRoutes(app, {
-    modelName: opts.model.model,
+    modelName: displayName(opts.model.model),
     info,
     queue,
-    checks: new RequestChecks(info.cfg, gpt2Tokenizer()),
+    quickTimeoutMs: opts.quickTimeoutMs ?? DEFAULT_QUICK_TIMEOUT_MS,
+    // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
+    checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
@@ -78,7 +128,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     queue.cancelAll();
     await host.close();
   });
-  return { app, info, queue, close: () => app.close() };
+  return { app, info, queue, token, close: () => app.close() };
 }
 
 function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {

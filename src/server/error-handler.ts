@@ -1,5 +1,11 @@
-/** Maps every failure to `{ error: { message, fix? } }` with a fitting status, never a stack trace. */
-import type { FastifyError, FastifyInstance } from "fastify";
+/**
+ * Maps every failure to `{ error: { message, fix? } }` with a fitting status, never a stack trace and
+ * never an absolute path: route errors, the framework's own (bad URL encoding, unparsable HTTP) and 404s.
+ */
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AccessGuard } from "./access-guard.ts";
 import { ApiError } from "./api-error.ts";
 
 const API_DOC = "See docs/server-api.md for each endpoint's request format.";
@@ -51,14 +57,67 @@ export function toApiError(err: FastifyError | Error, bodyLimit: number): ApiErr
   );
 }
 
-export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
+/** Replaces the server's own absolute paths (model directory, index, working directory) in a message. */
+export type PathHider = (text: string) => string;
+
+function send(reply: FastifyReply, err: ApiError, hidePaths: PathHider) {
+  const body = err.toBody();
+  body.error.message = hidePaths(body.error.message);
+  if (body.error.fix !== undefined) body.error.fix = hidePaths(body.error.fix);
+  return reply.status(err.status).headers(err.headers).send(body);
+}
+
+export interface ErrorHandling {
+  bodyLimit: number;
+  hidePaths: PathHider;
+}
+
+export function installErrorHandlers(app: FastifyInstance, opts: ErrorHandling): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const apiErr = toApiError(err, bodyLimit);
+    const apiErr = toApiError(err, opts.bodyLimit);
     if (apiErr.status >= 500) request.log.error(err);
-    return reply.status(apiErr.status).send(apiErr.toBody());
+    return send(reply, apiErr, opts.hidePaths);
   });
   app.setNotFoundHandler((request, reply) => {
     const err = new ApiError(404, `Not found: ${request.method} ${request.url.slice(0, 200)}`, API_DOC);
-    return reply.status(404).send(err.toBody());
+    return send(reply, err, opts.hidePaths);
   });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: errors raised while routing, before any hook (FST_ERR_BAD_URL for
+ * a malformed percent-encoding). The access guard still goes first, so a foreign Host learns nothing more.
+ */
+export function frameworkErrorHandler(guard: AccessGuard, hidePaths: PathHider) {
+  return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const refusal = guard.refusal(req);
+    if (refusal) return send(reply, refusal, hidePaths);
+    const apiErr =
+      err.code === "FST_ERR_BAD_URL"
+        ? new ApiError(
+            400,
+            "Bad request path: invalid percent-encoding in the URL.",
+            "Use the page's own links, or encode the URL's special characters correctly.",
+          )
+        : toApiError(err, 0);
+    return send(reply, apiErr, hidePaths);
+  };
+}
+
+/** Fastify's `clientErrorHandler`: HTTP the server could not even parse, answered on the raw socket. */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || !socket.writable) return;
+  const status =
+    err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const message =
+    status === 431
+      ? "The request headers are too large."
+      : status === 408
+        ? "The request took too long to arrive."
+        : "The request is not valid HTTP.";
+  const body = JSON.stringify(new ApiError(status, message, API_DOC).toBody());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

@@ -1,8 +1,10 @@
 /**
  * FIFO queue of model runs: one runs at a time (the model lives in a single worker), the rest wait their
- * turn. Jobs report progress, can be cancelled while queued or running, and finished jobs are kept (a
- * bounded number) so a page can fetch the result after the fact.
+ * turn. The line is bounded (a full queue refuses new jobs rather than piling up hours of work), jobs
+ * report progress, can be cancelled while queued or running, are cancelled when the last client watching
+ * them goes away, and finished jobs are kept (a bounded number) so a page can fetch the result later.
  */
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 
 export type JobStatus = "queued" | "running" | "done" | "failed" | "cancelled";
@@ -41,6 +43,8 @@ interface Job {
   result?: unknown;
   error?: { message: string; fix?: string };
   createdAt: Date;
+  /** Clients following the job (a waiting request, an event stream); the last one leaving cancels it. */
+  watchers: number;
   abort: AbortController;
   settled: Promise<void>;
   settle: () => void;
@@ -52,33 +56,61 @@ export class JobCancelledError extends Error {
   }
 }
 
+/** Refused submission: `maxQueue` jobs are already queued or running. */
+export class QueueFullError extends Error {
+  constructor(readonly maxQueue: number) {
+    super(`The job queue is full (${maxQueue} jobs queued or running).`);
+  }
+}
+
+export interface JobQueueOptions {
+  /** Finished jobs kept for later reads (oldest dropped first). */
+  keepFinished?: number;
+  /** Most jobs queued or running at once; more are refused with QueueFullError. */
+  maxQueue?: number;
+}
+
+export const DEFAULT_MAX_QUEUE = 16;
+
+/** 128 random bits: ids cannot be guessed or enumerated to read another run's prompts. */
+function newJobId(): string {
+  return randomBytes(16).toString("hex");
+}
+
 export class JobQueue {
   private readonly jobs = new Map<string, Job>();
   private readonly waiting: Job[] = [];
   private running: Job | null = null;
-  private nextId = 1;
+  private readonly keepFinished: number;
+  readonly maxQueue: number;
   /** Emits "update" with a JobView whenever a job's status or progress changes. */
   readonly events = new EventEmitter();
 
   constructor(
     private readonly runner: JobRunner,
-    private readonly keepFinished = 100,
+    opts: JobQueueOptions = {},
   ) {
+    this.keepFinished = opts.keepFinished ?? 100;
+    this.maxQueue = opts.maxQueue ?? DEFAULT_MAX_QUEUE;
     this.events.setMaxListeners(0);
   }
 
+  /** Queues a job; throws QueueFullError when `maxQueue` jobs are already queued or running. */
   submit(kind: string, params: unknown): JobView {
+    if (this.waiting.length + (this.running ? 1 : 0) >= this.maxQueue)
+      throw new QueueFullError(this.maxQueue);
     let settle = () => {};
     const settled = new Promise<void>((resolve) => {
       settle = resolve;
     });
     const job: Job = {
-      id: String(this.nextId++),
+      id: newJobId(),
       kind,
       params,
       status: "queued",
       progress: null,
       createdAt: new Date(),
+      watchers: 0,
       abort: new AbortController(),
       settled,
       settle,
@@ -90,10 +122,19 @@ export class JobQueue {
     return this.view(job);
   }
 
-  /** Runs a job and waits for it: resolves with its result, rejects with its error. */
-  async run(kind: string, params: unknown): Promise<unknown> {
+  /**
+   * Runs a job and waits for it: resolves with its result, rejects with its error. The job is cancelled
+   * (JobCancelledError) if `signal` aborts first: the caller gave up or went away.
+   */
+  async run(kind: string, params: unknown, signal?: AbortSignal): Promise<unknown> {
     const { id } = this.submit(kind, params);
     const job = this.jobs.get(id) as Job;
+    if (signal) {
+      const release = this.watch(id);
+      if (signal.aborted) release();
+      else signal.addEventListener("abort", release, { once: true });
+      void job.settled.then(() => signal.removeEventListener("abort", release));
+    }
     await job.settled;
     if (job.status === "done") return job.result;
     if (job.status === "cancelled") throw new JobCancelledError();
@@ -111,6 +152,22 @@ export class JobQueue {
     if (!job) return undefined;
     await job.settled;
     return this.view(job);
+  }
+
+  /**
+   * Registers a client following the job; call the returned function when it goes away. When the last
+   * watcher leaves an unfinished job, nobody will read its result, so it is cancelled.
+   */
+  watch(id: string): () => void {
+    const job = this.jobs.get(id);
+    if (!job) return () => {};
+    job.watchers++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--job.watchers === 0) this.cancel(id);
+    };
   }
 
   /** Cancels a queued or running job; returns false if there is no such job or it had already finished. */

@@ -1,6 +1,6 @@
 /** Messages between the HTTP thread (model-host.ts) and the model worker (model-worker.ts). */
 import type { KernelName } from "../tensor/kernels.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import type { ModelConfig } from "../weights/config.ts";
 
 export interface ModelLoadSpec {
   model: string;
@@ -16,7 +16,9 @@ export interface WorkerSetup {
 }
 
 export interface WorkerInfo {
-  cfg: GPT2Config;
+  cfg: ModelConfig;
+  /** The loaded checkpoint's directory (its tokenizer files, for request checks on the HTTP thread). */
+  dir: string;
   tasks: string[];
 }
 

@@ -50,7 +50,7 @@ async function openIndex(): Promise<void> {
 
 try {
   const model = await load(setup.load);
-  const info: WorkerInfo = { cfg: model.cfg, tasks: Object.keys(TASKS) };
+  const info: WorkerInfo = { cfg: model.cfg, dir: model.source, tasks: Object.keys(TASKS) };
   port.postMessage({ type: "ready", info });
   port.on("message", async (msg: ToWorker) => {
     const flag = new Int32Array(msg.cancel);

@@ -1,6 +1,6 @@
 /**
  * The patching targets the explorer offers: those whose result is a 2-D [layer, pos] or [layer, head]
- * grid, i.e. one heatmap. (head_all is 3-D and neurons needs a layer: use the CLI for those.)
+ * grid, i.e. one heatmap. (head_all is 3-D, and every layer's neurons are too many columns for one heatmap: use the CLI for those.)
  */
 import { HEAD_COMPONENTS, type PatchTarget, RESID_TARGETS, targetFromName } from "../patching/targets.ts";
 

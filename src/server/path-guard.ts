@@ -1,6 +1,6 @@
 /**
  * Refuses request paths that try to leave the app's directories before any route sees them: `..`
- * segments (plain or percent-encoded), encoded slashes or backslashes, and NUL bytes. @fastify/static
+ * segments (plain or percent-encoded), double encoding, encoded slashes or backslashes, and NUL bytes. @fastify/static
  * also confines files to its root; this makes every such attempt a clear 400 instead of a 403/404 mix.
  */
 import type { FastifyInstance } from "fastify";
@@ -10,6 +10,8 @@ export function badPathReason(rawUrl: string): string | null {
   const path = rawUrl.split("?")[0];
   if (/%2f|%5c|%00/i.test(path) || path.includes("\\") || path.includes("\0"))
     return "encoded slashes, backslashes or NUL bytes";
+  // No page URL holds a percent sign; "%252e%252e" would decode to ".." one layer further down.
+  if (/%25/.test(path)) return "double-encoded characters";
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);

@@ -24,7 +24,11 @@ export const predictBody = body(
   },
   ["prompt"],
 );
-export const attentionBody = body({ prompt, layer: index, head: index }, ["prompt", "layer", "head"]);
+/** One head (`layer`, `head`) or every head (`heads: "all"`); which combination is given is checked in the route. */
+export const attentionBody = body(
+  { prompt, layer: index, head: index, heads: { type: "string", const: "all" } },
+  ["prompt"],
+);
 export const attributionBody = body({ prompt, answer: tokenText, wrong: tokenText }, [
   "prompt",
   "answer",
@@ -43,7 +47,7 @@ export const patchingJobBody = body(
 );
 export const jobIdParams = {
   type: "object",
-  properties: { id: { type: "string", pattern: "^[0-9]{1,12}$" } },
+  properties: { id: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } },
   required: ["id"],
 } as const;
 /** URL parameters arrive as strings; the handler parses them (validate.ts pathIndex) with a clear error. */

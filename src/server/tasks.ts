@@ -11,11 +11,10 @@ import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
 import { neuronReport } from "../neurons/neuron-report.ts";
 import { activationPatching } from "../patching/activation-patching.ts";
-import { heatmap } from "../viz/charts/heatmap.ts";
-import { lineChart } from "../viz/charts/line-chart.ts";
-import type { AttentionFigure, ChartFigure } from "../viz/figure.ts";
+import type { AttentionFigure } from "../viz/figure.ts";
 import type { ReportSection } from "../viz/html/report.ts";
-import { tokenPositionLabels } from "../viz/token-labels.ts";
+import { attributionFigures } from "../viz/presets/attribution-figures.ts";
+import { patchFigures, patchInputsList } from "../viz/presets/patch-figures.ts";
 import { attentionView } from "../viz/views/view-figures.ts";
 import { explorerTarget } from "./patch-targets.ts";
 
@@ -52,20 +51,46 @@ export function predictTask(model: HookedTransformer, p: PredictParams) {
   };
 }
 
-export interface AttentionParams {
-  prompt: string;
-  layer: number;
-  head: number;
+/** One head (`layer`, `head`) or, with `heads: "all"`, every head of every layer. */
+export type AttentionParams = { prompt: string } & (
+  | { layer: number; head: number; heads?: undefined }
+  | { heads: "all"; layer?: undefined; head?: undefined }
+);
+
+/**
+ * JSON writes a float32 weight as a 17-digit double; 7 decimals keep float32's precision on a 0..1 weight
+ * and make an all-heads answer about half the size.
+ */
+function roundWeight(v: number): number {
+  return Math.round(v * 1e7) / 1e7;
 }
 
-/** One head's attention pattern over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]). */
+/**
+ * Attention patterns over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]), one per query
+ * head (grouped-query models share keys between heads, not patterns). Heads are labelled LxHy, layer by
+ * layer, which the explorer's thumbnail grid reads as its rows and columns.
+ */
 export function attentionTask(model: HookedTransformer, p: AttentionParams): AttentionFigure {
+  const { nLayers, nHeads } = model.cfg;
+  const heads =
+    p.heads === "all"
+      ? Array.from({ length: nLayers * nHeads }, (_, k) => ({
+          layer: Math.floor(k / nHeads),
+          head: k % nHeads,
+        }))
+      : [{ layer: p.layer, head: p.head }];
   const tokens = model.toTokens(p.prompt);
-  const [rows] = headPatterns(model, tokens, [{ layer: p.layer, head: p.head }]);
+  const patterns = headPatterns(model, tokens, heads);
   return attentionView({
-    title: `Attention pattern of L${p.layer}H${p.head}`,
+    title:
+      p.heads === "all"
+        ? `Attention patterns of all ${heads.length} heads (${nLayers} layers × ${nHeads} heads)`
+        : `Attention pattern of L${p.layer}H${p.head}`,
     tokens: model.toStrTokens(tokens),
-    heads: [{ label: `L${p.layer}H${p.head}`, pattern: rows }],
+    heads: heads.map(({ layer, head }, k) => ({
+      label: `L${layer}H${head}`,
+      pattern: patterns[k].map((row) => row.map(roundWeight)),
+    })),
   });
 }
 
@@ -80,33 +105,24 @@ export function attributionTask(model: HookedTransformer, p: AttributionParams) 
   const { nLayers, nHeads } = model.cfg;
   const answer = model.toSingleToken(p.answer);
   const wrong = model.toSingleToken(p.wrong);
-  const r = attributionJson(
-    attributeLogitDiff(model, [model.toTokens(p.prompt)], answer, wrong),
+  const result = attributeLogitDiff(model, [model.toTokens(p.prompt)], answer, wrong);
+  const r = attributionJson(result, nLayers, nHeads);
+  const figs = attributionFigures(result, {
+    prompts: [p.prompt],
+    answer: p.answer,
+    wrong: p.wrong,
     nLayers,
     nHeads,
-  );
-  const what = `logit(${JSON.stringify(p.answer)}) − logit(${JSON.stringify(p.wrong)})`;
-  const perLayer: ChartFigure = lineChart({
-    title: `Logit difference by layer (accumulated residual, ${what})`,
-    x: r.accumulatedResid.labels,
-    series: [{ name: "logit diff", values: r.accumulatedResid.values }],
-    xTitle: "residual stream after",
-    yTitle: "logit difference",
-  });
-  const heads: ChartFigure = heatmap({
-    title: "Direct logit attribution per head (click a head for its attention)",
-    rowLabels: Array.from({ length: nLayers }, (_, l) => `L${l}`),
-    colLabels: Array.from({ length: nHeads }, (_, h) => `H${h}`),
-    values: r.heads,
-    rowTitle: "layer",
-    colTitle: "head",
-    valueTitle: "logit diff",
   });
   return {
     logitDiff: r.logitDiff,
     accumulated: r.accumulatedResid,
     heads: r.heads,
-    figures: { perLayer, heads },
+    figures: { perLayer: figs.accumulated.figure, heads: figs.heads.figure },
+    captions: {
+      perLayer: figs.accumulated.caption,
+      heads: `${figs.heads.caption} Click a head for its attention.`,
+    },
   };
 }
 
@@ -118,7 +134,7 @@ export interface PatchingParams {
   target: string;
 }
 
-/** Activation patching of one target, drawn as a [layer, pos] or [layer, head] heatmap. */
+/** Activation patching of one target, drawn by the shared patching preset ([layer, pos] or [layer, head]). */
 export async function patchingTask(model: HookedTransformer, p: PatchingParams, ctx: TaskContext) {
   const target = explorerTarget(p.target);
   if (!target) throw new Error(`Unknown patching target "${p.target}"`);
@@ -130,23 +146,29 @@ export async function patchingTask(model: HookedTransformer, p: PatchingParams, 
     onProgress: (done, total) => ctx.progress(done, total),
     signal: ctx.signal,
   });
+  const inputs = {
+    clean: [p.clean],
+    corrupted: [p.corrupted],
+    answer: p.answer,
+    wrong: p.wrong,
+    cleanTokens: model.toStrTokens(p.clean),
+    corruptedTokens: model.toStrTokens(p.corrupted),
+  };
+  const [{ figure, caption }] = patchFigures(result, inputs);
   const [rows, cols] = result.shape; // [layer, pos] or [layer, head]
   const values: number[][] = [];
   for (let r = 0; r < rows; r++) values.push(Array.from(result.values.subarray(r * cols, (r + 1) * cols)));
-  const colLabels = result.labels[1]
-    ? tokenPositionLabels(result.labels[1])
-    : Array.from({ length: cols }, (_, c) => `H${c}`);
-  const figure = heatmap({
-    title: `Activation patching: ${result.target} (logit difference recovered)`,
-    rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),
-    colLabels,
-    values,
-    rowTitle: "layer",
-    colTitle: result.axes[1],
-    valueTitle: "fraction recovered",
-  });
   const summary = `Done: ${rows * cols} patched runs. Clean logit diff ${result.clean.toFixed(3)}, corrupted ${result.corrupted.toFixed(3)}.`;
-  return { figure, summary, clean: result.clean, corrupted: result.corrupted, axes: result.axes, values };
+  return {
+    figure,
+    caption,
+    inputs: patchInputsList(result, inputs),
+    summary,
+    clean: result.clean,
+    corrupted: result.corrupted,
+    axes: result.axes,
+    values,
+  };
 }
 
 export interface NeuronParams {

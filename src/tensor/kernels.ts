@@ -1,3 +1,5 @@
+import type { Activation as ActivationKind } from "./activations.ts";
+
 /**
  * The narrow interface behind which all heavy numeric work sits. Two implementations pass the same
  * parity tests: `reference` (plain TypeScript, runs anywhere including a browser) and `onnx`
@@ -28,11 +30,11 @@ export interface Kernels {
     n: number,
     transB: boolean,
   ): Float32Array;
-  /** GPT-2's MLP non-linearity, element-wise (the largest element-wise cost of a forward pass). */
+  /** The MLP non-linearity, element-wise (the largest element-wise cost of a forward pass). */
   activation(kind: ActivationKind, x: Float32Array): Float32Array;
 }
 
-export type ActivationKind = "gelu_new" | "gelu" | "relu";
+export type { ActivationKind };
 
 export interface LinearOp {
   readonly inDim: number;
@@ -41,6 +43,11 @@ export interface LinearOp {
   forward(x: Float32Array, rows: number): Float32Array;
   /** dy: [rows, outDim] → dy @ W^T: [rows, inDim] (the input gradient; no bias). */
   backward(dy: Float32Array, rows: number): Float32Array;
+  /**
+   * The weight W [inDim, outDim] this op computes with, exactly. A backend that holds its own copy
+   * (onnxruntime) recomputes it on each call, so the caller need not keep a second copy alive.
+   */
+  weight(): Float32Array;
   dispose(): void;
 }
 

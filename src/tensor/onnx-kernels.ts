@@ -104,7 +104,10 @@ export function createOnnxKernels(options: OnnxKernelOptions = {}): Kernels {
   };
 }
 
-/** ONNX opset-20 Gelu (tanh approximation = GPT-2's gelu_new), or Relu; vectorised by MLAS. */
+/**
+ * ONNX opset-20 Gelu (tanh approximation = GPT-2's gelu_new), Relu, or SiLU as x * Sigmoid(x); vectorised
+ * by MLAS.
+ */
 function createActivationSession(kind: ActivationKind, threads: number): NativeSession {
   const { onnx } = loadNative().proto;
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -123,16 +126,23 @@ function createActivationSession(kind: ActivationKind, threads: number): NativeS
           }),
         ]
       : [];
+  const node =
+    kind === "silu"
+      ? [
+          onnx.NodeProto.create({ opType: "Sigmoid", input: ["X"], output: ["S"] }),
+          onnx.NodeProto.create({ opType: "Mul", input: ["X", "S"], output: ["Y"] }),
+        ]
+      : [
+          onnx.NodeProto.create({
+            opType: kind === "relu" ? "Relu" : "Gelu",
+            input: ["X"],
+            output: ["Y"],
+            attribute,
+          }),
+        ];
   const graph = onnx.GraphProto.create({
     name: "activation",
-    node: [
-      onnx.NodeProto.create({
-        opType: kind === "relu" ? "Relu" : "Gelu",
-        input: ["X"],
-        output: ["Y"],
-        attribute,
-      }),
-    ],
+    node,
     input: [vector("X")],
     output: [vector("Y")],
   });
@@ -177,11 +187,16 @@ function createBmmSession(transB: boolean, threads: number): NativeSession {
   return createSession(graph, threads);
 }
 
+/**
+ * One weight held by onnxruntime. onnxruntime copies an initializer whatever the options (measured in
+ * docs/benchmarks.md), so this op keeps no reference to the caller's array: `weight()` reads it back
+ * exactly (identity rows through the product, bias fed as zeros) and the lazy transposed session for
+ * the backward pass is built from that.
+ */
 class OnnxLinear implements LinearOp {
   private fwd: NativeSession;
   private bwd: NativeSession | null = null;
-  // Kept only to build the transposed session lazily; the reference is shared with the caller, not copied.
-  private readonly W: Float32Array;
+  private readonly bias: Float32Array;
 
   constructor(
     W: Float32Array,
@@ -190,8 +205,8 @@ class OnnxLinear implements LinearOp {
     b: Float32Array | null,
     private readonly threads: number,
   ) {
-    this.W = W;
-    this.fwd = createGemmSession(W, inDim, outDim, b ?? new Float32Array(outDim), false, threads);
+    this.bias = b ? Float32Array.from(b) : new Float32Array(outDim);
+    this.fwd = createGemmSession(W, inDim, outDim, true, false, threads);
   }
 
   forward(x: Float32Array, rows: number): Float32Array {
@@ -199,7 +214,7 @@ class OnnxLinear implements LinearOp {
       throw new Error(`linear: input has ${x.length} elements, expected ${rows}x${this.inDim}`);
     }
     if (rows === 0) return new Float32Array(0);
-    return runGemm(this.fwd, x, rows, this.inDim);
+    return runGemm(this.fwd, x, rows, this.inDim, this.bias);
   }
 
   backward(dy: Float32Array, rows: number): Float32Array {
@@ -207,8 +222,23 @@ class OnnxLinear implements LinearOp {
       throw new Error(`linear backward: got ${dy.length} elements, expected ${rows}x${this.outDim}`);
     }
     if (rows === 0) return new Float32Array(0);
-    this.bwd ??= createGemmSession(this.W, this.inDim, this.outDim, null, true, this.threads);
-    return runGemm(this.bwd, dy, rows, this.outDim);
+    this.bwd ??= createGemmSession(this.weight(), this.inDim, this.outDim, false, true, this.threads);
+    return runGemm(this.bwd, dy, rows, this.outDim, null);
+  }
+
+  weight(): Float32Array {
+    const { inDim, outDim } = this;
+    const W = new Float32Array(inDim * outDim);
+    const zeros = new Float32Array(outDim);
+    // Identity rows in chunks of about 16 MB of output: 1·w + 0·… is w exactly in float32.
+    const chunk = Math.max(1, Math.min(inDim, Math.floor((4 << 20) / outDim)));
+    for (let r0 = 0; r0 < inDim; r0 += chunk) {
+      const rows = Math.min(chunk, inDim - r0);
+      const eye = new Float32Array(rows * inDim);
+      for (let r = 0; r < rows; r++) eye[r * inDim + r0 + r] = 1;
+      W.set(runGemm(this.fwd, eye, rows, inDim, zeros), r0 * outDim);
+    }
+    return W;
   }
 
   dispose(): void {
@@ -217,18 +247,25 @@ class OnnxLinear implements LinearOp {
   }
 }
 
-function runGemm(session: NativeSession, x: Float32Array, rows: number, cols: number): Float32Array {
+function runGemm(
+  session: NativeSession,
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  bias: Float32Array | null,
+): Float32Array {
   const { ort } = loadNative();
-  const out = session.run({ A: new ort.Tensor("float32", x, [rows, cols]) }, { Y: null }, {});
-  return out.Y.data;
+  const feeds: Record<string, unknown> = { A: new ort.Tensor("float32", x, [rows, cols]) };
+  if (bias) feeds.C = new ort.Tensor("float32", bias, [bias.length]);
+  return session.run(feeds, { Y: null }, {}).Y.data;
 }
 
-/** Y = A @ W + C (or A @ W^T when `transposed`, for the backward pass). */
+/** Y = A @ W + C, C fed with each run (or A @ W^T when `transposed`, for the backward pass). */
 function createGemmSession(
   W: Float32Array,
   inDim: number,
   outDim: number,
-  bias: Float32Array | null,
+  withBias: boolean,
   transposed: boolean,
   threads: number,
 ): NativeSession {
@@ -237,8 +274,8 @@ function createGemmSession(
   const [aCols, yCols] = transposed ? [outDim, inDim] : [inDim, outDim];
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const initializer = [
-    // The weight stays in our Float32Array: onnxruntime reads it as in-memory "external data" instead of
-    // a copy inside the model bytes, so only its prepacked form is extra memory.
+    // Handed over as in-memory "external data" rather than copied into the model bytes; onnxruntime
+    // still copies it (and prepacks it), so the caller may drop its array once the session exists.
     onnx.TensorProto.create({
       name: "B",
       dataType: FLOAT,
@@ -251,13 +288,7 @@ function createGemmSession(
       ],
     }),
   ];
-  const inputs = ["A", "B"];
-  if (bias) {
-    initializer.push(
-      onnx.TensorProto.create({ name: "C", dataType: FLOAT, dims: [outDim], rawData: bytes(bias) }),
-    );
-    inputs.push("C");
-  }
+  const inputs = withBias ? ["A", "B", "C"] : ["A", "B"];
   const attribute = transposed
     ? [onnx.AttributeProto.create({ name: "transB", type: onnx.AttributeProto.AttributeType.INT, i: 1 })]
     : [];
@@ -270,7 +301,15 @@ function createGemmSession(
     name: "linear",
     node: [onnx.NodeProto.create({ opType: "Gemm", input: inputs, output: ["Y"], attribute })],
     initializer,
-    input: [matrix("A", aCols)],
+    input: withBias
+      ? [
+          matrix("A", aCols),
+          onnx.ValueInfoProto.create({
+            name: "C",
+            type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimValue: outDim }] } } },
+          }),
+        ]
+      : [matrix("A", aCols)],
     output: [matrix("Y", yCols)],
   });
   return createSession(graph, threads, 13, [{ path: WEIGHT_FILE, data: bytes(W) }]);

@@ -1,4 +1,4 @@
-import { applyActivation } from "../model/activations.ts";
+import { applyActivation } from "./activations.ts";
 import type { Kernels, LinearOp } from "./kernels.ts";
 
 /** Plain TypeScript kernels: the portable reference every faster backend is tested against. */
@@ -85,6 +85,10 @@ class ReferenceLinear implements LinearOp {
       }
     }
     return y;
+  }
+
+  weight(): Float32Array {
+    return this.W;
   }
 
   backward(dy: Float32Array, rows: number): Float32Array {

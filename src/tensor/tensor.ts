@@ -81,7 +81,7 @@ export class Tensor {
 
   /** Nested JS arrays, for JSON output. */
   toNested(): NestedNumbers {
-    return toNestedArray(this.data, this.shape, 0, 0);
+    return nest(this.data, this.shape);
   }
 }
 
@@ -107,15 +107,16 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
-function toNestedArray(
-  data: Float32Array,
-  shape: readonly number[],
-  axis: number,
-  offset: number,
-): NestedNumbers {
-  if (axis === shape.length) return data[offset];
-  const stride = shapeSize(shape.slice(axis + 1));
+/** Flat row-major values over `shape` → nested arrays (a number for an empty shape). */
+export function nest(values: ArrayLike<number>, shape: readonly number[], offset = 0): NestedNumbers {
+  if (shape.length === 0) return values[offset];
+  const stride = shapeSize(shape.slice(1));
   const out: NestedNumbers[] = [];
-  for (let i = 0; i < shape[axis]; i++) out.push(toNestedArray(data, shape, axis + 1, offset + i * stride));
+  for (let i = 0; i < shape[0]; i++) out.push(nest(values, shape.slice(1), offset + i * stride));
   return out;
+}
+
+/** The index along each axis of `shape` of row-major offset `flat`. */
+export function unravelIndex(flat: number, shape: readonly number[]): number[] {
+  return stridesOf(shape).map((stride, a) => Math.floor(flat / stride) % shape[a]);
 }

@@ -42,7 +42,3 @@ export interface TokenFigure {
 
 /** Plain JSON: can be written to disk, sent to a browser and mounted there by `src/viz/browser`. */
 export type Figure = ChartFigure | AttentionFigure | TokenFigure;
-
-export function isChartFigure(fig: Figure): fig is ChartFigure {
-  return fig.kind === "line" || fig.kind === "bar" || fig.kind === "heatmap" || fig.kind === "scatter";
-}

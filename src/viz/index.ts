@@ -1,7 +1,13 @@
 /** Figures for circuitscope: charts (Vega-Lite), attention and token views, HTML reports, SVG/PNG export. */
 
 export { type BarChartOptions, barChart } from "./charts/bar-chart.ts";
-export { type HeatmapOptions, heatmap } from "./charts/heatmap.ts";
+export {
+  type HeatmapOptions,
+  type HeatmapPanelsOptions,
+  heatmap,
+  heatmapPanels,
+  sharedHeatmapDomain,
+} from "./charts/heatmap.ts";
 export { type LineChartOptions, type LineSeries, lineChart } from "./charts/line-chart.ts";
 export { type ScatterChartOptions, type ScatterPoint, scatterChart } from "./charts/scatter-chart.ts";
 export { figureToSvg } from "./export/figure-to-svg.ts";
@@ -15,16 +21,29 @@ export type {
   TokenFigure,
   TokenViewData,
 } from "./figure.ts";
-export { isChartFigure } from "./figure.ts";
 export { browserBundleJs } from "./html/browser-bundle.ts";
 export {
   jsonForScript,
+  type ReportInputs,
   type ReportOptions,
   type ReportSection,
+  type ReportTable,
   renderHtmlReport,
   writeHtmlReport,
 } from "./html/report.ts";
-export { displayToken, distinctLabels, tokenPositionLabels } from "./token-labels.ts";
+export {
+  displayToken,
+  distinctLabels,
+  formatToken,
+  pairPositionLabels,
+  tokenPositionLabels,
+} from "./token-labels.ts";
 export { attentionGridSvg, attentionSvg } from "./views/attention-svg.ts";
 export { tokenViewSvg } from "./views/token-svg.ts";
 export { attentionView, tokenView } from "./views/view-figures.ts";
+export {
+  type AttributionFigures,
+  type AttributionInputs,
+  attributionFigures,
+} from "./presets/attribution-figures.ts";
+export { comparisonFigures, FRACTION_RESTORED, type PatchInputs, patchFigures } from "./presets/patch-figures.ts";

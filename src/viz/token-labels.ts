@@ -1,16 +1,30 @@
 /**
- * How tokens are shown in every figure, so one token reads the same on an axis, in a tooltip and in SVG:
- * spaces become `·` (GPT-2 tokens usually start with one, and an invisible leading space is a classic
- * source of confusion), newlines `↵`, tabs `⇥`; an empty token shows as `∅`.
+ * Token labels for figures. Tokens are written by `formatToken` (src/tokenizer/format-token.ts), the one
+ * formatter used by figures, captions, CLI tables and the explorer.
  */
-export function displayToken(token: string): string {
-  if (token.length === 0) return "∅";
-  return token.replace(/ /g, "·").replace(/\r?\n/g, "↵").replace(/\t/g, "⇥").replace(/\r/g, "↵");
-}
+import { formatToken } from "../tokenizer/format-token.ts";
+
+export { formatToken };
+
+/** The same as `formatToken` (the name figures used first). */
+export const displayToken = formatToken;
 
 /** Axis labels for token positions: always `i: token`, so repeated tokens stay distinct and positions are readable. */
 export function tokenPositionLabels(tokens: readonly string[]): string[] {
-  return tokens.map((t, i) => `${i}: ${displayToken(t)}`);
+  return tokens.map((t, i) => `${i}: ${formatToken(t)}`);
+}
+
+/**
+ * Position labels for a clean/corrupted pair: `i: clean` where both runs have the same token, and
+ * `i: clean / corrupted` where they differ, so the positions that matter are named with both tokens.
+ */
+export function pairPositionLabels(clean: readonly string[], corrupted: readonly string[]): string[] {
+  return clean.map((t, i) => {
+    const c = corrupted[i];
+    return c === undefined || c === t
+      ? `${i}: ${formatToken(t)}`
+      : `${i}: ${formatToken(t)} / ${formatToken(c)}`;
+  });
 }
 
 /**

@@ -1,37 +1,36 @@
 /**
- * Loading a Hugging Face GPT-2 checkpoint directory (config.json + model.safetensors, or a sharded
- * model.safetensors.index.json) into float32 tensors keyed by HF names without the `transformer.`
- * prefix, e.g. "wte.weight", "h.0.attn.c_attn.weight". Only the tensors the model needs are read.
+ * Loading a Hugging Face checkpoint directory (config.json + model.safetensors, or a sharded
+ * model.safetensors.index.json) into float32 tensors keyed by HF names (GPT-2's without the
+ * `transformer.` prefix), e.g. "wte.weight", "model.layers.0.self_attn.q_proj.weight". Only the
+ * tensors the model needs are read.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type GPT2Config, parseHfGpt2Config } from "./config.ts";
+import { checkMemoryFits, formatBytes, memoryBudget } from "../util/memory-budget.ts";
 import {
   CONFIG_FILE,
-  expectedGpt2Tensors,
   PYTORCH_FILES,
+  TOKENIZER_FILE,
   WEIGHTS_FILE,
   WEIGHTS_INDEX_FILE,
-} from "./gpt2-tensors.ts";
+} from "./checkpoint-files.ts";
+import type { ModelConfig } from "./config.ts";
+import { familyOf, parseHfConfig, type RawTensor } from "./families/index.ts";
 import { SafetensorsReader } from "./safetensors.ts";
 
 export { makeRandomCheckpoint, type RandomCheckpointOptions } from "./random-checkpoint.ts";
-
-export interface RawTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { RawTensor };
 
 export interface Checkpoint {
-  config: GPT2Config;
-  /** HF names without the `transformer.` prefix -> float32 data. */
+  config: ModelConfig;
+  /** HF names (GPT-2's without the `transformer.` prefix) -> float32 data. */
   tensors: Map<string, RawTensor>;
   dir: string;
 }
 
 const CONVERT_HINT =
-  "convert it once with Python: `from transformers import GPT2LMHeadModel; " +
-  "GPT2LMHeadModel.from_pretrained(DIR).save_pretrained(OUT, safe_serialization=True)`";
+  "convert it once with Python: `from transformers import AutoModelForCausalLM; " +
+  "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, safe_serialization=True)`";
 
 /** Where a stored tensor lives: file (relative to the dir) and its name in that file. */
 interface TensorLocation {
@@ -40,12 +39,12 @@ interface TensorLocation {
 }
 
 /** Reads and validates config.json in `dir`. */
-export function loadConfig(dir: string): GPT2Config {
+export function loadConfig(dir: string): ModelConfig {
   const path = join(dir, CONFIG_FILE);
   if (!existsSync(path)) {
     throw new Error(
       `No ${CONFIG_FILE} in model directory ${dir}: a checkpoint directory needs config.json plus ` +
-        `${WEIGHTS_FILE} (or ${WEIGHTS_INDEX_FILE} and its shards) — pass a Hugging Face GPT-2 directory ` +
+        `${WEIGHTS_FILE} (or ${WEIGHTS_INDEX_FILE} and its shards) — pass a Hugging Face model directory ` +
         "or a hub name such as gpt2",
     );
   }
@@ -57,7 +56,20 @@ export function loadConfig(dir: string): GPT2Config {
       `Invalid model config ${path}: not valid JSON (${(err as Error).message}) — re-download it`,
     );
   }
-  return parseHfGpt2Config(json, path);
+  return parseHfConfig(json, path);
+}
+
+/**
+ * Checks what a model needs besides its weights, before any weights are read: every family except GPT-2
+ * (whose BPE ships with circuitscope) needs the checkpoint's tokenizer.json.
+ */
+export function checkTokenizerFiles(dir: string, config: ModelConfig): void {
+  if (!familyOf(config).needsTokenizerFile || existsSync(join(dir, TOKENIZER_FILE))) return;
+  throw new Error(
+    `Model directory ${dir} has no ${TOKENIZER_FILE}: a ${familyOf(config).label}-family model ` +
+      `(model_type "${config.modelType}") needs its tokenizer — copy tokenizer.json and tokenizer_config.json ` +
+      "from the model's Hugging Face repo into the directory, or re-download it (circuitscope download MODEL)",
+  );
 }
 
 /** Which weights files `dir` holds, as tensor name (prefix kept) -> location. */
@@ -106,11 +118,20 @@ function locateTensors(dir: string): Map<string, TensorLocation> {
 }
 
 /**
- * Loads a GPT-2 checkpoint directory. Strips a `transformer.` prefix, ignores buffers
- * (`h.{l}.attn.bias`, `h.{l}.attn.masked_bias`) and the tied `lm_head.weight`, and checks every
- * expected tensor is present with the shape the config implies before reading any data.
+ * Loads a checkpoint directory. Strips GPT-2's `transformer.` prefix, ignores buffers
+ * (`h.{l}.attn.bias`, `h.{l}.attn.masked_bias`, rotary caches) and a tied `lm_head.weight`, and checks
+ * every expected tensor is present with the shape the config implies before reading any data.
  */
-export function loadCheckpoint(dir: string): Checkpoint {
+export interface LoadCheckpointOptions {
+  /**
+   * Checked once the tensors' shapes are known and before any is read: the float32 weights times
+   * `peakRatio` (what loading a model costs at its peak, measured per backend) must fit the memory
+   * budget, else a MemoryBudgetError says so with the figures.
+   */
+  memory?: { peakRatio: number; limitBytes?: number };
+}
+
+export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Checkpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new Error(
       `Model directory not found: ${dir} — pass a directory holding config.json + model.safetensors, ` +
@@ -118,17 +139,21 @@ export function loadCheckpoint(dir: string): Checkpoint {
     );
   }
   const config = loadConfig(dir);
+  checkTokenizerFiles(dir, config);
+  const family = familyOf(config);
   const stored = locateTensors(dir);
-  const expected = expectedGpt2Tensors(config);
+  const expected = family.expectedTensors(config);
+  checkLayerCount(dir, config.nLayers, stored.keys());
 
   const byFile = new Map<string, { name: string; shape: number[]; storedName: string }[]>();
   for (const [name, shape] of expected) {
-    const location = stored.get(name) ?? stored.get(`transformer.${name}`);
+    const location =
+      stored.get(name) ?? (family.optionalPrefix ? stored.get(family.optionalPrefix + name) : undefined);
     if (!location) {
       const files = [...new Set([...stored.values()].map((l) => l.file))].join(", ");
       throw new Error(
         `Checkpoint ${dir} is missing tensor "${name}" (expected shape [${shape.join(", ")}]) in ` +
-          `${files || WEIGHTS_FILE} — is this a GPT-2 checkpoint matching its config.json? ` +
+          `${files || WEIGHTS_FILE} — is this a ${family.label} checkpoint matching its config.json? ` +
           "Re-download it (circuitscope download MODEL)",
       );
     }
@@ -159,15 +184,62 @@ export function loadCheckpoint(dir: string): Checkpoint {
         }
       }
     }
+    if (opts.memory) {
+      let floats = 0;
+      for (const shape of expected.values()) floats += shape.reduce((a, b) => a * b, 1);
+      checkMemoryFits(
+        [
+          {
+            what: `load the model (${opts.memory.peakRatio} × its ${formatBytes(floats * 4)} of float32 weights)`,
+            bytes: floats * 4 * opts.memory.peakRatio,
+          },
+        ],
+        memoryBudget(opts.memory.limitBytes),
+        ["a smaller model", "close other programs", "--memory-limit if you know more memory is free"],
+      );
+    }
     const tensors = new Map<string, RawTensor>();
     for (const [file, wanted] of byFile) {
       const reader = readers.get(file)!;
       for (const { name, shape, storedName } of wanted) {
-        tensors.set(name, { shape, data: reader.readFloat32(storedName) });
+        const data = reader.readFloat32(storedName);
+        checkFinite(dir, storedName, file, data);
+        tensors.set(name, { shape, data });
       }
     }
     return { config, tensors, dir };
   } finally {
     for (const reader of readers.values()) reader.close();
+  }
+}
+
+/** A checkpoint whose blocks outnumber config.json's layer count would silently lose layers. */
+function checkLayerCount(dir: string, nLayer: number, storedNames: Iterable<string>): void {
+  let highest = -1;
+  let example = "";
+  for (const name of storedNames) {
+    const m = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (m && Number(m[1]) > highest) {
+      highest = Number(m[1]);
+      example = name;
+    }
+  }
+  if (highest >= nLayer) {
+    throw new Error(
+      `Checkpoint ${dir}: config.json says ${nLayer} layers, but the weights hold ${highest + 1} ` +
+        `(e.g. "${example}") — the config does not match the weights; fix n_layer in config.json or re-download the model`,
+    );
+  }
+}
+
+/** NaN or infinite weights would turn every output into NaN; name the tensor instead. */
+function checkFinite(dir: string, name: string, file: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new Error(
+        `Checkpoint ${dir}: tensor "${name}" in ${file} holds ${data[i]} at flat index ${i} — the weights are ` +
+          "damaged (or were saved after a diverged training run); re-download or re-export the model",
+      );
+    }
   }
 }

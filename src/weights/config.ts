@@ -1,99 +1,150 @@
-/** GPT-2 hyper-parameters, and parsing them from a Hugging Face `config.json`. */
+/**
+ * The model config: a shape plus one architecture description, read from a Hugging Face `config.json`.
+ * Everything that differs between model families is a field here; each family's reader lives in
+ * `families/` (one file per family) and is chosen by `model_type`.
+ */
 
+import type { Activation } from "../tensor/activations.ts";
+
+export type { Activation };
+
+/** A GPT-2's shape. A value of this type alone means "a GPT-2 of this shape" (see `gpt2Config`). */
 export interface GPT2Config {
   nLayers: number;
   nHeads: number;
   dModel: number;
   dHead: number;
   dMlp: number;
-  /** Number of learned positions (rows of `wpe.weight`). */
+  /** Longest sequence: learned positions (rows of `wpe.weight`), or `max_position_embeddings` for rotary models. */
   nCtx: number;
   dVocab: number;
   lnEps: number;
-  act: "gelu_new" | "gelu" | "relu";
+  act: Activation;
 }
 
-/** HF activation names -> ours. gelu_pytorch_tanh is the same tanh approximation as gelu_new. */
-const ACTIVATIONS: Record<string, GPT2Config["act"]> = {
-  gelu_new: "gelu_new",
-  gelu_pytorch_tanh: "gelu_new",
-  gelu: "gelu",
-  relu: "relu",
-};
+export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2"] as const;
+export type ModelType = (typeof MODEL_TYPES)[number];
 
-/**
- * Reads a Hugging Face GPT-2 `config.json` (already JSON-parsed). `source` names the file in errors.
- * Throws a clear error naming the file and the field for anything missing or invalid.
- */
-export function parseHfGpt2Config(json: unknown, source: string): GPT2Config {
+/** Hugging Face's rotary frequency rescalings (`rope_scaling` / `rope_parameters`). */
+export type RopeScaling =
+  | { type: "linear"; factor: number }
+  | {
+      type: "llama3";
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositions: number;
+    };
+
+export interface RotaryConfig {
+  theta: number;
+  /** Rotated dimensions per head (all of d_head for the families supported). */
+  dim: number;
+  scaling: RopeScaling | null;
+}
+
+/** How one architecture differs from another; forward, processing and hooks read only these fields. */
+export interface Architecture {
+  modelType: ModelType;
+  /** LayerNorm (centre, scale, w, b) or RMSNorm (scale, w). */
+  normalization: "layernorm" | "rmsnorm";
+  /** Learned position embeddings added to the residual, or rotary positions applied to q and k. */
+  positions: "learned" | "rotary";
+  rotary: RotaryConfig | null;
+  /** Key/value heads (grouped-query attention when fewer than nHeads). */
+  nKvHeads: number;
+  /** q/k/v projections have biases (GPT-2, Qwen2). */
+  qkvBias: boolean;
+  /** The attention output projection has a bias (GPT-2). */
+  outBias: boolean;
+  /** Gated MLP: down(act(gate(x)) * up(x)); otherwise out(act(in(x))). */
+  gatedMlp: boolean;
+  mlpBias: boolean;
+  /** The unembedding is the embedding's transpose. */
+  tiedEmbeddings: boolean;
+  /** Attention window in positions (Mistral), or null for full causal attention. */
+  slidingWindow: number | null;
+}
+
+export interface ModelConfig extends GPT2Config, Architecture {}
+
+/** GPT-2's architecture for a shape. */
+export function gpt2Config(shape: GPT2Config): ModelConfig {
+  return {
+    ...shape,
+    modelType: "gpt2",
+    normalization: "layernorm",
+    positions: "learned",
+    rotary: null,
+    nKvHeads: shape.nHeads,
+    qkvBias: true,
+    outBias: true,
+    gatedMlp: false,
+    mlpBias: true,
+    tiedEmbeddings: true,
+    slidingWindow: null,
+  };
+}
+
+/** A full config as is, or a bare shape as a GPT-2 of that shape. */
+export function asModelConfig(config: GPT2Config | ModelConfig): ModelConfig {
+  return "modelType" in config ? config : gpt2Config(config);
+}
+
+/** Reads fields of one config.json with errors that name the file, the field and the fix. */
+export class ConfigReader {
+  constructor(
+    readonly json: Record<string, unknown>,
+    readonly source: string,
+  ) {}
+
+  bad(field: string, what: string): Error {
+    return new Error(
+      `Invalid model config ${this.source}: field "${field}" ${what} — re-download it or fix the file`,
+    );
+  }
+
+  positiveInt(field: string, fallback?: number): number {
+    const value = this.json[field] ?? fallback;
+    if (value === undefined) throw this.bad(field, "is missing");
+    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+      throw this.bad(field, `must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+
+  positiveNumber(field: string, fallback: number, value: unknown = this.json[field]): number {
+    const v = value ?? fallback;
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+      throw this.bad(field, `must be a positive number, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  bool(field: string, fallback: boolean): boolean {
+    const v = this.json[field] ?? fallback;
+    if (typeof v !== "boolean") throw this.bad(field, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+}
+
+/** The JSON object of a config file, or a clear error. */
+export function configObject(json: unknown, source: string): Record<string, unknown> {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new Error(
       `Invalid model config ${source}: expected a JSON object — check the path or re-download it`,
     );
   }
-  const cfg = json as Record<string, unknown>;
-  const bad = (field: string, what: string) =>
-    new Error(`Invalid model config ${source}: field "${field}" ${what} — re-download it or fix the file`);
-
-  if (cfg.model_type !== undefined && cfg.model_type !== "gpt2") {
-    throw new Error(
-      `Unsupported model in ${source}: model_type is "${String(cfg.model_type)}", but only GPT-2-style ` +
-        `models (model_type "gpt2": gpt2, distilgpt2, gpt2-medium/large/xl, ...) are supported`,
-    );
-  }
-
-  const positiveInt = (field: string, fallback?: number): number => {
-    const value = cfg[field] ?? fallback;
-    if (value === undefined) throw bad(field, "is missing");
-    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
-      throw bad(field, `must be a positive integer, got ${JSON.stringify(value)}`);
-    }
-    return value;
-  };
-
-  const nLayers = positiveInt("n_layer");
-  const nHeads = positiveInt("n_head");
-  const dModel = positiveInt("n_embd");
-  const dVocab = positiveInt("vocab_size");
-  const nCtx = cfg.n_positions !== undefined ? positiveInt("n_positions") : positiveInt("n_ctx");
-  // n_inner is null in most HF GPT-2 configs, meaning 4 * n_embd.
-  const dMlp = cfg.n_inner === null ? 4 * dModel : positiveInt("n_inner", 4 * dModel);
-  if (dModel % nHeads !== 0) {
-    throw bad("n_head", `(${nHeads}) must divide n_embd (${dModel})`);
-  }
-
-  const eps = cfg.layer_norm_epsilon ?? 1e-5;
-  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) {
-    throw bad("layer_norm_epsilon", `must be a positive number, got ${JSON.stringify(eps)}`);
-  }
-
-  const actName = cfg.activation_function ?? "gelu_new";
-  const act = typeof actName === "string" ? ACTIVATIONS[actName] : undefined;
-  if (act === undefined) {
-    throw bad(
-      "activation_function",
-      `is ${JSON.stringify(actName)}; supported: ${Object.keys(ACTIVATIONS).join(", ")}`,
-    );
-  }
-
-  return { nLayers, nHeads, dModel, dHead: dModel / nHeads, dMlp, nCtx, dVocab, lnEps: eps, act };
+  return json as Record<string, unknown>;
 }
 
-/** The inverse of parseHfGpt2Config: a minimal HF-style config.json object. */
-export function toHfGpt2ConfigJson(config: GPT2Config): Record<string, unknown> {
-  return {
-    model_type: "gpt2",
-    architectures: ["GPT2LMHeadModel"],
-    n_layer: config.nLayers,
-    n_head: config.nHeads,
-    n_embd: config.dModel,
-    n_inner: config.dMlp === 4 * config.dModel ? null : config.dMlp,
-    n_positions: config.nCtx,
-    n_ctx: config.nCtx,
-    vocab_size: config.dVocab,
-    layer_norm_epsilon: config.lnEps,
-    activation_function: config.act,
-    bos_token_id: config.dVocab - 1,
-    eos_token_id: config.dVocab - 1,
-  };
+/** `model_type`, or a clear error listing what is supported. A missing model_type means GPT-2 (old configs). */
+export function modelTypeOf(cfg: Record<string, unknown>, source: string): ModelType {
+  const t = cfg.model_type ?? "gpt2";
+  if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
+  throw new Error(
+    `Unsupported model in ${source}: model_type is ${JSON.stringify(t)}; supported model types: ` +
+      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5) — ` +
+      "pick a checkpoint of one of these families",
+  );
 }

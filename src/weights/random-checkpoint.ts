@@ -1,12 +1,15 @@
 /**
- * Writes a random but valid Hugging Face GPT-2 checkpoint directory, for tests and benchmarks
- * (no real weights can be downloaded here). Seeded, so the same options give the same bytes.
+ * Writes a random but valid Hugging Face checkpoint directory of any supported family, for tests and
+ * benchmarks (no real weights can be downloaded here). Seeded, so the same options give the same bytes.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.ts";
 import { mulberry32, randn } from "../util/random.ts";
-import { type GPT2Config, toHfGpt2ConfigJson } from "./config.ts";
-import { CONFIG_FILE, expectedGpt2Tensors, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./gpt2-tensors.ts";
+import { bundledModelDir } from "./bundled-models.ts";
+import { CONFIG_FILE, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint-files.ts";
+import { asModelConfig, type GPT2Config, type ModelConfig } from "./config.ts";
+import { familyOf, toHfConfigJson } from "./families/index.ts";
 import { type SafetensorsWriteDtype, writeSafetensors } from "./safetensors.ts";
 
 export interface RandomCheckpointOptions {
@@ -14,40 +17,56 @@ export interface RandomCheckpointOptions {
   dtype?: SafetensorsWriteDtype;
   /** Store names as `transformer.wte.weight` etc. (as GPT2LMHeadModel state dicts do). */
   prefix?: boolean;
-  /** Also store the `h.{l}.attn.bias` causal mask and `h.{l}.attn.masked_bias` buffers, and a tied `lm_head.weight`. */
+  /**
+   * Also store what real checkpoints carry beyond the weights: GPT-2's `h.{l}.attn.bias` causal mask and
+   * `h.{l}.attn.masked_bias` buffers, and a tied `lm_head.weight` (any family with tied embeddings).
+   */
   includeBuffers?: boolean;
   /** Split the weights over this many files with a model.safetensors.index.json (default 1: one file). */
   shards?: number;
   /** Standard deviation of weights and biases (default 0.02, GPT-2's init). */
   std?: number;
+  /**
+   * Where tokenizer.json / tokenizer_config.json are copied from, for families that need them (default:
+   * the bundled stories260k's, a 512-token SentencePiece-style vocabulary).
+   */
+  tokenizerFrom?: string;
 }
 
 type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 
-function randomTensors(config: GPT2Config, seed: number, std: number): TensorRecord {
+/** Normalisation gains of every family: GPT-2's ln_1/ln_2/ln_f, Llama's input/post-attention layernorm and norm. */
+const NORM_GAIN = /(^|\.)(ln_(1|2|f)|input_layernorm|post_attention_layernorm|norm)\.weight$/;
+
+function randomTensors(config: ModelConfig, seed: number, std: number): TensorRecord {
   const rng = mulberry32(seed);
   const tensors: TensorRecord = {};
-  for (const [name, shape] of expectedGpt2Tensors(config)) {
+  for (const [name, shape] of familyOf(config).expectedTensors(config)) {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    // LayerNorm gains near 1 (so activations keep their scale); everything else, biases included,
+    // Norm gains near 1 (so activations keep their scale); everything else, biases included,
     // small and nonzero so a loader or model that ignores a tensor gives visibly different results.
-    const isLnGain = /(^|\.)ln_(1|2|f)\.weight$/.test(name);
+    const isLnGain = NORM_GAIN.test(name);
     for (let i = 0; i < data.length; i++) data[i] = isLnGain ? 1 + 0.1 * randn(rng) : std * randn(rng);
     tensors[name] = { shape, data };
   }
   return tensors;
 }
 
-function bufferTensors(config: GPT2Config, wte: Float32Array): TensorRecord {
-  const n = config.nCtx;
+function bufferTensors(config: ModelConfig, weights: TensorRecord): TensorRecord {
   const tensors: TensorRecord = {};
-  const mask = new Float32Array(n * n);
-  for (let q = 0; q < n; q++) for (let k = 0; k <= q; k++) mask[q * n + k] = 1;
-  for (let l = 0; l < config.nLayers; l++) {
-    tensors[`h.${l}.attn.bias`] = { shape: [1, 1, n, n], data: mask };
-    tensors[`h.${l}.attn.masked_bias`] = { shape: [], data: new Float32Array([-1e4]) };
+  if (config.positions === "learned") {
+    const n = config.nCtx;
+    const mask = new Float32Array(n * n);
+    for (let q = 0; q < n; q++) for (let k = 0; k <= q; k++) mask[q * n + k] = 1;
+    for (let l = 0; l < config.nLayers; l++) {
+      tensors[`h.${l}.attn.bias`] = { shape: [1, 1, n, n], data: mask };
+      tensors[`h.${l}.attn.masked_bias`] = { shape: [], data: new Float32Array([-1e4]) };
+    }
   }
-  tensors["lm_head.weight"] = { shape: [config.dVocab, config.dModel], data: wte };
+  if (config.tiedEmbeddings) {
+    const embed = weights["wte.weight"] ?? weights["model.embed_tokens.weight"];
+    tensors["lm_head.weight"] = { shape: [config.dVocab, config.dModel], data: embed.data };
+  }
   return tensors;
 }
 
@@ -66,14 +85,17 @@ function splitIntoShards(tensors: TensorRecord, shards: number): TensorRecord[] 
 }
 
 /**
- * Writes config.json and weights for `config` into `dir` (created if needed) and returns the float32
- * values written (before any F16/BF16 rounding), keyed by unprefixed name.
+ * Writes config.json, weights (and for families that need one, a tokenizer) for `config` into `dir`
+ * (created if needed) and returns the float32 values written (before any F16/BF16 rounding), keyed by
+ * unprefixed name. A bare GPT2Config shape means a GPT-2.
  */
 export function makeRandomCheckpoint(
   dir: string,
-  config: GPT2Config,
+  shapeOrConfig: GPT2Config | ModelConfig,
   opts: RandomCheckpointOptions = {},
 ): Map<string, { shape: number[]; data: Float32Array }> {
+  const config = asModelConfig(shapeOrConfig);
+  const family = familyOf(config);
   const { seed = 0, dtype = "F32", prefix = false, includeBuffers = false, shards = 1, std = 0.02 } = opts;
   if (!Number.isInteger(shards) || shards < 1)
     throw new Error(`makeRandomCheckpoint: shards must be >= 1, got ${shards}`);
@@ -81,12 +103,13 @@ export function makeRandomCheckpoint(
 
   const weights = randomTensors(config, seed, std);
   const stored: TensorRecord = includeBuffers
-    ? { ...weights, ...bufferTensors(config, weights["wte.weight"].data) }
+    ? { ...weights, ...bufferTensors(config, weights) }
     : { ...weights };
   const named: TensorRecord = {};
   for (const [name, tensor] of Object.entries(stored)) {
     // lm_head sits outside `transformer.` in GPT2LMHeadModel, so it never takes the prefix.
-    named[prefix && name !== "lm_head.weight" ? `transformer.${name}` : name] = tensor;
+    const withPrefix = prefix && family.optionalPrefix && name !== "lm_head.weight";
+    named[withPrefix ? family.optionalPrefix + name : name] = tensor;
   }
 
   if (shards === 1) {
@@ -108,12 +131,16 @@ export function makeRandomCheckpoint(
       weight_map: weightMap,
     });
   }
-  writeJsonAtomic(join(dir, CONFIG_FILE), toHfGpt2ConfigJson(config));
+  if (family.needsTokenizerFile) {
+    const from = opts.tokenizerFrom ?? bundledModelDir("stories260k")!;
+    for (const file of TOKENIZER_FILES) {
+      if (existsSync(join(from, file))) copyFileSync(join(from, file), join(dir, file));
+    }
+  }
+  writeJsonAtomic(join(dir, CONFIG_FILE), toHfConfigJson(config));
   return new Map(Object.entries(weights));
 }
 
 function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }

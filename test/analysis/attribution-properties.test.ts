@@ -11,6 +11,7 @@ import {
   logitDiffDirections,
   neuronLogitAttrs,
 } from "../../src/analysis/logit-attribution.ts";
+import { selectPositions } from "../../src/analysis/positions.ts";
 import {
   accumulatedResid,
   decomposeResid,
@@ -21,6 +22,8 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { GPT2Config } from "../../src/weights/config.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
+import { referenceEncode } from "../helpers/llama-reference.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-attr-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -32,7 +35,7 @@ const cfg: GPT2Config = {
   dHead: 8,
   dMlp: 40,
   nCtx: 12,
-  // Full GPT-2 vocabulary: padded batches pad with BOS (50256), which the embedding checks against d_vocab.
+  // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0 (src/model/input.ts).
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
@@ -42,9 +45,34 @@ makeRandomCheckpoint(dir, cfg, { seed: 7, std: 0.3 });
 
 // Right-padded batch of different lengths: attribution must read each prompt's own final position.
 const rng = mulberry32(3);
-const prompts = [7, 10, 4].map((n) => Array.from({ length: n }, () => Math.floor(rng() * 1000)));
-const answers = [5, 17, 40];
-const wrongs = [9, 2, 33];
+const randomPrompts = [7, 10, 4].map((n) => Array.from({ length: n }, () => Math.floor(rng() * 1000)));
+
+const STORIES = join(REPO_ROOT, "models/stories260k");
+const SHE = 358;
+const HE = 281;
+/** The bundled Llama-architecture model: RMSNorm (no centring), rotary positions (no pos_embed), GQA. */
+const storiesPrompts = [
+  "Once upon a time, Lily was happy. Then",
+  "Tim was sad because",
+  "Lily and Tim went to the park. Then",
+].map((t) => referenceEncode(STORIES, t));
+
+const CASES = [
+  ...([undefined, false] as const).map((processing) => ({
+    name: `${processing === false ? "unprocessed" : "processed"} random GPT-2`,
+    load: () => HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference", processing }),
+    prompts: randomPrompts,
+    answers: [5, 17, 40],
+    wrongs: [9, 2, 33],
+  })),
+  ...([undefined, false] as const).map((processing) => ({
+    name: `${processing === false ? "unprocessed" : "processed"} stories260k`,
+    load: () => HookedTransformer.fromCheckpoint(loadCheckpoint(STORIES), { processing }),
+    prompts: storiesPrompts,
+    answers: [SHE, HE, SHE],
+    wrongs: [HE, SHE, HE],
+  })),
+];
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(a.length, b.length, `${what}: lengths differ`);
@@ -52,9 +80,12 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: st
     assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]} (tol ${tol})`);
 }
 
-for (const processing of [undefined, false] as const) {
-  describe(`attribution properties, ${processing === false ? "unprocessed" : "processed"} random model`, () => {
-    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference", processing });
+for (const { name, load, prompts, answers, wrongs } of CASES) {
+  describe(`attribution properties, ${name}`, () => {
+    const model = load();
+    const cfg = model.cfg;
+    const all = prompts.map((_, b) => b);
+    const B = prompts.length;
     const { cache, logits, lengths } = model.runWithCache(prompts);
     const dirs = logitDiffDirections(model, answers, wrongs, prompts.length);
     const ld = logitDiff(logits!, lengths, answers, wrongs);
@@ -66,7 +97,7 @@ for (const processing of [undefined, false] as const) {
 
     it("decomposed parts sum to the logit difference minus the offset (cached LN scale)", () => {
       const attr = logitAttrs(model, cache, decomposeResid(model, cache), dirs);
-      const sums = [0, 1, 2].map((b) => {
+      const sums = all.map((b) => {
         let s = 0;
         for (let i = 0; i < attr.labels.length; i++) s += attr.values[i * attr.batch + b];
         return s;
@@ -87,7 +118,7 @@ for (const processing of [undefined, false] as const) {
         const last = attr.labels.length - 1;
         assert.equal(attr.labels[last], "final_post");
         close(
-          [0, 1, 2].map((b) => attr.values[last * 3 + b]),
+          all.map((b) => attr.values[last * B + b]),
           ld.perPrompt.map((x, b) => x - dirs.offsets[b]),
           1e-4,
           `final_post (${ln})`,
@@ -149,14 +180,31 @@ for (const processing of [undefined, false] as const) {
     });
 
     it("the default position is each prompt's own final real position", () => {
-      const all = logitAttrs(model, cache, decomposeResid(model, cache, { pos: "all" }), dirs);
+      const every = logitAttrs(model, cache, decomposeResid(model, cache, { pos: "all" }), dirs);
       const fin = logitAttrs(model, cache, decomposeResid(model, cache), dirs);
-      const P = all.nPos;
+      const P = every.nPos;
       const picked: number[] = [];
       for (let i = 0; i < fin.labels.length; i++)
-        for (let b = 0; b < 3; b++) picked.push(all.values[(i * 3 + b) * P + lengths[b] - 1]);
+        for (let b = 0; b < B; b++) picked.push(every.values[(i * B + b) * P + lengths[b] - 1]);
       close(fin.values, picked, 1e-6, "final vs all");
-      assert.deepEqual(lengths, [7, 10, 4]);
+      assert.deepEqual(
+        lengths,
+        prompts.map((p) => p.length),
+      );
+    });
+
+    it("a negative position counts back from each prompt's own end: -1 is the final position", () => {
+      const all = logitAttrs(model, cache, decomposeResid(model, cache, { pos: "all" }), dirs);
+      const P = all.nPos;
+      for (const back of [1, 3]) {
+        const r = logitAttrs(model, cache, decomposeResid(model, cache, { pos: -back }), dirs);
+        const picked: number[] = [];
+        for (let i = 0; i < r.labels.length; i++)
+          for (let b = 0; b < 3; b++) picked.push(all.values[(i * 3 + b) * P + lengths[b] - back]);
+        close(r.values, picked, 1e-6, `pos -${back} vs all`);
+      }
+      assert.deepEqual(selectPositions([7, 10, 4], 10, -1), selectPositions([7, 10, 4], 10, "final"));
+      assert.throws(() => selectPositions([7, 10, 4], 10, -5), /outside prompt 2 \(real length 4\)/);
     });
   });
 }

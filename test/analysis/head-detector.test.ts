@@ -8,9 +8,9 @@ import {
 } from "../../src/analysis/head-detector.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { resolveProcessing } from "../../src/model/processing.ts";
-import type { BlockWeights, ModelWeights } from "../../src/model/weights.ts";
 import { getKernels } from "../../src/tensor/select-kernels.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
+import type { BlockWeights, ModelWeights } from "../../src/weights/canonical-weights.ts";
 import type { GPT2Config } from "../../src/weights/config.ts";
 
 // Residual layout: [token one-hot | position one-hot | "previous token" one-hot].
@@ -52,6 +52,7 @@ function plantedInductionModel(): HookedTransformer {
     b_O: z(D),
     ln2: null,
     W_in: z(D, 4),
+    W_gate: null,
     b_in: z(4),
     W_out: z(4, D),
     b_out: z(D),

@@ -62,6 +62,39 @@ test("batch estimates are the mean of the per-prompt estimates (logit difference
   );
 });
 
+test("per-prompt estimates are normalised with each prompt's own clean and corrupted logit differences", async () => {
+  // Each prompt's clean and corrupted logit difference, read here from the final logits of a plain run.
+  const perPromptDiff = (prompts: number[][]) =>
+    prompts.map((toks) => {
+      const logits = model.run([toks]).data;
+      const V = model.cfg.dVocab;
+      const row = logits.subarray((toks.length - 1) * V, toks.length * V);
+      return row[p.answer_token] - row[p.wrong_token];
+    });
+  const clean = perPromptDiff(p.clean_tokens);
+  const corrupted = perPromptDiff(p.corrupted_tokens);
+  const target: AttributionTarget = { kind: "attn_out" };
+  const est = attributionPatching(model, { ...pair, target });
+  const exact = await activationPatching(model, { ...pair, target });
+  for (const r of [est, exact]) {
+    const n = r.raw.length;
+    for (let b = 0; b < 2; b++) {
+      assert.ok(Math.abs(r.perPrompt.clean[b] - clean[b]) < 1e-4, `${r.method}: clean of prompt ${b}`);
+      assert.ok(Math.abs(r.perPrompt.corrupted[b] - corrupted[b]) < 1e-4, `${r.method}: corrupted of ${b}`);
+      for (let s = 0; s < n; s++) {
+        const expected = (r.perPrompt.raw[b * n + s] - corrupted[b]) / (clean[b] - corrupted[b]);
+        const got = r.perPrompt.values[b * n + s];
+        assert.ok(
+          Math.abs(got - expected) < 1e-4,
+          `${r.method} prompt ${b} cell ${s}: ${got} vs ${expected}`,
+        );
+      }
+    }
+  }
+  // The two prompts' clean-corrupted gaps differ, so normalising by the batch gap would not pass.
+  assert.ok(Math.abs(clean[0] - corrupted[0] - (clean[1] - corrupted[1])) > 1e-2);
+});
+
 test("user metrics: an answer_logits function and a LogitMetric agree with the chain rule", () => {
   const target: AttributionTarget = { kind: "head", component: "v" };
   const base = attributionPatching(model, { ...pair, target });

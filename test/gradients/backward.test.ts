@@ -10,12 +10,15 @@ import {
   logitDiffMetric,
   normalizedLogitDiffMetric,
 } from "../../src/gradients/logit-metric.ts";
+import { allHookNames } from "../../src/model/hook-points.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { HookSpec } from "../../src/model/hooks.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { GPT2Config, ModelConfig } from "../../src/weights/config.ts";
+import { parseHfConfig } from "../../src/weights/families/index.ts";
+import { LLAMA_VARIANTS } from "../helpers/llama-variants.ts";
 import { loadFixtureModel, maxAbsDiff, referenceJson, referenceTensors } from "../helpers/reference.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "cs-gradients-"));
@@ -57,15 +60,26 @@ const config: GPT2Config = {
   dHead: 8,
   dMlp: 48,
   nCtx: 16,
-  dVocab: 50257, // the pad token is 50256
+  dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
 };
 
-function randomModel(name: string, seed: number, processing: boolean): HookedTransformer {
+/** Llama-family shapes: GQA with rotary and a gated MLP; Qwen2's q/k/v biases with one key/value head. */
+const LLAMA_GQA = parseHfConfig(LLAMA_VARIANTS[0].json, LLAMA_VARIANTS[0].name);
+const QWEN2_MQA = parseHfConfig(LLAMA_VARIANTS[2].json, LLAMA_VARIANTS[2].name);
+
+function randomModel(
+  name: string,
+  seed: number,
+  processing: boolean,
+  cfg: GPT2Config | ModelConfig = config,
+  std = 0.3,
+): HookedTransformer {
   const dir = join(tmp, name);
-  // std 0.3 keeps activations and gradients O(1), so float32 round-off is small relative to them.
-  makeRandomCheckpoint(dir, config, { seed, std: 0.3 });
+  // std 0.3 keeps activations and gradients O(1), so float32 round-off is small relative to them. (The
+  // gated MLP multiplies two projections: std 0.2 keeps its curvature low enough for a 1e-2 step.)
+  makeRandomCheckpoint(dir, cfg, { seed, std });
   return HookedTransformer.fromCheckpoint(loadCheckpoint(dir), {
     processing: processing ? undefined : false,
   });
@@ -106,7 +120,7 @@ function scaleNudge(model: HookedTransformer, hook: string, row: number, h: numb
       ? model.weights.lnFinal
       : model.weights.blocks[Number(layer![1])][lnName.endsWith("ln1") ? "ln1" : "ln2"];
   let s = 0;
-  const D = config.dModel;
+  const D = model.cfg.dModel;
   return [
     [
       hook,
@@ -124,34 +138,6 @@ function scaleNudge(model: HookedTransformer, hook: string, row: number, h: numb
   ];
 }
 
-const FD_HOOKS = [
-  "hook_embed",
-  "hook_pos_embed",
-  "ln_final.hook_normalized",
-  "ln_final.hook_scale",
-  ...[0, 1].flatMap((l) =>
-    [
-      "hook_resid_pre",
-      "ln1.hook_scale",
-      "ln1.hook_normalized",
-      "attn.hook_q",
-      "attn.hook_k",
-      "attn.hook_v",
-      "attn.hook_attn_scores",
-      "attn.hook_pattern",
-      "attn.hook_z",
-      "hook_attn_out",
-      "hook_resid_mid",
-      "ln2.hook_scale",
-      "ln2.hook_normalized",
-      "mlp.hook_pre",
-      "mlp.hook_post",
-      "hook_mlp_out",
-      "hook_resid_post",
-    ].map((h) => `blocks.${l}.${h}`),
-  ),
-];
-
 /*
  * Tolerance. The forward runs in float32: the metric carries round-off of order 1e-6 (a few ulps of O(1)
  * logits after ~100-term sums), so a central difference with step h has round-off error ~1e-6 / h and
@@ -162,20 +148,32 @@ const FD_HOOKS = [
 const H_STEP = 1e-2;
 const tolerance = (g: number) => 2e-3 + 2e-2 * Math.abs(g);
 
-for (const { processed, metricName } of [
-  { processed: true, metricName: "logit diff (sparse seed)" },
-  { processed: false, metricName: "answer log-prob (dense seed)" },
+for (const { processed, metricName, family, cfg } of [
+  { processed: true, metricName: "logit diff (sparse seed)", family: "gpt2", cfg: config },
+  { processed: false, metricName: "answer log-prob (dense seed)", family: "gpt2", cfg: config },
+  { processed: false, metricName: "answer log-prob (dense seed)", family: "llama GQA 4/2", cfg: LLAMA_GQA },
+  { processed: true, metricName: "logit diff (sparse seed)", family: "llama GQA 4/2", cfg: LLAMA_GQA },
+  {
+    processed: false,
+    metricName: "answer log-prob (dense seed)",
+    family: "qwen2 biases, MQA",
+    cfg: QWEN2_MQA,
+  },
 ]) {
-  test(`gradients agree with central finite differences (${processed ? "processed" : "unprocessed, LN with affine weights"}, ${metricName})`, () => {
-    const model = randomModel(processed ? "processed" : "raw", processed ? 11 : 12, processed);
+  test(`gradients agree with central finite differences (${family}, ${processed ? "processed" : "unprocessed, norms with weights"}, ${metricName})`, () => {
+    const name = `${family}-${processed ? "processed" : "raw"}-${metricName}`.replace(/[^a-z0-9]+/gi, "-");
+    const model = randomModel(name, processed ? 11 : 12, processed, cfg, family === "gpt2" ? 0.3 : 0.2);
     const rng = mulberry32(processed ? 5 : 6);
-    const tok = () => Math.floor(rng() * config.dVocab);
+    const tok = () => Math.floor(rng() * cfg.dVocab);
     // Two prompts of different lengths: padding and per-prompt final positions are exercised too.
     const tokens = [Array.from({ length: 7 }, tok), Array.from({ length: 5 }, tok)];
     const metric = processed ? logitDiffMetric([tok(), tok()], [tok(), tok()]) : answerLogProbMetric(tok());
     const run = runWithGradients(model, tokens, metric);
     let largest = 0;
-    for (const hook of FD_HOOKS) {
+    // Every default hook of the model (rot_q/rot_k and pre_linear too for the Llama family).
+    const hooks = allHookNames(model.cfg);
+    assert.equal(run.grads.names.length, hooks.length);
+    for (const hook of hooks) {
       const act = run.cache.get(hook);
       const grad = run.grads.get(hook);
       assert.deepEqual(grad.shape, act.shape, hook);

@@ -16,6 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { downloadModel, resolveModel } from "../../src/hub/resolve.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { bundledModelDir } from "../../src/weights/bundled-models.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { type FakeHubOptions, startFakeHub } from "./fake-hub.ts";
@@ -276,4 +278,31 @@ test("hub errors: unknown repo, pytorch-only repo, unknown revision, bad names, 
   const empty = join(root, "empty-model");
   mkdirSync(empty);
   await assert.rejects(resolveModel(empty), /has no config.json/);
+});
+
+test("a Llama-family repo's tokenizer files come with the weights, and the model loads from the cache", async () => {
+  const cacheDir = freshCache();
+  const stories = bundledModelDir("stories260k")!;
+  const files: Record<string, Buffer> = {};
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+    files[f] = readFileSync(join(stories, f));
+  await withHub({ repos: { "karpathy/stories260k": { commit: COMMIT, files } } }, async (hub) => {
+    const dir = await resolveModel("karpathy/stories260k", { cacheDir, endpoint: hub.endpoint });
+    for (const f of Object.keys(files)) assert.deepEqual(readFileSync(join(dir, f)), files[f], f);
+    assert.equal(gets(hub.requests, "/tokenizer.json").length, 1);
+    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference" });
+    assert.deepEqual(model.toTokens("Once upon a time"), [1, 403, 407, 261, 378]);
+  });
+});
+
+test("the name stories260k is the bundled model, whatever the working directory", async () => {
+  const cwd = process.cwd();
+  try {
+    process.chdir(root);
+    const dir = await resolveModel("stories260k", { cacheDir: freshCache(), offline: true });
+    assert.equal(dir, bundledModelDir("stories260k"));
+    assert.ok(existsSync(join(dir, "model.safetensors")));
+  } finally {
+    process.chdir(cwd);
+  }
 });

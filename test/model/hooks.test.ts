@@ -1,12 +1,27 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { normalizeRows } from "../../src/model/activations.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { loadFixtureModel, maxAbsDiff, referenceJson } from "../helpers/reference.ts";
 
 const model = loadFixtureModel();
 const { nLayers, dModel: D, nHeads: H, dVocab: V } = model.cfg;
 const tokens = referenceJson.prompts.clean_tokens;
+
+/** LayerNorm without affine weights, by hand in float64: normalised rows and each row's scale. */
+function normalizeRows(x: Float32Array, rows: number, width: number, eps: number) {
+  const y = new Float32Array(x.length);
+  const scale = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(x.subarray(r * width, (r + 1) * width));
+    const mean = row.reduce((a, v) => a + v, 0) / width;
+    const s = Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / width + eps);
+    scale[r] = s;
+    row.forEach((v, i) => {
+      y[r * width + i] = (v - mean) / s;
+    });
+  }
+  return { y, scale };
+}
 
 test("a replacing hook on ln_final.hook_normalized changes logits exactly as W_U predicts", () => {
   // Replace the final normalised residual by a known vector u at every position: logits must become u @ W_U + b_U.

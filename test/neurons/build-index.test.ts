@@ -10,7 +10,7 @@ import { buildIndex } from "../../src/neurons/build-index.ts";
 import { readIndexState } from "../../src/neurons/index-store.ts";
 import { mergeIndexes } from "../../src/neurons/merge-indexes.ts";
 import { runMlpPost } from "../../src/neurons/mlp-activations.ts";
-import { compareExamples, type Example } from "../../src/neurons/neuron-stats.ts";
+import type { Example } from "../../src/neurons/neuron-stats.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 
@@ -75,7 +75,10 @@ describe("neuron index", () => {
     assert.equal(manifest.progress.tokens, tokens);
 
     for (let g = 0; g < all.length; g++) {
-      const expected = [...all[g]].sort(compareExamples).slice(0, TOP_K);
+      // Best first: larger value, then (on a tie) the earlier context, then the earlier position.
+      const expected = [...all[g]]
+        .sort((a, b) => b.value - a.value || a.contextId - b.contextId || a.position - b.position)
+        .slice(0, TOP_K);
       const got = stats.top(g);
       assert.deepEqual(
         got.map((e) => [e.contextId, e.position]),

@@ -9,6 +9,7 @@ import type { PatchTarget } from "../../src/patching/targets.ts";
 import type { PatchResult } from "../../src/patching/types.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { GPT2Config } from "../../src/weights/config.ts";
+import { LAYER_AND_HEAD_TARGETS } from "../helpers/patch-targets.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
 const cfg: GPT2Config = {
@@ -18,7 +19,7 @@ const cfg: GPT2Config = {
   dHead: 8,
   dMlp: 48,
   nCtx: 16,
-  dVocab: 50257, // padding uses the BOS id 50256, so the vocabulary must include it
+  dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
 };
@@ -69,14 +70,7 @@ function assertSame(fast: PatchResult, slow: PatchResult, what: string): void {
 }
 
 const targets: [string, PatchTarget][] = [
-  ["resid_pre", { kind: "resid_pre" }],
-  ["resid_mid", { kind: "resid_mid" }],
-  ["attn_out", { kind: "attn_out" }],
-  ["mlp_out", { kind: "mlp_out" }],
-  ...(["z", "q", "k", "v", "pattern"] as const).map((c): [string, PatchTarget] => [
-    `head_${c}`,
-    { kind: "head", component: c },
-  ]),
+  ...LAYER_AND_HEAD_TARGETS,
   // Per position: z (head output) and pattern (per destination position); q/k/v share their code path.
   ["head_z per position", { kind: "head", component: "z", perPosition: true }],
   ["head_pattern per destination position", { kind: "head", component: "pattern", perPosition: true }],

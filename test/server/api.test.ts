@@ -1,15 +1,18 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { answerReport } from "../../src/analysis/predictions.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
-import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
-import { startFixtureServer } from "./server-fixture.ts";
+import { loadFixtureModel, referenceJson, referenceTensor } from "../helpers/reference.ts";
+import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
 let base: string;
+let call: FixtureServer["api"]; // fetch with the session token
 let model: HookedTransformer; // the reference backend in-process: an independent computation to compare with
 
 const CLEAN = referenceJson.prompts.clean[0];
@@ -18,7 +21,7 @@ const ANSWER = referenceJson.prompts.answer;
 const WRONG = referenceJson.prompts.wrong;
 
 before(async () => {
-  ({ server, base } = await startFixtureServer());
+  ({ server, base, api: call } = await startFixtureServer());
   model = loadFixtureModel({ backend: "reference" });
 });
 after(async () => {
@@ -26,7 +29,7 @@ after(async () => {
 });
 
 async function post(path: string, body: unknown, raw = false) {
-  const res = await fetch(base + path, {
+  const res = await call(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: raw ? (body as string) : JSON.stringify(body),
@@ -38,7 +41,8 @@ async function post(path: string, body: unknown, raw = false) {
 function rawGet(path: string): Promise<{ status: number; body: string }> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, path, method: "GET" }, (res) => {
+    const headers = { [TOKEN_HEADER]: server.token as string };
+    const req = httpRequest({ host: url.hostname, port: url.port, path, method: "GET", headers }, (res) => {
       let body = "";
       res.on("data", (c) => (body += c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -55,7 +59,7 @@ function assertApiError(r: { status: number; json: Record<string, any> }, status
 }
 
 test("info describes the loaded model", async () => {
-  const info = (await (await fetch(`${base}/api/info`)).json()) as Record<string, any>;
+  const info = (await (await call(`/api/info`)).json()) as Record<string, any>;
   assert.deepEqual(
     [info.cfg.nLayers, info.cfg.nHeads, info.cfg.nCtx, info.cfg.dMlp],
     [model.cfg.nLayers, model.cfg.nHeads, model.cfg.nCtx, model.cfg.dMlp],
@@ -98,6 +102,42 @@ test("attention returns a causal, row-stochastic pattern equal to the cached hoo
   }
 });
 
+test('attention with heads: "all" returns every head, labelled LxHy layer by layer, equal to the cached hook_pattern', async () => {
+  const r = await post("/api/attention", { prompt: CLEAN, heads: "all" });
+  assert.equal(r.status, 200);
+  const { nLayers, nHeads } = model.cfg;
+  const heads: { label: string; pattern: number[][] }[] = r.json.data.heads;
+  assert.equal(heads.length, nLayers * nHeads);
+  const n = referenceJson.prompts.clean_tokens[0].length;
+  const names = Array.from({ length: nLayers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const { cache } = model.runWithCache(CLEAN, { namesFilter: names });
+  heads.forEach(({ label, pattern }, k) => {
+    const [layer, head] = [Math.floor(k / nHeads), k % nHeads];
+    assert.equal(label, `L${layer}H${head}`);
+    const ref = cache.get(`blocks.${layer}.attn.hook_pattern`).data; // [1, H, n, n]
+    assert.equal(pattern.length, n);
+    for (let d = 0; d < n; d++)
+      for (let s = 0; s < n; s++) {
+        const want = ref[(head * n + d) * n + s];
+        assert.ok(
+          Math.abs(pattern[d][s] - want) < 1e-4,
+          `${label} [${d}][${s}]: ${pattern[d][s]} vs ${want}`,
+        );
+      }
+  });
+});
+
+test("attention asks for one head or all, never half of one or both", async () => {
+  assertApiError(await post("/api/attention", { prompt: "hi", layer: 0 }), 400, /both layer and head/);
+  assertApiError(await post("/api/attention", { prompt: "hi", head: 1 }), 400, /got only head/);
+  assertApiError(
+    await post("/api/attention", { prompt: "hi", heads: "all", layer: 0, head: 0 }),
+    400,
+    /not both/,
+  );
+  assertApiError(await post("/api/attention", { prompt: "hi", heads: "some" }), 400, /heads/);
+});
+
 test("attribution reports the model's logit difference and one heatmap row per layer", async () => {
   const r = await post("/api/attribution", { prompt: CLEAN, answer: ANSWER, wrong: WRONG });
   assert.equal(r.status, 200);
@@ -106,6 +146,22 @@ test("attribution reports the model's logit difference and one heatmap row per l
   assert.ok(Math.abs(r.json.logitDiff - diff) < 1e-3);
   assert.equal(r.json.heads.length, model.cfg.nLayers);
   assert.equal(r.json.figures.heads.kind, "heatmap");
+  // Head values: the fixture's reference (TransformerLens, float64) is the mean over its two clean prompts.
+  const second = await post("/api/attribution", {
+    prompt: referenceJson.prompts.clean[1],
+    answer: ANSWER,
+    wrong: WRONG,
+  });
+  const ref = referenceTensor("attr.heads");
+  const { nLayers, nHeads } = model.cfg;
+  for (let l = 0; l < nLayers; l++)
+    for (let h = 0; h < nHeads; h++) {
+      const got = (r.json.heads[l][h] + second.json.heads[l][h]) / 2;
+      assert.ok(
+        Math.abs(got - ref.data[l * nHeads + h]) < 1e-4,
+        `L${l}H${h}: ${got} vs ${ref.data[l * nHeads + h]}`,
+      );
+    }
 });
 
 test("bad requests are rejected with a message and a fix, and the server keeps serving", async () => {
@@ -139,11 +195,11 @@ test("bad requests are rejected with a message and a fix, and the server keeps s
     400,
     /position by position/,
   );
-  const notFound = await fetch(`${base}/api/nope`);
+  const notFound = await call(`/api/nope`);
   assert.equal(notFound.status, 404);
   assert.match(((await notFound.json()) as any).error.message, /Not found/);
-  assert.equal((await fetch(`${base}/api/jobs/99999`)).status, 404);
-  const form = await fetch(`${base}/api/predict`, {
+  assert.equal((await call(`/api/jobs/99999`)).status, 404);
+  const form = await call(`/api/predict`, {
     method: "POST",
     body: "prompt=hi",
     headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -155,24 +211,34 @@ test("bad requests are rejected with a message and a fix, and the server keeps s
   assert.equal(ok.json.strTokens[1], "Hello");
 });
 
-test("static files come only from the app's directory: traversal attempts get 400/404", async () => {
-  const attempts = [
-    "/../../etc/passwd",
-    "/%2e%2e/%2e%2e/etc/passwd",
-    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
-    "/..%2f..%2fpackage.json",
-    "/app.css/..%5c..%5c..%5cpackage.json",
-    "/..\\..\\package.json",
-    "/%252e%252e/package.json",
-    "/.%2e/.%2e/package.json",
-    "/../../../../src/server/app.ts",
-    "/%00index.html",
-    "/.env",
+test("static files come only from the app's directory: every traversal attempt is refused by the path guard", async () => {
+  const attempts: [string, string][] = [
+    ["/../../etc/passwd", "'.' or '..' segments"],
+    ["/%2e%2e/%2e%2e/etc/passwd", "'.' or '..' segments"],
+    ["/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "encoded slashes, backslashes or NUL bytes"],
+    ["/..%2f..%2fpackage.json", "encoded slashes, backslashes or NUL bytes"],
+    ["/app.css/..%5c..%5c..%5cpackage.json", "encoded slashes, backslashes or NUL bytes"],
+    ["/..\\..\\package.json", "encoded slashes, backslashes or NUL bytes"],
+    ["/%252e%252e/package.json", "double-encoded characters"],
+    ["/.%2e/.%2e/package.json", "'.' or '..' segments"],
+    ["/../../../../src/server/app.ts", "'.' or '..' segments"],
+    ["/%00index.html", "encoded slashes, backslashes or NUL bytes"],
+    ["/.env", "hidden (dot) files"],
+    ["/api/../../package.json", "'.' or '..' segments"],
   ];
-  for (const path of attempts) {
+  for (const [path, reason] of attempts) {
     const r = await rawGet(path);
-    assert.ok(r.status === 400 || r.status === 404, `${path} → ${r.status}`);
-    assert.doesNotMatch(r.body, /root:|"dependencies"|createServer/, path);
+    assert.equal(r.status, 400, `${path} → ${r.status} ${r.body}`);
+    assert.deepEqual(
+      JSON.parse(r.body),
+      {
+        error: {
+          message: `Bad request path: ${reason} are not allowed.`,
+          fix: "Use the page's own links; files are served only from the app's directory.",
+        },
+      },
+      path,
+    );
   }
   const page = await rawGet("/");
   assert.equal(page.status, 200);
@@ -181,9 +247,67 @@ test("static files come only from the app's directory: traversal attempts get 40
   assert.match((await rawGet("/app.js")).body, /api\/info/);
 });
 
+/** Sends bytes on a raw socket and returns the whole answer (for requests node:http refuses to send). */
+function rawSocket(bytes: string): Promise<string> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(bytes));
+    let text = "";
+    socket.on("data", (c) => (text += c));
+    socket.on("end", () => resolve(text));
+    socket.on("error", reject);
+  });
+}
+
+function assertErrorShape(body: unknown, what: string): { message: string; fix?: string } {
+  const b = body as { error: { message: string; fix?: string } };
+  assert.deepEqual(Object.keys(b), ["error"], what);
+  assert.equal(typeof b.error.message, "string", what);
+  for (const key of Object.keys(b.error)) assert.ok(key === "message" || key === "fix", `${what}: ${key}`);
+  return b.error;
+}
+
+test("the framework's own errors come in the documented { error: { message, fix } } shape and status", async () => {
+  const host = new URL(base).host;
+  // A malformed percent-encoding fails in fastify's router (FST_ERR_BAD_URL), before any hook.
+  const badUrl = await call("/api/jobs/%E0%A4%A");
+  assert.equal(badUrl.status, 400);
+  assert.match(assertErrorShape(await badUrl.json(), "bad url").message, /invalid percent-encoding/);
+  // text/plain is not JSON: 415, as the docs say (fastify would otherwise parse it and answer 400).
+  const plain = await call("/api/predict", {
+    method: "POST",
+    body: '{"prompt":"hi"}',
+    headers: { "content-type": "text/plain" },
+  });
+  assert.equal(plain.status, 415);
+  assert.match(assertErrorShape(await plain.json(), "text/plain").message, /not JSON/);
+  const empty = await call("/api/predict", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(empty.status, 400);
+  assert.match(assertErrorShape(await empty.json(), "empty").message, /empty/);
+  const method = await call("/api/info", { method: "PATCH" });
+  assert.equal(method.status, 404);
+  assertErrorShape(await method.json(), "PATCH");
+  // HTTP the server cannot parse is answered on the socket, still in the API's shape.
+  const garbled = await rawSocket(`GET / HTTP/1.1\r\nHost: ${host}\r\nno colon here\r\n\r\n`);
+  assert.match(garbled, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(
+    assertErrorShape(JSON.parse(garbled.split("\r\n\r\n")[1]), "garbled").message,
+    /not valid HTTP/,
+  );
+  const huge = await rawSocket(`GET / HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+  assert.match(huge, /^HTTP\/1\.1 431 /);
+  assert.match(
+    assertErrorShape(JSON.parse(huge.split("\r\n\r\n")[1]), "huge").message,
+    /headers are too large/,
+  );
+});
+
 /** Follows a job's server-sent events until it finishes. */
 async function followJob(id: string): Promise<JobView[]> {
-  const res = await fetch(`${base}/api/jobs/${id}/events`);
+  const res = await call(`/api/jobs/${id}/events`);
   assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
   const text = await res.text(); // the stream ends when the job finishes
   return text
@@ -220,7 +344,7 @@ test("a patching job streams progress and ends with the heatmap; resid_pre at la
   for (const [p, v] of layer0.entries())
     assert.ok(Math.abs(v - (p === changed ? 1 : 0)) < 1e-3, `pos ${p}: ${v}`);
   assert.equal(last.result.figure.kind, "heatmap");
-  const polled = (await (await fetch(`${base}/api/jobs/${r.json.id}`)).json()) as JobView;
+  const polled = (await (await call(`/api/jobs/${r.json.id}`)).json()) as JobView;
   assert.equal(polled.status, "done");
 });
 
@@ -236,10 +360,10 @@ test("DELETE cancels a queued job; the queue goes on with the others", async () 
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) ids.push((await post("/api/jobs", body)).json.id);
   const last = ids.at(-1) as string;
-  const del = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  const del = await call(`/api/jobs/${last}`, { method: "DELETE" });
   assert.equal(del.status, 200);
   assert.equal(((await del.json()) as JobView).status, "cancelled");
-  const again = await fetch(`${base}/api/jobs/${last}`, { method: "DELETE" });
+  const again = await call(`/api/jobs/${last}`, { method: "DELETE" });
   assert.equal(again.status, 409);
   const finals = await Promise.all(ids.slice(0, -1).map((id) => server.queue.settled(id)));
   assert.deepEqual(

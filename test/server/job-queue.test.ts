@@ -103,11 +103,14 @@ test("cancelling a queued job removes it; cancelling a running job aborts its si
 });
 
 test("run() resolves with the result or rejects with the error; only the newest finished jobs are kept", async () => {
-  const q = new JobQueue(async (_k, p) => {
-    const n = (p as { n: number }).n;
-    if (n < 0) throw new Error(`negative ${n}`);
-    return n * 2;
-  }, 2);
+  const q = new JobQueue(
+    async (_k, p) => {
+      const n = (p as { n: number }).n;
+      if (n < 0) throw new Error(`negative ${n}`);
+      return n * 2;
+    },
+    { keepFinished: 2 },
+  );
   assert.equal(await q.run("double", { n: 21 }), 42);
   await assert.rejects(q.run("double", { n: -1 }), /negative -1/);
   const ids = [];

@@ -8,12 +8,12 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import type { ExplorerServer } from "../../src/server/app.ts";
+import { formatToken } from "../../src/tokenizer/format-token.ts";
 import type { ChartFigure, TokenFigure } from "../../src/viz/figure.ts";
 import type { ReportSection } from "../../src/viz/html/report.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 import { buildFixtureIndex, INDEX_TOP_K, INDEXED_LAYERS, type IndexFixture } from "./neuron-index-fixture.ts";
-import { startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 /** A bar chart's normalised input (`barChart` keeps it beside the Vega-Lite spec). */
 type BarFigure = ChartFigure & { data: { labels: string[]; values: number[] } };
@@ -33,8 +33,8 @@ const NEURONS: [number, number][] = [
 
 let model: HookedTransformer;
 let fixture: IndexFixture;
-let indexed: { server: ExplorerServer; base: string };
-let plain: { server: ExplorerServer; base: string };
+let indexed: FixtureServer;
+let plain: FixtureServer;
 
 before(async () => {
   model = loadFixtureModel({ backend: "reference" });
@@ -49,14 +49,14 @@ after(async () => {
   fixture?.remove();
 });
 
-async function getJson(base: string, path: string) {
-  const res = await fetch(base + path);
+async function getJson(srv: FixtureServer, path: string) {
+  const res = await srv.api(path);
   return { status: res.status, json: (await res.json()) as Record<string, any> };
 }
 
-async function neuronPage(base: string, layer: number, neuron: number, text?: string) {
+async function neuronPage(srv: FixtureServer, layer: number, neuron: number, text?: string) {
   const query = text === undefined ? "" : `?${new URLSearchParams({ text })}`;
-  const r = await getJson(base, `/api/neurons/${layer}/${neuron}${query}`);
+  const r = await getJson(srv, `/api/neurons/${layer}/${neuron}${query}`);
   assert.equal(r.status, 200, JSON.stringify(r.json));
   return r.json as NeuronResponse;
 }
@@ -112,8 +112,9 @@ function assertExtremes(fig: BarFigure, effect: Float64Array, largest: boolean):
     const t = expected[i];
     const tiedWith = expected.filter((u) => Math.abs(effect[u] - effect[t]) < TOL);
     assert.ok(
-      tiedWith.some((u) => JSON.stringify(model.tokenizer.decode([u])) === label),
-      `rank ${i}: ${label}, expected ${JSON.stringify(model.tokenizer.decode([t]))}`,
+      // Bar labels are written the one way tokens are written everywhere (formatToken).
+      tiedWith.some((u) => formatToken(model.tokenizer.decode([u])) === label),
+      `rank ${i}: ${label}, expected ${formatToken(model.tokenizer.decode([t]))}`,
     );
   }
 }
@@ -130,13 +131,13 @@ function assertLogitEffect(page: NeuronResponse, layer: number, neuron: number):
 }
 
 test("info says whether an index was given", async () => {
-  assert.equal((await getJson(indexed.base, "/api/info")).json.neuronIndex, true);
-  assert.equal((await getJson(plain.base, "/api/info")).json.neuronIndex, false);
+  assert.equal((await getJson(indexed, "/api/info")).json.neuronIndex, true);
+  assert.equal((await getJson(plain, "/api/info")).json.neuronIndex, false);
 });
 
 test("top examples are the index's, read directly, with activations equal to hook_post on each context", async () => {
   for (const [layer, neuron] of NEURONS) {
-    const page = await neuronPage(indexed.base, layer, neuron);
+    const page = await neuronPage(indexed, layer, neuron);
     assert.equal(page.indexed, true);
     assert.equal(page.title, `Neuron L${layer} N${neuron}`);
     const summary = fixture.index.summary(layer, neuron);
@@ -178,8 +179,8 @@ test("top examples are the index's, read directly, with activations equal to hoo
 
 test("the logit effect is W_out[n] @ W_U from the weights: top and bottom tokens, with and without an index", async () => {
   for (const [layer, neuron] of NEURONS) {
-    assertLogitEffect(await neuronPage(indexed.base, layer, neuron), layer, neuron);
-    assertLogitEffect(await neuronPage(plain.base, layer, neuron), layer, neuron);
+    assertLogitEffect(await neuronPage(indexed, layer, neuron), layer, neuron);
+    assertLogitEffect(await neuronPage(plain, layer, neuron), layer, neuron);
   }
 });
 
@@ -192,9 +193,9 @@ test("?text= shows the activation at every token of the text, equal to mlp.hook_
     // Typographic quotes are read as ASCII, as in the corpus.
     { text: "He didn\u2019t say \u201cflour\u201d.", as: `He didn't say "flour".` },
   ];
-  for (const base of [indexed.base, plain.base]) {
+  for (const srv of [indexed, plain]) {
     for (const { text, as } of cases) {
-      const page = await neuronPage(base, 2, 7, text);
+      const page = await neuronPage(srv, 2, 7, text);
       const s = section(page, "Activation on your text");
       assert.ok(s, "an own-text section");
       const sample = (s.figures[0].figure as TokenFigure).data.samples[0];
@@ -206,13 +207,13 @@ test("?text= shows the activation at every token of the text, equal to mlp.hook_
 });
 
 test("without an index the page says so and has no examples, but still the logit effect and own text", async () => {
-  const page = await neuronPage(plain.base, 2, 7, "The river froze.");
+  const page = await neuronPage(plain, 2, 7, "The river froze.");
   assert.equal(page.indexed, false);
   assert.deepEqual(
     page.sections.map((s) => s.heading),
     ["Direct effect on the logits", "Activation on your text"],
   );
-  const withIndex = await neuronPage(indexed.base, 2, 7);
+  const withIndex = await neuronPage(indexed, 2, 7);
   assert.equal(withIndex.indexed, true);
   assert.ok(!withIndex.sections.some((s) => s.heading === "Activation on your text"), "no text, no section");
 });
@@ -236,22 +237,22 @@ test("bad layers, neurons and texts are 400 with a clear message; the server kee
   ];
   // A layer the model has but the index does not: the fix is to index it.
   const missing = [0, 1, 2].find((l) => !INDEXED_LAYERS.includes(l)) as number;
-  for (const base of [indexed.base, plain.base]) {
+  for (const srv of [indexed, plain]) {
     for (const [path, pattern] of cases) {
-      const r = await getJson(base, path);
+      const r = await getJson(srv, path);
       assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.json)}`);
       assert.match(`${r.json.error.message} ${r.json.error.fix ?? ""}`, pattern, path);
     }
   }
   // A layer the index does not hold: a page without corpus examples, with a note saying how to index it.
-  const r = await getJson(indexed.base, `/api/neurons/${missing}/0`);
+  const r = await getJson(indexed, `/api/neurons/${missing}/0`);
   assert.equal(r.status, 200);
   assert.equal(r.json.indexed, false);
   assert.match(r.json.note, /no layer 1 \(it has 0, 2\).*--layers/);
   // The server without an index looks up any layer.
-  assert.equal((await neuronPage(plain.base, missing, 0)).indexed, false);
-  for (const base of [indexed.base, plain.base]) {
-    const ok = await neuronPage(base, 2, 7, "still here");
+  assert.equal((await neuronPage(plain, missing, 0)).indexed, false);
+  for (const srv of [indexed, plain]) {
+    const ok = await neuronPage(srv, 2, 7, "still here");
     assert.ok(section(ok, "Activation on your text"));
   }
 });
@@ -272,5 +273,5 @@ test("a wrong --neuron-index fails at start-up with the fix, not at the first lo
     /d_mlp 3072.*d_mlp 256.*pass the index built with this model/s,
   );
   // The servers already running were not disturbed.
-  assert.equal((await neuronPage(indexed.base, 2, 7)).indexed, true);
+  assert.equal((await neuronPage(indexed, 2, 7)).indexed, true);
 });

@@ -11,7 +11,7 @@ import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 import { buildFixtureIndex, type IndexFixture } from "./neuron-index-fixture.ts";
-import { startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 const LAYER = 2;
 const NEURON = 7;
@@ -19,12 +19,13 @@ const NEURON = 7;
 let fixture: IndexFixture;
 let server: ExplorerServer;
 let base: string;
+let withToken: FixtureServer["withToken"];
 let browser: Browser;
 const pageErrors: string[] = [];
 
 before(async () => {
   fixture = await buildFixtureIndex(loadFixtureModel({ backend: "reference" }));
-  [browser, { server, base }] = await Promise.all([
+  [browser, { server, base, withToken }] = await Promise.all([
     launchBrowser(),
     startFixtureServer({ neuronIndex: fixture.indexDir }),
   ]);
@@ -59,7 +60,7 @@ async function shownExamples(page: Page): Promise<number[][]> {
 
 test("a ?neuron=L.N link shows the top examples and the logit-effect charts; a reload shows the same", async () => {
   const page = await newPage();
-  await page.goto(`${base}/?neuron=${LAYER}.${NEURON}`);
+  await page.goto(withToken(`${base}/?neuron=${LAYER}.${NEURON}`));
   await page.waitForSelector("#neuron-out[data-ready]");
   assert.equal(await page.locator("#neuron").inputValue(), `${LAYER}.${NEURON}`);
   const text = await page.locator("#neuron-out").innerText();
@@ -93,7 +94,7 @@ test("a ?neuron=L.N link shows the top examples and the logit-effect charts; a r
   );
 
   const again = await newPage();
-  await again.goto(page.url());
+  await again.goto(withToken(page.url()));
   await again.waitForSelector("#neuron-out[data-ready]");
   assert.equal(await again.locator("#neuron-out").innerText(), text);
   assert.deepEqual(await shownExamples(again), shown);
@@ -103,7 +104,7 @@ test("a ?neuron=L.N link shows the top examples and the logit-effect charts; a r
 
 test("looking up a neuron records it in the URL; with a prompt the page adds its activations", async () => {
   const page = await newPage();
-  await page.goto(`${base}/`);
+  await page.goto(withToken(`${base}/`));
   await page.fill("#prompt", "The miller counted the sacks.");
   await page.fill("#neuron", `${LAYER}.${NEURON}`);
   await page.click("#show-neuron");
@@ -122,7 +123,7 @@ test("looking up a neuron records it in the URL; with a prompt the page adds its
 
 test("an out-of-range neuron shows the server's message and fix; no other page errors", async () => {
   const page = await newPage();
-  await page.goto(`${base}/?neuron=${LAYER}.9999`);
+  await page.goto(withToken(`${base}/?neuron=${LAYER}.9999`));
   const error = page.locator("#neuron-out .error");
   await error.waitFor();
   assert.match(await error.innerText(), /neuron 9999 does not exist.*256 neurons.*from 0 to 255/s);

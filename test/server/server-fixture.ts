@@ -1,14 +1,41 @@
-/** Starts the explorer on the fixture model, listening on 127.0.0.1 at a free port. */
-import { createServer, type ExplorerServer } from "../../src/server/app.ts";
+/** Starts the explorer on the fixture model (or another), listening on 127.0.0.1 at a free port. */
+import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
+import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 
+export interface FixtureServer {
+  server: ExplorerServer;
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** The page's address as `circuitscope serve` prints it (`/?token=...`), plus any other query of `url`. */
+  withToken(url?: string): string;
+  /** fetch(base + path) with the session token header, as the page sends it. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/** `model`: the fixture by default, or any model name or directory (e.g. the bundled "stories260k"). */
 export async function startFixtureServer(
-  opts: { neuronIndex?: string } = {},
-): Promise<{ server: ExplorerServer; base: string }> {
+  opts: Omit<ServerOptions, "model"> = {},
+  model: string = FIXTURE_DIR,
+): Promise<FixtureServer> {
   const server = await createServer({
-    model: { model: FIXTURE_DIR, backend: "onnx", process: true },
-    neuronIndex: opts.neuronIndex,
+    model: { model, backend: "onnx", process: true },
+    ...opts,
   });
   const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
-  return { server, base };
+  const token = server.token;
+  return {
+    server,
+    base,
+    withToken: (url = `${base}/`) => {
+      const u = new URL(url);
+      if (token !== null) u.searchParams.set("token", token);
+      return u.toString();
+    },
+    api: (path, init = {}) =>
+      fetch(base + path, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), ...(token ? { [TOKEN_HEADER]: token } : {}) },
+      }),
+  };
 }

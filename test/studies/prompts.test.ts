@@ -1,17 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { allGroups, FOCUS_GROUP, selectGroups } from "../../src/studies/contractions/groups.ts";
-import {
-  byGroup,
-  generatePrompts,
-  type PromptPair,
-  parsePromptFile,
-  positionRoles,
-  validatePairs,
-} from "../../src/studies/contractions/prompts.ts";
+import { allGroups, type ContractionGroup, FOCUS_GROUP } from "../../src/studies/contractions/groups.ts";
+import { contractionsSpec } from "../../src/studies/contractions/spec.ts";
+import { generatePrompts, positionRoles } from "../../src/studies/contractions/templates.ts";
+import { byGroup, type PromptPair, parsePromptFile, validatePairs } from "../../src/studies/prompts.ts";
+import { selectGroups as select } from "../../src/studies/spec.ts";
 import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
 
 const tok = gpt2Tokenizer();
+const selectGroups = (names: string[]) => select(contractionsSpec, names) as ContractionGroup[];
 
 describe("contraction groups", () => {
   it("use contractions and full forms that are single GPT-2 tokens", () => {
@@ -68,7 +65,7 @@ describe("generated prompts", () => {
     assert.equal(kept.length, pairs.length);
     for (const p of kept) {
       assert.equal(p.cleanTokens.length, p.corruptedTokens.length);
-      assert.equal(tok.decode([p.cleanTokens.at(-1)!]), ` ${p.pronoun}`);
+      assert.equal(tok.decode([p.cleanTokens.at(-1)!]), p.finalToken);
       assert.deepEqual(p.diffPositions, [2], p.clean); // [BOS][Subject][contraction]
       // Every prompt of a group has the template's positions, so per-position results align across prompts.
       assert.equal(p.cleanTokens.length, positionRoles(selectGroups([p.group])[0]).length);
@@ -83,7 +80,7 @@ describe("generated prompts", () => {
       assert.equal(tok.decode([p.cleanTokens[2]]), g.form.contraction);
       assert.equal(tok.decode([p.corruptedTokens[2]]), g.form.full);
       // Answer follows the final pronoun's person: 're for they/we/you, 's for he/she/it.
-      assert.equal(p.answer, ["they", "we", "you"].includes(p.pronoun!) ? "'re" : "'s");
+      assert.equal(p.answer, [" they", " we", " you"].includes(p.finalToken!) ? "'re" : "'s");
     }
   });
 });
@@ -95,7 +92,7 @@ describe("validation drops bad pairs with a reason", () => {
     answer: "'re",
     wrong: " are",
     group: "'re/they",
-    pronoun: "they",
+    finalToken: " they",
   };
   const cases: [Partial<PromptPair>, RegExp][] = [
     [{ answer: " contractions" }, /answer.*2 tokens/],
@@ -104,7 +101,7 @@ describe("validation drops bad pairs with a reason", () => {
     [{ corrupted: good.clean }, /same tokens/],
     [
       { clean: "We're helping our friend while he", corrupted: "We are helping our friend while he" },
-      /not the pronoun/,
+      /not " they"/,
     ],
     [{ corrupted: "We are helping our friend while you" }, /end with different tokens/],
     [{ roles: ["<BOS>", "subject"] }, /template has 2 positions/],

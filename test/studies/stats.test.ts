@@ -85,6 +85,30 @@ describe("bootstrap confidence interval of a mean", () => {
     assert.ok(Math.abs(half / (1.96 * a.se) - 1) < 0.2, `half-width ${half} vs 1.96 se ${1.96 * a.se}`);
   });
 
+  it("resamples draw every element, the last included, uniformly", () => {
+    // A one-hot sample at index j: a resample's mean is (times j was drawn) / n, Binomial(n, 1/n) / n
+    // whatever j is. With n = 2 that is 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4, so the 80% interval
+    // is exactly [0, 1] for both indices; a resampler that never (or always) draws some index gives [0, 0]
+    // (or [1, 1]) there.
+    for (const j of [0, 1]) {
+      const xs = [0, 0];
+      xs[j] = 1;
+      const s = summarize(xs, { seed: 11, resamples: 2000, level: 0.8 });
+      assert.deepEqual([s.ciLow, s.ciHigh], [0, 1], `one-hot at ${j}`);
+      // The middle 40% is the 1/2 atom (its cumulative mass runs from 1/4 to 3/4).
+      const mid = summarize(xs, { seed: 11, resamples: 2000, level: 0.4 });
+      assert.deepEqual([mid.ciLow, mid.ciHigh], [0.5, 0.5], `one-hot at ${j}, middle`);
+    }
+    // For larger n, each index's one-hot sample has the same interval: P(drawn >= 3 times of 5) = 0.058.
+    const n = 5;
+    for (let j = 0; j < n; j++) {
+      const xs = new Array(n).fill(0);
+      xs[j] = 1;
+      const s = summarize(xs, { seed: 4, resamples: 4000, level: 0.8 });
+      assert.deepEqual([s.ciLow, s.ciHigh], [0, 0.4], `n = 5, one-hot at ${j}`);
+    }
+  });
+
   it("covers the true mean at roughly the nominal rate", () => {
     const rand = mulberry32(2024);
     const trials = 300;

@@ -9,19 +9,22 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { logitDiff } from "../../src/analysis/answer-metrics.ts";
 import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
-import { summarize } from "../../src/analysis/stats.ts";
+import { holmAdjust, summarize } from "../../src/analysis/stats.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
-import { selectGroups } from "../../src/studies/contractions/groups.ts";
-import { makePlan, type StudyPlan } from "../../src/studies/contractions/plan.ts";
-import { generatePrompts, validatePairs } from "../../src/studies/contractions/prompts.ts";
-import type { StudyResults } from "../../src/studies/contractions/results.ts";
-import { runStudy } from "../../src/studies/contractions/run-study.ts";
-import { writeStudy } from "../../src/studies/contractions/write-study.ts";
+import type { ContractionGroup } from "../../src/studies/contractions/groups.ts";
+import { contractionsSpec } from "../../src/studies/contractions/spec.ts";
+import { generatePrompts } from "../../src/studies/contractions/templates.ts";
+import { runStudy } from "../../src/studies/pipeline.ts";
+import { validatePairs } from "../../src/studies/prompts.ts";
+import type { StudyResults } from "../../src/studies/results.ts";
+import { planFor, type StudyPlan, selectGroups as select } from "../../src/studies/spec.ts";
+import { writeStudy } from "../../src/studies/write-study.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 
 const model = loadFixtureModel({ backend: "reference" });
+const selectGroups = (names: string[]) => select(contractionsSpec, names) as ContractionGroup[];
 const plan: StudyPlan = {
-  ...makePlan({ quick: true, seed: 3, groups: ["'re/they", "'s/he", "'m/you"] }),
+  ...planFor(contractionsSpec, { quick: true, seed: 3, groups: ["'re/they", "'s/he", "'m/you"] }),
   perGroup: 5,
   focusPrompts: 6,
   positionPrompts: 2,
@@ -36,7 +39,14 @@ let written: { captions: { name: string; caption: string }[] };
 describe("contraction study on the tiny fixture", () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "cs-study-"));
-    results = await runStudy({ model, modelName: "tiny-gpt2", backend: "reference", plan, quiet: true });
+    results = await runStudy({
+      model,
+      modelName: "tiny-gpt2",
+      backend: "reference",
+      spec: contractionsSpec,
+      plan,
+      quiet: true,
+    });
     written = await writeStudy(results, join(dir, "out"));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,8 +56,14 @@ describe("contraction study on the tiny fixture", () => {
     assert.ok(existsSync(join(out, "report.html")));
     const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
     assert.equal(json.meta.seed, 3);
-    const svgs = readdirSync(join(out, "figures"));
+    const files = readdirSync(join(out, "figures"));
+    const svgs = files.filter((f) => f.endsWith(".svg"));
     assert.equal(svgs.length, written.captions.length);
+    // The spec's main figure is also a PNG (for a README), and nothing else is.
+    assert.deepEqual(
+      files.filter((f) => !f.endsWith(".svg")),
+      [`${contractionsSpec.mainFigure}.png`],
+    );
     for (const f of svgs) assert.match(readFileSync(join(out, "figures", f), "utf8"), /^<svg/);
     assert.deepEqual(
       readdirSync(dir).filter((n) => n.includes("tmp")),
@@ -56,7 +72,7 @@ describe("contraction study on the tiny fixture", () => {
     // The report is self-contained: no external scripts or stylesheets.
     const html = readFileSync(join(out, "report.html"), "utf8");
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/);
-    await assert.rejects(writeStudy(results, out), /already exists/);
+    await assert.rejects(writeStudy(results, out), /holds an earlier report: add --overwrite/);
   });
 
   it("uses the generated prompts of each group and reports their counts", () => {
@@ -117,14 +133,15 @@ describe("contraction study on the tiny fixture", () => {
     assert.equal(Math.abs(fTop.mean), Math.max(...all));
   });
 
-  it("exact patching numbers match src/patching run directly, normalised by the group's gap", async () => {
+  it("exact patching numbers match src/patching run directly, normalised by the group's gap when it has one", async () => {
     const pairs = validatePairs(generatePrompts(selectGroups(["'re/they"]), 6, 3), model.tokenizer).kept;
     const base = {
       clean: pairs.map((p) => p.cleanTokens),
       corrupted: pairs.map((p) => p.corruptedTokens),
       answers: { answer: pairs.map((p) => p.answerToken), wrong: pairs.map((p) => p.wrongToken) },
     };
-    const gap = results.focus.contractionEffect.mean;
+    // Fractions of the gap only when the gap is clearly there; raw changes otherwise (no effect to restore).
+    const gap = results.focus.normalised ? results.focus.effect.mean : 1;
     // The straightforward (one full forward per patch) path: independent of the fast path the study uses.
     const mlp = await activationPatching(model, {
       ...base,
@@ -133,7 +150,7 @@ describe("contraction study on the tiny fixture", () => {
     });
     assert.ok(Math.abs(results.focus.layerPatching!.mean[2][1] - (mlp.raw[0] - mlp.corrupted) / gap) < 1e-4);
     // Patching the whole residual stream at layer 0 restores the clean run exactly.
-    assert.ok(Math.abs(results.focus.layerPatching!.mean[0][0] - 1) < 1e-4);
+    assert.ok(Math.abs(results.focus.layerPatching!.mean[0][0] - results.focus.effect.mean / gap) < 1e-4);
     // A confirmed neuron: its per-prompt exact effect, from a direct patch of that neuron alone.
     const n = results.focus.neurons!.top[0];
     const one = await activationPatching(model, {
@@ -176,9 +193,16 @@ describe("contraction study on the tiny fixture", () => {
 
   it("comparisons are Holm-adjusted over the family and consistent with their intervals", () => {
     const items = results.comparisons.items;
-    assert.ok(items.length > 0);
+    assert.ok(items.length > 1);
+    // Holm over the whole family, recomputed here from the unadjusted p-values.
+    const holm = holmAdjust(items.map((c) => c.p));
+    assert.deepEqual(
+      items.map((c) => c.pHolm),
+      holm,
+    );
+    // The adjustment changes something, so skipping it could not pass.
+    assert.ok(items.some((c, i) => holm[i] > c.p));
     for (const c of items) {
-      assert.ok(c.pHolm >= c.p);
       assert.equal(c.significant, c.pHolm < results.comparisons.alpha);
       assert.ok(c.ciLow <= c.diff + 1e-9 && c.diff - 1e-9 <= c.ciHigh);
       const g = results.groups.find((x) => x.name === c.group)!;

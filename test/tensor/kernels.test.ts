@@ -30,6 +30,38 @@ test("linear forward and backward agree across backends and with a float64 dot p
   assert.throws(() => fast.forward(rand(3), 1), /expected 1x37/);
 });
 
+test("weight() gives back the exact weight; the onnx op keeps no reference to the caller's array", () => {
+  // Shapes that make the read-back take several chunks (outDim large against the 4M-element chunk).
+  for (const [K, N] of [
+    [37, 53],
+    [300, 20000],
+  ]) {
+    const W = rand(K * N, 3);
+    const b = rand(N);
+    const original = Float32Array.from(W);
+    const x = rand(2 * K);
+    const fast = onnx.linear(W, K, N, b);
+    const before = fast.forward(x, 2);
+    W.fill(Number.NaN); // the caller drops (here: spoils) its copy; the op must not depend on it
+    assert.deepEqual(fast.weight(), original, `onnx weight() of [${K}, ${N}] is bit-exact`);
+    assert.deepEqual(fast.forward(x, 2), before);
+    const dy = rand(2 * N);
+    const expected = referenceKernels.linear(original, K, N).backward(dy, 2);
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(
+      maxAbsDiff(fast.backward(dy, 2), expected) < 1e-5 * scale,
+      "backward built from the read-back weight",
+    );
+    fast.dispose();
+  }
+  const W = rand(6);
+  assert.equal(
+    referenceKernels.linear(W, 2, 3).weight(),
+    W,
+    "the reference op computes from the array it was given",
+  );
+});
+
 test("bmm agrees across backends, with and without transposed b", () => {
   const [batch, m, k, n] = [6, 4, 9, 7];
   const a = rand(batch * m * k);

@@ -1,11 +1,14 @@
 import type { Command } from "commander";
+import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
   type ModelCliOptions,
   parseLayerIndexList,
   printJson,
+  UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface AttentionOptions extends ModelCliOptions {
   prompt: string;
@@ -29,6 +32,14 @@ export function register(program: Command): void {
     .option("--png", "with --svg-dir, also write PNGs")
     .option("--json", "print only JSON: tokens and each head's [dest][src] pattern")
     .action(async (opts: AttentionOptions) => {
+      if (opts.png && !opts.svgDir)
+        throw new UsageError(
+          "--png writes PNGs beside the SVGs of --svg-dir DIR: add --svg-dir, or drop --png",
+        );
+      checkOutputPaths([
+        { path: opts.html, flag: "--html", kind: "file" },
+        { path: opts.svgDir, flag: "--svg-dir", kind: "dir" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { nLayers, nHeads } = model.cfg;
       const heads = opts.heads
@@ -65,7 +76,13 @@ export function register(program: Command): void {
             sections: [
               {
                 heading: "Attention patterns",
-                text: `Model: ${opts.model}. Rows are destinations, columns sources.`,
+                inputs: [
+                  { label: "model", value: opts.model },
+                  { label: "prompt", value: opts.prompt },
+                  { label: "tokens", value: `${n} (${strTokens.map(viz.formatToken).join(" ")})` },
+                  { label: "heads", value: `${patterns.length}: ${patterns.map((p) => p.label).join(", ")}` },
+                ],
+                text: "Rows are destinations (queries), columns sources (keys); each row sums to 1.",
                 figures: [{ figure }],
               },
             ],
@@ -97,7 +114,7 @@ export function register(program: Command): void {
             .map((v, j) => [v, j] as const)
             .sort((a, b) => b[0] - a[0])
             .slice(0, 3)
-            .map(([v, j]) => `${JSON.stringify(strTokens[j])}@${j} ${(v * 100).toFixed(1)}%`);
+            .map(([v, j]) => `${formatToken(strTokens[j])}@${j} ${(v * 100).toFixed(1)}%`);
           process.stdout.write(`${p.label}: final token attends to ${top.join(", ")}\n`);
         }
       }

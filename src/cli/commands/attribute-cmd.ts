@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { AttributionResult } from "../../analysis/attribute.ts";
+import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
   collect,
@@ -7,8 +8,10 @@ import {
   type ModelCliOptions,
   parseIntOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface AttributeOptions extends ModelCliOptions {
   prompt?: string[];
@@ -37,12 +40,14 @@ export function register(program: Command): void {
     .option("--no-prepend-bos", "do not prepend <|endoftext|>")
     .option("--json", "print only JSON (batch means)")
     .option("--html <file>", "write an HTML report: accumulated line, decomposed bars, layer x head heatmap")
-    .action(async (opts: AttributeOptions) => {
+    .action(async (opts: AttributeOptions, cmd: Command) => {
+      if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every head)");
       const prompts = opts.prompt ?? [];
       if (prompts.length === 0) throw new UsageError('No prompt: pass --prompt "TEXT" (repeatable)');
       if (opts.answer === undefined || opts.wrong === undefined)
         throw new UsageError('Both --answer and --wrong are needed, e.g. --answer "\'re" --wrong " are"');
       if (!(opts.top >= 1)) throw new UsageError(`--top must be at least 1, got ${opts.top}`);
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       const single = (flag: string, text: string) => {
         try {
@@ -82,7 +87,7 @@ function formatText(
   const f = (x: number) => (x >= 0 ? " " : "") + x.toFixed(4);
   const pct = (p: number) => `${(p * 100).toFixed(2)}%`;
   const lines = [
-    `Logit difference ${JSON.stringify(opts.answer)} - ${JSON.stringify(opts.wrong)} at each prompt's final position`,
+    `Logit difference ${formatToken(opts.answer ?? "")} - ${formatToken(opts.wrong ?? "")} at each prompt's final position`,
   ];
   prompts.forEach((p, b) => {
     const { answer, wrong } = reports[b];
@@ -130,64 +135,28 @@ async function writeReport(
   nHeads: number,
   opts: AttributeOptions,
 ): Promise<void> {
-  const { barChart, heatmap, lineChart, writeHtmlReport } = await import("../../viz/index.ts");
-  const heads = Array.from({ length: nLayers }, (_, l) =>
-    Array.from(r.heads.mean.subarray(l * nHeads, (l + 1) * nHeads)),
+  const { writeHtmlReport } = await import("../../viz/index.ts");
+  const { attributionFigures, attributionInputsList } = await import(
+    "../../viz/presets/attribution-figures.ts"
   );
-  const valueTitle = `logit diff (${opts.answer} - ${opts.wrong})`;
+  const inputs = {
+    prompts: opts.prompt ?? [],
+    answer: opts.answer ?? "",
+    wrong: opts.wrong ?? "",
+    nLayers,
+    nHeads,
+    logitLens: opts.logitLens,
+    model: opts.model,
+  };
+  const figs = attributionFigures(r, inputs);
   writeHtmlReport(path, {
     title: "Direct logit attribution",
-    subtitle: `${opts.model}: ${JSON.stringify(opts.answer)} vs ${JSON.stringify(opts.wrong)}, mean over ${r.lengths.length} prompt(s); logit difference ${r.logitDiff.mean.toFixed(4)}`,
+    subtitle: `model ${opts.model}; ${r.lengths.length} prompt(s)`,
     sections: [
-      {
-        heading: "Accumulated residual stream",
-        text: opts.logitLens
-          ? "Each accumulated residual normalised with its own LayerNorm statistics (logit lens), projected on the logit-difference direction."
-          : "Each accumulated residual centred and divided by the cached final LayerNorm scale, projected on the logit-difference direction.",
-        figures: [
-          {
-            figure: lineChart({
-              title: "Logit difference from the accumulated residual",
-              x: r.accumulated.labels,
-              series: [{ name: "mean", values: Array.from(r.accumulated.mean) }],
-              xTitle: "residual stream position",
-              yTitle: valueTitle,
-            }),
-          },
-        ],
-      },
-      {
-        heading: "Decomposed residual stream",
-        text: "Direct contribution of the embeddings and of each attention and MLP layer; the bars sum to the logit difference (minus unembedding biases).",
-        figures: [
-          {
-            figure: barChart({
-              title: "Direct logit attribution per component",
-              labels: r.decomposed.labels,
-              values: Array.from(r.decomposed.mean),
-              labelTitle: "component",
-              valueTitle,
-            }),
-          },
-        ],
-      },
-      {
-        heading: "Heads",
-        text: "Direct logit attribution of each head's output z @ W_O (without b_O).",
-        figures: [
-          {
-            figure: heatmap({
-              title: "Direct logit attribution: layer x head",
-              rowLabels: Array.from({ length: nLayers }, (_, l) => `L${l}`),
-              colLabels: Array.from({ length: nHeads }, (_, h) => `H${h}`),
-              values: heads,
-              rowTitle: "layer",
-              colTitle: "head",
-              valueTitle,
-            }),
-          },
-        ],
-      },
+      { heading: "Inputs", inputs: attributionInputsList(r, inputs), figures: [] },
+      { heading: "Accumulated residual stream", figures: [figs.accumulated] },
+      { heading: "Decomposed residual stream", figures: [figs.decomposed] },
+      { heading: "Heads", figures: [figs.heads] },
     ],
   });
 }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { nest } from "../../tensor/tensor.ts";
 import {
   addModelOptions,
   collect,
@@ -6,13 +7,15 @@ import {
   type ModelCliOptions,
   parseIntOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
 } from "../common.ts";
 import { largestCells } from "../heatmap-page.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface HeadsOptions extends ModelCliOptions {
-  kind: string[];
-  prompt: string[];
+  kind?: string[];
+  prompt?: string[];
   seqs: number;
   halfLength: number;
   seed: number;
@@ -31,12 +34,11 @@ export function register(program: Command): void {
         "head detection (TransformerLens' head_detector): previous-token, duplicate-token and induction scores of every head",
       ),
   )
-    .option("--kind <kind>", `detector (repeatable): ${KINDS.join(", ")} (default: all)`, collect, [])
+    .option("--kind <kind>", `detector (repeatable): ${KINDS.join(", ")} (default: all)`, collect)
     .option(
       "-p, --prompt <text>",
       "score on this text (repeatable); default: seeded repeated random tokens",
       collect,
-      [],
     )
     .option("--seqs <n>", "random sequences when no --prompt", parseIntOption("seqs"), 10)
     .option(
@@ -49,22 +51,31 @@ export function register(program: Command): void {
     .option("--top <n>", "top heads to list per detector", parseIntOption("top"), 5)
     .option("--html <file>", "write a layer x head heatmap per detector")
     .option("--json", "print only JSON: {kind: number[][] [layer][head]}")
-    .action(async (opts: HeadsOptions) => {
-      const kinds = opts.kind.length ? opts.kind : [...KINDS];
+    .action(async (opts: HeadsOptions, cmd: Command) => {
+      const prompts = opts.prompt ?? [];
+      if (prompts.length)
+        rejectIgnoredFlags(
+          cmd,
+          { seqs: "--seqs", halfLength: "--half-length", seed: "--seed" },
+          "with --prompt (they shape the random sequences used without one)",
+        );
+      if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every head)");
+      const kinds = opts.kind ?? [...KINDS];
       for (const k of kinds) {
         if (!(KINDS as readonly string[]).includes(k))
           throw new UsageError(`Unknown --kind "${k}": use ${KINDS.join(", ")}`);
       }
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       const { detectHeads, repeatedRandomTokens } = await import("../../analysis/head-detector.ts");
       const { nLayers: L, nHeads: H, nCtx, dVocab } = model.cfg;
-      if (!opts.prompt.length && 2 * opts.halfLength + 1 > nCtx) {
+      if (!prompts.length && 2 * opts.halfLength + 1 > nCtx) {
         throw new UsageError(
           `--half-length ${opts.halfLength} gives sequences longer than the context (${nCtx}): lower it`,
         );
       }
-      const sequences = opts.prompt.length
-        ? opts.prompt.map((p) => model.toTokens(p))
+      const sequences = prompts.length
+        ? prompts.map((p) => model.toTokens(p))
         : repeatedRandomTokens({
             nSeqs: opts.seqs,
             halfLength: opts.halfLength,
@@ -76,7 +87,7 @@ export function register(program: Command): void {
       const result: Record<string, number[][]> = {};
       for (const kind of kinds) {
         const scores = detectHeads(model, sequences, kind as (typeof KINDS)[number], { excludeBos: true });
-        result[kind] = Array.from({ length: L }, (_, l) => Array.from(scores.subarray(l * H, (l + 1) * H)));
+        result[kind] = nest(scores, [L, H]) as number[][];
       }
       if (opts.html) {
         const { writeHeatmapPage } = await import("../heatmap-page.ts");
@@ -96,6 +107,19 @@ export function register(program: Command): void {
               valueTitle: "score",
             },
           })),
+          [
+            { label: "model", value: opts.model },
+            {
+              label: "sequences",
+              value: prompts.length
+                ? prompts
+                : `${sequences.length} random token sequences repeated once (half length ${opts.halfLength}, seed ${opts.seed})`,
+            },
+            {
+              label: "score",
+              value: "share of each head's attention (BOS excluded) on the detector's ideal pattern",
+            },
+          ],
         );
         if (!opts.json) process.stderr.write(`wrote ${opts.html}\n`);
       }

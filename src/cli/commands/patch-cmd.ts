@@ -1,6 +1,10 @@
 import type { Command } from "commander";
+import type { HookedTransformer } from "../../model/hooked-transformer.ts";
+import type { TargetComparison } from "../../patching/attribution-compare.ts";
+import { cellLabel } from "../../patching/result-format.ts";
 import { TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
+import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
 import {
   addModelOptions,
   collect,
@@ -10,6 +14,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface PatchOptions extends ModelCliOptions {
   clean: string[];
@@ -33,29 +38,30 @@ export function register(program: Command): void {
     program
       .command("patch")
       .description(
-        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the normalised logit difference (1 = clean behaviour restored)",
+        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
       ),
   )
-    .option("--clean <text>", "clean prompt (repeat for a batch)", collect, [])
+    .option("--clean <text>", "clean prompt (repeat for a batch)", collect)
     .option(
       "--corrupted <text>",
       "corrupted prompt, same token length as its clean prompt (repeat in order)",
       collect,
-      [],
     )
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token")
     .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
-    .option("--layer <l>", "layer of the neurons (needed by --target neurons)", parseIntOption("layer"))
+    .option("--layer <l>", "neurons: only this layer's (default: every layer's)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
     .option("--by-pos", "head targets: one value per [layer, pos, head] (patterns: per destination position)")
-    .option("--per-prompt", "also report each prompt's raw and normalised logit differences")
+    .option("--per-prompt", "also report each prompt's logit difference and fraction restored")
     .option("--out <file>", "write the full result (incl. per-prompt values) as JSON")
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
     .option("--no-prepend-bos", "do not prepend <|endoftext|>")
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
+      opts.clean ??= [];
+      opts.corrupted ??= [];
       if (!["exact", "attribution", "compare"].includes(opts.method))
         throw new UsageError(`Unknown --method "${opts.method}": use exact, attribution or compare`);
       if (!(TARGET_NAMES as readonly string[]).includes(opts.target))
@@ -66,12 +72,28 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
-      // Attribution estimates every layer's neurons at once ([layer, neuron]) when no --layer is given.
-      if (opts.target === "neurons" && opts.layer === undefined && opts.method !== "attribution")
-        throw new UsageError("--target neurons needs --layer L (the MLP layer whose neurons to patch)");
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
+      // A flag that is accepted must change the output: refuse the combinations that would ignore it.
+      if (opts.byPos && !/^head_(z|q|k|v|pattern)$/.test(opts.target))
+        throw new UsageError(
+          `--by-pos applies to one head component (head_z, head_q, head_k, head_v, head_pattern), not --target ${opts.target}`,
+        );
+      if (opts.perPrompt && opts.method === "compare")
+        throw new UsageError(
+          "--per-prompt is not available with --method compare (it compares batch values): drop it, or use --out for every value",
+        );
 
+      opts.clean.forEach((clean, i) => {
+        if (clean === opts.corrupted[i])
+          throw new UsageError(
+            `${opts.clean.length === 1 ? "The" : `Pair ${i}:`} --clean and --corrupted prompts are identical (${JSON.stringify(clean)}), so patching has nothing to restore: give a corrupted prompt that differs.`,
+          );
+      });
+      checkOutputPaths([
+        { path: opts.out, flag: "--out", kind: "file" },
+        { path: opts.html, flag: "--html", kind: "file" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { activationPatching } = await import("../../patching/activation-patching.ts");
       const { answerToken } = await import("../../patching/pairs.ts");
@@ -82,11 +104,11 @@ export function register(program: Command): void {
         wrong: answerToken(model, opts.wrong, "--wrong"),
       };
       const { targetFromName } = await import("../../patching/targets.ts");
-      // Attribution estimates every layer's neurons at once when no --layer is given (exact needs one: checked above).
-      const allNeurons = opts.target === "neurons" && opts.layer === undefined;
-      const target = allNeurons
-        ? { kind: "neurons" as const, layer: -1 }
-        : targetFromName(opts.target, { layer: opts.layer, pos: opts.pos, perPosition: opts.byPos });
+      const target = targetFromName(opts.target, {
+        layer: opts.layer,
+        pos: opts.pos,
+        perPosition: opts.byPos,
+      });
 
       const progress = createProgress({
         label: `patch ${opts.target}`,
@@ -117,16 +139,26 @@ export function register(program: Command): void {
           const cmp = await import("../../patching/attribution-compare.ts");
           const cmps = await cmp.compareAttribution(model, { ...sweep, targets: [target] });
           progress.stop();
+          if (opts.out) {
+            const { writeFileAtomic } = await import("../../viz/index.ts");
+            const full = {
+              ...cmp.comparisonJson(cmps),
+              results: cmps.map((c) => ({
+                target: c.target,
+                estimate: fullJson(c.estimate),
+                exact: fullJson(c.exact),
+              })),
+            };
+            writeFileAtomic(opts.out, `${JSON.stringify(full)}\n`);
+          }
+          if (opts.html) await writeComparisonReport(opts.html, cmps, patchInputs(model, opts));
           if (opts.json) printJson(cmp.comparisonJson(cmps));
           else process.stdout.write(`${cmp.formatComparison(cmps)}\n`);
           return;
         }
         result =
           opts.method === "attribution"
-            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, {
-                ...sweep,
-                target: allNeurons ? { kind: "neurons" } : target,
-              })
+            ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
             : await activationPatching(model, sweep);
       } catch (err) {
         if (stop.signal.aborted) {
@@ -144,7 +176,7 @@ export function register(program: Command): void {
         const { writeFileAtomic } = await import("../../viz/index.ts");
         writeFileAtomic(opts.out, `${JSON.stringify(fullJson(result))}\n`);
       }
-      if (opts.html) await writeReport(opts.html, result, opts);
+      if (opts.html) await writeReport(opts.html, result, patchInputs(model, opts));
       if (opts.json) {
         printJson(resultJson(result, { perPrompt: opts.perPrompt }));
         return;
@@ -168,17 +200,18 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
     `Logit difference: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}`,
   ];
   const order = [...r.values.keys()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
-  lines.push("Largest effects (normalised; 1 = clean restored):");
+  lines.push("Largest effects (fraction restored; 1 = clean restored):");
   for (const i of order.slice(0, 15)) {
-    lines.push(`  ${cellName(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
+    lines.push(`  ${cellLabel(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
   }
   if (perPrompt) {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
-      lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
+      const name = r.perPrompt.clean.length === 1 ? "The prompt" : `Prompt ${b}`;
+      lines.push(`${name}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
         lines.push(
-          `  ${cellName(r, i).padEnd(28)} diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  normalised ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
         );
       }
     });
@@ -186,91 +219,58 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
   return lines.join("\n");
 }
 
-function cellName(r: PatchResult, flat: number): string {
-  const parts: string[] = [];
-  let rest = flat;
-  for (let a = r.shape.length - 1; a >= 0; a--) {
-    const i = rest % r.shape[a];
-    rest = Math.floor(rest / r.shape[a]);
-    const label = r.labels[a]?.[i];
-    parts.unshift(`${r.axes[a]} ${i}${label !== undefined ? ` ${JSON.stringify(label)}` : ""}`);
-  }
-  return parts.join(", ");
+/** What the page states about its inputs: prompts, tokens, and the token strings of the labelled pair. */
+function patchInputs(model: HookedTransformer, opts: PatchOptions): PatchInputs {
+  const tok = { prependBos: opts.prependBos };
+  const lengths = opts.clean.map((c) => model.toTokens(c, tok).length);
+  // The sweep labels positions with the longest clean prompt; its corrupted partner names the changed tokens.
+  const k = lengths.indexOf(Math.max(...lengths));
+  return {
+    clean: opts.clean,
+    corrupted: opts.corrupted,
+    answer: opts.answer ?? "",
+    wrong: opts.wrong ?? "",
+    cleanTokens: model.toStrTokens(opts.clean[k], tok),
+    corruptedTokens: opts.corrupted[k] === undefined ? undefined : model.toStrTokens(opts.corrupted[k], tok),
+    model: opts.model,
+  };
 }
 
-async function writeReport(path: string, r: PatchResult, opts: PatchOptions): Promise<void> {
-  const { heatmap, tokenPositionLabels, writeHtmlReport } = await import("../../viz/index.ts");
-  const { nest } = await import("../../patching/result-format.ts");
-  const figures = [];
-  const layerLabels = (n: number) => Array.from({ length: n }, (_, l) => `L${l}`);
-  const valueTitle = "logit diff restored";
-  if (r.axes[0] === "layer" && r.axes[1] === "pos") {
-    figures.push({
-      figure: heatmap({
-        title: `${r.target}: layer x position`,
-        rowLabels: layerLabels(r.shape[0]),
-        colLabels: tokenPositionLabels(r.labels[1] ?? []),
-        values: nest(r.values, r.shape) as number[][],
-        rowTitle: "layer",
-        colTitle: "position",
-        valueTitle,
-      }),
-    });
-  } else if (r.axes.join() === "layer,head" || r.axes.join() === "component,layer,head") {
-    const maps = r.axes[0] === "component" ? ["z", "q", "k", "v", "pattern"] : [r.target];
-    const per = r.shape.slice(-2);
-    maps.forEach((name, c) => {
-      const slice = r.values.subarray(c * per[0] * per[1], (c + 1) * per[0] * per[1]);
-      figures.push({
-        figure: heatmap({
-          title: `${name}: layer x head`,
-          rowLabels: layerLabels(per[0]),
-          colLabels: Array.from({ length: per[1] }, (_, h) => `H${h}`),
-          values: nest(slice, per) as number[][],
-          rowTitle: "layer",
-          colTitle: "head",
-          valueTitle,
-        }),
-      });
-    });
-  } else if (r.axes.join() === "layer,pos,head") {
-    const [L, P, H] = r.shape;
-    for (let p = 0; p < P; p++) {
-      const slice = new Float64Array(L * H);
-      for (let l = 0; l < L; l++)
-        for (let h = 0; h < H; h++) slice[l * H + h] = r.values[(l * P + p) * H + h];
-      figures.push({
-        figure: heatmap({
-          title: `${r.target} at position ${tokenPositionLabels(r.labels[1] ?? [])[p] ?? p}: layer x head`,
-          rowLabels: layerLabels(L),
-          colLabels: Array.from({ length: H }, (_, h) => `H${h}`),
-          values: nest(slice, [L, H]) as number[][],
-          rowTitle: "layer",
-          colTitle: "head",
-          valueTitle,
-        }),
-      });
-    }
-  } else {
-    // Neurons: one row of d_mlp cells.
-    figures.push({
-      figure: heatmap({
-        title: `${r.target}`,
-        rowLabels: [r.target],
-        colLabels: Array.from({ length: r.shape[0] }, (_, i) => `N${i}`),
-        values: [[...r.values]],
-        valueTitle,
-      }),
-    });
-  }
+async function writeReport(path: string, r: PatchResult, inputs: PatchInputs): Promise<void> {
+  const { writeHtmlReport } = await import("../../viz/index.ts");
+  const { patchFigures, patchInputsList } = await import("../../viz/presets/patch-figures.ts");
   writeHtmlReport(path, {
     title: `Activation patching: ${r.target}`,
-    subtitle: `model ${opts.model}; clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)} (batch-mean logit difference)`,
+    subtitle: `model ${inputs.model}; ${inputs.clean.length} prompt pair(s); method ${r.method}`,
     sections: [
       {
         heading: r.target,
-        text: "Clean activations patched into the corrupted run, one location at a time. Value: (patched - corrupted) / (clean - corrupted) of the batch-mean logit difference at the final position.",
+        inputs: patchInputsList(r, inputs),
+        text: "Clean activations patched into the corrupted run, one location at a time.",
+        figures: patchFigures(r, inputs),
+      },
+    ],
+  });
+}
+
+async function writeComparisonReport(
+  path: string,
+  cmps: readonly TargetComparison[],
+  inputs: PatchInputs,
+): Promise<void> {
+  const { writeHtmlReport } = await import("../../viz/index.ts");
+  const { comparisonFigures, patchInputsList } = await import("../../viz/presets/patch-figures.ts");
+  const { figures, tables } = comparisonFigures(cmps);
+  writeHtmlReport(path, {
+    title: `Attribution patching vs exact patching: ${cmps.map((c) => c.target).join(", ")}`,
+    subtitle: `model ${inputs.model}; ${inputs.clean.length} prompt pair(s)`,
+    sections: [
+      {
+        heading: "Estimate against exact",
+        inputs: patchInputsList(cmps[0].exact, inputs),
+        text: "Each location patched exactly (a patched run) and estimated by attribution patching (one gradient pass). Points on the dashed line are estimated exactly.",
         figures,
+        tables,
       },
     ],
   });

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
@@ -52,13 +53,13 @@ export function register(program: Command): void {
       ];
       if (answer) {
         lines.push(
-          `Answer ${JSON.stringify(answer.str)}: rank ${answer.rank}, logit ${answer.logit.toFixed(3)}, prob ${(answer.prob * 100).toFixed(2)}%`,
+          `Answer ${formatToken(answer.str)}: rank ${answer.rank}, logit ${answer.logit.toFixed(3)}, prob ${(answer.prob * 100).toFixed(2)}%`,
         );
       }
       lines.push("Top predictions:");
       top.forEach((t, i) => {
         lines.push(
-          `  ${String(i).padStart(2)}  logit ${t.logit.toFixed(3).padStart(8)}  prob ${(t.prob * 100).toFixed(2).padStart(6)}%  ${JSON.stringify(t.str)}`,
+          `  ${String(i).padStart(2)}  logit ${t.logit.toFixed(3).padStart(8)}  prob ${(t.prob * 100).toFixed(2).padStart(6)}%  ${formatToken(t.str)}`,
         );
       });
       process.stdout.write(`${lines.join("\n")}\n`);

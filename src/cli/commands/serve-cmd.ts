@@ -1,13 +1,48 @@
+import { createServer as createNetServer } from "node:net";
 import type { Command } from "commander";
-import { addModelOptions, type ModelCliOptions, parseIntOption, UsageError } from "../common.ts";
+import { addModelOptions, collect, type ModelCliOptions, parseIntOption, UsageError } from "../common.ts";
 
 interface ServeOptions extends ModelCliOptions {
   port: number;
   host?: string;
+  allowedHost: string[];
+  token: boolean; // commander turns --no-token into token: false
+  maxQueue: number;
   neuronIndex?: string;
 }
 
 const DEFAULT_HOST = "127.0.0.1";
+const WILDCARD_HOSTS = ["0.0.0.0", "::"];
+
+/** What a failed listen means for the user, and what to pass instead. */
+function listenFailure(err: NodeJS.ErrnoException, port: number, host: string): Error {
+  switch (err.code) {
+    case "EADDRINUSE":
+      return new UsageError(`port ${port} is in use: pass --port 0 (any free port) or another port`);
+    case "EACCES":
+      return new UsageError(
+        `not allowed to listen on port ${port} (ports below 1024 need privileges): pass --port 0 or a port above 1023`,
+      );
+    case "EADDRNOTAVAIL":
+      return new UsageError(
+        `address ${host} is not an address of this machine: pass --host 127.0.0.1 (the default) or one of its own addresses`,
+      );
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new UsageError(`host ${host} does not resolve: pass --host 127.0.0.1 (the default)`);
+    default:
+      return err;
+  }
+}
+
+/** Tries the address and port before the (slow) model load, so they fail at once, not a minute later. */
+function checkCanListen(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once("error", (err) => reject(listenFailure(err, port, host)));
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
 
 export function register(program: Command): void {
   addModelOptions(
@@ -22,14 +57,31 @@ export function register(program: Command): void {
       "--host <address>",
       `address to bind (default ${DEFAULT_HOST}; 0.0.0.0 exposes the model to your network)`,
     )
+    .option(
+      "--allowed-host <name>",
+      "also answer requests for this Host (name, or name:port for a tunnel); repeatable",
+      collect,
+      [],
+    )
+    .option("--no-token", "do not require the session token on API requests (trusted machines only)")
+    .option(
+      "--max-queue <n>",
+      "most model jobs queued or running at once; more are refused with 429",
+      parseIntOption("max-queue"),
+      16,
+    )
     .option("--neuron-index <dir>", "neuron index directory (from `circuitscope index`) for neuron lookups")
     .action(async (opts: ServeOptions) => {
       if (!opts.model)
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
       if (opts.port < 0 || opts.port > 65535)
         throw new UsageError(`--port must be 0..65535, got ${opts.port}`);
+      if (opts.maxQueue < 1) throw new UsageError(`--max-queue must be at least 1, got ${opts.maxQueue}`);
       // Loopback unless the user names another address: exposing the model is an explicit choice.
       const host = opts.host ?? DEFAULT_HOST;
+      await checkCanListen(opts.port, host);
+      // A specific address the user binds is a name the page may be opened under.
+      const allowedHosts = WILDCARD_HOSTS.includes(host) ? opts.allowedHost : [host, ...opts.allowedHost];
       const { createServer } = await import("../../server/app.ts");
       process.stderr.write(`Loading ${opts.model}…\n`);
       const server = await createServer({
@@ -40,16 +92,28 @@ export function register(program: Command): void {
           offline: opts.offline,
         },
         neuronIndex: opts.neuronIndex,
+        token: opts.token ? undefined : null,
+        allowedHosts,
+        maxQueue: opts.maxQueue,
       });
-      const address = await server.app.listen({ port: opts.port, host });
-      process.stdout.write(
-        `circuitscope explorer for ${opts.model}: ${address.replace("[::1]", "localhost")}/\n`,
-      );
-      if (host === "0.0.0.0" || host === "::") {
+      let address: string;
+      try {
+        address = await server.app.listen({ port: opts.port, host });
+      } catch (err) {
+        await server.close(); // stops the model worker, so the process can exit
+        throw listenFailure(err as NodeJS.ErrnoException, opts.port, host);
+      }
+      const url = new URL(`${address.replace("[::1]", "localhost")}/`);
+      if (server.token !== null) url.searchParams.set("token", server.token);
+      process.stdout.write(`circuitscope explorer for ${opts.model}: ${url}\n`);
+      if (WILDCARD_HOSTS.includes(host)) {
         process.stderr.write(
-          "Warning: listening on every network interface; anyone who can reach this machine can use it.\n",
+          "Warning: listening on every network interface; anyone who can reach this machine can use it.\n" +
+            "Pages are answered only for the names in --allowed-host (plus localhost).\n",
         );
       }
+      if (server.token === null)
+        process.stderr.write("Warning: --no-token: any program on this machine can use the API.\n");
       const stop = () => {
         void server.close().then(() => process.exit(0));
       };

@@ -1,5 +1,6 @@
 /** Logit difference per layer and the per-head attribution heatmap; clicking a head cell selects it. */
 import type { Figure } from "../../viz/figure.ts";
+import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
 import { el, showBusy, showError } from "./dom.ts";
 import { appendFigure } from "./figure-panel.ts";
@@ -7,6 +8,7 @@ import { appendFigure } from "./figure-panel.ts";
 interface AttributionResponse {
   logitDiff: number;
   figures: { perLayer: Figure; heads: Figure };
+  captions?: { perLayer: string; heads: string };
 }
 
 export async function showAttribution(
@@ -19,10 +21,13 @@ export async function showAttribution(
   try {
     const res = await api.post<AttributionResponse>("/api/attribution", params);
     out.replaceChildren(
-      el("div", { className: "answer-line", text: `Logit difference: ${res.logitDiff.toFixed(3)}` }),
+      el("div", {
+        className: "answer-line",
+        text: `Logit difference (${displayToken(params.answer)} − ${displayToken(params.wrong)}): ${res.logitDiff.toFixed(3)}`,
+      }),
     );
-    await appendFigure(out, res.figures.perLayer);
-    const heads = await appendFigure(out, res.figures.heads);
+    await appendFigure(out, res.figures.perLayer, res.captions?.perLayer);
+    const heads = await appendFigure(out, res.figures.heads, res.captions?.heads);
     // Heatmap cells carry their row ("L3") and column ("H7") labels in the datum.
     heads?.addEventListener("click", (_event, item) => {
       const datum = (item as { datum?: { row?: string; col?: string } } | null)?.datum;

@@ -2,8 +2,9 @@
  * The explorer page: wires the panels to the form fields and keeps the view in the URL, so reloading
  * or sharing the link recomputes the same view.
  */
+import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
-import { showAttention } from "./attention-panel.ts";
+import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { byId, showError } from "./dom.ts";
 import { showNeuron } from "./neuron-panel.ts";
@@ -34,12 +35,21 @@ function fillForm(state: ViewState): void {
   for (const f of FIELD_IDS) if (state[f] !== "") byId<Field>(f).value = state[f];
 }
 
+/** The all-heads grid for the prompt, with the URL's head (if any) opened; a picked head goes into the URL. */
 async function showHead(state: ViewState): Promise<void> {
   const out = byId("attention-out");
-  if (!state.prompt || !state.head) return;
-  const pair = parsePair(state.head);
-  if (!pair) return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
-  await showAttention(out, state.prompt, pair[0], pair[1]);
+  if (!state.prompt) return;
+  const pair = state.head ? parsePair(state.head) : null;
+  if (state.head && !pair)
+    return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
+  await showAttentionGrid(out, {
+    prompt: state.prompt,
+    head: pair,
+    onSelect: (layer, head) => {
+      byId<HTMLInputElement>("head").value = `${layer}.${head}`;
+      writeState(formState());
+    },
+  });
 }
 
 async function analysePrompt(state: ViewState): Promise<void> {
@@ -78,6 +88,25 @@ function onSubmit(formId: string, action: (s: ViewState) => Promise<void>): void
   });
 }
 
+/**
+ * Under the answer and wrong boxes: the token as every figure writes it, so a leading space (" are")
+ * is visible as `·are` while typing.
+ */
+function showTokenPreviews(): void {
+  for (const id of ["answer", "wrong"]) {
+    const input = byId<HTMLInputElement>(id);
+    const preview = document.createElement("span");
+    preview.className = "token-preview";
+    preview.id = `${id}-preview`;
+    const update = () => {
+      preview.textContent = input.value === "" ? "" : `token: ${displayToken(input.value)}`;
+    };
+    input.addEventListener("input", update);
+    input.after(preview);
+    update();
+  }
+}
+
 async function main(): Promise<void> {
   const info = await api.get<Info>("/api/info");
   byId("model-name").textContent =
@@ -86,6 +115,7 @@ async function main(): Promise<void> {
   for (const t of info.patchTargets) targetSelect.append(new Option(t, t));
   const state = readState();
   fillForm(state);
+  showTokenPreviews();
 
   onSubmit("prompt-form", analysePrompt);
   onSubmit("head-form", showHead);

@@ -7,27 +7,34 @@ import type { Figure } from "../../viz/figure.ts";
 import type { PatchingParams } from "../tasks.ts";
 import { ApiCallError, api } from "./api.ts";
 import { el, showError } from "./dom.ts";
-import { showFigure } from "./figure-panel.ts";
+import { inputsList, showFigure } from "./figure-panel.ts";
 
 interface JobView {
   id: string;
   status: "queued" | "running" | "done" | "failed" | "cancelled";
   progress: { done: number; total: number } | null;
   position?: number;
-  result?: { figure: Figure; summary: string };
+  result?: {
+    figure: Figure;
+    summary: string;
+    caption?: string;
+    inputs?: { label: string; value: string | string[] }[];
+  };
   error?: { message: string; fix?: string };
 }
 
-let current: { id: string; source: EventSource } | null = null;
+let current: { id: string; stream: AbortController } | null = null;
 
-/** Stops following the running job and cancels it; resolves with its final state (null if it had finished). */
+/** Cancels the running job and stops following it; resolves with its final state (null if it had finished). */
 export async function cancelCurrentJob(): Promise<JobView | null> {
   if (!current) return null;
-  const { id, source } = current;
-  source.close();
+  const { id, stream } = current;
   current = null;
-  // It may have just finished: then there is nothing to cancel (409).
-  return api.delete<JobView>(`/api/jobs/${id}`).catch(() => null);
+  // It may have just finished: then there is nothing to cancel (409). Cancel before closing the stream:
+  // a closed stream alone also cancels it server-side, and then DELETE would have no final view to return.
+  const view = await api.delete<JobView>(`/api/jobs/${id}`).catch(() => null);
+  stream.abort();
+  return view;
 }
 
 export async function runPatching(out: HTMLElement, params: PatchingParams): Promise<void> {
@@ -66,7 +73,8 @@ export async function runPatching(out: HTMLElement, params: PatchingParams): Pro
       if (view.status === "done" && view.result) {
         bar.value = 1;
         status.textContent = view.result.summary;
-        await showFigure(figureHost, view.result.figure);
+        await showFigure(figureHost, view.result.figure, view.result.caption);
+        if (view.result.inputs) figureHost.prepend(inputsList(view.result.inputs));
         out.dataset.ready = "true";
       } else if (view.status === "failed") {
         showError(out, new ApiCallError(view.error?.message ?? "The job failed", view.error?.fix));
@@ -75,28 +83,29 @@ export async function runPatching(out: HTMLElement, params: PatchingParams): Pro
   };
 
   await render(job);
-  const source = new EventSource(`/api/jobs/${job.id}/events`);
-  current = { id: job.id, source };
-  source.onmessage = (e) => {
-    const view = JSON.parse(e.data) as JobView;
+  const stream = new AbortController();
+  current = { id: job.id, stream };
+  const onEvent = (data: string) => {
+    const view = JSON.parse(data) as JobView;
     if (view.status === "done" || view.status === "failed" || view.status === "cancelled") {
-      source.close();
       if (current?.id === view.id) current = null;
     }
     void render(view);
   };
-  source.onerror = () => {
-    // The stream ends after the final event; an error before that means the server went away.
-    if (current?.id === job.id) {
-      source.close();
-      current = null;
-      showError(
-        out,
-        new ApiCallError(
-          "Lost the connection to the server while the job was running.",
-          "Reload the page to run it again.",
-        ),
-      );
-    }
+  // The stream ends after the final event; ending or failing before that means the server went away.
+  const lost = (err?: unknown) => {
+    if (current?.id !== job.id) return;
+    current = null;
+    const refused = err instanceof ApiCallError && err.status !== undefined;
+    showError(
+      out,
+      refused
+        ? err
+        : new ApiCallError(
+            "Lost the connection to the server while the job was running.",
+            "Reload the page to run it again.",
+          ),
+    );
   };
+  void api.events(`/api/jobs/${job.id}/events`, onEvent, stream.signal).then(() => lost(), lost);
 }

@@ -60,7 +60,7 @@ function predictionTable(top: Prediction[]): HTMLElement {
 function answerLine(label: string, r: Prediction & { rank: number }): HTMLElement {
   return el("div", {
     className: "answer-line",
-    text: `${label} ${JSON.stringify(r.str)}: rank ${r.rank}, logit ${r.logit.toFixed(3)}, prob ${(r.prob * 100).toFixed(2)}%`,
+    text: `${label} ${displayToken(r.str)}: rank ${r.rank}, logit ${r.logit.toFixed(3)}, prob ${(r.prob * 100).toFixed(2)}%`,
   });
 }
 

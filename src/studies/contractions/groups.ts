@@ -3,6 +3,7 @@
  * continue the final pronoun with the contraction that fits it ('re after they/we/you, 's after
  * he/she/it) rather than the full verb (" are" / " is").
  */
+import type { StudyGroup } from "../spec.ts";
 
 /** An earlier contraction, the full form it replaces (same token count), and the subjects it can follow. */
 export interface ContractionForm {
@@ -41,7 +42,7 @@ export const FINAL_PRONOUNS: readonly FinalPronoun[] = [
   { pronoun: "it", answer: "'s", wrong: " is" },
 ];
 
-export interface GroupSpec {
+export interface ContractionGroup extends StudyGroup {
   /** "'re/they": earlier contraction / final pronoun. */
   name: string;
   form: ContractionForm;
@@ -56,22 +57,8 @@ export function groupName(contraction: string, pronoun: string): string {
 export const FOCUS_GROUP = groupName("'re", "they");
 
 /** Every contraction x pronoun group, in a stable order (contractions outer). */
-export function allGroups(): GroupSpec[] {
+export function allGroups(): ContractionGroup[] {
   return CONTRACTIONS.flatMap((form) =>
     FINAL_PRONOUNS.map((final) => ({ name: groupName(form.contraction, final.pronoun), form, final })),
   );
-}
-
-/** Groups by name ("'re/they"); an unknown name is an error listing the known ones. */
-export function selectGroups(names: readonly string[]): GroupSpec[] {
-  const all = allGroups();
-  return names.map((n) => {
-    const g = all.find((x) => x.name === n);
-    if (!g) {
-      throw new Error(
-        `Unknown group ${JSON.stringify(n)}. Groups are "contraction/pronoun", one of: ${all.map((x) => x.name).join(", ")}.`,
-      );
-    }
-    return g;
-  });
 }

@@ -3,13 +3,21 @@
  * `Figure` into a DOM element. Used by the HTML report and by the web app.
  */
 import embed, { type Result as EmbedResult } from "vega-embed";
-import type { Figure } from "../figure.ts";
-import { mountAttentionView } from "./attention-view.ts";
+import { fitOf, fittedStep, stepOf, withStep } from "../charts/fit.ts";
+import type { ChartFigure, Figure } from "../figure.ts";
+import { type AttentionViewOptions, mountAttentionView } from "./attention-view.ts";
 import { injectStyles } from "./styles.ts";
 import { mountTokenView } from "./token-view.ts";
 
-/** Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the other views. */
-export async function mountFigure(el: HTMLElement, fig: Figure): Promise<EmbedResult["view"] | null> {
+/**
+ * Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the
+ * other views. `opts.attention` picks the attention view's first head and reports the heads the reader opens.
+ */
+export async function mountFigure(
+  el: HTMLElement,
+  fig: Figure,
+  opts: { attention?: AttentionViewOptions } = {},
+): Promise<EmbedResult["view"] | null> {
   injectStyles(el.ownerDocument);
   el.dataset.csKind = fig.kind;
   if (fig.kind === "attention" || fig.kind === "tokens") {
@@ -19,17 +27,43 @@ export async function mountFigure(el: HTMLElement, fig: Figure): Promise<EmbedRe
     title.className = "cs-view-title";
     title.textContent = fig.title;
     const body = el.appendChild(el.ownerDocument.createElement("div"));
-    if (fig.kind === "attention") mountAttentionView(body, fig.data);
+    if (fig.kind === "attention") mountAttentionView(body, fig.data, opts.attention);
     else mountTokenView(body, fig.data, "");
     return null;
   }
-  // SVG renderer: crisp when zoomed, and the marks are DOM nodes the export menu and tests can see.
-  // No "open in editor" link: reports must work offline.
-  const result = await embed(el, fig.spec, {
-    renderer: "svg",
-    actions: { export: true, source: false, compiled: false, editor: false },
-  });
-  return result.view;
+  return (await embedFitted(el, fig)).view;
+}
+
+// SVG renderer: crisp when zoomed, and the marks are DOM nodes the export menu and tests can see.
+// No "open in editor" link: reports must work offline.
+const EMBED_OPTIONS = {
+  renderer: "svg",
+  actions: { export: true, source: false, compiled: false, editor: false },
+} as const;
+
+/**
+ * Draws a chart at its built size, measures it, and redraws it once with the band step (or plot width)
+ * that makes it exactly fill `el`'s width: labels and legend stay visible with no horizontal scroll, and a
+ * wide panel gets a large chart rather than a small one in a corner.
+ */
+async function embedFitted(el: HTMLElement, fig: ChartFigure): Promise<EmbedResult> {
+  // vega-embed makes its element an inline-block as wide as the drawing (plus the actions button), so it
+  // gets a child of its own: `el` keeps the container's width, and the child's width is what was drawn.
+  el.innerHTML = "";
+  const host = el.appendChild(el.ownerDocument.createElement("div"));
+  const available = el.clientWidth;
+  let result = await embed(host, fig.spec, EMBED_OPTIONS);
+  const fit = fitOf(fig.spec);
+  const step = stepOf(fig.spec);
+  if (!fit || step === undefined || available <= 0) return result;
+  const drawn = host.offsetWidth;
+  if (drawn <= 0) return result;
+  const fitted = fittedStep(fit, step, drawn, available - 2);
+  if (fitted === step) return result;
+  result.finalize();
+  result = await embed(host, withStep(fig.spec, fitted), EMBED_OPTIONS);
+  el.dataset.csStep = String(fitted);
+  return result;
 }
 
 /**

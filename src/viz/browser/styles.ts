@@ -4,8 +4,12 @@ export const VIZ_CSS = `
 .cs-view-title { font: bold 13px 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; margin: 2px 0 8px; }
 .cs-attention { font-family: 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; font-size: 13px; }
 .cs-head-tabs { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 8px; }
-.cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; border-radius: 4px; cursor: pointer; }
+.cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; color: #222; border-radius: 4px; cursor: pointer; }
 .cs-head-tabs button[aria-selected="true"] { background: #08519c; color: #fff; border-color: #08519c; }
+.cs-head-tabs.cs-head-grid { display: grid; grid-auto-columns: max-content; gap: 3px; }
+.cs-head-grid button { display: flex; flex-direction: column; align-items: center; padding: 2px; font-size: 9px; line-height: 1.1; }
+.cs-head-grid button .cs-thumb { width: 52px; height: 52px; image-rendering: pixelated; border: 1px solid #ccc; background: #fff; }
+.cs-head-grid button[aria-selected="true"] .cs-thumb { border-color: #fff; }
 .cs-token-strip { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; display: flex; flex-wrap: wrap; gap: 3px; margin: 4px 0; }
 .cs-token-strip .cs-tok { display: inline-flex; flex-direction: column; align-items: center; padding: 2px 3px 1px; border-radius: 3px; border: 1px solid #ddd; cursor: default; white-space: pre; }
 .cs-token-strip .cs-tok.cs-focus { outline: 2px solid #111; }

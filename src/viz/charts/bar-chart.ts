@@ -3,11 +3,13 @@ import type { ChartFigure } from "../figure.ts";
 import { distinctLabels } from "../token-labels.ts";
 import {
   bandAxisLabels,
+  CHART_CONFIG,
   requireFinite,
   requireLength,
   requireNonEmpty,
   VALUE_FORMAT,
 } from "./chart-input.ts";
+import { type ChartFit, FIT_KEY } from "./fit.ts";
 
 export interface BarChartOptions {
   title: string;
@@ -19,6 +21,10 @@ export interface BarChartOptions {
   horizontal?: boolean;
   labelTitle?: string;
   valueTitle?: string;
+  /** What the error bars are, e.g. "±1 SE over prompts"; shown in the tooltip (say it in the caption too). */
+  errorLabel?: string;
+  /** Draw each value as a point (with its error bar) instead of a bar: for means of unordered categories. */
+  points?: boolean;
 }
 
 /** Labelled values, e.g. the top heads by attribution; bars are blue above 0 and red below, like the heatmaps. */
@@ -47,7 +53,7 @@ export function barChart(opts: BarChartOptions): ChartFigure {
     value: opts.values[i],
     ...(lower && upper ? { lower: lower[i], upper: upper[i] } : {}),
   }));
-  const [band, val] = opts.horizontal ? (["y", "x"] as const) : (["x", "y"] as const);
+  const [bandCh, val] = opts.horizontal ? (["y", "x"] as const) : (["x", "y"] as const);
   const labelEnc = {
     field: "label",
     type: "nominal" as const,
@@ -58,9 +64,9 @@ export function barChart(opts: BarChartOptions): ChartFigure {
   const valueEnc = { field: "value", type: "quantitative" as const, title: opts.valueTitle ?? null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [
     {
-      mark: { type: "bar" },
+      mark: opts.points ? { type: "point", filled: true, size: 60 } : { type: "bar" },
       encoding: {
-        [band]: labelEnc,
+        [bandCh]: labelEnc,
         [val]: valueEnc,
         color: {
           condition: { test: "datum.value < 0", value: "#b2182b" },
@@ -71,8 +77,18 @@ export function barChart(opts: BarChartOptions): ChartFigure {
           { field: "value", type: "quantitative", title: opts.valueTitle ?? "value", format: VALUE_FORMAT },
           ...(lower
             ? [
-                { field: "lower", type: "quantitative" as const, format: VALUE_FORMAT },
-                { field: "upper", type: "quantitative" as const, format: VALUE_FORMAT },
+                {
+                  field: "lower",
+                  type: "quantitative" as const,
+                  title: `lower (${opts.errorLabel ?? "error bar"})`,
+                  format: VALUE_FORMAT,
+                },
+                {
+                  field: "upper",
+                  type: "quantitative" as const,
+                  title: `upper (${opts.errorLabel ?? "error bar"})`,
+                  format: VALUE_FORMAT,
+                },
               ]
             : []),
         ],
@@ -83,20 +99,26 @@ export function barChart(opts: BarChartOptions): ChartFigure {
     layers.push({
       mark: { type: "rule", color: "#222" },
       encoding: {
-        [band]: labelEnc,
+        [bandCh]: labelEnc,
         [val]: { field: "lower", type: "quantitative" },
         [`${val}2`]: { field: "upper" },
       },
     });
   }
-  const size = Math.max(240, Math.min(900, labels.length * 26));
+  const band = Math.max(14, Math.min(40, Math.floor(760 / labels.length)));
+  // Horizontal: the value axis takes the container's width; vertical: the bars share it.
+  const fit: ChartFit = opts.horizontal
+    ? { mode: "width", units: 1, minStep: 280, maxStep: 900 }
+    : { mode: "step", units: labels.length, minStep: 12, maxStep: 60 };
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,
-    width: opts.horizontal ? 420 : size,
-    height: opts.horizontal ? size : 280,
+    width: opts.horizontal ? 480 : { step: band },
+    height: opts.horizontal ? { step: 22 } : 300,
     data: { values: rows },
     layer: layers,
+    config: CHART_CONFIG,
+    usermeta: { [FIT_KEY]: fit },
   };
   return {
     kind: "bar",

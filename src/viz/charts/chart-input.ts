@@ -33,3 +33,31 @@ export function bandAxisLabels(labels: readonly string[]): { labelAngle: number;
   const longest = labels.reduce((m, l) => Math.max(m, l.length), 0);
   return { labelAngle: longest > 3 || labels.length > 16 ? -50 : 0, labelLimit: 180 };
 }
+
+/**
+ * Vega config shared by every chart: no truncated legend labels or titles (Vega cuts them at 160-180 px
+ * with "…" by default, which hid "clean (contraction…" in exports); SVG export sizes itself around them.
+ */
+export const CHART_CONFIG = {
+  legend: { labelLimit: 0, titleLimit: 0 },
+  axis: { titleFontSize: 12, labelFontSize: 11 },
+  title: { limit: 0 },
+} as const;
+
+/** Fill of a heatmap cell that was not computed: mid grey, far from white (0) and from both ends of the scale. */
+export const NOT_COMPUTED_FILL = "#9e9e9e";
+export const NOT_COMPUTED = "not computed";
+
+/** Series colours (Vega's tableau10), assigned in series order. */
+export const SERIES_COLOURS = [
+  "#4c78a8",
+  "#f58518",
+  "#e45756",
+  "#72b7b2",
+  "#54a24b",
+  "#eeca3b",
+  "#b279a2",
+  "#ff9da6",
+  "#9d755d",
+  "#bab0ac",
+] as const;

@@ -3,11 +3,14 @@ import type { ChartFigure } from "../figure.ts";
 import { distinctLabels } from "../token-labels.ts";
 import {
   bandAxisLabels,
+  CHART_CONFIG,
   requireFinite,
   requireLength,
   requireNonEmpty,
+  SERIES_COLOURS,
   VALUE_FORMAT,
 } from "./chart-input.ts";
+import { type ChartFit, FIT_KEY } from "./fit.ts";
 
 export interface LineSeries {
   /** Legend entry, e.g. an experimental group ("clean", "corrupted"). */
@@ -53,7 +56,7 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
       hasBand = true;
     }
     s.values.forEach((value, i) => {
-      const row: Record<string, unknown> = { x: xs[i], series: s.name, value };
+      const row: Record<string, unknown> = { x: xs[i], series: s.name, band: s.name, value };
       if (s.lower && s.upper) Object.assign(row, { lower: s.lower[i], upper: s.upper[i] });
       rows.push(row);
     });
@@ -68,13 +71,19 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
         title: opts.xTitle ?? null,
         axis: bandAxisLabels(xs as string[]),
       };
+  // One colour per series, fixed here so the band (fill) and the line (stroke) agree without sharing a
+  // legend: the legend is the line's, so its swatch is the line colour, not the pale band.
+  const scale = { domain: names, range: names.map((_, i) => SERIES_COLOURS[i % SERIES_COLOURS.length]) };
   // symbolLimit 0: list every series (one per experimental group can exceed Vega's default of 50 symbols).
   const color = {
     field: "series",
     type: "nominal" as const,
     sort: names,
-    legend: { title: null, symbolLimit: 0 },
+    scale,
+    legend: { title: null, symbolLimit: 0, symbolType: "stroke", symbolStrokeWidth: 3 },
   };
+  // The band's own field name keeps Vega-Lite from merging its (hidden) legend into the line's.
+  const bandFill = { field: "band", type: "nominal" as const, sort: names, scale, legend: null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [];
   if (hasBand) {
     layers.push({
@@ -84,7 +93,7 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
         x: xEnc,
         y: { field: "lower", type: "quantitative" },
         y2: { field: "upper" },
-        color,
+        fill: bandFill,
       },
     });
   }
@@ -117,10 +126,12 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,
-    width: numericX ? 480 : Math.max(360, Math.min(900, xs.length * 32)),
-    height: 280,
+    width: numericX ? 560 : Math.max(480, Math.min(900, xs.length * 40)),
+    height: 300,
     data: { values: rows },
     layer: layers,
+    config: CHART_CONFIG,
+    usermeta: { [FIT_KEY]: { mode: "width", units: 1, minStep: 320, maxStep: 980 } satisfies ChartFit },
   };
   return { kind: "line", title: opts.title, spec, data: { x: opts.x, series: opts.series } };
 }

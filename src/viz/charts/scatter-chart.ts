@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { ChartFigure } from "../figure.ts";
-import { requireFinite, requireNonEmpty, VALUE_FORMAT } from "./chart-input.ts";
+import { CHART_CONFIG, requireFinite, requireNonEmpty, VALUE_FORMAT } from "./chart-input.ts";
 
 export interface ScatterPoint {
   x: number;
@@ -68,10 +68,11 @@ export function scatterChart(opts: ScatterChartOptions): ChartFigure {
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,
-    width: 380,
-    height: 380,
+    width: 420,
+    height: 420,
     data: { values: rows },
     layer: layers,
+    config: CHART_CONFIG,
   };
   return { kind: "scatter", title: opts.title, spec, data: { points: opts.points } };
 }

@@ -8,11 +8,24 @@ export interface ReportFigure {
   caption?: string;
 }
 
+/** A plain table (e.g. the largest disagreements): a header row and rows of cell text. */
+export interface ReportTable {
+  caption?: string;
+  columns: string[];
+  rows: string[][];
+}
+
+/** Key/value list of the inputs a page was made from (prompts, tokens, metric, n). */
+export type ReportInputs = { label: string; value: string | string[] }[];
+
 export interface ReportSection {
   heading: string;
   /** Plain text; blank lines separate paragraphs. */
   text?: string;
+  /** Shown before the text: what the section's figures were computed from. */
+  inputs?: ReportInputs;
   figures: ReportFigure[];
+  tables?: ReportTable[];
 }
 
 export interface ReportOptions {
@@ -47,7 +60,34 @@ h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin
 figure.cs-figure { margin: 18px 0 28px; padding: 12px; border: 1px solid #e4e4e4; border-radius: 6px; }
 figure.cs-figure figcaption { color: #444; font-size: 13px; margin-top: 8px; }
 .cs-figure-body { overflow-x: auto; }
+dl.cs-inputs { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; font-size: 14px; margin: 10px 0 16px; }
+dl.cs-inputs dt { color: #555; } dl.cs-inputs dd { margin: 0; }
+dl.cs-inputs dd ol { margin: 0; padding-left: 1.4em; } .cs-tok-text { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; background: #f1f1f1; padding: 0 3px; border-radius: 2px; }
+table.cs-table { border-collapse: collapse; font-size: 13px; margin: 10px 0 24px; }
+table.cs-table th, table.cs-table td { border-bottom: 1px solid #e4e4e4; padding: 3px 10px; text-align: left; }
+table.cs-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.cs-table caption { text-align: left; color: #444; font-size: 13px; margin-bottom: 4px; }
 `;
+
+function inputsHtml(inputs: ReportInputs): string {
+  const dd = (v: string | string[]) =>
+    Array.isArray(v)
+      ? `<ol start="0">${v.map((x) => `<li>${escapeHtml(x)}</li>`).join("")}</ol>`
+      : escapeHtml(v);
+  return `<dl class="cs-inputs">${inputs.map((i) => `<dt>${escapeHtml(i.label)}</dt><dd>${dd(i.value)}</dd>`).join("")}</dl>`;
+}
+
+function tableHtml(t: ReportTable): string {
+  const numeric = (c: string) => /^[-+−]?[\d.]+(e[-+]?\d+)?$/i.test(c.trim());
+  const head = `<tr>${t.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr>`;
+  const rows = t.rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ""}>${escapeHtml(c)}</td>`).join("")}</tr>`,
+    )
+    .join("");
+  return `<table class="cs-table">${t.caption ? `<caption>${escapeHtml(t.caption)}</caption>` : ""}<thead>${head}</thead><tbody>${rows}</tbody></table>`;
+}
 
 function paragraphs(text: string): string {
   return text
@@ -71,7 +111,9 @@ export function renderHtmlReport(opts: ReportOptions): string {
           return `<figure class="cs-figure" id="figure-${k + 1}"><div class="cs-figure-body" data-cs-figure="${k}"></div>${cap}</figure>`;
         })
         .join("\n");
-      return `<section><h2>${escapeHtml(section.heading)}</h2>\n${section.text ? paragraphs(section.text) : ""}\n${figs}</section>`;
+      const inputs = section.inputs ? inputsHtml(section.inputs) : "";
+      const tables = (section.tables ?? []).map(tableHtml).join("\n");
+      return `<section><h2>${escapeHtml(section.heading)}</h2>\n${inputs}${section.text ? paragraphs(section.text) : ""}\n${figs}\n${tables}</section>`;
     })
     .join("\n");
   return `<!doctype html>

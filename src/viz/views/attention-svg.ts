@@ -1,7 +1,7 @@
 import { formatValue, makeColorScale } from "../color-scale.ts";
 import type { AttentionData } from "../figure.ts";
 import { displayToken } from "../token-labels.ts";
-import { escapeXml, legendSvg, MONO_FONT, monoWidth, SANS_FONT } from "./svg-parts.ts";
+import { escapeXml, legendSvg, MONO_FONT, monoWidth, SANS_FONT, sansWidth } from "./svg-parts.ts";
 
 /** Attention weights are probabilities: one fixed 0..1 scale makes heads comparable. */
 export const ATTENTION_SCALE = makeColorScale("sequential", [0, 1]);
@@ -74,7 +74,10 @@ export function attentionGridSvg(tokens: readonly string[], pattern: number[][],
   // The gradient is the same for every grid (fixed 0..1 scale), so a shared id is harmless.
   const legend = legendSvg(ATTENTION_SCALE, "attention weight", left, top + gridW + 10, 160, "cs-attention");
   parts.push(legend.svg);
-  const width = Math.ceil(Math.max(left + gridW, left + 170) + 12);
+  const width = Math.ceil(
+    Math.max(left + gridW, left + legend.width, left + sansWidth(title, 13, true), left + gridW / 2 + 60) +
+      12,
+  );
   const height = Math.ceil(top + gridW + 10 + legend.height + 6);
   return `<svg xmlns="http://www.w3.org/2000/svg" class="cs-attention-grid" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${SANS_FONT}"><rect width="100%" height="100%" fill="#fff"/>${parts.join("")}</svg>`;
 }
@@ -92,7 +95,7 @@ export function attentionSvg(data: AttentionData, title: string): string {
   const cellW = Math.max(...sizes.map((s) => s[0]));
   const cellH = Math.max(...sizes.map((s) => s[1]));
   const rows = Math.ceil(grids.length / perRow);
-  const width = perRow * cellW;
+  const width = Math.max(perRow * cellW, 8 + sansWidth(title, 15, true) + 8);
   const height = titleH + rows * cellH;
   const placed = grids.map((g, k) => {
     const x = (k % perRow) * cellW;

@@ -19,6 +19,21 @@ export function monoWidth(text: string, fontSize: number): number {
   return [...text].length * fontSize * MONO_CHAR_EM;
 }
 
+/**
+ * Width of proportional (DejaVu Sans) text, measured per character class and rounded up: wide enough that
+ * an SVG sized with it never cuts a title or legend label (bold text is about 10% wider).
+ */
+export function sansWidth(text: string, fontSize: number, bold = false): number {
+  let em = 0;
+  for (const ch of text) {
+    if (/[il.,:;'|!·\s]/.test(ch)) em += 0.32;
+    else if (/[MWmw@%]/.test(ch)) em += 0.92;
+    else if (/[A-Z0-9]/.test(ch)) em += 0.72;
+    else em += 0.62;
+  }
+  return Math.ceil(em * fontSize * (bold ? 1.1 : 1));
+}
+
 /** A horizontal colour bar with its ends (and 0 for diverging scales) labelled; returns SVG and its height. */
 export function legendSvg(
   scale: ColorScale,
@@ -27,7 +42,7 @@ export function legendSvg(
   y: number,
   width: number,
   idPrefix: string,
-): { svg: string; height: number } {
+): { svg: string; height: number; width: number } {
   const [lo, hi] = scale.domain;
   const stops = Array.from({ length: 11 }, (_, k) => {
     const v = lo + ((hi - lo) * k) / 10;
@@ -50,7 +65,7 @@ export function legendSvg(
     `<text x="${x}" y="${y + 10}" font-size="11" fill="#333">${escapeXml(title)}</text>` +
     `<rect x="${x}" y="${y + 16}" width="${width}" height="12" fill="url(#${id})" stroke="#999" stroke-width="0.5"/>` +
     `${tickSvg}</g>`;
-  return { svg, height: 46 };
+  return { svg, height: 46, width: Math.max(width, sansWidth(title, 11)) };
 }
 
 /** Deterministic id prefix for gradients, so two figures on one page do not share ids by accident. */

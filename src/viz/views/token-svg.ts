@@ -1,7 +1,15 @@
 import { type ColorScale, domainOf, formatValue, makeColorScale } from "../color-scale.ts";
 import type { TokenViewData } from "../figure.ts";
 import { displayToken } from "../token-labels.ts";
-import { escapeXml, legendSvg, MONO_FONT, monoWidth, SANS_FONT, svgIdPrefix } from "./svg-parts.ts";
+import {
+  escapeXml,
+  legendSvg,
+  MONO_FONT,
+  monoWidth,
+  SANS_FONT,
+  sansWidth,
+  svgIdPrefix,
+} from "./svg-parts.ts";
 
 const FONT_SIZE = 13;
 const LINE_H = 22;
@@ -87,7 +95,13 @@ export function tokenViewSvg(data: TokenViewData, title: string): string {
   const legend = legendSvg(scale, data.valueLabel, PAD, y, 220, svgIdPrefix("tokens", JSON.stringify(data)));
   parts.push(legend.svg);
   y += legend.height;
-  const width = Math.ceil(Math.max(maxX, 240) + PAD);
+  // Sized to its widest text (title, sample labels, legend) as well as its tokens: nothing is cut.
+  const textW = Math.max(
+    title ? sansWidth(title, 15, true) : 0,
+    ...data.samples.map((s) => (s.label === undefined ? 0 : sansWidth(s.label, 12))),
+    legend.width,
+  );
+  const width = Math.ceil(Math.max(maxX, 240, PAD + textW) + PAD);
   const height = Math.ceil(y + PAD);
   return `<svg xmlns="http://www.w3.org/2000/svg" class="cs-token-view" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${SANS_FONT}"><rect width="100%" height="100%" fill="#fff"/>${parts.join("")}</svg>`;
 }

@@ -1,0 +1,114 @@
+import type { Command } from "commander";
+import { printJson, UsageError } from "../src/cli/common.ts";
+
+interface BenchOptions {
+  json?: boolean;
+  backend: string;
+  only?: string;
+}
+
+const GROUPS = ["engine", "patching", "attribution", "index", "memory"] as const;
+type Group = (typeof GROUPS)[number];
+
+/**
+ * Benchmarks on a random checkpoint of GPT-2 small's shape built on the spot (no download needed).
+ * Prints figures; the targets are in docs/benchmarks.md, never asserted in tests.
+ */
+export function register(program: Command): void {
+  program
+    .command("bench")
+    .description(
+      "benchmark kernels, forward, patching, attribution patching and indexing on a random GPT-2-small-shaped model",
+    )
+    .option("--backend <name>", "kernels to benchmark: onnx or reference", "onnx")
+    .option("--only <groups>", `comma-separated subset of: ${GROUPS.join(", ")}`)
+    .option("--json", "print only a flat JSON object of figures")
+    .action(async (opts: BenchOptions) => {
+      const groups = new Set<Group>(
+        opts.only
+          ? opts.only.split(",").map((g) => {
+              if (!(GROUPS as readonly string[]).includes(g))
+                throw new UsageError(`Unknown bench group "${g}": use ${GROUPS.join(", ")}`);
+              return g as Group;
+            })
+          : GROUPS,
+      );
+      const { getKernels } = await import("../src/tensor/select-kernels.ts");
+      const { benchGemm, benchForward } = await import("./engine.ts");
+      const { randomGpt2Small, peakRssMb } = await import("./gpt2-small.ts");
+      const say = (line: string) => {
+        if (!opts.json) process.stderr.write(`${line}\n`);
+      };
+      const kernels = getKernels(opts.backend);
+      const figures: Record<string, number> = {};
+      say(`backend: ${kernels.name}`);
+      if (groups.has("engine")) {
+        figures.gemm_gflops = benchGemm(kernels);
+        say(`gemm [128x768]@[768x3072]: ${figures.gemm_gflops.toFixed(1)} GFLOP/s`);
+        // First, so that the peak memory it reports is its own model's.
+        say("building a random SmolLM-135M-shaped Llama ...");
+        const { benchLlamaForward } = await import("./llama-bench.ts");
+        Object.assign(figures, benchLlamaForward(kernels));
+        say(
+          `llama forward 1x8 ${figures.llama_forward_1x8_ms.toFixed(1)} ms, 8x128 ${figures.llama_forward_8x128_ms.toFixed(1)} ms, ` +
+            `peak RSS ${figures.llama_peak_rss_mb.toFixed(0)} MB`,
+        );
+      }
+      say("building a random GPT-2-small-shaped model ...");
+      const t0 = performance.now();
+      const model = randomGpt2Small({ backend: kernels });
+      figures.build_model_s = (performance.now() - t0) / 1000;
+      say(`built in ${figures.build_model_s.toFixed(1)} s`);
+      if (groups.has("engine")) {
+        Object.assign(figures, benchForward(model));
+        say(
+          `forward 1x8 ${figures.forward_1x8_ms.toFixed(1)} ms, 8x8 ${figures.forward_8x8_ms.toFixed(1)} ms, ` +
+            `1x128 ${figures.forward_1x128_ms.toFixed(1)} ms, 8x128 ${figures.forward_8x128_ms.toFixed(1)} ms`,
+        );
+      }
+      if (groups.has("patching")) {
+        const { benchPatching } = await import("./patching.ts");
+        Object.assign(figures, await benchPatching(model, { log: say }));
+      }
+      if (groups.has("attribution")) {
+        const { benchAttribution } = await import("./attribution-patching.ts");
+        Object.assign(figures, benchAttribution(model, { log: say }));
+      }
+      if (groups.has("index")) {
+        const { benchIndexing } = await import("./indexing.ts");
+        const r = await benchIndexing({ model });
+        figures.index_tokens_per_s = r.tokensPerSecond;
+        figures.index_stats_update_tokens_per_s = r.statsTokensPerSecond;
+        say(
+          `indexing ${r.neurons} neurons: ${r.tokensPerSecond.toFixed(0)} tokens/s (stats update alone ${r.statsTokensPerSecond.toFixed(0)} tokens/s)`,
+        );
+      }
+      if (groups.has("memory")) {
+        // Its own GPT-2-small-shaped checkpoint, loaded in a fresh child so the RSS figures are the load's.
+        const { mkdtempSync, rmSync } = await import("node:fs");
+        const { tmpdir } = await import("node:os");
+        const { join } = await import("node:path");
+        const { makeRandomCheckpoint } = await import("../src/weights/checkpoint.ts");
+        const { GPT2_SMALL_CONFIG } = await import("./gpt2-small.ts");
+        const { measureModelMemory, checkpointFloat32Bytes } = await import("./memory.ts");
+        const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-memory-"));
+        try {
+          makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: 1 });
+          const m = measureModelMemory(dir, await checkpointFloat32Bytes(dir), kernels.name);
+          figures.load_peak_ratio = m.load_peak_ratio;
+          figures.steady_ratio = m.steady_ratio;
+          figures.memory_load_s = m.load_s;
+          say(
+            `memory (fresh child, ${kernels.name}): load peak ${m.load_peak_ratio.toFixed(2)}x and steady ` +
+              `${m.steady_ratio.toFixed(2)}x the float32 weights (${(m.weight_bytes / 2 ** 20).toFixed(0)} MB)`,
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      figures.peak_rss_mb = peakRssMb();
+      say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);
+      model.dispose();
+      if (opts.json) printJson(figures);
+    });
+}

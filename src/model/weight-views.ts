@@ -1,0 +1,85 @@
+/**
+ * After the kernel backend has taken a model's matrices, the JavaScript copies are dropped: each matrix
+ * field of ModelWeights becomes a read-only view that reads the weight back from its kernel op on first
+ * use and keeps it only while something uses it (a WeakRef). The onnx backend copies every weight it is
+ * given (docs/benchmarks.md, "Memory"), so without this the model would be held twice.
+ */
+import type { LinearOp } from "../tensor/kernels.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { BlockWeights, ModelWeights } from "../weights/canonical-weights.ts";
+import type { ModelConfig } from "../weights/config.ts";
+
+/** The kernel ops of one block, as the forward pass builds them. */
+export interface BlockOpsView {
+  /** [d_model, (n_heads + 2 n_kv_heads) d_head]: columns Q | K | V, head-major within each. */
+  qkv: LinearOp;
+  /** [n_heads d_head, d_model]. */
+  o: LinearOp;
+  /** [d_model, d_mlp] (the up projection of a gated MLP). */
+  mlpIn: LinearOp;
+  /** [d_model, d_mlp]: a gated MLP's gate, or null. */
+  mlpGate: LinearOp | null;
+  /** [d_mlp, d_model]. */
+  mlpOut: LinearOp;
+}
+
+/** Replaces a block's matrices by views onto its ops, which now hold them. */
+export function handBlockToOps(block: BlockWeights, cfg: ModelConfig, op: BlockOpsView): void {
+  const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
+  const qkv = weakly(() => op.qkv.weight());
+  view(block, "W_Q", () => headsOf(qkv(), { first: 0, heads: H, D, dh }));
+  view(block, "W_K", () => headsOf(qkv(), { first: H, heads: Hkv, D, dh }));
+  view(block, "W_V", () => headsOf(qkv(), { first: H + Hkv, heads: Hkv, D, dh }));
+  view(block, "W_O", () => new Tensor(op.o.weight(), [H, dh, D]));
+  const gate = op.mlpGate;
+  if (gate) view(block, "W_gate", () => new Tensor(gate.weight(), [D, dMlp]));
+  view(block, "W_in", () => new Tensor(op.mlpIn.weight(), [D, dMlp]));
+  view(block, "W_out", () => new Tensor(op.mlpOut.weight(), [dMlp, D]));
+}
+
+/** Replaces W_U by a view onto the unembedding op. */
+export function handUnembedToOp(weights: ModelWeights, cfg: ModelConfig, unembed: LinearOp): void {
+  view(weights, "W_U", () => new Tensor(unembed.weight(), [cfg.dModel, cfg.dVocab]));
+}
+
+/** `compute()` at most once while its result is alive. */
+function weakly<T extends object>(compute: () => T): () => T {
+  let ref: WeakRef<T> | null = null;
+  return () => {
+    let value = ref?.deref();
+    if (!value) {
+      value = compute();
+      ref = new WeakRef(value);
+    }
+    return value;
+  };
+}
+
+type MatrixField = "W_Q" | "W_K" | "W_V" | "W_O" | "W_gate" | "W_in" | "W_out";
+
+function view(target: BlockWeights | ModelWeights, field: MatrixField | "W_U", compute: () => Tensor): void {
+  const get = weakly(compute);
+  Object.defineProperty(target, field, {
+    configurable: true,
+    enumerable: true,
+    get,
+    set() {
+      throw new Error(
+        `${field} is held by the kernel backend once the model is built: change weights before building ` +
+          "the model (HookedTransformer.fromCheckpoint), not after",
+      );
+    },
+  });
+}
+
+/** Heads first..first+heads of a fused [D, cols] matrix as [heads, D, dh]. */
+function headsOf(fused: Float32Array, s: { first: number; heads: number; D: number; dh: number }): Tensor {
+  const cols = fused.length / s.D;
+  const out = new Float32Array(s.heads * s.D * s.dh);
+  for (let h = 0; h < s.heads; h++)
+    for (let d = 0; d < s.D; d++) {
+      const src = d * cols + (s.first + h) * s.dh;
+      out.set(fused.subarray(src, src + s.dh), (h * s.D + d) * s.dh);
+    }
+  return new Tensor(out, [s.heads, s.D, s.dh]);
+}

@@ -1,0 +1,59 @@
+/**
+ * The one builder of a PatchResult, shared by the exact, straightforward and attribution paths: they
+ * differ in how they get each patched run's metric, never in how a result is labelled or normalised.
+ */
+import { normalise } from "../analysis/answer-metrics.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { PromptPairs } from "./pairs.ts";
+import { HEAD_COMPONENTS, type PatchPlan } from "./targets.ts";
+import type { PatchResult } from "./types.ts";
+
+export interface PatchMetricValues {
+  /** Batch metric of the clean and the corrupted runs. */
+  clean: number;
+  corrupted: number;
+  /** Each prompt's own metric on its clean and corrupted run. */
+  cleanPer: readonly number[];
+  corruptedPer: readonly number[];
+  /** [site]: the batch metric of each patched run (or its estimate). */
+  raw: Float64Array;
+  /** [prompt, site]: each prompt's own metric under each patch. */
+  perRaw: Float64Array;
+}
+
+/** Labels of a result axis: the longest prompt's tokens for "pos", component names for "component". */
+function axisLabels(axis: string, posLabels: string[]): string[] | null {
+  if (axis === "pos") return posLabels;
+  if (axis === "component") return [...HEAD_COMPONENTS];
+  return null;
+}
+
+export function buildPatchResult(opts: {
+  model: HookedTransformer;
+  pairs: PromptPairs;
+  plan: PatchPlan;
+  metric: PatchMetricValues;
+  method: string;
+}): PatchResult {
+  const { model, pairs, plan, metric: m, method } = opts;
+  const nSites = plan.sites.length;
+  const nPrompts = m.cleanPer.length;
+  const values = m.raw.map((r) => normalise(r, m.clean, m.corrupted));
+  const perValues = new Float64Array(nPrompts * nSites);
+  for (let b = 0; b < nPrompts; b++)
+    for (let s = 0; s < nSites; s++)
+      perValues[b * nSites + s] = normalise(m.perRaw[b * nSites + s], m.cleanPer[b], m.corruptedPer[b]);
+  const posLabels = model.toStrTokens(pairs.clean[pairs.lengths.indexOf(pairs.nPos)]);
+  return {
+    target: plan.target,
+    axes: plan.axes,
+    shape: plan.shape,
+    labels: plan.axes.map((a) => axisLabels(a, posLabels)),
+    values,
+    raw: m.raw,
+    clean: m.clean,
+    corrupted: m.corrupted,
+    perPrompt: { raw: m.perRaw, values: perValues, clean: [...m.cleanPer], corrupted: [...m.corruptedPer] },
+    method,
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * The one pipeline every study runs: prompts from the spec (or a file) are validated, then each stage
+ * measures and adds its slice to the results. Returns every number as `StudyResults`; the report and
+ * files are written by `write-study.ts`.
+ */
+import { readFileSync } from "node:fs";
+import { BOOTSTRAP_METHOD } from "../analysis/stats.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import { createProgress } from "../util/progress.ts";
+import { type PreparedGroup, StudyContext, toPairTokens } from "./context.ts";
+import type { Tick } from "./pair-measures.ts";
+import { byGroup, type PromptPair, type PromptSet, readPromptFile, validatePairs } from "./prompts.ts";
+import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
+import type { StudyPlan, StudySpec } from "./spec.ts";
+import { applySlice, type Stage } from "./stage.ts";
+import { agreementStage } from "./stages/agreement.ts";
+import { attentionStage } from "./stages/attention.ts";
+import { behaviourStage, NORMALISATION_RULE } from "./stages/behaviour.ts";
+import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
+import { headPartsStage, neuronStage } from "./stages/components.ts";
+import { headDlaStage } from "./stages/head-dla.ts";
+import { layerScreenStage } from "./stages/layer-screen.ts";
+import { patchingStage } from "./stages/patching.ts";
+import { residualStage } from "./stages/residual.ts";
+
+/** The stages in order; each may read what earlier ones added. */
+export const STAGES: readonly Stage[] = [
+  behaviourStage,
+  residualStage,
+  headDlaStage,
+  layerScreenStage,
+  attentionStage,
+  patchingStage,
+  neuronStage,
+  headPartsStage,
+  agreementStage,
+  comparisonsStage,
+];
+
+export interface RunStudyOptions {
+  model: HookedTransformer;
+  modelName: string;
+  backend: string;
+  spec: StudySpec;
+  plan: StudyPlan;
+  /** A user prompt file (JSON/JSONL) instead of the generated prompts. */
+  promptFile?: string;
+  /** No progress bars (e.g. --json). */
+  quiet?: boolean;
+  /** A neuron index (circuitscope index): corpus examples on the top neurons' pages. */
+  neuronIndex?: NeuronIndex | null;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return String(pkg.version);
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The prompts of the run: generated (the focus group gets more) or from the user's file; validated. */
+export function buildPromptSet(
+  spec: StudySpec,
+  plan: StudyPlan,
+  model: HookedTransformer,
+  promptFile?: string,
+): { set: PromptSet; source: string; focus: string } {
+  let pairs: PromptPair[];
+  let source: string;
+  if (promptFile) {
+    pairs = readPromptFile(promptFile);
+    source = `file ${promptFile}`;
+  } else {
+    const ordered = [
+      ...plan.groups.filter((g) => g.name === spec.focusGroup),
+      ...plan.groups.filter((g) => g.name !== spec.focusGroup),
+    ];
+    pairs = spec.generate(
+      ordered,
+      (g) => (g.name === spec.focusGroup ? plan.focusPrompts : plan.perGroup),
+      plan.seed,
+    );
+    source = `templates (seed ${plan.seed})`;
+  }
+  const set = validatePairs(pairs, model.tokenizer, { maxTokens: model.cfg.nCtx });
+  if (set.kept.length === 0) {
+    const why = set.dropped
+      .slice(0, 3)
+      .map((d) => d.reason)
+      .join("; ");
+    throw new Error(
+      `No usable prompt pairs (${set.dropped.length} dropped: ${why}). Fix the prompts and retry.`,
+    );
+  }
+  const groups = [...byGroup(set.kept).keys()];
+  const focus = groups.includes(spec.focusGroup) ? spec.focusGroup : groups[0];
+  return { set, source, focus };
+}
+
+function promptReport(set: PromptSet, source: string): PromptReport {
+  const kept = byGroup(set.kept);
+  const dropped = byGroup(set.dropped.map((d) => ({ ...d, group: d.pair.group })));
+  const names = [...new Set([...kept.keys(), ...dropped.keys()])];
+  return {
+    source,
+    groups: names.map((name) => ({
+      name,
+      kept: kept.get(name)?.length ?? 0,
+      dropped: dropped.get(name)?.length ?? 0,
+      examples: (kept.get(name) ?? []).slice(0, 3).map((p) => ({ clean: p.clean, corrupted: p.corrupted })),
+    })),
+    dropped: set.dropped.map((d) => ({
+      group: d.pair.group,
+      clean: d.pair.clean,
+      corrupted: d.pair.corrupted,
+      reason: d.reason,
+    })),
+    pairs: set.kept.map((p) => ({
+      group: p.group,
+      clean: p.clean,
+      corrupted: p.corrupted,
+      answer: p.answer,
+      wrong: p.wrong,
+    })),
+  };
+}
+
+export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const { model, plan, spec } = opts;
+  const index = opts.neuronIndex ?? null;
+  if (index && index.manifest.settings.dMlp !== model.cfg.dMlp) {
+    throw new Error(
+      `Neuron index ${index.dir} was built for d_mlp ${index.manifest.settings.dMlp} (model ${index.manifest.settings.model}), this model has ${model.cfg.dMlp}: pass the index built with this model, or leave out --neuron-index.`,
+    );
+  }
+  const { set, source, focus } = buildPromptSet(spec, plan, model, opts.promptFile);
+  const groups: PreparedGroup[] = [...byGroup(set.kept)].map(([name, pairs], index) => ({
+    name,
+    index,
+    pairs,
+    tokens: toPairTokens(pairs),
+  }));
+
+  // Progress in prompt passes: each measurement adds its prompts to the total when it starts.
+  const progress = createProgress({ label: `${spec.id} study`, total: 1, quiet: opts.quiet, unit: "passes" });
+  let total = 0;
+  const work = (n: number): Tick => {
+    total += n;
+    progress.setTotal(total);
+    return (k) => progress.tick(k);
+  };
+  const ctx = new StudyContext({
+    model,
+    modelName: opts.modelName,
+    spec,
+    plan,
+    groups,
+    focus,
+    work,
+    neuronIndex: index,
+  });
+  const blankGroup = (g: PreparedGroup) => ({ name: g.name, n: g.pairs.length }) as GroupResult;
+  const res: StudyResults = {
+    schemaVersion: 2,
+    study: {
+      id: spec.id,
+      title: spec.title,
+      question: spec.question,
+      requireBehaviour: spec.requireBehaviour,
+      mainFigure: spec.mainFigure,
+    },
+    words: spec.words,
+    meta: {
+      tool: "circuitscope",
+      version: packageVersion(),
+      model: opts.modelName,
+      modelConfig: { ...model.cfg },
+      backend: opts.backend,
+      seed: plan.seed,
+      quick: plan.quick,
+      node: process.version,
+      startedAt,
+      runSeconds: 0,
+      stageSeconds: {},
+      statsMethod: `${BOOTSTRAP_METHOD} Intervals are ${100 * (1 - ALPHA)}%, ${plan.resamples} resamples; ± is one standard error over prompts. Comparisons between groups use max(${plan.resamples}, 20m/α) resamples for a family of m tests, so that a Holm-adjusted p-value can fall below α.`,
+      normalisationRule: NORMALISATION_RULE,
+      provenance: {
+        "logit differences, accumulated/decomposed residual, head DLA (src/analysis attribution)":
+          "exact (read from cached activations)",
+        "layer patching, per-position patching, confirmed components/neurons/head parts (src/patching activationPatching)":
+          "exact activation patching (clean → corrupted)",
+        "layer screen per group, neuron screen, head-part screen (src/patching attributionPatchingAll)":
+          "estimate (attribution patching: first-order, one forward + backward per pair)",
+        "neuron pages (src/neurons)": "exact (weights, and activations recomputed with the model)",
+      },
+      promptsText: spec.promptsText,
+      omitted: ctx.omitted,
+    },
+    prompts: promptReport(set, source),
+    focusGroup: focus,
+    groups: groups.map(blankGroup),
+    focus: blankGroup(groups.find((g) => g.name === focus)!) as FocusResult,
+    comparisons: { alpha: ALPHA, family: "", items: [] },
+  };
+  try {
+    for (const stage of STAGES) {
+      const start = performance.now();
+      applySlice(res, await stage.run(ctx, res));
+      res.meta.stageSeconds![stage.name] = (performance.now() - start) / 1000;
+    }
+  } finally {
+    progress.stop();
+  }
+  // The summary reads as a story: behaviour, where the information is, which heads move it, neurons, groups.
+  const storyOrder: readonly Stage[] = [
+    behaviourStage,
+    patchingStage,
+    headDlaStage,
+    attentionStage,
+    headPartsStage,
+    neuronStage,
+    comparisonsStage,
+  ];
+  res.findings = [...storyOrder, ...STAGES.filter((s) => !storyOrder.includes(s))].flatMap(
+    (s) => s.findings?.(res) ?? [],
+  );
+  res.meta.runSeconds = (performance.now() - t0) / 1000;
+  return res;
+}

@@ -1,0 +1,19 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+let gc: (() => void) | null = null;
+
+/**
+ * A full garbage collection now. Used while a model is handed to the kernel backend: the backend's
+ * allocations are invisible to V8, which would otherwise keep the dropped JavaScript copies of the
+ * weights until long after (the load's peak memory would hold the model twice). Node exposes `gc` only
+ * behind a flag; setting the flag at run time and taking `gc` from a fresh context is the documented
+ * way to reach it without restarting the process.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc") as () => void;
+  }
+  gc();
+}

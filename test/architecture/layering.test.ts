@@ -1,0 +1,122 @@
+/**
+ * The library's layers, lowest first: a module may import its own layer and lower ones, never a higher
+ * one, and nothing in src/ may import the benchmarks in bench/. Read from the import statements of every
+ * source file, so an arrow pointing the wrong way fails here when it is written.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { test } from "node:test";
+import { REPO_ROOT } from "../helpers/fixture.ts";
+
+/**
+ * Lowest first. analysis sits below gradients (a logit metric and its gradient build on the logit
+ * difference of analysis/answer-metrics.ts). viz sits above patching (its presets turn patching and attribution results into figures)
+ * and below neurons (a neuron page is drawn with viz).
+ */
+export const LAYERS = [
+  ["util"],
+  ["tensor"],
+  ["weights"],
+  ["hub"],
+  ["tokenizer"],
+  ["model"],
+  ["analysis"],
+  ["gradients"],
+  ["patching"],
+  ["viz"],
+  ["corpus"],
+  ["neurons"],
+  ["studies"],
+  ["server"],
+  ["cli"],
+] as const;
+
+const SRC = join(REPO_ROOT, "src");
+const BENCH = join(REPO_ROOT, "bench");
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return /\.(ts|mts|mjs|js)$/.test(name) ? [path] : [];
+  });
+}
+
+/** Module specifiers of static imports/exports, dynamic imports and side-effect imports. */
+export function importSpecifiers(text: string): string[] {
+  const out: string[] = [];
+  const patterns = [
+    /\b(?:import|export)\s[^'";]*?\bfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /^\s*import\s*["']([^"']+)["']/gm,
+  ];
+  for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1]);
+  return out;
+}
+
+/** The src/ layer a path belongs to ("bench" for the benchmarks, null outside both). */
+function layerOf(path: string): string | null {
+  if (path === BENCH || path.startsWith(BENCH + sep)) return "bench";
+  if (!path.startsWith(SRC + sep)) return null;
+  return relative(SRC, path).split(sep)[0];
+}
+
+const rank = new Map<string, number>(LAYERS.flatMap((names, i) => names.map((n) => [n, i] as const)));
+
+interface Edge {
+  file: string;
+  from: string;
+  to: string;
+}
+
+function edges(): Edge[] {
+  const out: Edge[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const from = layerOf(file)!;
+    for (const spec of importSpecifiers(readFileSync(file, "utf8"))) {
+      if (!spec.startsWith(".")) continue; // packages and node: built-ins
+      const to = layerOf(resolve(dirname(file), spec));
+      if (to !== null && to !== from) out.push({ file: relative(REPO_ROOT, file), from, to });
+    }
+  }
+  return out;
+}
+
+test("every top-level folder of src/ has a place in the layer order", () => {
+  const dirs = readdirSync(SRC).filter((d) => statSync(join(SRC, d)).isDirectory());
+  assert.deepEqual(
+    dirs.filter((d) => !rank.has(d)),
+    [],
+    "add the new folder to LAYERS in test/architecture/layering.test.ts",
+  );
+});
+
+test("the import scan sees the imports it is meant to police", () => {
+  const seen = new Set(edges().map((e) => `${e.from}->${e.to}`));
+  // Arrows that exist today; if the scan stopped seeing imports, the checks below would pass vacuously.
+  for (const e of ["model->tensor", "patching->model", "cli->patching", "server->viz", "neurons->viz"])
+    assert.ok(seen.has(e), `expected the scan to find ${e}`);
+  assert.deepEqual(
+    importSpecifiers(
+      'import a from "./a.ts";\nimport type { B } from "../b/b.ts";\nexport { c } from "./c.ts";\nconst d = await import("../../d.ts");\nimport "./e.ts";',
+    ),
+    ["./a.ts", "../b/b.ts", "./c.ts", "../../d.ts", "./e.ts"],
+  );
+});
+
+test("no library module imports the benchmarks in bench/", () => {
+  assert.deepEqual(
+    edges()
+      .filter((e) => e.to === "bench")
+      .map((e) => e.file),
+    [],
+  );
+});
+
+test("no layer imports a higher one (e.g. tensor must not import model)", () => {
+  const wrong = edges()
+    .filter((e) => e.to !== "bench" && rank.get(e.to)! > rank.get(e.from)!)
+    .map((e) => `${e.file}: ${e.from} imports ${e.to}`);
+  assert.deepEqual(wrong, []);
+});

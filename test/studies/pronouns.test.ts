@@ -1,0 +1,195 @@
+/**
+ * The pronoun study end to end on the bundled stories260k: the prompts differ only in the gender cue, the
+ * behaviour matches the issue's float64 values, the gate drops a group the model does not do, and the
+ * study's numbers equal src/analysis and the straightforward patching path run directly.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { logitDiff } from "../../src/analysis/answer-metrics.ts";
+import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { runStudy } from "../../src/studies/pipeline.ts";
+import { pronounsSpec } from "../../src/studies/pronouns/spec.ts";
+import type { StudyResults } from "../../src/studies/results.ts";
+import { planFor, type StudyPlan } from "../../src/studies/spec.ts";
+import { runCli } from "../helpers/cli.ts";
+
+const model = await HookedTransformer.fromPretrained("stories260k", { backend: "reference" });
+const plan: StudyPlan = {
+  ...planFor(pronounsSpec, {
+    quick: true,
+    seed: 1,
+    groups: ["noun-near-she", "noun-near-he", "noun-near-his"],
+  }),
+  perGroup: 8,
+  focusPrompts: 10,
+  positionPrompts: 6,
+  exactNeurons: 4,
+  exactHeads: 3,
+  resamples: 300,
+};
+let res: StudyResults;
+
+const pairsOf = (group: string) => res.prompts.pairs.filter((p) => p.group === group);
+const tokensOf = (group: string) => {
+  const pairs = pairsOf(group);
+  return {
+    clean: pairs.map((p) => model.toTokens(p.clean)),
+    corrupted: pairs.map((p) => model.toTokens(p.corrupted)),
+    answers: {
+      answer: pairs.map((p) => model.toSingleToken(p.answer)),
+      wrong: pairs.map((p) => model.toSingleToken(p.wrong)),
+    },
+  };
+};
+
+describe("pronoun study on stories260k", () => {
+  before(async () => {
+    res = await runStudy({
+      model,
+      modelName: "stories260k",
+      backend: "reference",
+      spec: pronounsSpec,
+      plan,
+      quiet: true,
+    });
+  });
+
+  it("has the behaviour the issue measured in float64", () => {
+    const cases: [string, number][] = [
+      ["There was a girl. One day,", 5.8],
+      ["There was a boy. One day,", -2.9],
+      ["Once upon a time, there was a little girl named Lily. She was very happy. One day,", 6.4],
+      ["Once upon a time, there was a little boy named Tim. He was very happy. One day,", -5.8],
+    ];
+    for (const [prompt, want] of cases) {
+      const t = model.toTokens(prompt);
+      const got = logitDiff(
+        model.run([t], { logits: "last" }),
+        [t.length],
+        [model.toSingleToken(" she")],
+        [model.toSingleToken(" he")],
+      ).perPrompt[0];
+      // The issue gives one decimal.
+      assert.ok(Math.abs(got - want) <= 0.051, `${prompt}: ${got} vs ${want}`);
+    }
+  });
+
+  it("pairs differ only in the gender cue, with equal token counts and single-token answers", () => {
+    assert.equal(res.prompts.dropped.length, 0, JSON.stringify(res.prompts.dropped));
+    for (const p of res.prompts.pairs) {
+      const c = model.toStrTokens(p.clean);
+      const k = model.toStrTokens(p.corrupted);
+      assert.equal(c.length, k.length, p.clean);
+      const diff = c.flatMap((t, i) => (t !== k[i] ? [t.trim()] : [])).join("");
+      const other = k.flatMap((t, i) => (t !== c[i] ? [t.trim()] : [])).join("");
+      assert.deepEqual([diff, other].sort(), ["boy", "girl"], `${p.clean} / ${p.corrupted}`);
+      model.toSingleToken(p.answer);
+      model.toSingleToken(p.wrong);
+    }
+  });
+
+  it("analyses a group only when its clean behaviour interval is above 0", () => {
+    for (const g of res.groups) {
+      assert.equal(g.analysed, g.cleanLogitDiff.ciLow > 0, g.name);
+      assert.equal(g.headDla !== undefined, g.analysed, g.name);
+    }
+    assert.ok(res.groups.find((g) => g.name === "noun-near-she")!.analysed);
+  });
+
+  it("logit differences and head DLA equal src/analysis run one prompt at a time", () => {
+    for (const name of ["noun-near-she", "noun-near-he"]) {
+      const g = res.groups.find((x) => x.name === name)!;
+      const t = tokensOf(name);
+      t.clean.forEach((tokens, i) => {
+        const r = attributeLogitDiff(model, [tokens], t.answers.answer[i], t.answers.wrong[i]);
+        assert.ok(Math.abs(g.cleanLogitDiff.perPrompt[i] - r.logitDiff.perPrompt[0]) < 1e-4);
+        const H = model.cfg.nHeads;
+        for (const [l, row] of g.headDla!.perPrompt[i].entries()) {
+          for (const [h, v] of row.entries()) assert.ok(Math.abs(v - r.heads.values[l * H + h]) < 1e-4);
+        }
+      });
+      const corrupted = logitDiff(
+        model.run(t.corrupted, { logits: "last" }),
+        t.corrupted.map((x) => x.length),
+        t.answers.answer,
+        t.answers.wrong,
+      ).perPrompt;
+      for (const [i, v] of corrupted.entries())
+        assert.ok(Math.abs(g.corruptedLogitDiff.perPrompt[i] - v) < 1e-4);
+    }
+  });
+
+  it("patching numbers equal the straightforward path: layer, position, a head's value (its key/value group)", async () => {
+    const f = res.focus;
+    const gap = f.effect.mean;
+    assert.ok(f.normalised);
+    const t = tokensOf(res.focusGroup);
+    const straight = async (hook: string, selector: (number | null)[], n = t.clean.length) => {
+      const r = await activationPatching(model, {
+        clean: t.clean.slice(0, n),
+        corrupted: t.corrupted.slice(0, n),
+        answers: { answer: t.answers.answer.slice(0, n), wrong: t.answers.wrong.slice(0, n) },
+        target: { kind: "custom", hook, indexSets: [[selector]] },
+        method: "straightforward",
+      });
+      return r.perPrompt.raw.map((v, b) => (v - r.perPrompt.corrupted[b]) / gap);
+    };
+    const L = model.cfg.nLayers;
+    const attn = await straight(`blocks.${L - 1}.hook_attn_out`, [null, null]);
+    for (const [b, cells] of f.layerPatching!.perPrompt.entries())
+      assert.ok(Math.abs(cells[1][L - 1] - attn[b]) < 1e-4);
+    // The final position's attention output in the last layer, one position only.
+    const grid = f.positionPatching!.find((p) => p.component === "attn_out")!.grid;
+    const final = f.positions!.final;
+    const one = await straight(`blocks.${L - 1}.hook_attn_out`, [final, null], grid.n);
+    for (const [b, cells] of grid.perPrompt.entries())
+      assert.ok(Math.abs(cells[L - 1][final] - one[b]) < 1e-4);
+    // A head's value: with grouped-query attention that is its key/value head's, h * nKvHeads / nHeads.
+    const hs = f.headSplit!;
+    const [, l, h] = /L(\d+)H(\d+)/.exec(hs.heads[0])!.map(Number);
+    const kv = Math.floor((h * model.cfg.nKvHeads) / model.cfg.nHeads);
+    const v = await straight(`blocks.${l}.attn.hook_v`, [null, kv, null]);
+    const vi = hs.parts.indexOf("value");
+    for (const [b, cells] of hs.exact.perPrompt.entries()) assert.ok(Math.abs(cells[0][vi] - v[b]) < 1e-4);
+  });
+
+  it("states the hand-over with the numbers it rests on", () => {
+    const text = res.findings!.map((x) => x.text).join("\n");
+    const grid = res.focus.positionPatching!.find((p) => p.component === "attn_out")!.grid;
+    const m = /L(\d+)'s attention output at the final position restores (-?\d+\.\d\d)/.exec(text);
+    if (m) {
+      const l = Number(m[1]);
+      assert.equal(grid.mean[l][res.focus.positions!.final].toFixed(2), m[2]);
+    }
+    // Every finding comes with the numbers behind it.
+    for (const x of res.findings!) assert.ok(Object.keys(x.evidence).length > 0);
+  });
+});
+
+describe("circuitscope study pronouns", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "cs-pronouns-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs offline on the bundled model by default (--quick) and writes the report", async () => {
+    const out = join(dir, "out");
+    const r = await runCli(["study", "pronouns", "--quick", "--out", out, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    assert.equal(json.study.id, "pronouns");
+    assert.equal(json.meta.model, "stories260k");
+    assert.deepEqual(
+      json.groups.map((g: { name: string }) => g.name),
+      pronounsSpec.quickGroups,
+    );
+    assert.ok(existsSync(join(out, "report.html")));
+    assert.match(readFileSync(join(out, "report.html"), "utf8"), /What the numbers say/);
+  });
+});
