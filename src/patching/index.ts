@@ -1,6 +1,7 @@
 /** Public API: activation patching (exact and straightforward) and attribution patching. */
 export * from "./activation-patching.ts";
 export * from "./attribution-compare.ts";
+export type { AttributionMetric } from "./attribution-metric.ts";
 export * from "./attribution-patching.ts";
 export * from "./pairs.ts";
 export * from "./result-format.ts";
