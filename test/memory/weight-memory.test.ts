@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -9,6 +9,7 @@ import { MemoryBudgetError, parseByteSize } from "../../src/util/memory-budget.t
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { familyOf } from "../../src/weights/families/index.ts";
 import { SafetensorsReader } from "../../src/weights/safetensors.ts";
+import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { LLAMA_VARIANTS, makeVariantCheckpoint } from "../helpers/llama-variants.ts";
 
@@ -122,4 +123,30 @@ test("parseByteSize reads the sizes people write and refuses the rest", () => {
   assert.equal(parseByteSize("2000"), 2000);
   assert.throws(() => parseByteSize("lots"), /--memory-limit "lots" is not a size/);
   assert.throws(() => parseByteSize("0"), /more than 0/);
+});
+
+test("CLI: a study whose model does not fit --memory-limit fails early with the figures and writes nothing", async () => {
+  const out = join(root, "study-out");
+  const r = await runCli([
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--memory-limit",
+    "50M",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /^circuitscope: error: not enough memory: this needs about \d+ MB to load the model/,
+  );
+  assert.match(r.stderr, /the limit of 50 MB/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(existsSync(out), false, "no output directory was created");
+  const bad = await runCli(["predict", "--model", FIXTURE_DIR, "--memory-limit", "lots", "Hello"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--memory-limit "lots" is not a size: write e\.g\. 8G/);
 });
