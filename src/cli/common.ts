@@ -8,6 +8,7 @@ export interface ModelCliOptions {
   backend: KernelName;
   process: boolean; // commander turns --no-process into process: false
   offline?: boolean;
+  memoryLimit?: string;
 }
 
 export function addModelOptions(cmd: Command, defaultModel?: string): Command {
@@ -19,14 +20,28 @@ export function addModelOptions(cmd: Command, defaultModel?: string): Command {
     )
     .option("--backend <name>", "numeric kernels: onnx (fast) or reference (portable TypeScript)", "onnx")
     .option("--no-process", "skip TransformerLens weight processing (fold LN, centre weights, ...)")
-    .option("--offline", "use the Hugging Face cache only, never the network");
+    .option("--offline", "use the Hugging Face cache only, never the network")
+    .option(
+      "--memory-limit <size>",
+      "memory this run may use (e.g. 8G); a model that would not fit is refused before loading (default: what is free)",
+    );
 }
 
 export async function loadModelFromOptions(opts: ModelCliOptions): Promise<HookedTransformer> {
   if (!opts.model)
     throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
   const { HookedTransformer } = await import("../model/hooked-transformer.ts");
+  const { parseByteSize } = await import("../util/memory-budget.ts");
+  let memoryLimit: number | undefined;
+  if (opts.memoryLimit !== undefined) {
+    try {
+      memoryLimit = parseByteSize(opts.memoryLimit);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   return HookedTransformer.fromPretrained(opts.model, {
+    memoryLimit,
     backend: opts.backend,
     processing: opts.process === false ? false : undefined,
     hub: { offline: opts.offline, progress: true },

@@ -2,6 +2,8 @@ import { readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, CommanderError } from "commander";
+import { packageInfo } from "../util/package-info.ts";
+import { userMessage } from "./user-message.ts";
 
 /** A command module: `register(program)` adds its command. */
 type CommandModule = { register?: (p: Command) => void };
@@ -9,17 +11,19 @@ type CommandModule = { register?: (p: Command) => void };
 /**
  * Each `commands/*-cmd.ts` exports `register(program)`; they are discovered here so commands can be added
  * without editing this file. Command modules import heavy dependencies lazily, inside their actions.
+ * The published package holds the same modules compiled to `*-cmd.js` (beside their `.d.ts`).
  * `extraCommands` are command modules from outside the library (the `bench` command lives in bench/,
  * which library code must not import; bin/circuitscope.js passes it in).
  */
 async function buildProgram(extraCommands: readonly string[]): Promise<Command> {
   const program = new Command("circuitscope")
     .description("Mechanistic interpretability for GPT-2-style models")
+    .version(packageInfo().version, "-V, --version", "print circuitscope's version")
     .showHelpAfterError()
     .exitOverride();
   const dir = join(dirname(fileURLToPath(import.meta.url)), "commands");
   for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith("-cmd.ts"))
+    .filter((f) => /-cmd\.(ts|js)$/.test(f) && !f.endsWith(".d.ts"))
     .sort()) {
     const mod = (await import(join(dir, file))) as CommandModule;
     mod.register?.(program);
@@ -37,8 +41,7 @@ export async function main(opts: { extraCommands?: readonly string[] } = {}): Pr
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`circuitscope: error: ${message}\n`);
+    process.stderr.write(`circuitscope: error: ${userMessage(err)}\n`);
     if (process.env.CIRCUITSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }

@@ -5,18 +5,9 @@
  *     refs/<revision>                  the commit hash a branch/tag pointed to
  *     snapshots/<commit>/<filename>    relative symlink to ../../blobs/<etag>
  */
-import {
-  copyFileSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { writeFileAtomic, writeFileAtomicWith } from "../util/atomic-write.ts";
 import { CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "../weights/checkpoint-files.ts";
 import { isCommitHash, repoFolderName, repoIdAliases } from "./settings.ts";
 
@@ -80,14 +71,13 @@ export function linkSnapshotFile(
 ): string {
   const pointer = join(storage, "snapshots", commit, filename);
   mkdirSync(dirname(pointer), { recursive: true });
-  const tmp = `${pointer}.${process.pid}.tmp`;
-  rmSync(tmp, { force: true });
-  try {
-    symlinkSync(relative(dirname(pointer), blobPath), tmp);
-  } catch {
-    copyFileSync(blobPath, tmp);
-  }
-  renameSync(tmp, pointer);
+  writeFileAtomicWith(pointer, (tmp) => {
+    try {
+      symlinkSync(relative(dirname(pointer), blobPath), tmp);
+    } catch {
+      copyFileSync(blobPath, tmp);
+    }
+  });
   return pointer;
 }
 
@@ -96,9 +86,7 @@ export function writeRef(storage: string, revision: string, commit: string): voi
   if (revision === commit) return;
   const refPath = join(storage, "refs", revision);
   mkdirSync(dirname(refPath), { recursive: true });
-  const tmp = `${refPath}.${process.pid}.tmp`;
-  writeFileSync(tmp, commit);
-  renameSync(tmp, refPath);
+  writeFileAtomic(refPath, commit);
 }
 
 /** Whether a blob is already stored with the expected size. */

@@ -35,15 +35,19 @@ export function toTokenLists(
 export function padBatch(lists: readonly (readonly number[])[], nCtx: number, dVocab: number): PaddedBatch {
   const lengths = lists.map((t) => t.length);
   lists.forEach((t, i) => {
-    if (t.length === 0) throw new Error(`Prompt ${i} has no tokens`);
+    const name = lists.length === 1 ? "The prompt" : `Prompt ${i}`;
+    if (t.length === 0) throw new Error(`${name} has no tokens`);
     if (t.length > nCtx) {
+      // The count includes a prepended BOS token, so say how many to remove rather than a text limit.
       throw new Error(
-        `Prompt ${i} is ${t.length} tokens but the model's context is ${nCtx} tokens: shorten the prompt to at most ${nCtx} tokens.`,
+        `${name} is ${t.length} tokens but the model's context is ${nCtx} tokens (the count includes the <|endoftext|> token at the start, if prepended): shorten it by at least ${t.length - nCtx} tokens.`,
       );
     }
     for (const id of t) {
       if (!Number.isInteger(id) || id < 0 || id >= dVocab) {
-        throw new Error(`Bad token id ${id} in prompt ${i}: token ids must be integers in [0, ${dVocab}).`);
+        throw new Error(
+          `Bad token id ${id} in ${name.toLowerCase()}: token ids must be integers in [0, ${dVocab}).`,
+        );
       }
     }
   });

@@ -37,7 +37,7 @@ export function recordRun(
   const residPreNames = new Set(Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`));
   const wanted = (name: string) =>
     opts.hooks.has(name) || name === FINAL_NORMALIZED || (opts.continuable && residPreNames.has(name));
-  const hooks = new HookDispatcher(L, [], wanted);
+  const hooks = new HookDispatcher(model.cfg, [], wanted);
   const res = model.forwardEngine.forward({
     batch: 1,
     pos: n,
@@ -85,7 +85,7 @@ export function continueRun(
     finalPositionOnly: boolean;
   },
 ): Float32Array {
-  const { nLayers: L, dModel: D } = model.cfg;
+  const { dModel: D } = model.cfg;
   const { run, copies: C, fromPos: p0 } = opts;
   const startAtLayer = "block" in opts.from ? opts.from.block : 0;
   const past = run.kv!.map((kv, l) =>
@@ -99,7 +99,7 @@ export function continueRun(
       : null,
   );
   let normalized: Float32Array | null = null;
-  const hooks = new HookDispatcher(L, [
+  const hooks = new HookDispatcher(model.cfg, [
     ...opts.hooks,
     [
       FINAL_NORMALIZED,

@@ -38,8 +38,17 @@ export function handBlockToOps(block: BlockWeights, cfg: ModelConfig, op: BlockO
 }
 
 /** Replaces W_U by a view onto the unembedding op. */
+/**
+ * Replaces W_U by a view onto the unembedding op. Unlike the block matrices it is kept once read: every
+ * logit-difference metric, attribution and neuron page reads its columns, and reading it back costs a
+ * product the size of the vocabulary.
+ */
 export function handUnembedToOp(weights: ModelWeights, cfg: ModelConfig, unembed: LinearOp): void {
-  view(weights, "W_U", () => new Tensor(unembed.weight(), [cfg.dModel, cfg.dVocab]));
+  let kept: Tensor | null = null;
+  view(weights, "W_U", () => {
+    kept ??= new Tensor(unembed.weight(), [cfg.dModel, cfg.dVocab]);
+    return kept;
+  });
 }
 
 /** `compute()` at most once while its result is alive. */

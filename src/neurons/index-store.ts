@@ -4,9 +4,10 @@
  * names per checkpoint generation, then the manifest naming them is replaced atomically (write + rename),
  * then the previous generation's files are deleted. A reader always sees one consistent generation.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Shard } from "../corpus/contexts.ts";
+import { writeFileAtomic } from "../util/atomic-write.ts";
 import { type HistogramSpec, NeuronStats } from "./neuron-stats.ts";
 
 export const INDEX_FORMAT = "circuitscope-neuron-index";
@@ -182,17 +183,10 @@ function readTyped<T>(dir: string, name: string, ctor: TypedCtor<T>): T {
 }
 
 function writeAtomic(path: string, data: ArrayBufferView | string): void {
-  const tmp = `${path}.tmp`;
-  try {
-    writeFileSync(
-      tmp,
-      typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    );
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(
+    path,
+    typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
 }
 
 /** Are two settings equal (so their indexes can be resumed into or merged)? Names the first difference. */

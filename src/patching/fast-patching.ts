@@ -16,6 +16,7 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
 import { type ContinueFrom, continueRun, type RecordedRun, recordRun } from "../model/partial-runs.ts";
 import { stridesOf } from "../tensor/tensor.ts";
+import { memoryBudget } from "../util/memory-budget.ts";
 import type { Readout } from "./metric.ts";
 import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
 import { hookLayout, type Selector, selectElements } from "./targets.ts";
@@ -50,7 +51,7 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
   const total = plan.sites.length * B;
   let done = 0;
   const chunkSize = opts.chunkSize ?? 256;
-  const rowBudget = opts.rowBudget ?? 4096;
+  const rowBudget = opts.rowBudget ?? rowBudgetFor(model, pairs.nPos);
 
   for (let b = 0; b < B; b++) {
     const n = pairs.lengths[b];
@@ -257,4 +258,16 @@ function runAdditiveChunk(
     hooks: [],
     finalPositionOnly: true,
   });
+}
+
+/**
+ * Positions of patched copies per batched forward: at most 4096, and fewer when a quarter of the free
+ * memory would not hold their activations (a block's residuals, q/k/v, MLP activations and attention
+ * scores, about 4 bytes x (16 d_model + 4 d_mlp + 2 n_heads x positions) per position, hooks included).
+ */
+export function rowBudgetFor(model: HookedTransformer, nPos: number, availableBytes?: number): number {
+  const { dModel: D, dMlp, nHeads: H } = model.cfg;
+  const bytesPerRow = 4 * (16 * D + 4 * dMlp + 2 * H * nPos);
+  const available = availableBytes ?? memoryBudget().availableBytes;
+  return Math.max(1, Math.min(4096, Math.floor(available / 4 / bytesPerRow)));
 }

@@ -36,8 +36,14 @@ export function preparePairs(
   c.forEach((toks, i) => {
     if (toks.length !== x[i].length) {
       throw new Error(
-        `Pair ${i}: the clean prompt ${show(clean[i])} is ${toks.length} tokens but the corrupted prompt ${show(corrupted[i])} is ${x[i].length} tokens. ` +
+        `${pairName(i, c.length)}: the clean prompt ${show(clean[i])} is ${toks.length} tokens but the corrupted prompt ${show(corrupted[i])} is ${x[i].length} tokens. ` +
           "Patching needs each pair to have the same token length: reword one of the two so their tokens line up.",
+      );
+    }
+    if (toks.every((t, j) => t === x[i][j])) {
+      throw new Error(
+        `${pairName(i, c.length)}: the clean and corrupted prompts are identical (${show(clean[i])}), so there is no ` +
+          "difference for patching to restore (the normalised metric would divide by zero): give a corrupted prompt that differs.",
       );
     }
   });
@@ -46,6 +52,11 @@ export function preparePairs(
   model.prepare(x);
   const lengths = c.map((t) => t.length);
   return { clean: c, corrupted: x, lengths, nPos: Math.max(...lengths) };
+}
+
+/** "The pair" for a single pair, "Pair i" in a batch. */
+function pairName(i: number, n: number): string {
+  return n === 1 ? "The prompt pair" : `Pair ${i}`;
 }
 
 /** The vocabulary id of a one-token answer; the error names the option it came from. */

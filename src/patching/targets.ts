@@ -173,7 +173,6 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
   // Key/value heads per layer for a component, and the head axis' name ("kv_head" when they are fewer).
   const heads = (c: HeadComponent) => (kv(c) ? cfg.nKvHeads : H);
   const headAxis = (c: HeadComponent) => (heads(c) < H ? "kv_head" : "head");
-  const group = H / cfg.nKvHeads;
   const name = targetName(target);
   const sites: PatchSite[] = [];
   switch (target.kind) {

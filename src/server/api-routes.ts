@@ -29,8 +29,9 @@ interface PredictBody extends PromptBody {
   wrong?: string;
 }
 interface AttentionBody extends PromptBody {
-  layer: number;
-  head: number;
+  layer?: number;
+  head?: number;
+  heads?: "all";
 }
 interface AnswerBody extends PromptBody {
   answer: string;
@@ -153,8 +154,24 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     "/api/attention",
     { schema: { body: schemas.attentionBody } },
     async (req, reply) => {
-      const { prompt, layer, head } = req.body;
-      ctx.checks.promptTokens(prompt);
+      const { prompt, layer, head, heads } = req.body;
+      const tokens = ctx.checks.promptTokens(prompt);
+      if (heads === "all") {
+        if (layer !== undefined || head !== undefined)
+          throw new ApiError(
+            400,
+            'Give either heads: "all" or one head (layer and head), not both.',
+            'Drop layer and head for every head, or drop heads: "all" for one head.',
+          );
+        ctx.checks.allHeadsFit(tokens.length);
+        return runNow(ctx, reply, "attention", { prompt, heads });
+      }
+      if (layer === undefined || head === undefined)
+        throw new ApiError(
+          400,
+          `One head needs both layer and head (got only ${layer === undefined ? "head" : "layer"}).`,
+          'Give layer and head, e.g. {"layer": 1, "head": 2}, or heads: "all" for every head.',
+        );
       ctx.checks.layer(layer);
       ctx.checks.head(head);
       return runNow(ctx, reply, "attention", { prompt, layer, head });

@@ -1,16 +1,18 @@
-import { fileURLToPath } from "node:url";
-import { bundleIife } from "../util/browser-bundle.ts";
+import { type BrowserScript, browserScript } from "../util/browser-bundle.ts";
 
-const ENTRY = fileURLToPath(new URL("./web/main.ts", import.meta.url));
+/** The page's script: src/server/web + the src/viz browser components + vega. */
+export const EXPLORER_SCRIPT: BrowserScript = {
+  asset: "explorer.js",
+  entry: new URL("./web/main.ts", import.meta.url),
+};
 
 let cached: Promise<string> | undefined;
 
 /**
- * The page's script (src/server/web + the src/viz browser components + vega) as one IIFE, built by
- * esbuild in memory when the server starts (a second or two) and kept for the life of the process:
- * `npm ci` is the only set-up step.
+ * The page's script as one IIFE (built by esbuild when the server starts in a checkout, prebuilt in the
+ * package), kept for the life of the process.
  */
 export function frontEndBundleJs(): Promise<string> {
-  cached ??= Promise.resolve().then(() => bundleIife(ENTRY));
+  cached ??= Promise.resolve().then(() => browserScript(EXPLORER_SCRIPT));
   return cached;
 }

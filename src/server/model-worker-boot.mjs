@@ -1,6 +1,13 @@
-// Worker threads do not inherit tsx's loader when the CLI registered it through the API, so the model
-// worker registers it itself before loading its TypeScript entry.
-import { register } from "tsx/esm/api";
+// The model worker's entry. In a checkout it runs the TypeScript source: worker threads do not inherit
+// tsx's loader when the CLI registered it through the API, so it registers it itself. The published
+// package has the compiled model-worker.js beside this file instead.
+import { existsSync } from "node:fs";
 
-register();
-await import("./model-worker.ts");
+const source = new URL("./model-worker.ts", import.meta.url);
+if (existsSync(source)) {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import(source.href);
+} else {
+  await import(new URL("./model-worker.js", import.meta.url).href);
+}

@@ -24,7 +24,11 @@ export const predictBody = body(
   },
   ["prompt"],
 );
-export const attentionBody = body({ prompt, layer: index, head: index }, ["prompt", "layer", "head"]);
+/** One head (`layer`, `head`) or every head (`heads: "all"`); which combination is given is checked in the route. */
+export const attentionBody = body(
+  { prompt, layer: index, head: index, heads: { type: "string", const: "all" } },
+  ["prompt"],
+);
 export const attributionBody = body({ prompt, answer: tokenText, wrong: tokenText }, [
   "prompt",
   "answer",

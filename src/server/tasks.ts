@@ -60,20 +60,46 @@ export function predictTask(model: HookedTransformer, p: PredictParams) {
   };
 }
 
-export interface AttentionParams {
-  prompt: string;
-  layer: number;
-  head: number;
+/** One head (`layer`, `head`) or, with `heads: "all"`, every head of every layer. */
+export type AttentionParams = { prompt: string } & (
+  | { layer: number; head: number; heads?: undefined }
+  | { heads: "all"; layer?: undefined; head?: undefined }
+);
+
+/**
+ * JSON writes a float32 weight as a 17-digit double; 7 decimals keep float32's precision on a 0..1 weight
+ * and make an all-heads answer about half the size.
+ */
+function roundWeight(v: number): number {
+  return Math.round(v * 1e7) / 1e7;
 }
 
-/** One head's attention pattern over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]). */
+/**
+ * Attention patterns over the prompt (`blocks.L.attn.hook_pattern` [batch, head, dest, src]), one per query
+ * head (grouped-query models share keys between heads, not patterns). Heads are labelled LxHy, layer by
+ * layer, which the explorer's thumbnail grid reads as its rows and columns.
+ */
 export function attentionTask(model: HookedTransformer, p: AttentionParams): AttentionFigure {
+  const { nLayers, nHeads } = model.cfg;
+  const heads =
+    p.heads === "all"
+      ? Array.from({ length: nLayers * nHeads }, (_, k) => ({
+          layer: Math.floor(k / nHeads),
+          head: k % nHeads,
+        }))
+      : [{ layer: p.layer, head: p.head }];
   const tokens = model.toTokens(p.prompt);
-  const [rows] = headPatterns(model, tokens, [{ layer: p.layer, head: p.head }]);
+  const patterns = headPatterns(model, tokens, heads);
   return attentionView({
-    title: `Attention pattern of L${p.layer}H${p.head}`,
+    title:
+      p.heads === "all"
+        ? `Attention patterns of all ${heads.length} heads (${nLayers} layers × ${nHeads} heads)`
+        : `Attention pattern of L${p.layer}H${p.head}`,
     tokens: model.toStrTokens(tokens),
-    heads: [{ label: `L${p.layer}H${p.head}`, pattern: rows }],
+    heads: heads.map(({ layer, head }, k) => ({
+      label: `L${layer}H${head}`,
+      pattern: patterns[k].map((row) => row.map(roundWeight)),
+    })),
   });
 }
 

@@ -7,6 +7,9 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { GPT2Config } from "../weights/config.ts";
 import { ApiError } from "./api-error.ts";
 
+/** Most attention weights one all-heads /api/attention answer holds (2^20: a few MB of JSON). */
+export const MAX_ALL_HEADS_VALUES = 1 << 20;
+
 export class RequestChecks {
   constructor(
     private readonly cfg: GPT2Config,
@@ -56,6 +59,21 @@ export class RequestChecks {
     }
   }
 
+  /**
+   * Every head's pattern is nLayers · nHeads · n² numbers; past MAX_ALL_HEADS_VALUES (a 12 × 12-head GPT-2
+   * at 85 tokens) the answer would be tens of megabytes of JSON, so it is refused before the model runs.
+   */
+  allHeadsFit(nTokens: number): void {
+    const heads = this.cfg.nLayers * this.cfg.nHeads;
+    if (heads * nTokens * nTokens <= MAX_ALL_HEADS_VALUES) return;
+    const most = Math.floor(Math.sqrt(MAX_ALL_HEADS_VALUES / heads));
+    throw new ApiError(
+      400,
+      `Every head's pattern for a ${nTokens}-token prompt is ${heads} × ${nTokens} × ${nTokens} = ${heads * nTokens * nTokens} weights, more than the ${MAX_ALL_HEADS_VALUES} one answer may hold.`,
+      `Shorten the prompt to at most ${most - 1} tokens of text for the all-heads grid, or ask for one head (layer and head).`,
+    );
+  }
+
   neuron(neuron: number): void {
     if (neuron >= this.cfg.dMlp) {
       throw new ApiError(
@@ -89,6 +107,13 @@ export class RequestChecks {
         400,
         `The clean prompt is ${clean.length} tokens but the corrupted prompt is ${corrupted.length}.`,
         "Patching compares the prompts position by position: change words for words of the same token count.",
+      );
+    }
+    if (clean.every((t, i) => t === corrupted[i])) {
+      throw new ApiError(
+        400,
+        "The clean and corrupted prompts are identical.",
+        "Patching restores the difference between them: make the corrupted prompt differ.",
       );
     }
   }

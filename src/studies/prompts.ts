@@ -3,9 +3,9 @@
  * file; every pair validated against the tokenizer (single-token answers, equal lengths, the expected
  * final token) with the reason recorded for each dropped pair.
  */
-import { readFileSync } from "node:fs";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { mulberry32 } from "../util/random.ts";
+import { readUtf8File } from "../util/text-file.ts";
 
 /** A clean/corrupted prompt pair: the same text except for the cue the study is about. */
 export interface PromptPair {
@@ -160,6 +160,11 @@ function toPair(value: unknown, where: string): PromptPair {
       );
     }
   }
+  if (o.clean === o.corrupted) {
+    throw new Error(
+      `${where}: the clean and corrupted prompts are identical (${JSON.stringify(o.clean)}), so patching has nothing to restore; make the corrupted prompt differ.`,
+    );
+  }
   if (o.finalToken !== undefined && typeof o.finalToken !== "string") {
     throw new Error(`${where}: field "finalToken" must be a string when given.`);
   }
@@ -206,8 +211,9 @@ export function parsePromptFile(text: string, fileName = "prompt file"): PromptP
 export function readPromptFile(path: string): PromptPair[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readUtf8File(path, "Prompt file");
   } catch (e) {
+    if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(
       `Cannot read prompt file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check the path.`,
     );

@@ -1,10 +1,11 @@
 /**
  * Writes a study's outputs — report.html, results.json, figures/*.svg — into a temporary sibling
  * directory and renames it into place at the end, so a failed or interrupted run leaves nothing
- * half-written at DIR.
+ * half-written at DIR. Only an earlier circuitscope report (with --overwrite) or an empty directory is replaced.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeReportDir } from "../util/report-dir.ts";
 import { writeFigureFiles } from "../viz/export/write-files.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
 import { buildSections, toReportSections } from "./report.ts";
@@ -22,13 +23,9 @@ export async function writeStudy(
   opts: { overwrite?: boolean } = {},
 ): Promise<WrittenStudy> {
   const dir = resolve(outDir);
-  if (existsSync(dir) && !opts.overwrite) {
-    throw new Error(`Output directory ${dir} already exists: choose a new --out, or remove it first.`);
-  }
-  mkdirSync(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(join(tmp, "figures"), { recursive: true });
-  try {
+  const flag = { overwrite: opts.overwrite, flag: "--out", command: `study ${results.study.id}` };
+  return writeReportDir(dir, flag, async (tmp) => {
+    mkdirSync(join(tmp, "figures"), { recursive: true });
     const sections = buildSections(results);
     const figures: string[] = [];
     for (const s of sections) {
@@ -46,11 +43,6 @@ export async function writeStudy(
       sections: toReportSections(sections),
     });
     writeFileSync(join(tmp, "report.html"), html);
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
     return { dir, figures, captions };
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }

@@ -17,6 +17,7 @@ export type {
   AttentionData,
   AttentionFigure,
   ChartFigure,
+  ChartKind,
   Figure,
   TokenFigure,
   TokenViewData,
@@ -24,6 +25,7 @@ export type {
 export { browserBundleJs } from "./html/browser-bundle.ts";
 export {
   jsonForScript,
+  type ReportFigure,
   type ReportInputs,
   type ReportOptions,
   type ReportSection,
@@ -31,6 +33,17 @@ export {
   renderHtmlReport,
   writeHtmlReport,
 } from "./html/report.ts";
+export {
+  type AttributionFigures,
+  type AttributionInputs,
+  attributionFigures,
+} from "./presets/attribution-figures.ts";
+export {
+  comparisonFigures,
+  FRACTION_RESTORED,
+  type PatchInputs,
+  patchFigures,
+} from "./presets/patch-figures.ts";
 export {
   displayToken,
   distinctLabels,

@@ -143,6 +143,7 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
   const family = familyOf(config);
   const stored = locateTensors(dir);
   const expected = family.expectedTensors(config);
+  checkLayerCount(dir, config.nLayers, stored.keys());
 
   const byFile = new Map<string, { name: string; shape: number[]; storedName: string }[]>();
   for (const [name, shape] of expected) {
@@ -201,11 +202,44 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
     for (const [file, wanted] of byFile) {
       const reader = readers.get(file)!;
       for (const { name, shape, storedName } of wanted) {
-        tensors.set(name, { shape, data: reader.readFloat32(storedName) });
+        const data = reader.readFloat32(storedName);
+        checkFinite(dir, storedName, file, data);
+        tensors.set(name, { shape, data });
       }
     }
     return { config, tensors, dir };
   } finally {
     for (const reader of readers.values()) reader.close();
+  }
+}
+
+/** A checkpoint whose blocks outnumber config.json's layer count would silently lose layers. */
+function checkLayerCount(dir: string, nLayer: number, storedNames: Iterable<string>): void {
+  let highest = -1;
+  let example = "";
+  for (const name of storedNames) {
+    const m = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (m && Number(m[1]) > highest) {
+      highest = Number(m[1]);
+      example = name;
+    }
+  }
+  if (highest >= nLayer) {
+    throw new Error(
+      `Checkpoint ${dir}: config.json says ${nLayer} layers, but the weights hold ${highest + 1} ` +
+        `(e.g. "${example}") — the config does not match the weights; fix n_layer in config.json or re-download the model`,
+    );
+  }
+}
+
+/** NaN or infinite weights would turn every output into NaN; name the tensor instead. */
+function checkFinite(dir: string, name: string, file: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new Error(
+        `Checkpoint ${dir}: tensor "${name}" in ${file} holds ${data[i]} at flat index ${i} — the weights are ` +
+          "damaged (or were saved after a diverged training run); re-download or re-export the model",
+      );
+    }
   }
 }

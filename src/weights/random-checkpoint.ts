@@ -2,8 +2,9 @@
  * Writes a random but valid Hugging Face checkpoint directory of any supported family, for tests and
  * benchmarks (no real weights can be downloaded here). Seeded, so the same options give the same bytes.
  */
-import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.ts";
 import { mulberry32, randn } from "../util/random.ts";
 import { bundledModelDir } from "./bundled-models.ts";
 import { CONFIG_FILE, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint-files.ts";
@@ -141,7 +142,5 @@ export function makeRandomCheckpoint(
 }
 
 function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }

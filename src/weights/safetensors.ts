@@ -7,9 +7,9 @@
  * with positioned reads into a fresh Float32Array, so peak memory is the float32 weights plus one
  * small conversion buffer.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { endianness } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { writeFileAtomicWith } from "../util/atomic-write.ts";
 import { decodeBf16Into, decodeF16Into, float32ToBf16Bits, float32ToF16Bits } from "./float-formats.ts";
 
 /** Bytes per element of every dtype the safetensors spec defines (we read the float ones). */
@@ -301,28 +301,21 @@ export function writeSafetensors(
   const lengthBytes = Buffer.alloc(8);
   lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const tmpPath = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmpPath, "w");
-  try {
-    writeAll(fd, lengthBytes, 0);
-    writeAll(fd, headerBytes, 8);
-    let position = 8 + headerBytes.length;
-    for (const { data } of Object.values(tensors)) {
-      const bytes = encodeTensor(data, dtype);
-      writeAll(fd, bytes, position);
-      position += bytes.length;
-    }
-    closeSync(fd);
-    renameSync(tmpPath, path);
-  } catch (err) {
+  writeFileAtomicWith(path, (tmpPath) => {
+    const fd = openSync(tmpPath, "w");
     try {
+      writeAll(fd, lengthBytes, 0);
+      writeAll(fd, headerBytes, 8);
+      let position = 8 + headerBytes.length;
+      for (const { data } of Object.values(tensors)) {
+        const bytes = encodeTensor(data, dtype);
+        writeAll(fd, bytes, position);
+        position += bytes.length;
+      }
+    } finally {
       closeSync(fd);
-    } catch {
-      // already closed
     }
-    rmSync(tmpPath, { force: true });
-    throw err;
-  }
+  });
 }
 
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {

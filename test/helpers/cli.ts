@@ -1,21 +1,31 @@
-import { spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { join } from "node:path";
 import { REPO_ROOT } from "./fixture.ts";
 
 export interface CliResult {
   code: number;
+  /** The signal that ended the process, if one did (then `code` is -1). */
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-/** Runs `bin/circuitscope.js` as a user would, without a terminal. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/** Starts `bin/circuitscope.js` as a user would, without a terminal (stdin closed at once). */
+export function spawnCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): ChildProcessWithoutNullStreams {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/circuitscope.js"), ...args], {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+  });
+  child.stdin.end();
+  return child;
+}
+
+/** Collects a started CLI process's output and exit status. */
+export function cliResult(child: ChildProcessWithoutNullStreams): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, "bin/circuitscope.js"), ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {
@@ -25,6 +35,11 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
       stderr += d;
     });
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on("close", (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
   });
+}
+
+/** Runs `bin/circuitscope.js` as a user would, without a terminal. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliResult> {
+  return cliResult(spawnCli(args, { env, cwd }));
 }

@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { processWeights, resolveProcessing } from "../../src/model/processing.ts";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { rowBudgetFor } from "../../src/patching/fast-patching.ts";
 import { MemoryBudgetError, parseByteSize } from "../../src/util/memory-budget.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { familyOf } from "../../src/weights/families/index.ts";
 import { SafetensorsReader } from "../../src/weights/safetensors.ts";
+import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { LLAMA_VARIANTS, makeVariantCheckpoint } from "../helpers/llama-variants.ts";
 
@@ -122,4 +125,51 @@ test("parseByteSize reads the sizes people write and refuses the rest", () => {
   assert.equal(parseByteSize("2000"), 2000);
   assert.throws(() => parseByteSize("lots"), /--memory-limit "lots" is not a size/);
   assert.throws(() => parseByteSize("0"), /more than 0/);
+});
+
+test("CLI: a study whose model does not fit --memory-limit fails early with the figures and writes nothing", async () => {
+  const out = join(root, "study-out");
+  const r = await runCli([
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--memory-limit",
+    "50M",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /^circuitscope: error: not enough memory: this needs about \d+ MB to load the model/,
+  );
+  assert.match(r.stderr, /the limit of 50 MB/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(existsSync(out), false, "no output directory was created");
+  const bad = await runCli(["predict", "--model", FIXTURE_DIR, "--memory-limit", "lots", "Hello"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--memory-limit "lots" is not a size: write e\.g\. 8G/);
+});
+
+test("patching sweeps size their batches from the memory they have; the result does not depend on it", async () => {
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(FIXTURE_DIR), { backend: "reference" });
+  const { dModel: D, dMlp, nHeads: H } = model.cfg;
+  const perRow = 4 * (16 * D + 4 * dMlp + 2 * H * 8);
+  assert.equal(rowBudgetFor(model, 8, 64 * 1024 ** 3), 4096, "plenty of memory: the usual 4096 positions");
+  assert.equal(rowBudgetFor(model, 8, 40 * perRow), 10, "a quarter of the memory, in whole positions");
+  assert.equal(rowBudgetFor(model, 8, 0), 1, "never below one position");
+  const sweep = (rowBudget?: number) =>
+    activationPatching(model, {
+      clean: ["We're helping our friend while they"],
+      corrupted: ["We are helping our friend while they"],
+      answers: { answer: model.toSingleToken("'re"), wrong: model.toSingleToken(" are") },
+      target: { kind: "resid_pre" },
+      rowBudget,
+    });
+  const roomy = await sweep();
+  const tight = await sweep(rowBudgetFor(model, 8, 3 * perRow * 4));
+  assert.ok(Math.max(...roomy.values.map((v, i) => Math.abs(v - tight.values[i]))) < 1e-5);
+  model.dispose();
 });

@@ -102,6 +102,42 @@ test("attention returns a causal, row-stochastic pattern equal to the cached hoo
   }
 });
 
+test('attention with heads: "all" returns every head, labelled LxHy layer by layer, equal to the cached hook_pattern', async () => {
+  const r = await post("/api/attention", { prompt: CLEAN, heads: "all" });
+  assert.equal(r.status, 200);
+  const { nLayers, nHeads } = model.cfg;
+  const heads: { label: string; pattern: number[][] }[] = r.json.data.heads;
+  assert.equal(heads.length, nLayers * nHeads);
+  const n = referenceJson.prompts.clean_tokens[0].length;
+  const names = Array.from({ length: nLayers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const { cache } = model.runWithCache(CLEAN, { namesFilter: names });
+  heads.forEach(({ label, pattern }, k) => {
+    const [layer, head] = [Math.floor(k / nHeads), k % nHeads];
+    assert.equal(label, `L${layer}H${head}`);
+    const ref = cache.get(`blocks.${layer}.attn.hook_pattern`).data; // [1, H, n, n]
+    assert.equal(pattern.length, n);
+    for (let d = 0; d < n; d++)
+      for (let s = 0; s < n; s++) {
+        const want = ref[(head * n + d) * n + s];
+        assert.ok(
+          Math.abs(pattern[d][s] - want) < 1e-4,
+          `${label} [${d}][${s}]: ${pattern[d][s]} vs ${want}`,
+        );
+      }
+  });
+});
+
+test("attention asks for one head or all, never half of one or both", async () => {
+  assertApiError(await post("/api/attention", { prompt: "hi", layer: 0 }), 400, /both layer and head/);
+  assertApiError(await post("/api/attention", { prompt: "hi", head: 1 }), 400, /got only head/);
+  assertApiError(
+    await post("/api/attention", { prompt: "hi", heads: "all", layer: 0, head: 0 }),
+    400,
+    /not both/,
+  );
+  assertApiError(await post("/api/attention", { prompt: "hi", heads: "some" }), 400, /heads/);
+});
+
 test("attribution reports the model's logit difference and one heatmap row per layer", async () => {
   const r = await post("/api/attribution", { prompt: CLEAN, answer: ANSWER, wrong: WRONG });
   assert.equal(r.status, 200);

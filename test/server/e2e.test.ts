@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import type { ExplorerServer } from "../../src/server/app.ts";
+import { ATTENTION_SCALE } from "../../src/viz/views/attention-svg.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
-import { referenceJson } from "../helpers/reference.ts";
+import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
@@ -173,6 +174,123 @@ test("the session token: taken from the URL, kept for reloads, required by the A
   await error.waitFor();
   assert.match(await error.innerText(), /session token.*\?token=/s);
   await stranger.close();
+});
+
+/** What the attention panel shows: each thumbnail's grid place, label and pixels, and the opened head. */
+async function readAttentionPanel(page: Page) {
+  return page.$eval("#attention-out", (out) => ({
+    thumbs: [...out.querySelectorAll<HTMLButtonElement>(".cs-head-grid button")].map((b) => {
+      const canvas = b.querySelector("canvas") as HTMLCanvasElement;
+      const n = canvas.width;
+      const rgba = canvas.getContext("2d")?.getImageData(0, 0, n, n).data ?? [];
+      return {
+        row: Number(b.style.gridRow),
+        col: Number(b.style.gridColumn),
+        label: b.title,
+        selected: b.getAttribute("aria-selected") === "true",
+        // the label's text and background colours, as drawn (the page's own button style must not hide it)
+        ink: [getComputedStyle(b).color, getComputedStyle(b).backgroundColor],
+        // pixel (src, dest) is at (x, y): rows of the image are destinations
+        pixels: Array.from({ length: n * n }, (_, k) => [...rgba].slice(4 * k, 4 * k + 3)),
+      };
+    }),
+    openTitle: out.querySelector(".cs-grid-host svg text")?.textContent ?? "",
+    openCells: [...out.querySelectorAll<SVGRectElement>(".cs-grid-host .cs-cell")].map((c) => ({
+      dest: Number(c.dataset.dest),
+      src: Number(c.dataset.src),
+      value: Number(c.dataset.value),
+    })),
+  }));
+}
+
+test("attention at a glance: a layer x head thumbnail grid of the real patterns; a click opens that head and goes into the URL", async () => {
+  const model = loadFixtureModel({ backend: "reference" });
+  const { nLayers, nHeads } = model.cfg;
+  const names = Array.from({ length: nLayers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const { cache } = model.runWithCache(clean[0], { namesFilter: names });
+  const n = referenceJson.prompts.clean_tokens[0].length;
+  const weight = (layer: number, head: number, d: number, s: number) =>
+    cache.get(`blocks.${layer}.attn.hook_pattern`).data[(head * n + d) * n + s];
+  const rgb = (v: number) => {
+    const h = ATTENTION_SCALE.color(v);
+    return [1, 3, 5].map((i) => Number.parseInt(h.slice(i, i + 2), 16));
+  };
+
+  const page = await newPage();
+  await page.goto(withToken(`${base}/?${new URLSearchParams({ prompt: clean[0], head: "1.2" })}`));
+  await page.waitForSelector("#attention-out[data-ready] .cs-head-grid");
+  const shown = await readAttentionPanel(page);
+  assert.equal(shown.thumbs.length, nLayers * nHeads, "one thumbnail per head");
+  // Row r, column c of the grid is layer r-1, head c-1: its label and its pixels (independent of labels).
+  const places = new Set<string>();
+  for (const t of shown.thumbs) {
+    const [layer, head] = [t.row - 1, t.col - 1];
+    places.add(`${layer}.${head}`);
+    assert.equal(t.label, `L${layer}H${head}`, `grid row ${t.row}, column ${t.col}`);
+    assert.equal(t.pixels.length, n * n);
+    t.pixels.forEach((px, k) => {
+      const want = rgb(weight(layer, head, Math.floor(k / n), k % n));
+      assert.ok(
+        px.every((c, i) => Math.abs(c - want[i]) <= 1),
+        `${t.label} pixel ${k}: ${px} vs ${want}`,
+      );
+    });
+  }
+  assert.equal(places.size, nLayers * nHeads, "every (layer, head) has its own place");
+  const luminance = (css: string) => {
+    const [r, g, b] = (css.match(/\d+/g) ?? []).map(Number);
+    return 0.299 * r + 0.587 * g + 0.114 * b;
+  };
+  for (const t of shown.thumbs) {
+    const [text, background] = t.ink.map(luminance);
+    assert.ok(Math.abs(text - background) > 100, `${t.label}'s label is legible: ${t.ink.join(" on ")}`);
+  }
+  assert.equal(shown.openTitle, "L1H2", "the URL's head is opened");
+  assert.deepEqual(
+    shown.thumbs.filter((t) => t.selected).map((t) => t.label),
+    ["L1H2"],
+  );
+
+  // Click the thumbnail in the last row, second column: layer nLayers-1, head 1.
+  const k = shown.thumbs.findIndex((t) => t.row === nLayers && t.col === 2);
+  await page.locator("#attention-out .cs-head-grid button").nth(k).click();
+  const opened = await readAttentionPanel(page);
+  const [layer, head] = [nLayers - 1, 1];
+  assert.equal(opened.openTitle, `L${layer}H${head}`);
+  assert.equal(opened.openCells.length, n * n);
+  for (const c of opened.openCells)
+    assert.ok(Math.abs(c.value - weight(layer, head, c.dest, c.src)) < 1e-4, `cell ${c.dest},${c.src}`);
+  assert.equal(await page.locator("#head").inputValue(), `${layer}.${head}`);
+  assert.equal(new URL(page.url()).searchParams.get("head"), `${layer}.${head}`);
+
+  // The link reopens that head.
+  const again = await newPage();
+  await again.goto(withToken(page.url()));
+  await again.waitForSelector("#attention-out[data-ready] .cs-head-grid");
+  assert.equal((await readAttentionPanel(again)).openTitle, `L${layer}H${head}`);
+  await page.close();
+  await again.close();
+});
+
+test("when the server refuses the all-heads grid (a prompt past its bound), the panel shows the one head asked for and says why", async () => {
+  const page = await newPage();
+  const refusal = "Every head's pattern for a 90-token prompt is more than the 1048576 one answer may hold.";
+  // The fixture's context (64 tokens) never reaches the bound, so the refusal is the server's, replayed.
+  await page.route("**/api/attention", (route) =>
+    (route.request().postDataJSON() as { heads?: string }).heads === "all"
+      ? route.fulfill({ status: 400, contentType: "application/json", json: { error: { message: refusal } } })
+      : route.continue(),
+  );
+  await page.goto(withToken(`${base}/?${new URLSearchParams({ prompt: clean[0], head: "2.3" })}`));
+  await page.waitForSelector("#attention-out[data-ready] .cs-attention");
+  const shown = await readAttentionPanel(page);
+  assert.equal(shown.thumbs.length, 0, "no grid");
+  assert.equal(shown.openTitle, "L2H3");
+  assert.match(
+    await page.locator("#attention-out .caption").innerText(),
+    /No all-heads grid: Every head's pattern/,
+  );
+  await page.close();
 });
 
 test("no page errors along the way (besides the deliberately rejected over-long prompt and token-less page)", () => {

@@ -229,7 +229,7 @@ describe("study custom --prompts", () => {
     );
     const again = await runCli(["study", "custom", "--prompts", file, "--model", FIXTURE_DIR, "--out", out]);
     assert.notEqual(again.code, 0);
-    assert.match(again.stderr, /circuitscope: error: .*already exists/);
+    assert.match(again.stderr, /circuitscope: error: .*holds an earlier report: add --overwrite/);
     const badFocus = await runCli([
       "study",
       "custom",

@@ -72,7 +72,7 @@ describe("contraction study on the tiny fixture", () => {
     // The report is self-contained: no external scripts or stylesheets.
     const html = readFileSync(join(out, "report.html"), "utf8");
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/);
-    await assert.rejects(writeStudy(results, out), /already exists/);
+    await assert.rejects(writeStudy(results, out), /holds an earlier report: add --overwrite/);
   });
 
   it("uses the generated prompts of each group and reports their counts", () => {

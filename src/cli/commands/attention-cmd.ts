@@ -8,6 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface AttentionOptions extends ModelCliOptions {
   prompt: string;
@@ -35,6 +36,10 @@ export function register(program: Command): void {
         throw new UsageError(
           "--png writes PNGs beside the SVGs of --svg-dir DIR: add --svg-dir, or drop --png",
         );
+      checkOutputPaths([
+        { path: opts.html, flag: "--html", kind: "file" },
+        { path: opts.svgDir, flag: "--svg-dir", kind: "dir" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { nLayers, nHeads } = model.cfg;
       const heads = opts.heads

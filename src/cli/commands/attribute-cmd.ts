@@ -11,6 +11,7 @@ import {
   rejectIgnoredFlags,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface AttributeOptions extends ModelCliOptions {
   prompt?: string[];
@@ -46,6 +47,7 @@ export function register(program: Command): void {
       if (opts.answer === undefined || opts.wrong === undefined)
         throw new UsageError('Both --answer and --wrong are needed, e.g. --answer "\'re" --wrong " are"');
       if (!(opts.top >= 1)) throw new UsageError(`--top must be at least 1, got ${opts.top}`);
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       const single = (flag: string, text: string) => {
         try {

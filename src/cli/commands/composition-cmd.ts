@@ -11,9 +11,10 @@ import {
   UsageError,
 } from "../common.ts";
 import { largestCells } from "../heatmap-page.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface CompositionOptions extends ModelCliOptions {
-  mode: string[];
+  mode?: string[];
   top: number;
   html?: string;
   json?: boolean;
@@ -33,19 +34,20 @@ export function register(program: Command): void {
         "Q/K/V-composition scores between every pair of heads (||W_A W_B||_F / (||W_A||_F ||W_B||_F))",
       ),
   )
-    .option("--mode <mode>", "Q, K or V (repeatable; default all three)", collect, [])
+    .option("--mode <mode>", "Q, K or V (repeatable; default all three)", collect)
     .option("--top <n>", "strongest pairs to list per mode", parseIntOption("top"), 10)
     .option("--html <file>", "write a heatmap per mode: sender head (rows) x receiver head (columns)")
     .option("--json", "print only JSON: {mode: number[][] [senderLayer*H+head][receiverLayer*H+head]}")
     .action(async (opts: CompositionOptions, cmd: Command) => {
       if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every pair)");
       const modes = (
-        opts.mode.length ? opts.mode.map((m) => m.toUpperCase()) : [...MODES]
+        opts.mode ? opts.mode.map((m) => m.toUpperCase()) : [...MODES]
       ) as (typeof MODES)[number][];
       for (const m of modes) {
         if (!(MODES as readonly string[]).includes(m))
           throw new UsageError(`Unknown --mode "${m}": use Q, K or V`);
       }
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       const { compositionScores } = await import("../../analysis/circuits.ts");
       const { nLayers: L, nHeads: H } = model.cfg;

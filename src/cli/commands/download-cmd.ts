@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { printJson } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface DownloadOptions {
   revision?: string;
@@ -22,6 +23,7 @@ export function register(program: Command): void {
     .option("--offline", "only check the cache")
     .option("--json", "print only JSON")
     .action(async (model: string, opts: DownloadOptions) => {
+      checkOutputPaths([{ path: opts.cacheDir, flag: "--cache-dir", kind: "dir" }]);
       const { downloadModel } = await import("../../hub/resolve.ts");
       const dir = await downloadModel(model, {
         revision: opts.revision,

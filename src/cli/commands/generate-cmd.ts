@@ -47,7 +47,16 @@ export function register(program: Command): void {
     .action(async (text: string | undefined, opts: GenerateCliOptions) => {
       const prompt = opts.prompt ?? text;
       if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
+      if (opts.maxNewTokens < 0) throw new UsageError(`-n must be 0 or more, got ${opts.maxNewTokens}`);
       const model = await loadModelFromOptions(opts);
+      const { nCtx } = model.cfg;
+      const promptTokens = model.toTokens(prompt).length;
+      if (promptTokens + opts.maxNewTokens > nCtx) {
+        throw new UsageError(
+          `The prompt is ${promptTokens} tokens (with <|endoftext|> at the start) and -n asks for ${opts.maxNewTokens} more, ` +
+            `but the model's context holds ${nCtx}: use -n ${Math.max(0, nCtx - promptTokens)} or less, or shorten the prompt.`,
+        );
+      }
       const out = model.generate(prompt, {
         maxNewTokens: opts.maxNewTokens,
         temperature: opts.temperature,

@@ -11,10 +11,11 @@ import {
   UsageError,
 } from "../common.ts";
 import { largestCells } from "../heatmap-page.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface HeadsOptions extends ModelCliOptions {
-  kind: string[];
-  prompt: string[];
+  kind?: string[];
+  prompt?: string[];
   seqs: number;
   halfLength: number;
   seed: number;
@@ -33,12 +34,11 @@ export function register(program: Command): void {
         "head detection (TransformerLens' head_detector): previous-token, duplicate-token and induction scores of every head",
       ),
   )
-    .option("--kind <kind>", `detector (repeatable): ${KINDS.join(", ")} (default: all)`, collect, [])
+    .option("--kind <kind>", `detector (repeatable): ${KINDS.join(", ")} (default: all)`, collect)
     .option(
       "-p, --prompt <text>",
       "score on this text (repeatable); default: seeded repeated random tokens",
       collect,
-      [],
     )
     .option("--seqs <n>", "random sequences when no --prompt", parseIntOption("seqs"), 10)
     .option(
@@ -52,28 +52,30 @@ export function register(program: Command): void {
     .option("--html <file>", "write a layer x head heatmap per detector")
     .option("--json", "print only JSON: {kind: number[][] [layer][head]}")
     .action(async (opts: HeadsOptions, cmd: Command) => {
-      if (opts.prompt.length)
+      const prompts = opts.prompt ?? [];
+      if (prompts.length)
         rejectIgnoredFlags(
           cmd,
           { seqs: "--seqs", halfLength: "--half-length", seed: "--seed" },
           "with --prompt (they shape the random sequences used without one)",
         );
       if (opts.json) rejectIgnoredFlags(cmd, { top: "--top" }, "with --json (which prints every head)");
-      const kinds = opts.kind.length ? opts.kind : [...KINDS];
+      const kinds = opts.kind ?? [...KINDS];
       for (const k of kinds) {
         if (!(KINDS as readonly string[]).includes(k))
           throw new UsageError(`Unknown --kind "${k}": use ${KINDS.join(", ")}`);
       }
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       const { detectHeads, repeatedRandomTokens } = await import("../../analysis/head-detector.ts");
       const { nLayers: L, nHeads: H, nCtx, dVocab } = model.cfg;
-      if (!opts.prompt.length && 2 * opts.halfLength + 1 > nCtx) {
+      if (!prompts.length && 2 * opts.halfLength + 1 > nCtx) {
         throw new UsageError(
           `--half-length ${opts.halfLength} gives sequences longer than the context (${nCtx}): lower it`,
         );
       }
-      const sequences = opts.prompt.length
-        ? opts.prompt.map((p) => model.toTokens(p))
+      const sequences = prompts.length
+        ? prompts.map((p) => model.toTokens(p))
         : repeatedRandomTokens({
             nSeqs: opts.seqs,
             halfLength: opts.halfLength,
@@ -109,8 +111,8 @@ export function register(program: Command): void {
             { label: "model", value: opts.model },
             {
               label: "sequences",
-              value: opts.prompt.length
-                ? opts.prompt
+              value: prompts.length
+                ? prompts
                 : `${sequences.length} random token sequences repeated once (half length ${opts.halfLength}, seed ${opts.seed})`,
             },
             {

@@ -7,6 +7,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface IndexCliOptions extends ModelCliOptions {
   corpus?: string;
@@ -87,6 +88,7 @@ export function register(program: Command): void {
       const source = openCorpus(opts.corpus, { textField: opts.textField });
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
+      checkOutputPaths([{ path: outDir, flag: "--out", kind: "dir" }]);
       const model = await loadModelFromOptions(opts);
 
       const quiet = opts.json || !process.stderr.isTTY;
@@ -159,6 +161,7 @@ export function register(program: Command): void {
     .requiredOption("-o, --out <dir>", "directory for the merged index")
     .option("--json", "print only the merged manifest as JSON")
     .action(async (shards: string[], opts: { out: string; json?: boolean }) => {
+      checkOutputPaths([{ path: opts.out, flag: "--out", kind: "dir" }]);
       const { mergeIndexes } = await import("../../neurons/merge-indexes.ts");
       const m = mergeIndexes(shards, opts.out);
       if (opts.json) printJson({ outDir: opts.out, ...m });

@@ -7,6 +7,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface NeuronCliOptions extends ModelCliOptions {
   layer?: number;
@@ -41,6 +42,7 @@ export function register(program: Command): void {
       const { NeuronIndex } = await import("../../neurons/neuron-index.ts");
       const { neuronPageData } = await import("../../neurons/neuron-page.ts");
       const index = opts.index ? NeuronIndex.open(opts.index) : null;
+      checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
       const model = await loadModelFromOptions(opts);
       try {
         const page = neuronPageData(model, opts.layer, opts.neuron, {

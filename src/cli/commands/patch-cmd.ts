@@ -7,13 +7,14 @@ import type { PatchResult } from "../../patching/types.ts";
 import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
 import {
   addModelOptions,
-  addPairOptions,
+  collect,
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface PatchOptions extends ModelCliOptions {
   clean: string[];
@@ -33,15 +34,21 @@ interface PatchOptions extends ModelCliOptions {
 }
 
 export function register(program: Command): void {
-  addPairOptions(
-    addModelOptions(
-      program
-        .command("patch")
-        .description(
-          "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
-        ),
-    ),
+  addModelOptions(
+    program
+      .command("patch")
+      .description(
+        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
+      ),
   )
+    .option("--clean <text>", "clean prompt (repeat for a batch)", collect)
+    .option(
+      "--corrupted <text>",
+      "corrupted prompt, same token length as its clean prompt (repeat in order)",
+      collect,
+    )
+    .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
+    .option("--wrong <text>", "the corrupted (wrong) answer token")
     .requiredOption("-t, --target <target>", `what to patch: ${TARGET_NAMES.join(", ")}`)
     .option("--layer <l>", "neurons: only this layer's (default: every layer's)", parseIntOption("layer"))
     .option("--pos <p>", "neurons: patch only at this position", parseIntOption("pos"))
@@ -53,6 +60,8 @@ export function register(program: Command): void {
     .option("--no-prepend-bos", "do not prepend <|endoftext|>")
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
+      opts.clean ??= [];
+      opts.corrupted ??= [];
       if (!["exact", "attribution", "compare"].includes(opts.method))
         throw new UsageError(`Unknown --method "${opts.method}": use exact, attribution or compare`);
       if (!(TARGET_NAMES as readonly string[]).includes(opts.target))
@@ -75,6 +84,16 @@ export function register(program: Command): void {
           "--per-prompt is not available with --method compare (it compares batch values): drop it, or use --out for every value",
         );
 
+      opts.clean.forEach((clean, i) => {
+        if (clean === opts.corrupted[i])
+          throw new UsageError(
+            `${opts.clean.length === 1 ? "The" : `Pair ${i}:`} --clean and --corrupted prompts are identical (${JSON.stringify(clean)}), so patching has nothing to restore: give a corrupted prompt that differs.`,
+          );
+      });
+      checkOutputPaths([
+        { path: opts.out, flag: "--out", kind: "file" },
+        { path: opts.html, flag: "--html", kind: "file" },
+      ]);
       const model = await loadModelFromOptions(opts);
       const { activationPatching } = await import("../../patching/activation-patching.ts");
       const { answerToken } = await import("../../patching/pairs.ts");
@@ -188,7 +207,8 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
   if (perPrompt) {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
-      lines.push(`Prompt ${b}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
+      const name = r.perPrompt.clean.length === 1 ? "The prompt" : `Prompt ${b}`;
+      lines.push(`${name}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
         lines.push(
           `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,

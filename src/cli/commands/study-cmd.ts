@@ -8,6 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
 
 interface StudyOptions extends ModelCliOptions {
   out?: string;
@@ -36,18 +37,17 @@ function studyOptions(cmd: Command, defaultModel: string, promptsRequired: boole
       "--neuron-index <dir>",
       "a neuron index (circuitscope index): corpus examples on the top neurons' pages",
     )
-    .option("--overwrite", "replace an existing output directory")
+    .option("--overwrite", "replace an earlier circuitscope report at --out (never other files)")
     .option("--json", "print a JSON summary instead of progress and text");
 }
 
 async function runStudyCommand(spec: StudySpec, opts: StudyOptions): Promise<void> {
   if (!opts.out) throw new UsageError("No output directory: pass --out DIR");
-  const { existsSync } = await import("node:fs");
-  // Checked before the model loads, so a wrong directory fails at once rather than after the run.
-  if (existsSync(opts.out) && !opts.overwrite) {
-    throw new UsageError(
-      `Output directory ${opts.out} already exists: choose a new --out, or pass --overwrite.`,
-    );
+  // Everything that can be wrong with the inputs and outputs fails now, before minutes of model work.
+  checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
+  if (opts.prompts) {
+    const { readPromptFile } = await import("../../studies/prompts.ts");
+    readPromptFile(opts.prompts);
   }
   const { planFor } = await import("../../studies/spec.ts");
   const { runStudy } = await import("../../studies/pipeline.ts");

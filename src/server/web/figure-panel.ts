@@ -4,17 +4,24 @@ import type { Figure } from "../../viz/figure.ts";
 import { el, showError } from "./dom.ts";
 
 export type ChartView = Awaited<ReturnType<typeof mountFigure>>;
+/** How a view is mounted (e.g. the attention view's first head and its head-picked callback). */
+export type MountOptions = Parameters<typeof mountFigure>[2];
 
 /**
  * Appends a figure (and its caption: what the numbers are) to `out`; resolves with the chart's Vega view
  * (null for attention/token views). The figure sizes itself to `out`'s width.
  */
-export async function appendFigure(out: HTMLElement, fig: Figure, caption?: string): Promise<ChartView> {
+export async function appendFigure(
+  out: HTMLElement,
+  fig: Figure,
+  caption?: string,
+  mount?: MountOptions,
+): Promise<ChartView> {
   const host = out.appendChild(document.createElement("div"));
   host.className = "figure";
   if (caption) out.append(el("p", { className: "caption", text: caption }));
   try {
-    return await mountFigure(host, fig);
+    return await mountFigure(host, fig, mount);
   } catch (err) {
     showError(host, err);
     return null;
@@ -40,9 +47,14 @@ export function inputsList(inputs: { label: string; value: string | string[] }[]
   return dl;
 }
 
-export async function showFigure(out: HTMLElement, fig: Figure, caption?: string): Promise<ChartView> {
+export async function showFigure(
+  out: HTMLElement,
+  fig: Figure,
+  caption?: string,
+  mount?: MountOptions,
+): Promise<ChartView> {
   out.replaceChildren();
-  const view = await appendFigure(out, fig, caption);
+  const view = await appendFigure(out, fig, caption, mount);
   out.dataset.ready = "true";
   return view;
 }

@@ -4,7 +4,7 @@
  */
 import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
-import { showAttention } from "./attention-panel.ts";
+import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
@@ -36,12 +36,21 @@ function fillForm(state: ViewState): void {
   for (const f of FIELD_IDS) if (state[f] !== "") byId<Field>(f).value = state[f];
 }
 
+/** The all-heads grid for the prompt, with the URL's head (if any) opened; a picked head goes into the URL. */
 async function showHead(state: ViewState): Promise<void> {
   const out = byId("attention-out");
-  if (!state.prompt || !state.head) return;
-  const pair = parsePair(state.head);
-  if (!pair) return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
-  await showAttention(out, state.prompt, pair[0], pair[1]);
+  if (!state.prompt) return;
+  const pair = state.head ? parsePair(state.head) : null;
+  if (state.head && !pair)
+    return showError(out, new Error(`Head "${state.head}" is not LAYER.HEAD, e.g. 1.2`));
+  await showAttentionGrid(out, {
+    prompt: state.prompt,
+    head: pair,
+    onSelect: (layer, head) => {
+      byId<HTMLInputElement>("head").value = `${layer}.${head}`;
+      writeState(formState());
+    },
+  });
 }
 
 async function analysePrompt(state: ViewState): Promise<void> {

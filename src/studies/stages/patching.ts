@@ -5,6 +5,7 @@
 
 import { formatMeanCi, formatMeanSe } from "../../analysis/stats.ts";
 import { blockHookName } from "../../model/hook-points.ts";
+import { formatToken } from "../../tokenizer/format-token.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { groupOf, normalise, toPairTokens } from "../context.ts";
 import { argmaxAbs, pct } from "../format.ts";
@@ -82,7 +83,9 @@ export const patchingStage: Stage<Slice> = {
         `per-position patching used the ${positionPairs.length} focus prompts that share one token layout (${positionPairs[0].cleanTokens.length} tokens, the cue at the same positions); prompts of other layouts do not align by position`,
       );
     }
-    const roles = positionPairs[0].roles ?? ctx.model.toStrTokens(positionPairs[0].cleanTokens);
+    // Template role names, or the tokens written the one way tokens are shown (leading space as ·).
+    const roles =
+      positionPairs[0].roles ?? ctx.model.toStrTokens(positionPairs[0].cleanTokens).map(formatToken);
     const pp = toPairTokens(positionPairs);
     focus.positions = {
       labels: roles,

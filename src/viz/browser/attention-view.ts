@@ -20,12 +20,23 @@ function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
+export interface AttentionViewOptions {
+  /** Label of the head to open first (default: the first head). */
+  head?: string;
+  /** Called with a head's label when the reader opens it (not for the first head shown). */
+  onSelect?: (label: string) => void;
+}
+
 /**
  * Interactive attention view: head tabs, a token strip, and the head's [dest x src] grid (the same SVG as
  * the paper export). Hovering token i (in the strip or on either axis) outlines row i (what i attends to)
  * and column i (what attends to i), dims the rest, colours the strip by row i and lists the top values.
  */
-export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
+export function mountAttentionView(
+  el: HTMLElement,
+  data: AttentionData,
+  opts: AttentionViewOptions = {},
+): void {
   const labels = data.tokens.map((t, i) => `${i}: ${displayToken(t)}`);
   el.classList.add("cs-attention");
   el.innerHTML = "";
@@ -129,7 +140,10 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
       b.appendChild(thumbnail(h.pattern));
       b.appendChild(document.createElement("span")).textContent = h.label;
     } else b.textContent = h.label;
-    b.addEventListener("click", () => showHead(k));
+    b.addEventListener("click", () => {
+      showHead(k);
+      opts.onSelect?.(h.label);
+    });
   });
 
   // Delegated listeners survive the grid being replaced when the head changes.
@@ -146,7 +160,12 @@ export function mountAttentionView(el: HTMLElement, data: AttentionData): void {
   });
   strip.addEventListener("mouseleave", clear);
   gridHost.addEventListener("mouseleave", clear);
-  showHead(0);
+  showHead(
+    Math.max(
+      0,
+      data.heads.findIndex((h) => h.label === opts.head),
+    ),
+  );
 }
 
 /** A pattern as a tiny image (one pixel per cell, scaled up by CSS without smoothing). */

@@ -5,12 +5,19 @@
 import embed, { type Result as EmbedResult } from "vega-embed";
 import { fitOf, fittedStep, stepOf, withStep } from "../charts/fit.ts";
 import type { ChartFigure, Figure } from "../figure.ts";
-import { mountAttentionView } from "./attention-view.ts";
+import { type AttentionViewOptions, mountAttentionView } from "./attention-view.ts";
 import { injectStyles } from "./styles.ts";
 import { mountTokenView } from "./token-view.ts";
 
-/** Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the other views. */
-export async function mountFigure(el: HTMLElement, fig: Figure): Promise<EmbedResult["view"] | null> {
+/**
+ * Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the
+ * other views. `opts.attention` picks the attention view's first head and reports the heads the reader opens.
+ */
+export async function mountFigure(
+  el: HTMLElement,
+  fig: Figure,
+  opts: { attention?: AttentionViewOptions } = {},
+): Promise<EmbedResult["view"] | null> {
   injectStyles(el.ownerDocument);
   el.dataset.csKind = fig.kind;
   if (fig.kind === "attention" || fig.kind === "tokens") {
@@ -20,7 +27,7 @@ export async function mountFigure(el: HTMLElement, fig: Figure): Promise<EmbedRe
     title.className = "cs-view-title";
     title.textContent = fig.title;
     const body = el.appendChild(el.ownerDocument.createElement("div"));
-    if (fig.kind === "attention") mountAttentionView(body, fig.data);
+    if (fig.kind === "attention") mountAttentionView(body, fig.data, opts.attention);
     else mountTokenView(body, fig.data, "");
     return null;
   }

@@ -4,7 +4,7 @@ export const VIZ_CSS = `
 .cs-view-title { font: bold 13px 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; margin: 2px 0 8px; }
 .cs-attention { font-family: 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; font-size: 13px; }
 .cs-head-tabs { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 8px; }
-.cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; border-radius: 4px; cursor: pointer; }
+.cs-head-tabs button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; color: #222; border-radius: 4px; cursor: pointer; }
 .cs-head-tabs button[aria-selected="true"] { background: #08519c; color: #fff; border-color: #08519c; }
 .cs-head-tabs.cs-head-grid { display: grid; grid-auto-columns: max-content; gap: 3px; }
 .cs-head-grid button { display: flex; flex-direction: column; align-items: center; padding: 2px; font-size: 9px; line-height: 1.1; }

@@ -1,16 +1,10 @@
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { writeFileAtomic } from "../../util/atomic-write.ts";
 import type { Figure } from "../figure.ts";
 import { figureToSvg } from "./figure-to-svg.ts";
 import { svgToPng } from "./svg-to-png.ts";
 
-/** Writes via a temp file and rename, so a reader never sees a half-written file. */
-export function writeFileAtomic(path: string, contents: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, contents);
-  renameSync(tmp, path);
-}
+export { writeFileAtomic };
 
 /** Writes `DIR/NAME.svg` (and `DIR/NAME.png` at 2x with `png: true`); returns the paths written. */
 export async function writeFigureFiles(

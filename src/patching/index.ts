@@ -1,0 +1,10 @@
+/** Public API: activation patching (exact and straightforward) and attribution patching. */
+export * from "./activation-patching.ts";
+export * from "./attribution-compare.ts";
+export type { AttributionMetric } from "./attribution-metric.ts";
+export * from "./attribution-patching.ts";
+export * from "./pairs.ts";
+export * from "./result-format.ts";
+export type { PatchSweepOptions } from "./sweep.ts";
+export * from "./targets.ts";
+export * from "./types.ts";

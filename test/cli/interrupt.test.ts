@@ -1,0 +1,196 @@
+/**
+ * Ctrl-C leaves nothing half-written and no temporary files: each writing command is interrupted (SIGINT)
+ * at several points of its run, and the output directory must then hold either nothing new or complete
+ * outputs, never a temporary or partial file.
+ */
+import assert from "node:assert/strict";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TEMP_MARK } from "../../src/util/atomic-write.ts";
+import { type CliResult, cliResult, spawnCli } from "../helpers/cli.ts";
+import { FIXTURE_DIR } from "../helpers/fixture.ts";
+
+const root = mkdtempSync(join(tmpdir(), "cs-interrupt-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** Anything that looks like a temporary or partial file, anywhere under `dir`. */
+function leftovers(dir: string): string[] {
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((p) => p.includes(TEMP_MARK) || /\.tmp\b|tmp-\d|\.incomplete$/.test(p));
+}
+
+/** Ended by our handler (130), by the default SIGINT action, or finished before the signal (0). */
+function assertStoppedCleanly(res: CliResult, what: string): void {
+  const ok = res.code === 130 || res.code === 0 || res.signal === "SIGINT";
+  assert.ok(ok, `${what}: exit ${res.code} signal ${res.signal}\n${res.stderr}`);
+  assert.doesNotMatch(res.stderr, /\n\s+at /, `${what}: no stack trace`);
+}
+
+const isCompleteHtml = (path: string) => readFileSync(path, "utf8").trimEnd().endsWith("</html>");
+
+async function runAndInterrupt(args: string[], afterMs: number): Promise<CliResult> {
+  const child = spawnCli(args, { cwd: root });
+  const result = cliResult(child);
+  await sleep(afterMs);
+  child.kill("SIGINT");
+  // A process that ignores Ctrl-C is a failure, not a hung test run.
+  const hung = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const res = await result;
+  clearTimeout(hung);
+  assert.notEqual(res.signal, "SIGKILL", `still running 60 s after SIGINT: ${args.join(" ")}\n${res.stderr}`);
+  return res;
+}
+
+/** How long a command takes uninterrupted (so interrupts can be spread over its run). */
+async function durationMs(args: string[]): Promise<number> {
+  const started = performance.now();
+  const res = await cliResult(spawnCli(args, { cwd: root }));
+  assert.equal(res.code, 0, res.stderr);
+  return performance.now() - started;
+}
+
+const FRACTIONS = [0.5, 0.8, 0.95];
+
+test("study: SIGINT in the write phase leaves the earlier report or the complete new one, and no temporary directory", async () => {
+  const out = join(root, "study-report");
+  const args = [
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--json",
+    "--overwrite",
+    "--out",
+    out,
+  ];
+  const first = await cliResult(spawnCli(args, { cwd: root }));
+  assert.equal(first.code, 0, first.stderr);
+  const marker = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const child = spawnCli(args, { cwd: root });
+    const result = cliResult(child);
+    // Interrupt exactly in the write phase: as soon as the temporary report directory appears.
+    let seen = false;
+    const started = performance.now();
+    while (!seen && child.exitCode === null && performance.now() - started < 60_000) {
+      seen = readdirSync(root).some((n) => n.includes(TEMP_MARK));
+      if (seen) await sleep(attempt * 15);
+      else await sleep(2);
+    }
+    assert.ok(seen, "the study writes through a temporary directory beside --out");
+    child.kill("SIGINT");
+    const res = await result;
+    assertStoppedCleanly(res, `study attempt ${attempt}`);
+    assert.deepEqual(leftovers(root), []);
+    // The signal is handled between steps of the write: either before the swap (earlier report kept) or
+    // after it (the new report is complete); never in between.
+    if (res.code !== 0) assert.equal(res.code, 130, "stopped by circuitscope's handler, which cleaned up");
+    const now = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
+    if (now !== marker) assert.match(now, /"schema":"circuitscope-report\/1"/);
+    assert.ok(isCompleteHtml(join(out, "report.html")));
+    JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+  }
+});
+
+test("study into a new directory: SIGINT at several points leaves no temporary files and no partial report", async () => {
+  const out = join(root, "fresh-report");
+  const args = ["study", "contractions", "--model", FIXTURE_DIR, "--quick", "--json", "--out", out];
+  const full = await durationMs(args);
+  rmSync(out, { recursive: true });
+  for (const f of FRACTIONS) {
+    const res = await runAndInterrupt(args, full * f);
+    assertStoppedCleanly(res, `study at ${f}`);
+    assert.deepEqual(leftovers(root), [], `study at ${f}`);
+    if (existsSync(out)) {
+      assert.ok(isCompleteHtml(join(out, "report.html")), `study at ${f}: a report, if any, is complete`);
+      rmSync(out, { recursive: true });
+    }
+  }
+});
+
+test("attention --html into an existing directory, --svg-dir --png, patch --out/--html, heads --html, index: SIGINT leaves no temporary files", async () => {
+  const m = ["--model", FIXTURE_DIR];
+  const corpus = join(root, "corpus.txt");
+  writeFileSync(corpus, "We're helping our friend while they wait. ".repeat(300));
+  const prompt = "We're helping our friend while they";
+  const commands: { name: string; args: (dir: string) => string[]; outputs: string[] }[] = [
+    {
+      name: "attention-html",
+      args: (d) => ["attention", ...m, "-p", prompt, "--html", join(d, "attn.html")],
+      outputs: ["attn.html"],
+    },
+    {
+      name: "attention-svg",
+      args: (d) => ["attention", ...m, "-p", prompt, "--svg-dir", join(d, "svgs"), "--png"],
+      outputs: [],
+    },
+    {
+      name: "patch",
+      args: (d) => [
+        "patch",
+        ...m,
+        "--clean",
+        prompt,
+        "--corrupted",
+        "We are helping our friend while they",
+        "--answer",
+        "'re",
+        "--wrong",
+        " are",
+        "-t",
+        "resid_pre",
+        "--out",
+        join(d, "patch.json"),
+        "--html",
+        join(d, "patch.html"),
+      ],
+      outputs: ["patch.html"],
+    },
+    { name: "heads", args: (d) => ["heads", ...m, "--html", join(d, "heads.html")], outputs: ["heads.html"] },
+    {
+      name: "index",
+      args: (d) => ["index", ...m, "--corpus", corpus, "--checkpoint-every", "4", "--out", join(d, "index")],
+      outputs: ["index"],
+    },
+  ];
+  // The commands run side by side, each in its own existing directory holding a file of the user's.
+  await Promise.all(
+    commands.map(async (c) => {
+      const dir = join(root, c.name);
+      mkdirSync(dir);
+      writeFileSync(join(dir, "mine.txt"), "user file");
+      const full = await durationMs(c.args(dir));
+      for (const f of [0.6, 0.9]) {
+        for (const o of c.outputs) rmSync(join(dir, o), { recursive: true, force: true });
+        const res = await runAndInterrupt(c.args(dir), full * f);
+        assertStoppedCleanly(res, `${c.name} at ${f}`);
+        assert.deepEqual(leftovers(dir), [], `${c.name} at ${f}`);
+        for (const o of c.outputs.filter((name) => name.endsWith(".html"))) {
+          if (existsSync(join(dir, o)))
+            assert.ok(isCompleteHtml(join(dir, o)), `${c.name} at ${f}: ${o} is complete`);
+        }
+        // An interrupted index keeps its last checkpoint, whose manifest names files that all exist.
+        const manifest = join(dir, "index", "manifest.json");
+        if (existsSync(manifest)) {
+          const files = Object.values(JSON.parse(readFileSync(manifest, "utf8")).files) as string[];
+          for (const file of files) assert.ok(existsSync(join(dir, "index", file)), `index at ${f}: ${file}`);
+        }
+        if (existsSync(join(dir, "patch.json"))) JSON.parse(readFileSync(join(dir, "patch.json"), "utf8"));
+      }
+      assert.equal(readFileSync(join(dir, "mine.txt"), "utf8"), "user file");
+    }),
+  );
+});
