@@ -193,7 +193,7 @@ test("bad input: a clear error and a non-zero exit, before any work", async () =
       "--wrong",
       P.wrong,
     ],
-    /nearly\) equal/,
+    /identical|nearly\) equal/, // the pair check now catches identical prompts first
   ]);
   const badKeep = join(tmp, "bad-keep.json");
   writeFileSync(badKeep, JSON.stringify(["a2.h0->a1.h0<q>"]));
