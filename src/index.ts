@@ -1,9 +1,11 @@
 /**
  * circuitscope's public API. The root exports everything public; `circuitscope/analysis`,
- * `circuitscope/patching`, `circuitscope/viz` and `circuitscope/studies` export one area each.
+ * `circuitscope/patching`, `circuitscope/circuits`, `circuitscope/viz` and `circuitscope/studies` export one
+ * area each.
  * Modules not reachable from here are internal and may change without notice.
  */
 export * from "./analysis/index.ts";
+export * from "./circuits/index.ts";
 export type { LogitMetric } from "./gradients/logit-metric.ts";
 export type { HubOptions } from "./hub/settings.ts";
 export { ActivationCache } from "./model/activation-cache.ts";
