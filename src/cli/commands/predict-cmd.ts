@@ -48,7 +48,7 @@ export function register(program: Command): void {
       const lines = [
         `Tokens: ${model
           .toStrTokens(tokens)
-          .map((s) => `[${s}]`)
+          .map((s) => `[${formatToken(s)}]`)
           .join(" ")}`,
       ];
       if (answer) {
