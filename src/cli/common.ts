@@ -101,3 +101,37 @@ export function rejectIgnoredFlags(cmd: Command, flags: Record<string, string>, 
       throw new UsageError(`${flag} has no effect ${why}: drop it`);
   }
 }
+
+/** Runs `work` with a signal that Ctrl-C aborts; the handler is removed however `work` ends. */
+export async function withCtrlC<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSigint = () => stop.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    return await work(stop.signal);
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+  }
+}
+
+/**
+ * `withCtrlC` for work that writes nothing until it is done: when Ctrl-C stopped it, says so, sets exit
+ * code 130 and returns null, so the caller writes no output.
+ */
+export async function untilCtrlC<T>(
+  what: string,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T | null> {
+  let used: AbortSignal | undefined;
+  try {
+    return await withCtrlC((signal) => {
+      used = signal;
+      return work(signal);
+    });
+  } catch (err) {
+    if (!used?.aborted) throw err;
+    process.stderr.write(`circuitscope: ${what} stopped (Ctrl-C); no output written\n`);
+    process.exitCode = 130;
+    return null;
+  }
+}

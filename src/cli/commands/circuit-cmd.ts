@@ -12,6 +12,7 @@ import {
   parseIntOption,
   printJson,
   UsageError,
+  untilCtrlC,
 } from "../common.ts";
 
 interface CircuitOptions extends ModelCliOptions {
@@ -150,40 +151,32 @@ export function register(program: Command): void {
       let progress: ReturnType<typeof createProgress> | null = null;
       let phase = "";
       let last = 0;
-      const stop = new AbortController();
-      const onSigint = () => stop.abort();
-      process.once("SIGINT", onSigint);
-      let result: CircuitResult;
+      let result: CircuitResult | null;
       try {
-        result = await findCircuit(task, {
-          method: opts.method as ScoreMethod,
-          igSteps: opts.igSteps,
-          topN: opts.topN,
-          faithfulness,
-          compareTop: opts.compareTop,
-          signal: stop.signal,
-          onProgress: (p, done, total) => {
-            if (p !== phase) {
-              progress?.stop();
-              progress = createProgress({ label: `circuit: ${p}`, total, quiet: opts.json, unit: "runs" });
-              phase = p;
-              last = 0;
-            }
-            progress?.tick(done - last);
-            last = done;
-          },
-        });
-      } catch (err) {
-        if (stop.signal.aborted) {
-          process.stderr.write("circuitscope: circuit stopped (Ctrl-C); no output written\n");
-          process.exitCode = 130;
-          return;
-        }
-        throw err;
+        result = await untilCtrlC("circuit", (signal) =>
+          findCircuit(task, {
+            method: opts.method as ScoreMethod,
+            igSteps: opts.igSteps,
+            topN: opts.topN,
+            faithfulness,
+            compareTop: opts.compareTop,
+            signal,
+            onProgress: (p, done, total) => {
+              if (p !== phase) {
+                progress?.stop();
+                progress = createProgress({ label: `circuit: ${p}`, total, quiet: opts.json, unit: "runs" });
+                phase = p;
+                last = 0;
+              }
+              progress?.tick(done - last);
+              last = done;
+            },
+          }),
+        );
       } finally {
         (progress as ReturnType<typeof createProgress> | null)?.stop();
-        process.removeListener("SIGINT", onSigint);
       }
+      if (result === null) return;
       const { writeFileAtomic } = await import("../../viz/index.ts");
       const { circuitGraphData, circuitScoreLabel } = await import("../../viz/presets/circuit-figures.ts");
       if (opts.out) writeFileAtomic(opts.out, `${JSON.stringify(result)}\n`);

@@ -6,6 +6,7 @@ import {
   parseIntOption,
   printJson,
   UsageError,
+  withCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
 
@@ -110,28 +111,27 @@ export function register(program: Command): void {
         unit: "tokens",
       });
       let shown = 0;
-      const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once("SIGINT", onSigint);
       try {
-        const result = await buildIndex(model, source, {
-          outDir,
-          modelName: opts.model,
-          layers: opts.layers ? parseLayers(opts.layers) : undefined,
-          topK: opts.topK,
-          contextLen: opts.contextLen,
-          maxTokens: opts.maxTokens,
-          textField: opts.textField,
-          batchSize: opts.batchSize,
-          checkpointEvery: opts.checkpointEvery,
-          shard,
-          resume: opts.resume,
-          signal: controller.signal,
-          onProgress: (p) => {
-            bar.tick(p.tokens - shown);
-            shown = p.tokens;
-          },
-        });
+        const result = await withCtrlC((signal) =>
+          buildIndex(model, source, {
+            outDir,
+            modelName: opts.model,
+            layers: opts.layers ? parseLayers(opts.layers) : undefined,
+            topK: opts.topK,
+            contextLen: opts.contextLen,
+            maxTokens: opts.maxTokens,
+            textField: opts.textField,
+            batchSize: opts.batchSize,
+            checkpointEvery: opts.checkpointEvery,
+            shard,
+            resume: opts.resume,
+            signal,
+            onProgress: (p) => {
+              bar.tick(p.tokens - shown);
+              shown = p.tokens;
+            },
+          }),
+        );
         bar.stop();
         const m = result.manifest!;
         if (opts.json) {
@@ -148,7 +148,6 @@ export function register(program: Command): void {
           );
         }
       } finally {
-        process.removeListener("SIGINT", onSigint);
         bar.stop();
         model.dispose();
       }

@@ -13,6 +13,7 @@ import {
   parseIntOption,
   printJson,
   UsageError,
+  untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
 
@@ -116,61 +117,53 @@ export function register(program: Command): void {
         quiet: opts.json,
         unit: "runs",
       });
-      const stop = new AbortController();
-      const onSigint = () => stop.abort();
-      process.once("SIGINT", onSigint);
-      let result: PatchResult;
+      let result: PatchResult | null;
       try {
-        let last = 0;
-        const sweep = {
-          clean: opts.clean,
-          corrupted: opts.corrupted,
-          answers,
-          target,
-          prependBos: opts.prependBos,
-          signal: stop.signal,
-          onProgress: (done: number, total: number) => {
-            progress.setTotal(total);
-            progress.tick(done - last);
-            last = done;
-          },
-        };
-        if (opts.method === "compare") {
-          const cmp = await import("../../patching/attribution-compare.ts");
-          const cmps = await cmp.compareAttribution(model, { ...sweep, targets: [target] });
-          progress.stop();
-          if (opts.out) {
-            const { writeFileAtomic } = await import("../../viz/index.ts");
-            const full = {
-              ...cmp.comparisonJson(cmps),
-              results: cmps.map((c) => ({
-                target: c.target,
-                estimate: fullJson(c.estimate),
-                exact: fullJson(c.exact),
-              })),
-            };
-            writeFileAtomic(opts.out, `${JSON.stringify(full)}\n`);
+        // null: stopped by Ctrl-C (nothing written), or a comparison that wrote its own outputs.
+        result = await untilCtrlC("patch", async (signal): Promise<PatchResult | null> => {
+          let last = 0;
+          const sweep = {
+            clean: opts.clean,
+            corrupted: opts.corrupted,
+            answers,
+            target,
+            prependBos: opts.prependBos,
+            signal,
+            onProgress: (done: number, total: number) => {
+              progress.setTotal(total);
+              progress.tick(done - last);
+              last = done;
+            },
+          };
+          if (opts.method === "compare") {
+            const cmp = await import("../../patching/attribution-compare.ts");
+            const cmps = await cmp.compareAttribution(model, { ...sweep, targets: [target] });
+            progress.stop();
+            if (opts.out) {
+              const { writeFileAtomic } = await import("../../viz/index.ts");
+              const full = {
+                ...cmp.comparisonJson(cmps),
+                results: cmps.map((c) => ({
+                  target: c.target,
+                  estimate: fullJson(c.estimate),
+                  exact: fullJson(c.exact),
+                })),
+              };
+              writeFileAtomic(opts.out, `${JSON.stringify(full)}\n`);
+            }
+            if (opts.html) await writeComparisonReport(opts.html, cmps, patchInputs(model, opts));
+            if (opts.json) printJson(cmp.comparisonJson(cmps));
+            else process.stdout.write(`${cmp.formatComparison(cmps)}\n`);
+            return null; // the comparison wrote its own outputs
           }
-          if (opts.html) await writeComparisonReport(opts.html, cmps, patchInputs(model, opts));
-          if (opts.json) printJson(cmp.comparisonJson(cmps));
-          else process.stdout.write(`${cmp.formatComparison(cmps)}\n`);
-          return;
-        }
-        result =
-          opts.method === "attribution"
+          return opts.method === "attribution"
             ? (await import("../../patching/attribution-patching.ts")).attributionPatching(model, sweep)
             : await activationPatching(model, sweep);
-      } catch (err) {
-        if (stop.signal.aborted) {
-          process.stderr.write("circuitscope: patch stopped (Ctrl-C); no output written\n");
-          process.exitCode = 130;
-          return;
-        }
-        throw err;
+        });
       } finally {
         progress.stop();
-        process.removeListener("SIGINT", onSigint);
       }
+      if (result === null) return;
 
       if (opts.out) {
         const { writeFileAtomic } = await import("../../viz/index.ts");
