@@ -2,12 +2,15 @@
  * Memory of a loaded model against its float32 weights: a fresh child process loads a checkpoint
  * directory with HookedTransformer.fromPretrained and runs one forward pass; the parent reads the child's
  * baseline RSS (after imports, before loading), peak RSS (VmHWM) and steady RSS (after load, a forward and
- * a garbage collection). Ratios are (RSS − baseline) / float32 weight bytes.
+ * a garbage collection). Ratios are (RSS − baseline) / float32 weight bytes. The child gets the malloc
+ * settings the CLI re-launches itself with (bin/low-rss-malloc.js), so the figures are what CLI users get;
+ * a library user's process has them only when started with that environment.
  * Usage: node --import tsx bench/memory.ts DIR [--backend onnx|reference]
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { LOW_RSS_MALLOC_ENV } from "../bin/low-rss-malloc.js";
 
 export interface MemoryFigures {
   weight_bytes: number;
@@ -53,7 +56,11 @@ export function measureModelMemory(dir: string, weightBytes: number, backend = "
   const out = execFileSync(
     process.execPath,
     ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--child", dir, backend],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ...LOW_RSS_MALLOC_ENV },
+    },
   );
   const r = JSON.parse(out.trim().split("\n").pop()!) as {
     baseline: number;
