@@ -2,5 +2,9 @@
 export declare const LOW_RSS_MALLOC_ENV: Readonly<{ MALLOC_MMAP_THRESHOLD_: string }>;
 export declare const NO_RELAUNCH_VAR: string;
 export declare function glibcVersion(): string | undefined;
-export declare function wantsRelaunch(facts?: { env: NodeJS.ProcessEnv; glibc: string | undefined }): boolean;
+export declare function wantsRelaunch(facts?: {
+  env: NodeJS.ProcessEnv;
+  glibc: string | undefined;
+  execArgv: string[];
+}): boolean;
 export declare function relaunchWithLowRssMalloc(): Promise<boolean>;

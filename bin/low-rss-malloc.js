@@ -25,9 +25,15 @@ export function glibcVersion() {
   return process.report.getReport().header.glibcVersionRuntime;
 }
 
-/** Whether to re-launch: on glibc, unless the variables are already set or the user opted out. */
-export function wantsRelaunch({ env, glibc } = { env: process.env, glibc: glibcVersion() }) {
+/**
+ * Whether to re-launch: on glibc, unless the variables are already set, the user opted out, or a debugger
+ * is asked for (it would attach to the launcher, and the child could not open the same inspector port).
+ */
+export function wantsRelaunch(
+  { env, glibc, execArgv } = { env: process.env, glibc: glibcVersion(), execArgv: process.execArgv },
+) {
   if (env[NO_RELAUNCH_VAR] === "1" || glibc === undefined) return false;
+  if ([...execArgv, env.NODE_OPTIONS ?? ""].some((arg) => arg.includes("--inspect"))) return false;
   return Object.keys(LOW_RSS_MALLOC_ENV).some((name) => env[name] === undefined);
 }
 

@@ -112,12 +112,25 @@ function runProbe(
   );
 }
 
-test("the decision: re-launch on glibc unless a variable is set already or the user opted out", () => {
-  assert.equal(wantsRelaunch({ env: {}, glibc: "2.36" }), true);
-  assert.equal(wantsRelaunch({ env: {}, glibc: undefined }), false, "not glibc (musl, macOS, Windows)");
-  assert.equal(wantsRelaunch({ env: { [NO_RELAUNCH_VAR]: "1" }, glibc: "2.36" }), false);
-  const own = { MALLOC_MMAP_THRESHOLD_: "65536" };
-  assert.equal(wantsRelaunch({ env: own, glibc: "2.36" }), false, "the user's own setting");
+test("the decision: re-launch on glibc unless a variable is set already, the user opted out, or a debugger is asked for", () => {
+  const plain = { env: {}, glibc: "2.36", execArgv: [] };
+  assert.equal(wantsRelaunch(plain), true);
+  assert.equal(wantsRelaunch({ ...plain, glibc: undefined }), false, "not glibc (musl, macOS, Windows)");
+  assert.equal(wantsRelaunch({ ...plain, env: { [NO_RELAUNCH_VAR]: "1" } }), false);
+  assert.equal(
+    wantsRelaunch({ ...plain, env: { MALLOC_MMAP_THRESHOLD_: "65536" } }),
+    false,
+    "the user's own",
+  );
+  assert.equal(wantsRelaunch({ ...plain, execArgv: ["--inspect-brk=9230"] }), false);
+  assert.equal(
+    wantsRelaunch({ ...plain, env: { NODE_OPTIONS: "--max-old-space-size=8000 --inspect" } }),
+    false,
+  );
+  assert.equal(
+    wantsRelaunch({ ...plain, execArgv: ["--expose-gc"], env: { NODE_OPTIONS: "--import=x" } }),
+    true,
+  );
 });
 
 test("glibcVersion agrees with getconf GNU_LIBC_VERSION", { skip: process.platform !== "linux" }, (t) => {
