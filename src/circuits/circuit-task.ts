@@ -3,6 +3,7 @@
  * group runs as one batch, with each group's corrupted run (the reference) and clean run computed once.
  * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
  */
+import { releasesBackwardCopies } from "../gradients/backward-copies.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { checkpointYield } from "../patching/sweep.ts";
 import { ArchOps } from "./arch-ops.ts";
@@ -180,6 +181,7 @@ export class CircuitTask {
     const { H, D } = this.forward.arch;
     const C = 3 * H;
     const scores = new Float32Array(graph.nEdges);
+    const copies = releasesBackwardCopies(this.forward.arch.model) ? "release" : "keep";
     let done = 0;
     for (const g of this.groups) {
       const { B, P } = g.shape;
@@ -192,7 +194,7 @@ export class CircuitTask {
         for (let i = 0; i < N; i++)
           input[i] = g.corruptedInput[i] + alpha * (g.cleanInput[i] - g.corruptedInput[i]);
         const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
-        const grads = this.forward.backward(args, this.forward.run(args));
+        const grads = this.forward.backward(args, this.forward.run(args), copies);
         sum = sum ? addGrads(sum, grads) : grads;
         onProgress?.(++done, steps * this.groups.length);
       }

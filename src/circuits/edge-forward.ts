@@ -13,6 +13,13 @@
  * [nNodes, N] buffer, a layer's 3H head inputs in one [3H, N] buffer, per-head q/k/v in [H, B·P, dh].
  */
 import { attentionBackward } from "../gradients/attention-backward.ts";
+import {
+  type BackwardCopies,
+  layerOps,
+  releasesBackwardCopies,
+  runInLockstep,
+  type StagedBackward,
+} from "../gradients/backward-copies.ts";
 import { headsFirst, positionsFirst } from "../model/forward.ts";
 import type { ArchOps, MlpSaved } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
@@ -221,7 +228,15 @@ export class EdgeForward {
    * d (mean over prompts of the logit difference) / d (every child input) for a recorded run: per layer a
    * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
    */
-  backward(a: EdgeRunArgs, run: EdgeRun): ChildGrads {
+  backward(a: EdgeRunArgs, run: EdgeRun, copies: BackwardCopies = "auto"): ChildGrads {
+    // One pass, so a released layer's backward copies are rebuilt by the next pass (the passes of
+    // gradientScores are not run in lockstep: each recorded run holds [3H, N] values per layer).
+    const release = releasesBackwardCopies(this.arch.model, copies);
+    return runInLockstep([this.stagedBackward(a, run)], { release })[0];
+  }
+
+  /** The backward pass, yielding each layer's ops once done with them (see gradients/backward-copies.ts). */
+  private *stagedBackward(a: EdgeRunArgs, run: EdgeRun): StagedBackward<ChildGrads> {
     const { graph, arch } = this;
     const { kernels, D, H, dh } = arch;
     const saved = run.saved;
@@ -290,6 +305,7 @@ export class EdgeForward {
       gHeads[l] = gX;
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
+      yield layerOps(arch.model.forwardEngine.blockOps(l));
     }
     return { heads: gHeads, mlp: gMlp, logits: gLogits };
   }

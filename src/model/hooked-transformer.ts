@@ -70,6 +70,8 @@ export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
 export class HookedTransformer {
   private readonly engine: ForwardEngine;
   readonly cfg: ModelConfig;
+  /** Bytes the process may use (LoadOptions.memoryLimit); gradient work sizes itself from it. */
+  memoryLimit?: number;
 
   /** `cfg` as a bare GPT2Config shape means a GPT-2 (whose tokenizer is the default). */
   constructor(
@@ -92,7 +94,9 @@ export class HookedTransformer {
     const weights = familyOf(cfg).convert(ckpt.tensors, cfg, ckpt.dir);
     processWeights(weights, cfg, processing);
     const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
-    return new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir, tokenizer);
+    const model = new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir, tokenizer);
+    model.memoryLimit = opts.memoryLimit;
+    return model;
   }
 
   /** A local checkpoint directory, or a hub id (`gpt2`, `openai-community/gpt2`, ...) via the Hugging Face cache. */

@@ -226,6 +226,16 @@ class OnnxLinear implements LinearOp {
     return runGemm(this.bwd, dy, rows, this.outDim, null);
   }
 
+  /** onnxruntime's copy of W^T for `backward`, counted as float32 (it prepacks about that much). */
+  get backwardBytes(): number {
+    return this.bwd ? 4 * this.inDim * this.outDim : 0;
+  }
+
+  releaseBackward(): void {
+    this.bwd?.dispose();
+    this.bwd = null;
+  }
+
   weight(): Float32Array {
     const { inDim, outDim } = this;
     const W = new Float32Array(inDim * outDim);
@@ -243,7 +253,7 @@ class OnnxLinear implements LinearOp {
 
   dispose(): void {
     this.fwd.dispose();
-    this.bwd?.dispose();
+    this.releaseBackward();
   }
 }
 
