@@ -349,6 +349,10 @@ function createSession(
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
+    // Each session's arena would keep its largest run's buffers for the model's lifetime: ~14 MB a
+    // weight after `weight()` reads it back, 0.7 GB over GPT-2 medium's ~100 sessions after one 8x128
+    // forward; without it forward times move by under 3 % (docs/benchmarks.md, Memory).
+    enableCpuMemArena: false,
     // Spinning pool threads would steal the second core from the TypeScript work between calls.
     extra: { session: { intra_op: { allow_spinning: "0" } } },
     ...(externalData.length ? { externalData } : {}),
