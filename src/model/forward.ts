@@ -1,12 +1,14 @@
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
-import type { LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
+import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
+import type { HeadWeights } from "../weights/families/index.ts";
+import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
-import { handBlockToOps, handUnembedToOp } from "./weight-views.ts";
+import { handBlockToOps, viewWeights } from "./weight-views.ts";
 
 /**
  * Keys/values of earlier positions for one layer: k, v are [batchOrOne, len, n_kv_heads, d_head], keys
@@ -79,21 +81,61 @@ interface BlockArgs {
   queryLast: boolean;
 }
 
+/**
+ * What an engine is built from: every part but the blocks, and the blocks one at a time (a loader makes
+ * each block only when the engine asks for it).
+ */
+export interface WeightParts {
+  embedding: EmbeddingTable;
+  W_pos: Tensor | null;
+  /** Called once; the parts keep no reference to what it returns (so W_U can go once the kernels hold it). */
+  takeHead: () => HeadWeights;
+  blocks: Iterable<BlockWeights>;
+}
+
+/**
+ * Hands the head to the kernels. A function of its own so that no frame keeps the JavaScript W_U alive once
+ * the op holds it.
+ */
+function buildUnembed(
+  head: HeadWeights,
+  { cfg, kernels }: { cfg: ModelConfig; kernels: Kernels },
+): { op: LinearOp; lnFinal: LayerNormParams | null; b_U: Tensor } {
+  const op = kernels.linear(head.W_U.data, cfg.dModel, cfg.dVocab, head.b_U.data);
+  return { op, lnFinal: head.lnFinal, b_U: head.b_U };
+}
+
 /** The transformer forward pass with hook points, over prepared kernel ops, for any supported architecture. */
 export class ForwardEngine {
-  private readonly ops: BlockOps[];
+  private readonly ops: BlockOps[] = [];
   private readonly unembed: LinearOp;
+  private readonly embedding: EmbeddingTable;
+  /** The model's weights; matrices the kernels hold are read-only views (src/model/weight-views.ts). */
+  readonly weights: ModelWeights;
   readonly rotary: Rotary | null;
 
   constructor(
     readonly cfg: ModelConfig,
-    readonly weights: ModelWeights,
+    parts: WeightParts,
     readonly kernels: Kernels,
   ) {
     const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
-    // Block by block, the backend takes each matrix and the JavaScript copy is dropped right after, so
-    // the weights are not held twice at any point of the load (src/model/weight-views.ts).
-    this.ops = weights.blocks.map((b) => {
+    this.embedding = parts.embedding;
+    // The unembedding first, while nothing else is held; then block by block, the backend takes each
+    // matrix and the JavaScript copy is dropped right after, so the load never holds the model twice.
+    collectGarbage(); // what the loader no longer needs (a checkpoint's W_E) goes before the backend copies W_U
+    const { op, lnFinal, b_U } = buildUnembed(parts.takeHead(), { cfg, kernels });
+    this.unembed = op;
+    const weights = viewWeights({
+      W_pos: parts.W_pos,
+      lnFinal,
+      b_U,
+      embedding: parts.embedding,
+      unembed: op,
+      cfg,
+    });
+    collectGarbage();
+    for (const b of parts.blocks) {
       const ops: BlockOps = {
         qkv: kernels.linear(
           fuseHeads([b.W_Q.data, b.W_K.data, b.W_V.data], [H, Hkv, Hkv], D, dh),
@@ -107,12 +149,14 @@ export class ForwardEngine {
         mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
       };
       handBlockToOps(b, cfg, ops);
+      this.ops.push(ops);
+      weights.blocks.push(b);
       collectGarbage();
-      return ops;
-    });
-    this.unembed = kernels.linear(weights.W_U.data, D, cfg.dVocab, weights.b_U.data);
-    handUnembedToOp(weights, cfg, this.unembed);
-    collectGarbage();
+    }
+    if (weights.blocks.length !== cfg.nLayers) {
+      throw new Error(`The model has ${weights.blocks.length} blocks, but its config says ${cfg.nLayers}`);
+    }
+    this.weights = weights;
     this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
   }
 
@@ -127,6 +171,7 @@ export class ForwardEngine {
   dispose(): void {
     for (const o of this.ops) for (const op of Object.values(o)) op?.dispose();
     this.unembed.dispose();
+    this.embedding.close();
   }
 
   forward(a: ForwardArgs): ForwardResult {
@@ -208,13 +253,12 @@ export class ForwardEngine {
 
   private embed(tokens: Int32Array, B: number, P: number, pastLen: number, h: HookDispatcher): Tensor {
     const { dModel: D, dVocab } = this.cfg;
-    const WE = this.weights.W_E.data;
-    const e = new Float32Array(B * P * D);
-    for (let r = 0; r < B * P; r++) {
-      const t = tokens[r];
+    const ids = tokens.subarray(0, B * P);
+    for (const t of ids) {
       if (t < 0 || t >= dVocab) throw new Error(`Bad token id ${t}: token ids must be in [0, ${dVocab})`);
-      e.set(WE.subarray(t * D, (t + 1) * D), r * D);
     }
+    const e = new Float32Array(B * P * D);
+    this.embedding.gather(ids, e);
     const embed = h.fire("hook_embed", new Tensor(e, [B, P, D]));
     const WP = this.weights.W_pos?.data;
     if (!WP) return embed; // rotary models add positions inside attention

@@ -8,13 +8,14 @@ import { mulberry32 } from "../util/random.ts";
 import type { ModelWeights } from "../weights/canonical-weights.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import { asModelConfig, type GPT2Config, type ModelConfig } from "../weights/config.ts";
-import { familyOf } from "../weights/families/index.ts";
+import { mapSource, type TensorSource } from "../weights/families/index.ts";
 import { ActivationCache } from "./activation-cache.ts";
-import { ForwardEngine, type ForwardResult, type PastKV } from "./forward.ts";
+import { ForwardEngine, type ForwardResult, type PastKV, type WeightParts } from "./forward.ts";
 import { HookDispatcher, type HookSpec, namesFilterFn } from "./hooks.ts";
 import { type ModelInput, type PaddedBatch, padBatch, toTokenLists } from "./input.ts";
-import { type ProcessingOptions, processWeights, resolveProcessing } from "./processing.ts";
+import { type ProcessingOptions, resolveProcessing } from "./processing.ts";
 import { argmax, logSoftmax, type SamplingOptions, sampleToken } from "./sampling.ts";
+import { weightPartsFrom, weightPartsOf } from "./weight-parts.ts";
 
 export interface LoadOptions {
   backend?: KernelName | Kernels;
@@ -27,10 +28,11 @@ export interface LoadOptions {
 
 /**
  * Peak memory of loading a model, as a multiple of its float32 weights, measured on GPT-2-small's shape
- * (`bench --json`: load_peak_ratio; docs/benchmarks.md). onnxruntime copies and prepacks each weight
- * while the JavaScript copy is still alive; the reference kernels compute from the JavaScript copy.
+ * (`bench --json`: load_peak_ratio; docs/benchmarks.md), rounded up to the figure without the CLI's
+ * allocator setting (bin/): the kernels take the model block by block, so only one block is ever held
+ * twice, plus the unembedding while onnxruntime prepacks it.
  */
-const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 2.4, reference: 1.4 };
+const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 1.5, reference: 1.1 };
 
 export interface RunOptions extends TokenizeOptions {
   fwdHooks?: readonly HookSpec[];
@@ -73,42 +75,71 @@ export class HookedTransformer {
   /** Bytes the process may use (LoadOptions.memoryLimit); gradient work sizes itself from it. */
   memoryLimit?: number;
 
-  /** `cfg` as a bare GPT2Config shape means a GPT-2 (whose tokenizer is the default). */
+  /**
+   * `weights`: converted and processed weights, or engine parts (WeightParts, as loading makes them).
+   * `cfg` as a bare GPT2Config shape means a GPT-2 (whose tokenizer is the default).
+   */
   constructor(
     cfg: ModelConfig | GPT2Config,
-    readonly weights: ModelWeights,
+    weights: ModelWeights | WeightParts,
     readonly kernels: Kernels,
     readonly processing: ProcessingOptions,
     readonly source: string,
     readonly tokenizer: Tokenizer = gpt2Tokenizer(),
   ) {
     this.cfg = asModelConfig(cfg);
-    this.engine = new ForwardEngine(this.cfg, weights, kernels);
+    const parts = "embedding" in weights ? weights : weightPartsOf(weights);
+    this.engine = new ForwardEngine(this.cfg, parts, kernels);
+  }
+
+  /** The model's weights (matrices the kernels hold are read-only views onto them). */
+  get weights(): ModelWeights {
+    return this.engine.weights;
   }
 
   /** A loaded checkpoint (its directory also holds the tokenizer files of families that need them). */
   static fromCheckpoint(ckpt: Checkpoint, opts: LoadOptions = {}): HookedTransformer {
-    const processing = resolveProcessing(opts.processing);
-    const cfg = ckpt.config;
-    const tokenizer = tokenizerFor(ckpt.dir, cfg);
-    const weights = familyOf(cfg).convert(ckpt.tensors, cfg, ckpt.dir);
-    processWeights(weights, cfg, processing);
-    const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
-    const model = new HookedTransformer(cfg, weights, kernels, processing, ckpt.dir, tokenizer);
-    model.memoryLimit = opts.memoryLimit;
-    return model;
+    return HookedTransformer.fromSource(ckpt.config, mapSource(ckpt.tensors, ckpt.dir), {
+      ...opts,
+      dir: ckpt.dir,
+    });
   }
 
   /** A local checkpoint directory, or a hub id (`gpt2`, `openai-community/gpt2`, ...) via the Hugging Face cache. */
   static async fromPretrained(nameOrPath: string, opts: LoadOptions = {}): Promise<HookedTransformer> {
     // Loaded on demand: most library users hand in a checkpoint or a directory, not a hub id.
     const { resolveModel } = await import("../hub/resolve.ts");
-    const { loadCheckpoint } = await import("../weights/checkpoint.ts");
+    const { openCheckpoint } = await import("../weights/checkpoint.ts");
     const dir = await resolveModel(nameOrPath, opts.hub);
     const backend = typeof opts.backend === "object" ? opts.backend.name : (opts.backend ?? "onnx");
     const peakRatio = LOAD_PEAK_RATIO[backend as KernelName] ?? LOAD_PEAK_RATIO.onnx;
-    const ckpt = loadCheckpoint(dir, { memory: { peakRatio, limitBytes: opts.memoryLimit } });
-    return HookedTransformer.fromCheckpoint(ckpt, opts);
+    const ckpt = openCheckpoint(dir, { memory: { peakRatio, limitBytes: opts.memoryLimit } });
+    try {
+      return HookedTransformer.fromSource(ckpt.config, ckpt.source, { ...opts, dir });
+    } finally {
+      ckpt.close();
+    }
+  }
+
+  /** Converts, processes and hands to the kernels one part at a time, as `src` reads the tensors. */
+  private static fromSource(
+    cfg: ModelConfig,
+    src: TensorSource,
+    opts: LoadOptions & { dir: string },
+  ): HookedTransformer {
+    const processing = resolveProcessing(opts.processing);
+    const tokenizer = tokenizerFor(opts.dir, cfg);
+    const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
+    const model = new HookedTransformer(
+      cfg,
+      weightPartsFrom(src, cfg, processing),
+      kernels,
+      processing,
+      opts.dir,
+      tokenizer,
+    );
+    model.memoryLimit = opts.memoryLimit;
+    return model;
   }
 
   dispose(): void {

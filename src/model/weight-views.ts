@@ -6,8 +6,9 @@
  */
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { BlockWeights, ModelWeights } from "../weights/canonical-weights.ts";
+import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
+import type { EmbeddingTable } from "./embedding-table.ts";
 
 /** The kernel ops of one block, as the forward pass builds them. */
 export interface BlockOpsView {
@@ -37,18 +38,36 @@ export function handBlockToOps(block: BlockWeights, cfg: ModelConfig, op: BlockO
   view(block, "W_out", () => new Tensor(op.mlpOut.weight(), [dMlp, D]));
 }
 
-/** Replaces W_U by a view onto the unembedding op. */
 /**
- * Replaces W_U by a view onto the unembedding op. Unlike the block matrices it is kept once read: every
- * logit-difference metric, attribution and neuron page reads its columns, and reading it back costs a
- * product the size of the vocabulary.
+ * The model's weights once the kernels hold them, blocks still to come: W_E a view onto its table (which
+ * may read it from the checkpoint file), W_U a view onto the unembedding op. Unlike the block matrices W_U
+ * is kept once read: every logit-difference metric, attribution and neuron page reads its columns, and
+ * reading it back costs a product the size of the vocabulary.
  */
-export function handUnembedToOp(weights: ModelWeights, cfg: ModelConfig, unembed: LinearOp): void {
+export function viewWeights(p: {
+  W_pos: Tensor | null;
+  lnFinal: LayerNormParams | null;
+  b_U: Tensor;
+  embedding: EmbeddingTable;
+  unembed: LinearOp;
+  cfg: ModelConfig;
+}): ModelWeights {
+  const weights = { W_pos: p.W_pos, blocks: [], lnFinal: p.lnFinal, b_U: p.b_U } as Omit<
+    ModelWeights,
+    "W_E" | "W_U"
+  >;
+  Object.defineProperty(weights, "W_E", {
+    configurable: true,
+    enumerable: true,
+    get: () => p.embedding.full(),
+    set: readOnly("W_E"),
+  });
   let kept: Tensor | null = null;
-  view(weights, "W_U", () => {
-    kept ??= new Tensor(unembed.weight(), [cfg.dModel, cfg.dVocab]);
+  view(weights as ModelWeights, "W_U", () => {
+    kept ??= new Tensor(p.unembed.weight(), [p.cfg.dModel, p.cfg.dVocab]);
     return kept;
   });
+  return weights as ModelWeights;
 }
 
 /** `compute()` at most once while its result is alive. */
@@ -72,13 +91,17 @@ function view(target: BlockWeights | ModelWeights, field: MatrixField | "W_U", c
     configurable: true,
     enumerable: true,
     get,
-    set() {
-      throw new Error(
-        `${field} is held by the kernel backend once the model is built: change weights before building ` +
-          "the model (HookedTransformer.fromCheckpoint), not after",
-      );
-    },
+    set: readOnly(field),
   });
+}
+
+function readOnly(field: string): () => never {
+  return () => {
+    throw new Error(
+      `${field} is held by the kernel backend once the model is built: change weights before building ` +
+        "the model (HookedTransformer.fromCheckpoint), not after",
+    );
+  };
 }
 
 /** Heads first..first+heads of a fused [D, cols] matrix as [heads, D, dh]. */

@@ -15,11 +15,11 @@ import {
   WEIGHTS_INDEX_FILE,
 } from "./checkpoint-files.ts";
 import type { ModelConfig } from "./config.ts";
-import { familyOf, parseHfConfig, type RawTensor } from "./families/index.ts";
+import { familyOf, parseHfConfig, type RawTensor, type TensorSource } from "./families/index.ts";
 import { SafetensorsReader } from "./safetensors.ts";
 
 export { makeRandomCheckpoint, type RandomCheckpointOptions } from "./random-checkpoint.ts";
-export type { RawTensor };
+export type { RawTensor, TensorSource };
 
 export interface Checkpoint {
   config: ModelConfig;
@@ -117,11 +117,6 @@ function locateTensors(dir: string): Map<string, TensorLocation> {
   );
 }
 
-/**
- * Loads a checkpoint directory. Strips GPT-2's `transformer.` prefix, ignores buffers
- * (`h.{l}.attn.bias`, `h.{l}.attn.masked_bias`, rotary caches) and a tied `lm_head.weight`, and checks
- * every expected tensor is present with the shape the config implies before reading any data.
- */
 export interface LoadCheckpointOptions {
   /**
    * Checked once the tensors' shapes are known and before any is read: the float32 weights times
@@ -131,7 +126,22 @@ export interface LoadCheckpointOptions {
   memory?: { peakRatio: number; limitBytes?: number };
 }
 
-export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Checkpoint {
+/**
+ * A validated checkpoint directory whose tensors are read one at a time, when a converter takes them (so a
+ * model can be built block by block without ever holding all the float32 weights). Every tensor is checked
+ * for NaN/infinity as it is read. Close it when done.
+ * Strips GPT-2's `transformer.` prefix, ignores buffers (`h.{l}.attn.bias`, `h.{l}.attn.masked_bias`,
+ * rotary caches) and a tied `lm_head.weight`, and checks every expected tensor is present with the shape
+ * the config implies before reading any data.
+ */
+export interface OpenCheckpoint {
+  config: ModelConfig;
+  dir: string;
+  source: TensorSource;
+  close(): void;
+}
+
+export function openCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): OpenCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new Error(
       `Model directory not found: ${dir} — pass a directory holding config.json + model.safetensors, ` +
@@ -145,7 +155,7 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
   const expected = family.expectedTensors(config);
   checkLayerCount(dir, config.nLayers, stored.keys());
 
-  const byFile = new Map<string, { name: string; shape: number[]; storedName: string }[]>();
+  const wanted = new Map<string, { shape: number[]; file: string; storedName: string }>();
   for (const [name, shape] of expected) {
     const location =
       stored.get(name) ?? (family.optionalPrefix ? stored.get(family.optionalPrefix + name) : undefined);
@@ -157,31 +167,34 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
           "Re-download it (circuitscope download MODEL)",
       );
     }
-    const list = byFile.get(location.file) ?? [];
-    list.push({ name, shape, storedName: location.storedName });
-    byFile.set(location.file, list);
+    wanted.set(name, { shape, ...location });
   }
 
-  // Validate every shape first (cheap, header only), then read data file by file.
+  // Validate every shape first (cheap, header only); data is read when taken.
   const readers = new Map<string, SafetensorsReader>();
+  const close = () => {
+    for (const reader of readers.values()) reader.close();
+    readers.clear();
+  };
   try {
-    for (const [file, wanted] of byFile) {
-      const reader = SafetensorsReader.open(join(dir, file));
-      readers.set(file, reader);
-      for (const { shape, storedName } of wanted) {
-        const info = reader.tensors.get(storedName);
-        if (!info) {
-          throw new Error(
-            `Checkpoint ${dir}: ${WEIGHTS_INDEX_FILE} says "${storedName}" is in ${file}, but that file ` +
-              "does not hold it — re-download the model (circuitscope download MODEL)",
-          );
-        }
-        if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-          throw new Error(
-            `Checkpoint ${dir}: tensor "${storedName}" in ${file} has shape [${info.shape.join(", ")}], but ` +
-              `config.json implies [${shape.join(", ")}] — the weights do not match the config; re-download the model`,
-          );
-        }
+    for (const { shape, file, storedName } of wanted.values()) {
+      let reader = readers.get(file);
+      if (!reader) {
+        reader = SafetensorsReader.open(join(dir, file));
+        readers.set(file, reader);
+      }
+      const info = reader.tensors.get(storedName);
+      if (!info) {
+        throw new Error(
+          `Checkpoint ${dir}: ${WEIGHTS_INDEX_FILE} says "${storedName}" is in ${file}, but that file ` +
+            "does not hold it — re-download the model (circuitscope download MODEL)",
+        );
+      }
+      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(
+          `Checkpoint ${dir}: tensor "${storedName}" in ${file} has shape [${info.shape.join(", ")}], but ` +
+            `config.json implies [${shape.join(", ")}] — the weights do not match the config; re-download the model`,
+        );
       }
     }
     if (opts.memory) {
@@ -198,18 +211,43 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
         ["a smaller model", "close other programs", "--memory-limit if you know more memory is free"],
       );
     }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  const taken = new Set<string>();
+  const source: TensorSource = {
+    label: dir,
+    take(name) {
+      const w = wanted.get(name);
+      if (!w) throw new Error(`Checkpoint ${dir} has no tensor "${name}"`);
+      if (taken.has(name)) throw new Error(`Tensor "${name}" of checkpoint ${dir} was already taken`);
+      taken.add(name);
+      const reader = readers.get(w.file);
+      if (!reader) throw new Error(`Checkpoint ${dir} is already closed`);
+      const data = reader.readFloat32(w.storedName);
+      checkFinite(dir, w.storedName, w.file, data);
+      return { shape: w.shape, data };
+    },
+    stored(name) {
+      const w = wanted.get(name);
+      return w ? { path: join(dir, w.file), storedName: w.storedName } : null;
+    },
+  };
+  return { config, dir, source, close };
+}
+
+/** Loads a whole checkpoint into memory (tests and tools that want every tensor by name). */
+export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Checkpoint {
+  const open = openCheckpoint(dir, opts);
+  try {
     const tensors = new Map<string, RawTensor>();
-    for (const [file, wanted] of byFile) {
-      const reader = readers.get(file)!;
-      for (const { name, shape, storedName } of wanted) {
-        const data = reader.readFloat32(storedName);
-        checkFinite(dir, storedName, file, data);
-        tensors.set(name, { shape, data });
-      }
+    for (const name of familyOf(open.config).expectedTensors(open.config).keys()) {
+      tensors.set(name, open.source.take(name));
     }
-    return { config, tensors, dir };
+    return { config: open.config, tensors, dir };
   } finally {
-    for (const reader of readers.values()) reader.close();
+    open.close();
   }
 }
 

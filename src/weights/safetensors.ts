@@ -106,15 +106,31 @@ export class SafetensorsReader {
 
   /** Reads tensor `name` and converts it to a fresh float32 array (row-major, length = prod(shape)). */
   readFloat32(name: string): Float32Array {
-    const info = this.tensors.get(name);
-    if (!info) throw new Error(`Tensor "${name}" is not in safetensors file ${this.path}`);
+    const info = this.info(name);
+    const out = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+    this.readFloat32Into(name, out, 0);
+    return out;
+  }
+
+  /**
+   * Reads `out.length` elements of tensor `name` from flat element `first` on, converted to float32 (an
+   * embedding's rows without reading the whole matrix).
+   */
+  readFloat32Into(name: string, out: Float32Array, first: number): void {
+    const info = this.info(name);
+    const count = out.length;
+    const total = info.shape.reduce((a, b) => a * b, 1);
+    if (first < 0 || first + count > total) {
+      throw new Error(
+        `Elements [${first}, ${first + count}) are outside tensor "${name}" (${total} elements)`,
+      );
+    }
     const fd = this.requireOpen();
-    const count = info.shape.reduce((a, b) => a * b, 1);
-    const out = new Float32Array(count);
-    const position = this.dataStart + info.begin;
+    const itemBytes = DTYPE_BYTES[info.dtype];
+    const position = this.dataStart + info.begin + first * itemBytes;
     switch (info.dtype) {
       case "F32":
-        this.readExact(fd, new Uint8Array(out.buffer), position);
+        this.readExact(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position);
         break;
       case "F16":
       case "BF16": {
@@ -143,7 +159,18 @@ export class SafetensorsReader {
             "(supported: F32, F16, BF16, F64) — convert the checkpoint to one of these",
         );
     }
-    return out;
+  }
+
+  /** Size and modification time of the open file, to notice it being replaced under a loaded model. */
+  stat(): { size: number; mtimeMs: number } {
+    const { size, mtimeMs } = fstatSync(this.requireOpen());
+    return { size, mtimeMs };
+  }
+
+  private info(name: string): SafetensorsTensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new Error(`Tensor "${name}" is not in safetensors file ${this.path}`);
+    return info;
   }
 
   close(): void {

@@ -1,13 +1,8 @@
 /** The GPT-2 family: Hugging Face `GPT2LMHeadModel` names and config fields → canonical weights. */
 import { Tensor } from "../../tensor/tensor.ts";
-import {
-  type BlockWeights,
-  type LayerNormParams,
-  type ModelWeights,
-  transpose2d,
-} from "../canonical-weights.ts";
+import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
 import { type Activation, type ConfigReader, gpt2Config, type ModelConfig } from "../config.ts";
-import { type ModelFamily, type RawTensor, takeTensor } from "./family.ts";
+import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
 
 /** HF activation names -> ours. gelu_pytorch_tanh is the same tanh approximation as gelu_new. */
 const ACTIVATIONS: Record<string, Activation> = {
@@ -88,59 +83,58 @@ export const gpt2Family: ModelFamily = {
     return shapes;
   },
 
-  convert(tensors: Map<string, RawTensor>, cfg: ModelConfig, source: string): ModelWeights {
-    const { dModel: D, nHeads: H, dHead: dh } = cfg;
-    const take = (name: string) => takeTensor(tensors, name, source);
-    const vec = (name: string) => {
-      const t = take(name);
-      return new Tensor(t.data, [t.data.length]);
-    };
-    const ln = (prefix: string): LayerNormParams => ({
-      w: vec(`${prefix}.weight`),
-      b: vec(`${prefix}.bias`),
-    });
+  embeddingTensors: () => ({ tokens: "wte.weight", positions: "wpe.weight" }),
 
-    const W_E = new Tensor(take("wte.weight").data, [cfg.dVocab, D]);
-    const W_pos = new Tensor(take("wpe.weight").data, [cfg.nCtx, D]);
-    const blocks: BlockWeights[] = [];
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const p = `h.${l}`;
-      // c_attn is Conv1D [D, 3D]: columns are Q | K | V, each split into heads of d_head.
-      const cAttnW = take(`${p}.attn.c_attn.weight`).data;
-      const cAttnB = take(`${p}.attn.c_attn.bias`).data;
-      const [W_Q, W_K, W_V] = [0, 1, 2].map((which) => {
-        const out = new Float32Array(H * D * dh);
-        for (let h = 0; h < H; h++)
-          for (let d = 0; d < D; d++) {
-            const src = d * 3 * D + which * D + h * dh;
-            out.set(cAttnW.subarray(src, src + dh), (h * D + d) * dh);
-          }
-        return new Tensor(out, [H, D, dh]);
-      });
-      const [b_Q, b_K, b_V] = [0, 1, 2].map(
-        (which) => new Tensor(cAttnB.slice(which * D, (which + 1) * D), [H, dh]),
-      );
-      blocks.push({
-        ln1: ln(`${p}.ln_1`),
-        W_Q,
-        W_K,
-        W_V,
-        b_Q,
-        b_K,
-        b_V,
-        // c_proj [D_in = H*dh, D] already is [H, dh, D] row-major.
-        W_O: new Tensor(take(`${p}.attn.c_proj.weight`).data, [H, dh, D]),
-        b_O: vec(`${p}.attn.c_proj.bias`),
-        ln2: ln(`${p}.ln_2`),
-        W_in: new Tensor(take(`${p}.mlp.c_fc.weight`).data, [D, cfg.dMlp]),
-        W_gate: null,
-        b_in: vec(`${p}.mlp.c_fc.bias`),
-        W_out: new Tensor(take(`${p}.mlp.c_proj.weight`).data, [cfg.dMlp, D]),
-        b_out: vec(`${p}.mlp.c_proj.bias`),
-      });
-    }
-    const lnFinal = ln("ln_f");
-    // Tied unembedding: W_U = W_E^T, b_U = 0.
-    return { W_E, W_pos, blocks, lnFinal, W_U: transpose2d(W_E), b_U: Tensor.zeros([cfg.dVocab]) };
+  convertBlock(src: TensorSource, cfg: ModelConfig, l: number): BlockWeights {
+    const { dModel: D, nHeads: H, dHead: dh } = cfg;
+    const p = `h.${l}`;
+    const vec = (name: string) => vector(src, name);
+    // c_attn is Conv1D [D, 3D]: columns are Q | K | V, each split into heads of d_head.
+    const cAttnW = src.take(`${p}.attn.c_attn.weight`).data;
+    const cAttnB = src.take(`${p}.attn.c_attn.bias`).data;
+    const [W_Q, W_K, W_V] = [0, 1, 2].map((which) => {
+      const out = new Float32Array(H * D * dh);
+      for (let h = 0; h < H; h++)
+        for (let d = 0; d < D; d++) {
+          const at = d * 3 * D + which * D + h * dh;
+          out.set(cAttnW.subarray(at, at + dh), (h * D + d) * dh);
+        }
+      return new Tensor(out, [H, D, dh]);
+    });
+    const [b_Q, b_K, b_V] = [0, 1, 2].map(
+      (which) => new Tensor(cAttnB.slice(which * D, (which + 1) * D), [H, dh]),
+    );
+    return {
+      ln1: layerNorm(src, `${p}.ln_1`),
+      W_Q,
+      W_K,
+      W_V,
+      b_Q,
+      b_K,
+      b_V,
+      // c_proj [D_in = H*dh, D] already is [H, dh, D] row-major.
+      W_O: new Tensor(src.take(`${p}.attn.c_proj.weight`).data, [H, dh, D]),
+      b_O: vec(`${p}.attn.c_proj.bias`),
+      ln2: layerNorm(src, `${p}.ln_2`),
+      W_in: new Tensor(src.take(`${p}.mlp.c_fc.weight`).data, [D, cfg.dMlp]),
+      W_gate: null,
+      b_in: vec(`${p}.mlp.c_fc.bias`),
+      W_out: new Tensor(src.take(`${p}.mlp.c_proj.weight`).data, [cfg.dMlp, D]),
+      b_out: vec(`${p}.mlp.c_proj.bias`),
+    };
+  },
+
+  /** Tied unembedding: W_U = W_E^T, b_U = 0. */
+  convertHead(src: TensorSource, cfg: ModelConfig, W_E: Tensor): HeadWeights {
+    return { lnFinal: layerNorm(src, "ln_f"), W_U: transpose2d(W_E), b_U: Tensor.zeros([cfg.dVocab]) };
   },
 };
+
+function vector(src: TensorSource, name: string): Tensor {
+  const t = src.take(name);
+  return new Tensor(t.data, [t.data.length]);
+}
+
+function layerNorm(src: TensorSource, prefix: string): LayerNormParams {
+  return { w: vector(src, `${prefix}.weight`), b: vector(src, `${prefix}.bias`) };
+}

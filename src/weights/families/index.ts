@@ -1,6 +1,9 @@
 /** The model families circuitscope knows, by Hugging Face `model_type`. Adding a family: docs/models.md. */
+
+import { Tensor } from "../../tensor/tensor.ts";
+import type { ModelWeights } from "../canonical-weights.ts";
 import { ConfigReader, configObject, type ModelConfig, type ModelType, modelTypeOf } from "../config.ts";
-import type { ModelFamily } from "./family.ts";
+import type { ModelFamily, TensorSource } from "./family.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { llamaFamily } from "./llama.ts";
 
@@ -30,4 +33,20 @@ export function toHfConfigJson(config: ModelConfig): Record<string, unknown> {
   return familyOf(config).toConfigJson(config);
 }
 
-export type { ModelFamily, RawTensor } from "./family.ts";
+export {
+  type HeadWeights,
+  type ModelFamily,
+  mapSource,
+  type RawTensor,
+  type TensorSource,
+} from "./family.ts";
+
+/** Every tensor of `src` converted at once (the whole model in memory; loading a model streams instead). */
+export function convertWeights(src: TensorSource, config: ModelConfig): ModelWeights {
+  const family = familyOf(config);
+  const { tokens, positions } = family.embeddingTensors(config);
+  const W_E = new Tensor(src.take(tokens).data, [config.dVocab, config.dModel]);
+  const W_pos = positions ? new Tensor(src.take(positions).data, [config.nCtx, config.dModel]) : null;
+  const blocks = Array.from({ length: config.nLayers }, (_, l) => family.convertBlock(src, config, l));
+  return { W_E, W_pos, blocks, ...family.convertHead(src, config, W_E) };
+}

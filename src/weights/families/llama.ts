@@ -3,9 +3,9 @@
  * names and config fields → canonical weights. The three differ only in config fields (biases, window).
  */
 import { Tensor } from "../../tensor/tensor.ts";
-import { type BlockWeights, type ModelWeights, transpose2d } from "../canonical-weights.ts";
+import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
 import type { ConfigReader, ModelConfig, ModelType, RopeScaling } from "../config.ts";
-import { type ModelFamily, type RawTensor, takeTensor } from "./family.ts";
+import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
 
 const ROPE_TYPES = ["default", "linear", "llama3"];
 
@@ -178,16 +178,15 @@ export const llamaFamily: ModelFamily = {
     return shapes;
   },
 
-  convert(tensors: Map<string, RawTensor>, c: ModelConfig, source: string): ModelWeights {
+  embeddingTensors: () => ({ tokens: "model.embed_tokens.weight", positions: null }),
+
+  convertBlock(src: TensorSource, c: ModelConfig, l: number): BlockWeights {
     const { dModel: D, dHead: dh, dMlp } = c;
-    const take = (name: string) => takeTensor(tensors, name, source);
-    const vec = (name: string, n: number) => new Tensor(take(name).data, [n]);
-    const rms = (name: string) => ({ w: vec(name, D), b: Tensor.zeros([D]) });
     const bias = (name: string, present: boolean, shape: number[]) =>
-      present ? new Tensor(take(name).data, shape) : Tensor.zeros(shape);
+      present ? new Tensor(src.take(name).data, shape) : Tensor.zeros(shape);
     /** [heads * dh, D] (torch Linear) → [heads, D, dh]. */
     const perHead = (name: string, heads: number) => {
-      const w = take(name).data;
+      const w = src.take(name).data;
       const out = new Float32Array(heads * D * dh);
       for (let h = 0; h < heads; h++)
         for (let e = 0; e < dh; e++) {
@@ -196,42 +195,51 @@ export const llamaFamily: ModelFamily = {
         }
       return new Tensor(out, [heads, D, dh]);
     };
-    const transposed = (name: string, out: number, inDim: number) =>
-      transpose2d(new Tensor(take(name).data, [out, inDim]));
-
-    const W_E = new Tensor(take("model.embed_tokens.weight").data, [c.dVocab, D]);
-    const blocks: BlockWeights[] = [];
-    for (let l = 0; l < c.nLayers; l++) {
-      const p = `model.layers.${l}`;
-      const a = `${p}.self_attn`;
-      blocks.push({
-        ln1: rms(`${p}.input_layernorm.weight`),
-        W_Q: perHead(`${a}.q_proj.weight`, c.nHeads),
-        W_K: perHead(`${a}.k_proj.weight`, c.nKvHeads),
-        W_V: perHead(`${a}.v_proj.weight`, c.nKvHeads),
-        b_Q: bias(`${a}.q_proj.bias`, c.qkvBias, [c.nHeads, dh]),
-        b_K: bias(`${a}.k_proj.bias`, c.qkvBias, [c.nKvHeads, dh]),
-        b_V: bias(`${a}.v_proj.bias`, c.qkvBias, [c.nKvHeads, dh]),
-        // o_proj [D, H*dh] → [H*dh, D] = [H, dh, D].
-        W_O: transposed(`${a}.o_proj.weight`, D, c.nHeads * dh).reshape([c.nHeads, dh, D]),
-        b_O: bias(`${a}.o_proj.bias`, c.outBias, [D]),
-        ln2: rms(`${p}.post_attention_layernorm.weight`),
-        W_in: transposed(`${p}.mlp.up_proj.weight`, dMlp, D),
-        W_gate: transposed(`${p}.mlp.gate_proj.weight`, dMlp, D),
-        b_in: bias(`${p}.mlp.up_proj.bias`, c.mlpBias, [dMlp]),
-        W_out: transposed(`${p}.mlp.down_proj.weight`, D, dMlp),
-        b_out: bias(`${p}.mlp.down_proj.bias`, c.mlpBias, [D]),
-      });
-      if (c.mlpBias) {
-        // A gate bias cannot be folded into W_gate; no supported checkpoint has one.
-        const gateBias = take(`${p}.mlp.gate_proj.bias`).data;
-        if (gateBias.some((v) => v !== 0)) {
-          throw new Error(`Checkpoint ${source}: a nonzero MLP gate bias (mlp_bias) is not supported`);
-        }
+    const p = `model.layers.${l}`;
+    const a = `${p}.self_attn`;
+    const block: BlockWeights = {
+      ln1: rmsNorm(src, `${p}.input_layernorm.weight`, D),
+      W_Q: perHead(`${a}.q_proj.weight`, c.nHeads),
+      W_K: perHead(`${a}.k_proj.weight`, c.nKvHeads),
+      W_V: perHead(`${a}.v_proj.weight`, c.nKvHeads),
+      b_Q: bias(`${a}.q_proj.bias`, c.qkvBias, [c.nHeads, dh]),
+      b_K: bias(`${a}.k_proj.bias`, c.qkvBias, [c.nKvHeads, dh]),
+      b_V: bias(`${a}.v_proj.bias`, c.qkvBias, [c.nKvHeads, dh]),
+      // o_proj [D, H*dh] → [H*dh, D] = [H, dh, D].
+      W_O: transposed(src, `${a}.o_proj.weight`, D, c.nHeads * dh).reshape([c.nHeads, dh, D]),
+      b_O: bias(`${a}.o_proj.bias`, c.outBias, [D]),
+      ln2: rmsNorm(src, `${p}.post_attention_layernorm.weight`, D),
+      W_in: transposed(src, `${p}.mlp.up_proj.weight`, dMlp, D),
+      W_gate: transposed(src, `${p}.mlp.gate_proj.weight`, dMlp, D),
+      b_in: bias(`${p}.mlp.up_proj.bias`, c.mlpBias, [dMlp]),
+      W_out: transposed(src, `${p}.mlp.down_proj.weight`, D, dMlp),
+      b_out: bias(`${p}.mlp.down_proj.bias`, c.mlpBias, [D]),
+    };
+    if (c.mlpBias) {
+      // A gate bias cannot be folded into W_gate; no supported checkpoint has one.
+      const gateBias = src.take(`${p}.mlp.gate_proj.bias`).data;
+      if (gateBias.some((v) => v !== 0)) {
+        throw new Error(`Checkpoint ${src.label}: a nonzero MLP gate bias (mlp_bias) is not supported`);
       }
     }
-    const lnFinal = rms("model.norm.weight");
-    const W_U = c.tiedEmbeddings ? transpose2d(W_E) : transposed("lm_head.weight", c.dVocab, D);
-    return { W_E, W_pos: null, blocks, lnFinal, W_U, b_U: Tensor.zeros([c.dVocab]) };
+    return block;
+  },
+
+  convertHead(src: TensorSource, c: ModelConfig, W_E: Tensor): HeadWeights {
+    return {
+      lnFinal: rmsNorm(src, "model.norm.weight", c.dModel),
+      W_U: c.tiedEmbeddings ? transpose2d(W_E) : transposed(src, "lm_head.weight", c.dVocab, c.dModel),
+      b_U: Tensor.zeros([c.dVocab]),
+    };
   },
 };
+
+/** RMSNorm's gain; its bias is zero (LayerNormParams carries one for LayerNorm). */
+function rmsNorm(src: TensorSource, name: string, D: number): LayerNormParams {
+  return { w: new Tensor(src.take(name).data, [D]), b: Tensor.zeros([D]) };
+}
+
+/** A torch Linear weight [out, in] as [in, out]. */
+function transposed(src: TensorSource, name: string, out: number, inDim: number): Tensor {
+  return transpose2d(new Tensor(src.take(name).data, [out, inDim]));
+}
