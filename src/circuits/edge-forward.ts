@@ -229,10 +229,22 @@ export class EdgeForward {
    * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
    */
   backward(a: EdgeRunArgs, run: EdgeRun, copies: BackwardCopies = "auto"): ChildGrads {
-    // One pass, so a released layer's backward copies are rebuilt by the next pass (the passes of
-    // gradientScores are not run in lockstep: each recorded run holds [3H, N] values per layer).
+    return this.backwardMany([{ args: a, run }], copies)[0];
+  }
+
+  /**
+   * Several recorded runs' backward passes together, layer by layer, so that each layer's backward copies
+   * of the weights are built once for all of them (and released after it when memory is tight).
+   */
+  backwardMany(
+    passes: readonly { args: EdgeRunArgs; run: EdgeRun }[],
+    copies: BackwardCopies = "auto",
+  ): ChildGrads[] {
     const release = releasesBackwardCopies(this.arch.model, copies);
-    return runInLockstep([this.stagedBackward(a, run)], { release })[0];
+    return runInLockstep(
+      passes.map((p) => this.stagedBackward(p.args, p.run)),
+      { release },
+    );
   }
 
   /** The backward pass, yielding each layer's ops once done with them (see gradients/backward-copies.ts). */
@@ -309,6 +321,17 @@ export class EdgeForward {
     }
     return { heads: gHeads, mlp: gMlp, logits: gLogits };
   }
+}
+
+/** Bytes a recorded run keeps for its backward pass. */
+export function savedBytes(run: EdgeRun): number {
+  if (!run.saved) return 0;
+  const { layers, xf, scaleF } = run.saved;
+  let bytes = xf.byteLength + scaleF.byteLength;
+  for (const l of layers)
+    for (const a of [l.x, l.scale, l.qkv, l.pattern, l.xm, l.scaleM, l.mlp.pre, l.mlp.up])
+      bytes += a?.byteLength ?? 0;
+  return bytes;
 }
 
 export interface ChildGrads {

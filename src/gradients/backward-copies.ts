@@ -49,6 +49,15 @@ export function releasesBackwardCopies(model: HookedTransformer, copies: Backwar
 }
 
 /**
+ * How many backward passes to run together when their copies are released, each holding `bytesPerPass`
+ * until it is done: as many as fit in the same share of the budget as the rule above, at least one.
+ */
+export function passesTogether(model: HookedTransformer, bytesPerPass: number): number {
+  const budget = memoryBudget(model.memoryLimit).availableBytes;
+  return Math.max(1, Math.floor((KEEP_COPIES_MAX_SHARE * budget) / Math.max(1, bytesPerPass)));
+}
+
+/**
  * A backward pass written as a generator: it yields, at each stage boundary (the unembedding, then each
  * layer from the last), the ops whose `backward` that stage used, and returns its result.
  */

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import {
   backwardCopyBytes,
   layerOps,
@@ -139,6 +140,39 @@ for (const c of CASES) {
     }
     // Kept copies are reused: the second call built nothing new for the blocks.
     assert.equal(kept.stats.builds, blockOps.length + 1);
+    mRelease.dispose();
+    mKeep.dispose();
+  });
+}
+
+for (const c of CASES) {
+  test(`${c.name}: EAP-IG with released copies = kept, bit for bit; the MLP copies built once per group`, async () => {
+    const released = countingKernels();
+    const kept = countingKernels();
+    const mRelease = c.load(released.kernels);
+    const mKeep = c.load(kept.kernels);
+    // Two lengths: two groups, each with its own backward passes.
+    const { clean, corrupted, answers } = c.pairs;
+    const pairs = {
+      clean,
+      corrupted,
+      answer: clean.map(() => answers.answer),
+      wrong: clean.map(() => answers.wrong),
+    };
+    const groups = new Set(clean.map((t) => t.length)).size;
+    const a = await new CircuitTask(mRelease, { ...pairs }, { backwardCopies: "release" }).gradientScores(3);
+    const b = await new CircuitTask(mKeep, { ...pairs }, { backwardCopies: "keep" }).gradientScores(3);
+    assert.deepEqual(a, b);
+    assert.ok(
+      a.some((x) => x !== 0),
+      "the scores are not all zero",
+    );
+    // The edge backward uses the MLP's ops (attention reads its own copy of the head weights).
+    const mlpOps = mKeep.cfg.nLayers * (mKeep.cfg.gatedMlp ? 3 : 2);
+    assert.equal(released.stats.builds, groups * mlpOps);
+    assert.equal(backwardCopyBytes(mRelease), 0);
+    assert.equal(kept.stats.builds, mlpOps);
+    assert.ok(backwardCopyBytes(mKeep) > 0);
     mRelease.dispose();
     mKeep.dispose();
   });
