@@ -14,9 +14,10 @@ export type BackwardCopies = "keep" | "release" | "auto";
 
 /**
  * Keep the backward copies iff the model's float32 weight bytes are at most this share of the memory
- * budget (`--memory-limit`, else the free memory; copies already held count as free). GPT-2 small
- * (0.5 GB) and 1B-parameter models on a 24 GB machine keep; GPT-2-XL (6.2 GB) loaded on it (about
- * 16 GB left) releases, as does any model whose `--memory-limit` leaves less than 4x its weights.
+ * budget (`--memory-limit`, else the free memory; copies already held count as free). On a 24 GB
+ * machine GPT-2 small (0.5 GB) and medium (1.4 GB) keep; Llama-3.2-1B (4.6 GB) and GPT-2 XL (5.9 GB)
+ * release, since loading them leaves about 15 GB free; so does any model whose `--memory-limit` leaves
+ * less than 4x its weights. Releasing costs each gradient computation one read-back of the weights.
  */
 export const KEEP_COPIES_MAX_SHARE = 0.25;
 
