@@ -26,7 +26,13 @@ export type { TokenBatch, TokenizeOptions, Tokenizer } from "./tokenizer/tokeniz
 export { packageInfo } from "./util/package-info.ts";
 export * from "./viz/index.ts";
 export type { ModelWeights } from "./weights/canonical-weights.ts";
-export type { Checkpoint, LoadCheckpointOptions, RawTensor } from "./weights/checkpoint.ts";
-export { loadCheckpoint, makeRandomCheckpoint } from "./weights/checkpoint.ts";
+export type {
+  Checkpoint,
+  LoadCheckpointOptions,
+  OpenCheckpoint,
+  RawTensor,
+  TensorSource,
+} from "./weights/checkpoint.ts";
+export { loadCheckpoint, makeRandomCheckpoint, openCheckpoint } from "./weights/checkpoint.ts";
 export type { Architecture, GPT2Config, ModelConfig, RotaryConfig } from "./weights/config.ts";
 export type { RandomCheckpointOptions } from "./weights/random-checkpoint.ts";
