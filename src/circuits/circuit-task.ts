@@ -3,10 +3,18 @@
  * group runs as one batch, with each group's corrupted run (the reference) and clean run computed once.
  * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
  */
+import { type BackwardCopies, passesTogether, releasesBackwardCopies } from "../gradients/backward-copies.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { checkpointYield } from "../patching/sweep.ts";
 import { ArchOps } from "./arch-ops.ts";
-import { type ChildGrads, EdgeForward, type EdgeRun, type Reference, type RunShape } from "./edge-forward.ts";
+import {
+  type ChildGrads,
+  EdgeForward,
+  type EdgeRun,
+  type Reference,
+  type RunShape,
+  savedBytes,
+} from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
 
 export interface CircuitPairs {
@@ -35,6 +43,8 @@ export interface CircuitTaskOptions {
    * pairs of one length are split into batches below it. Default 64M (256 MB).
    */
   maxBatchValues?: number;
+  /** Keep or release the backward copies of the weights (default "auto": gradients/backward-copies.ts). */
+  backwardCopies?: BackwardCopies;
 }
 
 export class CircuitTask {
@@ -43,6 +53,7 @@ export class CircuitTask {
   private readonly groups: Group[] = [];
   readonly baseline: { clean: number; corrupted: number };
   private readonly allKept: Float32Array;
+  private readonly backwardCopies: BackwardCopies;
 
   constructor(
     readonly model: HookedTransformer,
@@ -53,6 +64,7 @@ export class CircuitTask {
     if (n === 0) throw new Error("No prompt pairs: give at least one clean/corrupted pair");
     if (pairs.corrupted.length !== n || pairs.answer.length !== n || pairs.wrong.length !== n)
       throw new Error("Each clean prompt needs one corrupted prompt, one answer and one wrong token");
+    this.backwardCopies = opts.backwardCopies ?? "auto";
     const arch = new ArchOps(model);
     this.graph = new EdgeGraph({ nLayers: model.cfg.nLayers, nHeads: model.cfg.nHeads });
     this.forward = new EdgeForward(this.graph, arch);
@@ -180,21 +192,33 @@ export class CircuitTask {
     const { H, D } = this.forward.arch;
     const C = 3 * H;
     const scores = new Float32Array(graph.nEdges);
+    // Kept backward copies: one step at a time. Released: as many steps' recorded runs as fit in the
+    // budget go through the backward pass together, so each layer's copies are built once per chunk.
+    const release = releasesBackwardCopies(this.model, this.backwardCopies);
+    const copies = release ? "release" : "keep";
     let done = 0;
     for (const g of this.groups) {
       const { B, P } = g.shape;
       const N = B * P * D;
       let sum: ChildGrads | null = null;
-      for (let k = 1; k <= steps; k++) {
-        await checkpointYield(signal);
-        const alpha = k / steps;
+      const record = (k: number) => {
         const input = new Float32Array(N);
         for (let i = 0; i < N; i++)
-          input[i] = g.corruptedInput[i] + alpha * (g.cleanInput[i] - g.corruptedInput[i]);
+          input[i] = g.corruptedInput[i] + (k / steps) * (g.cleanInput[i] - g.corruptedInput[i]);
         const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
-        const grads = this.forward.backward(args, this.forward.run(args));
-        sum = sum ? addGrads(sum, grads) : grads;
-        onProgress?.(++done, steps * this.groups.length);
+        return { args, run: this.forward.run(args) };
+      };
+      let together = 1;
+      for (let k = 1; k <= steps; ) {
+        await checkpointYield(signal);
+        const passes = [record(k)];
+        if (release && k === 1) together = passesTogether(this.model, savedBytes(passes[0].run));
+        while (passes.length < together && k + passes.length <= steps) passes.push(record(k + passes.length));
+        for (const grads of this.forward.backwardMany(passes, copies)) {
+          sum = sum ? addGrads(sum, grads) : grads;
+          onProgress?.(++done, steps * this.groups.length);
+        }
+        k += passes.length;
       }
       const grads = sum as ChildGrads;
       // corrupted − clean = −(the clean run's difference from the reference)

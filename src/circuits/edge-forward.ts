@@ -13,6 +13,13 @@
  * [nNodes, N] buffer, a layer's 3H head inputs in one [3H, N] buffer, per-head q/k/v in [H, B·P, dh].
  */
 import { attentionBackward } from "../gradients/attention-backward.ts";
+import {
+  type BackwardCopies,
+  layerOps,
+  releasesBackwardCopies,
+  runInLockstep,
+  type StagedBackward,
+} from "../gradients/backward-copies.ts";
 import { headsFirst, positionsFirst } from "../model/forward.ts";
 import type { ArchOps, MlpSaved } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
@@ -221,7 +228,27 @@ export class EdgeForward {
    * d (mean over prompts of the logit difference) / d (every child input) for a recorded run: per layer a
    * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
    */
-  backward(a: EdgeRunArgs, run: EdgeRun): ChildGrads {
+  backward(a: EdgeRunArgs, run: EdgeRun, copies: BackwardCopies = "auto"): ChildGrads {
+    return this.backwardMany([{ args: a, run }], copies)[0];
+  }
+
+  /**
+   * Several recorded runs' backward passes together, layer by layer, so that each layer's backward copies
+   * of the weights are built once for all of them (and released after it when memory is tight).
+   */
+  backwardMany(
+    passes: readonly { args: EdgeRunArgs; run: EdgeRun }[],
+    copies: BackwardCopies = "auto",
+  ): ChildGrads[] {
+    const release = releasesBackwardCopies(this.arch.model, copies);
+    return runInLockstep(
+      passes.map((p) => this.stagedBackward(p.args, p.run)),
+      { release },
+    );
+  }
+
+  /** The backward pass, yielding each layer's ops once done with them (see gradients/backward-copies.ts). */
+  private *stagedBackward(a: EdgeRunArgs, run: EdgeRun): StagedBackward<ChildGrads> {
     const { graph, arch } = this;
     const { kernels, D, H, dh } = arch;
     const saved = run.saved;
@@ -290,9 +317,21 @@ export class EdgeForward {
       gHeads[l] = gX;
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
+      yield layerOps(arch.model.forwardEngine.blockOps(l));
     }
     return { heads: gHeads, mlp: gMlp, logits: gLogits };
   }
+}
+
+/** Bytes a recorded run keeps for its backward pass. */
+export function savedBytes(run: EdgeRun): number {
+  if (!run.saved) return 0;
+  const { layers, xf, scaleF } = run.saved;
+  let bytes = xf.byteLength + scaleF.byteLength;
+  for (const l of layers)
+    for (const a of [l.x, l.scale, l.qkv, l.pattern, l.xm, l.scaleM, l.mlp.pre, l.mlp.up])
+      bytes += a?.byteLength ?? 0;
+  return bytes;
 }
 
 export interface ChildGrads {

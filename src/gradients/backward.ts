@@ -4,13 +4,36 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
 import { normBackward } from "../model/normalization.ts";
 import { activationDerivative, applyActivation } from "../tensor/activations.ts";
+import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { attentionBackward } from "./attention-backward.ts";
+import {
+  type BackwardCopies,
+  layerOps,
+  releasesBackwardCopies,
+  runInLockstep,
+  type StagedBackward,
+} from "./backward-copies.ts";
 import type { LogitGradient, LogitMetric } from "./logit-metric.ts";
 
 /** Every hook a backward pass reads from the forward cache: all default hook points of the model. */
 export function backwardCacheNames(model: HookModel): string[] {
   return allHookNames(model);
+}
+
+export interface BackwardOptions {
+  /** Keep the gradients of these hooks only (default: every hook). */
+  namesFilter?: (name: string) => boolean;
+  /** Keep or release the backward copies of the weights (default "auto": see backward-copies.ts). */
+  copies?: BackwardCopies;
+  /** Called after each stage (the unembedding, then each layer) with (stages done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** One backward pass: a full forward cache and d metric / d final-position logits (the seed). */
+export interface BackwardRequest {
+  cache: ActivationCache;
+  seed: LogitGradient;
 }
 
 /**
@@ -27,7 +50,37 @@ export function backwardFromCache(
   model: HookedTransformer,
   cache: ActivationCache,
   seed: LogitGradient,
+  opts: BackwardOptions = {},
 ): ActivationCache {
+  return backwardMany(model, [{ cache, seed }], opts)[0];
+}
+
+/**
+ * Several backward passes (e.g. one per prompt) advanced together layer by layer, so that each layer's
+ * backward copies of the weights are built at most once for all of them and, when memory is tight
+ * (`releasesBackwardCopies`), released as soon as every pass is past that layer.
+ */
+export function backwardMany(
+  model: HookedTransformer,
+  requests: readonly BackwardRequest[],
+  opts: BackwardOptions = {},
+): ActivationCache[] {
+  const keep = opts.namesFilter ?? (() => true);
+  const passes = requests.map((r) => stagedBackward(model, r.cache, r.seed, keep));
+  const stages = model.cfg.nLayers + 1;
+  return runInLockstep(passes, {
+    release: releasesBackwardCopies(model, opts.copies),
+    onStage: (done) => opts.onProgress?.(done, stages),
+  });
+}
+
+/** The backward pass itself, yielding the ops each stage used (see `runInLockstep`). */
+function* stagedBackward(
+  model: HookedTransformer,
+  cache: ActivationCache,
+  seed: LogitGradient,
+  keep: (name: string) => boolean,
+): StagedBackward<ActivationCache> {
   const { cfg, weights } = model;
   const engine = model.forwardEngine;
   const { nLayers: L, nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D } = cfg;
@@ -38,11 +91,13 @@ export function backwardFromCache(
   const rows = B * P;
   const finalPos = cache.finalPositions();
   const grads = new Map<string, Tensor>();
-  const put = (name: string, data: Float32Array, shape: readonly number[]) =>
-    grads.set(name, new Tensor(data, shape));
+  const put = (name: string, data: Float32Array, shape: readonly number[]) => {
+    if (keep(name)) grads.set(name, new Tensor(data, shape));
+  };
 
   // Unembed: d/d ln_final.hook_normalized, nonzero only at each prompt's final position.
   const gNormFinal = new Float32Array(rows * D);
+  const unembed: LinearOp[] = [];
   if (seed.kind === "sparse") {
     const WU = weights.W_U.data; // [D, V]: column `token` is the unembedding direction
     const V = cfg.dVocab;
@@ -58,7 +113,8 @@ export function backwardFromCache(
         `Dense logit gradient has ${seed.grad.length} values; expected [batch ${B}, d_vocab ${cfg.dVocab}]`,
       );
     }
-    const g = engine.unembedOp().backward(seed.grad, B); // [B, D]
+    unembed.push(engine.unembedOp());
+    const g = unembed[0].backward(seed.grad, B); // [B, D]
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
   put("ln_final.hook_normalized", gNormFinal, [B, P, D]);
@@ -72,6 +128,7 @@ export function backwardFromCache(
     D,
   });
   put("ln_final.hook_scale", lnF.gScale, [B, P, 1]);
+  yield unembed;
 
   let gResid = lnF.gInput; // d/d resid_post of the current layer
   for (let l = L - 1; l >= 0; l--) {
@@ -153,6 +210,7 @@ export function backwardFromCache(
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);
+    yield layerOps(ops);
   }
   // resid_pre of block 0 = embed (+ pos_embed for learned positions)
   put("hook_embed", gResid, [B, P, D]);

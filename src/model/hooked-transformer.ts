@@ -72,6 +72,8 @@ export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
 export class HookedTransformer {
   private readonly engine: ForwardEngine;
   readonly cfg: ModelConfig;
+  /** Bytes the process may use (LoadOptions.memoryLimit); gradient work sizes itself from it. */
+  memoryLimit?: number;
 
   /**
    * `weights`: converted and processed weights, or engine parts (WeightParts, as loading makes them).
@@ -128,7 +130,7 @@ export class HookedTransformer {
     const processing = resolveProcessing(opts.processing);
     const tokenizer = tokenizerFor(opts.dir, cfg);
     const kernels = typeof opts.backend === "object" ? opts.backend : getKernels(opts.backend ?? "onnx");
-    return new HookedTransformer(
+    const model = new HookedTransformer(
       cfg,
       weightPartsFrom(src, cfg, processing),
       kernels,
@@ -136,6 +138,8 @@ export class HookedTransformer {
       opts.dir,
       tokenizer,
     );
+    model.memoryLimit = opts.memoryLimit;
+    return model;
   }
 
   dispose(): void {

@@ -6,7 +6,8 @@
  * Results have the exact-patching shape (PatchResult), so the two can be compared cell by cell
  * (see attribution-compare.ts for when the estimate can be trusted).
  */
-import { backwardCacheNames, backwardFromCache } from "../gradients/backward.ts";
+import { backwardCacheNames, backwardMany } from "../gradients/backward.ts";
+import type { BackwardCopies } from "../gradients/backward-copies.ts";
 import type { LogitGradient } from "../gradients/logit-metric.ts";
 import type { ActivationCache } from "../model/activation-cache.ts";
 import { parseHookName } from "../model/hook-points.ts";
@@ -29,8 +30,10 @@ export interface AttributionOptions extends TokenizeOptions {
   targets: readonly AttributionTarget[];
   /** Default: the batch-mean logit difference, reported normalised as in activation patching. */
   metric?: AttributionMetric;
-  /** Called after each prompt pair with (pairs done, total). */
+  /** Called as the work advances with (steps done, total): each pair's forwards, then each backward stage. */
   onProgress?: (done: number, total: number) => void;
+  /** Keep or release the backward copies of the weights (default "auto": gradients/backward-copies.ts). */
+  backwardCopies?: BackwardCopies;
 }
 
 /** Attribution patching of several targets from the same forward and backward passes. */
@@ -52,12 +55,15 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   // Forward passes, one prompt at a time (no padding): clean activations of the patched hooks, and
   // the full corrupted cache the backward pass reads.
   const finalLogits = (logits: Float32Array) => logits.slice();
-  const cleanRuns = pairs.clean.map((toks) =>
-    model.runWithCache([toks], { namesFilter: (n) => siteHooks.has(n), logits: "last" }),
-  );
-  const corruptedRuns = pairs.corrupted.map((toks) =>
-    model.runWithCache([toks], { namesFilter: (n) => allHooks.has(n), logits: "last" }),
-  );
+  const steps = 2 * B + model.cfg.nLayers + 1; // each forward, then each backward stage
+  let done = 0;
+  const forward = (toks: number[], keep: ReadonlySet<string>) => {
+    const run = model.runWithCache([toks], { namesFilter: (n) => keep.has(n), logits: "last" });
+    opts.onProgress?.(++done, steps);
+    return run;
+  };
+  const cleanRuns = pairs.clean.map((toks) => forward(toks, siteHooks));
+  const corruptedRuns = pairs.corrupted.map((toks) => forward(toks, allHooks));
   const cleanLogits = cleanRuns.map((r) => finalLogits(r.logits!.data));
   const corruptedLogits = corruptedRuns.map((r) => finalLogits(r.logits!.data));
   const clean = seeds.batchValue(cleanLogits);
@@ -66,20 +72,35 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   const corruptedPer = corruptedLogits.map((l, b) => seeds.promptValue(b, l));
   const batchSeeds = seeds.batchSeeds(corruptedLogits);
 
+  // One backward pass per prompt of the batch metric, and of the prompt's own metric where its seed is
+  // not the batch seed times a constant (a mean over prompts: then one pass serves both). All passes run
+  // together layer by layer, so each layer's backward copies of the weights are built once (and
+  // released after it when memory is tight: gradients/backward-copies.ts).
+  const promptSeeds = corruptedLogits.map((l, b) => seeds.promptSeed(b, l));
+  const factors = promptSeeds.map((s, b) => seedRatio(s, batchSeeds[b]));
+  const requests = [
+    ...batchSeeds.map((seed, b) => ({ cache: corruptedRuns[b].cache, seed })),
+    ...promptSeeds.flatMap((seed, b) =>
+      factors[b] === null ? [{ cache: corruptedRuns[b].cache, seed }] : [],
+    ),
+  ];
+  const grads = backwardMany(model, requests, {
+    namesFilter: (n) => siteHooks.has(n),
+    copies: opts.backwardCopies,
+    onProgress: (stage) => opts.onProgress?.(2 * B + stage, steps),
+  });
+  let nextPromptGrad = B;
+
   // est[plan][site] for the batch metric; per[plan][b][site] for each prompt's own metric.
   const est = plans.map((p) => new Float64Array(p.sites.length));
   const per = plans.map((p) => Array.from({ length: B }, () => new Float64Array(p.sites.length)));
   for (let b = 0; b < B; b++) {
-    const promptSeed = seeds.promptSeed(b, corruptedLogits[b]);
-    const gradBatch = backwardFromCache(model, corruptedRuns[b].cache, batchSeeds[b]);
-    // The prompt's own metric usually has the batch metric's seed times a constant (a mean over
-    // prompts): then one backward pass serves both.
-    const factor = seedRatio(promptSeed, batchSeeds[b]);
-    const gradPrompt = factor === null ? backwardFromCache(model, corruptedRuns[b].cache, promptSeed) : null;
+    const factor = factors[b];
+    const gradPrompt = factor === null ? grads[nextPromptGrad++] : null;
     const n = pairs.lengths[b];
-    const terms = (grads: ActivationCache) =>
-      deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, grads);
-    const termsBatch = terms(gradBatch);
+    const terms = (g: ActivationCache) =>
+      deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, g);
+    const termsBatch = terms(grads[b]);
     const termsPrompt = gradPrompt ? terms(gradPrompt) : null;
     const offsetsOf = siteOffsets(model, n);
     plans.forEach((plan, i) => {
@@ -99,7 +120,6 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
         }
       });
     });
-    opts.onProgress?.(b + 1, B);
   }
 
   return plans.map((plan, i) => {

@@ -41,8 +41,15 @@ export interface LinearOp {
   readonly outDim: number;
   /** x: [rows, inDim] → [rows, outDim]. */
   forward(x: Float32Array, rows: number): Float32Array;
-  /** dy: [rows, outDim] → dy @ W^T: [rows, inDim] (the input gradient; no bias). */
+  /**
+   * dy: [rows, outDim] → dy @ W^T: [rows, inDim] (the input gradient; no bias). A backend may build
+   * and keep a second copy of W for this (onnxruntime: a session holding W^T); see `releaseBackward`.
+   */
   backward(dy: Float32Array, rows: number): Float32Array;
+  /** Bytes held for `backward` beyond the forward weight (0 when nothing is held). */
+  readonly backwardBytes: number;
+  /** Drop what `backward` keeps (the next `backward` rebuilds it); a no-op where nothing is kept. */
+  releaseBackward(): void;
   /**
    * The weight W [inDim, outDim] this op computes with, exactly. A backend that holds its own copy
    * (onnxruntime) recomputes it on each call, so the caller need not keep a second copy alive.

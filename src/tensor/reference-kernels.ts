@@ -108,5 +108,9 @@ class ReferenceLinear implements LinearOp {
     return dx;
   }
 
+  /** The backward pass reads the one W. */
+  readonly backwardBytes = 0;
+  releaseBackward(): void {}
+
   dispose(): void {}
 }
