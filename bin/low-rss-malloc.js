@@ -1,7 +1,7 @@
 // glibc raises its mmap threshold each time a large block is freed, after which the blocks onnxruntime and
 // the weight arrays free while a model loads stay in the heap instead of going back to the system: building
 // onnxruntime sessions costs ~1.6x their weights where a fixed threshold costs 1.0x. The price is page faults
-// on every large activation (forwards use ~20% more CPU; both measured in docs/benchmarks.md, "Memory"). glibc
+// on every large activation (forwards 20-50% slower; both measured in docs/benchmarks.md, "Memory"). glibc
 // reads MALLOC_MMAP_THRESHOLD_ only at process start (and Node 20 has no process.execve), so the CLI
 // re-launches itself once with it set. Plain JavaScript with built-in imports only: it runs before tsx or
 // the CLI load.
