@@ -1,19 +1,20 @@
 // glibc raises its mmap threshold each time a large block is freed, after which the blocks onnxruntime and
 // the weight arrays free while a model loads stay in the heap instead of going back to the system: building
 // onnxruntime sessions costs ~1.6x their weights where a fixed threshold costs 1.0x. The price is page faults
-// on every large activation (forwards 20-50% slower; both measured in docs/benchmarks.md, "Memory"). glibc
-// reads MALLOC_MMAP_THRESHOLD_ only at process start (and Node 20 has no process.execve), so the CLI
+// on every large activation (forwards 20-50% slower; both measured in docs/benchmarks.md, "Memory"), so it is
+// a choice, not the default: with CIRCUITSCOPE_LOW_RSS=1 the CLI trades that speed for memory. glibc reads
+// MALLOC_MMAP_THRESHOLD_ only at process start (and Node 20 has no process.execve), so the CLI then
 // re-launches itself once with it set. Plain JavaScript with built-in imports only: it runs before tsx or
 // the CLI load.
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { isatty } from "node:tty";
 
-/** The environment CLI processes run with (bench/memory.ts gives its child the same). */
+/** The environment of the low-RSS mode (bench/memory.ts measures its child with and without it). */
 export const LOW_RSS_MALLOC_ENV = Object.freeze({ MALLOC_MMAP_THRESHOLD_: "131072" });
 
-/** Set to 1 to run the CLI in the first process, with glibc's default allocator settings. */
-export const NO_RELAUNCH_VAR = "CIRCUITSCOPE_NO_RELAUNCH";
+/** Set to 1 for the low-RSS mode: the CLI re-launches itself with LOW_RSS_MALLOC_ENV. */
+export const LOW_RSS_VAR = "CIRCUITSCOPE_LOW_RSS";
 
 /** Names the launcher's pid in its child, so the child can tell when the launcher is gone. */
 const LAUNCHER_VAR = "CIRCUITSCOPE_LAUNCHER_PID";
@@ -28,13 +29,14 @@ export function glibcVersion() {
 }
 
 /**
- * Whether to re-launch: on glibc, unless the variables are already set, the user opted out, or a debugger
- * is asked for (it would attach to the launcher, and the child could not open the same inspector port).
+ * Whether to re-launch: when the user asked for the low-RSS mode, on glibc, unless the variables are already
+ * set or a debugger is asked for (it would attach to the launcher, and the child could not open the same
+ * inspector port).
  */
 export function wantsRelaunch(
   { env, glibc, execArgv } = { env: process.env, glibc: glibcVersion(), execArgv: process.execArgv },
 ) {
-  if (env[NO_RELAUNCH_VAR] === "1" || glibc === undefined) return false;
+  if (env[LOW_RSS_VAR] !== "1" || glibc === undefined) return false;
   if ([...execArgv, env.NODE_OPTIONS ?? ""].some((arg) => arg.includes("--inspect"))) return false;
   return Object.keys(LOW_RSS_MALLOC_ENV).some((name) => env[name] === undefined);
 }

@@ -9,12 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  glibcVersion,
-  LOW_RSS_MALLOC_ENV,
-  NO_RELAUNCH_VAR,
-  wantsRelaunch,
-} from "../../bin/low-rss-malloc.js";
+import { glibcVersion, LOW_RSS_MALLOC_ENV, LOW_RSS_VAR, wantsRelaunch } from "../../bin/low-rss-malloc.js";
 import { cliResult, spawnCli } from "../helpers/cli.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
@@ -61,11 +56,12 @@ if (!(await relaunchWithLowRssMalloc())) {
 `,
 );
 
-/** The environment of a user who set nothing: no malloc variables, no opt-out. */
+/** The environment of a user who asked for the low-RSS mode and set nothing else (unless `extra` says). */
 function plainEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  for (const name of [...Object.keys(LOW_RSS_MALLOC_ENV), NO_RELAUNCH_VAR, "CIRCUITSCOPE_LAUNCHER_PID"])
+  const env: NodeJS.ProcessEnv = { ...process.env, [LOW_RSS_VAR]: "1", ...extra };
+  for (const name of [...Object.keys(LOW_RSS_MALLOC_ENV), "CIRCUITSCOPE_LAUNCHER_PID"])
     if (!(name in extra)) delete env[name];
+  for (const [name, value] of Object.entries(extra)) if (value === undefined) delete env[name];
   return env;
 }
 
@@ -112,23 +108,24 @@ function runProbe(
   );
 }
 
-test("the decision: re-launch on glibc unless a variable is set already, the user opted out, or a debugger is asked for", () => {
-  const plain = { env: {}, glibc: "2.36", execArgv: [] };
+test("the decision: re-launch only in the low-RSS mode, on glibc, unless a variable is set already or a debugger is asked for", () => {
+  const plain = { env: { [LOW_RSS_VAR]: "1" }, glibc: "2.36", execArgv: [] };
   assert.equal(wantsRelaunch(plain), true);
+  assert.equal(wantsRelaunch({ ...plain, env: {} }), false, "not asked for: glibc's defaults, full speed");
+  assert.equal(wantsRelaunch({ ...plain, env: { [LOW_RSS_VAR]: "0" } }), false);
   assert.equal(wantsRelaunch({ ...plain, glibc: undefined }), false, "not glibc (musl, macOS, Windows)");
-  assert.equal(wantsRelaunch({ ...plain, env: { [NO_RELAUNCH_VAR]: "1" } }), false);
   assert.equal(
-    wantsRelaunch({ ...plain, env: { MALLOC_MMAP_THRESHOLD_: "65536" } }),
+    wantsRelaunch({ ...plain, env: { ...plain.env, MALLOC_MMAP_THRESHOLD_: "65536" } }),
     false,
     "the user's own",
   );
   assert.equal(wantsRelaunch({ ...plain, execArgv: ["--inspect-brk=9230"] }), false);
   assert.equal(
-    wantsRelaunch({ ...plain, env: { NODE_OPTIONS: "--max-old-space-size=8000 --inspect" } }),
+    wantsRelaunch({ ...plain, env: { ...plain.env, NODE_OPTIONS: "--max-old-space-size=8000 --inspect" } }),
     false,
   );
   assert.equal(
-    wantsRelaunch({ ...plain, execArgv: ["--expose-gc"], env: { NODE_OPTIONS: "--import=x" } }),
+    wantsRelaunch({ ...plain, execArgv: ["--expose-gc"], env: { ...plain.env, NODE_OPTIONS: "--import=x" } }),
     true,
   );
 });
@@ -161,8 +158,8 @@ test(
   },
 );
 
-test("no re-launch when opted out or when the variable is set already", async () => {
-  const optedOut = await runProbe(["report"], { env: plainEnv({ [NO_RELAUNCH_VAR]: "1" }) });
+test("no re-launch unless the low-RSS mode is asked for, or when the variable is set already", async () => {
+  const optedOut = await runProbe(["report"], { env: plainEnv({ [LOW_RSS_VAR]: undefined }) });
   assert.equal(optedOut.lines[0].pid, optedOut.pid);
   assert.equal(optedOut.lines[0].mmap, null);
   const own = await runProbe(["report"], { env: plainEnv({ MALLOC_MMAP_THRESHOLD_: "65536" }) });
@@ -251,4 +248,13 @@ process.stderr.write("start-up " + process.pid + " " + (e ?? "-") + "\\n");`,
   assert.equal(starts.length, 2, res.stderr);
   assert.match(starts[0], / -$/, "the launcher started without it");
   assert.ok(starts[1].endsWith(` MALLOC_MMAP_THRESHOLD_=${LOW_RSS_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_}`));
+  // Not asked for: one process, glibc's defaults.
+  const plain = await cliResult(
+    spawnCli(["--version"], {
+      env: plainEnv({ NODE_OPTIONS: `--import=${preload}`, [LOW_RSS_VAR]: undefined }),
+    }),
+  );
+  assert.equal(plain.stdout, `${version}\n`);
+  assert.deepEqual(plain.stderr.match(/^start-up \d+ \S+$/gm)?.length, 1, plain.stderr);
+  assert.match(plain.stderr, /^start-up \d+ -$/m);
 });
