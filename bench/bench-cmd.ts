@@ -98,19 +98,13 @@ export function register(program: Command): void {
         const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-memory-"));
         try {
           makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: 1 });
-          const bytes = await checkpointFloat32Bytes(dir);
-          const m = measureModelMemory(dir, bytes, { backend: kernels.name });
-          // The CLI's low-RSS mode (CIRCUITSCOPE_LOW_RSS=1): glibc's mmap threshold fixed.
-          const low = measureModelMemory(dir, bytes, { backend: kernels.name, lowRss: true });
+          const m = measureModelMemory(dir, await checkpointFloat32Bytes(dir), kernels.name);
           figures.load_peak_ratio = m.load_peak_ratio;
           figures.steady_ratio = m.steady_ratio;
-          figures.load_peak_ratio_low_rss = low.load_peak_ratio;
-          figures.steady_ratio_low_rss = low.steady_ratio;
           figures.memory_load_s = m.load_s;
           say(
             `memory (fresh child, ${kernels.name}): load peak ${m.load_peak_ratio.toFixed(2)}x and steady ` +
-              `${m.steady_ratio.toFixed(2)}x the float32 weights (${(m.weight_bytes / 2 ** 20).toFixed(0)} MB); ` +
-              `low-RSS mode ${low.load_peak_ratio.toFixed(2)}x / ${low.steady_ratio.toFixed(2)}x`,
+              `${m.steady_ratio.toFixed(2)}x the float32 weights (${(m.weight_bytes / 2 ** 20).toFixed(0)} MB)`,
           );
         } finally {
           rmSync(dir, { recursive: true, force: true });

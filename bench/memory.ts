@@ -2,15 +2,12 @@
  * Memory of a loaded model against its float32 weights: a fresh child process loads a checkpoint
  * directory with HookedTransformer.fromPretrained and runs one forward pass; the parent reads the child's
  * baseline RSS (after imports, before loading), peak RSS (VmHWM) and steady RSS (after load, a forward and
- * a garbage collection). Ratios are (RSS − baseline) / float32 weight bytes. The child runs with glibc's
- * default settings (what the CLI and a library user get), or with `lowRss` in the environment of the CLI's
- * low-RSS mode (CIRCUITSCOPE_LOW_RSS=1, bin/low-rss-malloc.js).
- * Usage: node --import tsx bench/memory.ts DIR [--backend onnx|reference] [--low-rss]
+ * a garbage collection). Ratios are (RSS − baseline) / float32 weight bytes.
+ * Usage: node --import tsx bench/memory.ts DIR [--backend onnx|reference]
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { LOW_RSS_MALLOC_ENV } from "../bin/low-rss-malloc.js";
 
 export interface MemoryFigures {
   weight_bytes: number;
@@ -52,18 +49,13 @@ async function child(dir: string, backend: string): Promise<void> {
 }
 
 /** Runs the measurement in a fresh child; `weightBytes` = float32 bytes of the checkpoint's parameters. */
-export function measureModelMemory(
-  dir: string,
-  weightBytes: number,
-  { backend = "onnx", lowRss = false }: { backend?: string; lowRss?: boolean } = {},
-): MemoryFigures {
+export function measureModelMemory(dir: string, weightBytes: number, backend = "onnx"): MemoryFigures {
   const out = execFileSync(
     process.execPath,
     ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--child", dir, backend],
     {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "inherit"],
-      env: lowRss ? { ...process.env, ...LOW_RSS_MALLOC_ENV } : withoutMallocEnv(process.env),
     },
   );
   const r = JSON.parse(out.trim().split("\n").pop()!) as {
@@ -84,12 +76,6 @@ export function measureModelMemory(
   };
 }
 
-function withoutMallocEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const plain = { ...env };
-  for (const name of Object.keys(LOW_RSS_MALLOC_ENV)) delete plain[name];
-  return plain;
-}
-
 /** float32 bytes of every tensor in a checkpoint directory's model.safetensors (header only). */
 export async function checkpointFloat32Bytes(dir: string): Promise<number> {
   const { SafetensorsReader } = await import("../src/weights/safetensors.ts");
@@ -108,6 +94,5 @@ if (process.argv[2] === "--child") {
     ? process.argv[process.argv.indexOf("--backend") + 1]
     : "onnx";
   const bytes = await checkpointFloat32Bytes(process.argv[2]);
-  const lowRss = process.argv.includes("--low-rss");
-  console.log(JSON.stringify(measureModelMemory(process.argv[2], bytes, { backend, lowRss }), null, 1));
+  console.log(JSON.stringify(measureModelMemory(process.argv[2], bytes, backend), null, 1));
 }

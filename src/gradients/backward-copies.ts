@@ -8,6 +8,7 @@
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { memoryBudget } from "../util/memory-budget.ts";
+import { returnFreedMemory } from "../util/return-freed-memory.ts";
 
 /** "auto" (default): keep while a second copy of the weights is cheap for the memory there is. */
 export type BackwardCopies = "keep" | "release" | "auto";
@@ -91,7 +92,10 @@ export function runInLockstep<T>(
         for (const op of step.value) used.add(op);
       }
     });
-    if (opts.release) for (const op of used) op.releaseBackward();
+    if (opts.release) {
+      for (const op of used) op.releaseBackward();
+      returnFreedMemory(); // else the C library keeps what the released copies freed
+    }
     if (advanced) opts.onStage?.(stage);
   }
   return results;

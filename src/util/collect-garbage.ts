@@ -1,5 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { returnFreedMemory } from "./return-freed-memory.ts";
 
 let gc: (() => void) | null = null;
 
@@ -13,6 +14,11 @@ let gc: (() => void) | null = null;
  * 153 MB of a dropped Float32Array to the system, the second the rest).
  */
 export function collectGarbage(): void {
+  collectJsGarbage();
+  returnFreedMemory(); // and what the C library kept of onnxruntime's frees
+}
+
+function collectJsGarbage(): void {
   if (!gc) {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as () => void;
