@@ -28,9 +28,9 @@ export interface LoadOptions {
 
 /**
  * Peak memory of loading a model, as a multiple of its float32 weights, measured on GPT-2-small's shape
- * (`bench --json`: load_peak_ratio; docs/benchmarks.md), rounded up to the figure without the CLI's
- * allocator setting (bin/): the kernels take the model block by block, so only one block is ever held
- * twice, plus the unembedding while onnxruntime prepacks it.
+ * (`bench --json`: load_peak_ratio 1.27; docs/benchmarks.md), rounded up where glibc's malloc_trim is not
+ * there to return what onnxruntime frees (1.47): the kernels take the model block by block, so only one
+ * block is ever held twice, plus the unembedding while onnxruntime prepacks it.
  */
 const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 1.5, reference: 1.1 };
 
