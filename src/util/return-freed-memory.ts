@@ -13,8 +13,8 @@ let trim: Trim | null | undefined;
 
 function loadTrim(): Trim | null {
   if (process.platform !== "linux") return null;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
-  if (!header?.glibcVersionRuntime) return null;
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  if (!report?.header?.glibcVersionRuntime) return null;
   try {
     const koffi = createRequire(import.meta.url)("koffi") as {
       load(path: string): { func(signature: string): Trim };
