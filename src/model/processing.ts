@@ -40,24 +40,28 @@ export function processWeights(w: ModelWeights, cfg: ModelConfig, opts: Processi
   processHead(w, cfg, opts);
 }
 
-/** Whether the embeddings' rows are centred (W_E is then centred row by row wherever it is read from). */
-export function centresEmbeddings(cfg: ModelConfig, opts: ProcessingOptions): boolean {
+/**
+ * Whether writing weights (W_E, W_pos, W_O, W_out and their biases) are centred: asked for, and a
+ * LayerNorm model. A W_E read from the file later is centred row by row by the same rule.
+ */
+export function centresWritingWeights(cfg: ModelConfig, opts: ProcessingOptions): boolean {
   return opts.centerWritingWeights && cfg.normalization === "layernorm";
 }
 
+/** W_E may be null: the model reads its rows from the checkpoint file and centres them there. */
 export function processEmbeddings(
-  w: Pick<ModelWeights, "W_E" | "W_pos">,
+  w: { W_E: ModelWeights["W_E"] | null; W_pos: ModelWeights["W_pos"] },
   cfg: ModelConfig,
   opts: ProcessingOptions,
 ): void {
-  if (!centresEmbeddings(cfg, opts)) return;
-  centerRows(w.W_E.data, cfg.dModel);
+  if (!centresWritingWeights(cfg, opts)) return;
+  if (w.W_E) centerRows(w.W_E.data, cfg.dModel);
   if (w.W_pos) centerRows(w.W_pos.data, cfg.dModel);
 }
 
 export function processBlock(blk: BlockWeights, cfg: ModelConfig, opts: ProcessingOptions): void {
   if (opts.foldLn) foldBlockNorms(blk, cfg);
-  if (opts.centerWritingWeights && cfg.normalization === "layernorm") centerBlockWriters(blk, cfg);
+  if (centresWritingWeights(cfg, opts)) centerBlockWriters(blk, cfg);
   if (opts.foldValueBiases) foldValueBiases(blk, cfg);
 }
 

@@ -6,11 +6,11 @@
 import { Tensor } from "../tensor/tensor.ts";
 import type { BlockWeights, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
-import { familyOf, type TensorSource } from "../weights/families/index.ts";
+import { familyOf, type ModelFamily, type TensorSource } from "../weights/families/index.ts";
 import { embeddingFromFile, embeddingInMemory } from "./embedding-table.ts";
 import type { WeightParts } from "./forward.ts";
 import {
-  centresEmbeddings,
+  centresWritingWeights,
   type ProcessingOptions,
   processBlock,
   processEmbeddings,
@@ -34,26 +34,33 @@ export function weightPartsFrom(
   // The head before the embeddings are processed: a tied unembedding is the stored W_E transposed.
   const head = family.convertHead(src, cfg, W_E);
   processHead(head, cfg, processing);
-  processEmbeddings({ W_E, W_pos }, cfg, processing);
   const file = src.stored(names.tokens);
+  // A file-backed W_E is centred row by row as it is read; only an in-memory one is processed here.
+  processEmbeddings({ W_E: file ? null : W_E, W_pos }, cfg, processing);
   const embedding = file
     ? embeddingFromFile({
         ...file,
         dVocab: cfg.dVocab,
         dModel: cfg.dModel,
-        centre: centresEmbeddings(cfg, processing),
+        centre: centresWritingWeights(cfg, processing),
       })
     : embeddingInMemory(W_E);
-  return { embedding, W_pos, takeHead: handOver(head), blocks: blocksFrom(src, cfg, processing) };
+  const blocks = blocksFrom({ src, cfg, processing, family });
+  return { embedding, W_pos, takeHead: handOver(head), blocks };
 }
 
 /** Each block converted and processed when the consumer asks for it. */
-function* blocksFrom(
-  src: TensorSource,
-  cfg: ModelConfig,
-  processing: ProcessingOptions,
-): Generator<BlockWeights> {
-  const family = familyOf(cfg);
+function* blocksFrom({
+  src,
+  cfg,
+  processing,
+  family,
+}: {
+  src: TensorSource;
+  cfg: ModelConfig;
+  processing: ProcessingOptions;
+  family: ModelFamily;
+}): Generator<BlockWeights> {
   for (let l = 0; l < cfg.nLayers; l++) {
     const block = family.convertBlock(src, cfg, l);
     processBlock(block, cfg, processing);
