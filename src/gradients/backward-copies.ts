@@ -37,7 +37,11 @@ export function weightOps(model: HookedTransformer): LinearOp[] {
 
 /** Bytes held by backward copies right now. */
 export function backwardCopyBytes(model: HookedTransformer): number {
-  return weightOps(model).reduce((s, op) => s + op.backwardBytes, 0);
+  return heldBytes(weightOps(model));
+}
+
+function heldBytes(ops: readonly LinearOp[]): number {
+  return ops.reduce((s, op) => s + op.backwardBytes, 0);
 }
 
 /** Whether a gradient computation should release each layer's backward copies once it is done with them. */
@@ -45,8 +49,7 @@ export function releasesBackwardCopies(model: HookedTransformer, copies: Backwar
   if (copies !== "auto") return copies === "release";
   const ops = weightOps(model);
   const weightBytes = ops.reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
-  const held = ops.reduce((s, op) => s + op.backwardBytes, 0);
-  const budget = memoryBudget(model.memoryLimit).availableBytes + held;
+  const budget = memoryBudget(model.memoryLimit).availableBytes + heldBytes(ops);
   return weightBytes > KEEP_COPIES_MAX_SHARE * budget;
 }
 
