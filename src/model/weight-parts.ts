@@ -3,10 +3,9 @@
  * block at a time, each made only when the engine asks for it. Loading a model therefore holds about
  * one block in JavaScript on top of what the kernels already hold, never the whole model twice.
  */
-import { Tensor } from "../tensor/tensor.ts";
 import type { BlockWeights, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
-import { familyOf, type ModelFamily, type TensorSource } from "../weights/families/index.ts";
+import { familyOf, type ModelFamily, type TensorSource, takeEmbeddings } from "../weights/families/index.ts";
 import { embeddingFromFile, embeddingInMemory } from "./embedding-table.ts";
 import type { WeightParts } from "./forward.ts";
 import {
@@ -28,13 +27,11 @@ export function weightPartsFrom(
   processing: ProcessingOptions,
 ): WeightParts {
   const family = familyOf(cfg);
-  const names = family.embeddingTensors(cfg);
-  const W_E = new Tensor(src.take(names.tokens).data, [cfg.dVocab, cfg.dModel]);
-  const W_pos = names.positions ? new Tensor(src.take(names.positions).data, [cfg.nCtx, cfg.dModel]) : null;
+  const { W_E, W_pos } = takeEmbeddings(src, cfg);
   // The head before the embeddings are processed: a tied unembedding is the stored W_E transposed.
   const head = family.convertHead(src, cfg, W_E);
   processHead(head, cfg, processing);
-  const file = src.stored(names.tokens);
+  const file = src.stored(family.embeddingTensors(cfg).tokens);
   // A file-backed W_E is centred row by row as it is read; only an in-memory one is processed here.
   processEmbeddings({ W_E: file ? null : W_E, W_pos }, cfg, processing);
   const embedding = file

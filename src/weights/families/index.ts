@@ -41,12 +41,18 @@ export {
   type TensorSource,
 } from "./family.ts";
 
+/** W_E and W_pos (null for rotary models) taken from `src` as stored. */
+export function takeEmbeddings(src: TensorSource, config: ModelConfig): Pick<ModelWeights, "W_E" | "W_pos"> {
+  const { tokens, positions } = familyOf(config).embeddingTensors(config);
+  const W_E = new Tensor(src.take(tokens).data, [config.dVocab, config.dModel]);
+  const W_pos = positions ? new Tensor(src.take(positions).data, [config.nCtx, config.dModel]) : null;
+  return { W_E, W_pos };
+}
+
 /** Every tensor of `src` converted at once (the whole model in memory; loading a model streams instead). */
 export function convertWeights(src: TensorSource, config: ModelConfig): ModelWeights {
   const family = familyOf(config);
-  const { tokens, positions } = family.embeddingTensors(config);
-  const W_E = new Tensor(src.take(tokens).data, [config.dVocab, config.dModel]);
-  const W_pos = positions ? new Tensor(src.take(positions).data, [config.nCtx, config.dModel]) : null;
+  const { W_E, W_pos } = takeEmbeddings(src, config);
   const blocks = Array.from({ length: config.nLayers }, (_, l) => family.convertBlock(src, config, l));
   return { W_E, W_pos, blocks, ...family.convertHead(src, config, W_E) };
 }
