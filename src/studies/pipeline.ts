@@ -189,6 +189,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       startedAt,
       runSeconds: 0,
       stageSeconds: {},
+      stagePeakRss: {},
       statsMethod: `${BOOTSTRAP_METHOD} Intervals are ${100 * (1 - ALPHA)}%, ${plan.resamples} resamples; ± is one standard error over prompts. Comparisons between groups use max(${plan.resamples}, 20m/α) resamples for a family of m tests, so that a Holm-adjusted p-value can fall below α.`,
       normalisationRule: NORMALISATION_RULE,
       provenance: {
@@ -214,6 +215,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       const start = performance.now();
       applySlice(res, await stage.run(ctx, res));
       res.meta.stageSeconds![stage.name] = (performance.now() - start) / 1000;
+      res.meta.stagePeakRss![stage.name] = process.resourceUsage().maxRSS * 1024;
     }
   } finally {
     progress.stop();

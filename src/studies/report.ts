@@ -26,6 +26,13 @@ function setupSection(res: StudyResults): StudySection {
               .join("; ")}.`,
           ]
         : []),
+      ...(m.stagePeakRss
+        ? [
+            `Peak memory of the process when each stage ended: ${Object.entries(m.stagePeakRss)
+              .map(([k, v]) => `${k} ${(v / 2 ** 30).toFixed(2)} GiB`)
+              .join("; ")}.`,
+          ]
+        : []),
       `Prompts from ${res.prompts.source}. ${m.promptsText}`,
       `Groups: ${groupLines.join("; ")}. Focus group (studied in depth): ${res.focusGroup}.`,
       res.prompts.dropped.length

@@ -25,6 +25,8 @@ export interface StudyMeta {
   runSeconds: number;
   /** Wall seconds of each phase of the run. */
   stageSeconds?: Record<string, number>;
+  /** The process's peak resident memory (bytes) when each phase ended: the phase that raised it needed it. */
+  stagePeakRss?: Record<string, number>;
   /** Bootstrap method, stated in the report. */
   statsMethod: string;
   /** Which measurements are exact and which are estimates. */

@@ -69,6 +69,23 @@ describe("study pipeline on the fixture", () => {
     assert.match(sections[0].text!, /Normalisation: .*fraction restored/);
   });
 
+  it("records each stage's peak memory: the process's, never falling, stated in the Setup section", () => {
+    const seconds = Object.keys(res.meta.stageSeconds!);
+    const peaks = res.meta.stagePeakRss!;
+    assert.deepEqual(Object.keys(peaks), seconds);
+    const values = Object.values(peaks);
+    // Peak RSS can only rise; the model alone is more than 1 MB; the process's peak now bounds them all.
+    for (let i = 1; i < values.length; i++)
+      assert.ok(values[i] >= values[i - 1], `${seconds[i]} below earlier`);
+    assert.ok(values[0] > process.memoryUsage().heapUsed / 4 && values[0] > 2 ** 20);
+    assert.ok(values.at(-1)! <= process.resourceUsage().maxRSS * 1024);
+    const gib = (values.at(-1)! / 2 ** 30).toFixed(2);
+    assert.match(
+      buildSections(res)[0].text!,
+      new RegExp(`Peak memory of the process .*${seconds.at(-1)} ${gib} GiB`),
+    );
+  });
+
   it("draws the behaviour as points with interval bars, not lines", () => {
     const f = buildSections(res)
       .flatMap((s) => s.figures)
