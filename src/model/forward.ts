@@ -8,7 +8,7 @@ import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
-import { handBlockToOps, viewWeights } from "./weight-views.ts";
+import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
 
 /**
  * Keys/values of earlier positions for one layer: k, v are [batchOrOne, len, n_kv_heads, d_head], keys
@@ -135,6 +135,7 @@ export class ForwardEngine {
       cfg,
     });
     collectGarbage();
+    const recent = new RecentWeights();
     for (const b of parts.blocks) {
       const ops: BlockOps = {
         qkv: kernels.linear(
@@ -148,7 +149,7 @@ export class ForwardEngine {
         mlpGate: b.W_gate ? kernels.linear(b.W_gate.data, D, dMlp, null) : null,
         mlpOut: kernels.linear(b.W_out.data, dMlp, D, b.b_out.data),
       };
-      handBlockToOps(b, cfg, ops);
+      handBlockToOps(b, { cfg, op: ops, recent });
       this.ops.push(ops);
       weights.blocks.push(b);
       collectGarbage();

@@ -1,8 +1,9 @@
 /**
  * After the kernel backend has taken a model's matrices, the JavaScript copies are dropped: each matrix
  * field of ModelWeights becomes a read-only view that reads the weight back from its kernel op on first
- * use and keeps it only while something uses it (a WeakRef). The onnx backend copies every weight it is
- * given (docs/benchmarks.md, "Memory"), so without this the model would be held twice.
+ * use. The last few matrices read are kept (`RecentWeights`), so a loop reading one view again and again
+ * reads it once. The onnx backend copies every weight it is given (docs/benchmarks.md, "Memory"), so
+ * without this the model would be held twice.
  */
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
@@ -24,18 +25,51 @@ export interface BlockOpsView {
   mlpOut: LinearOp;
 }
 
+/**
+ * The last few weights read back, kept strongly and dropped in the order read. Not WeakRefs: a WeakRef
+ * keeps its target alive until the current job ends, so a synchronous loop over the layers reading one
+ * view each would hold every layer's matrix (measured: W_O of all 48 GPT-2-XL layers, 0.5 GB; building
+ * circuits' head weights, each layer's fused Q|K|V as well).
+ */
+export class RecentWeights {
+  private readonly held = new Map<object, Tensor>();
+
+  constructor(private readonly maxHeld = 4) {}
+
+  /** The weight of `key`: the one kept from an earlier read, else `compute()`'s, now kept. */
+  get(key: object, compute: () => Tensor): Tensor {
+    let value = this.held.get(key);
+    if (value) {
+      this.held.delete(key); // most recent last
+    } else {
+      value = compute();
+    }
+    this.held.set(key, value);
+    while (this.held.size > this.maxHeld) this.held.delete(this.held.keys().next().value as object);
+    return value;
+  }
+}
+
 /** Replaces a block's matrices by views onto its ops, which now hold them. */
-export function handBlockToOps(block: BlockWeights, cfg: ModelConfig, op: BlockOpsView): void {
+export function handBlockToOps(
+  block: BlockWeights,
+  { cfg, op, recent }: { cfg: ModelConfig; op: BlockOpsView; recent: RecentWeights },
+): void {
   const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = cfg;
-  const qkv = weakly(() => op.qkv.weight());
-  view(block, "W_Q", () => headsOf(qkv(), { first: 0, heads: H, D, dh }));
-  view(block, "W_K", () => headsOf(qkv(), { first: H, heads: Hkv, D, dh }));
-  view(block, "W_V", () => headsOf(qkv(), { first: H + Hkv, heads: Hkv, D, dh }));
-  view(block, "W_O", () => new Tensor(op.o.weight(), [H, dh, D]));
+  const fused = {};
+  const qkv = () => recent.get(fused, () => new Tensor(op.qkv.weight(), [D, (H + 2 * Hkv) * dh])).data;
+  const view = (field: MatrixField, compute: () => Tensor) => {
+    const key = {};
+    defineView(block, field, () => recent.get(key, compute));
+  };
+  view("W_Q", () => headsOf(qkv(), { first: 0, heads: H, D, dh }));
+  view("W_K", () => headsOf(qkv(), { first: H, heads: Hkv, D, dh }));
+  view("W_V", () => headsOf(qkv(), { first: H + Hkv, heads: Hkv, D, dh }));
+  view("W_O", () => new Tensor(op.o.weight(), [H, dh, D]));
   const gate = op.mlpGate;
-  if (gate) view(block, "W_gate", () => new Tensor(gate.weight(), [D, dMlp]));
-  view(block, "W_in", () => new Tensor(op.mlpIn.weight(), [D, dMlp]));
-  view(block, "W_out", () => new Tensor(op.mlpOut.weight(), [dMlp, D]));
+  if (gate) view("W_gate", () => new Tensor(gate.weight(), [D, dMlp]));
+  view("W_in", () => new Tensor(op.mlpIn.weight(), [D, dMlp]));
+  view("W_out", () => new Tensor(op.mlpOut.weight(), [dMlp, D]));
 }
 
 /**
@@ -63,30 +97,20 @@ export function viewWeights(p: {
     set: readOnly("W_E"),
   });
   let kept: Tensor | null = null;
-  view(weights as ModelWeights, "W_U", () => {
+  defineView(weights as ModelWeights, "W_U", () => {
     kept ??= new Tensor(p.unembed.weight(), [p.cfg.dModel, p.cfg.dVocab]);
     return kept;
   });
   return weights as ModelWeights;
 }
 
-/** `compute()` at most once while its result is alive. */
-function weakly<T extends object>(compute: () => T): () => T {
-  let ref: WeakRef<T> | null = null;
-  return () => {
-    let value = ref?.deref();
-    if (!value) {
-      value = compute();
-      ref = new WeakRef(value);
-    }
-    return value;
-  };
-}
-
 type MatrixField = "W_Q" | "W_K" | "W_V" | "W_O" | "W_gate" | "W_in" | "W_out";
 
-function view(target: BlockWeights | ModelWeights, field: MatrixField | "W_U", compute: () => Tensor): void {
-  const get = weakly(compute);
+function defineView(
+  target: BlockWeights | ModelWeights,
+  field: MatrixField | "W_U",
+  get: () => Tensor,
+): void {
   Object.defineProperty(target, field, {
     configurable: true,
     enumerable: true,
