@@ -206,7 +206,9 @@ export class CircuitTask {
         for (let i = 0; i < N; i++)
           input[i] = g.corruptedInput[i] + (k / steps) * (g.cleanInput[i] - g.corruptedInput[i]);
         const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
-        return { args, run: this.forward.run(args) };
+        // Only what the backward pass needs: the run's node differences are not used.
+        const { saved, perPrompt } = this.forward.run(args);
+        return { args, run: { saved, perPrompt, diffs: new Float32Array(0) } };
       };
       let together = 1;
       for (let k = 1; k <= steps; ) {
@@ -214,10 +216,9 @@ export class CircuitTask {
         const passes = [record(k)];
         if (release && k === 1) together = passesTogether(this.model, savedBytes(passes[0].run));
         while (passes.length < together && k + passes.length <= steps) passes.push(record(k + passes.length));
-        for (const grads of this.forward.backwardMany(passes, copies)) {
-          sum = sum ? addGrads(sum, grads) : grads;
-          onProgress?.(++done, steps * this.groups.length);
-        }
+        sum = this.forward.backwardSum(passes, { copies, into: sum });
+        done += passes.length;
+        onProgress?.(done, steps * this.groups.length);
         k += passes.length;
       }
       const grads = sum as ChildGrads;
@@ -256,16 +257,4 @@ function mean(xs: Float64Array): number {
   let s = 0;
   for (const x of xs) s += x;
   return s / xs.length;
-}
-
-function addGrads(a: ChildGrads, b: ChildGrads): ChildGrads {
-  const add = (x: Float32Array, y: Float32Array) => {
-    for (let i = 0; i < x.length; i++) x[i] += y[i];
-    return x;
-  };
-  return {
-    heads: a.heads.map((x, l) => add(x, b.heads[l])),
-    mlp: a.mlp.map((x, l) => add(x, b.mlp[l])),
-    logits: add(a.logits, b.logits),
-  };
 }

@@ -70,7 +70,8 @@ export interface EdgeRun {
   diffs: Float32Array;
   /** logit(answer) − logit(wrong) at the final position, per prompt. */
   perPrompt: Float64Array;
-  saved: { layers: LayerSaved[]; xf: Float32Array; scaleF: Float32Array } | null;
+  /** What the backward pass needs; its layers are let go (null) as the backward pass passes them. */
+  saved: { layers: (LayerSaved | null)[]; xf: Float32Array; scaleF: Float32Array } | null;
 }
 
 export class EdgeForward {
@@ -227,32 +228,48 @@ export class EdgeForward {
   /**
    * d (mean over prompts of the logit difference) / d (every child input) for a recorded run: per layer a
    * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
+   * The run's recorded layers are let go as the pass goes down (it can be run backward once).
    */
   backward(a: EdgeRunArgs, run: EdgeRun, copies: BackwardCopies = "auto"): ChildGrads {
-    return this.backwardMany([{ args: a, run }], copies)[0];
+    return this.backwardSum([{ args: a, run }], { copies, into: null });
   }
 
   /**
-   * Several recorded runs' backward passes together, layer by layer, so that each layer's backward copies
-   * of the weights are built once for all of them (and released after it when memory is tight).
+   * The sum of several recorded runs' gradients (same shape), added into `into` (or a new sum). The passes
+   * go down together, layer by layer, so that each layer's backward copies of the weights are built once
+   * for all of them (and released after it when memory is tight); each adds its layer's gradient to the
+   * sum and lets its recorded layer go, so they hold one sum, not one gradient each.
    */
-  backwardMany(
+  backwardSum(
     passes: readonly { args: EdgeRunArgs; run: EdgeRun }[],
-    copies: BackwardCopies = "auto",
-  ): ChildGrads[] {
-    const release = releasesBackwardCopies(this.arch.model, copies);
-    return runInLockstep(
-      passes.map((p) => this.stagedBackward(p.args, p.run)),
+    o: { copies?: BackwardCopies; into: ChildGrads | null },
+  ): ChildGrads {
+    const release = releasesBackwardCopies(this.arch.model, o.copies ?? "auto");
+    const sum = o.into ?? this.zeroGrads(passes[0].args.shape);
+    runInLockstep(
+      passes.map((p) => this.stagedBackward(p.args, p.run, sum)),
       { release },
     );
+    return sum;
+  }
+
+  private zeroGrads({ B, P }: RunShape): ChildGrads {
+    const N = B * P * this.arch.D;
+    const L = this.arch.nLayers;
+    return {
+      heads: Array.from({ length: L }, () => new Float32Array(3 * this.arch.H * N)),
+      mlp: Array.from({ length: L }, () => new Float32Array(N)),
+      logits: new Float32Array(B * this.arch.D),
+    };
   }
 
   /** The backward pass, yielding each layer's ops once done with them (see gradients/backward-copies.ts). */
-  private *stagedBackward(a: EdgeRunArgs, run: EdgeRun): StagedBackward<ChildGrads> {
+  private *stagedBackward(a: EdgeRunArgs, run: EdgeRun, sum: ChildGrads): StagedBackward<void> {
     const { graph, arch } = this;
     const { kernels, D, H, dh } = arch;
     const saved = run.saved;
     if (!saved || (a.startLayer ?? 0) !== 0) throw new Error("backward needs a recorded run from layer 0");
+    if (saved.layers.some((s) => !s)) throw new Error("this recorded run was run backward already");
     const { B, P } = a.shape;
     const rows = B * P;
     const N = rows * D;
@@ -267,10 +284,14 @@ export class EdgeForward {
       const g = kernels.bmm(mT, gx, 1, nParents, count, N, false);
       for (let i = 0; i < g.length; i++) gOut[i] += g[i];
     };
+    const addTo = (total: Float32Array, g: Float32Array) => {
+      for (let i = 0; i < g.length; i++) total[i] += g[i];
+    };
 
     const gyF = new Float32Array(B * D);
     for (let i = 0; i < gyF.length; i++) gyF[i] = a.shape.dirs[i] / B;
     const gLogits = arch.normBackward({ layer: null, which: "final" }, saved.xf, saved.scaleF, gyF, B);
+    addTo(sum.logits, gLogits);
     const fChild = graph.children[graph.logitsChildIndex];
     for (let p = 0; p < fChild.nParents; p++) {
       const m = a.mask[fChild.edgeOffset + p];
@@ -280,15 +301,14 @@ export class EdgeForward {
       }
     }
 
-    const gHeads: Float32Array[] = new Array(arch.nLayers);
-    const gMlp: Float32Array[] = new Array(arch.nLayers);
     for (let l = arch.nLayers - 1; l >= 0; l--) {
-      const s = saved.layers[l];
+      const s = saved.layers[l] as LayerSaved;
+      saved.layers[l] = null; // this pass no longer needs it
       const w = arch.headWeights(l);
       const mNode = graph.mlpNodeIndex(l);
       const gYm = arch.mlpBackward(l, s.mlp, gOut.slice(mNode * N, (mNode + 1) * N), rows);
       const gXm = arch.normBackward({ layer: l, which: "ln2" }, s.xm, s.scaleM, gYm, rows);
-      gMlp[l] = gXm;
+      addTo(sum.mlp[l], gXm);
       const mChild = graph.children[graph.layerChildIndex(l) + C];
       spread(gXm, mChild, 1);
 
@@ -314,12 +334,11 @@ export class EdgeForward {
       arch.rotate(gQkv.subarray(0, 2 * HN), B, P, true);
       const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
       const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);
-      gHeads[l] = gX;
+      addTo(sum.heads[l], gX);
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
       yield layerOps(arch.model.forwardEngine.blockOps(l));
     }
-    return { heads: gHeads, mlp: gMlp, logits: gLogits };
   }
 }
 
@@ -329,7 +348,7 @@ export function savedBytes(run: EdgeRun): number {
   const { layers, xf, scaleF } = run.saved;
   let bytes = xf.byteLength + scaleF.byteLength;
   for (const l of layers)
-    for (const a of [l.x, l.scale, l.qkv, l.pattern, l.xm, l.scaleM, l.mlp.pre, l.mlp.up])
+    for (const a of l === null ? [] : [l.x, l.scale, l.qkv, l.pattern, l.xm, l.scaleM, l.mlp.pre, l.mlp.up])
       bytes += a?.byteLength ?? 0;
   return bytes;
 }

@@ -377,3 +377,47 @@ test("pairs split into several batches (memory bound) give the same baselines, e
   const eb = await task.exactScores(ex);
   for (const i of ex.keys()) assert.ok(Math.abs(ea[i] - eb[i]) < 1e-5);
 });
+
+test("backward passes run together add into one gradient sum and let their recorded layers go", () => {
+  const { forward } = task;
+  const { arch } = forward;
+  const toks = pairs.clean[0];
+  const Pn = toks.length;
+  const d = arch.logitDiffDirection(pairs.answer[0], pairs.wrong[0]);
+  const shape = { B: 1, P: Pn, dirs: d.dir, dirBias: Float32Array.of(d.bias) };
+  const ref = forward.biasReference(shape);
+  const clean = arch.inputNode(Int32Array.from(toks), 1, Pn);
+  const corrupted = arch.inputNode(Int32Array.from(pairs.corrupted[0]), 1, Pn);
+  // Two different recorded runs: the clean input with every edge kept, the corrupted one with half of them.
+  const half = all().map((_, i) => i % 2);
+  const args = [
+    { shape, input: clean, mask: all(), ref, record: true },
+    { shape, input: corrupted, mask: half, ref, record: true },
+  ];
+  const record = () => args.map((a) => ({ args: a, run: forward.run(a) }));
+  const [one, two] = record().map((p) => forward.backward(p.args, p.run));
+  const passes = record();
+  const sum = forward.backwardSum(passes, { into: null });
+  const same = (x: Float32Array, a: Float32Array, b: Float32Array, what: string) =>
+    assert.deepEqual(
+      x,
+      a.map((v, i) => v + b[i]),
+      what,
+    );
+  for (let l = 0; l < L; l++) {
+    same(sum.heads[l], one.heads[l], two.heads[l], `heads ${l}`);
+    same(sum.mlp[l], one.mlp[l], two.mlp[l], `mlp ${l}`);
+  }
+  same(sum.logits, one.logits, two.logits, "logits");
+  assert.ok(
+    one.heads[0].some((v, i) => Math.abs(v - two.heads[0][i]) > 1e-6),
+    "the two runs differ",
+  );
+  for (const p of passes) {
+    assert.ok(
+      p.run.saved!.layers.every((s) => s === null),
+      "recorded layers let go",
+    );
+    assert.throws(() => forward.backward(p.args, p.run), /run backward already/);
+  }
+});
