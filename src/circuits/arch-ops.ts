@@ -6,12 +6,15 @@
  * MLP (plain or gated) and the unembedding direction of a logit difference. Everything else in
  * src/circuits is architecture-free.
  */
+
+import { fuseHeads } from "../model/forward.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher } from "../model/hooks.ts";
 import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
 import { Rotary } from "../model/rotary.ts";
 import { activationDerivative } from "../tensor/activations.ts";
 import type { Kernels } from "../tensor/kernels.ts";
+import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
 
 /** Which normalisation: before layer L's attention, before its MLP, or before the unembedding. */
@@ -55,8 +58,9 @@ export class ArchOps {
     this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
     this.window = cfg.slidingWindow;
     const { H, D, dh } = this;
-    const group = H / cfg.nKvHeads;
-    this.heads = weights.blocks.map((b) => {
+    const Hkv = cfg.nKvHeads;
+    const group = H / Hkv;
+    this.heads = weights.blocks.map((b, l) => {
       const W = new Float32Array(3 * H * D * dh);
       const bias = new Float32Array(3 * H * dh);
       for (const [which, [w, wb]] of [
@@ -70,8 +74,26 @@ export class ArchOps {
           bias.set(wb.data.subarray(src * dh, (src + 1) * dh), (which * H + h) * dh);
         }
       }
-      return { W, b: bias, W_O: b.W_O.data, b_O: b.b_O.data };
+      const W_O = b.W_O.data;
+      // These are the block's attention weights, in this layout: the kernels' own copies can go (they
+      // are rebuilt from these, exactly, when the model next runs), so the model is not held twice.
+      const ops = model.forwardEngine.blockOps(l);
+      ops.qkv.lend(() => {
+        // Q of every head; K and V of each key/value head (held by the first query head of its group).
+        const heads = (which: number, count: number, step: number) => {
+          const out = new Float32Array(count * D * dh);
+          for (let j = 0; j < count; j++) {
+            const from = (which * H + j * step) * D * dh;
+            out.set(W.subarray(from, from + D * dh), j * D * dh);
+          }
+          return out;
+        };
+        return fuseHeads([heads(0, H, 1), heads(1, Hkv, group), heads(2, Hkv, group)], [H, Hkv, Hkv], D, dh);
+      });
+      ops.o.lend(() => W_O);
+      return { W, b: bias, W_O, b_O: b.b_O.data };
     });
+    collectGarbage(); // the kernels' copies just dropped
   }
 
   get nLayers(): number {

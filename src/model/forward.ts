@@ -381,7 +381,7 @@ function add(a: Float32Array, b: Float32Array): Float32Array {
 }
 
 /** Per-head weights [heads_i, D, dh] (several) → [D, Σ heads_i * dh]: one product yields q | k | v. */
-function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): Float32Array {
+export function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): Float32Array {
   const width = heads.reduce((a, b) => a + b, 0) * dh;
   const out = new Float32Array(D * width);
   let col = 0;

@@ -55,6 +55,14 @@ export interface LinearOp {
    * (onnxruntime) recomputes it on each call, so the caller need not keep a second copy alive.
    */
   weight(): Float32Array;
+  /**
+   * The caller holds W now (in a layout of its own) and lends it back: the op drops its own copy, and
+   * calls `restore()` for W, exactly, the next time it computes (`weight()` reads it from there too).
+   * Circuits' per-head weights use this so that the model is not held twice while they work.
+   */
+  lend(restore: () => Float32Array): void;
+  /** Bytes of W this op holds now (0 while lent). */
+  readonly weightBytes: number;
   dispose(): void;
 }
 

@@ -194,7 +194,9 @@ function createBmmSession(transB: boolean, threads: number): NativeSession {
  * the backward pass is built from that.
  */
 class OnnxLinear implements LinearOp {
-  private fwd: NativeSession;
+  /** null while lent: `restore` gives W back. */
+  private fwd: NativeSession | null;
+  private restore: (() => Float32Array) | null = null;
   private bwd: NativeSession | null = null;
   private readonly bias: Float32Array;
 
@@ -209,12 +211,21 @@ class OnnxLinear implements LinearOp {
     this.fwd = createGemmSession(W, inDim, outDim, true, false, threads);
   }
 
+  private session(): NativeSession {
+    if (!this.fwd) {
+      const W = (this.restore as () => Float32Array)();
+      this.fwd = createGemmSession(W, this.inDim, this.outDim, true, false, this.threads);
+      this.restore = null;
+    }
+    return this.fwd;
+  }
+
   forward(x: Float32Array, rows: number): Float32Array {
     if (x.length !== rows * this.inDim) {
       throw new Error(`linear: input has ${x.length} elements, expected ${rows}x${this.inDim}`);
     }
     if (rows === 0) return new Float32Array(0);
-    return runGemm(this.fwd, x, rows, this.inDim, this.bias);
+    return runGemm(this.session(), x, rows, this.inDim, this.bias);
   }
 
   backward(dy: Float32Array, rows: number): Float32Array {
@@ -224,6 +235,18 @@ class OnnxLinear implements LinearOp {
     if (rows === 0) return new Float32Array(0);
     this.bwd ??= createGemmSession(this.weight(), this.inDim, this.outDim, false, true, this.threads);
     return runGemm(this.bwd, dy, rows, this.outDim, null);
+  }
+
+  lend(restore: () => Float32Array): void {
+    this.fwd?.dispose();
+    this.fwd = null;
+    this.releaseBackward();
+    this.restore = restore;
+  }
+
+  /** onnxruntime's prepacked copy of W, counted as float32. */
+  get weightBytes(): number {
+    return this.fwd ? 4 * this.inDim * this.outDim : 0;
   }
 
   /** onnxruntime's copy of W^T for `backward`, counted as float32 (it prepacks about that much). */
@@ -237,6 +260,7 @@ class OnnxLinear implements LinearOp {
   }
 
   weight(): Float32Array {
+    if (!this.fwd) return (this.restore as () => Float32Array)();
     const { inDim, outDim } = this;
     const W = new Float32Array(inDim * outDim);
     const zeros = new Float32Array(outDim);
@@ -246,13 +270,15 @@ class OnnxLinear implements LinearOp {
       const rows = Math.min(chunk, inDim - r0);
       const eye = new Float32Array(rows * inDim);
       for (let r = 0; r < rows; r++) eye[r * inDim + r0 + r] = 1;
-      W.set(runGemm(this.fwd, eye, rows, inDim, zeros), r0 * outDim);
+      W.set(runGemm(this.session(), eye, rows, inDim, zeros), r0 * outDim);
     }
     return W;
   }
 
   dispose(): void {
-    this.fwd.dispose();
+    this.fwd?.dispose();
+    this.fwd = null;
+    this.restore = null;
     this.releaseBackward();
   }
 }

@@ -60,12 +60,34 @@ export function checkWeight(W: Float32Array, inDim: number, outDim: number, b?: 
 }
 
 class ReferenceLinear implements LinearOp {
+  private held: Float32Array | null;
+  private restore: (() => Float32Array) | null = null;
+
   constructor(
-    private readonly W: Float32Array,
+    W: Float32Array,
     readonly inDim: number,
     readonly outDim: number,
     private readonly b: Float32Array | null,
-  ) {}
+  ) {
+    this.held = W;
+  }
+
+  private get W(): Float32Array {
+    if (!this.held) {
+      this.held = (this.restore as () => Float32Array)();
+      this.restore = null;
+    }
+    return this.held;
+  }
+
+  lend(restore: () => Float32Array): void {
+    this.held = null;
+    this.restore = restore;
+  }
+
+  get weightBytes(): number {
+    return this.held ? this.held.byteLength : 0;
+  }
 
   forward(x: Float32Array, rows: number): Float32Array {
     const { W, inDim: K, outDim: N, b } = this;
@@ -88,7 +110,7 @@ class ReferenceLinear implements LinearOp {
   }
 
   weight(): Float32Array {
-    return this.W;
+    return this.held ?? (this.restore as () => Float32Array)();
   }
 
   backward(dy: Float32Array, rows: number): Float32Array {
