@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { BOOTSTRAP_METHOD } from "../analysis/stats.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import { collectGarbage } from "../util/collect-garbage.ts";
 import { createProgress } from "../util/progress.ts";
 import { type PreparedGroup, StudyContext, toPairTokens } from "./context.ts";
 import type { Tick } from "./pair-measures.ts";
@@ -214,6 +215,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     for (const stage of STAGES) {
       const start = performance.now();
       applySlice(res, await stage.run(ctx, res));
+      collectGarbage(); // what the stage let go goes back to the system before the next one starts
       res.meta.stageSeconds![stage.name] = (performance.now() - start) / 1000;
       res.meta.stagePeakRss![stage.name] = process.resourceUsage().maxRSS * 1024;
     }
