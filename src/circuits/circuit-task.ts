@@ -45,6 +45,11 @@ export interface CircuitTaskOptions {
   maxBatchValues?: number;
   /** Keep or release the backward copies of the weights (default "auto": gradients/backward-copies.ts). */
   backwardCopies?: BackwardCopies;
+  /**
+   * With released copies, how many IG steps' recorded runs go through the backward pass together (each
+   * group of them rebuilds the copies once). Default: as many as the memory rules allow (`passesTogether`).
+   */
+  passesTogether?: number;
 }
 
 export class CircuitTask {
@@ -54,6 +59,7 @@ export class CircuitTask {
   readonly baseline: { clean: number; corrupted: number };
   private readonly allKept: Float32Array;
   private readonly backwardCopies: BackwardCopies;
+  private readonly passesTogether: number | undefined;
 
   constructor(
     readonly model: HookedTransformer,
@@ -65,6 +71,12 @@ export class CircuitTask {
     if (pairs.corrupted.length !== n || pairs.answer.length !== n || pairs.wrong.length !== n)
       throw new Error("Each clean prompt needs one corrupted prompt, one answer and one wrong token");
     this.backwardCopies = opts.backwardCopies ?? "auto";
+    if (
+      opts.passesTogether !== undefined &&
+      !(Number.isInteger(opts.passesTogether) && opts.passesTogether >= 1)
+    )
+      throw new Error(`passesTogether must be a positive integer, got ${opts.passesTogether}`);
+    this.passesTogether = opts.passesTogether;
     const arch = new ArchOps(model);
     this.graph = new EdgeGraph({ nLayers: model.cfg.nLayers, nHeads: model.cfg.nHeads });
     this.forward = new EdgeForward(this.graph, arch);
@@ -214,7 +226,8 @@ export class CircuitTask {
       for (let k = 1; k <= steps; ) {
         await checkpointYield(signal);
         const passes = [record(k)];
-        if (release && k === 1) together = passesTogether(this.model, savedBytes(passes[0].run));
+        if (release && k === 1)
+          together = this.passesTogether ?? passesTogether(this.model, savedBytes(passes[0].run));
         while (passes.length < together && k + passes.length <= steps) passes.push(record(k + passes.length));
         sum = this.forward.backwardSum(passes, { copies, into: sum });
         done += passes.length;

@@ -10,6 +10,8 @@ import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import {
   backwardCopyBytes,
   layerOps,
+  PASSES_MAX_WEIGHT_SHARE,
+  passesTogether,
   releasesBackwardCopies,
   weightOps,
 } from "../../src/gradients/backward-copies.ts";
@@ -160,7 +162,11 @@ for (const c of CASES) {
       wrong: clean.map(() => answers.wrong),
     };
     const groups = new Set(clean.map((t) => t.length)).size;
-    const a = await new CircuitTask(mRelease, { ...pairs }, { backwardCopies: "release" }).gradientScores(3);
+    const a = await new CircuitTask(
+      mRelease,
+      { ...pairs },
+      { backwardCopies: "release", passesTogether: 3 },
+    ).gradientScores(3);
     const b = await new CircuitTask(mKeep, { ...pairs }, { backwardCopies: "keep" }).gradientScores(3);
     assert.deepEqual(a, b);
     assert.ok(
@@ -173,6 +179,15 @@ for (const c of CASES) {
     assert.equal(backwardCopyBytes(mRelease), 0);
     assert.equal(kept.stats.builds, mlpOps);
     assert.ok(backwardCopyBytes(mKeep) > 0);
+    // Two steps together, then the third: the copies are built twice per group; the same scores.
+    released.stats.builds = 0;
+    const two = await new CircuitTask(
+      mRelease,
+      { ...pairs },
+      { backwardCopies: "release", passesTogether: 2 },
+    ).gradientScores(3);
+    assert.deepEqual(two, b);
+    assert.equal(released.stats.builds, 2 * groups * mlpOps);
     mRelease.dispose();
     mKeep.dispose();
   });
@@ -194,5 +209,10 @@ test("the rule: keep the copies while the weights are at most a quarter of the m
   model.memoryLimit = rss + 2 ** 30;
   assert.ok(weightBytes < 2 ** 28, "the fixture's weights are far below a quarter of a gigabyte");
   assert.equal(releasesBackwardCopies(model), false);
+  // Passes run together: as many as fit in a tenth of the weights while the budget is ample, else fewer.
+  assert.equal(passesTogether(model, weightBytes / 100), Math.floor(PASSES_MAX_WEIGHT_SHARE * 100));
+  assert.equal(passesTogether(model, weightBytes), 1);
+  model.memoryLimit = rss;
+  assert.equal(passesTogether(model, weightBytes / 100), 1, "no budget: one at a time");
   model.dispose();
 });
