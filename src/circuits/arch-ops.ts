@@ -4,7 +4,7 @@
  * q/k/v projection stacked so that each head input is projected by its own weights (key/value weights
  * repeated per query head: grouped heads are ungrouped for edges, as EAP-IG does), rotary positions, the
  * MLP (plain or gated) and the unembedding direction of a logit difference. Everything else in
- * src/circuits is architecture-free.
+ * src/circuits is architecture-free. The kernels lend it the attention weights (docs/circuits.md, Memory).
  */
 
 import { fuseHeads } from "../model/forward.ts";
