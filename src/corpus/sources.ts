@@ -2,6 +2,7 @@
  * Document sources: each yields raw documents (strings) in a fixed order, reading files one at a time so
  * a large corpus is never fully in memory. Built-in English corpora ship inside npm packages (offline).
  */
+import { isUtf8 } from "node:buffer";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join } from "node:path";
@@ -182,7 +183,54 @@ export function openCorpus(spec: string, opts: OpenCorpusOptions = {}): Document
       `Unknown corpus "${spec}": not a built-in corpus (${Object.keys(BUILTIN_CORPORA).join(", ")}) nor an existing file or directory.`,
     );
   }
+  // Every file is checked to be UTF-8 now, before a model is loaded for it (a read of the corpus).
+  const files = statSync(spec).isDirectory()
+    ? readdirSync(spec)
+        .filter((f) => f.endsWith(".txt"))
+        .map((f) => join(spec, f))
+    : [spec];
+  for (const f of files) checkUtf8(f);
   const ext = extname(spec).toLowerCase();
   if (ext === ".jsonl" || ext === ".ndjson") return jsonlSource(spec, opts.textField);
   return textSource(spec);
+}
+
+/**
+ * Throws, naming the file and line, unless the file is valid UTF-8 (corpora are read as UTF-8; other
+ * encodings would be indexed as replacement characters).
+ */
+export function checkUtf8(path: string, blockBytes = 1 << 20): void {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(blockBytes);
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    let line = 1;
+    for (;;) {
+      const n = readSync(fd, buf, 0, blockBytes, null);
+      const block = buf.subarray(0, n);
+      try {
+        decoder.decode(block, { stream: n > 0 });
+      } catch {
+        // The first line of the block that is not UTF-8 on its own (else the block's first: a character
+        // cut at the block's start).
+        const lines = block.toString("latin1").split("\n");
+        let offset = 0;
+        let bad = 0;
+        for (const [i, text] of lines.entries()) {
+          if (!isUtf8(block.subarray(offset, offset + text.length))) {
+            bad = i;
+            break;
+          }
+          offset += text.length + 1;
+        }
+        throw new Error(
+          `${path}:${line + bad} is not UTF-8 text; corpora are read as UTF-8. Convert the file first (e.g. iconv -f latin1 -t utf-8 ${path} > converted.txt).`,
+        );
+      }
+      if (n === 0) break;
+      for (const b of block) if (b === 10) line++;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

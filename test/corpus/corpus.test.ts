@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { corpusContexts, parseShard } from "../../src/corpus/contexts.ts";
 import { normalizeText, splitAtParagraphs } from "../../src/corpus/normalize.ts";
 import {
+  checkUtf8,
   type DocumentSource,
   emailBody,
   nlpCorpusSource,
@@ -14,6 +15,8 @@ import {
   spamAssassinHamSource,
 } from "../../src/corpus/sources.ts";
 import { BOS_TOKEN, gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
+import { runCli } from "../helpers/cli.ts";
+import { FIXTURE_DIR } from "../helpers/fixture.ts";
 
 const tok = gpt2Tokenizer();
 const dir = mkdtempSync(join(tmpdir(), "circuitscope-corpus-"));
@@ -120,6 +123,39 @@ describe("corpus sources", () => {
     writeFileSync(join(sub, "c.md"), "skip");
     assert.deepEqual([...openCorpus(sub).documents()], ["ay", "bee"]);
     assert.throws(() => openCorpus(join(dir, "missing")), /not a built-in corpus/);
+  });
+
+  test("a file that is not UTF-8 is refused when the corpus is opened, naming the file and line", async () => {
+    const latin1 = Buffer.concat([
+      Buffer.from("fine\nstill fine\n"),
+      Buffer.from([0x63, 0x61, 0x66, 0xe9]),
+      Buffer.from("\n"),
+    ]);
+    const bad = join(dir, "latin1.txt");
+    writeFileSync(bad, latin1);
+    assert.throws(() => openCorpus(bad), /latin1\.txt:3 is not UTF-8 text.*iconv/);
+    const jsonl = join(dir, "latin1.jsonl");
+    writeFileSync(
+      jsonl,
+      Buffer.concat([Buffer.from('{"text":"ok"}\n{"text":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]),
+    );
+    assert.throws(() => openCorpus(jsonl), /latin1\.jsonl:2 is not UTF-8/);
+    const mixed = join(dir, "mixed");
+    mkdirSync(mixed, { recursive: true });
+    writeFileSync(join(mixed, "a.txt"), "ok");
+    writeFileSync(join(mixed, "b.txt"), latin1);
+    assert.throws(() => openCorpus(mixed), /b\.txt:3 is not UTF-8/);
+    // Multi-byte characters cut by the read blocks are fine; a bad byte is found in any block.
+    const good = join(dir, "good.txt");
+    writeFileSync(good, "héllo wörld ✓\n€ and 𝄞\n".repeat(20));
+    for (const block of [1, 2, 3, 5, 64]) checkUtf8(good, block);
+    for (const block of [1, 3, 7]) assert.throws(() => checkUtf8(bad, block), /:3 is not UTF-8/);
+    // The CLI stops before loading a model, and writes nothing.
+    const out = join(dir, "index-out");
+    const r = await runCli(["index", "--model", FIXTURE_DIR, "--corpus", bad, "--out", out]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /latin1\.txt:3 is not UTF-8/);
+    assert.equal(existsSync(out), false);
   });
 
   test("built-in corpora read offline from their packages", () => {
