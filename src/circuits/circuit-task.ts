@@ -12,8 +12,8 @@ import {
   EdgeForward,
   type EdgeRun,
   type Reference,
+  passBytes,
   type RunShape,
-  savedBytes,
 } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
 
@@ -227,7 +227,9 @@ export class CircuitTask {
         await checkpointYield(signal);
         const passes = [record(k)];
         if (release && k === 1)
-          together = this.passesTogether ?? passesTogether(this.model, savedBytes(passes[0].run));
+          together =
+            this.passesTogether ??
+            passesTogether(this.model, passBytes(passes[0].run, graph.nodes.length, g.shape, D));
         while (passes.length < together && k + passes.length <= steps) passes.push(record(k + passes.length));
         sum = this.forward.backwardSum(passes, { copies, into: sum });
         done += passes.length;

@@ -56,7 +56,8 @@ export interface EdgeRunArgs {
 }
 
 interface LayerSaved {
-  x: Float32Array; // [3H, N] head inputs
+  /** [3H, N] head inputs, or [N] when every head input is the same (all of them get the same mask row). */
+  x: Float32Array;
   scale: Float32Array;
   qkv: Float32Array; // [3H, B·P, dh], q and k after any rotation
   pattern: Float32Array; // [H, B, P, P]
@@ -175,7 +176,11 @@ export class EdgeForward {
       const nm = arch.norm({ layer: l, which: "ln2" }, xm, rows);
       const mlp = arch.mlp(l, nm.y, rows);
       setDiff(graph.mlpNodeIndex(l), mlp.out);
-      if (a.record) layers.push({ x, scale, qkv, pattern, xm, scaleM: nm.scale, mlp: mlp.saved });
+      if (a.record) {
+        // With every edge kept (IG's runs) all head inputs are the same residual: kept once.
+        const one = sameRows(x, N) ? x.slice(0, N) : x;
+        layers.push({ x: one, scale, qkv, pattern, xm, scaleM: nm.scale, mlp: mlp.saved });
+      }
     }
 
     // Logits: only each prompt's final position is read.
@@ -333,13 +338,36 @@ export class EdgeForward {
         gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN);
       arch.rotate(gQkv.subarray(0, 2 * HN), B, P, true);
       const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
-      const gX = arch.normBackward({ layer: l, which: "ln1" }, s.x, s.scale, gY, C * rows);
+      const x = s.x.length === N ? repeatRows(s.x, C) : s.x;
+      const gX = arch.normBackward({ layer: l, which: "ln1" }, x, s.scale, gY, C * rows);
       addTo(sum.heads[l], gX);
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
       yield layerOps(arch.model.forwardEngine.blockOps(l));
     }
   }
+}
+
+/** Whether every row of `width` values of `a` is the first, bit for bit. */
+function sameRows(a: Float32Array, width: number): boolean {
+  for (let o = width; o < a.length; o += width)
+    for (let i = 0; i < width; i++) if (!Object.is(a[o + i], a[i])) return false;
+  return true;
+}
+
+/** `row` repeated `count` times. */
+function repeatRows(row: Float32Array, count: number): Float32Array {
+  const out = new Float32Array(count * row.length);
+  for (let c = 0; c < count; c++) out.set(row, c * row.length);
+  return out;
+}
+
+/**
+ * Bytes a recorded pass holds until its backward pass is done: what the run kept, and the gradient with
+ * respect to every node's output the backward pass builds.
+ */
+export function passBytes(run: EdgeRun, nNodes: number, shape: RunShape, D: number): number {
+  return savedBytes(run) + 4 * nNodes * shape.B * shape.P * D;
 }
 
 /** Bytes a recorded run keeps for its backward pass. */

@@ -388,14 +388,23 @@ test("backward passes run together add into one gradient sum and let their recor
   const ref = forward.biasReference(shape);
   const clean = arch.inputNode(Int32Array.from(toks), 1, Pn);
   const corrupted = arch.inputNode(Int32Array.from(pairs.corrupted[0]), 1, Pn);
-  // Two different recorded runs: the clean input with every edge kept, the corrupted one with half of them.
-  const half = all().map((_, i) => i % 2);
+  // Two different recorded runs: the clean input with every edge kept, the corrupted one with about half
+  // of them (at random, so that no two head inputs get the same mask row).
+  const rand = mulberry32(7);
+  const half = all().map(() => (rand() < 0.5 ? 0 : 1));
   const args = [
     { shape, input: clean, mask: all(), ref, record: true },
     { shape, input: corrupted, mask: half, ref, record: true },
   ];
   const record = () => args.map((a) => ({ args: a, run: forward.run(a) }));
-  const [one, two] = record().map((p) => forward.backward(p.args, p.run));
+  const recorded = record();
+  // Every edge kept: all of a layer's head inputs are one residual, kept once; half the edges: each its own.
+  const N = Pn * D;
+  for (let l = 0; l < L; l++) {
+    assert.equal(recorded[0].run.saved!.layers[l]!.x.length, N, `layer ${l}, all kept`);
+    assert.equal(recorded[1].run.saved!.layers[l]!.x.length, 3 * H * N, `layer ${l}, half kept`);
+  }
+  const [one, two] = recorded.map((p) => forward.backward(p.args, p.run));
   const passes = record();
   const sum = forward.backwardSum(passes, { into: null });
   const same = (x: Float32Array, a: Float32Array, b: Float32Array, what: string) =>
