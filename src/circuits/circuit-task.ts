@@ -11,8 +11,8 @@ import {
   type ChildGrads,
   EdgeForward,
   type EdgeRun,
-  type Reference,
   passBytes,
+  type Reference,
   type RunShape,
 } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
