@@ -44,13 +44,17 @@ function heldBytes(ops: readonly LinearOp[]): number {
   return ops.reduce((s, op) => s + op.backwardBytes, 0);
 }
 
+/** The float32 bytes of the weights `ops` compute with. */
+function float32Bytes(ops: readonly LinearOp[]): number {
+  return ops.reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
+}
+
 /** Whether a gradient computation should release each layer's backward copies once it is done with them. */
 export function releasesBackwardCopies(model: HookedTransformer, copies: BackwardCopies = "auto"): boolean {
   if (copies !== "auto") return copies === "release";
   const ops = weightOps(model);
-  const weightBytes = ops.reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
   const budget = memoryBudget(model.memoryLimit).availableBytes + heldBytes(ops);
-  return weightBytes > KEEP_COPIES_MAX_SHARE * budget;
+  return float32Bytes(ops) > KEEP_COPIES_MAX_SHARE * budget;
 }
 
 /**
@@ -67,8 +71,10 @@ export const PASSES_MAX_WEIGHT_SHARE = 0.1;
  */
 export function passesTogether(model: HookedTransformer, bytesPerPass: number): number {
   const budget = memoryBudget(model.memoryLimit).availableBytes;
-  const weightBytes = weightOps(model).reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
-  const allowed = Math.min(KEEP_COPIES_MAX_SHARE * budget, PASSES_MAX_WEIGHT_SHARE * weightBytes);
+  const allowed = Math.min(
+    KEEP_COPIES_MAX_SHARE * budget,
+    PASSES_MAX_WEIGHT_SHARE * float32Bytes(weightOps(model)),
+  );
   return Math.max(1, Math.floor(allowed / Math.max(1, bytesPerPass)));
 }
 
