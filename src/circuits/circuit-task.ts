@@ -7,14 +7,7 @@ import { type BackwardCopies, passesTogether, releasesBackwardCopies } from "../
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { checkpointYield } from "../patching/sweep.ts";
 import { ArchOps } from "./arch-ops.ts";
-import {
-  type ChildGrads,
-  EdgeForward,
-  type EdgeRun,
-  passBytes,
-  type Reference,
-  type RunShape,
-} from "./edge-forward.ts";
+import { type ChildGrads, EdgeForward, type EdgeRun, type Reference, type RunShape } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
 
 export interface CircuitPairs {
@@ -218,9 +211,8 @@ export class CircuitTask {
         for (let i = 0; i < N; i++)
           input[i] = g.corruptedInput[i] + (k / steps) * (g.cleanInput[i] - g.corruptedInput[i]);
         const args = { shape: g.shape, input, mask: this.allKept, ref: g.ref, record: true };
-        // Only what the backward pass needs: the run's node differences are not used.
-        const { saved, perPrompt } = this.forward.run(args);
-        return { args, run: { saved, perPrompt, diffs: new Float32Array(0) } };
+        // Only what the backward pass reads: the run's node differences are not kept.
+        return { args, run: { saved: this.forward.run(args).saved } };
       };
       let together = 1;
       for (let k = 1; k <= steps; ) {
@@ -228,8 +220,7 @@ export class CircuitTask {
         const passes = [record(k)];
         if (release && k === 1)
           together =
-            this.passesTogether ??
-            passesTogether(this.model, passBytes(passes[0].run, graph.nodes.length, g.shape, D));
+            this.passesTogether ?? passesTogether(this.model, this.forward.passBytes(passes[0].run, g.shape));
         while (passes.length < together && k + passes.length <= steps) passes.push(record(k + passes.length));
         sum = this.forward.backwardSum(passes, { copies, into: sum });
         done += passes.length;

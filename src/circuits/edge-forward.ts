@@ -75,6 +75,9 @@ export interface EdgeRun {
   saved: { layers: (LayerSaved | null)[]; xf: Float32Array; scaleF: Float32Array } | null;
 }
 
+/** What the backward pass reads of a recorded run. */
+export type RecordedRun = Pick<EdgeRun, "saved">;
+
 export class EdgeForward {
   constructor(
     readonly graph: EdgeGraph,
@@ -235,7 +238,7 @@ export class EdgeForward {
    * [3H, N] block for the head inputs and [N] for the MLP, then [B, D] for the logits (final positions).
    * The run's recorded layers are let go as the pass goes down (it can be run backward once).
    */
-  backward(a: EdgeRunArgs, run: EdgeRun, copies: BackwardCopies = "auto"): ChildGrads {
+  backward(a: EdgeRunArgs, run: RecordedRun, copies: BackwardCopies = "auto"): ChildGrads {
     return this.backwardSum([{ args: a, run }], { copies, into: null });
   }
 
@@ -246,7 +249,7 @@ export class EdgeForward {
    * sum and lets its recorded layer go, so they hold one sum, not one gradient each.
    */
   backwardSum(
-    passes: readonly { args: EdgeRunArgs; run: EdgeRun }[],
+    passes: readonly { args: EdgeRunArgs; run: RecordedRun }[],
     o: { copies?: BackwardCopies; into: ChildGrads | null },
   ): ChildGrads {
     const release = releasesBackwardCopies(this.arch.model, o.copies ?? "auto");
@@ -256,6 +259,14 @@ export class EdgeForward {
       { release },
     );
     return sum;
+  }
+
+  /**
+   * Bytes a recorded pass holds until its backward pass is done: what the run kept, and the gradient with
+   * respect to every node's output the backward pass builds.
+   */
+  passBytes(run: RecordedRun, { B, P }: RunShape): number {
+    return savedBytes(run) + 4 * this.graph.nodes.length * B * P * this.arch.D;
   }
 
   private zeroGrads({ B, P }: RunShape): ChildGrads {
@@ -269,7 +280,7 @@ export class EdgeForward {
   }
 
   /** The backward pass, yielding each layer's ops once done with them (see gradients/backward-copies.ts). */
-  private *stagedBackward(a: EdgeRunArgs, run: EdgeRun, sum: ChildGrads): StagedBackward<void> {
+  private *stagedBackward(a: EdgeRunArgs, run: RecordedRun, sum: ChildGrads): StagedBackward<void> {
     const { graph, arch } = this;
     const { kernels, D, H, dh } = arch;
     const saved = run.saved;
@@ -362,16 +373,8 @@ function repeatRows(row: Float32Array, count: number): Float32Array {
   return out;
 }
 
-/**
- * Bytes a recorded pass holds until its backward pass is done: what the run kept, and the gradient with
- * respect to every node's output the backward pass builds.
- */
-export function passBytes(run: EdgeRun, nNodes: number, shape: RunShape, D: number): number {
-  return savedBytes(run) + 4 * nNodes * shape.B * shape.P * D;
-}
-
 /** Bytes a recorded run keeps for its backward pass. */
-export function savedBytes(run: EdgeRun): number {
+export function savedBytes(run: RecordedRun): number {
   if (!run.saved) return 0;
   const { layers, xf, scaleF } = run.saved;
   let bytes = xf.byteLength + scaleF.byteLength;
