@@ -86,23 +86,23 @@ export function jsonlSource(path: string, field = "text"): DocumentSource {
   };
 }
 
+/** The file itself, or a directory's `.txt` files in sorted name order (at least one). */
+function corpusFiles(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path)
+    .filter((f) => f.endsWith(".txt"))
+    .sort();
+  if (files.length === 0)
+    throw new Error(`Directory ${path} has no .txt files. Point --corpus at text files or a JSONL file.`);
+  return files.map((f) => join(path, f));
+}
+
 /** A plain text file is one document; a directory is one document per `.txt` file, in sorted name order. */
 export function textSource(path: string): DocumentSource {
   return {
     name: path,
     *documents() {
-      if (statSync(path).isDirectory()) {
-        const files = readdirSync(path)
-          .filter((f) => f.endsWith(".txt"))
-          .sort();
-        if (files.length === 0)
-          throw new Error(
-            `Directory ${path} has no .txt files. Point --corpus at text files or a JSONL file.`,
-          );
-        for (const f of files) yield readFileSync(join(path, f), "utf8");
-      } else {
-        yield readFileSync(path, "utf8");
-      }
+      for (const f of corpusFiles(path)) yield readFileSync(f, "utf8");
     },
   };
 }
@@ -184,12 +184,7 @@ export function openCorpus(spec: string, opts: OpenCorpusOptions = {}): Document
     );
   }
   // Every file is checked to be UTF-8 now, before a model is loaded for it (a read of the corpus).
-  const files = statSync(spec).isDirectory()
-    ? readdirSync(spec)
-        .filter((f) => f.endsWith(".txt"))
-        .map((f) => join(spec, f))
-    : [spec];
-  for (const f of files) checkUtf8(f);
+  for (const f of corpusFiles(spec)) checkUtf8(f);
   const ext = extname(spec).toLowerCase();
   if (ext === ".jsonl" || ext === ".ndjson") return jsonlSource(spec, opts.textField);
   return textSource(spec);
