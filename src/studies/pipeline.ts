@@ -215,9 +215,9 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     for (const stage of STAGES) {
       const start = performance.now();
       applySlice(res, await stage.run(ctx, res));
-      collectGarbage(); // what the stage let go goes back to the system before the next one starts
       res.meta.stageSeconds![stage.name] = (performance.now() - start) / 1000;
       res.meta.stagePeakRss![stage.name] = process.resourceUsage().maxRSS * 1024;
+      collectGarbage(); // what the stage let go goes back to the system before the next one starts
     }
   } finally {
     progress.stop();
