@@ -1,13 +1,15 @@
 /**
  * A circuit-finding task: prompt pairs (clean, corrupted, answer, wrong), grouped by token length so each
- * group runs as one batch, with each group's corrupted run (the reference) and clean run computed once.
+ * group runs as one batch. Each group keeps its corrupted run (the reference, read by every run); the clean
+ * run's node differences are recomputed where they are read (one forward pass per group per call) rather
+ * than kept, as they are as large as the reference (nodes × tokens × d_model per pair).
  * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
  */
 import { type BackwardCopies, passesTogether, releasesBackwardCopies } from "../gradients/backward-copies.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { checkpointYield } from "../patching/sweep.ts";
 import { ArchOps } from "./arch-ops.ts";
-import { type ChildGrads, EdgeForward, type EdgeRun, type Reference, type RunShape } from "./edge-forward.ts";
+import { type ChildGrads, EdgeForward, type Reference, type RunShape } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
 
 export interface CircuitPairs {
@@ -25,7 +27,6 @@ interface Group {
   cleanInput: Float32Array;
   corruptedInput: Float32Array;
   ref: Reference;
-  clean: EdgeRun;
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -117,7 +118,7 @@ export class CircuitTask {
       const ref = this.forward.referenceFrom(shape, corrRun.diffs);
       const cleanRun = this.forward.run({ shape, input: cleanInput, mask: this.allKept, ref });
       const weight = B / n;
-      this.groups.push({ shape, weight, cleanInput, corruptedInput, ref, clean: cleanRun });
+      this.groups.push({ shape, weight, cleanInput, corruptedInput, ref });
       clean += weight * mean(cleanRun.perPrompt);
       corrupted += weight * mean(corrRun.perPrompt);
     }
@@ -160,29 +161,33 @@ export class CircuitTask {
     onProgress?: Progress,
     signal?: AbortSignal,
   ): Promise<Float64Array> {
-    const out = new Float64Array(edges.length);
+    const totals = new Float64Array(edges.length);
     const mask = this.allKept.slice();
-    for (const [i, e] of edges.entries()) {
-      await checkpointYield(signal);
-      mask[e] = 0;
-      const startLayer = this.graph.childOfEdge(e).layer;
-      let total = 0;
-      for (const g of this.groups) {
+    let done = 0;
+    for (const g of this.groups) {
+      const prefix = this.cleanDiffs(g);
+      for (const [i, e] of edges.entries()) {
+        await checkpointYield(signal);
+        mask[e] = 0;
         const run = this.forward.run({
           shape: g.shape,
           input: g.cleanInput,
           mask,
           ref: g.ref,
-          startLayer,
-          prefix: g.clean.diffs,
+          startLayer: this.graph.childOfEdge(e).layer,
+          prefix,
         });
-        total += g.weight * mean(run.perPrompt);
+        mask[e] = 1;
+        totals[i] += g.weight * mean(run.perPrompt);
+        onProgress?.(++done, edges.length * this.groups.length);
       }
-      mask[e] = 1;
-      out[i] = total - this.baseline.clean;
-      onProgress?.(i + 1, edges.length);
     }
-    return out;
+    return totals.map((t) => t - this.baseline.clean);
+  }
+
+  /** [nNodes, N]: the clean run's node outputs minus the reference's, with every edge kept. */
+  private cleanDiffs(g: Group): Float32Array {
+    return this.forward.run({ shape: g.shape, input: g.cleanInput, mask: this.allKept, ref: g.ref }).diffs;
   }
 
   /**
@@ -230,7 +235,7 @@ export class CircuitTask {
       const grads = sum as ChildGrads;
       // corrupted − clean = −(the clean run's difference from the reference)
       const scale = -g.weight / steps;
-      const diffs = g.clean.diffs;
+      const diffs = this.cleanDiffs(g);
       const { kernels } = this.forward.arch;
       for (let l = 0; l < this.forward.arch.nLayers; l++) {
         const hc = graph.children[graph.layerChildIndex(l)];

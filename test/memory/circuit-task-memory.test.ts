@@ -1,0 +1,55 @@
+/**
+ * A circuit task keeps, per batch of pairs, the reference (corrupted) run that every masked run reads, and
+ * not the clean run's node differences, which are as large and are recomputed where they are read.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { collectGarbage } from "../../src/util/collect-garbage.ts";
+import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+
+const root = mkdtempSync(join(tmpdir(), "cs-circuit-task-memory-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+// Small weights (~0.2 MB), large runs: 40 pairs of 32 tokens, one batch, N = 40·32·64 values per node.
+const shape = { nLayers: 4, nHeads: 4, dModel: 64, dHead: 16, dMlp: 128, nCtx: 64, dVocab: 300 };
+const dir = join(root, "m");
+makeRandomCheckpoint(dir, { ...shape, lnEps: 1e-5, act: "gelu_new" }, { seed: 5 });
+const PAIRS = 40;
+const P = 32;
+
+test("a circuit task holds its reference run, not a second node-sized run per batch", async () => {
+  const model = await HookedTransformer.fromPretrained(dir, { backend: "reference" });
+  try {
+    const clean = Array.from({ length: PAIRS }, (_, i) =>
+      Array.from({ length: P }, (_, p) => (i * 7 + p) % 300),
+    );
+    const corrupted = clean.map((t) => t.map((x, p) => (p === 3 ? (x + 11) % 300 : x)));
+    const pairs = { clean, corrupted, answer: clean.map(() => 1), wrong: clean.map(() => 2) };
+    model.run([clean[0]]); // the kernels' lazily built state, not the task's
+    collectGarbage();
+    const before = process.memoryUsage().arrayBuffers;
+    const task = new CircuitTask(model, pairs);
+    collectGarbage();
+    const grown = process.memoryUsage().arrayBuffers - before;
+    const nNodes = task.graph.nodes.length;
+    const N = PAIRS * P * shape.dModel;
+    const nodeRunBytes = 4 * nNodes * N;
+    // Reference outputs, its 2L+1 residuals, the clean and corrupted inputs.
+    const referenceBytes = nodeRunBytes + 4 * (2 * shape.nLayers + 1 + 2) * N;
+    assert.ok(grown >= referenceBytes, `grew ${grown} B, below the reference's own ${referenceBytes} B`);
+    assert.ok(
+      grown < referenceBytes + nodeRunBytes / 2,
+      `grew ${(grown / 2 ** 20).toFixed(2)} MB; the reference is ${(referenceBytes / 2 ** 20).toFixed(2)} MB ` +
+        `and a second node-sized run ${(nodeRunBytes / 2 ** 20).toFixed(2)} MB`,
+    );
+    // Scores read the clean run (recomputed): removing every edge gives the corrupted metric.
+    assert.ok(Math.abs(task.evaluate(new Float32Array(task.graph.nEdges)) - task.baseline.corrupted) < 1e-4);
+  } finally {
+    model.dispose();
+  }
+});
