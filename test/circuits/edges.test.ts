@@ -49,6 +49,10 @@ test("the graph has the published names and edge counts", async () => {
   assert.equal(graph.edge(graph.edgeIndex(`m${L - 1}->logits`)).child, "logits");
   assert.throws(() => graph.edgeIndex("a1.h0->a0.h0<q>"), /not an edge/);
   assert.throws(() => graph.edgeIndex("m1->a1.h0<q>"), /not an edge/);
+  for (const bad of ["input", "->m0", "input->", "inputm0", "input->a0.h0", "input->m0->logits", "m0->m0"])
+    assert.throws(() => graph.edgeIndex(bad), /not an edge/, bad);
+  // Every edge's name leads back to it (names are built from the children, looked up by their two ends).
+  for (let e = 0; e < graph.nEdges; e++) assert.equal(graph.edgeIndex(graph.edge(e).name), e);
 });
 
 test("every edge kept = the clean run, no edge kept = the corrupted run", async () => {
