@@ -49,7 +49,7 @@ export interface CircuitTaskOptions {
 export class CircuitTask {
   readonly graph: EdgeGraph;
   readonly forward: EdgeForward;
-  private readonly groups: Group[] = [];
+  private groups: Group[] = [];
   readonly baseline: { clean: number; corrupted: number };
   private readonly allKept: Float32Array;
   private readonly backwardCopies: BackwardCopies;
@@ -125,6 +125,16 @@ export class CircuitTask {
     this.baseline = { clean, corrupted };
   }
 
+  /**
+   * Gives the attention weights back to the model's kernels now and lets the task's runs go; the task
+   * cannot be used after. Without it the kernels rebuild their copies on the model's next run, from
+   * copies kept alive until then.
+   */
+  dispose(): void {
+    this.forward.arch.giveBack();
+    this.groups = [];
+  }
+
   /** Faithfulness needs clean and corrupted runs that differ; a clear error otherwise. */
   checkBaselineGap(): void {
     const { clean, corrupted } = this.baseline;
@@ -161,6 +171,7 @@ export class CircuitTask {
     onProgress?: Progress,
     signal?: AbortSignal,
   ): Promise<Float64Array> {
+    this.checkLive();
     const totals = new Float64Array(edges.length);
     const mask = this.allKept.slice();
     let done = 0;
@@ -198,6 +209,7 @@ export class CircuitTask {
   async gradientScores(steps: number, onProgress?: Progress, signal?: AbortSignal): Promise<Float32Array> {
     if (!Number.isInteger(steps) || steps < 1)
       throw new Error(`IG steps must be a positive integer, got ${steps}`);
+    this.checkLive();
     const { graph } = this;
     const { H, D } = this.forward.arch;
     const C = 3 * H;
@@ -258,7 +270,13 @@ export class CircuitTask {
     return scores;
   }
 
+  private checkLive(): void {
+    if (this.groups.length === 0)
+      throw new Error("This circuit task was disposed (its weights given back): make a new CircuitTask");
+  }
+
   private checkMask(mask: Float32Array): void {
+    this.checkLive();
     if (mask.length !== this.graph.nEdges)
       throw new Error(`An edge mask needs ${this.graph.nEdges} values (one per edge), got ${mask.length}`);
   }

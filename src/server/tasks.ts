@@ -7,7 +7,7 @@ import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
 import { headPatterns } from "../analysis/head-patterns.ts";
 import { answerReport, topPredictions } from "../analysis/predictions.ts";
 import { CircuitTask } from "../circuits/circuit-task.ts";
-import { findCircuit } from "../circuits/find-circuit.ts";
+import { type CircuitResult, findCircuit } from "../circuits/find-circuit.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
@@ -201,14 +201,19 @@ export async function circuitTask(model: HookedTransformer, p: CircuitParams, ct
     answer: [model.toSingleToken(p.answer)],
     wrong: [model.toSingleToken(p.wrong)],
   });
-  const r = await findCircuit(task, {
-    method: p.method,
-    igSteps: 5,
-    faithfulness: p.faithfulness,
-    compareTop: 10,
-    onProgress: (_phase, done, total) => ctx.progress(done, total),
-    signal: ctx.signal,
-  });
+  let r: CircuitResult;
+  try {
+    r = await findCircuit(task, {
+      method: p.method,
+      igSteps: 5,
+      faithfulness: p.faithfulness,
+      compareTop: 10,
+      onProgress: (_phase, done, total) => ctx.progress(done, total),
+      signal: ctx.signal,
+    });
+  } finally {
+    task.dispose(); // the explorer's next request runs the model
+  }
   const heads = [...new Set(r.circuit.edges.flatMap((e) => e.split("->")))]
     .map((n) => /^a(\d+)\.h(\d+)/.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)

@@ -61,6 +61,8 @@ export interface LinearOp {
    * Circuits' per-head weights use this so that the model is not held twice while they work.
    */
   lend(restore: () => Float32Array): void;
+  /** Takes a lent W back now (calls `restore`), so that the lender can let its copy go; a no-op if not lent. */
+  reclaim(): void;
   /** Bytes of W this op holds now (0 while lent). */
   readonly weightBytes: number;
   dispose(): void;

@@ -244,6 +244,10 @@ class OnnxLinear implements LinearOp {
     this.restore = restore;
   }
 
+  reclaim(): void {
+    this.session();
+  }
+
   /** onnxruntime's prepacked copy of W, counted as float32. */
   get weightBytes(): number {
     return this.fwd ? 4 * this.inDim * this.outDim : 0;

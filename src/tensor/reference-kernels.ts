@@ -85,6 +85,10 @@ class ReferenceLinear implements LinearOp {
     this.restore = restore;
   }
 
+  reclaim(): void {
+    this.W;
+  }
+
   get weightBytes(): number {
     return this.held ? this.held.byteLength : 0;
   }

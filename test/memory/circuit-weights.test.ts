@@ -4,10 +4,15 @@
  * and nothing it computes changes.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { KernelName } from "../../src/tensor/kernels.ts";
+import { collectGarbage } from "../../src/util/collect-garbage.ts";
+import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FIXTURE_DIR, REPO_ROOT } from "../helpers/fixture.ts";
 
 const STORIES = `${REPO_ROOT}/models/stories260k`;
@@ -42,6 +47,20 @@ async function check(dir: string, backend: KernelName, prompt: string): Promise<
     assert.deepEqual(model.run(prompt).data, logits, `${dir} ${backend}: logits after`);
     assert.equal(attentionBytes(model), held);
     assert.equal(task.evaluate(new Float32Array(task.graph.nEdges).fill(1)), score);
+
+    // Disposed, a task gives the weights back at once (before the model runs) and can no longer be used.
+    const second = new CircuitTask(model, {
+      clean: [tokens],
+      corrupted: [corrupted],
+      answer: [3],
+      wrong: [5],
+    });
+    assert.equal(attentionBytes(model), 0);
+    second.dispose();
+    assert.equal(attentionBytes(model), held, `${dir} ${backend}: given back by dispose`);
+    assert.deepEqual(model.run(prompt).data, logits, `${dir} ${backend}: logits after dispose`);
+    assert.throws(() => second.evaluate(new Float32Array(task.graph.nEdges).fill(1)), /disposed/);
+    await assert.rejects(second.gradientScores(1), /disposed/);
   } finally {
     model.dispose();
   }
@@ -54,4 +73,36 @@ test("GPT-2 (onnx, reference): attention weights lent to circuits and given back
 
 test("stories260k (grouped key/value heads, rotary): lent and given back exactly", async () => {
   await check(STORIES, "onnx", "Once upon a time there was a little girl");
+});
+
+test("a disposed task lets its own copies of the attention weights go (onnx: none left in JavaScript)", async () => {
+  const root = mkdtempSync(join(tmpdir(), "cs-circuit-weights-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  // 4 layers of 1 MB of attention weights each: large against everything else the task keeps.
+  const shape = { nLayers: 4, nHeads: 8, dModel: 256, dHead: 32, dMlp: 256, nCtx: 16, dVocab: 300 };
+  makeRandomCheckpoint(root, { ...shape, lnEps: 1e-5, act: "gelu_new" }, { seed: 9 });
+  const model = await HookedTransformer.fromPretrained(root, { backend: "onnx" });
+  try {
+    const held = attentionBytes(model);
+    model.run([[1, 2, 3, 4]]);
+    // The task reads the weights through the views, whose cache of recent reads is the model's.
+    for (const b of model.weights.blocks) for (const f of FIELDS) b[f].data;
+    collectGarbage();
+    const before = process.memoryUsage().arrayBuffers;
+    const task = new CircuitTask(model, {
+      clean: [[1, 2, 3, 4]],
+      corrupted: [[1, 5, 3, 4]],
+      answer: [3],
+      wrong: [5],
+    });
+    collectGarbage();
+    const during = process.memoryUsage().arrayBuffers - before;
+    assert.ok(during >= held, `while the task lives it holds the weights (${during} of ${held} B)`);
+    task.dispose();
+    collectGarbage();
+    const left = process.memoryUsage().arrayBuffers - before;
+    assert.ok(left < held / 4, `after dispose ${left} B are left of the ${held} B of attention weights`);
+  } finally {
+    model.dispose();
+  }
 });

@@ -4,7 +4,7 @@
  * logit attribution. docs/circuits.md.
  */
 import { CircuitTask } from "../../circuits/circuit-task.ts";
-import { findCircuit } from "../../circuits/find-circuit.ts";
+import { type CircuitResult, findCircuit } from "../../circuits/find-circuit.ts";
 import { circuitBrief, compareWithManual } from "../../circuits/summary.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { circuitScoreLabel, faithfulnessCurve } from "../../viz/presets/circuit-figures.ts";
@@ -30,12 +30,17 @@ export const circuitStage: Stage<Slice> = {
     }
     const task = new CircuitTask(ctx.model, ctx.focus.tokens);
     const tick = ctx.work(ctx.focus.tokens.clean.length * (IG_STEPS + 2));
-    const r = await findCircuit(task, {
-      method: "eap-ig",
-      igSteps: IG_STEPS,
-      faithfulness: CIRCUIT_FAITHFULNESS,
-      compareTop: 20,
-    });
+    let r: CircuitResult;
+    try {
+      r = await findCircuit(task, {
+        method: "eap-ig",
+        igSteps: IG_STEPS,
+        faithfulness: CIRCUIT_FAITHFULNESS,
+        compareTop: 20,
+      });
+    } finally {
+      task.dispose(); // later stages run the model
+    }
     tick(ctx.focus.tokens.clean.length * (IG_STEPS + 2));
     const brief = circuitBrief(r, 15);
     const manualTop = (res.focus.topHeads ?? []).map((c) => headNode(c.label));
