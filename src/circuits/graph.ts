@@ -134,7 +134,8 @@ export class EdgeGraph {
   edgeIndex(name: string): number {
     const arrow = name.indexOf("->");
     const parent = arrow < 0 ? undefined : this.nodeIndexByName.get(name.slice(0, arrow));
-    const child = arrow < 0 ? undefined : this.children[this.childIndexByName.get(name.slice(arrow + 2)) ?? -1];
+    const child =
+      arrow < 0 ? undefined : this.children[this.childIndexByName.get(name.slice(arrow + 2)) ?? -1];
     if (parent === undefined || child === undefined || parent >= child.nParents) {
       throw new Error(
         `"${name}" is not an edge of this model's graph. Edges are named PARENT->CHILD, e.g. "input->a0.h1<q>", ` +
