@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { findCircuit } from "../../src/circuits/find-circuit.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { collectGarbage } from "../../src/util/collect-garbage.ts";
 import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
@@ -49,6 +50,34 @@ test("a circuit task holds its reference run, not a second node-sized run per ba
     );
     // Scores read the clean run (recomputed): removing every edge gives the corrupted metric.
     assert.ok(Math.abs(task.evaluate(new Float32Array(task.graph.nEdges)) - task.baseline.corrupted) < 1e-4);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("a circuit's result holds each of its many edges in a small fixed-shape object", async () => {
+  // 24 layers of 16 heads (d_model 32): 230k edges from a model of a few hundred KB.
+  const wide = { nLayers: 24, nHeads: 16, dModel: 32, dHead: 2, dMlp: 32, nCtx: 8, dVocab: 50 };
+  const wideDir = join(root, "wide");
+  makeRandomCheckpoint(wideDir, { ...wide, lnEps: 1e-5, act: "gelu_new" }, { seed: 6 });
+  const model = await HookedTransformer.fromPretrained(wideDir, { backend: "reference" });
+  try {
+    const task = new CircuitTask(model, {
+      clean: [[1, 2, 3]],
+      corrupted: [[1, 4, 3]],
+      answer: [5],
+      wrong: [6],
+    });
+    collectGarbage();
+    const before = process.memoryUsage().heapUsed;
+    const r = await findCircuit(task, { method: "eap", topN: 10, compareTop: 3 });
+    collectGarbage();
+    const perEdge = (process.memoryUsage().heapUsed - before) / r.edges.length;
+    assert.equal(r.edges.length, task.graph.nEdges);
+    assert.ok(task.graph.nEdges > 200_000);
+    // Name, ends, input and score: about 150 bytes of heap an edge; spread objects took about 400.
+    assert.ok(perEdge < 250, `${perEdge.toFixed(0)} bytes of heap per edge of the result`);
+    assert.equal(r.edges.filter((e) => e.exact !== undefined).length, 3);
   } finally {
     model.dispose();
   }
