@@ -39,7 +39,7 @@ export const circuitStage: Stage<Slice> = {
         compareTop: 20,
       });
     } finally {
-      task.dispose(); // later stages run the model
+      task.dispose(); // the model outlives the stage
     }
     tick(ctx.focus.tokens.clean.length * (IG_STEPS + 2));
     const brief = circuitBrief(r, 15);
