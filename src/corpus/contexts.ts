@@ -5,6 +5,7 @@
  * Context ids number the whole corpus in order, so shards and resumed runs agree on them.
  */
 import { BOS_TOKEN, gpt2Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { Shard } from "../util/shard.ts";
 import { normalizeText, splitAtParagraphs } from "./normalize.ts";
 import type { DocumentSource } from "./sources.ts";
 
@@ -13,11 +14,6 @@ export interface Context {
   id: number;
   /** BOS first; `contextLen` tokens except possibly the corpus's last context. */
   tokens: number[];
-}
-
-export interface Shard {
-  index: number;
-  count: number;
 }
 
 export interface ContextOptions {
@@ -94,17 +90,4 @@ export function* corpusContexts(
     if (out !== "stop" && out) yield out;
   }
   return id;
-}
-
-/** Parse `i/n` (0-based shard i of n). */
-export function parseShard(spec: string): Shard {
-  const m = /^(\d+)\/(\d+)$/.exec(spec.trim());
-  const index = m ? Number(m[1]) : Number.NaN;
-  const count = m ? Number(m[2]) : Number.NaN;
-  if (!m || count < 1 || index >= count) {
-    throw new Error(
-      `Bad shard "${spec}": write i/n with 0 <= i < n, e.g. --shard 0/4 for the first of four shards.`,
-    );
-  }
-  return { index, count };
 }

@@ -5,8 +5,9 @@
  * boundary and ends with exactly the store an uninterrupted run writes.
  */
 import { existsSync } from "node:fs";
-import { type Context, corpusContexts, DEFAULT_CONTEXT_LEN, type Shard } from "../corpus/contexts.ts";
+import { type Context, corpusContexts, DEFAULT_CONTEXT_LEN } from "../corpus/contexts.ts";
 import type { DocumentSource } from "../corpus/sources.ts";
+import type { Shard } from "../util/shard.ts";
 import {
   type IndexManifest,
   type IndexProgress,
@@ -135,7 +136,12 @@ export async function buildIndex(
   let batches = 0;
   let tokensThisRun = 0;
   let busyMs = 0;
-  const save = () => writeIndexState(opts.outDir, settings, shard, progress, stats, contexts);
+  const started = performance.now();
+  const secondsBefore = progress.seconds ?? 0;
+  const save = () => {
+    progress.seconds = Math.round(secondsBefore * 1000 + (performance.now() - started)) / 1000;
+    return writeIndexState(opts.outDir, settings, shard, progress, stats, contexts);
+  };
 
   for (;;) {
     const batch: Context[] = [];

@@ -6,8 +6,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { Shard } from "../corpus/contexts.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
+import type { Shard } from "../util/shard.ts";
 import { type HistogramSpec, NeuronStats } from "./neuron-stats.ts";
 
 export const INDEX_FORMAT = "circuitscope-neuron-index";
@@ -34,6 +34,11 @@ export interface IndexProgress {
   contexts: number;
   tokens: number;
   complete: boolean;
+  /**
+   * Wall-clock seconds this store's runs took, resumed runs added (absent on merged indexes): what a merge
+   * reports per shard. Not content: two equal indexes may differ here.
+   */
+  seconds?: number;
 }
 
 export interface IndexManifest {

@@ -7,6 +7,7 @@ import {
   type IndexManifest,
   manifestPath,
   readIndexState,
+  readManifest,
   settingsDifference,
   writeIndexState,
 } from "./index-store.ts";
@@ -69,4 +70,28 @@ export function mergeIndexes(shardDirs: readonly string[], outDir: string): Inde
     complete: true,
   };
   return writeIndexState(outDir, settings, { index: 0, count: 1 }, progress, merged, contexts);
+}
+
+export interface ShardSummary {
+  dir: string;
+  shard: { index: number; count: number };
+  tokens: number;
+  /** Wall-clock seconds the shard's runs took (null for an index written before this was recorded). */
+  seconds: number | null;
+  tokensPerSecond: number | null;
+}
+
+/** Tokens, time and throughput of each shard, from its manifest (what a merge reports). */
+export function summarizeShards(shardDirs: readonly string[]): ShardSummary[] {
+  return shardDirs.map((dir) => {
+    const { shard, progress } = readManifest(dir);
+    const seconds = progress.seconds ?? null;
+    return {
+      dir,
+      shard,
+      tokens: progress.tokens,
+      seconds,
+      tokensPerSecond: seconds ? Math.round(progress.tokens / seconds) : null,
+    };
+  });
 }

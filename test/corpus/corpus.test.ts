@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { corpusContexts, parseShard } from "../../src/corpus/contexts.ts";
+import { corpusContexts } from "../../src/corpus/contexts.ts";
 import { normalizeText, splitAtParagraphs } from "../../src/corpus/normalize.ts";
 import {
   checkUtf8,
@@ -15,6 +15,7 @@ import {
   spamAssassinHamSource,
 } from "../../src/corpus/sources.ts";
 import { BOS_TOKEN, gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
+import { parseShard } from "../../src/util/shard.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -8,11 +8,12 @@ import { type DocumentSource, nlpCorpusSource } from "../../src/corpus/sources.t
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { buildIndex } from "../../src/neurons/build-index.ts";
 import { readIndexState } from "../../src/neurons/index-store.ts";
-import { mergeIndexes } from "../../src/neurons/merge-indexes.ts";
+import { mergeIndexes, summarizeShards } from "../../src/neurons/merge-indexes.ts";
 import { runMlpPost } from "../../src/neurons/mlp-activations.ts";
 import type { Example } from "../../src/neurons/neuron-stats.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
+import { storeFiles } from "../helpers/index-files.ts";
 
 // A small slice of a real corpus: 24 contexts of 32 tokens (the last one shorter, so padding is exercised).
 const CONTEXT_LEN = 32;
@@ -39,9 +40,6 @@ before(() => {
 after(() => rmSync(workDir, { recursive: true, force: true }));
 
 /** Every data file and the manifest of an index directory, by name. */
-function storeFiles(dir: string): Map<string, Buffer> {
-  return new Map(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
-}
 
 describe("neuron index", () => {
   test("top-k, positive counts and histogram match a brute-force scan, one context at a time", async () => {
@@ -131,6 +129,17 @@ describe("neuron index", () => {
     const merged = join(workDir, "merged");
     mergeIndexes([shardDirs[2], shardDirs[0], shardDirs[1]], merged);
     assert.deepEqual(storeFiles(merged), storeFiles(single));
+    // What the merge reports per shard comes from each shard's own manifest.
+    const summaries = summarizeShards(shardDirs);
+    assert.deepEqual(
+      summaries.map((s) => [s.shard.index, s.tokens]),
+      shardDirs.map((d, i) => [i, readIndexState(d).manifest.progress.tokens]),
+    );
+    assert.equal(
+      summaries.reduce((a, s) => a + s.tokens, 0),
+      readIndexState(single).manifest.progress.tokens,
+    );
+    for (const s of summaries) assert.ok(s.seconds !== null && s.seconds > 0 && s.tokensPerSecond! > 0);
     assert.throws(
       () => mergeIndexes(shardDirs.slice(0, 2), join(workDir, "partial")),
       /Missing shard\(s\) 2\/3/,

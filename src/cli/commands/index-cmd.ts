@@ -74,7 +74,10 @@ export function register(program: Command): void {
     .option("--batch-size <n>", "contexts per forward pass", positive("batch-size"), 8)
     .option("--checkpoint-every <n>", "contexts between checkpoints", positive("checkpoint-every"), 512)
     .option("-o, --out <dir>", "index directory (default neuron-index/MODEL-CORPUS)")
-    .option("--shard <i/n>", "index only shard i of n (0-based); merge the shards with index-merge")
+    .option(
+      "--shard <i/n>",
+      "index only shard i of n (0-based; auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge the shards with index-merge",
+    )
     .option("--resume", "continue an interrupted index in --out")
     .option("--json", "print only the final manifest as JSON")
     .action(async (opts: IndexCliOptions) => {
@@ -83,18 +86,18 @@ export function register(program: Command): void {
           "No corpus: pass --corpus nlp-corpus (or sotu, spam-assassin, a file or directory)",
         );
       const { openCorpus } = await import("../../corpus/sources.ts");
-      const { corpusContexts, parseShard } = await import("../../corpus/contexts.ts");
+      const { corpusContexts } = await import("../../corpus/contexts.ts");
+      const { resolveShard } = await import("../../util/shard.ts");
       const { buildIndex } = await import("../../neurons/build-index.ts");
-      const { createProgress } = await import("../../util/progress.ts");
+      const { createProgress, progressShown } = await import("../../util/progress.ts");
       const source = openCorpus(opts.corpus, { textField: opts.textField });
-      const shard = opts.shard ? parseShard(opts.shard) : undefined;
+      const shard = opts.shard ? resolveShard(opts.shard) : undefined;
       const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
       checkOutputPaths([{ path: outDir, flag: "--out", kind: "dir" }]);
       const model = await loadModelFromOptions(opts);
 
-      const quiet = opts.json || !process.stderr.isTTY;
       let total = opts.maxTokens ?? 0;
-      if (!quiet && total === 0) {
+      if (progressShown(opts.json) && total === 0) {
         // Only for the bar's total: tokenizing is fast next to the model.
         const tok = model.tokenizer;
         const contexts = corpusContexts(source, {
@@ -161,12 +164,22 @@ export function register(program: Command): void {
     .option("--json", "print only the merged manifest as JSON")
     .action(async (shards: string[], opts: { out: string; json?: boolean }) => {
       checkOutputPaths([{ path: opts.out, flag: "--out", kind: "dir" }]);
-      const { mergeIndexes } = await import("../../neurons/merge-indexes.ts");
+      const { mergeIndexes, summarizeShards } = await import("../../neurons/merge-indexes.ts");
       const m = mergeIndexes(shards, opts.out);
-      if (opts.json) printJson({ outDir: opts.out, ...m });
-      else
-        process.stdout.write(
-          `Merged ${shards.length} shards (${m.progress.tokens} tokens) into ${opts.out}\n`,
+      const perShard = summarizeShards(shards);
+      if (opts.json) printJson({ outDir: opts.out, ...m, shards: perShard });
+      else {
+        const rows = perShard.map(
+          (s) =>
+            `  shard ${s.shard.index}/${s.shard.count}: ${s.tokens} tokens` +
+            (s.seconds === null
+              ? " (time not recorded)"
+              : ` in ${s.seconds.toFixed(1)} s, ${s.tokensPerSecond} tokens/s`) +
+            `  ${s.dir}\n`,
         );
+        process.stdout.write(
+          `Merged ${shards.length} shards (${m.progress.tokens} tokens) into ${opts.out}\n${rows.join("")}`,
+        );
+      }
     });
 }

@@ -1,0 +1,166 @@
+/**
+ * There is no Kubernetes cluster here: the Indexed Job is checked against the Job schema (kubernetes-models'
+ * validator of the OpenAPI definitions), then each pod is simulated the way the Job controller starts it —
+ * JOB_COMPLETION_INDEX set, $(JOB_COMPLETION_INDEX) expanded in the command — and the merge Job run after.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { Job } from "kubernetes-models/batch/v1/Job";
+import { parse } from "yaml";
+import { runCli } from "../helpers/cli.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
+import { storeFiles } from "../helpers/index-files.ts";
+import { buildSingleIndex, INDEX_ARGS, writeStories } from "./sharded-index.ts";
+
+const mount = mkdtempSync(join(tmpdir(), "cs-k8s-"));
+after(() => rmSync(mount, { recursive: true, force: true }));
+
+interface Container {
+  command: string[];
+  workingDir: string;
+  env: { name: string; value: string }[];
+}
+interface JobDoc {
+  spec: { completions?: number; completionMode?: string; template: { spec: { containers: Container[] } } };
+}
+
+/** Runs a container's command as the kubelet would, on this machine. */
+function runPod(container: Container, index?: number): { status: number | null; stderr: string } {
+  const argv = container.command.map((w) =>
+    index === undefined ? w : w.replaceAll("$(JOB_COMPLETION_INDEX)", String(index)),
+  );
+  const env = { ...process.env, ...Object.fromEntries(container.env.map((e) => [e.name, e.value])) };
+  if (index !== undefined) env.JOB_COMPLETION_INDEX = String(index);
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: container.workingDir, env, encoding: "utf8" });
+  return { status: r.status, stderr: r.stderr };
+}
+
+describe("kubernetes: an Indexed Job of shards, then a merge Job", () => {
+  const launcher = `${process.execPath} ${join(REPO_ROOT, "bin/circuitscope.js")}`;
+  const manifests = join(mount, "jobs");
+
+  test("the manifests are valid Jobs, and running their pods gives the one-process index", async () => {
+    writeStories(join(mount, "stories.txt"));
+    const r = await runCli(
+      [
+        "kubernetes",
+        "index",
+        ...INDEX_ARGS,
+        "--corpus",
+        "stories.txt",
+        "--shards",
+        "3",
+        "--out",
+        join(mount, "work"),
+        "--image",
+        "ghcr.io/example/circuitscope:0.1.0",
+        "--claim",
+        "interp-data",
+        "--mount-path",
+        mount,
+        "--memory",
+        "2Gi",
+        "--manifests",
+        manifests,
+        "--circuitscope",
+        launcher,
+        "--json",
+      ],
+      {},
+      mount,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const shardsDoc = parse(readFileSync(join(manifests, "job.yaml"), "utf8")) as JobDoc;
+    const mergeDoc = parse(readFileSync(join(manifests, "merge-job.yaml"), "utf8")) as JobDoc;
+    // The Job schema: throws on any field of the wrong type or name.
+    new Job(shardsDoc as never).validate();
+    new Job(mergeDoc as never).validate();
+    assert.equal(shardsDoc.spec.completionMode, "Indexed");
+    assert.equal(shardsDoc.spec.completions, 3);
+    // A pod of the wrong shape would fail the schema: the validator is not a no-op.
+    assert.throws(() =>
+      new Job({ ...shardsDoc, spec: { ...shardsDoc.spec, completions: "three" } } as never).validate(),
+    );
+
+    const [shardPod] = shardsDoc.spec.template.spec.containers;
+    // Indexes run in any order (the controller gives no order); one pod is re-run, as a retry would.
+    for (const i of [2, 0, 1, 0]) {
+      const pod = runPod(shardPod, i);
+      assert.equal(pod.status, 0, pod.stderr);
+    }
+    const merge = runPod(mergeDoc.spec.template.spec.containers[0]);
+    assert.equal(merge.status, 0, merge.stderr);
+
+    await buildSingleIndex(mount, "stories.txt", join(mount, "single"));
+    assert.deepEqual(storeFiles(join(mount, "work", "merged")), storeFiles(join(mount, "single")));
+  });
+
+  test("a pod started without its index, or with one past the count, fails clearly", () => {
+    const shardsDoc = parse(readFileSync(join(manifests, "job.yaml"), "utf8")) as JobDoc;
+    const [pod] = shardsDoc.spec.template.spec.containers;
+    const noIndex = runPod({
+      ...pod,
+      command: pod.command.map((w) => w.replace("$(JOB_COMPLETION_INDEX)", "x")),
+    });
+    assert.notEqual(noIndex.status, 0);
+    assert.match(noIndex.stderr, /neither SLURM_ARRAY_TASK_ID .* nor JOB_COMPLETION_INDEX/);
+    const past = runPod(pod, 3);
+    assert.notEqual(past.status, 0);
+    assert.match(past.stderr, /JOB_COMPLETION_INDEX=3 is not below the 3 shards/);
+  });
+
+  test("a work directory outside the volume, or a job directory circuitscope did not write, is refused", async () => {
+    const outside = await runCli(
+      [
+        "kubernetes",
+        "index",
+        "--corpus",
+        "c.txt",
+        "--shards",
+        "2",
+        "--out",
+        "/elsewhere/work",
+        "--image",
+        "i",
+        "--claim",
+        "c",
+        "--mount-path",
+        mount,
+        "--manifests",
+        join(mount, "jobs2"),
+      ],
+      {},
+      mount,
+    );
+    assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /not under the volume's mount path/);
+    const taken = await runCli(
+      [
+        "kubernetes",
+        "index",
+        "--corpus",
+        "c.txt",
+        "--shards",
+        "2",
+        "--out",
+        join(mount, "w2"),
+        "--image",
+        "i",
+        "--claim",
+        "c",
+        "--mount-path",
+        mount,
+        "--manifests",
+        join(mount, "work"),
+      ],
+      {},
+      mount,
+    );
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /not written by circuitscope's scale-out/);
+  });
+});
