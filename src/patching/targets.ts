@@ -107,6 +107,7 @@ export function headSite(opts: {
 }): PatchSite {
   const { layer, head, component } = opts;
   const pos = opts.pos ?? null;
+  checkIndices({ layer, head, pos });
   return component === "pattern"
     ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
     : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
@@ -127,6 +128,7 @@ export function queryHeadPartSite(
 
 /** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
 export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
+  checkIndices({ layer: opts.layer, neuron: opts.neuron, pos: opts.pos ?? null });
   return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
@@ -248,6 +250,20 @@ function checkedSite(
   return { hook, selectors };
 }
 
+/**
+ * Indices count from 0: a negative one would address memory before the slice (there is no Python-style
+ * counting from the end), so it is refused wherever a site is built. Upper bounds need the model and the
+ * prompt length, which planTarget checks.
+ */
+function checkIndices(indices: Record<string, number | null>): void {
+  for (const [what, v] of Object.entries(indices)) {
+    if (v !== null && (!Number.isInteger(v) || v < 0))
+      throw new Error(
+        `${what} ${v} is not an index: use a whole number from 0 (negative indices are not supported)`,
+      );
+  }
+}
+
 function checkRange(what: string, v: number, n: number, fix: string): void {
   if (!Number.isInteger(v) || v < 0 || v >= n)
     throw new Error(`${what} ${v} is out of range: use ${fix} between 0 and ${n - 1}`);
@@ -261,7 +277,8 @@ function checkSelector(sel: Selector, shape: readonly number[], hook: string): v
   }
   sel.forEach((ix, a) => {
     if (ix !== null && (!Number.isInteger(ix) || ix < 0 || ix >= shape[a])) {
-      throw new Error(`Index ${ix} on axis ${a} of ${hook} is out of range [0, ${shape[a]})`);
+      const why = ix < 0 ? " (indices count from 0; negative indices are not supported)" : "";
+      throw new Error(`Index ${ix} on axis ${a} of ${hook} is out of range [0, ${shape[a]})${why}`);
     }
   });
 }
@@ -281,6 +298,8 @@ export function selectElements(
   const seen = new Set<number>();
   const strides = stridesOf(shape);
   for (const sel of selectors) {
+    if (sel.some((ix) => ix !== null && (!Number.isInteger(ix) || ix < 0)))
+      throw new Error(`Index [${sel.join(", ")}] has a negative or fractional entry: indices count from 0`);
     if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
     const walk = (axis: number, off: number, pos: number): void => {
       if (axis === shape.length) {
