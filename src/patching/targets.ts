@@ -122,8 +122,19 @@ export function queryHeadPartSite(
   opts: { layer: number; head: number; component: HeadComponent; pos?: number | null },
 ): PatchSite {
   const kv = opts.component === "k" || opts.component === "v";
-  const head = kv ? Math.floor(opts.head / (cfg.nHeads / cfg.nKvHeads)) : opts.head;
-  return headSite({ ...opts, head });
+  return headSite({ ...opts, head: kv ? kvHeadOf(cfg, opts.head) : opts.head });
+}
+
+/** The key/value head query head `head` reads: nHeads / nKvHeads query heads share each (grouped-query attention). */
+export function kvHeadOf(cfg: { nHeads: number; nKvHeads: number }, head: number): number {
+  return Math.floor(head / (cfg.nHeads / cfg.nKvHeads));
+}
+
+/** The query heads reading the same key/value head as `head`, itself included, in order (just [head] without GQA). */
+export function kvGroup(cfg: { nHeads: number; nKvHeads: number }, head: number): number[] {
+  const size = cfg.nHeads / cfg.nKvHeads;
+  const first = kvHeadOf(cfg, head) * size;
+  return Array.from({ length: size }, (_, i) => first + i);
 }
 
 /** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */

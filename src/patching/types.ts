@@ -55,6 +55,11 @@ export interface PatchResult {
     corrupted: number[];
   };
   method: string;
+  /**
+   * head_all on a grouped-query model: query heads per key/value head. The k and v cells of the query
+   * heads of one group patch one and the same key/value head: one effect, repeated in each of their cells.
+   */
+  kvGroupSize?: number;
 }
 
 /** Raised when a sweep is stopped through its AbortSignal (e.g. Ctrl-C in the CLI). */
