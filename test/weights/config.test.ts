@@ -92,6 +92,14 @@ test("missing or invalid fields name the file and the field", () => {
  * every key to a value that differs from the default, so dropping the key must change the parse.
  */
 type Pick = (c: ModelConfig) => unknown;
+/** Keys every rotary base config sets (rms_norm_eps away from its default 1e-6). */
+const ROTARY_BASE = {
+  num_hidden_layers: 2,
+  vocab_size: 100,
+  max_position_embeddings: 128,
+  intermediate_size: 96,
+  rms_norm_eps: 1e-5,
+};
 const HF_DEFAULTS: {
   family: string;
   base: Record<string, unknown>;
@@ -104,11 +112,7 @@ const HF_DEFAULTS: {
       hidden_size: 64,
       num_attention_heads: 8,
       num_key_value_heads: 2,
-      num_hidden_layers: 2,
-      vocab_size: 100,
-      max_position_embeddings: 128,
-      intermediate_size: 96,
-      rms_norm_eps: 1e-5,
+      ...ROTARY_BASE,
       rope_theta: 500000,
       tie_word_embeddings: true,
       attention_bias: true,
@@ -132,11 +136,7 @@ const HF_DEFAULTS: {
       hidden_size: 128,
       num_attention_heads: 16,
       num_key_value_heads: 4,
-      num_hidden_layers: 2,
-      vocab_size: 100,
-      max_position_embeddings: 128,
-      intermediate_size: 96,
-      rms_norm_eps: 1e-5,
+      ...ROTARY_BASE,
       rope_theta: 1e6,
       tie_word_embeddings: true,
       sliding_window: 64,
@@ -158,11 +158,7 @@ const HF_DEFAULTS: {
       hidden_size: 256,
       num_attention_heads: 64,
       num_key_value_heads: 4,
-      num_hidden_layers: 2,
-      vocab_size: 100,
-      max_position_embeddings: 128,
-      intermediate_size: 96,
-      rms_norm_eps: 1e-5,
+      ...ROTARY_BASE,
       rope_theta: 1e6,
       tie_word_embeddings: true,
       head_dim: 16,
