@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { largestDisagreements } from "../../src/patching/attribution-compare.ts";
 import { cellLabel, resultJson } from "../../src/patching/result-format.ts";
 import { loadFixtureModel, referenceJson as R } from "../helpers/reference.ts";
 
@@ -81,6 +82,13 @@ test("head_all on a grouped-query model: the k/v cells of query heads sharing a 
         } else assert.notEqual(one, other);
       }
   assert.equal(cellLabel(r, cell(3, 4, 3)), "v, L4, KV1 (H2+H3)");
+  // An estimate off by the most on every k/v cell: the disagreements list each key/value head once.
+  const kvCell = (i: number) => Math.floor(i / (L * H)) === 2 || Math.floor(i / (L * H)) === 3;
+  const estimate = { ...r, values: r.values.map((v, i) => v + (kvCell(i) ? 10 + i / 1000 : 0)) };
+  const worst = largestDisagreements(estimate, r, 6);
+  assert.equal(worst.length, 6);
+  assert.equal(new Set(worst.map((w) => w.label)).size, 6, worst.map((w) => w.label).join("; "));
+  for (const w of worst) assert.match(w.label, /^[kv], L\d, KV\d \(H\d\+H\d\)$/);
   assert.equal(cellLabel(r, cell(0, 4, 3)), "z, L4, H3");
   assert.deepEqual((resultJson(r).sharedKvHeads as { groups: number[][] }).groups, [
     [0, 1],
