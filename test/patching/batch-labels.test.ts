@@ -8,6 +8,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { largestDisagreements } from "../../src/patching/attribution-compare.ts";
 import { cellLabel, resultJson } from "../../src/patching/result-format.ts";
+import { patchFigures } from "../../src/viz/presets/patch-figures.ts";
 import { loadFixtureModel, referenceJson as R } from "../helpers/reference.ts";
 
 const model = await HookedTransformer.fromPretrained("stories260k");
@@ -89,6 +90,10 @@ test("head_all on a grouped-query model: the k/v cells of query heads sharing a 
   assert.equal(worst.length, 6);
   assert.equal(new Set(worst.map((w) => w.label)).size, 6, worst.map((w) => w.label).join("; "));
   for (const w of worst) assert.match(w.label, /^[kv], L\d, KV\d \(H\d\+H\d\)$/);
+  assert.match(
+    patchFigures(r)[0].caption ?? "",
+    /each group of 2 query heads \(H0\+H1, H2\+H3, …\) reads one key\/value head/,
+  );
   assert.equal(cellLabel(r, cell(0, 4, 3)), "z, L4, H3");
   assert.deepEqual((resultJson(r).sharedKvHeads as { groups: number[][] }).groups, [
     [0, 1],
@@ -108,5 +113,6 @@ test("head_all without grouped-query attention: one key/value head per query hea
   });
   assert.equal(r.kvGroupSize, undefined);
   assert.equal("sharedKvHeads" in resultJson(r), false);
+  assert.doesNotMatch(patchFigures(r)[0].caption ?? "", /key\/value head/);
   assert.equal(cellLabel(r, (2 * gpt2.cfg.nLayers + 1) * gpt2.cfg.nHeads + 1), "k, L1, H1");
 });
