@@ -37,7 +37,10 @@ export interface PatchResult {
   target: string;
   axes: string[];
   shape: number[];
-  /** Labels per axis (e.g. token strings for "pos"); null where plain indices serve. */
+  /**
+   * Labels per axis; null where plain indices serve. "pos": each position's clean token ("a|b" where the
+   * prompts differ), null when the pairs differ in length (position p is then a different word per pair).
+   */
   labels: (string[] | null)[];
   /** Normalised batch metric: (patched - corrupted) / (clean - corrupted); 1 = fully restored. */
   values: Float64Array;
