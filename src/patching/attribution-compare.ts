@@ -68,19 +68,26 @@ export async function compareAttribution(
   return out;
 }
 
+/** The k cells where estimate and exact differ most; cells with one name (a shared key/value head's) count once. */
 export function largestDisagreements(estimate: PatchResult, exact: PatchResult, k: number): Disagreement[] {
   const order = Array.from(estimate.values.keys()).sort(
     (a, b) => Math.abs(estimate.values[b] - exact.values[b]) - Math.abs(estimate.values[a] - exact.values[a]),
   );
-  return order.slice(0, k).map((flat) => {
-    const index = unravelIndex(flat, estimate.shape);
-    return {
-      index,
-      label: cellLabel(exact, flat),
+  const out: Disagreement[] = [];
+  const seen = new Set<string>();
+  for (const flat of order) {
+    if (out.length === k) break;
+    const label = cellLabel(exact, flat);
+    if (seen.has(label)) continue;
+    seen.add(label);
+    out.push({
+      index: unravelIndex(flat, estimate.shape),
+      label,
       estimate: estimate.values[flat],
       exact: exact.values[flat],
-    };
-  });
+    });
+  }
+  return out;
 }
 
 /** JSON per target: { correlation, slope, intercept, n, worst: [{ index, label, estimate, exact }] }. */

@@ -21,8 +21,8 @@ export interface PatchMetricValues {
   perRaw: Float64Array;
 }
 
-/** Labels of a result axis: the longest prompt's tokens for "pos", component names for "component". */
-function axisLabels(axis: string, posLabels: string[]): string[] | null {
+/** Labels of a result axis: `positionLabels` for "pos", component names for "component". */
+function axisLabels(axis: string, posLabels: string[] | null): string[] | null {
   if (axis === "pos") return posLabels;
   if (axis === "component") return [...HEAD_COMPONENTS];
   return null;
@@ -43,7 +43,8 @@ export function buildPatchResult(opts: {
   for (let b = 0; b < nPrompts; b++)
     for (let s = 0; s < nSites; s++)
       perValues[b * nSites + s] = normalise(m.perRaw[b * nSites + s], m.cleanPer[b], m.corruptedPer[b]);
-  const posLabels = model.toStrTokens(pairs.clean[pairs.lengths.indexOf(pairs.nPos)]);
+  const posLabels = positionLabels(model, pairs);
+  const cfg = model.cfg;
   return {
     target: plan.target,
     axes: plan.axes,
@@ -55,5 +56,22 @@ export function buildPatchResult(opts: {
     corrupted: m.corrupted,
     perPrompt: { raw: m.perRaw, values: perValues, clean: [...m.cleanPer], corrupted: [...m.corruptedPer] },
     method,
+    ...(plan.axes[0] === "component" && cfg.nKvHeads < cfg.nHeads
+      ? { kvGroupSize: cfg.nHeads / cfg.nKvHeads }
+      : {}),
   };
+}
+
+/**
+ * Names of the position axis that hold for every prompt: at each position the clean token, or the clean
+ * tokens of all prompts joined by "|" where they differ ("·Lily|·Tim"). None (plain indices) when the pairs
+ * differ in length: position p is then a different place in different prompts, so no token names it.
+ */
+export function positionLabels(
+  model: { toStrTokens(tokens: readonly number[]): string[] },
+  pairs: Pick<PromptPairs, "clean" | "lengths">,
+): string[] | null {
+  if (pairs.lengths.some((n) => n !== pairs.lengths[0])) return null;
+  const strs = pairs.clean.map((t) => model.toStrTokens(t));
+  return strs[0].map((_, p) => [...new Set(strs.map((s) => s[p]))].join("|"));
 }

@@ -107,6 +107,7 @@ export function headSite(opts: {
 }): PatchSite {
   const { layer, head, component } = opts;
   const pos = opts.pos ?? null;
+  checkIndices({ layer, head, pos });
   return component === "pattern"
     ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
     : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
@@ -121,12 +122,24 @@ export function queryHeadPartSite(
   opts: { layer: number; head: number; component: HeadComponent; pos?: number | null },
 ): PatchSite {
   const kv = opts.component === "k" || opts.component === "v";
-  const head = kv ? Math.floor(opts.head / (cfg.nHeads / cfg.nKvHeads)) : opts.head;
-  return headSite({ ...opts, head });
+  return headSite({ ...opts, head: kv ? kvHeadOf(cfg, opts.head) : opts.head });
+}
+
+/** The key/value head query head `head` reads: nHeads / nKvHeads query heads share each (grouped-query attention). */
+export function kvHeadOf(cfg: { nHeads: number; nKvHeads: number }, head: number): number {
+  return Math.floor(head / (cfg.nHeads / cfg.nKvHeads));
+}
+
+/** The query heads reading the same key/value head as `head`, itself included, in order (just [head] without GQA). */
+export function kvGroup(cfg: { nHeads: number; nKvHeads: number }, head: number): number[] {
+  const size = cfg.nHeads / cfg.nKvHeads;
+  const first = kvHeadOf(cfg, head) * size;
+  return Array.from({ length: size }, (_, i) => first + i);
 }
 
 /** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
 export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
+  checkIndices({ layer: opts.layer, neuron: opts.neuron, pos: opts.pos ?? null });
   return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
@@ -248,6 +261,20 @@ function checkedSite(
   return { hook, selectors };
 }
 
+/**
+ * Indices count from 0: a negative one would address memory before the slice (there is no Python-style
+ * counting from the end), so it is refused wherever a site is built. Upper bounds need the model and the
+ * prompt length, which planTarget checks.
+ */
+function checkIndices(indices: Record<string, number | null>): void {
+  for (const [what, v] of Object.entries(indices)) {
+    if (v !== null && (!Number.isInteger(v) || v < 0))
+      throw new Error(
+        `${what} ${v} is not an index: use a whole number from 0 (negative indices are not supported)`,
+      );
+  }
+}
+
 function checkRange(what: string, v: number, n: number, fix: string): void {
   if (!Number.isInteger(v) || v < 0 || v >= n)
     throw new Error(`${what} ${v} is out of range: use ${fix} between 0 and ${n - 1}`);
@@ -261,7 +288,8 @@ function checkSelector(sel: Selector, shape: readonly number[], hook: string): v
   }
   sel.forEach((ix, a) => {
     if (ix !== null && (!Number.isInteger(ix) || ix < 0 || ix >= shape[a])) {
-      throw new Error(`Index ${ix} on axis ${a} of ${hook} is out of range [0, ${shape[a]})`);
+      const why = ix < 0 ? " (indices count from 0; negative indices are not supported)" : "";
+      throw new Error(`Index ${ix} on axis ${a} of ${hook} is out of range [0, ${shape[a]})${why}`);
     }
   });
 }
@@ -281,6 +309,8 @@ export function selectElements(
   const seen = new Set<number>();
   const strides = stridesOf(shape);
   for (const sel of selectors) {
+    if (sel.some((ix) => ix !== null && (!Number.isInteger(ix) || ix < 0)))
+      throw new Error(`Index [${sel.join(", ")}] has a negative or fractional entry: indices count from 0`);
     if (sel.some((ix, a) => ix !== null && ix >= shape[a])) continue; // a padding position of a shorter prompt
     const walk = (axis: number, off: number, pos: number): void => {
       if (axis === shape.length) {

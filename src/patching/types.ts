@@ -37,7 +37,10 @@ export interface PatchResult {
   target: string;
   axes: string[];
   shape: number[];
-  /** Labels per axis (e.g. token strings for "pos"); null where plain indices serve. */
+  /**
+   * Labels per axis; null where plain indices serve. "pos": each position's clean token ("a|b" where the
+   * prompts differ), null when the pairs differ in length (position p is then a different word per pair).
+   */
   labels: (string[] | null)[];
   /** Normalised batch metric: (patched - corrupted) / (clean - corrupted); 1 = fully restored. */
   values: Float64Array;
@@ -55,6 +58,11 @@ export interface PatchResult {
     corrupted: number[];
   };
   method: string;
+  /**
+   * head_all on a grouped-query model: query heads per key/value head. The k and v cells of the query
+   * heads of one group patch one and the same key/value head: one effect, repeated in each of their cells.
+   */
+  kvGroupSize?: number;
 }
 
 /** Raised when a sweep is stopped through its AbortSignal (e.g. Ctrl-C in the CLI). */

@@ -39,8 +39,10 @@ export class RequestChecks {
     }
   }
 
+  // Negative and fractional numbers are refused here too, not only by the request schemas (minimum 0): an
+  // index that reached the model unchecked would address the wrong slice.
   layer(layer: number, field = "layer"): void {
-    if (layer >= this.cfg.nLayers) {
+    if (!isIndex(layer) || layer >= this.cfg.nLayers) {
       throw new ApiError(
         400,
         `${field} ${layer} does not exist: the model has ${this.cfg.nLayers} layers.`,
@@ -50,7 +52,7 @@ export class RequestChecks {
   }
 
   head(head: number): void {
-    if (head >= this.cfg.nHeads) {
+    if (!isIndex(head) || head >= this.cfg.nHeads) {
       throw new ApiError(
         400,
         `head ${head} does not exist: the model has ${this.cfg.nHeads} heads per layer.`,
@@ -75,7 +77,7 @@ export class RequestChecks {
   }
 
   neuron(neuron: number): void {
-    if (neuron >= this.cfg.dMlp) {
+    if (!isIndex(neuron) || neuron >= this.cfg.dMlp) {
       throw new ApiError(
         400,
         `neuron ${neuron} does not exist: each MLP layer has ${this.cfg.dMlp} neurons.`,
@@ -117,4 +119,9 @@ export class RequestChecks {
       );
     }
   }
+}
+
+/** A whole number from 0: the only indices the API takes (no counting from the end). */
+function isIndex(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
 }

@@ -99,7 +99,12 @@ export function readLlamaRefConfig(dir: string): LlamaRefConfig {
     D,
     L: num(cfg, "num_hidden_layers"),
     H,
-    Hkv: num(cfg, "num_key_value_heads", H),
+    // Absent: LlamaConfig uses H, MistralConfig 8, Qwen2Config 32 (an explicit null means H).
+    Hkv: num(
+      cfg,
+      "num_key_value_heads",
+      cfg.num_key_value_heads === null || modelType === "llama" ? H : modelType === "mistral" ? 8 : 32,
+    ),
     dh,
     dMlp: num(cfg, "intermediate_size"),
     V: num(cfg, "vocab_size"),
@@ -108,7 +113,9 @@ export function readLlamaRefConfig(dir: string): LlamaRefConfig {
     tied: cfg.tie_word_embeddings === true,
     invFreq: referenceInvFreq(cfg, dh),
     slidingWindow:
-      modelType === "mistral" && typeof cfg.sliding_window === "number" ? cfg.sliding_window : null,
+      modelType !== "mistral" || cfg.sliding_window === null
+        ? null
+        : ((cfg.sliding_window as number | undefined) ?? 4096),
     // Qwen2 always has q/k/v biases and never an o bias; Llama has all four when attention_bias.
     qkvBias: isQwen2 || attentionBias,
     oBias: !isQwen2 && attentionBias,

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { answerToken } from "../../src/patching/pairs.ts";
-import { hookLayout, planTarget, selectElements } from "../../src/patching/targets.ts";
+import {
+  headSite,
+  hookLayout,
+  neuronSite,
+  planTarget,
+  queryHeadPartSite,
+  selectElements,
+} from "../../src/patching/targets.ts";
 import { loadFixtureModel, referenceJson as R } from "../helpers/reference.ts";
 
 const model = loadFixtureModel();
@@ -46,6 +53,55 @@ test("out-of-range layers, positions and indices are rejected clearly", () => {
     () => planTarget({ kind: "custom", hook: "blocks.0.hook_resid", indexSets: [[[1, null]]] }, model.cfg, 8),
     /Did you mean/,
   );
+});
+
+test("negative indices are refused wherever the library takes one (no counting from the end)", async () => {
+  const cfg = model.cfg;
+  const cases: [string, () => unknown, RegExp][] = [
+    ["neurons --layer", () => planTarget({ kind: "neurons", layer: -1 }, cfg, 8), /layer -1 is out of range/],
+    ["neurons --pos", () => planTarget({ kind: "neurons", layer: 0, pos: -1 }, cfg, 8), /position -1/],
+    [
+      "custom selector",
+      () => planTarget({ kind: "custom", hook: "blocks.0.mlp.hook_post", indexSets: [[[-1, 3]]] }, cfg, 8),
+      /Index -1 on axis 0 .*negative indices are not supported/,
+    ],
+    [
+      "sites selector",
+      () =>
+        planTarget(
+          { kind: "sites", sites: [{ hook: "blocks.1.attn.hook_z", selectors: [[null, -2, null]] }] },
+          cfg,
+          8,
+        ),
+      /Index -2 on axis 1 .*negative/,
+    ],
+    ["headSite", () => headSite({ layer: 0, head: -1, component: "pattern" }), /head -1 is not an index/],
+    ["headSite pos", () => headSite({ layer: 0, head: 1, component: "z", pos: -3 }), /pos -3/],
+    ["neuronSite", () => neuronSite({ layer: 1, neuron: -5 }), /neuron -5 is not an index/],
+    [
+      "queryHeadPartSite",
+      () => queryHeadPartSite(cfg, { layer: 0, head: -1, component: "k" }),
+      /head -1 is not an index/,
+    ],
+    [
+      "selectElements",
+      () => selectElements([[0, -1, null]], hookLayout("blocks.1.attn.hook_pattern", cfg, 3)),
+      /negative or fractional/,
+    ],
+  ];
+  for (const [what, run, message] of cases) assert.throws(run, message, what);
+  await assert.rejects(
+    activationPatching(model, {
+      clean: R.prompts.clean,
+      corrupted: R.prompts.corrupted,
+      answers,
+      target: { kind: "neurons", layer: 1, pos: -1 },
+    }),
+    /position -1 is out of range: use --pos between 0/,
+  );
+  // The same calls with the index counted from 0 are accepted (the refusals above are about the sign).
+  assert.equal(planTarget({ kind: "neurons", layer: 2, pos: 7 }, cfg, 8).sites.length, cfg.dMlp);
+  assert.deepEqual(headSite({ layer: 0, head: 3, component: "pattern" }).selectors, [[3, null, null]]);
 });
 
 test("selectors expand to the right elements and drop a shorter prompt's padding positions", () => {

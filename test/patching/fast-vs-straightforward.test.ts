@@ -1,52 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
-import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { test } from "node:test";
+import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching, type PatchSweepOptions } from "../../src/patching/activation-patching.ts";
 import type { PatchTarget } from "../../src/patching/targets.ts";
 import type { PatchResult } from "../../src/patching/types.ts";
-import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
 import { LAYER_AND_HEAD_TARGETS } from "../helpers/patch-targets.ts";
+import { RANDOM_PATCH_PAIRS, randomPatchModels } from "../helpers/random-patch-model.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
-const cfg: GPT2Config = {
-  nLayers: 3,
-  nHeads: 4,
-  dModel: 32,
-  dHead: 8,
-  dMlp: 48,
-  nCtx: 16,
-  dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
-  lnEps: 1e-5,
-  act: "gelu_new",
-};
-const dir = mkdtempSync(join(tmpdir(), "patch-test-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-// Larger weights than GPT-2's init so patches move the logits visibly.
-makeRandomCheckpoint(dir, cfg, { seed: 7, std: 0.25 });
-// Converting consumes a checkpoint's tensors, so each model loads its own.
-const processed = HookedTransformer.fromCheckpoint(loadCheckpoint(dir));
-const unprocessed = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), {
-  backend: "reference",
-  processing: false,
-});
-
-// Two pairs of different lengths (a padded batch); they differ first at position 2 and 1.
-const base: Omit<PatchSweepOptions, "target"> = {
-  clean: [
-    [5, 17, 33, 8, 90, 4, 61],
-    [9, 2, 44, 61],
-  ],
-  corrupted: [
-    [5, 17, 71, 8, 90, 4, 61],
-    [9, 12, 44, 61],
-  ],
-  answers: { answer: [3, 7], wrong: [11, 3] },
-  chunkSize: 5, // several chunks per group
-};
+const { processed, unprocessed } = randomPatchModels();
+const base = RANDOM_PATCH_PAIRS;
 
 async function bothPaths(
   model: HookedTransformer,

@@ -142,6 +142,40 @@ describe("stories260k: patching agrees with the independent float64 reference", 
       }
   });
 
+  test("head_all's k and v cells of query head h patch key/value head h / 2; per-position patterns patch a destination row", async () => {
+    const all = await activationPatching(model, { ...pair0, target: { kind: "head_all" } });
+    const n = cleanTokens.length;
+    // hook_k / hook_v are [n, 4 kv heads, dh]: query heads 2j and 2j + 1 read key/value head j.
+    for (const [ci, part] of [
+      [2, "k"],
+      [3, "v"],
+    ] as const)
+      for (const l of [1, 4])
+        for (let h = 0; h < 8; h++) {
+          const want = patched(
+            `blocks.${l}.attn.hook_${part}`,
+            (i) => Math.floor(i / c.dh) % 4 === Math.floor(h / 2),
+          );
+          const got = all.raw[(ci * 5 + l) * 8 + h];
+          assert.ok(Math.abs(got - want) < 1e-4, `${part} L${l}H${h}: ${got} vs ${want}`);
+        }
+    const pat = await activationPatching(model, {
+      ...pair0,
+      target: { kind: "head", component: "pattern", perPosition: true },
+    });
+    // hook_pattern is [8 heads, n destination, n source]: cell (l, q, h) is head h's row q.
+    for (const l of [2, 4])
+      for (let q = 5; q < n; q++)
+        for (const h of [0, 3, 6]) {
+          const want = patched(
+            `blocks.${l}.attn.hook_pattern`,
+            (i) => Math.floor(i / (n * n)) === h && Math.floor(i / n) % n === q,
+          );
+          const got = pat.raw[(l * n + q) * 8 + h];
+          assert.ok(Math.abs(got - want) < 1e-4, `pattern L${l} row ${q} H${h}: ${got} vs ${want}`);
+        }
+  });
+
   test("head_v [layer, kv_head] and head_k per position", async () => {
     const v = await activationPatching(model, { ...pair0, target: { kind: "head", component: "v" } });
     for (let l = 0; l < 5; l++)

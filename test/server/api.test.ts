@@ -7,6 +7,7 @@ import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
+import { RequestChecks } from "../../src/server/validate.ts";
 import { loadFixtureModel, referenceJson, referenceTensor } from "../helpers/reference.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
@@ -209,6 +210,34 @@ test("bad requests are rejected with a message and a fix, and the server keeps s
   const ok = await post("/api/predict", { prompt: "Hello" });
   assert.equal(ok.status, 200);
   assert.equal(ok.json.strTokens[1], "Hello");
+});
+
+test("negative and fractional layers, heads and neurons are refused: by the schema and by the checks behind it", async () => {
+  assertApiError(
+    await post("/api/attention", { prompt: "hi", layer: -1, head: 0 }),
+    400,
+    /layer must be >= 0/,
+  );
+  assertApiError(
+    await post("/api/attention", { prompt: "hi", layer: 0, head: -2 }),
+    400,
+    /head must be >= 0/,
+  );
+  // The checks do not lean on the schema: a caller that skips it still gets a clear 400.
+  const checks = new RequestChecks(model.cfg, model.tokenizer);
+  const refused: [() => void, RegExp][] = [
+    [() => checks.layer(-1), /layer -1 does not exist.*Use a layer from 0 to 2/s],
+    [() => checks.head(-1), /head -1 does not exist.*Use a head from 0 to 3/s],
+    [() => checks.neuron(-7), /neuron -7 does not exist.*Use a neuron from 0 to 255/s],
+    [() => checks.layer(0.5), /layer 0.5 does not exist/],
+  ];
+  for (const [run, message] of refused)
+    assert.throws(run, (e: Error & { status?: number; fix?: string }) => {
+      assert.equal(e.status, 400);
+      assert.match(`${e.message} ${e.fix}`, message);
+      return true;
+    });
+  for (const ok of [() => checks.layer(2), () => checks.head(3), () => checks.neuron(255)]) ok();
 });
 
 test("static files come only from the app's directory: every traversal attempt is refused by the path guard", async () => {

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
 import { cellLabel } from "../../patching/result-format.ts";
-import { TARGET_NAMES } from "../../patching/targets.ts";
+import { RESID_TARGETS, TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
 import {
@@ -110,6 +110,7 @@ export function register(program: Command): void {
         pos: opts.pos,
         perPosition: opts.byPos,
       });
+      checkPositionsLineUp(model, opts);
 
       const progress = createProgress({
         label: `patch ${opts.target}`,
@@ -178,6 +179,29 @@ export function register(program: Command): void {
     });
 }
 
+/**
+ * A target patched one position at a time averages position p over the batch and names p by its token:
+ * with pairs of different token lengths p is a different place in different pairs, so that is refused
+ * (naming the pairs and their lengths) before the sweep. Targets over all positions take any lengths.
+ */
+function checkPositionsLineUp(model: HookedTransformer, opts: PatchOptions): void {
+  const byPosition =
+    (RESID_TARGETS as readonly string[]).includes(opts.target) ||
+    opts.byPos === true ||
+    opts.pos !== undefined;
+  if (!byPosition) return;
+  const lengths = opts.clean.map((c) => model.toTokens(c, { prependBos: opts.prependBos }).length);
+  if (lengths.every((n) => n === lengths[0])) return;
+  const flag = opts.pos !== undefined ? "--pos" : opts.byPos ? "--by-pos" : `--target ${opts.target}`;
+  throw new UsageError(
+    `The prompt pairs differ in token length (${lengths.map((n, i) => `pair ${i}: ${n} tokens`).join(", ")}), ` +
+      `and ${flag} patches one position at a time: a position would be a different word in different pairs, ` +
+      "so their effects would be averaged and labelled with one prompt's tokens. Give pairs of one token length " +
+      "whose words line up position by position, run each pair on its own, or patch a target over all positions " +
+      "(head_z, head_q, head_k, head_v, head_pattern, head_all, or neurons without --pos).",
+  );
+}
+
 function fullJson(r: PatchResult): Record<string, unknown> {
   return {
     ...r,
@@ -192,11 +216,21 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
     `Target ${r.target} [${r.axes.join(", ")}] = [${r.shape.join(", ")}]`,
     `Logit difference: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}`,
   ];
-  const order = [...r.values.keys()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
+  // Cells with one name are one effect (the k/v cells of query heads sharing a key/value head): listed once.
+  const named = new Map<string, number>();
+  for (const i of r.values.keys()) {
+    const name = cellLabel(r, i);
+    if (!named.has(name)) named.set(name, i);
+  }
+  const order = [...named.values()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
   lines.push("Largest effects (fraction restored; 1 = clean restored):");
   for (const i of order.slice(0, 15)) {
     lines.push(`  ${cellLabel(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
   }
+  if (r.kvGroupSize)
+    lines.push(
+      `  (k and v: ${r.kvGroupSize} query heads share each key/value head (KV), so their cells are one effect, listed once)`,
+    );
   if (perPrompt) {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
@@ -215,16 +249,16 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
 /** What the page states about its inputs: prompts, tokens, and the token strings of the labelled pair. */
 function patchInputs(model: HookedTransformer, opts: PatchOptions): PatchInputs {
   const tok = { prependBos: opts.prependBos };
-  const lengths = opts.clean.map((c) => model.toTokens(c, tok).length);
-  // The sweep labels positions with the longest clean prompt; its corrupted partner names the changed tokens.
-  const k = lengths.indexOf(Math.max(...lengths));
+  // One pair names each position with its clean and corrupted token; a batch leaves the position names to
+  // the result, whose labels hold for every prompt (positionLabels in src/patching/result.ts).
+  const one = opts.clean.length === 1;
   return {
     clean: opts.clean,
     corrupted: opts.corrupted,
     answer: opts.answer ?? "",
     wrong: opts.wrong ?? "",
-    cleanTokens: model.toStrTokens(opts.clean[k], tok),
-    corruptedTokens: opts.corrupted[k] === undefined ? undefined : model.toStrTokens(opts.corrupted[k], tok),
+    cleanTokens: one ? model.toStrTokens(opts.clean[0], tok) : undefined,
+    corruptedTokens: one ? model.toStrTokens(opts.corrupted[0], tok) : undefined,
     model: opts.model,
   };
 }

@@ -6,7 +6,7 @@
 import { formatMeanCi, formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
-import { HEAD_COMPONENTS, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
+import { HEAD_COMPONENTS, kvGroup, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { heatmap } from "../../viz/charts/heatmap.ts";
 import { tokenView } from "../../viz/views/view-figures.ts";
@@ -326,11 +326,11 @@ const NEURONS_LISTED = 5;
 /** With grouped-query attention, the query heads whose key/value a head's value patch also changes. */
 function sharedKv(label: string, res: StudyResults): string {
   const cfg = res.meta.modelConfig as { nHeads: number; nKvHeads?: number };
-  const group = cfg.nHeads / (cfg.nKvHeads ?? cfg.nHeads);
-  if (group <= 1) return "";
   const [, l, h] = /L(\d+)H(\d+)/.exec(label)!.map(Number);
-  const first = Math.floor(h / group) * group;
-  const others = Array.from({ length: group }, (_, i) => first + i).filter((x) => x !== h);
+  const others = kvGroup({ nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads ?? cfg.nHeads }, h).filter(
+    (x) => x !== h,
+  );
+  if (others.length === 0) return "";
   return ` (its key/value head's, shared with ${others.map((x) => `L${l}H${x}`).join(", ")})`;
 }
 

@@ -61,6 +61,16 @@ function positionLabels(r: PatchResult, posAxis: number, inputs?: PatchInputs): 
   return labels ? tokenPositionLabels(labels) : Array.from({ length: n }, (_, p) => `pos ${p}`);
 }
 
+/** head_all on a grouped-query model: the k and v cells of one key/value head's query heads are one effect. */
+function sharedKvNote(r: PatchResult): string {
+  const g = r.kvGroupSize;
+  if (!g) return "";
+  const groups = Array.from({ length: Math.min(2, r.shape[2] / g) }, (_, kv) =>
+    Array.from({ length: g }, (_, i) => `H${kv * g + i}`).join("+"),
+  );
+  return ` In k and v, each group of ${g} query heads (${groups.join(", ")}, …) reads one key/value head, so its equal cells are one effect, not ${g}.`;
+}
+
 /** The cell with the largest |value|, named with its value, for captions. */
 function largestCaption(r: PatchResult): string {
   let best = 0;
@@ -125,7 +135,7 @@ export function patchFigures(r: PatchResult, inputs?: PatchInputs): Figures {
             colTitle: "head",
             panels: names.map((name, c) => ({ title: name, values: grid(r.values, c * L * H, L, H) })),
           }),
-          caption: `One panel per head component (${names.join(", ")}), ONE shared colour scale. ${note}`,
+          caption: `One panel per head component (${names.join(", ")}), ONE shared colour scale.${sharedKvNote(r)} ${note}`,
         },
       ];
     }

@@ -27,6 +27,13 @@ export const gpt2Family: ModelFamily = {
     const dMlp = r.json.n_inner === null ? 4 * dModel : r.positiveInt("n_inner", 4 * dModel);
     if (dModel % nHeads !== 0) throw r.bad("n_head", `(${nHeads}) must divide n_embd (${dModel})`);
     const lnEps = r.positiveNumber("layer_norm_epsilon", 1e-5);
+    // GPT2Config ties the unembedding to the embedding unless told otherwise; the converter reads no lm_head.
+    if (!r.bool("tie_word_embeddings", true)) {
+      throw r.bad(
+        "tie_word_embeddings",
+        "is false: only GPT-2 checkpoints with a tied unembedding are supported",
+      );
+    }
     const actName = r.json.activation_function ?? "gelu_new";
     const act = typeof actName === "string" ? ACTIVATIONS[actName] : undefined;
     if (act === undefined) {

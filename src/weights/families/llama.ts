@@ -53,6 +53,18 @@ function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null 
   };
 }
 
+const MISTRAL_DEFAULT_WINDOW = 4096;
+
+/**
+ * Key/value heads when the config does not say, as Hugging Face's config classes decide: LlamaConfig
+ * uses num_attention_heads, but MistralConfig's default is 8 and Qwen2Config's 32 (only an explicit null
+ * means num_attention_heads there).
+ */
+function absentKvHeads(r: ConfigReader, modelType: ModelType, nHeads: number): number {
+  if (r.json.num_key_value_heads === null || modelType === "llama") return nHeads;
+  return modelType === "mistral" ? 8 : 32;
+}
+
 export const llamaFamily: ModelFamily = {
   label: "Llama",
   needsTokenizerFile: true,
@@ -65,11 +77,11 @@ export const llamaFamily: ModelFamily = {
     const dVocab = r.positiveInt("vocab_size");
     const nCtx = r.positiveInt("max_position_embeddings");
     const dMlp = r.positiveInt("intermediate_size");
-    const nKvHeads = r.positiveInt("num_key_value_heads", nHeads);
+    const nKvHeads = r.positiveInt("num_key_value_heads", absentKvHeads(r, modelType, nHeads));
     if (nHeads % nKvHeads !== 0) {
       throw r.bad(
         "num_key_value_heads",
-        `(${nKvHeads}) must divide num_attention_heads (${nHeads}): each key/value head serves a whole group of query heads`,
+        `(${nKvHeads}${r.json.num_key_value_heads === undefined ? `, ${modelType}'s default when the key is absent` : ""}) must divide num_attention_heads (${nHeads}): each key/value head serves a whole group of query heads`,
       );
     }
     let dHead: number;
@@ -91,8 +103,9 @@ export const llamaFamily: ModelFamily = {
     const theta = r.positiveNumber("rope_theta", 10000, r.json.rope_theta ?? params?.rope_theta);
     const attentionBias = modelType === "llama" ? r.bool("attention_bias", false) : false;
     let slidingWindow: number | null = null;
-    if (modelType === "mistral" && r.json.sliding_window != null) {
-      slidingWindow = r.positiveInt("sliding_window");
+    // MistralConfig's sliding_window defaults to 4096 when the key is absent; null means full attention.
+    if (modelType === "mistral" && r.json.sliding_window !== null) {
+      slidingWindow = r.positiveInt("sliding_window", MISTRAL_DEFAULT_WINDOW);
     }
     if (modelType === "qwen2" && r.json.use_sliding_window === true) {
       throw r.bad(
