@@ -19,9 +19,20 @@ fi
 mkdir "$work/app"
 cd "$work/app"
 echo '{ "name": "consumer", "version": "1.0.0", "private": true, "type": "module" }' > package.json
-# onnxruntime-node's install script downloads CUDA binaries when it sees nvcc; the CPU binaries are in
-# the package, so skip it, as docs/install.md tells users to.
-ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --prefer-offline --loglevel=error "$work/$tarball" "@types/node@^20" >/dev/null
+# Installed as docs/install.md tells users to: --ignore-scripts, because onnxruntime-node's install script
+# downloads CUDA binaries from outside the npm registry when it sees nvcc (the CPU binaries are in the
+# package), and no other dependency's install script is needed. At npm's default log level the install must
+# print no warning at all: an EBADENGINE on Node 20 (a dependency wanting a newer Node) fails here.
+npm install --ignore-scripts --no-audit --no-fund --prefer-offline "$work/$tarball" "@types/node@^20" >"$work/install.log" 2>&1 || {
+  cat "$work/install.log" >&2
+  exit 1
+}
+if grep -i -E 'warn|EBADENGINE|deprecated' "$work/install.log" >/dev/null; then
+  echo "consumer-test: npm install printed warnings on Node $(node --version):" >&2
+  cat "$work/install.log" >&2
+  exit 1
+fi
+echo "npm install printed no warning on Node $(node --version); node_modules: $(du -sm node_modules | cut -f1) MB"
 cp "$repo/scripts/consumer/consumer.mjs" "$repo/scripts/consumer/consumer.ts" "$repo/scripts/consumer/tsconfig.json" .
 
 "$repo/node_modules/.bin/tsc" -p tsconfig.json
