@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package as a user gets it: packs the tarball (which builds dist/), installs it into an empty
-# project (dependencies from the npm cache when present), type-checks a TypeScript consumer against the
-# shipped declarations, runs a forward pass and a patching sweep through the public API, and the CLI.
+# project (dependencies from the npm cache when present) and checks the install printed no warning,
+# type-checks a TypeScript consumer against the shipped declarations, runs a forward pass and a patching
+# sweep through the public API, runs every code example of the docs, and runs the CLI.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -39,6 +40,9 @@ cp "$repo/scripts/consumer/consumer.mjs" "$repo/scripts/consumer/consumer.ts" "$
 echo "consumer.ts type-checks against the shipped declarations"
 node -e 'import("circuitscope").then((m) => { if (typeof m.HookedTransformer !== "function") process.exit(1); console.log("import(\"circuitscope\").HookedTransformer:", typeof m.HookedTransformer); })'
 node consumer.mjs
+# Every ts/js example of README.md and docs/*.md, type-checked against the shipped declarations and run
+# against the installed package; stated values and marked output compared (scripts/consumer/doc-examples.ts).
+(cd "$repo" && node --import tsx scripts/consumer/run-doc-examples.ts "$work/app")
 version=$(npx --no-install circuitscope --version)
 [ "$version" = "$(node -p "require('$repo/package.json').version")" ] || { echo "--version printed '$version'" >&2; exit 1; }
 echo "npx circuitscope --version: $version"

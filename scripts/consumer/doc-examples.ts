@@ -6,6 +6,10 @@
  * Marks, on the line right before a fence:
  * - `<!-- example: skip: REASON -->` — the block is not run (say why: e.g. it needs a model from the network);
  * - `<!-- example output -->` before a ```text block — what the doc's script prints to stdout, in order.
+ *
+ * A one-line statement whose comment starts with a JSON value states the value: `t.shape; // [2, 8, 64]`
+ * and `const a = model.toSingleToken("'re"); // 821` become checks (numbers to 1e-5 relative), so the
+ * values the docs show are the values the code gives. Comments that do not start with one are prose.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -91,6 +95,66 @@ export function importsOf(code: string): ImportStatement[] {
   }));
 }
 
+const STATED = /^(\s*)(.+?);\s*\/\/\s*(.+)$/;
+const DECLARED = /^(?:const|let)\s+([A-Za-z_$][\w$]*)\s*=/;
+const NOT_AN_EXPRESSION = /^(?:const|let|var|import|export|return|if|for|while|throw)\b/;
+
+/** The JSON value a comment starts with (an array, number, string, boolean or null), or undefined. */
+export function statedValue(comment: string): string | undefined {
+  let end = 0;
+  if (comment.startsWith("[")) {
+    let depth = 0;
+    let inString = false;
+    for (; end < comment.length; end++) {
+      const c = comment[end];
+      if (inString) {
+        if (c === "\\") end++;
+        else if (c === '"') inString = false;
+      } else if (c === '"') inString = true;
+      else if (c === "[") depth++;
+      else if (c === "]" && --depth === 0) break;
+    }
+    end++;
+  } else if (comment.startsWith('"')) end = comment.indexOf('"', 1) + 1;
+  else end = /^(?:-?\d+(?:\.\d+)?(?:e-?\d+)?|true|false|null)(?![\w.])/.exec(comment)?.[0].length ?? 0;
+  if (end <= 0) return undefined;
+  const text = comment.slice(0, end);
+  try {
+    JSON.parse(text);
+    return text;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A line with its stated value turned into a check (see the module comment); other lines unchanged. */
+export function checkStatedValue(line: string, where: string): string {
+  const m = STATED.exec(line);
+  if (!m) return line;
+  const [, indent, statement, comment] = m;
+  const value = statedValue(comment);
+  if (value === undefined) return line;
+  const declared = DECLARED.exec(statement);
+  if (declared)
+    return `${indent}${statement}; __check(${declared[1]}, ${value}, ${JSON.stringify(where)}); // ${comment}`;
+  if (NOT_AN_EXPRESSION.test(statement)) return line;
+  return `${indent}__check(${statement}, ${value}, ${JSON.stringify(where)});`;
+}
+
+/** Defined at the top of every doc script: equal after typed arrays become arrays, numbers to 1e-5 relative. */
+const CHECK_FUNCTION = `function __check(actual: unknown, expected: unknown, where: string): void {
+  const norm = (v: unknown): unknown =>
+    ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : Array.isArray(v) ? v.map(norm) : v;
+  const eq = (a: unknown, e: unknown): boolean =>
+    typeof a === "number" && typeof e === "number"
+      ? Math.abs(a - e) <= 1e-5 * Math.max(1, Math.abs(e))
+      : Array.isArray(a) && Array.isArray(e)
+        ? a.length === e.length && a.every((x, i) => eq(x, e[i]))
+        : a === e;
+  if (!eq(norm(actual), norm(expected)))
+    throw new Error(\`\${where}: the doc says \${JSON.stringify(expected)}, the code gives \${JSON.stringify(norm(actual))}\`);
+}`;
+
 /** One module from a doc's runnable examples: imports merged (one statement per specifier) above the code. */
 export function docScript(doc: DocExamples): string | null {
   const run = doc.examples.filter((e) => e.skip === undefined);
@@ -106,13 +170,15 @@ export function docScript(doc: DocExamples): string | null {
       }
       bySpecifier.set(imp.specifier, names);
     }
-    bodies.push(`// ${e.file}:${e.line}\n${e.code.replace(IMPORT, "")}`);
+    const lines = e.code.replace(IMPORT, "").split("\n");
+    const checked = lines.map((l, i) => checkStatedValue(l, `${e.file}:${e.line + 1 + i}`));
+    bodies.push(`// ${e.file}:${e.line}\n${checked.join("\n")}`);
   }
   const imports = [...bySpecifier].map(([specifier, names]) => {
     const list = [...names].map(([local, n]) => `${n.type ? "type " : ""}${n.name === local ? local : `${n.name} as ${local}`}`);
     return `import { ${list.join(", ")} } from "${specifier}";`;
   });
-  return `${imports.join("\n")}\n\n${bodies.join("\n\n")}\n`;
+  return `${imports.join("\n")}\n\n${CHECK_FUNCTION}\n\n${bodies.join("\n\n")}\n`;
 }
 
 /** Every doc's examples (docs with none are left out). */

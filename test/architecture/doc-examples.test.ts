@@ -10,9 +10,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import {
   allDocExamples,
+  checkStatedValue,
   docScript,
   extractExamples,
   importsOf,
+  statedValue,
 } from "../../scripts/consumer/doc-examples.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
@@ -124,3 +126,28 @@ for (const doc of docs) {
     }
   });
 }
+
+test("a comment that starts with a JSON value becomes a check of the statement; prose comments stay prose", () => {
+  assert.equal(
+    checkStatedValue("x.shape; // [2, 8, 64] = resid", "d.md:3"),
+    '__check(x.shape, [2, 8, 64], "d.md:3");',
+  );
+  assert.equal(
+    checkStatedValue('  const a = tok("\'re"); // 821', "d.md:4"),
+    '  const a = tok("\'re"); __check(a, 821, "d.md:4"); // 821',
+  );
+  assert.equal(
+    checkStatedValue('names; // ["a]", "b"], in order', "d.md:5"),
+    '__check(names, ["a]", "b"], "d.md:5");',
+  );
+  for (const prose of [
+    "const normed = f(); // [7, batch, 1, d_model], cached",
+    "const d = g(); // W_U[:, a] per prompt",
+    "h(); // Float64Array [3 * 4]",
+    "model.x; // 5x faster",
+    "for (const y of z) w(y); // 3",
+  ])
+    assert.equal(checkStatedValue(prose, "d.md:1"), prose);
+  assert.equal(statedValue("-0.25e-3 rest"), "-0.25e-3");
+  assert.equal(statedValue("null: folded"), "null");
+});
