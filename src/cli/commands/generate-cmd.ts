@@ -53,7 +53,7 @@ export function register(program: Command): void {
       const promptTokens = model.toTokens(prompt).length;
       if (promptTokens + opts.maxNewTokens > nCtx) {
         throw new UsageError(
-          `The prompt is ${promptTokens} tokens (with <|endoftext|> at the start) and -n asks for ${opts.maxNewTokens} more, ` +
+          `The prompt is ${promptTokens} tokens (counting the BOS token at the start) and -n asks for ${opts.maxNewTokens} more, ` +
             `but the model's context holds ${nCtx}: use -n ${Math.max(0, nCtx - promptTokens)} or less, or shorten the prompt.`,
         );
       }

@@ -11,6 +11,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   UsageError,
   untilCtrlC,
@@ -58,7 +59,7 @@ export function register(program: Command): void {
     .option("--out <file>", "write the full result (incl. per-prompt values) as JSON")
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
-    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
       opts.clean ??= [];

@@ -5,6 +5,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   UsageError,
 } from "../common.ts";
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     .option("-p, --prompt <text>", "the prompt")
     .option("-k, --top <k>", "how many top tokens", parseIntOption("top"), 10)
     .option("-a, --answer <text>", "report this single-token answer's rank, logit and probability")
-    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON")
     .action(async (text: string | undefined, opts: PredictOptions) => {
       const prompt = opts.prompt ?? text;
