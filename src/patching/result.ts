@@ -98,6 +98,11 @@ export function positionLabels(
   pairs: Pick<PromptPairs, "clean" | "lengths">,
 ): string[] | null {
   if (pairs.lengths.some((n) => n !== pairs.lengths[0])) return null;
-  const strs = pairs.clean.map((t) => model.toStrTokens(t));
-  return strs[0].map((_, p) => [...new Set(strs.map((s) => s[p]))].join("|"));
+  return agreeingLabels(pairs.clean.map((t) => model.toStrTokens(t)));
+}
+
+/** Per position, the token every prompt has there, or all of them joined by "|"; null for unequal lengths. */
+export function agreeingLabels(strTokens: readonly (readonly string[])[]): string[] | null {
+  if (strTokens.some((s) => s.length !== strTokens[0].length)) return null;
+  return strTokens[0].map((_, p) => [...new Set(strTokens.map((s) => s[p]))].join("|"));
 }
