@@ -148,7 +148,10 @@ for (const arch of ARCHS) {
       assert.ok(nz > 0 && nz < post.length, `non-zero features ${nz}`);
       if (arch === "gated" || arch === "jumprelu") {
         // The gate / threshold decides somewhere: a positive pre-activation that stays 0.
-        assert.ok(pre.some((v, i) => v > 0 && post[i] === 0), "the gate or threshold closes somewhere");
+        assert.ok(
+          pre.some((v, i) => v > 0 && post[i] === 0),
+          "the gate or threshold closes somewhere",
+        );
       }
       if (arch === "topk")
         for (let r = 0; r < ROWS; r++)
