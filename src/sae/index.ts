@@ -1,4 +1,14 @@
 /** Sparse autoencoders: the SAELens format, SAEs inside the model, features as a unit. */
+
+export {
+  type FeatureEdits,
+  featureEditHook,
+  SAE_HOOK_NAMES,
+  type SaeHookName,
+  type SaeSpliceOptions,
+  saeHookName,
+  saeSplice,
+} from "./attach.ts";
 export { checkSaeFitsModel, saeHookWidth } from "./hook-width.ts";
 export { resolveSaeDir } from "./resolve-sae.ts";
 export { Sae, type SaeCodes, type SaeTensorName, type SaeWeights, saeTensorShapes } from "./sae.ts";

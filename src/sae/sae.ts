@@ -130,6 +130,15 @@ export class Sae {
 
   /** x [rows, d_in] → pre- and post-activation codes [rows, d_sae]. */
   encode(x: Float32Array, rows: number): SaeCodes {
+    const { pre, gate } = this.preActivations(x, rows);
+    return { pre, post: this.activate(pre, gate, rows) };
+  }
+
+  /**
+   * x [rows, d_in] → the pre-activations [rows, d_sae] (gated: the magnitude path) and, for a gated SAE,
+   * the gate's pre-activations x' W_enc + b_gate.
+   */
+  preActivations(x: Float32Array, rows: number): { pre: Float32Array; gate: Float32Array | null } {
     const { dIn, dSae } = this.cfg;
     if (x.length !== rows * dIn)
       throw new Error(`SAE input has ${x.length} values, expected ${rows} × ${dIn}`);
@@ -141,29 +150,33 @@ export class Sae {
       for (let i = 0; i < dIn; i++) xin[o + i] = x[o + i] * s - (shift ? shift[i] : 0);
     }
     const prod = this.encoder.forward(xin, rows);
-    const post = new Float32Array(rows * dSae);
     if (this.b_gate) {
-      const gate = this.b_gate;
       const scale = this.magScale!;
-      const bMag = this.b_mag!;
       const pre = new Float32Array(rows * dSae);
       for (let r = 0; r < rows; r++) {
         const o = r * dSae;
         for (let j = 0; j < dSae; j++) {
-          const m = prod[o + j] * scale[j] + bMag[j];
-          pre[o + j] = m;
-          post[o + j] = prod[o + j] + gate[j] > 0 && m > 0 ? m : 0;
+          pre[o + j] = prod[o + j] * scale[j] + this.b_mag![j];
+          prod[o + j] += this.b_gate[j];
         }
       }
-      return { pre, post };
+      return { pre, gate: prod };
     }
-    const pre = prod;
     const bEnc = this.b_enc!;
     for (let r = 0; r < rows; r++) {
       const o = r * dSae;
-      for (let j = 0; j < dSae; j++) pre[o + j] += bEnc[j];
+      for (let j = 0; j < dSae; j++) prod[o + j] += bEnc[j];
     }
-    if (this.cfg.architecture === "topk") {
+    return { pre: prod, gate: null };
+  }
+
+  /** The non-linearity: pre-activations [rows, d_sae] (and a gated SAE's gate) → feature activations. */
+  activate(pre: Float32Array, gate: Float32Array | null, rows: number): Float32Array {
+    const { dSae } = this.cfg;
+    const post = new Float32Array(rows * dSae);
+    if (this.cfg.architecture === "gated") {
+      for (let i = 0; i < pre.length; i++) post[i] = gate![i] > 0 && pre[i] > 0 ? pre[i] : 0;
+    } else if (this.cfg.architecture === "topk") {
       for (let r = 0; r < rows; r++) topkRelu(pre, post, r * dSae, dSae, this.cfg.k!);
     } else {
       const thr = this.threshold;
@@ -172,7 +185,7 @@ export class Sae {
         post[i] = v > 0 && (!thr || v > thr[i % dSae]) ? v : 0;
       }
     }
-    return { pre, post };
+    return post;
   }
 
   /** f [rows, d_sae] → x̂ [rows, d_in], adding only the decoder rows of non-zero features. */
