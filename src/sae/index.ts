@@ -9,6 +9,7 @@ export {
   saeHookName,
   saeSplice,
 } from "./attach.ts";
+export { DEFAULT_EVAL_CONTEXT, evaluateSae, promptFeatures, type SaeEvalResult } from "./evaluate.ts";
 export { checkSaeFitsModel, saeHookWidth } from "./hook-width.ts";
 export { resolveSaeDir } from "./resolve-sae.ts";
 export { Sae, type SaeCodes, type SaeTensorName, type SaeWeights, saeTensorShapes } from "./sae.ts";
