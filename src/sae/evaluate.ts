@@ -52,9 +52,9 @@ export function promptFeatures(
 
 /**
  * Evaluates `sae` on `texts` (see the module comment for the definitions). `onBatch` reports progress
- * (texts done); `signal` stops between batches.
+ * (texts done); `signal` stops between batches (the event loop gets a turn after each, so Ctrl-C is seen).
  */
-export function evaluateSae(
+export async function evaluateSae(
   model: HookedTransformer,
   sae: Sae,
   texts: Iterable<string>,
@@ -64,7 +64,7 @@ export function evaluateSae(
     signal?: AbortSignal;
     onBatch?: (textsDone: number) => void;
   } = {},
-): SaeEvalResult {
+): Promise<SaeEvalResult> {
   const context = opts.context ?? DEFAULT_EVAL_CONTEXT;
   if (!Number.isInteger(context) || context < 2) {
     throw new Error(`--context must be at least 2 tokens (BOS and one more), got ${context}`);
@@ -126,7 +126,7 @@ export function evaluateSae(
 
   let batch: number[][] = [];
   for (const text of texts) {
-    if (opts.signal?.aborted) throw new Error("SAE evaluation stopped");
+    if (opts.signal?.aborted) throw new Error("SAE evaluation stopped (Ctrl-C)");
     const toks = model.toTokens(text).slice(0, context);
     if (toks.length < 2) continue; // no position ≥ 1 to evaluate
     batch.push(toks);
@@ -135,6 +135,7 @@ export function evaluateSae(
       done += batch.length;
       opts.onBatch?.(done);
       batch = [];
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
   if (batch.length) {

@@ -104,8 +104,8 @@ const ceClean = ce64(null);
 const ceZero = ce64((row) => row.fill(0));
 const rows = evaluatedRows();
 
-test("an SAE that reconstructs exactly: explained variance 1, CE score 1, L0 and dead share from the signs", () => {
-  const r = evaluateSae(model, exactSae(), TEXTS, { context: CONTEXT, batchSize: 2 });
+test("an SAE that reconstructs exactly: explained variance 1, CE score 1, L0 and dead share from the signs", async () => {
+  const r = await evaluateSae(model, exactSae(), TEXTS, { context: CONTEXT, batchSize: 2 });
   assert.equal(
     r.tokens,
     seqs.reduce((a, s) => a + s.length - 1, 0),
@@ -127,13 +127,13 @@ test("an SAE that reconstructs exactly: explained variance 1, CE score 1, L0 and
   close(r.dead_fraction, dead / (2 * D), 1e-12, "dead share");
 });
 
-test("a dead SAE reconstructs b_dec: explained variance by hand, L0 0, everything dead, CE as hooked by hand", () => {
+test("a dead SAE reconstructs b_dec: explained variance by hand, L0 0, everything dead, CE as hooked by hand", async () => {
   const n = rows.length;
   const mean = Array.from({ length: D }, (_, i) => rows.reduce((a, row) => a + row[i], 0) / n);
   const total = rows.reduce((a, row) => a + row.reduce((s, v, i) => s + (v - mean[i]) ** 2, 0), 0);
   const c = Float32Array.from({ length: D }, (_, i) => 0.5 * Math.cos(i));
   const err = rows.reduce((a, row) => a + row.reduce((s, v, i) => s + (v - c[i]) ** 2, 0), 0);
-  const r = evaluateSae(model, deadSae(c), TEXTS, { context: CONTEXT, batchSize: 3 });
+  const r = await evaluateSae(model, deadSae(c), TEXTS, { context: CONTEXT, batchSize: 3 });
   close(r.explained_variance, 1 - err / total, 1e-6, "explained variance");
   assert.equal(r.l0, 0);
   assert.equal(r.dead_fraction, 1);
@@ -145,22 +145,22 @@ test("a dead SAE reconstructs b_dec: explained variance by hand, L0 0, everythin
   );
 
   // b_dec = 0 is the zero ablation itself: the score is 0.
-  const z = evaluateSae(model, deadSae(new Float32Array(D)), TEXTS, { context: CONTEXT });
+  const z = await evaluateSae(model, deadSae(new Float32Array(D)), TEXTS, { context: CONTEXT });
   assert.equal(z.ce_loss_with_sae, z.ce_loss_zero_ablation);
   assert.equal(z.ce_loss_score, 0);
   // b_dec = the mean: explained variance 0.
-  const m = evaluateSae(model, deadSae(Float32Array.from(mean)), TEXTS, { context: CONTEXT });
+  const m = await evaluateSae(model, deadSae(Float32Array.from(mean)), TEXTS, { context: CONTEXT });
   close(m.explained_variance, 0, 1e-5, "mean reconstruction");
 });
 
-test("context cuts every text; refusals", () => {
-  const r = evaluateSae(model, exactSae(), TEXTS, { context: 3 });
+test("context cuts every text; refusals", async () => {
+  const r = await evaluateSae(model, exactSae(), TEXTS, { context: 3 });
   assert.equal(
     r.tokens,
     TEXTS.map((t) => Math.min(model.toTokens(t).length, 3) - 1).reduce((a, b) => a + b, 0),
   );
-  assert.throws(() => evaluateSae(model, exactSae(), TEXTS, { context: 1 }), /--context must be at least 2/);
-  assert.throws(() => evaluateSae(model, exactSae(), [""], {}), /nothing to evaluate/);
+  await assert.rejects(evaluateSae(model, exactSae(), TEXTS, { context: 1 }), /--context must be at least 2/);
+  await assert.rejects(evaluateSae(model, exactSae(), [""], {}), /nothing to evaluate/);
 });
 
 test("promptFeatures: BOS first, one row of d_sae activations per position, as the SAE encodes the cache", () => {
