@@ -86,8 +86,8 @@ export class Sae {
     this.logSparsity = opts.logSparsity ?? null;
     this.scalingFactor = opts.scalingFactor ?? 1;
     const gated = cfg.architecture === "gated";
-    // Biases are added here rather than by the kernel: gated SAEs add two different ones to one product.
-    this.encoder = kernels.linear(w.W_enc, cfg.dIn, cfg.dSae, null);
+    // A gated SAE adds two different biases to one product (here); the others' b_enc goes to the kernel.
+    this.encoder = kernels.linear(w.W_enc, cfg.dIn, cfg.dSae, gated ? null : w.b_enc);
     this.b_enc = gated ? null : w.b_enc!;
     this.threshold = cfg.architecture === "jumprelu" ? w.threshold! : null;
     this.b_gate = gated ? w.b_gate! : null;
@@ -162,11 +162,6 @@ export class Sae {
       }
       return { pre, gate: prod };
     }
-    const bEnc = this.b_enc!;
-    for (let r = 0; r < rows; r++) {
-      const o = r * dSae;
-      for (let j = 0; j < dSae; j++) prod[o + j] += bEnc[j];
-    }
     return { pre: prod, gate: null };
   }
 
@@ -217,18 +212,21 @@ export class Sae {
 
 /** post[o..o+n) = the k largest of pre[o..o+n), relu'd, the rest 0 (ties: the lower index). */
 function topkRelu(pre: Float32Array, post: Float32Array, o: number, n: number, k: number): void {
-  // Indices of the current k largest, kept sorted by value descending (k is small: 8 to a few hundred).
+  // Indices of the current k largest, kept sorted by value descending (k is small: 8 to a few hundred);
+  // `floor` is the smallest kept value, so most elements cost one comparison.
   const idx = new Int32Array(k);
   let count = 0;
+  let floor = Number.NEGATIVE_INFINITY;
   for (let j = 0; j < n; j++) {
     const v = pre[o + j];
-    if (count === k && v <= pre[o + idx[k - 1]]) continue;
+    if (count === k && v <= floor) continue;
     let p = count < k ? count++ : k - 1;
     while (p > 0 && pre[o + idx[p - 1]] < v) {
       idx[p] = idx[p - 1];
       p--;
     }
     idx[p] = j;
+    if (count === k) floor = pre[o + idx[k - 1]];
   }
   for (let t = 0; t < count; t++) {
     const v = pre[o + idx[t]];

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Kernels } from "../tensor/kernels.ts";
+import { collectGarbage } from "../util/collect-garbage.ts";
 import { writeReportDir } from "../util/report-dir.ts";
 import { SafetensorsReader, type SafetensorsWriteDtype, writeSafetensors } from "../weights/safetensors.ts";
 import { Sae, type SaeWeights, saeTensorShapes } from "./sae.ts";
@@ -62,8 +63,21 @@ export function loadSaeLensDir(dir: string, opts: { kernels: Kernels; cfg?: SaeC
       allowInfinite: true,
     }).sparsity;
   }
-  return new Sae({ cfg, weights, kernels: opts.kernels, logSparsity, scalingFactor: readScaler(abs, cfg) });
+  const sae = new Sae({
+    cfg,
+    weights,
+    kernels: opts.kernels,
+    logSparsity,
+    scalingFactor: readScaler(abs, cfg),
+  });
+  // A backend that copied W_enc (onnxruntime) leaves ours dead: collect it now, or V8, blind to the
+  // backend's memory, keeps the SAE's largest matrix twice for a long while.
+  if (sae.heldBytes > 0 && cfg.dIn * cfg.dSae * 4 >= LARGE_BYTES) collectGarbage();
+  return sae;
 }
+
+/** Above this size a dropped W_enc is collected at once. */
+const LARGE_BYTES = 16 * 2 ** 20;
 
 function readScaler(dir: string, cfg: SaeConfig): number {
   if (cfg.normalizeActivations === "none") return 1;
