@@ -196,44 +196,133 @@ export function neuronLogitAttrs(
   const scales = mode === "cached" ? cachedScales(model, cache, sel) : null;
   const labels: string[] = [];
   const values = new Float64Array(layer * dMlp * rows);
-  // Centring W_out[n] is the same as centring the direction; prompts sharing answer and wrong tokens share
-  // one direction, so each distinct direction is projected once.
   const centre = model.cfg.normalization === "layernorm"; // RMSNorm does not centre
   const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none" && centre);
-  const proj = new Float64Array(dMlp * unique.length); // W_out[n] · dir_u
-  const rowVar = new Float64Array(dMlp); // mean square of W_out[n] over d_model, after centring for LayerNorm
   for (let l = 0; l < layer; l++) {
-    const W_out = model.weights.blocks[l].W_out.data;
-    for (let nn = 0; nn < dMlp; nn++) {
-      const o = nn * D;
-      let sum = 0;
-      let sumSq = 0;
-      for (let d = 0; d < D; d++) {
-        const w = W_out[o + d];
-        sum += w;
-        sumSq += w * w;
-      }
-      const mean = centre ? sum / D : 0;
-      rowVar[nn] = Math.max(sumSq / D - mean * mean, 0);
-      unique.forEach((u, k) => {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += W_out[o + d] * u[d];
-        proj[nn * unique.length + k] = dot;
-      });
-    }
+    for (let nn = 0; nn < dMlp; nn++) labels.push(`L${l}N${nn}`);
     const post = gatherPositions(cache.get("post", l), sel); // [rows, d_mlp]
-    for (let nn = 0; nn < dMlp; nn++) {
-      labels.push(`L${l}N${nn}`);
-      const base = (l * dMlp + nn) * rows;
-      for (let r = 0; r < rows; r++) {
-        const a = post[r * dMlp + nn];
-        const p = a * proj[nn * unique.length + ofPrompt[Math.floor(r / nPos)]];
-        values[base + r] =
-          mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(a * a * rowVar[nn] + model.cfg.lnEps));
-      }
-    }
+    const W_out = model.weights.blocks[l].W_out.data;
+    weightRowAttrs(
+      {
+        W: W_out,
+        acts: post,
+        n: dMlp,
+        D,
+        rows,
+        nPos,
+        unique,
+        ofPrompt,
+        centre,
+        mode,
+        scales,
+        eps: model.cfg.lnEps,
+      },
+      values.subarray(l * dMlp * rows),
+    );
   }
   return { labels, batch, nPos, values, mean: meanOverBatch(values, labels.length, batch, nPos) };
+}
+
+/**
+ * Logit attribution of pieces that are an activation times a fixed d_model row — `acts[r, i] · W[i, :]`
+ * (a neuron and its W_out row, an SAE feature and its W_dec row) — without building the stack: each row
+ * is projected onto the (centred) direction once, then each piece costs one multiply per position.
+ * Same values as `logitAttrs` of the stack of those pieces. `pos`: default each prompt's final position.
+ */
+export function weightRowLogitAttrs(
+  model: AnalysisModel,
+  cache: ActivationCache,
+  dirs: LogitDirections,
+  pieces: {
+    /** [n, d_model]. */
+    W: Float32Array;
+    /** [batch, pos, n] activations, e.g. a cached hook. */
+    acts: Tensor;
+    labels: string[];
+  },
+  opts: { ln?: LnMode; pos?: PositionSpec } = {},
+): LogitAttribution {
+  const mode = opts.ln ?? "cached";
+  const D = model.cfg.dModel;
+  const n = pieces.labels.length;
+  if (pieces.W.length !== n * D || pieces.acts.shape[2] !== n) {
+    throw new Error(
+      `weightRowLogitAttrs: ${n} labels need W [${n}, ${D}] and activations [batch, pos, ${n}]`,
+    );
+  }
+  const sel = selectPositions(cache.lengths, pieces.acts.shape[1], opts.pos);
+  const { batch, nPos } = sel;
+  if (dirs.batch !== batch)
+    throw new Error(`Directions are for ${dirs.batch} prompts but the cache has ${batch}`);
+  const rows = batch * nPos;
+  const scales = mode === "cached" ? cachedScales(model, cache, sel) : null;
+  const centre = model.cfg.normalization === "layernorm";
+  const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none" && centre);
+  const values = new Float64Array(n * rows);
+  weightRowAttrs(
+    {
+      W: pieces.W,
+      acts: gatherPositions(pieces.acts, sel),
+      n,
+      D,
+      rows,
+      nPos,
+      unique,
+      ofPrompt,
+      centre,
+      mode,
+      scales,
+      eps: model.cfg.lnEps,
+    },
+    values,
+  );
+  return { labels: pieces.labels, batch, nPos, values, mean: meanOverBatch(values, n, batch, nPos) };
+}
+
+/** `out[i * rows + r]` = the attribution of `acts[r, i] · W[i, :]` (see weightRowLogitAttrs). */
+function weightRowAttrs(
+  a: {
+    W: Float32Array;
+    acts: Float32Array;
+    n: number;
+    D: number;
+    rows: number;
+    nPos: number;
+    unique: Float64Array[];
+    ofPrompt: Int32Array;
+    centre: boolean;
+    mode: LnMode;
+    scales: Float32Array | null;
+    eps: number;
+  },
+  out: Float64Array,
+): void {
+  const { W, acts, n, D, rows, nPos, unique, ofPrompt, centre, mode, scales, eps } = a;
+  const proj = new Float64Array(unique.length); // W[i] · dir_u
+  for (let i = 0; i < n; i++) {
+    const o = i * D;
+    let sum = 0;
+    let sumSq = 0;
+    for (let d = 0; d < D; d++) {
+      const w = W[o + d];
+      sum += w;
+      sumSq += w * w;
+    }
+    const mean = centre ? sum / D : 0;
+    // Mean square of W[i] over d_model, after centring for LayerNorm ("recompute" normalises each piece alone).
+    const rowVar = Math.max(sumSq / D - mean * mean, 0);
+    unique.forEach((u, k) => {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += W[o + d] * u[d];
+      proj[k] = dot;
+    });
+    for (let r = 0; r < rows; r++) {
+      const act = acts[r * n + i];
+      const p = act * proj[ofPrompt[Math.floor(r / nPos)]];
+      out[i * rows + r] =
+        mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(act * act * rowVar + eps));
+    }
+  }
 }
 
 /** The distinct rows of `dirs` (centred when asked) and which one each prompt uses. */
