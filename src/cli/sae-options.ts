@@ -85,13 +85,15 @@ export async function loadPreparedSae(pending: PendingSae, model: HookedTransfor
 }
 
 /**
- * Run options putting the SAE into the model: with feature edits, the SAE with its error term plus the
+ * Run options putting the SAE (if any) into the model, loaded for it: with feature edits, the SAE with its error term plus the
  * clamping hook (only the edited features change the activation); without, the reconstruction alone.
  */
 export async function saeRunOptions(
-  pending: PendingSae,
-  sae: Sae,
+  pending: PendingSae | null,
+  model: HookedTransformer,
 ): Promise<{ splices: HookSplice[]; fwdHooks: HookSpec[] }> {
+  if (!pending) return { splices: [], fwdHooks: [] };
+  const sae = await loadPreparedSae(pending, model);
   const { featureEditHook, saeSplice } = await import("../sae/attach.ts");
   const edited = pending.steer.size + pending.ablate.length > 0;
   return edited

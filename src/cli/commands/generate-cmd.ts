@@ -7,13 +7,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
-import {
-  addSaeOptions,
-  loadPreparedSae,
-  prepareSae,
-  type SaeCliOptions,
-  saeRunOptions,
-} from "../sae-options.ts";
+import { addSaeOptions, prepareSae, type SaeCliOptions, saeRunOptions } from "../sae-options.ts";
 
 interface GenerateCliOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
@@ -68,7 +62,7 @@ export function register(program: Command): void {
             `but the model's context holds ${nCtx}: use -n ${Math.max(0, nCtx - promptTokens)} or less, or shorten the prompt.`,
         );
       }
-      const runOpts = pending ? await saeRunOptions(pending, await loadPreparedSae(pending, model)) : {};
+      const runOpts = await saeRunOptions(pending, model);
       const out = model.generate(prompt, {
         ...runOpts,
         maxNewTokens: opts.maxNewTokens,

@@ -8,13 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
-import {
-  addSaeOptions,
-  loadPreparedSae,
-  prepareSae,
-  type SaeCliOptions,
-  saeRunOptions,
-} from "../sae-options.ts";
+import { addSaeOptions, prepareSae, type SaeCliOptions, saeRunOptions } from "../sae-options.ts";
 
 interface PredictOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
@@ -46,7 +40,7 @@ export function register(program: Command): void {
       if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
       const pending = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
-      const runOpts = pending ? await saeRunOptions(pending, await loadPreparedSae(pending, model)) : {};
+      const runOpts = await saeRunOptions(pending, model);
       const { topPredictions, answerReport } = await import("../../analysis/predictions.ts");
       const tokenizeOpts = { prependBos: opts.prependBos };
       const answerToken = opts.answer !== undefined ? model.toSingleToken(opts.answer) : undefined;
