@@ -477,3 +477,22 @@ test("--sae takes a hub id with a folder, fetched into the cache once (local sta
   }
   await assert.rejects(resolveSaeDir("./no/such/dir"), /neither an existing directory nor a hub id/);
 });
+
+test("writeSaeLensDir never replaces what circuitscope did not write, and replaces its own only with overwrite", async () => {
+  const cfg = config("standard");
+  const w = randomWeights("standard", 9);
+  const theirs = freshDir();
+  mkdirSync(theirs);
+  writeFileSync(join(theirs, "notes.txt"), "mine");
+  await assert.rejects(
+    writeSaeLensDir(theirs, { cfg, weights: w }),
+    /not a circuitscope report.*nothing was changed/,
+  );
+  assert.equal(readFileSync(join(theirs, "notes.txt"), "utf8"), "mine");
+  const ours = freshDir();
+  await writeSaeLensDir(ours, { cfg, weights: w });
+  await assert.rejects(writeSaeLensDir(ours, { cfg, weights: w }), /add --overwrite/);
+  const w2 = randomWeights("standard", 10);
+  await writeSaeLensDir(ours, { cfg, weights: w2 }, { overwrite: true });
+  assert.deepEqual(loadSaeLensDir(ours, { kernels: referenceKernels }).W_dec, w2.W_dec);
+});
