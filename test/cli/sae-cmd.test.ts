@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { patchFeatures } from "../../src/patching/feature-patching.ts";
 import { featureEditHook, saeSplice } from "../../src/sae/attach.ts";
 import { evaluateSae, promptFeatures } from "../../src/sae/evaluate.ts";
 import { loadSaeLensDir, writeSaeLensDir } from "../../src/sae/saelens-dir.ts";
@@ -173,6 +174,50 @@ test("predict and generate with --sae, --steer and --ablate equal the library's 
     fwdHooks: [featureEditHook(sae, { steer: new Map([[3, 30]]) })],
   });
   assert.deepEqual(JSON.parse(g.stdout).newTokens, expected.newTokens);
+});
+
+test("sae patch --json: every feature at every position, the library's exact and attribution values", async () => {
+  const clean = "There was a little girl. One night,";
+  const corrupted = "There was a little boy. One night,";
+  const r = await cli([
+    "sae",
+    "patch",
+    "--model",
+    "stories260k",
+    "--sae",
+    SAE_DIR,
+    "--clean",
+    clean,
+    "--corrupted",
+    corrupted,
+    "--answer",
+    " she",
+    "--wrong",
+    " he",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const expected = patchFeatures(model, {
+    clean,
+    corrupted,
+    answer: model.toSingleToken(" she"),
+    wrong: model.toSingleToken(" he"),
+    sae,
+  });
+  assert.equal(out.hook, HOOK);
+  assert.deepEqual(out.shape, expected.shape);
+  assert.deepEqual(out.axes, ["pos", "feature"]);
+  close(out.clean, expected.clean, 1e-4, "clean");
+  for (const method of ["exact", "attribution"] as const) {
+    const flat = (out[method] as number[][]).flat();
+    assert.equal(flat.length, expected.shape[0] * expected.shape[1]);
+    for (const [i, v] of flat.entries()) close(v, expected[method]![i], 1e-3, `${method}[${i}]`);
+  }
+  assert.ok(
+    expected.exact!.some((v) => Math.abs(v) > 1e-3),
+    "some feature matters",
+  );
 });
 
 test("refusals: clear errors, non-zero exit", async () => {

@@ -1,5 +1,6 @@
 /**
- * `sae features` (an SAE's feature activations on a prompt) and `sae eval` (its quality on a corpus).
+ * `sae features` (an SAE's feature activations on a prompt), `sae eval` (its quality on a corpus) and
+ * `sae patch` (every feature at every position of a clean/corrupted pair, exact and attribution).
  * Other `sae` subcommands may live in their own command modules: `saeCommand(program)` finds or makes
  * the parent command.
  */
@@ -7,6 +8,7 @@ import type { Command } from "commander";
 import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
+  addPairOptions,
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
@@ -26,6 +28,16 @@ export function saeCommand(program: Command): Command {
 
 interface FeaturesOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
+  top: number;
+  json?: boolean;
+}
+
+interface PatchOptions extends ModelCliOptions, SaeCliOptions {
+  clean: string[];
+  corrupted: string[];
+  answer?: string;
+  wrong?: string;
+  method: string;
   top: number;
   json?: boolean;
 }
@@ -168,5 +180,82 @@ export function register(program: Command): void {
         ["dead features", `${(result.dead_fraction * 100).toFixed(2)}%`],
       ];
       process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join("\n")}\n`);
+    });
+
+  addSaeOptions(
+    addPairOptions(
+      addModelOptions(
+        sae
+          .command("patch")
+          .description(
+            "patch every SAE feature at every position from a clean into a corrupted prompt: exact and attribution (normalised logit difference)",
+          ),
+      ),
+    ),
+    { edits: false },
+  )
+    .option("--method <m>", "exact, attribution or both", "both")
+    .option("-k, --top <k>", "cells shown (without --json)", positive("top"), 10)
+    .option(
+      "--json",
+      "print only JSON: {hook, tokens, axes, shape, clean, corrupted, exact, attribution} ([pos][feature])",
+    )
+    .action(async (opts: PatchOptions) => {
+      requireSae(opts);
+      if (opts.clean.length !== 1 || opts.corrupted.length !== 1) {
+        throw new UsageError("sae patch takes one pair: --clean TEXT --corrupted TEXT");
+      }
+      if (!opts.answer || !opts.wrong) throw new UsageError("Pass --answer TOKEN and --wrong TOKEN");
+      const methods = { both: ["exact", "attribution"], exact: ["exact"], attribution: ["attribution"] }[
+        opts.method
+      ] as ("exact" | "attribution")[] | undefined;
+      if (!methods) throw new UsageError(`--method ${opts.method}: use exact, attribution or both`);
+      const pending = (await prepareSae(opts))!;
+      const model = await loadModelFromOptions(opts);
+      const loaded = await loadPreparedSae(pending, model);
+      const { answerToken } = await import("../../patching/pairs.ts");
+      const { patchFeatures } = await import("../../patching/feature-patching.ts");
+      const r = patchFeatures(model, {
+        clean: opts.clean[0],
+        corrupted: opts.corrupted[0],
+        answer: answerToken(model, opts.answer, "--answer"),
+        wrong: answerToken(model, opts.wrong, "--wrong"),
+        sae: loaded,
+        methods,
+      });
+      const [P, d] = r.shape;
+      const nested = (v: Float64Array | null) =>
+        v && Array.from({ length: P }, (_, p) => Array.from(v.subarray(p * d, (p + 1) * d)));
+      const strs = model.toStrTokens(opts.clean[0]);
+      if (opts.json) {
+        printJson({
+          hook: loaded.cfg.hookName,
+          tokens: strs,
+          axes: r.axes,
+          shape: r.shape,
+          clean: r.clean,
+          corrupted: r.corrupted,
+          exact: nested(r.exact),
+          attribution: nested(r.attribution),
+        });
+        return;
+      }
+      const key = r.exact ?? r.attribution!;
+      const top = [...key.keys()]
+        .sort((a, b) => Math.abs(key[b]) - Math.abs(key[a]) || a - b)
+        .slice(0, opts.top);
+      const lines = [
+        `${loaded.cfg.hookName}: logit difference clean ${r.clean.toFixed(3)}, corrupted ${r.corrupted.toFixed(3)}; ` +
+          `${r.cellsRun} of ${P * d} cells differ between the prompts (the rest are 0)`,
+        "   pos  token           feature       exact  attribution",
+      ];
+      for (const i of top) {
+        const p = Math.floor(i / d);
+        const show = (v: Float64Array | null) => (v ? v[i].toFixed(4) : "-").padStart(12);
+        lines.push(
+          `${String(p).padStart(6)}  ${formatToken(strs[p]).padEnd(14)}  ${String(i % d).padStart(7)}${show(r.exact)}${show(r.attribution)}`,
+        );
+      }
+      process.stdout.write(`${lines.join("\n")}\n`);
     });
 }
