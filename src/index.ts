@@ -11,6 +11,7 @@ export type { HubOptions } from "./hub/settings.ts";
 export * from "./model/index.ts";
 export * from "./neurons/index.ts";
 export * from "./patching/index.ts";
+export * from "./sae/index.ts";
 export * from "./studies/index.ts";
 export * from "./tensor/index.ts";
 export type { TokenBatch, TokenizeOptions, Tokenizer } from "./tokenizer/tokenizer.ts";

@@ -9,8 +9,9 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { addSaeOptions, prepareSae, type SaeCliOptions, saeRunOptions } from "../sae-options.ts";
 
-interface PredictOptions extends ModelCliOptions {
+interface PredictOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
   top: number;
   answer?: string;
@@ -19,11 +20,16 @@ interface PredictOptions extends ModelCliOptions {
 }
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("predict")
-      .description("top-K next tokens at the final position (TransformerLens' test_prompt)")
-      .argument("[text]", "the prompt (or use --prompt)"),
+  addSaeOptions(
+    addModelOptions(
+      program
+        .command("predict")
+        .description(
+          "top-K next tokens at the final position (TransformerLens' test_prompt); with --sae, through an SAE (steered or ablated features)",
+        )
+        .argument("[text]", "the prompt (or use --prompt)"),
+    ),
+    { edits: true },
   )
     .option("-p, --prompt <text>", "the prompt")
     .option("-k, --top <k>", "how many top tokens", parseIntOption("top"), 10)
@@ -33,12 +39,14 @@ export function register(program: Command): void {
     .action(async (text: string | undefined, opts: PredictOptions) => {
       const prompt = opts.prompt ?? text;
       if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
+      const pending = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
+      const runOpts = await saeRunOptions(pending, model);
       const { topPredictions, answerReport } = await import("../../analysis/predictions.ts");
       const tokenizeOpts = { prependBos: opts.prependBos };
       const answerToken = opts.answer !== undefined ? model.toSingleToken(opts.answer) : undefined;
       const tokens = model.toTokens(prompt, tokenizeOpts);
-      const logits = model.run([tokens], { logits: "last" });
+      const logits = model.run([tokens], { logits: "last", ...runOpts });
       const row = logits.data;
       const top = topPredictions(row, opts.top, model.tokenizer);
       const answer = answerToken !== undefined ? answerReport(row, answerToken, model.tokenizer) : undefined;
