@@ -38,18 +38,19 @@ export function tempPathFor(target: string): string {
 /**
  * Runs `build(tmp)` to create a file or directory at a registered temporary path, then renames it onto
  * `target`. The temporary path is gone afterwards whether `build` succeeded, threw, or a signal came.
- * `replace` runs just before the rename (e.g. to move an earlier report out of the way).
+ * `commit(tmp)`, when given, puts the finished temporary path in place instead of the plain rename
+ * (a report directory swaps with an earlier one).
  */
 export async function writeAtomically<T>(
   target: string,
   build: (tmp: string) => T | Promise<T>,
-  opts: { replace?: () => void } = {},
+  opts: { commit?: (tmp: string) => void } = {},
 ): Promise<T> {
   const tmp = beginTemp(target);
   try {
     const value = await build(tmp);
-    opts.replace?.();
-    renameSync(tmp, resolve(target));
+    if (opts.commit) opts.commit(tmp);
+    else renameSync(tmp, resolve(target));
     return value;
   } catch (err) {
     throw blameTarget(err, tmp, target);
