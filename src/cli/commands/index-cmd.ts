@@ -97,7 +97,7 @@ export function register(program: Command): void {
       const source = openCorpus(opts.corpus, { textField: opts.textField });
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
-      checkOutputPaths([{ path: outDir, flag: "--out", kind: "dir" }]);
+      checkOutputPaths([{ path: outDir, flag: "--out", kind: "index", resume: opts.resume }]);
       const model = await loadModelFromOptions(opts);
 
       const quiet = opts.json || !process.stderr.isTTY;
