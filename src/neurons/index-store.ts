@@ -189,8 +189,6 @@ export function writeIndexState(
     contextOffsets: offsets,
     contextTokens: tokens,
   };
-  for (const key of Object.keys(DATA_FILES) as DataFile[]) writeAtomic(join(dir, files[key]), data[key]);
-
   const manifest: IndexManifest = {
     format: INDEX_FORMAT,
     version: INDEX_VERSION,
@@ -200,7 +198,19 @@ export function writeIndexState(
     generation,
     files,
   };
-  writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+  const written: string[] = [];
+  try {
+    for (const key of Object.keys(DATA_FILES) as DataFile[]) {
+      writeAtomic(join(dir, files[key]), data[key]);
+      written.push(files[key]);
+    }
+    writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (err) {
+    // The previous checkpoint stays the index; this generation's files, which nothing names, go.
+    const kept = new Set(Object.values(previous?.files ?? {}));
+    for (const name of written) if (!kept.has(name)) rmSync(join(dir, name), { force: true });
+    throw err;
+  }
   if (previous) {
     for (const key of Object.keys(DATA_FILES) as DataFile[]) {
       if (previous.files[key] !== files[key]) rmSync(join(dir, previous.files[key]), { force: true });
