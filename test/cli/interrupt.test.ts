@@ -4,6 +4,7 @@
  * outputs, never a temporary or partial file.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -18,8 +19,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TEMP_MARK } from "../../src/util/atomic-write.ts";
-import { type CliResult, cliResult, finished, spawnCli } from "../helpers/cli.ts";
-import { FIXTURE_DIR } from "../helpers/fixture.ts";
+import { type CliResult, cliResult, finished, runCli, spawnCli } from "../helpers/cli.ts";
+import { FIXTURE_DIR, REPO_ROOT } from "../helpers/fixture.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-interrupt-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -250,4 +251,93 @@ test("index: Ctrl-C after a checkpoint saves a final one, prints the --resume co
   for (const name of names)
     assert.ok(readFileSync(join(out, name)).equals(readFileSync(join(dir, "whole", name))), name);
   assert.deepEqual(leftovers(dir), []);
+});
+
+/** Runs a study through test/helpers/signal-during-write.ts, signalled at `at` of its report write. */
+async function studySignalledAt(
+  at: "build" | "swap",
+  signal: NodeJS.Signals,
+  out: string,
+): Promise<CliResult> {
+  const args = [
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--json",
+    "--overwrite",
+    "--out",
+    out,
+  ];
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(REPO_ROOT, "test/helpers/signal-during-write.ts"), ...args],
+    {
+      cwd: REPO_ROOT, // where tsx resolves; every path given is absolute
+      env: { ...process.env, SIGNAL_AT: at, SIGNAL: signal, OUT: out },
+    },
+  );
+  child.stdin.end();
+  try {
+    return await cliResult(child);
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+test("study: SIGINT/SIGTERM while the report is built goes through the atomic writer: exit 130/143, earlier report kept, no leftovers", async () => {
+  const out = join(root, "study-signal-build");
+  const first = await runCli([
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--json",
+    "--out",
+    out,
+  ]);
+  assert.equal(first.code, 0, first.stderr);
+  const before = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    const res = await studySignalledAt("build", signal, out);
+    assert.equal(res.code, code, `${signal}: ${res.stderr}`);
+    assert.equal(
+      readFileSync(join(out, ".circuitscope-report.json"), "utf8"),
+      before,
+      `${signal}: the earlier report`,
+    );
+    assert.deepEqual(leftovers(root), [], signal);
+  }
+});
+
+test("study: SIGINT/SIGTERM during the swap, when the new report is already in place, exits 0 and says so", async () => {
+  const out = join(root, "study-signal-swap");
+  const first = await runCli([
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--json",
+    "--out",
+    out,
+  ]);
+  assert.equal(first.code, 0, first.stderr);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const before = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
+    const res = await studySignalledAt("swap", signal, out);
+    assert.equal(res.code, 0, `${signal}: ${res.stderr}`);
+    assert.match(
+      res.stderr,
+      new RegExp(`${signal} came after .*study-signal-swap was complete and in place`),
+    );
+    assert.notEqual(readFileSync(join(out, ".circuitscope-report.json"), "utf8"), before, "the new report");
+    assert.ok(isCompleteHtml(join(out, "report.html")));
+    assert.deepEqual(leftovers(root), [], signal);
+  }
 });
