@@ -253,6 +253,21 @@ test("index: Ctrl-C after a checkpoint saves a final one, prints the --resume co
   assert.deepEqual(leftovers(dir), []);
 });
 
+/** Writes a first study report at `out` (to be replaced). */
+async function firstReport(out: string): Promise<void> {
+  const first = await runCli([
+    "study",
+    "contractions",
+    "--model",
+    FIXTURE_DIR,
+    "--quick",
+    "--json",
+    "--out",
+    out,
+  ]);
+  assert.equal(first.code, 0, first.stderr);
+}
+
 /** Runs a study through test/helpers/signal-during-write.ts, signalled at `at` of its report write. */
 async function studySignalledAt(
   at: "build" | "swap",
@@ -288,17 +303,7 @@ async function studySignalledAt(
 
 test("study: SIGINT/SIGTERM while the report is built goes through the atomic writer: exit 130/143, earlier report kept, no leftovers", async () => {
   const out = join(root, "study-signal-build");
-  const first = await runCli([
-    "study",
-    "contractions",
-    "--model",
-    FIXTURE_DIR,
-    "--quick",
-    "--json",
-    "--out",
-    out,
-  ]);
-  assert.equal(first.code, 0, first.stderr);
+  await firstReport(out);
   const before = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
   for (const [signal, code] of [
     ["SIGINT", 130],
@@ -317,17 +322,7 @@ test("study: SIGINT/SIGTERM while the report is built goes through the atomic wr
 
 test("study: SIGINT/SIGTERM during the swap, when the new report is already in place, exits 0 and says so", async () => {
   const out = join(root, "study-signal-swap");
-  const first = await runCli([
-    "study",
-    "contractions",
-    "--model",
-    FIXTURE_DIR,
-    "--quick",
-    "--json",
-    "--out",
-    out,
-  ]);
-  assert.equal(first.code, 0, first.stderr);
+  await firstReport(out);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const before = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
     const res = await studySignalledAt("swap", signal, out);

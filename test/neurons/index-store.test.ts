@@ -17,40 +17,18 @@ import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { after, test } from "node:test";
 import {
-  type IndexSettings,
   indexDirProblem,
   manifestPath,
   readIndexState,
   readManifest,
   writeIndexState,
 } from "../../src/neurons/index-store.ts";
-import { NeuronStats } from "../../src/neurons/neuron-stats.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
+import { writeSmallCheckpoint } from "../helpers/small-index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-index-store-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** A small unfinished index (one checkpoint) in `dir`. */
-function writeSmallIndex(dir: string): void {
-  const stats = new NeuronStats(2, 1);
-  stats.offer(0, 1.5, 7, 3);
-  stats.addTokens(4);
-  const settings: IndexSettings = {
-    model: "m",
-    dMlp: 2,
-    layers: [0],
-    corpus: "c",
-    textField: "text",
-    contextLen: 4,
-    maxTokens: null,
-    topK: 1,
-    histogram: stats.hist,
-    batchSize: 1,
-  };
-  const progress = { nextContext: 8, contexts: 1, tokens: 4, complete: false };
-  writeIndexState(dir, settings, { index: 0, count: 1 }, progress, stats, new Map([[7, new Uint32Array(4)]]));
-}
 
 /** Does `name`, joined to `dir`, name something strictly inside `dir`? (Independent of the code's check.) */
 function staysInside(dir: string, name: string): boolean {
@@ -87,7 +65,7 @@ test("fuzz: a manifest naming any path outside its directory is refused, and not
     const dir = join(parent, "index");
     mkdirSync(parent);
     writeFileSync(join(parent, "victim.txt"), "the user's");
-    writeSmallIndex(dir);
+    writeSmallCheckpoint(dir);
     const name = Array.from({ length: 1 + random(4) }, () => pieces[random(pieces.length)]).join("");
     const key = keys[random(keys.length)];
     const manifest = JSON.parse(readFileSync(manifestPath(dir), "utf8"));
@@ -142,7 +120,7 @@ test("an index goes only into an absent or empty directory, or an index circuits
   assert.match(problem, /its manifest\.json was not written by circuitscope/);
   assert.doesNotMatch(problem, /already holds a neuron index/);
   const ours = join(root, "ours");
-  writeSmallIndex(ours);
+  writeSmallCheckpoint(ours);
   assert.match(indexDirProblem(ours, { flag }) ?? "", /already holds a neuron index\. Pass --resume/);
   assert.equal(indexDirProblem(ours, { flag, resume: true }), null);
 });

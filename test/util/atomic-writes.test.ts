@@ -18,10 +18,10 @@ import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { readIndexState, readManifest, writeIndexState } from "../../src/neurons/index-store.ts";
-import { NeuronStats } from "../../src/neurons/neuron-stats.ts";
+import { readIndexState, readManifest } from "../../src/neurons/index-store.ts";
 import { TEMP_MARK } from "../../src/util/atomic-write.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
+import { writeSmallCheckpoint } from "../helpers/small-index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-atomic-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -141,24 +141,3 @@ test("neuron index: each file of a checkpoint failing on its own (manifest inclu
     assert.equal(readIndexState(dir).manifest.progress.tokens, 1, failing);
   }
 });
-
-/** A one-neuron-pair checkpoint whose numbers depend on `step` (so two checkpoints differ). */
-function writeSmallCheckpoint(dir: string, step: number): void {
-  const stats = new NeuronStats(2, 1);
-  stats.offer(0, 1.5 * step, 7, 3);
-  stats.addTokens(step);
-  const settings = {
-    model: "checkpoint-test",
-    dMlp: 2,
-    layers: [0],
-    corpus: "none",
-    textField: "text",
-    contextLen: 4,
-    maxTokens: null,
-    topK: 1,
-    histogram: stats.hist,
-    batchSize: 1,
-  };
-  const progress = { nextContext: 8 * step, contexts: step, tokens: step, complete: false };
-  writeIndexState(dir, settings, { index: 0, count: 1 }, progress, stats, new Map([[7, new Uint32Array(4)]]));
-}
