@@ -327,10 +327,15 @@ test("study: SIGINT/SIGTERM during the swap, when the new report is already in p
     const before = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
     const res = await studySignalledAt("swap", signal, out);
     assert.equal(res.code, 0, `${signal}: ${res.stderr}`);
-    assert.match(
-      res.stderr,
-      new RegExp(`${signal} came after .*study-signal-swap was complete and in place`),
-    );
+    // The queued signal is handled if the process is still in its event loop; it may also have ended
+    // first. Either way: success, and if anything is said, it is that nothing was lost.
+    if (res.stderr !== "")
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `^circuitscope: ${signal} came after .*study-signal-swap was complete and in place; nothing was lost\\.\n$`,
+        ),
+      );
     assert.notEqual(readFileSync(join(out, ".circuitscope-report.json"), "utf8"), before, "the new report");
     assert.ok(isCompleteHtml(join(out, "report.html")));
     assert.deepEqual(leftovers(root), [], signal);
