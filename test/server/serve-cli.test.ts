@@ -50,6 +50,26 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
+/**
+ * Resolves when the process's `stream` has printed text matching `pattern` (on its data events);
+ * rejects if the process exits first.
+ */
+function printed(run: ReturnType<typeof serve>, stream: "stdout" | "stderr", pattern: RegExp): Promise<void> {
+  const text = stream === "stdout" ? run.out : run.err;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!pattern.test(text())) return;
+      run.child[stream]?.off("data", check);
+      resolve();
+    };
+    run.child[stream]?.on("data", check);
+    void run.exit.then((code) =>
+      reject(new Error(`exited (${code}) before printing ${pattern}\n${run.err()}`)),
+    );
+    check();
+  });
+}
+
 /** Fails the test instead of hanging it when the process does not exit (the bug this guards against). */
 async function exitWithin(run: ReturnType<typeof serve>, ms: number): Promise<number | null> {
   const timer = setTimeout(() => run.child.kill("SIGKILL"), ms);
@@ -129,10 +149,13 @@ test("the printed address carries the session token; the API wants it; SIGTERM s
 test("--no-token prints a plain address and a warning", async () => {
   const run = serve(["--port", "0", "--no-token"]);
   try {
-    await until(() => run.out().includes("\n"), 30_000, "the address");
+    // stdout and stderr are separate pipes: wait for each line itself, not for a time after the other.
+    await Promise.all([
+      printed(run, "stdout", /\n/),
+      printed(run, "stderr", /--no-token: any program on this machine can use the API/),
+    ]);
     const m = /: (http:\/\/127\.0\.0\.1:\d+\/)\n/.exec(run.out());
     assert.ok(m, run.out());
-    assert.match(run.err(), /--no-token: any program on this machine can use the API/);
     assert.equal((await fetch(new URL("/api/info", m[1]))).status, 200);
     run.child.kill("SIGTERM");
     assert.equal(await exitWithin(run, 15_000), 0);

@@ -1,6 +1,13 @@
 import { createServer as createNetServer } from "node:net";
 import type { Command } from "commander";
-import { addModelOptions, collect, type ModelCliOptions, parseIntOption, UsageError } from "../common.ts";
+import {
+  addModelOptions,
+  collect,
+  type ModelCliOptions,
+  parseIntOption,
+  UsageError,
+  withCtrlC,
+} from "../common.ts";
 
 interface ServeOptions extends ModelCliOptions {
   port: number;
@@ -114,10 +121,11 @@ export function register(program: Command): void {
       }
       if (server.token === null)
         process.stderr.write("Warning: --no-token: any program on this machine can use the API.\n");
-      const stop = () => {
-        void server.close().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      // Serves until Ctrl-C or SIGTERM (the one interrupt path; a second signal ends it at once).
+      await withCtrlC(
+        (signal) => new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+      );
+      await server.close();
+      process.exit(0);
     });
 }
