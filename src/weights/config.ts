@@ -147,7 +147,9 @@ export function modelTypeOf(cfg: Record<string, unknown>, source: string): Model
     throw new Error(
       `Invalid model config ${source}: field "model_type" is missing, and the config is not an old GPT-2 one ` +
         `(no n_layer) — add "model_type" to config.json: one of ${MODEL_TYPES.join(", ")}` +
-        (cfg.num_hidden_layers !== undefined ? ' (num_hidden_layers suggests "llama", "mistral" or "qwen2")' : ""),
+        (cfg.num_hidden_layers !== undefined
+          ? ' (num_hidden_layers suggests "llama", "mistral" or "qwen2")'
+          : ""),
     );
   const t = cfg.model_type ?? "gpt2";
   if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
