@@ -195,6 +195,27 @@ describe("study custom --prompts", () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Writes NAME.jsonl, runs `study custom --quick --json` on it into NAME-out, and reads results.json. */
+  async function runCustom(name: string, lines: string[]) {
+    const file = join(dir, `${name}.jsonl`);
+    writeFileSync(file, `${lines.join("\n")}\n`);
+    const out = join(dir, `${name}-out`);
+    const r = await runCli([
+      "study",
+      "custom",
+      "--prompts",
+      file,
+      "--model",
+      FIXTURE_DIR,
+      "--out",
+      out,
+      "--quick",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return { file, out, r, json: JSON.parse(readFileSync(join(out, "results.json"), "utf8")) };
+  }
+
   it("runs the pipeline on the file's pairs with the file's groups, the first as focus", async () => {
     const pairs = [
       [
@@ -218,23 +239,7 @@ describe("study custom --prompts", () => {
     ].map(([clean, corrupted, answer, wrong, group]) =>
       JSON.stringify({ clean, corrupted, answer, wrong, group }),
     );
-    const file = join(dir, "pairs.jsonl");
-    writeFileSync(file, `${pairs.join("\n")}\n`);
-    const out = join(dir, "out");
-    const r = await runCli([
-      "study",
-      "custom",
-      "--prompts",
-      file,
-      "--model",
-      FIXTURE_DIR,
-      "--out",
-      out,
-      "--quick",
-      "--json",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    const { file, out, json } = await runCustom("pairs", pairs);
     assert.equal(json.study.id, "custom");
     assert.equal(json.focusGroup, "mine/a");
     assert.deepEqual(
@@ -279,23 +284,7 @@ describe("study custom --prompts", () => {
       pair("He's driving so he", "He is driving the kids so he", "'s", " is", "same/b"),
       pair("She's here so he", "She is here so he", "'s", "'s", "same/b"),
     ];
-    const file = join(dir, "dropping.jsonl");
-    writeFileSync(file, `${lines.join("\n")}\n`);
-    const out = join(dir, "dropping-out");
-    const r = await runCli([
-      "study",
-      "custom",
-      "--prompts",
-      file,
-      "--model",
-      FIXTURE_DIR,
-      "--out",
-      out,
-      "--quick",
-      "--json",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    const { r, json } = await runCustom("dropping", lines);
     const dropped = json.prompts.dropped as { group: string; reason: string }[];
     assert.equal(dropped.length, 3, JSON.stringify(dropped));
     // The announcement agrees with results.json: the total, each reason's count, and the emptied group.
