@@ -51,6 +51,8 @@ export interface RunStudyOptions {
   promptFile?: string;
   /** No progress bars (e.g. --json). */
   quiet?: boolean;
+  /** Told what the user should know but results.json alone would hide (pairs or groups dropped from the prompts). */
+  notice?: (text: string) => void;
   /** A neuron index (circuitscope index): corpus examples on the top neurons' pages. */
   neuronIndex?: NeuronIndex | null;
 }
@@ -103,6 +105,24 @@ export function buildPromptSet(
   return { set, source, focus };
 }
 
+/** "Dropped 3 of 10 pairs of FILE ...": the count per reason, and the groups left with no pair at all. */
+export function droppedNotice(set: PromptSet, source: string): string {
+  const reasons = new Map<string, number>();
+  for (const d of set.dropped) reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
+  const total = set.kept.length + set.dropped.length;
+  const lines = [
+    `Dropped ${set.dropped.length} of ${total} prompt pairs from ${source} (each is listed in results.json under prompts.dropped):`,
+    ...[...reasons].map(([reason, n]) => `  ${n} × ${reason}`),
+  ];
+  const kept = byGroup(set.kept);
+  const emptied = [...new Set(set.dropped.map((d) => d.pair.group))].filter((g) => !kept.has(g));
+  if (emptied.length > 0)
+    lines.push(
+      `Group${emptied.length > 1 ? "s" : ""} ${emptied.map((g) => JSON.stringify(g)).join(", ")} kept no pair and ${emptied.length > 1 ? "are" : "is"} not studied: fix ${emptied.length > 1 ? "their" : "its"} pairs to include ${emptied.length > 1 ? "them" : "it"}.`,
+    );
+  return `${lines.join("\n")}\n`;
+}
+
 function promptReport(set: PromptSet, source: string): PromptReport {
   const kept = byGroup(set.kept);
   const dropped = byGroup(set.dropped.map((d) => ({ ...d, group: d.pair.group })));
@@ -142,6 +162,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     );
   }
   const { set, source, focus } = buildPromptSet(spec, plan, model, opts.promptFile);
+  if (set.dropped.length > 0) opts.notice?.(droppedNotice(set, source));
   const groups: PreparedGroup[] = [...byGroup(set.kept)].map(([name, pairs], index) => ({
     name,
     index,

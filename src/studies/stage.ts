@@ -20,9 +20,12 @@ export interface StudySection {
   figures: NamedFigure[];
 }
 
-/** What a stage adds: fields of some groups' results, of the focus group's, or the comparisons. */
+/**
+ * What a stage adds: fields of some groups' results, of the focus group's, or the comparisons. Groups are
+ * keyed by their user-chosen names in a Map: a plain object would take "__proto__" or "constructor" as its own.
+ */
 export interface StageSlice {
-  groups?: Record<string, Partial<GroupResult>>;
+  groups?: Map<string, Partial<GroupResult>>;
   focus?: Partial<FocusResult>;
   comparisons?: StudyResults["comparisons"];
 }
@@ -39,7 +42,7 @@ export interface Stage<S extends StageSlice = StageSlice> {
 
 /** Merge a stage's slice into the results (the focus group's result is its group result, extended). */
 export function applySlice(res: StudyResults, slice: StageSlice): void {
-  for (const [name, part] of Object.entries(slice.groups ?? {})) {
+  for (const [name, part] of slice.groups ?? []) {
     const g = res.groups.find((x) => x.name === name);
     if (!g) throw new Error(`stage returned results for unknown group ${name}`);
     Object.assign(g, part);

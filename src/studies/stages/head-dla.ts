@@ -6,7 +6,7 @@ import type { GroupResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 import { summarizeGrid, topCells } from "../summaries.ts";
 
-type Slice = StageSlice & { groups: Record<string, Pick<GroupResult, "headDla" | "topHeads">> };
+type Slice = StageSlice & { groups: Map<string, Pick<GroupResult, "headDla" | "topHeads">> };
 
 export const headLabel = (layer: number, head: number) => `L${layer}H${head}`;
 
@@ -14,7 +14,7 @@ export const headDlaStage: Stage<Slice> = {
   name: "head DLA",
   run(ctx, res) {
     const { nLayers: L, nHeads: H } = ctx.model.cfg;
-    const groups: Slice["groups"] = {};
+    const groups: Slice["groups"] = new Map();
     for (const g of ctx.analysed(res)) {
       const headDla = summarizeGrid(
         Array.from({ length: L }, (_, l) => `L${l}`),
@@ -22,7 +22,7 @@ export const headDlaStage: Stage<Slice> = {
         ctx.cleanAttribution(g).heads,
         ctx.boot(100 * g.index + 4),
       );
-      groups[g.name] = { headDla, topHeads: topCells(headDla, ctx.plan.topHeads, headLabel) };
+      groups.set(g.name, { headDla, topHeads: topCells(headDla, ctx.plan.topHeads, headLabel) });
     }
     return { groups };
   },

@@ -7,18 +7,18 @@ import type { GroupResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 import { summarizeSeries } from "../summaries.ts";
 
-type Slice = StageSlice & { groups: Record<string, Pick<GroupResult, "accumulated" | "decomposed">> };
+type Slice = StageSlice & { groups: Map<string, Pick<GroupResult, "accumulated" | "decomposed">> };
 
 export const residualStage: Stage<Slice> = {
   name: "residual attribution",
   run(ctx, res) {
-    const groups: Slice["groups"] = {};
+    const groups: Slice["groups"] = new Map();
     for (const g of ctx.analysed(res)) {
       const attr = ctx.cleanAttribution(g);
-      groups[g.name] = {
+      groups.set(g.name, {
         accumulated: summarizeSeries(attr.accumulatedLabels, attr.accumulated, ctx.boot(100 * g.index + 3)),
         decomposed: summarizeSeries(attr.decomposedLabels, attr.decomposed, ctx.boot(100 * g.index + 6)),
-      };
+      });
     }
     return { groups };
   },
