@@ -50,26 +50,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-/**
- * Resolves when the process's `stream` has printed text matching `pattern` (on its data events);
- * rejects if the process exits first.
- */
-function printed(run: ReturnType<typeof serve>, stream: "stdout" | "stderr", pattern: RegExp): Promise<void> {
-  const text = stream === "stdout" ? run.out : run.err;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      if (!pattern.test(text())) return;
-      run.child[stream]?.off("data", check);
-      resolve();
-    };
-    run.child[stream]?.on("data", check);
-    void run.exit.then((code) =>
-      reject(new Error(`exited (${code}) before printing ${pattern}\n${run.err()}`)),
-    );
-    check();
-  });
-}
-
 /** Fails the test instead of hanging it when the process does not exit (the bug this guards against). */
 async function exitWithin(run: ReturnType<typeof serve>, ms: number): Promise<number | null> {
   const timer = setTimeout(() => run.child.kill("SIGKILL"), ms);
