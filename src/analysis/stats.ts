@@ -233,3 +233,10 @@ export function formatMeanSe(s: Pick<MeanSummary, "mean" | "se">, digits = 2): s
 export function formatMeanCi(s: Pick<MeanSummary, "mean" | "ciLow" | "ciHigh">, digits = 2): string {
   return `${s.mean.toFixed(digits)} [${s.ciLow.toFixed(digits)}, ${s.ciHigh.toFixed(digits)}]`;
 }
+
+/** "+0.78", "−0.44" (a true minus sign), "0.00": a signed difference, never "+ -0.44" or "-0.00". */
+export function formatSigned(x: number, digits = 2): string {
+  const t = Math.abs(x).toFixed(digits);
+  if (Number(t) === 0) return t;
+  return `${x < 0 ? "−" : "+"}${t}`;
+}

@@ -4,6 +4,7 @@
  * logit attribution. docs/circuits.md.
  */
 import { CircuitTask } from "../../circuits/circuit-task.ts";
+import { DEFAULT_COMPARE_TOP } from "../../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../../circuits/find-circuit.ts";
 import { circuitBrief, compareWithManual } from "../../circuits/summary.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
@@ -36,7 +37,7 @@ export const circuitStage: Stage<Slice> = {
         method: "eap-ig",
         igSteps: IG_STEPS,
         faithfulness: CIRCUIT_FAITHFULNESS,
-        compareTop: 20,
+        compareTop: DEFAULT_COMPARE_TOP,
       });
     } finally {
       task.dispose(); // the model outlives the stage

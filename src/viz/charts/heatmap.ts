@@ -82,7 +82,12 @@ export const DIVERGING_RANGE = ["#b2182b", "#f0f0f0", "#2166ac"] as const;
 /** Vega-Lite colour scale of a heatmap: piecewise through grey at 0, or one hue from 0 to the largest magnitude. */
 function colourScale(domain: [number, number], diverging: boolean): Scale {
   if (diverging)
-    return { domain: [domain[0], 0, domain[1]], range: [...DIVERGING_RANGE], interpolate: "lab", clamp: true };
+    return {
+      domain: [domain[0], 0, domain[1]],
+      range: [...DIVERGING_RANGE],
+      interpolate: "lab",
+      clamp: true,
+    };
   // Non-positive data: the strong colour at the most negative value.
   return domain[1] <= 0
     ? { scheme: "reds", domain, reverse: true, clamp: true }
