@@ -3,7 +3,7 @@
  * mlp_out patching) and every head's five parts are screened together by attribution patching (one forward
  * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
  */
-import { formatMeanCi, formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
+import { formatMeanCi, mean as meanOf } from "../../analysis/stats.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
 import { HEAD_COMPONENTS, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
@@ -160,7 +160,13 @@ export const neuronStage: Stage<NeuronSlice> = {
     const n = res.focus.neurons;
     if (!n?.top.length) return [];
     const unit = patchUnit(groupOf(res, F));
-    const nt = n.top;
+    // Screened by the estimate, drawn and named by the exact effect: the bars are what was measured exactly.
+    const nt = [...n.top].sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean));
+    const byEstimate = new Map(
+      [...n.top]
+        .sort((a, b) => Math.abs(b.attribution) - Math.abs(a.attribution))
+        .map((x, i) => [x.label, i + 1]),
+    );
     const out: StudySection[] = [
       {
         heading: `MLP neurons (${F})`,
@@ -168,18 +174,35 @@ export const neuronStage: Stage<NeuronSlice> = {
           {
             name: "focus-neurons",
             figure: barChart({
-              title: `Top neurons of MLP layer(s) ${n.layers.map((l) => `L${l}`).join(", ")} (${F})`,
+              title: `Neurons of MLP layer(s) ${n.layers.map((l) => `L${l}`).join(", ")} by exact patching (${F})`,
               labels: nt.map((x) => x.label),
               values: nt.map((x) => x.exact.mean),
               errors: { lower: nt.map((x) => x.exact.ciLow), upper: nt.map((x) => x.exact.ciHigh) },
               horizontal: true,
-              labelTitle: "neuron",
+              labelTitle: "neuron (sorted by |exact|)",
               valueTitle: `${unit} (exact)`,
             }),
-            caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the top ${nt.length} were patched exactly (all positions), 95% bootstrap intervals, ± one SE. Top: ${nt
+            caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the ${nt.length} with the largest estimates were patched exactly (all positions, 95% bootstrap intervals) and are sorted here by the exact effect. Largest by exact patching: ${nt
               .slice(0, 3)
-              .map((x) => `${x.label} exact ${formatMeanSe(x.exact)} (estimate ${f2(x.attribution)})`)
-              .join(", ")}. Neuron pages: "circuitscope neuron --layer L --neuron N" and below.`,
+              .map(
+                (x) =>
+                  `${x.label} ${formatMeanCi(x.exact)} (estimate ${f2(x.attribution)}, rank ${byEstimate.get(x.label)} by estimate)`,
+              )
+              .join(", ")}; every neuron's exact value and estimate are in the table below.`,
+          },
+        ],
+        tables: [
+          {
+            caption: `The ${nt.length} confirmed neurons: exact patching (${unit}) beside the attribution estimate that chose them.`,
+            columns: ["neuron", "exact", "95% interval", "estimate", "rank by |exact|", "rank by |estimate|"],
+            rows: nt.map((x, i) => [
+              x.label,
+              f2(x.exact.mean),
+              `[${f2(x.exact.ciLow)}, ${f2(x.exact.ciHigh)}]`,
+              f2(x.attribution),
+              String(i + 1),
+              String(byEstimate.get(x.label)),
+            ]),
           },
         ],
       },

@@ -26,6 +26,11 @@ export function circuitGraphData(r: CircuitResult, nLayers: number, model: strin
   };
 }
 
+/** The curve as drawn: one point per circuit size (sizes that prune alike are one), sizes above 0 (log axis). */
+export function curvePoints<P extends { edges: number }>(faithfulness: readonly P[]): P[] {
+  return faithfulness.filter((p, i, all) => p.edges > 0 && all.findIndex((q) => q.edges === p.edges) === i);
+}
+
 /**
  * Where the curve is not monotone next to the chosen circuit: points among the `window` sizes either side
  * of it whose faithfulness is below the point before (a larger circuit that is less faithful).
@@ -51,9 +56,7 @@ export function dipsNear(
  * edge count) a rule marks it, and rings mark where the curve is not monotone around it.
  */
 export function faithfulnessCurve(r: Pick<CircuitResult, "faithfulness">, chosen?: number): ChartFigure {
-  const curve = r.faithfulness.filter(
-    (p, i, all) => p.edges > 0 && all.findIndex((q) => q.edges === p.edges) === i,
-  );
+  const curve = curvePoints(r.faithfulness);
   const dips = chosen === undefined ? [] : dipsNear(curve, chosen);
   return lineChart({
     title: "Faithfulness against circuit size",
