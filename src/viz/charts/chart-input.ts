@@ -62,11 +62,15 @@ export function seriesStyle(i: number): { colour: string; dash: number[] } {
   return { colour: SERIES_COLOURS[i % SERIES_COLOURS.length], dash: [...SERIES_DASHES[k]] };
 }
 
-/** Dash patterns of the second and third round of colours (solid first). */
+/** Dash patterns of each further round of colours (solid first). */
 export const SERIES_DASHES = [
   [1, 0],
   [6, 3],
   [2, 2],
+  [10, 3, 2, 3],
+  [14, 4],
+  [4, 3, 1, 3],
+  [1, 4],
 ] as const;
 
 /** Series colours (Vega's tableau10), assigned in series order. */
