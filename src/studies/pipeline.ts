@@ -11,7 +11,14 @@ import { collectGarbage } from "../util/collect-garbage.ts";
 import { createProgress } from "../util/progress.ts";
 import { type PreparedGroup, StudyContext, toPairTokens } from "./context.ts";
 import type { Tick } from "./pair-measures.ts";
-import { byGroup, type PromptPair, type PromptSet, readPromptFile, validatePairs } from "./prompts.ts";
+import {
+  byGroup,
+  type PromptPair,
+  type PromptSet,
+  readPromptFile,
+  sharedUnits,
+  validatePairs,
+} from "./prompts.ts";
 import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
 import type { StudyPlan, StudySpec } from "./spec.ts";
 import { applySlice, type Stage } from "./stage.ts";
@@ -23,6 +30,7 @@ import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
 import { headPartsStage, neuronStage } from "./stages/components.ts";
 import { headDlaStage } from "./stages/head-dla.ts";
 import { layerScreenStage } from "./stages/layer-screen.ts";
+import { mechanismStage } from "./stages/mechanisms.ts";
 import { patchingStage } from "./stages/patching.ts";
 import { residualStage } from "./stages/residual.ts";
 
@@ -36,6 +44,7 @@ export const STAGES: readonly Stage[] = [
   patchingStage,
   neuronStage,
   headPartsStage,
+  mechanismStage,
   agreementStage,
   circuitStage,
   comparisonsStage,
@@ -123,7 +132,11 @@ export function droppedNotice(set: PromptSet, source: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-function promptReport(set: PromptSet, source: string): PromptReport {
+function promptReport(
+  set: PromptSet,
+  source: string,
+  templates?: (group: string) => number | undefined,
+): PromptReport {
   const kept = byGroup(set.kept);
   const dropped = byGroup(set.dropped.map((d) => ({ ...d, group: d.pair.group })));
   const names = [...new Set([...kept.keys(), ...dropped.keys()])];
@@ -133,6 +146,7 @@ function promptReport(set: PromptSet, source: string): PromptReport {
       name,
       kept: kept.get(name)?.length ?? 0,
       dropped: dropped.get(name)?.length ?? 0,
+      ...(templates?.(name) !== undefined ? { templates: templates(name) } : {}),
       examples: (kept.get(name) ?? []).slice(0, 3).map((p) => ({ clean: p.clean, corrupted: p.corrupted })),
     })),
     dropped: set.dropped.map((d) => ({
@@ -188,7 +202,19 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     work,
     neuronIndex: index,
   });
-  const blankGroup = (g: PreparedGroup) => ({ name: g.name, n: g.pairs.length }) as GroupResult;
+  const mirrorOf = (g: PreparedGroup) => {
+    const of = spec.groups.find((x) => x.name === g.name)?.mirrorOf;
+    const original = groups.find((x) => x.name === of);
+    return original
+      ? { mirrorOf: { group: original.name, shared: sharedUnits(g.pairs, original.pairs).length } }
+      : {};
+  };
+  const blankGroup = (g: PreparedGroup) =>
+    ({ name: g.name, n: g.pairs.length, ...mirrorOf(g) }) as GroupResult;
+  const templates = (name: string) => {
+    const g = spec.groups.find((x) => x.name === name);
+    return opts.promptFile || !g ? undefined : spec.templateCount?.(g);
+  };
   const res: StudyResults = {
     schemaVersion: 2,
     study: {
@@ -226,7 +252,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       promptsText: spec.promptsText,
       omitted: ctx.omitted,
     },
-    prompts: promptReport(set, source),
+    prompts: promptReport(set, source, templates),
     focusGroup: focus,
     groups: groups.map(blankGroup),
     focus: blankGroup(groups.find((g) => g.name === focus)!) as FocusResult,
@@ -250,6 +276,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     headDlaStage,
     attentionStage,
     headPartsStage,
+    mechanismStage,
     neuronStage,
     comparisonsStage,
   ];

@@ -4,6 +4,7 @@
  */
 
 import type { Figure } from "../viz/figure.ts";
+import type { ReportTable } from "../viz/html/report.ts";
 import type { StudyContext } from "./context.ts";
 import type { Finding, FocusResult, GroupResult, StudyResults } from "./results.ts";
 
@@ -18,6 +19,8 @@ export interface StudySection {
   heading: string;
   text?: string;
   figures: NamedFigure[];
+  /** Numbers a caption would otherwise list, one row each. */
+  tables?: ReportTable[];
 }
 
 /**
