@@ -11,6 +11,7 @@ import { fuseHeads } from "../model/forward.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher } from "../model/hooks.ts";
 import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
+import { readoutDirection } from "../model/readout.ts";
 import { Rotary } from "../model/rotary.ts";
 import { activationDerivative } from "../tensor/activations.ts";
 import type { Kernels } from "../tensor/kernels.ts";
@@ -240,12 +241,9 @@ export class ArchOps {
     return g;
   }
 
-  /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y. */
+  /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y (dir in float32). */
   logitDiffDirection(answer: number, wrong: number): { dir: Float32Array; bias: number } {
-    const { W_U, b_U } = this.model.weights;
-    const V = this.model.cfg.dVocab;
-    const dir = new Float32Array(this.D);
-    for (let d = 0; d < this.D; d++) dir[d] = W_U.data[d * V + answer] - W_U.data[d * V + wrong];
-    return { dir, bias: b_U.data[answer] - b_U.data[wrong] };
+    const r = readoutDirection(this.model.weights, answer, wrong);
+    return { dir: Float32Array.from(r.dir), bias: r.bias };
   }
 }

@@ -21,6 +21,7 @@ import {
   type StagedBackward,
 } from "../gradients/backward-copies.ts";
 import { headsFirst, positionsFirst } from "../model/forward.ts";
+import { addReadoutGradient, readoutValue } from "../model/readout.ts";
 import type { ArchOps, MlpSaved } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
 
@@ -202,11 +203,7 @@ export class EdgeForward {
     }
     const nf = arch.norm({ layer: null, which: "final" }, xf, B);
     const perPrompt = new Float64Array(B);
-    for (let b = 0; b < B; b++) {
-      let s = a.shape.dirBias[b];
-      for (let d = 0; d < D; d++) s += nf.y[b * D + d] * a.shape.dirs[b * D + d];
-      perPrompt[b] = s;
-    }
+    for (let b = 0; b < B; b++) perPrompt[b] = readoutValue(promptReadout(a.shape, b, D), nf.y, b * D);
     const saved = a.record ? { layers, xf, scaleF: nf.scale } : null;
     return { diffs, perPrompt, saved };
   }
@@ -304,8 +301,8 @@ export class EdgeForward {
       for (let i = 0; i < g.length; i++) total[i] += g[i];
     };
 
-    const gyF = new Float32Array(B * D);
-    for (let i = 0; i < gyF.length; i++) gyF[i] = a.shape.dirs[i] / B;
+    const gyF = new Float32Array(B * D); // d (mean over prompts) / d each prompt's readout input
+    for (let b = 0; b < B; b++) addReadoutGradient(promptReadout(a.shape, b, D), 1 / B, gyF, b * D);
     const gLogits = arch.normBackward({ layer: null, which: "final" }, saved.xf, saved.scaleF, gyF, B);
     addTo(sum.logits, gLogits);
     const fChild = graph.children[graph.logitsChildIndex];
@@ -357,6 +354,11 @@ export class EdgeForward {
       yield layerOps(arch.model.forwardEngine.blockOps(l));
     }
   }
+}
+
+/** Prompt b's logit-difference readout. */
+function promptReadout(shape: RunShape, b: number, D: number): { dir: Float32Array; bias: number } {
+  return { dir: shape.dirs.subarray(b * D, (b + 1) * D), bias: shape.dirBias[b] };
 }
 
 /** Whether every row of `width` values of `a` is the first, bit for bit. */

@@ -3,6 +3,7 @@ import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
 import { normBackward } from "../model/normalization.ts";
+import { addReadoutGradient, readoutDirection } from "../model/readout.ts";
 import { activationDerivative, applyActivation } from "../tensor/activations.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
@@ -99,13 +100,12 @@ function* stagedBackward(
   const gNormFinal = new Float32Array(rows * D);
   const unembed: LinearOp[] = [];
   if (seed.kind === "sparse") {
-    const WU = weights.W_U.data; // [D, V]: column `token` is the unembedding direction
     const V = cfg.dVocab;
     for (const { batch: b, token, weight } of seed.entries) {
       if (b < 0 || b >= B) throw new Error(`Seed entry for prompt ${b}, but the batch has ${B} prompts`);
       if (token < 0 || token >= V) throw new Error(`Seed token ${token} is outside the vocabulary [0, ${V})`);
       const o = (b * P + finalPos[b]) * D;
-      for (let d = 0; d < D; d++) gNormFinal[o + d] += weight * WU[d * V + token];
+      addReadoutGradient(readoutDirection(weights, token), weight, gNormFinal, o);
     }
   } else {
     if (seed.grad.length !== B * cfg.dVocab) {
