@@ -7,9 +7,9 @@
  * src/circuits is architecture-free. The kernels lend it the attention weights (docs/circuits.md, Memory).
  */
 
-import { fuseHeads } from "../model/forward.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher } from "../model/hooks.ts";
+import { fuseHeads } from "../model/layouts.ts";
 import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
 import { readoutDirection } from "../model/readout.ts";
 import { Rotary } from "../model/rotary.ts";

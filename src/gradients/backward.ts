@@ -1,4 +1,5 @@
 import { ActivationCache } from "../model/activation-cache.ts";
+import { attentionBackward } from "../model/attention.ts";
 import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
@@ -7,7 +8,7 @@ import { addReadoutGradient, readoutDirection } from "../model/readout.ts";
 import { activationDerivative, applyActivation } from "../tensor/activations.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { attentionBackward } from "./attention-backward.ts";
+
 import {
   type BackwardCopies,
   layerOps,

@@ -4,8 +4,17 @@ import { collectGarbage } from "../util/collect-garbage.ts";
 import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { HeadWeights } from "../weights/families/index.ts";
+import {
+  attentionScores,
+  type CausalMask,
+  headResults,
+  mixValues,
+  softmaxRows,
+  sumHeads,
+} from "./attention.ts";
 import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
+import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
 import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
@@ -331,7 +340,12 @@ export class ForwardEngine {
     const scoresT = h.fire(scoresName, new Tensor(scores, [B, H, Q, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
-      new Tensor(softmaxRows(scoresT.data, B * H * Q, T, unseen ? mask : null), [B, H, Q, T]),
+      new Tensor(softmaxRows(scoresT.data, { rows: B * H * Q, keys: T, mask: unseen ? mask : null }), [
+        B,
+        H,
+        Q,
+        T,
+      ]),
     );
     const z = h.fire(
       name("attn.hook_z"),
@@ -372,211 +386,6 @@ export class ForwardEngine {
     const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, Q, D]));
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
-}
-
-function add(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
-}
-
-/** Per-head weights [heads_i, D, dh] (several) → [D, Σ heads_i * dh]: one product yields q | k | v. */
-export function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): Float32Array {
-  const width = heads.reduce((a, b) => a + b, 0) * dh;
-  const out = new Float32Array(D * width);
-  let col = 0;
-  Ws.forEach((W, which) => {
-    for (let hh = 0; hh < heads[which]; hh++)
-      for (let d = 0; d < D; d++) {
-        const src = (hh * D + d) * dh;
-        out.set(W.subarray(src, src + dh), d * width + col + hh * dh);
-      }
-    col += heads[which] * dh;
-  });
-  return out;
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** [rows, Σ widths] → one [rows, width_i] array per column group. */
-function splitColumns(x: Float32Array, rows: number, widths: number[]): Float32Array[] {
-  const total = widths.reduce((a, b) => a + b, 0);
-  let col = 0;
-  return widths.map((w) => {
-    const out = new Float32Array(rows * w);
-    for (let r = 0; r < rows; r++) out.set(x.subarray(r * total + col, r * total + col + w), r * w);
-    col += w;
-    return out;
-  });
-}
-
-/**
- * [B, N, H, dh] → [B, H * repeat, N, dh]: each head's rows contiguous, as batched products want them;
- * with `repeat` > 1 each head serves that many consecutive query heads (grouped-query attention).
- */
-export function headsFirst(
-  x: Float32Array,
-  B: number,
-  N: number,
-  H: number,
-  dh: number,
-  repeat = 1,
-): Float32Array {
-  const out = new Float32Array(x.length * repeat);
-  const HR = H * repeat;
-  for (let b = 0; b < B; b++)
-    for (let n = 0; n < N; n++)
-      for (let hh = 0; hh < H; hh++) {
-        const src = ((b * N + n) * H + hh) * dh;
-        const row = x.subarray(src, src + dh);
-        for (let g = 0; g < repeat; g++) out.set(row, ((b * HR + hh * repeat + g) * N + n) * dh);
-      }
-  return out;
-}
-
-/** [B, H, N, dh] → [B, N, H, dh]. */
-export function positionsFirst(x: Float32Array, B: number, N: number, H: number, dh: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < B; b++)
-    for (let hh = 0; hh < H; hh++)
-      for (let n = 0; n < N; n++) {
-        const src = ((b * H + hh) * N + n) * dh;
-        out.set(x.subarray(src, src + dh), ((b * N + n) * H + hh) * dh);
-      }
-  return out;
-}
-
-/** The last of P rows of width W per batch element: [B, P, W] → [B, 1, W]. */
-function lastRows(x: Float32Array, B: number, P: number, W: number): Float32Array {
-  const out = new Float32Array(B * W);
-  for (let b = 0; b < B; b++) out.set(x.subarray(((b + 1) * P - 1) * W, (b + 1) * P * W), b * W);
-  return out;
-}
-
-/** Which keys each of `queries` queries at absolute positions firstQuery.. may see. */
-interface CausalMask {
-  queries: number;
-  firstQuery: number;
-  /** Sliding window in positions, or null. */
-  window: number | null;
-}
-
-/** Keys [first, last] query row r of a [*, queries, T] score block may see. */
-function visibleKeys(m: CausalMask, r: number): [number, number] {
-  const last = m.firstQuery + (r % m.queries); // causal: key j ≤ query's absolute position
-  return [m.window === null ? 0 : Math.max(0, last - m.window + 1), last];
-}
-
-/** The sizes of one attention computation. */
-interface AttentionShape {
-  batch: number;
-  queries: number;
-  keys: number;
-  nHeads: number;
-  nKvHeads: number;
-  dHead: number;
-}
-
-/**
- * Scaled scores q·k/sqrt(dh) [B, H, Q, T] for Q queries at absolute positions firstQuery..; -inf where
- * the key is after the query (causal mask) or, with a sliding window, `window` or more positions before it.
- * q: [B, Q, H, dh]; k: [B, T, Hkv, dh].
- */
-function attentionScores(
-  kernels: Kernels,
-  q: Float32Array,
-  k: Float32Array,
-  s: AttentionShape & CausalMask,
-): Float32Array {
-  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
-  const kHeads = headsFirst(k, B, T, Hkv, dh, H / Hkv);
-  const scores = kernels.bmm(headsFirst(q, B, Q, H, dh), kHeads, B * H, Q, dh, T, true);
-  const scale = 1 / Math.sqrt(dh);
-  for (let r = 0; r < B * H * Q; r++) {
-    const o = r * T;
-    const [first, limit] = visibleKeys(s, r);
-    for (let j = 0; j < first; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
-    for (let j = first; j <= limit; j++) scores[o + j] *= scale;
-    for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
-  }
-  return scores;
-}
-
-/**
- * Softmax of each row of T. With `mask`, entries outside each row's visible keys are known to be -inf
- * (their probability is exactly 0) and are skipped.
- */
-function softmaxRows(scores: Float32Array, rows: number, T: number, mask: CausalMask | null): Float32Array {
-  const out = new Float32Array(scores.length);
-  for (let r = 0; r < rows; r++) {
-    const o = r * T;
-    const [lo, hi] = mask ? visibleKeys(mask, r) : [0, T - 1];
-    let max = Number.NEGATIVE_INFINITY;
-    for (let j = lo; j <= hi; j++) if (scores[o + j] > max) max = scores[o + j];
-    let sum = 0;
-    for (let j = lo; j <= hi; j++) {
-      const e = scores[o + j] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[o + j] - max);
-      out[o + j] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let j = lo; j <= hi; j++) out[o + j] *= inv;
-  }
-  return out;
-}
-
-/** z = pattern @ v per head: [B, Q, H, dh]; v: [B, T, Hkv, dh]. */
-function mixValues(
-  kernels: Kernels,
-  pattern: Float32Array,
-  v: Float32Array,
-  s: AttentionShape,
-): Float32Array {
-  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
-  const vHeads = headsFirst(v, B, T, Hkv, dh, H / Hkv);
-  return positionsFirst(kernels.bmm(pattern, vHeads, B * H, Q, T, dh, false), B, Q, H, dh);
-}
-
-/** Per-head outputs z[..., h, :] @ W_O[h] (no b_O): [rows, H, D]. */
-function headResults(
-  z: Float32Array,
-  WO: Float32Array,
-  rows: number,
-  H: number,
-  dh: number,
-  D: number,
-): Float32Array {
-  const out = new Float32Array(rows * H * D);
-  for (let r = 0; r < rows; r++)
-    for (let hh = 0; hh < H; hh++) {
-      const oo = (r * H + hh) * D;
-      for (let e = 0; e < dh; e++) {
-        const a = z[(r * H + hh) * dh + e];
-        const wo = (hh * dh + e) * D;
-        for (let d = 0; d < D; d++) out[oo + d] += a * WO[wo + d];
-      }
-    }
-  return out;
-}
-
-function sumHeads(result: Float32Array, bO: Float32Array, rows: number, H: number, D: number): Float32Array {
-  const out = new Float32Array(rows * D);
-  for (let r = 0; r < rows; r++) {
-    out.set(bO, r * D);
-    for (let hh = 0; hh < H; hh++) {
-      const o = (r * H + hh) * D;
-      for (let d = 0; d < D; d++) out[r * D + d] += result[o + d];
-    }
-  }
-  return out;
 }
 
 /** Keys/values of all positions so far, per batch element: [B, pastLen + P, Hkv, dh]; HD = Hkv * dh. */
