@@ -10,10 +10,10 @@
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { HookDispatcher } from "../model/hooks.ts";
 import { fuseHeads } from "../model/layouts.ts";
+import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
 import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
 import { readoutDirection } from "../model/readout.ts";
 import { Rotary } from "../model/rotary.ts";
-import { activationDerivative } from "../tensor/activations.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
@@ -30,13 +30,6 @@ export interface HeadWeights {
   W_O: Float32Array;
   /** [D]: added to the residual once per layer; not part of any head's node output. */
   b_O: Float32Array;
-}
-
-export interface MlpSaved {
-  /** [rows, d_mlp] before the non-linearity (the gate of a gated MLP). */
-  pre: Float32Array;
-  /** [rows, d_mlp]: a gated MLP's up projection; null otherwise. */
-  up: Float32Array | null;
 }
 
 /**
@@ -205,40 +198,13 @@ export class ArchOps {
   /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
   mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved } {
     const ops = this.model.forwardEngine.blockOps(layer);
-    const act = this.model.cfg.act;
-    const mlpIn = ops.mlpIn.forward(x, rows);
-    if (!ops.mlpGate) {
-      const post = this.kernels.activation(act, mlpIn);
-      return { out: ops.mlpOut.forward(post, rows), saved: { pre: mlpIn, up: null } };
-    }
-    // Gated: post = act(gate(x)) * up(x).
-    const pre = ops.mlpGate.forward(x, rows);
-    const post = this.kernels.activation(act, pre);
-    for (let i = 0; i < post.length; i++) post[i] *= mlpIn[i];
-    return { out: ops.mlpOut.forward(post, rows), saved: { pre, up: mlpIn } };
+    return mlpForward({ ops, kernels: this.kernels, act: this.model.cfg.act, x, rows });
   }
 
   mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
     const ops = this.model.forwardEngine.blockOps(layer);
     const gPost = ops.mlpOut.backward(gOut, rows);
-    const act = this.model.cfg.act;
-    const { pre, up } = saved;
-    if (!up || !ops.mlpGate) {
-      for (let i = 0; i < gPost.length; i++)
-        if (gPost[i] !== 0) gPost[i] *= activationDerivative(act, pre[i]);
-      return ops.mlpIn.backward(gPost, rows);
-    }
-    const a = this.kernels.activation(act, pre);
-    const gGate = new Float32Array(gPost.length);
-    const gUp = new Float32Array(gPost.length);
-    for (let i = 0; i < gPost.length; i++) {
-      gGate[i] = gPost[i] * up[i] * activationDerivative(act, pre[i]);
-      gUp[i] = gPost[i] * a[i];
-    }
-    const g = ops.mlpGate.backward(gGate, rows);
-    const gIn = ops.mlpIn.backward(gUp, rows);
-    for (let i = 0; i < g.length; i++) g[i] += gIn[i];
-    return g;
+    return mlpBackward({ ops, kernels: this.kernels, act: this.model.cfg.act, saved, gPost, rows }).gInput;
   }
 
   /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y (dir in float32). */

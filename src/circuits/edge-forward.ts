@@ -22,8 +22,9 @@ import {
 } from "../gradients/backward-copies.ts";
 import { attentionBackward, headScores, plainScores, softmaxRows } from "../model/attention.ts";
 import { headsFirst, positionsFirst } from "../model/layouts.ts";
+import type { MlpSaved } from "../model/mlp.ts";
 import { addReadoutGradient, readoutValue } from "../model/readout.ts";
-import type { ArchOps, MlpSaved } from "./arch-ops.ts";
+import type { ArchOps } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
 
 /** The prompts of one run: B prompts of P tokens, with each prompt's logit-difference direction. */

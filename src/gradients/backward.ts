@@ -3,9 +3,10 @@ import { attentionBackward } from "../model/attention.ts";
 import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
+import { addArrays } from "../model/layouts.ts";
+import { mlpBackward } from "../model/mlp.ts";
 import { normBackward } from "../model/normalization.ts";
 import { addReadoutGradient, readoutDirection } from "../model/readout.ts";
-import { activationDerivative, applyActivation } from "../tensor/activations.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
@@ -141,9 +142,19 @@ function* stagedBackward(
 
     // resid_post = resid_mid + mlp_out
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gNorm2 = mlpBackward(cfg, ops, ops.mlpOut.backward(gResid, rows), act, (hook, g) =>
-      put(name(hook), g, [B, P, cfg.dMlp]),
-    );
+    const gPost = ops.mlpOut.backward(gResid, rows);
+    put(name("mlp.hook_post"), gPost, [B, P, cfg.dMlp]);
+    const mlp = mlpBackward({
+      ops,
+      kernels: model.kernels,
+      act: cfg.act,
+      saved: { pre: act("mlp.hook_pre"), up: cfg.gatedMlp ? act("mlp.hook_pre_linear") : null },
+      gPost,
+      rows,
+    });
+    put(name("mlp.hook_pre"), mlp.gPre, [B, P, cfg.dMlp]);
+    if (mlp.gUp) put(name("mlp.hook_pre_linear"), mlp.gUp, [B, P, cfg.dMlp]);
+    const gNorm2 = mlp.gInput;
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
     const ln2 = normBackward({
       kind: cfg.normalization,
@@ -217,47 +228,6 @@ function* stagedBackward(
   put("hook_embed", gResid, [B, P, D]);
   if (cfg.positions === "learned") put("hook_pos_embed", gResid, [B, P, D]);
   return new ActivationCache(grads, cache.lengths, cfg);
-}
-
-/**
- * From d/d mlp.hook_post to d/d the MLP's input (ln2's output), recording the hooks' gradients on the way.
- * Plain: post = act(pre), pre = x @ W_in. Gated: post = act(pre) * pre_linear, pre = x @ W_gate (the gate op),
- * pre_linear = x @ W_in (the up op), so the input's gradient sums both projections' backward.
- */
-function mlpBackward(
-  cfg: HookedTransformer["cfg"],
-  ops: ReturnType<HookedTransformer["forwardEngine"]["blockOps"]>,
-  gPost: Float32Array,
-  act: (hook: string) => Float32Array,
-  record: (hook: string, grad: Float32Array) => void,
-): Float32Array {
-  const rows = gPost.length / cfg.dMlp;
-  record("mlp.hook_post", gPost);
-  const pre = act("mlp.hook_pre");
-  const gPre = new Float32Array(gPost.length);
-  if (!ops.mlpGate) {
-    for (let i = 0; i < gPre.length; i++)
-      if (gPost[i] !== 0) gPre[i] = gPost[i] * activationDerivative(cfg.act, pre[i]);
-    record("mlp.hook_pre", gPre);
-    return ops.mlpIn.backward(gPre, rows);
-  }
-  const up = act("mlp.hook_pre_linear");
-  const activated = applyActivation(cfg.act, pre);
-  const gUp = new Float32Array(gPost.length);
-  for (let i = 0; i < gPre.length; i++) {
-    if (gPost[i] === 0) continue;
-    gPre[i] = gPost[i] * up[i] * activationDerivative(cfg.act, pre[i]);
-    gUp[i] = gPost[i] * activated[i];
-  }
-  record("mlp.hook_pre", gPre);
-  record("mlp.hook_pre_linear", gUp);
-  return addArrays(ops.mlpGate.backward(gPre, rows), ops.mlpIn.backward(gUp, rows));
-}
-
-function addArrays(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
 }
 
 export interface GradientRun {

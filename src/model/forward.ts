@@ -15,6 +15,7 @@ import {
 import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
+import { type MlpOps, mlpForward } from "./mlp.ts";
 import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
@@ -66,14 +67,10 @@ export interface ForwardResult {
   presentKV: PastKV[] | null;
 }
 
-interface BlockOps {
+/** A block's projections as kernel ops: attention's and the MLP's. */
+export interface BlockOps extends MlpOps {
   qkv: LinearOp; // [D] → [(H + 2 * Hkv) * dh], columns Q | K | V, head-major within each
   o: LinearOp; // [H * dh] → [D], with b_O
-  /** [D] → [d_mlp]: W_in (the up projection of a gated MLP). */
-  mlpIn: LinearOp;
-  /** [D] → [d_mlp]: W_gate of a gated MLP, else null. */
-  mlpGate: LinearOp | null;
-  mlpOut: LinearOp;
 }
 
 /** One block's inputs. */
@@ -366,24 +363,15 @@ export class ForwardEngine {
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOutT.data), [B, Q, D]));
 
     const x2 = this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h);
-    const mlpIn = ops.mlpIn.forward(x2.data, rows);
-    let post: Tensor;
-    if (ops.mlpGate) {
-      // Gated: post = act(gate(x)) * up(x); hook_pre is the gate before the non-linearity (TransformerLens).
-      const gate = ops.mlpGate.forward(x2.data, rows);
-      const pre = h.fire(name("mlp.hook_pre"), new Tensor(gate, [B, Q, dMlp]));
-      const up = h.fire(name("mlp.hook_pre_linear"), new Tensor(mlpIn, [B, Q, dMlp]));
-      const gated = this.kernels.activation(this.cfg.act, pre.data);
-      for (let i = 0; i < gated.length; i++) gated[i] *= up.data[i];
-      post = h.fire(name("mlp.hook_post"), new Tensor(gated, [B, Q, dMlp]));
-    } else {
-      const pre = h.fire(name("mlp.hook_pre"), new Tensor(mlpIn, [B, Q, dMlp]));
-      post = h.fire(
-        name("mlp.hook_post"),
-        new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, Q, dMlp]),
-      );
-    }
-    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, Q, D]));
+    const mlp = mlpForward({
+      ops,
+      kernels: this.kernels,
+      act: this.cfg.act,
+      x: x2.data,
+      rows,
+      fire: (hook, value) => h.fire(name(`mlp.hook_${hook}`), new Tensor(value, [B, Q, dMlp])).data,
+    });
+    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
 }
