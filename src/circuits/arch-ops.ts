@@ -7,13 +7,19 @@
  * src/circuits is architecture-free. The kernels lend it the attention weights (docs/circuits.md, Memory).
  */
 
+import {
+  blockOps,
+  embedResidual,
+  lendAttentionWeights,
+  reclaimAttentionWeights,
+  rotaryOf,
+} from "../model/block-ops.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { HookDispatcher } from "../model/hooks.ts";
 import { fuseHeads } from "../model/layouts.ts";
 import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
 import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
 import { readoutDirection } from "../model/readout.ts";
-import { Rotary } from "../model/rotary.ts";
+import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
@@ -66,7 +72,7 @@ export class ArchOps {
     this.D = cfg.dModel;
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
-    this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    this.rotary = rotaryOf(model);
     this.window = cfg.slidingWindow;
     const { H, D, dh } = this;
     const Hkv = cfg.nKvHeads;
@@ -89,20 +95,26 @@ export class ArchOps {
       const W_O = b.W_O.data;
       // These are the block's attention weights, in this layout: the kernels' own copies can go (they
       // are rebuilt from these, exactly, when the model next runs), so the model is not held twice.
-      const ops = model.forwardEngine.blockOps(l);
-      ops.qkv.lend(() => {
+      lendAttentionWeights(model, l, {
         // Q of every head; K and V of each key/value head (held by the first query head of its group).
-        const heads = (which: number, count: number, step: number) => {
-          const out = new Float32Array(count * D * dh);
-          for (let j = 0; j < count; j++) {
-            const from = (which * H + j * step) * D * dh;
-            out.set(W.subarray(from, from + D * dh), j * D * dh);
-          }
-          return out;
-        };
-        return fuseHeads([heads(0, H, 1), heads(1, Hkv, group), heads(2, Hkv, group)], [H, Hkv, Hkv], D, dh);
+        qkv: () => {
+          const heads = (which: number, count: number, step: number) => {
+            const out = new Float32Array(count * D * dh);
+            for (let j = 0; j < count; j++) {
+              const from = (which * H + j * step) * D * dh;
+              out.set(W.subarray(from, from + D * dh), j * D * dh);
+            }
+            return out;
+          };
+          return fuseHeads(
+            [heads(0, H, 1), heads(1, Hkv, group), heads(2, Hkv, group)],
+            [H, Hkv, Hkv],
+            D,
+            dh,
+          );
+        },
+        o: () => W_O,
       });
-      ops.o.lend(() => W_O);
       collect(W.byteLength + W_O.byteLength);
       return { W, b: bias, W_O, b_O: b.b_O.data };
     });
@@ -128,9 +140,7 @@ export class ArchOps {
     const collect = collectEvery(COLLECT_BYTES);
     for (const [l, w] of this.heads.entries()) {
       if (!w) continue;
-      const ops = this.model.forwardEngine.blockOps(l);
-      ops.qkv.reclaim();
-      ops.o.reclaim();
+      reclaimAttentionWeights(this.model, l);
       this.heads[l] = null;
       collect(w.W.byteLength + w.W_O.byteLength);
     }
@@ -139,15 +149,7 @@ export class ArchOps {
 
   /** The `input` node's output: the residual entering block 0 (embeddings, with positions where learned). */
   inputNode(tokens: Int32Array, B: number, P: number): Float32Array {
-    const res = this.model.forwardEngine.forward({
-      batch: B,
-      pos: P,
-      tokens,
-      stopAtLayer: 0,
-      hooks: new HookDispatcher(this.nLayers),
-      logits: "none",
-    });
-    return res.residual.data;
+    return embedResidual(this.model, tokens, B, P);
   }
 
   private normParams(site: NormSite): LayerNormParams | null {
@@ -197,12 +199,12 @@ export class ArchOps {
 
   /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
   mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved } {
-    const ops = this.model.forwardEngine.blockOps(layer);
+    const ops = blockOps(this.model, layer);
     return mlpForward({ ops, kernels: this.kernels, act: this.model.cfg.act, x, rows });
   }
 
   mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
-    const ops = this.model.forwardEngine.blockOps(layer);
+    const ops = blockOps(this.model, layer);
     const gPost = ops.mlpOut.backward(gOut, rows);
     return mlpBackward({ ops, kernels: this.kernels, act: this.model.cfg.act, saved, gPost, rows }).gInput;
   }

@@ -15,12 +15,12 @@
 
 import {
   type BackwardCopies,
-  layerOps,
   releasesBackwardCopies,
   runInLockstep,
   type StagedBackward,
 } from "../gradients/backward-copies.ts";
 import { attentionBackward, headScores, plainScores, softmaxRows } from "../model/attention.ts";
+import { blockOps, opsOfBlock } from "../model/block-ops.ts";
 import { headsFirst, positionsFirst } from "../model/layouts.ts";
 import type { MlpSaved } from "../model/mlp.ts";
 import { addReadoutGradient, readoutValue } from "../model/readout.ts";
@@ -357,7 +357,7 @@ export class EdgeForward {
       addTo(sum.heads[l], gX);
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
-      yield layerOps(arch.model.forwardEngine.blockOps(l));
+      yield opsOfBlock(blockOps(arch.model, l));
     }
   }
 }

@@ -1,5 +1,6 @@
 import { ActivationCache } from "../model/activation-cache.ts";
 import { attentionBackward } from "../model/attention.ts";
+import { blockOps, opsOfBlock, rotaryOf, unembedOp } from "../model/block-ops.ts";
 import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
@@ -12,7 +13,6 @@ import { Tensor } from "../tensor/tensor.ts";
 
 import {
   type BackwardCopies,
-  layerOps,
   releasesBackwardCopies,
   runInLockstep,
   type StagedBackward,
@@ -85,7 +85,6 @@ function* stagedBackward(
   keep: (name: string) => boolean,
 ): StagedBackward<ActivationCache> {
   const { cfg, weights } = model;
-  const engine = model.forwardEngine;
   const { nLayers: L, nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D } = cfg;
   const HD = H * dh;
   const KD = Hkv * dh;
@@ -115,7 +114,7 @@ function* stagedBackward(
         `Dense logit gradient has ${seed.grad.length} values; expected [batch ${B}, d_vocab ${cfg.dVocab}]`,
       );
     }
-    unembed.push(engine.unembedOp());
+    unembed.push(unembedOp(model));
     const g = unembed[0].backward(seed.grad, B); // [B, D]
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
@@ -136,7 +135,7 @@ function* stagedBackward(
   for (let l = L - 1; l >= 0; l--) {
     const name = (s: string) => `blocks.${l}.${s}`;
     const act = (s: string) => cache.get(name(s)).data;
-    const ops = engine.blockOps(l);
+    const ops = blockOps(model, l);
     const w = weights.blocks[l];
     put(name("hook_resid_post"), gResid, [B, P, D]);
 
@@ -173,7 +172,7 @@ function* stagedBackward(
     put(name("hook_attn_out"), gMid, [B, P, D]);
     const gZ = ops.o.backward(gMid, rows); // [rows, H*dh] = [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
-    const rotary = engine.rotary;
+    const rotary = rotaryOf(model);
     const att = attentionBackward({
       // The scores read q and k after rotation.
       q: act(rotary ? "attn.hook_rot_q" : "attn.hook_q"),
@@ -222,7 +221,7 @@ function* stagedBackward(
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);
-    yield layerOps(ops);
+    yield opsOfBlock(ops);
   }
   // resid_pre of block 0 = embed (+ pos_embed for learned positions)
   put("hook_embed", gResid, [B, P, D]);

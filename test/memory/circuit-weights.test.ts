@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { blockOps } from "../../src/model/block-ops.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { KernelName } from "../../src/tensor/kernels.ts";
 import { collectGarbage } from "../../src/util/collect-garbage.ts";
@@ -20,7 +21,7 @@ const STORIES = `${REPO_ROOT}/models/stories260k`;
 function attentionBytes(model: HookedTransformer): number {
   let bytes = 0;
   for (let l = 0; l < model.cfg.nLayers; l++) {
-    const ops = model.forwardEngine.blockOps(l);
+    const ops = blockOps(model, l);
     bytes += ops.qkv.weightBytes + ops.o.weightBytes;
   }
   return bytes;

@@ -1,6 +1,7 @@
 /** The one logit readout: a direction through W_U, its value, and its gradient, against the model's own logits. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { unembedOp } from "../../src/model/block-ops.ts";
 import { addReadoutGradient, readoutDirection, readoutValue, unembedRows } from "../../src/model/readout.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
@@ -38,7 +39,7 @@ test("the readout's gradient equals the unembedding op's backward of a one-hot s
   const seed = new Float32Array(V);
   seed[answer] = 0.5;
   seed[wrong] = -2;
-  const want = model.forwardEngine.unembedOp().backward(seed, 1); // dy = seed @ W_U^T
+  const want = unembedOp(model).backward(seed, 1); // dy = seed @ W_U^T
   const g = new Float32Array(2 * D);
   addReadoutGradient(readoutDirection(model.weights, answer), 0.5, g, D);
   addReadoutGradient(readoutDirection(model.weights, wrong), -2, g, D);
