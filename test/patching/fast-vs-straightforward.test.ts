@@ -8,11 +8,12 @@ import { activationPatching, type PatchSweepOptions } from "../../src/patching/a
 import type { PatchTarget } from "../../src/patching/targets.ts";
 import type { PatchResult } from "../../src/patching/types.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { LAYER_AND_HEAD_TARGETS } from "../helpers/patch-targets.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
-const cfg: GPT2Config = {
+const cfg: ModelConfig = gpt2Config({
   nLayers: 3,
   nHeads: 4,
   dModel: 32,
@@ -22,7 +23,7 @@ const cfg: GPT2Config = {
   dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 const dir = mkdtempSync(join(tmpdir(), "patch-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 // Larger weights than GPT-2's init so patches move the logits visibly.
