@@ -278,19 +278,39 @@ export class ForwardEngine {
     return new Tensor(add(embed.data, posEmbed.data), [B, P, D]);
   }
 
+  /**
+   * One block as two residual lines (nanoGPT's Block.forward): x += attn(ln1(x)); x += mlp(ln2(x)).
+   * The passes outside (backward, edge-masked) run the same pieces (attention.ts, mlp.ts,
+   * normalization.ts); a parallel-residual family (GPT-NeoX) would read ln2 of resid_pre instead.
+   */
   private block(a: BlockArgs): Tensor {
+    const { batch: B, pos: P, hooks: h, layer: l } = a;
+    const { dModel: D } = this.cfg;
+    const w = this.weights.blocks[l];
+    const name = (s: string) => `blocks.${l}.${s}`;
+    // Only query positions leave the block: all new ones, or just the final one (queryLast).
+    const Q = a.queryLast ? 1 : P;
+
+    const residPre = h.fire(name("hook_resid_pre"), a.resid);
+    const attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
+    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
+
+    const mlpOut = this.mlp(a, this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h));
+    return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
+  }
+
+  /** Attention of normalised x [B, P, D] → hook_attn_out [B, Q, D] (Q = 1 with queryLast), b_O included. */
+  private attention(a: BlockArgs, x: Tensor): Tensor {
     const { batch: B, pos: P, pastLen, past, hooks: h, layer: l } = a;
-    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = this.cfg;
+    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = this.cfg;
     const w = this.weights.blocks[l];
     const ops = this.ops[l];
     const name = (s: string) => `blocks.${l}.${s}`;
     const HD = H * dh;
     const KD = Hkv * dh;
 
-    const residPre = h.fire(name("hook_resid_pre"), a.resid);
-    const x1 = this.norm(name("ln1"), residPre.data, B, P, w.ln1, h);
-
-    const qkv = ops.qkv.forward(x1.data, B * P);
+    const qkv = ops.qkv.forward(x.data, B * P);
     const [qRaw, kRaw, vRaw] = splitColumns(qkv, B * P, [HD, KD, KD]);
     let q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
     let k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, Hkv, dh]));
@@ -327,7 +347,6 @@ export class ForwardEngine {
     const Q = a.queryLast ? 1 : P;
     const rows = B * Q;
     const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
-    const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
     const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
     const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
@@ -359,20 +378,24 @@ export class ForwardEngine {
     } else {
       attnOut = ops.o.forward(z.data, rows);
     }
-    const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
-    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOutT.data), [B, Q, D]));
+    return h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
+  }
 
-    const x2 = this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h);
+  /** The MLP of normalised x [B, Q, D] → hook_mlp_out [B, Q, D], with its hooks. */
+  private mlp(a: BlockArgs, x: Tensor): Tensor {
+    const { hooks: h, layer: l } = a;
+    const [B, Q, D] = x.shape;
+    const { dMlp } = this.cfg;
+    const name = (s: string) => `blocks.${l}.${s}`;
     const mlp = mlpForward({
-      ops,
+      ops: this.ops[l],
       kernels: this.kernels,
       act: this.cfg.act,
-      x: x2.data,
-      rows,
+      x: x.data,
+      rows: B * Q,
       fire: (hook, value) => h.fire(name(`mlp.hook_${hook}`), new Tensor(value, [B, Q, dMlp])).data,
     });
-    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
-    return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
+    return h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
   }
 }
 
