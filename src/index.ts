@@ -17,6 +17,7 @@ export type { ModelInput, PaddedBatch } from "./model/input.ts";
 export type { ProcessingOptions } from "./model/processing.ts";
 export type { NeuronIndex } from "./neurons/neuron-index.ts";
 export * from "./patching/index.ts";
+export * from "./sae/index.ts";
 export * from "./studies/index.ts";
 export type { Activation } from "./tensor/activations.ts";
 export type { KernelName, Kernels, LinearOp } from "./tensor/kernels.ts";
