@@ -104,7 +104,11 @@ export function preActivations<A extends FloatArray>(
       for (let i = 0; i < dIn; i++) xIn[r * dIn + i] = x[r * dIn + i] - p.b_dec[i];
   }
   const pre = ops.matmul(xIn, p.W_enc, rows, dIn, dSae);
-  for (let r = 0; r < rows; r++) for (let j = 0; j < dSae; j++) pre[r * dSae + j] += p.b_enc[j];
+  const bias = p.b_enc;
+  for (let r = 0; r < rows; r++) {
+    const o = r * dSae;
+    for (let j = 0; j < dSae; j++) pre[o + j] += bias[j];
+  }
   return { xIn, pre };
 }
 
@@ -207,9 +211,20 @@ export function activeLatents<A extends FloatArray>(
     const o = r * dSae;
     if (s.architecture === "topk") {
       const found = rowTopK(pre, o, dSae, s.k, top);
-      // Ascending latent order within the row, and only positive values (f = relu of the top k).
-      const chosen = Array.from(top.subarray(0, found)).sort((a, b) => a - b);
-      for (const j of chosen) if (pre[o + j] > 0) push(j, pre[o + j]);
+      // Ascending latent order within the row (insertion sort of ≤ k), only positive values (f = relu of the top k).
+      for (let a = 1; a < found; a++) {
+        const j = top[a];
+        let b = a;
+        for (; b > 0 && top[b - 1] > j; b--) top[b] = top[b - 1];
+        top[b] = j;
+      }
+      for (let a = 0; a < found; a++) {
+        const j = top[a];
+        if (pre[o + j] > 0) {
+          index[nnz] = j;
+          value[nnz++] = pre[o + j];
+        }
+      }
     } else if (s.architecture === "standard") {
       for (let j = 0; j < dSae; j++) if (pre[o + j] > 0) push(j, pre[o + j]);
     } else if (s.architecture === "jumprelu") {
@@ -237,13 +252,16 @@ function decodeSparse<A extends FloatArray>(
   ops: ArrayOps<A>,
 ): A {
   const out = ops.zeros(rows * dOut);
+  const { rowStart, index, value } = acts;
+  const W = p.W_dec;
+  const bias = p.b_dec;
   for (let r = 0; r < rows; r++) {
     const o = r * dOut;
-    if (withBias) for (let i = 0; i < dOut; i++) out[o + i] = p.b_dec[i];
-    for (let e = acts.rowStart[r]; e < acts.rowStart[r + 1]; e++) {
-      const v = acts.value[e];
-      const w = acts.index[e] * dOut;
-      for (let i = 0; i < dOut; i++) out[o + i] += v * p.W_dec[w + i];
+    if (withBias) for (let i = 0; i < dOut; i++) out[o + i] = bias[i];
+    for (let e = rowStart[r]; e < rowStart[r + 1]; e++) {
+      const v = value[e];
+      const w = index[e] * dOut;
+      for (let i = 0; i < dOut; i++) out[o + i] += v * W[w + i];
     }
   }
   return out;
@@ -306,25 +324,36 @@ export function batchLossAndGrads<A extends FloatArray>(
   const norms = s.architecture === "standard" ? decoderRowNorms(p.W_dec, dSae, dOut) : null;
   let sparsity = 0;
   const fired = new Uint8Array(dSae);
+  // Hot loop: typed arrays held in locals so that nothing is re-read through objects per element.
+  const { rowStart, index, value } = acts;
+  const Wd = p.W_dec;
+  const gWd = g.W_dec;
+  const gBenc = g.b_enc;
   for (let r = 0; r < B; r++) {
-    for (let e = acts.rowStart[r]; e < acts.rowStart[r + 1]; e++) {
-      const j = acts.index[e];
-      const v = acts.value[e];
+    const yo = r * dOut;
+    const xo = r * dIn;
+    for (let e = rowStart[r]; e < rowStart[r + 1]; e++) {
+      const j = index[e];
+      const v = value[e];
       fired[j] = 1;
       const wo = j * dOut;
-      const yo = r * dOut;
-      let df = dot(dyHat, yo, p.W_dec, wo, dOut);
-      for (let i = 0; i < dOut; i++) g.W_dec[wo + i] += v * dyHat[yo + i];
+      let df = 0;
+      for (let i = 0; i < dOut; i++) {
+        df += dyHat[yo + i] * Wd[wo + i];
+        gWd[wo + i] += v * dyHat[yo + i];
+      }
       if (norms) {
         // l1 · f_j · ‖W_dec[j]‖ / B
         sparsity += (s.l1 * v * norms[j]) / B;
         df += (s.l1 * norms[j]) / B;
         if (norms[j] > 0) {
           const c = (s.l1 * v) / (B * norms[j]);
-          for (let i = 0; i < dOut; i++) g.W_dec[wo + i] += c * p.W_dec[wo + i];
+          for (let i = 0; i < dOut; i++) gWd[wo + i] += c * Wd[wo + i];
         }
       }
-      addPreGrad(r, j, df);
+      gBenc[j] += df;
+      const go = j * dIn;
+      for (let i = 0; i < dIn; i++) gWencT[go + i] += df * xIn[xo + i];
     }
   }
 
