@@ -86,6 +86,16 @@ export function parseIntOption(name: string) {
   };
 }
 
+/** An option parser for integers >= 1 (counts and sizes), naming the option in its error. */
+export function positiveIntOption(name: string) {
+  const parseInteger = parseIntOption(name);
+  return (value: string): number => {
+    const n = parseInteger(value);
+    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
+    return n;
+  };
+}
+
 /** Collects a repeatable option (`--prompt a --prompt b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -105,8 +115,13 @@ export function rejectIgnoredFlags(cmd: Command, flags: Record<string, string>, 
 /** Runs `work` with a signal that Ctrl-C aborts; the handler is removed however `work` ends. */
 export async function withCtrlC<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const stop = new AbortController();
-  const onSigint = () => stop.abort();
-  process.once("SIGINT", onSigint);
+  // `on`, not `once`: a once-listener is removed before the other SIGINT listeners run, and
+  // atomic-write's listener then believes it is alone and exits at once. A second Ctrl-C stops now.
+  const onSigint = () => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+  };
+  process.on("SIGINT", onSigint);
   try {
     return await work(stop.signal);
   } finally {

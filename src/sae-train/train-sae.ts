@@ -53,6 +53,8 @@ export interface TrainSaeOptions {
   signal?: AbortSignal;
   onHarvest?: (rows: number) => void;
   onStep?: (log: StepLog) => void;
+  /** After each checkpoint is written. */
+  onCheckpoint?: (step: number, path: string) => void;
   /** The command line, for the page and the metrics file. */
   command?: string;
 }
@@ -196,6 +198,7 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
       onStep: (log) => opts.onStep?.(log),
     });
     saveCheckpoint(ckpt, state, fingerprint);
+    opts.onCheckpoint?.(state.step, ckpt);
     // Let a Ctrl-C be seen between chunks of steps.
     await new Promise((r) => setImmediate(r));
   }

@@ -4,6 +4,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  positiveIntOption,
   printJson,
   UsageError,
   withCtrlC,
@@ -28,15 +29,6 @@ interface SaeTrainCliOptions extends ModelCliOptions {
   resume?: boolean;
   overwrite?: boolean;
   json?: boolean;
-}
-
-function positive(name: string) {
-  const parseInteger = parseIntOption(name);
-  return (value: string): number => {
-    const n = parseInteger(value);
-    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
-    return n;
-  };
 }
 
 function positiveNumber(name: string) {
@@ -67,8 +59,8 @@ export function register(program: Command): void {
   )
     .option("--hook <name>", "the hook to read, e.g. blocks.2.hook_resid_pre")
     .option("--architecture <name>", "topk | batchtopk (saved as jumprelu) | jumprelu | standard", "topk")
-    .option("--d-sae <n>", "number of features", positive("d-sae"))
-    .option("--k <n>", "topk / batchtopk: active features per token", positive("k"), 8)
+    .option("--d-sae <n>", "number of features", positiveIntOption("d-sae"))
+    .option("--k <n>", "topk / batchtopk: active features per token", positiveIntOption("k"), 8)
     .option("--l1 <c>", "standard: L1 coefficient; jumprelu: L0 coefficient", positiveNumber("l1"))
     .option("-c, --corpus <src>", "a .jsonl file (text field), a .txt file or folder, or a built-in corpus")
     .option("--text-field <name>", "JSONL field holding the text", "text")
@@ -76,18 +68,18 @@ export function register(program: Command): void {
     .option(
       "--tokens <n>",
       "activations to train on (cycling over the harvest when the corpus is smaller)",
-      positive("tokens"),
+      positiveIntOption("tokens"),
       12_288_000,
     )
-    .option("--batch-size <n>", "activations per step", positive("batch-size"), 4096)
+    .option("--batch-size <n>", "activations per step", positiveIntOption("batch-size"), 4096)
     .option("--lr <x>", "Adam learning rate (after warm-up, before decay)", positiveNumber("lr"), 4e-4)
     .option("--seed <n>", "initialisation and shuffling seed", parseIntOption("seed"), 0)
     .option(
       "--context <n>",
       "tokens per text, BOS included (default: the model's context, at most 512)",
-      positive("context"),
+      positiveIntOption("context"),
     )
-    .option("--checkpoint-every <n>", "steps between checkpoints", positive("checkpoint-every"), 250)
+    .option("--checkpoint-every <n>", "steps between checkpoints", positiveIntOption("checkpoint-every"), 250)
     .option("--resume", "continue the run whose checkpoint is beside --out")
     .option("--overwrite", "replace an earlier SAE directory that circuitscope wrote at --out")
     .option("--json", "print only JSON (and no progress bar)")
@@ -154,6 +146,11 @@ export function register(program: Command): void {
             checkpointEvery: opts.checkpointEvery,
             signal,
             onStep: () => bar.tick(),
+            // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
+            onCheckpoint: (step, path) => {
+              if (!opts.json && !process.stderr.isTTY)
+                process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
+            },
             command: `circuitscope ${process.argv.slice(2).join(" ")}`,
           }),
         );
