@@ -33,6 +33,9 @@ import {
 } from "./trainer.ts";
 import { writeTrainingPage } from "./training-page.ts";
 
+/** Steps run between looks at the event loop (where Ctrl-C arrives). */
+const YIELD_EVERY_STEPS = 4;
+
 /** Every tenth text (index ≡ 9 mod 10) is held out for evaluation, never trained on. */
 export const HELD_OUT_EVERY = 10;
 
@@ -190,17 +193,21 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
   const steps = totalSteps(s);
   const started = performance.now();
   const firstStep = state.step;
+  const ops = FLOAT32_OPS(model.kernels);
   while (state.step < steps && !opts.signal?.aborted) {
+    // A few steps at a time, yielding between them, so that a Ctrl-C is seen within a few steps.
+    const nextCheckpoint = (Math.floor(state.step / every) + 1) * every;
     trainSteps(state, data, s, {
-      ops: FLOAT32_OPS(model.kernels),
-      untilStep: Math.min(steps, (Math.floor(state.step / every) + 1) * every),
+      ops,
+      untilStep: Math.min(steps, nextCheckpoint, state.step + YIELD_EVERY_STEPS),
       signal: opts.signal,
       onStep: (log) => opts.onStep?.(log),
     });
-    saveCheckpoint(ckpt, state, fingerprint);
-    opts.onCheckpoint?.(state.step, ckpt);
-    // Let a Ctrl-C be seen between chunks of steps.
     await new Promise((r) => setImmediate(r));
+    if (state.step % every === 0 || state.step === steps || opts.signal?.aborted) {
+      saveCheckpoint(ckpt, state, fingerprint);
+      opts.onCheckpoint?.(state.step, ckpt);
+    }
   }
   const seconds = (performance.now() - started) / 1000;
   const result: TrainSaeResult = {
