@@ -7,7 +7,16 @@ interface BenchOptions {
   only?: string;
 }
 
-const GROUPS = ["engine", "patching", "attribution", "index", "circuits", "memory", "sae"] as const;
+const GROUPS = [
+  "engine",
+  "patching",
+  "attribution",
+  "index",
+  "circuits",
+  "memory",
+  "sae",
+  "sae-train",
+] as const;
 type Group = (typeof GROUPS)[number];
 
 /**
@@ -113,6 +122,13 @@ export function register(program: Command): void {
       if (groups.has("sae")) {
         const { benchSaeFeatures } = await import("./sae-features.ts");
         Object.assign(figures, await benchSaeFeatures(kernels, { log: say }));
+      }
+      if (groups.has("sae-train")) {
+        const { benchSaeTrain } = await import("./sae-train.ts");
+        Object.assign(figures, await benchSaeTrain({ kernels }));
+        say(
+          `sae train (topk, d_in 64, d_sae 512, k 8, batch 4096): ${figures.sae_train_tokens_per_s.toFixed(0)} tokens/s`,
+        );
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);

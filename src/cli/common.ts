@@ -95,6 +95,16 @@ export function parseIntOption(name: string) {
   };
 }
 
+/** An option parser for integers >= 1 (counts and sizes), naming the option in its error. */
+export function positiveIntOption(name: string) {
+  const parseInteger = parseIntOption(name);
+  return (value: string): number => {
+    const n = parseInteger(value);
+    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
+    return n;
+  };
+}
+
 /** Collects a repeatable option (`--prompt a --prompt b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

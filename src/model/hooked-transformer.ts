@@ -68,6 +68,8 @@ export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
   seed?: number;
   /** Stop when the model emits its end-of-text token (default true). */
   stopAtEos?: boolean;
+  /** Also stop at these tokens (e.g. BOS, which llama2.c-style story models emit between stories). */
+  stopTokens?: readonly number[];
 }
 
 /**
@@ -296,6 +298,7 @@ export class HookedTransformer {
       newTokens.push(next);
       tokens.push(next);
       if ((opts.stopAtEos ?? true) && next === this.tokenizer.eosToken) break;
+      if (opts.stopTokens?.includes(next)) break;
       if (i === maxNew - 1) break;
       const past: PastKV[] = step.presentKV!;
       step = this.engine.forward({

@@ -15,7 +15,8 @@ import { importSpecifiers } from "../helpers/imports.ts";
  * treat its features as a unit). analysis sits below gradients (a logit metric and its gradient build on the logit
  * difference of analysis/answer-metrics.ts). circuits sits above patching (it reuses the sweeps' abort checkpoint) and
  * below viz. viz sits above patching and circuits (its presets turn their results into figures)
- * and below neurons (a neuron page is drawn with viz).
+ * and below neurons (a neuron page is drawn with viz). sae-train sits above corpus (it harvests activations
+ * from corpora) and below the CLI.
  */
 export const LAYERS = [
   ["util"],
@@ -31,6 +32,7 @@ export const LAYERS = [
   ["circuits"],
   ["viz"],
   ["corpus"],
+  ["sae-train"],
   ["neurons"],
   ["studies"],
   ["server"],

@@ -4,7 +4,7 @@ import {
   addModelOptions,
   loadModelFromOptions,
   type ModelCliOptions,
-  parseIntOption,
+  positiveIntOption,
   printJson,
   UsageError,
   withCtrlC,
@@ -34,15 +34,6 @@ function parseLayers(text: string): number[] {
     }
     return n;
   });
-}
-
-function positive(name: string) {
-  const parseInteger = parseIntOption(name);
-  return (value: string): number => {
-    const n = parseInteger(value);
-    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
-    return n;
-  };
 }
 
 function defaultOutDir(model: string, corpus: string): string {
@@ -76,11 +67,20 @@ export function register(program: Command): void {
     )
     .option("--text-field <name>", "JSONL field holding the text", "text")
     .option("--layers <list>", "layers to index, e.g. 0,5,8 (default: all)")
-    .option("--max-tokens <n>", "index only the corpus prefix of this many tokens", positive("max-tokens"))
-    .option("--context-len <n>", "tokens per context, BOS included", positive("context-len"), 64)
-    .option("--top-k <n>", "examples kept per neuron", positive("top-k"), 20)
-    .option("--batch-size <n>", "contexts per forward pass", positive("batch-size"), 8)
-    .option("--checkpoint-every <n>", "contexts between checkpoints", positive("checkpoint-every"), 512)
+    .option(
+      "--max-tokens <n>",
+      "index only the corpus prefix of this many tokens",
+      positiveIntOption("max-tokens"),
+    )
+    .option("--context-len <n>", "tokens per context, BOS included", positiveIntOption("context-len"), 64)
+    .option("--top-k <n>", "examples kept per neuron", positiveIntOption("top-k"), 20)
+    .option("--batch-size <n>", "contexts per forward pass", positiveIntOption("batch-size"), 8)
+    .option(
+      "--checkpoint-every <n>",
+      "contexts between checkpoints",
+      positiveIntOption("checkpoint-every"),
+      512,
+    )
     .option("-o, --out <dir>", "index directory (default neuron-index/MODEL-CORPUS)")
     .option(
       "--shard <i/n>",

@@ -1,0 +1,180 @@
+import type { Command } from "commander";
+import {
+  addModelOptions,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  positiveIntOption,
+  printJson,
+  UsageError,
+  withCtrlC,
+} from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
+
+interface SaeTrainCliOptions extends ModelCliOptions {
+  hook?: string;
+  architecture: string;
+  dSae?: number;
+  k: number;
+  l1?: number;
+  corpus?: string;
+  textField: string;
+  out?: string;
+  tokens: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  context?: number;
+  checkpointEvery: number;
+  resume?: boolean;
+  overwrite?: boolean;
+  json?: boolean;
+}
+
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n > 0) || !Number.isFinite(n))
+      throw new UsageError(`--${name} must be a number > 0, got "${value}"`);
+    return n;
+  };
+}
+
+/** `sae train` joins the `sae` command when src/sae's commands made it, else makes it. */
+function saeCommand(program: Command): Command {
+  return (
+    program.commands.find((c) => c.name() === "sae") ??
+    program.command("sae").description("sparse autoencoders (SAELens format): train, inspect, evaluate")
+  );
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    saeCommand(program)
+      .command("train")
+      .description(
+        "train a sparse autoencoder on a hook's activations (topk, batchtopk, jumprelu, standard) and write a SAELens-6 directory with its training log, page and held-out metrics",
+      ),
+    "stories260k",
+  )
+    .option("--hook <name>", "the hook to read, e.g. blocks.2.hook_resid_pre")
+    .option("--architecture <name>", "topk | batchtopk (saved as jumprelu) | jumprelu | standard", "topk")
+    .option("--d-sae <n>", "number of features", positiveIntOption("d-sae"))
+    .option("--k <n>", "topk / batchtopk: active features per token", positiveIntOption("k"), 8)
+    .option("--l1 <c>", "standard: L1 coefficient; jumprelu: L0 coefficient", positiveNumber("l1"))
+    .option("-c, --corpus <src>", "a .jsonl file (text field), a .txt file or folder, or a built-in corpus")
+    .option("--text-field <name>", "JSONL field holding the text", "text")
+    .option("-o, --out <dir>", "the SAELens directory to write")
+    .option(
+      "--tokens <n>",
+      "activations to train on (cycling over the harvest when the corpus is smaller)",
+      positiveIntOption("tokens"),
+      12_288_000,
+    )
+    .option("--batch-size <n>", "activations per step", positiveIntOption("batch-size"), 4096)
+    .option("--lr <x>", "Adam learning rate (after warm-up, before decay)", positiveNumber("lr"), 4e-4)
+    .option("--seed <n>", "initialisation and shuffling seed", parseIntOption("seed"), 0)
+    .option(
+      "--context <n>",
+      "tokens per text, BOS included (default: the model's context, at most 512)",
+      positiveIntOption("context"),
+    )
+    .option("--checkpoint-every <n>", "steps between checkpoints", positiveIntOption("checkpoint-every"), 250)
+    .option("--resume", "continue the run whose checkpoint is beside --out")
+    .option("--overwrite", "replace an earlier SAE directory that circuitscope wrote at --out")
+    .option("--json", "print only JSON (and no progress bar)")
+    .action(async (opts: SaeTrainCliOptions, cmd: Command) => {
+      const { ARCHITECTURES } = await import("../../sae-train/sae-loss.ts");
+      const arch = opts.architecture as (typeof ARCHITECTURES)[number];
+      if (!ARCHITECTURES.includes(arch))
+        throw new UsageError(
+          `Unknown --architecture "${opts.architecture}": use one of ${ARCHITECTURES.join(", ")}`,
+        );
+      if (!opts.hook) throw new UsageError("No hook: pass --hook, e.g. --hook blocks.2.hook_resid_pre");
+      if (!opts.dSae)
+        throw new UsageError("No size: pass --d-sae N (the number of features), e.g. --d-sae 512");
+      if (!opts.corpus)
+        throw new UsageError("No corpus: pass --corpus FILE.jsonl (e.g. one made by `corpus sample`)");
+      if (!opts.out) throw new UsageError("No output: pass --out DIR (a new directory)");
+      if ((arch === "topk" || arch === "batchtopk") && opts.k > opts.dSae)
+        throw new UsageError(`--k ${opts.k} is more than --d-sae ${opts.dSae}: choose k <= d_sae`);
+      if (cmd.getOptionValueSource("l1") === "cli" && (arch === "topk" || arch === "batchtopk"))
+        throw new UsageError(`--l1 has no effect with --architecture ${arch} (its sparsity is k): drop it`);
+      if (cmd.getOptionValueSource("k") === "cli" && (arch === "jumprelu" || arch === "standard"))
+        throw new UsageError(`--k has no effect with --architecture ${arch} (its sparsity is --l1): drop it`);
+      checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
+      const { checkpointProblem, trainSae, passesNote } = await import("../../sae-train/train-sae.ts");
+      const problem = checkpointProblem(opts.out, opts.resume ?? false);
+      if (problem) throw new UsageError(problem);
+      const { openCorpus } = await import("../../corpus/sources.ts");
+      const source = openCorpus(opts.corpus, { textField: opts.textField });
+      const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
+      const settings = defaultTrainSettings({
+        architecture: arch,
+        dSae: opts.dSae,
+        tokens: opts.tokens,
+        batchSize: opts.batchSize,
+        k: opts.k,
+        lr: opts.lr,
+        seed: opts.seed,
+        ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
+      });
+      const model = await loadModelFromOptions(opts);
+      const { validateHookName } = await import("../../model/hook-points.ts");
+      try {
+        validateHookName(opts.hook, model.cfg);
+      } catch (err) {
+        model.dispose();
+        throw new UsageError((err as Error).message);
+      }
+      const { createProgress } = await import("../../util/progress.ts");
+      const steps = totalSteps(settings);
+      const bar = createProgress({ label: "Training", total: steps, quiet: opts.json, unit: "steps" });
+      const context = opts.context ?? Math.min(model.cfg.nCtx, 512);
+      try {
+        const result = await withCtrlC((signal) =>
+          trainSae({
+            model,
+            modelName: opts.model,
+            hook: opts.hook!,
+            corpus: source,
+            context,
+            settings,
+            out: opts.out!,
+            overwrite: opts.overwrite,
+            resume: opts.resume,
+            checkpointEvery: opts.checkpointEvery,
+            signal,
+            onStep: () => bar.tick(),
+            // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
+            onCheckpoint: (step, path) => {
+              if (!opts.json && !process.stderr.isTTY)
+                process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
+            },
+            command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+          }),
+        );
+        bar.stop();
+        if (!result.complete) {
+          process.stderr.write(
+            `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
+          );
+          process.exitCode = 130;
+          return;
+        }
+        const note = passesNote(result);
+        if (opts.json) printJson({ ...result, note });
+        else {
+          const h = result.heldOut!;
+          process.stderr.write(`${note}\n`);
+          process.stdout.write(
+            `Wrote ${opts.out}: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
+              `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s). Curves: ${opts.out}/training.html\n`,
+          );
+        }
+      } finally {
+        bar.stop();
+        model.dispose();
+      }
+    });
+}
