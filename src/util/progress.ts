@@ -22,8 +22,8 @@ const NOOP: Progress = { tick() {}, setTotal() {}, stop() {} };
 const LINE_SECONDS = 30;
 
 /**
- * Plain lines for a batch job's log (no terminal there): one every LINE_SECONDS seconds and one at the end,
- * each with the count, the share done, the rate and the time so far.
+ * Plain lines for a batch job's log (no terminal there): one at the start, one every LINE_SECONDS seconds and
+ * one at the end, each with the count, the share done, the rate and the time so far.
  */
 function progressLines(opts: ProgressOptions, write: (line: string) => void, now: () => number): Progress {
   let total = opts.total;
@@ -37,6 +37,8 @@ function progressLines(opts: ProgressOptions, write: (line: string) => void, now
     const rate = seconds > 0 ? `, ${(value / seconds).toFixed(0)} ${opts.unit ?? ""}/s` : "";
     write(`${opts.label}: ${value}/${total} ${opts.unit ?? ""}${share}${rate}, ${seconds.toFixed(0)} s\n`);
   };
+  // A first line says the work has started (and how much there is), before the first interval passes.
+  line();
   return {
     tick(n = 1) {
       value += n;

@@ -226,16 +226,30 @@ test("Ctrl-C during a long search: exit 130, a message, and no output file", asy
       "--out",
       out,
     ],
-    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    // Progress lines (as in a batch job's log): the first says the search has started, inside its Ctrl-C handling.
+    {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, CIRCUITSCOPE_PROGRESS: "lines" },
+    },
   );
   let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  await new Promise((r) => setTimeout(r, 8000));
-  child.kill("SIGINT");
-  const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
-  assert.equal(code, 130, stderr);
-  assert.match(stderr, /stopped \(Ctrl-C\); no output written/);
-  assert.equal(existsSync(out), false);
+  const closed = new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+  try {
+    const started = new Promise<void>((resolve) =>
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        if (/circuit: .* 0\/\d+ runs/.test(stderr)) resolve();
+      }),
+    );
+    // Exiting before the search starts fails here instead of hanging the suite.
+    const first = await Promise.race([started.then(() => "started" as const), closed]);
+    assert.equal(first, "started", stderr);
+    child.kill("SIGINT");
+    assert.equal(await closed, 130, stderr);
+    assert.match(stderr, /stopped \(Ctrl-C\); no output written/);
+    assert.equal(existsSync(out), false);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });

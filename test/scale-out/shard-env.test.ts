@@ -102,24 +102,25 @@ describe("--shard auto reads the engine's task index", () => {
 });
 
 describe("progress lines for a batch job's log", () => {
-  test("one line per interval and one at the end, with count, share and rate", () => {
+  test("a line at the start, one per interval and one at the end, with count, share and rate", () => {
     const lines: string[] = [];
     let t = 0;
     const p = createProgress(
       { label: "Indexing", total: 1000, unit: "tokens" },
       { lines: true, write: (l) => lines.push(l), now: () => t },
     );
+    assert.deepEqual(lines, ["Indexing: 0/1000 tokens (0.0%), 0 s\n"]);
     t = 10_000;
-    p.tick(100); // 10 s: no line yet
-    assert.equal(lines.length, 0);
+    p.tick(100); // 10 s: no new line yet
+    assert.equal(lines.length, 1);
     t = 31_000;
     p.tick(200); // 31 s: first line
     t = 40_000;
     p.tick(100);
     p.stop();
-    assert.equal(lines.length, 2);
-    assert.equal(lines[0], "Indexing: 300/1000 tokens (30.0%), 10 tokens/s, 31 s\n");
-    assert.equal(lines[1], "Indexing: 400/1000 tokens (40.0%), 10 tokens/s, 40 s\n");
+    assert.equal(lines.length, 3);
+    assert.equal(lines[1], "Indexing: 300/1000 tokens (30.0%), 10 tokens/s, 31 s\n");
+    assert.equal(lines[2], "Indexing: 400/1000 tokens (40.0%), 10 tokens/s, 40 s\n");
   });
 
   test("quiet (--json) writes nothing even when lines are asked for", () => {
