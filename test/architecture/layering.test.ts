@@ -12,7 +12,7 @@ import { REPO_ROOT } from "../helpers/fixture.ts";
 /**
  * Lowest first. analysis sits below gradients (a logit metric and its gradient build on the logit
  * difference of analysis/answer-metrics.ts). circuits sits above patching (it reuses the sweeps' abort checkpoint) and
- * below viz. viz sits above patching and circuits (its presets turn their results into figures)
+ * below viz. graphs (attribution graphs over transcoder features) sits above circuits and below viz. viz sits above patching and circuits (its presets turn their results into figures)
  * and below neurons (a neuron page is drawn with viz).
  */
 export const LAYERS = [
@@ -26,6 +26,7 @@ export const LAYERS = [
   ["gradients"],
   ["patching"],
   ["circuits"],
+  ["graphs"],
   ["viz"],
   ["corpus"],
   ["neurons"],
