@@ -15,6 +15,7 @@ import {
 } from "../weights/checkpoint-files.ts";
 import {
   blobIsComplete,
+  cachedCommit,
   findCachedModel,
   linkSnapshotFile,
   repoStorageDir,
@@ -102,6 +103,45 @@ export async function downloadModel(nameOrPath: string, opts: HubOptions = {}): 
     if (cached) return cached;
   }
   return downloadSnapshot(target.repoId, settings);
+}
+
+/**
+ * One file of a hub repo (a transcoder of a set, a config): the cached snapshot's copy when there is one (no
+ * network), else downloaded into the cache (huggingface_hub's layout) unless offline.
+ */
+export async function resolveHubFile(
+  repoId: string,
+  filename: string,
+  opts: HubOptions = {},
+): Promise<string> {
+  if (!isRepoId(repoId)) throw new Error(`"${repoId}" is not a hub repo id: write it as owner/name`);
+  if (filename === "" || filename.startsWith("/") || filename.split("/").includes("..")) {
+    throw new Error(
+      `"${filename}" is not a file path inside the repo "${repoId}": give a relative path without ..`,
+    );
+  }
+  const settings = hubSettings(opts);
+  const storage = repoStorageDir(settings.cacheDir, repoId);
+  const commit = cachedCommit(storage, settings.revision);
+  const cached = commit === undefined ? undefined : join(storage, "snapshots", commit, filename);
+  if (cached && existsSync(cached)) return cached;
+  const missing = (why: string) =>
+    new Error(
+      `"${filename}" of "${repoId}" is not in the Hugging Face cache at ${storage} and cannot be downloaded: ${why}. ` +
+        `To fix: fetch it on a machine with internet (huggingface-cli download ${repoId} ${filename}) and copy the ` +
+        `cache (${settings.cacheDir}) here, or point to a local copy instead`,
+    );
+  if (settings.offline) throw missing("offline mode is on (HF_HUB_OFFLINE or --offline)");
+  try {
+    const meta = await fetchFileMetadata(settings, repoId, settings.revision, filename);
+    const blob = await storeBlob(settings, repoId, storage, filename, meta);
+    const path = linkSnapshotFile(storage, meta.commit, filename, blob);
+    writeRef(storage, settings.revision, meta.commit);
+    return path;
+  } catch (err) {
+    if (err instanceof HubUnreachableError) throw missing(err.message);
+    throw err;
+  }
 }
 
 async function downloadSnapshot(repoId: string, settings: HubSettings): Promise<string> {
