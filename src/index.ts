@@ -7,6 +7,7 @@
 export * from "./analysis/index.ts";
 export * from "./circuits/index.ts";
 export type { LogitMetric } from "./gradients/logit-metric.ts";
+export * from "./graphs/index.ts";
 export type { HubOptions } from "./hub/settings.ts";
 export { ActivationCache } from "./model/activation-cache.ts";
 export type { HookModel, LayoutSource } from "./model/hook-points.ts";

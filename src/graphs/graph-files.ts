@@ -94,8 +94,11 @@ export interface FrontEndOptions {
   nodeThreshold: number;
 }
 
-/** Newlines, tabs and carriage returns shown as visible marks, as circuit-tracer's `process_token`. */
-export function displayToken(token: string): string {
+/**
+ * Newlines, tabs and carriage returns as circuit-tracer's `process_token` marks them (⏎ → ↵). Not the
+ * project's `formatToken`: the viewer expects its own marks and spaces kept as spaces.
+ */
+export function frontEndToken(token: string): string {
   return token.replaceAll("\n", "⏎").replaceAll("\t", "→").replaceAll("\r", "↵");
 }
 
@@ -149,7 +152,7 @@ export function frontEndGraph(
         token_prob: p,
         is_target_logit: k === 0,
         jsNodeId: `L_${node.feature}-${node.ctx_idx}`,
-        clerp: `Output "${displayToken(opts.logitTokens[k])}" (p=${p.toFixed(3)})`,
+        clerp: `Output "${frontEndToken(opts.logitTokens[k])}" (p=${p.toFixed(3)})`,
         influence: null,
       });
     }
@@ -173,7 +176,7 @@ export function frontEndGraph(
       slug: opts.slug,
       scan: opts.scan,
       transcoder_list: opts.transcoderList ?? [],
-      prompt_tokens: opts.promptTokens.map(displayToken),
+      prompt_tokens: opts.promptTokens.map(frontEndToken),
       prompt: opts.prompt,
       node_threshold: opts.nodeThreshold,
       schema_version: FRONT_END_SCHEMA_VERSION,
