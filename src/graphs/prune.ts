@@ -75,18 +75,21 @@ export function seriesInfluence(
  * the end of the order (so the edge scores' many zeros need not be listed).
  */
 export function findThreshold(scores: ArrayLike<number>, threshold: number, zeros = 0): number {
-  const sorted = Float64Array.from(scores).sort().reverse();
+  return thresholdOfSorted(Float64Array.from(scores).sort(), threshold, zeros);
+}
+
+/** `findThreshold` of scores already sorted low to high (the edge scores are sorted in place, not copied). */
+function thresholdOfSorted(ascending: Float32Array | Float64Array, threshold: number, zeros: number): number {
+  if (ascending.length + zeros === 0) throw new Error("findThreshold: no scores");
   let total = 0;
-  for (const s of sorted) total += s;
-  const count = sorted.length + zeros;
-  if (count === 0) throw new Error("findThreshold: no scores");
+  for (const s of ascending) total += s;
   let cumulative = 0;
-  for (let k = 0; k < sorted.length; k++) {
-    cumulative += sorted[k];
-    if (cumulative / total >= threshold) return sorted[k];
+  for (let k = ascending.length - 1; k >= 0; k--) {
+    cumulative += ascending[k];
+    if (cumulative / total >= threshold) return ascending[k];
   }
   // Past every non-zero score: a zero if there are any, else the last (smallest) score.
-  return zeros > 0 ? 0 : sorted[sorted.length - 1];
+  return zeros > 0 ? 0 : ascending[0];
 }
 
 export interface PruneOptions {
@@ -141,31 +144,41 @@ export function pruneGraph(graph: AttributionGraph, opts: PruneOptions = {}): Pr
       if (a !== 0 && nodeMask[j]) edgeScores[i * n + j] = Math.abs(a) * rowWeight;
     }
   }
-  const nonzero = edgeScores.filter((s) => s !== 0);
-  const edgeCut = findThreshold(nonzero, edgeThreshold, n * n - nonzero.length);
+  const nonzero = edgeScores.filter((s) => s !== 0).sort();
+  const edgeCut = thresholdOfSorted(nonzero, edgeThreshold, n * n - nonzero.length);
   const edgeMask = new Uint8Array(n * n);
   for (let k = 0; k < n * n; k++) edgeMask[k] = edgeScores[k] >= edgeCut ? 1 : 0;
 
   // Features and errors need an outgoing edge, features an incoming one; removing a node removes its
-  // edges, which can strand others, so repeat until nothing changes (at most depth rounds).
+  // edges, which can strand others, so repeat until nothing changes (at most depth rounds). Row-major passes
+  // only: a column scan per node would stride through the whole matrix.
+  const hasOut = new Uint8Array(n);
+  const hasIn = new Uint8Array(n);
   for (;;) {
+    hasOut.fill(0);
+    hasIn.fill(0);
+    for (let t = 0; t < n; t++) {
+      const row = t * n;
+      for (let s = 0; s < n; s++) {
+        if (edgeMask[row + s]) {
+          hasOut[s] = 1;
+          hasIn[t] = 1;
+        }
+      }
+    }
     let changed = false;
     for (let i = 0; i < ranges.tokenStart; i++) {
-      if (!nodeMask[i]) continue;
-      let out = false;
-      for (let t = 0; t < n && !out; t++) out = edgeMask[t * n + i] === 1;
-      let inc = i >= ranges.nFeatures;
-      for (let s = 0; s < n && !inc; s++) inc = edgeMask[i * n + s] === 1;
-      if (!out || !inc) {
+      if (nodeMask[i] && (!hasOut[i] || (i < ranges.nFeatures && !hasIn[i]))) {
         nodeMask[i] = 0;
         changed = true;
       }
     }
     if (!changed) break;
-    for (let i = 0; i < n; i++) {
-      if (nodeMask[i]) continue;
-      edgeMask.fill(0, i * n, (i + 1) * n);
-      for (let t = 0; t < n; t++) edgeMask[t * n + i] = 0;
+    // as circuit-tracer: once a round removed something, every dropped node's edges go (rows and columns)
+    for (let t = 0; t < n; t++) {
+      const row = t * n;
+      if (!nodeMask[t]) edgeMask.fill(0, row, row + n);
+      else for (let s = 0; s < n; s++) if (!nodeMask[s]) edgeMask[row + s] = 0;
     }
   }
 
