@@ -7,7 +7,7 @@ interface BenchOptions {
   only?: string;
 }
 
-const GROUPS = ["engine", "patching", "attribution", "index", "circuits", "memory"] as const;
+const GROUPS = ["engine", "patching", "attribution", "index", "circuits", "memory", "sae"] as const;
 type Group = (typeof GROUPS)[number];
 
 /**
@@ -109,6 +109,10 @@ export function register(program: Command): void {
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
+      }
+      if (groups.has("sae")) {
+        const { benchSaeFeatures } = await import("./sae-features.ts");
+        Object.assign(figures, await benchSaeFeatures(kernels, { log: say }));
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);

@@ -1,28 +1,20 @@
 /**
- * circuitscope's public API. The root exports everything public; `circuitscope/analysis`,
- * `circuitscope/patching`, `circuitscope/circuits`, `circuitscope/viz` and `circuitscope/studies` export one
- * area each.
+ * circuitscope's public API. The root exports everything public; `circuitscope/model`, `circuitscope/tensor`,
+ * `circuitscope/analysis`, `circuitscope/gradients`, `circuitscope/patching`, `circuitscope/circuits`,
+ * `circuitscope/neurons`, `circuitscope/viz` and `circuitscope/studies` export one area each.
  * Modules not reachable from here are internal and may change without notice.
  */
 export * from "./analysis/index.ts";
 export * from "./circuits/index.ts";
-export type { LogitMetric } from "./gradients/logit-metric.ts";
+export * from "./gradients/index.ts";
 export * from "./graphs/index.ts";
 export type { HubOptions } from "./hub/settings.ts";
-export { ActivationCache } from "./model/activation-cache.ts";
-export type { HookModel, LayoutSource } from "./model/hook-points.ts";
-export { allHookNames, blockHookName } from "./model/hook-points.ts";
-export * from "./model/hooked-transformer.ts";
-export * from "./model/hooks.ts";
-export type { ModelInput, PaddedBatch } from "./model/input.ts";
-export type { ProcessingOptions } from "./model/processing.ts";
-export type { NeuronIndex } from "./neurons/neuron-index.ts";
+export * from "./model/index.ts";
+export * from "./neurons/index.ts";
 export * from "./patching/index.ts";
+export * from "./sae/index.ts";
 export * from "./studies/index.ts";
-export type { Activation } from "./tensor/activations.ts";
-export type { KernelName, Kernels, LinearOp } from "./tensor/kernels.ts";
-export type { NestedNumbers } from "./tensor/tensor.ts";
-export { Tensor } from "./tensor/tensor.ts";
+export * from "./tensor/index.ts";
 export type { TokenBatch, TokenizeOptions, Tokenizer } from "./tokenizer/tokenizer.ts";
 export { packageInfo } from "./util/package-info.ts";
 export * from "./viz/index.ts";

@@ -4,6 +4,7 @@ export * from "./attribute.ts";
 export * from "./circuits.ts";
 export * from "./correlation.ts";
 export * from "./factored-matrix.ts";
+export * from "./feature-attribution.ts";
 export * from "./head-detector.ts";
 export * from "./head-patterns.ts";
 export * from "./logit-attribution.ts";

@@ -182,58 +182,101 @@ export function neuronLogitAttrs(
   dirs: LogitDirections,
   opts: LnOptions & { layer?: number; pos?: PositionSpec } = {},
 ): LogitAttribution {
-  const mode = opts.ln ?? "cached";
-  const { dMlp, dModel: D, nLayers } = model.cfg;
+  const { dMlp, nLayers } = model.cfg;
   const layer = opts.layer === undefined || opts.layer === -1 ? nLayers : opts.layer;
   if (!Number.isInteger(layer) || layer < 0 || layer > nLayers)
     throw new Error(`layer ${opts.layer} is out of range: use 0..${nLayers} or -1`);
-  const sel = selectPositions(cache.lengths, cache.get("post", 0).shape[1], opts.pos);
+  // The neuron stack is normalised with ln_final's scale (its own pieces' statistics for "recompute").
+  const parts = Array.from({ length: layer }, (_, l) =>
+    weightRowLogitAttrs(
+      model,
+      cache,
+      dirs,
+      {
+        W: model.weights.blocks[l].W_out.data,
+        acts: cache.get("post", l),
+        labels: Array.from({ length: dMlp }, (_, nn) => `L${l}N${nn}`),
+      },
+      { ln: opts.ln, pos: opts.pos },
+    ),
+  );
+  const { batch, nPos } = selectPositions(cache.lengths, cache.get("post", 0).shape[1], opts.pos);
+  if (dirs.batch !== batch)
+    throw new Error(`Directions are for ${dirs.batch} prompts but the cache has ${batch}`);
+  const values = new Float64Array(layer * dMlp * batch * nPos);
+  parts.forEach((part, l) => {
+    values.set(part.values, l * part.values.length);
+  });
+  const labels = parts.flatMap((part) => part.labels);
+  return { labels, batch, nPos, values, mean: meanOverBatch(values, labels.length, batch, nPos) };
+}
+
+/**
+ * Logit attribution of pieces that are an activation times a fixed d_model row — `acts[r, i] · W[i, :]`
+ * (a neuron and its W_out row, an SAE feature and its W_dec row) — without building the stack: each row
+ * is projected onto the (centred) direction once, then each piece costs one multiply per position (its
+ * own statistics, for "recompute", are |act| times those of its row). Same values as `logitAttrs` of the
+ * stack of those pieces. `pos`: default each prompt's final position.
+ */
+export function weightRowLogitAttrs(
+  model: AnalysisModel,
+  cache: ActivationCache,
+  dirs: LogitDirections,
+  pieces: {
+    /** [n, d_model]. */
+    W: Float32Array;
+    /** [batch, pos, n] activations, e.g. a cached hook. */
+    acts: Tensor;
+    labels: string[];
+  },
+  opts: { ln?: LnMode; pos?: PositionSpec } = {},
+): LogitAttribution {
+  const mode = opts.ln ?? "cached";
+  const D = model.cfg.dModel;
+  const n = pieces.labels.length;
+  const { W } = pieces;
+  if (W.length !== n * D || pieces.acts.shape[2] !== n) {
+    throw new Error(
+      `weightRowLogitAttrs: ${n} labels need W [${n}, ${D}] and activations [batch, pos, ${n}]`,
+    );
+  }
+  const sel = selectPositions(cache.lengths, pieces.acts.shape[1], opts.pos);
   const { batch, nPos } = sel;
   if (dirs.batch !== batch)
     throw new Error(`Directions are for ${dirs.batch} prompts but the cache has ${batch}`);
   const rows = batch * nPos;
-  // The neuron stack is normalised with ln_final's scale (its own pieces' statistics for "recompute").
   const scales = mode === "cached" ? cachedScales(model, cache, sel) : null;
-  const labels: string[] = [];
-  const values = new Float64Array(layer * dMlp * rows);
-  // Centring W_out[n] is the same as centring the direction; prompts sharing answer and wrong tokens share
+  const acts = gatherPositions(pieces.acts, sel); // [rows, n]
+  // Centring W[i] is the same as centring the direction; prompts sharing answer and wrong tokens share
   // one direction, so each distinct direction is projected once.
   const centre = model.cfg.normalization === "layernorm"; // RMSNorm does not centre
   const { unique, ofPrompt } = distinctDirections(dirs, D, mode !== "none" && centre);
-  const proj = new Float64Array(dMlp * unique.length); // W_out[n] · dir_u
-  const rowVar = new Float64Array(dMlp); // mean square of W_out[n] over d_model, after centring for LayerNorm
-  for (let l = 0; l < layer; l++) {
-    const W_out = model.weights.blocks[l].W_out.data;
-    for (let nn = 0; nn < dMlp; nn++) {
-      const o = nn * D;
-      let sum = 0;
-      let sumSq = 0;
-      for (let d = 0; d < D; d++) {
-        const w = W_out[o + d];
-        sum += w;
-        sumSq += w * w;
-      }
-      const mean = centre ? sum / D : 0;
-      rowVar[nn] = Math.max(sumSq / D - mean * mean, 0);
-      unique.forEach((u, k) => {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += W_out[o + d] * u[d];
-        proj[nn * unique.length + k] = dot;
-      });
+  const values = new Float64Array(n * rows);
+  const proj = new Float64Array(unique.length); // W[i] · dir_u
+  for (let i = 0; i < n; i++) {
+    const o = i * D;
+    let sum = 0;
+    let sumSq = 0;
+    for (let d = 0; d < D; d++) {
+      const w = W[o + d];
+      sum += w;
+      sumSq += w * w;
     }
-    const post = gatherPositions(cache.get("post", l), sel); // [rows, d_mlp]
-    for (let nn = 0; nn < dMlp; nn++) {
-      labels.push(`L${l}N${nn}`);
-      const base = (l * dMlp + nn) * rows;
-      for (let r = 0; r < rows; r++) {
-        const a = post[r * dMlp + nn];
-        const p = a * proj[nn * unique.length + ofPrompt[Math.floor(r / nPos)]];
-        values[base + r] =
-          mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(a * a * rowVar[nn] + model.cfg.lnEps));
-      }
+    const mean = centre ? sum / D : 0;
+    const rowVar = Math.max(sumSq / D - mean * mean, 0); // mean square of W[i], after centring for LayerNorm
+    unique.forEach((u, k) => {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += W[o + d] * u[d];
+      proj[k] = dot;
+    });
+    for (let r = 0; r < rows; r++) {
+      const act = acts[r * n + i];
+      const p = act * proj[ofPrompt[Math.floor(r / nPos)]];
+      values[i * rows + r] =
+        mode === "none" ? p : p / (scales ? scales[r] : Math.sqrt(act * act * rowVar + model.cfg.lnEps));
     }
   }
-  return { labels, batch, nPos, values, mean: meanOverBatch(values, labels.length, batch, nPos) };
+  return { labels: pieces.labels, batch, nPos, values, mean: meanOverBatch(values, n, batch, nPos) };
 }
 
 /** The distinct rows of `dirs` (centred when asked) and which one each prompt uses. */

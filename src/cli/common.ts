@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { KernelName } from "../tensor/kernels.ts";
 
@@ -60,6 +60,14 @@ export function addPairOptions(cmd: Command): Command {
     )
     .option("--answer <text>", "the clean answer token (one token, mind the leading space)")
     .option("--wrong <text>", "the corrupted (wrong) answer token");
+}
+
+/** `--no-prepend-bos`: tokenize without the model's BOS token (`<|endoftext|>` on GPT-2, `<s>` on Llama). */
+export function prependBosOption(): Option {
+  return new Option(
+    "--no-prepend-bos",
+    "do not prepend the model's BOS token (<|endoftext|> on GPT-2, <s> on Llama)",
+  );
 }
 
 /** An error whose message is the whole story for the user (no stack trace). */

@@ -15,9 +15,11 @@ type CommandModule = { register?: (p: Command) => void };
  * `extraCommands` are command modules from outside the library (the `bench` command lives in bench/,
  * which library code must not import; bin/circuitscope.js passes it in).
  */
-async function buildProgram(extraCommands: readonly string[]): Promise<Command> {
+export async function buildProgram(extraCommands: readonly string[]): Promise<Command> {
   const program = new Command("circuitscope")
-    .description("Mechanistic interpretability for GPT-2-style models")
+    .description(
+      "Mechanistic interpretability for transformer language models (GPT-2 and the Llama family: Llama, Mistral, Qwen2, SmolLM)",
+    )
     .version(packageInfo().version, "-V, --version", "print circuitscope's version")
     .showHelpAfterError()
     .exitOverride();

@@ -13,9 +13,9 @@
  * ReLU), optional W_skip [d_model, d_model] (the skip term is W_skip · input).
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
-import { resolveHubFile } from "../hub/resolve.ts";
+import { resolveRepoFolder } from "../hub/resolve.ts";
 import type { HubOptions } from "../hub/settings.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { writeReportDir } from "../util/report-dir.ts";
@@ -105,10 +105,14 @@ async function localFile(configPath: string, path: string, hub: HubOptions): Pro
       throw bad(configPath, `${path} is not an hf://owner/repo/path/in/repo URI`);
     }
     const revision = query ? new URLSearchParams(query).get("revision") : null;
-    return resolveHubFile(parts.slice(0, 2).join("/"), parts.slice(2).join("/"), {
-      ...hub,
-      ...(revision ? { revision } : {}),
-    });
+    const file = parts.slice(2).join("/");
+    const folder = await resolveRepoFolder(
+      parts.slice(0, 2).join("/"),
+      dirname(file) === "." ? "" : dirname(file),
+      { required: [basename(file)] },
+      { ...hub, ...(revision ? { revision } : {}) },
+    );
+    return join(folder, basename(file));
   }
   const local = isAbsolute(path) ? path : resolve(dirname(configPath), path);
   if (!existsSync(local))

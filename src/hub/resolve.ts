@@ -105,45 +105,6 @@ export async function downloadModel(nameOrPath: string, opts: HubOptions = {}): 
   return downloadSnapshot(target.repoId, settings);
 }
 
-/**
- * One file of a hub repo (a transcoder of a set, a config): the cached snapshot's copy when there is one (no
- * network), else downloaded into the cache (huggingface_hub's layout) unless offline.
- */
-export async function resolveHubFile(
-  repoId: string,
-  filename: string,
-  opts: HubOptions = {},
-): Promise<string> {
-  if (!isRepoId(repoId)) throw new Error(`"${repoId}" is not a hub repo id: write it as owner/name`);
-  if (filename === "" || filename.startsWith("/") || filename.split("/").includes("..")) {
-    throw new Error(
-      `"${filename}" is not a file path inside the repo "${repoId}": give a relative path without ..`,
-    );
-  }
-  const settings = hubSettings(opts);
-  const storage = repoStorageDir(settings.cacheDir, repoId);
-  const commit = cachedCommit(storage, settings.revision);
-  const cached = commit === undefined ? undefined : join(storage, "snapshots", commit, filename);
-  if (cached && existsSync(cached)) return cached;
-  const missing = (why: string) =>
-    new Error(
-      `"${filename}" of "${repoId}" is not in the Hugging Face cache at ${storage} and cannot be downloaded: ${why}. ` +
-        `To fix: fetch it on a machine with internet (huggingface-cli download ${repoId} ${filename}) and copy the ` +
-        `cache (${settings.cacheDir}) here, or point to a local copy instead`,
-    );
-  if (settings.offline) throw missing("offline mode is on (HF_HUB_OFFLINE or --offline)");
-  try {
-    const meta = await fetchFileMetadata(settings, repoId, settings.revision, filename);
-    const blob = await storeBlob(settings, repoId, storage, filename, meta);
-    const path = linkSnapshotFile(storage, meta.commit, filename, blob);
-    writeRef(storage, settings.revision, meta.commit);
-    return path;
-  } catch (err) {
-    if (err instanceof HubUnreachableError) throw missing(err.message);
-    throw err;
-  }
-}
-
 async function downloadSnapshot(repoId: string, settings: HubSettings): Promise<string> {
   if (settings.offline) {
     throw notCachedError(repoId, settings, "offline mode is on (HF_HUB_OFFLINE or --offline)");
@@ -256,4 +217,51 @@ async function storeBlob(
     }
   }
   return blobPath;
+}
+
+/**
+ * Files of one folder of a hub repository (an SAELens release keeps each SAE in a folder of one repo):
+ * the cached snapshot when it holds every `required` file (no network), else the files fetched into the
+ * cache, each pinned to the commit the first one came from. `optional` files are fetched when the repo
+ * has them. Returns the snapshot's folder.
+ */
+export async function resolveRepoFolder(
+  repoId: string,
+  folder: string,
+  files: { required: readonly string[]; optional?: readonly string[] },
+  opts: HubOptions = {},
+): Promise<string> {
+  if (folder.split("/").includes(".."))
+    throw new Error(`Folder "${folder}" of ${repoId} may not contain ".."`);
+  const settings = hubSettings(opts);
+  const path = (f: string) => (folder ? `${folder}/${f}` : f);
+  const storage = repoStorageDir(settings.cacheDir, repoId);
+  const commit = cachedCommit(storage, settings.revision);
+  if (commit) {
+    const dir = join(storage, "snapshots", commit, folder);
+    if (files.required.every((f) => existsSync(join(dir, f)))) return dir;
+  }
+  if (settings.offline) {
+    throw notCachedError(repoId, settings, "offline mode is on (HF_HUB_OFFLINE or --offline)");
+  }
+  try {
+    const [first, ...rest] = files.required;
+    const firstMeta = await fetchFileMetadata(settings, repoId, settings.revision, path(first));
+    const pinned = firstMeta.commit;
+    const wanted: [string, FileMetadata][] = [[path(first), firstMeta]];
+    for (const f of rest) wanted.push([path(f), await fetchFileMetadata(settings, repoId, pinned, path(f))]);
+    for (const f of files.optional ?? []) {
+      const meta = await optionalMetadata(settings, repoId, pinned, path(f));
+      if (meta) wanted.push([path(f), meta]);
+    }
+    const blobs: string[] = [];
+    for (const [filename, meta] of wanted)
+      blobs.push(await storeBlob(settings, repoId, storage, filename, meta));
+    for (const [i, [filename]] of wanted.entries()) linkSnapshotFile(storage, pinned, filename, blobs[i]);
+    writeRef(storage, settings.revision, pinned);
+    return join(storage, "snapshots", pinned, folder);
+  } catch (err) {
+    if (err instanceof HubUnreachableError) throw notCachedError(repoId, settings, err.message);
+    throw err;
+  }
 }

@@ -30,6 +30,9 @@ export class ActivationCache {
 
   /** `get("blocks.3.hook_resid_pre")` or `get("resid_pre", 3)`. */
   get(name: string, layer?: number): Tensor {
+    // A full name held here is served as is (also a spliced module's, e.g. `...hook_sae_acts_post`).
+    const held = layer === undefined ? this.store.get(name) : undefined;
+    if (held) return held;
     const full = actName(name, layer, this.layout);
     const t = this.store.get(full);
     if (!t) {

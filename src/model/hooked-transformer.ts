@@ -11,7 +11,7 @@ import { asModelConfig, type GPT2Config, type ModelConfig } from "../weights/con
 import { mapSource, type TensorSource } from "../weights/families/index.ts";
 import { ActivationCache } from "./activation-cache.ts";
 import { ForwardEngine, type ForwardResult, type PastKV, type WeightParts } from "./forward.ts";
-import { HookDispatcher, type HookSpec, namesFilterFn } from "./hooks.ts";
+import { HookDispatcher, type HookSpec, type HookSplice, namesFilterFn } from "./hooks.ts";
 import { type ModelInput, type PaddedBatch, padBatch, toTokenLists } from "./input.ts";
 import { type ProcessingOptions, resolveProcessing } from "./processing.ts";
 import { argmax, logSoftmax, type SamplingOptions, sampleToken } from "./sampling.ts";
@@ -36,6 +36,8 @@ const LOAD_PEAK_RATIO: Record<KernelName, number> = { onnx: 1.5, reference: 1.1 
 
 export interface RunOptions extends TokenizeOptions {
   fwdHooks?: readonly HookSpec[];
+  /** Modules spliced into hook points for this run (SAEs: see src/sae/attach.ts). */
+  splices?: readonly HookSplice[];
   /** Run from this block, given `residual` [batch, pos, d_model] (the block's resid_pre). */
   startAtLayer?: number;
   residual?: Tensor;
@@ -59,6 +61,9 @@ export interface RunOutput {
 }
 
 export interface GenerateOptions extends SamplingOptions, TokenizeOptions {
+  /** Hooks and spliced modules (SAEs) run at every step, on the positions that step computes. */
+  fwdHooks?: readonly HookSpec[];
+  splices?: readonly HookSplice[];
   maxNewTokens?: number;
   seed?: number;
   /** Stop when the model emits its end-of-text token (default true). */
@@ -172,7 +177,11 @@ export class HookedTransformer {
   // ---- running ------------------------------------------------------------------------------------
   /** Logits [batch, pos, d_vocab] (or [batch, 1, d_vocab] with `logits: "last"`). */
   run(input: ModelInput | Tensor, opts: RunOptions = {}): Tensor {
-    const out = this.forward(input, opts, new HookDispatcher(this.cfg, opts.fwdHooks ?? []));
+    const out = this.forward(
+      input,
+      opts,
+      new HookDispatcher(this.cfg, opts.fwdHooks ?? [], null, opts.splices),
+    );
     if (!out.logits)
       throw new Error("This run computed no logits (stopAtLayer or logits: 'none'); use forward()");
     return out.logits;
@@ -183,8 +192,8 @@ export class HookedTransformer {
   }
 
   runWithCache(input: ModelInput | Tensor, opts: CacheOptions = {}): RunOutput & { cache: ActivationCache } {
-    const filter = namesFilterFn(opts.namesFilter, this.cfg);
-    const hooks = new HookDispatcher(this.cfg, opts.fwdHooks ?? [], filter);
+    const filter = namesFilterFn(opts.namesFilter, this.cfg, opts.splices);
+    const hooks = new HookDispatcher(this.cfg, opts.fwdHooks ?? [], filter, opts.splices);
     const out = this.forward(input, opts, hooks);
     return { ...out, cache: new ActivationCache(hooks.cache, out.lengths, this.cfg) };
   }
@@ -272,12 +281,13 @@ export class HookedTransformer {
         `Prompt (${tokens.length} tokens) plus ${maxNew} new tokens exceeds the context of ${this.cfg.nCtx}: lower maxNewTokens or shorten the prompt.`,
       );
     }
+    const stepHooks = () => new HookDispatcher(this.cfg, opts.fwdHooks ?? [], null, opts.splices);
     const pick = (row: Float32Array) => (opts.temperature === 0 ? argmax(row) : sampleToken(row, opts, rng));
     let step = this.engine.forward({
       batch: 1,
       pos: tokens.length,
       tokens: Int32Array.from(tokens),
-      hooks: new HookDispatcher(this.cfg),
+      hooks: stepHooks(),
       logits: "last",
       keepKV: true,
     });
@@ -295,7 +305,7 @@ export class HookedTransformer {
         pastLen: tokens.length - 1,
         past,
         tokens: Int32Array.of(next),
-        hooks: new HookDispatcher(this.cfg),
+        hooks: stepHooks(),
         logits: "last",
         keepKV: true,
       });

@@ -4,9 +4,10 @@
  */
 import { normalise } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { TensorView } from "../tensor/tensor-view.ts";
 import type { PromptPairs } from "./pairs.ts";
 import { HEAD_COMPONENTS, type PatchPlan } from "./targets.ts";
-import type { PatchResult } from "./types.ts";
+import type { PatchIndex, PatchResult, PatchResultData } from "./types.ts";
 
 export interface PatchMetricValues {
   /** Batch metric of the clean and the corrupted runs. */
@@ -45,7 +46,7 @@ export function buildPatchResult(opts: {
       perValues[b * nSites + s] = normalise(m.perRaw[b * nSites + s], m.cleanPer[b], m.corruptedPer[b]);
   const posLabels = positionLabels(model, pairs);
   const cfg = model.cfg;
-  return {
+  return patchResult({
     target: plan.target,
     axes: plan.axes,
     shape: plan.shape,
@@ -59,7 +60,32 @@ export function buildPatchResult(opts: {
     ...(plan.axes[0] === "component" && cfg.nKvHeads < cfg.nHeads
       ? { kvGroupSize: cfg.nHeads / cfg.nKvHeads }
       : {}),
-  };
+  });
+}
+
+/** A result's data with access by axis name (`at`) attached, not enumerable, so JSON stays the data. */
+export function patchResult(data: PatchResultData): PatchResult {
+  const at = (index: PatchIndex): number => cellView(data, index).get(...cellIndex(data, index));
+  return Object.defineProperty(data, "at", { value: at, enumerable: false }) as PatchResult;
+}
+
+function cellView(r: PatchResultData, index: PatchIndex): TensorView<Float64Array> {
+  return "prompt" in index
+    ? TensorView.of(r.perPrompt.values, [r.perPrompt.clean.length, ...r.shape], ["prompt", ...r.axes])
+    : TensorView.of(r.values, r.shape, r.axes);
+}
+
+function cellIndex(r: PatchResultData, index: PatchIndex): number[] {
+  const axes = "prompt" in index ? ["prompt", ...r.axes] : r.axes;
+  const unknown = Object.keys(index).filter((k) => !axes.includes(k));
+  const missing = axes.filter((a) => !(a in index));
+  if (unknown.length > 0 || missing.length > 0)
+    throw new Error(
+      `A ${r.target} result is indexed by { ${r.axes.join(", ")} } (and optionally prompt)` +
+        (missing.length > 0 ? `; missing ${missing.join(", ")}` : "") +
+        (unknown.length > 0 ? `; no axis ${unknown.join(", ")}` : ""),
+    );
+  return axes.map((a) => index[a]);
 }
 
 /**
@@ -72,6 +98,11 @@ export function positionLabels(
   pairs: Pick<PromptPairs, "clean" | "lengths">,
 ): string[] | null {
   if (pairs.lengths.some((n) => n !== pairs.lengths[0])) return null;
-  const strs = pairs.clean.map((t) => model.toStrTokens(t));
-  return strs[0].map((_, p) => [...new Set(strs.map((s) => s[p]))].join("|"));
+  return agreeingLabels(pairs.clean.map((t) => model.toStrTokens(t)));
+}
+
+/** Per position, the token every prompt has there, or all of them joined by "|"; null for unequal lengths. */
+export function agreeingLabels(strTokens: readonly (readonly string[])[]): string[] | null {
+  if (strTokens.some((s) => s.length !== strTokens[0].length)) return null;
+  return strTokens[0].map((_, p) => [...new Set(strTokens.map((s) => s[p]))].join("|"));
 }

@@ -30,9 +30,10 @@ export type PatchMethod = "exact" | "straightforward";
 
 /**
  * Result of a sweep. Tensors are flat row-major over `shape` (the target's axes); per-prompt tensors
- * are [prompt, ...shape].
+ * are [prompt, ...shape]. The data alone (what JSON and a worker's message carry); `PatchResult` adds
+ * access by axis name.
  */
-export interface PatchResult {
+export interface PatchResultData {
   /** Target name, e.g. "resid_pre", "head_z", "neurons". */
   target: string;
   axes: string[];
@@ -63,6 +64,18 @@ export interface PatchResult {
    * heads of one group patch one and the same key/value head: one effect, repeated in each of their cells.
    */
   kvGroupSize?: number;
+}
+
+/** A cell of a result by axis name: `{ layer: 3, head: 1 }`; add `prompt` for that prompt's own value. */
+export type PatchIndex = Readonly<Record<string, number>>;
+
+export interface PatchResult extends PatchResultData {
+  /**
+   * The normalised value of one cell by axis name — `result.at({ layer: 3, head: 1 })` is
+   * `values[3 * nHeads + 1]` — or, with `prompt`, that prompt's own (`perPrompt.values`). Every axis must
+   * be named. Not enumerable: JSON and structured clone carry the data only (`patchResult` restores it).
+   */
+  at(index: PatchIndex): number;
 }
 
 /** Raised when a sweep is stopped through its AbortSignal (e.g. Ctrl-C in the CLI). */

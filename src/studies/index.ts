@@ -4,7 +4,7 @@ export type { StudyContext } from "./context.ts";
 export { contractionsSpec } from "./contractions/spec.ts";
 export { customSpec } from "./custom.ts";
 export { buildPromptSet, type RunStudyOptions, runStudy, STAGES } from "./pipeline.ts";
-export type { PromptPair, PromptSet } from "./prompts.ts";
+export { groupRandom, type PromptPair, type PromptSet } from "./prompts.ts";
 export { pronounsSpec } from "./pronouns/spec.ts";
 export type {
   Comparison,

@@ -1,19 +1,27 @@
+import { type Dim, TensorView } from "./tensor-view.ts";
+
 /**
- * A dense, contiguous, row-major float32 tensor. Deliberately minimal: the model and analyses work on
- * the flat `data` with explicit index arithmetic; the shape travels with it so hooks and caches can state
- * and check shapes (e.g. `[batch, pos, d_model]`).
+ * A dense, contiguous, row-major float32 tensor. The model and analyses work on the flat `data` (fast
+ * loops, kernels); users index it by shape: `t.get(b, h, q, k)`, `t.select(dim, i)`, `t.slice(...)`,
+ * `t.sum(dims)` / `t.mean(dims)` — `select` and `slice` are views sharing `data` (src/tensor/tensor-view.ts).
+ * Dims may carry names (`withDims`), so reductions and selections can name them.
  */
 export class Tensor {
   readonly data: Float32Array;
   readonly shape: readonly number[];
+  /** A name per dim (e.g. ["batch", "pos", "d_model"]), or null. */
+  readonly dims: readonly string[] | null;
 
-  constructor(data: Float32Array, shape: readonly number[]) {
+  constructor(data: Float32Array, shape: readonly number[], dims: readonly string[] | null = null) {
     const n = shapeSize(shape);
     if (data.length !== n) {
       throw new Error(`Tensor data has ${data.length} elements but shape [${shape.join(", ")}] needs ${n}`);
     }
+    if (dims && dims.length !== shape.length)
+      throw new Error(`${dims.length} dim names [${dims.join(", ")}] for shape [${shape.join(", ")}]`);
     this.data = data;
     this.shape = shape;
+    this.dims = dims;
   }
 
   static zeros(shape: readonly number[]): Tensor {
@@ -63,12 +71,51 @@ export class Tensor {
     return this.data[this.offset(...index)];
   }
 
+  /** The element at a full index, e.g. `pattern.get(b, h, q, k)` (negative indices count from the end). */
+  get(...index: number[]): number {
+    return this.data[this.offset(...index)];
+  }
+
+  /** The same data with a name per dim. */
+  withDims(dims: readonly string[]): Tensor {
+    return new Tensor(this.data, this.shape, dims);
+  }
+
+  /** This tensor as a strided view (shares `data`). */
+  view(): TensorView<Float32Array> {
+    return TensorView.of(this.data, this.shape, this.dims);
+  }
+
+  /** Index `i` of one dim, that dim dropped (a view): `z.select("head", 2)` is TransformerLens' `z[:, :, 2]`. */
+  select(dim: Dim, i: number): TensorView<Float32Array> {
+    return this.view().select(dim, i);
+  }
+
+  /** `start:end:step` of one dim, Python's rules (a view). */
+  slice(dim: Dim, start?: number, end?: number, step?: number): TensorView<Float32Array> {
+    return this.view().slice(dim, start, end, step);
+  }
+
+  /** Sum of every element (float64), or over the given dims, which are dropped. */
+  sum(): number;
+  sum(dims: Dim | readonly Dim[]): Tensor;
+  sum(dims?: Dim | readonly Dim[]): number | Tensor {
+    return dims === undefined ? this.view().sum() : this.view().sum(dims);
+  }
+
+  /** Mean of every element (float64), or over the given dims, which are dropped. */
+  mean(): number;
+  mean(dims: Dim | readonly Dim[]): Tensor;
+  mean(dims?: Dim | readonly Dim[]): number | Tensor {
+    return dims === undefined ? this.view().mean() : this.view().mean(dims);
+  }
+
   reshape(shape: readonly number[]): Tensor {
     return new Tensor(this.data, shape);
   }
 
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape);
+    return new Tensor(this.data.slice(), this.shape, this.dims);
   }
 
   /** Sub-tensor along axis 0 (a view sharing memory). */
@@ -76,7 +123,7 @@ export class Tensor {
     const inner = this.shape.slice(1);
     const n = shapeSize(inner);
     if (i < 0) i += this.shape[0];
-    return new Tensor(this.data.subarray(i * n, (i + 1) * n), inner);
+    return new Tensor(this.data.subarray(i * n, (i + 1) * n), inner, this.dims?.slice(1) ?? null);
   }
 
   /** Nested JS arrays, for JSON output. */

@@ -10,7 +10,8 @@ import { test } from "node:test";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
 /**
- * Lowest first. analysis sits below gradients (a logit metric and its gradient build on the logit
+ * Lowest first. sae sits just above model (an SAE runs inside the model's hooks; analyses and patching
+ * treat its features as a unit). analysis sits below gradients (a logit metric and its gradient build on the logit
  * difference of analysis/answer-metrics.ts). circuits sits above patching (it reuses the sweeps' abort checkpoint) and
  * below viz. graphs (attribution graphs over transcoder features) sits above circuits and below viz. viz sits above patching and circuits (its presets turn their results into figures)
  * and below neurons (a neuron page is drawn with viz).
@@ -22,6 +23,7 @@ export const LAYERS = [
   ["hub"],
   ["tokenizer"],
   ["model"],
+  ["sae"],
   ["analysis"],
   ["gradients"],
   ["patching"],

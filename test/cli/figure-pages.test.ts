@@ -55,7 +55,8 @@ test("patch.html names its prompts, answer/wrong tokens, metric and n; columns c
   const [fig] = embeddedFigures(page);
   const cols = fig.data.colLabels as string[];
   assert.equal(cols[2], "2: 're / ·are", "the changed position names both tokens");
-  assert.equal(cols[1], "1: We", "an unchanged position names one");
+  // The two pairs differ at position 1 ("We …" / "You …"): the name holds for both, not for the first only.
+  assert.equal(cols[1], "1: We|You", "a position names every prompt's token");
 });
 
 test("patch -t head_all draws ONE faceted figure whose panels share one colour domain", async () => {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { AttributionResult } from "../../src/analysis/attribute.ts";
+import { patchResult } from "../../src/patching/result.ts";
 import type { PatchResult } from "../../src/patching/types.ts";
 import { attributionFigures, largestChange } from "../../src/viz/presets/attribution-figures.ts";
 import { FRACTION_RESTORED, patchFigures } from "../../src/viz/presets/patch-figures.ts";
@@ -13,7 +14,7 @@ function result(
 ): PatchResult {
   const n = shape.reduce((a, b) => a * b, 1);
   const values = Float64Array.from({ length: n }, (_, i) => Math.sin(i + 1));
-  return {
+  return patchResult({
     target: "t",
     axes,
     shape,
@@ -24,7 +25,7 @@ function result(
     corrupted: -1,
     perPrompt: { raw: values, values, clean: [2], corrupted: [-1] },
     method: "exact",
-  };
+  });
 }
 
 test("patchFigures: [component, layer, head] is ONE panel figure with the component names and one domain", () => {

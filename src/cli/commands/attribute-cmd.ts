@@ -7,6 +7,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   rejectIgnoredFlags,
   UsageError,
@@ -37,7 +38,7 @@ export function register(program: Command): void {
     .option("-w, --wrong <text>", 'the single-token wrong answer, e.g. " are"')
     .option("--logit-lens", "normalise each accumulated-residual entry with its own LayerNorm statistics")
     .option("-k, --top <n>", "how many heads to list", parseIntOption("top"), 10)
-    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON (batch means)")
     .option("--html <file>", "write an HTML report: accumulated line, decomposed bars, layer x head heatmap")
     .action(async (opts: AttributeOptions, cmd: Command) => {

@@ -10,6 +10,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   UsageError,
   untilCtrlC,
@@ -82,7 +83,7 @@ export function register(program: Command): void {
     .option("--html <file>", "write the circuit page (interactive graph, faithfulness curve, estimate check)")
     .option("--svg <file>", "write the circuit graph as SVG")
     .option("--out <file>", "write the full result as JSON")
-    .option("--no-prepend-bos", "do not prepend the BOS token")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON")
     .action(async (opts: CircuitOptions) => {
       if (!METHODS.includes(opts.method))

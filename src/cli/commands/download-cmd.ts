@@ -14,8 +14,13 @@ interface DownloadOptions {
 export function register(program: Command): void {
   program
     .command("download")
-    .description("download a GPT-2 checkpoint into the Hugging Face cache (reused by Python tools too)")
-    .argument("<model>", "hub id: gpt2, openai-community/gpt2, distilgpt2, gpt2-medium, ..., or owner/name")
+    .description(
+      "download a checkpoint (GPT-2 or Llama family) into the Hugging Face cache (reused by Python tools too)",
+    )
+    .argument(
+      "<model>",
+      "hub id: gpt2, distilgpt2, gpt2-medium, HuggingFaceTB/SmolLM2-135M, TinyLlama/TinyLlama-1.1B-Chat-v1.0, ..., or owner/name",
+    )
     .option("--revision <rev>", "branch, tag or commit", "main")
     .option("--cache-dir <dir>", "cache root (default: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)")
     .option("--endpoint <url>", "hub URL (default: HF_ENDPOINT or https://huggingface.co)")

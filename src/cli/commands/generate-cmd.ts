@@ -7,8 +7,9 @@ import {
   printJson,
   UsageError,
 } from "../common.ts";
+import { addSaeOptions, prepareSae, type SaeCliOptions, saeRunOptions } from "../sae-options.ts";
 
-interface GenerateCliOptions extends ModelCliOptions {
+interface GenerateCliOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
   maxNewTokens: number;
   temperature: number;
@@ -25,13 +26,16 @@ const parseNumber = (name: string) => (v: string) => {
 };
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("generate")
-      .description(
-        "continue a prompt (greedy with --temperature 0; sampling with temperature, top-k, top-p), reusing keys/values between steps",
-      )
-      .argument("[text]", "the prompt (or use --prompt)"),
+  addSaeOptions(
+    addModelOptions(
+      program
+        .command("generate")
+        .description(
+          "continue a prompt (greedy with --temperature 0; sampling with temperature, top-k, top-p), reusing keys/values between steps; with --sae, through an SAE (steered or ablated features)",
+        )
+        .argument("[text]", "the prompt (or use --prompt)"),
+    ),
+    { edits: true },
   )
     .option("-p, --prompt <text>", "the prompt")
     .option("-n, --max-new-tokens <n>", "tokens to generate", parseIntOption("max-new-tokens"), 20)
@@ -48,16 +52,19 @@ export function register(program: Command): void {
       const prompt = opts.prompt ?? text;
       if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
       if (opts.maxNewTokens < 0) throw new UsageError(`-n must be 0 or more, got ${opts.maxNewTokens}`);
+      const pending = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
       const { nCtx } = model.cfg;
       const promptTokens = model.toTokens(prompt).length;
       if (promptTokens + opts.maxNewTokens > nCtx) {
         throw new UsageError(
-          `The prompt is ${promptTokens} tokens (with <|endoftext|> at the start) and -n asks for ${opts.maxNewTokens} more, ` +
+          `The prompt is ${promptTokens} tokens (counting the BOS token at the start) and -n asks for ${opts.maxNewTokens} more, ` +
             `but the model's context holds ${nCtx}: use -n ${Math.max(0, nCtx - promptTokens)} or less, or shorten the prompt.`,
         );
       }
+      const runOpts = await saeRunOptions(pending, model);
       const out = model.generate(prompt, {
+        ...runOpts,
         maxNewTokens: opts.maxNewTokens,
         temperature: opts.temperature,
         topK: opts.topK,

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
+import { agreeingLabels } from "../../patching/result.ts";
 import { cellLabel } from "../../patching/result-format.ts";
 import { RESID_TARGETS, TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
@@ -11,6 +12,7 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   UsageError,
   untilCtrlC,
@@ -58,7 +60,7 @@ export function register(program: Command): void {
     .option("--out <file>", "write the full result (incl. per-prompt values) as JSON")
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
-    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON")
     .action(async (opts: PatchOptions) => {
       opts.clean ??= [];
@@ -249,16 +251,18 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
 /** What the page states about its inputs: prompts, tokens, and the token strings of the labelled pair. */
 function patchInputs(model: HookedTransformer, opts: PatchOptions): PatchInputs {
   const tok = { prependBos: opts.prependBos };
-  // One pair names each position with its clean and corrupted token; a batch leaves the position names to
-  // the result, whose labels hold for every prompt (positionLabels in src/patching/result.ts).
-  const one = opts.clean.length === 1;
+  // Each position is named by what holds for every prompt: its clean token(s) and, where they differ, its
+  // corrupted token(s). Prompts of unequal lengths leave the names to the result (plain positions).
+  const clean = agreeingLabels(opts.clean.map((p) => model.toStrTokens(p, tok)));
+  const corrupted = agreeingLabels(opts.corrupted.map((p) => model.toStrTokens(p, tok)));
+  const aligned = clean !== null && corrupted !== null && clean.length === corrupted.length;
   return {
     clean: opts.clean,
     corrupted: opts.corrupted,
     answer: opts.answer ?? "",
     wrong: opts.wrong ?? "",
-    cleanTokens: one ? model.toStrTokens(opts.clean[0], tok) : undefined,
-    corruptedTokens: one ? model.toStrTokens(opts.corrupted[0], tok) : undefined,
+    cleanTokens: aligned ? clean : undefined,
+    corruptedTokens: aligned ? corrupted : undefined,
     model: opts.model,
   };
 }

@@ -5,11 +5,13 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  prependBosOption,
   printJson,
   UsageError,
 } from "../common.ts";
+import { addSaeOptions, prepareSae, type SaeCliOptions, saeRunOptions } from "../sae-options.ts";
 
-interface PredictOptions extends ModelCliOptions {
+interface PredictOptions extends ModelCliOptions, SaeCliOptions {
   prompt?: string;
   top: number;
   answer?: string;
@@ -18,26 +20,33 @@ interface PredictOptions extends ModelCliOptions {
 }
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("predict")
-      .description("top-K next tokens at the final position (TransformerLens' test_prompt)")
-      .argument("[text]", "the prompt (or use --prompt)"),
+  addSaeOptions(
+    addModelOptions(
+      program
+        .command("predict")
+        .description(
+          "top-K next tokens at the final position (TransformerLens' test_prompt); with --sae, through an SAE (steered or ablated features)",
+        )
+        .argument("[text]", "the prompt (or use --prompt)"),
+    ),
+    { edits: true },
   )
     .option("-p, --prompt <text>", "the prompt")
     .option("-k, --top <k>", "how many top tokens", parseIntOption("top"), 10)
     .option("-a, --answer <text>", "report this single-token answer's rank, logit and probability")
-    .option("--no-prepend-bos", "do not prepend <|endoftext|>")
+    .addOption(prependBosOption())
     .option("--json", "print only JSON")
     .action(async (text: string | undefined, opts: PredictOptions) => {
       const prompt = opts.prompt ?? text;
       if (prompt === undefined) throw new UsageError("No prompt: pass it as an argument or with --prompt");
+      const pending = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
+      const runOpts = await saeRunOptions(pending, model);
       const { topPredictions, answerReport } = await import("../../analysis/predictions.ts");
       const tokenizeOpts = { prependBos: opts.prependBos };
       const answerToken = opts.answer !== undefined ? model.toSingleToken(opts.answer) : undefined;
       const tokens = model.toTokens(prompt, tokenizeOpts);
-      const logits = model.run([tokens], { logits: "last" });
+      const logits = model.run([tokens], { logits: "last", ...runOpts });
       const row = logits.data;
       const top = topPredictions(row, opts.top, model.tokenizer);
       const answer = answerToken !== undefined ? answerReport(row, answerToken, model.tokenizer) : undefined;
