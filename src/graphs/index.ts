@@ -3,4 +3,5 @@ export * from "./attribution-graph.ts";
 export * from "./graph-files.ts";
 export * from "./logit-targets.ts";
 export * from "./prune.ts";
+export * from "./replacement-run.ts";
 export * from "./transcoder-set.ts";

@@ -11,41 +11,18 @@ import { parse, stringify } from "yaml";
 import {
   encodeTranscoder,
   loadTranscoderSet,
-  type Transcoder,
   type TranscoderSet,
   writeTranscoderSet,
 } from "../../src/graphs/transcoder-set.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { writeSafetensors } from "../../src/weights/safetensors.ts";
+import { randomTranscoder } from "../helpers/random-transcoder.ts";
 import { startFakeHub } from "../hub/fake-hub.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-transcoders-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 let count = 0;
 const fresh = () => join(root, `d${count++}`);
-
-function randomTranscoder(
-  seed: number,
-  layer: number,
-  dModel: number,
-  dTc: number,
-  jump: boolean,
-  skip: boolean,
-): Transcoder {
-  const rng = mulberry32(seed);
-  const r = (n: number) => Float32Array.from({ length: n }, () => rng() * 2 - 1);
-  return {
-    layer,
-    dModel,
-    dTranscoder: dTc,
-    wEnc: r(dTc * dModel),
-    wDec: r(dTc * dModel),
-    bEnc: r(dTc),
-    bDec: r(dModel),
-    threshold: jump ? Float32Array.from({ length: dTc }, () => rng() * 0.5) : null,
-    wSkip: skip ? r(dModel * dModel) : null,
-  };
-}
 
 const set: TranscoderSet = {
   featureInputHook: "ln2.hook_normalized",
