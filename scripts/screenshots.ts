@@ -22,6 +22,8 @@ import {
   tokenView,
   writeFigureFiles,
 } from "../src/viz/index.ts";
+import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
+import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 
 function rng(seed: number): () => number {
@@ -109,7 +111,7 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
           { name: "clean (contraction group, 're vs ·are)", values: clean, ...band(clean, 0.25) },
           { name: "corrupted (ABC)", values: corrupt, ...band(corrupt, 0.2) },
         ],
-        xTitle: "residual stream after",
+        xTitle: RESID_AXIS,
         yTitle: "logit difference (IO − S)",
       }),
       caption: "Legend swatches take the line colour (not the pale band); the long legend label is not cut. Bands: ±1 SE over prompts.",
@@ -128,6 +130,48 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
       caption: "Ten largest heads by |direct logit attribution|; error bars: ±1 SE over prompts.",
     },
     {
+      name: "line-13-groups",
+      figure: lineChart({
+        title: "Thirteen groups, no two drawn alike (demo data)",
+        x: ["embed", ...LAYERS],
+        series: Array.from({ length: 13 }, (_, g) => ({
+          name: `group-${g}`,
+          values: [0, ...LAYERS.map((_, l) => (g + 1) * 0.15 * (l + 1))],
+        })),
+        xTitle: "layer",
+        yTitle: "logit difference",
+      }),
+      caption: "Ten colours, then the same colours dashed: thirteen series, thirteen styles.",
+    },
+    {
+      name: "heatmap-sequential",
+      figure: heatmap({
+        title: "Induction scores per head (demo data, all ≥ 0)",
+        rowLabels: LAYERS,
+        colLabels: HEADS,
+        values: headAttr.map((row) => row.map((v) => Math.abs(v))),
+        rowTitle: "layer",
+        colTitle: "head",
+        valueTitle: "induction score",
+      }),
+      caption: "One-signed data on a sequential scale: light is 0, dark the largest score.",
+    },
+    {
+      name: "faithfulness-curve",
+      figure: faithfulnessCurve(
+        {
+          faithfulness: [1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 512, 2461].map((edges, i) => ({
+            edges,
+            topN: edges,
+            metric: 0,
+            normalized: edges === 32 ? 0.74 : Math.min(1, 0.09 * (i + 1)),
+          })),
+        },
+        24,
+      ),
+      caption: "Log x axis; the rule is the chosen circuit, the ring a size where the curve drops.",
+    },
+    {
       name: "heatmap-heads",
       figure: heatmap({
         title: "Direct logit attribution per head (demo data)",
@@ -138,7 +182,7 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
         colTitle: "head",
         valueTitle: "logit difference",
       }),
-      caption: "Blue heads push towards the indirect object, red heads against it; white is no effect.",
+      caption: "Blue heads push towards the indirect object, red heads against it; neutral grey is no effect.",
     },
     {
       name: "heatmap-positions",

@@ -30,6 +30,28 @@ export function tokensPerPrompt(
   return list;
 }
 
+/**
+ * Why the answer and wrong tokens cannot be compared — the same token, so every logit difference is 0 and
+ * the patching normalisation divides 0 by 0 — with the fix; null when they differ (for every prompt).
+ */
+export function sameAnswerProblem(
+  answer: TokenPerPrompt,
+  wrong: TokenPerPrompt,
+): { message: string; fix: string } | null {
+  const answers = typeof answer === "number" ? [answer] : answer;
+  const wrongs = typeof wrong === "number" ? [wrong] : wrong;
+  const n = Math.max(answers.length, wrongs.length);
+  for (let i = 0; i < n; i++) {
+    const a = answers[answers.length === 1 ? 0 : i];
+    if (a !== undefined && a === wrongs[wrongs.length === 1 ? 0 : i])
+      return {
+        message: `The answer and the wrong token are the same token (id ${a}${n > 1 ? `, prompt ${i}` : ""}): the logit difference is 0 in every run, so there is nothing to measure.`,
+        fix: 'Give as the wrong token the one the corrupted prompt calls for, different from the answer (e.g. answer "\'re", wrong " are").',
+      };
+  }
+  return null;
+}
+
 /** logit[answer] - logit[wrong] in one row of logits. */
 export function rowLogitDiff(row: ArrayLike<number>, answer: number, wrong: number): number {
   return row[answer] - row[wrong];

@@ -5,7 +5,7 @@
  *
  * Method (stated in reports via `BOOTSTRAP_METHOD`): prompts are the resampling unit. A confidence
  * interval is the percentile interval of the statistic over `resamples` resamples drawn with
- * replacement. The two-group test resamples each group independently; its p-value is two-sided and
+ * replacement. The two-group test resamples each group independently (units the two share as pairs); its p-value is two-sided and
  * inverts the percentile interval of the difference: p = 2 * min(P*(d <= 0), P*(d >= 0)), with the
  * usual (count + 1) / (resamples + 1) correction so that p is never exactly 0. So the (1 - alpha)
  * interval of the difference excludes 0 exactly when p < alpha (up to the +1 correction).
@@ -14,7 +14,8 @@ import { mulberry32 } from "../util/random.ts";
 
 export const BOOTSTRAP_METHOD =
   "Percentile bootstrap over prompts (each group resampled with replacement, fixed seed). " +
-  "A difference between two groups is tested by resampling both groups independently; the two-sided " +
+  "A difference between two groups is tested by resampling both groups independently, except that prompts " +
+  "the two groups share (the same text, e.g. with the roles swapped) are resampled as pairs; the two-sided " +
   "p-value is 2·min(P*(diff ≤ 0), P*(diff ≥ 0)) with a +1 correction; p-values of a family of " +
   "comparisons are adjusted with Holm's step-down method.";
 
@@ -126,18 +127,63 @@ export function summarize(xs: readonly number[], opts: BootstrapOptions = {}): M
   };
 }
 
-/** Bootstrap CI and two-sided p-value for mean(a) - mean(b), a and b independent samples. */
+/**
+ * Units two samples share: `[i, j]` says a[i] and b[j] were measured on the same unit (e.g. the same text
+ * with its roles swapped), so they are resampled together.
+ */
+export type SharedUnits = readonly (readonly [number, number])[];
+
+/** Means of a and b over `resamples` resamples that draw shared units jointly and the others independently. */
+function pairedBootstrapMeans(
+  a: readonly number[],
+  b: readonly number[],
+  shared: SharedUnits,
+  resamples: number,
+  rand: () => number,
+): [Float64Array, Float64Array] {
+  const inA = new Set(shared.map(([i]) => i));
+  const inB = new Set(shared.map(([, j]) => j));
+  if (inA.size !== shared.length || inB.size !== shared.length)
+    throw new Error("bootstrapDifference: a unit is shared twice; each a[i] and b[j] may be paired once.");
+  const onlyA = a.flatMap((x, i) => (inA.has(i) ? [] : [x]));
+  const onlyB = b.flatMap((x, j) => (inB.has(j) ? [] : [x]));
+  const ma = new Float64Array(resamples);
+  const mb = new Float64Array(resamples);
+  const k = shared.length;
+  for (let r = 0; r < resamples; r++) {
+    let sa = 0;
+    let sb = 0;
+    for (let t = 0; t < k; t++) {
+      const [i, j] = shared[Math.floor(rand() * k)];
+      sa += a[i];
+      sb += b[j];
+    }
+    for (let t = 0; t < onlyA.length; t++) sa += onlyA[Math.floor(rand() * onlyA.length)];
+    for (let t = 0; t < onlyB.length; t++) sb += onlyB[Math.floor(rand() * onlyB.length)];
+    ma[r] = sa / a.length;
+    mb[r] = sb / b.length;
+  }
+  return [ma, mb];
+}
+
+/**
+ * Bootstrap CI and two-sided p-value for mean(a) - mean(b). Without `shared`, a and b are independent
+ * samples; with it, the units they share are resampled as pairs (each resample draws a shared unit's a and
+ * b values together) and the rest of each sample independently, so evidence measured on one unit twice is
+ * not counted as two independent draws.
+ */
 export function bootstrapDifference(
   a: readonly number[],
   b: readonly number[],
-  opts: BootstrapOptions = {},
+  opts: BootstrapOptions & { shared?: SharedUnits } = {},
 ): DifferenceTest {
   checkSample(a, "bootstrapDifference (first group)");
   checkSample(b, "bootstrapDifference (second group)");
   const { resamples, level, seed } = resolve(opts);
   const rand = mulberry32(seed);
-  const ma = bootstrapMeans(a, resamples, rand);
-  const mb = bootstrapMeans(b, resamples, rand);
+  const [ma, mb] = opts.shared?.length
+    ? pairedBootstrapMeans(a, b, opts.shared, resamples, rand)
+    : [bootstrapMeans(a, resamples, rand), bootstrapMeans(b, resamples, rand)];
   const diffs = new Float64Array(resamples);
   let atOrBelow = 0;
   let atOrAbove = 0;
@@ -186,4 +232,11 @@ export function formatMeanSe(s: Pick<MeanSummary, "mean" | "se">, digits = 2): s
 /** "2.31 [2.08, 2.55]" (mean and confidence interval). */
 export function formatMeanCi(s: Pick<MeanSummary, "mean" | "ciLow" | "ciHigh">, digits = 2): string {
   return `${s.mean.toFixed(digits)} [${s.ciLow.toFixed(digits)}, ${s.ciHigh.toFixed(digits)}]`;
+}
+
+/** "+0.78", "−0.44" (a true minus sign), "0.00": a signed difference, never "+ -0.44" or "-0.00". */
+export function formatSigned(x: number, digits = 2): string {
+  const t = Math.abs(x).toFixed(digits);
+  if (Number(t) === 0) return t;
+  return `${x < 0 ? "−" : "+"}${t}`;
 }

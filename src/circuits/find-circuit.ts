@@ -3,8 +3,10 @@
  * reaching a faithfulness), draw the faithfulness curve, and check the estimate against the exact score
  * on its top edges.
  */
+
 import { linearAgreement } from "../analysis/correlation.ts";
 import type { CircuitTask } from "./circuit-task.ts";
+import { DEFAULT_COMPARE_TOP } from "./defaults.ts";
 import type { HeadInput } from "./graph.ts";
 import { type CurvePoint, rankEdges, smallestFaithful, topNCircuit } from "./select.ts";
 
@@ -84,7 +86,7 @@ export async function findCircuit(task: CircuitTask, opts: FindCircuitOptions): 
   const ranked = rankEdges(scores);
 
   let comparison: EstimateCheck | null = null;
-  const k = Math.min(opts.compareTop ?? 20, graph.nEdges);
+  const k = Math.min(opts.compareTop ?? DEFAULT_COMPARE_TOP, graph.nEdges);
   if (opts.method !== "exact" && k > 0) {
     const top = ranked.slice(0, k);
     const ex = await task.exactScores(top, progress("exact check"), opts.signal);

@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { KernelName } from "../tensor/kernels.ts";
+import { signalExitCode, stopOnInterrupt, stoppedBy } from "../util/interrupt.ts";
 
 /** Options every model-using command shares. */
 export interface ModelCliOptions {
@@ -110,16 +111,12 @@ export function rejectIgnoredFlags(cmd: Command, flags: Record<string, string>, 
   }
 }
 
-/** Runs `work` with a signal that Ctrl-C aborts; the handler is removed however `work` ends. */
+/**
+ * Runs `work` with a signal that Ctrl-C (or SIGTERM) aborts instead of ending the process; a second
+ * Ctrl-C ends it. The one Ctrl-C path of every command: src/util/interrupt.ts.
+ */
 export async function withCtrlC<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const stop = new AbortController();
-  const onSigint = () => stop.abort();
-  process.once("SIGINT", onSigint);
-  try {
-    return await work(stop.signal);
-  } finally {
-    process.removeListener("SIGINT", onSigint);
-  }
+  return stopOnInterrupt(work);
 }
 
 /**
@@ -139,7 +136,7 @@ export async function untilCtrlC<T>(
   } catch (err) {
     if (!used?.aborted) throw err;
     process.stderr.write(`circuitscope: ${what} stopped (Ctrl-C); no output written\n`);
-    process.exitCode = 130;
+    process.exitCode = signalExitCode(stoppedBy(used) ?? "SIGINT");
     return null;
   }
 }

@@ -163,11 +163,12 @@ export function sotuSource(): DocumentSource {
   };
 }
 
-export const BUILTIN_CORPORA: Record<string, () => DocumentSource> = {
-  "nlp-corpus": nlpCorpusSource,
-  "spam-assassin": spamAssassinHamSource,
-  sotu: sotuSource,
-};
+/** By name; a Map, so a user's `--corpus constructor` is not found on Object.prototype. */
+export const BUILTIN_CORPORA = new Map<string, () => DocumentSource>([
+  ["nlp-corpus", nlpCorpusSource],
+  ["spam-assassin", spamAssassinHamSource],
+  ["sotu", sotuSource],
+]);
 
 export interface OpenCorpusOptions {
   /** JSONL field holding the text (default `text`). */
@@ -176,11 +177,11 @@ export interface OpenCorpusOptions {
 
 /** A built-in corpus name, a `.jsonl`/`.ndjson` file, a `.txt` file, or a directory of `.txt` files. */
 export function openCorpus(spec: string, opts: OpenCorpusOptions = {}): DocumentSource {
-  const builtin = BUILTIN_CORPORA[spec];
+  const builtin = BUILTIN_CORPORA.get(spec);
   if (builtin) return builtin();
   if (!existsSync(spec)) {
     throw new Error(
-      `Unknown corpus "${spec}": not a built-in corpus (${Object.keys(BUILTIN_CORPORA).join(", ")}) nor an existing file or directory.`,
+      `Unknown corpus "${spec}": not a built-in corpus (${[...BUILTIN_CORPORA.keys()].join(", ")}) nor an existing file or directory.`,
     );
   }
   // Every file is checked to be UTF-8 now, before a model is loaded for it (a read of the corpus).

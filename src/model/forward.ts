@@ -233,6 +233,7 @@ export class ForwardEngine {
       }
       logits = new Tensor(this.unembed.forward(last, B), [B, 1, cfg.dVocab]);
     }
+    if (logits) checkFiniteLogits(logits);
     return { logits, residual: resid, presentKV: present };
   }
 
@@ -602,4 +603,22 @@ function concatKV(
     outV.set(v.subarray(b * P * HD, (b + 1) * P * HD), (b * T + pastLen) * HD);
   }
   return { k: outK, v: outV, len: T, shared: false };
+}
+
+/**
+ * Finite weights can still overflow float32 on the way (weights near 3e38): NaN logits would print as a
+ * prediction with exit 0, so they are an error naming the cause instead.
+ */
+function checkFiniteLogits(logits: Tensor): void {
+  const { data } = logits;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      const [, P, V] = logits.shape;
+      throw new Error(
+        `The model's logits are not finite (${data[i]} at batch ${Math.floor(i / (P * V))}, position ${Math.floor(i / V) % P}, ` +
+          `token ${i % V}): the forward pass overflowed float32, so the weights are damaged or far too large ` +
+          "(e.g. near 3e38) — re-download or re-export the model",
+      );
+    }
+  }
 }

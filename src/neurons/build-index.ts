@@ -12,6 +12,7 @@ import {
   type IndexManifest,
   type IndexProgress,
   type IndexSettings,
+  indexDirProblem,
   manifestPath,
   readIndexState,
   readManifest,
@@ -89,12 +90,9 @@ export async function buildIndex(
   let stats: NeuronStats;
   let contexts: Map<number, Uint32Array>;
   let progress: IndexProgress;
+  const problem = indexDirProblem(opts.outDir, { resume: opts.resume, flag: "--out" });
+  if (problem) throw new Error(problem);
   if (existsSync(manifestPath(opts.outDir))) {
-    if (!opts.resume) {
-      throw new Error(
-        `${opts.outDir} already holds a neuron index. Pass --resume to continue it, or choose another --out directory.`,
-      );
-    }
     const state = readIndexState(opts.outDir);
     const diff = settingsDifference(state.manifest.settings, settings);
     if (diff)

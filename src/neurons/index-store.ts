@@ -4,7 +4,7 @@
  * names per checkpoint generation, then the manifest naming them is replaced atomically (write + rename),
  * then the previous generation's files are deleted. A reader always sees one consistent generation.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import type { Shard } from "../util/shard.ts";
@@ -84,13 +84,70 @@ export function readManifest(dir: string): IndexManifest {
       `${dir} is not a neuron index (no ${MANIFEST}). Build one with: circuitscope index --model M --corpus C --out ${dir}`,
     );
   }
-  const manifest = JSON.parse(readFileSync(path, "utf8")) as IndexManifest;
-  if (manifest.format !== INDEX_FORMAT || manifest.version !== INDEX_VERSION) {
+  const manifest = parseManifest(readFileSync(path, "utf8"));
+  if (manifest?.format !== INDEX_FORMAT || manifest.version !== INDEX_VERSION) {
     throw new Error(
       `${path} is not a version-${INDEX_VERSION} ${INDEX_FORMAT} manifest; rebuild the index with this circuitscope.`,
     );
   }
+  // Every name the manifest gives is read, and the previous generation's are deleted: a damaged or
+  // crafted manifest must not reach outside the index directory.
+  for (const key of Object.keys(DATA_FILES) as DataFile[]) {
+    const name = manifest.files?.[key];
+    if (!isPlainFileName(name)) {
+      throw new Error(
+        `${path}: files.${key} is ${JSON.stringify(name)}, not a file name inside the index directory; ` +
+          "the manifest is damaged or was not written by circuitscope. Rebuild the index.",
+      );
+    }
+  }
   return manifest;
+}
+
+function parseManifest(text: string): IndexManifest | null {
+  try {
+    return JSON.parse(text) as IndexManifest;
+  } catch {
+    return null; // not JSON: not ours
+  }
+}
+
+/** A name that stays in its directory: no separator, not "." or "..", no NUL, not empty. */
+function isPlainFileName(name: unknown): name is string {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." && !/[/\\\0]/.test(name);
+}
+
+/** Is `dir` an index circuitscope wrote (its manifest.json is ours and readable)? */
+function holdsIndex(dir: string): boolean {
+  try {
+    readManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why an index may not be written to `dir` (null if it may): the same rule as a report directory —
+ * only an absent or empty directory, or an index circuitscope wrote (continued only with `resume`).
+ */
+export function indexDirProblem(dir: string, opts: { resume?: boolean; flag: string }): string | null {
+  if (!existsSync(dir)) return null;
+  if (!statSync(dir).isDirectory())
+    return `${opts.flag} ${dir} is a file, not a directory: choose a directory path.`;
+  if (readdirSync(dir).length === 0) return null;
+  if (!holdsIndex(dir)) {
+    const why = existsSync(manifestPath(dir))
+      ? `its ${MANIFEST} was not written by circuitscope`
+      : `it has no ${MANIFEST}`;
+    return (
+      `${opts.flag} ${dir} already exists and is not a circuitscope neuron index (${why}): nothing was ` +
+      `changed. Choose a new ${opts.flag} directory, or an empty one.`
+    );
+  }
+  if (!opts.resume)
+    return `${dir} already holds a neuron index. Pass --resume to continue it, or choose another ${opts.flag} directory.`;
+  return null;
 }
 
 /** Write a checkpoint (`final` false) or the finished index (`final` true) to `dir`. */
@@ -137,8 +194,6 @@ export function writeIndexState(
     contextOffsets: offsets,
     contextTokens: tokens,
   };
-  for (const key of Object.keys(DATA_FILES) as DataFile[]) writeAtomic(join(dir, files[key]), data[key]);
-
   const manifest: IndexManifest = {
     format: INDEX_FORMAT,
     version: INDEX_VERSION,
@@ -148,7 +203,19 @@ export function writeIndexState(
     generation,
     files,
   };
-  writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+  const written: string[] = [];
+  try {
+    for (const key of Object.keys(DATA_FILES) as DataFile[]) {
+      writeAtomic(join(dir, files[key]), data[key]);
+      written.push(files[key]);
+    }
+    writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (err) {
+    // The previous checkpoint stays the index; this generation's files, which nothing names, go.
+    const kept = new Set(Object.values(previous?.files ?? {}));
+    for (const name of written) if (!kept.has(name)) rmSync(join(dir, name), { force: true });
+    throw err;
+  }
   if (previous) {
     for (const key of Object.keys(DATA_FILES) as DataFile[]) {
       if (previous.files[key] !== files[key]) rmSync(join(dir, previous.files[key]), { force: true });

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import {
   type IndexManifest,
+  indexDirProblem,
   manifestPath,
   readIndexState,
   readManifest,
@@ -18,6 +19,10 @@ export function mergeIndexes(shardDirs: readonly string[], outDir: string): Inde
     throw new Error("No shard indexes to merge: pass the directories of shards 0/n .. n-1/n.");
   if (existsSync(manifestPath(outDir))) {
     throw new Error(`${outDir} already holds a neuron index; merge into a new directory.`);
+  }
+  const problem = indexDirProblem(outDir, { flag: "--out" });
+  if (problem) {
+    throw new Error(problem);
   }
   const states = shardDirs.map((d) => readIndexState(d));
   const first = states[0].manifest;

@@ -2,7 +2,9 @@
  * Attribution patching checked against exact activation patching on the same targets: per target, how
  * well the linear estimate tracks the real effect (correlation, slope) and where it is most wrong.
  */
+
 import { type LinearAgreement, linearAgreement } from "../analysis/correlation.ts";
+import { formatSigned } from "../analysis/stats.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { unravelIndex } from "../tensor/tensor.ts";
 import { activationPatching } from "./activation-patching.ts";
@@ -105,7 +107,8 @@ export function formatComparison(cmps: readonly TargetComparison[]): string {
   for (const c of cmps) {
     lines.push(
       `${c.target}: correlation ${c.correlation.toFixed(3)}, slope ${c.slope.toFixed(3)} ` +
-        `(estimate ≈ slope · exact + ${c.intercept.toFixed(3)}; ${c.n} cells)`,
+        // "exact − 0.003", not "exact + -0.003".
+        `(estimate ≈ slope · exact ${formatSigned(c.intercept, 3).replace(/^([+−])/, "$1 ")}; ${c.n} cells)`,
     );
     lines.push("  largest disagreements (normalised):");
     for (const w of c.worst)

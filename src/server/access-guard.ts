@@ -5,12 +5,17 @@
  * - the Host header must name this server: localhost, 127.0.0.1 or [::1] on the bound port, or a name the
  *   user allowed (`--host`, `--allowed-host`) — a rebinding page's requests carry its own domain;
  * - an Origin header, when sent, must be this server's own origin (no CORS: other sites get nothing);
- * - /api requests must carry the per-session token printed at start-up (as Jupyter does), compared in
- *   constant time, so even a same-host process or page without the URL cannot run or read jobs.
+ * - the request target must be in canonical form (path-guard.ts), so the path judged here is the very path
+ *   the router routes — "/%61pi/info" or "http://x/api/info" would otherwise be judged as static files and
+ *   routed to the API;
+ * - every path but the page's own files must carry the per-session token printed at start-up (as Jupyter
+ *   does), compared in constant time, so even a same-host process or page without the URL cannot run or
+ *   read jobs. Deny by default: a route added later is guarded without anyone remembering to.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./api-error.ts";
+import { pathProblem, routedPath } from "./path-guard.ts";
 import { TOKEN_HEADER } from "./token-header.ts";
 
 export { TOKEN_HEADER };
@@ -18,8 +23,10 @@ export { TOKEN_HEADER };
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 
 export interface AccessOptions {
-  /** Session token required on /api requests; null turns the check off (`--no-token`). */
+  /** Session token required on every path but `publicPaths`; null turns the check off (`--no-token`). */
   token: string | null;
+  /** Paths served without the token: the page's own files, which hold no data ("/", "/app.js", ...). */
+  publicPaths?: string[];
   /**
    * Further Host names to answer to besides the loopback ones: "name" (on the bound port) or "name:port"
    * (e.g. the local end of an ssh tunnel). IPv6 addresses in brackets.
@@ -54,8 +61,10 @@ function asHostName(name: string): string {
 export class AccessGuard {
   private readonly boundPortNames = new Set<string>();
   private readonly exact = new Set<string>();
+  private readonly publicPaths: Set<string>;
 
   constructor(private readonly opts: AccessOptions) {
+    this.publicPaths = new Set(opts.publicPaths ?? []);
     for (const name of LOOPBACK_NAMES) this.boundPortNames.add(name);
     for (const entry of opts.allowedHosts ?? []) {
       const parsed = parseHostHeader(asHostName(entry));
@@ -72,7 +81,13 @@ export class AccessGuard {
   /** The first reason to refuse this request, or null when it may go on. */
   refusal(req: FastifyRequest): ApiError | null {
     const boundPort = req.raw.socket.localPort ?? 0;
-    const hostHeader = req.headers.host ?? "";
+    if (req.headers.host === undefined)
+      return new ApiError(
+        400,
+        "The request has no Host header (HTTP/1.1 requires one, and the explorer answers only to its own names).",
+        `Send Host: 127.0.0.1:${boundPort} — browsers and curl do this by themselves.`,
+      );
+    const hostHeader = req.headers.host;
     if (!this.hostAllowed(hostHeader, boundPort)) {
       const shown = JSON.stringify(hostHeader.slice(0, 100));
       return new ApiError(
@@ -89,14 +104,17 @@ export class AccessGuard {
         `Use the explorer page at http://${hostHeader}/ itself; other sites cannot call its API.`,
       );
     }
-    const path = (req.raw.url ?? "/").split("?")[0];
-    if (this.opts.token !== null && (path === "/api" || path.startsWith("/api/"))) {
+    const rawUrl = req.raw.url ?? "/";
+    const problem = pathProblem(rawUrl);
+    if (problem)
+      return new ApiError(400, `Bad request path: ${problem.reason} are not allowed.`, problem.fix);
+    if (this.opts.token !== null && !this.publicPaths.has(routedPath(rawUrl))) {
       const given = req.headers[TOKEN_HEADER];
       if (typeof given !== "string" || !tokenMatches(this.opts.token, given)) {
         return new ApiError(
           401,
           given === undefined
-            ? "This API needs the session token, and the request has none."
+            ? "This address needs the session token, and the request has none."
             : "The session token is wrong (the server was restarted, or the token was mistyped).",
           `Open the address \`circuitscope serve\` printed at start-up (it ends in ?token=...); scripts send the token in the ${TOKEN_HEADER} header. On a trusted machine, --no-token turns this check off.`,
         );
@@ -114,8 +132,24 @@ export class AccessGuard {
   }
 }
 
-/** Runs the guard before everything else: routing hooks, static files, not-found answers. */
+/**
+ * No other site may frame the explorer (clickjacking: a framing page could trick clicks into model runs).
+ * X-Frame-Options for older browsers, CSP frame-ancestors for current ones.
+ */
+export const NO_FRAMING_HEADERS = {
+  "x-frame-options": "DENY",
+  "content-security-policy": "frame-ancestors 'none'",
+} as const;
+
+/**
+ * Runs the guard before everything else: routing hooks, static files, not-found answers, every route; and
+ * forbids framing on every answer, refusals included.
+ */
 export function installAccessGuard(app: FastifyInstance, guard: AccessGuard): void {
+  app.addHook("onSend", async (_req, reply, payload) => {
+    reply.headers(NO_FRAMING_HEADERS);
+    return payload;
+  });
   app.addHook("onRequest", async (req) => {
     const refusal = guard.refusal(req);
     if (refusal) throw refusal;

@@ -166,6 +166,12 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
         ctx.checks.allHeadsFit(tokens.length);
         return runNow(ctx, reply, "attention", { prompt, heads });
       }
+      if (layer === undefined && head === undefined)
+        throw new ApiError(
+          400,
+          'The request names no head: it has neither layer and head nor heads: "all".',
+          'Give layer and head, e.g. {"layer": 1, "head": 2}, or heads: "all" for every head.',
+        );
       if (layer === undefined || head === undefined)
         throw new ApiError(
           400,
@@ -184,8 +190,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       const { prompt, answer, wrong } = req.body;
       ctx.checks.promptTokens(prompt);
-      ctx.checks.singleToken(answer, "answer");
-      ctx.checks.singleToken(wrong, "wrong token");
+      ctx.checks.answerAndWrong(answer, wrong);
       return runNow(ctx, reply, "attribution", { prompt, answer, wrong });
     },
   );
@@ -218,8 +223,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const cleanTokens = ctx.checks.promptTokens(clean, "clean prompt");
       const corruptedTokens = ctx.checks.promptTokens(corrupted, "corrupted prompt");
       ctx.checks.samePositions(cleanTokens, corruptedTokens);
-      ctx.checks.singleToken(answer, "answer");
-      ctx.checks.singleToken(wrong, "wrong token");
+      ctx.checks.answerAndWrong(answer, wrong);
       const view =
         req.body.kind === "patching"
           ? submit(ctx, "patching", { clean, corrupted, answer, wrong, target: req.body.target })

@@ -3,6 +3,7 @@
  * FIFO job queue feeds it one run at a time; fastify serves the JSON API (docs/server-api.md), the
  * page's static files (only from ./public) and the esbuild-bundled front end.
  */
+import { readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +23,6 @@ import { frontEndBundleJs } from "./front-end-bundle.ts";
 import { JobQueue } from "./job-queue.ts";
 import { ModelHost } from "./model-host.ts";
 import type { ModelLoadSpec, WorkerInfo } from "./model-protocol.ts";
-import { installPathGuard } from "./path-guard.ts";
 import { RequestChecks } from "./validate.ts";
 
 export const PUBLIC_DIR = fileURLToPath(new URL("./public/", import.meta.url));
@@ -74,7 +74,7 @@ function pathHider(opts: ServerOptions): PathHider {
 export async function createServer(opts: ServerOptions): Promise<ExplorerServer> {
   // A bad --allowed-host fails before the model loads.
   const token = opts.token === undefined ? newSessionToken() : opts.token;
-  const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts });
+  const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts, publicPaths: publicPaths() });
   // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
   const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
@@ -95,6 +95,8 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: opts.logger ?? false,
+    // Node would answer a request without Host with an empty 400; the access guard answers it in the API's shape.
+    http: { requireHostHeader: false },
     frameworkErrors: frameworkErrorHandler(guard, hidePaths),
     clientErrorHandler,
     // Reject unknown fields and wrong types instead of silently dropping or coercing them.
@@ -106,7 +108,6 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   app.removeContentTypeParser("text/plain");
   installErrorHandlers(app, { bodyLimit: BODY_LIMIT, hidePaths });
   installAccessGuard(app, guard); // first: refused requests reach nothing else
-  installPathGuard(app);
   registerApiRoutes(app, {
     modelName: displayName(opts.model.model),
     info,
@@ -129,6 +130,12 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     await host.close();
   });
   return { app, info, queue, token, close: () => app.close() };
+}
+
+/** The page's own files, served without the session token: they hold no data. */
+function publicPaths(): string[] {
+  const files = readdirSync(PUBLIC_DIR).filter((f) => !f.startsWith("."));
+  return ["/", "/app.js", ...files.map((f) => `/${f}`)];
 }
 
 function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {

@@ -5,7 +5,7 @@
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AccessGuard } from "./access-guard.ts";
+import { type AccessGuard, NO_FRAMING_HEADERS } from "./access-guard.ts";
 import { ApiError } from "./api-error.ts";
 
 const API_DOC = "See docs/server-api.md for each endpoint's request format.";
@@ -90,6 +90,7 @@ export function installErrorHandlers(app: FastifyInstance, opts: ErrorHandling):
  */
 export function frameworkErrorHandler(guard: AccessGuard, hidePaths: PathHider) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    reply.headers(NO_FRAMING_HEADERS); // the onSend hook is not run for these
     const refusal = guard.refusal(req);
     if (refusal) return send(reply, refusal, hidePaths);
     const apiErr =

@@ -2,7 +2,9 @@
  * FIFO queue of model runs: one runs at a time (the model lives in a single worker), the rest wait their
  * turn. The line is bounded (a full queue refuses new jobs rather than piling up hours of work), jobs
  * report progress, can be cancelled while queued or running, are cancelled when the last client watching
- * them goes away, and finished jobs are kept (a bounded number) so a page can fetch the result later.
+ * them goes away. A finished background job is kept so a page can fetch its result later — bounded by the
+ * bytes its results take, oldest dropped first; a quick run (`run()`) is dropped as soon as its caller has
+ * the result, since no client was ever given its id.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -43,6 +45,8 @@ interface Job {
   result?: unknown;
   error?: { message: string; fix?: string };
   createdAt: Date;
+  /** Bytes of the finished job's JSON view (its result, mostly): what keeping it costs. */
+  bytes: number;
   /** Clients following the job (a waiting request, an event stream); the last one leaving cancels it. */
   watchers: number;
   abort: AbortController;
@@ -64,13 +68,15 @@ export class QueueFullError extends Error {
 }
 
 export interface JobQueueOptions {
-  /** Finished jobs kept for later reads (oldest dropped first). */
-  keepFinished?: number;
+  /** Bytes of finished jobs' JSON views kept for later reads (oldest dropped first). */
+  keepBytes?: number;
   /** Most jobs queued or running at once; more are refused with QueueFullError. */
   maxQueue?: number;
 }
 
 export const DEFAULT_MAX_QUEUE = 16;
+/** Enough for dozens of patching or circuit results (tens to hundreds of KiB each as JSON). */
+export const DEFAULT_KEEP_BYTES = 64 * 1024 * 1024;
 
 /** 128 random bits: ids cannot be guessed or enumerated to read another run's prompts. */
 function newJobId(): string {
@@ -81,7 +87,10 @@ export class JobQueue {
   private readonly jobs = new Map<string, Job>();
   private readonly waiting: Job[] = [];
   private running: Job | null = null;
-  private readonly keepFinished: number;
+  /** Finished jobs still kept, oldest first, and the bytes they take. */
+  private readonly finished: Job[] = [];
+  private finishedBytes = 0;
+  private readonly keepBytes: number;
   readonly maxQueue: number;
   /** Emits "update" with a JobView whenever a job's status or progress changes. */
   readonly events = new EventEmitter();
@@ -90,7 +99,7 @@ export class JobQueue {
     private readonly runner: JobRunner,
     opts: JobQueueOptions = {},
   ) {
-    this.keepFinished = opts.keepFinished ?? 100;
+    this.keepBytes = opts.keepBytes ?? DEFAULT_KEEP_BYTES;
     this.maxQueue = opts.maxQueue ?? DEFAULT_MAX_QUEUE;
     this.events.setMaxListeners(0);
   }
@@ -110,6 +119,7 @@ export class JobQueue {
       status: "queued",
       progress: null,
       createdAt: new Date(),
+      bytes: 0,
       watchers: 0,
       abort: new AbortController(),
       settled,
@@ -117,14 +127,14 @@ export class JobQueue {
     };
     this.jobs.set(job.id, job);
     this.waiting.push(job);
-    this.pruneFinished();
     queueMicrotask(() => this.pump());
     return this.view(job);
   }
 
   /**
    * Runs a job and waits for it: resolves with its result, rejects with its error. The job is cancelled
-   * (JobCancelledError) if `signal` aborts first: the caller gave up or went away.
+   * (JobCancelledError) if `signal` aborts first: the caller gave up or went away. Once settled the job is
+   * forgotten: the caller holds the result, and nobody else knows the id.
    */
   async run(kind: string, params: unknown, signal?: AbortSignal): Promise<unknown> {
     const { id } = this.submit(kind, params);
@@ -136,6 +146,7 @@ export class JobQueue {
       void job.settled.then(() => signal.removeEventListener("abort", release));
     }
     await job.settled;
+    this.forget(job);
     if (job.status === "done") return job.result;
     if (job.status === "cancelled") throw new JobCancelledError();
     throw Object.assign(new Error(job.error?.message ?? "job failed"), { fix: job.error?.fix });
@@ -225,18 +236,36 @@ export class JobQueue {
   private finish(job: Job, status: JobStatus): void {
     job.status = status;
     job.params = undefined; // prompts can be long; the result is what is kept
-    this.emit(job);
+    const view = this.view(job);
+    job.bytes = Buffer.byteLength(JSON.stringify(view));
+    this.finished.push(job);
+    this.finishedBytes += job.bytes;
+    this.pruneFinished();
+    this.events.emit("update", view);
     job.settle();
+  }
+
+  /** Finished jobs kept and the bytes of their JSON views (what `keepBytes` bounds). */
+  retained(): { jobs: number; bytes: number } {
+    return { jobs: this.finished.length, bytes: this.finishedBytes };
+  }
+
+  private forget(job: Job): void {
+    const i = this.finished.indexOf(job);
+    if (i >= 0) {
+      this.finished.splice(i, 1);
+      this.finishedBytes -= job.bytes;
+    }
+    this.jobs.delete(job.id);
   }
 
   private emit(job: Job): void {
     this.events.emit("update", this.view(job));
   }
 
+  /** Drops the oldest finished jobs until the rest fit in `keepBytes` (the newest is kept even if larger). */
   private pruneFinished(): void {
-    const finished = [...this.jobs.values()].filter((j) => j.status !== "queued" && j.status !== "running");
-    for (const job of finished.slice(0, Math.max(0, finished.length - this.keepFinished)))
-      this.jobs.delete(job.id);
+    while (this.finishedBytes > this.keepBytes && this.finished.length > 1) this.forget(this.finished[0]);
   }
 
   private view(job: Job): JobView {

@@ -7,6 +7,7 @@ import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
 import { headPatterns } from "../analysis/head-patterns.ts";
 import { answerReport, topPredictions } from "../analysis/predictions.ts";
 import { CircuitTask } from "../circuits/circuit-task.ts";
+import { DEFAULT_COMPARE_TOP } from "../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../circuits/find-circuit.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
@@ -207,7 +208,7 @@ export async function circuitTask(model: HookedTransformer, p: CircuitParams, ct
       method: p.method,
       igSteps: 5,
       faithfulness: p.faithfulness,
-      compareTop: 10,
+      compareTop: DEFAULT_COMPARE_TOP,
       onProgress: (_phase, done, total) => ctx.progress(done, total),
       signal: ctx.signal,
     });
@@ -220,7 +221,7 @@ export async function circuitTask(model: HookedTransformer, p: CircuitParams, ct
     .map((m) => `${m[1]}.${m[2]}`);
   return {
     svg: circuitGraphSvg(circuitGraphData(r, model.cfg.nLayers, "this model")),
-    curve: faithfulnessCurve(r),
+    curve: faithfulnessCurve(r, r.circuit.edges.length),
     summary: circuitSummary(r).join(" "),
     edges: r.circuit.edges,
     heads: [...new Set(heads)],

@@ -3,6 +3,7 @@
  * must fit the context, answers must be single tokens, layers and heads must exist. Each error says
  * which field is wrong and how to fix it.
  */
+import { sameAnswerProblem } from "../analysis/answer-metrics.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { GPT2Config } from "../weights/config.ts";
 import { ApiError } from "./api-error.ts";
@@ -37,6 +38,17 @@ export class RequestChecks {
       const [problem, fix] = (err as Error).message.split(/(?<=not a single token\.)\s*/);
       throw new ApiError(400, `The ${field} ${problem}`, fix);
     }
+  }
+
+  /** Both tokens, refused with a 400 when they are the same one (nothing to measure). */
+  answerAndWrong(answer: string, wrong: string): { answer: number; wrong: number } {
+    const tokens = {
+      answer: this.singleToken(answer, "answer"),
+      wrong: this.singleToken(wrong, "wrong token"),
+    };
+    const same = sameAnswerProblem(tokens.answer, tokens.wrong);
+    if (same) throw new ApiError(400, same.message, same.fix);
+    return tokens;
   }
 
   // Negative and fractional numbers are refused here too, not only by the request schemas (minimum 0): an

@@ -97,6 +97,17 @@ export class StudyContext {
       groupAttribution(this.model, g.tokens, this.plan.batchSize, this.work(g.tokens.clean.length)),
   );
 
+  /** Corrupted-run attribution (its logit differences and head DLA), per prompt. */
+  readonly corruptedAttribution = perGroup(
+    (g): GroupAttribution =>
+      groupAttribution(
+        this.model,
+        { ...g.tokens, clean: g.tokens.corrupted },
+        this.plan.batchSize,
+        this.work(g.tokens.clean.length),
+      ),
+  );
+
   /** Corrupted-run logit differences, per prompt. */
   readonly corrupted = perGroup((g) =>
     logitDiffsOf(
@@ -140,6 +151,17 @@ export class StudyContext {
   readonly layerScreenRaw = perGroup(
     async (g) => (await this.screen(g.tokens, [{ kind: "sites", sites: this.comps.map((c) => c.site) }]))[0],
   );
+
+  /**
+   * Groups whose mechanism is measured: the focus group and the spec's mechanism groups, when analysed and
+   * with a gap to restore (patching fractions need one); the focus group first.
+   */
+  mechanismGroups(res: StudyResults): PreparedGroup[] {
+    const names = new Set([this.focus.name, ...(this.spec.mechanismGroups ?? [])]);
+    return this.analysed(res)
+      .filter((g) => names.has(g.name) && (g === this.focus || groupOf(res, g.name).normalised))
+      .sort((a, b) => Number(b === this.focus) - Number(a === this.focus));
+  }
 
   /** Groups analysed beyond behaviour (all, unless the spec requires the clean behaviour to be there). */
   analysed(res: StudyResults): PreparedGroup[] {

@@ -1,8 +1,10 @@
 /** Number formatting and small grid helpers shared by the stages' captions and findings. */
-import { formatMeanCi } from "../analysis/stats.ts";
+import { formatMeanCi, formatSigned } from "../analysis/stats.ts";
 import type { GridSummary } from "./summaries.ts";
 
 export const f2 = (x: number) => x.toFixed(2);
+/** A signed difference for captions: "+0.78", "−0.44". */
+export const signed = formatSigned;
 export const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
 export function pFmt(p: number): string {

@@ -11,7 +11,14 @@ import { collectGarbage } from "../util/collect-garbage.ts";
 import { createProgress } from "../util/progress.ts";
 import { type PreparedGroup, StudyContext, toPairTokens } from "./context.ts";
 import type { Tick } from "./pair-measures.ts";
-import { byGroup, type PromptPair, type PromptSet, readPromptFile, validatePairs } from "./prompts.ts";
+import {
+  byGroup,
+  type PromptPair,
+  type PromptSet,
+  readPromptFile,
+  sharedUnits,
+  validatePairs,
+} from "./prompts.ts";
 import type { FocusResult, GroupResult, PromptReport, StudyResults } from "./results.ts";
 import type { StudyPlan, StudySpec } from "./spec.ts";
 import { applySlice, type Stage } from "./stage.ts";
@@ -23,6 +30,7 @@ import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
 import { headPartsStage, neuronStage } from "./stages/components.ts";
 import { headDlaStage } from "./stages/head-dla.ts";
 import { layerScreenStage } from "./stages/layer-screen.ts";
+import { mechanismStage } from "./stages/mechanisms.ts";
 import { patchingStage } from "./stages/patching.ts";
 import { residualStage } from "./stages/residual.ts";
 
@@ -36,6 +44,7 @@ export const STAGES: readonly Stage[] = [
   patchingStage,
   neuronStage,
   headPartsStage,
+  mechanismStage,
   agreementStage,
   circuitStage,
   comparisonsStage,
@@ -51,6 +60,8 @@ export interface RunStudyOptions {
   promptFile?: string;
   /** No progress bars (e.g. --json). */
   quiet?: boolean;
+  /** Told what the user should know but results.json alone would hide (pairs or groups dropped from the prompts). */
+  notice?: (text: string) => void;
   /** A neuron index (circuitscope index): corpus examples on the top neurons' pages. */
   neuronIndex?: NeuronIndex | null;
 }
@@ -103,7 +114,29 @@ export function buildPromptSet(
   return { set, source, focus };
 }
 
-function promptReport(set: PromptSet, source: string): PromptReport {
+/** "Dropped 3 of 10 pairs of FILE ...": the count per reason, and the groups left with no pair at all. */
+export function droppedNotice(set: PromptSet, source: string): string {
+  const reasons = new Map<string, number>();
+  for (const d of set.dropped) reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
+  const total = set.kept.length + set.dropped.length;
+  const lines = [
+    `Dropped ${set.dropped.length} of ${total} prompt pairs from ${source} (each is listed in results.json under prompts.dropped):`,
+    ...[...reasons].map(([reason, n]) => `  ${n} × ${reason}`),
+  ];
+  const kept = byGroup(set.kept);
+  const emptied = [...new Set(set.dropped.map((d) => d.pair.group))].filter((g) => !kept.has(g));
+  if (emptied.length > 0)
+    lines.push(
+      `Group${emptied.length > 1 ? "s" : ""} ${emptied.map((g) => JSON.stringify(g)).join(", ")} kept no pair and ${emptied.length > 1 ? "are" : "is"} not studied: fix ${emptied.length > 1 ? "their" : "its"} pairs to include ${emptied.length > 1 ? "them" : "it"}.`,
+    );
+  return `${lines.join("\n")}\n`;
+}
+
+function promptReport(
+  set: PromptSet,
+  source: string,
+  templates?: (group: string) => number | undefined,
+): PromptReport {
   const kept = byGroup(set.kept);
   const dropped = byGroup(set.dropped.map((d) => ({ ...d, group: d.pair.group })));
   const names = [...new Set([...kept.keys(), ...dropped.keys()])];
@@ -113,6 +146,7 @@ function promptReport(set: PromptSet, source: string): PromptReport {
       name,
       kept: kept.get(name)?.length ?? 0,
       dropped: dropped.get(name)?.length ?? 0,
+      ...(templates?.(name) !== undefined ? { templates: templates(name) } : {}),
       examples: (kept.get(name) ?? []).slice(0, 3).map((p) => ({ clean: p.clean, corrupted: p.corrupted })),
     })),
     dropped: set.dropped.map((d) => ({
@@ -142,6 +176,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     );
   }
   const { set, source, focus } = buildPromptSet(spec, plan, model, opts.promptFile);
+  if (set.dropped.length > 0) opts.notice?.(droppedNotice(set, source));
   const groups: PreparedGroup[] = [...byGroup(set.kept)].map(([name, pairs], index) => ({
     name,
     index,
@@ -167,7 +202,19 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     work,
     neuronIndex: index,
   });
-  const blankGroup = (g: PreparedGroup) => ({ name: g.name, n: g.pairs.length }) as GroupResult;
+  const mirrorOf = (g: PreparedGroup) => {
+    const of = spec.groups.find((x) => x.name === g.name)?.mirrorOf;
+    const original = groups.find((x) => x.name === of);
+    return original
+      ? { mirrorOf: { group: original.name, shared: sharedUnits(g.pairs, original.pairs).length } }
+      : {};
+  };
+  const blankGroup = (g: PreparedGroup) =>
+    ({ name: g.name, n: g.pairs.length, ...mirrorOf(g) }) as GroupResult;
+  const templates = (name: string) => {
+    const g = spec.groups.find((x) => x.name === name);
+    return opts.promptFile || !g ? undefined : spec.templateCount?.(g);
+  };
   const res: StudyResults = {
     schemaVersion: 2,
     study: {
@@ -205,7 +252,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       promptsText: spec.promptsText,
       omitted: ctx.omitted,
     },
-    prompts: promptReport(set, source),
+    prompts: promptReport(set, source, templates),
     focusGroup: focus,
     groups: groups.map(blankGroup),
     focus: blankGroup(groups.find((g) => g.name === focus)!) as FocusResult,
@@ -229,6 +276,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     headDlaStage,
     attentionStage,
     headPartsStage,
+    mechanismStage,
     neuronStage,
     comparisonsStage,
   ];

@@ -134,6 +134,25 @@ export function validatePairs(
   return { kept, dropped };
 }
 
+/**
+ * The prompts two groups share, as [index in a, index in b]: the same pair, or the same texts with clean
+ * and corrupted swapped (a mirror group). Such prompts are one measurement seen twice, not two draws.
+ */
+export function sharedUnits(
+  a: readonly Pick<PromptPair, "clean" | "corrupted">[],
+  b: readonly Pick<PromptPair, "clean" | "corrupted">[],
+): [number, number][] {
+  const inB = new Map<string, number>();
+  b.forEach((p, j) => {
+    inB.set(`${p.clean}\u0000${p.corrupted}`, j);
+    inB.set(`${p.corrupted}\u0000${p.clean}`, j);
+  });
+  return a.flatMap((p, i) => {
+    const j = inB.get(`${p.clean}\u0000${p.corrupted}`);
+    return j === undefined ? [] : [[i, j] as [number, number]];
+  });
+}
+
 /** Group names in first-seen order, with their pairs. */
 export function byGroup<T extends { group: string }>(pairs: readonly T[]): Map<string, T[]> {
   const m = new Map<string, T[]>();

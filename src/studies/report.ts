@@ -9,9 +9,13 @@ import type { StudySection } from "./stage.ts";
 
 function setupSection(res: StudyResults): StudySection {
   const m = res.meta;
-  const groupLines = res.prompts.groups.map(
-    (g) => `${g.name}: ${g.kept} prompts${g.dropped ? ` (${g.dropped} dropped)` : ""}`,
-  );
+  const mirrors = new Map(res.groups.flatMap((g) => (g.mirrorOf ? [[g.name, g.mirrorOf]] : [])));
+  const groupLines = res.prompts.groups.map((g) => {
+    const m = mirrors.get(g.name);
+    const of = g.templates !== undefined ? ` of ${g.templates} distinct texts` : "";
+    return `${g.name}: ${g.kept} prompts${of}${g.dropped ? ` (${g.dropped} dropped)` : ""}${m ? ` (the texts of ${m.group} with clean and corrupted swapped: ${m.shared} shared)` : ""}`;
+  });
+  const templated = res.prompts.groups.some((g) => g.templates !== undefined);
   const dropReasons = new Map<string, number>();
   for (const d of res.prompts.dropped) dropReasons.set(d.reason, (dropReasons.get(d.reason) ?? 0) + 1);
   return {
@@ -34,7 +38,12 @@ function setupSection(res: StudyResults): StudySection {
           ]
         : []),
       `Prompts from ${res.prompts.source}. ${m.promptsText}`,
-      `Groups: ${groupLines.join("; ")}. Focus group (studied in depth): ${res.focusGroup}.`,
+      `Groups: ${groupLines.join("; ")}. Focus group (studied in depth): ${res.focusGroup}.${mechanismLine(res)}`,
+      ...(templated
+        ? [
+            "The prompts of a group are drawn from a fixed set of template texts (the counts above), so a 95% interval measures how much the numbers vary across these templates, not sampling error from a larger population of texts; another seed draws other templates where a group has more texts than prompts.",
+          ]
+        : []),
       res.prompts.dropped.length
         ? `Dropped pairs: ${[...dropReasons].map(([r, n]) => `${n} × ${r}`).join("; ")}.`
         : "No prompt pair was dropped by validation (single-token answers, equal lengths, the expected final token).",
@@ -47,6 +56,13 @@ function setupSection(res: StudyResults): StudySection {
     ].join("\n\n"),
     figures: [],
   };
+}
+
+function mechanismLine(res: StudyResults): string {
+  const measured = res.groups.filter((g) => g.layerPatching).map((g) => g.name);
+  return measured.length > 1
+    ? ` The mechanism (per-position patching, each head's output, value and pattern, its attention to the cue) is measured on ${measured.join(", ")}; each statement about it names the groups it was measured on.`
+    : "";
 }
 
 export function buildSections(res: StudyResults): StudySection[] {
@@ -67,5 +83,6 @@ export function toReportSections(sections: readonly StudySection[]): ReportSecti
     heading: s.heading,
     text: s.text,
     figures: s.figures.map((f) => ({ figure: f.figure, caption: f.caption })),
+    ...(s.tables ? { tables: s.tables } : {}),
   }));
 }

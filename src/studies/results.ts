@@ -41,7 +41,14 @@ export interface StudyMeta {
 
 export interface PromptReport {
   source: string;
-  groups: { name: string; kept: number; dropped: number; examples: { clean: string; corrupted: string }[] }[];
+  groups: {
+    name: string;
+    kept: number;
+    dropped: number;
+    /** Distinct texts the templates can make for the group (generated prompts): intervals measure their variety. */
+    templates?: number;
+    examples: { clean: string; corrupted: string }[];
+  }[];
   dropped: { group: string; clean: string; corrupted: string; reason: string }[];
   /** Every prompt used, for reproduction. */
   pairs: { group: string; clean: string; corrupted: string; answer: string; wrong: string }[];
@@ -78,13 +85,41 @@ export interface GroupResult {
   accumulated?: SeriesSummary;
   /** Logit difference written by each component (clean run). */
   decomposed?: SeriesSummary;
+  /**
+   * The group whose texts this one uses with the roles swapped, and how many of its prompts are that
+   * group's texts: quantities symmetric under the swap are equal for both by construction on those.
+   */
+  mirrorOf?: { group: string; shared: number };
   /** Direct logit attribution per head [layer][head] (clean run). */
   headDla?: GridSummary;
+  /** The same on the corrupted run. */
+  headDlaCorrupted?: GridSummary;
+  /** Clean - corrupted DLA per head and prompt: what the cue changes in each head's direct effect. */
+  headDlaDiff?: GridSummary;
+  /** Top heads by |clean - corrupted DLA| (a head with the same bias on both runs is not a top head). */
   topHeads?: RankedCell[];
   /** Attribution-patching screen of attn/mlp outputs per layer [component][layer], normalised (if `normalised`). */
   layerScreen?: GridSummary;
   /** Top components of the screen (and the focus group's), confirmed by exact patching. */
   layerExact?: ComponentPatch[];
+  // The mechanism, measured on the focus group and the spec's mechanism groups:
+  /** Exact patching per layer, components resid_pre / attn_out / mlp_out, normalised [component][layer]. */
+  layerPatching?: GridSummary;
+  /** The positions of the per-position grids: labels, the cue (clean ≠ corrupted) and the final position. */
+  positions?: { labels: string[]; cue: number[]; final: number; labelsFrom: string };
+  /** Exact patching per layer and position, normalised, one grid [layer][position] per component. */
+  positionPatching?: { component: string; grid: GridSummary }[];
+  /**
+   * Head patching split by what is patched: [head][output|query|key|value|pattern], exact; and each head's
+   * attention from the final position to the cue (summed over cue positions), per prompt.
+   */
+  headSplit?: {
+    heads: string[];
+    parts: string[];
+    exact: GridSummary;
+    attribution: number[][];
+    toCue: SampleSummary[];
+  };
 }
 
 export interface AttentionExample {
@@ -99,12 +134,6 @@ export interface FocusResult extends GroupResult {
   attention?: AttentionExample[];
   /** Each top head's attention from the final position to the cue positions (summed), per focus prompt. */
   cueAttention?: { head: string; toCue: SampleSummary }[];
-  /** Exact patching per layer, components resid_pre / attn_out / mlp_out, normalised [component][layer]. */
-  layerPatching?: GridSummary;
-  /** The positions of the per-position grids: labels, the cue (clean ≠ corrupted) and the final position. */
-  positions?: { labels: string[]; cue: number[]; final: number; labelsFrom: string };
-  /** Exact patching per layer and position, normalised, one grid [layer][position] per component. */
-  positionPatching?: { component: string; grid: GridSummary }[];
   neurons?: {
     layers: number[];
     /** Top neurons by attribution estimate, with exact confirmation. */
@@ -112,8 +141,6 @@ export interface FocusResult extends GroupResult {
   };
   /** Pages of the top confirmed neurons (src/neurons): logit effect, activations on the example prompts. */
   neuronPages?: StudyNeuronPage[];
-  /** Head patching split by what is patched: [head][output|query|key|value|pattern], exact. */
-  headSplit?: { heads: string[]; parts: string[]; exact: GridSummary; attribution: number[][] };
   /** The circuit of edges (src/circuits, EAP-IG at 80 % faithfulness) and its comparison with the top DLA heads. */
   circuit?: CircuitBrief & {
     scoreLabel: string;
@@ -152,6 +179,17 @@ export interface Comparison {
   p: number;
   pHolm: number;
   significant: boolean;
+  /** Prompts the two groups share (resampled as pairs), when they share any. */
+  paired?: number;
+}
+
+/** A mirror group's quantities that equal its original's by construction: reported once, never tested. */
+export interface MirroredMetric {
+  metric: string;
+  group: string;
+  mirrorOf: string;
+  /** The shared value (the original's difference from the focus group, or 0 when the original is the focus). */
+  diff: number;
 }
 
 export interface StudyResults {
@@ -165,7 +203,14 @@ export interface StudyResults {
   focusGroup: string;
   groups: GroupResult[];
   focus: FocusResult;
-  comparisons: { alpha: number; family: string; items: Comparison[]; left?: string[] };
+  comparisons: {
+    alpha: number;
+    family: string;
+    items: Comparison[];
+    /** Mirror groups' swap-symmetric metrics: not in the family (they would count one measurement twice). */
+    mirrored?: MirroredMetric[];
+    left?: string[];
+  };
   /** The report's summary sentences, each generated from the numbers named next to it. */
   findings?: Finding[];
 }
@@ -173,6 +218,8 @@ export interface StudyResults {
 /** One sentence of the summary, with the numbers (paths into this file's values) behind it. */
 export interface Finding {
   text: string;
+  /** The groups the sentence makes a statement about: each was measured for it (pinned by a test). */
+  groups?: string[];
   /** The numbers behind the sentence, by name, and the threshold that made the sentence say what it says. */
   evidence: Record<string, number | string>;
 }

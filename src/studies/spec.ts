@@ -73,6 +73,12 @@ export interface StudyGroup {
   description?: string;
   /** Tags by factor (e.g. { cue: "name", distance: "near" }): comparisons are reported per factor. */
   factors?: Record<string, string>;
+  /**
+   * The group whose texts this one uses with the roles swapped (clean ↔ corrupted, answer ↔ wrong). Its
+   * prompts share units with that group: comparisons between the two resample them as pairs, and a
+   * quantity that is the same for both by construction is reported once, not tested again.
+   */
+  mirrorOf?: string;
 }
 
 /** A plan: a spec's sizes for this run, with the groups chosen and the seed. */
@@ -97,6 +103,14 @@ export interface StudySpec {
   groups: readonly StudyGroup[];
   /** The group studied in depth. */
   focusGroup: string;
+  /**
+   * Groups whose mechanism (per-position patching, each head's output/value/pattern, the heads' attention to
+   * the cue) is measured as well as the focus group's, so that a statement about the mechanism is made only
+   * for the groups it was measured on (e.g. one group per kind of cue).
+   */
+  mechanismGroups?: readonly string[];
+  /** How many distinct prompts the templates can make for a group (stated next to its intervals). */
+  templateCount?(group: StudyGroup): number;
   /** Groups of a --quick run (the focus group is always added). */
   quickGroups?: readonly string[];
   sizes: { full: StudySizes; quick: StudySizes };

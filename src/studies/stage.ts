@@ -4,6 +4,7 @@
  */
 
 import type { Figure } from "../viz/figure.ts";
+import type { ReportTable } from "../viz/html/report.ts";
 import type { StudyContext } from "./context.ts";
 import type { Finding, FocusResult, GroupResult, StudyResults } from "./results.ts";
 
@@ -18,11 +19,16 @@ export interface StudySection {
   heading: string;
   text?: string;
   figures: NamedFigure[];
+  /** Numbers a caption would otherwise list, one row each. */
+  tables?: ReportTable[];
 }
 
-/** What a stage adds: fields of some groups' results, of the focus group's, or the comparisons. */
+/**
+ * What a stage adds: fields of some groups' results, of the focus group's, or the comparisons. Groups are
+ * keyed by their user-chosen names in a Map: a plain object would take "__proto__" or "constructor" as its own.
+ */
 export interface StageSlice {
-  groups?: Record<string, Partial<GroupResult>>;
+  groups?: Map<string, Partial<GroupResult>>;
   focus?: Partial<FocusResult>;
   comparisons?: StudyResults["comparisons"];
 }
@@ -39,7 +45,7 @@ export interface Stage<S extends StageSlice = StageSlice> {
 
 /** Merge a stage's slice into the results (the focus group's result is its group result, extended). */
 export function applySlice(res: StudyResults, slice: StageSlice): void {
-  for (const [name, part] of Object.entries(slice.groups ?? {})) {
+  for (const [name, part] of slice.groups ?? []) {
     const g = res.groups.find((x) => x.name === name);
     if (!g) throw new Error(`stage returned results for unknown group ${name}`);
     Object.assign(g, part);

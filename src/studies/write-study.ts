@@ -33,6 +33,9 @@ export async function writeStudy(
         const main = f.name === results.study.mainFigure;
         await writeFigureFiles(join(tmp, "figures"), f.name, f.figure, { png: main });
         figures.push(`figures/${f.name}.svg`, ...(main ? [`figures/${f.name}.png`] : []));
+        // Between figures, a Ctrl-C is acted on now (its handler removes the temporary directory),
+        // not after the whole report is written.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
     const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));

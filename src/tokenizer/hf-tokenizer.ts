@@ -28,6 +28,18 @@ export class HfTokenizer extends BaseTokenizer {
     source: string,
   ) {
     super();
+    // An empty vocabulary would still load (the added special tokens make a vocabulary of a few), and then
+    // fail on the first prompt with an out-of-range token id: refuse it here, naming the file.
+    const vocab = (tokenizerJson.model as { vocab?: unknown } | undefined)?.vocab;
+    const nVocab = Array.isArray(vocab)
+      ? vocab.length
+      : vocab && typeof vocab === "object"
+        ? Object.keys(vocab).length
+        : 0;
+    if (nVocab === 0)
+      throw new Error(
+        `Invalid tokenizer in ${source}: its vocabulary (model.vocab) is empty — copy tokenizer.json from the model's Hugging Face repo again, or re-download the model (circuitscope download MODEL)`,
+      );
     this.lib = new HfLibTokenizer(tokenizerJson, tokenizerConfig);
     this.vocabSize = this.lib.get_vocab(true).size;
     const idOf = (field: string): number | undefined => {

@@ -2,11 +2,12 @@
  * Every file or directory circuitscope writes goes through here: it is built under a temporary name beside
  * its target and renamed into place, so a reader (or the user after a crash) sees the old output or the
  * new one, never half of one. Temporary paths are registered while they exist; a failure removes them in
- * `finally`, and SIGINT/SIGTERM removes every live one before the process exits (130/143).
+ * `finally`, and a signal that ends the process (src/util/interrupt.ts) removes every live one first.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { onInterruptExit } from "./interrupt.ts";
 
 const liveTemps = new Set<string>();
 let handlersInstalled = false;
@@ -19,19 +20,12 @@ function removeLiveTemps(): void {
   liveTemps.clear();
 }
 
-function onSignal(signal: NodeJS.Signals): void {
-  removeLiveTemps();
-  // Another listener (a command stopping its own work, the server) decides what happens next;
-  // alone, behave like the default action would: exit at once, with the shell's 128 + signal code.
-  if (process.listenerCount(signal) > 1) return;
-  process.exit(signal === "SIGINT" ? 130 : 143);
-}
-
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // Not while a command stops its own work (an index saving its last checkpoint needs its temporary
+  // files): only when the signal ends the process.
+  onInterruptExit(removeLiveTemps);
   process.on("exit", removeLiveTemps);
 }
 
@@ -44,18 +38,19 @@ export function tempPathFor(target: string): string {
 /**
  * Runs `build(tmp)` to create a file or directory at a registered temporary path, then renames it onto
  * `target`. The temporary path is gone afterwards whether `build` succeeded, threw, or a signal came.
- * `replace` runs just before the rename (e.g. to move an earlier report out of the way).
+ * `commit(tmp)`, when given, puts the finished temporary path in place instead of the plain rename
+ * (a report directory swaps with an earlier one).
  */
 export async function writeAtomically<T>(
   target: string,
   build: (tmp: string) => T | Promise<T>,
-  opts: { replace?: () => void } = {},
+  opts: { commit?: (tmp: string) => void } = {},
 ): Promise<T> {
   const tmp = beginTemp(target);
   try {
     const value = await build(tmp);
-    opts.replace?.();
-    renameSync(tmp, resolve(target));
+    if (opts.commit) opts.commit(tmp);
+    else renameSync(tmp, resolve(target));
     return value;
   } catch (err) {
     throw blameTarget(err, tmp, target);

@@ -70,7 +70,7 @@ export function circuitGraphSvg(data: CircuitGraphData): string {
   // Heads spread over the middle; each MLP sits right of the heads so edges passing a layer miss it.
   const headsWide = Math.max(1, ...[...rows.entries()].filter(([r]) => r % 2 === 1).map(([, l]) => l.length));
   const left = 70;
-  const top = 96;
+  const top = 112;
   const headSpan = headsWide * (NODE_W + GAP);
   const mlpX = left + headSpan + 3 * GAP;
   const width = Math.max(720, mlpX + NODE_W + 24);
@@ -91,9 +91,11 @@ export function circuitGraphSvg(data: CircuitGraphData): string {
   const parts: string[] = [];
   parts.push(
     `<text x="12" y="20" font-size="14" font-weight="bold" fill="#111">${escapeXml(data.title)}</text>`,
-    `<text x="12" y="38" font-size="11" fill="#444">${escapeXml(`${data.edges.length} edges, ${nodes.size - 2} components. Score: ${data.scoreLabel}.`)}</text>`,
-    `<text x="12" y="54" font-size="11" fill="#444">${escapeXml(`Line width ∝ |score| (widest = ${formatValue(maxAbs)}).`)} <tspan fill="${NEG}">Red</tspan>: removing the edge lowers the metric; <tspan fill="${POS}">blue</tspan>: removing it raises it.</text>`,
-    `<text x="12" y="70" font-size="11" fill="#444">Into a head: q enters at the left (solid), k in the middle (dashed), v at the right (dotted).</text>`,
+    // The subtitle is one short line per fact, so none is longer than the narrowest graph (720 px).
+    `<text class="cs-subtitle" x="12" y="38" font-size="11" fill="#444">${escapeXml(`${data.edges.length} edges, ${nodes.size - 2} components.`)}</text>`,
+    `<text class="cs-subtitle" x="12" y="54" font-size="11" fill="#444">${escapeXml(`Score: ${data.scoreLabel}.`)}</text>`,
+    `<text class="cs-subtitle" x="12" y="70" font-size="11" fill="#444">${escapeXml(`Line width ∝ |score| (widest = ${formatValue(maxAbs)}).`)} <tspan fill="${NEG}">Red</tspan>: removing the edge lowers the metric; <tspan fill="${POS}">blue</tspan>: removing it raises it.</text>`,
+    `<text class="cs-subtitle" x="12" y="86" font-size="11" fill="#444">Into a head: q enters at the left (solid), k in the middle (dashed), v at the right (dotted).</text>`,
   );
   for (let l = 0; l < data.nLayers; l++) {
     const y = top + (1 + 2 * l) * ROW_H + NODE_H / 2;

@@ -1,12 +1,14 @@
 /**
  * Colour scales for the hand-written views (attention grid, token view), shared by their SVG and browser
  * renderings. Charts use Vega's own schemes; these match them in spirit: diverging is red (negative) -
- * white (0) - blue (positive), like plotly's RdBu used by TransformerLens plots.
+ * neutral grey (0) - blue (positive), like plotly's RdBu used by TransformerLens plots.
  */
 
 type Rgb = [number, number, number];
 
 const WHITE: Rgb = [255, 255, 255];
+/** The diverging middle: a neutral grey (R = G = B), as in the charts' DIVERGING_RANGE. */
+const MID: Rgb = [240, 240, 240];
 const NEG: Rgb = [178, 24, 43];
 const POS: Rgb = [33, 102, 172];
 const SEQ: Rgb = [8, 81, 156];
@@ -42,7 +44,7 @@ export function makeColorScale(kind: ColorScale["kind"], domain: [number, number
   const rgb = (value: number): Rgb => {
     const t = intensity(kind, domain, value);
     if (kind === "sequential") return mix(WHITE, SEQ, t);
-    return mix(WHITE, value < 0 ? NEG : POS, t);
+    return mix(MID, value < 0 ? NEG : POS, t);
   };
   return {
     kind,

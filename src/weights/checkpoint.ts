@@ -152,8 +152,9 @@ export function openCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): O
   checkTokenizerFiles(dir, config);
   const family = familyOf(config);
   const stored = locateTensors(dir);
-  const expected = family.expectedTensors(config);
+  // Before the expected tensors are listed: a config of 1e9 layers would list billions of names.
   checkLayerCount(dir, config.nLayers, stored.keys());
+  const expected = family.expectedTensors(config);
 
   const wanted = new Map<string, { shape: number[]; file: string; storedName: string }>();
   for (const [name, shape] of expected) {
@@ -262,10 +263,12 @@ function checkLayerCount(dir: string, nLayer: number, storedNames: Iterable<stri
       example = name;
     }
   }
-  if (highest >= nLayer) {
+  // No numbered layer at all: the missing-tensor check names what is expected.
+  if (highest >= 0 && highest + 1 !== nLayer) {
     throw new Error(
       `Checkpoint ${dir}: config.json says ${nLayer} layers, but the weights hold ${highest + 1} ` +
-        `(e.g. "${example}") — the config does not match the weights; fix n_layer in config.json or re-download the model`,
+        `(e.g. "${example}") — the config does not match the weights; fix the layer count in config.json ` +
+        "(n_layer, or num_hidden_layers) or re-download the model",
     );
   }
 }

@@ -138,8 +138,19 @@ export function configObject(json: unknown, source: string): Record<string, unkn
   return json as Record<string, unknown>;
 }
 
-/** `model_type`, or a clear error listing what is supported. A missing model_type means GPT-2 (old configs). */
+/**
+ * `model_type`, or a clear error listing what is supported. A missing model_type means GPT-2 (old configs),
+ * but only for a config with GPT-2's fields: otherwise the missing field is the problem, not "n_layer".
+ */
 export function modelTypeOf(cfg: Record<string, unknown>, source: string): ModelType {
+  if (cfg.model_type === undefined && cfg.n_layer === undefined)
+    throw new Error(
+      `Invalid model config ${source}: field "model_type" is missing, and the config is not an old GPT-2 one ` +
+        `(no n_layer) — add "model_type" to config.json: one of ${MODEL_TYPES.join(", ")}` +
+        (cfg.num_hidden_layers !== undefined
+          ? ' (num_hidden_layers suggests "llama", "mistral" or "qwen2")'
+          : ""),
+    );
   const t = cfg.model_type ?? "gpt2";
   if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
   throw new Error(

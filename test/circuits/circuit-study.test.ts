@@ -60,6 +60,11 @@ test("the study's circuit section: the focus group's EAP-IG circuit at 80 %, com
     ["focus-circuit-faithfulness", "focus-circuit-edges"],
   );
   assert.match(section.text ?? "", new RegExp(`${c.edges} of ${c.totalEdges} edges`));
+  // Heads are named one way in a report (L2H1), never also by the edge graph's node names (a2.h1).
+  const edgeLabels = JSON.stringify(section.figures[1].figure.data);
+  for (const t of [section.text ?? "", edgeLabels, ...section.figures.map((f) => f.caption)])
+    assert.doesNotMatch(t, /\ba\d+\.h\d+\b/, t);
+  assert.match(section.text ?? "", /L2H1/);
   assert.match(circuitStage.findings?.(res)[0].text ?? "", /edges \(EAP-IG \(5 steps\)\) keep/);
   // A group whose gap is not normalised gets no circuit, and the report says why.
   const flat = await circuitStage.run(ctx, {

@@ -73,3 +73,41 @@ test("a config whose sizes disagree with the tensor shapes names the tensor and 
     /tensor ".*" in model\.safetensors has shape \[.*64.*\], but config\.json implies \[.*128.*\]/,
   );
 });
+
+test("a config claiming 1e9 layers is refused from the weights' own layer count, before anything is allocated", async () => {
+  const dir = variant("billion-layers", () => {}, { ...fixtureConfig, n_layer: 1e9 });
+  assert.throws(
+    () => loadCheckpoint(dir),
+    /config\.json says 1000000000 layers, but the weights hold 3 \(e\.g\. ".*h\.2\..*"\) — .*fix the layer count in config\.json/,
+  );
+  // Fewer layers claimed than stored, and more: both directions are caught.
+  assert.throws(
+    () => loadCheckpoint(variant("four-layers", () => {}, { ...fixtureConfig, n_layer: 4 })),
+    /says 4 layers, but the weights hold 3/,
+  );
+});
+
+test("a config without model_type that is not an old GPT-2 one names the missing field and the choices", () => {
+  const { model_type: _drop, n_layer, ...rest } = fixtureConfig;
+  const dir = variant("no-model-type", () => {}, { ...rest, num_hidden_layers: n_layer });
+  assert.throws(
+    () => loadCheckpoint(dir),
+    /field "model_type" is missing, .*add "model_type" to config\.json: one of gpt2, llama, mistral, qwen2 \(num_hidden_layers suggests "llama"/,
+  );
+  // An old GPT-2 config (n_layer, no model_type) still loads as GPT-2.
+  const { model_type: _m, ...oldGpt2 } = fixtureConfig;
+  assert.equal(loadCheckpoint(variant("old-gpt2", () => {}, oldGpt2)).config.modelType, "gpt2");
+});
+
+test("finite weights of 3e38 that overflow the forward pass are an error, not NaN logits with exit 0", async () => {
+  const dir = variant("huge-weights", (t) => {
+    t[nameOf(t, /h\.1\.mlp\.c_fc\.weight$/)].data.fill(3e38);
+  });
+  const res = await runCli(["predict", "--model", dir, "hello"]);
+  assert.notEqual(res.code, 0, res.stdout);
+  assert.match(
+    res.stderr,
+    /^circuitscope: error: The model's logits are not finite \(NaN at batch 0, position \d+, token \d+\): the forward pass overflowed float32.*re-download or re-export the model/m,
+  );
+  assert.doesNotMatch(res.stdout, /NaN/);
+});

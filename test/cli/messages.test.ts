@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
-import { loadFixtureModel } from "../helpers/reference.ts";
+import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
 
 test("generate names -n and says how many new tokens fit after the prompt (BOS counted)", async () => {
   const prompt = "hello there, friend";
@@ -37,4 +37,33 @@ test("help of repeatable options shows no empty-list default", async () => {
     assert.equal(res.code, 0);
     assert.doesNotMatch(res.stdout, /\(default: \[\]\)/, command);
   }
+});
+
+test("patch with the answer as the wrong token is an error naming both and the fix, not NaN with exit 0", async () => {
+  const { clean, corrupted, answer } = referenceJson.prompts;
+  const id = loadFixtureModel().toSingleToken(answer);
+  const res = await runCli([
+    "patch",
+    "--model",
+    FIXTURE_DIR,
+    "--clean",
+    clean[0],
+    "--corrupted",
+    corrupted[0],
+    "--answer",
+    answer,
+    "--wrong",
+    answer,
+    "--target",
+    "resid_pre",
+  ]);
+  assert.notEqual(res.code, 0, res.stdout);
+  assert.match(
+    res.stderr,
+    new RegExp(
+      `^circuitscope: error: The answer and the wrong token are the same token \\(id ${id}\\): .*nothing to measure\\. Give as the wrong token`,
+      "m",
+    ),
+  );
+  assert.doesNotMatch(res.stdout, /NaN/);
 });

@@ -77,6 +77,26 @@ test("the README's study command runs twice: the second replaces its own report 
     readdirSync(root).filter((n) => n.includes("circuitscope-tmp")),
     [],
   );
+  // The marker lists what the study wrote: the report, results and every figure.
+  const listed: string[] = marker2.files;
+  const written = readdirSync(out, { recursive: true })
+    .map(String)
+    .filter((f) => f !== ".circuitscope-report.json" && f !== "figures");
+  assert.deepEqual([...listed].sort(), written.sort());
+  assert.ok(listed.includes("report.html") && listed.includes("results.json"));
+  // A file the user added to the report is never deleted: --overwrite refuses, naming it, before the model loads.
+  const markerText = readFileSync(join(out, ".circuitscope-report.json"), "utf8");
+  writeFileSync(join(out, "my-notes.txt"), "notes");
+  const withNotes = await study(out, "--overwrite");
+  assert.equal(withNotes.code, 1, withNotes.stderr);
+  assert.match(withNotes.stderr, /files circuitscope did not write \(my-notes\.txt\): nothing was changed/);
+  assert.doesNotMatch(withNotes.stderr, /Loading/);
+  assert.equal(readFileSync(join(out, "my-notes.txt"), "utf8"), "notes");
+  assert.equal(
+    readFileSync(join(out, ".circuitscope-report.json"), "utf8"),
+    markerText,
+    "the report is kept",
+  );
 });
 
 test("a bad output path of any writing command fails at once, before the model is loaded", async () => {

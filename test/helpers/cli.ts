@@ -39,7 +39,19 @@ export function cliResult(child: ChildProcessWithoutNullStreams): Promise<CliRes
   });
 }
 
+/**
+ * A started CLI process's result; the process is killed (SIGKILL) if the await is abandoned by a failing
+ * test, so a regression that ignores signals cannot stall the suite.
+ */
+export async function finished(child: ChildProcessWithoutNullStreams): Promise<CliResult> {
+  try {
+    return await cliResult(child);
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
 /** Runs `bin/circuitscope.js` as a user would, without a terminal. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliResult> {
-  return cliResult(spawnCli(args, { env, cwd }));
+  return finished(spawnCli(args, { env, cwd }));
 }

@@ -5,9 +5,11 @@
  *
  *   limited-writer.ts safetensors <target file>
  *   limited-writer.ts index <index directory>
+ *   limited-writer.ts report <report.html path>     (the page alone is ~0.9 MB: the viz bundle is inlined)
  */
 import { writeIndexState } from "../../src/neurons/index-store.ts";
 import { NeuronStats } from "../../src/neurons/neuron-stats.ts";
+import { writeHtmlReport } from "../../src/viz/html/report.ts";
 import { writeSafetensors } from "../../src/weights/safetensors.ts";
 
 /** Bytes of the payload: well above the 64 KiB limit the parent sets. */
@@ -44,6 +46,8 @@ try {
       stats,
       new Map([[7, new Uint32Array(BIG / 4)]]),
     );
+  } else if (writer === "report") {
+    writeHtmlReport(target, { title: "limited-writer", sections: [] });
   } else {
     throw new Error(`unknown writer ${writer}`);
   }

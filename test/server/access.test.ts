@@ -5,9 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { parseHostHeader, TOKEN_HEADER, tokenMatches } from "../../src/server/access-guard.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
+import { mulberry32 } from "../../src/util/random.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { referenceJson } from "../helpers/reference.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
@@ -263,4 +265,195 @@ test("host header parsing and the constant-time token comparison", () => {
   assert.equal(tokenMatches("abc", "abd"), false);
   assert.equal(tokenMatches("abc", "abcd"), false, "different lengths compare (as digests) without throwing");
   assert.equal(tokenMatches("abc", ""), false);
+});
+
+/** Sends exactly these bytes as the request target (node:http would refuse or rewrite some) and reads the answer. */
+function rawTarget(
+  route: { method: string; body?: unknown },
+  target: string,
+  token: string | null,
+): Promise<{ status: number; body: string }> {
+  const body = route.body === undefined ? "" : JSON.stringify(route.body);
+  const head = [
+    `${route.method} ${target} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    "Connection: close",
+    ...(token !== null ? [`${TOKEN_HEADER}: ${token}`] : []),
+    ...(body ? ["Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`] : []),
+  ];
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(`${head.join("\r\n")}\r\n\r\n${body}`));
+    let text = "";
+    socket.on("data", (c) => (text += c));
+    socket.on("end", () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
+    });
+    socket.on("error", reject);
+    socket.setTimeout(10_000, () => {
+      socket.destroy();
+      reject(new Error(`no answer to ${route.method} ${JSON.stringify(target)}`));
+    });
+  });
+}
+
+const hex = (c: string) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+
+/**
+ * Spellings of one path that a lenient router might route as that path: every encoding the traversal test
+ * (api.test.ts) uses — percent-encoding in either case, double encoding, encoded and back slashes, dot
+ * segments plain and encoded, NUL — plus absolute-form targets, doubled slashes, case, trailing slashes and
+ * delimiters, and `random` seeded mutations of single characters.
+ */
+function spellings(path: string, random: number): string[] {
+  const chars = [...path];
+  const out = new Set<string>([
+    chars.map(hex).join(""),
+    chars.map((c) => hex(c).toUpperCase()).join(""),
+    path.replace(/[a-z]/, (c) => hex(c)), // "/%61pi/info"
+    path.replace(/[a-z]/, (c) => hex(c).toUpperCase()),
+    path.replace(/[a-z]/, (c) => `%25${hex(c).slice(1)}`), // double-encoded
+    path.replace(/\//g, "%2f"),
+    path.replace(/\//g, "%2F"),
+    path.replace(/\//g, "\\"),
+    `/.${path}`,
+    `/./${path.slice(1)}`,
+    `/%2e/${path.slice(1)}`,
+    `/x/../${path.slice(1)}`,
+    `/x/%2e%2e/${path.slice(1)}`,
+    `/x/.%2e/${path.slice(1)}`,
+    `/%00${path.slice(1)}`,
+    `${path}%00`,
+    `/${path}`,
+    `//${path}`,
+    path.replace(/\//g, "//"),
+    `http://x${path}`,
+    `http://127.0.0.1:${port}${path}`,
+    `HTTP://x${path}`,
+    `https://x${path}`,
+    `http:${path}`,
+    `x${path}`,
+    `*${path}`,
+    path.toUpperCase(),
+    `${path}/`,
+    `${path};x`,
+    `${path}%3f`,
+    `${path}%23`,
+    `${path}#?x`,
+    `${path}%20`,
+  ]);
+  const rng = mulberry32(0x5ec + path.length);
+  const pick = (n: number) => Math.floor(rng() * n);
+  for (let k = 0; k < random; k++) {
+    const i = pick(chars.length);
+    const c = chars[i];
+    const swaps = [hex(c), hex(c).toUpperCase(), `%25${hex(c).slice(1)}`, "%2f", "\\", "/./", "//", ";", "%"];
+    out.add(chars.slice(0, i).join("") + swaps[pick(swaps.length)] + chars.slice(i + 1).join(""));
+  }
+  out.delete(path);
+  return [...out];
+}
+
+test("fuzz: no spelling of any path gets past the token — the guard judges the path the router routes", async () => {
+  const startedAt = Date.now();
+  const jobsSeen: string[] = [];
+  const onUpdate = (v: JobView) => {
+    if (Date.parse(v.createdAt) >= startedAt) jobsSeen.push(v.id);
+  };
+  fx.server.queue.events.on("update", onUpdate);
+  const publicPaths = new Set(["/", "/index.html", "/app.js", "/app.css", "/favicon.svg"]);
+  let tried = 0;
+  try {
+    for (const route of routes()) {
+      const base = route.path.split("?")[0];
+      if (base.includes("%")) continue; // already a malformed spelling
+      for (const target of spellings(base, 16)) {
+        const what = `${route.method} ${JSON.stringify(target)}`;
+        const r = await rawTarget(route, target, null);
+        tried++;
+        assert.ok(
+          r.status === 400 || r.status === 401,
+          `${what} without a token → ${r.status} ${r.body.slice(0, 200)}`,
+        );
+        assert.doesNotMatch(r.body, /tiny-gpt2|strTokens|"status":"done"|circuitscope explorer/, what);
+        // With the token too, a spelling other than the canonical one is refused (or, if canonical, not found),
+        // so no second path to a route exists at all.
+        const withToken = await rawTarget(route, target, fx.server.token);
+        assert.ok(
+          withToken.status === 400 || withToken.status === 404,
+          `${what} with the token → ${withToken.status} ${withToken.body.slice(0, 200)}`,
+        );
+      }
+      const canonical = await rawTarget(route, base, null);
+      const isPublic = publicPaths.has(base);
+      assert.equal(
+        canonical.status === 401,
+        !isPublic,
+        `${route.method} ${base} without a token → ${canonical.status}`,
+      );
+    }
+  } finally {
+    fx.server.queue.events.off("update", onUpdate);
+  }
+  assert.ok(tried > 500, `${tried} spellings tried`);
+  assert.deepEqual(jobsSeen, [], "no spelling started a model run");
+});
+
+test("the issue's bypasses, exactly: /%61pi/info, POST /%61pi/predict and an absolute-form target are refused without a token", async () => {
+  const info = await rawTarget({ method: "GET" }, "/%61pi/info", null);
+  assert.equal(info.status, 400, info.body);
+  assert.match(JSON.parse(info.body).error.message, /percent-encoded characters in the path are not allowed/);
+  const predict = await rawTarget({ method: "POST", body: { prompt: "Hello" } }, "/%61pi/predict", null);
+  assert.equal(predict.status, 400, predict.body);
+  const absolute = await rawTarget({ method: "GET" }, "http://x/api/info", null);
+  assert.equal(absolute.status, 400, absolute.body);
+  assert.match(JSON.parse(absolute.body).error.message, /not a path \(an absolute URL/);
+  const doubled = await rawTarget({ method: "GET" }, "//x", fx.server.token);
+  assert.equal(doubled.status, 400, doubled.body);
+  assert.deepEqual(JSON.parse(doubled.body).error, {
+    message:
+      "Bad request path: empty path segments ('//'; at the start, some clients read what follows as a host name) are not allowed.",
+    fix: "Separate the path's parts with single slashes, e.g. /index.html or /api/info.",
+  });
+});
+
+test("an HTTP/1.1 request without Host gets a JSON 400 in the usual shape, naming the header", async () => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () =>
+      socket.end("GET /api/info HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    );
+    let t = "";
+    socket.on("data", (c) => (t += c));
+    socket.on("end", () => resolve(t));
+    socket.on("error", reject);
+  });
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as {
+    error: { message: string; fix: string };
+  };
+  assert.deepEqual(Object.keys(body.error), ["message", "fix"]);
+  assert.match(body.error.message, /no Host header/);
+  assert.match(body.error.fix, new RegExp(`Host: 127\\.0\\.0\\.1:${port}`));
+});
+
+test("no answer may be framed by another site: X-Frame-Options DENY and CSP frame-ancestors 'none' on pages, API and refusals", async () => {
+  const host = `127.0.0.1:${port}`;
+  const answers = [
+    await raw({ method: "GET", path: "/" }, { host }, null),
+    await raw({ method: "GET", path: "/app.js" }, { host }, null),
+    await raw({ method: "GET", path: "/api/info" }, { host }),
+    await raw({ method: "GET", path: "/api/info" }, { host }, null), // 401
+    await raw({ method: "GET", path: "/api/info" }, { host: "evil.example" }), // 403
+    await raw({ method: "GET", path: "/no-such-file" }, { host }), // 404
+    await raw({ method: "GET", path: "/%2e%2e/x" }, { host }), // 400
+    await raw({ method: "GET", path: "/api/jobs/%E0%A4%A" }, { host }), // the router's own error
+  ];
+  for (const r of answers) {
+    assert.equal(r.headers["x-frame-options"], "DENY", `${r.status}`);
+    assert.equal(r.headers["content-security-policy"], "frame-ancestors 'none'", `${r.status}`);
+  }
+  assert.deepEqual(
+    answers.map((r) => r.status),
+    [200, 200, 200, 401, 403, 404, 400, 400],
+  );
 });

@@ -137,6 +137,27 @@ test("attention asks for one head or all, never half of one or both", async () =
     /not both/,
   );
   assertApiError(await post("/api/attention", { prompt: "hi", heads: "some" }), 400, /heads/);
+  const neither = await post("/api/attention", { prompt: "hi" });
+  assertApiError(neither, 400, /names no head: it has neither layer and head nor heads: "all"/);
+  assert.match(neither.json.error.fix, /\{"layer": 1, "head": 2\}/);
+});
+
+test("an answer equal to the wrong token is a 400 naming both and the fix, before any run (not a NaN figure)", async () => {
+  const jobs = server.queue.retained().jobs;
+  for (const kind of ["patching", "circuit"]) {
+    const body = { kind, clean: CLEAN, corrupted: CORRUPTED, answer: ANSWER, wrong: ANSWER };
+    const r = await post("/api/jobs", kind === "patching" ? { ...body, target: "head_z" } : body);
+    assertApiError(r, 400, /answer and the wrong token are the same token \(id \d+\).*nothing to measure/);
+    assert.match(r.json.error.fix, /different from the answer/);
+  }
+  assertApiError(
+    await post("/api/attribution", { prompt: CLEAN, answer: WRONG, wrong: WRONG }),
+    400,
+    /same token/,
+  );
+  assert.equal(server.queue.retained().jobs, jobs, "no job was queued");
+  // Different tokens still go through (the check is not "refuse everything").
+  assert.equal((await post("/api/attribution", { prompt: CLEAN, answer: ANSWER, wrong: WRONG })).status, 200);
 });
 
 test("attribution reports the model's logit difference and one heatmap row per layer", async () => {

@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import type { ExplorerServer } from "../../src/server/app.ts";
+import type { JobView } from "../../src/server/job-queue.ts";
 import { ATTENTION_SCALE } from "../../src/viz/views/attention-svg.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
-import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, runFromAddress, startFixtureServer } from "./server-fixture.ts";
 
 let server: ExplorerServer;
 let base: string;
@@ -58,6 +59,7 @@ test("type a prompt: tokens and predictions appear, the URL records it; a reload
 
   const again = await newPage();
   await again.goto(withToken(page.url()));
+  await runFromAddress(again, "#run-prompt");
   await again.waitForSelector("#predictions-out[data-ready] table.predictions");
   assert.equal(await again.locator("#prompt").inputValue(), clean[0]);
   assert.equal(await again.locator("#predictions-out").innerText(), before);
@@ -71,6 +73,7 @@ test("clicking a head cell of the attribution heatmap shows that head's attentio
   const page = await newPage();
   const q = new URLSearchParams({ prompt: clean[0], answer, wrong });
   await page.goto(withToken(`${base}/?${q}`));
+  await runFromAddress(page, "#run-prompt");
   await page.waitForSelector("#attribution-out[data-ready]");
   // Vega labels each heatmap cell with its row and column.
   const heatmap = page.locator("#attribution-out .figure").nth(1);
@@ -127,6 +130,7 @@ test("a patching job shows progress, then the heatmap; the URL reruns it", async
   }
   const reloaded = await newPage();
   await reloaded.goto(withToken(page.url()));
+  await runFromAddress(reloaded, "#run-patching");
   await reloaded.waitForSelector("#patching-out[data-ready] svg");
   assert.equal(await reloaded.locator("#corrupted").inputValue(), corrupted[0]);
   assert.equal(await reloaded.locator("#target").inputValue(), "resid_pre");
@@ -155,11 +159,13 @@ test("the session token: taken from the URL, kept for reloads, required by the A
     if (new URL(r.url()).pathname.startsWith("/api/")) apiTokens.push(r.headers()["x-circuitscope-token"]);
   });
   await page.goto(withToken(`${base}/?prompt=Hello`));
+  await runFromAddress(page, "#run-prompt");
   await page.waitForSelector("#predictions-out[data-ready]");
   assert.equal(new URL(page.url()).searchParams.get("token"), null, "token removed from the address bar");
   assert.equal(new URL(page.url()).searchParams.get("prompt"), "Hello");
   // A reload (address without the token) still works: the tab kept the token.
   await page.reload();
+  await runFromAddress(page, "#run-prompt");
   await page.waitForSelector("#predictions-out[data-ready]");
   assert.ok(apiTokens.length >= 4, `${apiTokens.length} API requests`);
   assert.ok(
@@ -218,6 +224,7 @@ test("attention at a glance: a layer x head thumbnail grid of the real patterns;
 
   const page = await newPage();
   await page.goto(withToken(`${base}/?${new URLSearchParams({ prompt: clean[0], head: "1.2" })}`));
+  await runFromAddress(page, "#run-prompt");
   await page.waitForSelector("#attention-out[data-ready] .cs-head-grid");
   const shown = await readAttentionPanel(page);
   assert.equal(shown.thumbs.length, nLayers * nHeads, "one thumbnail per head");
@@ -266,6 +273,7 @@ test("attention at a glance: a layer x head thumbnail grid of the real patterns;
   // The link reopens that head.
   const again = await newPage();
   await again.goto(withToken(page.url()));
+  await runFromAddress(again, "#run-prompt");
   await again.waitForSelector("#attention-out[data-ready] .cs-head-grid");
   assert.equal((await readAttentionPanel(again)).openTitle, `L${layer}H${head}`);
   await page.close();
@@ -282,6 +290,7 @@ test("when the server refuses the all-heads grid (a prompt past its bound), the 
       : route.continue(),
   );
   await page.goto(withToken(`${base}/?${new URLSearchParams({ prompt: clean[0], head: "2.3" })}`));
+  await runFromAddress(page, "#run-prompt");
   await page.waitForSelector("#attention-out[data-ready] .cs-attention");
   const shown = await readAttentionPanel(page);
   assert.equal(shown.thumbs.length, 0, "no grid");
@@ -291,6 +300,50 @@ test("when the server refuses the all-heads grid (a prompt past its bound), the 
     /No all-heads grid: Every head's pattern/,
   );
   await page.close();
+});
+
+test("an address fills the form but runs nothing until a click; no other page can frame the explorer", async () => {
+  const startedAt = Date.now();
+  const runs: string[] = [];
+  const onUpdate = (v: JobView) => {
+    if (Date.parse(v.createdAt) >= startedAt) runs.push(v.kind);
+  };
+  server.queue.events.on("update", onUpdate);
+  try {
+    const page = await newPage();
+    const calls: string[] = [];
+    page.on("request", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path.startsWith("/api/")) calls.push(path);
+    });
+    const q = new URLSearchParams({ prompt: clean[0], answer, wrong, neuron: "0.1", head: "1.2" });
+    await page.goto(withToken(`${base}/?${q}`));
+    await page.waitForSelector("body[data-ready]");
+    assert.equal(await page.locator("#prompt").inputValue(), clean[0], "the address filled the form");
+    assert.equal(await page.locator("#neuron").inputValue(), "0.1");
+    assert.match(await page.locator("#page-note").innerText(), /press Run/);
+    assert.deepEqual(calls, ["/api/info"], "only the page's own set-up call");
+    assert.equal(runs.length, 0, `no model run started from the address: ${runs.join(", ")}`);
+    await page.click("#run-prompt");
+    await page.waitForSelector("#predictions-out[data-ready] table.predictions");
+    await page.waitForSelector("#attention-out[data-ready] .cs-attention"); // the click's last run
+    assert.ok(runs.includes("predict"), `runs after the click: ${runs.join(", ")}`);
+    await page.close();
+
+    // Another site's page framing the explorer: the browser refuses to render it, so nothing in it can be clicked.
+    runs.length = 0;
+    const framer = await browser.newPage(); // its refusal is logged as a console error on purpose: not collected
+    await framer.setContent(`<iframe id="x" src="${withToken(`${base}/?prompt=Hello`)}"></iframe>`);
+    const frame = framer.frames().find((f) => f !== framer.mainFrame());
+    assert.ok(frame);
+    await frame.waitForLoadState();
+    assert.ok(!frame.url().startsWith(base), `the frame shows ${frame.url()}, not the explorer`);
+    assert.equal(await frame.locator("#prompt").count(), 0, "no explorer form inside the frame");
+    assert.equal(runs.length, 0, `runs from the framed page: ${runs.join(", ")}`);
+    await framer.close();
+  } finally {
+    server.queue.events.off("update", onUpdate);
+  }
 });
 
 test("no page errors along the way (besides the deliberately rejected over-long prompt and token-less page)", () => {
@@ -319,6 +372,7 @@ for (const width of [1100, 1600]) {
       target: "resid_pre",
     });
     await page.goto(withToken(`${base}/?${q}`));
+    await runFromAddress(page, "#run-patching");
     await page.waitForSelector("#patching-out[data-ready] svg", { timeout: 120_000 });
     const m = await page.$eval("#patching-panel", (panel) => {
       const box = panel.getBoundingClientRect();

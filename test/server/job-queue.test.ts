@@ -102,21 +102,77 @@ test("cancelling a queued job removes it; cancelling a running job aborts its si
   assert.equal(q.cancel("nope"), false);
 });
 
-test("run() resolves with the result or rejects with the error; only the newest finished jobs are kept", async () => {
-  const q = new JobQueue(
-    async (_k, p) => {
-      const n = (p as { n: number }).n;
-      if (n < 0) throw new Error(`negative ${n}`);
-      return n * 2;
-    },
-    { keepFinished: 2 },
-  );
+test("run() resolves with the result or rejects with the error", async () => {
+  const q = new JobQueue(async (_k, p) => {
+    const n = (p as { n: number }).n;
+    if (n < 0) throw new Error(`negative ${n}`);
+    return n * 2;
+  });
   assert.equal(await q.run("double", { n: 21 }), 42);
   await assert.rejects(q.run("double", { n: -1 }), /negative -1/);
-  const ids = [];
-  for (let i = 0; i < 4; i++) ids.push(q.submit("double", { n: i }).id);
-  await q.settled(ids[3]);
-  q.submit("double", { n: 9 });
-  assert.equal(q.get(ids[0]), undefined, "oldest finished jobs are dropped");
-  assert.equal(q.get(ids[3])?.result, 6);
+});
+
+/** A runner whose result is `n` numbers: about 2n bytes as JSON ("0,"). */
+const sized = async (_k: string, p: unknown) => new Array((p as { n: number }).n).fill(0);
+
+/** Bytes a client fetching the job would get, counted independently of the queue's own bookkeeping. */
+const viewBytes = (v: JobView | undefined) => (v ? Buffer.byteLength(JSON.stringify(v)) : 0);
+
+test("quick runs leave nothing behind: 200 run() calls with large results keep no job and no bytes", async () => {
+  const q = new JobQueue(sized);
+  const ids = new Set<string>();
+  q.events.on("update", (v: JobView) => ids.add(v.id));
+  for (let i = 0; i < 200; i++) {
+    const result = (await q.run("attention", { n: 50_000 })) as number[];
+    assert.equal(result.length, 50_000, "the caller still gets the whole result");
+  }
+  await assert.rejects(q.run("attention", { n: -1 }), /Invalid array length/);
+  assert.equal(ids.size, 201);
+  const kept = [...ids].filter((id) => q.get(id) !== undefined);
+  assert.deepEqual(kept, [], "no client was given these ids, so none is kept");
+  assert.deepEqual(q.retained(), { jobs: 0, bytes: 0 });
+});
+
+test("finished background jobs are kept by bytes, not entries: the newest that fit, oldest dropped first", async () => {
+  const oneJob = viewBytes({
+    id: "0".repeat(32),
+    kind: "patching",
+    status: "done",
+    progress: null,
+    result: new Array(10_000).fill(0),
+    createdAt: new Date().toISOString(),
+  });
+  const keepBytes = Math.floor(3.5 * oneJob);
+  const q = new JobQueue(sized, { keepBytes });
+  const big: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const { id } = q.submit("patching", { n: 10_000 });
+    await q.settled(id);
+    big.push(id);
+  }
+  const keptBig = big.filter((id) => q.get(id) !== undefined);
+  assert.deepEqual(keptBig, big.slice(-3), "the three newest fit in 3.5 jobs' bytes");
+  const measured = keptBig.reduce((sum, id) => sum + viewBytes(q.get(id)), 0);
+  assert.deepEqual(q.retained(), { jobs: 3, bytes: measured });
+  assert.ok(measured <= keepBytes, `${measured} B kept, bound ${keepBytes} B`);
+  // Small results: many more entries fit in the same bytes — the bound is bytes, not a count.
+  const small: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const { id } = q.submit("patching", { n: 1 });
+    await q.settled(id);
+    small.push(id);
+  }
+  const keptSmall = small.filter((id) => q.get(id) !== undefined);
+  const bytesNow = [...big, ...small].reduce((sum, id) => sum + viewBytes(q.get(id)), 0);
+  assert.ok(keptSmall.length > 100, `${keptSmall.length} small jobs kept`);
+  assert.ok(bytesNow <= keepBytes, `${bytesNow} B kept, bound ${keepBytes} B`);
+  assert.deepEqual(q.retained(), {
+    jobs: keptSmall.length + big.filter((id) => q.get(id)).length,
+    bytes: bytesNow,
+  });
+  // A result larger than the whole bound is still kept until a newer job arrives (its client is about to read it).
+  const huge = q.submit("patching", { n: 50_000 }).id;
+  await q.settled(huge);
+  assert.equal(q.get(huge)?.status, "done");
+  assert.deepEqual(q.retained().jobs, 1);
 });

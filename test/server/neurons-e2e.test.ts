@@ -11,7 +11,7 @@ import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 import { buildFixtureIndex, type IndexFixture } from "./neuron-index-fixture.ts";
-import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
+import { type FixtureServer, runFromAddress, startFixtureServer } from "./server-fixture.ts";
 
 const LAYER = 2;
 const NEURON = 7;
@@ -61,6 +61,7 @@ async function shownExamples(page: Page): Promise<number[][]> {
 test("a ?neuron=L.N link shows the top examples and the logit-effect charts; a reload shows the same", async () => {
   const page = await newPage();
   await page.goto(withToken(`${base}/?neuron=${LAYER}.${NEURON}`));
+  await runFromAddress(page, "#show-neuron");
   await page.waitForSelector("#neuron-out[data-ready]");
   assert.equal(await page.locator("#neuron").inputValue(), `${LAYER}.${NEURON}`);
   const text = await page.locator("#neuron-out").innerText();
@@ -95,6 +96,7 @@ test("a ?neuron=L.N link shows the top examples and the logit-effect charts; a r
 
   const again = await newPage();
   await again.goto(withToken(page.url()));
+  await runFromAddress(again, "#show-neuron");
   await again.waitForSelector("#neuron-out[data-ready]");
   assert.equal(await again.locator("#neuron-out").innerText(), text);
   assert.deepEqual(await shownExamples(again), shown);
@@ -124,6 +126,7 @@ test("looking up a neuron records it in the URL; with a prompt the page adds its
 test("an out-of-range neuron shows the server's message and fix; no other page errors", async () => {
   const page = await newPage();
   await page.goto(withToken(`${base}/?neuron=${LAYER}.9999`));
+  await runFromAddress(page, "#show-neuron");
   const error = page.locator("#neuron-out .error");
   await error.waitFor();
   assert.match(await error.innerText(), /neuron 9999 does not exist.*256 neurons.*from 0 to 255/s);

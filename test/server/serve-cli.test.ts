@@ -129,14 +129,68 @@ test("the printed address carries the session token; the API wants it; SIGTERM s
 test("--no-token prints a plain address and a warning", async () => {
   const run = serve(["--port", "0", "--no-token"]);
   try {
-    await until(() => run.out().includes("\n"), 30_000, "the address");
+    // stdout and stderr are separate pipes: wait for each line itself, not for a time after the other.
+    await Promise.all([
+      printed(run, "stdout", /\n/),
+      printed(run, "stderr", /--no-token: any program on this machine can use the API/),
+    ]);
     const m = /: (http:\/\/127\.0\.0\.1:\d+\/)\n/.exec(run.out());
     assert.ok(m, run.out());
-    assert.match(run.err(), /--no-token: any program on this machine can use the API/);
     assert.equal((await fetch(new URL("/api/info", m[1]))).status, 200);
     run.child.kill("SIGTERM");
     assert.equal(await exitWithin(run, 15_000), 0);
   } finally {
     run.child.kill("SIGKILL");
+  }
+});
+
+/** Resolves once the child's stdout or stderr matches `pattern` (with the match), or rejects when it exits first. */
+function printed(run: ReturnType<typeof serve>, stream: "stdout" | "stderr", pattern: RegExp) {
+  const text = stream === "stdout" ? run.out : run.err;
+  return new Promise<RegExpExecArray>((resolve, reject) => {
+    const check = () => {
+      const m = pattern.exec(text());
+      if (m) {
+        run.child[stream]?.off("data", check);
+        resolve(m);
+      }
+    };
+    run.child[stream]?.on("data", check);
+    check();
+    void run.exit.then((code) =>
+      reject(new Error(`exited ${code} before printing ${pattern}: ${run.err()}`)),
+    );
+  });
+}
+
+test("every spelling of 'all interfaces' warns alike and prints an address that works", async () => {
+  for (const host of ["0.0.0.0", "0", "0.0", "::", "::0", "0:0:0:0:0:0:0:0"]) {
+    const run = serve(["--port", "0", "--host", host]);
+    const giveUp = setTimeout(() => run.child.kill("SIGKILL"), 60_000); // a missing warning fails, not hangs
+    try {
+      const m = await printed(run, "stdout", /: (http:\/\/[^/]+\/)\?token=([0-9a-f]{48})\n/);
+      await printed(run, "stderr", /Warning: listening on every network interface/);
+      const info = await fetch(new URL("/api/info", m[1]), { headers: { [TOKEN_HEADER]: m[2] } });
+      assert.equal(info.status, 200, `--host ${host}: ${m[1]} answers ${info.status}`);
+      assert.equal((await fetch(m[1])).status, 200, `--host ${host}: the page`);
+    } finally {
+      clearTimeout(giveUp);
+      run.child.kill("SIGKILL");
+    }
+  }
+});
+
+test("--host '' is reported as an empty --host with the fix, before the model loads", async () => {
+  for (const host of ["", " "]) {
+    const run = serve(["--port", "0", "--host", host]);
+    try {
+      assert.equal(await exitWithin(run, 15_000), 1);
+      assert.equal(
+        run.err(),
+        "circuitscope: error: --host is empty: pass the address to listen on, e.g. --host 127.0.0.1 (the default, this machine only) or --host 0.0.0.0 (every interface)\n",
+      );
+    } finally {
+      run.child.kill("SIGKILL");
+    }
   }
 });

@@ -1,4 +1,5 @@
 /** Starts the explorer on the fixture model (or another), listening on 127.0.0.1 at a free port. */
+import type { Page } from "playwright-core";
 import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
@@ -38,4 +39,13 @@ export async function startFixtureServer(
         headers: { ...(init.headers as Record<string, string>), ...(token ? { [TOKEN_HEADER]: token } : {}) },
       }),
   };
+}
+
+/**
+ * An address fills the page's form but runs nothing: once the page is wired (body[data-ready]), click the
+ * panel's button as the user would.
+ */
+export async function runFromAddress(page: Page, button: string): Promise<void> {
+  await page.waitForSelector("body[data-ready]");
+  await page.click(button);
 }

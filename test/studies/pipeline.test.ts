@@ -195,6 +195,27 @@ describe("study custom --prompts", () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Writes NAME.jsonl, runs `study custom --quick --json` on it into NAME-out, and reads results.json. */
+  async function runCustom(name: string, lines: string[]) {
+    const file = join(dir, `${name}.jsonl`);
+    writeFileSync(file, `${lines.join("\n")}\n`);
+    const out = join(dir, `${name}-out`);
+    const r = await runCli([
+      "study",
+      "custom",
+      "--prompts",
+      file,
+      "--model",
+      FIXTURE_DIR,
+      "--out",
+      out,
+      "--quick",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return { file, out, r, json: JSON.parse(readFileSync(join(out, "results.json"), "utf8")) };
+  }
+
   it("runs the pipeline on the file's pairs with the file's groups, the first as focus", async () => {
     const pairs = [
       [
@@ -218,23 +239,7 @@ describe("study custom --prompts", () => {
     ].map(([clean, corrupted, answer, wrong, group]) =>
       JSON.stringify({ clean, corrupted, answer, wrong, group }),
     );
-    const file = join(dir, "pairs.jsonl");
-    writeFileSync(file, `${pairs.join("\n")}\n`);
-    const out = join(dir, "out");
-    const r = await runCli([
-      "study",
-      "custom",
-      "--prompts",
-      file,
-      "--model",
-      FIXTURE_DIR,
-      "--out",
-      out,
-      "--quick",
-      "--json",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    const { file, out, json } = await runCustom("pairs", pairs);
     assert.equal(json.study.id, "custom");
     assert.equal(json.focusGroup, "mine/a");
     assert.deepEqual(
@@ -260,5 +265,41 @@ describe("study custom --prompts", () => {
       join(dir, "o2"),
     ]);
     assert.match(badFocus.stderr, /--focus "nope" is not a group.*mine\/a, mine\/b/);
+  });
+
+  it("pairs and groups dropped from the file are announced on stderr, not only recorded in results.json", async () => {
+    const pair = (clean: string, corrupted: string, answer: string, wrong: string, group: string) =>
+      JSON.stringify({ clean, corrupted, answer, wrong, group });
+    const lines = [
+      pair("We're helping our friend while they", "We are helping our friend while they", "'re", " are", "a"),
+      pair(
+        "They're calling the team because they",
+        "They are calling the team because they",
+        "'re",
+        " are",
+        "a",
+      ),
+      pair("We're helping our friend while they", "We are helping our friend while they", "'re", " are", "a"),
+      pair("You're meeting my boss and they", "You are meeting my boss and they", "'re", " are", "a"),
+      pair("He's driving so he", "He is driving the kids so he", "'s", " is", "same/b"),
+      pair("She's here so he", "She is here so he", "'s", "'s", "same/b"),
+    ];
+    const { r, json } = await runCustom("dropping", lines);
+    const dropped = json.prompts.dropped as { group: string; reason: string }[];
+    assert.equal(dropped.length, 3, JSON.stringify(dropped));
+    // The announcement agrees with results.json: the total, each reason's count, and the emptied group.
+    assert.match(
+      r.stderr,
+      new RegExp(`Dropped ${dropped.length} of ${lines.length} prompt pairs from file .*dropping\\.jsonl`),
+    );
+    for (const reason of new Set(dropped.map((d) => d.reason))) {
+      const n = dropped.filter((d) => d.reason === reason).length;
+      assert.ok(r.stderr.includes(`  ${n} × ${reason}`), `${n} × ${reason} in: ${r.stderr}`);
+    }
+    assert.match(r.stderr, /Group "same\/b" kept no pair and is not studied/);
+    assert.deepEqual(
+      json.groups.map((g: { name: string }) => g.name),
+      ["a"],
+    );
   });
 });

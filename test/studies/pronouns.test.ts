@@ -13,6 +13,8 @@ import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { runStudy } from "../../src/studies/pipeline.ts";
+import { sharedUnits } from "../../src/studies/prompts.ts";
+import { findingParagraph } from "../../src/studies/pronouns/finding-paragraph.ts";
 import { pronounsSpec } from "../../src/studies/pronouns/spec.ts";
 import type { StudyResults } from "../../src/studies/results.ts";
 import { planFor, type StudyPlan } from "../../src/studies/spec.ts";
@@ -23,7 +25,7 @@ const plan: StudyPlan = {
   ...planFor(pronounsSpec, {
     quick: true,
     seed: 1,
-    groups: ["noun-near-she", "noun-near-he", "noun-near-his"],
+    groups: ["noun-near-she", "noun-near-he", "noun-near-his", "name-near-she"],
   }),
   perGroup: 8,
   focusPrompts: 10,
@@ -87,7 +89,8 @@ describe("pronoun study on stories260k", () => {
       assert.equal(c.length, k.length, p.clean);
       const diff = c.flatMap((t, i) => (t !== k[i] ? [t.trim()] : [])).join("");
       const other = k.flatMap((t, i) => (t !== c[i] ? [t.trim()] : [])).join("");
-      assert.deepEqual([diff, other].sort(), ["boy", "girl"], `${p.clean} / ${p.corrupted}`);
+      const cue = p.group.startsWith("name") ? ["Lily", "Tim"] : ["boy", "girl"];
+      assert.deepEqual([diff, other].sort(), cue, `${p.clean} / ${p.corrupted}`);
       model.toSingleToken(p.answer);
       model.toSingleToken(p.wrong);
     }
@@ -158,6 +161,84 @@ describe("pronoun study on stories260k", () => {
     for (const [b, cells] of hs.exact.perPrompt.entries()) assert.ok(Math.abs(cells[0][vi] - v[b]) < 1e-4);
   });
 
+  it("head DLA is ranked by clean − corrupted, each run equal to src/analysis on its own prompts", () => {
+    const g = res.focus;
+    const t = tokensOf(res.focusGroup);
+    const H = model.cfg.nHeads;
+    const diff: number[][] = [];
+    t.corrupted.forEach((tokens, i) => {
+      const r = attributeLogitDiff(model, [tokens], t.answers.answer[i], t.answers.wrong[i]);
+      for (const [l, row] of g.headDlaCorrupted!.perPrompt[i].entries())
+        for (const [h, v] of row.entries()) assert.ok(Math.abs(v - r.heads.values[l * H + h]) < 1e-4);
+      diff.push(
+        g.headDla!.perPrompt[i].flatMap((row, l) => row.map((v, h) => v - r.heads.values[l * H + h])),
+      );
+    });
+    const meanDiff = diff[0].map((_, k) => diff.reduce((a, d) => a + d[k], 0) / diff.length);
+    const best = meanDiff.reduce((b, v, k) => (Math.abs(v) > Math.abs(meanDiff[b]) ? k : b), 0);
+    assert.equal(g.topHeads![0].label, `L${Math.floor(best / H)}H${best % H}`);
+    assert.ok(Math.abs(g.topHeads![0].mean - meanDiff[best]) < 1e-4);
+  });
+
+  it("measures the mechanism on every mechanism group it runs, and states it only for those", () => {
+    const mech = res.groups.filter((g) => g.headSplit).map((g) => g.name);
+    assert.deepEqual(mech.sort(), ["name-near-she", "noun-near-she"]);
+    for (const name of mech) {
+      const g = res.groups.find((x) => x.name === name)!;
+      assert.ok(
+        g.positionPatching && g.layerPatching && g.headSplit!.toCue.length === g.headSplit!.heads.length,
+      );
+    }
+    // A finding about named groups is made only for groups that have the measurement it states.
+    const names = res.groups.map((g) => g.name);
+    for (const f of res.findings!.filter((x) => x.groups)) {
+      for (const name of f.groups!) assert.ok(names.includes(name), `${f.text}: ${name} not run`);
+      if (/resid_pre|head's output|patching [^ ]+'s output/.test(f.text))
+        for (const name of f.groups!)
+          assert.ok(res.groups.find((g) => g.name === name)!.headSplit, `${name} not measured: ${f.text}`);
+      for (const other of mentioned(f.text, names))
+        assert.ok(f.groups!.includes(other), `"${f.text}" names ${other} but states it for ${f.groups}`);
+    }
+  });
+
+  it("the README paragraph's statements name only groups each was measured on", () => {
+    const statements = findingParagraph(res);
+    const names = res.groups.map((g) => g.name);
+    assert.ok(statements.length >= 4);
+    for (const s of statements) {
+      assert.ok(s.groups.length > 0, s.text);
+      for (const other of mentioned(s.text, names))
+        assert.ok(s.groups.includes(other), `"${s.text}" names ${other} but is made for ${s.groups}`);
+      if (s.text.includes("head's output"))
+        for (const name of s.groups) assert.ok(res.groups.find((g) => g.name === name)!.headSplit, name);
+    }
+    // The README's own paragraph: every "In G," mechanism statement is about a group the study measures it on.
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const para = readme.split("\n\n").find((p) => p.startsWith("**What circuitscope finds"))!;
+    assert.ok(para, "README finding paragraph");
+    const inGroup = [...para.matchAll(/In ([a-z]+-[a-z0-9]+-[A-Za-z]+), the final position/g)].map(
+      (m) => m[1],
+    );
+    assert.ok(inGroup.length >= 3, para);
+    for (const g of inGroup) assert.ok(pronounsSpec.mechanismGroups!.includes(g), g);
+  });
+
+  it("a mirror group shares its original's texts, swapped; its shared prompts are paired, its gap equal", () => {
+    const he = res.groups.find((g) => g.name === "noun-near-he")!;
+    assert.equal(he.mirrorOf?.group, "noun-near-she");
+    const shared = sharedUnits(pairsOf("noun-near-he"), pairsOf("noun-near-she"));
+    assert.equal(he.mirrorOf!.shared, shared.length);
+    assert.equal(shared.length, he.n, "every he text is a she text with the roles swapped");
+    // The gap (clean - corrupted) is swap-symmetric: equal prompt for prompt.
+    for (const [i, j] of shared)
+      assert.ok(Math.abs(he.effect.perPrompt[i] - res.focus.effect.perPrompt[j]) < 1e-4);
+    // The focus group has more prompts than its mirror here, so the mirror is tested, paired over the shared ones.
+    const c = res.comparisons.items.find(
+      (x) => x.group === "noun-near-he" && x.metric.startsWith("gender effect"),
+    )!;
+    assert.equal(c.paired, shared.length);
+  });
+
   it("states the hand-over with the numbers it rests on", () => {
     const text = res.findings!.map((x) => x.text).join("\n");
     const grid = res.focus.positionPatching!.find((p) => p.component === "attn_out")!.grid;
@@ -170,6 +251,11 @@ describe("pronoun study on stories260k", () => {
     for (const x of res.findings!) assert.ok(Object.keys(x.evidence).length > 0);
   });
 });
+
+/** The group names a sentence mentions (whole names: "noun-near-he" is not found inside "noun-near-her"). */
+function mentioned(text: string, names: readonly string[]): string[] {
+  return names.filter((n) => new RegExp(`(^|[^\\w-])${n}(?![\\w-])`).test(text));
+}
 
 describe("circuitscope study pronouns", () => {
   let dir: string;

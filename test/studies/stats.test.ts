@@ -9,6 +9,7 @@ import {
   standardError,
   summarize,
 } from "../../src/analysis/stats.ts";
+import { compareWithFocus } from "../../src/studies/compare.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 
 function normalSample(rand: () => number, n: number, mu = 0, sigma = 1): number[] {
@@ -155,6 +156,37 @@ describe("bootstrap test of a difference of means", () => {
     const rate = rejected / trials;
     assert.ok(rate < 0.12, `false-positive rate ${rate}`);
   });
+
+  it("resamples shared units as pairs: a constant shift on the same units is found exactly", () => {
+    const rand = mulberry32(5);
+    const b = normalSample(rand, 24, 0, 3);
+    const a = b.map((x) => x + 0.2); // the same 24 units, each moved by 0.2
+    const shared = b.map((_, i) => [i, i] as const);
+    const paired = bootstrapDifference(a, b, { seed: 2, resamples: 500, shared });
+    // Every resample draws each unit's two values together: the difference is 0.2 in all of them.
+    assert.ok(Math.abs(paired.ciLow - 0.2) < 1e-9 && Math.abs(paired.ciHigh - 0.2) < 1e-9);
+    assert.ok(paired.p < 0.01);
+    // Treated as independent, the units' spread (sd 3) hides the shift.
+    const independent = bootstrapDifference(a, b, { seed: 2, resamples: 500 });
+    assert.ok(independent.ciLow < 0 && independent.ciHigh > 0.4);
+    // Float64 reference for a partly shared design: units 0..9 shared, the rest independent.
+    const part = bootstrapDifference(a.slice(0, 16), b.slice(0, 20), {
+      seed: 4,
+      resamples: 4000,
+      shared: shared.slice(0, 10),
+    });
+    assert.ok(Math.abs(part.diff - (mean(a.slice(0, 16)) - mean(b.slice(0, 20)))) < 1e-12);
+    assert.throws(
+      () =>
+        bootstrapDifference(a, b, {
+          shared: [
+            [0, 0],
+            [0, 1],
+          ],
+        }),
+      /shared twice/,
+    );
+  });
 });
 
 describe("Holm adjustment", () => {
@@ -184,5 +216,48 @@ describe("Holm adjustment", () => {
         assert.ok(adj[i] >= ps[i] && adj[i] <= 1);
       }
     }
+  });
+});
+
+describe("comparisons with mirror groups", () => {
+  it("keeps a whole mirror's swap-symmetric metric out of the Holm family and pairs shared prompts", () => {
+    const rand = mulberry32(8);
+    const focus = normalSample(rand, 12, 5, 1);
+    const other = normalSample(rand, 12, 3, 1);
+    const byGroup = new Map([
+      ["focus", focus],
+      ["mirror", focus.map((x) => x)], // the same prompts swapped: equal by construction
+      ["other", other],
+    ]);
+    const sharing = {
+      shared: (g: string, o: string) =>
+        g === "mirror" && o === "focus" ? focus.map((_, i) => [i, i] as const) : [],
+      mirrorOf: (g: string) => (g === "mirror" ? "focus" : undefined),
+    };
+    const clean = new Map(
+      [...byGroup].map(([k, v]) => [k, v.map((x, i) => x + (k === "mirror" ? -i * 0.1 : 0))]),
+    );
+    const { items, mirrored } = compareWithFocus(
+      [
+        { metric: "gap", byGroup, swapSymmetric: true },
+        { metric: "clean", byGroup: clean },
+      ],
+      "focus",
+      { alpha: 0.05, resamples: 200, seed: 1, sharing },
+    );
+    assert.deepEqual(
+      mirrored.map((m) => [m.metric, m.group, m.mirrorOf, m.diff]),
+      [["gap", "mirror", "focus", 0]],
+    );
+    // The family: gap|other, clean|mirror, clean|other; the mirror's clean metric is tested, paired.
+    assert.deepEqual(
+      items.map((c) => `${c.metric}|${c.group}`),
+      ["gap|other", "clean|mirror", "clean|other"],
+    );
+    assert.equal(items.find((c) => c.group === "mirror")!.paired, 12);
+    assert.deepEqual(
+      items.map((c) => c.pHolm),
+      holmAdjust(items.map((c) => c.p)),
+    );
   });
 });

@@ -113,11 +113,15 @@ describe("contraction study on the tiny fixture", () => {
     ).perPrompt;
     for (const [i, v] of corrupted.entries())
       assert.ok(Math.abs(g.corruptedLogitDiff.perPrompt[i] - v) < 1e-4);
-    // The top head's value, in the caption, equals the mean DLA of that head from src/analysis.
+    // The top head's value equals the mean clean - corrupted DLA of that head from src/analysis.
     const H = model.cfg.nHeads;
     const top = g.topHeads![0];
-    const mean = alone.reduce((a, r) => a + r.heads.values[top.row * H + top.col], 0) / alone.length;
+    const aloneCorrupted = corruptedTokens.map((t, i) => attributeLogitDiff(model, [t], ans[i], wr[i]));
+    const dla = (r: (typeof alone)[number]) => r.heads.values[top.row * H + top.col];
+    const mean = alone.reduce((a, r, i) => a + dla(r) - dla(aloneCorrupted[i]), 0) / alone.length;
     assert.ok(Math.abs(top.mean - mean) < 1e-4);
+    const cleanMean = alone.reduce((a, r) => a + dla(r), 0) / alone.length;
+    assert.ok(Math.abs(g.headDla!.mean[top.row][top.col] - cleanMean) < 1e-4);
     // The residual-stream series is src/analysis's accumulated_resid, averaged: its final value plus the
     // unembedding-bias offset is the logit difference itself.
     const finals = alone.map((r) => r.accumulated.values.at(-1)!);
@@ -127,9 +131,9 @@ describe("contraction study on the tiny fixture", () => {
     for (const [i, r] of alone.entries()) assert.ok(Math.abs(finals[i] + r.offsets[0] - clean[i]) < 1e-3);
     const fTop = results.focus.topHeads![0];
     const caption = written.captions.find((c) => c.name === "focus-head-dla")!.caption;
-    assert.ok(caption.includes(`${fTop.label}, ${fTop.mean.toFixed(2)} ± ${fTop.se.toFixed(2)}`), caption);
-    // Top heads are ranked by |mean| over the whole grid.
-    const all = results.focus.headDla!.mean.flat().map(Math.abs);
+    assert.ok(caption.includes(`${fTop.label} ${fTop.mean.toFixed(2)} ± ${fTop.se.toFixed(2)}`), caption);
+    // Top heads are ranked by |clean - corrupted| over the whole grid.
+    const all = results.focus.headDlaDiff!.mean.flat().map(Math.abs);
     assert.equal(Math.abs(fTop.mean), Math.max(...all));
   });
 

@@ -3,6 +3,8 @@
  * kind), and the bundled stories260k's SentencePiece-style one.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { HfTokenizer, loadHfTokenizer } from "../../src/tokenizer/hf-tokenizer.ts";
 import { bundledModelDir } from "../../src/weights/bundled-models.ts";
@@ -94,4 +96,21 @@ test("SentencePiece-style (stories260k): BOS from the config, ▁ shown as a spa
   assert.deepEqual(tok.toStrTokens([3 + 0x0a, 3 + 0xe2]), ["\n", "<0xE2>"]);
   assert.equal(tok.toSingleToken(" she"), 358);
   assert.equal(tok.decode(tok.toTokens("A dog.\nThe end.")), "A dog.\nThe end.");
+});
+
+test("an empty vocabulary is refused at load, naming the file and the fix (not a bad token id at the first prompt)", () => {
+  const dir = bundledModelDir("stories260k") as string;
+  const json = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
+  const config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
+  assert.equal(
+    new HfTokenizer(json, config, "/m/tokenizer.json").vocabSize,
+    512,
+    "the file as shipped loads",
+  );
+  json.model.vocab = {};
+  json.model.merges = [];
+  assert.throws(
+    () => new HfTokenizer(json, config, "/m/tokenizer.json"),
+    /^Error: Invalid tokenizer in \/m\/tokenizer\.json: its vocabulary \(model\.vocab\) is empty — copy tokenizer\.json .* again/,
+  );
 });

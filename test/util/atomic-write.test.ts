@@ -40,7 +40,7 @@ test("a build that fails leaves the earlier output untouched and no temporary pa
 
 test("writeReportDir replaces only an empty directory or an earlier report (with overwrite)", async () => {
   const build = (text: string) => (tmp: string) => {
-    mkdirSync(tmp);
+    mkdirSync(tmp, { recursive: true });
     writeFileSync(join(tmp, "report.html"), text);
   };
   const opts = { flag: "--out", command: "test" };

@@ -17,18 +17,19 @@ test("distinctLabels prefixes every index only when labels repeat", () => {
   assert.equal(new Set(tokenPositionLabels([" the", " the", "a"])).size, 3);
 });
 
-test("diverging colour scale is white at 0, blue above and red below, symmetric in magnitude", () => {
+test("diverging colour scale is neutral grey at 0, blue above and red below, symmetric in magnitude", () => {
   const s = makeColorScale("diverging", [-2, 2]);
-  assert.equal(s.color(0), "#ffffff");
-  const [pos, neg] = [s.color(2), s.color(-2)].map((h) =>
-    [1, 3, 5].map((i) => Number.parseInt(h.slice(i, i + 2), 16)),
-  );
+  const rgb = (h: string) => [1, 3, 5].map((i) => Number.parseInt(h.slice(i, i + 2), 16));
+  // Neutral: red = green = blue (Vega's redblue middle is warm), and light.
+  const [r0, g0, b0] = rgb(s.color(0));
+  assert.ok(r0 === g0 && g0 === b0 && r0 > 200, s.color(0));
+  const [pos, neg] = [s.color(2), s.color(-2)].map(rgb);
   assert.ok(pos[2] > pos[0], "positive end is blue");
   assert.ok(neg[0] > neg[2], "negative end is red");
-  // Same distance from white at +v and -v (sum of channel drops).
-  const drop = (h: string) => [1, 3, 5].reduce((a, i) => a + 255 - Number.parseInt(h.slice(i, i + 2), 16), 0);
-  assert.ok(Math.abs(drop(s.color(1)) / drop(s.color(2)) - 0.5) < 0.02);
-  assert.ok(Math.abs(drop(s.color(-1)) / drop(s.color(-2)) - 0.5) < 0.02);
+  // Same distance from the grey middle at +v and -v, linear in |v|.
+  const dist = (h: string) => rgb(h).reduce((a, c, i) => a + Math.abs(c - [r0, g0, b0][i]), 0);
+  assert.ok(Math.abs(dist(s.color(1)) / dist(s.color(2)) - 0.5) < 0.02);
+  assert.ok(Math.abs(dist(s.color(-1)) / dist(s.color(-2)) - 0.5) < 0.02);
 });
 
 test("domainOf is symmetric for diverging data and starts at 0 for non-negative sequential data", () => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
+import { DEFAULT_COMPARE_TOP } from "../../circuits/defaults.ts";
 import type { CircuitResult, ScoreMethod } from "../../circuits/find-circuit.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { CircuitGraphData } from "../../viz/circuit-graph.ts";
@@ -74,7 +75,7 @@ export function register(program: Command): void {
       "--compare-top <n>",
       "exact scores for this many top edges, to check the estimate (0 = off)",
       parseIntOption("compare-top"),
-      20,
+      DEFAULT_COMPARE_TOP,
     )
     .option(
       "--keep <edges.json>",
@@ -297,7 +298,7 @@ async function writePage(
     graph,
     inputs,
     summary: circuitSummary(r),
-    curveSvg: await figureToSvg(faithfulnessCurve(r)),
+    curveSvg: await figureToSvg(faithfulnessCurve(r, r.circuit.edges.length)),
     attention: {
       tokens: model.toStrTokens(firstClean),
       heads: Object.fromEntries(headNames.map((h, i) => [h, patterns[i]])),

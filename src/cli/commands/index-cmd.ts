@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { signalExitCode, stoppedBy } from "../../util/interrupt.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
@@ -54,6 +55,13 @@ function defaultOutDir(model: string, corpus: string): string {
   return `neuron-index/${base(model)}-${base(corpus)}`;
 }
 
+/** The command line that continues this run: the same arguments plus --resume. */
+function resumeCommand(): string {
+  const args = process.argv.slice(2);
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return ["circuitscope", ...args.map(quote), ...(args.includes("--resume") ? [] : ["--resume"])].join(" ");
+}
+
 export function register(program: Command): void {
   addModelOptions(
     program
@@ -93,7 +101,7 @@ export function register(program: Command): void {
       const source = openCorpus(opts.corpus, { textField: opts.textField });
       const shard = opts.shard ? resolveShard(opts.shard) : undefined;
       const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
-      checkOutputPaths([{ path: outDir, flag: "--out", kind: "dir" }]);
+      checkOutputPaths([{ path: outDir, flag: "--out", kind: "index", resume: opts.resume }]);
       const model = await loadModelFromOptions(opts);
 
       let total = opts.maxTokens ?? 0;
@@ -115,8 +123,10 @@ export function register(program: Command): void {
       });
       let shown = 0;
       try {
-        const result = await withCtrlC((signal) =>
-          buildIndex(model, source, {
+        let stop: AbortSignal | undefined;
+        const result = await withCtrlC((signal) => {
+          stop = signal;
+          return buildIndex(model, source, {
             outDir,
             modelName: opts.model,
             layers: opts.layers ? parseLayers(opts.layers) : undefined,
@@ -133,17 +143,21 @@ export function register(program: Command): void {
               bar.tick(p.tokens - shown);
               shown = p.tokens;
             },
-          }),
-        );
+          });
+        });
         bar.stop();
         const m = result.manifest!;
+        const stoppedByUser = stoppedBy(stop);
+        if (stoppedByUser) process.exitCode = signalExitCode(stoppedByUser);
+        if (!m.progress.complete) {
+          // Also with --json: the hint goes to stderr, the manifest to stdout.
+          process.stderr.write(
+            `Stopped after ${m.progress.tokens} tokens; checkpoint saved in ${outDir}. Continue with:\n  ${resumeCommand()}\n`,
+          );
+        }
         if (opts.json) {
           printJson({ outDir, ...m, tokensPerSecond: result.tokensPerSecond });
-        } else if (!m.progress.complete) {
-          process.stderr.write(
-            `Stopped after ${m.progress.tokens} tokens; checkpoint saved in ${outDir}. Continue with the same command plus --resume.\n`,
-          );
-        } else {
+        } else if (m.progress.complete) {
           process.stdout.write(
             `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.layers.length * m.settings.dMlp} neurons ` +
               `into ${outDir} (${result.tokensPerSecond.toFixed(0)} tokens/s). View a neuron with: ` +

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { sameAnswerProblem } from "../../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
 import { agreeingLabels } from "../../patching/result.ts";
@@ -106,6 +107,8 @@ export function register(program: Command): void {
         answer: answerToken(model, opts.answer, "--answer"),
         wrong: answerToken(model, opts.wrong, "--wrong"),
       };
+      const same = sameAnswerProblem(answers.answer, answers.wrong);
+      if (same) throw new UsageError(`${same.message} ${same.fix}`);
       const { targetFromName } = await import("../../patching/targets.ts");
       const target = targetFromName(opts.target, {
         layer: opts.layer,

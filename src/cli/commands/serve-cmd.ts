@@ -1,6 +1,13 @@
-import { createServer as createNetServer } from "node:net";
+import { type AddressInfo, createServer as createNetServer, isIPv6 } from "node:net";
 import type { Command } from "commander";
-import { addModelOptions, collect, type ModelCliOptions, parseIntOption, UsageError } from "../common.ts";
+import {
+  addModelOptions,
+  collect,
+  type ModelCliOptions,
+  parseIntOption,
+  UsageError,
+  withCtrlC,
+} from "../common.ts";
 
 interface ServeOptions extends ModelCliOptions {
   port: number;
@@ -12,7 +19,8 @@ interface ServeOptions extends ModelCliOptions {
 }
 
 const DEFAULT_HOST = "127.0.0.1";
-const WILDCARD_HOSTS = ["0.0.0.0", "::"];
+/** What the OS reports for a bind to every interface, however it was spelled (0, 0.0.0.0, ::, ::0, ...). */
+const WILDCARD_ADDRESSES = ["0.0.0.0", "::"];
 
 /** What a failed listen means for the user, and what to pass instead. */
 function listenFailure(err: NodeJS.ErrnoException, port: number, host: string): Error {
@@ -35,13 +43,36 @@ function listenFailure(err: NodeJS.ErrnoException, port: number, host: string): 
   }
 }
 
-/** Tries the address and port before the (slow) model load, so they fail at once, not a minute later. */
-function checkCanListen(port: number, host: string): Promise<void> {
+/**
+ * Tries the address and port before the (slow) model load, so they fail at once, not a minute later.
+ * Resolves with the address the OS bound: every spelling of "all interfaces" comes back as 0.0.0.0 or ::.
+ */
+function checkCanListen(port: number, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const probe = createNetServer();
     probe.once("error", (err) => reject(listenFailure(err, port, host)));
-    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+    probe.listen({ port, host, exclusive: true }, () => {
+      const { address } = probe.address() as AddressInfo;
+      probe.close(() => resolve(address));
+    });
   });
+}
+
+/**
+ * The page's address as printed, under a name the Host check accepts: a wildcard bind through loopback,
+ * any other by the address or name the user typed (not the IP it resolved to, which is not an allowed name).
+ */
+function pageUrl(host: string, bound: AddressInfo, wildcard: boolean): URL {
+  const name = wildcard
+    ? bound.family === "IPv6"
+      ? "localhost"
+      : "127.0.0.1"
+    : bound.address === "::1"
+      ? "localhost"
+      : isIPv6(host)
+        ? `[${host}]`
+        : host;
+  return new URL(`http://${name}:${bound.port}/`);
 }
 
 export function register(program: Command): void {
@@ -77,11 +108,15 @@ export function register(program: Command): void {
       if (opts.port < 0 || opts.port > 65535)
         throw new UsageError(`--port must be 0..65535, got ${opts.port}`);
       if (opts.maxQueue < 1) throw new UsageError(`--max-queue must be at least 1, got ${opts.maxQueue}`);
+      if (opts.host !== undefined && opts.host.trim() === "")
+        throw new UsageError(
+          "--host is empty: pass the address to listen on, e.g. --host 127.0.0.1 (the default, this machine only) or --host 0.0.0.0 (every interface)",
+        );
       // Loopback unless the user names another address: exposing the model is an explicit choice.
       const host = opts.host ?? DEFAULT_HOST;
-      await checkCanListen(opts.port, host);
+      const wildcard = WILDCARD_ADDRESSES.includes(await checkCanListen(opts.port, host));
       // A specific address the user binds is a name the page may be opened under.
-      const allowedHosts = WILDCARD_HOSTS.includes(host) ? opts.allowedHost : [host, ...opts.allowedHost];
+      const allowedHosts = wildcard ? opts.allowedHost : [host, ...opts.allowedHost];
       const { createServer } = await import("../../server/app.ts");
       process.stderr.write(`Loading ${opts.model}…\n`);
       const server = await createServer({
@@ -96,17 +131,16 @@ export function register(program: Command): void {
         allowedHosts,
         maxQueue: opts.maxQueue,
       });
-      let address: string;
       try {
-        address = await server.app.listen({ port: opts.port, host });
+        await server.app.listen({ port: opts.port, host });
       } catch (err) {
         await server.close(); // stops the model worker, so the process can exit
         throw listenFailure(err as NodeJS.ErrnoException, opts.port, host);
       }
-      const url = new URL(`${address.replace("[::1]", "localhost")}/`);
+      const url = pageUrl(host, server.app.server.address() as AddressInfo, wildcard);
       if (server.token !== null) url.searchParams.set("token", server.token);
       process.stdout.write(`circuitscope explorer for ${opts.model}: ${url}\n`);
-      if (WILDCARD_HOSTS.includes(host)) {
+      if (wildcard) {
         process.stderr.write(
           "Warning: listening on every network interface; anyone who can reach this machine can use it.\n" +
             "Pages are answered only for the names in --allowed-host (plus localhost).\n",
@@ -114,10 +148,11 @@ export function register(program: Command): void {
       }
       if (server.token === null)
         process.stderr.write("Warning: --no-token: any program on this machine can use the API.\n");
-      const stop = () => {
-        void server.close().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      // Serves until Ctrl-C or SIGTERM (the one interrupt path; a second signal ends it at once).
+      await withCtrlC(
+        (signal) => new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+      );
+      await server.close();
+      process.exit(0);
     });
 }

@@ -75,6 +75,7 @@ async function runStudyCommand(spec: StudySpec, opts: StudyOptions): Promise<voi
       plan,
       promptFile: opts.prompts,
       quiet: opts.json,
+      notice: (text) => process.stderr.write(text),
       neuronIndex,
     });
     const written = await writeStudy(results, opts.out, { overwrite: opts.overwrite });

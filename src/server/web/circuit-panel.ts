@@ -23,6 +23,12 @@ export async function runCircuit(out: HTMLElement, params: CircuitParams): Promi
       const graph = el("div", { className: "circuit-graph" });
       // The SVG is drawn by the server (src/viz/circuit-graph.ts) with every text escaped.
       graph.innerHTML = result.svg;
+      // Scaled to the panel (it has a viewBox) rather than clipped when the panel is narrower than the graph.
+      const svg = graph.querySelector("svg");
+      if (svg) {
+        svg.style.maxWidth = "100%";
+        svg.style.height = "auto";
+      }
       const attention = el("div", { className: "circuit-attention" });
       host.replaceChildren(inputsList(result.inputs), hover, graph, attention);
       for (const edge of graph.querySelectorAll<SVGElement>(".cs-edge"))

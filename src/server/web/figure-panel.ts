@@ -33,15 +33,16 @@ export function inputsList(inputs: { label: string; value: string | string[] }[]
   const dl = el("dl", { className: "inputs" });
   for (const i of inputs) {
     const dd = el("dd");
-    if (Array.isArray(i.value))
-      dd.append(
-        el(
-          "ol",
-          {},
-          i.value.map((v) => el("li", { text: v })),
-        ),
+    if (Array.isArray(i.value)) {
+      const ol = el(
+        "ol",
+        {},
+        i.value.map((v) => el("li", { text: v })),
       );
-    else dd.textContent = i.value;
+      // Prompts are numbered from 0, as on the CLI's pages (src/viz/html/report.ts) and in batch indices.
+      ol.start = 0;
+      dd.append(ol);
+    } else dd.textContent = i.value;
     dl.append(el("dt", { text: i.label }), dd);
   }
   return dl;

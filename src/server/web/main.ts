@@ -1,6 +1,7 @@
 /**
  * The explorer page: wires the panels to the form fields and keeps the view in the URL, so reloading
- * or sharing the link recomputes the same view.
+ * or sharing the link fills in the same view. Only a click runs the model: an address (a link on another
+ * site, a page framing or opening this one) must not start model runs by itself.
  */
 import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
@@ -155,10 +156,10 @@ async function main(): Promise<void> {
     });
   });
 
-  // Recompute the view the URL describes (one model run at a time, so in order).
-  await analysePrompt(state);
-  await lookUpNeuron(state);
-  if (canPatch(state)) await runPatching(byId("patching-out"), state);
+  // The view the URL describes is filled in, not run: the user's click starts it.
+  if (FIELD_IDS.some((f) => state[f] !== "")) {
+    byId("page-note").textContent = "Filled in from the address: press Run (or Look up) to compute it.";
+  }
   document.body.dataset.ready = "true";
 }
 

@@ -46,7 +46,17 @@ const CUES: Record<Cue, { girl: (adj: string) => string; boy: (adj: string) => s
  */
 const OPENINGS = ["There was", "Once there was"];
 const ADJECTIVES = ["little ", "happy ", "big "];
-const CONTINUATIONS = ["The next day,", "One morning,", "Each day,", "One night,"];
+const CONTINUATIONS = [
+  "The next day,",
+  "One morning,",
+  "Each day,",
+  "One night,",
+  "One evening,",
+  "One winter,",
+  "One Sunday,",
+  "The other day,",
+  "Later that day,",
+];
 const NAME_OPENINGS = ["Once upon a time,", "Today,"];
 const NAME_PREDICATES = ["liked to play", "had a toy", "saw a cat", "had a ball"];
 const NEUTRAL = ["It was a nice day.", "The birds sang.", "The day was bright.", "The wind was cold."];
@@ -64,10 +74,12 @@ const INITIAL_ADJECTIVES = ["", "little ", "happy ", "big ", "kind ", "small "];
 
 function group(cue: Cue, distance: 0 | 1 | 2, form: Form, direction: Direction): PronounGroup {
   const f = FORMS[form];
-  const pronoun = direction === "girl" ? f.she : f.he;
   const distanceName = distance === 0 ? "near" : `${distance}sent`;
+  const name = (d: Direction) => `${cue}-${distanceName}-${(d === "girl" ? f.she : f.he).trim()}`;
   return {
-    name: `${cue}-${distanceName}-${pronoun.trim()}`,
+    name: name(direction),
+    // A boy group is its girl group's texts with the roles swapped (see `generate`).
+    ...(direction === "boy" ? { mirrorOf: name("girl") } : {}),
     description: `${direction} clean (the ${direction === "girl" ? "boy" : "girl"} version corrupted); cue ${CUES[cue].what}; ${distance === 0 ? "pronoun right after the cue sentence" : `${distance} neutral sentence(s) between cue and pronoun`}; ${f.what}`,
     factors: { cue, distance: distanceName, form, direction },
     cue,
@@ -124,7 +136,8 @@ function generate(
   const out: PromptPair[] = [];
   for (const sg of groups) {
     const g = GROUPS.find((x) => x.name === sg.name)!;
-    const rand = groupRandom(seed, g.name);
+    // A mirror draws its original's stream: the same texts, clean and corrupted swapped.
+    const rand = groupRandom(seed, g.mirrorOf ?? g.name);
     const f = FORMS[g.form];
     const n = count(g);
     const seen = new Set<string>();
@@ -145,10 +158,30 @@ function generate(
   return out;
 }
 
+/** The number of distinct texts `fill` can make for a group: the product of its choices. */
+function templateCount(sg: StudyGroup): number {
+  const g = GROUPS.find((x) => x.name === sg.name)!;
+  const initial = g.form === "initial";
+  const cue =
+    g.cue === "name"
+      ? NAME_OPENINGS.length * NAME_PREDICATES.length
+      : (initial ? INITIAL_OPENINGS : OPENINGS).length * (initial ? INITIAL_ADJECTIVES : ADJECTIVES).length;
+  // Neutral sentences are distinct and ordered.
+  let neutral = 1;
+  for (let k = 0; k < g.distance; k++) neutral *= NEUTRAL.length - k;
+  const tail =
+    g.form === "initial"
+      ? 1
+      : g.form === "mid"
+        ? CONTINUATIONS.length
+        : CONTINUATIONS.length * AGENTS.length * VERBS.length;
+  return cue * neutral * tail;
+}
+
 const FULL: StudySizes = {
   ...DEFAULT_SIZES.full,
   perGroup: 24,
-  // Every distinct prompt of the focus group's template (2 openings x 3 adjectives x 4 continuations).
+  // 24 of the focus group's 54 distinct texts (2 openings x 3 adjectives x 9 continuations).
   focusPrompts: 24,
   positionPrompts: 24,
 };
@@ -172,10 +205,14 @@ export const pronounsSpec: StudySpec = {
   defaultModel: "stories260k",
   groups: GROUPS,
   focusGroup: "noun-near-she",
+  // One group per kind of cue: the mechanism is measured on each, and stated only for those it was measured on.
+  mechanismGroups: ["noun-near-she", "name-near-she", "both-near-she"],
+  templateCount,
   quickGroups: [
     "noun-near-she",
     "noun-near-he",
     "name-near-she",
+    "both-near-she",
     "noun-2sent-she",
     "noun-near-She",
     "noun-near-her",

@@ -2,15 +2,39 @@
 import { headPatterns } from "../../analysis/head-patterns.ts";
 import { formatMeanCi } from "../../analysis/stats.ts";
 import { attentionView } from "../../viz/views/view-figures.ts";
+import type { PreparedGroup, StudyContext } from "../context.ts";
 import { pct } from "../format.ts";
 import type { FocusResult } from "../results.ts";
 import type { Stage, StageSlice } from "../stage.ts";
-import { summarizeSample } from "../summaries.ts";
+import { type SampleSummary, summarizeSample } from "../summaries.ts";
 
 type Slice = StageSlice & { focus: Pick<FocusResult, "attention" | "cueAttention"> };
 
 /** A head "moves information from the cue" in the summary when its mean attention from the final position to the cue is at least this. */
 export const CUE_ATTENTION = 0.3;
+
+/**
+ * Each head's attention from the final position to the cue (the positions where clean and corrupted
+ * differ, summed), over every prompt of the group; seeds from `seedOffset` on.
+ */
+export function attentionToCue(
+  ctx: StudyContext,
+  g: PreparedGroup,
+  heads: { layer: number; head: number }[],
+  seedOffset: number,
+): SampleSummary[] {
+  const perPrompt = g.pairs.map((p) =>
+    headPatterns(ctx.model, p.cleanTokens, heads).map((pat) =>
+      p.diffPositions.reduce((a, pos) => a + pat.at(-1)![pos], 0),
+    ),
+  );
+  return heads.map((_, k) =>
+    summarizeSample(
+      perPrompt.map((row) => row[k]),
+      ctx.boot(seedOffset + k),
+    ),
+  );
+}
 
 export const attentionStage: Stage<Slice> = {
   name: "attention patterns",
@@ -18,24 +42,15 @@ export const attentionStage: Stage<Slice> = {
     const topHeads = res.focus.topHeads ?? [];
     if (!topHeads.length) return { focus: {} };
     const examples = ctx.focus.pairs.slice(0, ctx.plan.attentionExamples);
-    // Attention from the final position to the cue (the positions where clean and corrupted differ), every prompt.
-    const toCue = ctx.focus.pairs.map((p) => {
-      const pats = headPatterns(
-        ctx.model,
-        p.cleanTokens,
-        topHeads.map((c) => ({ layer: c.row, head: c.col })),
-      );
-      return pats.map((pat) => p.diffPositions.reduce((a, pos) => a + pat.at(-1)![pos], 0));
-    });
+    const toCue = attentionToCue(
+      ctx,
+      ctx.focus,
+      topHeads.map((c) => ({ layer: c.row, head: c.col })),
+      9400,
+    );
     return {
       focus: {
-        cueAttention: topHeads.map((c, k) => ({
-          head: c.label,
-          toCue: summarizeSample(
-            toCue.map((row) => row[k]),
-            ctx.boot(9400 + k),
-          ),
-        })),
+        cueAttention: topHeads.map((c, k) => ({ head: c.label, toCue: toCue[k] })),
         attention: examples.map((p) => {
           const pats = headPatterns(
             ctx.model,

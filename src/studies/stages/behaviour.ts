@@ -15,12 +15,12 @@ export const MIN_GAP = 0.2;
 
 export const NORMALISATION_RULE = `Patching effects are per prompt (patched - corrupted logit difference). For a group whose clean - corrupted gap is clearly there (its 95% interval excludes 0 and its mean is at least ${MIN_GAP} logits) they are divided by the group's mean gap ("fraction restored": 0 = no effect, 1 = the clean behaviour restored). For any other group they are not normalised: the raw change of the logit difference is reported, the group is marked "no effect to restore", and it is kept out of every fraction-restored figure and comparison.`;
 
-type Slice = StageSlice & { groups: Record<string, Omit<GroupResult, "name" | "n">> };
+type Slice = StageSlice & { groups: Map<string, Omit<GroupResult, "name" | "n">> };
 
 export const behaviourStage: Stage<Slice> = {
   name: "behaviour",
   run(ctx) {
-    const groups: Slice["groups"] = {};
+    const groups: Slice["groups"] = new Map();
     for (const g of ctx.groups) {
       const gi = g.index;
       const clean = ctx.cleanAttribution(g).clean;
@@ -28,13 +28,13 @@ export const behaviourStage: Stage<Slice> = {
       const effect = clean.map((c, i) => c - corrupted[i]);
       const cleanLogitDiff = summarizeSample(clean, ctx.boot(100 * gi));
       const eff = summarizeSample(effect, ctx.boot(100 * gi + 2));
-      groups[g.name] = {
+      groups.set(g.name, {
         cleanLogitDiff,
         corruptedLogitDiff: summarizeSample(corrupted, ctx.boot(100 * gi + 1)),
         effect: eff,
         analysed: !ctx.spec.requireBehaviour || cleanLogitDiff.ciLow > 0,
         normalised: excludesZero(eff) && Math.abs(eff.mean) >= MIN_GAP,
-      };
+      });
     }
     return { groups };
   },

@@ -4,10 +4,16 @@
  * logit attribution. docs/circuits.md.
  */
 import { CircuitTask } from "../../circuits/circuit-task.ts";
+import { DEFAULT_COMPARE_TOP } from "../../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../../circuits/find-circuit.ts";
 import { circuitBrief, compareWithManual } from "../../circuits/summary.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
-import { circuitScoreLabel, faithfulnessCurve } from "../../viz/presets/circuit-figures.ts";
+import {
+  circuitScoreLabel,
+  curvePoints,
+  dipsNear,
+  faithfulnessCurve,
+} from "../../viz/presets/circuit-figures.ts";
 import type { FocusResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 
@@ -18,6 +24,9 @@ type Slice = StageSlice & { focus: Pick<FocusResult, "circuit"> };
 
 /** "L3H2" → "a3.h2" (the edge graph's node name). */
 export const headNode = (label: string) => label.replace(/^L(\d+)H(\d+)$/, "a$1.h$2");
+
+/** Edge-graph names as the report names heads: "a4.h2->logits" → "L4H2->logits" (one name per head in a report). */
+export const reportNames = (name: string) => name.replace(/\ba(\d+)\.h(\d+)\b/g, "L$1H$2");
 
 export const circuitStage: Stage<Slice> = {
   name: "circuit",
@@ -36,7 +45,7 @@ export const circuitStage: Stage<Slice> = {
         method: "eap-ig",
         igSteps: IG_STEPS,
         faithfulness: CIRCUIT_FAITHFULNESS,
-        compareTop: 20,
+        compareTop: DEFAULT_COMPARE_TOP,
       });
     } finally {
       task.dispose(); // the model outlives the stage
@@ -62,17 +71,18 @@ export const circuitStage: Stage<Slice> = {
     const c = res.focus.circuit;
     if (!c) return [];
     const F = res.focusGroup;
+    const dips = dipsNear(curvePoints(c.curve), c.edges);
     const figures: NamedFigure[] = [
       {
         name: "focus-circuit-faithfulness",
-        figure: faithfulnessCurve({ faithfulness: c.curve }),
-        caption: `Faithfulness of the top-n edges by |${c.method} score| (pruned to paths from input to logits) against the edges kept, ${F}: (circuit − corrupted) / (clean − corrupted) logit difference, mean over the group's prompts. The chosen circuit: ${c.edges} of ${c.totalEdges} edges, faithfulness ${c.normalized.toFixed(3)}.`,
+        figure: faithfulnessCurve({ faithfulness: c.curve }, c.edges),
+        caption: `Faithfulness of the top-n edges by |${c.method} score| (pruned to paths from input to logits) against the edges kept (log scale), ${F}: (circuit − corrupted) / (clean − corrupted) logit difference, mean over the group's prompts. The chosen circuit: ${c.edges} of ${c.totalEdges} edges, faithfulness ${c.normalized.toFixed(3)}${dips.length ? `; the curve is not monotone next to it (ringed: ${dips.map((d) => `${d.edges} edges ${d.normalized.toFixed(3)}`).join(", ")}), so a slightly different size can be less faithful` : "; the curve is monotone next to it"}.`,
       },
       {
         name: "focus-circuit-edges",
         figure: barChart({
           title: `The circuit's strongest edges (${F})`,
-          labels: c.strongest.map((e) => e.name),
+          labels: c.strongest.map((e) => reportNames(e.name)),
           values: c.strongest.map((e) => e.score),
           horizontal: true,
           labelTitle: "edge",
@@ -83,9 +93,14 @@ export const circuitStage: Stage<Slice> = {
     ];
     const v = c.versusManual;
     const text = [
-      `${c.reached ? "The smallest" : "No"} circuit of edges found by ${c.method} ${c.reached ? "reaching" : "reached"} ${Math.round(100 * (c.target ?? CIRCUIT_FAITHFULNESS))} % faithfulness on ${F}${c.reached ? `: ${c.edges} of ${c.totalEdges} edges (faithfulness ${c.normalized.toFixed(3)}), through ${c.components.join(", ")}.` : "."}`,
+      `${c.reached ? "The smallest" : "No"} circuit of edges found by ${c.method} ${c.reached ? "reaching" : "reached"} ${Math.round(100 * (c.target ?? CIRCUIT_FAITHFULNESS))} % faithfulness on ${F}${c.reached ? `: ${c.edges} of ${c.totalEdges} edges (faithfulness ${c.normalized.toFixed(3)}), through ${c.components.map(reportNames).join(", ")}.` : "."}`,
       c.manualTop.length
-        ? `Of the top heads by direct logit attribution (${c.manualTop.join(", ")}), ${v.inCircuit.length ? `${v.inCircuit.join(", ")} ${v.inCircuit.length === 1 ? "is" : "are"} in the circuit` : "none is in the circuit"}${v.missing.length ? `; not in it: ${v.missing.join(", ")}` : ""}. Heads in the circuit that direct attribution did not rank top: ${v.onlyInCircuit.filter((n) => n.startsWith("a")).join(", ") || "none"} (they act through other components, or below the DLA list's cut).`
+        ? `Of the top heads by clean − corrupted direct logit attribution (${c.manualTop.map(reportNames).join(", ")}), ${v.inCircuit.length ? `${v.inCircuit.map(reportNames).join(", ")} ${v.inCircuit.length === 1 ? "is" : "are"} in the circuit` : "none is in the circuit"}${v.missing.length ? `; not in it: ${v.missing.map(reportNames).join(", ")}` : ""}. Heads in the circuit that direct attribution did not rank top: ${
+            v.onlyInCircuit
+              .filter((n) => n.startsWith("a"))
+              .map(reportNames)
+              .join(", ") || "none"
+          } (they act through other components, or below the DLA list's cut).`
         : "",
       "The circuit's graph: `circuitscope circuit --prompts PAIRS --group GROUP --html F` draws it (docs/circuits.md).",
     ]

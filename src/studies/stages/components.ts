@@ -3,21 +3,23 @@
  * mlp_out patching) and every head's five parts are screened together by attribution patching (one forward
  * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
  */
-import { formatMeanCi, formatMeanSe, mean as meanOf } from "../../analysis/stats.ts";
+import { formatMeanCi, mean as meanOf } from "../../analysis/stats.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
 import { HEAD_COMPONENTS, kvGroup, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
-import { heatmap } from "../../viz/charts/heatmap.ts";
+import { heatmap, sharedHeatmapDomain } from "../../viz/charts/heatmap.ts";
 import { tokenView } from "../../viz/views/view-figures.ts";
-import { groupOf, normalise, type StudyContext } from "../context.ts";
-import { argmaxAbs, f2, pct } from "../format.ts";
+import { groupOf, normalise, type PreparedGroup, type StudyContext } from "../context.ts";
+import { argmaxAbs, excludesZero, f2, pct } from "../format.ts";
 import { exactEffects } from "../pair-measures.ts";
-import type { FocusResult, StudyNeuronPage, StudyResults } from "../results.ts";
+import type { Finding, FocusResult, GroupResult, StudyNeuronPage, StudyResults } from "../results.ts";
 import { allHeadPartSites, HEAD_PARTS } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
-import { cellText, patchUnit } from "./patching.ts";
+import { attentionToCue, CUE_ATTENTION } from "./attention.ts";
+import { headLabel } from "./head-dla.ts";
+import { cellText, mechanismFigure, patchUnit } from "./patching.ts";
 
 interface Candidates {
   neuronLayers: number[];
@@ -29,35 +31,41 @@ interface Candidates {
   confirmed: number[][];
 }
 
-const memo = new WeakMap<StudyContext, Promise<Candidates>>();
+const memo = new WeakMap<StudyContext, Map<string, Promise<Candidates>>>();
 
-/** The screen and its exact confirmation, computed once for both stages. */
-function candidates(ctx: StudyContext, res: StudyResults): Promise<Candidates> {
-  let c = memo.get(ctx);
+/** The screen and its exact confirmation of one group, computed once for both stages. */
+function candidates(ctx: StudyContext, res: StudyResults, g: PreparedGroup): Promise<Candidates> {
+  let byGroup = memo.get(ctx);
+  if (!byGroup) {
+    byGroup = new Map();
+    memo.set(ctx, byGroup);
+  }
+  let c = byGroup.get(g.name);
   if (!c) {
-    c = screenAndConfirm(ctx, res);
-    memo.set(ctx, c);
+    c = screenAndConfirm(ctx, res, g);
+    byGroup.set(g.name, c);
   }
   return c;
 }
 
-async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<Candidates> {
+/** Neurons are screened in the focus group only; head parts in every mechanism group. */
+async function screenAndConfirm(ctx: StudyContext, res: StudyResults, g: PreparedGroup): Promise<Candidates> {
   const { nLayers: L, nHeads: H, dMlp } = ctx.model.cfg;
-  const fg = groupOf(res, ctx.focus.name);
-  const fd = ctx.focus.tokens;
-  const neuronLayers = topIndices(res.focus.layerPatching!.mean[2], ctx.plan.neuronLayers);
+  const gr = groupOf(res, g.name);
+  const fd = g.tokens;
+  const neuronLayers = g === ctx.focus ? topIndices(gr.layerPatching!.mean[2], ctx.plan.neuronLayers) : [];
   const screens = await ctx.screen(fd, [
     ...neuronLayers.map((layer) => ({ kind: "neurons" as const, layer })),
     { kind: "sites" as const, sites: allHeadPartSites(ctx.model.cfg) },
   ]);
-  const neuronAttr = neuronLayers.flatMap((_, li) => screens[li].map((v) => normalise(fg, meanOf(v))));
+  const neuronAttr = neuronLayers.flatMap((_, li) => screens[li].map((v) => normalise(gr, meanOf(v))));
   const topNeurons = topIndices(neuronAttr, ctx.plan.exactNeurons).map((i) => ({
     i,
     layer: neuronLayers[Math.floor(i / dMlp)],
     neuron: i % dMlp,
   }));
   // Head-part sites are [component, layer, head].
-  const headAttr = screens[neuronLayers.length].map((v) => normalise(fg, meanOf(v)));
+  const headAttr = screens[neuronLayers.length].map((v) => normalise(gr, meanOf(v)));
   const headScore = Array.from({ length: L * H }, (_, i) =>
     Math.max(...HEAD_COMPONENTS.map((_, ci) => Math.abs(headAttr[ci * L * H + i]))),
   );
@@ -85,17 +93,17 @@ async function screenAndConfirm(ctx: StudyContext, res: StudyResults): Promise<C
   return { neuronLayers, neuronAttr, topNeurons, headAttr, chosenHeads, confirmed };
 }
 
-const focusReady = (ctx: StudyContext, res: StudyResults) =>
-  ctx.analysed(res).includes(ctx.focus) && res.focus.layerPatching !== undefined;
+const mechanismReady = (ctx: StudyContext, res: StudyResults, g: PreparedGroup) =>
+  ctx.mechanismGroups(res).includes(g) && groupOf(res, g.name).layerPatching !== undefined;
 
 type NeuronSlice = StageSlice & { focus: Pick<FocusResult, "neurons" | "neuronPages"> };
 
 export const neuronStage: Stage<NeuronSlice> = {
   name: "neuron screen and confirmation",
   async run(ctx, res) {
-    if (!focusReady(ctx, res)) return { focus: {} };
+    if (!mechanismReady(ctx, res, ctx.focus)) return { focus: {} };
     const fg = groupOf(res, ctx.focus.name);
-    const c = await candidates(ctx, res);
+    const c = await candidates(ctx, res, ctx.focus);
     const neurons: FocusResult["neurons"] = {
       layers: c.neuronLayers,
       top: c.topNeurons.map((t, k) => ({
@@ -152,7 +160,13 @@ export const neuronStage: Stage<NeuronSlice> = {
     const n = res.focus.neurons;
     if (!n?.top.length) return [];
     const unit = patchUnit(groupOf(res, F));
-    const nt = n.top;
+    // Screened by the estimate, drawn and named by the exact effect: the bars are what was measured exactly.
+    const nt = [...n.top].sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean));
+    const byEstimate = new Map(
+      [...n.top]
+        .sort((a, b) => Math.abs(b.attribution) - Math.abs(a.attribution))
+        .map((x, i) => [x.label, i + 1]),
+    );
     const out: StudySection[] = [
       {
         heading: `MLP neurons (${F})`,
@@ -160,18 +174,35 @@ export const neuronStage: Stage<NeuronSlice> = {
           {
             name: "focus-neurons",
             figure: barChart({
-              title: `Top neurons of MLP layer(s) ${n.layers.map((l) => `L${l}`).join(", ")} (${F})`,
+              title: `Neurons of MLP layer(s) ${n.layers.map((l) => `L${l}`).join(", ")} by exact patching (${F})`,
               labels: nt.map((x) => x.label),
               values: nt.map((x) => x.exact.mean),
               errors: { lower: nt.map((x) => x.exact.ciLow), upper: nt.map((x) => x.exact.ciHigh) },
               horizontal: true,
-              labelTitle: "neuron",
+              labelTitle: "neuron (sorted by |exact|)",
               valueTitle: `${unit} (exact)`,
             }),
-            caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the top ${nt.length} were patched exactly (all positions), 95% bootstrap intervals, ± one SE. Top: ${nt
+            caption: `Every neuron of the MLP layer(s) where patching the MLP output matters most was screened by attribution patching; the ${nt.length} with the largest estimates were patched exactly (all positions, 95% bootstrap intervals) and are sorted here by the exact effect. Largest by exact patching: ${nt
               .slice(0, 3)
-              .map((x) => `${x.label} exact ${formatMeanSe(x.exact)} (estimate ${f2(x.attribution)})`)
-              .join(", ")}. Neuron pages: "circuitscope neuron --layer L --neuron N" and below.`,
+              .map(
+                (x) =>
+                  `${x.label} ${formatMeanCi(x.exact)} (estimate ${f2(x.attribution)}, rank ${byEstimate.get(x.label)} by estimate)`,
+              )
+              .join(", ")}; every neuron's exact value and estimate are in the table below.`,
+          },
+        ],
+        tables: [
+          {
+            caption: `The ${nt.length} confirmed neurons: exact patching (${unit}) beside the attribution estimate that chose them.`,
+            columns: ["neuron", "exact", "95% interval", "estimate", "rank by |exact|", "rank by |estimate|"],
+            rows: nt.map((x, i) => [
+              x.label,
+              f2(x.exact.mean),
+              `[${f2(x.exact.ciLow)}, ${f2(x.exact.ciHigh)}]`,
+              f2(x.attribution),
+              String(i + 1),
+              String(byEstimate.get(x.label)),
+            ]),
           },
         ],
       },
@@ -217,105 +248,130 @@ export const neuronStage: Stage<NeuronSlice> = {
   },
 };
 
-type HeadSlice = StageSlice & { focus: Pick<FocusResult, "headSplit"> };
+type HeadSlice = StageSlice & { groups: Map<string, Pick<GroupResult, "headSplit">> };
 
 export const headPartsStage: Stage<HeadSlice> = {
   name: "head parts z/q/k/v/pattern",
   async run(ctx, res) {
-    if (!focusReady(ctx, res)) return { focus: {} };
-    const fg = groupOf(res, ctx.focus.name);
     const { nLayers: L, nHeads: H } = ctx.model.cfg;
-    const c = await candidates(ctx, res);
-    const nN = c.topNeurons.length;
-    const split = (k: number, ci: number) => c.confirmed[nN + k * HEAD_COMPONENTS.length + ci];
-    const heads = c.chosenHeads.map((h) => `L${h.layer}H${h.head}`);
-    return {
-      focus: {
+    const groups: HeadSlice["groups"] = new Map();
+    for (const g of ctx.mechanismGroups(res)) {
+      if (!mechanismReady(ctx, res, g)) continue;
+      const gr = groupOf(res, g.name);
+      const c = await candidates(ctx, res, g);
+      const nN = c.topNeurons.length;
+      const split = (k: number, ci: number) => c.confirmed[nN + k * HEAD_COMPONENTS.length + ci];
+      const heads = c.chosenHeads.map((h) => headLabel(h.layer, h.head));
+      groups.set(g.name, {
         headSplit: {
           heads,
           parts: [...HEAD_PARTS],
           exact: summarizeGrid(
             heads,
             [...HEAD_PARTS],
-            ctx.focus.tokens.clean.map((_, b) =>
-              c.chosenHeads.map((_, k) => HEAD_PARTS.map((_, ci) => normalise(fg, split(k, ci)[b]))),
+            g.tokens.clean.map((_, b) =>
+              c.chosenHeads.map((_, k) => HEAD_PARTS.map((_, ci) => normalise(gr, split(k, ci)[b]))),
             ),
-            ctx.boot(9300),
+            ctx.boot(100 * g.index + 9300),
           ),
           attribution: c.chosenHeads.map((h) => HEAD_PARTS.map((_, ci) => c.headAttr[ci * L * H + h.i])),
+          toCue: attentionToCue(ctx, g, c.chosenHeads, 100 * g.index + 9500),
         },
-      },
-    };
+      });
+    }
+    return { groups };
   },
   sections(res) {
-    const hs = res.focus.headSplit;
-    if (!hs) return [];
-    const F = res.focusGroup;
-    const b = argmaxAbs(hs.exact);
-    return [
-      {
-        heading: `Heads: output, query, key, value or pattern (${F})`,
+    const measured = res.groups.filter((g) => g.headSplit);
+    const domain = sharedHeatmapDomain(
+      measured.map((g) => ({ values: g.headSplit!.exact.mean, scale: "diverging" as const })),
+    );
+    return measured.map((g) => {
+      const hs = g.headSplit!;
+      const b = argmaxAbs(hs.exact);
+      return {
+        heading: `Heads: output, query, key, value or pattern (${g.name})`,
         figures: [
           {
-            name: "focus-head-split",
+            name: mechanismFigure(res, g.name, "head-split"),
             figure: heatmap({
-              title: `Head patching by what is patched (${F})`,
+              title: `Head patching by what is patched (${g.name})`,
               rowLabels: hs.heads,
               colLabels: hs.parts,
               values: hs.exact.mean,
               rowTitle: "head",
               colTitle: "patched part",
-              valueTitle: patchUnit(groupOf(res, F)),
+              valueTitle: patchUnit(g),
+              scale: "diverging",
+              domain,
             }),
-            caption: `Exact patching of each head's output (z), query, key, value or attention pattern at all positions, for the ${hs.heads.length} heads with the largest attribution estimates (${hs.exact.n} prompts). Strongest: ${hs.heads[b.r]} ${hs.parts[b.c]}, ${cellText(hs.exact, b.r, b.c)} (± one SE).`,
+            caption: `Exact patching of each head's output (z), query, key, value or attention pattern at all positions, for the ${hs.heads.length} heads with the largest attribution estimates (${hs.exact.n} prompts; one colour scale across the mechanism groups). Strongest: ${hs.heads[b.r]} ${hs.parts[b.c]}, ${cellText(hs.exact, b.r, b.c)} (± one SE). Attention from the final position to the cue: ${hs.heads.map((h, k) => `${h} ${formatMeanCi(hs.toCue[k])}`).join("; ")}.`,
           },
         ],
-      },
-    ];
-  },
-  findings(res) {
-    const hs = res.focus.headSplit;
-    if (!hs || !groupOf(res, res.focusGroup).normalised) return [];
-    const cell = (k: number, part: string) => {
-      const j = hs.parts.indexOf(part);
-      return { mean: hs.exact.mean[k][j], ciLow: hs.exact.ciLow[k][j], ciHigh: hs.exact.ciHigh[k][j] };
-    };
-    const clear = (c: { ciLow: number; ciHigh: number }) => c.ciLow > 0 || c.ciHigh < 0;
-    const heads = hs.heads.flatMap((h, k) => {
-      const z = cell(k, "output");
-      return Math.abs(z.mean) >= HEAD_MATTERS && clear(z) ? [{ h, k, z }] : [];
-    });
-    if (!heads.length) {
-      return [
-        {
-          text: `No single head's output restores at least ${pct(HEAD_MATTERS)} of the gap with an interval excluding 0.`,
-          evidence: { threshold: HEAD_MATTERS },
-        },
-      ];
-    }
-    return heads.map(({ h, k, z }) => {
-      const v = cell(k, "value");
-      const p = cell(k, "pattern");
-      const shared = sharedKv(h, res);
-      const which =
-        clear(v) && Math.abs(v.mean) >= 2 * Math.abs(p.mean)
-          ? `${shared ? "the value of its key/value head" : "its value"} carries it (value at least twice the pattern)`
-          : clear(p) && Math.abs(p.mean) >= 2 * Math.abs(v.mean)
-            ? "its pattern carries it (pattern at least twice the value)"
-            : "neither value nor pattern alone is at least twice the other";
-      return {
-        text: `Patching ${h}'s output restores ${formatMeanCi(z)} of the gap; its value${shared} ${formatMeanCi(v)}, its pattern ${formatMeanCi(p)}: ${which}.`,
-        evidence: {
-          [`focus.headSplit[${h}].output`]: z.mean,
-          value: v.mean,
-          pattern: p.mean,
-          threshold: HEAD_MATTERS,
-          rule: "value/pattern: interval excludes 0 and |one| >= 2|other|",
-        },
       };
     });
   },
+  findings(res) {
+    return res.groups.filter((g) => g.headSplit && g.normalised).flatMap((g) => headFindings(g, res));
+  },
 };
+
+/** The heads whose output patching matters in a group, with value vs pattern and attention to the cue. */
+export function headsThatMatter(g: GroupResult) {
+  const hs = g.headSplit;
+  if (!hs) return [];
+  const cell = (k: number, part: string) => {
+    const j = hs.parts.indexOf(part);
+    return { mean: hs.exact.mean[k][j], ciLow: hs.exact.ciLow[k][j], ciHigh: hs.exact.ciHigh[k][j] };
+  };
+  return hs.heads
+    .flatMap((h, k) => {
+      const z = cell(k, "output");
+      return Math.abs(z.mean) >= HEAD_MATTERS && excludesZero(z)
+        ? [{ head: h, output: z, value: cell(k, "value"), pattern: cell(k, "pattern"), toCue: hs.toCue[k] }]
+        : [];
+    })
+    .sort((a, b) => Math.abs(b.output.mean) - Math.abs(a.output.mean));
+}
+
+function headFindings(g: GroupResult, res: StudyResults): Finding[] {
+  const heads = headsThatMatter(g);
+  if (!heads.length) {
+    return [
+      {
+        groups: [g.name],
+        text: `In ${g.name}, no single head's output restores at least ${pct(HEAD_MATTERS)} of the gap with an interval excluding 0.`,
+        evidence: { group: g.name, threshold: HEAD_MATTERS },
+      },
+    ];
+  }
+  return heads.map(({ head: h, output: z, value: v, pattern: p, toCue }) => {
+    const shared = sharedKv(h, res);
+    const which =
+      excludesZero(v) && Math.abs(v.mean) >= 2 * Math.abs(p.mean)
+        ? `${shared ? "the value of its key/value head" : "its value"} carries it (value at least twice the pattern)`
+        : excludesZero(p) && Math.abs(p.mean) >= 2 * Math.abs(v.mean)
+          ? "its pattern carries it (pattern at least twice the value)"
+          : "neither value nor pattern alone is at least twice the other";
+    const moves =
+      toCue.ciLow >= CUE_ATTENTION
+        ? `it attends ${formatMeanCi(toCue)} from the final position to the cue (interval at or above ${CUE_ATTENTION})`
+        : `its attention from the final position to the cue is ${formatMeanCi(toCue)} (not at or above ${CUE_ATTENTION})`;
+    return {
+      groups: [g.name],
+      text: `In ${g.name}, patching ${h}'s output restores ${formatMeanCi(z)} of the gap; its value${shared} ${formatMeanCi(v)}, its pattern ${formatMeanCi(p)}: ${which}; ${moves}.`,
+      evidence: {
+        group: g.name,
+        [`groups[${g.name}].headSplit[${h}].output`]: z.mean,
+        value: v.mean,
+        pattern: p.mean,
+        toCue: toCue.mean,
+        threshold: HEAD_MATTERS,
+        rule: "value/pattern: interval excludes 0 and |one| >= 2|other|",
+      },
+    };
+  });
+}
 
 /** Thresholds of the summary: a neuron or a head "matters" when patching it restores at least this fraction. */
 export const NEURON_MATTERS = 0.05;

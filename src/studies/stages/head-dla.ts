@@ -1,63 +1,91 @@
-/** Head DLA: each head's direct contribution to the logit difference, per group; the top heads by |mean|. */
+/**
+ * Head DLA: each head's direct contribution to the logit difference on the clean and the corrupted run, per
+ * group. Heads are ranked by the clean - corrupted difference: a head that pushes the same way on both runs
+ * (a constant bias) does not carry the cue, however large its clean DLA.
+ */
 import { formatMeanSe } from "../../analysis/stats.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
-import { heatmap } from "../../viz/charts/heatmap.ts";
+import { heatmap, heatmapPanels } from "../../viz/charts/heatmap.ts";
+import { f2 } from "../format.ts";
 import type { GroupResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
-import { summarizeGrid, topCells } from "../summaries.ts";
+import { type GridSummary, type RankedCell, summarizeGrid, topCells } from "../summaries.ts";
 
-type Slice = StageSlice & { groups: Record<string, Pick<GroupResult, "headDla" | "topHeads">> };
+type Slice = StageSlice & {
+  groups: Map<string, Pick<GroupResult, "headDla" | "headDlaCorrupted" | "headDlaDiff" | "topHeads">>;
+};
 
 export const headLabel = (layer: number, head: number) => `L${layer}H${head}`;
+
+/** "L4H2 1.10 ± 0.03 (clean 1.72, corrupted 0.62)": the ranked difference with both runs beside it. */
+export function headDlaText(c: RankedCell, g: Pick<GroupResult, "headDla" | "headDlaCorrupted">): string {
+  const clean = g.headDla!.mean[c.row][c.col];
+  const corrupted = g.headDlaCorrupted!.mean[c.row][c.col];
+  return `${c.label} ${formatMeanSe(c)} (clean ${f2(clean)}, corrupted ${f2(corrupted)})`;
+}
 
 export const headDlaStage: Stage<Slice> = {
   name: "head DLA",
   run(ctx, res) {
     const { nLayers: L, nHeads: H } = ctx.model.cfg;
-    const groups: Slice["groups"] = {};
+    const rows = Array.from({ length: L }, (_, l) => `L${l}`);
+    const cols = Array.from({ length: H }, (_, h) => `H${h}`);
+    const groups: Slice["groups"] = new Map();
     for (const g of ctx.analysed(res)) {
-      const headDla = summarizeGrid(
-        Array.from({ length: L }, (_, l) => `L${l}`),
-        Array.from({ length: H }, (_, h) => `H${h}`),
-        ctx.cleanAttribution(g).heads,
-        ctx.boot(100 * g.index + 4),
+      const clean = ctx.cleanAttribution(g).heads;
+      const corrupted = ctx.corruptedAttribution(g).heads;
+      const grid = (perPrompt: number[][][], offset: number): GridSummary =>
+        summarizeGrid(rows, cols, perPrompt, ctx.boot(100 * g.index + offset));
+      const headDlaDiff = grid(
+        clean.map((p, b) => p.map((row, l) => row.map((v, h) => v - corrupted[b][l][h]))),
+        7,
       );
-      groups[g.name] = { headDla, topHeads: topCells(headDla, ctx.plan.topHeads, headLabel) };
+      groups.set(g.name, {
+        headDla: grid(clean, 4),
+        headDlaCorrupted: grid(corrupted, 5),
+        headDlaDiff,
+        topHeads: topCells(headDlaDiff, ctx.plan.topHeads, headLabel),
+      });
     }
     return { groups };
   },
   sections(res) {
     const F = res.focusGroup;
     const figures: NamedFigure[] = [];
-    const { headDla, topHeads: th } = res.focus;
-    if (headDla && th) {
+    const { headDla, headDlaCorrupted, headDlaDiff, topHeads: th } = res.focus;
+    if (headDla && headDlaCorrupted && headDlaDiff && th) {
       figures.push({
         name: "focus-head-dla",
-        figure: heatmap({
+        figure: heatmapPanels({
           title: `Direct logit attribution per head (${F})`,
           rowLabels: headDla.rowLabels,
           colLabels: headDla.colLabels,
-          values: headDla.mean,
+          panels: [
+            { title: "clean", values: headDla.mean },
+            { title: "corrupted", values: headDlaCorrupted.mean },
+            { title: "clean − corrupted", values: headDlaDiff.mean },
+          ],
           rowTitle: "layer",
           colTitle: "head",
           valueTitle: "logit diff",
+          scale: "diverging",
         }),
-        caption: `Each head's output (z·W_O at the final position, through the final normalisation) projected on the answer - wrong direction, mean over ${headDla.n} prompts. Top head by direct logit attribution: ${th[0].label}, ${formatMeanSe(th[0])} (± one SE).`,
+        caption: `Each head's output (z·W_O at the final position, through the final normalisation) projected on the answer − wrong direction, mean over ${headDla.n} prompts, on the clean run, the corrupted run and their difference (one colour scale). Heads are ranked by the difference: the largest is ${headDlaText(th[0], res.focus)}, ± one SE.`,
       });
       figures.push({
         name: "focus-top-heads",
         figure: barChart({
-          title: `Top heads by |direct logit attribution| (${F})`,
+          title: `Top heads by |clean − corrupted direct logit attribution| (${F})`,
           labels: th.map((c) => c.label),
           values: th.map((c) => c.mean),
           errors: { lower: th.map((c) => c.ciLow), upper: th.map((c) => c.ciHigh) },
           labelTitle: "head",
-          valueTitle: "logit diff",
+          valueTitle: "clean − corrupted DLA (logit diff)",
         }),
-        caption: `Top ${th.length} heads with 95% bootstrap intervals (± one SE): ${th.map((c) => `${c.label} ${formatMeanSe(c)}`).join(", ")}.`,
+        caption: `Top ${th.length} heads by the clean − corrupted difference of their DLA, 95% bootstrap intervals; ± one SE, with each run's mean: ${th.map((c) => headDlaText(c, res.focus)).join(", ")}.`,
       });
     }
-    const withHeads = res.groups.filter((g) => g.topHeads && g.headDla);
+    const withHeads = res.groups.filter((g) => g.topHeads && g.headDlaDiff);
     if (withHeads.length > 1) {
       const union = [...new Set(withHeads.flatMap((g) => g.topHeads!.map((c) => c.label)))].sort(
         (a, b) => cellOf(a)[0] - cellOf(b)[0] || cellOf(a)[1] - cellOf(b)[1],
@@ -65,15 +93,16 @@ export const headDlaStage: Stage<Slice> = {
       figures.push({
         name: "groups-top-heads",
         figure: heatmap({
-          title: "Direct logit attribution of each group's top heads",
+          title: "Clean − corrupted direct logit attribution of each group's top heads",
           rowLabels: withHeads.map((g) => g.name),
           colLabels: union,
-          values: withHeads.map((g) => union.map((u) => g.headDla!.mean[cellOf(u)[0]][cellOf(u)[1]])),
+          values: withHeads.map((g) => union.map((u) => g.headDlaDiff!.mean[cellOf(u)[0]][cellOf(u)[1]])),
           rowTitle: "group",
           colTitle: "head",
-          valueTitle: "logit diff",
+          valueTitle: "clean − corrupted DLA (logit diff)",
+          scale: "diverging",
         }),
-        caption: `The union of every analysed group's top heads (in layer order), DLA per group. Top head per group: ${withHeads.map((g) => `${g.name} ${g.topHeads![0].label} (${formatMeanSe(g.topHeads![0])})`).join("; ")}.`,
+        caption: `The union of every analysed group's top heads (in layer order), clean − corrupted DLA per group. Top head per group: ${withHeads.map((g) => `${g.name} ${headDlaText(g.topHeads![0], g)}`).join("; ")}.`,
       });
     }
     return figures.length ? [{ heading: "Heads: direct logit attribution", figures }] : [];
@@ -85,10 +114,10 @@ export const headDlaStage: Stage<Slice> = {
     return [
       {
         text: clear.length
-          ? `In ${res.focusGroup}, the heads writing the most to the logit difference directly (DLA, interval excluding 0) are ${clear.map((c) => `${c.label} ${formatMeanSe(c)}`).join(", ")} (logits, ± one SE).`
-          : `In ${res.focusGroup}, no top head's direct logit attribution has an interval excluding 0.`,
+          ? `In ${res.focusGroup}, the heads whose direct logit attribution the cue changes most (clean − corrupted DLA, interval excluding 0) are ${clear.map((c) => headDlaText(c, res.focus)).join(", ")} (logits, ± one SE).`
+          : `In ${res.focusGroup}, no top head's clean − corrupted direct logit attribution has an interval excluding 0.`,
         evidence: Object.fromEntries(
-          th.map((c) => [`focus.topHeads[${c.label}]`, `${c.mean} [${c.ciLow}, ${c.ciHigh}]`]),
+          th.map((c) => [`focus.topHeads[${c.label}] (headDlaDiff)`, `${c.mean} [${c.ciLow}, ${c.ciHigh}]`]),
         ),
       },
     ];

@@ -13,7 +13,7 @@ import type { Stage, StageSlice } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topCells } from "../summaries.ts";
 import { MIN_GAP } from "./behaviour.ts";
 
-type Slice = StageSlice & { groups: Record<string, Pick<GroupResult, "layerScreen" | "layerExact">> };
+type Slice = StageSlice & { groups: Map<string, Pick<GroupResult, "layerScreen" | "layerExact">> };
 
 function topComponents(ctx: StudyContext, screen: GroupResult["layerScreen"]): LayerComponent[] {
   return topCells(
@@ -27,7 +27,7 @@ export const layerScreenStage: Stage<Slice> = {
   name: "layer screen and confirmation",
   async run(ctx, res) {
     const L = ctx.model.cfg.nLayers;
-    const groups: Slice["groups"] = {};
+    const groups: Slice["groups"] = new Map();
     const analysed = ctx.analysed(res);
     for (const g of analysed) {
       const r = groupOf(res, g.name);
@@ -37,21 +37,22 @@ export const layerScreenStage: Stage<Slice> = {
           ctx.comps.filter((c) => c.row === row).map((c) => normalise(r, raw[ctx.comps.indexOf(c)][b])),
         ),
       );
-      groups[g.name] = {
+      groups.set(g.name, {
         layerScreen: summarizeGrid(
           ["attn", "mlp"],
           Array.from({ length: L }, (_, l) => `L${l}`),
           perPrompt,
           ctx.boot(100 * g.index + 5),
         ),
-      };
+      });
     }
-    const focusScreen = groups[ctx.focus.name]?.layerScreen;
+    const focusScreen = groups.get(ctx.focus.name)?.layerScreen;
     const focusTop = focusScreen ? topComponents(ctx, focusScreen) : [];
     for (const g of analysed) {
       const r = groupOf(res, g.name);
       const raw = await ctx.layerScreenRaw(g);
-      const chosen = [...new Set([...focusTop, ...topComponents(ctx, groups[g.name].layerScreen)])];
+      const entry = groups.get(g.name) as Slice["groups"] extends Map<string, infer E> ? E : never;
+      const chosen = [...new Set([...focusTop, ...topComponents(ctx, entry.layerScreen)])];
       // One sweep for all of them: the clean and corrupted runs are shared by every patched site.
       const exact = await exactEffects(
         ctx.model,
@@ -59,7 +60,7 @@ export const layerScreenStage: Stage<Slice> = {
         { kind: "sites", sites: chosen.map((c) => c.site) },
         ctx.work(g.tokens.clean.length),
       );
-      groups[g.name].layerExact = chosen.map((c, i): ComponentPatch => {
+      entry.layerExact = chosen.map((c, i): ComponentPatch => {
         const s = summarizeSample(exact[i], ctx.boot(100 * g.index + 10 + i));
         return {
           label: c.label,

@@ -2,23 +2,24 @@
 import { formatMeanSe } from "../../analysis/stats.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { lineChart } from "../../viz/charts/line-chart.ts";
-import { f2 } from "../format.ts";
+import { RESID_AXIS } from "../../viz/presets/attribution-figures.ts";
+import { f2, signed } from "../format.ts";
 import type { GroupResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 import { summarizeSeries } from "../summaries.ts";
 
-type Slice = StageSlice & { groups: Record<string, Pick<GroupResult, "accumulated" | "decomposed">> };
+type Slice = StageSlice & { groups: Map<string, Pick<GroupResult, "accumulated" | "decomposed">> };
 
 export const residualStage: Stage<Slice> = {
   name: "residual attribution",
   run(ctx, res) {
-    const groups: Slice["groups"] = {};
+    const groups: Slice["groups"] = new Map();
     for (const g of ctx.analysed(res)) {
       const attr = ctx.cleanAttribution(g);
-      groups[g.name] = {
+      groups.set(g.name, {
         accumulated: summarizeSeries(attr.accumulatedLabels, attr.accumulated, ctx.boot(100 * g.index + 3)),
         decomposed: summarizeSeries(attr.decomposedLabels, attr.decomposed, ctx.boot(100 * g.index + 6)),
-      };
+      });
     }
     return { groups };
   },
@@ -38,10 +39,10 @@ export const residualStage: Stage<Slice> = {
           title: `Logit difference read from the residual stream (${F})`,
           x: acc.labels,
           series: [{ name: F, values: acc.mean, lower: acc.ciLow, upper: acc.ciHigh }],
-          xTitle: "residual stream position (layer, before/between/after)",
+          xTitle: RESID_AXIS,
           yTitle: "logit diff",
         }),
-        caption: `Accumulated residual stream after each half-layer, through the final normalisation (cached scale), mean over ${acc.n} prompts with 95% bootstrap intervals. Final value ${f2(acc.mean[last])} ± ${f2(acc.se[last])} (SE); the largest change is from ${acc.labels[j]} to ${acc.labels[j + 1]} (${steps[j] >= 0 ? "+" : ""}${f2(steps[j])}).`,
+        caption: `Accumulated residual stream before each layer (L_pre), after its attention (L_mid) and leaving the last layer (final_post), through the final normalisation (cached scale), mean over ${acc.n} prompts with 95% bootstrap intervals. Final value ${f2(acc.mean[last])} ± ${f2(acc.se[last])} (SE); the largest change is from ${acc.labels[j]} to ${acc.labels[j + 1]} (${signed(steps[j])}).`,
       });
       const top = [...dec.mean.keys()].sort((a, b) => Math.abs(dec.mean[b]) - Math.abs(dec.mean[a]));
       figures.push({
@@ -70,7 +71,7 @@ export const residualStage: Stage<Slice> = {
           title: "Logit difference from the residual stream, every group",
           x: withAcc[0].accumulated!.labels,
           series: withAcc.map((g) => ({ name: g.name, values: g.accumulated!.mean })),
-          xTitle: "residual stream position",
+          xTitle: RESID_AXIS,
           yTitle: "logit diff",
         }),
         caption: `Accumulated residual stream per analysed group (means; intervals and per-prompt values in results.json). Final values range from ${f2(Math.min(...finals))} to ${f2(Math.max(...finals))}.`,

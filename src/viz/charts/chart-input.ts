@@ -48,6 +48,31 @@ export const CHART_CONFIG = {
 export const NOT_COMPUTED_FILL = "#9e9e9e";
 export const NOT_COMPUTED = "not computed";
 
+/**
+ * How series i is drawn: a colour, and past the palette's length a dash pattern too, so no two series of a
+ * figure look alike (13 groups with 10 colours used to repeat blue, orange and red). More series than
+ * colours x dashes is refused: facet the figure instead.
+ */
+export function seriesStyle(i: number): { colour: string; dash: number[] } {
+  const k = Math.floor(i / SERIES_COLOURS.length);
+  if (k >= SERIES_DASHES.length)
+    throw new Error(
+      `${i + 1} series is more than ${SERIES_COLOURS.length * SERIES_DASHES.length} distinct line styles: split the series over several figures (facets).`,
+    );
+  return { colour: SERIES_COLOURS[i % SERIES_COLOURS.length], dash: [...SERIES_DASHES[k]] };
+}
+
+/** Dash patterns of each further round of colours (solid first). */
+export const SERIES_DASHES = [
+  [1, 0],
+  [6, 3],
+  [2, 2],
+  [10, 3, 2, 3],
+  [14, 4],
+  [4, 3, 1, 3],
+  [1, 4],
+] as const;
+
 /** Series colours (Vega's tableau10), assigned in series order. */
 export const SERIES_COLOURS = [
   "#4c78a8",

@@ -1,4 +1,5 @@
 import type { TopLevelSpec } from "vega-lite";
+import type { Scale } from "vega-lite/types_unstable/scale.js";
 import type { ChartFigure } from "../figure.ts";
 import { distinctLabels } from "../token-labels.ts";
 import {
@@ -23,7 +24,11 @@ export interface HeatmapOptions {
   colTitle?: string;
   /** Legend and tooltip name of the value, e.g. "fraction restored". */
   valueTitle?: string;
-  /** "diverging" (default): red < 0 < blue, symmetric around 0. "sequential": for non-negative values. */
+  /**
+   * "diverging": red < 0 < blue, symmetric around 0 with a neutral grey middle. "sequential": for one-signed
+   * values (light = 0, dark = the largest magnitude). Default: sequential when every computed value has one
+   * sign, diverging otherwise.
+   */
   scale?: "diverging" | "sequential";
   /** Fixed colour domain (e.g. shared with other figures); by default from the values. Values beyond it clamp. */
   domain?: [number, number];
@@ -56,7 +61,40 @@ function checkGrid(values: Grid, rows: number, cols: number, what: string): void
   });
 }
 
-/** Symmetric [-m, m] around 0 (diverging) or [min(0, lo), hi] (sequential) over every computed cell. */
+/** The scale data calls for: sequential when no computed value is of the other sign than the rest. */
+function scaleFor(grids: readonly Grid[], asked?: HeatmapOptions["scale"]): "diverging" | "sequential" {
+  if (asked) return asked;
+  let neg = false;
+  let pos = false;
+  for (const g of grids)
+    for (const r of g)
+      for (const v of r) {
+        if (v === null) continue;
+        if (v < 0) neg = true;
+        if (v > 0) pos = true;
+      }
+  return neg && pos ? "diverging" : "sequential";
+}
+
+/** Diverging colours: red (negative), a neutral grey middle (R = G = B, neither warm nor cool), blue. */
+export const DIVERGING_RANGE = ["#b2182b", "#f0f0f0", "#2166ac"] as const;
+
+/** Vega-Lite colour scale of a heatmap: piecewise through grey at 0, or one hue from 0 to the largest magnitude. */
+function colourScale(domain: [number, number], diverging: boolean): Scale {
+  if (diverging)
+    return {
+      domain: [domain[0], 0, domain[1]],
+      range: [...DIVERGING_RANGE],
+      interpolate: "lab",
+      clamp: true,
+    };
+  // Non-positive data: the strong colour at the most negative value.
+  return domain[1] <= 0
+    ? { scheme: "reds", domain, reverse: true, clamp: true }
+    : { scheme: "blues", domain, clamp: true };
+}
+
+/** Symmetric [-m, m] around 0 (diverging) or from 0 to the values' extreme (sequential) over every computed cell. */
 function colourDomain(grids: readonly Grid[], diverging: boolean): [number, number] {
   let maxAbs = 0;
   let min = 0;
@@ -70,6 +108,7 @@ function colourDomain(grids: readonly Grid[], diverging: boolean): [number, numb
         max = Math.max(max, v);
       }
   if (diverging) return [-(maxAbs || 1), maxAbs || 1];
+  if (max <= 0 && min < 0) return [min, 0];
   return [min, max > min ? max : min + 1];
 }
 
@@ -77,10 +116,8 @@ function colourDomain(grids: readonly Grid[], diverging: boolean): [number, numb
 export function sharedHeatmapDomain(
   maps: readonly Pick<HeatmapOptions, "values" | "scale">[],
 ): [number, number] {
-  return colourDomain(
-    maps.map((m) => m.values),
-    (maps[0]?.scale ?? "diverging") === "diverging",
-  );
+  const grids = maps.map((m) => m.values);
+  return colourDomain(grids, scaleFor(grids, maps[0]?.scale) === "diverging");
 }
 
 function cellsOf(values: Grid, rowLabels: string[], colLabels: string[], panel?: string): Cell[] {
@@ -115,7 +152,7 @@ function heatmapLayers({
   thinLabels?: boolean;
 }) {
   const valueTitle = opts.valueTitle ?? "value";
-  const diverging = (opts.scale ?? "diverging") === "diverging";
+  const diverging = opts.scale === "diverging";
   const x = {
     field: "col",
     type: "ordinal" as const,
@@ -151,9 +188,7 @@ function heatmapLayers({
           field: "value",
           type: "quantitative",
           // A symmetric domain with its middle at 0 keeps white = "no effect", whatever the data's range.
-          scale: diverging
-            ? { scheme: "redblue", domain, domainMid: 0, clamp: true }
-            : { scheme: "blues", domain, clamp: true },
+          scale: colourScale(domain, diverging),
           title: valueTitle,
           legend: { gradientLength: legendLength },
         },
@@ -210,8 +245,8 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
   checkGrid(opts.values, opts.rowLabels.length, opts.colLabels.length, "heatmap values");
   const rowLabels = distinctLabels(opts.rowLabels);
   const colLabels = distinctLabels(opts.colLabels);
-  const diverging = (opts.scale ?? "diverging") === "diverging";
-  const domain = opts.domain ?? colourDomain([opts.values], diverging);
+  const scale = scaleFor([opts.values], opts.scale);
+  const domain = opts.domain ?? colourDomain([opts.values], scale === "diverging");
   const hasNull = opts.values.some((r) => r.includes(null));
   const step = initialStep(colLabels.length, 760);
   const fit: ChartFit = { mode: "step", units: colLabels.length, minStep: 10, maxStep: 64, squareRows: true };
@@ -222,7 +257,7 @@ export function heatmap(opts: HeatmapOptions): ChartFigure {
     height: { step: squareStep(step, rowLabels.length, 640) },
     data: { values: cellsOf(opts.values, rowLabels, colLabels) },
     layer: heatmapLayers({
-      opts,
+      opts: { ...opts, scale },
       rowLabels,
       colLabels,
       domain,
@@ -255,9 +290,9 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
   });
   const rowLabels = distinctLabels(opts.rowLabels);
   const colLabels = distinctLabels(opts.colLabels);
-  const diverging = (opts.scale ?? "diverging") === "diverging";
   const grids = opts.panels.map((p) => p.values);
-  const domain = opts.domain ?? colourDomain(grids, diverging);
+  const scale = scaleFor(grids, opts.scale);
+  const domain = opts.domain ?? colourDomain(grids, scale === "diverging");
   const hasNull = grids.some((g) => g.some((r) => r.includes(null)));
   const perRow = Math.min(opts.panels.length, PANELS_PER_ROW);
   const units = colLabels.length * perRow;
@@ -280,7 +315,7 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
       width: { step },
       height: { step: squareStep(step, rowLabels.length, 480) },
       layer: heatmapLayers({
-        opts,
+        opts: { ...opts, scale },
         rowLabels,
         colLabels,
         domain,

@@ -8,6 +8,7 @@ import {
   requireLength,
   requireNonEmpty,
   SERIES_COLOURS,
+  seriesStyle,
   VALUE_FORMAT,
 } from "./chart-input.ts";
 import { type ChartFit, FIT_KEY } from "./fit.ts";
@@ -30,6 +31,12 @@ export interface LineChartOptions {
   yTitle?: string;
   /** Draw a horizontal rule at y = 0 (default true: effects are read against zero). */
   zeroLine?: boolean;
+  /** "log" for a numeric x spanning orders of magnitude (e.g. circuit sizes 1..2,461). */
+  xScale?: "linear" | "log";
+  /** Vertical rules at numeric x values, each labelled (e.g. "chosen circuit"). */
+  rules?: { x: number; label: string }[];
+  /** Points to mark with a ring and a label (e.g. where a curve stops being monotone). */
+  marks?: { x: number; y: number; label: string }[];
 }
 
 /** Several series over the same x, e.g. logit difference after each layer, one line per group. */
@@ -62,8 +69,17 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
     });
   }
   const names = opts.series.map((s) => s.name);
+  if ((opts.xScale === "log" || opts.rules?.length || opts.marks?.length) && !numericX)
+    throw new Error("xScale 'log', rules and marks need numeric x values: pass x as numbers.");
+  if (opts.xScale === "log" && (opts.x as number[]).some((v) => v <= 0))
+    throw new Error("a log x axis needs every x above 0: drop the x <= 0 points or use a linear axis.");
   const xEnc = numericX
-    ? { field: "x", type: "quantitative" as const, title: opts.xTitle ?? null }
+    ? {
+        field: "x",
+        type: "quantitative" as const,
+        title: opts.xTitle ?? null,
+        ...(opts.xScale === "log" ? { scale: { type: "log" as const } } : {}),
+      }
     : {
         field: "x",
         type: "ordinal" as const,
@@ -73,7 +89,16 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
       };
   // One colour per series, fixed here so the band (fill) and the line (stroke) agree without sharing a
   // legend: the legend is the line's, so its swatch is the line colour, not the pale band.
-  const scale = { domain: names, range: names.map((_, i) => SERIES_COLOURS[i % SERIES_COLOURS.length]) };
+  const styles = names.map((_, i) => seriesStyle(i));
+  const scale = { domain: names, range: styles.map((st) => st.colour) };
+  // Dashes share the colour legend (same field and domain), so the legend shows each series' colour and dash.
+  const strokeDash = {
+    field: "series",
+    type: "nominal" as const,
+    sort: names,
+    scale: { domain: names, range: styles.map((st) => st.dash) },
+    legend: { title: null, symbolLimit: 0 },
+  };
   // symbolLimit 0: list every series (one per experimental group can exceed Vega's default of 50 symbols).
   const color = {
     field: "series",
@@ -103,6 +128,7 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
       x: xEnc,
       y: { field: "value", type: "quantitative", title: opts.yTitle ?? null },
       color,
+      ...(names.length > SERIES_COLOURS.length ? { strokeDash } : {}),
       tooltip: [
         { field: "series", type: "nominal", title: "series" },
         { field: "x", type: numericX ? "quantitative" : "ordinal", title: opts.xTitle ?? "x" },
@@ -116,6 +142,40 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
       ],
     },
   });
+  for (const r of opts.rules ?? []) {
+    layers.push({
+      data: { values: [{ x: r.x, label: r.label }] },
+      layer: [
+        { mark: { type: "rule", color: "#444", strokeDash: [2, 2] }, encoding: { x: xEnc } },
+        {
+          mark: { type: "text", align: "left", baseline: "top", dx: 4, dy: 4, fontSize: 11, color: "#444" },
+          encoding: { x: xEnc, y: { value: 0 }, text: { field: "label" } },
+        },
+      ],
+    });
+  }
+  if (opts.marks?.length) {
+    layers.push({
+      data: { values: opts.marks.map((m) => ({ x: m.x, value: m.y, label: m.label })) },
+      layer: [
+        {
+          mark: {
+            type: "point",
+            shape: "circle",
+            size: 220,
+            filled: false,
+            strokeWidth: 2,
+            color: "#b2182b",
+          },
+          encoding: { x: xEnc, y: { field: "value", type: "quantitative" } },
+        },
+        {
+          mark: { type: "text", align: "left", dx: 10, dy: -10, fontSize: 11, color: "#b2182b" },
+          encoding: { x: xEnc, y: { field: "value", type: "quantitative" }, text: { field: "label" } },
+        },
+      ],
+    });
+  }
   if (opts.zeroLine ?? true) {
     layers.push({
       data: { values: [{ zero: 0 }] },

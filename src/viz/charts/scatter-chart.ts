@@ -1,6 +1,13 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { ChartFigure } from "../figure.ts";
-import { CHART_CONFIG, requireFinite, requireNonEmpty, VALUE_FORMAT } from "./chart-input.ts";
+import {
+  CHART_CONFIG,
+  requireFinite,
+  requireNonEmpty,
+  SERIES_COLOURS,
+  seriesStyle,
+  VALUE_FORMAT,
+} from "./chart-input.ts";
 
 export interface ScatterPoint {
   x: number;
@@ -55,9 +62,7 @@ export function scatterChart(opts: ScatterChartOptions): ChartFigure {
     encoding: {
       x: { field: "x", type: "quantitative", title: xTitle },
       y: { field: "y", type: "quantitative", title: yTitle },
-      ...(grouped
-        ? { color: { field: "group", type: "nominal" as const, legend: { title: null, symbolLimit: 0 } } }
-        : {}),
+      ...(grouped ? groupEncoding([...new Set(rows.map((r) => r.group))]) : {}),
       tooltip: [
         { field: "label", type: "nominal", title: "label" },
         { field: "x", type: "quantitative", title: xTitle, format: VALUE_FORMAT },
@@ -75,4 +80,32 @@ export function scatterChart(opts: ScatterChartOptions): ChartFigure {
     config: CHART_CONFIG,
   };
   return { kind: "scatter", title: opts.title, spec, data: { points: opts.points } };
+}
+
+/** Shapes of each further round of colours (circles first; one per SERIES_DASHES round): no two groups look alike. */
+const GROUP_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "wedge"];
+
+/** Colour (and past the palette, shape) per group, with one legend listing every group. */
+function groupEncoding(groups: string[]) {
+  const styles = groups.map((_, i) => seriesStyle(i));
+  const legend = { title: null, symbolLimit: 0 };
+  return {
+    color: {
+      field: "group",
+      type: "nominal" as const,
+      sort: groups,
+      scale: { domain: groups, range: styles.map((st) => st.colour) },
+      legend,
+    },
+    shape: {
+      field: "group",
+      type: "nominal" as const,
+      sort: groups,
+      scale: {
+        domain: groups,
+        range: groups.map((_, i) => GROUP_SHAPES[Math.floor(i / SERIES_COLOURS.length)]),
+      },
+      legend,
+    },
+  };
 }

@@ -14,6 +14,9 @@ import { formatValue } from "../color-scale.ts";
 import type { ChartFigure } from "../figure.ts";
 import type { ReportFigure, ReportInputs } from "../html/report.ts";
 
+/** The x axis of accumulated-residual charts: its ticks are `0_pre, 0_mid, ..., final_post`. */
+export const RESID_AXIS = "residual stream before layer L (L_pre), after its attention (L_mid), final_post";
+
 export interface AttributionInputs {
   prompts: readonly string[];
   answer: string;
@@ -86,10 +89,10 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
             : {}),
         },
       ],
-      xTitle: "residual stream after",
+      xTitle: RESID_AXIS,
       yTitle: valueTitle,
     }),
-    caption: `${what}, read from the residual stream after each layer (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote("Band")}`,
+    caption: `${what}, read from the residual stream entering each layer (L_pre), between its attention and MLP (L_mid) and leaving the last layer (final_post) (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote("Band")}`,
   };
 
   const dec = pieceStats(r.decomposed);

@@ -26,15 +26,47 @@ export function circuitGraphData(r: CircuitResult, nLayers: number, model: strin
   };
 }
 
-/** Faithfulness against circuit size; sizes that prune to the same number of edges are one point. */
-export function faithfulnessCurve(r: Pick<CircuitResult, "faithfulness">): ChartFigure {
-  const curve = r.faithfulness.filter((p, i, all) => all.findIndex((q) => q.edges === p.edges) === i);
+/** The curve as drawn: one point per circuit size (sizes that prune alike are one), sizes above 0 (log axis). */
+export function curvePoints<P extends { edges: number }>(faithfulness: readonly P[]): P[] {
+  return faithfulness.filter((p, i, all) => p.edges > 0 && all.findIndex((q) => q.edges === p.edges) === i);
+}
+
+/**
+ * Where the curve is not monotone next to the chosen circuit: points among the `window` sizes either side
+ * of it whose faithfulness is below the point before (a larger circuit that is less faithful).
+ */
+export function dipsNear(
+  curve: readonly { edges: number; normalized: number }[],
+  chosen: number,
+  window = 3,
+): { edges: number; normalized: number; drop: number }[] {
+  const at = curve.findIndex((p) => p.edges >= chosen);
+  if (at < 0) return [];
+  const out: { edges: number; normalized: number; drop: number }[] = [];
+  for (let i = Math.max(1, at - window); i <= Math.min(curve.length - 1, at + window); i++) {
+    const drop = curve[i - 1].normalized - curve[i].normalized;
+    if (drop > 0) out.push({ edges: curve[i].edges, normalized: curve[i].normalized, drop });
+  }
+  return out;
+}
+
+/**
+ * Faithfulness against circuit size on a log axis (the choice is made among the first few dozen edges of
+ * thousands); sizes that prune to the same number of edges are one point. With `chosen` (the circuit's
+ * edge count) a rule marks it, and rings mark where the curve is not monotone around it.
+ */
+export function faithfulnessCurve(r: Pick<CircuitResult, "faithfulness">, chosen?: number): ChartFigure {
+  const curve = curvePoints(r.faithfulness);
+  const dips = chosen === undefined ? [] : dipsNear(curve, chosen);
   return lineChart({
     title: "Faithfulness against circuit size",
     x: curve.map((p) => p.edges),
     series: [{ name: "circuit", values: curve.map((p) => p.normalized) }],
-    xTitle: "edges kept (top n by |score|, pruned to input→logits paths)",
+    xTitle: "edges kept (log scale; top n by |score|, pruned to input→logits paths)",
     yTitle: "faithfulness (1 = clean, 0 = corrupted)",
+    xScale: "log",
+    rules: chosen === undefined ? [] : [{ x: chosen, label: `chosen: ${chosen} edges` }],
+    marks: dips.map((d) => ({ x: d.edges, y: d.normalized, label: `not monotone (−${d.drop.toFixed(3)})` })),
   });
 }
 
