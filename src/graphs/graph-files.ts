@@ -3,7 +3,7 @@
  * circuit-tracer / Neuronpedia front-end JSON (pruned), field for field as circuit-tracer's
  * `create_graph_files` writes it, so it opens in their viewer.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { writeReportDir } from "../util/report-dir.ts";
@@ -23,7 +23,6 @@ export async function writeRawGraph(
     dir,
     { overwrite: opts.overwrite, flag: opts.flag ?? "--raw", command: "graph" },
     (tmp) => {
-      mkdirSync(tmp);
       writeFileSync(join(tmp, "nodes.json"), `${JSON.stringify(nodes)}\n`);
       writeSafetensors(
         join(tmp, "adjacency.safetensors"),

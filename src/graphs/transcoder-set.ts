@@ -12,7 +12,7 @@
  * b_enc [d_tc], b_dec [d_model], optional activation_function.threshold ([d_tc] or one value: JumpReLU, else
  * ReLU), optional W_skip [d_model, d_model] (the skip term is W_skip · input).
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { resolveRepoFolder } from "../hub/resolve.ts";
@@ -238,7 +238,6 @@ export async function writeTranscoderSet(
     dir,
     { overwrite: opts.overwrite, flag: opts.flag ?? "--out", command: "transcoders" },
     (tmp) => {
-      mkdirSync(tmp);
       const files = set.transcoders.map((tc, layer) => {
         const file = `layer_${layer}.safetensors`;
         const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
