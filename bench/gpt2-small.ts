@@ -3,10 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HookedTransformer, type LoadOptions } from "../src/model/hooked-transformer.ts";
 import { makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
-import { type GPT2Config, gpt2Config } from "../src/weights/config.ts";
+import type { ModelConfig } from "../src/weights/config.ts";
+import { gpt2Config } from "../src/weights/families/gpt2.ts";
 
 /** GPT-2 small's shape (124M parameters). */
-export const GPT2_SMALL_CONFIG: GPT2Config = {
+export const GPT2_SMALL_CONFIG: ModelConfig = gpt2Config({
   nLayers: 12,
   nHeads: 12,
   dModel: 768,
@@ -16,7 +17,7 @@ export const GPT2_SMALL_CONFIG: GPT2Config = {
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 
 /**
  * A model of GPT-2 small's shape with seeded random weights. The checkpoint is written to a temp dir
@@ -27,7 +28,7 @@ export function randomGpt2Small(opts: LoadOptions & { seed?: number } = {}): Hoo
   const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-"));
   try {
     const tensors = makeRandomCheckpoint(dir, GPT2_SMALL_CONFIG, { seed: opts.seed ?? 1 });
-    return HookedTransformer.fromCheckpoint({ config: gpt2Config(GPT2_SMALL_CONFIG), tensors, dir }, opts);
+    return HookedTransformer.fromCheckpoint({ config: GPT2_SMALL_CONFIG, tensors, dir }, opts);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -12,7 +12,7 @@ import { buildIndex } from "../src/neurons/build-index.ts";
 import { NeuronStats, type RowRefs } from "../src/neurons/neuron-stats.ts";
 import type { KernelName } from "../src/tensor/kernels.ts";
 import { mulberry32, randn } from "../src/util/random.ts";
-import type { GPT2Config } from "../src/weights/config.ts";
+import type { ModelShape } from "../src/weights/config.ts";
 import { randomGpt2Small } from "./gpt2-small.ts";
 
 export interface BenchIndexingOptions {
@@ -73,7 +73,7 @@ export async function benchIndexing(opts: BenchIndexingOptions = {}): Promise<Be
 }
 
 /** Tokens/s of `NeuronStats.addBlock` alone over GELU-like random activations for all layers. */
-function benchStatsUpdate(config: GPT2Config, rowsPerBatch: number, batches = 8): number {
+function benchStatsUpdate(config: ModelShape, rowsPerBatch: number, batches = 8): number {
   const { nLayers, dMlp } = config;
   const rng = mulberry32(7);
   // A few distinct blocks, cycled, so later batches still bring some new top-k entries.

@@ -27,5 +27,5 @@ export type {
   TensorSource,
 } from "./weights/checkpoint.ts";
 export { loadCheckpoint, makeRandomCheckpoint, openCheckpoint } from "./weights/checkpoint.ts";
-export type { Architecture, GPT2Config, ModelConfig, RotaryConfig } from "./weights/config.ts";
+export type { Architecture, ModelConfig, ModelShape, RotaryConfig } from "./weights/config.ts";
 export type { RandomCheckpointOptions } from "./weights/random-checkpoint.ts";

@@ -5,6 +5,7 @@
  */
 import type { ActivationCache } from "../model/activation-cache.ts";
 import { normalizeStack } from "../model/normalization.ts";
+import { readoutDirection } from "../model/readout.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type TokenPerPrompt, tokensPerPrompt } from "./answer-metrics.ts";
 import { gatherPositions, type PositionSelection, type PositionSpec, selectPositions } from "./positions.ts";
@@ -48,15 +49,15 @@ export function logitDiffDirections(
   const { dModel: D, dVocab: V } = model.cfg;
   const a = tokensPerPrompt(answers, batch, V, "answer");
   const w = tokensPerPrompt(wrongs, batch, V, "wrong");
-  const { W_U, b_U, lnFinal } = model.weights;
+  const { lnFinal } = model.weights;
   const dirs = new Float32Array(batch * D);
   const offsets = new Float64Array(batch);
   for (let b = 0; b < batch; b++) {
-    let off = b_U.data[a[b]] - b_U.data[w[b]];
+    const { dir, bias } = readoutDirection(model.weights, a[b], w[b]);
+    let off = bias;
     for (let d = 0; d < D; d++) {
-      const diff = W_U.data[d * V + a[b]] - W_U.data[d * V + w[b]];
-      dirs[b * D + d] = lnFinal ? diff * lnFinal.w.data[d] : diff;
-      if (lnFinal) off += diff * lnFinal.b.data[d];
+      dirs[b * D + d] = lnFinal ? dir[d] * lnFinal.w.data[d] : dir[d];
+      if (lnFinal) off += dir[d] * lnFinal.b.data[d];
     }
     offsets[b] = off;
   }

@@ -7,12 +7,19 @@
  * src/circuits is architecture-free. The kernels lend it the attention weights (docs/circuits.md, Memory).
  */
 
-import { fuseHeads } from "../model/forward.ts";
+import {
+  blockOps,
+  embedResidual,
+  lendAttentionWeights,
+  reclaimAttentionWeights,
+  rotaryOf,
+} from "../model/block-ops.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { HookDispatcher } from "../model/hooks.ts";
-import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
-import { Rotary } from "../model/rotary.ts";
-import { activationDerivative } from "../tensor/activations.ts";
+import { fuseHeads } from "../model/layouts.ts";
+import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
+import { normalize, normBackward } from "../model/normalization.ts";
+import { readoutDirection } from "../model/readout.ts";
+import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
@@ -29,13 +36,6 @@ export interface HeadWeights {
   W_O: Float32Array;
   /** [D]: added to the residual once per layer; not part of any head's node output. */
   b_O: Float32Array;
-}
-
-export interface MlpSaved {
-  /** [rows, d_mlp] before the non-linearity (the gate of a gated MLP). */
-  pre: Float32Array;
-  /** [rows, d_mlp]: a gated MLP's up projection; null otherwise. */
-  up: Float32Array | null;
 }
 
 /**
@@ -72,7 +72,7 @@ export class ArchOps {
     this.D = cfg.dModel;
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
-    this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    this.rotary = rotaryOf(model);
     this.window = cfg.slidingWindow;
     const { H, D, dh } = this;
     const Hkv = cfg.nKvHeads;
@@ -95,20 +95,26 @@ export class ArchOps {
       const W_O = b.W_O.data;
       // These are the block's attention weights, in this layout: the kernels' own copies can go (they
       // are rebuilt from these, exactly, when the model next runs), so the model is not held twice.
-      const ops = model.forwardEngine.blockOps(l);
-      ops.qkv.lend(() => {
+      lendAttentionWeights(model, l, {
         // Q of every head; K and V of each key/value head (held by the first query head of its group).
-        const heads = (which: number, count: number, step: number) => {
-          const out = new Float32Array(count * D * dh);
-          for (let j = 0; j < count; j++) {
-            const from = (which * H + j * step) * D * dh;
-            out.set(W.subarray(from, from + D * dh), j * D * dh);
-          }
-          return out;
-        };
-        return fuseHeads([heads(0, H, 1), heads(1, Hkv, group), heads(2, Hkv, group)], [H, Hkv, Hkv], D, dh);
+        qkv: () => {
+          const heads = (which: number, count: number, step: number) => {
+            const out = new Float32Array(count * D * dh);
+            for (let j = 0; j < count; j++) {
+              const from = (which * H + j * step) * D * dh;
+              out.set(W.subarray(from, from + D * dh), j * D * dh);
+            }
+            return out;
+          };
+          return fuseHeads(
+            [heads(0, H, 1), heads(1, Hkv, group), heads(2, Hkv, group)],
+            [H, Hkv, Hkv],
+            D,
+            dh,
+          );
+        },
+        o: () => W_O,
       });
-      ops.o.lend(() => W_O);
       collect(W.byteLength + W_O.byteLength);
       return { W, b: bias, W_O, b_O: b.b_O.data };
     });
@@ -134,9 +140,7 @@ export class ArchOps {
     const collect = collectEvery(COLLECT_BYTES);
     for (const [l, w] of this.heads.entries()) {
       if (!w) continue;
-      const ops = this.model.forwardEngine.blockOps(l);
-      ops.qkv.reclaim();
-      ops.o.reclaim();
+      reclaimAttentionWeights(this.model, l);
       this.heads[l] = null;
       collect(w.W.byteLength + w.W_O.byteLength);
     }
@@ -145,15 +149,7 @@ export class ArchOps {
 
   /** The `input` node's output: the residual entering block 0 (embeddings, with positions where learned). */
   inputNode(tokens: Int32Array, B: number, P: number): Float32Array {
-    const res = this.model.forwardEngine.forward({
-      batch: B,
-      pos: P,
-      tokens,
-      stopAtLayer: 0,
-      hooks: new HookDispatcher(this.nLayers),
-      logits: "none",
-    });
-    return res.residual.data;
+    return embedResidual(this.model, tokens, B, P);
   }
 
   private normParams(site: NormSite): LayerNormParams | null {
@@ -163,9 +159,8 @@ export class ArchOps {
 
   /** Normalise each row of x [rows, D]. */
   norm(site: NormSite, x: Float32Array, rows: number): { y: Float32Array; scale: Float32Array } {
-    const { cfg } = this.model;
-    const { centered, scale } = normScale(cfg.normalization, x, rows, this.D, cfg.lnEps);
-    return { y: applyNormAffine(divideRows(centered, scale, this.D), this.normParams(site), this.D), scale };
+    const { normalization: kind, lnEps: eps } = this.model.cfg;
+    return normalize({ kind, x, rows, D: this.D, eps, ln: this.normParams(site) });
   }
 
   normBackward(
@@ -203,49 +198,19 @@ export class ArchOps {
 
   /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
   mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved } {
-    const ops = this.model.forwardEngine.blockOps(layer);
-    const act = this.model.cfg.act;
-    const mlpIn = ops.mlpIn.forward(x, rows);
-    if (!ops.mlpGate) {
-      const post = this.kernels.activation(act, mlpIn);
-      return { out: ops.mlpOut.forward(post, rows), saved: { pre: mlpIn, up: null } };
-    }
-    // Gated: post = act(gate(x)) * up(x).
-    const pre = ops.mlpGate.forward(x, rows);
-    const post = this.kernels.activation(act, pre);
-    for (let i = 0; i < post.length; i++) post[i] *= mlpIn[i];
-    return { out: ops.mlpOut.forward(post, rows), saved: { pre, up: mlpIn } };
+    const ops = blockOps(this.model, layer);
+    return mlpForward({ ops, kernels: this.kernels, act: this.model.cfg.act, x, rows });
   }
 
   mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
-    const ops = this.model.forwardEngine.blockOps(layer);
+    const ops = blockOps(this.model, layer);
     const gPost = ops.mlpOut.backward(gOut, rows);
-    const act = this.model.cfg.act;
-    const { pre, up } = saved;
-    if (!up || !ops.mlpGate) {
-      for (let i = 0; i < gPost.length; i++)
-        if (gPost[i] !== 0) gPost[i] *= activationDerivative(act, pre[i]);
-      return ops.mlpIn.backward(gPost, rows);
-    }
-    const a = this.kernels.activation(act, pre);
-    const gGate = new Float32Array(gPost.length);
-    const gUp = new Float32Array(gPost.length);
-    for (let i = 0; i < gPost.length; i++) {
-      gGate[i] = gPost[i] * up[i] * activationDerivative(act, pre[i]);
-      gUp[i] = gPost[i] * a[i];
-    }
-    const g = ops.mlpGate.backward(gGate, rows);
-    const gIn = ops.mlpIn.backward(gUp, rows);
-    for (let i = 0; i < g.length; i++) g[i] += gIn[i];
-    return g;
+    return mlpBackward({ ops, kernels: this.kernels, act: this.model.cfg.act, saved, gPost, rows }).gInput;
   }
 
-  /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y. */
+  /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y (dir in float32). */
   logitDiffDirection(answer: number, wrong: number): { dir: Float32Array; bias: number } {
-    const { W_U, b_U } = this.model.weights;
-    const V = this.model.cfg.dVocab;
-    const dir = new Float32Array(this.D);
-    for (let d = 0; d < this.D; d++) dir[d] = W_U.data[d * V + answer] - W_U.data[d * V + wrong];
-    return { dir, bias: b_U.data[answer] - b_U.data[wrong] };
+    const r = readoutDirection(this.model.weights, answer, wrong);
+    return { dir: Float32Array.from(r.dir), bias: r.bias };
   }
 }

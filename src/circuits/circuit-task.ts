@@ -7,7 +7,8 @@
  */
 import { type BackwardCopies, passesTogether, releasesBackwardCopies } from "../gradients/backward-copies.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { checkpointYield } from "../patching/sweep.ts";
+import { patchAborted } from "../patching/types.ts";
+import { checkpointYield } from "../util/checkpoint-yield.ts";
 import { ArchOps } from "./arch-ops.ts";
 import { type ChildGrads, EdgeForward, type Reference, type RunShape } from "./edge-forward.ts";
 import { EdgeGraph } from "./graph.ts";
@@ -178,7 +179,7 @@ export class CircuitTask {
     for (const g of this.groups) {
       const prefix = this.cleanDiffs(g);
       for (const [i, e] of edges.entries()) {
-        await checkpointYield(signal);
+        await checkpointYield(signal, patchAborted);
         mask[e] = 0;
         const run = this.forward.run({
           shape: g.shape,
@@ -233,7 +234,7 @@ export class CircuitTask {
       };
       let together = 1;
       for (let k = 1; k <= steps; ) {
-        await checkpointYield(signal);
+        await checkpointYield(signal, patchAborted);
         const passes = [record(k)];
         if (release && k === 1)
           together =

@@ -12,16 +12,19 @@
  * Layouts: a run of B prompts of P positions has N = B·P·D values per node; node outputs live in one
  * [nNodes, N] buffer, a layer's 3H head inputs in one [3H, N] buffer, per-head q/k/v in [H, B·P, dh].
  */
-import { attentionBackward } from "../gradients/attention-backward.ts";
+
 import {
   type BackwardCopies,
-  layerOps,
   releasesBackwardCopies,
   runInLockstep,
   type StagedBackward,
 } from "../gradients/backward-copies.ts";
-import { headsFirst, positionsFirst } from "../model/forward.ts";
-import type { ArchOps, MlpSaved } from "./arch-ops.ts";
+import { attentionBackward, headScores, plainScores, softmaxRows } from "../model/attention.ts";
+import { blockOps, opsOfBlock } from "../model/block-ops.ts";
+import { headsFirst, positionsFirst } from "../model/layouts.ts";
+import type { MlpSaved } from "../model/mlp.ts";
+import { addReadoutGradient, readoutValue } from "../model/readout.ts";
+import type { ArchOps } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
 
 /** The prompts of one run: B prompts of P tokens, with each prompt's logit-difference direction. */
@@ -162,13 +165,17 @@ export class EdgeForward {
       const q = qkv.subarray(0, HN);
       const k = qkv.subarray(HN, 2 * HN);
       const v = qkv.subarray(2 * HN, 3 * HN);
-      const scores = kernels.bmm(q, k, H * B, P, dh, P, true);
-      const pattern = causalSoftmax(scores, {
-        batch: H * B,
-        P,
-        scale: 1 / Math.sqrt(dh),
-        window: arch.window,
+      // Heads-first [H·B, P, P]: each row's query is at position (row mod P), no earlier positions.
+      const mask = { queries: P, firstQuery: 0, window: arch.window };
+      const scores = headScores(kernels, q, k, {
+        n: H * B,
+        queries: P,
+        keys: P,
+        dHead: dh,
+        mask,
+        transform: plainScores(dh),
       });
+      const pattern = softmaxRows(scores, { rows: H * B * P, keys: P, mask, into: scores });
       const z = kernels.bmm(pattern, v, H * B, P, P, dh, false);
       const outs = kernels.bmm(z, w.W_O, H, rows, dh, D, false); // [H, N]
       for (let h = 0; h < H; h++) setDiff(graph.headNodeIndex(l, h), outs, h * N);
@@ -202,11 +209,7 @@ export class EdgeForward {
     }
     const nf = arch.norm({ layer: null, which: "final" }, xf, B);
     const perPrompt = new Float64Array(B);
-    for (let b = 0; b < B; b++) {
-      let s = a.shape.dirBias[b];
-      for (let d = 0; d < D; d++) s += nf.y[b * D + d] * a.shape.dirs[b * D + d];
-      perPrompt[b] = s;
-    }
+    for (let b = 0; b < B; b++) perPrompt[b] = readoutValue(promptReadout(a.shape, b, D), nf.y, b * D);
     const saved = a.record ? { layers, xf, scaleF: nf.scale } : null;
     return { diffs, perPrompt, saved };
   }
@@ -304,8 +307,8 @@ export class EdgeForward {
       for (let i = 0; i < g.length; i++) total[i] += g[i];
     };
 
-    const gyF = new Float32Array(B * D);
-    for (let i = 0; i < gyF.length; i++) gyF[i] = a.shape.dirs[i] / B;
+    const gyF = new Float32Array(B * D); // d (mean over prompts) / d each prompt's readout input
+    for (let b = 0; b < B; b++) addReadoutGradient(promptReadout(a.shape, b, D), 1 / B, gyF, b * D);
     const gLogits = arch.normBackward({ layer: null, which: "final" }, saved.xf, saved.scaleF, gyF, B);
     addTo(sum.logits, gLogits);
     const fChild = graph.children[graph.logitsChildIndex];
@@ -354,9 +357,14 @@ export class EdgeForward {
       addTo(sum.heads[l], gX);
       const child = graph.children[graph.layerChildIndex(l)];
       spread(gX, child, C);
-      yield layerOps(arch.model.forwardEngine.blockOps(l));
+      yield opsOfBlock(blockOps(arch.model, l));
     }
   }
+}
+
+/** Prompt b's logit-difference readout. */
+function promptReadout(shape: RunShape, b: number, D: number): { dir: Float32Array; bias: number } {
+  return { dir: shape.dirs.subarray(b * D, (b + 1) * D), bias: shape.dirBias[b] };
 }
 
 /** Whether every row of `width` values of `a` is the first, bit for bit. */
@@ -391,33 +399,4 @@ export interface ChildGrads {
   mlp: Float32Array[];
   /** [B, D] at each prompt's final position. */
   logits: Float32Array;
-}
-
-/**
- * Scores q·k [batch, P, P] → the attention pattern, in place: scaled, causal (and within the sliding
- * window, when there is one), softmax over the keys.
- */
-function causalSoftmax(
-  scores: Float32Array,
-  a: { batch: number; P: number; scale: number; window: number | null },
-): Float32Array {
-  const { P } = a;
-  for (let t = 0; t < a.batch; t++)
-    for (let i = 0; i < P; i++) {
-      const o = (t * P + i) * P;
-      const first = a.window === null ? 0 : Math.max(0, i - a.window + 1);
-      let max = Number.NEGATIVE_INFINITY;
-      for (let j = first; j <= i; j++) {
-        scores[o + j] *= a.scale;
-        if (scores[o + j] > max) max = scores[o + j];
-      }
-      let sum = 0;
-      for (let j = first; j <= i; j++) {
-        const e = Math.exp(scores[o + j] - max);
-        scores[o + j] = e;
-        sum += e;
-      }
-      for (let j = 0; j < P; j++) scores[o + j] = j >= first && j <= i ? scores[o + j] / sum : 0;
-    }
-  return scores;
 }

@@ -3,7 +3,8 @@
  * to `logits`; the faithfulness curve over n; the smallest such circuit reaching a target faithfulness.
  */
 
-import { checkpointYield } from "../patching/sweep.ts";
+import { patchAborted } from "../patching/types.ts";
+import { checkpointYield } from "../util/checkpoint-yield.ts";
 import type { CircuitTask, Progress } from "./circuit-task.ts";
 import { type EdgeGraph, pruneToPaths } from "./graph.ts";
 
@@ -72,7 +73,7 @@ export async function smallestFaithful(
   const sizes = curveSizes(ranked.length);
   const points = new Map<number, CurvePoint & { kept: number[] }>();
   const at = async (n: number) => {
-    await checkpointYield(signal);
+    await checkpointYield(signal, patchAborted);
     let p = points.get(n);
     if (!p) {
       p = evaluatePoint(task, ranked, n);
@@ -117,7 +118,7 @@ export async function topNCircuit(
   const sizes = [...new Set([...curveSizes(ranked.length), n])].sort((a, b) => a - b);
   const curve: (CurvePoint & { kept: number[] })[] = [];
   for (const [i, s] of sizes.entries()) {
-    await checkpointYield(signal);
+    await checkpointYield(signal, patchAborted);
     curve.push(evaluatePoint(task, ranked, s));
     onProgress?.(i + 1, sizes.length);
   }

@@ -5,6 +5,7 @@
  * per gradient computation, whether to keep them, and runs several backward passes layer by layer
  * together so that, when they are released, each layer's copy is built once per computation.
  */
+import { blockOps, opsOfBlock, unembedOp } from "../model/block-ops.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { memoryBudget } from "../util/memory-budget.ts";
@@ -22,16 +23,10 @@ export type BackwardCopies = "keep" | "release" | "auto";
  */
 export const KEEP_COPIES_MAX_SHARE = 0.25;
 
-/** A block's projections (a plain MLP has no gate). */
-export function layerOps(ops: ReturnType<HookedTransformer["forwardEngine"]["blockOps"]>): LinearOp[] {
-  return Object.values(ops).filter((op): op is LinearOp => op !== null);
-}
-
 /** Every op of the model whose backward may hold a copy: each block's projections and the unembedding. */
 export function weightOps(model: HookedTransformer): LinearOp[] {
-  const engine = model.forwardEngine;
-  const ops: LinearOp[] = [engine.unembedOp()];
-  for (let l = 0; l < model.cfg.nLayers; l++) ops.push(...layerOps(engine.blockOps(l)));
+  const ops: LinearOp[] = [unembedOp(model)];
+  for (let l = 0; l < model.cfg.nLayers; l++) ops.push(...opsOfBlock(blockOps(model, l)));
   return ops;
 }
 

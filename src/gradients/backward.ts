@@ -1,15 +1,18 @@
 import { ActivationCache } from "../model/activation-cache.ts";
+import { attentionBackward } from "../model/attention.ts";
+import { blockOps, opsOfBlock, rotaryOf, unembedOp } from "../model/block-ops.ts";
 import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { ModelInput } from "../model/input.ts";
+import { addArrays } from "../model/layouts.ts";
+import { mlpBackward } from "../model/mlp.ts";
 import { normBackward } from "../model/normalization.ts";
-import { activationDerivative, applyActivation } from "../tensor/activations.ts";
+import { addReadoutGradient, readoutDirection } from "../model/readout.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { attentionBackward } from "./attention-backward.ts";
+
 import {
   type BackwardCopies,
-  layerOps,
   releasesBackwardCopies,
   runInLockstep,
   type StagedBackward,
@@ -82,7 +85,6 @@ function* stagedBackward(
   keep: (name: string) => boolean,
 ): StagedBackward<ActivationCache> {
   const { cfg, weights } = model;
-  const engine = model.forwardEngine;
   const { nLayers: L, nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D } = cfg;
   const HD = H * dh;
   const KD = Hkv * dh;
@@ -99,13 +101,12 @@ function* stagedBackward(
   const gNormFinal = new Float32Array(rows * D);
   const unembed: LinearOp[] = [];
   if (seed.kind === "sparse") {
-    const WU = weights.W_U.data; // [D, V]: column `token` is the unembedding direction
     const V = cfg.dVocab;
     for (const { batch: b, token, weight } of seed.entries) {
       if (b < 0 || b >= B) throw new Error(`Seed entry for prompt ${b}, but the batch has ${B} prompts`);
       if (token < 0 || token >= V) throw new Error(`Seed token ${token} is outside the vocabulary [0, ${V})`);
       const o = (b * P + finalPos[b]) * D;
-      for (let d = 0; d < D; d++) gNormFinal[o + d] += weight * WU[d * V + token];
+      addReadoutGradient(readoutDirection(weights, token), weight, gNormFinal, o);
     }
   } else {
     if (seed.grad.length !== B * cfg.dVocab) {
@@ -113,7 +114,7 @@ function* stagedBackward(
         `Dense logit gradient has ${seed.grad.length} values; expected [batch ${B}, d_vocab ${cfg.dVocab}]`,
       );
     }
-    unembed.push(engine.unembedOp());
+    unembed.push(unembedOp(model));
     const g = unembed[0].backward(seed.grad, B); // [B, D]
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
@@ -134,15 +135,25 @@ function* stagedBackward(
   for (let l = L - 1; l >= 0; l--) {
     const name = (s: string) => `blocks.${l}.${s}`;
     const act = (s: string) => cache.get(name(s)).data;
-    const ops = engine.blockOps(l);
+    const ops = blockOps(model, l);
     const w = weights.blocks[l];
     put(name("hook_resid_post"), gResid, [B, P, D]);
 
     // resid_post = resid_mid + mlp_out
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gNorm2 = mlpBackward(cfg, ops, ops.mlpOut.backward(gResid, rows), act, (hook, g) =>
-      put(name(hook), g, [B, P, cfg.dMlp]),
-    );
+    const gPost = ops.mlpOut.backward(gResid, rows);
+    put(name("mlp.hook_post"), gPost, [B, P, cfg.dMlp]);
+    const mlp = mlpBackward({
+      ops,
+      kernels: model.kernels,
+      act: cfg.act,
+      saved: { pre: act("mlp.hook_pre"), up: cfg.gatedMlp ? act("mlp.hook_pre_linear") : null },
+      gPost,
+      rows,
+    });
+    put(name("mlp.hook_pre"), mlp.gPre, [B, P, cfg.dMlp]);
+    if (mlp.gUp) put(name("mlp.hook_pre_linear"), mlp.gUp, [B, P, cfg.dMlp]);
+    const gNorm2 = mlp.gInput;
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
     const ln2 = normBackward({
       kind: cfg.normalization,
@@ -161,7 +172,7 @@ function* stagedBackward(
     put(name("hook_attn_out"), gMid, [B, P, D]);
     const gZ = ops.o.backward(gMid, rows); // [rows, H*dh] = [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
-    const rotary = engine.rotary;
+    const rotary = rotaryOf(model);
     const att = attentionBackward({
       // The scores read q and k after rotation.
       q: act(rotary ? "attn.hook_rot_q" : "attn.hook_q"),
@@ -210,53 +221,12 @@ function* stagedBackward(
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);
-    yield layerOps(ops);
+    yield opsOfBlock(ops);
   }
   // resid_pre of block 0 = embed (+ pos_embed for learned positions)
   put("hook_embed", gResid, [B, P, D]);
   if (cfg.positions === "learned") put("hook_pos_embed", gResid, [B, P, D]);
   return new ActivationCache(grads, cache.lengths, cfg);
-}
-
-/**
- * From d/d mlp.hook_post to d/d the MLP's input (ln2's output), recording the hooks' gradients on the way.
- * Plain: post = act(pre), pre = x @ W_in. Gated: post = act(pre) * pre_linear, pre = x @ W_gate (the gate op),
- * pre_linear = x @ W_in (the up op), so the input's gradient sums both projections' backward.
- */
-function mlpBackward(
-  cfg: HookedTransformer["cfg"],
-  ops: ReturnType<HookedTransformer["forwardEngine"]["blockOps"]>,
-  gPost: Float32Array,
-  act: (hook: string) => Float32Array,
-  record: (hook: string, grad: Float32Array) => void,
-): Float32Array {
-  const rows = gPost.length / cfg.dMlp;
-  record("mlp.hook_post", gPost);
-  const pre = act("mlp.hook_pre");
-  const gPre = new Float32Array(gPost.length);
-  if (!ops.mlpGate) {
-    for (let i = 0; i < gPre.length; i++)
-      if (gPost[i] !== 0) gPre[i] = gPost[i] * activationDerivative(cfg.act, pre[i]);
-    record("mlp.hook_pre", gPre);
-    return ops.mlpIn.backward(gPre, rows);
-  }
-  const up = act("mlp.hook_pre_linear");
-  const activated = applyActivation(cfg.act, pre);
-  const gUp = new Float32Array(gPost.length);
-  for (let i = 0; i < gPre.length; i++) {
-    if (gPost[i] === 0) continue;
-    gPre[i] = gPost[i] * up[i] * activationDerivative(cfg.act, pre[i]);
-    gUp[i] = gPost[i] * activated[i];
-  }
-  record("mlp.hook_pre", gPre);
-  record("mlp.hook_pre_linear", gUp);
-  return addArrays(ops.mlpGate.backward(gPre, rows), ops.mlpIn.backward(gUp, rows));
-}
-
-function addArrays(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
 }
 
 export interface GradientRun {

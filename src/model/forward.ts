@@ -4,9 +4,19 @@ import { collectGarbage } from "../util/collect-garbage.ts";
 import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { HeadWeights } from "../weights/families/index.ts";
+import {
+  attentionScores,
+  type CausalMask,
+  headResults,
+  mixValues,
+  softmaxRows,
+  sumHeads,
+} from "./attention.ts";
 import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
-import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
+import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
+import { type MlpOps, mlpForward } from "./mlp.ts";
+import { normalize } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
 
@@ -57,14 +67,10 @@ export interface ForwardResult {
   presentKV: PastKV[] | null;
 }
 
-interface BlockOps {
+/** A block's projections as kernel ops: attention's and the MLP's. */
+export interface BlockOps extends MlpOps {
   qkv: LinearOp; // [D] → [(H + 2 * Hkv) * dh], columns Q | K | V, head-major within each
   o: LinearOp; // [H * dh] → [D], with b_O
-  /** [D] → [d_mlp]: W_in (the up projection of a gated MLP). */
-  mlpIn: LinearOp;
-  /** [D] → [d_mlp]: W_gate of a gated MLP, else null. */
-  mlpGate: LinearOp | null;
-  mlpOut: LinearOp;
 }
 
 /** One block's inputs. */
@@ -246,10 +252,10 @@ export class ForwardEngine {
     ln: LayerNormParams | null,
     h: HookDispatcher,
   ): Tensor {
-    const D = this.cfg.dModel;
-    const { centered, scale } = normScale(this.cfg.normalization, x, B * P, D, this.cfg.lnEps);
-    const scaleT = h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1]));
-    const y = applyNormAffine(divideRows(centered, scaleT.data, D), ln, D);
+    const { normalization: kind, dModel: D, lnEps: eps } = this.cfg;
+    const fireScale = (scale: Float32Array) =>
+      h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1])).data;
+    const { y } = normalize({ kind, x, rows: B * P, D, eps, ln, fireScale });
     return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [B, P, D]));
   }
 
@@ -273,19 +279,39 @@ export class ForwardEngine {
     return new Tensor(add(embed.data, posEmbed.data), [B, P, D]);
   }
 
+  /**
+   * One block as two residual lines (nanoGPT's Block.forward): x += attn(ln1(x)); x += mlp(ln2(x)).
+   * The passes outside (backward, edge-masked) run the same pieces (attention.ts, mlp.ts,
+   * normalization.ts); a parallel-residual family (GPT-NeoX) would read ln2 of resid_pre instead.
+   */
   private block(a: BlockArgs): Tensor {
+    const { batch: B, pos: P, hooks: h, layer: l } = a;
+    const { dModel: D } = this.cfg;
+    const w = this.weights.blocks[l];
+    const name = (s: string) => `blocks.${l}.${s}`;
+    // Only query positions leave the block: all new ones, or just the final one (queryLast).
+    const Q = a.queryLast ? 1 : P;
+
+    const residPre = h.fire(name("hook_resid_pre"), a.resid);
+    const attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
+    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
+
+    const mlpOut = this.mlp(a, this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h));
+    return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
+  }
+
+  /** Attention of normalised x [B, P, D] → hook_attn_out [B, Q, D] (Q = 1 with queryLast), b_O included. */
+  private attention(a: BlockArgs, x: Tensor): Tensor {
     const { batch: B, pos: P, pastLen, past, hooks: h, layer: l } = a;
-    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh, dMlp } = this.cfg;
+    const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = this.cfg;
     const w = this.weights.blocks[l];
     const ops = this.ops[l];
     const name = (s: string) => `blocks.${l}.${s}`;
     const HD = H * dh;
     const KD = Hkv * dh;
 
-    const residPre = h.fire(name("hook_resid_pre"), a.resid);
-    const x1 = this.norm(name("ln1"), residPre.data, B, P, w.ln1, h);
-
-    const qkv = ops.qkv.forward(x1.data, B * P);
+    const qkv = ops.qkv.forward(x.data, B * P);
     const [qRaw, kRaw, vRaw] = splitColumns(qkv, B * P, [HD, KD, KD]);
     let q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
     let k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, Hkv, dh]));
@@ -322,7 +348,6 @@ export class ForwardEngine {
     const Q = a.queryLast ? 1 : P;
     const rows = B * Q;
     const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
-    const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
     const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
     const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
@@ -332,7 +357,12 @@ export class ForwardEngine {
     const scoresT = h.fire(scoresName, new Tensor(scores, [B, H, Q, T]));
     const pattern = h.fire(
       name("attn.hook_pattern"),
-      new Tensor(softmaxRows(scoresT.data, B * H * Q, T, unseen ? mask : null), [B, H, Q, T]),
+      new Tensor(softmaxRows(scoresT.data, { rows: B * H * Q, keys: T, mask: unseen ? mask : null }), [
+        B,
+        H,
+        Q,
+        T,
+      ]),
     );
     const z = h.fire(
       name("attn.hook_z"),
@@ -349,235 +379,25 @@ export class ForwardEngine {
     } else {
       attnOut = ops.o.forward(z.data, rows);
     }
-    const attnOutT = h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
-    const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOutT.data), [B, Q, D]));
-
-    const x2 = this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h);
-    const mlpIn = ops.mlpIn.forward(x2.data, rows);
-    let post: Tensor;
-    if (ops.mlpGate) {
-      // Gated: post = act(gate(x)) * up(x); hook_pre is the gate before the non-linearity (TransformerLens).
-      const gate = ops.mlpGate.forward(x2.data, rows);
-      const pre = h.fire(name("mlp.hook_pre"), new Tensor(gate, [B, Q, dMlp]));
-      const up = h.fire(name("mlp.hook_pre_linear"), new Tensor(mlpIn, [B, Q, dMlp]));
-      const gated = this.kernels.activation(this.cfg.act, pre.data);
-      for (let i = 0; i < gated.length; i++) gated[i] *= up.data[i];
-      post = h.fire(name("mlp.hook_post"), new Tensor(gated, [B, Q, dMlp]));
-    } else {
-      const pre = h.fire(name("mlp.hook_pre"), new Tensor(mlpIn, [B, Q, dMlp]));
-      post = h.fire(
-        name("mlp.hook_post"),
-        new Tensor(this.kernels.activation(this.cfg.act, pre.data), [B, Q, dMlp]),
-      );
-    }
-    const mlpOut = h.fire(name("hook_mlp_out"), new Tensor(ops.mlpOut.forward(post.data, rows), [B, Q, D]));
-    return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
+    return h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
   }
-}
 
-function add(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
-}
-
-/** Per-head weights [heads_i, D, dh] (several) → [D, Σ heads_i * dh]: one product yields q | k | v. */
-export function fuseHeads(Ws: Float32Array[], heads: number[], D: number, dh: number): Float32Array {
-  const width = heads.reduce((a, b) => a + b, 0) * dh;
-  const out = new Float32Array(D * width);
-  let col = 0;
-  Ws.forEach((W, which) => {
-    for (let hh = 0; hh < heads[which]; hh++)
-      for (let d = 0; d < D; d++) {
-        const src = (hh * D + d) * dh;
-        out.set(W.subarray(src, src + dh), d * width + col + hh * dh);
-      }
-    col += heads[which] * dh;
-  });
-  return out;
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  /** The MLP of normalised x [B, Q, D] → hook_mlp_out [B, Q, D], with its hooks. */
+  private mlp(a: BlockArgs, x: Tensor): Tensor {
+    const { hooks: h, layer: l } = a;
+    const [B, Q, D] = x.shape;
+    const { dMlp } = this.cfg;
+    const name = (s: string) => `blocks.${l}.${s}`;
+    const mlp = mlpForward({
+      ops: this.ops[l],
+      kernels: this.kernels,
+      act: this.cfg.act,
+      x: x.data,
+      rows: B * Q,
+      fire: (hook, value) => h.fire(name(`mlp.hook_${hook}`), new Tensor(value, [B, Q, dMlp])).data,
+    });
+    return h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
   }
-  return out;
-}
-
-/** [rows, Σ widths] → one [rows, width_i] array per column group. */
-function splitColumns(x: Float32Array, rows: number, widths: number[]): Float32Array[] {
-  const total = widths.reduce((a, b) => a + b, 0);
-  let col = 0;
-  return widths.map((w) => {
-    const out = new Float32Array(rows * w);
-    for (let r = 0; r < rows; r++) out.set(x.subarray(r * total + col, r * total + col + w), r * w);
-    col += w;
-    return out;
-  });
-}
-
-/**
- * [B, N, H, dh] → [B, H * repeat, N, dh]: each head's rows contiguous, as batched products want them;
- * with `repeat` > 1 each head serves that many consecutive query heads (grouped-query attention).
- */
-export function headsFirst(
-  x: Float32Array,
-  B: number,
-  N: number,
-  H: number,
-  dh: number,
-  repeat = 1,
-): Float32Array {
-  const out = new Float32Array(x.length * repeat);
-  const HR = H * repeat;
-  for (let b = 0; b < B; b++)
-    for (let n = 0; n < N; n++)
-      for (let hh = 0; hh < H; hh++) {
-        const src = ((b * N + n) * H + hh) * dh;
-        const row = x.subarray(src, src + dh);
-        for (let g = 0; g < repeat; g++) out.set(row, ((b * HR + hh * repeat + g) * N + n) * dh);
-      }
-  return out;
-}
-
-/** [B, H, N, dh] → [B, N, H, dh]. */
-export function positionsFirst(x: Float32Array, B: number, N: number, H: number, dh: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < B; b++)
-    for (let hh = 0; hh < H; hh++)
-      for (let n = 0; n < N; n++) {
-        const src = ((b * H + hh) * N + n) * dh;
-        out.set(x.subarray(src, src + dh), ((b * N + n) * H + hh) * dh);
-      }
-  return out;
-}
-
-/** The last of P rows of width W per batch element: [B, P, W] → [B, 1, W]. */
-function lastRows(x: Float32Array, B: number, P: number, W: number): Float32Array {
-  const out = new Float32Array(B * W);
-  for (let b = 0; b < B; b++) out.set(x.subarray(((b + 1) * P - 1) * W, (b + 1) * P * W), b * W);
-  return out;
-}
-
-/** Which keys each of `queries` queries at absolute positions firstQuery.. may see. */
-interface CausalMask {
-  queries: number;
-  firstQuery: number;
-  /** Sliding window in positions, or null. */
-  window: number | null;
-}
-
-/** Keys [first, last] query row r of a [*, queries, T] score block may see. */
-function visibleKeys(m: CausalMask, r: number): [number, number] {
-  const last = m.firstQuery + (r % m.queries); // causal: key j ≤ query's absolute position
-  return [m.window === null ? 0 : Math.max(0, last - m.window + 1), last];
-}
-
-/** The sizes of one attention computation. */
-interface AttentionShape {
-  batch: number;
-  queries: number;
-  keys: number;
-  nHeads: number;
-  nKvHeads: number;
-  dHead: number;
-}
-
-/**
- * Scaled scores q·k/sqrt(dh) [B, H, Q, T] for Q queries at absolute positions firstQuery..; -inf where
- * the key is after the query (causal mask) or, with a sliding window, `window` or more positions before it.
- * q: [B, Q, H, dh]; k: [B, T, Hkv, dh].
- */
-function attentionScores(
-  kernels: Kernels,
-  q: Float32Array,
-  k: Float32Array,
-  s: AttentionShape & CausalMask,
-): Float32Array {
-  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
-  const kHeads = headsFirst(k, B, T, Hkv, dh, H / Hkv);
-  const scores = kernels.bmm(headsFirst(q, B, Q, H, dh), kHeads, B * H, Q, dh, T, true);
-  const scale = 1 / Math.sqrt(dh);
-  for (let r = 0; r < B * H * Q; r++) {
-    const o = r * T;
-    const [first, limit] = visibleKeys(s, r);
-    for (let j = 0; j < first; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
-    for (let j = first; j <= limit; j++) scores[o + j] *= scale;
-    for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
-  }
-  return scores;
-}
-
-/**
- * Softmax of each row of T. With `mask`, entries outside each row's visible keys are known to be -inf
- * (their probability is exactly 0) and are skipped.
- */
-function softmaxRows(scores: Float32Array, rows: number, T: number, mask: CausalMask | null): Float32Array {
-  const out = new Float32Array(scores.length);
-  for (let r = 0; r < rows; r++) {
-    const o = r * T;
-    const [lo, hi] = mask ? visibleKeys(mask, r) : [0, T - 1];
-    let max = Number.NEGATIVE_INFINITY;
-    for (let j = lo; j <= hi; j++) if (scores[o + j] > max) max = scores[o + j];
-    let sum = 0;
-    for (let j = lo; j <= hi; j++) {
-      const e = scores[o + j] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[o + j] - max);
-      out[o + j] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let j = lo; j <= hi; j++) out[o + j] *= inv;
-  }
-  return out;
-}
-
-/** z = pattern @ v per head: [B, Q, H, dh]; v: [B, T, Hkv, dh]. */
-function mixValues(
-  kernels: Kernels,
-  pattern: Float32Array,
-  v: Float32Array,
-  s: AttentionShape,
-): Float32Array {
-  const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
-  const vHeads = headsFirst(v, B, T, Hkv, dh, H / Hkv);
-  return positionsFirst(kernels.bmm(pattern, vHeads, B * H, Q, T, dh, false), B, Q, H, dh);
-}
-
-/** Per-head outputs z[..., h, :] @ W_O[h] (no b_O): [rows, H, D]. */
-function headResults(
-  z: Float32Array,
-  WO: Float32Array,
-  rows: number,
-  H: number,
-  dh: number,
-  D: number,
-): Float32Array {
-  const out = new Float32Array(rows * H * D);
-  for (let r = 0; r < rows; r++)
-    for (let hh = 0; hh < H; hh++) {
-      const oo = (r * H + hh) * D;
-      for (let e = 0; e < dh; e++) {
-        const a = z[(r * H + hh) * dh + e];
-        const wo = (hh * dh + e) * D;
-        for (let d = 0; d < D; d++) out[oo + d] += a * WO[wo + d];
-      }
-    }
-  return out;
-}
-
-function sumHeads(result: Float32Array, bO: Float32Array, rows: number, H: number, D: number): Float32Array {
-  const out = new Float32Array(rows * D);
-  for (let r = 0; r < rows; r++) {
-    out.set(bO, r * D);
-    for (let hh = 0; hh < H; hh++) {
-      const o = (r * H + hh) * D;
-      for (let d = 0; d < D; d++) out[r * D + d] += result[o + d];
-    }
-  }
-  return out;
 }
 
 /** Keys/values of all positions so far, per batch element: [B, pastLen + P, Hkv, dh]; HD = Hkv * dh. */

@@ -50,16 +50,11 @@ export interface HookLayout {
 
 /** What decides a model's hook points: its depth and architecture (a ModelConfig is one). */
 export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp"> & { nLayers: number };
-/** A model config, a layout already derived from one, or a bare layer count (a GPT-2 of that depth). */
-export type HookModel = LayoutSource | HookLayout | number;
+/** A model config, or a layout already derived from one. */
+export type HookModel = LayoutSource | HookLayout;
 
-/**
- * The hook points of a model with this architecture. A bare layer count means GPT-2's architecture
- * (learned positions, plain MLP).
- */
-export function hookLayout(model: LayoutSource | number): HookLayout {
-  const a: LayoutSource =
-    typeof model === "number" ? { nLayers: model, positions: "learned", gatedMlp: false } : model;
+/** The hook points of a model with this architecture (a depth alone does not say which). */
+export function hookLayout(a: LayoutSource): HookLayout {
   const rotary = a.positions === "rotary";
   const blockHooks = BLOCK_HOOKS.filter(
     (h) =>
@@ -89,7 +84,7 @@ export function allHookNames(model: HookModel, opts: { includeOptional?: boolean
 }
 
 export function asLayout(model: HookModel): HookLayout {
-  return typeof model === "object" && "blockHooks" in model ? model : hookLayout(model);
+  return "blockHooks" in model ? model : hookLayout(model);
 }
 
 const SHORT_NAMES: Record<string, BlockHook> = {

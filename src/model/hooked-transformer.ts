@@ -7,7 +7,7 @@ import { gpt2Tokenizer, type TokenizeOptions, type Tokenizer } from "../tokenize
 import { mulberry32 } from "../util/random.ts";
 import type { ModelWeights } from "../weights/canonical-weights.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
-import { asModelConfig, type GPT2Config, type ModelConfig } from "../weights/config.ts";
+import type { ModelConfig } from "../weights/config.ts";
 import { mapSource, type TensorSource } from "../weights/families/index.ts";
 import { ActivationCache } from "./activation-cache.ts";
 import { ForwardEngine, type ForwardResult, type PastKV, type WeightParts } from "./forward.ts";
@@ -82,17 +82,16 @@ export class HookedTransformer {
 
   /**
    * `weights`: converted and processed weights, or engine parts (WeightParts, as loading makes them).
-   * `cfg` as a bare GPT2Config shape means a GPT-2 (whose tokenizer is the default).
    */
   constructor(
-    cfg: ModelConfig | GPT2Config,
+    cfg: ModelConfig,
     weights: ModelWeights | WeightParts,
     readonly kernels: Kernels,
     readonly processing: ProcessingOptions,
     readonly source: string,
     readonly tokenizer: Tokenizer = gpt2Tokenizer(),
   ) {
-    this.cfg = asModelConfig(cfg);
+    this.cfg = cfg;
     const parts = "embedding" in weights ? weights : weightPartsOf(weights);
     this.engine = new ForwardEngine(this.cfg, parts, kernels);
   }

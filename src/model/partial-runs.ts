@@ -127,8 +127,3 @@ export function continueRun(
   for (let c = 0; c < C; c++) rows.set(y.subarray((c * P + P - 1) * D, (c * P + P) * D), c * D);
   return rows;
 }
-
-/** Logits [rows, d_vocab] of ln_final outputs [rows, d_model]. */
-export function unembedRows(model: HookedTransformer, normalized: Float32Array, rows: number): Float32Array {
-  return model.forwardEngine.unembedOp().forward(normalized, rows);
-}

@@ -16,11 +16,12 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
 import { type ContinueFrom, continueRun, type RecordedRun, recordRun } from "../model/partial-runs.ts";
 import { stridesOf } from "../tensor/tensor.ts";
+import { checkpointYield } from "../util/checkpoint-yield.ts";
 import { memoryBudget } from "../util/memory-budget.ts";
 import type { Readout } from "./metric.ts";
-import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
+import { assembleResult, type PatchSweepOptions, setupSweep } from "./sweep.ts";
 import { hookLayout, type Selector, selectElements } from "./targets.ts";
-import type { PatchResult } from "./types.ts";
+import { type PatchResult, patchAborted } from "./types.ts";
 
 /** One patched copy inside a chunk: which result cell, and what to write where (offsets in the patched run's layout). */
 interface PatchJob {
@@ -91,7 +92,7 @@ export async function patchFast(model: HookedTransformer, opts: PatchSweepOption
         });
         done += jobs.length;
         opts.onProgress?.(done, total);
-        await checkpointYield(opts.signal);
+        await checkpointYield(opts.signal, patchAborted);
       }
     }
   }

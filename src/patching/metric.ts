@@ -4,7 +4,7 @@
  */
 import { batchMean, rowLogitDiff, tokensPerPrompt } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { unembedRows } from "../model/partial-runs.ts";
+import { type ReadoutDirection, readoutDirection, readoutValue, unembedRows } from "../model/readout.ts";
 import type { PatchAnswers, PatchMetric } from "./types.ts";
 
 /** What the metric reads of one prompt's final position: logits of its tokens, or all logits. */
@@ -13,8 +13,8 @@ export type Readout = Float64Array | Float32Array;
 export class MetricReader {
   /** Per prompt, the vocabulary ids whose logits the metric reads (null: all logits). */
   readonly tokens: (readonly number[])[] | null;
-  /** Per prompt, the W_U columns of `tokens`, [k, d_model], and their b_U. */
-  private readonly columns: { w: Float64Array; b: Float64Array }[] | null;
+  /** Per prompt, the readout of each of `tokens`. */
+  private readonly columns: ReadoutDirection[][] | null;
 
   constructor(
     private readonly model: HookedTransformer,
@@ -40,18 +40,9 @@ export class MetricReader {
       const w = tokensPerPrompt(answers.wrong, nPrompts, V, "wrong");
       this.tokens = a.map((t, i) => [t, w[i]]);
     }
-    this.columns = this.tokens ? this.tokens.map((toks) => this.gatherColumns(toks)) : null;
-  }
-
-  private gatherColumns(toks: readonly number[]): { w: Float64Array; b: Float64Array } {
-    const { dModel: D, dVocab: V } = this.model.cfg;
-    const WU = this.model.weights.W_U.data; // [D, V]
-    const bU = this.model.weights.b_U.data;
-    const w = new Float64Array(toks.length * D);
-    toks.forEach((t, i) => {
-      for (let d = 0; d < D; d++) w[i * D + d] = WU[d * V + t];
-    });
-    return { w, b: Float64Array.from(toks, (t) => bU[t]) };
+    this.columns = this.tokens
+      ? this.tokens.map((toks) => toks.map((t) => readoutDirection(model.weights, t)))
+      : null;
   }
 
   /**
@@ -68,17 +59,8 @@ export class MetricReader {
       for (let r = 0; r < rows; r++) out.push(logits.slice(r * V, (r + 1) * V));
       return out;
     }
-    const { w, b } = this.columns[prompt];
-    const k = b.length;
-    for (let r = 0; r < rows; r++) {
-      const vals = new Float64Array(k);
-      for (let i = 0; i < k; i++) {
-        let s = b[i];
-        for (let d = 0; d < D; d++) s += y[r * D + d] * w[i * D + d];
-        vals[i] = s;
-      }
-      out.push(vals);
-    }
+    const columns = this.columns[prompt];
+    for (let r = 0; r < rows; r++) out.push(Float64Array.from(columns, (c) => readoutValue(c, y, r * D)));
     return out;
   }
 

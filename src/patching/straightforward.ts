@@ -5,10 +5,11 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { checkpointYield } from "../util/checkpoint-yield.ts";
 import type { Readout } from "./metric.ts";
-import { assembleResult, checkpointYield, type PatchSweepOptions, setupSweep } from "./sweep.ts";
+import { assembleResult, type PatchSweepOptions, setupSweep } from "./sweep.ts";
 import { hookLayout, selectElements } from "./targets.ts";
-import type { PatchResult } from "./types.ts";
+import { type PatchResult, patchAborted } from "./types.ts";
 
 export async function patchStraightforward(
   model: HookedTransformer,
@@ -47,7 +48,7 @@ export async function patchStraightforward(
     });
     patched.push(finalLogits(logits));
     opts.onProgress?.(i + 1, plan.sites.length);
-    if (i % 16 === 15) await checkpointYield(opts.signal);
+    if (i % 16 === 15) await checkpointYield(opts.signal, patchAborted);
   }
   return assembleResult(setup, model, cleanReadouts, corruptedReadouts, patched, "straightforward");
 }

@@ -8,7 +8,7 @@ import { MetricReader, type Readout } from "./metric.ts";
 import { type PromptList, type PromptPairs, preparePairs } from "./pairs.ts";
 import { buildPatchResult } from "./result.ts";
 import { type PatchPlan, type PatchTarget, planTarget } from "./targets.ts";
-import { PatchAbortedError, type PatchAnswers, type PatchMetric, type PatchResult } from "./types.ts";
+import type { PatchAnswers, PatchMetric, PatchResult } from "./types.ts";
 
 export interface PatchSweepOptions extends TokenizeOptions {
   clean: PromptList;
@@ -42,12 +42,6 @@ export function setupSweep(model: HookedTransformer, opts: PatchSweepOptions): S
     pairs.clean.length,
   );
   return { pairs, plan, reader };
-}
-
-/** Lets signal handlers (Ctrl-C) run between chunks, then stops if asked to. */
-export async function checkpointYield(signal: AbortSignal | undefined): Promise<void> {
-  await new Promise<void>((r) => setImmediate(r));
-  if (signal?.aborted) throw new PatchAbortedError();
 }
 
 /**

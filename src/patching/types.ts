@@ -85,3 +85,8 @@ export class PatchAbortedError extends Error {
     this.name = "PatchAbortedError";
   }
 }
+
+/** The long sweeps' one abort error, for `checkpointYield` (src/util/checkpoint-yield.ts). */
+export function patchAborted(): Error {
+  return new PatchAbortedError();
+}

@@ -5,7 +5,7 @@
  */
 import { sameAnswerProblem } from "../analysis/answer-metrics.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { GPT2Config } from "../weights/config.ts";
+import type { ModelShape } from "../weights/config.ts";
 import { ApiError } from "./api-error.ts";
 
 /** Most attention weights one all-heads /api/attention answer holds (2^20: a few MB of JSON). */
@@ -13,7 +13,7 @@ export const MAX_ALL_HEADS_VALUES = 1 << 20;
 
 export class RequestChecks {
   constructor(
-    private readonly cfg: GPT2Config,
+    private readonly cfg: ModelShape,
     readonly tokenizer: Tokenizer,
   ) {}
 

@@ -8,8 +8,8 @@ import type { Activation } from "../tensor/activations.ts";
 
 export type { Activation };
 
-/** A GPT-2's shape. A value of this type alone means "a GPT-2 of this shape" (see `gpt2Config`). */
-export interface GPT2Config {
+/** A model's shape, whatever its family: sizes, context, vocabulary, norm epsilon and non-linearity. */
+export interface ModelShape {
   nLayers: number;
   nHeads: number;
   dModel: number;
@@ -66,30 +66,7 @@ export interface Architecture {
   slidingWindow: number | null;
 }
 
-export interface ModelConfig extends GPT2Config, Architecture {}
-
-/** GPT-2's architecture for a shape. */
-export function gpt2Config(shape: GPT2Config): ModelConfig {
-  return {
-    ...shape,
-    modelType: "gpt2",
-    normalization: "layernorm",
-    positions: "learned",
-    rotary: null,
-    nKvHeads: shape.nHeads,
-    qkvBias: true,
-    outBias: true,
-    gatedMlp: false,
-    mlpBias: true,
-    tiedEmbeddings: true,
-    slidingWindow: null,
-  };
-}
-
-/** A full config as is, or a bare shape as a GPT-2 of that shape. */
-export function asModelConfig(config: GPT2Config | ModelConfig): ModelConfig {
-  return "modelType" in config ? config : gpt2Config(config);
-}
+export interface ModelConfig extends ModelShape, Architecture {}
 
 /** Reads fields of one config.json with errors that name the file, the field and the fix. */
 export class ConfigReader {

@@ -8,7 +8,7 @@ import { writeFileAtomic } from "../util/atomic-write.ts";
 import { mulberry32, randn } from "../util/random.ts";
 import { bundledModelDir } from "./bundled-models.ts";
 import { CONFIG_FILE, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint-files.ts";
-import { asModelConfig, type GPT2Config, type ModelConfig } from "./config.ts";
+import type { ModelConfig } from "./config.ts";
 import { familyOf, toHfConfigJson } from "./families/index.ts";
 import { type SafetensorsWriteDtype, writeSafetensors } from "./safetensors.ts";
 
@@ -87,14 +87,13 @@ function splitIntoShards(tensors: TensorRecord, shards: number): TensorRecord[] 
 /**
  * Writes config.json, weights (and for families that need one, a tokenizer) for `config` into `dir`
  * (created if needed) and returns the float32 values written (before any F16/BF16 rounding), keyed by
- * unprefixed name. A bare GPT2Config shape means a GPT-2.
+ * unprefixed name. (A GPT-2 of a given shape: `gpt2Config(shape)`, src/weights/families/gpt2.ts.)
  */
 export function makeRandomCheckpoint(
   dir: string,
-  shapeOrConfig: GPT2Config | ModelConfig,
+  config: ModelConfig,
   opts: RandomCheckpointOptions = {},
 ): Map<string, { shape: number[]; data: Float32Array }> {
-  const config = asModelConfig(shapeOrConfig);
   const family = familyOf(config);
   const { seed = 0, dtype = "F32", prefix = false, includeBuffers = false, shards = 1, std = 0.02 } = opts;
   if (!Number.isInteger(shards) || shards < 1)

@@ -21,14 +21,15 @@ import {
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 import { referenceEncode } from "../helpers/llama-reference.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-attr-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const cfg: GPT2Config = {
+const cfg: ModelConfig = gpt2Config({
   nLayers: 2,
   nHeads: 3,
   dModel: 24,
@@ -39,7 +40,7 @@ const cfg: GPT2Config = {
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 const dir = join(root, "ckpt");
 makeRandomCheckpoint(dir, cfg, { seed: 7, std: 0.3 });
 

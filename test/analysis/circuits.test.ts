@@ -24,7 +24,8 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 
 const rng = mulberry32(11);
 const randMat = (r: number, c: number): Mat =>
@@ -152,7 +153,7 @@ describe("FactoredMatrix", () => {
 describe("circuits and composition scores on a random model", () => {
   const root = mkdtempSync(join(tmpdir(), "cs-circuits-"));
   after(() => rmSync(root, { recursive: true, force: true }));
-  const cfg: GPT2Config = {
+  const cfg: ModelConfig = gpt2Config({
     nLayers: 3,
     nHeads: 2,
     dModel: 16,
@@ -162,7 +163,7 @@ describe("circuits and composition scores on a random model", () => {
     dVocab: 40,
     lnEps: 1e-5,
     act: "gelu_new",
-  };
+  });
   makeRandomCheckpoint(root, cfg, { seed: 2, std: 0.2 });
   const model = HookedTransformer.fromCheckpoint(loadCheckpoint(root), { backend: "reference" });
   const w = model.weights;

@@ -11,7 +11,8 @@ import { resolveProcessing } from "../../src/model/processing.ts";
 import { getKernels } from "../../src/tensor/select-kernels.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import type { BlockWeights, ModelWeights } from "../../src/weights/canonical-weights.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 
 // Residual layout: [token one-hot | position one-hot | "previous token" one-hot].
 const V = 20;
@@ -28,7 +29,7 @@ const C = 3; // query/key gain: makes the planted patterns sharp after LNPre's s
  * earlier copy of the current token. The other heads have zero weights (uniform attention, no output).
  */
 function plantedInductionModel(): HookedTransformer {
-  const cfg: GPT2Config = {
+  const cfg: ModelConfig = gpt2Config({
     nLayers: 2,
     nHeads: H,
     dModel: D,
@@ -38,7 +39,7 @@ function plantedInductionModel(): HookedTransformer {
     dVocab: V,
     lnEps: 1e-5,
     act: "gelu_new",
-  };
+  });
   const z = (...shape: number[]) => Tensor.zeros(shape);
   const block = (): BlockWeights => ({
     ln1: null,

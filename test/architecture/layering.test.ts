@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../helpers/fixture.ts";
+import { importSpecifiers } from "../helpers/imports.ts";
 
 /**
  * Lowest first. sae sits just above model (an SAE runs inside the model's hooks; analyses and patching
@@ -46,18 +47,6 @@ function sourceFiles(dir: string): string[] {
     if (statSync(path).isDirectory()) return sourceFiles(path);
     return /\.(ts|mts|mjs|js)$/.test(name) ? [path] : [];
   });
-}
-
-/** Module specifiers of static imports/exports, dynamic imports and side-effect imports. */
-export function importSpecifiers(text: string): string[] {
-  const out: string[] = [];
-  const patterns = [
-    /\b(?:import|export)\s[^'";]*?\bfrom\s*["']([^"']+)["']/g,
-    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
-    /^\s*import\s*["']([^"']+)["']/gm,
-  ];
-  for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1]);
-  return out;
 }
 
 /** The src/ layer a path belongs to ("bench" for the benchmarks, null outside both). */

@@ -9,13 +9,13 @@ import { test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import {
   backwardCopyBytes,
-  layerOps,
   PASSES_MAX_WEIGHT_SHARE,
   passesTogether,
   releasesBackwardCopies,
   weightOps,
 } from "../../src/gradients/backward-copies.ts";
 import { answerLogProbMetric } from "../../src/gradients/logit-metric.ts";
+import { blockOps, opsOfBlock } from "../../src/model/block-ops.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { type AttributionTarget, attributionPatchingAll } from "../../src/patching/attribution-patching.ts";
 import type { Kernels, LinearOp } from "../../src/tensor/kernels.ts";
@@ -103,13 +103,13 @@ for (const c of CASES) {
     const kept = countingKernels();
     const mRelease = c.load(released.kernels);
     const mKeep = c.load(kept.kernels);
-    const blockOps = Array.from({ length: mKeep.cfg.nLayers }, (_, l) =>
-      layerOps(mKeep.forwardEngine.blockOps(l)),
+    const allBlockOps = Array.from({ length: mKeep.cfg.nLayers }, (_, l) =>
+      opsOfBlock(blockOps(mKeep, l)),
     ).flat();
-    const blockBytes = blockOps.reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
+    const blockBytes = allBlockOps.reduce((s, op) => s + 4 * op.inDim * op.outDim, 0);
     const largestLayer = Math.max(
       ...Array.from({ length: mKeep.cfg.nLayers }, (_, l) =>
-        layerOps(mKeep.forwardEngine.blockOps(l)).reduce((s, op) => s + 4 * op.inDim * op.outDim, 0),
+        opsOfBlock(blockOps(mKeep, l)).reduce((s, op) => s + 4 * op.inDim * op.outDim, 0),
       ),
     );
     // Logit difference (sparse seed, one pass per prompt) and mean log-prob (dense seed through the
@@ -130,7 +130,7 @@ for (const c of CASES) {
 
       // Released: each projection's copy built once for all prompts, never more than one layer's held
       // at a time, none left.
-      assert.equal(released.stats.builds, blockOps.length + (dense ? 1 : 0));
+      assert.equal(released.stats.builds, allBlockOps.length + (dense ? 1 : 0));
       assert.ok(
         released.stats.peakHeld <=
           Math.max(largestLayer, dense ? 4 * mKeep.cfg.dModel * mKeep.cfg.dVocab : 0),
@@ -141,7 +141,7 @@ for (const c of CASES) {
       assert.equal(backwardCopyBytes(mKeep), blockBytes + unembed);
     }
     // Kept copies are reused: the second call built nothing new for the blocks.
-    assert.equal(kept.stats.builds, blockOps.length + 1);
+    assert.equal(kept.stats.builds, allBlockOps.length + 1);
     mRelease.dispose();
     mKeep.dispose();
   });

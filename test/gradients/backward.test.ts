@@ -16,7 +16,8 @@ import type { HookSpec } from "../../src/model/hooks.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config, ModelConfig } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
 import { LLAMA_VARIANTS } from "../helpers/llama-variants.ts";
 import { loadFixtureModel, maxAbsDiff, referenceJson, referenceTensors } from "../helpers/reference.ts";
@@ -53,7 +54,7 @@ test("gradients match the fixture's grad.* reference for every hook (corrupted b
 
 // ---- central finite differences on random checkpoints ---------------------------------------------
 
-const config: GPT2Config = {
+const config: ModelConfig = gpt2Config({
   nLayers: 2,
   nHeads: 3,
   dModel: 24,
@@ -63,7 +64,7 @@ const config: GPT2Config = {
   dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 
 /** Llama-family shapes: GQA with rotary and a gated MLP; Qwen2's q/k/v biases with one key/value head. */
 const LLAMA_GQA = parseHfConfig(LLAMA_VARIANTS[0].json, LLAMA_VARIANTS[0].name);
@@ -73,7 +74,7 @@ function randomModel(
   name: string,
   seed: number,
   processing: boolean,
-  cfg: GPT2Config | ModelConfig = config,
+  cfg: ModelConfig = config,
   std = 0.3,
 ): HookedTransformer {
   const dir = join(tmp, name);

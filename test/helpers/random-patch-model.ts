@@ -9,9 +9,10 @@ import { after } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { PatchSweepOptions } from "../../src/patching/activation-patching.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 
-export const RANDOM_PATCH_CFG: GPT2Config = {
+export const RANDOM_PATCH_CFG: ModelConfig = gpt2Config({
   nLayers: 3,
   nHeads: 4,
   dModel: 32,
@@ -21,7 +22,7 @@ export const RANDOM_PATCH_CFG: GPT2Config = {
   dVocab: 50257, // GPT-2's vocabulary, so the tokenizer's ids (BOS is 50256) are valid; padding uses id 0
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 
 /** The processed model (default backend) and the unprocessed one on the reference backend; removed after the file's tests. */
 export function randomPatchModels(): { processed: HookedTransformer; unprocessed: HookedTransformer } {

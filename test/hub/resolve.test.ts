@@ -19,6 +19,7 @@ import { downloadModel, resolveModel } from "../../src/hub/resolve.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { bundledModelDir } from "../../src/weights/bundled-models.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { type FakeHubOptions, startFakeHub } from "./fake-hub.ts";
 
@@ -235,7 +236,7 @@ test("sharded repos download the index and every shard, and load like the single
     lnEps: 1e-5,
     act: "gelu_new" as const,
   };
-  const written = makeRandomCheckpoint(src, config, { seed: 11, shards: 2, prefix: true });
+  const written = makeRandomCheckpoint(src, gpt2Config(config), { seed: 11, shards: 2, prefix: true });
   const files = Object.fromEntries(readdirSync(src).map((f) => [f, readFileSync(join(src, f))]));
   await withHub({ repos: { "someone/tiny-sharded": { commit: COMMIT, files } } }, async (hub) => {
     const cacheDir = freshCache();

@@ -12,6 +12,7 @@ import { findCircuit } from "../../src/circuits/find-circuit.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { collectGarbage } from "../../src/util/collect-garbage.ts";
 import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-circuit-task-memory-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -19,7 +20,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 // Small weights (~0.2 MB), large runs: 40 pairs of 32 tokens, one batch, N = 40·32·64 values per node.
 const shape = { nLayers: 4, nHeads: 4, dModel: 64, dHead: 16, dMlp: 128, nCtx: 64, dVocab: 300 };
 const dir = join(root, "m");
-makeRandomCheckpoint(dir, { ...shape, lnEps: 1e-5, act: "gelu_new" }, { seed: 5 });
+makeRandomCheckpoint(dir, gpt2Config({ ...shape, lnEps: 1e-5, act: "gelu_new" }), { seed: 5 });
 const PAIRS = 40;
 const P = 32;
 
@@ -59,7 +60,7 @@ test("a circuit's result holds each of its many edges in a small fixed-shape obj
   // 24 layers of 16 heads (d_model 32): 230k edges from a model of a few hundred KB.
   const wide = { nLayers: 24, nHeads: 16, dModel: 32, dHead: 2, dMlp: 32, nCtx: 8, dVocab: 50 };
   const wideDir = join(root, "wide");
-  makeRandomCheckpoint(wideDir, { ...wide, lnEps: 1e-5, act: "gelu_new" }, { seed: 6 });
+  makeRandomCheckpoint(wideDir, gpt2Config({ ...wide, lnEps: 1e-5, act: "gelu_new" }), { seed: 6 });
   const model = await HookedTransformer.fromPretrained(wideDir, { backend: "reference" });
   try {
     const task = new CircuitTask(model, {

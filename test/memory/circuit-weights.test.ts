@@ -9,10 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { blockOps } from "../../src/model/block-ops.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { KernelName } from "../../src/tensor/kernels.ts";
 import { collectGarbage } from "../../src/util/collect-garbage.ts";
 import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { FIXTURE_DIR, REPO_ROOT } from "../helpers/fixture.ts";
 
 const STORIES = `${REPO_ROOT}/models/stories260k`;
@@ -20,7 +22,7 @@ const STORIES = `${REPO_ROOT}/models/stories260k`;
 function attentionBytes(model: HookedTransformer): number {
   let bytes = 0;
   for (let l = 0; l < model.cfg.nLayers; l++) {
-    const ops = model.forwardEngine.blockOps(l);
+    const ops = blockOps(model, l);
     bytes += ops.qkv.weightBytes + ops.o.weightBytes;
   }
   return bytes;
@@ -80,7 +82,7 @@ test("a disposed task lets its own copies of the attention weights go (onnx: non
   after(() => rmSync(root, { recursive: true, force: true }));
   // 4 layers of 1 MB of attention weights each: large against everything else the task keeps.
   const shape = { nLayers: 4, nHeads: 8, dModel: 256, dHead: 32, dMlp: 256, nCtx: 16, dVocab: 300 };
-  makeRandomCheckpoint(root, { ...shape, lnEps: 1e-5, act: "gelu_new" }, { seed: 9 });
+  makeRandomCheckpoint(root, gpt2Config({ ...shape, lnEps: 1e-5, act: "gelu_new" }), { seed: 9 });
   const model = await HookedTransformer.fromPretrained(root, { backend: "onnx" });
   try {
     const held = attentionBytes(model);

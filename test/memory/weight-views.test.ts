@@ -11,6 +11,7 @@ import { after, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { collectGarbage } from "../../src/util/collect-garbage.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-weight-views-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -18,7 +19,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 // 24 layers whose W_out [1024, 64] is 256 KB each: 6 MB if every layer's were kept.
 const shape = { nLayers: 24, nHeads: 2, dModel: 64, dHead: 32, dMlp: 1024, nCtx: 16, dVocab: 50257 };
 const dir = join(root, "m");
-makeRandomCheckpoint(dir, { ...shape, lnEps: 1e-5, act: "gelu_new" }, { seed: 3 });
+makeRandomCheckpoint(dir, gpt2Config({ ...shape, lnEps: 1e-5, act: "gelu_new" }), { seed: 3 });
 const W_OUT_BYTES = 4 * shape.dMlp * shape.dModel;
 
 test("a view read again is the same matrix; read after four others, it is read back again, equal", async () => {

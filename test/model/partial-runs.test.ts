@@ -18,7 +18,7 @@ test("finalPositionOnly computes the same final-position logits with less work",
     batch: 2,
     pos: 8,
     tokens: Int32Array.from(tokens.flat()),
-    hooks: new HookDispatcher(L, [
+    hooks: new HookDispatcher(model.cfg, [
       [
         (n) => n.startsWith(`blocks.${L - 1}.`),
         (act, ctx) => {
@@ -43,7 +43,7 @@ test("continuing from shared cached keys/values equals the full run (the fast-pa
     batch: 1,
     pos: 5,
     tokens: Int32Array.from(tokens[0].slice(0, 5)),
-    hooks: new HookDispatcher(L),
+    hooks: new HookDispatcher(model.cfg),
     logits: "none",
     keepKV: true,
   });
@@ -57,7 +57,7 @@ test("continuing from shared cached keys/values equals the full run (the fast-pa
       pastLen: 5,
       past,
       tokens: rest,
-      hooks: new HookDispatcher(L),
+      hooks: new HookDispatcher(model.cfg),
       logits: "last",
       finalPositionOnly,
     });
@@ -72,7 +72,7 @@ test("continuing from shared cached keys/values equals the full run (the fast-pa
         pos: 3,
         pastLen: 5,
         tokens: rest.subarray(0, 3),
-        hooks: new HookDispatcher(L),
+        hooks: new HookDispatcher(model.cfg),
         logits: "last",
       }),
     /no cached keys\/values/,
@@ -87,7 +87,7 @@ test("finalPositionOnly refuses padded batches", () => {
         pos: 8,
         tokens: Int32Array.from(tokens.flat()),
         lengths: [8, 6],
-        hooks: new HookDispatcher(L),
+        hooks: new HookDispatcher(model.cfg),
         logits: "last",
         finalPositionOnly: true,
       }),

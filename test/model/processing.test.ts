@@ -7,13 +7,14 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { NO_PROCESSING } from "../../src/model/processing.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "cs-processing-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const config: GPT2Config = {
+const config: ModelConfig = gpt2Config({
   nLayers: 2,
   nHeads: 3,
   dModel: 24,
@@ -23,7 +24,7 @@ const config: GPT2Config = {
   dVocab: 50257,
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 const prompts = ["The cat sat on the mat", "We're helping"];
 
 /** raw logits minus their mean over the vocabulary, per position. */

@@ -1,7 +1,8 @@
 /** Recording one prompt's run and continuing copies of it (the interface fast patching drives the model through). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { continueRun, recordRun, unembedRows } from "../../src/model/partial-runs.ts";
+import { continueRun, recordRun } from "../../src/model/partial-runs.ts";
+import { unembedRows } from "../../src/model/readout.ts";
 import { loadFixtureModel, maxAbsDiff, referenceJson } from "../helpers/reference.ts";
 
 const model = loadFixtureModel();

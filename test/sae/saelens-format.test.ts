@@ -15,7 +15,7 @@ import { loadSaeLensDir, readSaeConfig, writeSaeLensDir } from "../../src/sae/sa
 import { createOnnxKernels } from "../../src/tensor/onnx-kernels.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32 } from "../../src/util/random.ts";
-import { gpt2Config } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { SafetensorsReader, writeSafetensors } from "../../src/weights/safetensors.ts";
 import { startFakeHub } from "../hub/fake-hub.ts";
 

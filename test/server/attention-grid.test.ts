@@ -8,7 +8,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { attentionTask } from "../../src/server/tasks.ts";
 import { MAX_ALL_HEADS_VALUES, RequestChecks } from "../../src/server/validate.ts";
 import { gpt2Tokenizer } from "../../src/tokenizer/tokenizer.ts";
-import type { GPT2Config } from "../../src/weights/config.ts";
+import type { ModelShape } from "../../src/weights/config.ts";
 
 test("stories260k: one pattern per query head, each equal to blocks.L.attn.hook_pattern of an in-process run", async () => {
   const model = await HookedTransformer.fromPretrained("stories260k", { backend: "reference" });
@@ -36,7 +36,7 @@ test("stories260k: one pattern per query head, each equal to blocks.L.attn.hook_
 });
 
 test("an all-heads answer is bounded: a 12 x 12-head model takes 85 tokens, not 86, with a fix", () => {
-  const cfg = { nLayers: 12, nHeads: 12, nCtx: 1024, dMlp: 3072 } as GPT2Config;
+  const cfg = { nLayers: 12, nHeads: 12, nCtx: 1024, dMlp: 3072 } as ModelShape;
   const checks = new RequestChecks(cfg, gpt2Tokenizer());
   assert.ok(144 * 85 * 85 <= MAX_ALL_HEADS_VALUES && 144 * 86 * 86 > MAX_ALL_HEADS_VALUES);
   checks.allHeadsFit(64);

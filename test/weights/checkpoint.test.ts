@@ -12,14 +12,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
-import { type GPT2Config, gpt2Config } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { writeSafetensors } from "../../src/weights/safetensors.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cs-checkpoint-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const small: GPT2Config = {
+const small: ModelConfig = gpt2Config({
   nLayers: 2,
   nHeads: 2,
   dModel: 8,
@@ -29,7 +30,7 @@ const small: GPT2Config = {
   dVocab: 11,
   lnEps: 1e-5,
   act: "gelu_new",
-};
+});
 const TENSORS_PER_LAYER = 12;
 const expectedCount = (layers: number) => 4 + TENSORS_PER_LAYER * layers; // wte, wpe, ln_f.{w,b}
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { gpt2Config, type ModelConfig } from "../../src/weights/config.ts";
+import type { ModelConfig } from "../../src/weights/config.ts";
+import { gpt2Config } from "../../src/weights/families/gpt2.ts";
 import { parseHfConfig, toHfConfigJson } from "../../src/weights/families/index.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 

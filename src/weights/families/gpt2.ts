@@ -1,7 +1,7 @@
 /** The GPT-2 family: Hugging Face `GPT2LMHeadModel` names and config fields → canonical weights. */
 import { Tensor } from "../../tensor/tensor.ts";
 import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
-import { type Activation, type ConfigReader, gpt2Config, type ModelConfig } from "../config.ts";
+import type { Activation, ConfigReader, ModelConfig, ModelShape } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
 
 /** HF activation names -> ours. gelu_pytorch_tanh is the same tanh approximation as gelu_new. */
@@ -144,4 +144,22 @@ function vector(src: TensorSource, name: string): Tensor {
 
 function layerNorm(src: TensorSource, prefix: string): LayerNormParams {
   return { w: vector(src, `${prefix}.weight`), b: vector(src, `${prefix}.bias`) };
+}
+
+/** GPT-2's architecture for a shape. */
+export function gpt2Config(shape: ModelShape): ModelConfig {
+  return {
+    ...shape,
+    modelType: "gpt2",
+    normalization: "layernorm",
+    positions: "learned",
+    rotary: null,
+    nKvHeads: shape.nHeads,
+    qkvBias: true,
+    outBias: true,
+    gatedMlp: false,
+    mlpBias: true,
+    tiedEmbeddings: true,
+    slidingWindow: null,
+  };
 }

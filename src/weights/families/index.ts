@@ -40,6 +40,7 @@ export {
   type RawTensor,
   type TensorSource,
 } from "./family.ts";
+export { gpt2Config } from "./gpt2.ts";
 
 /** W_E and W_pos (null for rotary models) taken from `src` as stored. */
 export function takeEmbeddings(src: TensorSource, config: ModelConfig): Pick<ModelWeights, "W_E" | "W_pos"> {
