@@ -7,6 +7,7 @@
 export * from "./analysis/index.ts";
 export * from "./circuits/index.ts";
 export * from "./gradients/index.ts";
+export * from "./graphs/index.ts";
 export type { HubOptions } from "./hub/settings.ts";
 export * from "./model/index.ts";
 export * from "./neurons/index.ts";

@@ -14,9 +14,9 @@ import { importSpecifiers } from "../helpers/imports.ts";
  * Lowest first. sae sits just above model (an SAE runs inside the model's hooks; analyses and patching
  * treat its features as a unit). analysis sits below gradients (a logit metric and its gradient build on the logit
  * difference of analysis/answer-metrics.ts). circuits sits above patching (it reuses the sweeps' abort checkpoint) and
- * below viz. viz sits above patching and circuits (its presets turn their results into figures)
- * and below neurons (a neuron page is drawn with viz). sae-train sits above corpus (it harvests activations
- * from corpora) and below the CLI.
+ * below viz. graphs (attribution graphs over transcoder features) sits above circuits and below viz. viz sits
+ * above patching and circuits (its presets turn their results into figures) and below neurons (a neuron page is
+ * drawn with viz). sae-train sits above corpus (it harvests activations from corpora) and below the CLI.
  */
 export const LAYERS = [
   ["util"],
@@ -30,6 +30,7 @@ export const LAYERS = [
   ["gradients"],
   ["patching"],
   ["circuits"],
+  ["graphs"],
   ["viz"],
   ["corpus"],
   ["sae-train"],

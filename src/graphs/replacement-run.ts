@@ -1,0 +1,101 @@
+/**
+ * The replacement model's constants at the prompt's own run: the transcoder features each layer's MLP input
+ * turns on, and each MLP output's error node (the real MLP output minus the transcoder's reconstruction), so
+ * that features' writes + b_dec (+ skip) + error = the real MLP output exactly. Feature activations at
+ * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node).
+ */
+import { allHookNames } from "../model/hook-points.ts";
+import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { type ActiveFeature, sortFeatures } from "./attribution-graph.ts";
+import { encodeTranscoder, type Transcoder, type TranscoderSet } from "./transcoder-set.ts";
+
+export interface ReplacementRun {
+  inputTokens: number[];
+  /** Active features (activation ≠ 0), sorted by (layer, pos, feature); none at position 0. */
+  features: ActiveFeature[];
+  /** [nLayers, nPos, d_model]: the real MLP output minus the reconstruction. */
+  errors: Float32Array;
+  /** [d_vocab]: the logits at the last position. */
+  lastLogits: Float32Array;
+}
+
+/** W_dec·activations + b_dec + W_skip·input of one position ([d_model]). */
+export function reconstructMlpOut(
+  tc: Transcoder,
+  activations: Float32Array,
+  input: Float32Array,
+): Float32Array {
+  const D = tc.dModel;
+  const out = Float32Array.from(tc.bDec);
+  for (let f = 0; f < tc.dTranscoder; f++) {
+    const a = activations[f];
+    if (a === 0) continue;
+    for (let d = 0; d < D; d++) out[d] += a * tc.wDec[f * D + d];
+  }
+  if (tc.wSkip) {
+    for (let o = 0; o < D; o++) {
+      let s = 0;
+      for (let i = 0; i < D; i++) s += tc.wSkip[o * D + i] * input[i];
+      out[o] += s;
+    }
+  }
+  return out;
+}
+
+/** One run of `model` on `tokens` with the set's input and output hooks cached. */
+export function replacementRun(
+  model: HookedTransformer,
+  tokens: readonly number[],
+  set: TranscoderSet,
+): ReplacementRun {
+  const L = model.cfg.nLayers;
+  if (set.transcoders.length !== L) {
+    throw new Error(
+      `the transcoder set has ${set.transcoders.length} layers but the model has ${L}: use the model's own set`,
+    );
+  }
+  const D = model.cfg.dModel;
+  if (set.transcoders[0].dModel !== D) {
+    throw new Error(`the transcoders read d_model ${set.transcoders[0].dModel} but the model's is ${D}`);
+  }
+  const inputName = (l: number) => `blocks.${l}.${set.featureInputHook}`;
+  const outputName = (l: number) => `blocks.${l}.${set.featureOutputHook}`;
+  const names = new Set(Array.from({ length: L }, (_, l) => [inputName(l), outputName(l)]).flat());
+  const known = new Set(allHookNames(model.cfg, { includeOptional: true }));
+  for (const name of names) {
+    if (!known.has(name)) {
+      throw new Error(
+        `the transcoder set's hook ${name.replace(/^blocks\.\d+\./, "")} is not a hook of this model: ` +
+          "feature_input_hook and feature_output_hook are block-relative TransformerLens names (e.g. ln2.hook_normalized, hook_mlp_out)",
+      );
+    }
+  }
+  const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names] });
+  const nPos = tokens.length;
+  const features: ActiveFeature[] = [];
+  const errors = new Float32Array(L * nPos * D);
+  for (let l = 0; l < L; l++) {
+    const tc = set.transcoders[l];
+    const input = cache.get(inputName(l)).data;
+    const output = cache.get(outputName(l)).data;
+    for (let p = 0; p < nPos; p++) {
+      const x = input.subarray(p * D, (p + 1) * D);
+      const acts = encodeTranscoder(tc, x);
+      if (p === 0) acts.fill(0);
+      acts.forEach((a, f) => {
+        if (a !== 0) features.push({ layer: l, pos: p, feature: f, activation: a });
+      });
+      const recon = reconstructMlpOut(tc, acts, x);
+      const base = (l * nPos + p) * D;
+      for (let d = 0; d < D; d++) errors[base + d] = output[p * D + d] - recon[d];
+    }
+  }
+  if (!logits) throw new Error("replacementRun: the model returned no logits");
+  const V = logits.shape[logits.shape.length - 1];
+  return {
+    inputTokens: [...tokens],
+    features: sortFeatures(features),
+    errors,
+    lastLogits: logits.data.slice((nPos - 1) * V, nPos * V),
+  };
+}
