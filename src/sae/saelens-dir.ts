@@ -185,7 +185,6 @@ export async function writeSaeLensDir(
     dir,
     { overwrite: opts.overwrite, flag: opts.flag ?? "--out", command: opts.command ?? "writeSaeLensDir" },
     (tmp) => {
-      mkdirSync(tmp);
       writeFileSync(join(tmp, SAE_CFG_FILE), `${JSON.stringify(saeConfigToJson(cfg), null, 2)}\n`);
       writeSafetensors(join(tmp, SAE_WEIGHTS_FILE), tensors, dtype);
       if (contents.logSparsity) {

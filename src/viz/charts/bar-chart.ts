@@ -57,7 +57,9 @@ export function barChart(opts: BarChartOptions): ChartFigure {
   const labelEnc = {
     field: "label",
     type: "nominal" as const,
-    sort: labels,
+    // Order by the scale's domain, not a sort array: Vega's runtime rejects a sort array holding
+    // "constructor", "toString" or "hasOwnProperty" (user-named groups), a domain it takes as it is.
+    scale: { domain: labels },
     title: opts.labelTitle ?? null,
     axis: opts.horizontal ? { labelLimit: 220 } : bandAxisLabels(labels),
   };

@@ -40,7 +40,14 @@ export interface HeatmapPanelsOptions extends Omit<HeatmapOptions, "values"> {
 }
 
 type Grid = (number | null)[][];
-type Cell = { panel?: string; row: string; col: string; value: number | null; status?: string };
+type Cell = {
+  panel?: string;
+  panelOrder?: number;
+  row: string;
+  col: string;
+  value: number | null;
+  status?: string;
+};
 
 function checkGrid(values: Grid, rows: number, cols: number, what: string): void {
   if (values.length !== rows) {
@@ -120,10 +127,15 @@ export function sharedHeatmapDomain(
   return colourDomain(grids, scaleFor(grids, maps[0]?.scale) === "diverging");
 }
 
-function cellsOf(values: Grid, rowLabels: string[], colLabels: string[], panel?: string): Cell[] {
+function cellsOf(
+  values: Grid,
+  rowLabels: string[],
+  colLabels: string[],
+  panel?: { title: string; order: number },
+): Cell[] {
   return values.flatMap((r, i) =>
     r.map((v, j) => ({
-      ...(panel !== undefined ? { panel } : {}),
+      ...(panel !== undefined ? { panel: panel.title, panelOrder: panel.order } : {}),
       row: rowLabels[i],
       col: colLabels[j],
       value: v,
@@ -156,7 +168,6 @@ function heatmapLayers({
   const x = {
     field: "col",
     type: "ordinal" as const,
-    sort: colLabels,
     scale: { domain: colLabels },
     title: opts.colTitle ?? null,
     axis: {
@@ -168,7 +179,6 @@ function heatmapLayers({
   const y = {
     field: "row",
     type: "ordinal" as const,
-    sort: rowLabels,
     scale: { domain: rowLabels },
     title: opts.rowTitle ?? null,
     axis: { labelLimit: 180 },
@@ -301,12 +311,17 @@ export function heatmapPanels(opts: HeatmapPanelsOptions): ChartFigure {
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: opts.title,
-    data: { values: opts.panels.flatMap((p, k) => cellsOf(p.values, rowLabels, colLabels, titles[k])) },
+    data: {
+      values: opts.panels.flatMap((p, k) =>
+        cellsOf(p.values, rowLabels, colLabels, { title: titles[k], order: k }),
+      ),
+    },
     // Wrapped after PANELS_PER_ROW panels (e.g. one panel per position with --by-pos), so cells stay readable.
     facet: {
       field: "panel",
       type: "nominal",
-      sort: titles,
+      // By a field, not a sort array (Vega's runtime rejects one holding "constructor" or "toString").
+      sort: { field: "panelOrder", op: "min" },
       title: null,
       header: { labelFontSize: 12, labelFontWeight: "bold", labelLimit: 0 },
     },

@@ -83,10 +83,12 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
     : {
         field: "x",
         type: "ordinal" as const,
-        sort: xs as string[],
+        scale: { domain: xs as string[] },
         title: opts.xTitle ?? null,
         axis: bandAxisLabels(xs as string[]),
       };
+  // Series are ordered by their scales' domains, never by sort arrays, which Vega's runtime rejects when
+  // they hold "constructor", "toString" or "hasOwnProperty" (user-named groups).
   // One colour per series, fixed here so the band (fill) and the line (stroke) agree without sharing a
   // legend: the legend is the line's, so its swatch is the line colour, not the pale band.
   const styles = names.map((_, i) => seriesStyle(i));
@@ -95,7 +97,6 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
   const strokeDash = {
     field: "series",
     type: "nominal" as const,
-    sort: names,
     scale: { domain: names, range: styles.map((st) => st.dash) },
     legend: { title: null, symbolLimit: 0 },
   };
@@ -103,12 +104,11 @@ export function lineChart(opts: LineChartOptions): ChartFigure {
   const color = {
     field: "series",
     type: "nominal" as const,
-    sort: names,
     scale,
     legend: { title: null, symbolLimit: 0, symbolType: "stroke", symbolStrokeWidth: 3 },
   };
   // The band's own field name keeps Vega-Lite from merging its (hidden) legend into the line's.
-  const bandFill = { field: "band", type: "nominal" as const, sort: names, scale, legend: null };
+  const bandFill = { field: "band", type: "nominal" as const, scale, legend: null };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>["layer"]> = [];
   if (hasBand) {
     layers.push({

@@ -85,27 +85,35 @@ export function scatterChart(opts: ScatterChartOptions): ChartFigure {
 /** Shapes of each further round of colours (circles first; one per SERIES_DASHES round): no two groups look alike. */
 const GROUP_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "wedge"];
 
-/** Colour (and past the palette, shape) per group, with one legend listing every group. */
+/**
+ * Colour (and past the palette, shape) per group, with one legend listing every group; ordered by the scales'
+ * domains (a sort array holding "constructor" or "toString" breaks Vega's runtime).
+ */
 function groupEncoding(groups: string[]) {
   const styles = groups.map((_, i) => seriesStyle(i));
   const legend = { title: null, symbolLimit: 0 };
+  // Shapes only once colours run out: Vega's runtime rejects the merged colour-and-shape legend when a group is
+  // named "constructor" or "toString", so up to the palette's size (the usual case) colour alone names a group.
+  const shapes = groups.length > SERIES_COLOURS.length;
   return {
     color: {
       field: "group",
       type: "nominal" as const,
-      sort: groups,
       scale: { domain: groups, range: styles.map((st) => st.colour) },
       legend,
     },
-    shape: {
-      field: "group",
-      type: "nominal" as const,
-      sort: groups,
-      scale: {
-        domain: groups,
-        range: groups.map((_, i) => GROUP_SHAPES[Math.floor(i / SERIES_COLOURS.length)]),
-      },
-      legend,
-    },
+    ...(shapes
+      ? {
+          shape: {
+            field: "group",
+            type: "nominal" as const,
+            scale: {
+              domain: groups,
+              range: groups.map((_, i) => GROUP_SHAPES[Math.floor(i / SERIES_COLOURS.length)]),
+            },
+            legend,
+          },
+        }
+      : {}),
   };
 }
