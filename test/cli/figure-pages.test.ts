@@ -79,7 +79,8 @@ test("patch -t head_all draws ONE faceted figure whose panels share one colour d
   assert.equal(fig.spec.columns, 5, "the five components side by side in one row");
   const layer = (fig.spec.spec as { layer: { encoding: { color?: { scale: { domain: number[] } } } }[] })
     .layer;
-  assert.deepEqual(layer[0].encoding.color?.scale.domain, [-maxAbs, maxAbs]);
+  // Diverging: the colour scale pins its neutral midpoint at 0 between the shared ends.
+  assert.deepEqual(layer[0].encoding.color?.scale.domain, [-maxAbs, 0, maxAbs]);
 });
 
 test("patch --method compare --html/--out writes the estimate-vs-exact scatter, a table and the values", async () => {
@@ -167,8 +168,10 @@ test("heads --html: the detectors' heatmaps share one colour domain, and the pag
   const page = readFileSync(html, "utf8");
   const figs = embeddedFigures(page);
   assert.equal(figs.length, 3);
-  const maxAbs = Math.max(...Object.values(scores).flatMap((g) => g.flat().map(Math.abs)));
-  for (const f of figs) assert.deepEqual(f.data.domain, [-maxAbs, maxAbs], f.title);
+  // Detection scores are one-signed (attention mass): one sequential domain from 0 to the largest, shared.
+  const all = Object.values(scores).flatMap((g) => g.flat());
+  assert.ok(all.every((v) => v >= 0));
+  for (const f of figs) assert.deepEqual(f.data.domain, [0, Math.max(...all)], f.title);
   assert.match(visibleText(page), /2 random token sequences/);
 });
 
