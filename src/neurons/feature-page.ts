@@ -8,7 +8,13 @@ import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { Sae } from "../sae/sae.ts";
 import type { NeuronIndex } from "./neuron-index.ts";
-import { directionLogitEffect, extremeTokens, type NeuronExample, type TokenEffect } from "./neuron-page.ts";
+import {
+  directionLogitEffect,
+  extremeTokens,
+  type NeuronExample,
+  type NeuronPageData,
+  type TokenEffect,
+} from "./neuron-page.ts";
 import { saeUnitSource } from "./unit-source.ts";
 
 export interface FeaturePageData {
@@ -16,16 +22,12 @@ export interface FeaturePageData {
   sae: string;
   hook: string;
   feature: number;
-  index: {
-    dir: string;
-    corpus: string;
-    tokens: number;
-    density: number;
-    histogram: { lo: number; hi: number; bins: number; counts: number[] };
-    examples: NeuronExample[];
-    /** Examples sampled from equal activation bands (null: the index kept no band samples). */
-    quantileGroups: { lo: number; hi: number; tokens: number | null; examples: NeuronExample[] }[] | null;
-  } | null;
+  index:
+    | (NonNullable<NeuronPageData["index"]> & {
+        /** Examples sampled from equal activation bands (null: the index kept no band samples). */
+        quantileGroups: { lo: number; hi: number; tokens: number | null; examples: NeuronExample[] }[] | null;
+      })
+    | null;
   /** Top and bottom tokens of W_dec[f] @ W_U (null: the SAE's hook does not write the residual stream). */
   logitEffect: { top: TokenEffect[]; bottom: TokenEffect[] } | null;
   ownText: { text: string; strTokens: string[]; activations: number[] } | null;

@@ -4,7 +4,6 @@
  * feature index byte for byte.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,32 +14,10 @@ import { runCli } from "../helpers/cli.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 import { storeFiles } from "../helpers/index-files.ts";
 import { randomSaeWeights, saeConfigFor } from "../helpers/random-sae.ts";
-import { INDEX_ARGS, writeStories } from "./sharded-index.ts";
+import { type Container, INDEX_ARGS, runPod, writeStories } from "./sharded-index.ts";
 
 const mount = mkdtempSync(join(tmpdir(), "cs-feature-index-"));
 after(() => rmSync(mount, { recursive: true, force: true }));
-
-interface Container {
-  command: string[];
-  workingDir: string;
-  env: { name: string; value: string }[];
-}
-
-function runPod(container: Container, index?: number): { status: number | null; stderr: string } {
-  const argv = container.command.map((w) =>
-    index === undefined ? w : w.replaceAll("$(JOB_COMPLETION_INDEX)", String(index)),
-  );
-  const env = { ...process.env, ...Object.fromEntries(container.env.map((e) => [e.name, e.value])) };
-  if (index !== undefined) env.JOB_COMPLETION_INDEX = String(index);
-  const r = spawnSync(argv[0], argv.slice(1), {
-    cwd: container.workingDir,
-    env,
-    encoding: "utf8",
-    killSignal: "SIGKILL",
-    timeout: 120_000,
-  });
-  return { status: r.status, stderr: r.stderr };
-}
 
 test("kubernetes index --sae: the pods and the merge give the one-process feature index", async () => {
   writeStories(join(mount, "stories.txt"));
