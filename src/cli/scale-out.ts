@@ -29,6 +29,7 @@ interface ShardedCommand {
 
 const SHARDED = new Map<string, ShardedCommand>([
   [
+    // Neuron indexes, and with --sae feature indexes: one store format, one merge.
     "index",
     {
       reserved: ["--shard", "--out", "-o", "--resume", "--json"],

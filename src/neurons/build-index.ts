@@ -7,7 +7,9 @@
 import { existsSync } from "node:fs";
 import { type Context, corpusContexts, DEFAULT_CONTEXT_LEN } from "../corpus/contexts.ts";
 import type { DocumentSource } from "../corpus/sources.ts";
+import type { Sae } from "../sae/sae.ts";
 import type { Shard } from "../util/shard.ts";
+import { addBandSamples, newBandSamples } from "./band-samples.ts";
 import {
   type IndexManifest,
   type IndexProgress,
@@ -16,18 +18,28 @@ import {
   manifestPath,
   readIndexState,
   readManifest,
+  referencedContexts,
   settingsDifference,
+  unitCount,
   writeIndexState,
 } from "./index-store.ts";
-import { type MlpModel, resolveLayers, runMlpPost } from "./mlp-activations.ts";
+import { type MlpModel, resolveLayers } from "./mlp-activations.ts";
 import { DEFAULT_HISTOGRAM, type HistogramSpec, NeuronStats, type RowRefs } from "./neuron-stats.ts";
+import { mlpUnitSource, saeUnitSource, type UnitSource } from "./unit-source.ts";
 
 export interface BuildIndexOptions {
   outDir: string;
   /** Model name or path as given by the user (recorded; resuming and merging require it equal). */
   modelName: string;
-  /** Layers to track (default all). */
+  /** Layers to track (default all; a neuron index). */
   layers?: number[];
+  /**
+   * Index an SAE's features instead of neurons: the SAE (its path as given is recorded, so resuming and
+   * merging require it equal).
+   */
+  sae?: { sae: Pick<Sae, "cfg" | "encode">; path: string };
+  /** Examples sampled per (unit, histogram bin) for quantile groups (default none). */
+  bandSamples?: number;
   topK?: number;
   contextLen?: number;
   maxTokens?: number;
@@ -68,10 +80,14 @@ export async function buildIndex(
   opts: BuildIndexOptions,
 ): Promise<BuildIndexResult> {
   const shard = opts.shard ?? { index: 0, count: 1 };
+  if (opts.sae && opts.layers?.length) {
+    throw new Error("An SAE feature index reads the SAE's hook: pass either --sae or --layers, not both.");
+  }
+  const sae = opts.sae?.sae;
   const settings: IndexSettings = {
     model: opts.modelName,
     dMlp: model.cfg.dMlp,
-    layers: resolveLayers(opts.layers, model.cfg.nLayers),
+    layers: sae ? [] : resolveLayers(opts.layers, model.cfg.nLayers),
     corpus: source.name,
     textField: opts.textField ?? "text",
     contextLen: opts.contextLen ?? DEFAULT_CONTEXT_LEN,
@@ -79,15 +95,19 @@ export async function buildIndex(
     topK: opts.topK ?? DEFAULT_TOP_K,
     histogram: opts.histogram ?? DEFAULT_HISTOGRAM,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
+    ...(sae ? { sae: { path: opts.sae!.path, hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
+    ...(opts.bandSamples ? { bandSamples: opts.bandSamples } : {}),
   };
   if (settings.contextLen > model.cfg.nCtx) {
     throw new Error(
       `Context length ${settings.contextLen} exceeds the model's ${model.cfg.nCtx} positions: pass --context-len <= ${model.cfg.nCtx}.`,
     );
   }
-  const { layers, dMlp, batchSize } = settings;
+  const { batchSize } = settings;
+  const units: UnitSource = sae ? saeUnitSource(model, sae) : mlpUnitSource(model, settings.layers);
 
   let stats: NeuronStats;
+  let samples: NeuronStats | null;
   let contexts: Map<number, Uint32Array>;
   let progress: IndexProgress;
   const problem = indexDirProblem(opts.outDir, { resume: opts.resume, flag: "--out" });
@@ -106,10 +126,12 @@ export async function buildIndex(
     }
     if (state.manifest.progress.complete)
       return { manifest: state.manifest, tokensThisRun: 0, tokensPerSecond: 0 };
-    ({ stats, contexts } = state);
+    ({ stats, samples, contexts } = state);
     progress = { ...state.manifest.progress };
   } else {
-    stats = new NeuronStats(layers.length * dMlp, settings.topK, settings.histogram);
+    const nUnits = unitCount(settings);
+    stats = new NeuronStats(nUnits, settings.topK, settings.histogram);
+    samples = settings.bandSamples ? newBandSamples(nUnits, stats.binsTotal, settings.bandSamples) : null;
     contexts = new Map();
     progress = { nextContext: 0, contexts: 0, tokens: 0, complete: false };
   }
@@ -138,7 +160,7 @@ export async function buildIndex(
   const secondsBefore = progress.seconds ?? 0;
   const save = () => {
     progress.seconds = Math.round(secondsBefore * 1000 + (performance.now() - started)) / 1000;
-    return writeIndexState(opts.outDir, settings, shard, progress, stats, contexts);
+    return writeIndexState(opts.outDir, { settings, shard, progress, stats, samples, contexts });
   };
 
   for (;;) {
@@ -151,14 +173,15 @@ export async function buildIndex(
     }
     if (batch.length > 0) {
       const t0 = performance.now();
-      const run = runMlpPost(
-        model,
-        batch.map((c) => c.tokens),
-        layers,
-      );
+      const run = units.run(batch.map((c) => c.tokens));
       fillRowRefs(refs, batch, run.pos);
-      for (let slot = 0; slot < layers.length; slot++)
-        stats.addBlock(run.actsBPM[slot], dMlp, slot * dMlp, refs);
+      let offset = 0;
+      run.blocksRW.forEach((block, b) => {
+        const width = units.widths[b];
+        stats.addBlock(block, width, offset, refs);
+        if (samples) addBandSamples(samples, settings.histogram, block, width, offset, refs);
+        offset += width;
+      });
       stats.addTokens(refs.count);
       busyMs += performance.now() - t0;
       for (const c of batch) contexts.set(c.id, Uint32Array.from(c.tokens));
@@ -168,17 +191,17 @@ export async function buildIndex(
       tokensThisRun += refs.count;
       sinceCheckpoint += batch.length;
       batches++;
-      if (batches % 32 === 0) pruneContexts(contexts, stats);
+      if (batches % 32 === 0) pruneContexts(contexts, stats, samples);
     }
     if (next.done) {
       // The generator's return value is the corpus's context count, the same for every shard.
       progress.nextContext = next.value;
       progress.complete = true;
-      pruneContexts(contexts, stats);
+      pruneContexts(contexts, stats, samples);
       break;
     }
     if (sinceCheckpoint >= checkpointEvery) {
-      pruneContexts(contexts, stats);
+      pruneContexts(contexts, stats, samples);
       save();
       sinceCheckpoint = 0;
     }
@@ -216,8 +239,12 @@ function fillRowRefs(refs: RowRefs, batch: readonly Context[], pos: number): voi
 }
 
 /** Drop tokens of contexts no kept example refers to any more (memory stays bounded). */
-function pruneContexts(contexts: Map<number, Uint32Array>, stats: NeuronStats): void {
-  const keep = stats.referencedContexts();
+function pruneContexts(
+  contexts: Map<number, Uint32Array>,
+  stats: NeuronStats,
+  samples: NeuronStats | null,
+): void {
+  const keep = referencedContexts(stats, samples);
   for (const id of contexts.keys()) if (!keep.has(id)) contexts.delete(id);
 }
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import type { Shard } from "../util/shard.ts";
+import { newBandSamples } from "./band-samples.ts";
 import { type HistogramSpec, NeuronStats } from "./neuron-stats.ts";
 
 export const INDEX_FORMAT = "circuitscope-neuron-index";
@@ -25,6 +26,18 @@ export interface IndexSettings {
   topK: number;
   histogram: HistogramSpec;
   batchSize: number;
+  /**
+   * An SAE feature index: the SAE as given (recorded), its hook and width; the units are its features, not
+   * neurons (layers is then empty). Absent for a neuron index.
+   */
+  sae?: { path: string; hook: string; dSae: number };
+  /** Examples sampled per (unit, histogram bin), for quantile groups (band-samples.ts); absent: none. */
+  bandSamples?: number;
+}
+
+/** Units the index holds: the SAE's features, or d_mlp neurons per indexed layer. */
+export function unitCount(settings: IndexSettings): number {
+  return settings.sae ? settings.sae.dSae : settings.layers.length * settings.dMlp;
 }
 
 export interface IndexProgress {
@@ -49,7 +62,7 @@ export interface IndexManifest {
   progress: IndexProgress;
   /** Checkpoint generation of the data files (null once complete: final files have plain names). */
   generation: number | null;
-  files: Record<DataFile, string>;
+  files: Record<DataFile, string> & Partial<Record<SampleFile, string>>;
 }
 
 const DATA_FILES = {
@@ -64,11 +77,21 @@ const DATA_FILES = {
 } as const;
 type DataFile = keyof typeof DATA_FILES;
 
+/** Written only when the index keeps band samples. */
+const SAMPLE_FILES = {
+  sampleScores: "sample-scores.f32",
+  sampleContexts: "sample-contexts.u32",
+  samplePositions: "sample-positions.u16",
+} as const;
+type SampleFile = keyof typeof SAMPLE_FILES;
+
 const MANIFEST = "manifest.json";
 
 export interface IndexState {
   manifest: IndexManifest;
   stats: NeuronStats;
+  /** Band samples (one slot per unit and histogram bin), when the settings ask for them. */
+  samples: NeuronStats | null;
   /** Tokens of every context a kept example refers to. */
   contexts: Map<number, Uint32Array>;
 }
@@ -153,23 +176,30 @@ export function indexDirProblem(dir: string, opts: { resume?: boolean; flag: str
 /** Write a checkpoint (`final` false) or the finished index (`final` true) to `dir`. */
 export function writeIndexState(
   dir: string,
-  settings: IndexSettings,
-  shard: Shard,
-  progress: IndexProgress,
-  stats: NeuronStats,
-  contexts: Map<number, Uint32Array>,
+  state: {
+    settings: IndexSettings;
+    shard: Shard;
+    progress: IndexProgress;
+    stats: NeuronStats;
+    /** Band samples, when the settings ask for them. */
+    samples?: NeuronStats | null;
+    contexts: Map<number, Uint32Array>;
+  },
 ): IndexManifest {
+  const { settings, shard, progress, stats, contexts } = state;
+  const samples = state.samples ?? null;
   mkdirSync(dir, { recursive: true });
   const previous = existsSync(manifestPath(dir)) ? readManifest(dir) : null;
   const generation = progress.complete ? null : (previous?.generation ?? 0) + 1;
+  const names: Record<string, string> = samples ? { ...DATA_FILES, ...SAMPLE_FILES } : { ...DATA_FILES };
   const files = Object.fromEntries(
-    Object.entries(DATA_FILES).map(([key, name]) => [
+    Object.entries(names).map(([key, name]) => [
       key,
       generation === null ? name : name.replace(".", `.g${generation}.`),
     ]),
-  ) as Record<DataFile, string>;
+  ) as IndexManifest["files"];
 
-  const referenced = stats.referencedContexts();
+  const referenced = referencedContexts(stats, samples);
   const ids = [...referenced].sort((a, b) => a - b);
   const offsets = new Uint32Array(ids.length + 1);
   ids.forEach((id, i) => {
@@ -184,7 +214,7 @@ export function writeIndexState(
   for (const [i, id] of ids.entries()) tokens.set(contexts.get(id)!, offsets[i]);
 
   const sorted = stats.sortedArrays();
-  const data: Record<DataFile, ArrayBufferView> = {
+  const data: Record<string, ArrayBufferView> = {
     topValues: sorted.values,
     topContexts: sorted.contexts,
     topPositions: sorted.positions,
@@ -194,6 +224,12 @@ export function writeIndexState(
     contextOffsets: offsets,
     contextTokens: tokens,
   };
+  if (samples) {
+    const kept = samples.sortedArrays();
+    data.sampleScores = kept.values;
+    data.sampleContexts = kept.contexts;
+    data.samplePositions = kept.positions;
+  }
   const manifest: IndexManifest = {
     format: INDEX_FORMAT,
     version: INDEX_VERSION,
@@ -205,9 +241,10 @@ export function writeIndexState(
   };
   const written: string[] = [];
   try {
-    for (const key of Object.keys(DATA_FILES) as DataFile[]) {
-      writeAtomic(join(dir, files[key]), data[key]);
-      written.push(files[key]);
+    const names = files as Record<string, string>;
+    for (const key of Object.keys(names)) {
+      writeAtomic(join(dir, names[key]), data[key]);
+      written.push(names[key]);
     }
     writeAtomic(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
   } catch (err) {
@@ -217,8 +254,10 @@ export function writeIndexState(
     throw err;
   }
   if (previous) {
-    for (const key of Object.keys(DATA_FILES) as DataFile[]) {
-      if (previous.files[key] !== files[key]) rmSync(join(dir, previous.files[key]), { force: true });
+    // Only the files the previous manifest named: nothing else in the directory is touched.
+    const current = new Set(written);
+    for (const name of Object.values(previous.files as Record<string, string>)) {
+      if (!current.has(name)) rmSync(join(dir, name), { force: true });
     }
   }
   return manifest;
@@ -227,7 +266,7 @@ export function writeIndexState(
 export function readIndexState(dir: string): IndexState {
   const manifest = readManifest(dir);
   const { settings } = manifest;
-  const nNeurons = settings.layers.length * settings.dMlp;
+  const nNeurons = unitCount(settings);
   const stats = new NeuronStats(nNeurons, settings.topK, settings.histogram);
   const f = manifest.files;
   stats.loadSorted(
@@ -238,12 +277,28 @@ export function readIndexState(dir: string): IndexState {
   stats.histogram.set(readTyped(dir, f.histogram, Uint32Array));
   stats.positive.set(readTyped(dir, f.positive, Uint32Array));
   stats.tokens = manifest.progress.tokens;
+  let samples: NeuronStats | null = null;
+  if (settings.bandSamples && f.sampleScores && f.sampleContexts && f.samplePositions) {
+    samples = newBandSamples(nNeurons, stats.binsTotal, settings.bandSamples);
+    samples.loadSorted(
+      readTyped(dir, f.sampleScores, Float32Array),
+      readTyped(dir, f.sampleContexts, Uint32Array),
+      readTyped(dir, f.samplePositions, Uint16Array),
+    );
+  }
   const ids = readTyped(dir, f.contextIds, Uint32Array);
   const offsets = readTyped(dir, f.contextOffsets, Uint32Array);
   const tokens = readTyped(dir, f.contextTokens, Uint32Array);
   const contexts = new Map<number, Uint32Array>();
   for (const [i, id] of ids.entries()) contexts.set(id, tokens.slice(offsets[i], offsets[i + 1]));
-  return { manifest, stats, contexts };
+  return { manifest, stats, samples, contexts };
+}
+
+/** Context ids any kept example (top or sampled) refers to: the contexts an index stores. */
+export function referencedContexts(stats: NeuronStats, samples: NeuronStats | null): Set<number> {
+  const ids = stats.referencedContexts();
+  if (samples) for (const id of samples.referencedContexts()) ids.add(id);
+  return ids;
 }
 
 type TypedCtor<T> = { new (buffer: ArrayBuffer): T; BYTES_PER_ELEMENT: number };
@@ -263,7 +318,8 @@ function writeAtomic(path: string, data: ArrayBufferView | string): void {
 
 /** Are two settings equal (so their indexes can be resumed into or merged)? Names the first difference. */
 export function settingsDifference(a: IndexSettings, b: IndexSettings): string | null {
-  for (const key of Object.keys(a) as (keyof IndexSettings)[]) {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof IndexSettings>;
+  for (const key of keys) {
     if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) {
       return `${key}: ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
     }

@@ -3,6 +3,7 @@
  * have written (byte for byte: examples are totally ordered, counts are integer sums).
  */
 import { existsSync } from "node:fs";
+import { newBandSamples } from "./band-samples.ts";
 import {
   type IndexManifest,
   indexDirProblem,
@@ -10,6 +11,7 @@ import {
   readIndexState,
   readManifest,
   settingsDifference,
+  unitCount,
   writeIndexState,
 } from "./index-store.ts";
 import { NeuronStats } from "./neuron-stats.ts";
@@ -18,7 +20,7 @@ export function mergeIndexes(shardDirs: readonly string[], outDir: string): Inde
   if (shardDirs.length === 0)
     throw new Error("No shard indexes to merge: pass the directories of shards 0/n .. n-1/n.");
   if (existsSync(manifestPath(outDir))) {
-    throw new Error(`${outDir} already holds a neuron index; merge into a new directory.`);
+    throw new Error(`${outDir} already holds an index; merge into a new directory.`);
   }
   const problem = indexDirProblem(outDir, { flag: "--out" });
   if (problem) {
@@ -57,12 +59,14 @@ export function mergeIndexes(shardDirs: readonly string[], outDir: string): Inde
   }
 
   const { settings } = first;
-  const merged = new NeuronStats(settings.layers.length * settings.dMlp, settings.topK, settings.histogram);
+  const merged = new NeuronStats(unitCount(settings), settings.topK, settings.histogram);
+  const mergedSamples = settings.bandSamples
+    ? newBandSamples(merged.nNeurons, merged.binsTotal, settings.bandSamples)
+    : null;
   const contexts = new Map<number, Uint32Array>();
-  for (const { stats, contexts: ctx } of states) {
-    for (let g = 0; g < merged.nNeurons; g++) {
-      for (const e of stats.top(g)) merged.offer(g, e.value, e.contextId, e.position);
-    }
+  for (const { stats, samples, contexts: ctx } of states) {
+    offerAll(merged, stats);
+    if (mergedSamples && samples) offerAll(mergedSamples, samples);
     for (let i = 0; i < merged.histogram.length; i++) merged.histogram[i] += stats.histogram[i];
     for (let g = 0; g < merged.nNeurons; g++) merged.positive[g] += stats.positive[g];
     merged.addTokens(stats.tokens);
@@ -74,7 +78,21 @@ export function mergeIndexes(shardDirs: readonly string[], outDir: string): Inde
     tokens: merged.tokens,
     complete: true,
   };
-  return writeIndexState(outDir, settings, { index: 0, count: 1 }, progress, merged, contexts);
+  return writeIndexState(outDir, {
+    settings,
+    shard: { index: 0, count: 1 },
+    progress,
+    stats: merged,
+    samples: mergedSamples,
+    contexts,
+  });
+}
+
+/** Offer every kept example of `from` to the same slot of `into` (the examples' order makes this exact). */
+function offerAll(into: NeuronStats, from: NeuronStats): void {
+  for (let g = 0; g < into.nNeurons; g++) {
+    for (const e of from.top(g)) into.offer(g, e.value, e.contextId, e.position);
+  }
 }
 
 export interface ShardSummary {

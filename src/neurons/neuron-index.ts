@@ -1,6 +1,15 @@
-/** Read access to a finished (or checkpointed) neuron index, per (layer, neuron). */
-import { type IndexManifest, readIndexState } from "./index-store.ts";
-import type { Example, NeuronStats } from "./neuron-stats.ts";
+/** Read access to a finished (or checkpointed) neuron index, per (layer, neuron), or feature index, per feature. */
+import { type IndexManifest, type IndexSettings, readIndexState } from "./index-store.ts";
+import { compareExamples, type Example, type NeuronStats } from "./neuron-stats.ts";
+
+/** Examples drawn uniformly from one activation band of a unit. */
+export interface QuantileGroup {
+  lo: number;
+  hi: number;
+  /** Tokens in the band's bins (null when it includes the bin that also counts zeros). */
+  tokens: number | null;
+  examples: { contextId: number; position: number }[];
+}
 
 export interface NeuronSummary {
   /** Fraction of indexed tokens with activation > 0. */
@@ -16,12 +25,18 @@ export class NeuronIndex {
     readonly dir: string,
     readonly manifest: IndexManifest,
     private readonly stats: NeuronStats,
+    private readonly samples: NeuronStats | null,
     private readonly contexts: Map<number, Uint32Array>,
   ) {}
 
   static open(dir: string): NeuronIndex {
-    const { manifest, stats, contexts } = readIndexState(dir);
-    return new NeuronIndex(dir, manifest, stats, contexts);
+    const { manifest, stats, samples, contexts } = readIndexState(dir);
+    return new NeuronIndex(dir, manifest, stats, samples, contexts);
+  }
+
+  /** The SAE a feature index was built for (null for a neuron index). */
+  get sae(): IndexSettings["sae"] | null {
+    return this.manifest.settings.sae ?? null;
   }
 
   get layers(): number[] {
@@ -43,7 +58,68 @@ export class NeuronIndex {
   }
 
   summary(layer: number, neuron: number): NeuronSummary {
-    const g = this.slot(layer, neuron);
+    if (this.sae) {
+      throw new Error(
+        `${this.dir} is a feature index (SAE ${this.sae.path}): open features with \`feature\`.`,
+      );
+    }
+    return this.unitSummary(this.slot(layer, neuron));
+  }
+
+  /** A feature index's summary of SAE feature `feature`. */
+  featureSummary(feature: number): NeuronSummary {
+    const sae = this.sae;
+    if (!sae) throw new Error(`${this.dir} is a neuron index; build a feature index with index --sae DIR.`);
+    if (!Number.isInteger(feature) || feature < 0 || feature >= sae.dSae) {
+      throw new Error(`Feature ${feature} does not exist: the SAE has features 0..${sae.dSae - 1}.`);
+    }
+    return this.unitSummary(feature);
+  }
+
+  /**
+   * Quantile groups of unit g: its activation range (0, max] cut into `bands` equal intervals, each with up
+   * to the index's band-sample count of examples drawn uniformly from it (band-samples.ts). A histogram bin
+   * belongs to the band holding its lower edge, so band edges are rounded to the histogram's bins.
+   */
+  quantileGroups(g: number, bands: number): QuantileGroup[] | null {
+    const samples = this.samples;
+    if (!samples) return null;
+    const s = this.stats;
+    const { lo, hi, bins } = s.hist;
+    const width = (hi - lo) / bins;
+    const top = s.top(g);
+    const max = top.length > 0 ? top[0].value : 0;
+    if (!(max > 0)) return [];
+    const groups = Array.from({ length: bands }, (_, b) => ({
+      lo: (b * max) / bands,
+      hi: ((b + 1) * max) / bands,
+      tokens: 0,
+      candidates: [] as Example[],
+    }));
+    for (let bin = 1; bin <= bins + 1; bin++) {
+      const lower = lo + (bin - 1) * width;
+      // Bin 1 starts at lo, but band samples are positive activations only.
+      const band = Math.min(bands - 1, Math.max(0, Math.floor((Math.max(lower, 0) / max) * bands)));
+      const slot = g * s.binsTotal + bin;
+      const kept = samples.top(slot);
+      if (kept.length === 0) continue;
+      // Tokens in the bin that are positive: the bin's count, except bin 1 which also holds the zeros.
+      groups[band].tokens += bin === 1 && lo <= 0 ? Number.NaN : s.histogram[slot];
+      groups[band].candidates.push(...kept);
+    }
+    return groups.map((grp) => ({
+      lo: grp.lo,
+      hi: grp.hi,
+      tokens: Number.isNaN(grp.tokens) ? null : grp.tokens,
+      // The highest scores of the union: a uniform sample of the band (scores are in `value`).
+      examples: grp.candidates
+        .sort(compareExamples)
+        .slice(0, samples.k)
+        .map((e) => ({ contextId: e.contextId, position: e.position })),
+    }));
+  }
+
+  private unitSummary(g: number): NeuronSummary {
     const s = this.stats;
     const counts = Array.from(s.histogram.subarray(g * s.binsTotal, (g + 1) * s.binsTotal));
     return {

@@ -84,8 +84,17 @@ export function neuronActivations(
  * (processing folds it into W_U).
  */
 export function neuronLogitEffect(model: HookedTransformer, layer: number, neuron: number): Float32Array {
+  const D = model.cfg.dModel;
+  return directionLogitEffect(
+    model,
+    model.weights.blocks[layer].W_out.data.subarray(neuron * D, (neuron + 1) * D),
+  );
+}
+
+/** A residual-stream direction [d_model] through the final norm's gain and W_U: its push on each logit [d_vocab]. */
+export function directionLogitEffect(model: HookedTransformer, dirD: Float32Array): Float32Array {
   const { dModel: D, dVocab: V } = model.cfg;
-  const wOutRow = model.weights.blocks[layer].W_out.data.subarray(neuron * D, (neuron + 1) * D); // [D]
+  const wOutRow = dirD;
   const W_U = model.weights.W_U.data; // [D, V]
   const gain = model.weights.lnFinal?.w.data ?? null;
   const effect = new Float32Array(V);

@@ -7,10 +7,114 @@ import {
   tokenView,
   writeHtmlReport,
 } from "../viz/index.ts";
-import type { NeuronPageData } from "./neuron-page.ts";
+import type { NeuronExample, NeuronPageData } from "./neuron-page.ts";
 
-function fmt(x: number): string {
+export function fmt(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toPrecision(3);
+}
+
+/** Token views of examples, coloured by the unit's activation on a shared 0 .. max scale. */
+export function examplesFigure(
+  title: string,
+  valueLabel: string,
+  examples: readonly NeuronExample[],
+  max: number,
+  label: (e: NeuronExample, i: number) => string,
+) {
+  return tokenView({
+    title,
+    valueLabel,
+    scale: "sequential",
+    domain: [0, max > 0 ? max : 1],
+    samples: examples.map((e, i) => ({
+      label: label(e, i),
+      tokens: e.strTokens.slice(e.window[0], e.window[1]),
+      values: e.activations.slice(e.window[0], e.window[1]),
+    })),
+  });
+}
+
+/** The activation histogram (non-empty bin range, log counts) and the density sentence. */
+export function histogramSection(
+  name: string,
+  ix: { density: number; histogram: { lo: number; hi: number; bins: number; counts: number[] } },
+): ReportSection {
+  const { lo, hi, bins, counts } = ix.histogram;
+  const width = (hi - lo) / bins;
+  // Bins from the first to the last non-empty one; log scale so the rare high activations show.
+  const first = counts.findIndex((c) => c > 0);
+  const last = counts.length - 1 - [...counts].reverse().findIndex((c) => c > 0);
+  const label = (i: number) =>
+    i === 0
+      ? `< ${fmt(lo)}`
+      : i === bins + 1
+        ? `>= ${fmt(hi)}`
+        : `[${fmt(lo + (i - 1) * width)}, ${fmt(lo + i * width)})`;
+  const range = first < 0 ? [] : Array.from({ length: last - first + 1 }, (_, j) => first + j);
+  return {
+    heading: "Activation distribution",
+    text: `Density (fraction of tokens with activation > 0): ${(100 * ix.density).toFixed(2)}%.`,
+    figures:
+      range.length > 0
+        ? [
+            {
+              figure: barChart({
+                title: `${name}: activation histogram`,
+                labels: range.map(label),
+                values: range.map((i) => Math.log10(1 + counts[i])),
+                labelTitle: "activation",
+                valueTitle: "log10(1 + tokens)",
+              }),
+            },
+          ]
+        : [],
+  };
+}
+
+/** Bars of the most promoted and most suppressed tokens per unit of activation. */
+export function logitEffectSection(
+  name: string,
+  effect: NeuronPageData["logitEffect"],
+  rowName: string,
+  text: string,
+): ReportSection {
+  const chart = (title: string, list: NeuronPageData["logitEffect"]["top"]) =>
+    barChart({
+      title,
+      labels: list.map((t) => formatToken(t.str)),
+      values: list.map((t) => t.value),
+      horizontal: true,
+      labelTitle: "token",
+      valueTitle: `${rowName} @ W_U`,
+    });
+  return {
+    heading: "Direct effect on the logits",
+    text,
+    figures: [
+      { figure: chart(`${name}: most promoted tokens`, effect.top) },
+      { figure: chart(`${name}: most suppressed tokens`, effect.bottom) },
+    ],
+  };
+}
+
+/** The unit's activation on the user's text. */
+export function ownTextSection(
+  name: string,
+  valueLabel: string,
+  ownText: { strTokens: string[]; activations: number[] },
+): ReportSection {
+  return {
+    heading: "Activation on your text",
+    figures: [
+      {
+        figure: tokenView({
+          title: `${name} on your text`,
+          valueLabel,
+          samples: [{ tokens: ownText.strTokens, values: ownText.activations }],
+        }),
+      },
+    ],
+  };
 }
 
 export function neuronReport(page: NeuronPageData): ReportOptions {
@@ -29,85 +133,29 @@ export function neuronReport(page: NeuronPageData): ReportOptions {
           `neuron fires most, each shown with the text before it; colour is the activation at every token.`,
         figures: [
           {
-            figure: tokenView({
-              title: `${name}: top examples`,
+            figure: examplesFigure(
+              `${name}: top examples`,
               valueLabel,
-              scale: "sequential",
-              domain: [0, maxValue > 0 ? maxValue : 1],
-              samples: ix.examples.map((e, i) => ({
-                label: `#${i + 1}  max ${fmt(e.value)}  (context ${e.contextId}, token ${e.position})`,
-                tokens: e.strTokens.slice(e.window[0], e.window[1]),
-                values: e.activations.slice(e.window[0], e.window[1]),
-              })),
-            }),
+              ix.examples,
+              maxValue,
+              (e, i) => `#${i + 1}  max ${fmt(e.value)}  (context ${e.contextId}, token ${e.position})`,
+            ),
           },
         ],
       });
     }
-    const { lo, hi, bins, counts } = ix.histogram;
-    const width = (hi - lo) / bins;
-    // Bins from the first to the last non-empty one; log scale so the rare high activations show.
-    const first = counts.findIndex((c) => c > 0);
-    const last = counts.length - 1 - [...counts].reverse().findIndex((c) => c > 0);
-    const label = (i: number) =>
-      i === 0
-        ? `< ${fmt(lo)}`
-        : i === bins + 1
-          ? `>= ${fmt(hi)}`
-          : `[${fmt(lo + (i - 1) * width)}, ${fmt(lo + i * width)})`;
-    const range = first < 0 ? [] : Array.from({ length: last - first + 1 }, (_, j) => first + j);
-    sections.push({
-      heading: "Activation distribution",
-      text: `Density (fraction of tokens with activation > 0): ${(100 * ix.density).toFixed(2)}%.`,
-      figures:
-        range.length > 0
-          ? [
-              {
-                figure: barChart({
-                  title: `${name}: activation histogram`,
-                  labels: range.map(label),
-                  values: range.map((i) => Math.log10(1 + counts[i])),
-                  labelTitle: "activation",
-                  valueTitle: "log10(1 + tokens)",
-                }),
-              },
-            ]
-          : [],
-    });
+    sections.push(histogramSection(name, ix));
   }
 
-  const effect = (title: string, list: NeuronPageData["logitEffect"]["top"]) =>
-    barChart({
-      title,
-      labels: list.map((t) => formatToken(t.str)),
-      values: list.map((t) => t.value),
-      horizontal: true,
-      labelTitle: "token",
-      valueTitle: "W_out[n] @ W_U",
-    });
-  sections.push({
-    heading: "Direct effect on the logits",
-    text: "The tokens whose logits this neuron's output raises most and lowers most, per unit of activation (W_out[n] @ W_U).",
-    figures: [
-      { figure: effect(`${name}: most promoted tokens`, page.logitEffect.top) },
-      { figure: effect(`${name}: most suppressed tokens`, page.logitEffect.bottom) },
-    ],
-  });
-
-  if (page.ownText) {
-    sections.push({
-      heading: "Activation on your text",
-      figures: [
-        {
-          figure: tokenView({
-            title: `${name} on your text`,
-            valueLabel,
-            samples: [{ tokens: page.ownText.strTokens, values: page.ownText.activations }],
-          }),
-        },
-      ],
-    });
-  }
+  sections.push(
+    logitEffectSection(
+      name,
+      page.logitEffect,
+      "W_out[n]",
+      "The tokens whose logits this neuron's output raises most and lowers most, per unit of activation (W_out[n] @ W_U).",
+    ),
+  );
+  if (page.ownText) sections.push(ownTextSection(name, valueLabel, page.ownText));
   return { title: `Neuron ${name}`, subtitle: `Model ${page.model}`, sections };
 }
 

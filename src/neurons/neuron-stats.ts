@@ -97,11 +97,7 @@ export class NeuronStats {
         for (let j = j0; j < j1; j++) {
           const v = actsRW[base + j];
           const g = neuronOffset + j;
-          let bin: number;
-          if (!(v >= lo)) bin = 0;
-          else if (v >= hi) bin = bins + 1;
-          else bin = Math.min(bins, ((v - lo) * invWidth + 1) | 0);
-          histogram[g * binsTotal + bin]++;
+          histogram[g * binsTotal + histogramBin(v, lo, hi, bins, invWidth)]++;
           if (v > 0) positive[g]++;
           if (v > threshold[g]) this.insert(g, v, contextIds[r], positions[r]);
         }
@@ -241,6 +237,13 @@ export class NeuronStats {
     }
     return ids;
   }
+}
+
+/** Bin of v: 0 below lo (and NaN), bins + 1 at or above hi, else 1 + its bin of width (hi − lo) / bins. */
+export function histogramBin(v: number, lo: number, hi: number, bins: number, invWidth: number): number {
+  if (!(v >= lo)) return 0;
+  if (v >= hi) return bins + 1;
+  return Math.min(bins, ((v - lo) * invWidth + 1) | 0);
 }
 
 /** Is example a worse than example b (lower value; on ties, later context, then later position)? */

@@ -4,7 +4,7 @@
  * `activation_scaler.json` (`{"scaling_factor": s}`, used with normalize_activations
  * expected_average_only_in). Everything is checked before a weight is handed to the kernels.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";

@@ -38,14 +38,13 @@ try {
       batchSize: 1,
     };
     const progress = { nextContext: 8, contexts: 1, tokens: BIG / 4, complete: false };
-    writeIndexState(
-      target,
+    writeIndexState(target, {
       settings,
-      { index: 0, count: 1 },
+      shard: { index: 0, count: 1 },
       progress,
       stats,
-      new Map([[7, new Uint32Array(BIG / 4)]]),
-    );
+      contexts: new Map([[7, new Uint32Array(BIG / 4)]]),
+    });
   } else if (writer === "report") {
     writeHtmlReport(target, { title: "limited-writer", sections: [] });
   } else {

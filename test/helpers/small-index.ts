@@ -22,5 +22,11 @@ export function writeSmallCheckpoint(dir: string, step = 1): void {
     batchSize: 1,
   };
   const progress = { nextContext: 8 * step, contexts: step, tokens: step, complete: false };
-  writeIndexState(dir, settings, { index: 0, count: 1 }, progress, stats, new Map([[7, new Uint32Array(4)]]));
+  writeIndexState(dir, {
+    settings,
+    shard: { index: 0, count: 1 },
+    progress,
+    stats,
+    contexts: new Map([[7, new Uint32Array(4)]]),
+  });
 }

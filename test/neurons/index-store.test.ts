@@ -83,14 +83,14 @@ test("fuzz: a manifest naming any path outside its directory is refused, and not
     // Resuming (which deletes the previous generation's files) reaches nothing outside.
     try {
       const state = readIndexState(dir);
-      writeIndexState(
-        dir,
-        state.manifest.settings,
-        state.manifest.shard,
-        state.manifest.progress,
-        state.stats,
-        state.contexts,
-      );
+      writeIndexState(dir, {
+        settings: state.manifest.settings,
+        shard: state.manifest.shard,
+        progress: state.manifest.progress,
+        stats: state.stats,
+        samples: state.samples,
+        contexts: state.contexts,
+      });
     } catch {
       // refused, or a missing file inside: either way nothing outside may change
     }

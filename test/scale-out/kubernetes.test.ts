@@ -4,7 +4,6 @@
  * JOB_COMPLETION_INDEX set, $(JOB_COMPLETION_INDEX) expanded in the command — and the merge Job run after.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,29 +13,13 @@ import { parse } from "yaml";
 import { runCli } from "../helpers/cli.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 import { storeFiles } from "../helpers/index-files.ts";
-import { buildSingleIndex, INDEX_ARGS, writeStories } from "./sharded-index.ts";
+import { buildSingleIndex, type Container, INDEX_ARGS, runPod, writeStories } from "./sharded-index.ts";
 
 const mount = mkdtempSync(join(tmpdir(), "cs-k8s-"));
 after(() => rmSync(mount, { recursive: true, force: true }));
 
-interface Container {
-  command: string[];
-  workingDir: string;
-  env: { name: string; value: string }[];
-}
 interface JobDoc {
   spec: { completions?: number; completionMode?: string; template: { spec: { containers: Container[] } } };
-}
-
-/** Runs a container's command as the kubelet would, on this machine. */
-function runPod(container: Container, index?: number): { status: number | null; stderr: string } {
-  const argv = container.command.map((w) =>
-    index === undefined ? w : w.replaceAll("$(JOB_COMPLETION_INDEX)", String(index)),
-  );
-  const env = { ...process.env, ...Object.fromEntries(container.env.map((e) => [e.name, e.value])) };
-  if (index !== undefined) env.JOB_COMPLETION_INDEX = String(index);
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: container.workingDir, env, encoding: "utf8" });
-  return { status: r.status, stderr: r.stderr };
 }
 
 describe("kubernetes: an Indexed Job of shards, then a merge Job", () => {

@@ -1,5 +1,6 @@
 /** A small corpus and the one-process index that sharded runs of `index` must reproduce. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../helpers/cli.ts";
@@ -39,4 +40,29 @@ export async function buildSingleIndex(cwd: string, corpus: string, out: string)
 
 export function shardPaths(workDir: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => join(workDir, "shards", String(i)));
+}
+
+/** A pod's container, as the Job manifests give it. */
+export interface Container {
+  command: string[];
+  workingDir: string;
+  env: { name: string; value: string }[];
+}
+
+/** Runs a container's command as the kubelet would, on this machine. */
+export function runPod(container: Container, index?: number): { status: number | null; stderr: string } {
+  const argv = container.command.map((w) =>
+    index === undefined ? w : w.replaceAll("$(JOB_COMPLETION_INDEX)", String(index)),
+  );
+  const env = { ...process.env, ...Object.fromEntries(container.env.map((e) => [e.name, e.value])) };
+  if (index !== undefined) env.JOB_COMPLETION_INDEX = String(index);
+  // A pod that hangs is killed (SIGKILL) rather than left running past the test.
+  const r = spawnSync(argv[0], argv.slice(1), {
+    cwd: container.workingDir,
+    env,
+    encoding: "utf8",
+    killSignal: "SIGKILL",
+    timeout: 300_000,
+  });
+  return { status: r.status, stderr: r.stderr };
 }

@@ -24,6 +24,9 @@ interface IndexCliOptions extends ModelCliOptions {
   shard?: string;
   resume?: boolean;
   json?: boolean;
+  sae?: string;
+  bandSamples?: number;
+  histMax?: number;
 }
 
 function parseLayers(text: string): number[] {
@@ -36,14 +39,23 @@ function parseLayers(text: string): number[] {
   });
 }
 
-function defaultOutDir(model: string, corpus: string): string {
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const x = Number(value);
+    if (!(x > 0) || !Number.isFinite(x))
+      throw new UsageError(`--${name} must be a number above 0, got ${value}`);
+    return x;
+  };
+}
+
+function defaultOutDir(model: string, corpus: string, sae: boolean): string {
   const base = (s: string) =>
     s
       .replace(/[/\\]+$/, "")
       .split(/[/\\]/)
       .pop()!
       .replace(/\.[^.]+$/, "");
-  return `neuron-index/${base(model)}-${base(corpus)}`;
+  return `${sae ? "feature-index" : "neuron-index"}/${base(model)}-${base(corpus)}`;
 }
 
 /** The command line that continues this run: the same arguments plus --resume. */
@@ -58,7 +70,7 @@ export function register(program: Command): void {
     program
       .command("index")
       .description(
-        "index MLP neurons over a corpus: top-k examples, histogram and density per neuron (a local Neuroscope)",
+        "index MLP neurons (or, with --sae, SAE features) over a corpus: top-k examples, histogram and density per unit (a local Neuroscope / Neuronpedia)",
       ),
   )
     .option(
@@ -67,6 +79,20 @@ export function register(program: Command): void {
     )
     .option("--text-field <name>", "JSONL field holding the text", "text")
     .option("--layers <list>", "layers to index, e.g. 0,5,8 (default: all)")
+    .option(
+      "--sae <dir|owner/repo/folder>",
+      "index this SAELens SAE's features at its hook instead of neurons (a feature index, for `feature` pages)",
+    )
+    .option(
+      "--band-samples <n>",
+      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae, none for neurons)",
+      positiveIntOption("band-samples"),
+    )
+    .option(
+      "--hist-max <x>",
+      "upper edge of the activation histogram (default 9.5 for neurons; for --sae, 0 .. this in 100 bins, default 10)",
+      positiveNumber("hist-max"),
+    )
     .option(
       "--max-tokens <n>",
       "index only the corpus prefix of this many tokens",
@@ -100,9 +126,22 @@ export function register(program: Command): void {
       const { createProgress, progressShown } = await import("../../util/progress.ts");
       const source = openCorpus(opts.corpus, { textField: opts.textField });
       const shard = opts.shard ? resolveShard(opts.shard) : undefined;
-      const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus);
+      if (opts.sae && opts.layers) {
+        throw new UsageError("--sae indexes the SAE's features at its hook: leave out --layers.");
+      }
+      const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus, opts.sae !== undefined);
       checkOutputPaths([{ path: outDir, flag: "--out", kind: "index", resume: opts.resume }]);
+      const { prepareSae, loadPreparedSae } = await import("../sae-options.ts");
+      const pendingSae = await prepareSae({ sae: opts.sae, steer: [], ablate: [], offline: opts.offline });
       const model = await loadModelFromOptions(opts);
+      const sae = pendingSae ? await loadPreparedSae(pendingSae, model) : null;
+      const { DEFAULT_HISTOGRAM } = await import("../../neurons/neuron-stats.ts");
+      // SAE features are >= 0 and their scale is the SAE's own: bins from 0, the top edge a flag.
+      const histogram = sae
+        ? { lo: 0, hi: opts.histMax ?? 10, bins: 100 }
+        : opts.histMax
+          ? { ...DEFAULT_HISTOGRAM, hi: opts.histMax }
+          : undefined;
 
       let total = opts.maxTokens ?? 0;
       if (progressShown(opts.json) && total === 0) {
@@ -130,6 +169,9 @@ export function register(program: Command): void {
             outDir,
             modelName: opts.model,
             layers: opts.layers ? parseLayers(opts.layers) : undefined,
+            ...(sae && opts.sae ? { sae: { sae, path: opts.sae } } : {}),
+            bandSamples: opts.bandSamples ?? (sae ? 5 : undefined),
+            histogram,
             topK: opts.topK,
             contextLen: opts.contextLen,
             maxTokens: opts.maxTokens,
@@ -157,6 +199,12 @@ export function register(program: Command): void {
         }
         if (opts.json) {
           printJson({ outDir, ...m, tokensPerSecond: result.tokensPerSecond });
+        } else if (m.progress.complete && m.settings.sae) {
+          process.stdout.write(
+            `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.sae.dSae} SAE features at ${m.settings.sae.hook} ` +
+              `into ${outDir} (${result.tokensPerSecond.toFixed(0)} tokens/s). View a feature with: ` +
+              `circuitscope feature --model ${opts.model} --sae ${opts.sae} --index ${outDir} --feature 0\n`,
+          );
         } else if (m.progress.complete) {
           process.stdout.write(
             `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.layers.length * m.settings.dMlp} neurons ` +
