@@ -154,5 +154,6 @@ export function gpt2Config(shape: ModelShape): ModelConfig {
     mlpBias: true,
     tiedEmbeddings: true,
     slidingWindow: null,
+    parallelResidual: false,
   };
 }

@@ -121,6 +121,7 @@ export const llamaFamily: ModelFamily = {
       mlpBias: modelType === "llama" ? r.bool("mlp_bias", false) : false,
       tiedEmbeddings: r.bool("tie_word_embeddings", false),
       slidingWindow,
+      parallelResidual: false,
     };
   },
 
