@@ -161,8 +161,10 @@ export function neoxReferenceFromTensors(
     const affine = (y: Float64Array) => y.map((v, i) => v * g[i % D] + b[i % D]);
     const y = xc.map((v, i) => v / scale[Math.floor(i / D)]);
     // Folded, the hook sees x_c / scale and the affine part lives in the next weights: same output.
+    // fold_ln also centres the folded weights over d_model, which is reading the hook's value centred
+    // (equal forward, since x_c / scale has zero mean; it shows in gradients and under patching).
     return processed
-      ? affine(put(`${prefix}.hook_normalized`, [P, D], y))
+      ? affine(centreRows(put(`${prefix}.hook_normalized`, [P, D], y), D))
       : put(`${prefix}.hook_normalized`, [P, D], affine(y));
   };
 
@@ -184,7 +186,9 @@ export function neoxReferenceFromTensors(
 
   const E = w("gpt_neox.embed_in.weight");
   const embed = new Float64Array(P * D);
-  tokens.forEach((tok, p) => embed.set(E.data.subarray(tok * D, (tok + 1) * D), p * D));
+  tokens.forEach((tok, p) => {
+    embed.set(E.data.subarray(tok * D, (tok + 1) * D), p * D);
+  });
   let resid = put("hook_embed", [P, D], writes(embed));
 
   for (let l = 0; l < c.L; l++) {
