@@ -17,7 +17,7 @@ import {
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { fuseHeads } from "../model/layouts.ts";
 import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
-import { applyNormAffine, divideRows, normBackward, normScale } from "../model/normalization.ts";
+import { normalize, normBackward } from "../model/normalization.ts";
 import { readoutDirection } from "../model/readout.ts";
 import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
@@ -159,9 +159,8 @@ export class ArchOps {
 
   /** Normalise each row of x [rows, D]. */
   norm(site: NormSite, x: Float32Array, rows: number): { y: Float32Array; scale: Float32Array } {
-    const { cfg } = this.model;
-    const { centered, scale } = normScale(cfg.normalization, x, rows, this.D, cfg.lnEps);
-    return { y: applyNormAffine(divideRows(centered, scale, this.D), this.normParams(site), this.D), scale };
+    const { normalization: kind, lnEps: eps } = this.model.cfg;
+    return normalize({ kind, x, rows, D: this.D, eps, ln: this.normParams(site) });
   }
 
   normBackward(

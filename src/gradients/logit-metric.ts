@@ -1,4 +1,5 @@
 import { batchMean, rowLogitDiff, type TokenPerPrompt, tokensPerPrompt } from "../analysis/answer-metrics.ts";
+import { logSoftmax } from "../model/sampling.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /**
@@ -91,18 +92,6 @@ function affineLogitDiff(
 
 /** Mean over the batch of log p(answer) at the final position: a metric with a dense gradient. */
 export function answerLogProbMetric(answer: TokenPerPrompt): LogitMetric {
-  const logSoftmaxRow = (row: Float32Array): { lse: number; probs: Float64Array } => {
-    let max = Number.NEGATIVE_INFINITY;
-    for (const x of row) if (x > max) max = x;
-    let sum = 0;
-    const probs = new Float64Array(row.length);
-    for (let i = 0; i < row.length; i++) {
-      probs[i] = Math.exp(row[i] - max);
-      sum += probs[i];
-    }
-    for (let i = 0; i < row.length; i++) probs[i] /= sum;
-    return { lse: max + Math.log(sum), probs };
-  };
   return {
     name: "answer_logprob",
     value(finalLogits) {
@@ -111,7 +100,7 @@ export function answerLogProbMetric(answer: TokenPerPrompt): LogitMetric {
       let total = 0;
       for (let b = 0; b < B; b++) {
         const row = finalLogits.data.subarray(b * V, (b + 1) * V);
-        total += row[a[b]] - logSoftmaxRow(row).lse;
+        total += logSoftmax(row)[a[b]];
       }
       return total / B;
     },
@@ -120,9 +109,9 @@ export function answerLogProbMetric(answer: TokenPerPrompt): LogitMetric {
       const a = tokensPerPrompt(answer, B, V, "answer");
       const grad = new Float32Array(B * V);
       for (let b = 0; b < B; b++) {
-        const { probs } = logSoftmaxRow(finalLogits.data.subarray(b * V, (b + 1) * V));
+        const lp = logSoftmax(finalLogits.data.subarray(b * V, (b + 1) * V));
         // d log p_a / d logit_i = [i == a] - p_i
-        for (let i = 0; i < V; i++) grad[b * V + i] = -probs[i] / B;
+        for (let i = 0; i < V; i++) grad[b * V + i] = -Math.exp(lp[i]) / B;
         grad[b * V + a[b]] += 1 / B;
       }
       return { kind: "dense", grad };

@@ -16,7 +16,7 @@ import type { EmbeddingTable } from "./embedding-table.ts";
 import type { HookDispatcher } from "./hooks.ts";
 import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
 import { type MlpOps, mlpForward } from "./mlp.ts";
-import { applyNormAffine, divideRows, normScale } from "./normalization.ts";
+import { normalize } from "./normalization.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
 
@@ -251,10 +251,10 @@ export class ForwardEngine {
     ln: LayerNormParams | null,
     h: HookDispatcher,
   ): Tensor {
-    const D = this.cfg.dModel;
-    const { centered, scale } = normScale(this.cfg.normalization, x, B * P, D, this.cfg.lnEps);
-    const scaleT = h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1]));
-    const y = applyNormAffine(divideRows(centered, scaleT.data, D), ln, D);
+    const { normalization: kind, dModel: D, lnEps: eps } = this.cfg;
+    const fireScale = (scale: Float32Array) =>
+      h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1])).data;
+    const { y } = normalize({ kind, x, rows: B * P, D, eps, ln, fireScale });
     return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [B, P, D]));
   }
 

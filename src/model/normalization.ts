@@ -60,6 +60,24 @@ export function applyNormAffine(y: Float32Array, ln: LayerNormParams | null, D: 
   return y;
 }
 
+/**
+ * The norm's forward: y = x_c / scale (· w + b) for rows of x [rows, D]. `fireScale` sees (and may replace)
+ * the scale [rows] before it is used (the `hook_scale` point); the scale returned is the one used.
+ */
+export function normalize(a: {
+  kind: NormKind;
+  x: Float32Array;
+  rows: number;
+  D: number;
+  eps: number;
+  ln: LayerNormParams | null;
+  fireScale?: (scale: Float32Array) => Float32Array;
+}): { y: Float32Array; scale: Float32Array } {
+  const { centered, scale: computed } = normScale(a.kind, a.x, a.rows, a.D, a.eps);
+  const scale = a.fireScale ? a.fireScale(computed) : computed;
+  return { y: applyNormAffine(divideRows(centered, scale, a.D), a.ln, a.D), scale };
+}
+
 /** A norm without affine weights (LNPre by default): normalised rows y and the per-row scale. */
 export function normalizeRows(
   x: Float32Array,
@@ -107,7 +125,9 @@ export function normalizeStack(a: {
 
 /**
  * Backward of the norm over rows of x [rows, D]. Given d/d normalized, returns d/d scale (hook_scale's own
- * gradient) and the total gradient into x, through the centring (LayerNorm) and the scale.
+ * gradient) and the total gradient into x, through the centring (LayerNorm) and the scale. With
+ * `frozenScale` the scale is a constant (a linearised pass, as attribution graphs take it): the gradient
+ * into x goes through the centring and the division only.
  */
 export function normBackward(a: {
   kind: NormKind;
@@ -117,8 +137,10 @@ export function normBackward(a: {
   gNormalized: Float32Array; // [rows, D]
   rows: number;
   D: number;
+  frozenScale?: boolean;
 }): { gInput: Float32Array; gScale: Float32Array } {
   const { kind, x, scale, ln, gNormalized, rows, D } = a;
+  const through = a.frozenScale ? 0 : 1; // whether the scale's own gradient flows on into x
   const gInput = new Float32Array(rows * D);
   const gScale = new Float32Array(rows);
   const w = ln?.w.data ?? null;
@@ -148,7 +170,7 @@ export function normBackward(a: {
     // d/dx_c = gy / s + d/ds · ds/dx_c, with ds/dx_c = x_c / (D s) = y / D
     let meanGxc = 0;
     for (let d = 0; d < D; d++) {
-      gy[d] = gy[d] / s + (gS * y[d]) / D;
+      gy[d] = gy[d] / s + (through * gS * y[d]) / D;
       meanGxc += gy[d];
     }
     meanGxc = centre ? meanGxc / D : 0;

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import {
   applyNormAffine,
   type NormKind,
+  normalize,
   normalizeRows,
   normalizeStack,
   normBackward,
@@ -81,3 +82,35 @@ for (const kind of ["layernorm", "rmsnorm"] as const) {
     for (let d = 0; d < D; d++) assert.ok(Math.abs(own[D + d] - alone[d]) < 1e-6);
   });
 }
+
+for (const kind of ["layernorm", "rmsnorm"] as const)
+  test(`${kind}: frozen-scale backward matches finite differences with the scale held at its value`, () => {
+    const x = vec(2 * D);
+    const g = vec(2 * D);
+    const { y, scale } = normalize({ kind, x, rows: 2, D, eps: 1e-5, ln });
+    const { gInput } = normBackward({ kind, x, scale, ln, gNormalized: g, rows: 2, D, frozenScale: true });
+    const live = normBackward({ kind, x, scale, ln, gNormalized: g, rows: 2, D }).gInput;
+    for (let r = 0; r < 2; r++) {
+      const s = scale[r];
+      // The frozen norm in float64: y = (x - mean) / s · w + b with s a constant.
+      const frozen = (xs: Float64Array) => {
+        const mean = kind === "layernorm" ? xs.reduce((a, v) => a + v, 0) / D : 0;
+        return xs.reduce((a, v, d) => a + ((v - mean) / s) * ln.w.data[d] * g[r * D + d], 0);
+      };
+      const base = Float64Array.from(x.subarray(r * D, (r + 1) * D));
+      const h = 1e-6;
+      for (let d = 0; d < D; d++) {
+        const up = base.slice();
+        const down = base.slice();
+        up[d] += h;
+        down[d] -= h;
+        const fd = (frozen(up) - frozen(down)) / (2 * h);
+        assert.ok(Math.abs(gInput[r * D + d] - fd) < 1e-4, `row ${r} d ${d}: ${gInput[r * D + d]} vs ${fd}`);
+      }
+      // The forward is the same norm whichever way its backward goes.
+      const want = norm64(kind, base, 1e-5);
+      for (let d = 0; d < D; d++) assert.ok(Math.abs(y[r * D + d] - want[d]) < 1e-5);
+    }
+    // Freezing changes the gradient (the scale depends on x), so the option is not a no-op.
+    assert.ok(gInput.some((v, i) => Math.abs(v - live[i]) > 1e-3));
+  });
