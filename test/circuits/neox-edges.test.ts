@@ -73,7 +73,12 @@ test("one MLP edge removed = that MLP's input (resid_pre) shifted by the parent'
     let seen = new Float32Array(0);
     const want =
       modelMetric(clean, [
-        [`blocks.${l}.hook_resid_pre`, (t) => void (seen = t.data.slice())],
+        [
+          `blocks.${l}.hook_resid_pre`,
+          (t) => {
+            seen = t.data.slice();
+          },
+        ],
         [
           `blocks.${l}.ln2.hook_normalized`,
           (t) => {
