@@ -207,3 +207,35 @@ function layerNorm(src: TensorSource, prefix: string): LayerNormParams {
 function transposed(src: TensorSource, name: string, out: number, inDim: number): Tensor {
   return transpose2d(new Tensor(src.take(name).data, [out, inDim]));
 }
+
+/**
+ * The Pythia suite's config.json fields (EleutherAI/pythia-*: every size shares vocabulary, context,
+ * rotary_pct 0.25 and the parallel residual), for random checkpoints of the real shapes.
+ */
+export const PYTHIA_SHAPES: Record<string, Record<string, unknown>> = Object.fromEntries(
+  (
+    [
+      ["pythia-70m", 6, 512, 8],
+      ["pythia-160m", 12, 768, 12],
+      ["pythia-410m", 24, 1024, 16],
+      ["pythia-1b", 16, 2048, 8],
+    ] as const
+  ).map(([name, layers, d, heads]) => [
+    name,
+    {
+      model_type: "gpt_neox",
+      num_hidden_layers: layers,
+      hidden_size: d,
+      num_attention_heads: heads,
+      intermediate_size: 4 * d,
+      vocab_size: 50304,
+      max_position_embeddings: 2048,
+      rotary_pct: 0.25,
+      rotary_emb_base: 10000,
+      use_parallel_residual: true,
+      layer_norm_eps: 1e-5,
+      hidden_act: "gelu",
+      tie_word_embeddings: false,
+    },
+  ]),
+);
