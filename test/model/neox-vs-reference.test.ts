@@ -10,42 +10,15 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { allHookNames } from "../../src/model/hook-points.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import type { Tensor } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
+import { promptSlice, relDiff } from "../helpers/hook-compare.ts";
 import { readHfTensors } from "../helpers/llama-reference.ts";
 import { neoxReferenceFromTensors, readNeoxRefConfig } from "../helpers/neox-reference.ts";
 import { makeNeoxCheckpoint, NEOX_BASE_CONFIG, NEOX_VARIANTS } from "../helpers/neox-variants.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-neox-ref-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** Prompt b's part of a padded batch activation (scores and patterns: its [H, n, n] corner). */
-function promptSlice(name: string, t: Tensor, b: number, n: number): Float32Array {
-  const [B, ...rest] = t.shape;
-  const per = t.data.length / B;
-  const x = t.data.subarray(b * per, (b + 1) * per);
-  if (/hook_(attn_scores|pattern)$/.test(name)) {
-    const [H, P] = rest;
-    const out = new Float32Array(H * n * n);
-    for (let h = 0; h < H; h++)
-      for (let i = 0; i < n; i++) out.set(x.subarray((h * P + i) * P, (h * P + i) * P + n), (h * n + i) * n);
-    return out;
-  }
-  return x.subarray(0, (per / rest[0]) * n);
-}
-
-/** Largest |a - b| / max(1, |b|) (equal infinities equal). */
-function relDiff(a: Float32Array, b: Float64Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === b[i]) continue;
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
-  }
-  return worst;
-}
 
 describe("GPT-NeoX: engine vs independent float64 reference, every hook at 1e-4", () => {
   NEOX_VARIANTS.forEach((v, i) => {

@@ -5,9 +5,10 @@
  * `embed_out`, and attention and MLP in parallel (`use_parallel_residual`) or in sequence.
  */
 import { Tensor } from "../../tensor/tensor.ts";
-import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
+import { type BlockWeights, transpose2d } from "../canonical-weights.ts";
 import type { Activation, ConfigReader, ModelConfig } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
+import { takeLayerNorm as layerNorm, takeTransposed as transposed, takeVector as vector } from "./take.ts";
 
 /** HF activation names → ours (GPTNeoXConfig's default is "gelu", the exact erf form). */
 const ACTIVATIONS: Record<string, Activation> = {
@@ -193,20 +194,6 @@ export const gptNeoxFamily: ModelFamily = {
     };
   },
 };
-
-function vector(src: TensorSource, name: string): Tensor {
-  const t = src.take(name);
-  return new Tensor(t.data, [t.data.length]);
-}
-
-function layerNorm(src: TensorSource, prefix: string): LayerNormParams {
-  return { w: vector(src, `${prefix}.weight`), b: vector(src, `${prefix}.bias`) };
-}
-
-/** A torch Linear weight [out, in] as [in, out]. */
-function transposed(src: TensorSource, name: string, out: number, inDim: number): Tensor {
-  return transpose2d(new Tensor(src.take(name).data, [out, inDim]));
-}
 
 /**
  * The Pythia suite's config.json fields (EleutherAI/pythia-*: every size shares vocabulary, context,
