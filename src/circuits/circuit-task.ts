@@ -73,7 +73,8 @@ export class CircuitTask {
       throw new Error(`passesTogether must be a positive integer, got ${opts.passesTogether}`);
     this.passesTogether = opts.passesTogether;
     const arch = new ArchOps(model);
-    this.graph = new EdgeGraph({ nLayers: model.cfg.nLayers, nHeads: model.cfg.nHeads });
+    const { nLayers, nHeads, parallelResidual } = model.cfg;
+    this.graph = new EdgeGraph({ nLayers, nHeads, parallel: parallelResidual });
     this.forward = new EdgeForward(this.graph, arch);
     this.allKept = new Float32Array(this.graph.nEdges).fill(1);
     const byLength = new Map<number, number[]>();

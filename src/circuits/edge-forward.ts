@@ -100,9 +100,11 @@ export class EdgeForward {
     };
     for (let l = 0; l < arch.nLayers; l++) {
       resid.push(broadcast());
+      // A parallel block's MLP reads the residual before this layer's attention (and its b_O).
+      if (graph.shape.parallel) resid.push(broadcast());
       const bO = arch.headWeights(l).b_O;
       for (let d = 0; d < arch.D; d++) bias[d] += bO[d];
-      resid.push(broadcast());
+      if (!graph.shape.parallel) resid.push(broadcast());
     }
     resid.push(broadcast());
     return { outs: new Float32Array(graph.nodes.length * N), resid };
@@ -119,7 +121,7 @@ export class EdgeForward {
           ? graph.nodes.length
           : point % 2 === 0
             ? graph.headNodeIndex(point / 2, 0)
-            : graph.mlpNodeIndex((point - 1) / 2);
+            : graph.mlpParents((point - 1) / 2);
       for (let p = 0; p < nParents; p++) {
         const o = p * N;
         for (let i = 0; i < N; i++) r[i] += outs[o + i];

@@ -15,6 +15,11 @@ export const HEAD_INPUTS: readonly HeadInput[] = ["q", "k", "v"];
 export interface GraphShape {
   nLayers: number;
   nHeads: number;
+  /**
+   * Attention and MLP read the same residual (GPT-NeoX's parallel residual): a layer's MLP has no edges
+   * from that layer's heads, so its parents are the nodes before them (still a prefix).
+   */
+  parallel?: boolean;
 }
 
 export interface ChildInput {
@@ -83,7 +88,7 @@ export class EdgeGraph {
         layer: l,
         head: null,
         input: null,
-        nParents: this.mlpNodeIndex(l),
+        nParents: this.mlpParents(l),
       });
     }
     add({
@@ -109,6 +114,10 @@ export class EdgeGraph {
   }
   mlpNodeIndex(layer: number): number {
     return 1 + layer * (this.shape.nHeads + 1) + this.shape.nHeads;
+  }
+  /** How many nodes (a prefix) feed layer `layer`'s MLP: all before it, or before its heads when parallel. */
+  mlpParents(layer: number): number {
+    return this.shape.parallel ? this.headNodeIndex(layer, 0) : this.mlpNodeIndex(layer);
   }
   /** Index of a layer's first head input (q of head 0); its MLP input follows the 3H head inputs. */
   layerChildIndex(layer: number): number {

@@ -155,9 +155,11 @@ function* stagedBackward(
     if (mlp.gUp) put(name("mlp.hook_pre_linear"), mlp.gUp, [B, P, cfg.dMlp]);
     const gNorm2 = mlp.gInput;
     put(name("ln2.hook_normalized"), gNorm2, [B, P, D]);
+    // ln2 reads resid_mid, or resid_pre in a parallel block (its gradient then joins ln1's below).
+    const parallel = cfg.parallelResidual;
     const ln2 = normBackward({
       kind: cfg.normalization,
-      x: act("hook_resid_mid"),
+      x: act(parallel ? "hook_resid_pre" : "hook_resid_mid"),
       scale: act("ln2.hook_scale"),
       ln: w.ln2,
       gNormalized: gNorm2,
@@ -165,7 +167,7 @@ function* stagedBackward(
       D,
     });
     put(name("ln2.hook_scale"), ln2.gScale, [B, P, 1]);
-    const gMid = addArrays(gResid, ln2.gInput);
+    const gMid = parallel ? gResid : addArrays(gResid, ln2.gInput);
     put(name("hook_resid_mid"), gMid, [B, P, D]);
 
     // resid_mid = resid_pre + attn_out
@@ -220,6 +222,7 @@ function* stagedBackward(
     });
     put(name("ln1.hook_scale"), ln1.gScale, [B, P, 1]);
     gResid = addArrays(gMid, ln1.gInput);
+    if (parallel) gResid = addArrays(gResid, ln2.gInput);
     put(name("hook_resid_pre"), gResid, [B, P, D]);
     yield opsOfBlock(ops);
   }

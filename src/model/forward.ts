@@ -282,7 +282,9 @@ export class ForwardEngine {
   /**
    * One block as two residual lines (nanoGPT's Block.forward): x += attn(ln1(x)); x += mlp(ln2(x)).
    * The passes outside (backward, edge-masked) run the same pieces (attention.ts, mlp.ts,
-   * normalization.ts); a parallel-residual family (GPT-NeoX) would read ln2 of resid_pre instead.
+   * normalization.ts). With `parallelResidual` (GPT-NeoX) ln2 reads resid_pre, not resid_mid:
+   * resid_post = resid_pre + attn_out + mlp_out. hook_resid_mid (which TransformerLens does not fire for
+   * parallel blocks) is still resid_pre + attn_out, so resid_post = resid_mid + mlp_out either way.
    */
   private block(a: BlockArgs): Tensor {
     const { batch: B, pos: P, hooks: h, layer: l } = a;
@@ -297,7 +299,8 @@ export class ForwardEngine {
     const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
 
-    const mlpOut = this.mlp(a, this.norm(name("ln2"), residMid.data, B, Q, w.ln2, h));
+    const mlpIn = this.cfg.parallelResidual ? residRows : residMid.data;
+    const mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
 

@@ -22,7 +22,7 @@ export interface ModelShape {
   act: Activation;
 }
 
-export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2"] as const;
+export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox"] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 
 /** Hugging Face's rotary frequency rescalings (`rope_scaling` / `rope_parameters`). */
@@ -38,7 +38,7 @@ export type RopeScaling =
 
 export interface RotaryConfig {
   theta: number;
-  /** Rotated dimensions per head (all of d_head for the families supported). */
+  /** Rotated dimensions per head: the first `dim` of d_head (GPT-NeoX's rotary_pct · d_head); the rest pass unrotated. */
   dim: number;
   scaling: RopeScaling | null;
 }
@@ -64,6 +64,11 @@ export interface Architecture {
   tiedEmbeddings: boolean;
   /** Attention window in positions (Mistral), or null for full causal attention. */
   slidingWindow: number | null;
+  /**
+   * Attention and MLP read the same residual (GPT-NeoX's use_parallel_residual, GPT-J):
+   * resid_post = resid_pre + attn(ln1(resid_pre)) + mlp(ln2(resid_pre)); otherwise the MLP reads resid_mid.
+   */
+  parallelResidual: boolean;
 }
 
 export interface ModelConfig extends ModelShape, Architecture {}
@@ -132,7 +137,7 @@ export function modelTypeOf(cfg: Record<string, unknown>, source: string): Model
   if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
   throw new Error(
     `Unsupported model in ${source}: model_type is ${JSON.stringify(t)}; supported model types: ` +
-      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5) — ` +
+      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5; GPT-NeoX, Pythia) — ` +
       "pick a checkpoint of one of these families",
   );
 }

@@ -35,8 +35,12 @@ export interface RandomCheckpointOptions {
 
 type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 
-/** Normalisation gains of every family: GPT-2's ln_1/ln_2/ln_f, Llama's input/post-attention layernorm and norm. */
-const NORM_GAIN = /(^|\.)(ln_(1|2|f)|input_layernorm|post_attention_layernorm|norm)\.weight$/;
+/**
+ * Normalisation gains of every family: GPT-2's ln_1/ln_2/ln_f, Llama's and GPT-NeoX's input/post-attention
+ * layernorm, Llama's norm and GPT-NeoX's final_layer_norm.
+ */
+const NORM_GAIN =
+  /(^|\.)(ln_(1|2|f)|input_layernorm|post_attention_layernorm|norm|final_layer_norm)\.weight$/;
 
 function randomTensors(config: ModelConfig, seed: number, std: number): TensorRecord {
   const rng = mulberry32(seed);
@@ -64,8 +68,12 @@ function bufferTensors(config: ModelConfig, weights: TensorRecord): TensorRecord
     }
   }
   if (config.tiedEmbeddings) {
-    const embed = weights["wte.weight"] ?? weights["model.embed_tokens.weight"];
-    tensors["lm_head.weight"] = { shape: [config.dVocab, config.dModel], data: embed.data };
+    const embed =
+      weights["wte.weight"] ?? weights["model.embed_tokens.weight"] ?? weights["gpt_neox.embed_in.weight"];
+    tensors[config.modelType === "gpt_neox" ? "embed_out.weight" : "lm_head.weight"] = {
+      shape: [config.dVocab, config.dModel],
+      data: embed.data,
+    };
   }
   return tensors;
 }

@@ -37,6 +37,7 @@ const cfg: ModelConfig = {
   mlpBias: false,
   tiedEmbeddings: false,
   slidingWindow: null,
+  parallelResidual: false,
 };
 const dir = mkdtempSync(join(tmpdir(), "cs-circuit-llama-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -12,9 +12,9 @@ import { after, test } from "node:test";
 import { runWithGradients } from "../../src/gradients/backward.ts";
 import { answerLogProbMetric, logitDiffMetric } from "../../src/gradients/logit-metric.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
+import { checkEveryHookGradient } from "../helpers/gradient-check.ts";
 import {
   llamaReferenceFromTensors,
   readHfTensors,
@@ -66,23 +66,7 @@ for (const { name, dir: makeDir, tokens } of cases)
         const max = Math.max(...row);
         return row[a] - max - Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
       };
-      const rng = mulberry32(7);
-      let checked = 0;
-      for (const hook of run.grads.names) {
-        const grad = run.grads.get(hook).data;
-        const act = run.cache.get(hook).data;
-        // Masked attention scores are -inf: no neighbourhood there, so the direction leaves them alone.
-        const dirv = Float64Array.from(act, (x) => (Number.isFinite(x) ? randn(rng) : 0));
-        let g = 0;
-        for (let i = 0; i < grad.length; i++) g += dirv[i] * grad[i];
-        const h = 1e-5;
-        const fd = (value(hook, dirv, h) - value(hook, dirv, -h)) / (2 * h);
-        assert.ok(
-          Math.abs(fd - g) <= 1e-3 + 2e-3 * Math.abs(fd),
-          `${hook}: backward ${g}, finite difference ${fd}`,
-        );
-        checked++;
-      }
+      const checked = checkEveryHookGradient(run, value);
       assert.equal(checked, 3 + c.L * 20, "every hook has a gradient (embed, 20 per block, ln_final's two)");
       model.dispose();
     });

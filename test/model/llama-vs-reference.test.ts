@@ -11,6 +11,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
+import { promptSlice, relDiff } from "../helpers/hook-compare.ts";
 import {
   llamaReferenceFromTensors,
   type RefTensor,
@@ -23,34 +24,6 @@ import { LLAMA_VARIANTS, makeVariantCheckpoint } from "../helpers/llama-variants
 const STORIES = join(REPO_ROOT, "models/stories260k");
 const root = mkdtempSync(join(tmpdir(), "circuitscope-llama-ref-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** Prompt b's part of a padded batch activation: [1, n, ...] (or [1, H, n, n] for scores and patterns). */
-function promptSlice(name: string, t: Tensor, b: number, n: number): Float32Array {
-  const [B, ...rest] = t.shape;
-  const per = t.data.length / B;
-  const x = t.data.subarray(b * per, (b + 1) * per);
-  if (/hook_(attn_scores|pattern)$/.test(name)) {
-    const [H, P] = rest;
-    const out = new Float32Array(H * n * n);
-    for (let h = 0; h < H; h++)
-      for (let i = 0; i < n; i++) out.set(x.subarray((h * P + i) * P, (h * P + i) * P + n), (h * n + i) * n);
-    return out;
-  }
-  const P = rest[0];
-  return x.subarray(0, (per / P) * n);
-}
-
-/** Largest |a - b| / max(1, |b|) (equal infinities equal). */
-function relDiff(a: Float32Array, b: Float64Array): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === b[i]) continue;
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
-  }
-  return worst;
-}
 
 /** Runs the engine (fast backend) on a padded batch and compares every hook of every prompt with the reference. */
 function compareEveryHook(dir: string, prompts: number[][], processed: boolean): number {

@@ -1,8 +1,9 @@
 /** The GPT-2 family: Hugging Face `GPT2LMHeadModel` names and config fields → canonical weights. */
 import { Tensor } from "../../tensor/tensor.ts";
-import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
+import { type BlockWeights, transpose2d } from "../canonical-weights.ts";
 import type { Activation, ConfigReader, ModelConfig, ModelShape } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
+import { takeLayerNorm as layerNorm, takeVector as vector } from "./take.ts";
 
 /** HF activation names -> ours. gelu_pytorch_tanh is the same tanh approximation as gelu_new. */
 const ACTIVATIONS: Record<string, Activation> = {
@@ -137,15 +138,6 @@ export const gpt2Family: ModelFamily = {
   },
 };
 
-function vector(src: TensorSource, name: string): Tensor {
-  const t = src.take(name);
-  return new Tensor(t.data, [t.data.length]);
-}
-
-function layerNorm(src: TensorSource, prefix: string): LayerNormParams {
-  return { w: vector(src, `${prefix}.weight`), b: vector(src, `${prefix}.bias`) };
-}
-
 /** GPT-2's architecture for a shape. */
 export function gpt2Config(shape: ModelShape): ModelConfig {
   return {
@@ -161,5 +153,6 @@ export function gpt2Config(shape: ModelShape): ModelConfig {
     mlpBias: true,
     tiedEmbeddings: true,
     slidingWindow: null,
+    parallelResidual: false,
   };
 }

@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import type { ModelWeights } from "../canonical-weights.ts";
 import { ConfigReader, configObject, type ModelConfig, type ModelType, modelTypeOf } from "../config.ts";
 import type { ModelFamily, TensorSource } from "./family.ts";
+import { gptNeoxFamily } from "./gpt-neox.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { llamaFamily } from "./llama.ts";
 
@@ -12,6 +13,7 @@ const FAMILIES: Record<ModelType, ModelFamily> = {
   llama: llamaFamily,
   mistral: llamaFamily,
   qwen2: llamaFamily,
+  gpt_neox: gptNeoxFamily,
 };
 
 export function familyOf(config: { modelType: ModelType }): ModelFamily {

@@ -6,6 +6,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
 import type { ConfigReader, ModelConfig, ModelType, RopeScaling } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
+import { takeTransposed as transposed } from "./take.ts";
 
 const ROPE_TYPES = ["default", "linear", "llama3"];
 
@@ -134,6 +135,7 @@ export const llamaFamily: ModelFamily = {
       mlpBias: modelType === "llama" ? r.bool("mlp_bias", false) : false,
       tiedEmbeddings: r.bool("tie_word_embeddings", false),
       slidingWindow,
+      parallelResidual: false,
     };
   },
 
@@ -250,9 +252,4 @@ export const llamaFamily: ModelFamily = {
 /** RMSNorm's gain; its bias is zero (LayerNormParams carries one for LayerNorm). */
 function rmsNorm(src: TensorSource, name: string, D: number): LayerNormParams {
   return { w: new Tensor(src.take(name).data, [D]), b: Tensor.zeros([D]) };
-}
-
-/** A torch Linear weight [out, in] as [in, out]. */
-function transposed(src: TensorSource, name: string, out: number, inDim: number): Tensor {
-  return transpose2d(new Tensor(src.take(name).data, [out, inDim]));
 }

@@ -1,0 +1,35 @@
+/**
+ * The Pythia shapes (70m, 160m, 410m, 1b) as seeded random F16 checkpoints: each is written, loaded and run
+ * once (1 × 8 tokens), and the load time, forward time and the process's peak resident memory are printed
+ * as one JSON line per shape. Too slow for the tests (pythia-70m's shape is tested:
+ * test/model/pythia-shapes.test.ts). Run: node --import tsx bench/pythia-shapes.ts [pythia-160m ...]
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HookedTransformer } from "../src/model/hooked-transformer.ts";
+import { loadCheckpoint, makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
+import { PYTHIA_SHAPES } from "../src/weights/families/gpt-neox.ts";
+import { parseHfConfig } from "../src/weights/families/index.ts";
+import { peakRssMb } from "./gpt2-small.ts";
+
+const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(PYTHIA_SHAPES);
+for (const name of names) {
+  const json = PYTHIA_SHAPES[name];
+  if (!json) throw new Error(`Unknown shape ${name}: pick from ${Object.keys(PYTHIA_SHAPES).join(", ")}`);
+  const dir = mkdtempSync(join(tmpdir(), `circuitscope-${name}-`));
+  try {
+    makeRandomCheckpoint(dir, parseHfConfig(json, name), { seed: 1, dtype: "F16" });
+    const t0 = performance.now();
+    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir));
+    const t1 = performance.now();
+    const logits = model.run([[1, 2, 3, 4, 5, 6, 7, 8]], { logits: "last" });
+    const t2 = performance.now();
+    const finite = logits.data.every(Number.isFinite);
+    model.dispose();
+    const out = { shape: name, load_ms: Math.round(t1 - t0), forward_1x8_ms: Math.round(t2 - t1), finite };
+    console.log(JSON.stringify({ ...out, peak_rss_mb: peakRssMb() }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,33 @@
+/** Every hook's gradient of a run against central finite differences of a float64 reference. */
+import assert from "node:assert/strict";
+import type { GradientRun } from "../../src/gradients/backward.ts";
+import { mulberry32, randn } from "../../src/util/random.ts";
+
+/**
+ * For each hook of `run`, a random direction (zero on masked -inf scores, which have no neighbourhood):
+ * the backward pass' directional derivative must equal (value(+h) - value(-h)) / 2h, where
+ * `value(hook, dir, h)` is the reference's metric with the hook's activation moved by h · dir. Returns how
+ * many hooks were checked.
+ */
+export function checkEveryHookGradient(
+  run: Pick<GradientRun, "cache" | "grads">,
+  value: (hook: string, dir: Float64Array, h: number) => number,
+): number {
+  const rng = mulberry32(7);
+  let checked = 0;
+  for (const hook of run.grads.names) {
+    const grad = run.grads.get(hook).data;
+    const act = run.cache.get(hook).data;
+    const dirv = Float64Array.from(act, (x) => (Number.isFinite(x) ? randn(rng) : 0));
+    let g = 0;
+    for (let i = 0; i < grad.length; i++) g += dirv[i] * grad[i];
+    const h = 1e-5;
+    const fd = (value(hook, dirv, h) - value(hook, dirv, -h)) / (2 * h);
+    assert.ok(
+      Math.abs(fd - g) <= 1e-3 + 2e-3 * Math.abs(fd),
+      `${hook}: backward ${g}, finite difference ${fd}`,
+    );
+    checked++;
+  }
+  return checked;
+}
