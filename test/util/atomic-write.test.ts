@@ -86,12 +86,22 @@ test("SIGINT during a write removes the temporary path and exits 130", async () 
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
-  assert.equal(readdirSync(dir).filter((n) => n.includes(TEMP_MARK)).length, 1, "the temporary file exists");
-  child.kill("SIGINT");
-  const code = await Promise.race([exited, sleep(30_000).then(() => "timeout")]);
-  assert.equal(code, 130);
-  assert.deepEqual(readdirSync(dir), []);
+  try {
+    // Exiting before the write has begun fails here instead of hanging the suite.
+    const began = new Promise<"began">((resolve) => child.stdout.once("data", () => resolve("began")));
+    assert.equal(await Promise.race([began, exited]), "began");
+    assert.equal(
+      readdirSync(dir).filter((n) => n.includes(TEMP_MARK)).length,
+      1,
+      "the temporary file exists",
+    );
+    child.kill("SIGINT");
+    const code = await Promise.race([exited, sleep(30_000).then(() => "timeout")]);
+    assert.equal(code, 130);
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
 
 test("firstInvalidUtf8Offset finds an injected invalid byte in valid multilingual text", () => {
