@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
+import { MODEL_TYPES } from "../../src/weights/config.ts";
 import { SafetensorsReader, writeSafetensors } from "../../src/weights/safetensors.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
@@ -92,7 +93,10 @@ test("a config without model_type that is not an old GPT-2 one names the missing
   const dir = variant("no-model-type", () => {}, { ...rest, num_hidden_layers: n_layer });
   assert.throws(
     () => loadCheckpoint(dir),
-    /field "model_type" is missing, .*add "model_type" to config\.json: one of gpt2, llama, mistral, qwen2 \(num_hidden_layers suggests "llama"/,
+    // Every family circuitscope reads is offered (the list grows with the families).
+    new RegExp(
+      `field "model_type" is missing, .*add "model_type" to config\\.json: one of ${MODEL_TYPES.join(", ")} \\(num_hidden_layers suggests "llama"`,
+    ),
   );
   // An old GPT-2 config (n_layer, no model_type) still loads as GPT-2.
   const { model_type: _m, ...oldGpt2 } = fixtureConfig;
