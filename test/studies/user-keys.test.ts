@@ -34,3 +34,35 @@ test("a corpus named like an Object.prototype member is an unknown corpus, not a
       new RegExp(`Unknown corpus "${name}": not a built-in corpus \\(nlp-corpus, `),
     );
 });
+
+test("study custom runs end to end with groups named __proto__, constructor, toString, hasOwnProperty", async () => {
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { runCli } = await import("../helpers/cli.ts");
+  const { REPO_ROOT } = await import("../helpers/fixture.ts");
+  const dir = mkdtempSync(join(tmpdir(), "cs-user-keys-"));
+  try {
+    // The docs' gender pairs, each group renamed after a member of Object.prototype.
+    const pairs = readFileSync(join(REPO_ROOT, "docs/circuits-gender-pairs.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .slice(0, 16)
+      .map((line, i) => JSON.stringify({ ...JSON.parse(line), group: NAMES[i % NAMES.length] }));
+    writeFileSync(join(dir, "pairs.jsonl"), `${pairs.join("\n")}\n`);
+    const r = await runCli(
+      ["study", "custom", "--prompts", "pairs.jsonl", "--model", "stories260k", "--out", "rep", "--quick"],
+      {},
+      dir,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const results = JSON.parse(readFileSync(join(dir, "rep", "results.json"), "utf8")) as StudyResults;
+    assert.deepEqual(
+      results.groups.map((g) => g.name),
+      NAMES,
+    );
+    assert.ok(readFileSync(join(dir, "rep", "report.html"), "utf8").includes("hasOwnProperty"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
