@@ -22,6 +22,8 @@ import { mountPointOf } from "./mount-point.ts";
 import { renameExchange } from "./rename-exchange.ts";
 
 export const REPORT_MARKER = ".circuitscope-report.json";
+/** Where a marker is written before it is renamed into place. */
+const MARKER_PART = `${REPORT_MARKER}.part`;
 export const REPORT_SCHEMA = "circuitscope-report/1";
 
 /** The marker's content. `files` (relative, "/"-separated) is what circuitscope wrote; absent while building. */
@@ -131,7 +133,16 @@ export function tidyReportLeftovers(dir: string): { restored: string | null; rem
       continue;
     }
     const marker = readMarker(path);
-    if (!marker) continue;
+    if (!marker) {
+      // Killed while writing its "building" marker, the first file a run writes: the directory holds that
+      // half-written marker and nothing else, so nothing in it can be a user's.
+      const entries = readdirSync(path);
+      if (entries.length === 1 && entries[0] === MARKER_PART) {
+        rmSync(path, { recursive: true, force: true });
+        done.removed.push(path);
+      }
+      continue;
+    }
     if (!marker.building && foreignEntries(path).length > 0) continue;
     if (!marker.building && !existsSync(target)) {
       renameSync(path, target);
@@ -154,9 +165,12 @@ function processIsRunning(pid: number): boolean {
   }
 }
 
+/** The marker is replaced whole (written beside, then renamed): a kill never leaves a half-written one. */
 function writeMarker(dir: string, marker: Omit<ReportMarker, "schema" | "written">): void {
   const full: ReportMarker = { schema: REPORT_SCHEMA, ...marker, written: new Date().toISOString() };
-  writeFileSync(join(dir, REPORT_MARKER), `${JSON.stringify(full)}\n`);
+  const part = join(dir, MARKER_PART);
+  writeFileSync(part, `${JSON.stringify(full)}\n`);
+  renameSync(part, join(dir, REPORT_MARKER));
 }
 
 /**
