@@ -10,6 +10,7 @@ import {
   withCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
+import { shellQuote } from "../scale-out.ts";
 
 interface IndexCliOptions extends ModelCliOptions {
   corpus?: string;
@@ -61,8 +62,9 @@ function defaultOutDir(model: string, corpus: string, sae: boolean): string {
 /** The command line that continues this run: the same arguments plus --resume. */
 function resumeCommand(): string {
   const args = process.argv.slice(2);
-  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
-  return ["circuitscope", ...args.map(quote), ...(args.includes("--resume") ? [] : ["--resume"])].join(" ");
+  return ["circuitscope", ...args.map(shellQuote), ...(args.includes("--resume") ? [] : ["--resume"])].join(
+    " ",
+  );
 }
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { parseIntOption, printJson, UsageError } from "../common.ts";
+import { parseIntOption, positiveIntOption, printJson, UsageError } from "../common.ts";
 import {
   kubernetesJobs,
   mergedDir,
@@ -46,15 +46,6 @@ function thisLauncher(): string[] {
   return [process.execPath, ...process.execArgv, resolve(process.argv[1])];
 }
 
-function positiveInt(name: string) {
-  const parse = parseIntOption(name);
-  return (value: string) => {
-    const n = parse(value);
-    if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
-    return n;
-  };
-}
-
 /** The command must parse as circuitscope would parse it on every shard: a typo fails here, not N times later. */
 function checkInnerCommand(cmd: Command, commandLine: string[]): void {
   const inner = cmd.parent?.commands.find((c) => c.name() === commandLine[0]);
@@ -85,7 +76,7 @@ function addCommonOptions(cmd: Command): Command {
       "<command...>",
       `the circuitscope command to shard, with its options (${SHARDABLE_COMMANDS.join(", ")})`,
     )
-    .requiredOption("--shards <n>", "number of shards", positiveInt("shards"))
+    .requiredOption("--shards <n>", "number of shards", positiveIntOption("shards"))
     .requiredOption(
       "-o, --out <dir>",
       "work directory on storage every node shares: shards/, merged/ (and Slurm's job files and logs/)",
@@ -106,7 +97,7 @@ export function register(program: Command): void {
     .option("--partition <name>", "Slurm partition")
     .option("--time <limit>", "time limit per task, e.g. 2:00:00")
     .option("--mem <size>", "memory per task, e.g. 8G")
-    .option("--cpus-per-task <n>", "cores per task", positiveInt("cpus-per-task"))
+    .option("--cpus-per-task <n>", "cores per task", positiveIntOption("cpus-per-task"))
     .option("--account <name>", "Slurm account to charge")
     .option(
       "--circuitscope <command>",
@@ -169,7 +160,7 @@ export function register(program: Command): void {
     .requiredOption("--mount-path <dir>", "where the claim is mounted in the pods (--out must lie under it)")
     .option("--memory <size>", "memory per pod, e.g. 8Gi")
     .option("--cpu <n>", "cores per pod, e.g. 2")
-    .option("--parallelism <n>", "pods at once (default: every shard)", positiveInt("parallelism"))
+    .option("--parallelism <n>", "pods at once (default: every shard)", positiveIntOption("parallelism"))
     .option("--retries <n>", "retries per shard (backoffLimitPerIndex)", parseIntOption("retries"), 2)
     .option("--manifests <dir>", "local directory for job.yaml and merge-job.yaml", "circuitscope-jobs")
     .option("--circuitscope <command>", "how the pods start circuitscope", "circuitscope")
