@@ -41,7 +41,7 @@ const TOP = 150;
 const MIN_WIDTH = 740;
 const BOTTOM = 96;
 
-export function nodeKind(node: FrontEndNode): GraphNodeKind {
+export function frontEndNodeKind(node: FrontEndNode): GraphNodeKind {
   if (node.feature_type === "embedding") return "embedding";
   if (node.feature_type === "logit") return "logit";
   if (node.feature_type.includes("error")) return "error";
@@ -51,7 +51,7 @@ export function nodeKind(node: FrontEndNode): GraphNodeKind {
 const KIND_ORDER: Record<GraphNodeKind, number> = { embedding: 0, feature: 1, error: 2, logit: 3 };
 
 export function layoutGraph(graph: FrontEndGraph): GraphLayout {
-  const kinds = graph.nodes.map(nodeKind);
+  const kinds = graph.nodes.map(frontEndNodeKind);
   // The logits' layer is n_layers + 1 (the front end's convention); without logits, above the highest layer.
   const logitLayers = graph.nodes.filter((_, i) => kinds[i] === "logit").map((n) => Number(n.layer));
   const blockLayers = graph.nodes

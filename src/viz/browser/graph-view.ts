@@ -7,10 +7,10 @@
 import type { FrontEndGraph, FrontEndNode } from "../../graphs/graph-files.ts";
 import { domainOf, formatValue, makeColorScale } from "../color-scale.ts";
 import {
+  frontEndNodeKind,
   type GraphLayout,
   groupEdges,
   layoutGraph,
-  nodeKind,
   type PlacedNode,
   subgraphGroups,
   topEdges,
@@ -365,13 +365,13 @@ export function mountGraphView(
     });
     g.addEventListener("click", (e) => {
       if (e.shiftKey || e.ctrlKey || e.metaKey) return togglePin(id);
-      if (opts.featureUrl && nodeKind(n) === "feature")
+      if (opts.featureUrl && frontEndNodeKind(n) === "feature")
         doc.defaultView?.open(featureHref(opts.featureUrl, n), "_blank", "noopener");
     });
     const title = doc.createElementNS("http://www.w3.org/2000/svg", "title");
     title.textContent = label(id);
     g.append(title);
-    if (opts.featureUrl && nodeKind(n) === "feature") {
+    if (opts.featureUrl && frontEndNodeKind(n) === "feature") {
       g.dataset.href = featureHref(opts.featureUrl, n);
       g.style.cursor = "pointer";
     }
