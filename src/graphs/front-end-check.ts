@@ -25,11 +25,18 @@ function checkLayer(source: string, id: string, layer: unknown, type: unknown): 
 }
 
 /**
- * The graph, checked: metadata with the prompt tokens; nodes with unique string ids, a layer and a position
- * inside the prompt; links between known nodes with finite weights; qParams' pins and supernodes naming known
- * nodes. Missing qParams are filled with the empty defaults `frontEndGraph` writes.
+ * The graph, checked: metadata with the prompt tokens; nodes with string ids, a layer and a position inside
+ * the prompt; links between known nodes with finite weights; qParams' pins and supernodes naming known nodes.
+ * Missing qParams are filled with the empty defaults `frontEndGraph` writes; `pinnedIds` given as one
+ * comma-separated string (as circuit-tracer's viewer also accepts) becomes a list. An id given to two nodes
+ * (circuit-tracer's ids collide when a layer-0 feature's index equals a layer number at the same position) keeps
+ * the later node, as their viewer does, and says so in `notes`.
  */
-export function checkFrontEndGraph(value: unknown, source = "graph JSON"): FrontEndGraph {
+export function checkFrontEndGraph(
+  value: unknown,
+  source = "graph JSON",
+  notes: string[] = [],
+): FrontEndGraph {
   if (!isRecord(value)) fail(source, "not a JSON object");
   const { metadata, nodes, links } = value;
   if (!isRecord(metadata)) fail(source, "no metadata object");
@@ -39,11 +46,16 @@ export function checkFrontEndGraph(value: unknown, source = "graph JSON"): Front
   if (!Array.isArray(nodes) || nodes.length === 0) fail(source, "no nodes");
   if (!Array.isArray(links)) fail(source, "no links list");
   const ids = new Set<string>();
+  const lastOf = new Map<string, number>();
   for (const [i, node] of nodes.entries()) {
     if (!isRecord(node) || typeof node.node_id !== "string") fail(source, `nodes[${i}] has no node_id`);
     const id = node.node_id;
-    if (ids.has(id)) fail(source, `node id "${id}" appears twice`);
+    if (ids.has(id))
+      notes.push(
+        `node id "${id}" is given to two nodes (circuit-tracer's ids collide when a layer-0 feature's index equals a layer number at the same position); the later one is drawn, as in circuit-tracer's viewer`,
+      );
     ids.add(id);
+    lastOf.set(id, i);
     if (typeof node.feature_type !== "string") fail(source, `node "${id}" has no feature_type`);
     checkLayer(source, id, node.layer, node.feature_type);
     const ctx = node.ctx_idx;
@@ -59,7 +71,8 @@ export function checkFrontEndGraph(value: unknown, source = "graph JSON"): Front
       fail(source, `links[${i}] has weight ${link.weight}, not a finite number`);
   }
   const q = isRecord(value.qParams) ? value.qParams : {};
-  const pinnedIds = q.pinnedIds ?? [];
+  const pins = q.pinnedIds ?? [];
+  const pinnedIds = typeof pins === "string" ? pins.split(",").filter((p) => p !== "") : pins;
   if (!Array.isArray(pinnedIds) || pinnedIds.some((p) => typeof p !== "string" || !ids.has(p)))
     fail(source, "qParams.pinnedIds names a node the graph does not have");
   const supernodes = q.supernodes ?? [];
@@ -76,6 +89,7 @@ export function checkFrontEndGraph(value: unknown, source = "graph JSON"): Front
     fail(source, "qParams.supernodes is not a list of [name, ...node ids of the graph]");
   return {
     ...(value as unknown as FrontEndGraph),
+    nodes: (nodes as FrontEndGraph["nodes"]).filter((n, i) => lastOf.get(n.node_id) === i),
     qParams: {
       linkType: "both",
       clickedId: "",

@@ -66,7 +66,8 @@ export function graphPageInputs(graph: FrontEndGraph, opts: GraphPageOptions): R
 const GRAPH_CSS = "body { max-width: none; margin: 16px; }";
 
 export function renderGraphPage(graphJson: unknown, opts: GraphPageOptions = {}): string {
-  const graph = checkFrontEndGraph(graphJson);
+  const notes: string[] = [];
+  const graph = checkFrontEndGraph(graphJson, "graph JSON", notes);
   const title = opts.title ?? `Attribution graph: ${graph.metadata.slug || graph.metadata.prompt}`;
   const view: GraphViewOptions = { featureUrl: opts.featureUrl, topK: opts.topK };
   return `<!doctype html>
@@ -80,7 +81,7 @@ export function renderGraphPage(graphJson: unknown, opts: GraphPageOptions = {})
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
-${inputsHtml(graphPageInputs(graph, opts))}
+${inputsHtml([...graphPageInputs(graph, opts), ...(notes.length ? [{ label: "Notes", value: notes }] : [])])}
 <div id="cs-graph"></div>
 <script type="application/json" id="cs-graph-json">${jsonForScript(graph)}</script>
 <script type="application/json" id="cs-graph-options">${jsonForScript(view)}</script>

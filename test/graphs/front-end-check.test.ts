@@ -18,12 +18,28 @@ test("a graph written by frontEndGraph passes unchanged; missing qParams get the
   assert.deepEqual(checkFrontEndGraph(bare).qParams, GOOD.qParams);
 });
 
+test("an id given to two nodes keeps the later one (as circuit-tracer's viewer) and says so; pins may be one string", () => {
+  const g = clone();
+  const later = { ...g.nodes[0], activation: 123 };
+  const notes: string[] = [];
+  const out = checkFrontEndGraph({ ...g, nodes: [...g.nodes, later] }, "g.json", notes);
+  assert.equal(out.nodes.length, GOOD.nodes.length);
+  assert.equal(out.nodes.filter((n) => n.node_id === later.node_id).length, 1);
+  assert.equal(out.nodes.find((n) => n.node_id === later.node_id)?.activation, 123);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0], new RegExp(`"${later.node_id}" is given to two nodes`));
+  const ids = [g.nodes[1].node_id, g.nodes[2].node_id];
+  assert.deepEqual(
+    checkFrontEndGraph({ ...g, qParams: { ...g.qParams, pinnedIds: ids.join(",") } }).qParams.pinnedIds,
+    ids,
+  );
+});
+
 const BROKEN: [string, (g: FrontEndGraph) => unknown, RegExp][] = [
   ["not an object", () => [1, 2], /not a JSON object/],
   ["no metadata", (g) => ({ ...g, metadata: undefined }), /no metadata object/],
   ["no prompt tokens", (g) => ({ ...g, metadata: { ...g.metadata, prompt_tokens: "ab" } }), /prompt_tokens/],
   ["no nodes", (g) => ({ ...g, nodes: [] }), /no nodes/],
-  ["repeated id", (g) => ({ ...g, nodes: [...g.nodes, g.nodes[0]] }), /appears twice/],
   [
     "position outside the prompt",
     (g) => ({

@@ -38,3 +38,11 @@ test("a prompt that closes a script element stays data; the JSON embedded is the
   assert.doesNotMatch(GRAPH_PAGE_CSP, /connect-src|https?:/);
   assert.match(GRAPH_PAGE_CSP, /^default-src 'none';/);
 });
+
+test("a repeated node id is noted on the page, not silently dropped", () => {
+  const g = structuredClone(GRAPH);
+  const html = renderGraphPage({ ...g, nodes: [...g.nodes, g.nodes[0]] });
+  assert.match(html, /<dt>Notes<\/dt>/);
+  assert.ok(html.includes(`node id &quot;${g.nodes[0].node_id}&quot; is given to two nodes`));
+  assert.doesNotMatch(renderGraphPage(g), /<dt>Notes<\/dt>/);
+});
