@@ -237,8 +237,13 @@ test("hovering a node lists its strongest incoming and outgoing edges, as sorted
           assert.ok(Math.abs(s.w - want[i].w) <= 1e-3 * Math.abs(want[i].w));
       }
       // The hovered node's edges stand out; the others fade.
-      const on = await w.page.$$eval(".cs-gedge.cs-on", (ps) => ps.length);
-      assert.equal(on, degree(node.node_id));
+      const on = await w.page.$$eval(".cs-highlight .cs-gedge-on", (ps) =>
+        ps.map((p) => `${(p as SVGElement).dataset.source}>${(p as SVGElement).dataset.target}`),
+      );
+      const touching = GRAPH.links
+        .filter((l) => l.source === node.node_id || l.target === node.node_id)
+        .map((l) => `${l.source}>${l.target}`);
+      assert.deepEqual(on.sort(), touching.sort());
     }
     assert.ok(degree(feature.node_id) > 2);
     // A value a node kind does not have reads "not computed", not 0.

@@ -120,7 +120,11 @@ function legendSvg(layout: GraphLayout, maxAbs: number, pos: string, neg: string
 ${items}</g>`;
 }
 
-function graphSvg(graph: FrontEndGraph, layout: GraphLayout): string {
+/**
+ * Two SVGs stacked: the edges (and grid) below, everything else above. The edge layer is its own compositing
+ * layer, so hovering (which fades it) and pinning (which restyles a node) never redraw thousands of edges.
+ */
+function graphSvgs(graph: FrontEndGraph, layout: GraphLayout): string {
   const maxAbs = domainOf(
     "diverging",
     graph.links.map((l) => l.weight),
@@ -130,29 +134,39 @@ function graphSvg(graph: FrontEndGraph, layout: GraphLayout): string {
   const neg = scale.color(-maxAbs);
   const at = new Map(layout.nodes.map((p) => [p.id, p]));
   const parts: string[] = [legendSvg(layout, maxAbs, pos, neg)];
-  for (const r of layout.rows)
-    parts.push(
+  const below: string[] = [];
+  for (const r of layout.rows) {
+    below.push(
       `<line x1="${layout.plot.left}" x2="${layout.plot.right}" y1="${r.y}" y2="${r.y}" stroke="#eee"/>`,
+    );
+    parts.push(
       `<text class="cs-row-label" x="${layout.plot.left - 8}" y="${r.y + 4}" font-size="11" fill="#666" text-anchor="end">${escapeXml(r.label)}</text>`,
     );
+  }
   for (const c of layout.columns) {
     const x = c.x + c.width / 2;
     const y = layout.plot.bottom + 16;
-    parts.push(
+    below.push(
       `<line x1="${c.x}" x2="${c.x}" y1="${layout.plot.top - 10}" y2="${layout.plot.bottom + 8}" stroke="#f3f3f3"/>`,
+    );
+    parts.push(
       `<text class="cs-token-label" data-ctx="${c.ctx}" transform="translate(${x},${y}) rotate(-35)" font-size="11" text-anchor="end" font-family="monospace">${escapeXml(`${displayToken(c.token)} ${c.ctx}`)}</text>`,
     );
   }
   const edges = [...graph.links].sort((a, b) => Math.abs(a.weight) - Math.abs(b.weight)); // strongest on top
+  below.push('<g class="cs-edges">');
   for (const l of edges) {
     const s = at.get(l.source) as PlacedNode;
     const t = at.get(l.target) as PlacedNode;
     const mid = (s.y + t.y) / 2;
     const width = 0.4 + 3.6 * (Math.abs(l.weight) / maxAbs);
-    parts.push(
+    below.push(
       `<path class="cs-gedge" data-source="${escapeXml(l.source)}" data-target="${escapeXml(l.target)}" d="M${s.x},${s.y} C${s.x},${mid} ${t.x},${mid} ${t.x},${t.y}" fill="none" stroke="${scale.color(l.weight)}" stroke-width="${width.toFixed(2)}" stroke-opacity="0.85"/>`,
     );
   }
+  below.push("</g>");
+  // Hovering fades the edge layer and copies the node's own edges here, above it.
+  parts.push('<g class="cs-highlight"></g>');
   for (const p of layout.nodes) {
     parts.push(
       `<g class="cs-gnode" data-id="${escapeXml(p.id)}" data-kind="${p.kind}" data-ctx="${p.ctx}" data-row="${p.row}" data-x="${p.x}" data-y="${p.y}">${nodeShape(p)}</g>`,
@@ -162,7 +176,9 @@ function graphSvg(graph: FrontEndGraph, layout: GraphLayout): string {
         `<text class="cs-logit-label" transform="translate(${p.x + 3},${p.y - 12}) rotate(-60)" font-size="10">${escapeXml(logitLabel(p.node))}</text>`,
       );
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" class="cs-graph" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}" font-family="${SANS_FONT}"><rect width="100%" height="100%" fill="#fff"/>${parts.join("")}</svg>`;
+  const svg = (cls: string, body: string) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" class="${cls}" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}" font-family="${SANS_FONT}">${body}</svg>`;
+  return `<div class="cs-graph-stack" style="width:${layout.width}px;height:${layout.height}px">${svg("cs-graph-edges", below.join(""))}${svg("cs-graph", parts.join(""))}</div>`;
 }
 
 function h<K extends keyof HTMLElementTagNameMap>(
@@ -215,7 +231,7 @@ export function mountGraphView(
   unit.dataset.unit = EDGE_UNIT;
   const body = el.appendChild(h(doc, "div", "cs-graph-body"));
   const scroll = body.appendChild(h(doc, "div", "cs-graph-scroll"));
-  scroll.innerHTML = graphSvg(graph, layout); // every text in it is escaped
+  scroll.innerHTML = graphSvgs(graph, layout); // every text in it is escaped
   const side = body.appendChild(h(doc, "div", "cs-graph-side"));
   const info = side.appendChild(h(doc, "div", "cs-node-info", "Hover a node."));
   side.append(h(doc, "h4", "", "Pinned nodes"));
@@ -225,10 +241,15 @@ export function mountGraphView(
   side.append(h(doc, "h4", "", "Subgraph edges (summed over a supernode's members)"));
   const subTable = side.appendChild(h(doc, "table", "cs-subgraph"));
 
-  const svg = scroll.querySelector("svg") as SVGSVGElement;
+  const svg = scroll.querySelector("svg.cs-graph") as SVGSVGElement;
   const nodeEls = new Map<string, SVGGElement>();
   for (const g of svg.querySelectorAll<SVGGElement>(".cs-gnode")) nodeEls.set(g.dataset.id as string, g);
-  const edgeEls = [...svg.querySelectorAll<SVGPathElement>(".cs-gedge")];
+  const edgeLayer = scroll.querySelector("svg.cs-graph-edges") as SVGSVGElement;
+  const highlight = svg.querySelector(".cs-highlight") as SVGGElement;
+  const edgesOf = new Map<string, SVGPathElement[]>();
+  for (const e of edgeLayer.querySelectorAll<SVGPathElement>(".cs-gedge"))
+    for (const end of new Set([e.dataset.source as string, e.dataset.target as string]))
+      edgesOf.set(end, [...(edgesOf.get(end) ?? []), e]);
 
   const current = (): FrontEndGraph => ({
     ...graph,
@@ -263,8 +284,15 @@ export function mountGraphView(
       edgeList("Top outgoing", top.outgoing, top.nOutgoing, "outgoing"),
     );
     info.dataset.id = id;
-    svg.classList.add("cs-hovering");
-    for (const e of edgeEls) e.classList.toggle("cs-on", e.dataset.source === id || e.dataset.target === id);
+    edgeLayer.style.opacity = "0.12";
+    highlight.replaceChildren(
+      ...(edgesOf.get(id) ?? []).map((e) => {
+        const copy = e.cloneNode() as SVGPathElement;
+        copy.setAttribute("class", "cs-gedge-on");
+        copy.setAttribute("stroke-opacity", "1");
+        return copy;
+      }),
+    );
   }
 
   function render(): void {
@@ -361,7 +389,8 @@ export function mountGraphView(
     const n = byId.get(id) as FrontEndNode;
     g.addEventListener("mouseenter", () => showInfo(id));
     g.addEventListener("mouseleave", () => {
-      svg.classList.remove("cs-hovering");
+      edgeLayer.style.opacity = "";
+      highlight.replaceChildren();
     });
     g.addEventListener("click", (e) => {
       if (e.shiftKey || e.ctrlKey || e.metaKey) return togglePin(id);

@@ -39,10 +39,12 @@ export const VIZ_CSS = `
 .cs-list-title { margin-top: 4px; color: #444; }
 .cs-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
 .cs-subgraph td { padding: 1px 4px; }
+.cs-graph-stack { position: relative; background: #fff; }
+.cs-graph-stack > svg { position: absolute; left: 0; top: 0; }
+/* Its own compositing layer: fading it or restyling a node above it never redraws the edges. */
+.cs-graph-stack > svg.cs-graph-edges { will-change: opacity; }
 svg.cs-graph .cs-gnode { cursor: default; }
 svg.cs-graph .cs-gnode.cs-pinned .cs-shape { stroke: #000; stroke-width: 2.5; }
-svg.cs-graph.cs-hovering .cs-gedge { opacity: 0.08; }
-svg.cs-graph.cs-hovering .cs-gedge.cs-on { opacity: 1; }
 .cs-tip { position: fixed; pointer-events: none; z-index: 1000; background: #fff; border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font: 12px 'DejaVu Sans', Arial, sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.2); white-space: pre; }
 `;
 
