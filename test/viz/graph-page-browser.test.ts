@@ -369,3 +369,16 @@ test("supernodes: pinned nodes grouped under a name; the subgraph sums the links
     await w.context.close();
   }
 });
+
+test("a graph without links draws its nodes and no edge scale (nothing made up)", async () => {
+  const w = await openGraphPage({ ...GRAPH, links: [] });
+  try {
+    assert.equal(await w.page.locator(".cs-gnode").count(), GRAPH.nodes.length);
+    assert.equal(await w.page.locator(".cs-gedge").count(), 0);
+    assert.equal(await w.page.locator(".cs-scale-min, .cs-scale-max").count(), 0);
+    assert.match((await w.page.locator(".cs-no-edges").textContent()) ?? "", /No edges/);
+    assert.deepEqual(w.errors, []);
+  } finally {
+    await w.context.close();
+  }
+});

@@ -95,7 +95,7 @@ function nodeShape(p: PlacedNode): string {
   }
 }
 
-function legendSvg(layout: GraphLayout, maxAbs: number, pos: string, neg: string): string {
+function legendSvg(layout: GraphLayout, maxAbs: number | null, pos: string, neg: string): string {
   const x0 = layout.plot.left;
   const w = 160;
   const shapes = [
@@ -111,6 +111,8 @@ function legendSvg(layout: GraphLayout, maxAbs: number, pos: string, neg: string
       return `${shape}<text x="${x + 12}" y="60" font-size="11">${text}</text>`;
     })
     .join("");
+  if (maxAbs === null)
+    return `<g class="cs-graph-legend"><text class="cs-no-edges" x="${x0}" y="20" font-size="11" font-weight="bold">No edges in this graph: no edge scale.</text>${items}</g>`;
   return `<g class="cs-graph-legend"><defs><linearGradient id="cs-edge-scale"><stop offset="0" stop-color="${neg}"/><stop offset="0.5" stop-color="#f0f0f0"/><stop offset="1" stop-color="${pos}"/></linearGradient></defs>
 <rect x="${x0}" y="14" width="${w}" height="10" fill="url(#cs-edge-scale)" stroke="#999"/>
 <text class="cs-scale-min" x="${x0}" y="38" font-size="10" text-anchor="start">${formatValue(-maxAbs)}</text>
@@ -133,7 +135,8 @@ function graphSvgs(graph: FrontEndGraph, layout: GraphLayout): string {
   const pos = scale.color(maxAbs);
   const neg = scale.color(-maxAbs);
   const at = new Map(layout.nodes.map((p) => [p.id, p]));
-  const parts: string[] = [legendSvg(layout, maxAbs, pos, neg)];
+  // No links: no scale at all, rather than a made-up ±1 one.
+  const parts: string[] = [legendSvg(layout, graph.links.length ? maxAbs : null, pos, neg)];
   const below: string[] = [];
   for (const r of layout.rows) {
     below.push(
