@@ -257,7 +257,7 @@ test("hovering a node lists its strongest incoming and outgoing edges, as sorted
   }
 });
 
-test("clicking a feature opens its page from the link template", async () => {
+test("clicking a feature opens its page from the link template; the last click round-trips as clickedId", async () => {
   const w = await openGraphPage(GRAPH);
   try {
     await w.page.evaluate(() => {
@@ -274,6 +274,16 @@ test("clicking a feature opens its page from the link template", async () => {
     await w.page.click(`.cs-gnode[data-id="${error.node_id}"]`);
     const opened = await w.page.evaluate(() => (window as unknown as { opened: string[] }).opened);
     assert.deepEqual(opened, [`features/L${feature.layer}-F${feature.feature}.html?at=${feature.ctx_idx}`]);
+    // The last click is circuit-tracer's qParams.clickedId; a page opened from that JSON shows its details.
+    const out = await exported(w.page);
+    assert.equal(out.qParams.clickedId, error.node_id);
+    const again = await openGraphPage(out);
+    try {
+      assert.equal(await again.page.locator(".cs-node-info").getAttribute("data-id"), error.node_id);
+      assert.equal(await again.page.locator(".cs-gnode.cs-clicked").getAttribute("data-id"), error.node_id);
+    } finally {
+      await again.context.close();
+    }
   } finally {
     await w.context.close();
   }

@@ -210,6 +210,8 @@ export function mountGraphView(
   const label = (id: string) => nodeLabel(byId.get(id) as FrontEndNode, tokens);
   const pinned = new Set(graph.qParams.pinnedIds);
   let supernodes = graph.qParams.supernodes.map((s) => [...s]);
+  /** The last node clicked (circuit-tracer's `clickedId`): its details stay shown when a page opens. */
+  let clickedId = graph.qParams.clickedId ?? "";
 
   const layout = layoutGraph(graph);
   el.replaceChildren();
@@ -256,7 +258,12 @@ export function mountGraphView(
 
   const current = (): FrontEndGraph => ({
     ...graph,
-    qParams: { ...graph.qParams, pinnedIds: [...pinned], supernodes: supernodes.map((s) => [...s]) },
+    qParams: {
+      ...graph.qParams,
+      pinnedIds: [...pinned],
+      supernodes: supernodes.map((s) => [...s]),
+      clickedId,
+    },
   });
 
   function edgeList(title: string, edges: WeightedEdge[], total: number, dir: string): HTMLElement {
@@ -305,6 +312,7 @@ export function mountGraphView(
     });
     for (const [id, g] of nodeEls) {
       g.classList.toggle("cs-pinned", pinned.has(id));
+      g.classList.toggle("cs-clicked", id === clickedId);
       const k = groupOf.get(id);
       const shape = g.querySelector(".cs-shape") as SVGElement;
       if (k === undefined) {
@@ -397,6 +405,8 @@ export function mountGraphView(
     });
     g.addEventListener("click", (e) => {
       if (e.shiftKey || e.ctrlKey || e.metaKey) return togglePin(id);
+      clickedId = id;
+      changed();
       if (opts.featureUrl && frontEndNodeKind(n) === "feature")
         doc.defaultView?.open(featureHref(opts.featureUrl, n), "_blank", "noopener");
     });
@@ -425,6 +435,11 @@ export function mountGraphView(
     nameInput.value = "";
   });
   render();
+  if (byId.has(clickedId)) {
+    showInfo(clickedId);
+    edgeLayer.style.opacity = "";
+    highlight.replaceChildren();
+  }
   el.dataset.csReady = "true";
   return { current, togglePin, group };
 }

@@ -45,6 +45,7 @@ export const VIZ_CSS = `
 .cs-graph-stack > svg.cs-graph-edges { will-change: opacity; }
 svg.cs-graph .cs-gnode { cursor: default; }
 svg.cs-graph .cs-gnode.cs-pinned .cs-shape { stroke: #000; stroke-width: 2.5; }
+svg.cs-graph .cs-gnode.cs-clicked .cs-shape { stroke-dasharray: 2 1.5; }
 .cs-tip { position: fixed; pointer-events: none; z-index: 1000; background: #fff; border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font: 12px 'DejaVu Sans', Arial, sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.2); white-space: pre; }
 `;
 
