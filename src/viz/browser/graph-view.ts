@@ -230,10 +230,7 @@ export function mountGraphView(
       `Hover a node: its top edges. ${opts.featureUrl ? "Click a feature: its page. " : ""}Shift-click a node: pin or unpin it.`,
     ),
   );
-  const unit = el.appendChild(
-    h(doc, "p", "cs-edge-unit", `Edge weight: ${EDGE_UNIT}. Blue: positive; red: negative.`),
-  );
-  unit.dataset.unit = EDGE_UNIT;
+  el.append(h(doc, "p", "cs-edge-unit", `Edge weight: ${EDGE_UNIT}. Blue: positive; red: negative.`));
   const body = el.appendChild(h(doc, "div", "cs-graph-body"));
   const scroll = body.appendChild(h(doc, "div", "cs-graph-scroll"));
   scroll.innerHTML = graphSvgs(graph, layout); // every text in it is escaped
@@ -253,8 +250,11 @@ export function mountGraphView(
   const highlight = svg.querySelector(".cs-highlight") as SVGGElement;
   const edgesOf = new Map<string, SVGPathElement[]>();
   for (const e of edgeLayer.querySelectorAll<SVGPathElement>(".cs-gedge"))
-    for (const end of new Set([e.dataset.source as string, e.dataset.target as string]))
-      edgesOf.set(end, [...(edgesOf.get(end) ?? []), e]);
+    for (const end of new Set([e.dataset.source as string, e.dataset.target as string])) {
+      const list = edgesOf.get(end) ?? [];
+      if (list.length === 0) edgesOf.set(end, list);
+      list.push(e);
+    }
 
   const current = (): FrontEndGraph => ({
     ...graph,
