@@ -1,0 +1,221 @@
+/**
+ * Every feature on every model family (issue 31 point 6), each checked against an independent computation
+ * or a property: gradients against finite differences of the forward pass, every patching target's fast path
+ * against one full forward per patch, attribution patching exact where the metric is linear in the patch,
+ * edge circuits (EAP, EAP-IG, exact) against the plain forward and the mask's finite differences, SAEs
+ * spliced with the error term leaving the output unchanged. The families are test/helpers/family-checkpoints.ts'
+ * FAMILY_CASES (one line adds one).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { CircuitTask } from "../../src/circuits/circuit-task.ts";
+import { findCircuit } from "../../src/circuits/find-circuit.ts";
+import { runWithGradients } from "../../src/gradients/backward.ts";
+import { logitDiffMetric } from "../../src/gradients/logit-metric.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import type { HookSpec } from "../../src/model/hooks.ts";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { compareAttribution } from "../../src/patching/attribution-compare.ts";
+import { TARGET_NAMES, targetFromName } from "../../src/patching/targets.ts";
+import { saeHookName, saeSplice } from "../../src/sae/attach.ts";
+import { Sae } from "../../src/sae/sae.ts";
+import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
+import { mulberry32, randn } from "../../src/util/random.ts";
+import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
+import { FAMILY_CASES, writeFamilyCheckpoint } from "../helpers/family-checkpoints.ts";
+import { randomSaeWeights, saeConfigFor } from "../helpers/random-sae.ts";
+import { maxAbsDiff } from "../helpers/reference.ts";
+
+const root = mkdtempSync(join(tmpdir(), "circuitscope-every-feature-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+// Ids below 512, valid in every family's vocabulary. Pair 0 differs first at position 3, pair 1 at 1.
+const clean = [
+  [1, 17, 200, 45, 9, 88, 120, 3],
+  [1, 250, 2, 77, 5, 6, 7, 8],
+];
+const corrupted = [
+  [1, 17, 200, 301, 9, 88, 120, 3],
+  [1, 30, 2, 77, 5, 6, 7, 8],
+];
+const answers = { answer: [11, 40], wrong: [22, 11] };
+
+/** Mean over prompts of logit(answer) − logit(wrong) at the last position, from a plain forward. */
+function forwardMetric(model: HookedTransformer, tokens: number[][], fwdHooks: HookSpec[] = []): number {
+  const V = model.cfg.dVocab;
+  const logits = model.run(tokens, { logits: "last", fwdHooks }).data;
+  let sum = 0;
+  tokens.forEach((_, b) => {
+    sum += logits[b * V + answers.answer[b]] - logits[b * V + answers.wrong[b]];
+  });
+  return sum / tokens.length;
+}
+
+FAMILY_CASES.forEach((family, i) => {
+  describe(family.name, () => {
+    const { dir } = writeFamilyCheckpoint(root, i);
+    // Converting consumes a checkpoint's tensors, so each model loads its own.
+    const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference" });
+    after(() => model.dispose());
+    const { nLayers: L, dModel: D, nHeads: H, dHead: dh, dMlp } = model.cfg;
+
+    test("gradients: every hook's backward = central finite differences of the forward pass", () => {
+      const tokens = [clean[0]];
+      const [a, w] = [answers.answer[0], answers.wrong[0]];
+      const run = runWithGradients(model, tokens, logitDiffMetric(a, w));
+      const rng = mulberry32(3);
+      let checked = 0;
+      for (const hook of run.grads.names) {
+        const grad = run.grads.get(hook).data;
+        const act = run.cache.get(hook).data;
+        // A random unit direction (zero on masked −inf scores, which have no neighbourhood).
+        const dirv = Float32Array.from(act, (x) => (Number.isFinite(x) ? randn(rng) : 0));
+        const norm = Math.hypot(...dirv);
+        for (let k = 0; k < dirv.length; k++) dirv[k] /= norm;
+        let g = 0;
+        for (let k = 0; k < grad.length; k++) g += dirv[k] * grad[k];
+        // float32 forward: steps large enough that rounding (~1e-6 / 2h) stays below the tolerance, and
+        // Richardson's combination of two central differences so that the h² term (large on small
+        // activations such as a norm's scale) cancels.
+        const h = 1e-2;
+        const moved = (s: number) =>
+          forwardMetric(model, tokens, [
+            [
+              hook,
+              (t: Tensor) => {
+                for (let k = 0; k < t.data.length; k++) t.data[k] += s * dirv[k];
+              },
+            ],
+          ]);
+        const central = (step: number) => (moved(step) - moved(-step)) / (2 * step);
+        const fd = (4 * central(h / 2) - central(h)) / 3;
+        assert.ok(
+          Math.abs(fd - g) <= 2e-3 + 2e-2 * Math.abs(fd),
+          `${hook}: backward ${g}, finite difference ${fd}`,
+        );
+        checked++;
+      }
+      assert.ok(checked > 3 + 15 * L, `${checked} hooks checked`);
+    });
+
+    const base = { clean, corrupted, answers, chunkSize: 5 };
+    for (const name of TARGET_NAMES) {
+      test(`patching ${name}: the fast exact path = one full forward per patch`, async () => {
+        const target = targetFromName(name, { layer: L - 1 });
+        const fast = await activationPatching(model, { ...base, target });
+        const slow = await activationPatching(model, { ...base, target, method: "straightforward" });
+        assert.deepEqual(fast.shape, slow.shape);
+        const d = maxAbsDiff(Float32Array.from(fast.perPrompt.raw), Float32Array.from(slow.perPrompt.raw));
+        assert.ok(d < 1e-4, `per-prompt logit differences differ by ${d}`);
+        assert.ok(
+          fast.perPrompt.raw.some((x) => Math.abs(x - fast.perPrompt.raw[0]) > 1e-3),
+          "patches move the metric differently",
+        );
+      });
+    }
+
+    test("attribution patching = exact patching where the metric is linear in the patch (ln_final's output)", async () => {
+      const n = clean[0].length;
+      const indexSets = [];
+      for (let pos = n - 3; pos < n; pos++)
+        for (let c = 0; c < 4; c++) indexSets.push([[pos, 8 * c] as const, [pos, 8 * c + 5] as const]);
+      const [cmp] = await compareAttribution(model, {
+        clean,
+        corrupted,
+        answers,
+        targets: [{ kind: "custom", hook: "ln_final.hook_normalized", indexSets }],
+      });
+      const d = maxAbsDiff(Float32Array.from(cmp.estimate.values), Float32Array.from(cmp.exact.values));
+      assert.ok(d < 1e-4, `estimate and exact differ by ${d}`);
+      assert.ok(
+        cmp.exact.values.some((v) => Math.abs(v) > 0.01),
+        "the final-position sets move the metric",
+      );
+    });
+
+    describe("edge circuits", () => {
+      const pairs = { clean, corrupted, answer: answers.answer, wrong: answers.wrong };
+      const task = new CircuitTask(model, pairs);
+      const { graph } = task;
+      const all = () => new Float32Array(graph.nEdges).fill(1);
+
+      test("every edge kept = the plain clean forward, none kept = the plain corrupted forward", () => {
+        const c = forwardMetric(model, clean);
+        const x = forwardMetric(model, corrupted);
+        assert.ok(Math.abs(c - x) > 0.05, `the pairs must differ: ${c} vs ${x}`);
+        assert.ok(Math.abs(task.evaluate(all()) - c) < 1e-4, `${task.evaluate(all())} vs ${c}`);
+        assert.ok(Math.abs(task.evaluate(new Float32Array(graph.nEdges)) - x) < 1e-4);
+      });
+
+      test("exact: each score = the full masked pass with that edge removed, minus the clean metric", async () => {
+        const r = await findCircuit(task, { method: "exact", topN: 5, compareTop: 0 });
+        assert.equal(r.edges.length, graph.nEdges);
+        for (const e of r.edges.slice(0, 4).concat(r.edges.slice(-2))) {
+          const mask = all();
+          mask[graph.edgeIndex(e.name)] = 0;
+          const want = task.evaluate(mask) - task.baseline.clean;
+          assert.ok(Math.abs(e.score - want) < 1e-4, `${e.name}: ${e.score} vs ${want}`);
+        }
+        const kept = new Float32Array(graph.nEdges);
+        for (const n of r.circuit.edges) kept[graph.edgeIndex(n)] = 1;
+        assert.ok(Math.abs(r.circuit.metric - task.evaluate(kept)) < 1e-4, "the circuit's metric");
+        assert.ok(Math.abs(r.edges[0].score) > 1e-3, "some edge matters");
+      });
+
+      test("EAP = the derivative of the masked metric; EAP-IG runs and its check holds exact scores", async () => {
+        const eap = await findCircuit(task, { method: "eap", topN: 5, compareTop: 0 });
+        const eps = 1e-2;
+        for (const e of eap.edges.slice(0, 5)) {
+          const mask = all();
+          const k = graph.edgeIndex(e.name);
+          mask[k] = 1 - eps;
+          const down = task.evaluate(mask);
+          mask[k] = 1 + eps;
+          const fd = (down - task.evaluate(mask)) / (2 * eps);
+          const tol = 1e-3 * Math.abs(eap.edges[0].score) + 2e-3 * Math.abs(e.score);
+          assert.ok(Math.abs(fd - e.score) < tol, `${e.name}: finite difference ${fd} vs EAP ${e.score}`);
+        }
+        const ig = await findCircuit(task, { method: "eap-ig", igSteps: 4, topN: 5, compareTop: 6 });
+        assert.equal(ig.igSteps, 4);
+        assert.ok(ig.edges.every((e) => Number.isFinite(e.score)));
+        const checked = ig.comparison!.edges;
+        const exact = await task.exactScores(checked.map((e) => graph.edgeIndex(e.name)));
+        for (const [k, e] of checked.entries()) assert.ok(Math.abs(e.exact - exact[k]) < 1e-5, e.name);
+      });
+    });
+
+    const prompt = [clean[0]];
+    const plain = model.run(prompt);
+    const saeSites = [
+      { hook: "blocks.0.hook_resid_pre", dIn: D },
+      { hook: `blocks.${L - 1}.attn.hook_z`, dIn: H * dh },
+      { hook: "blocks.0.mlp.hook_post", dIn: dMlp },
+    ];
+    for (const { hook, dIn } of saeSites) {
+      test(`an SAE at ${hook}: the error term leaves the output exactly unchanged; without it the logits move`, () => {
+        const sae = new Sae({
+          cfg: saeConfigFor({ architecture: "standard", dIn, dSae: 48, hookName: hook }),
+          weights: randomSaeWeights({ architecture: "standard", dIn, dSae: 48, seed: 5, encScale: 0.3 }),
+          kernels: referenceKernels,
+        });
+        const { logits, cache } = model.runWithCache(prompt, {
+          splices: [saeSplice(sae, { useErrorTerm: true })],
+        });
+        assert.deepEqual(logits!.data, plain.data);
+        const post = cache.get(saeHookName(sae, "hook_sae_acts_post"));
+        assert.equal(post.size, prompt[0].length * 48);
+        assert.ok(
+          post.data.some((v) => v > 0),
+          "some feature fires",
+        );
+        const spliced = model.run(prompt, { splices: [saeSplice(sae)] });
+        const moved = maxAbsDiff(spliced.data, plain.data);
+        assert.ok(moved > 1e-3, `the reconstruction moved the logits by ${moved}`);
+      });
+    }
+  });
+});
