@@ -3,7 +3,8 @@
  * or a property: gradients against finite differences of the forward pass, every patching target's fast path
  * against one full forward per patch, attribution patching exact where the metric is linear in the patch,
  * edge circuits (EAP, EAP-IG, exact) against the plain forward and the mask's finite differences, SAEs
- * spliced with the error term leaving the output unchanged. The families are test/helpers/family-checkpoints.ts'
+ * spliced with the error term leaving the output unchanged, the neuron index's examples recomputed and its
+ * shards merged byte for byte. The families are test/helpers/family-checkpoints.ts'
  * FAMILY_CASES (one line adds one).
  */
 import assert from "node:assert/strict";
@@ -13,10 +14,14 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import { findCircuit } from "../../src/circuits/find-circuit.ts";
+import type { DocumentSource } from "../../src/corpus/sources.ts";
 import { runWithGradients } from "../../src/gradients/backward.ts";
 import { logitDiffMetric } from "../../src/gradients/logit-metric.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { HookSpec } from "../../src/model/hooks.ts";
+import { buildIndex } from "../../src/neurons/build-index.ts";
+import { mergeIndexes } from "../../src/neurons/merge-indexes.ts";
+import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { compareAttribution } from "../../src/patching/attribution-compare.ts";
 import { TARGET_NAMES, targetFromName } from "../../src/patching/targets.ts";
@@ -27,6 +32,7 @@ import type { Tensor } from "../../src/tensor/tensor.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FAMILY_CASES, writeFamilyCheckpoint } from "../helpers/family-checkpoints.ts";
+import { storeFiles } from "../helpers/index-files.ts";
 import { randomSaeWeights, saeConfigFor } from "../helpers/random-sae.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
 
@@ -217,5 +223,43 @@ FAMILY_CASES.forEach((family, i) => {
         assert.ok(moved > 1e-3, `the reconstruction moved the logits by ${moved}`);
       });
     }
+
+    test("neuron index: its top examples are mlp.hook_post recomputed; shards merge into the single run byte for byte", async () => {
+      const source: DocumentSource = { name: "tiny", documents: () => TINY_CORPUS };
+      const settings = { modelName: family.name, topK: 3, contextLen: 10, batchSize: 2 };
+      const single = join(root, `index-${i}`);
+      const { manifest } = await buildIndex(model, source, { ...settings, outDir: single });
+      assert.ok(
+        manifest?.progress.complete && manifest.progress.contexts >= 4,
+        JSON.stringify(manifest?.progress),
+      );
+      const index = NeuronIndex.open(single);
+      for (const [layer, neuron] of [
+        [0, 0],
+        [L - 1, dMlp - 1],
+      ]) {
+        const { examples } = index.summary(layer, neuron);
+        assert.equal(examples.length, 3);
+        for (const ex of examples) {
+          const tokens = Array.from(index.contextTokens(ex.contextId));
+          const { cache } = model.runWithCache([tokens], { namesFilter: [`blocks.${layer}.mlp.hook_post`] });
+          const want = cache.get(`blocks.${layer}.mlp.hook_post`).data[ex.position * dMlp + neuron];
+          assert.ok(Math.abs(ex.value - want) < 1e-4, `L${layer}N${neuron}: ${ex.value} vs ${want}`);
+        }
+      }
+      const shards = [0, 1].map((k) => join(root, `index-${i}-shard-${k}`));
+      for (const [k, outDir] of shards.entries())
+        await buildIndex(model, source, { ...settings, outDir, shard: { index: k, count: 2 } });
+      const merged = join(root, `index-${i}-merged`);
+      mergeIndexes([shards[1], shards[0]], merged);
+      assert.deepEqual(storeFiles(merged), storeFiles(single));
+    });
   });
 });
+
+const TINY_CORPUS = [
+  "Lily was happy because she had a new toy.",
+  "Tim was sad because he lost his ball in the park.",
+  "Once upon a time there was a little dog. The dog liked to run.",
+  "The sun was hot, so they sat under a big tree and ate apples.",
+];
