@@ -24,6 +24,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const CLEAN = "The girl was happy because";
 const CORRUPTED = "The boy was happy because";
 const [ANSWER, WRONG] = [" she", " he"];
+const PAIR_ARGS = ["--clean", CLEAN, "--corrupted", CORRUPTED, "--answer", ANSWER, "--wrong", WRONG];
 
 function near(got: number, want: number, what: string, tol = 1e-4): void {
   assert.ok(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
@@ -68,19 +69,7 @@ FAMILY_CASES.forEach((family, i) => {
     });
 
     test("patch resid_pre: each cell = the corrupted run with that position's clean residual, by hooks", async () => {
-      const out = await json([
-        "patch",
-        "--clean",
-        CLEAN,
-        "--corrupted",
-        CORRUPTED,
-        "--answer",
-        ANSWER,
-        "--wrong",
-        WRONG,
-        "-t",
-        "resid_pre",
-      ]);
+      const out = await json(["patch", ...PAIR_ARGS, "-t", "resid_pre"]);
       assert.deepEqual(out.axes, ["layer", "pos"]);
       near(out.clean, cleanDiff, "clean");
       near(out.corrupted, corruptedDiff, "corrupted");
@@ -114,14 +103,7 @@ FAMILY_CASES.forEach((family, i) => {
     test("circuit: baselines are the plain forward; the circuit's normalised metric; the exact check of the top 4", async () => {
       const out = await json([
         "circuit",
-        "--clean",
-        CLEAN,
-        "--corrupted",
-        CORRUPTED,
-        "--answer",
-        ANSWER,
-        "--wrong",
-        WRONG,
+        ...PAIR_ARGS,
         "--method",
         "eap-ig",
         "--top-n",

@@ -29,9 +29,9 @@ import { saeHookName, saeSplice } from "../../src/sae/attach.ts";
 import { Sae } from "../../src/sae/sae.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
-import { mulberry32, randn } from "../../src/util/random.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { FAMILY_CASES, writeFamilyCheckpoint } from "../helpers/family-checkpoints.ts";
+import { checkEveryHookGradient } from "../helpers/gradient-check.ts";
 import { storeFiles } from "../helpers/index-files.ts";
 import { randomSaeWeights, saeConfigFor } from "../helpers/random-sae.ts";
 import { maxAbsDiff } from "../helpers/reference.ts";
@@ -73,38 +73,22 @@ FAMILY_CASES.forEach((family, i) => {
       const tokens = [clean[0]];
       const [a, w] = [answers.answer[0], answers.wrong[0]];
       const run = runWithGradients(model, tokens, logitDiffMetric(a, w));
-      const rng = mulberry32(3);
-      let checked = 0;
-      for (const hook of run.grads.names) {
-        const grad = run.grads.get(hook).data;
-        const act = run.cache.get(hook).data;
-        // A random unit direction (zero on masked −inf scores, which have no neighbourhood).
-        const dirv = Float32Array.from(act, (x) => (Number.isFinite(x) ? randn(rng) : 0));
-        const norm = Math.hypot(...dirv);
-        for (let k = 0; k < dirv.length; k++) dirv[k] /= norm;
-        let g = 0;
-        for (let k = 0; k < grad.length; k++) g += dirv[k] * grad[k];
-        // float32 forward: steps large enough that rounding (~1e-6 / 2h) stays below the tolerance, and
-        // Richardson's combination of two central differences so that the h² term (large on small
-        // activations such as a norm's scale) cancels.
-        const h = 1e-2;
-        const moved = (s: number) =>
+      // float32 forward: a step large enough that rounding (~1e-6 / 2h) stays below the tolerance, and
+      // Richardson's combination so that the h² term (large on small activations such as a norm's scale)
+      // cancels.
+      const checked = checkEveryHookGradient(
+        run,
+        (hook, dirv, h) =>
           forwardMetric(model, tokens, [
             [
               hook,
               (t: Tensor) => {
-                for (let k = 0; k < t.data.length; k++) t.data[k] += s * dirv[k];
+                for (let k = 0; k < t.data.length; k++) t.data[k] += h * dirv[k];
               },
             ],
-          ]);
-        const central = (step: number) => (moved(step) - moved(-step)) / (2 * step);
-        const fd = (4 * central(h / 2) - central(h)) / 3;
-        assert.ok(
-          Math.abs(fd - g) <= 2e-3 + 2e-2 * Math.abs(fd),
-          `${hook}: backward ${g}, finite difference ${fd}`,
-        );
-        checked++;
-      }
+          ]),
+        { h: 1e-2, unit: true, richardson: true, abs: 2e-3, rel: 2e-2 },
+      );
       assert.ok(checked > 3 + 15 * L, `${checked} hooks checked`);
     });
 
