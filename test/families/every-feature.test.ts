@@ -156,7 +156,7 @@ FAMILY_CASES.forEach((family, i) => {
         assert.ok(Math.abs(r.edges[0].score) > 1e-3, "some edge matters");
       });
 
-      test("EAP = the derivative of the masked metric; EAP-IG runs and its check holds exact scores", async () => {
+      test("EAP = the derivative of the masked metric; EAP-IG is complete on the input's edges; its check holds exact scores", async () => {
         const eap = await findCircuit(task, { method: "eap", topN: 5, compareTop: 0 });
         const eps = 1e-2;
         for (const e of eap.edges.slice(0, 5)) {
@@ -169,6 +169,17 @@ FAMILY_CASES.forEach((family, i) => {
           const tol = 1e-3 * Math.abs(eap.edges[0].score) + 2e-3 * Math.abs(e.score);
           assert.ok(Math.abs(fd - e.score) < tol, `${e.name}: finite difference ${fd} vs EAP ${e.score}`);
         }
+        // Integrated gradients' completeness: every child reads the input node, so its edges' scores add up
+        // to ∫ dmetric/dinput · (corrupted − clean) along the interpolated inputs = corrupted − clean, up to
+        // the Riemann sum's O(1 / steps).
+        const ig64 = await task.gradientScores(64);
+        let fromInput = 0;
+        for (let e = 0; e < graph.nEdges; e++) if (graph.edge(e).parent === "input") fromInput += ig64[e];
+        const span = task.baseline.corrupted - task.baseline.clean;
+        assert.ok(
+          Math.abs(fromInput - span) < 0.05 * Math.abs(span),
+          `input edges sum to ${fromInput}, not ${span}`,
+        );
         const ig = await findCircuit(task, { method: "eap-ig", igSteps: 4, topN: 5, compareTop: 6 });
         assert.equal(ig.igSteps, 4);
         assert.ok(ig.edges.every((e) => Number.isFinite(e.score)));
