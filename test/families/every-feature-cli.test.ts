@@ -86,7 +86,7 @@ FAMILY_CASES.forEach((family, i) => {
       }
     });
 
-    test("attribute: the logit difference; the residual's parts sum to its final value; a value per head", async () => {
+    test("attribute: the logit difference; the residual's parts sum to its final value; each head's DLA in float64", async () => {
       const out = await json(["attribute", "-p", CLEAN, "-a", ANSWER, "-w", WRONG]);
       near(out.logitDiff, cleanDiff, "logit diff");
       const parts: number[] = out.decomposeResid.values;
@@ -96,8 +96,32 @@ FAMILY_CASES.forEach((family, i) => {
         out.accumulatedResid.values.at(-1),
         "sum of parts",
       );
+      // Each head's direct logit attribution, in float64 from the cache and the processed weights: its
+      // output at the last position, z_h · W_O[h], divided by ln_final's cached scale (the folded final
+      // norm), on the answer's minus the wrong token's W_U column.
+      const { dModel: D, dHead: dh } = model.cfg;
+      const names = [
+        "ln_final.hook_scale",
+        ...Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_z`),
+      ];
+      const { cache } = model.runWithCache([cleanTokens], { namesFilter: names });
+      const scale = cache.get("ln_final.hook_scale").data[n - 1];
+      const { W_U, blocks } = model.weights;
+      const V = model.cfg.dVocab;
       assert.equal(out.heads.length, L);
-      for (const row of out.heads) assert.ok(row.length === H && row.every(Number.isFinite));
+      for (let l = 0; l < L; l++) {
+        const z = cache.get(`blocks.${l}.attn.hook_z`).data; // [1, n, H, dh]
+        const W_O = blocks[l].W_O.data; // [H, dh, D]
+        for (let h = 0; h < H; h++) {
+          let dla = 0;
+          for (let d = 0; d < D; d++) {
+            let x = 0;
+            for (let k = 0; k < dh; k++) x += z[((n - 1) * H + h) * dh + k] * W_O[(h * dh + k) * D + d];
+            dla += (x / scale) * (W_U.data[d * V + a] - W_U.data[d * V + w]);
+          }
+          near(out.heads[l][h], dla, `L${l}H${h}`);
+        }
+      }
     });
 
     test("circuit: baselines are the plain forward; the circuit's normalised metric; the exact check of the top 4", async () => {
