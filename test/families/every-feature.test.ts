@@ -24,7 +24,7 @@ import { mergeIndexes } from "../../src/neurons/merge-indexes.ts";
 import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { compareAttribution } from "../../src/patching/attribution-compare.ts";
-import { TARGET_NAMES, targetFromName } from "../../src/patching/targets.ts";
+import { type PatchTarget, TARGET_NAMES, targetFromName } from "../../src/patching/targets.ts";
 import { saeHookName, saeSplice } from "../../src/sae/attach.ts";
 import { Sae } from "../../src/sae/sae.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
@@ -100,9 +100,23 @@ FAMILY_CASES.forEach((family, i) => {
       });
 
       const base = { clean, corrupted, answers, chunkSize: 5 };
-      for (const name of TARGET_NAMES) {
+      const targets: [string, PatchTarget][] = [
+        ...TARGET_NAMES.map((name): [string, PatchTarget] => [name, targetFromName(name, { layer: L - 1 })]),
+        ["head_pattern by position", { kind: "head", component: "pattern", perPosition: true }],
+        [
+          "sites (a query head, a neuron's pre-activation, a position of resid_mid)",
+          {
+            kind: "sites",
+            sites: [
+              { hook: `blocks.${L - 1}.attn.hook_q`, selectors: [[null, 1, null]] },
+              { hook: "blocks.0.mlp.hook_pre", selectors: [[null, 3]] },
+              { hook: "blocks.0.hook_resid_mid", selectors: [[3, null]] },
+            ],
+          },
+        ],
+      ];
+      for (const [name, target] of targets) {
         test(`patching ${name}: the fast exact path = one full forward per patch`, async () => {
-          const target = targetFromName(name, { layer: L - 1 });
           const fast = await activationPatching(model, { ...base, target });
           const slow = await activationPatching(model, { ...base, target, method: "straightforward" });
           assert.deepEqual(fast.shape, slow.shape);
