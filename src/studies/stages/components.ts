@@ -194,11 +194,10 @@ export const neuronStage: Stage<NeuronSlice> = {
         tables: [
           {
             caption: `The ${nt.length} confirmed neurons: exact patching (${unit}) beside the attribution estimate that chose them.`,
-            columns: ["neuron", "exact", "95% interval", "estimate", "rank by |exact|", "rank by |estimate|"],
+            columns: ["neuron", "exact [95% interval]", "estimate", "rank by |exact|", "rank by |estimate|"],
             rows: nt.map((x, i) => [
               x.label,
-              f2(x.exact.mean),
-              `[${f2(x.exact.ciLow)}, ${f2(x.exact.ciHigh)}]`,
+              formatMeanCi(x.exact),
               f2(x.attribution),
               String(i + 1),
               String(byEstimate.get(x.label)),
