@@ -51,7 +51,8 @@ test("neuron chart: bars are the exact effects, sorted by |exact|, and the title
     data.labels,
     byExact.map((n) => n.label),
   );
-  data.values.forEach((v, i) => assert.ok(Math.abs(v - mean(byExact[i].exact)) < 1e-12, `${data.labels[i]}`));
+  for (const [i, v] of data.values.entries())
+    assert.ok(Math.abs(v - mean(byExact[i].exact)) < 1e-12, data.labels[i]);
   assert.match(figure.title, /by exact patching/);
 });
 
