@@ -4,7 +4,9 @@
  *
  *   node --import tsx scripts/screenshots.ts OUTDIR
  *
- * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model.
+ * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model —
+ * except the last screenshot, the explorer's circuit panel (OUTDIR/browser/explorer-circuit-panel.png), which
+ * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2) in the explorer.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -25,6 +27,8 @@ import {
 import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
+import { referenceJson } from "../test/helpers/reference.ts";
+import { startFixtureServer } from "../test/server/server-fixture.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -277,8 +281,28 @@ async function main(): Promise<void> {
     const hoverFile = join(outDir, "browser", `${String(k + 1).padStart(2, "0")}-attention-hover.png`);
     await frames[k].screenshot({ path: hoverFile });
     console.log(hoverFile);
+    console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
   } finally {
     await browser.close();
+  }
+}
+
+/** The explorer's circuit panel after an EAP search on the fixture model: graph, subtitle, inputs, curve. */
+async function explorerCircuitPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
+  const fx = await startFixtureServer();
+  try {
+    const { clean, corrupted, answer, wrong } = referenceJson.prompts;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(fx.withToken(`${fx.base}/?${new URLSearchParams({ answer, wrong })}`));
+    await page.fill("#clean", clean[0]);
+    await page.fill("#corrupted", corrupted[0]);
+    await page.selectOption("#circuit-method", "eap");
+    await page.click("#run-circuit");
+    await page.waitForSelector("#circuit-out[data-ready] .figure svg");
+    await page.locator("#circuit-panel").screenshot({ path: file });
+    return file;
+  } finally {
+    await fx.server.close();
   }
 }
 
