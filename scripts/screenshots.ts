@@ -27,8 +27,7 @@ import {
 import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
-import { referenceJson } from "../test/helpers/reference.ts";
-import { startFixtureServer } from "../test/server/server-fixture.ts";
+import { findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -291,13 +290,8 @@ async function main(): Promise<void> {
 async function explorerCircuitPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
   const fx = await startFixtureServer();
   try {
-    const { clean, corrupted, answer, wrong } = referenceJson.prompts;
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    await page.goto(fx.withToken(`${fx.base}/?${new URLSearchParams({ answer, wrong })}`));
-    await page.fill("#clean", clean[0]);
-    await page.fill("#corrupted", corrupted[0]);
-    await page.selectOption("#circuit-method", "eap");
-    await page.click("#run-circuit");
+    await findCircuitInPanel(page, fx);
     await page.waitForSelector("#circuit-out[data-ready] .figure svg");
     await page.locator("#circuit-panel").screenshot({ path: file });
     return file;

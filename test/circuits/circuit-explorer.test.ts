@@ -8,7 +8,7 @@ import { findCircuit } from "../../src/circuits/find-circuit.ts";
 import type { ExplorerServer } from "../../src/server/app.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
-import { type FixtureServer, startFixtureServer } from "../server/server-fixture.ts";
+import { type FixtureServer, findCircuitInPanel, startFixtureServer } from "../server/server-fixture.ts";
 
 let server: ExplorerServer;
 let fx: FixtureServer;
@@ -88,12 +88,7 @@ test("the circuit panel: progress, the CLI's 20 checked edges, prompts from 0, t
   const errors: string[] = [];
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   collectPageErrors(page, errors);
-  await page.goto(fx.withToken(`${fx.base}/?${new URLSearchParams({ answer, wrong })}`));
-  await page.fill("#clean", clean[0]);
-  await page.fill("#corrupted", corrupted[0]);
-  await page.selectOption("#circuit-method", "eap");
-  await page.click("#run-circuit");
-  await page.waitForSelector("#circuit-out[data-ready] svg.cs-circuit");
+  await findCircuitInPanel(page, fx);
   const status = await page.locator("#circuit-out .job-status").innerText();
   assert.match(status, /Smallest circuit found reaching faithfulness 0.8/);
   // The estimate is checked on as many edges as the CLI checks (its --compare-top default): 20, not 10.
