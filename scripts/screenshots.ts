@@ -4,7 +4,9 @@
  *
  *   node --import tsx scripts/screenshots.ts OUTDIR
  *
- * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model.
+ * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model —
+ * except the last screenshot, the explorer's circuit panel (OUTDIR/browser/explorer-circuit-panel.png), which
+ * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2) in the explorer.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -27,6 +29,7 @@ import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 import { demoFrontEndGraph } from "../test/helpers/front-end-graph.ts";
+import { findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -308,8 +311,23 @@ async function main(): Promise<void> {
     await frames[k].screenshot({ path: hoverFile });
     console.log(hoverFile);
     await graphPageShot(page, outDir);
+    console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
   } finally {
     await browser.close();
+  }
+}
+
+/** The explorer's circuit panel after an EAP search on the fixture model: graph, subtitle, inputs, curve. */
+async function explorerCircuitPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
+  const fx = await startFixtureServer();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await findCircuitInPanel(page, fx);
+    await page.waitForSelector("#circuit-out[data-ready] .figure svg");
+    await page.locator("#circuit-panel").screenshot({ path: file });
+    return file;
+  } finally {
+    await fx.server.close();
   }
 }
 

@@ -9,6 +9,7 @@ import { answerReport, topPredictions } from "../analysis/predictions.ts";
 import { CircuitTask } from "../circuits/circuit-task.ts";
 import { DEFAULT_COMPARE_TOP } from "../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../circuits/find-circuit.ts";
+import { headName } from "../model/component-names.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
@@ -95,10 +96,10 @@ export function attentionTask(model: HookedTransformer, p: AttentionParams): Att
     title:
       p.heads === "all"
         ? `Attention patterns of all ${heads.length} heads (${nLayers} layers × ${nHeads} heads)`
-        : `Attention pattern of L${p.layer}H${p.head}`,
+        : `Attention pattern of ${headName(p.layer, p.head)}`,
     tokens: model.toStrTokens(tokens),
     heads: heads.map(({ layer, head }, k) => ({
-      label: `L${layer}H${head}`,
+      label: headName(layer, head),
       pattern: patterns[k].map((row) => row.map(roundWeight)),
     })),
   });
@@ -192,7 +193,7 @@ export interface CircuitParams {
 }
 
 /**
- * The smallest circuit of edges reaching a faithfulness (EAP or EAP-IG scores, exact check on the top 10):
+ * The smallest circuit of edges reaching a faithfulness (EAP or EAP-IG scores, exact check on the top DEFAULT_COMPARE_TOP edges):
  * its layered graph as SVG, the faithfulness curve, and the sentences that state the numbers.
  */
 export async function circuitTask(model: HookedTransformer, p: CircuitParams, ctx: TaskContext) {
@@ -226,8 +227,9 @@ export async function circuitTask(model: HookedTransformer, p: CircuitParams, ct
     edges: r.circuit.edges,
     heads: [...new Set(heads)],
     inputs: [
-      { label: "clean", value: p.clean },
-      { label: "corrupted", value: p.corrupted },
+      // Lists, as the patching panel's and the CLI pages' prompts (numbered from 0).
+      { label: "clean prompts", value: [p.clean] },
+      { label: "corrupted prompts", value: [p.corrupted] },
       {
         label: "metric",
         value: `logit(${JSON.stringify(p.answer)}) − logit(${JSON.stringify(p.wrong)}), final position`,

@@ -16,6 +16,7 @@ import { runStudy } from "../../src/studies/pipeline.ts";
 import { sharedUnits } from "../../src/studies/prompts.ts";
 import { findingParagraph } from "../../src/studies/pronouns/finding-paragraph.ts";
 import { pronounsSpec } from "../../src/studies/pronouns/spec.ts";
+import { buildSections } from "../../src/studies/report.ts";
 import type { StudyResults } from "../../src/studies/results.ts";
 import { planFor, type StudyPlan } from "../../src/studies/spec.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -237,6 +238,17 @@ describe("pronoun study on stories260k", () => {
       (x) => x.group === "noun-near-he" && x.metric.startsWith("gender effect"),
     )!;
     assert.equal(c.paired, shared.length);
+  });
+
+  it("the Setup states how many distinct texts each group's prompts are drawn from, and what the intervals measure", () => {
+    const setup = buildSections(res).find((x) => x.heading === "Setup")!;
+    const text = setup.text ?? "";
+    for (const g of res.prompts.groups) {
+      const spec = pronounsSpec.groups.find((x) => x.name === g.name)!;
+      const distinct = new Set(pronounsSpec.generate([spec], () => 5000, 3).map((p) => p.clean)).size;
+      assert.ok(text.includes(`${g.name}: ${g.kept} prompts of ${distinct} distinct texts`), g.name);
+    }
+    assert.match(text, /measures how much the numbers vary across these templates, not sampling error/);
   });
 
   it("states the hand-over with the numbers it rests on", () => {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { sameAnswerProblem } from "../../analysis/answer-metrics.ts";
+import { hasGap, sameAnswerProblem } from "../../analysis/answer-metrics.ts";
+import { formatSigned } from "../../analysis/stats.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
 import { agreeingLabels } from "../../patching/result.ts";
@@ -175,7 +176,13 @@ export function register(program: Command): void {
         const { writeFileAtomic } = await import("../../viz/index.ts");
         writeFileAtomic(opts.out, `${JSON.stringify(fullJson(result))}\n`);
       }
-      if (opts.html) await writeReport(opts.html, result, patchInputs(model, opts));
+      if (opts.html && !hasGap(result.clean, result.corrupted)) {
+        // A page of fractions restored would be a page of NaN and ±Infinity: none is written, and it says so.
+        process.stderr.write(
+          `circuitscope: no page written to ${opts.html}: the clean and corrupted logit differences are equal (${result.clean.toFixed(4)}), so the fraction restored is undefined (clean = corrupted). The changes of the logit difference are printed below${opts.out ? ` and in ${opts.out}` : ""}; give pairs whose clean − corrupted gap does not cancel over the batch (e.g. not a pair and its swap), or run each pair on its own.\n`,
+        );
+        process.exitCode = 1;
+      } else if (opts.html) await writeReport(opts.html, result, patchInputs(model, opts));
       if (opts.json) {
         printJson(resultJson(result, { perPrompt: opts.perPrompt }));
         return;
@@ -221,16 +228,26 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
     `Target ${r.target} [${r.axes.join(", ")}] = [${r.shape.join(", ")}]`,
     `Logit difference: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}`,
   ];
+  // With no clean − corrupted gap (a batch whose pairs cancel) the fraction restored is undefined: the
+  // effects are listed as the change of the logit difference instead of NaN or ±Infinity.
+  const gap = hasGap(r.clean, r.corrupted);
+  const effect = (i: number) => (gap ? r.values[i] : r.raw[i] - r.corrupted);
   // Cells with one name are one effect (the k/v cells of query heads sharing a key/value head): listed once.
   const named = new Map<string, number>();
   for (const i of r.values.keys()) {
     const name = cellLabel(r, i);
     if (!named.has(name)) named.set(name, i);
   }
-  const order = [...named.values()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
-  lines.push("Largest effects (fraction restored; 1 = clean restored):");
+  const order = [...named.values()].sort((a, b) => Math.abs(effect(b)) - Math.abs(effect(a)));
+  lines.push(
+    gap
+      ? "Largest effects (fraction restored; 1 = clean restored):"
+      : "Fraction restored: undefined (clean = corrupted: the batch has no gap to restore, e.g. pairs that are each other's swap). Largest effects as the change of the logit difference (patched − corrupted):",
+  );
   for (const i of order.slice(0, 15)) {
-    lines.push(`  ${cellLabel(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
+    lines.push(
+      `  ${cellLabel(r, i).padEnd(28)} ${(gap ? effect(i).toFixed(4) : formatSigned(effect(i), 4)).padStart(9)}`,
+    );
   }
   if (r.kvGroupSize)
     lines.push(
@@ -240,10 +257,14 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
       const name = r.perPrompt.clean.length === 1 ? "The prompt" : `Prompt ${b}`;
+      const promptGap = hasGap(c, r.perPrompt.corrupted[b]);
       lines.push(`${name}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
+        const fraction = promptGap
+          ? r.perPrompt.values[b * n + i].toFixed(4).padStart(9)
+          : "undefined (clean = corrupted)";
         lines.push(
-          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${fraction}`,
         );
       }
     });
