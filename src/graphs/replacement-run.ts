@@ -4,6 +4,7 @@
  * that features' writes + b_dec (+ skip) + error = the real MLP output exactly. Feature activations at
  * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node).
  */
+import type { ActivationCache } from "../model/activation-cache.ts";
 import { allHookNames } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { type ActiveFeature, sortFeatures } from "./attribution-graph.ts";
@@ -17,6 +18,8 @@ export interface ReplacementRun {
   errors: Float32Array;
   /** [d_vocab]: the logits at the last position. */
   lastLogits: Float32Array;
+  /** The run's cache: the set's hooks and any `alsoCache` names (batch 1). */
+  cache: ActivationCache;
 }
 
 /** W_dec·activations + b_dec + W_skip·input of one position ([d_model]). */
@@ -42,11 +45,15 @@ export function reconstructMlpOut(
   return out;
 }
 
-/** One run of `model` on `tokens` with the set's input and output hooks cached. */
+/**
+ * One run of `model` on `tokens` with the set's input and output hooks cached, and `alsoCache` (hooks a
+ * caller needs from the same run, e.g. the patterns and norm scales the graph's backward freezes).
+ */
 export function replacementRun(
   model: HookedTransformer,
   tokens: readonly number[],
   set: TranscoderSet,
+  alsoCache: readonly string[] = [],
 ): ReplacementRun {
   const L = model.cfg.nLayers;
   if (set.transcoders.length !== L) {
@@ -70,7 +77,7 @@ export function replacementRun(
       );
     }
   }
-  const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names] });
+  const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names, ...alsoCache] });
   const nPos = tokens.length;
   const features: ActiveFeature[] = [];
   const errors = new Float32Array(L * nPos * D);
@@ -97,5 +104,6 @@ export function replacementRun(
     features: sortFeatures(features),
     errors,
     lastLogits: logits.data.slice((nPos - 1) * V, nPos * V),
+    cache,
   };
 }
