@@ -131,7 +131,9 @@ export async function attributeGraph(
 ): Promise<AttributedGraph> {
   checkGraphHooks(model, set);
   const run = replacementRun(model, tokens, set, frozenHookNames(model));
-  const { tokens: logitTokens, probabilities } = selectLogitTargets(run.lastLogits, { targets: opts.targets });
+  const { tokens: logitTokens, probabilities } = selectLogitTargets(run.lastLogits, {
+    targets: opts.targets,
+  });
   const graph: AttributionGraph = {
     nLayers: model.cfg.nLayers,
     inputTokens: [...tokens],
@@ -154,7 +156,12 @@ export async function attributeGraph(
   }));
   run.features.forEach((f, i) => {
     const tc = set.transcoders[f.layer];
-    targets.push({ row: i, layer: f.layer, pos: f.pos, seed: tc.wEnc.subarray(f.feature * D, (f.feature + 1) * D) });
+    targets.push({
+      row: i,
+      layer: f.layer,
+      pos: f.pos,
+      seed: tc.wEnc.subarray(f.feature * D, (f.feature + 1) * D),
+    });
   });
   const backward = new FrozenBackward(model, set, run, graph);
   const batchSize = Math.max(1, opts.batchSize ?? 32);
@@ -230,7 +237,14 @@ class FrozenBackward {
   }
 
   /** The frozen norm's backward, row by row of the batch (x and scale are the prompt's, shared by every row). */
-  private frozenNorm(g: Float32Array, B: number, x: Float32Array, scale: Float32Array, which: "ln1" | "ln2" | "lnF", l = 0): Float32Array {
+  private frozenNorm(
+    g: Float32Array,
+    B: number,
+    x: Float32Array,
+    scale: Float32Array,
+    which: "ln1" | "ln2" | "lnF",
+    l = 0,
+  ): Float32Array {
     const { cfg, weights } = this.model;
     const D = cfg.dModel;
     const P = this.graph.inputTokens.length;
@@ -238,7 +252,16 @@ class FrozenBackward {
     const out = new Float32Array(g.length);
     for (let b = 0; b < B; b++) {
       const rows = g.subarray(b * P * D, (b + 1) * P * D);
-      const { gInput } = normBackward({ kind: cfg.normalization, x, scale, ln, gNormalized: rows, rows: P, D, frozenScale: true });
+      const { gInput } = normBackward({
+        kind: cfg.normalization,
+        x,
+        scale,
+        ln,
+        gNormalized: rows,
+        rows: P,
+        D,
+        frozenScale: true,
+      });
       out.set(gInput, b * P * D);
     }
     return out;
@@ -252,13 +275,19 @@ class FrozenBackward {
     const B = batch.length;
     const rows = B * P;
     const top = Math.max(...batch.map((t) => t.layer));
-    let g = new Float32Array(rows * D); // d/d resid_post of the current layer
+    let g: Float32Array = new Float32Array(rows * D); // d/d resid_post of the current layer
     if (top === L) {
       const gNormF = new Float32Array(rows * D);
       batch.forEach((t, b) => {
         if (t.layer === L) for (let d = 0; d < D; d++) gNormF[(b * P + t.pos) * D + d] = t.seed[d];
       });
-      g = this.frozenNorm(gNormF, B, this.act(`blocks.${L - 1}.hook_resid_post`), this.act("ln_final.hook_scale"), "lnF");
+      g = this.frozenNorm(
+        gNormF,
+        B,
+        this.act(`blocks.${L - 1}.hook_resid_post`),
+        this.act("ln_final.hook_scale"),
+        "lnF",
+      );
     }
     const inputIsNormalized = this.set.featureInputHook === "ln2.hook_normalized";
     for (let l = Math.min(top, L - 1); l >= 0; l--) {
@@ -289,11 +318,30 @@ class FrozenBackward {
       const none = new Float32Array(0); // q and k are not read with a frozen pattern
       for (let b = 0; b < B; b++) {
         const zb = gZ.subarray(b * P * H * dh, (b + 1) * P * H * dh);
-        const att = attentionBackward({ q: none, k: none, v, pattern, gZ: zb, B: 1, P, H, Hkv, dh, frozenPattern: true });
+        const att = attentionBackward({
+          q: none,
+          k: none,
+          v,
+          pattern,
+          gZ: zb,
+          B: 1,
+          P,
+          H,
+          Hkv,
+          dh,
+          frozenPattern: true,
+        });
         gV.set(att.gV, b * P * Hkv * dh);
       }
       const gNorm1 = this.vOp(l).backward(gV, rows);
-      const gLn1 = this.frozenNorm(gNorm1, B, this.act(name("hook_resid_pre")), this.act(name("ln1.hook_scale")), "ln1", l);
+      const gLn1 = this.frozenNorm(
+        gNorm1,
+        B,
+        this.act(name("hook_resid_pre")),
+        this.act(name("ln1.hook_scale")),
+        "ln1",
+        l,
+      );
       const next = new Float32Array(rows * D);
       for (let i = 0; i < next.length; i++) {
         next[i] = gMid[i] + gLn1[i] + (cfg.parallelResidual && gLn2 ? gLn2[i] : 0);
@@ -330,7 +378,8 @@ class FrozenBackward {
     for (const group of this.writes[l]) {
       // [B, D] rows of the gradient at this position, times the group's writes [k, D] transposed.
       const gp = new Float32Array(B * D);
-      for (let b = 0; b < B; b++) gp.set(gOut.subarray((b * P + group.pos) * D, (b * P + group.pos + 1) * D), b * D);
+      for (let b = 0; b < B; b++)
+        gp.set(gOut.subarray((b * P + group.pos) * D, (b * P + group.pos + 1) * D), b * D);
       const k = group.index.length;
       const e = this.model.kernels.bmm(gp, group.rows, 1, B, D, k, true);
       batch.forEach((t, b) => {

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import { attributeGraph, checkGraphHooks } from "../../src/graphs/attribute-graph.ts";
+import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
@@ -34,13 +34,20 @@ function setup(): { dir: string; model: HookedTransformer; set: TranscoderSet } 
     modelName: null,
     ids: Array.from({ length: L }, (_, l) => `layer_${l}`),
     // JumpReLU on layer 0, ReLU with a skip connection on layer 1
-    transcoders: Array.from({ length: L }, (_, l) => randomTranscoder(40 + l, l, config.dModel, 12, l === 0, l === 1)),
+    transcoders: Array.from({ length: L }, (_, l) =>
+      randomTranscoder(40 + l, l, config.dModel, 12, l === 0, l === 1),
+    ),
   };
   return { dir, model, set };
 }
 
-let cached: { dir: string; model: HookedTransformer; set: TranscoderSet; ref: RefGraph; targets: number[] } | null =
-  null;
+let cached: {
+  dir: string;
+  model: HookedTransformer;
+  set: TranscoderSet;
+  ref: RefGraph;
+  targets: number[];
+} | null = null;
 async function fixture() {
   if (cached) return cached;
   const { dir, model, set } = setup();
