@@ -12,34 +12,17 @@ import { after, test } from "node:test";
 import { attributeGraph, checkGraphHooks } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
-import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
-import { type RefGraph, referenceReplacementGraph } from "../helpers/linear-replacement.ts";
-import { makeVariantCheckpoint } from "../helpers/llama-variants.ts";
-import { randomTranscoder } from "../helpers/random-transcoder.ts";
+import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import {
+  type RefGraph,
+  referenceReplacementGraph,
+  tinyModelWithTranscoders,
+} from "../helpers/linear-replacement.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-attribute-graph-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const TOKENS = [1, 17, 300, 45, 9, 88, 120];
-const QWEN2 = 2; // llama-variants: qwen2, q/k/v biases, one key/value head, untied
-
-function setup(): { dir: string; model: HookedTransformer; set: TranscoderSet } {
-  const { dir, config } = makeVariantCheckpoint(root, QWEN2);
-  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { processing: false });
-  const L = config.nLayers;
-  const set: TranscoderSet = {
-    featureInputHook: "ln2.hook_normalized",
-    featureOutputHook: "hook_mlp_out",
-    modelName: null,
-    ids: Array.from({ length: L }, (_, l) => `layer_${l}`),
-    // JumpReLU on layer 0, ReLU with a skip connection on layer 1
-    transcoders: Array.from({ length: L }, (_, l) =>
-      randomTranscoder(40 + l, l, config.dModel, 12, l === 0, l === 1),
-    ),
-  };
-  return { dir, model, set };
-}
 
 let cached: {
   dir: string;
@@ -50,7 +33,7 @@ let cached: {
 } | null = null;
 async function fixture() {
   if (cached) return cached;
-  const { dir, model, set } = setup();
+  const { dir, model, set } = tinyModelWithTranscoders(root);
   const targets = [300, 45, 7];
   const ref = referenceReplacementGraph(dir, TOKENS, set, targets);
   cached = { dir, model, set, ref, targets };

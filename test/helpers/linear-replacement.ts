@@ -7,7 +7,38 @@
  * A[t, s] = T(only s on) − T(nothing on), and T(nothing on) is the target's constant term.
  */
 import type { Transcoder, TranscoderSet } from "../../src/graphs/transcoder-set.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { llamaReferenceForward, type RefTensor } from "./llama-reference.ts";
+import { makeVariantCheckpoint } from "./llama-variants.ts";
+import { randomTranscoder } from "./random-transcoder.ts";
+
+const QWEN2 = 2; // llama-variants: qwen2, q/k/v biases, one key/value head, untied
+
+/**
+ * A tiny random Qwen2-like checkpoint under `root` (q/k/v biases, one key/value head, rotary, RMSNorm, gated
+ * MLP), loaded without weight processing, and random transcoders: JumpReLU on layer 0, ReLU with a skip
+ * connection on layer 1.
+ */
+export function tinyModelWithTranscoders(root: string): {
+  dir: string;
+  model: HookedTransformer;
+  set: TranscoderSet;
+} {
+  const { dir, config } = makeVariantCheckpoint(root, QWEN2);
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { processing: false });
+  const L = config.nLayers;
+  const set: TranscoderSet = {
+    featureInputHook: "ln2.hook_normalized",
+    featureOutputHook: "hook_mlp_out",
+    modelName: null,
+    ids: Array.from({ length: L }, (_, l) => `layer_${l}`),
+    transcoders: Array.from({ length: L }, (_, l) =>
+      randomTranscoder(40 + l, l, config.dModel, 12, l === 0, l === 1),
+    ),
+  };
+  return { dir, model, set };
+}
 
 export interface RefFeature {
   layer: number;
