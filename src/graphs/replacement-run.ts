@@ -45,16 +45,8 @@ export function reconstructMlpOut(
   return out;
 }
 
-/**
- * One run of `model` on `tokens` with the set's input and output hooks cached, and `alsoCache` (hooks a
- * caller needs from the same run, e.g. the patterns and norm scales the graph's backward freezes).
- */
-export function replacementRun(
-  model: HookedTransformer,
-  tokens: readonly number[],
-  set: TranscoderSet,
-  alsoCache: readonly string[] = [],
-): ReplacementRun {
+/** Refuses a set whose depth, d_model or hook names do not fit `model`, naming the problem and the fix. */
+export function checkTranscoderSet(model: HookedTransformer, set: TranscoderSet): void {
   const L = model.cfg.nLayers;
   if (set.transcoders.length !== L) {
     throw new Error(
@@ -65,9 +57,10 @@ export function replacementRun(
   if (set.transcoders[0].dModel !== D) {
     throw new Error(`the transcoders read d_model ${set.transcoders[0].dModel} but the model's is ${D}`);
   }
-  const inputName = (l: number) => `blocks.${l}.${set.featureInputHook}`;
-  const outputName = (l: number) => `blocks.${l}.${set.featureOutputHook}`;
-  const names = new Set(Array.from({ length: L }, (_, l) => [inputName(l), outputName(l)]).flat());
+  const names = Array.from({ length: L }, (_, l) => [
+    `blocks.${l}.${set.featureInputHook}`,
+    `blocks.${l}.${set.featureOutputHook}`,
+  ]).flat();
   const known = new Set(allHookNames(model.cfg, { includeOptional: true }));
   for (const name of names) {
     if (!known.has(name)) {
@@ -77,6 +70,24 @@ export function replacementRun(
       );
     }
   }
+}
+
+/**
+ * One run of `model` on `tokens` with the set's input and output hooks cached, and `alsoCache` (hooks a
+ * caller needs from the same run, e.g. the patterns and norm scales the graph's backward freezes).
+ */
+export function replacementRun(
+  model: HookedTransformer,
+  tokens: readonly number[],
+  set: TranscoderSet,
+  alsoCache: readonly string[] = [],
+): ReplacementRun {
+  checkTranscoderSet(model, set);
+  const L = model.cfg.nLayers;
+  const D = model.cfg.dModel;
+  const inputName = (l: number) => `blocks.${l}.${set.featureInputHook}`;
+  const outputName = (l: number) => `blocks.${l}.${set.featureOutputHook}`;
+  const names = new Set(Array.from({ length: L }, (_, l) => [inputName(l), outputName(l)]).flat());
   const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names, ...alsoCache] });
   const nPos = tokens.length;
   const features: ActiveFeature[] = [];
