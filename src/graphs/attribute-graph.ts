@@ -23,7 +23,7 @@
  * (b_dec, biases, positional embeddings and the norms' offsets through the frozen model) sum to the target's
  * value on the prompt (the row identity, test/graphs/attribute-graph.test.ts).
  */
-import { attentionBackward } from "../model/attention.ts";
+import { frozenValueBackward } from "../model/attention.ts";
 import { blockOps } from "../model/block-ops.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { fuseHeads } from "../model/layouts.ts";
@@ -90,7 +90,6 @@ function frozenHookNames(model: HookedTransformer): string[] {
       "hook_resid_mid",
       "ln1.hook_scale",
       "ln2.hook_scale",
-      "attn.hook_v",
       "attn.hook_pattern",
     ])
       names.push(`blocks.${l}.${s}`);
@@ -312,27 +311,8 @@ class FrozenBackward {
       // Attention with its pattern frozen: only the values carry gradient back.
       const ops = blockOps(this.model, l);
       const gZ = ops.o.backward(gMid, rows);
-      const v = this.act(name("attn.hook_v"));
       const pattern = this.act(name("attn.hook_pattern"));
-      const gV = new Float32Array(rows * Hkv * dh);
-      const none = new Float32Array(0); // q and k are not read with a frozen pattern
-      for (let b = 0; b < B; b++) {
-        const zb = gZ.subarray(b * P * H * dh, (b + 1) * P * H * dh);
-        const att = attentionBackward({
-          q: none,
-          k: none,
-          v,
-          pattern,
-          gZ: zb,
-          B: 1,
-          P,
-          H,
-          Hkv,
-          dh,
-          frozenPattern: true,
-        });
-        gV.set(att.gV, b * P * Hkv * dh);
-      }
+      const gV = frozenValueBackward(this.model.kernels, { pattern, gZ, B, P, H, Hkv, dh });
       const gNorm1 = this.vOp(l).backward(gV, rows);
       const gLn1 = this.frozenNorm(
         gNorm1,
