@@ -235,6 +235,11 @@ class FrozenBackward {
     return this.run.cache.get(name).data;
   }
 
+  /** The first P positions of a cached [1, P_prompt, width] activation. */
+  private firstRows(name: string, P: number, width: number): Float32Array {
+    return this.act(name).subarray(0, P * width);
+  }
+
   /** The frozen norm's backward, row by row of the batch (x and scale are the prompt's, shared by every row). */
   private frozenNorm(
     g: Float32Array,
@@ -242,11 +247,11 @@ class FrozenBackward {
     x: Float32Array,
     scale: Float32Array,
     which: "ln1" | "ln2" | "lnF",
-    l = 0,
+    l: number,
+    P: number,
   ): Float32Array {
     const { cfg, weights } = this.model;
     const D = cfg.dModel;
-    const P = this.graph.inputTokens.length;
     const ln = which === "lnF" ? weights.lnFinal : weights.blocks[l][which];
     const out = new Float32Array(g.length);
     for (let b = 0; b < B; b++) {
@@ -270,7 +275,9 @@ class FrozenBackward {
   attributeBatch(batch: readonly Target[]): void {
     const { cfg } = this.model;
     const { nLayers: L, dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = cfg;
-    const P = this.graph.inputTokens.length;
+    // Causal attention: positions after the batch's last target position get no gradient, so the pass
+    // runs on the first P positions only (features in matrix order share a position, halving the work).
+    const P = Math.max(...batch.map((t) => t.pos)) + 1;
     const B = batch.length;
     const rows = B * P;
     const top = Math.max(...batch.map((t) => t.layer));
@@ -283,15 +290,17 @@ class FrozenBackward {
       g = this.frozenNorm(
         gNormF,
         B,
-        this.act(`blocks.${L - 1}.hook_resid_post`),
-        this.act("ln_final.hook_scale"),
+        this.firstRows(`blocks.${L - 1}.hook_resid_post`, P, D),
+        this.firstRows("ln_final.hook_scale", P, 1),
         "lnF",
+        L,
+        P,
       );
     }
     const inputIsNormalized = this.set.featureInputHook === "ln2.hook_normalized";
     for (let l = Math.min(top, L - 1); l >= 0; l--) {
       const name = (s: string) => `blocks.${l}.${s}`;
-      this.recordMlpSources(batch, l, g);
+      this.recordMlpSources(batch, l, g, P);
       // d/d the feature input hook: the skip path, and the seeds of this layer's feature targets.
       const gIn = this.skipBackward(l, g, rows);
       batch.forEach((t, b) => {
@@ -301,8 +310,8 @@ class FrozenBackward {
       });
       let gLn2: Float32Array | null = null;
       if (inputIsNormalized) {
-        const x = this.act(name(cfg.parallelResidual ? "hook_resid_pre" : "hook_resid_mid"));
-        gLn2 = this.frozenNorm(gIn, B, x, this.act(name("ln2.hook_scale")), "ln2", l);
+        const x = this.firstRows(name(cfg.parallelResidual ? "hook_resid_pre" : "hook_resid_mid"), P, D);
+        gLn2 = this.frozenNorm(gIn, B, x, this.firstRows(name("ln2.hook_scale"), P, 1), "ln2", l, P);
       }
       const gMid = new Float32Array(rows * D);
       for (let i = 0; i < gMid.length; i++) {
@@ -311,16 +320,17 @@ class FrozenBackward {
       // Attention with its pattern frozen: only the values carry gradient back.
       const ops = blockOps(this.model, l);
       const gZ = ops.o.backward(gMid, rows);
-      const pattern = this.act(name("attn.hook_pattern"));
+      const pattern = patternBlock(this.act(name("attn.hook_pattern")), H, this.graph.inputTokens.length, P);
       const gV = frozenValueBackward(this.model.kernels, { pattern, gZ, B, P, H, Hkv, dh });
       const gNorm1 = this.vOp(l).backward(gV, rows);
       const gLn1 = this.frozenNorm(
         gNorm1,
         B,
-        this.act(name("hook_resid_pre")),
-        this.act(name("ln1.hook_scale")),
+        this.firstRows(name("hook_resid_pre"), P, D),
+        this.firstRows(name("ln1.hook_scale"), P, 1),
         "ln1",
         l,
+        P,
       );
       const next = new Float32Array(rows * D);
       for (let i = 0; i < next.length; i++) {
@@ -328,7 +338,7 @@ class FrozenBackward {
       }
       g = next;
     }
-    this.recordTokenSources(batch, g);
+    this.recordTokenSources(batch, g, P);
   }
 
   /** W_skip^T · d/d mlp_out per row (d/d the transcoder's input through its skip term); zeros without one. */
@@ -349,13 +359,14 @@ class FrozenBackward {
   }
 
   /** Edges from layer l's features and error nodes, given d/d mlp_out[l] ([B, P, D]). */
-  private recordMlpSources(batch: readonly Target[], l: number, gOut: Float32Array): void {
+  private recordMlpSources(batch: readonly Target[], l: number, gOut: Float32Array, P: number): void {
     const { dModel: D } = this.model.cfg;
-    const P = this.graph.inputTokens.length;
+    const nPos = this.graph.inputTokens.length;
     const B = batch.length;
     const n = nodeRanges(this.graph).nNodes;
     const A = this.graph.adjacency;
     for (const group of this.writes[l]) {
+      if (group.pos >= P) break; // no gradient reaches it (groups are in position order)
       // [B, D] rows of the gradient at this position, times the group's writes [k, D] transposed.
       const gp = new Float32Array(B * D);
       for (let b = 0; b < B; b++)
@@ -372,17 +383,16 @@ class FrozenBackward {
       for (let p = 0; p < P; p++) {
         let s = 0;
         const go = (b * P + p) * D;
-        const eo = (l * P + p) * D;
+        const eo = (l * nPos + p) * D;
         for (let d = 0; d < D; d++) s += errors[eo + d] * gOut[go + d];
-        A[t.row * n + errorStart + l * P + p] = s;
+        A[t.row * n + errorStart + l * nPos + p] = s;
       }
     });
   }
 
   /** Edges from the token embeddings (W_E[token], circuit-tracer's token vectors), given d/d hook_embed. */
-  private recordTokenSources(batch: readonly Target[], gEmbed: Float32Array): void {
+  private recordTokenSources(batch: readonly Target[], gEmbed: Float32Array, P: number): void {
     const D = this.model.cfg.dModel;
-    const P = this.graph.inputTokens.length;
     const { nNodes: n, tokenStart } = nodeRanges(this.graph);
     const embed = this.act("hook_embed");
     batch.forEach((t, b) => {
@@ -393,4 +403,14 @@ class FrozenBackward {
       }
     });
   }
+}
+
+/** The first P queries and keys of a pattern [H, nPos, nPos]: [H, P, P] (the prompt's own array when P = nPos). */
+function patternBlock(pattern: Float32Array, H: number, nPos: number, P: number): Float32Array {
+  if (P === nPos) return pattern;
+  const out = new Float32Array(H * P * P);
+  for (let h = 0; h < H; h++)
+    for (let i = 0; i < P; i++)
+      out.set(pattern.subarray((h * nPos + i) * nPos, (h * nPos + i) * nPos + P), (h * P + i) * P);
+  return out;
 }
