@@ -19,22 +19,21 @@ import {
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { SafetensorsReader } from "../../src/weights/safetensors.ts";
 import { runCli } from "../helpers/cli.ts";
-import { randomTranscoder } from "../helpers/random-transcoder.ts";
+import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-graph-cmd-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 const PROMPT = "Once upon a time, there was a little girl";
 
 function randomSet(dModel: number, layers: number): TranscoderSet {
-  return {
-    featureInputHook: "ln2.hook_normalized",
-    featureOutputHook: "hook_mlp_out",
-    modelName: "stories260k",
-    ids: Array.from({ length: layers }, (_, l) => `layer_${l}`),
-    transcoders: Array.from({ length: layers }, (_, l) =>
-      randomTranscoder(7 + l, l, dModel, 16, l % 2 === 0, l === 3),
-    ),
-  };
+  const jump = (l: number) => l % 2 === 0;
+  const skip = (l: number) => l === 3;
+  return randomTranscoderSet({ layers, dModel, dTc: 16, seed: 7, jump, skip, modelName: "stories260k" });
+}
+
+/** `graph` on stories260k with the prompt and these transcoders, then `extra`. */
+function graphArgs(transcoders: string, ...extra: string[]): string[] {
+  return ["graph", "--model", "stories260k", "--transcoders", transcoders, "--prompt", PROMPT, ...extra];
 }
 
 const tcDir = join(root, "tc");
@@ -45,26 +44,22 @@ before(async () => {
 test("graph writes --raw and --out holding the library's graph, and --json its scores and targets", async () => {
   const raw = join(root, "raw");
   const out = join(root, "graph.json");
-  const r = await runCli([
-    "graph",
-    "--model",
-    "stories260k",
-    "--transcoders",
-    tcDir,
-    "--prompt",
-    PROMPT,
-    "--target",
-    " was",
-    "--target",
-    " a",
-    "--raw",
-    raw,
-    "--out",
-    out,
-    "--json",
-    "--check",
-    "2",
-  ]);
+  const r = await runCli(
+    graphArgs(
+      tcDir,
+      "--target",
+      " was",
+      "--target",
+      " a",
+      "--raw",
+      raw,
+      "--out",
+      out,
+      "--json",
+      "--check",
+      "2",
+    ),
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "", "--json is quiet");
   const json = JSON.parse(r.stdout);
@@ -120,62 +115,22 @@ test("transcoders of another d_model are refused before the run, naming both wid
   const other = join(root, "tc32");
   await writeTranscoderSet(other, randomSet(32, 5));
   const out = join(root, "never.json");
-  const r = await runCli([
-    "graph",
-    "--model",
-    "stories260k",
-    "--transcoders",
-    other,
-    "--prompt",
-    PROMPT,
-    "--out",
-    out,
-  ]);
+  const r = await runCli(graphArgs(other, "--out", out));
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /d_model 32 but the model's is 64/);
   assert.equal(existsSync(out), false);
 });
 
 test("a target that is not one token, and an output path that is a directory, are refused", async () => {
-  const r = await runCli([
-    "graph",
-    "--model",
-    "stories260k",
-    "--transcoders",
-    tcDir,
-    "--prompt",
-    PROMPT,
-    "--target",
-    " once upon",
-  ]);
+  const r = await runCli(graphArgs(tcDir, "--target", " once upon"));
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--target " once upon"/);
   const dir = join(root, "a-dir");
   mkdirSync(dir);
-  const r2 = await runCli([
-    "graph",
-    "--model",
-    "stories260k",
-    "--transcoders",
-    tcDir,
-    "--prompt",
-    PROMPT,
-    "--out",
-    dir,
-  ]);
+  const r2 = await runCli(graphArgs(tcDir, "--out", dir));
   assert.notEqual(r2.code, 0);
   assert.match(r2.stderr, /--out .* is a directory/);
-  const r3 = await runCli([
-    "graph",
-    "--model",
-    "stories260k",
-    "--transcoders",
-    tcDir,
-    "--prompt",
-    PROMPT,
-    "--node-threshold",
-    "2",
-  ]);
+  const r3 = await runCli(graphArgs(tcDir, "--node-threshold", "2"));
   assert.notEqual(r3.code, 0);
   assert.match(r3.stderr, /--node-threshold must be a number between 0 and 1/);
 });

@@ -11,7 +11,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { llamaReferenceForward, type RefTensor } from "./llama-reference.ts";
 import { makeVariantCheckpoint } from "./llama-variants.ts";
-import { randomTranscoder } from "./random-transcoder.ts";
+import { randomTranscoderSet } from "./random-transcoder.ts";
 
 const QWEN2 = 2; // llama-variants: qwen2, q/k/v biases, one key/value head, untied
 
@@ -27,16 +27,14 @@ export function tinyModelWithTranscoders(root: string): {
 } {
   const { dir, config } = makeVariantCheckpoint(root, QWEN2);
   const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { processing: false });
-  const L = config.nLayers;
-  const set: TranscoderSet = {
-    featureInputHook: "ln2.hook_normalized",
-    featureOutputHook: "hook_mlp_out",
-    modelName: null,
-    ids: Array.from({ length: L }, (_, l) => `layer_${l}`),
-    transcoders: Array.from({ length: L }, (_, l) =>
-      randomTranscoder(40 + l, l, config.dModel, 12, l === 0, l === 1),
-    ),
-  };
+  const set = randomTranscoderSet({
+    layers: config.nLayers,
+    dModel: config.dModel,
+    dTc: 12,
+    seed: 40,
+    jump: (l) => l === 0,
+    skip: (l) => l === 1,
+  });
   return { dir, model, set };
 }
 
