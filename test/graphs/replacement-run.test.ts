@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { replacementRun } from "../../src/graphs/replacement-run.ts";
-import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { randomTranscoder, randomTranscoderSet } from "../helpers/random-transcoder.ts";
 
