@@ -12,6 +12,8 @@ import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import { checkTopFeatures, featureLogitEffects, measureIntervention } from "../../src/graphs/graph-check.ts";
 import { tinyModelWithTranscoders } from "../helpers/linear-replacement.ts";
+import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
+import { loadFixtureModel } from "../helpers/reference.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-graph-check-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -121,4 +123,46 @@ test("checkTopFeatures ranks by predicted total effect and reports each measured
     });
     assert.equal(c.measured, again);
   }
+});
+
+test("GPT-2 (LayerNorm, learned positions, biases; processed weights): the frozen real model agrees with the graph's edges and totals", async () => {
+  const model = loadFixtureModel();
+  const L = model.cfg.nLayers;
+  const set = randomTranscoderSet({
+    layers: L,
+    dModel: model.cfg.dModel,
+    dTc: 16,
+    seed: 60,
+    jump: (l) => l === 1,
+    skip: (l) => l === 2,
+  });
+  const tokens = [50256, 464, 3290, 3332, 319, 262, 2603];
+  const attributed = await attributeGraph(model, tokens, set, { targets: [262, 290] });
+  const { graph } = attributed;
+  const { nNodes: n, logitStart } = nodeRanges(graph);
+  const { direct, total } = featureLogitEffects(graph);
+  const last = tokens.length - 1;
+  const lastLayer = Array.from(graph.features.keys()).filter(
+    (i) => graph.features[i].layer === L - 1 && graph.features[i].pos === last,
+  );
+  assert.ok(lastLayer.length >= 2);
+  for (const i of lastLayer.slice(0, 3)) {
+    const edge = graph.adjacency[logitStart * n + i];
+    const measured = measureIntervention(model, set, attributed, 262, [{ index: i, value: 0 }], {
+      freeze: true,
+    });
+    assert.ok(close(measured, -edge, 1e-4), `feature ${i}: measured ${measured}, edge ${edge}`);
+  }
+  const layer0 = Array.from(graph.features.keys()).filter((i) => graph.features[i].layer === 0);
+  const i = layer0.sort((a, b) => Math.abs(total[b] - direct[b]) - Math.abs(total[a] - direct[a]))[0];
+  const a = graph.features[i].activation;
+  const measured = measureIntervention(model, set, attributed, 262, [{ index: i, value: 0.99 * a }], {
+    freeze: true,
+  });
+  assert.ok(
+    close(measured, -0.01 * a * total[i], 1e-3),
+    `measured ${measured}, total ${-0.01 * a * total[i]}`,
+  );
+  assert.ok(Math.abs(total[i] - direct[i]) > 1e-2 * (1 + Math.abs(total[i])), "indirect paths matter");
+  model.dispose();
 });
