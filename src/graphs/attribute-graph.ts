@@ -97,17 +97,28 @@ function frozenHookNames(model: HookedTransformer): string[] {
   return names;
 }
 
-/** The demeaned readout direction of `token` ([d_model], float64): W_U[:, token] − mean over the vocabulary. */
-export function demeanedReadout(model: HookedTransformer, token: number): Float64Array {
+/** W_U's mean over the vocabulary ([d_model], float64): what demeaning a logit subtracts from its direction. */
+export function unembeddingMean(model: HookedTransformer): Float64Array {
   const { W_U } = model.weights;
   const [D, V] = W_U.shape;
   const WU = W_U.data;
-  const dir = Float64Array.from(readoutDirection(model.weights, token).dir);
+  const mean = new Float64Array(D);
   for (let d = 0; d < D; d++) {
-    let mean = 0;
-    for (let v = 0; v < V; v++) mean += WU[d * V + v];
-    dir[d] -= mean / V;
+    let s = 0;
+    for (let v = 0; v < V; v++) s += WU[d * V + v];
+    mean[d] = s / V;
   }
+  return mean;
+}
+
+/** The demeaned readout direction of `token` ([d_model], float64): W_U[:, token] − W_U's vocabulary mean. */
+export function demeanedReadout(
+  model: HookedTransformer,
+  token: number,
+  mean: Float64Array = unembeddingMean(model),
+): Float64Array {
+  const dir = Float64Array.from(readoutDirection(model.weights, token).dir);
+  for (let d = 0; d < dir.length; d++) dir[d] -= mean[d];
   return dir;
 }
 
@@ -147,11 +158,12 @@ export async function attributeGraph(
   const D = model.cfg.dModel;
   // Logit rows first (circuit-tracer's phase 3), then features in matrix order, so a batch's features share
   // nearby layers and its backward starts no higher than it must.
+  const mean = unembeddingMean(model);
   const targets: Target[] = logitTokens.map((t, i) => ({
     row: ranges.logitStart + i,
     layer: model.cfg.nLayers,
     pos: P - 1,
-    seed: demeanedReadout(model, t),
+    seed: demeanedReadout(model, t, mean),
   }));
   run.features.forEach((f, i) => {
     const tc = set.transcoders[f.layer];
