@@ -21,10 +21,12 @@ import {
   scatterChart,
   tokenView,
   writeFigureFiles,
+  writeGraphPage,
 } from "../src/viz/index.ts";
 import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
+import { demoFrontEndGraph } from "../test/helpers/front-end-graph.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -244,6 +246,34 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
   ];
 }
 
+/**
+ * The attribution-graph page (`graph --html`) on a random graph pruned by the project's own code: two nodes
+ * pinned, hovering the busiest feature so its top edges show.
+ */
+async function graphPageShot(page: import("playwright-core").Page, outDir: string): Promise<void> {
+  const graph = demoFrontEndGraph(3, 6, 11, 120);
+  const path = resolve(join(outDir, "graph.html"));
+  writeGraphPage(path, graph, {
+    title: "Attribution graph — DEMO DATA (random graph, no model)",
+    model: "none (random adjacency)",
+    edgeThreshold: 0.98,
+    featureUrl: "features/L{layer}-F{feature}.html",
+  });
+  await page.setViewportSize({ width: 1500, height: 1100 });
+  await page.goto(pathToFileURL(path).href);
+  await page.waitForSelector("body[data-cs-ready]");
+  const degree = (id: string) => graph.links.filter((l) => l.source === id || l.target === id).length;
+  const busiest = graph.nodes
+    .filter((n) => n.feature_type === "cross layer transcoder")
+    .sort((a, b) => degree(b.node_id) - degree(a.node_id))[0];
+  for (const n of [busiest, graph.nodes.find((n) => n.feature_type === "logit")])
+    if (n) await page.click(`.cs-gnode[data-id="${n.node_id}"]`, { modifiers: ["Shift"] });
+  await page.hover(`.cs-gnode[data-id="${busiest.node_id}"]`);
+  const file = join(outDir, "browser", "graph-page.png");
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(file);
+}
+
 async function main(): Promise<void> {
   const outDir = process.argv[2];
   if (!outDir) throw new Error("usage: node --import tsx scripts/screenshots.ts OUTDIR");
@@ -277,6 +307,7 @@ async function main(): Promise<void> {
     const hoverFile = join(outDir, "browser", `${String(k + 1).padStart(2, "0")}-attention-hover.png`);
     await frames[k].screenshot({ path: hoverFile });
     console.log(hoverFile);
+    await graphPageShot(page, outDir);
   } finally {
     await browser.close();
   }

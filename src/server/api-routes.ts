@@ -1,5 +1,6 @@
 /** The JSON API (documented in docs/server-api.md). Handlers validate, then queue model runs. */
 import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import { ApiError } from "./api-error.ts";
 import { JobCancelledError, type JobQueue, type JobView, QueueFullError } from "./job-queue.ts";
 import type { WorkerInfo } from "./model-protocol.ts";
@@ -13,6 +14,8 @@ export interface ApiContext {
   queue: JobQueue;
   checks: RequestChecks;
   neuronIndex?: string;
+  /** The attribution graph given with `serve --graph`, checked; null without one. */
+  graph: FrontEndGraph | null;
   /** How long a quick endpoint may take, waiting in line included. */
   quickTimeoutMs: number;
 }
@@ -131,7 +134,18 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     features: ctx.info.tasks,
     patchTargets: EXPLORER_TARGETS,
     neuronIndex: ctx.neuronIndex !== undefined,
+    graph: ctx.graph !== null,
   }));
+
+  app.get("/api/graph", async () => {
+    if (!ctx.graph)
+      throw new ApiError(
+        404,
+        "This explorer was started without an attribution graph.",
+        "Start it with circuitscope serve --model M --graph graph.json (a file written by circuitscope graph --out).",
+      );
+    return ctx.graph;
+  });
 
   app.post<{ Body: PromptBody }>("/api/tokens", { schema: { body: schemas.tokensBody } }, async (req) => {
     const tokens = ctx.checks.promptTokens(req.body.prompt);

@@ -9,6 +9,8 @@ import { basename, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
+import { readFrontEndGraph } from "../graphs/front-end-check.ts";
+import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
 import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
@@ -34,6 +36,8 @@ export interface ServerOptions {
   model: ModelLoadSpec;
   /** Directory of a neuron index (`circuitscope index --out DIR`) for neuron lookups. */
   neuronIndex?: string;
+  /** An attribution graph file (the front-end JSON of `graph --out`) for the graph panel. */
+  graph?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -64,7 +68,7 @@ function pathHider(opts: ServerOptions): PathHider {
     [process.cwd(), "."],
     [homedir(), "~"],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex])
+  for (const p of [opts.model.model, opts.neuronIndex, opts.graph])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -77,12 +81,15 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts, publicPaths: publicPaths() });
   // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
+  // So does a wrong --graph: read and checked whole before the model loads.
+  const graph = opts.graph === undefined ? null : readFrontEndGraph(opts.graph);
   const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
   try {
     info = await host.ready;
     if (indexManifest) checkIndexFitsModel(opts.neuronIndex as string, indexManifest, opts.model.model, info);
+    if (graph) checkGraphFitsModel(opts.graph as string, graph, opts.model.model, info);
     await bundle;
   } catch (err) {
     await host.close();
@@ -116,6 +123,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
     checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
+    graph,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
   // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
@@ -145,6 +153,24 @@ function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string
       `Neuron index ${dir} was built with model ${manifest.settings.model} (d_mlp ${dMlp}, layers ${layers.join(", ")}) ` +
         `but ${model} has d_mlp ${info.cfg.dMlp} and ${info.cfg.nLayers} layers: pass the index built with this model, ` +
         `or build one with: circuitscope index --model ${model} --corpus C --out DIR`,
+    );
+  }
+}
+
+/** A graph's layers must be the model's: features and errors below n_layers, logits at n_layers + 1. */
+function checkGraphFitsModel(file: string, graph: FrontEndGraph, model: string, info: WorkerInfo): void {
+  const n = info.cfg.nLayers;
+  const misfit = graph.nodes.find((node) =>
+    node.feature_type === "embedding"
+      ? false
+      : node.feature_type === "logit"
+        ? Number(node.layer) !== n + 1
+        : Number(node.layer) >= n,
+  );
+  if (misfit) {
+    throw new Error(
+      `Graph ${file} does not fit ${model} (${n} layers): node ${misfit.node_id} is at layer ${misfit.layer}. ` +
+        `Pass a graph computed with this model: circuitscope graph --model ${model} --transcoders DIR --prompt T --out graph.json`,
     );
   }
 }

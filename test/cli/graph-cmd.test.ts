@@ -17,6 +17,7 @@ import {
   writeTranscoderSet,
 } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { formatValue } from "../../src/viz/color-scale.ts";
 import { SafetensorsReader } from "../../src/weights/safetensors.ts";
 import { runCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
@@ -41,9 +42,10 @@ before(async () => {
   await writeTranscoderSet(tcDir, randomSet(64, 5));
 });
 
-test("graph writes --raw and --out holding the library's graph, and --json its scores and targets", async () => {
+test("graph writes --raw, --out and --html holding the library's graph, and --json its scores and targets", async () => {
   const raw = join(root, "raw");
   const out = join(root, "graph.json");
+  const html = join(root, "graph.html");
   const r = await runCli(
     graphArgs(
       tcDir,
@@ -55,6 +57,8 @@ test("graph writes --raw and --out holding the library's graph, and --json its s
       raw,
       "--out",
       out,
+      "--html",
+      html,
       "--json",
       "--check",
       "2",
@@ -108,6 +112,19 @@ test("graph writes --raw and --out holding the library's graph, and --json its s
   }
   assert.ok(checked > front.links.length / 2, `${checked} of ${front.links.length} links checked`);
   assert.equal(json.n_kept_nodes, json.kept_nodes.length);
+  // the page draws the same front-end object --out wrote, and states the scores
+  const page = readFileSync(html, "utf8");
+  const embedded = /<script type="application\/json" id="cs-graph-json">([\s\S]*?)<\/script>/.exec(page);
+  assert.ok(embedded, "the page embeds the graph JSON");
+  const drawn = JSON.parse(embedded[1]);
+  assert.deepEqual(drawn.links, front.links);
+  assert.deepEqual(drawn.metadata, front.metadata);
+  // the page keeps one node per id (the later one, as circuit-tracer's viewer does with their id collision)
+  assert.deepEqual(
+    new Set(drawn.nodes.map((node: { node_id: string }) => node.node_id)),
+    new Set(front.nodes.map((node: { node_id: string }) => node.node_id)),
+  );
+  assert.ok(page.includes(`completeness ${formatValue(scores.completenessScore)}`));
   model.dispose();
 });
 

@@ -98,15 +98,10 @@ export function register(program: Command): void {
       if (opts.prompt === undefined || opts.prompt === "")
         throw new UsageError('No prompt: pass --prompt "TEXT"');
       if (!(opts.check >= 0)) throw new UsageError(`--check must be 0 or more, got ${opts.check}`);
-      if (opts.html) {
-        // The seam for the graph page (built from the same front-end object as --out, see graphOutputs).
-        throw new UsageError(
-          "--html: the interactive graph page is not in this build yet; write --out graph.json and open it in circuit-tracer's viewer",
-        );
-      }
       checkOutputPaths([
         { path: opts.raw, flag: "--raw", kind: "report", overwrite: opts.overwrite },
         { path: opts.out, flag: "--out", kind: "file" },
+        { path: opts.html, flag: "--html", kind: "file" },
       ]);
       const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
       let set: Awaited<ReturnType<typeof loadTranscoderSet>>;
@@ -163,7 +158,10 @@ export function register(program: Command): void {
         });
         const scores = graphScores(graph);
         const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
-        await writeGraphOutputs(graph, frontEnd, opts);
+        await writeGraphOutputs(graph, frontEnd, opts, {
+          replacement: scores.replacementScore,
+          completeness: scores.completenessScore,
+        });
         const checks =
           opts.check > 0
             ? (await import("../../graphs/graph-check.ts")).checkTopFeatures(model, set, attributed, {
@@ -216,6 +214,7 @@ export function register(program: Command): void {
         }
         if (opts.raw) lines.push(`Wrote ${opts.raw}/ (nodes.json, adjacency.safetensors: unpruned)`);
         if (opts.out) lines.push(`Wrote ${opts.out} (front-end graph, pruned)`);
+        if (opts.html) lines.push(`Wrote ${opts.html} (interactive graph page)`);
         process.stdout.write(`${lines.join("\n")}\n`);
       } finally {
         model.dispose();
@@ -223,7 +222,7 @@ export function register(program: Command): void {
     });
 }
 
-/** The front-end graph, built once: what --out writes and what the --html page will draw. */
+/** The front-end graph, built once: what --out writes and what the --html page draws. */
 async function frontEndObject(
   model: import("../../model/hooked-transformer.ts").HookedTransformer,
   graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
@@ -247,9 +246,13 @@ async function writeGraphOutputs(
   graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
   frontEnd: FrontEndGraph,
   opts: GraphCliOptions,
+  scores: { replacement: number; completeness: number },
 ): Promise<void> {
   const { writeRawGraph, writeFrontEndGraph } = await import("../../graphs/graph-files.ts");
   if (opts.raw) await writeRawGraph(opts.raw, graph, { overwrite: opts.overwrite });
   if (opts.out) writeFrontEndGraph(opts.out, frontEnd);
-  // --html: the graph page (branch graphview) takes this same front-end object.
+  if (opts.html) {
+    const { writeGraphPage } = await import("../../viz/graph-page.ts");
+    writeGraphPage(opts.html, frontEnd, { model: opts.model, edgeThreshold: opts.edgeThreshold, scores });
+  }
 }

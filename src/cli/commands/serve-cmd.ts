@@ -16,6 +16,7 @@ interface ServeOptions extends ModelCliOptions {
   token: boolean; // commander turns --no-token into token: false
   maxQueue: number;
   neuronIndex?: string;
+  graph?: string;
 }
 
 const DEFAULT_HOST = "127.0.0.1";
@@ -102,6 +103,7 @@ export function register(program: Command): void {
       16,
     )
     .option("--neuron-index <dir>", "neuron index directory (from `circuitscope index`) for neuron lookups")
+    .option("--graph <file>", "attribution graph JSON (from `circuitscope graph --out`) for the graph panel")
     .action(async (opts: ServeOptions) => {
       if (!opts.model)
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
@@ -127,6 +129,7 @@ export function register(program: Command): void {
           offline: opts.offline,
         },
         neuronIndex: opts.neuronIndex,
+        graph: opts.graph,
         token: opts.token ? undefined : null,
         allowedHosts,
         maxQueue: opts.maxQueue,

@@ -9,6 +9,7 @@ import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
+import { showGraph } from "./graph-panel.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
 import { showPredictions } from "./predictions-panel.ts";
@@ -19,6 +20,7 @@ interface Info {
   cfg: { nLayers: number; nHeads: number; nCtx: number; dMlp: number };
   patchTargets: string[];
   neuronIndex: boolean;
+  graph: boolean;
 }
 
 type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
@@ -155,6 +157,9 @@ async function main(): Promise<void> {
       faithfulness,
     });
   });
+
+  // A graph given to the server is shown at once: it is a file, not a model run.
+  if (info.graph) void showGraph(byId("graph-out"));
 
   // The view the URL describes is filled in, not run: the user's click starts it.
   if (FIELD_IDS.some((f) => state[f] !== "")) {
