@@ -303,3 +303,41 @@ export function attentionBackward(a: AttentionBackwardArgs): AttentionGrads {
     }
   return { gPattern, gScores, gQ, gK, gV };
 }
+
+/**
+ * d/d v of attention with the pattern frozen, for B gradient rows sharing one pattern (the linearised pass
+ * of attribution graphs: every row is one target's backward through the same prompt): per head
+ * gV[j] = Σ_i pattern[i, j] gZ[i], summed over the query heads sharing each key/value head. The same
+ * numbers as `attentionBackward({ frozenPattern: true }).gV` with the pattern repeated per row, as one
+ * batched product (the kernels' bmm) instead of a loop over heads and positions.
+ * pattern: [H, P, P] (one prompt); gZ: [B, P, H, dh]; returns [B, P, Hkv, dh].
+ */
+export function frozenValueBackward(
+  kernels: Kernels,
+  a: { pattern: Float32Array; gZ: Float32Array; B: number; P: number; H: number; Hkv: number; dh: number },
+): Float32Array {
+  const { pattern, gZ, B, P, H, Hkv, dh } = a;
+  const HPP = H * P * P;
+  const pT = new Float32Array(B * HPP); // [B, H, P(keys), P(queries)]
+  for (let h = 0; h < H; h++)
+    for (let i = 0; i < P; i++)
+      for (let j = 0; j < P; j++) pT[(h * P + j) * P + i] = pattern[(h * P + i) * P + j];
+  for (let b = 1; b < B; b++) pT.copyWithin(b * HPP, 0, HPP);
+  const perHead = positionsFirst(
+    kernels.bmm(pT, headsFirst(gZ, B, P, H, dh), B * H, P, P, dh, false),
+    B,
+    P,
+    H,
+    dh,
+  );
+  if (Hkv === H) return perHead;
+  const group = H / Hkv;
+  const gV = new Float32Array(B * P * Hkv * dh);
+  for (let r = 0; r < B * P; r++)
+    for (let h = 0; h < H; h++) {
+      const src = (r * H + h) * dh;
+      const dst = (r * Hkv + Math.floor(h / group)) * dh;
+      for (let e = 0; e < dh; e++) gV[dst + e] += perHead[src + e];
+    }
+  return gV;
+}
