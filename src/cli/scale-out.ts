@@ -40,6 +40,15 @@ const SHARDED = new Map<string, ShardedCommand>([
     },
   ],
   [
+    // Patching over a pairs file: each shard's per-pair values, then their exact merge.
+    "patch",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json", "--html"],
+      required: ["--pairs"],
+      merge: (shardDirs, mergedDir) => ["patch-merge", ...shardDirs, "--out", mergedDir],
+    },
+  ],
+  [
     // Activation shards, then one training run streaming them (its options: --merge-options "--d-sae 512 …").
     "sae harvest",
     {
