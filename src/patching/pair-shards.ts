@@ -204,7 +204,7 @@ export function combinePairShards(shards: readonly { where: string; data: PairSh
     );
   const nSites = perRows[0].length;
   const perRaw = new Float64Array(cleanPer.length * nSites);
-  perRows.forEach((row, p) => perRaw.set(row, p * nSites));
+  for (const [p, row] of perRows.entries()) perRaw.set(row, p * nSites);
   // Means over every pair in file order: the same sums whatever the split.
   const raw = new Float64Array(nSites);
   const column = new Float64Array(cleanPer.length);
