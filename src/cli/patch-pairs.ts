@@ -137,6 +137,18 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
             `${opts.pairs} pair ${i}: ${flag} ${JSON.stringify(text)}: ${(err as Error).message}`,
           );
         }
+    // A per-position target lines positions up across pairs: refused now, not after the first batches.
+    const { planTarget } = await import("../patching/targets.ts");
+    const lengths = pairs.map((p) => model.toTokens(p.clean, { prependBos: opts.prependBos }).length);
+    if (
+      planTarget(target, model.cfg, Math.max(...lengths)).axes.includes("pos") &&
+      lengths.some((n) => n !== lengths[0])
+    ) {
+      const other = lengths.findIndex((n) => n !== lengths[0]);
+      throw new UsageError(
+        `--target ${opts.target} patches one position at a time, but the pairs of ${opts.pairs} differ in token length (pair 0: ${lengths[0]} tokens, pair ${other}: ${lengths[other]}): a position would be a different word in different pairs. Give pairs of one token length, or a target over whole layers or heads (e.g. head_all).`,
+      );
+    }
     const { createProgress } = await import("../util/progress.ts");
     const bar = createProgress({ label: "Patching pairs", total: 0, quiet: opts.json, unit: "pairs" });
     let shown = -1;
