@@ -149,9 +149,8 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
         `--target ${opts.target} patches one position at a time, but the pairs of ${opts.pairs} differ in token length (pair 0: ${lengths[0]} tokens, pair ${other}: ${lengths[other]}): a position would be a different word in different pairs. Give pairs of one token length, or a target over whole layers or heads (e.g. head_all).`,
       );
     }
-    const { createProgress } = await import("../util/progress.ts");
+    const { createProgress, progressTo } = await import("../util/progress.ts");
     const bar = createProgress({ label: "Patching pairs", total: 0, quiet: opts.json, unit: "pairs" });
-    let shown = -1;
     const data = await withCtrlC((signal) =>
       patchPairShard(model, {
         pairs,
@@ -159,14 +158,7 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
         target,
         shard,
         signal,
-        onBatch: (done, total) => {
-          if (shown < 0) {
-            bar.setTotal(total);
-            shown = 0;
-          }
-          bar.tick(done - shown);
-          shown = done;
-        },
+        onBatch: progressTo(bar),
       }),
     );
     bar.stop();

@@ -102,9 +102,8 @@ export function register(program: Command): void {
         };
         const problem = harvestDirProblem(opts.out, { resume: opts.resume, shard, settings });
         if (problem) throw new UsageError(problem);
-        const { createProgress } = await import("../../util/progress.ts");
+        const { createProgress, progressTo } = await import("../../util/progress.ts");
         const bar = createProgress({ label: "Harvesting", total: 0, quiet: opts.json, unit: "tokens" });
-        let shown = -1;
         const result = await withCtrlC((signal) =>
           harvestShard({
             model,
@@ -114,14 +113,7 @@ export function register(program: Command): void {
             out: opts.out!,
             resume: opts.resume,
             signal,
-            onChunk: (done, total) => {
-              if (shown < 0) {
-                bar.setTotal(total);
-                shown = 0;
-              }
-              bar.tick(done - shown);
-              shown = done;
-            },
+            onChunk: progressTo(bar),
           }),
         );
         bar.stop();

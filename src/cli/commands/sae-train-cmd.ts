@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { TrainSaeResult } from "../../sae-train/train-sae.ts";
 import type { TrainSettings } from "../../sae-train/trainer.ts";
 import {
   addModelOptions,
@@ -70,11 +71,45 @@ function rejectHarvestFlags(cmd: Command): void {
   );
 }
 
+/** A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal. */
+function checkpointLine(opts: SaeTrainCliOptions, steps: number) {
+  return (step: number, path: string) => {
+    if (!opts.json && !process.stderr.isTTY)
+      process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
+  };
+}
+
+/** What a training run says when it stops (Ctrl-C: exit 130, how to resume) or finishes. */
+async function reportTraining(
+  result: TrainSaeResult,
+  opts: SaeTrainCliOptions,
+  steps: number,
+  from: string,
+): Promise<void> {
+  if (!result.complete) {
+    process.stderr.write(
+      `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
+    );
+    process.exitCode = 130;
+    return;
+  }
+  const { passesNote } = await import("../../sae-train/train-sae.ts");
+  const note = passesNote(result);
+  if (opts.json) printJson({ ...result, note });
+  else {
+    const h = result.heldOut!;
+    process.stderr.write(`${note}\n`);
+    process.stdout.write(
+      `Wrote ${opts.out}${from}: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
+        `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s). Curves: ${opts.out}/training.html\n`,
+    );
+  }
+}
+
 async function trainOnShards(opts: SaeTrainCliOptions, settings: TrainSettings): Promise<void> {
   const { trainSaeFromShards } = await import("../../sae-train/train-from-shards.ts");
   const { openActivationShards } = await import("../../sae-train/shard-reader.ts");
   const { getKernels } = await import("../../tensor/select-kernels.ts");
-  const { passesNote } = await import("../../sae-train/train-sae.ts");
   const { totalSteps } = await import("../../sae-train/trainer.ts");
   // Refused here, naming the shard, before anything is trained or written.
   try {
@@ -98,27 +133,12 @@ async function trainOnShards(opts: SaeTrainCliOptions, settings: TrainSettings):
         checkpointEvery: opts.checkpointEvery,
         signal,
         onStep: () => bar.tick(),
+        onCheckpoint: checkpointLine(opts, steps),
         command: `circuitscope ${process.argv.slice(2).join(" ")}`,
       }),
     );
     bar.stop();
-    if (!result.complete) {
-      process.stderr.write(
-        `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
-      );
-      process.exitCode = 130;
-      return;
-    }
-    const note = passesNote(result);
-    if (opts.json) printJson({ ...result, note });
-    else {
-      const h = result.heldOut!;
-      process.stderr.write(`${note}\n`);
-      process.stdout.write(
-        `Wrote ${opts.out} from ${result.shards.length} activation shards: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
-          `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s).\n`,
-      );
-    }
+    await reportTraining(result, opts, steps, ` from ${result.shards.length} activation shards`);
   } finally {
     bar.stop();
   }
@@ -190,7 +210,7 @@ export function register(program: Command): void {
       if (cmd.getOptionValueSource("k") === "cli" && (arch === "jumprelu" || arch === "standard"))
         throw new UsageError(`--k has no effect with --architecture ${arch} (its sparsity is --l1): drop it`);
       checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
-      const { checkpointProblem, trainSae, passesNote } = await import("../../sae-train/train-sae.ts");
+      const { checkpointProblem, trainSae } = await import("../../sae-train/train-sae.ts");
       const problem = checkpointProblem(opts.out, opts.resume ?? false);
       if (problem) throw new UsageError(problem);
       const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
@@ -234,32 +254,12 @@ export function register(program: Command): void {
             checkpointEvery: opts.checkpointEvery,
             signal,
             onStep: () => bar.tick(),
-            // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
-            onCheckpoint: (step, path) => {
-              if (!opts.json && !process.stderr.isTTY)
-                process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
-            },
+            onCheckpoint: checkpointLine(opts, steps),
             command: `circuitscope ${process.argv.slice(2).join(" ")}`,
           }),
         );
         bar.stop();
-        if (!result.complete) {
-          process.stderr.write(
-            `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
-          );
-          process.exitCode = 130;
-          return;
-        }
-        const note = passesNote(result);
-        if (opts.json) printJson({ ...result, note });
-        else {
-          const h = result.heldOut!;
-          process.stderr.write(`${note}\n`);
-          process.stdout.write(
-            `Wrote ${opts.out}: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
-              `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s). Curves: ${opts.out}/training.html\n`,
-          );
-        }
+        await reportTraining(result, opts, steps, "");
       } finally {
         bar.stop();
         model.dispose();
