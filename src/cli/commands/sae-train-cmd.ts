@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { TrainSaeResult } from "../../sae-train/train-sae.ts";
 import type { TrainSettings } from "../../sae-train/trainer.ts";
+import type { Progress } from "../../util/progress.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
@@ -71,11 +72,25 @@ function rejectHarvestFlags(cmd: Command): void {
   );
 }
 
-/** A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal. */
-function checkpointLine(opts: SaeTrainCliOptions, steps: number) {
-  return (step: number, path: string) => {
-    if (!opts.json && !process.stderr.isTTY)
-      process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
+/** The options both training paths take from the command line: output, checkpoints, Ctrl-C, progress. */
+function runOptions(
+  opts: SaeTrainCliOptions,
+  run: { settings: TrainSettings; steps: number; bar: Progress; signal: AbortSignal },
+) {
+  return {
+    settings: run.settings,
+    out: opts.out!,
+    overwrite: opts.overwrite,
+    resume: opts.resume,
+    checkpointEvery: opts.checkpointEvery,
+    signal: run.signal,
+    onStep: () => run.bar.tick(),
+    // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
+    onCheckpoint: (step: number, path: string) => {
+      if (!opts.json && !process.stderr.isTTY)
+        process.stderr.write(`checkpoint: step ${step} of ${run.steps} saved to ${path}\n`);
+    },
+    command: `circuitscope ${process.argv.slice(2).join(" ")}`,
   };
 }
 
@@ -126,15 +141,7 @@ async function trainOnShards(opts: SaeTrainCliOptions, settings: TrainSettings):
         activations: opts.activations!,
         kernels: getKernels(opts.backend),
         bufferChunks: opts.shuffleChunks,
-        settings,
-        out: opts.out!,
-        overwrite: opts.overwrite,
-        resume: opts.resume,
-        checkpointEvery: opts.checkpointEvery,
-        signal,
-        onStep: () => bar.tick(),
-        onCheckpoint: checkpointLine(opts, steps),
-        command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+        ...runOptions(opts, { settings, steps, bar, signal }),
       }),
     );
     bar.stop();
@@ -247,15 +254,7 @@ export function register(program: Command): void {
             hook: opts.hook!,
             corpus: source,
             context,
-            settings,
-            out: opts.out!,
-            overwrite: opts.overwrite,
-            resume: opts.resume,
-            checkpointEvery: opts.checkpointEvery,
-            signal,
-            onStep: () => bar.tick(),
-            onCheckpoint: checkpointLine(opts, steps),
-            command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+            ...runOptions(opts, { settings, steps, bar, signal }),
           }),
         );
         bar.stop();
