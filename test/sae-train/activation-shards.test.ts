@@ -288,3 +288,35 @@ describe("a shard re-run replaces only its own output", () => {
     assert.doesNotThrow(() => openActivationShards(three));
   });
 });
+
+describe("a stopped harvest", () => {
+  test("stops after a chunk with its manifest naming what is written; --resume finishes it into the same bits", async () => {
+    const out = join(dir, "stopped");
+    const stop = new AbortController();
+    const r = await harvestShard({
+      model,
+      corpus,
+      settings: SETTINGS,
+      shard: { index: 0, count: 1 },
+      out,
+      signal: stop.signal,
+      onChunk: () => stop.abort(),
+    });
+    assert.equal(r.complete, false);
+    const m = readHarvestManifest(out);
+    assert.equal(m.complete, false);
+    assert.equal(m.chunks.length, 1);
+    assert.deepEqual(readdirSync(out).sort(), ["harvest.json", m.chunks[0].file]);
+    assert.throws(() => openActivationShards([out]), /Unfinished activation shard: 0\/1/);
+    const done = await harvestShard({
+      model,
+      corpus,
+      settings: SETTINGS,
+      shard: { index: 0, count: 1 },
+      out,
+      resume: true,
+    });
+    assert.equal(done.complete, true);
+    assert.deepEqual(concat(rowsOf([out], "train")), concat(rowsOf([join(one, "0")], "train")));
+  });
+});
