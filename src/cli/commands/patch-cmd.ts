@@ -4,7 +4,7 @@ import { formatSigned } from "../../analysis/stats.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
 import { agreeingLabels } from "../../patching/result.ts";
-import { cellLabel } from "../../patching/result-format.ts";
+import { cellLabel, fullJson } from "../../patching/result-format.ts";
 import { RESID_TARGETS, TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
@@ -14,14 +14,16 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  positiveIntOption,
   prependBosOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
 
-interface PatchOptions extends ModelCliOptions {
+export interface PatchOptions extends ModelCliOptions {
   clean: string[];
   corrupted: string[];
   answer?: string;
@@ -36,6 +38,10 @@ interface PatchOptions extends ModelCliOptions {
   json?: boolean;
   method: string;
   prependBos: boolean;
+  pairs?: string;
+  batchSize: number;
+  shard?: string;
+  resume?: boolean;
 }
 
 export function register(program: Command): void {
@@ -63,8 +69,29 @@ export function register(program: Command): void {
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
     .addOption(prependBosOption())
+    .option(
+      "--pairs <file>",
+      "a file of prompt pairs (JSONL or a JSON array: clean, corrupted, answer, wrong, group — as study custom reads), patched in batches; --out is then a directory",
+    )
+    .option(
+      "--batch-size <n>",
+      "--pairs: pairs per batch (one patching sweep each)",
+      positiveIntOption("batch-size"),
+      8,
+    )
+    .option(
+      "--shard <i/n>",
+      "--pairs: run only shard i of n of the batches (auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge with patch-merge",
+    )
+    .option("--resume", "--pairs: keep a finished shard in --out (a re-run does nothing)")
     .option("--json", "print only JSON")
-    .action(async (opts: PatchOptions) => {
+    .action(async (opts: PatchOptions, cmd: Command) => {
+      if (opts.pairs) return (await import("../patch-pairs.ts")).runPatchPairs(opts, cmd);
+      rejectIgnoredFlags(
+        cmd,
+        { batchSize: "--batch-size", shard: "--shard", resume: "--resume" },
+        "without --pairs",
+      );
       opts.clean ??= [];
       opts.corrupted ??= [];
       if (!["exact", "attribution", "compare"].includes(opts.method))
@@ -212,15 +239,6 @@ function checkPositionsLineUp(model: HookedTransformer, opts: PatchOptions): voi
       "whose words line up position by position, run each pair on its own, or patch a target over all positions " +
       "(head_z, head_q, head_k, head_v, head_pattern, head_all, or neurons without --pos).",
   );
-}
-
-function fullJson(r: PatchResult): Record<string, unknown> {
-  return {
-    ...r,
-    values: [...r.values],
-    raw: [...r.raw],
-    perPrompt: { ...r.perPrompt, raw: [...r.perPrompt.raw], values: [...r.perPrompt.values] },
-  };
 }
 
 function formatText(r: PatchResult, perPrompt: boolean): string {
