@@ -159,22 +159,36 @@ function* stagedBackward(
     put(name("hook_resid_post"), gResid, [B, P, D]);
     /**
      * d/d a post-norm's input from d/d its output (`norm` absent: no post-norm, the gradient as it is). Its
-     * input is not a hook: it is hook_normalized · hook_scale, which is all normBackward reads of it.
+     * input is no hook: the projection that made it is run again on the cached activation it read.
      */
-    const postNormBackward = (prefix: string, norm: LayerNormParams | undefined, gOut: Float32Array) => {
+    const postNormBackward = (
+      prefix: string,
+      norm: LayerNormParams | undefined,
+      input: () => Float32Array,
+      gOut: Float32Array,
+    ) => {
       if (!norm) return gOut;
       put(name(`${prefix}.hook_normalized`), gOut, [B, P, D]);
       const scale = act(`${prefix}.hook_scale`);
-      const normalized = act(`${prefix}.hook_normalized`);
-      const x = Float32Array.from(normalized, (v, i) => v * scale[Math.floor(i / D)]);
-      const g = normBackward({ kind: cfg.normalization, x, scale, ln: norm, gNormalized: gOut, rows, D });
+      const g = normBackward({
+        kind: cfg.normalization,
+        x: input(),
+        scale,
+        ln: norm,
+        gNormalized: gOut,
+        rows,
+        D,
+      });
       put(name(`${prefix}.hook_scale`), g.gScale, [B, P, 1]);
       return g.gInput;
     };
 
     // resid_post = resid_mid + mlp_out (mlp_out = ln2_post(the MLP's output) with post-norms)
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gPost = ops.mlpOut.backward(postNormBackward("ln2_post", w.ln2Post, gResid), rows);
+    const gPost = ops.mlpOut.backward(
+      postNormBackward("ln2_post", w.ln2Post, () => ops.mlpOut.forward(act("mlp.hook_post"), rows), gResid),
+      rows,
+    );
     put(name("mlp.hook_post"), gPost, [B, P, cfg.dMlp]);
     const mlp = mlpBackward({
       ops,
@@ -205,7 +219,10 @@ function* stagedBackward(
 
     // resid_mid = resid_pre + attn_out (attn_out = ln1_post(attention's output) with post-norms)
     put(name("hook_attn_out"), gMid, [B, P, D]);
-    const gZ = ops.o.backward(postNormBackward("ln1_post", w.ln1Post, gMid), rows); // [B, P, H, dh]
+    const gZ = ops.o.backward(
+      postNormBackward("ln1_post", w.ln1Post, () => ops.o.forward(act("attn.hook_z"), rows), gMid),
+      rows,
+    ); // [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
     const rotary = rotaryOf(model);
     const att = attentionBackward({
