@@ -13,7 +13,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { layerWindow } from "../../src/weights/config.ts";
 import { GEMMA2_2B_CONFIG } from "../../src/weights/families/gemma2.ts";
-import { parseHfConfig, toHfConfigJson } from "../../src/weights/families/index.ts";
+import { familyOf, parseHfConfig, toHfConfigJson } from "../../src/weights/families/index.ts";
 import { gemma2ReferenceFromTensors, readGemma2RefConfig } from "../helpers/gemma2-reference.ts";
 import { GEMMA2_BASE_CONFIG, GEMMA2_VARIANTS, makeGemma2Checkpoint } from "../helpers/gemma2-variants.ts";
 import { promptSlice, relDiff } from "../helpers/hook-compare.ts";
@@ -98,6 +98,12 @@ describe("Gemma 2 config reader", () => {
       [0, 1, 2, 25].map((l) => layerWindow(c, l)),
       [4096, null, 4096, null],
     );
+    // gemma-2-2b's published size (2.61B), counted from the tensors a checkpoint of this shape must hold.
+    const params = [...familyOf(c).expectedTensors(c).values()].reduce(
+      (n, shape) => n + shape.reduce((a, b) => a * b, 1),
+      0,
+    );
+    assert.equal(params, 2_614_341_888);
     // An empty config takes the same defaults.
     assert.deepEqual(parseHfConfig({ model_type: "gemma2" }, "c"), c);
   });
