@@ -164,3 +164,29 @@ test("edge circuits are refused for Gemma 2, naming why and what to use instead"
   );
   model.dispose();
 });
+
+test("generation with the key/value cache (past the sliding window) = re-running the whole sequence", () => {
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir));
+  const D = model.cfg.dModel;
+  const prompt = [1, 17, 200];
+  // Each step's final residual, normalised (what the logits read), seen through a hook.
+  const steps: Float32Array[] = [];
+  const record = (act: Tensor) => {
+    steps.push(act.data.slice(act.data.length - D));
+  };
+  const { tokens } = model.generate(prompt, {
+    maxNewTokens: 8,
+    temperature: 0,
+    stopAtEos: false,
+    fwdHooks: [["ln_final.hook_normalized", record]],
+  });
+  assert.equal(steps.length, 8);
+  const full = model.runWithCache([tokens], { namesFilter: (n) => n === "ln_final.hook_normalized" });
+  const all = full.cache.get("ln_final.hook_normalized").data;
+  steps.forEach((row, i) => {
+    const p = prompt.length - 1 + i; // step i's position
+    const d = maxAbsDiff(row, all.subarray(p * D, (p + 1) * D));
+    assert.ok(d < 1e-4, `position ${p}: ${d}`);
+  });
+  model.dispose();
+});
