@@ -15,7 +15,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { gemma2ReferenceFromTensors, readGemma2RefConfig } from "../helpers/gemma2-reference.ts";
 import { GEMMA2_VARIANTS, makeGemma2Checkpoint } from "../helpers/gemma2-variants.ts";
-import { checkEveryHookGradient } from "../helpers/gradient-check.ts";
+import { checkEveryHookGradient, perturbedReferenceMetric } from "../helpers/gradient-check.ts";
 import { readHfTensors } from "../helpers/llama-reference.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-gemma2-grad-"));
@@ -37,18 +37,16 @@ for (const i of [0, 1]) {
       const [a, w] = [11, 22];
       const metric = processed ? logitDiffMetric(a, w) : answerLogProbMetric(a);
       const run = runWithGradients(model, [tokens], metric);
-      const value = (hook: string, dirv: Float64Array, h: number) => {
-        const acts = gemma2ReferenceFromTensors(c, hf, tokens, {
-          processed,
-          hook: (n, act) => {
-            if (n === hook) for (let k = 0; k < act.data.length; k++) act.data[k] += h * dirv[k];
-          },
-        });
-        const row = acts.get("logits")!.data.subarray((P - 1) * c.V, P * c.V);
-        if (processed) return row[a] - row[w];
-        const max = Math.max(...row);
-        return row[a] - max - Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
-      };
+      const value = perturbedReferenceMetric(
+        (hook) => gemma2ReferenceFromTensors(c, hf, tokens, { processed, hook }),
+        {
+          V: c.V,
+          P,
+          answer: a,
+          wrong: w,
+          logProb: !processed,
+        },
+      );
       const checked = checkEveryHookGradient(run, value);
       // embed, 24 per block (19 + pre_linear + ln1_post's two + ln2_post's two), ln_final's two.
       assert.equal(checked, 3 + c.L * 24, "every hook has a gradient");

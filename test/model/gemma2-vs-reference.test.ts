@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { allHookNames } from "../../src/model/hook-points.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { layerWindow } from "../../src/weights/config.ts";
@@ -16,7 +15,7 @@ import { GEMMA2_2B_CONFIG } from "../../src/weights/families/gemma2.ts";
 import { familyOf, parseHfConfig, toHfConfigJson } from "../../src/weights/families/index.ts";
 import { gemma2ReferenceFromTensors, readGemma2RefConfig } from "../helpers/gemma2-reference.ts";
 import { GEMMA2_BASE_CONFIG, GEMMA2_VARIANTS, makeGemma2Checkpoint } from "../helpers/gemma2-variants.ts";
-import { promptSlice, relDiff } from "../helpers/hook-compare.ts";
+import { assertEveryHookMatches, relDiff } from "../helpers/hook-compare.ts";
 import { readHfTensors } from "../helpers/llama-reference.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-gemma2-ref-"));
@@ -36,22 +35,12 @@ describe("Gemma 2: engine vs independent float64 reference, every hook at 1e-4",
         const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), {
           processing: processed ? undefined : false,
         });
-        const { cache, logits } = model.runWithCache(prompts, { namesFilter: () => true });
-        const names = cache.names.filter((n) => !n.endsWith("attn.hook_result"));
-        assert.deepEqual(names, allHookNames(model.cfg), "TransformerLens' hook names, in forward order");
-        assert.ok(
-          names.includes("blocks.0.ln1_post.hook_normalized") &&
-            names.includes("blocks.2.ln2_post.hook_scale"),
+        assertEveryHookMatches(
+          model,
+          prompts,
+          (tokens) => gemma2ReferenceFromTensors(c, tensors, tokens, { processed }),
+          processed ? "processed" : "raw",
         );
-        prompts.forEach((tokens, b) => {
-          const ref = gemma2ReferenceFromTensors(c, tensors, tokens, { processed });
-          assert.deepEqual([...names].sort(), [...ref.keys()].filter((n) => n !== "logits").sort());
-          for (const name of [...names, "logits"]) {
-            const got = name === "logits" ? logits! : cache.get(name);
-            const d = relDiff(promptSlice(name, got, b, tokens.length), ref.get(name)!.data);
-            assert.ok(d < 1e-4, `${name} (prompt ${b}, ${processed ? "processed" : "raw"}): ${d}`);
-          }
-        });
         model.dispose();
       }
     });
