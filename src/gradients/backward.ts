@@ -109,7 +109,9 @@ function* stagedBackward(
   // d/d the (soft-capped, for a capped model) logits: the cap's slope at this run's logits carries it back.
   const gNormFinal = new Float32Array(rows * D);
   const unembed: LinearOp[] = [];
-  const yFinal = cache.get("ln_final.hook_normalized").data;
+  const cap = cfg.finalSoftCap ?? null;
+  // What the capped logits are read from (only a capped model needs it: readoutSlope is 1 otherwise).
+  const yFinal = cap === null ? new Float32Array(0) : cache.get("ln_final.hook_normalized").data;
   if (seed.kind === "sparse") {
     const V = cfg.dVocab;
     for (const { batch: b, token, weight } of seed.entries) {
@@ -126,7 +128,6 @@ function* stagedBackward(
       );
     }
     unembed.push(unembedOp(model));
-    const cap = cfg.finalSoftCap ?? null;
     let gRaw = seed.grad;
     if (cap !== null) {
       const last = new Float32Array(B * D);
