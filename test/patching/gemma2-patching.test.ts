@@ -7,10 +7,12 @@
  * are refused with what to use instead.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { CircuitTask } from "../../src/circuits/circuit-task.ts";
 import { runWithGradients } from "../../src/gradients/backward.ts";
 import { logitDiffMetric } from "../../src/gradients/logit-metric.ts";
@@ -23,6 +25,7 @@ import { loadSaeLensDir, writeSaeLensDir } from "../../src/sae/saelens-dir.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
 import { gemma2ReferenceFromTensors, readGemma2RefConfig } from "../helpers/gemma2-reference.ts";
 import { makeGemma2Checkpoint } from "../helpers/gemma2-variants.ts";
 import { type RefTensor, readHfTensors, referenceLogitDiff } from "../helpers/llama-reference.ts";
@@ -43,6 +46,7 @@ const corrupted = [
   [1, 30, 2, 77, 5, 6, 7, 8],
 ];
 const answers = { answer: 11, wrong: 22 };
+const BIN = "./bin/circuitscope.js";
 const { dir } = makeGemma2Checkpoint(root, 0); // both soft-caps, window 3
 
 describe("Gemma 2: patching", () => {
@@ -189,4 +193,40 @@ test("generation with the key/value cache (past the sliding window) = re-running
     assert.ok(d < 1e-4, `position ${p}: ${d}`);
   });
   model.dispose();
+});
+
+test("attribute on a capped, post-normed model: the decomposition sums to the pre-cap difference, and says so", async () => {
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference" });
+  const prompt = "Once upon a time";
+  const [tokens, answer, wrong] = [
+    model.toTokens(prompt),
+    model.toSingleToken(" time"),
+    model.toSingleToken(" day"),
+  ];
+  model.dispose();
+  const c = readGemma2RefConfig(dir);
+  const t = readHfTensors(dir);
+  const capped = referenceLogitDiff(gemma2ReferenceFromTensors(c, t, tokens), answer, wrong);
+  const preCap = referenceLogitDiff(
+    gemma2ReferenceFromTensors({ ...c, finalCap: null }, t, tokens),
+    answer,
+    wrong,
+  );
+  assert.ok(Math.abs(capped - preCap) > 0.1, `the cap must matter here: ${capped} vs ${preCap}`);
+  const args = ["attribute", "--model", dir, "--backend", "reference", "--prompt", prompt];
+  const p = promisify(execFile)(BIN, [...args, "--answer", " time", "--wrong", " day"], { cwd: REPO_ROOT });
+  try {
+    const { stdout } = await p;
+    const lines = stdout.split("\n");
+    const mean = Number(/mean\s+(-?[\d.]+)/.exec(stdout)?.[1]);
+    assert.ok(Math.abs(mean - capped) < 1e-3, `printed logit difference ${mean} vs capped ${capped}`);
+    assert.match(stdout, /soft-capped at ±3: the tables below attribute the pre-cap logit difference/);
+    assert.match(stdout, /normalised with the others after attention \(ln1_post\)/);
+    const from = lines.findIndex((l) => l.startsWith("Decomposed residual"));
+    const to = lines.findIndex((l, i) => i > from && l.trim() === "");
+    const sum = lines.slice(from + 1, to).reduce((s, l) => s + Number(l.trim().split(/\s+/).pop()), 0);
+    assert.ok(Math.abs(sum - preCap) < 1e-2, `decomposition sums to ${sum}, pre-cap difference ${preCap}`);
+  } finally {
+    p.child.kill("SIGKILL");
+  }
 });
