@@ -49,9 +49,10 @@ export type PatchTarget =
   | { kind: "neurons"; layer?: number; pos?: number }
   /**
    * [pos, feature]: each feature of an SAE (its `hook_sae_acts_post`) at each position, the SAE spliced
-   * into its hook with its error term, so the unpatched run is exactly the model's.
+   * into its hook with its error term, so the unpatched run is exactly the model's. With `features`:
+   * [feature], each listed feature at every position (cell i is features[i]).
    */
-  | { kind: "features"; sae: Sae }
+  | { kind: "features"; sae: Sae; features?: readonly number[] }
   /** [n_sets]: each set of indices of one hook patched together. */
   | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
   /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
@@ -264,6 +265,13 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
       const { sae } = target;
       validateHookName(sae.cfg.hookName, cfg);
       const hook = saeHookName(sae, "hook_sae_acts_post");
+      if (target.features) {
+        for (const f of target.features) {
+          checkRange("feature", f, sae.cfg.dSae, "a feature");
+          sites.push({ hook, selectors: [[null, f]] });
+        }
+        return { target: name, axes: ["feature"], shape: [target.features.length], sites, sae };
+      }
       for (let pos = 0; pos < nPos; pos++)
         for (let feature = 0; feature < sae.cfg.dSae; feature++)
           sites.push({ hook, selectors: [[pos, feature]] });
