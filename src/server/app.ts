@@ -10,6 +10,8 @@ import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
+import type { SaeConfig } from "../sae/sae-config.ts";
+import { readSaeConfig } from "../sae/saelens-dir.ts";
 import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
@@ -34,6 +36,10 @@ export interface ServerOptions {
   model: ModelLoadSpec;
   /** Directory of a neuron index (`circuitscope index --out DIR`) for neuron lookups. */
   neuronIndex?: string;
+  /** An SAELens SAE directory: feature pages, search and features in predictions (checked at start-up). */
+  sae?: string;
+  /** A feature index of that SAE (`circuitscope index --sae`). */
+  featureIndex?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -64,7 +70,7 @@ function pathHider(opts: ServerOptions): PathHider {
     [process.cwd(), "."],
     [homedir(), "~"],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex])
+  for (const p of [opts.model.model, opts.neuronIndex, opts.sae, opts.featureIndex])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -77,7 +83,15 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts, publicPaths: publicPaths() });
   // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
-  const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
+  // A wrong --sae or --feature-index fails now, before the model loads (the SAE's fit once it has).
+  const saeCfg = opts.sae === undefined ? null : readSaeConfig(opts.sae);
+  if (opts.featureIndex !== undefined) checkFeatureIndex(opts.featureIndex, saeCfg);
+  const host = new ModelHost({
+    load: opts.model,
+    neuronIndex: opts.neuronIndex,
+    sae: opts.sae,
+    featureIndex: opts.featureIndex,
+  });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
   try {
@@ -116,6 +130,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
     checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
+    featureIndex: opts.featureIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
   // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
@@ -136,6 +151,20 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
 function publicPaths(): string[] {
   const files = readdirSync(PUBLIC_DIR).filter((f) => !f.startsWith("."));
   return ["/", "/app.js", ...files.map((f) => `/${f}`)];
+}
+
+/** A feature index needs the SAE it was built for (`index --sae DIR`), and is refused for a neuron index. */
+function checkFeatureIndex(dir: string, saeCfg: SaeConfig | null): void {
+  if (!saeCfg) throw new Error(`--feature-index ${dir} needs the SAE it was built with: add --sae DIR`);
+  const indexed = readManifest(dir).settings.sae;
+  if (!indexed)
+    throw new Error(
+      `${dir} is a neuron index, not a feature index: pass it as --neuron-index, or build a feature index with circuitscope index --sae DIR --corpus C --out DIR`,
+    );
+  if (indexed.dSae !== saeCfg.dSae || indexed.hook !== saeCfg.hookName)
+    throw new Error(
+      `Feature index ${dir} was built for an SAE with ${indexed.dSae} features at ${indexed.hook}, but --sae has ${saeCfg.dSae} at ${saeCfg.hookName}: pass the index built with this SAE`,
+    );
 }
 
 function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {
