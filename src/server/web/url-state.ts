@@ -13,6 +13,8 @@ export interface ViewState {
   target: string;
   /** Neuron as "L.N". */
   neuron: string;
+  /** SAE feature number. */
+  feature: string;
 }
 
 const FIELDS: (keyof ViewState)[] = [
@@ -24,6 +26,7 @@ const FIELDS: (keyof ViewState)[] = [
   "corrupted",
   "target",
   "neuron",
+  "feature",
 ];
 
 export function readState(search: string = location.search): ViewState {
