@@ -5,7 +5,7 @@
  */
 import { readdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -15,6 +15,7 @@ import { readSaeConfig } from "../sae/saelens-dir.ts";
 import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
+import { displayName } from "./display-name.ts";
 import {
   clientErrorHandler,
   frameworkErrorHandler,
@@ -59,16 +60,17 @@ export interface ExplorerServer {
   close(): Promise<void>;
 }
 
-/** A model or directory as the user named it: a hub id or relative path as typed, an absolute path by its last part. */
-export function displayName(pathOrId: string): string {
-  return isAbsolute(pathOrId) ? basename(pathOrId) : pathOrId;
-}
+export { displayName } from "./display-name.ts";
 
-/** Responses never show this machine's directory layout: known absolute paths become short names. */
-function pathHider(opts: ServerOptions): PathHider {
+/**
+ * Responses never show this machine's directory layout: known absolute paths become short names (the
+ * loaded checkpoint's directory, e.g. a bundled model's, by the name the user gave).
+ */
+function pathHider(opts: ServerOptions, modelDir: string): PathHider {
   const known: [string, string][] = [
     [process.cwd(), "."],
     [homedir(), "~"],
+    [resolve(modelDir), displayName(opts.model.model)],
   ];
   for (const p of [opts.model.model, opts.neuronIndex, opts.sae, opts.featureIndex])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
@@ -105,7 +107,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx), {
     maxQueue: opts.maxQueue,
   });
-  const hidePaths = pathHider(opts);
+  const hidePaths = pathHider(opts, info.dir);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: opts.logger ?? false,

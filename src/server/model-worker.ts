@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import type { Sae } from "../sae/sae.ts";
+import { displayName } from "./display-name.ts";
 import type { ModelLoadSpec, ToWorker, WorkerInfo, WorkerSetup } from "./model-protocol.ts";
 import {
   attentionTask,
@@ -93,6 +94,10 @@ try {
       neuronIndex: () => index ?? null,
       sae: () => sae,
       featureIndex: () => featureIndex ?? null,
+      names: {
+        model: displayName(setup.load.model),
+        ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
+      },
     };
     try {
       const task = TASKS[msg.kind];

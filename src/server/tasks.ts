@@ -43,6 +43,8 @@ export interface TaskContext {
   /** The SAE given to `serve --sae` (loaded at start-up), and its feature index (`--feature-index`). */
   sae(): Sae | null;
   featureIndex(): NeuronIndex | null;
+  /** The model and SAE as pages name them: as the user gave them, never this machine's absolute path. */
+  names: { model: string; sae?: string };
 }
 
 export interface PredictParams {
@@ -296,7 +298,11 @@ export function neuronTask(
   const index = ctx.neuronIndex();
   // A layer the index does not hold still has a page (logit effect, activation on the prompt), without corpus examples.
   const usable = index?.layers.includes(p.layer) ? index : null;
-  const page = neuronPageData(model, p.layer, p.neuron, { index: usable, text: p.text });
+  const page = neuronPageData(model, p.layer, p.neuron, {
+    index: usable,
+    text: p.text,
+    modelName: ctx.names.model,
+  });
   const report = neuronReport(page);
   const note =
     index && !usable
@@ -330,7 +336,12 @@ export interface FeatureParams {
 export function featureTask(model: HookedTransformer, p: FeatureParams, ctx: TaskContext) {
   const sae = requireSae(ctx);
   const index = ctx.featureIndex();
-  const page = featurePageData(model, sae, p.feature, { index, text: p.text, saeName: sae.cfg.hookName });
+  const page = featurePageData(model, sae, p.feature, {
+    index,
+    text: p.text,
+    saeName: ctx.names.sae,
+    modelName: ctx.names.model,
+  });
   const report = featureReport(page);
   return {
     title: report.title,

@@ -129,6 +129,10 @@ test("a feature page: its logit effect, its activation on a text, and the missin
   assert.equal(json.indexed, false);
   assert.match(json.note, /--feature-index/);
   assert.ok(json.sections.some((s: { heading: string }) => /logit/i.test(s.heading)));
+  // The page names the model and the SAE as given, never by this machine's paths.
+  const repo = new URL("../..", import.meta.url).pathname;
+  assert.ok(!JSON.stringify(json).includes(repo), "no absolute path in the page");
+  assert.match(JSON.stringify(json), /Model stories260k; SAE blocks\.2\.hook_resid_pre at blocks\.2\.hook_resid_pre/);
 });
 
 test("refusals: no SAE, a feature out of range, token and text together, a bad position", async () => {
