@@ -13,7 +13,7 @@ import { searchFeatures, showFeature } from "./feature-panel.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
 import { showPredictions } from "./predictions-panel.ts";
-import { parsePair, readState, type ViewState, writeState } from "./url-state.ts";
+import { FIELDS, parsePair, readState, type ViewState, writeState } from "./url-state.ts";
 
 interface Info {
   model: string;
@@ -27,17 +27,7 @@ interface Info {
 type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
 
 /** Form fields ↔ ViewState (the ids match the state's field names). */
-const FIELD_IDS = [
-  "prompt",
-  "answer",
-  "wrong",
-  "head",
-  "clean",
-  "corrupted",
-  "target",
-  "neuron",
-  "feature",
-] as const;
+const FIELD_IDS = FIELDS;
 
 /** Opens a feature's page (from a search result or the prediction view) and records it in the URL. */
 function openFeature(feature: number): void {

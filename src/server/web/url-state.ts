@@ -17,7 +17,8 @@ export interface ViewState {
   feature: string;
 }
 
-const FIELDS: (keyof ViewState)[] = [
+/** The state's fields, in order; the page's form fields have these ids. */
+export const FIELDS: readonly (keyof ViewState)[] = [
   "prompt",
   "answer",
   "wrong",
