@@ -10,10 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
 import { directionLogitEffect } from "../../src/neurons/neuron-page.ts";
 import type { Sae } from "../../src/sae/sae.ts";
 import { loadSaeLensDir, writeSaeLensDir } from "../../src/sae/saelens-dir.ts";
 import { createServer } from "../../src/server/app.ts";
+import { runCli } from "../helpers/cli.ts";
 import { randomSaeWeights, saeConfigFor } from "../helpers/random-sae.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
@@ -132,7 +134,10 @@ test("a feature page: its logit effect, its activation on a text, and the missin
   // The page names the model and the SAE as given, never by this machine's paths.
   const repo = new URL("../..", import.meta.url).pathname;
   assert.ok(!JSON.stringify(json).includes(repo), "no absolute path in the page");
-  assert.match(JSON.stringify(json), /Model stories260k; SAE blocks\.2\.hook_resid_pre at blocks\.2\.hook_resid_pre/);
+  assert.match(
+    JSON.stringify(json),
+    /Model stories260k; SAE blocks\.2\.hook_resid_pre at blocks\.2\.hook_resid_pre/,
+  );
 });
 
 test("refusals: no SAE, a feature out of range, token and text together, a bad position", async () => {
@@ -153,6 +158,58 @@ test("refusals: no SAE, a feature out of range, token and text together, a bad p
   const far = await withSae.api("/api/features/512");
   assert.equal(far.status, 400);
   assert.match(JSON.stringify(await far.json()), /from 0 to 511/);
+});
+
+test("with --feature-index the page has the index's top examples and quantile groups", async () => {
+  const dir = join(tmp, "feature-index");
+  const corpus = new URL("../../models/stories260k-saes/stories-140k-seed0.jsonl", import.meta.url).pathname;
+  const built = await runCli([
+    "index",
+    "--model",
+    "stories260k",
+    "--sae",
+    SAE_DIR,
+    "--corpus",
+    corpus,
+    "--max-tokens",
+    "1500",
+    "--band-samples",
+    "2",
+    "--out",
+    dir,
+  ]);
+  assert.equal(built.code, 0, built.stderr);
+  const srv = await startFixtureServer({ sae: SAE_DIR, featureIndex: dir }, "stories260k");
+  try {
+    const res = await srv.api("/api/features/185");
+    const json = (await res.json()) as Record<string, any>;
+    assert.equal(res.status, 200, JSON.stringify(json));
+    assert.equal(json.indexed, true);
+    const headings = json.sections.map((x: { heading: string }) => x.heading);
+    assert.ok(headings.includes("Top activating examples"), headings.join(", "));
+    assert.ok(headings.includes("Quantile groups"), headings.join(", "));
+    // The examples' text names the index's own numbers.
+    const summary = NeuronIndex.open(dir).featureSummary(185);
+    assert.ok(summary.examples.length > 0);
+    const examples = json.sections.find((x: { heading: string }) => x.heading === "Top activating examples");
+    assert.match(examples.text, new RegExp(`The ${summary.examples.length} tokens`));
+  } finally {
+    await srv.server.close();
+  }
+  // An index of another SAE is refused at start-up.
+  const other = join(tmp, "other");
+  await writeSaeLensDir(other, {
+    cfg: saeConfigFor({ architecture: "standard", dIn: 64, dSae: 16, hookName: "blocks.2.hook_resid_pre" }),
+    weights: randomSaeWeights({ architecture: "standard", dIn: 64, dSae: 16, seed: 2 }),
+  });
+  await assert.rejects(
+    createServer({
+      model: { model: "stories260k", backend: "onnx", process: true },
+      sae: other,
+      featureIndex: dir,
+    }),
+    /built for an SAE with 512 features.*--sae has 16/,
+  );
 });
 
 test("serve --sae is checked at start-up: a misfit SAE and a neuron index as feature index are refused", async () => {
