@@ -123,7 +123,12 @@ describe("transcoders eval", async () => {
       // The replaced run: each layer's input read in that run, its output overwritten from position 1 on.
       const inputs: Float32Array[] = [];
       const hooks = Array.from({ length: L }, (_, l) => [
-        [`blocks.${l}.ln2.hook_normalized`, (a: Tensor) => void (inputs[l] = a.data.slice())],
+        [
+          `blocks.${l}.ln2.hook_normalized`,
+          (a: Tensor) => {
+            inputs[l] = a.data.slice();
+          },
+        ],
         [
           `blocks.${l}.hook_mlp_out`,
           (a: Tensor) => {
