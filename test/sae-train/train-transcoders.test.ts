@@ -32,6 +32,7 @@ import {
 } from "../../src/sae-train/trainer.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
+import { runCli } from "../helpers/cli.ts";
 import { REPO_ROOT } from "../helpers/fixture.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "circuitscope-transcoders-"));
@@ -273,5 +274,104 @@ describe("a stories260k transcoder set", async () => {
       readFileSync(join(whole, "layer_2.training_log.jsonl")),
     );
     for (const l of layers) assert.equal(existsSync(layerCheckpointPath(out, l)), false);
+  });
+});
+
+describe("the command line", () => {
+  const corpusPath = join(dir, "cli-corpus.jsonl");
+  writeFileSync(
+    corpusPath,
+    `${Array.from({ length: 20 }, (_, i) => JSON.stringify({ text: `Lily had a ball number ${i}. She gave it to Tom and they played.` })).join("\n")}\n`,
+  );
+  const base = ["sae", "train", "--d-sae", "16", "--k", "2", "--corpus", corpusPath, "--batch-size", "32"];
+
+  test("sae train --layers all writes a set that transcoders eval reads", async () => {
+    const out = join(dir, "cli-set");
+    const args = [...base, "--tokens", "320", "--input-hook", "ln2.hook_normalized"];
+    const trained = await runCli([
+      ...args,
+      "--output-hook",
+      "hook_mlp_out",
+      "--layers",
+      "all",
+      "--out",
+      out,
+      "--json",
+    ]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const summary = JSON.parse(trained.stdout);
+    assert.equal(summary.complete, true);
+    assert.deepEqual(
+      summary.layers.map((r: { steps: number }) => r.steps),
+      [10, 10, 10, 10, 10],
+    );
+    const evaluated = await runCli([
+      "transcoders",
+      "eval",
+      "--transcoders",
+      out,
+      "--corpus",
+      corpusPath,
+      "--json",
+    ]);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const r = JSON.parse(evaluated.stdout);
+    assert.equal(r.layers.length, 5);
+    assert.ok(r.ce_loss_zero_ablation > r.ce_loss_clean);
+    assert.ok(Number.isFinite(r.ce_loss_score));
+  });
+
+  test("bad input is refused before any training, naming the fix", async () => {
+    const out = join(dir, "never");
+    const cases: [string[], RegExp][] = [
+      [
+        [
+          "--input-hook",
+          "ln2.hook_normalized",
+          "--output-hook",
+          "hook_mlp_out",
+          "--layers",
+          "all",
+          "--architecture",
+          "topk",
+        ],
+        /ReLU or JumpReLU.*batchtopk/,
+      ],
+      [
+        ["--input-hook", "blocks.0.ln2.hook_normalized", "--output-hook", "hook_mlp_out", "--layers", "all"],
+        /block-relative/,
+      ],
+      [
+        ["--input-hook", "blocks.0.ln2.hook_normalized", "--output-hook", "blocks.1.hook_mlp_out"],
+        /one block/,
+      ],
+      [
+        ["--input-hook", "ln2.hook_normalized", "--output-hook", "hook_mlp_out", "--layers", "0,7"],
+        /block 7 does not exist/,
+      ],
+      [["--input-hook", "ln2.hook_normalized", "--layers", "all"], /both --input-hook and --output-hook/],
+      [
+        [
+          "--hook",
+          "blocks.0.hook_resid_pre",
+          "--input-hook",
+          "blocks.0.ln2.hook_normalized",
+          "--output-hook",
+          "blocks.0.hook_mlp_out",
+        ],
+        /drop --hook/,
+      ],
+      [
+        ["--input-hook", "ln2.hook_normalised", "--output-hook", "hook_mlp_out", "--layers", "all"],
+        /Did you mean "blocks.0.ln2.hook_normalized"/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const res = await runCli([...base, "--out", out, ...args]);
+      assert.notEqual(res.code, 0, args.join(" "));
+      assert.match(res.stderr, message);
+      assert.doesNotMatch(res.stderr, /\n\s+at /);
+      assert.equal(existsSync(out), false);
+    }
   });
 });
