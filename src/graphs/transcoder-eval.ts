@@ -16,6 +16,7 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
+import { forEachTextBatch } from "../sae/evaluate.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { reconstructMlpOut } from "./replacement-run.ts";
 import { encodeTranscoder, type TranscoderSet } from "./transcoder-set.ts";
@@ -78,7 +79,6 @@ export async function evaluateTranscoderSet(
   }));
   const ce = { clean: 0, replaced: 0, zero: 0, count: 0 };
   let tokens = 0;
-  let done = 0;
 
   const runBatch = (batch: number[][]) => {
     const lengths = batch.map((t) => t.length);
@@ -155,24 +155,12 @@ export async function evaluateTranscoderSet(
     tokens += n;
   };
 
-  let batch: number[][] = [];
-  for (const text of texts) {
-    if (opts.signal?.aborted) throw new Error("Transcoder evaluation stopped (Ctrl-C)");
-    const toks = model.toTokens(text).slice(0, context);
-    if (toks.length < 2) continue;
-    batch.push(toks);
-    if (batch.length === batchSize) {
-      runBatch(batch);
-      done += batch.length;
-      opts.onBatch?.(done);
-      batch = [];
-      await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-  if (batch.length) {
-    runBatch(batch);
-    opts.onBatch?.(done + batch.length);
-  }
+  await forEachTextBatch(
+    model,
+    texts,
+    { context, batchSize, signal: opts.signal, onBatch: opts.onBatch, what: "Transcoder evaluation" },
+    runBatch,
+  );
   if (tokens === 0) throw new Error("No text gave 2 or more tokens: the corpus has nothing to evaluate on");
   const clean = ce.clean / ce.count;
   const replaced = ce.replaced / ce.count;

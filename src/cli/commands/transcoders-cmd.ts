@@ -11,7 +11,6 @@ import {
   positiveIntOption,
   printJson,
   UsageError,
-  untilCtrlC,
 } from "../common.ts";
 
 interface TranscodersEvalOptions extends ModelCliOptions {
@@ -88,33 +87,10 @@ export function register(program: Command): void {
             `The set has ${set.transcoders.length} layers of d_model ${set.transcoders[0].dModel}; ${opts.model} has ${model.cfg.nLayers} of ${model.cfg.dModel}: pass the model the set was trained on with --model`,
           );
         const { evaluateTranscoderSet } = await import("../../graphs/transcoder-eval.ts");
-        const { createProgress } = await import("../../util/progress.ts");
-        const texts = function* () {
-          let n = 0;
-          for (const doc of source.documents()) {
-            if (opts.maxTexts !== undefined && n >= opts.maxTexts) return;
-            n++;
-            yield doc;
-          }
-        };
-        const bar = createProgress({
-          label: "transcoders eval",
-          total: opts.maxTexts ?? 0,
-          unit: "texts",
-          quiet: opts.json,
-        });
-        let shown = 0;
-        const result = await untilCtrlC("transcoders eval", async (signal) =>
-          evaluateTranscoderSet(model, set, texts(), {
-            context: opts.context,
-            signal,
-            onBatch: (done) => {
-              bar.tick(done - shown);
-              shown = done;
-            },
-          }),
+        const { runCorpusEval } = await import("../corpus-eval.ts");
+        const result = await runCorpusEval("transcoders eval", source, opts, (texts, signal, onBatch) =>
+          evaluateTranscoderSet(model, set, texts, { context: opts.context, signal, onBatch }),
         );
-        bar.stop();
         if (!result) return;
         if (opts.json) {
           printJson(result);
