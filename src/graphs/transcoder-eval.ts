@@ -16,12 +16,10 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
-import { forEachTextBatch } from "../sae/evaluate.ts";
+import { type CorpusEvalOptions, DEFAULT_EVAL_CONTEXT, forEachTextBatch } from "../sae/evaluate.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { reconstructMlpOut } from "./replacement-run.ts";
 import { encodeTranscoder, type TranscoderSet } from "./transcoder-set.ts";
-
-export const DEFAULT_TRANSCODER_EVAL_CONTEXT = 128;
 
 export interface TranscoderLayerEval {
   layer: number;
@@ -51,14 +49,9 @@ export async function evaluateTranscoderSet(
   model: HookedTransformer,
   set: TranscoderSet,
   texts: Iterable<string>,
-  opts: {
-    context?: number;
-    batchSize?: number;
-    signal?: AbortSignal;
-    onBatch?: (textsDone: number) => void;
-  } = {},
+  opts: CorpusEvalOptions = {},
 ): Promise<TranscoderSetEval> {
-  const context = opts.context ?? DEFAULT_TRANSCODER_EVAL_CONTEXT;
+  const context = opts.context ?? DEFAULT_EVAL_CONTEXT;
   if (!Number.isInteger(context) || context < 2)
     throw new Error(`--context must be at least 2 tokens (BOS and one more), got ${context}`);
   const L = model.cfg.nLayers;

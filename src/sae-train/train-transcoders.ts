@@ -13,7 +13,6 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { DocumentSource } from "../corpus/sources.ts";
 import { reconstructMlpOut } from "../graphs/replacement-run.ts";
 import {
   encodeTranscoder,
@@ -21,12 +20,17 @@ import {
   type TranscoderSet,
   writeTranscoderSet,
 } from "../graphs/transcoder-set.ts";
-import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { checkpointPath, isOurCheckpoint, loadCheckpoint, removeCheckpoint } from "./checkpoint.ts";
 import { type ActivationBuffer, harvestActivations } from "./harvest.ts";
 import { evaluateCodec, type HeldOutCodec, type HeldOutMetrics } from "./held-out.ts";
-import { passesNote, runFingerprint, runWithCheckpoints, splitSequences } from "./train-sae.ts";
+import {
+  passesNote,
+  runFingerprint,
+  runWithCheckpoints,
+  splitSequences,
+  type TrainSaeOptions,
+} from "./train-sae.ts";
 import {
   FLOAT32_OPS,
   initTrainState,
@@ -37,29 +41,15 @@ import {
 } from "./trainer.ts";
 import { writeTrainingPage } from "./training-page.ts";
 
-export interface TrainTranscodersOptions {
-  model: HookedTransformer;
-  /** As the user named it (the set's model_name). */
-  modelName: string;
+/** As `sae train`'s options, with the layers and the two block-relative hooks in place of one hook. */
+export interface TrainTranscodersOptions extends Omit<TrainSaeOptions, "hook" | "onStep" | "onCheckpoint"> {
   /** Block indices to train, ascending. */
   layers: number[];
   /** Block-relative hook names, as circuit-tracer's config names them. */
   featureInputHook: string;
   featureOutputHook: string;
-  corpus: DocumentSource;
-  /** Tokens per text, BOS included. */
-  context: number;
-  /** The same settings train every layer (each layer's initialisation and batch order use `seed`). */
-  settings: TrainSettings;
-  out: string;
-  overwrite?: boolean;
-  resume?: boolean;
-  checkpointEvery?: number;
-  signal?: AbortSignal;
-  onHarvest?: (rows: number) => void;
   onStep?: (layer: number, log: StepLog) => void;
   onCheckpoint?: (layer: number, step: number, path: string) => void;
-  command?: string;
 }
 
 export interface LayerResult {

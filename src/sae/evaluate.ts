@@ -20,6 +20,14 @@ import type { Sae } from "./sae.ts";
 
 export const DEFAULT_EVAL_CONTEXT = 128;
 
+/** How an evaluation walks its corpus: tokens per text, texts per batch, Ctrl-C, progress in texts. */
+export interface CorpusEvalOptions {
+  context?: number;
+  batchSize?: number;
+  signal?: AbortSignal;
+  onBatch?: (textsDone: number) => void;
+}
+
 export interface SaeEvalResult {
   l0: number;
   explained_variance: number;
@@ -58,12 +66,7 @@ export async function evaluateSae(
   model: HookedTransformer,
   sae: Sae,
   texts: Iterable<string>,
-  opts: {
-    context?: number;
-    batchSize?: number;
-    signal?: AbortSignal;
-    onBatch?: (textsDone: number) => void;
-  } = {},
+  opts: CorpusEvalOptions = {},
 ): Promise<SaeEvalResult> {
   const context = opts.context ?? DEFAULT_EVAL_CONTEXT;
   if (!Number.isInteger(context) || context < 2) {
