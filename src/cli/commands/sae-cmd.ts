@@ -15,7 +15,6 @@ import {
   parseIntOption,
   printJson,
   UsageError,
-  untilCtrlC,
 } from "../common.ts";
 import { addSaeOptions, loadPreparedSae, prepareSae, type SaeCliOptions } from "../sae-options.ts";
 
@@ -137,33 +136,10 @@ export function register(program: Command): void {
       const model = await loadModelFromOptions(opts);
       const loaded = await loadPreparedSae(pending, model);
       const { evaluateSae } = await import("../../sae/evaluate.ts");
-      const { createProgress } = await import("../../util/progress.ts");
-      const texts = function* () {
-        let n = 0;
-        for (const doc of source.documents()) {
-          if (opts.maxTexts !== undefined && n >= opts.maxTexts) return;
-          n++;
-          yield doc;
-        }
-      };
-      const bar = createProgress({
-        label: "sae eval",
-        total: opts.maxTexts ?? 0,
-        unit: "texts",
-        quiet: opts.json,
-      });
-      let shown = 0;
-      const result = await untilCtrlC("sae eval", async (signal) =>
-        evaluateSae(model, loaded, texts(), {
-          context: opts.context,
-          signal,
-          onBatch: (done) => {
-            bar.tick(done - shown);
-            shown = done;
-          },
-        }),
+      const { runCorpusEval } = await import("../corpus-eval.ts");
+      const result = await runCorpusEval("sae eval", source, opts, (texts, signal, onBatch) =>
+        evaluateSae(model, loaded, texts, { context: opts.context, signal, onBatch }),
       );
-      bar.stop();
       if (!result) return;
       if (opts.json) {
         printJson(result);
