@@ -16,6 +16,7 @@ const GROUPS = [
   "memory",
   "sae",
   "sae-train",
+  "graph",
 ] as const;
 type Group = (typeof GROUPS)[number];
 
@@ -129,6 +130,13 @@ export function register(program: Command): void {
         say(
           `sae train (topk, d_in 64, d_sae 512, k 8, batch 4096): ${figures.sae_train_tokens_per_s.toFixed(0)} tokens/s`,
         );
+      }
+      if (groups.has("graph")) {
+        const { benchGraph } = await import("./graph.ts");
+        const { HookedTransformer } = await import("../src/model/hooked-transformer.ts");
+        const stories = await HookedTransformer.fromPretrained("stories260k", { backend: kernels });
+        Object.assign(figures, await benchGraph(model, { log: say, stories }));
+        stories.dispose();
       }
       figures.peak_rss_mb = peakRssMb();
       say(`peak RSS ${figures.peak_rss_mb.toFixed(0)} MB`);

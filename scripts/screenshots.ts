@@ -4,7 +4,9 @@
  *
  *   node --import tsx scripts/screenshots.ts OUTDIR
  *
- * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model.
+ * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model —
+ * except the last screenshot, the explorer's circuit panel (OUTDIR/browser/explorer-circuit-panel.png), which
+ * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2) in the explorer.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -21,10 +23,14 @@ import {
   scatterChart,
   tokenView,
   writeFigureFiles,
+  writeGraphPage,
 } from "../src/viz/index.ts";
 import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
+import { createServer } from "../src/server/app.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
+import { demoFrontEndGraph } from "../test/helpers/front-end-graph.ts";
+import { findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -244,6 +250,34 @@ function demoFigures(): { figure: Figure; caption: string; name: string }[] {
   ];
 }
 
+/**
+ * The attribution-graph page (`graph --html`) on a random graph pruned by the project's own code: two nodes
+ * pinned, hovering the busiest feature so its top edges show.
+ */
+async function graphPageShot(page: import("playwright-core").Page, outDir: string): Promise<void> {
+  const graph = demoFrontEndGraph(3, 6, 11, 120);
+  const path = resolve(join(outDir, "graph.html"));
+  writeGraphPage(path, graph, {
+    title: "Attribution graph — DEMO DATA (random graph, no model)",
+    model: "none (random adjacency)",
+    edgeThreshold: 0.98,
+    featureUrl: "features/L{layer}-F{feature}.html",
+  });
+  await page.setViewportSize({ width: 1500, height: 1100 });
+  await page.goto(pathToFileURL(path).href);
+  await page.waitForSelector("body[data-cs-ready]");
+  const degree = (id: string) => graph.links.filter((l) => l.source === id || l.target === id).length;
+  const busiest = graph.nodes
+    .filter((n) => n.feature_type === "cross layer transcoder")
+    .sort((a, b) => degree(b.node_id) - degree(a.node_id))[0];
+  for (const n of [busiest, graph.nodes.find((n) => n.feature_type === "logit")])
+    if (n) await page.click(`.cs-gnode[data-id="${n.node_id}"]`, { modifiers: ["Shift"] });
+  await page.hover(`.cs-gnode[data-id="${busiest.node_id}"]`);
+  const file = join(outDir, "browser", "graph-page.png");
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(file);
+}
+
 async function main(): Promise<void> {
   const outDir = process.argv[2];
   if (!outDir) throw new Error("usage: node --import tsx scripts/screenshots.ts OUTDIR");
@@ -277,8 +311,58 @@ async function main(): Promise<void> {
     const hoverFile = join(outDir, "browser", `${String(k + 1).padStart(2, "0")}-attention-hover.png`);
     await frames[k].screenshot({ path: hoverFile });
     console.log(hoverFile);
+    await graphPageShot(page, outDir);
+    console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
+    await explorerFeatureShots(browser, outDir);
   } finally {
     await browser.close();
+  }
+}
+
+/** The explorer's circuit panel after an EAP search on the fixture model: graph, subtitle, inputs, curve. */
+async function explorerCircuitPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
+  const fx = await startFixtureServer();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await findCircuitInPanel(page, fx);
+    await page.waitForSelector("#circuit-out[data-ready] .figure svg");
+    await page.locator("#circuit-panel").screenshot({ path: file });
+    return file;
+  } finally {
+    await fx.server.close();
+  }
+}
+
+/**
+ * The explorer with the bundled SAE (real model, not demo data): the prediction view's active features,
+ * and the page of the first one opened from there.
+ */
+async function explorerFeatureShots(
+  browser: Awaited<ReturnType<typeof launchBrowser>>,
+  outDir: string,
+): Promise<void> {
+  const sae = new URL("../models/stories260k-saes/blocks.2.hook_resid_pre", import.meta.url).pathname;
+  const server = await createServer({ model: { model: "stories260k", backend: "onnx", process: true }, sae });
+  try {
+    const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
+    const page = await browser.newPage({ viewport: { width: 1300, height: 1000 }, deviceScaleFactor: 1.5 });
+    const prompt = "Once upon a time, there was a little girl named Lily. She";
+    await page.goto(`${base}/?${new URLSearchParams({ prompt, token: server.token ?? "" })}`);
+    await page.waitForSelector("body[data-ready]");
+    await page.click("#run-prompt");
+    await page.waitForSelector("#predictions-out button.feature-link");
+    await page.locator("#predictions-out button.feature-link").first().click();
+    await page.waitForSelector("#feature-out[data-ready]");
+    for (const [id, name] of [
+      ["#prompt-panel", "explorer-prediction-features"],
+      ["#feature-panel", "explorer-feature-panel"],
+    ]) {
+      const file = join(outDir, "browser", `${name}.png`);
+      await page.locator(id).screenshot({ path: file });
+      console.log(file);
+    }
+  } finally {
+    await server.close();
   }
 }
 

@@ -64,6 +64,14 @@ export function batchMean(perPrompt: ArrayLike<number>): number {
   return s / perPrompt.length;
 }
 
+/**
+ * Whether clean and corrupted differ enough to divide by their gap. They can be equal on a batch whose pairs
+ * cancel (one pair the other's swap): the fraction restored is then undefined, not NaN or ±Infinity to print.
+ */
+export function hasGap(clean: number, corrupted: number): boolean {
+  return Math.abs(clean - corrupted) > 1e-6;
+}
+
 /** (patched - corrupted) / (clean - corrupted): 1 = the clean behaviour fully restored, 0 = no effect. */
 export function normalise(patched: number, clean: number, corrupted: number): number {
   return (patched - corrupted) / (clean - corrupted);

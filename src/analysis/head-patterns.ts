@@ -2,6 +2,7 @@
  * Attention patterns of chosen heads on one prompt, as [dest][src] rows (the shape attention views take).
  * One cached forward that stops after the last layer asked for.
  */
+import { headName } from "../model/component-names.ts";
 import { blockHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 
@@ -28,7 +29,7 @@ export function headPatterns(
       head >= nHeads
     )
       throw new Error(
-        `Head L${layer}H${head} does not exist: use layers 0..${nLayers - 1} and heads 0..${nHeads - 1}`,
+        `Head ${headName(layer, head)} does not exist: use layers 0..${nLayers - 1} and heads 0..${nHeads - 1}`,
       );
   }
   const names = [...new Set(heads.map((h) => blockHookName(h.layer, "attn.hook_pattern")))];

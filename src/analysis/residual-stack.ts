@@ -3,7 +3,9 @@
  * accumulated_resid, decompose_resid, stack_head_results, stack_neuron_results. Each returns the pieces
  * at the selected positions (default: each prompt's final real position) with a label per piece.
  */
+
 import type { ActivationCache } from "../model/activation-cache.ts";
+import { headName } from "../model/component-names.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { gatherPositions, type PositionSelection, type PositionSpec, selectPositions } from "./positions.ts";
@@ -142,7 +144,7 @@ export function stackHeadResults(
         }
       }
       pieces.push(out);
-      labels.push(`L${l}H${h}`);
+      labels.push(headName(l, h));
     }
   }
   return buildStack(pieces, labels, sel, D);

@@ -224,14 +224,39 @@ export function holmAdjust(pValues: readonly number[]): number[] {
   return adjusted;
 }
 
-/** "2.31 ± 0.12" (mean ± standard error), the form used in captions. */
-export function formatMeanSe(s: Pick<MeanSummary, "mean" | "se">, digits = 2): string {
-  return `${s.mean.toFixed(digits)} ± ${s.se.toFixed(digits)}`;
+/**
+ * Decimals that show a spread (an SE or an interval's width) with two significant digits when `digits`
+ * would round it to 0: a spread of 0.0004 prints as "0.00040", never as "0.00", which reads as none.
+ */
+function spreadDigits(spread: number, digits: number): number {
+  if (!(spread > 0) || Number(spread.toFixed(digits)) > 0) return digits;
+  return Math.min(12, Math.max(digits, 1 - Math.floor(Math.log10(spread))));
 }
 
-/** "2.31 [2.08, 2.55]" (mean and confidence interval). */
-export function formatMeanCi(s: Pick<MeanSummary, "mean" | "ciLow" | "ciHigh">, digits = 2): string {
-  return `${s.mean.toFixed(digits)} [${s.ciLow.toFixed(digits)}, ${s.ciHigh.toFixed(digits)}]`;
+/** Why a summary has no spread: one prompt, or every value equal. */
+const noSpread = (n: number | undefined) => (n === 1 ? "n=1: no interval" : "every value equal: no spread");
+
+/**
+ * "2.31 ± 0.12" (mean ± standard error), the form used in captions; a tiny SE gets the digits it needs
+ * ("0.0012 ± 0.00040"), and none says why ("2.31 (n=1: no interval)").
+ */
+export function formatMeanSe(s: Pick<MeanSummary, "mean" | "se"> & { n?: number }, digits = 2): string {
+  if (s.se === 0) return `${s.mean.toFixed(digits)} (${noSpread(s.n)})`;
+  const d = spreadDigits(s.se, digits);
+  return `${s.mean.toFixed(d)} ± ${s.se.toFixed(d)}`;
+}
+
+/**
+ * "2.31 [2.08, 2.55]" (mean and confidence interval); a narrow interval gets the digits it needs to show its
+ * two ends apart, and an empty one says why ("2.31 (n=1: no interval)").
+ */
+export function formatMeanCi(
+  s: Pick<MeanSummary, "mean" | "ciLow" | "ciHigh"> & { n?: number },
+  digits = 2,
+): string {
+  if (s.ciHigh === s.ciLow) return `${s.mean.toFixed(digits)} (${noSpread(s.n)})`;
+  const d = spreadDigits(s.ciHigh - s.ciLow, digits);
+  return `${s.mean.toFixed(d)} [${s.ciLow.toFixed(d)}, ${s.ciHigh.toFixed(d)}]`;
 }
 
 /** "+0.78", "−0.44" (a true minus sign), "0.00": a signed difference, never "+ -0.44" or "-0.00". */

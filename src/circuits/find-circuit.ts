@@ -4,6 +4,7 @@
  * on its top edges.
  */
 
+import { hasGap } from "../analysis/answer-metrics.ts";
 import { linearAgreement } from "../analysis/correlation.ts";
 import type { CircuitTask } from "./circuit-task.ts";
 import { DEFAULT_COMPARE_TOP } from "./defaults.ts";
@@ -159,6 +160,6 @@ export function evaluateEdges(
 ): { metric: number; normalized: number | null; clean: number; corrupted: number } {
   const metric = task.evaluate(task.graph.maskOf(names));
   const { clean, corrupted } = task.baseline;
-  const normalized = Math.abs(clean - corrupted) > 1e-6 ? task.normalize(metric) : null;
+  const normalized = hasGap(clean, corrupted) ? task.normalize(metric) : null;
   return { metric, normalized, clean, corrupted };
 }

@@ -9,6 +9,8 @@
  * [3H, nParents] block of the edge array, which the edge-masked forward reads as a matrix.
  */
 
+import { headName, mlpName } from "../model/component-names.ts";
+
 export type HeadInput = "q" | "k" | "v";
 export const HEAD_INPUTS: readonly HeadInput[] = ["q", "k", "v"];
 
@@ -164,6 +166,22 @@ export class EdgeGraph {
 
 export function headNode(layer: number, head: number): string {
   return `a${layer}.h${head}`;
+}
+
+/**
+ * A node (or child input) as reports, pages and CLI text name it: `a4.h2` → `L4H2`, `a4.h2<q>` → `L4H2<q>`,
+ * `m4` → `MLP4`; `input` and `logits` as they are. Edge names in JSON and `--keep` files stay the graph's.
+ */
+export function nodeLabel(node: string): string {
+  const head = /^a(\d+)\.h(\d+)(<[qkv]>)?$/.exec(node);
+  if (head) return headName(Number(head[1]), Number(head[2])) + (head[3] ?? "");
+  const mlp = /^m(\d+)$/.exec(node);
+  return mlp ? mlpName(Number(mlp[1])) : node;
+}
+
+/** An edge as reports name it: `a4.h2->m5` → `L4H2->MLP5`, `input->a0.h1<q>` → `input->L0H1<q>`. */
+export function edgeLabel(edge: string): string {
+  return edge.split("->").map(nodeLabel).join("->");
 }
 
 /**

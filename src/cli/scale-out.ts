@@ -23,8 +23,10 @@ interface ShardedCommand {
   reserved: readonly string[];
   /** Options the command cannot run without (checked before anything is written). */
   required: readonly string[];
-  /** The merge command's arguments. */
-  merge(shardDirs: readonly string[], mergedDir: string): string[];
+  /** The merge command's arguments; `mergeOptions` holds the options given for it (`--merge-options`), split into words. */
+  merge(shardDirs: readonly string[], mergedDir: string, mergeOptions: readonly string[]): string[];
+  /** The command that merges (its options are checked like the shard command's), and whether it needs `--merge-options`. */
+  mergeCommand?: { words: readonly string[]; needsOptions: string; reserved: readonly string[] };
 }
 
 const SHARDED = new Map<string, ShardedCommand>([
@@ -37,14 +39,48 @@ const SHARDED = new Map<string, ShardedCommand>([
       merge: (shardDirs, mergedDir) => ["index-merge", ...shardDirs, "--out", mergedDir],
     },
   ],
+  [
+    // Patching over a pairs file: each shard's per-pair values, then their exact merge.
+    "patch",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json", "--html"],
+      required: ["--pairs"],
+      merge: (shardDirs, mergedDir) => ["patch-merge", ...shardDirs, "--out", mergedDir],
+    },
+  ],
+  [
+    // Activation shards, then one training run streaming them (its options: --merge-options "--d-sae 512 …").
+    "sae harvest",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json"],
+      required: ["--corpus", "--hook"],
+      merge: (shardDirs, mergedDir, mergeOptions) => [
+        "sae",
+        "train",
+        "--activations",
+        ...shardDirs,
+        "--out",
+        mergedDir,
+        ...mergeOptions,
+      ],
+      mergeCommand: {
+        words: ["sae", "train"],
+        needsOptions:
+          'the training job after the shards needs its sae train options: add --merge-options "--d-sae N --k K --tokens T …"',
+        reserved: ["--activations", "--out", "-o", "--model", "-m", "--hook", "--corpus", "-c", "--context"],
+      },
+    },
+  ],
 ]);
 
 export const SHARDABLE_COMMANDS = [...SHARDED.keys()];
 
 export interface ScaleOutPlan {
-  /** The circuitscope command and its arguments, as the user wrote them (without shard or output flags). */
+  /** The circuitscope command (one or two words: "index", "sae harvest") and its arguments, as the user wrote them (without shard or output flags). */
   command: string;
   args: string[];
+  /** The merge command's own options (`--merge-options`), split into words. */
+  mergeOptions: string[];
   shards: number;
   /** Absolute work directory, as the nodes see it. */
   workDir: string;
@@ -62,6 +98,8 @@ const MARKER_FORMAT = "circuitscope-scale-out";
 /** Checks the command, its flags and the work directory; throws a UsageError naming the fix. */
 export function planScaleOut(opts: {
   commandLine: readonly string[];
+  /** Options for the merge command (`--merge-options`), as one string of words. */
+  mergeOptions?: string;
   shards: number;
   out: string;
   cwd?: string;
@@ -69,7 +107,11 @@ export function planScaleOut(opts: {
   /** Where job files go (default: the work directory). */
   jobDir?: string;
 }): ScaleOutPlan {
-  const [command, ...args] = opts.commandLine;
+  // A two-word command ("sae harvest") when the first two words name one, else the first word.
+  const twoWords = opts.commandLine.slice(0, 2).join(" ");
+  const words = SHARDED.has(twoWords) ? 2 : 1;
+  const command = opts.commandLine.slice(0, words).join(" ");
+  const args = opts.commandLine.slice(words);
   if (!command) {
     throw new UsageError(
       `No command to shard: write the circuitscope command after the scale-out options, e.g. circuitscope slurm --shards 4 --out work index --model stories260k --corpus stories.jsonl (shardable: ${SHARDABLE_COMMANDS.join(", ")}).`,
@@ -90,6 +132,21 @@ export function planScaleOut(opts: {
   }
   const missing = spec.required.filter((f) => !flags.includes(f));
   if (missing.length > 0) throw new UsageError(`${command} needs ${missing.join(", ")} to be sharded.`);
+  const mergeOptions = opts.mergeOptions?.trim() ? opts.mergeOptions.trim().split(/\s+/) : [];
+  if (spec.mergeCommand) {
+    if (mergeOptions.length === 0) throw new UsageError(`${command}: ${spec.mergeCommand.needsOptions}.`);
+    const taken = mergeOptions
+      .map((a) => a.split("=")[0])
+      .filter((f) => spec.mergeCommand!.reserved.includes(f));
+    if (taken.length > 0)
+      throw new UsageError(
+        `--merge-options: ${[...new Set(taken)].join(", ")} is set by circuitscope for the ${spec.mergeCommand.words.join(" ")} job (the shards, their harvest's model, hook and corpus, and WORK/merged): leave it out.`,
+      );
+  } else if (mergeOptions.length > 0) {
+    throw new UsageError(
+      `--merge-options has no effect with ${command}: its merge takes no options. Drop it.`,
+    );
+  }
   if (!Number.isInteger(opts.shards) || opts.shards < 1) {
     throw new UsageError(`--shards must be a whole number of at least 1, got ${opts.shards}.`);
   }
@@ -97,7 +154,16 @@ export function planScaleOut(opts: {
   const workDir = resolve(cwd, opts.out);
   const jobDir = opts.jobDir === undefined ? workDir : resolve(opts.jobDir);
   checkWorkDir(jobDir);
-  return { command, args: [...args], shards: opts.shards, workDir, jobDir, cwd, launcher: opts.launcher };
+  return {
+    command,
+    args: [...args],
+    mergeOptions,
+    shards: opts.shards,
+    workDir,
+    jobDir,
+    cwd,
+    launcher: opts.launcher,
+  };
 }
 
 /** A job directory must be new, empty, or one that circuitscope made for scale-out (its job files are replaced). */
@@ -131,12 +197,13 @@ export function mergedDir(plan: ScaleOutPlan): string {
 type Word = string | { shell: string };
 
 function shardArgs(plan: ScaleOutPlan, shard: string, out: Word): Word[] {
-  return [plan.command, ...plan.args, "--shard", shard, "--out", out, "--resume"];
+  return [...plan.command.split(" "), ...plan.args, "--shard", shard, "--out", out, "--resume"];
 }
 
-function mergeArgs(plan: ScaleOutPlan): string[] {
+/** The merge job's circuitscope arguments. */
+export function mergeArgs(plan: ScaleOutPlan): string[] {
   const dirs = Array.from({ length: plan.shards }, (_, i) => shardDir(plan, i));
-  return SHARDED.get(plan.command)!.merge(dirs, mergedDir(plan));
+  return SHARDED.get(plan.command)!.merge(dirs, mergedDir(plan), plan.mergeOptions);
 }
 
 /** POSIX shell single-quoting: every byte stays literal. */
@@ -193,7 +260,7 @@ export function slurmScripts(plan: ScaleOutPlan, slurm: SlurmOptions): { shards:
     `# circuitscope ${plan.command}, ${plan.shards} shards: one array task each. A task that fails or is requeued`,
     "# re-runs with --resume and continues its own checkpoint; nothing else is touched.",
     ...sbatchHeader({
-      "job-name": `circuitscope-${plan.command}`,
+      "job-name": `circuitscope-${plan.command.replace(/ /g, "-")}`,
       array: `0-${plan.shards - 1}`,
       output: shellQuote(join(logs, "shard-%a.log")),
       ...common,
@@ -212,7 +279,7 @@ export function slurmScripts(plan: ScaleOutPlan, slurm: SlurmOptions): { shards:
     "#!/bin/bash",
     `# Merges the ${plan.shards} shards of circuitscope ${plan.command} once every array task has succeeded (afterok).`,
     ...sbatchHeader({
-      "job-name": `circuitscope-${plan.command}-merge`,
+      "job-name": `circuitscope-${plan.command.replace(/ /g, "-")}-merge`,
       output: shellQuote(join(logs, "merge.log")),
       ...common,
     }),
@@ -243,7 +310,7 @@ export function kubernetesJobs(
   plan: ScaleOutPlan,
   k8s: KubernetesOptions,
 ): { shards: Record<string, unknown>; merge: Record<string, unknown> } {
-  const name = `circuitscope-${plan.command}`;
+  const name = `circuitscope-${plan.command.replace(/ /g, "-")}`;
   if (!K8S_NAME.test(name)) throw new UsageError(`Cannot name a Kubernetes Job after "${plan.command}".`);
   const mount = resolve(k8s.mountPath);
   if (!(plan.workDir === mount || plan.workDir.startsWith(`${mount}/`))) {
@@ -320,6 +387,7 @@ export function writeJobFiles(
     engine,
     command: plan.command,
     args: plan.args,
+    mergeOptions: plan.mergeOptions,
     shards: plan.shards,
     cwd: plan.cwd,
     files: Object.keys(files),

@@ -1,5 +1,8 @@
-/** Public API: attribution graphs over transcoder features (circuit-tracer semantics) — data, pruning, scores, files. */
+/** Public API: attribution graphs over transcoder features (circuit-tracer semantics) — edges, data, pruning, scores, files, checks. */
+export * from "./attribute-graph.ts";
 export * from "./attribution-graph.ts";
+export * from "./front-end-check.ts";
+export * from "./graph-check.ts";
 export * from "./graph-files.ts";
 export * from "./logit-targets.ts";
 export * from "./prune.ts";

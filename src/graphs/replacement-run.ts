@@ -4,6 +4,7 @@
  * that features' writes + b_dec (+ skip) + error = the real MLP output exactly. Feature activations at
  * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node).
  */
+import type { ActivationCache } from "../model/activation-cache.ts";
 import { allHookNames } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { type ActiveFeature, sortFeatures } from "./attribution-graph.ts";
@@ -17,6 +18,8 @@ export interface ReplacementRun {
   errors: Float32Array;
   /** [d_vocab]: the logits at the last position. */
   lastLogits: Float32Array;
+  /** The run's cache: the set's hooks and any `alsoCache` names (batch 1). */
+  cache: ActivationCache;
 }
 
 /** W_dec·activations + b_dec + W_skip·input of one position ([d_model]). */
@@ -42,12 +45,8 @@ export function reconstructMlpOut(
   return out;
 }
 
-/** One run of `model` on `tokens` with the set's input and output hooks cached. */
-export function replacementRun(
-  model: HookedTransformer,
-  tokens: readonly number[],
-  set: TranscoderSet,
-): ReplacementRun {
+/** Refuses a set whose depth, d_model or hook names do not fit `model`, naming the problem and the fix. */
+export function checkTranscoderSet(model: HookedTransformer, set: TranscoderSet): void {
   const L = model.cfg.nLayers;
   if (set.transcoders.length !== L) {
     throw new Error(
@@ -58,9 +57,10 @@ export function replacementRun(
   if (set.transcoders[0].dModel !== D) {
     throw new Error(`the transcoders read d_model ${set.transcoders[0].dModel} but the model's is ${D}`);
   }
-  const inputName = (l: number) => `blocks.${l}.${set.featureInputHook}`;
-  const outputName = (l: number) => `blocks.${l}.${set.featureOutputHook}`;
-  const names = new Set(Array.from({ length: L }, (_, l) => [inputName(l), outputName(l)]).flat());
+  const names = Array.from({ length: L }, (_, l) => [
+    `blocks.${l}.${set.featureInputHook}`,
+    `blocks.${l}.${set.featureOutputHook}`,
+  ]).flat();
   const known = new Set(allHookNames(model.cfg, { includeOptional: true }));
   for (const name of names) {
     if (!known.has(name)) {
@@ -70,7 +70,25 @@ export function replacementRun(
       );
     }
   }
-  const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names] });
+}
+
+/**
+ * One run of `model` on `tokens` with the set's input and output hooks cached, and `alsoCache` (hooks a
+ * caller needs from the same run, e.g. the patterns and norm scales the graph's backward freezes).
+ */
+export function replacementRun(
+  model: HookedTransformer,
+  tokens: readonly number[],
+  set: TranscoderSet,
+  alsoCache: readonly string[] = [],
+): ReplacementRun {
+  checkTranscoderSet(model, set);
+  const L = model.cfg.nLayers;
+  const D = model.cfg.dModel;
+  const inputName = (l: number) => `blocks.${l}.${set.featureInputHook}`;
+  const outputName = (l: number) => `blocks.${l}.${set.featureOutputHook}`;
+  const names = new Set(Array.from({ length: L }, (_, l) => [inputName(l), outputName(l)]).flat());
+  const { logits, cache } = model.runWithCache([tokens], { namesFilter: [...names, ...alsoCache] });
   const nPos = tokens.length;
   const features: ActiveFeature[] = [];
   const errors = new Float32Array(L * nPos * D);
@@ -97,5 +115,6 @@ export function replacementRun(
     features: sortFeatures(features),
     errors,
     lastLogits: logits.data.slice((nPos - 1) * V, nPos * V),
+    cache,
   };
 }

@@ -2,13 +2,15 @@ import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
-import type { ModelConfig } from "../weights/config.ts";
+import { layerWindow, type ModelConfig } from "../weights/config.ts";
 import type { HeadWeights } from "../weights/families/index.ts";
 import {
   attentionScores,
   type CausalMask,
   headResults,
   mixValues,
+  type ScoreTransform,
+  scoreTransformOf,
   softmaxRows,
   sumHeads,
 } from "./attention.ts";
@@ -17,6 +19,7 @@ import type { HookDispatcher } from "./hooks.ts";
 import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
 import { type MlpOps, mlpForward } from "./mlp.ts";
 import { normalize } from "./normalization.ts";
+import { softCapLogits } from "./readout.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
 
@@ -106,19 +109,58 @@ export interface WeightParts {
 function buildUnembed(
   head: HeadWeights,
   { cfg, kernels }: { cfg: ModelConfig; kernels: Kernels },
-): { op: LinearOp; lnFinal: LayerNormParams | null; b_U: Tensor } {
+): { op: LinearOp; lnFinal: LayerNormParams | null; b_U: Tensor; logitBound: LogitBound } {
+  const logitBound = boundLogits(head.W_U.data, head.b_U.data, cfg.dVocab);
   const op = kernels.linear(head.W_U.data, cfg.dModel, cfg.dVocab, head.b_U.data);
-  return { op, lnFinal: head.lnFinal, b_U: head.b_U };
+  return { op, lnFinal: head.lnFinal, b_U: head.b_U, logitBound };
+}
+
+/**
+ * |logit_v| ≤ max|x| · Σ_d |W_U[d, v]| + |b_U[v]| for the unembedding's input x, so a forward whose input
+ * is small enough cannot overflow there, and the logits need no element-by-element check (which costs as
+ * much as a tenth of a short forward at GPT-2's vocabulary).
+ */
+interface LogitBound {
+  /** max over v of Σ_d |W_U[d, v]|. */
+  columnL1: number;
+  /** max over v of |b_U[v]|. */
+  bias: number;
+}
+
+function boundLogits(W_U: Float32Array, b_U: Float32Array, V: number): LogitBound {
+  const col = new Float64Array(V);
+  for (let o = 0; o < W_U.length; o += V) for (let v = 0; v < V; v++) col[v] += Math.abs(W_U[o + v]);
+  let columnL1 = 0;
+  for (let v = 0; v < V; v++) columnL1 = Math.max(columnL1, col[v]);
+  let bias = 0;
+  for (let v = 0; v < V; v++) bias = Math.max(bias, Math.abs(b_U[v]));
+  return { columnL1, bias };
+}
+
+/** Whether every logit of an unembedding input x is provably finite (else they are checked one by one). */
+function logitsSurelyFinite(x: Float32Array, bound: LogitBound): boolean {
+  let max = 0;
+  for (let i = 0; i < x.length; i++) {
+    const a = Math.abs(x[i]);
+    if (!(a <= max)) {
+      if (!Number.isFinite(a)) return false;
+      max = a;
+    }
+  }
+  // Far below float32's 3.4e38, so the products' rounding cannot matter.
+  return max * bound.columnL1 + bound.bias < 1e37;
 }
 
 /** The transformer forward pass with hook points, over prepared kernel ops, for any supported architecture. */
 export class ForwardEngine {
   private readonly ops: BlockOps[] = [];
   private readonly unembed: LinearOp;
+  private readonly logitBound: LogitBound;
   private readonly embedding: EmbeddingTable;
   /** The model's weights; matrices the kernels hold are read-only views (src/model/weight-views.ts). */
   readonly weights: ModelWeights;
   readonly rotary: Rotary | null;
+  private readonly scores: ScoreTransform;
 
   constructor(
     readonly cfg: ModelConfig,
@@ -130,8 +172,9 @@ export class ForwardEngine {
     // The unembedding first, while nothing else is held; then block by block, the backend takes each
     // matrix and the JavaScript copy is dropped right after, so the load never holds the model twice.
     collectGarbage(); // what the loader no longer needs (a checkpoint's W_E) goes before the backend copies W_U
-    const { op, lnFinal, b_U } = buildUnembed(parts.takeHead(), { cfg, kernels });
+    const { op, lnFinal, b_U, logitBound } = buildUnembed(parts.takeHead(), { cfg, kernels });
     this.unembed = op;
+    this.logitBound = logitBound;
     const weights = viewWeights({
       W_pos: parts.W_pos,
       lnFinal,
@@ -165,6 +208,7 @@ export class ForwardEngine {
     }
     this.weights = weights;
     this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    this.scores = scoreTransformOf(cfg);
   }
 
   /** The kernel op of a block's projection, for the backward pass. */
@@ -229,7 +273,9 @@ export class ForwardEngine {
     const rows = B * outP;
     const normalized = this.norm("ln_final", resid.data, B, outP, this.weights.lnFinal, h);
     let logits: Tensor | null = null;
+    let input: Float32Array | null = null;
     if (a.logits === "all") {
+      input = normalized.data;
       logits = new Tensor(this.unembed.forward(normalized.data, rows), [B, outP, cfg.dVocab]);
     } else if (a.logits === "last") {
       const last = new Float32Array(B * D);
@@ -237,9 +283,14 @@ export class ForwardEngine {
         const p = outP === P ? (a.lengths?.[b] ?? P) - 1 : outP - 1;
         last.set(normalized.data.subarray((b * outP + p) * D, (b * outP + p + 1) * D), b * D);
       }
+      input = last;
       logits = new Tensor(this.unembed.forward(last, B), [B, 1, cfg.dVocab]);
     }
-    if (logits) checkFiniteLogits(logits);
+    if (logits) {
+      // Checked before the cap, which would turn an overflow into a finite ±cap.
+      if (input && !logitsSurelyFinite(input, this.logitBound)) checkFiniteLogits(logits);
+      softCapLogits(logits.data, cfg.finalSoftCap ?? null);
+    }
     return { logits, residual: resid, presentKV: present };
   }
 
@@ -267,6 +318,9 @@ export class ForwardEngine {
     }
     const e = new Float32Array(B * P * D);
     this.embedding.gather(ids, e);
+    // Gemma: W_E as stored, scaled here (hook_embed is the scaled embedding, TransformerLens' W_E row).
+    const embedScale = this.cfg.embedScale ?? null;
+    if (embedScale !== null) for (let i = 0; i < e.length; i++) e[i] *= embedScale;
     const embed = h.fire("hook_embed", new Tensor(e, [B, P, D]));
     const WP = this.weights.W_pos?.data;
     if (!WP) return embed; // rotary models add positions inside attention
@@ -285,6 +339,8 @@ export class ForwardEngine {
    * normalization.ts). With `parallelResidual` (GPT-NeoX) ln2 reads resid_pre, not resid_mid:
    * resid_post = resid_pre + attn_out + mlp_out. hook_resid_mid (which TransformerLens does not fire for
    * parallel blocks) is still resid_pre + attn_out, so resid_post = resid_mid + mlp_out either way.
+   * With `postNorms` (Gemma 2) each output is normalised once more (ln1_post, ln2_post) before it joins
+   * the residual: hook_attn_out and hook_mlp_out are what is added, as in TransformerLens.
    */
   private block(a: BlockArgs): Tensor {
     const { batch: B, pos: P, hooks: h, layer: l } = a;
@@ -295,16 +351,20 @@ export class ForwardEngine {
     const Q = a.queryLast ? 1 : P;
 
     const residPre = h.fire(name("hook_resid_pre"), a.resid);
-    const attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    let attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    if (w.ln1Post) attnOut = this.norm(name("ln1_post"), attnOut.data, B, Q, w.ln1Post, h);
+    attnOut = h.fire(name("hook_attn_out"), attnOut);
     const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
 
     const mlpIn = this.cfg.parallelResidual ? residRows : residMid.data;
-    const mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
+    let mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
+    if (w.ln2Post) mlpOut = this.norm(name("ln2_post"), mlpOut.data, B, Q, w.ln2Post, h);
+    mlpOut = h.fire(name("hook_mlp_out"), mlpOut);
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
 
-  /** Attention of normalised x [B, P, D] → hook_attn_out [B, Q, D] (Q = 1 with queryLast), b_O included. */
+  /** Attention of normalised x [B, P, D] → its output [B, Q, D] (Q = 1 with queryLast), b_O included. */
   private attention(a: BlockArgs, x: Tensor): Tensor {
     const { batch: B, pos: P, pastLen, past, hooks: h, layer: l } = a;
     const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = this.cfg;
@@ -352,8 +412,8 @@ export class ForwardEngine {
     const rows = B * Q;
     const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
     const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
-    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
-    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
+    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: layerWindow(this.cfg, l) };
+    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask, transform: this.scores });
     // Unless a hook or the cache sees the scores, the masked ones are still -inf: softmax can skip them.
     const scoresName = name("attn.hook_attn_scores");
     const unseen = !h.wants(scoresName);
@@ -382,10 +442,10 @@ export class ForwardEngine {
     } else {
       attnOut = ops.o.forward(z.data, rows);
     }
-    return h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
+    return new Tensor(attnOut, [B, Q, D]);
   }
 
-  /** The MLP of normalised x [B, Q, D] → hook_mlp_out [B, Q, D], with its hooks. */
+  /** The MLP of normalised x [B, Q, D] → its output [B, Q, D], with its hooks. */
   private mlp(a: BlockArgs, x: Tensor): Tensor {
     const { hooks: h, layer: l } = a;
     const [B, Q, D] = x.shape;
@@ -399,7 +459,7 @@ export class ForwardEngine {
       rows: B * Q,
       fire: (hook, value) => h.fire(name(`mlp.hook_${hook}`), new Tensor(value, [B, Q, dMlp])).data,
     });
-    return h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
+    return new Tensor(mlp.out, [B, Q, D]);
   }
 }
 

@@ -36,6 +36,16 @@ export function resultJson(r: PatchResult, opts: { perPrompt?: boolean } = {}): 
 
 const KV_COMPONENTS = ["k", "v"] as const;
 
+/** Every field of a result as JSON (typed arrays as arrays): `patch --out`'s file. */
+export function fullJson(r: PatchResult): Record<string, unknown> {
+  return {
+    ...r,
+    values: [...r.values],
+    raw: [...r.raw],
+    perPrompt: { ...r.perPrompt, raw: [...r.perPrompt.raw], values: [...r.perPrompt.values] },
+  };
+}
+
 /**
  * "L3, pos 5 ·they" style name of one cell from its flat index (CLI tables, captions, disagreements). A
  * head_all k or v cell of a grouped-query model names the key/value head and the query heads sharing it

@@ -23,7 +23,7 @@ export interface PatchMetricValues {
 }
 
 /** Labels of a result axis: `positionLabels` for "pos", component names for "component". */
-function axisLabels(axis: string, posLabels: string[] | null): string[] | null {
+export function axisLabels(axis: string, posLabels: string[] | null): string[] | null {
   if (axis === "pos") return posLabels;
   if (axis === "component") return [...HEAD_COMPONENTS];
   return null;
@@ -36,30 +36,55 @@ export function buildPatchResult(opts: {
   metric: PatchMetricValues;
   method: string;
 }): PatchResult {
-  const { model, pairs, plan, metric: m, method } = opts;
-  const nSites = plan.sites.length;
+  const { model, pairs, plan, metric, method } = opts;
+  const posLabels = positionLabels(model, pairs);
+  const cfg = model.cfg;
+  return resultFromMetrics({
+    target: plan.target,
+    axes: plan.axes,
+    shape: plan.shape,
+    labels: plan.axes.map((a) => axisLabels(a, posLabels)),
+    metric,
+    method,
+    ...(plan.axes[0] === "component" && cfg.nKvHeads < cfg.nHeads
+      ? { kvGroupSize: cfg.nHeads / cfg.nKvHeads }
+      : {}),
+  });
+}
+
+/**
+ * The result of metric values already read (one run's, or the pairs of several shards combined): the batch
+ * values and each prompt's normalised by its clean and corrupted metric.
+ */
+export function resultFromMetrics(opts: {
+  target: string;
+  axes: string[];
+  shape: number[];
+  labels: (string[] | null)[];
+  metric: PatchMetricValues;
+  method: string;
+  kvGroupSize?: number;
+}): PatchResult {
+  const { metric: m } = opts;
+  const nSites = m.raw.length;
   const nPrompts = m.cleanPer.length;
   const values = m.raw.map((r) => normalise(r, m.clean, m.corrupted));
   const perValues = new Float64Array(nPrompts * nSites);
   for (let b = 0; b < nPrompts; b++)
     for (let s = 0; s < nSites; s++)
       perValues[b * nSites + s] = normalise(m.perRaw[b * nSites + s], m.cleanPer[b], m.corruptedPer[b]);
-  const posLabels = positionLabels(model, pairs);
-  const cfg = model.cfg;
   return patchResult({
-    target: plan.target,
-    axes: plan.axes,
-    shape: plan.shape,
-    labels: plan.axes.map((a) => axisLabels(a, posLabels)),
+    target: opts.target,
+    axes: opts.axes,
+    shape: opts.shape,
+    labels: opts.labels,
     values,
     raw: m.raw,
     clean: m.clean,
     corrupted: m.corrupted,
     perPrompt: { raw: m.perRaw, values: perValues, clean: [...m.cleanPer], corrupted: [...m.corruptedPer] },
-    method,
-    ...(plan.axes[0] === "component" && cfg.nKvHeads < cfg.nHeads
-      ? { kvGroupSize: cfg.nHeads / cfg.nKvHeads }
-      : {}),
+    method: opts.method,
+    ...(opts.kvGroupSize !== undefined ? { kvGroupSize: opts.kvGroupSize } : {}),
   });
 }
 

@@ -10,6 +10,7 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { Sae } from "../sae/sae.ts";
 import type { SaeConfig } from "../sae/sae-config.ts";
 import { type SaeLensDirContents, writeSaeLensDir } from "../sae/saelens-dir.ts";
+import type { Kernels } from "../tensor/kernels.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import {
   checkpointPath,
@@ -22,10 +23,11 @@ import { type ActivationBuffer, harvestActivations, tokenSequences } from "./har
 import { evaluateSae, type HeldOutMetrics } from "./held-out.ts";
 import type { ArrayOps, SaeDims } from "./sae-loss.ts";
 import {
+  dimsOf,
   FLOAT32_OPS,
   initTrainState,
   type StepLog,
-  type TrainData,
+  type TrainInput,
   type TrainSettings,
   type TrainState,
   totalSteps,
@@ -194,7 +196,7 @@ export interface CheckpointedRunOptions {
  */
 export async function runWithCheckpoints(
   state: TrainState,
-  data: TrainData,
+  data: TrainInput,
   s: TrainSettings,
   o: CheckpointedRunOptions,
 ): Promise<void> {
@@ -223,16 +225,36 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
   const { train, heldOut } = splitSequences(model, opts.corpus, opts.context);
   const x = harvestOne(model, train, opts.hook, opts, s.tokens);
   const heldOutX = harvestOne(model, heldOut, opts.hook, opts);
-  const data: TrainData = { x, y: x };
-  const dims: SaeDims = { dIn: x.width, dSae: s.dSae, dOut: x.width };
-  const ckpt = checkpointPath(opts.out);
-  const fingerprint = runFingerprint(opts, opts.corpus.name, x.rows);
-  const state = opts.resume ? loadCheckpoint(ckpt, fingerprint) : initTrainState(data, s);
+  return trainAndWrite(
+    { ...opts, kernels: model.kernels, corpusName: opts.corpus.name },
+    { input: { x, y: x }, heldOutX, fingerprint: runFingerprint(opts, opts.corpus.name, x.rows) },
+  );
+}
 
+/** What training needs besides its input: the run's identity and output, without a model or a corpus. */
+export type TrainJobOptions = Omit<TrainSaeOptions, "model" | "corpus"> & {
+  kernels: Kernels;
+  /** Recorded in training.json. */
+  corpusName: string;
+};
+
+/** Trains on `input` (checkpointed, resumable), evaluates on `heldOutX`, writes the SAELens directory. */
+export async function trainAndWrite(
+  opts: TrainJobOptions,
+  run: { input: TrainInput; heldOutX: ActivationBuffer; fingerprint: string },
+): Promise<TrainSaeResult> {
+  const { settings: s } = opts;
+  const { input: data, heldOutX } = run;
+  const dims: SaeDims = dimsOf(data, s.dSae);
+  const ckpt = checkpointPath(opts.out);
+  const fingerprint = run.fingerprint;
+  const state = opts.resume ? loadCheckpoint(ckpt, fingerprint) : initTrainState(data, s);
+  const rows = "x" in data ? data.x.rows : data.rows;
+  const steps = totalSteps(s);
   const started = performance.now();
   const firstStep = state.step;
   await runWithCheckpoints(state, data, s, {
-    ops: FLOAT32_OPS(model.kernels),
+    ops: FLOAT32_OPS(opts.kernels),
     checkpoint: ckpt,
     fingerprint,
     every: opts.checkpointEvery,
@@ -240,15 +262,14 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
     onStep: opts.onStep,
     onCheckpoint: opts.onCheckpoint,
   });
-  const steps = totalSteps(s);
   const seconds = (performance.now() - started) / 1000;
   const result: TrainSaeResult = {
     complete: state.step >= steps,
     steps: state.step,
     trainTokens: state.step * s.batchSize,
-    harvestRows: x.rows,
+    harvestRows: rows,
     heldOutRows: heldOutX.rows,
-    passes: Math.ceil((state.step * s.batchSize) / x.rows),
+    passes: Math.ceil((state.step * s.batchSize) / rows),
     heldOut: null,
     tokensPerSecond: ((state.step - firstStep) * s.batchSize) / Math.max(seconds, 1e-9),
     checkpoint: ckpt,
@@ -264,7 +285,7 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
   const sae = new Sae({
     cfg: contents.cfg,
     weights: { ...contents.weights, W_enc: contents.weights.W_enc.slice() },
-    kernels: model.kernels,
+    kernels: opts.kernels,
   });
   let heldOutMetrics: HeldOutMetrics;
   try {
@@ -286,7 +307,7 @@ export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
     settings: s,
     hook: opts.hook,
     model: opts.modelName,
-    corpus: opts.corpus.name,
+    corpus: opts.corpusName,
     command: opts.command,
   };
   writeFileAtomic(

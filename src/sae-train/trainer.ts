@@ -9,6 +9,10 @@
  */
 import type { Kernels } from "../tensor/kernels.ts";
 import { mulberry32, randn } from "../util/random.ts";
+import { type ActivationSource, inMemorySource } from "./activation-source.ts";
+
+export { BatchOrder, rowMean } from "./activation-source.ts";
+
 import type { ActivationBuffer } from "./harvest.ts";
 import {
   type ArrayOps,
@@ -74,6 +78,13 @@ export interface TrainData {
   y: ActivationBuffer;
 }
 
+/** What the loop trains on: a harvest in memory, or any source of batches (e.g. activation shards on disk). */
+export type TrainInput = TrainData | ActivationSource;
+
+function sourceOf(input: TrainInput, seed: number): ActivationSource {
+  return "x" in input ? inMemorySource(input, seed) : input;
+}
+
 export interface StepLog {
   step: number;
   loss: number;
@@ -114,8 +125,10 @@ function mapParams(p: SaeParams, f: (a: Float32Array, name: ParamName) => Float3
   return out as SaeParams;
 }
 
-export function dimsOf(data: TrainData, dSae: number): SaeDims {
-  return { dIn: data.x.width, dSae, dOut: data.y.width };
+export function dimsOf(data: TrainInput, dSae: number): SaeDims {
+  return "x" in data
+    ? { dIn: data.x.width, dSae, dOut: data.y.width }
+    : { dIn: data.dIn, dSae, dOut: data.dOut };
 }
 
 /** Unit-norm decoder rows (OpenAI): for every architecture but standard, whose L1 penalty is norm-weighted instead. */
@@ -123,18 +136,9 @@ function unitNormDecoder(s: Pick<LossSettings, "architecture">): boolean {
   return s.architecture !== "standard";
 }
 
-/** Mean of the buffer's rows, in float64. */
-export function rowMean(buf: ActivationBuffer): Float32Array {
-  const acc = new Float64Array(buf.width);
-  for (let r = 0; r < buf.rows; r++)
-    for (let i = 0; i < buf.width; i++) acc[i] += buf.data[r * buf.width + i];
-  return Float32Array.from(acc, (v) => v / buf.rows);
-}
-
-export function initTrainState(data: TrainData, s: TrainSettings): TrainState {
+export function initTrainState(data: TrainInput, s: TrainSettings): TrainState {
   const { dIn, dSae, dOut } = dimsOf(data, s.dSae);
-  if (data.x.rows !== data.y.rows)
-    throw new Error(`Input and output activations differ in rows: ${data.x.rows} vs ${data.y.rows}`);
+  const source = sourceOf(data, s.seed);
   const rng = mulberry32(s.seed);
   const W_dec = new Float32Array(dSae * dOut);
   for (let j = 0; j < dSae; j++) {
@@ -154,7 +158,7 @@ export function initTrainState(data: TrainData, s: TrainSettings): TrainState {
       W_enc[i * dSae + j] =
         dIn === dOut ? W_dec[j * dOut + i] : (randn(rng) * s.decoderInitNorm) / Math.sqrt(dIn);
   if (unitNormDecoder(s)) renormaliseRows(W_dec, dSae, dOut);
-  const params: SaeParams = { W_enc, b_enc: new Float32Array(dSae), W_dec, b_dec: rowMean(data.y) };
+  const params: SaeParams = { W_enc, b_enc: new Float32Array(dSae), W_dec, b_dec: source.targetMean() };
   if (s.architecture === "jumprelu")
     params.log_threshold = new Float32Array(dSae).fill(Math.log(s.initThreshold));
   const zerosLike = (p: SaeParams) => mapParams(p, (a) => new Float32Array(a.length));
@@ -184,52 +188,6 @@ export function learningRate(step: number, s: TrainSettings): number {
   return s.lr * warm * decay;
 }
 
-/**
- * The rows of batch `step`: positions step·B … step·B + B − 1 of an endless stream that visits the harvest
- * once per pass, each pass in a fresh seeded shuffle.
- */
-export class BatchOrder {
-  private cache = new Map<number, Uint32Array>();
-  constructor(
-    readonly rows: number,
-    readonly seed: number,
-  ) {}
-
-  permutation(pass: number): Uint32Array {
-    let perm = this.cache.get(pass);
-    if (!perm) {
-      perm = new Uint32Array(this.rows);
-      for (let i = 0; i < this.rows; i++) perm[i] = i;
-      const rng = mulberry32((this.seed * 0x9e3779b1 + pass * 0x7f4a7c15 + 1) >>> 0);
-      for (let i = this.rows - 1; i > 0; i--) {
-        const j = Math.floor(rng() * (i + 1));
-        const t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-      }
-      if (this.cache.size > 2) this.cache.delete(Math.min(...this.cache.keys()));
-      this.cache.set(pass, perm);
-    }
-    return perm;
-  }
-
-  batch(step: number, size: number): Uint32Array {
-    const out = new Uint32Array(size);
-    for (let i = 0; i < size; i++) {
-      const at = step * size + i;
-      out[i] = this.permutation(Math.floor(at / this.rows))[at % this.rows];
-    }
-    return out;
-  }
-}
-
-function gatherRows(buf: ActivationBuffer, rows: Uint32Array): Float32Array {
-  const out = new Float32Array(rows.length * buf.width);
-  for (let r = 0; r < rows.length; r++)
-    out.set(buf.data.subarray(rows[r] * buf.width, (rows[r] + 1) * buf.width), r * buf.width);
-  return out;
-}
-
 export interface TrainRunOptions {
   ops: ArrayOps<Float32Array>;
   /** Stop after this step (default: the run's last). */
@@ -241,21 +199,19 @@ export interface TrainRunOptions {
 /** Runs steps `state.step` … until the run's end (or `untilStep`, or the signal), updating `state` in place. */
 export function trainSteps(
   state: TrainState,
-  data: TrainData,
+  data: TrainInput,
   s: TrainSettings,
   opts: TrainRunOptions,
 ): void {
   const dims = dimsOf(data, s.dSae);
-  const order = new BatchOrder(data.x.rows, s.seed);
+  const source = sourceOf(data, s.seed);
   const last = Math.min(opts.untilStep ?? totalSteps(s), totalSteps(s));
   const names = paramNames(state.params);
   const beta1 = 0.9;
   const beta2 = 0.999;
   const adamEps = 1e-8;
   while (state.step < last && !opts.signal?.aborted) {
-    const rows = order.batch(state.step, s.batchSize);
-    const x = gatherRows(data.x, rows);
-    const y = data.y === data.x ? x : gatherRows(data.y, rows);
+    const { x, y } = source.batch(state.step, s.batchSize);
     const dead = new Uint8Array(s.dSae);
     for (let j = 0; j < s.dSae; j++) dead[j] = state.sinceFired[j] >= s.deadWindow ? 1 : 0;
     const res = batchLossAndGrads(state.params, { x, y, rows: s.batchSize, dead }, dims, s, opts.ops);

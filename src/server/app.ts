@@ -5,14 +5,19 @@
  */
 import { readdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
+import { readFrontEndGraph } from "../graphs/front-end-check.ts";
+import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
+import type { SaeConfig } from "../sae/sae-config.ts";
+import { readSaeConfig } from "../sae/saelens-dir.ts";
 import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
+import { displayName } from "./display-name.ts";
 import {
   clientErrorHandler,
   frameworkErrorHandler,
@@ -34,6 +39,12 @@ export interface ServerOptions {
   model: ModelLoadSpec;
   /** Directory of a neuron index (`circuitscope index --out DIR`) for neuron lookups. */
   neuronIndex?: string;
+  /** An attribution graph file (the front-end JSON of `graph --out`) for the graph panel. */
+  graph?: string;
+  /** An SAELens SAE directory: feature pages, search and features in predictions (checked at start-up). */
+  sae?: string;
+  /** A feature index of that SAE (`circuitscope index --sae`). */
+  featureIndex?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -53,18 +64,19 @@ export interface ExplorerServer {
   close(): Promise<void>;
 }
 
-/** A model or directory as the user named it: a hub id or relative path as typed, an absolute path by its last part. */
-export function displayName(pathOrId: string): string {
-  return isAbsolute(pathOrId) ? basename(pathOrId) : pathOrId;
-}
+export { displayName } from "./display-name.ts";
 
-/** Responses never show this machine's directory layout: known absolute paths become short names. */
-function pathHider(opts: ServerOptions): PathHider {
+/**
+ * Responses never show this machine's directory layout: known absolute paths become short names (the
+ * loaded checkpoint's directory, e.g. a bundled model's, by the name the user gave).
+ */
+function pathHider(opts: ServerOptions, modelDir: string): PathHider {
   const known: [string, string][] = [
     [process.cwd(), "."],
     [homedir(), "~"],
+    [resolve(modelDir), displayName(opts.model.model)],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex])
+  for (const p of [opts.model.model, opts.neuronIndex, opts.graph, opts.sae, opts.featureIndex])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -77,12 +89,23 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const guard = new AccessGuard({ token, allowedHosts: opts.allowedHosts, publicPaths: publicPaths() });
   // A wrong --neuron-index fails now, not at the first lookup (the worker opens the index lazily).
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
-  const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
+  // So does a wrong --graph: read and checked whole before the model loads.
+  const graph = opts.graph === undefined ? null : readFrontEndGraph(opts.graph);
+  // A wrong --sae or --feature-index fails now, before the model loads (the SAE's fit once it has).
+  const saeCfg = opts.sae === undefined ? null : readSaeConfig(opts.sae);
+  if (opts.featureIndex !== undefined) checkFeatureIndex(opts.featureIndex, saeCfg);
+  const host = new ModelHost({
+    load: opts.model,
+    neuronIndex: opts.neuronIndex,
+    sae: opts.sae,
+    featureIndex: opts.featureIndex,
+  });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
   try {
     info = await host.ready;
     if (indexManifest) checkIndexFitsModel(opts.neuronIndex as string, indexManifest, opts.model.model, info);
+    if (graph) checkGraphFitsModel(opts.graph as string, graph, opts.model.model, info);
     await bundle;
   } catch (err) {
     await host.close();
@@ -91,7 +114,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx), {
     maxQueue: opts.maxQueue,
   });
-  const hidePaths = pathHider(opts);
+  const hidePaths = pathHider(opts, info.dir);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: opts.logger ?? false,
@@ -116,6 +139,8 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     // The model's own tokenizer: requests are checked (lengths, single tokens) the way the model will read them.
     checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
+    graph,
+    featureIndex: opts.featureIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
   // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
@@ -138,6 +163,20 @@ function publicPaths(): string[] {
   return ["/", "/app.js", ...files.map((f) => `/${f}`)];
 }
 
+/** A feature index needs the SAE it was built for (`index --sae DIR`), and is refused for a neuron index. */
+function checkFeatureIndex(dir: string, saeCfg: SaeConfig | null): void {
+  if (!saeCfg) throw new Error(`--feature-index ${dir} needs the SAE it was built with: add --sae DIR`);
+  const indexed = readManifest(dir).settings.sae;
+  if (!indexed)
+    throw new Error(
+      `${dir} is a neuron index, not a feature index: pass it as --neuron-index, or build a feature index with circuitscope index --sae DIR --corpus C --out DIR`,
+    );
+  if (indexed.dSae !== saeCfg.dSae || indexed.hook !== saeCfg.hookName)
+    throw new Error(
+      `Feature index ${dir} was built for an SAE with ${indexed.dSae} features at ${indexed.hook}, but --sae has ${saeCfg.dSae} at ${saeCfg.hookName}: pass the index built with this SAE`,
+    );
+}
+
 function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {
   const { dMlp, layers } = manifest.settings;
   if (dMlp !== info.cfg.dMlp || layers.some((l) => l >= info.cfg.nLayers)) {
@@ -145,6 +184,24 @@ function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string
       `Neuron index ${dir} was built with model ${manifest.settings.model} (d_mlp ${dMlp}, layers ${layers.join(", ")}) ` +
         `but ${model} has d_mlp ${info.cfg.dMlp} and ${info.cfg.nLayers} layers: pass the index built with this model, ` +
         `or build one with: circuitscope index --model ${model} --corpus C --out DIR`,
+    );
+  }
+}
+
+/** A graph's layers must be the model's: features and errors below n_layers, logits at n_layers + 1. */
+function checkGraphFitsModel(file: string, graph: FrontEndGraph, model: string, info: WorkerInfo): void {
+  const n = info.cfg.nLayers;
+  const misfit = graph.nodes.find((node) =>
+    node.feature_type === "embedding"
+      ? false
+      : node.feature_type === "logit"
+        ? Number(node.layer) !== n + 1
+        : Number(node.layer) >= n,
+  );
+  if (misfit) {
+    throw new Error(
+      `Graph ${file} does not fit ${model} (${n} layers): node ${misfit.node_id} is at layer ${misfit.layer}. ` +
+        `Pass a graph computed with this model: circuitscope graph --model ${model} --transcoders DIR --prompt T --out graph.json`,
     );
   }
 }

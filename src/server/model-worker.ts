@@ -5,11 +5,15 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import type { Sae } from "../sae/sae.ts";
+import { displayName } from "./display-name.ts";
 import type { ModelLoadSpec, ToWorker, WorkerInfo, WorkerSetup } from "./model-protocol.ts";
 import {
   attentionTask,
   attributionTask,
   circuitTask,
+  featureSearchTask,
+  featureTask,
   neuronTask,
   patchingTask,
   predictTask,
@@ -25,6 +29,8 @@ const TASKS: Record<string, Task> = {
   patching: patchingTask,
   circuit: circuitTask,
   neuron: neuronTask,
+  feature: featureTask,
+  featureSearch: featureSearchTask,
 };
 
 /** Thrown when a task sees the cancel flag; reported to the host as a cancellation, not a failure. */
@@ -44,15 +50,37 @@ async function load(spec: ModelLoadSpec): Promise<HookedTransformer> {
 
 const setup = workerData as WorkerSetup;
 let index: NeuronIndex | null | undefined;
+let featureIndex: NeuronIndex | null | undefined;
 async function openIndex(): Promise<void> {
   if (index !== undefined) return;
   if (!setup.neuronIndex) index = null;
   else index = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.neuronIndex);
 }
+async function openFeatureIndex(): Promise<void> {
+  if (featureIndex !== undefined) return;
+  if (!setup.featureIndex) featureIndex = null;
+  else featureIndex = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.featureIndex);
+}
+
+/** The `serve --sae` SAE, loaded for the model; a misfit is a start-up failure with the fix. */
+async function loadSae(model: HookedTransformer): Promise<Sae | null> {
+  if (!setup.sae) return null;
+  const { loadSaeLensDir } = await import("../sae/saelens-dir.ts");
+  const { checkSaeFitsModel } = await import("../sae/hook-width.ts");
+  const sae = loadSaeLensDir(setup.sae, { kernels: model.kernels });
+  checkSaeFitsModel(sae.cfg, model.cfg);
+  return sae;
+}
 
 try {
   const model = await load(setup.load);
-  const info: WorkerInfo = { cfg: model.cfg, dir: model.source, tasks: Object.keys(TASKS) };
+  const sae = await loadSae(model);
+  const info: WorkerInfo = {
+    cfg: model.cfg,
+    dir: model.source,
+    tasks: Object.keys(TASKS),
+    ...(sae ? { sae: { hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
+  };
   port.postMessage({ type: "ready", info });
   port.on("message", async (msg: ToWorker) => {
     const flag = new Int32Array(msg.cancel);
@@ -64,11 +92,18 @@ try {
         else port.postMessage({ type: "progress", id: msg.id, done, total });
       },
       neuronIndex: () => index ?? null,
+      sae: () => sae,
+      featureIndex: () => featureIndex ?? null,
+      names: {
+        model: displayName(setup.load.model),
+        ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
+      },
     };
     try {
       const task = TASKS[msg.kind];
       if (!task) throw new Error(`Unknown task "${msg.kind}"`);
       if (msg.kind === "neuron") await openIndex();
+      if (msg.kind === "feature" || msg.kind === "featureSearch") await openFeatureIndex();
       if (Atomics.load(flag, 0) !== 0) throw new Cancelled();
       const value = await task(model, msg.params as never, ctx);
       port.postMessage({ type: "result", id: msg.id, value });

@@ -22,10 +22,16 @@ export class HfTokenizer extends BaseTokenizer {
   private readonly byteLevel: boolean;
   private readonly specialIds: Set<number>;
 
+  /**
+   * `modelVocab`: the rows of the model's embedding, when it pads its vocabulary past the tokenizer's (Pythia:
+   * 50304 rows for 50277 tokens; Qwen2.5 likewise). Those ids are valid model outputs with no token: they
+   * are labelled `<padding ID>` and left out of decoded text (as Hugging Face's decode skips them).
+   */
   constructor(
     tokenizerJson: Record<string, unknown>,
     tokenizerConfig: Record<string, unknown>,
     source: string,
+    modelVocab = 0,
   ) {
     super();
     // An empty vocabulary would still load (the added special tokens make a vocabulary of a few), and then
@@ -41,7 +47,7 @@ export class HfTokenizer extends BaseTokenizer {
         `Invalid tokenizer in ${source}: its vocabulary (model.vocab) is empty — copy tokenizer.json from the model's Hugging Face repo again, or re-download the model (circuitscope download MODEL)`,
       );
     this.lib = new HfLibTokenizer(tokenizerJson, tokenizerConfig);
-    this.vocabSize = this.lib.get_vocab(true).size;
+    this.vocabSize = Math.max(this.lib.get_vocab(true).size, modelVocab);
     const idOf = (field: string): number | undefined => {
       const v = tokenizerConfig[field];
       const text = typeof v === "string" ? v : (v as { content?: unknown } | null)?.content;
@@ -94,7 +100,8 @@ export class HfTokenizer extends BaseTokenizer {
 
   /** The piece's text: `▁`/`Ġ` as a space, byte pieces decoded, bytes that are no character alone as `<0xE2>`. */
   protected tokenStr(id: number): string {
-    const piece = this.lib.id_to_token(id) ?? "";
+    const piece = this.lib.id_to_token(id);
+    if (piece === undefined) return `<padding ${id}>`;
     if (this.specialIds.has(id)) return piece;
     if (!this.byteLevel) return tokenText(piece); // SentencePiece: ▁ and <0xNN> byte fallback
     const bytes = [...piece].map((ch) => BYTE_OF_CHAR.get(ch));
@@ -103,7 +110,7 @@ export class HfTokenizer extends BaseTokenizer {
 }
 
 /** The tokenizer of a checkpoint directory (tokenizer.json, and tokenizer_config.json when present). */
-export function loadHfTokenizer(dir: string): HfTokenizer {
+export function loadHfTokenizer(dir: string, modelVocab = 0): HfTokenizer {
   const read = (file: string): Record<string, unknown> => {
     const path = join(dir, file);
     try {
@@ -114,5 +121,5 @@ export function loadHfTokenizer(dir: string): HfTokenizer {
   };
   const tokenizerJson = read(TOKENIZER_FILE);
   const config = existsSync(join(dir, TOKENIZER_CONFIG_FILE)) ? read(TOKENIZER_CONFIG_FILE) : {};
-  return new HfTokenizer(tokenizerJson, config, join(dir, TOKENIZER_FILE));
+  return new HfTokenizer(tokenizerJson, config, join(dir, TOKENIZER_FILE), modelVocab);
 }

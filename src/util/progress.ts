@@ -105,3 +105,13 @@ export function createProgress(
     },
   };
 }
+
+/** A `(done, total)` callback that moves `bar` to `done` of `total` (work that reports counts, not steps). */
+export function progressTo(bar: Progress): (done: number, total: number) => void {
+  let shown = 0;
+  return (done, total) => {
+    bar.setTotal(total);
+    bar.tick(done - shown);
+    shown = done;
+  };
+}

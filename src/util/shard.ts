@@ -112,3 +112,14 @@ function noEngine(spec: string): Error {
     `--shard ${spec} reads the engine's task index, but neither SLURM_ARRAY_TASK_ID (a Slurm array job) nor JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) is set. Outside an engine, write --shard i/n.`,
   );
 }
+
+/**
+ * The contiguous part [start, end) of `count` items that a shard takes: shard i of n gets ⌊i·count/n⌋ …
+ * ⌊(i+1)·count/n⌋ − 1, so the shards in order are the items in order, each once, sizes within one.
+ */
+export function shardRange(count: number, shard: Shard): { start: number; end: number } {
+  return {
+    start: Math.floor((shard.index * count) / shard.count),
+    end: Math.floor(((shard.index + 1) * count) / shard.count),
+  };
+}

@@ -6,6 +6,7 @@
  * The SVG carries a <title> per edge and node (hover text anywhere); the HTML page adds highlighting and
  * a head's attention pattern on click.
  */
+import { edgeLabel, nodeLabel } from "../circuits/graph.ts";
 import { formatValue } from "./color-scale.ts";
 import { writeFileAtomic } from "./export/write-files.ts";
 import { jsonForScript } from "./html/report.ts";
@@ -114,15 +115,16 @@ export function circuitGraphSvg(data: CircuitGraphData): string {
     const x2 = c.x + NODE_W * port;
     const y2 = c.y;
     const bend = Math.max(24, (y2 - y1) / 2);
-    const hover = `${e.name}: score ${formatValue(e.score)}${e.exact !== undefined ? `, exact ${formatValue(e.exact)}` : ""}`;
+    const hover = `${edgeLabel(e.name)}: score ${formatValue(e.score)}${e.exact !== undefined ? `, exact ${formatValue(e.exact)}` : ""}`;
     const dash = e.input ? DASH[e.input] : "";
     parts.push(
-      `<path class="cs-edge" data-edge="${escapeXml(e.name)}" d="M${x1.toFixed(1)},${y1} C${x1.toFixed(1)},${y1 + bend} ${x2.toFixed(1)},${y2 - bend} ${x2.toFixed(1)},${y2}" fill="none" stroke="${e.score < 0 ? NEG : POS}" stroke-opacity="0.75" stroke-width="${widthOf(e.score).toFixed(2)}"${dash ? ` stroke-dasharray="${dash}"` : ""}><title>${escapeXml(hover)}</title></path>`,
+      `<path class="cs-edge" data-edge="${escapeXml(edgeLabel(e.name))}" d="M${x1.toFixed(1)},${y1} C${x1.toFixed(1)},${y1 + bend} ${x2.toFixed(1)},${y2 - bend} ${x2.toFixed(1)},${y2}" fill="none" stroke="${e.score < 0 ? NEG : POS}" stroke-opacity="0.75" stroke-width="${widthOf(e.score).toFixed(2)}"${dash ? ` stroke-dasharray="${dash}"` : ""}><title>${escapeXml(hover)}</title></path>`,
     );
   }
-  for (const [n, p] of pos) {
-    const isHead = n.startsWith("a");
-    const fill = isHead ? "#f3efe6" : n.startsWith("m") ? "#e6eef3" : "#eeeeee";
+  for (const [node, p] of pos) {
+    const isHead = node.startsWith("a");
+    const fill = isHead ? "#f3efe6" : node.startsWith("m") ? "#e6eef3" : "#eeeeee";
+    const n = nodeLabel(node);
     parts.push(
       `<g class="cs-node" data-node="${escapeXml(n)}"${isHead ? ' style="cursor:pointer"' : ""}><rect x="${p.x}" y="${p.y}" width="${NODE_W}" height="${NODE_H}" rx="4" fill="${fill}" stroke="#666"/><text x="${p.x + NODE_W / 2}" y="${p.y + 16}" font-size="11" text-anchor="middle" fill="#111">${escapeXml(n)}</text><title>${escapeXml(isHead ? `${n} (click: attention pattern)` : n)}</title></g>`,
     );
@@ -146,7 +148,7 @@ export interface CircuitPageOptions {
   summary: string[];
   /** SVG of the faithfulness curve. */
   curveSvg: string;
-  /** Attention patterns of the circuit's heads on the first clean prompt. */
+  /** Attention patterns of the circuit's heads on the first clean prompt, keyed by their labels (`L4H2`). */
   attention: { tokens: string[]; heads: Record<string, number[][]> };
   /** Rows of the exact-vs-estimate table. */
   comparison: { name: string; estimate: number; exact: number }[];
@@ -163,7 +165,7 @@ export function circuitPageHtml(o: CircuitPageOptions): string {
   const rows = o.comparison
     .map(
       (r) =>
-        `<tr><td>${escapeXml(r.name)}</td><td>${formatValue(r.estimate)}</td><td>${formatValue(r.exact)}</td></tr>`,
+        `<tr><td>${escapeXml(edgeLabel(r.name))}</td><td>${formatValue(r.estimate)}</td><td>${formatValue(r.exact)}</td></tr>`,
     )
     .join("");
   const script = `

@@ -22,6 +22,13 @@ export type {
   TokenFigure,
   TokenViewData,
 } from "./figure.ts";
+export {
+  GRAPH_PAGE_CSP,
+  type GraphPageOptions,
+  graphPageInputs,
+  renderGraphPage,
+  writeGraphPage,
+} from "./graph-page.ts";
 export { browserBundleJs } from "./html/browser-bundle.ts";
 export {
   jsonForScript,

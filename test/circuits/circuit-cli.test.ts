@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { CircuitResult } from "../../src/circuits/find-circuit.ts";
-import { EdgeGraph, pruneToPaths } from "../../src/circuits/graph.ts";
+import { EdgeGraph, edgeLabel, pruneToPaths } from "../../src/circuits/graph.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
 import { loadFixtureModel, referenceJson } from "../helpers/reference.ts";
@@ -77,10 +77,38 @@ test("circuit --top-n: the JSON shape, baselines from the model, the pruned top-
   const svg = readFileSync(join(tmp, "c.svg"), "utf8");
   assert.equal((svg.match(/class="cs-edge"/g) ?? []).length, r.circuit.edges.length);
   for (const n of r.circuit.edges)
-    assert.ok(svg.includes(`data-edge="${n.replace(/>/g, "&gt;").replace(/</g, "&lt;")}"`), n);
+    assert.ok(svg.includes(`data-edge="${edgeLabel(n).replace(/>/g, "&gt;").replace(/</g, "&lt;")}"`), n);
   const html = readFileSync(join(tmp, "c.html"), "utf8");
   assert.match(html, /id="cs-heads"/);
   assert.match(html, /Faithfulness/);
+});
+
+test("circuit's text, SVG and page name heads L1H2 and MLPs MLP1, never a1.h2 / m1 (the JSON keeps the edge graph's names, which --keep reads)", async () => {
+  const [svgPath, htmlPath] = [join(tmp, "names.svg"), join(tmp, "names.html")];
+  const r = await runCli([...base, "--method", "eap", "--top-n", "40", "--svg", svgPath, "--html", htmlPath]);
+  assert.equal(r.code, 0, r.stderr);
+  const outputs = {
+    text: r.stdout,
+    svg: readFileSync(svgPath, "utf8"),
+    html: readFileSync(htmlPath, "utf8"),
+  };
+  for (const [what, out] of Object.entries(outputs)) {
+    assert.doesNotMatch(out, /a\d+\.h\d+/, what);
+    assert.doesNotMatch(out, /\bm\d+(?=[-<\s,"]|&lt;)/, what);
+    assert.match(out, /L\d+H\d+/, `${what} names heads`);
+  }
+  // The top edges listed in the text carry the report's names (e.g. "input->L1H2<k>").
+  assert.match(
+    r.stdout,
+    /Top edges by \|score\|:\n {2}(input|L\d+H\d+|MLP\d+)->(L\d+H\d+<[qkv]>|MLP\d+|logits) /,
+  );
+  // The page's attention patterns are keyed by the name its nodes carry.
+  const heads = JSON.parse(
+    /<script type="application\/json" id="cs-heads">([^<]*)<\/script>/.exec(outputs.html)?.[1] ?? "{}",
+  );
+  const nodes = [...outputs.html.matchAll(/class="cs-node" data-node="(L\d+H\d+)"/g)].map((m) => m[1]);
+  assert.ok(nodes.length > 0);
+  assert.deepEqual(Object.keys(heads).sort(), [...new Set(nodes)].sort());
 });
 
 test("circuit --keep evaluates a given circuit: the found circuit's metric, none = corrupted, all = clean", async () => {

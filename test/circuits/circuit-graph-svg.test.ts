@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { edgeLabel, nodeLabel } from "../../src/circuits/graph.ts";
 import { circuitGraphSvg } from "../../src/viz/circuit-graph.ts";
 
 const edges = [
@@ -10,8 +11,9 @@ const edges = [
 ];
 const svg = circuitGraphSvg({ title: "t", nLayers: 2, scoreLabel: "test score", edges });
 
+/** The drawn edge named (in the graph's names) `name`: the drawing carries the report's names. */
 function edgeAttrs(name: string): Record<string, string> {
-  const esc = name.replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const esc = edgeLabel(name).replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const m = new RegExp(
     `<path class="cs-edge" data-edge="${esc.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"([^>]*)>`,
   ).exec(svg);
@@ -20,9 +22,7 @@ function edgeAttrs(name: string): Record<string, string> {
 }
 
 function nodeBox(node: string): { x: number; y: number } {
-  const m = new RegExp(
-    `data-node="${node.replace(/\./g, "\\.")}"[^>]*><rect x="([\\d.]+)" y="([\\d.]+)"`,
-  ).exec(svg);
+  const m = new RegExp(`data-node="${nodeLabel(node)}"[^>]*><rect x="([\\d.]+)" y="([\\d.]+)"`).exec(svg);
   assert.ok(m, `node ${node} drawn`);
   return { x: Number(m[1]), y: Number(m[2]) };
 }
@@ -56,6 +56,15 @@ test("circuit graph: width ∝ |score|, colour = sign, q/k/v enter at their own 
   assert.ok(nodeBox("input").y < nodeBox("a0.h2").y && nodeBox("a0.h2").y < nodeBox("m0").y);
   assert.ok(nodeBox("m0").y < head.y && head.y < nodeBox("logits").y);
   // Hover text: the score, and the exact score where computed.
-  assert.match(svg, /m0-&gt;a1\.h0&lt;v&gt;: score 0\.25, exact 0\.3/);
-  assert.match(svg, /input-&gt;a1\.h0&lt;q&gt;: score 1<\/title>/);
+  assert.match(svg, /MLP0-&gt;L1H0&lt;v&gt;: score 0\.25, exact 0\.3/);
+  assert.match(svg, /input-&gt;L1H0&lt;q&gt;: score 1<\/title>/);
+});
+
+test("circuit graph: heads are named L1H0 and MLPs MLP0, as in every report; never by the edge graph's a1.h0 / m0", () => {
+  const labels = [...svg.matchAll(/<text[^>]*text-anchor="middle" fill="#111">([^<]*)<\/text>/g)].map(
+    (m) => m[1],
+  );
+  assert.deepEqual(labels.sort(), ["L0H2", "L1H0", "MLP0", "input", "logits"]);
+  assert.doesNotMatch(svg, /a\d+\.h\d+/);
+  assert.doesNotMatch(svg, /\bm\d+\b/);
 });

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pathToFileURL } from "node:url";
+import { edgeLabel, nodeLabel } from "../../src/circuits/graph.ts";
 import { launchBrowser, openWatchedPage } from "../helpers/browser.ts";
 import { runCli } from "../helpers/cli.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
@@ -45,20 +46,19 @@ test("circuit page: hover an edge shows its score and exact score; click a head 
   try {
     const w = await openWatchedPage(browser);
     await w.page.goto(pathToFileURL(html).href);
-    await w.page.hover(`path.cs-edge[data-edge="${top.name}"]`, { force: true });
+    // The page names edges and heads as reports do (L1H2, MLP1), the JSON as the edge graph does (a1.h2, m1).
+    const topLabel = edgeLabel(top.name);
+    await w.page.hover(`path.cs-edge[data-edge="${topLabel}"]`, { force: true });
     const hover = await w.page.textContent("#cs-hover");
-    assert.ok(hover?.startsWith(`${top.name}: score `), hover ?? "");
+    assert.ok(hover?.startsWith(`${topLabel}: score `), hover ?? "");
     assert.ok(hover?.includes(`exact ${Number(top.exact.toPrecision(4))}`), `${hover} vs exact ${top.exact}`);
-    const head = result.circuit.edges
-      .map((n: string) => n.split("->")[0])
-      .find((n: string) => n.startsWith("a"));
+    const head = nodeLabel(
+      result.circuit.edges.map((n: string) => n.split("->")[0]).find((n: string) => n.startsWith("a")),
+    );
     await w.page.click(`g.cs-node[data-node="${head}"]`);
     const grid = await w.page.$$eval("#cs-attn svg.cs-attention-grid rect.cs-cell", (els) => els.length);
     assert.equal(grid, P.clean_tokens[0].length ** 2);
-    assert.match(
-      (await w.page.textContent("#cs-attn")) ?? "",
-      new RegExp(`${head.replace(".", "\\.")}: attention`),
-    );
+    assert.match((await w.page.textContent("#cs-attn")) ?? "", new RegExp(`${head}: attention`));
     assert.deepEqual(w.errors, []);
     assert.deepEqual(w.networkAttempts, []);
   } finally {

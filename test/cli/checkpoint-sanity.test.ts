@@ -115,3 +115,15 @@ test("finite weights of 3e38 that overflow the forward pass are an error, not Na
   );
   assert.doesNotMatch(res.stdout, /NaN/);
 });
+
+test("an unembedding that overflows on a finite residual is caught too (the logit bound does not skip it)", async () => {
+  // wte is also W_U (tied): the residual stays finite (the final norm brings it back to about 1) while
+  // each logit sums d_model products of ±3e37 (signs mixed, so centring the unembedding keeps them).
+  const dir = variant("huge-unembed", (t) => {
+    const w = t[nameOf(t, /wte\.weight$/)].data;
+    for (let i = 0; i < w.length; i++) w[i] = (Math.imul(i, 2654435761) >>> 7) & 1 ? 3e37 : -3e37;
+  });
+  const res = await runCli(["predict", "--model", dir, "hello"]);
+  assert.notEqual(res.code, 0, res.stdout);
+  assert.match(res.stderr, /The model's logits are not finite \((NaN|-?Infinity) at batch 0/);
+});

@@ -113,6 +113,20 @@ test("patch --method compare --html/--out writes the estimate-vs-exact scatter, 
   });
   assert.match(page, /<table class="cs-table">/);
   assert.equal(typeof saved.resid_pre.correlation, "number");
+  // The caption is one sentence without the numbers (issue 28 point 10); they are in a table, as computed.
+  const captions = [...page.matchAll(/<figcaption>([^<]*)<\/figcaption>/g)].map((m) => m[1]);
+  assert.equal(captions.length, 1);
+  assert.equal(captions[0].match(/[.!?](\s|$)/g)?.length, 1, captions[0]);
+  assert.doesNotMatch(captions[0], /\d/);
+  const cells = (tr: string) => [...tr.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((m) => m[1]);
+  const row = [...page.matchAll(/<tr>(<td[^>]*>resid_pre<\/td>.*?)<\/tr>/g)]
+    .map((m) => cells(m[1]))
+    .find((r) => r.length === 5);
+  assert.ok(row, "the agreement table has a row for resid_pre");
+  assert.equal(Number(row[1]), exact.length);
+  assert.equal(Number(row[2]), Number(saved.resid_pre.correlation.toFixed(3)));
+  assert.equal(Number(row[3]), Number(saved.resid_pre.slope.toFixed(3)));
+  assert.equal(Number(row[4]), Number(saved.resid_pre.intercept.toFixed(3)));
 });
 
 test("attribute --html lists its prompts and draws ±1 SE intervals for a batch", async () => {

@@ -1,5 +1,5 @@
 /**
- * The CLI's help and messages speak for every supported family (GPT-2 and the Llama family), not GPT-2
+ * The CLI's help and messages speak for every supported family (GPT-2, the Llama family, GPT-NeoX), not GPT-2
  * alone: the program's description, `download`, `--no-prepend-bos` (the BOS token is `<s>` on Llama) and
  * generate's token count.
  */
@@ -16,19 +16,21 @@ const command = (name: string): Command => {
   return cmd;
 };
 
-test("the program's description names both families, not 'GPT-2-style models'", () => {
+test("the program's description names every family, not 'GPT-2-style models'", () => {
   const description = program.description();
   assert.doesNotMatch(description, /GPT-2-style/);
   assert.match(description, /GPT-2/);
   assert.match(description, /Llama/);
+  assert.match(description, /GPT-NeoX: Pythia/);
 });
 
-test("download offers any supported checkpoint, with a Llama-family hub id among its examples", () => {
+test("download offers any supported checkpoint, with a Llama-family and a Pythia hub id among its examples", () => {
   const download = command("download");
   assert.doesNotMatch(download.description(), /GPT-2 checkpoint/);
   const help = download.helpInformation();
-  assert.match(help, /GPT-2 or Llama/);
+  assert.match(help, /GPT-2, Llama family or GPT-NeoX\/Pythia/);
   assert.match(help, /SmolLM2|TinyLlama/);
+  assert.match(help, /EleutherAI\/pythia-70m/);
 });
 
 test("every --no-prepend-bos says it is the model's BOS token, naming GPT-2's and Llama's", () => {

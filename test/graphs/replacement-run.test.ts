@@ -5,25 +5,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { replacementRun } from "../../src/graphs/replacement-run.ts";
-import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import { randomTranscoder } from "../helpers/random-transcoder.ts";
+import { randomTranscoder, randomTranscoderSet } from "../helpers/random-transcoder.ts";
 
 test("features, BOS zeroed, errors and last logits equal a float64 recomputation from the cached run", async () => {
   const model = await HookedTransformer.fromPretrained("stories260k");
   const L = model.cfg.nLayers;
   const D = model.cfg.dModel;
   const dTc = 24;
-  const set: TranscoderSet = {
-    featureInputHook: "ln2.hook_normalized",
-    featureOutputHook: "hook_mlp_out",
-    modelName: null,
-    ids: Array.from({ length: L }, (_, l) => `layer_${l}`),
-    // JumpReLU on even layers, ReLU with a skip on odd ones
-    transcoders: Array.from({ length: L }, (_, l) =>
-      randomTranscoder(10 + l, l, D, dTc, l % 2 === 0, l % 2 === 1),
-    ),
-  };
+  // JumpReLU on even layers, ReLU with a skip on odd ones
+  const set = randomTranscoderSet({
+    layers: L,
+    dModel: D,
+    dTc,
+    seed: 10,
+    jump: (l) => l % 2 === 0,
+    skip: (l) => l % 2 === 1,
+  });
   const tokens = model.toTokens("Once upon a time, there was a little girl.");
   const run = replacementRun(model, tokens, set);
   const nPos = tokens.length;

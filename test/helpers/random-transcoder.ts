@@ -1,5 +1,5 @@
 /** A random transcoder in circuit-tracer's layout, for the graph tests. */
-import type { Transcoder } from "../../src/graphs/transcoder-set.ts";
+import type { Transcoder, TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 
 export function randomTranscoder(
@@ -22,5 +22,29 @@ export function randomTranscoder(
     bDec: r(dModel),
     threshold: jump ? Float32Array.from({ length: dTc }, () => rng() * 0.5) : null,
     wSkip: skip ? r(dModel * dModel) : null,
+  };
+}
+
+/**
+ * A set of random transcoders reading ln2.hook_normalized and replacing hook_mlp_out, one per layer; layer l
+ * is JumpReLU where `jump(l)` and has a skip connection where `skip(l)`.
+ */
+export function randomTranscoderSet(a: {
+  layers: number;
+  dModel: number;
+  dTc: number;
+  seed: number;
+  jump: (layer: number) => boolean;
+  skip: (layer: number) => boolean;
+  modelName?: string;
+}): TranscoderSet {
+  return {
+    featureInputHook: "ln2.hook_normalized",
+    featureOutputHook: "hook_mlp_out",
+    modelName: a.modelName ?? null,
+    ids: Array.from({ length: a.layers }, (_, l) => `layer_${l}`),
+    transcoders: Array.from({ length: a.layers }, (_, l) =>
+      randomTranscoder(a.seed + l, l, a.dModel, a.dTc, a.jump(l), a.skip(l)),
+    ),
   };
 }

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import {
   attentionBackward,
   type CausalMask,
+  frozenValueBackward,
   headScores,
   maskScores,
   type ScoreTransform,
@@ -192,3 +193,43 @@ for (const [label, t] of transforms)
       assert.ok(Math.abs(got.gPattern[0] - gp) < 1e-5);
     });
   }
+
+test("frozenValueBackward: rows sharing one frozen pattern get attentionBackward's frozen d/d v (GQA 4/2, both kernels)", () => {
+  const [B, P, H, Hkv, dh] = [3, 5, 4, 2, 3];
+  // a causal pattern of one prompt: softmax of random scores over the keys each query sees
+  const pattern = new Float32Array(H * P * P);
+  for (let h = 0; h < H; h++)
+    for (let i = 0; i < P; i++) {
+      const e = Array.from({ length: i + 1 }, () => Math.exp(randn(rng)));
+      const sum = e.reduce((x, y) => x + y, 0);
+      e.forEach((x, j) => {
+        pattern[(h * P + i) * P + j] = x / sum;
+      });
+    }
+  const gZ = vec(B * P * H * dh);
+  const v = vec(P * Hkv * dh);
+  const none = new Float32Array(0);
+  for (const name of ["reference", "onnx"] as const) {
+    const got = frozenValueBackward(getKernels(name), { pattern, gZ, B, P, H, Hkv, dh });
+    assert.equal(got.length, B * P * Hkv * dh);
+    for (let b = 0; b < B; b++) {
+      const want = attentionBackward({
+        q: none,
+        k: none,
+        v,
+        pattern,
+        gZ: gZ.subarray(b * P * H * dh, (b + 1) * P * H * dh),
+        B: 1,
+        P,
+        H,
+        Hkv,
+        dh,
+        frozenPattern: true,
+      }).gV;
+      want.forEach((w, i) => {
+        const g = got[b * P * Hkv * dh + i];
+        assert.ok(Math.abs(g - w) < 1e-5 * (1 + Math.abs(w)), `${name} row ${b} [${i}]: ${g} vs ${w}`);
+      });
+    }
+  }
+});

@@ -4,7 +4,7 @@
  * JOB_COMPLETION_INDEX set, $(JOB_COMPLETION_INDEX) expanded in the command — and the merge Job run after.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -80,6 +80,64 @@ describe("kubernetes: an Indexed Job of shards, then a merge Job", () => {
 
     await buildSingleIndex(mount, "stories.txt", join(mount, "single"));
     assert.deepEqual(storeFiles(join(mount, "work", "merged")), storeFiles(join(mount, "single")));
+  });
+
+  test("sae harvest: valid Jobs; its pods and the training Job give the SAE of a one-process harvest", async () => {
+    const stories = readFileSync(join(REPO_ROOT, "models/stories260k-saes/stories-140k-seed0.jsonl"), "utf8");
+    writeFileSync(join(mount, "stories.jsonl"), `${stories.split("\n").slice(0, 40).join("\n")}\n`);
+    const harvest = ["--hook", "blocks.1.hook_resid_pre", "--corpus", "stories.jsonl", "--context", "32"];
+    const train = ["--d-sae", "32", "--k", "4", "--tokens", "2048", "--batch-size", "128", "--seed", "1"];
+    const saeJobs = join(mount, "sae-jobs");
+    const r = await runCli(
+      [
+        "kubernetes",
+        "sae",
+        "harvest",
+        ...harvest,
+        "--shards",
+        "2",
+        "--out",
+        join(mount, "sae-work"),
+        "--merge-options",
+        train.join(" "),
+        "--image",
+        "ghcr.io/example/circuitscope:0.1.0",
+        "--claim",
+        "interp-data",
+        "--mount-path",
+        mount,
+        "--manifests",
+        saeJobs,
+        "--circuitscope",
+        launcher,
+      ],
+      {},
+      mount,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const shardsDoc = parse(readFileSync(join(saeJobs, "job.yaml"), "utf8")) as JobDoc;
+    const mergeDoc = parse(readFileSync(join(saeJobs, "merge-job.yaml"), "utf8")) as JobDoc;
+    new Job(shardsDoc as never).validate();
+    new Job(mergeDoc as never).validate();
+    for (const i of [1, 0, 1]) {
+      const pod = runPod(shardsDoc.spec.template.spec.containers[0], i);
+      assert.equal(pod.status, 0, pod.stderr);
+    }
+    const merge = runPod(mergeDoc.spec.template.spec.containers[0]);
+    assert.equal(merge.status, 0, merge.stderr);
+    const one = await runCli(["sae", "harvest", ...harvest, "--out", "one-harvest"], {}, mount);
+    assert.equal(one.code, 0, one.stderr);
+    const single = await runCli(
+      ["sae", "train", "--activations", "one-harvest", ...train, "--out", "one-sae"],
+      {},
+      mount,
+    );
+    assert.equal(single.code, 0, single.stderr);
+    assert.ok(
+      readFileSync(join(mount, "sae-work", "merged", "sae_weights.safetensors")).equals(
+        readFileSync(join(mount, "one-sae", "sae_weights.safetensors")),
+      ),
+    );
   });
 
   test("a pod started without its index, or with one past the count, fails clearly", () => {

@@ -5,11 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runCli } from "../helpers/cli.ts";
+import { REPO_ROOT } from "../helpers/fixture.ts";
 import { storeFiles } from "../helpers/index-files.ts";
 import { type SlurmCluster, startSlurm, waitForJobs } from "../helpers/slurm.ts";
 import { buildSingleIndex, INDEX_ARGS, shardPaths, writeStories } from "./sharded-index.ts";
@@ -115,5 +116,67 @@ describe("slurm: an array job of shards, then a merge job (afterok)", () => {
     await buildSingleIndex(dir, "stories.txt", join(dir, "single"));
     assert.deepEqual(storeFiles(join(work, "merged")), storeFiles(join(dir, "single")));
     for (const shard of shardPaths(work, 4)) assert.ok(existsSync(join(shard, "manifest.json")), shard);
+  });
+});
+
+describe("slurm: sae harvest in shards, then a training job on them", () => {
+  test("the SAE the dependent job trains on 3 shards equals one trained on a one-process harvest", async (t) => {
+    if (!cluster) return t.skip(skip);
+    const env = cluster.env;
+    const stories = readFileSync(join(REPO_ROOT, "models/stories260k-saes/stories-140k-seed0.jsonl"), "utf8");
+    writeFileSync(join(dir, "stories.jsonl"), `${stories.split("\n").slice(0, 60).join("\n")}\n`);
+    const harvest = [
+      "--model",
+      "stories260k",
+      "--hook",
+      "blocks.2.hook_resid_pre",
+      "--corpus",
+      "stories.jsonl",
+      "--context",
+      "48",
+      "--tokens",
+      "2500",
+      "--held-out-tokens",
+      "300",
+      "--chunk-texts",
+      "4",
+    ];
+    const train = ["--d-sae", "64", "--k", "4", "--tokens", "3200", "--batch-size", "128", "--seed", "3"];
+    const work = join(dir, "work-sae");
+    const sub = await runCli(
+      [
+        "slurm",
+        "sae",
+        "harvest",
+        ...harvest,
+        "--shards",
+        "3",
+        "--out",
+        work,
+        "--merge-options",
+        train.join(" "),
+        "--submit",
+        "--json",
+      ],
+      env,
+      dir,
+    );
+    assert.equal(sub.code, 0, sub.stderr);
+    const { shardsJob, mergeJob } = JSON.parse(sub.stdout) as { shardsJob: string; mergeJob: string };
+    const states = waitForJobs(env, [shardsJob, mergeJob], 300);
+    for (const i of [0, 1, 2]) assert.equal(states.get(`${shardsJob}_${i}`), "COMPLETED");
+    assert.equal(states.get(mergeJob), "COMPLETED", readFileSync(join(work, "logs", "merge.log"), "utf8"));
+
+    const single = await runCli(["sae", "harvest", ...harvest, "--out", "single-harvest"], {}, dir);
+    assert.equal(single.code, 0, single.stderr);
+    const trained = await runCli(
+      ["sae", "train", "--activations", "single-harvest", ...train, "--out", "single-sae"],
+      {},
+      dir,
+    );
+    assert.equal(trained.code, 0, trained.stderr);
+    const merged = readFileSync(join(work, "merged", "sae_weights.safetensors"));
+    assert.ok(merged.equals(readFileSync(join(dir, "single-sae", "sae_weights.safetensors"))));
+    assert.match(readFileSync(join(work, "logs", "merge.log"), "utf8"), /from 3 activation shards/);
   });
 });

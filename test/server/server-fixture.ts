@@ -3,6 +3,7 @@ import type { Page } from "playwright-core";
 import { TOKEN_HEADER } from "../../src/server/access-guard.ts";
 import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { FIXTURE_DIR } from "../helpers/fixture.ts";
+import { referenceJson } from "../helpers/reference.ts";
 
 export interface FixtureServer {
   server: ExplorerServer;
@@ -48,4 +49,18 @@ export async function startFixtureServer(
 export async function runFromAddress(page: Page, button: string): Promise<void> {
   await page.waitForSelector("body[data-ready]");
   await page.click(button);
+}
+
+/**
+ * The circuit panel run as a user would, on the fixture's first prompt pair with EAP scores: fills the
+ * answer/wrong tokens (by address) and the prompts, clicks "Find circuit" and waits for the drawn graph.
+ */
+export async function findCircuitInPanel(page: Page, fx: FixtureServer): Promise<void> {
+  const { clean, corrupted, answer, wrong } = referenceJson.prompts;
+  await page.goto(fx.withToken(`${fx.base}/?${new URLSearchParams({ answer, wrong })}`));
+  await page.fill("#clean", clean[0]);
+  await page.fill("#corrupted", corrupted[0]);
+  await page.selectOption("#circuit-method", "eap");
+  await page.click("#run-circuit");
+  await page.waitForSelector("#circuit-out[data-ready] svg.cs-circuit");
 }

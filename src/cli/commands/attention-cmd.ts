@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { headName } from "../../model/component-names.ts";
 import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
@@ -60,7 +61,7 @@ export function register(program: Command): void {
       const patterns = heads.map(([l, h], i) => ({
         layer: l,
         head: h,
-        label: `L${l}H${h}`,
+        label: headName(l, h),
         pattern: rows[i],
       }));
       if (opts.html || opts.svgDir) {

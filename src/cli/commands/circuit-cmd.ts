@@ -3,6 +3,8 @@ import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { DEFAULT_COMPARE_TOP } from "../../circuits/defaults.ts";
 import type { CircuitResult, ScoreMethod } from "../../circuits/find-circuit.ts";
+// Light (names only), like defaults.ts: the command's start stays quick.
+import { edgeLabel, nodeLabel } from "../../circuits/graph.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { CircuitGraphData } from "../../viz/circuit-graph.ts";
 import {
@@ -301,7 +303,7 @@ async function writePage(
     curveSvg: await figureToSvg(faithfulnessCurve(r, r.circuit.edges.length)),
     attention: {
       tokens: model.toStrTokens(firstClean),
-      heads: Object.fromEntries(headNames.map((h, i) => [h, patterns[i]])),
+      heads: Object.fromEntries(headNames.map((h, i) => [nodeLabel(h), patterns[i]])),
     },
     comparison: r.comparison?.edges ?? [],
   });
@@ -329,12 +331,14 @@ function formatText(r: CircuitResult, inputs: string[]): string {
   lines.push("Top edges by |score|:");
   for (const e of r.edges.slice(0, 15))
     lines.push(
-      `  ${e.name.padEnd(28)} ${e.score.toFixed(5).padStart(10)}${e.exact !== undefined ? `  exact ${e.exact.toFixed(5)}` : ""}`,
+      `  ${edgeLabel(e.name).padEnd(28)} ${e.score.toFixed(5).padStart(10)}${e.exact !== undefined ? `  exact ${e.exact.toFixed(5)}` : ""}`,
     );
   if (r.comparison)
     lines.push(
       `Estimate vs exact on the top ${r.comparison.edges.length}: Pearson r ${r.comparison.correlation.toFixed(3)}, same sign ${r.comparison.sameSign}/${r.comparison.edges.length}` +
-        (r.comparison.overrated.length ? `; ranked too high: ${r.comparison.overrated.join(", ")}` : ""),
+        (r.comparison.overrated.length
+          ? `; ranked too high: ${r.comparison.overrated.map(edgeLabel).join(", ")}`
+          : ""),
     );
   return lines.join("\n");
 }

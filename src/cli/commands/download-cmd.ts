@@ -15,11 +15,11 @@ export function register(program: Command): void {
   program
     .command("download")
     .description(
-      "download a checkpoint (GPT-2 or Llama family) into the Hugging Face cache (reused by Python tools too)",
+      "download a checkpoint (GPT-2, Llama family or GPT-NeoX/Pythia) into the Hugging Face cache (reused by Python tools too)",
     )
     .argument(
       "<model>",
-      "hub id: gpt2, distilgpt2, gpt2-medium, HuggingFaceTB/SmolLM2-135M, TinyLlama/TinyLlama-1.1B-Chat-v1.0, ..., or owner/name",
+      "hub id: gpt2, distilgpt2, gpt2-medium, HuggingFaceTB/SmolLM2-135M, TinyLlama/TinyLlama-1.1B-Chat-v1.0, EleutherAI/pythia-70m, ..., or owner/name",
     )
     .option("--revision <rev>", "branch, tag or commit", "main")
     .option("--cache-dir <dir>", "cache root (default: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)")

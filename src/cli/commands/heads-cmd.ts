@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { headName } from "../../model/component-names.ts";
 import { nest } from "../../tensor/tensor.ts";
 import {
   addModelOptions,
@@ -130,7 +131,7 @@ export function register(program: Command): void {
       for (const kind of kinds) {
         const ranked = largestCells(result[kind], opts.top);
         process.stdout.write(
-          `${kind}: ${ranked.map((r) => `L${r.row}H${r.col} ${r.value.toFixed(3)}`).join(", ")}\n`,
+          `${kind}: ${ranked.map((r) => `${headName(r.row, r.col)} ${r.value.toFixed(3)}`).join(", ")}\n`,
         );
       }
     });

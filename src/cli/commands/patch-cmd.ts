@@ -1,9 +1,10 @@
 import type { Command } from "commander";
-import { sameAnswerProblem } from "../../analysis/answer-metrics.ts";
+import { hasGap, sameAnswerProblem } from "../../analysis/answer-metrics.ts";
+import { formatSigned } from "../../analysis/stats.ts";
 import type { HookedTransformer } from "../../model/hooked-transformer.ts";
 import type { TargetComparison } from "../../patching/attribution-compare.ts";
 import { agreeingLabels } from "../../patching/result.ts";
-import { cellLabel } from "../../patching/result-format.ts";
+import { cellLabel, fullJson } from "../../patching/result-format.ts";
 import { RESID_TARGETS, TARGET_NAMES } from "../../patching/targets.ts";
 import type { PatchResult } from "../../patching/types.ts";
 import type { PatchInputs } from "../../viz/presets/patch-figures.ts";
@@ -13,14 +14,17 @@ import {
   loadModelFromOptions,
   type ModelCliOptions,
   parseIntOption,
+  positiveIntOption,
   prependBosOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
+import { addSaeOptions, loadPreparedSae, prepareSae, type SaeCliOptions } from "../sae-options.ts";
 
-interface PatchOptions extends ModelCliOptions {
+export interface PatchOptions extends ModelCliOptions, SaeCliOptions {
   clean: string[];
   corrupted: string[];
   answer?: string;
@@ -35,15 +39,22 @@ interface PatchOptions extends ModelCliOptions {
   json?: boolean;
   method: string;
   prependBos: boolean;
+  pairs?: string;
+  batchSize: number;
+  shard?: string;
+  resume?: boolean;
 }
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("patch")
-      .description(
-        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
-      ),
+  addSaeOptions(
+    addModelOptions(
+      program
+        .command("patch")
+        .description(
+          "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
+        ),
+    ),
+    { edits: false },
   )
     .option("--clean <text>", "clean prompt (repeat for a batch)", collect)
     .option(
@@ -62,8 +73,29 @@ export function register(program: Command): void {
     .option("--html <file>", "write an HTML report with heatmaps")
     .option("--method <method>", "exact (fast, exact), attribution or compare", "exact")
     .addOption(prependBosOption())
+    .option(
+      "--pairs <file>",
+      "a file of prompt pairs (JSONL or a JSON array: clean, corrupted, answer, wrong, group — as study custom reads), patched in batches; --out is then a directory",
+    )
+    .option(
+      "--batch-size <n>",
+      "--pairs: pairs per batch (one patching sweep each)",
+      positiveIntOption("batch-size"),
+      8,
+    )
+    .option(
+      "--shard <i/n>",
+      "--pairs: run only shard i of n of the batches (auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge with patch-merge",
+    )
+    .option("--resume", "--pairs: keep a finished shard in --out (a re-run does nothing)")
     .option("--json", "print only JSON")
-    .action(async (opts: PatchOptions) => {
+    .action(async (opts: PatchOptions, cmd: Command) => {
+      if (opts.pairs) return (await import("../patch-pairs.ts")).runPatchPairs(opts, cmd);
+      rejectIgnoredFlags(
+        cmd,
+        { batchSize: "--batch-size", shard: "--shard", resume: "--resume" },
+        "without --pairs",
+      );
       opts.clean ??= [];
       opts.corrupted ??= [];
       if (!["exact", "attribution", "compare"].includes(opts.method))
@@ -76,6 +108,12 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
+      if (opts.target === "features" && !opts.sae)
+        throw new UsageError(
+          "--target features patches an SAE's features: add --sae DIR (an SAELens directory)",
+        );
+      if (opts.target !== "features" && opts.sae)
+        throw new UsageError(`--sae applies to --target features only, not --target ${opts.target}`);
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
       // A flag that is accepted must change the output: refuse the combinations that would ignore it.
@@ -98,7 +136,9 @@ export function register(program: Command): void {
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
       ]);
+      const pendingSae = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
+      const sae = pendingSae ? await loadPreparedSae(pendingSae, model) : undefined;
       const { activationPatching } = await import("../../patching/activation-patching.ts");
       const { answerToken } = await import("../../patching/pairs.ts");
       const { resultJson } = await import("../../patching/result-format.ts");
@@ -114,6 +154,7 @@ export function register(program: Command): void {
         layer: opts.layer,
         pos: opts.pos,
         perPosition: opts.byPos,
+        sae,
       });
       checkPositionsLineUp(model, opts);
 
@@ -175,7 +216,13 @@ export function register(program: Command): void {
         const { writeFileAtomic } = await import("../../viz/index.ts");
         writeFileAtomic(opts.out, `${JSON.stringify(fullJson(result))}\n`);
       }
-      if (opts.html) await writeReport(opts.html, result, patchInputs(model, opts));
+      if (opts.html && !hasGap(result.clean, result.corrupted)) {
+        // A page of fractions restored would be a page of NaN and ±Infinity: none is written, and it says so.
+        process.stderr.write(
+          `circuitscope: no page written to ${opts.html}: the clean and corrupted logit differences are equal (${result.clean.toFixed(4)}), so the fraction restored is undefined (clean = corrupted). The changes of the logit difference are printed below${opts.out ? ` and in ${opts.out}` : ""}; give pairs whose clean − corrupted gap does not cancel over the batch (e.g. not a pair and its swap), or run each pair on its own.\n`,
+        );
+        process.exitCode = 1;
+      } else if (opts.html) await writeReport(opts.html, result, patchInputs(model, opts));
       if (opts.json) {
         printJson(resultJson(result, { perPrompt: opts.perPrompt }));
         return;
@@ -192,6 +239,7 @@ export function register(program: Command): void {
 function checkPositionsLineUp(model: HookedTransformer, opts: PatchOptions): void {
   const byPosition =
     (RESID_TARGETS as readonly string[]).includes(opts.target) ||
+    opts.target === "features" ||
     opts.byPos === true ||
     opts.pos !== undefined;
   if (!byPosition) return;
@@ -207,30 +255,31 @@ function checkPositionsLineUp(model: HookedTransformer, opts: PatchOptions): voi
   );
 }
 
-function fullJson(r: PatchResult): Record<string, unknown> {
-  return {
-    ...r,
-    values: [...r.values],
-    raw: [...r.raw],
-    perPrompt: { ...r.perPrompt, raw: [...r.perPrompt.raw], values: [...r.perPrompt.values] },
-  };
-}
-
 function formatText(r: PatchResult, perPrompt: boolean): string {
   const lines = [
     `Target ${r.target} [${r.axes.join(", ")}] = [${r.shape.join(", ")}]`,
     `Logit difference: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}`,
   ];
+  // With no clean − corrupted gap (a batch whose pairs cancel) the fraction restored is undefined: the
+  // effects are listed as the change of the logit difference instead of NaN or ±Infinity.
+  const gap = hasGap(r.clean, r.corrupted);
+  const effect = (i: number) => (gap ? r.values[i] : r.raw[i] - r.corrupted);
   // Cells with one name are one effect (the k/v cells of query heads sharing a key/value head): listed once.
   const named = new Map<string, number>();
   for (const i of r.values.keys()) {
     const name = cellLabel(r, i);
     if (!named.has(name)) named.set(name, i);
   }
-  const order = [...named.values()].sort((a, b) => Math.abs(r.values[b]) - Math.abs(r.values[a]));
-  lines.push("Largest effects (fraction restored; 1 = clean restored):");
+  const order = [...named.values()].sort((a, b) => Math.abs(effect(b)) - Math.abs(effect(a)));
+  lines.push(
+    gap
+      ? "Largest effects (fraction restored; 1 = clean restored):"
+      : "Fraction restored: undefined (clean = corrupted: the batch has no gap to restore, e.g. pairs that are each other's swap). Largest effects as the change of the logit difference (patched − corrupted):",
+  );
   for (const i of order.slice(0, 15)) {
-    lines.push(`  ${cellLabel(r, i).padEnd(28)} ${r.values[i].toFixed(4).padStart(9)}`);
+    lines.push(
+      `  ${cellLabel(r, i).padEnd(28)} ${(gap ? effect(i).toFixed(4) : formatSigned(effect(i), 4)).padStart(9)}`,
+    );
   }
   if (r.kvGroupSize)
     lines.push(
@@ -240,10 +289,14 @@ function formatText(r: PatchResult, perPrompt: boolean): string {
     const n = r.values.length;
     r.perPrompt.clean.forEach((c, b) => {
       const name = r.perPrompt.clean.length === 1 ? "The prompt" : `Prompt ${b}`;
+      const promptGap = hasGap(c, r.perPrompt.corrupted[b]);
       lines.push(`${name}: clean ${c.toFixed(4)}, corrupted ${r.perPrompt.corrupted[b].toFixed(4)}`);
       for (const i of order.slice(0, 5)) {
+        const fraction = promptGap
+          ? r.perPrompt.values[b * n + i].toFixed(4).padStart(9)
+          : "undefined (clean = corrupted)";
         lines.push(
-          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${r.perPrompt.values[b * n + i].toFixed(4).padStart(9)}`,
+          `  ${cellLabel(r, i).padEnd(28)} logit diff ${r.perPrompt.raw[b * n + i].toFixed(4).padStart(9)}  fraction restored ${fraction}`,
         );
       }
     });

@@ -1,4 +1,7 @@
 import type { Command } from "commander";
+import type { TrainSaeResult } from "../../sae-train/train-sae.ts";
+import type { TrainSettings } from "../../sae-train/trainer.ts";
+import type { Progress } from "../../util/progress.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
@@ -6,6 +9,7 @@ import {
   parseIntOption,
   positiveIntOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   withCtrlC,
 } from "../common.ts";
@@ -32,6 +36,8 @@ interface SaeTrainCliOptions extends ModelCliOptions {
   resume?: boolean;
   overwrite?: boolean;
   json?: boolean;
+  activations?: string[];
+  shuffleChunks: number;
 }
 
 function positiveNumber(name: string) {
@@ -44,11 +50,108 @@ function positiveNumber(name: string) {
 }
 
 /** `sae train` joins the `sae` command when src/sae's commands made it, else makes it. */
-function saeCommand(program: Command): Command {
+export function saeCommand(program: Command): Command {
   return (
     program.commands.find((c) => c.name() === "sae") ??
     program.command("sae").description("sparse autoencoders (SAELens format): train, inspect, evaluate")
   );
+}
+
+/** With --activations the model, hook, corpus and context are the harvest's (its manifest): giving them is a mistake. */
+function rejectHarvestFlags(cmd: Command): void {
+  rejectIgnoredFlags(
+    cmd,
+    {
+      model: "--model",
+      hook: "--hook",
+      corpus: "--corpus",
+      context: "--context",
+      textField: "--text-field",
+      process: "--no-process",
+      offline: "--offline",
+      memoryLimit: "--memory-limit",
+    },
+    "with --activations (the harvest's manifest records the model, hook, corpus and context)",
+  );
+}
+
+/** The options both training paths take from the command line: output, checkpoints, Ctrl-C, progress. */
+function runOptions(
+  opts: SaeTrainCliOptions,
+  run: { settings: TrainSettings; steps: number; bar: Progress; signal: AbortSignal },
+) {
+  return {
+    settings: run.settings,
+    out: opts.out!,
+    overwrite: opts.overwrite,
+    resume: opts.resume,
+    checkpointEvery: opts.checkpointEvery,
+    signal: run.signal,
+    onStep: () => run.bar.tick(),
+    // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
+    onCheckpoint: (step: number, path: string) => {
+      if (!opts.json && !process.stderr.isTTY)
+        process.stderr.write(`checkpoint: step ${step} of ${run.steps} saved to ${path}\n`);
+    },
+    command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+  };
+}
+
+/** What a training run says when it stops (Ctrl-C: exit 130, how to resume) or finishes. */
+async function reportTraining(
+  result: TrainSaeResult,
+  opts: SaeTrainCliOptions,
+  steps: number,
+  from: string,
+): Promise<void> {
+  if (!result.complete) {
+    process.stderr.write(
+      `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
+    );
+    process.exitCode = 130;
+    return;
+  }
+  const { passesNote } = await import("../../sae-train/train-sae.ts");
+  const note = passesNote(result);
+  if (opts.json) printJson({ ...result, note });
+  else {
+    const h = result.heldOut!;
+    process.stderr.write(`${note}\n`);
+    process.stdout.write(
+      `Wrote ${opts.out}${from}: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
+        `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s). Curves: ${opts.out}/training.html\n`,
+    );
+  }
+}
+
+async function trainOnShards(opts: SaeTrainCliOptions, settings: TrainSettings): Promise<void> {
+  const { trainSaeFromShards } = await import("../../sae-train/train-from-shards.ts");
+  const { openActivationShards } = await import("../../sae-train/shard-reader.ts");
+  const { getKernels } = await import("../../tensor/select-kernels.ts");
+  const { totalSteps } = await import("../../sae-train/trainer.ts");
+  // Refused here, naming the shard, before anything is trained or written.
+  try {
+    openActivationShards(opts.activations!);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { createProgress } = await import("../../util/progress.ts");
+  const steps = totalSteps(settings);
+  const bar = createProgress({ label: "Training", total: steps, quiet: opts.json, unit: "steps" });
+  try {
+    const result = await withCtrlC((signal) =>
+      trainSaeFromShards({
+        activations: opts.activations!,
+        kernels: getKernels(opts.backend),
+        bufferChunks: opts.shuffleChunks,
+        ...runOptions(opts, { settings, steps, bar, signal }),
+      }),
+    );
+    bar.stop();
+    await reportTraining(result, opts, steps, ` from ${result.shards.length} activation shards`);
+  } finally {
+    bar.stop();
+  }
 }
 
 export function register(program: Command): void {
@@ -72,6 +175,16 @@ export function register(program: Command): void {
     .option(
       "--layers <list>",
       "transcoders: 'all' or blocks such as 0,1,3, one per layer in one run (--input-hook/--output-hook block-relative)",
+    )
+    .option(
+      "--activations <dirs...>",
+      "train on the shards of sae harvest (their directories, or the one holding them), streamed from disk, instead of --model/--hook/--corpus",
+    )
+    .option(
+      "--shuffle-chunks <n>",
+      "with --activations: chunks loaded and shuffled together (the shuffle buffer)",
+      positiveIntOption("shuffle-chunks"),
+      8,
     )
     .option("--architecture <name>", "topk | batchtopk (saved as jumprelu) | jumprelu | standard", "topk")
     .option("--d-sae <n>", "number of features", positiveIntOption("d-sae"))
@@ -105,12 +218,18 @@ export function register(program: Command): void {
         throw new UsageError(
           `Unknown --architecture "${opts.architecture}": use one of ${ARCHITECTURES.join(", ")}`,
         );
-      if (opts.inputHook !== undefined || opts.outputHook !== undefined || opts.layers !== undefined)
+      if (opts.inputHook !== undefined || opts.outputHook !== undefined || opts.layers !== undefined) {
+        if (opts.activations)
+          throw new UsageError(
+            "--activations trains one SAE from harvested shards; transcoders (--input-hook/--output-hook) harvest from --model and --corpus: drop one",
+          );
         return trainTranscodersAction(opts, cmd);
-      if (!opts.hook) throw new UsageError("No hook: pass --hook, e.g. --hook blocks.2.hook_resid_pre");
+      }
+      if (opts.activations) rejectHarvestFlags(cmd);
+      else if (!opts.hook) throw new UsageError("No hook: pass --hook, e.g. --hook blocks.2.hook_resid_pre");
       if (!opts.dSae)
         throw new UsageError("No size: pass --d-sae N (the number of features), e.g. --d-sae 512");
-      if (!opts.corpus)
+      if (!opts.corpus && !opts.activations)
         throw new UsageError("No corpus: pass --corpus FILE.jsonl (e.g. one made by `corpus sample`)");
       if (!opts.out) throw new UsageError("No output: pass --out DIR (a new directory)");
       if ((arch === "topk" || arch === "batchtopk") && opts.k > opts.dSae)
@@ -120,11 +239,9 @@ export function register(program: Command): void {
       if (cmd.getOptionValueSource("k") === "cli" && (arch === "jumprelu" || arch === "standard"))
         throw new UsageError(`--k has no effect with --architecture ${arch} (its sparsity is --l1): drop it`);
       checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
-      const { checkpointProblem, trainSae, passesNote } = await import("../../sae-train/train-sae.ts");
+      const { checkpointProblem, trainSae } = await import("../../sae-train/train-sae.ts");
       const problem = checkpointProblem(opts.out, opts.resume ?? false);
       if (problem) throw new UsageError(problem);
-      const { openCorpus } = await import("../../corpus/sources.ts");
-      const source = openCorpus(opts.corpus, { textField: opts.textField });
       const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
       const settings = defaultTrainSettings({
         architecture: arch,
@@ -136,10 +253,13 @@ export function register(program: Command): void {
         seed: opts.seed,
         ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
       });
+      if (opts.activations) return trainOnShards(opts, settings);
+      const { openCorpus } = await import("../../corpus/sources.ts");
+      const source = openCorpus(opts.corpus!, { textField: opts.textField });
       const model = await loadModelFromOptions(opts);
       const { validateHookName } = await import("../../model/hook-points.ts");
       try {
-        validateHookName(opts.hook, model.cfg);
+        validateHookName(opts.hook!, model.cfg);
       } catch (err) {
         model.dispose();
         throw new UsageError((err as Error).message);
@@ -156,39 +276,11 @@ export function register(program: Command): void {
             hook: opts.hook!,
             corpus: source,
             context,
-            settings,
-            out: opts.out!,
-            overwrite: opts.overwrite,
-            resume: opts.resume,
-            checkpointEvery: opts.checkpointEvery,
-            signal,
-            onStep: () => bar.tick(),
-            // A line per checkpoint in logs (no bar there); the bar itself says enough on a terminal.
-            onCheckpoint: (step, path) => {
-              if (!opts.json && !process.stderr.isTTY)
-                process.stderr.write(`checkpoint: step ${step} of ${steps} saved to ${path}\n`);
-            },
-            command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+            ...runOptions(opts, { settings, steps, bar, signal }),
           }),
         );
         bar.stop();
-        if (!result.complete) {
-          process.stderr.write(
-            `Stopped after step ${result.steps} of ${steps}; checkpoint saved in ${result.checkpoint}. Continue with the same command plus --resume.\n`,
-          );
-          process.exitCode = 130;
-          return;
-        }
-        const note = passesNote(result);
-        if (opts.json) printJson({ ...result, note });
-        else {
-          const h = result.heldOut!;
-          process.stderr.write(`${note}\n`);
-          process.stdout.write(
-            `Wrote ${opts.out}: held-out explained variance ${h.explainedVariance.toFixed(4)}, L0 ${h.l0.toFixed(2)}, ` +
-              `dead ${(h.deadFraction * 100).toFixed(1)} % (${result.tokensPerSecond.toFixed(0)} tokens/s). Curves: ${opts.out}/training.html\n`,
-          );
-        }
+        await reportTraining(result, opts, steps, "");
       } finally {
         bar.stop();
         model.dispose();

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { parseIntOption, positiveIntOption, printJson, UsageError } from "../common.ts";
 import {
   kubernetesJobs,
+  mergeArgs,
   mergedDir,
   planScaleOut,
   type ScaleOutPlan,
@@ -18,6 +19,7 @@ interface ScaleOutCliOptions {
   shards: number;
   out: string;
   circuitscope?: string;
+  mergeOptions?: string;
   json?: boolean;
 }
 
@@ -46,15 +48,20 @@ function thisLauncher(): string[] {
   return [process.execPath, ...process.execArgv, resolve(process.argv[1])];
 }
 
-/** The command must parse as circuitscope would parse it on every shard: a typo fails here, not N times later. */
-function checkInnerCommand(cmd: Command, commandLine: string[]): void {
-  const inner = cmd.parent?.commands.find((c) => c.name() === commandLine[0]);
+/**
+ * The command must parse as circuitscope would parse it on every shard (and the merge's options as the merge
+ * command would): a typo fails here, not N times later. `words` names the command ("sae", "harvest").
+ */
+function checkInnerCommand(cmd: Command, words: readonly string[], args: readonly string[]): void {
+  let inner: Command | undefined = cmd.parent ?? undefined;
+  for (const word of words) inner = inner?.commands.find((c) => c.name() === word);
   if (!inner) return; // planScaleOut names the shardable commands
-  const { unknown } = inner.parseOptions(commandLine.slice(1));
+  const { unknown } = inner.parseOptions([...args]);
   const unknownFlags = unknown.filter((a) => a.startsWith("-"));
   if (unknownFlags.length > 0) {
+    const name = words.join(" ");
     throw new UsageError(
-      `${commandLine[0]} does not take ${unknownFlags.join(", ")}: see circuitscope ${commandLine[0]} --help.`,
+      `${name} does not take ${unknownFlags.join(", ")}: see circuitscope ${name} --help.`,
     );
   }
 }
@@ -65,8 +72,17 @@ function plan(
   opts: ScaleOutCliOptions,
   where: { launcher: string[]; cwd?: string; jobDir?: string },
 ): ScaleOutPlan {
-  const p = planScaleOut({ commandLine, shards: opts.shards, out: opts.out, ...where });
-  checkInnerCommand(cmd, commandLine);
+  const p = planScaleOut({
+    commandLine,
+    mergeOptions: opts.mergeOptions,
+    shards: opts.shards,
+    out: opts.out,
+    ...where,
+  });
+  checkInnerCommand(cmd, p.command.split(" "), p.args);
+  const merge = mergeArgs(p);
+  // A merge with options of the user's (--merge-options) is checked too: its command's words, then its arguments.
+  if (p.mergeOptions.length > 0) checkInnerCommand(cmd, merge.slice(0, 2), p.mergeOptions);
   return p;
 }
 
@@ -80,6 +96,10 @@ function addCommonOptions(cmd: Command): Command {
     .requiredOption(
       "-o, --out <dir>",
       "work directory on storage every node shares: shards/, merged/ (and Slurm's job files and logs/)",
+    )
+    .option(
+      "--merge-options <options>",
+      'sae harvest: the sae train options of the job that trains on the shards, e.g. --merge-options "--d-sae 512 --k 8 --seed 0"',
     )
     .option("--json", "print what was written (and submitted) as JSON")
     .allowUnknownOption()

@@ -2,6 +2,7 @@
  * Attention at a glance: every head's pattern as a thumbnail grid (layer rows, head columns), with one
  * head opened below it (the shared src/viz attention view); clicking a thumbnail opens that head.
  */
+import { headName } from "../../model/component-names.ts";
 import type { AttentionFigure } from "../../viz/figure.ts";
 import { ApiCallError, api } from "./api.ts";
 import { el, showBusy, showError } from "./dom.ts";
@@ -29,7 +30,7 @@ export async function showAttention(
   head: number,
 ): Promise<void> {
   delete out.dataset.ready;
-  showBusy(out, `Computing the attention pattern of L${layer}H${head}…`);
+  showBusy(out, `Computing the attention pattern of ${headName(layer, head)}…`);
   try {
     const fig = await api.post<AttentionFigure>("/api/attention", { prompt, layer, head });
     await showFigure(out, fig);

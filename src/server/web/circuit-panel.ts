@@ -36,7 +36,8 @@ export async function runCircuit(out: HTMLElement, params: CircuitParams): Promi
           hover.textContent = edge.querySelector("title")?.textContent ?? "";
         });
       for (const node of graph.querySelectorAll<SVGElement>(".cs-node")) {
-        const m = /^a(\d+)\.h(\d+)$/.exec(node.dataset.node ?? "");
+        // Nodes carry the report's head names (nodeLabel in src/circuits/graph.ts): `L4H2`.
+        const m = /^L(\d+)H(\d+)$/.exec(node.dataset.node ?? "");
         if (m)
           node.addEventListener(
             "click",

@@ -6,6 +6,7 @@
 import { CircuitTask } from "../../circuits/circuit-task.ts";
 import { DEFAULT_COMPARE_TOP } from "../../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../../circuits/find-circuit.ts";
+import { edgeLabel, nodeLabel } from "../../circuits/graph.ts";
 import { circuitBrief, compareWithManual } from "../../circuits/summary.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import {
@@ -24,9 +25,6 @@ type Slice = StageSlice & { focus: Pick<FocusResult, "circuit"> };
 
 /** "L3H2" → "a3.h2" (the edge graph's node name). */
 export const headNode = (label: string) => label.replace(/^L(\d+)H(\d+)$/, "a$1.h$2");
-
-/** Edge-graph names as the report names heads: "a4.h2->logits" → "L4H2->logits" (one name per head in a report). */
-export const reportNames = (name: string) => name.replace(/\ba(\d+)\.h(\d+)\b/g, "L$1H$2");
 
 export const circuitStage: Stage<Slice> = {
   name: "circuit",
@@ -82,7 +80,7 @@ export const circuitStage: Stage<Slice> = {
         name: "focus-circuit-edges",
         figure: barChart({
           title: `The circuit's strongest edges (${F})`,
-          labels: c.strongest.map((e) => reportNames(e.name)),
+          labels: c.strongest.map((e) => edgeLabel(e.name)),
           values: c.strongest.map((e) => e.score),
           horizontal: true,
           labelTitle: "edge",
@@ -93,12 +91,12 @@ export const circuitStage: Stage<Slice> = {
     ];
     const v = c.versusManual;
     const text = [
-      `${c.reached ? "The smallest" : "No"} circuit of edges found by ${c.method} ${c.reached ? "reaching" : "reached"} ${Math.round(100 * (c.target ?? CIRCUIT_FAITHFULNESS))} % faithfulness on ${F}${c.reached ? `: ${c.edges} of ${c.totalEdges} edges (faithfulness ${c.normalized.toFixed(3)}), through ${c.components.map(reportNames).join(", ")}.` : "."}`,
+      `${c.reached ? "The smallest" : "No"} circuit of edges found by ${c.method} ${c.reached ? "reaching" : "reached"} ${Math.round(100 * (c.target ?? CIRCUIT_FAITHFULNESS))} % faithfulness on ${F}${c.reached ? `: ${c.edges} of ${c.totalEdges} edges (faithfulness ${c.normalized.toFixed(3)}), through ${c.components.map(nodeLabel).join(", ")}.` : "."}`,
       c.manualTop.length
-        ? `Of the top heads by clean − corrupted direct logit attribution (${c.manualTop.map(reportNames).join(", ")}), ${v.inCircuit.length ? `${v.inCircuit.map(reportNames).join(", ")} ${v.inCircuit.length === 1 ? "is" : "are"} in the circuit` : "none is in the circuit"}${v.missing.length ? `; not in it: ${v.missing.map(reportNames).join(", ")}` : ""}. Heads in the circuit that direct attribution did not rank top: ${
+        ? `Of the top heads by clean − corrupted direct logit attribution (${c.manualTop.map(nodeLabel).join(", ")}), ${v.inCircuit.length ? `${v.inCircuit.map(nodeLabel).join(", ")} ${v.inCircuit.length === 1 ? "is" : "are"} in the circuit` : "none is in the circuit"}${v.missing.length ? `; not in it: ${v.missing.map(nodeLabel).join(", ")}` : ""}. Heads in the circuit that direct attribution did not rank top: ${
             v.onlyInCircuit
               .filter((n) => n.startsWith("a"))
-              .map(reportNames)
+              .map(nodeLabel)
               .join(", ") || "none"
           } (they act through other components, or below the DLA list's cut).`
         : "",

@@ -4,6 +4,7 @@
  * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
  */
 import { formatMeanCi, mean as meanOf } from "../../analysis/stats.ts";
+import { headName } from "../../model/component-names.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
 import { neuronReport } from "../../neurons/neuron-report.ts";
 import { HEAD_COMPONENTS, kvGroup, neuronSite, queryHeadPartSite } from "../../patching/targets.ts";
@@ -18,7 +19,6 @@ import { allHeadPartSites, HEAD_PARTS } from "../sites.ts";
 import type { NamedFigure, Stage, StageSlice, StudySection } from "../stage.ts";
 import { summarizeGrid, summarizeSample, topIndices } from "../summaries.ts";
 import { attentionToCue, CUE_ATTENTION } from "./attention.ts";
-import { headLabel } from "./head-dla.ts";
 import { cellText, mechanismFigure, patchUnit } from "./patching.ts";
 
 interface Candidates {
@@ -194,11 +194,10 @@ export const neuronStage: Stage<NeuronSlice> = {
         tables: [
           {
             caption: `The ${nt.length} confirmed neurons: exact patching (${unit}) beside the attribution estimate that chose them.`,
-            columns: ["neuron", "exact", "95% interval", "estimate", "rank by |exact|", "rank by |estimate|"],
+            columns: ["neuron", "exact [95% interval]", "estimate", "rank by |exact|", "rank by |estimate|"],
             rows: nt.map((x, i) => [
               x.label,
-              f2(x.exact.mean),
-              `[${f2(x.exact.ciLow)}, ${f2(x.exact.ciHigh)}]`,
+              formatMeanCi(x.exact),
               f2(x.attribution),
               String(i + 1),
               String(byEstimate.get(x.label)),
@@ -261,7 +260,7 @@ export const headPartsStage: Stage<HeadSlice> = {
       const c = await candidates(ctx, res, g);
       const nN = c.topNeurons.length;
       const split = (k: number, ci: number) => c.confirmed[nN + k * HEAD_COMPONENTS.length + ci];
-      const heads = c.chosenHeads.map((h) => headLabel(h.layer, h.head));
+      const heads = c.chosenHeads.map((h) => headName(h.layer, h.head));
       groups.set(g.name, {
         headSplit: {
           heads,
@@ -387,7 +386,7 @@ function sharedKv(label: string, res: StudyResults): string {
     (x) => x !== h,
   );
   if (others.length === 0) return "";
-  return ` (its key/value head's, shared with ${others.map((x) => `L${l}H${x}`).join(", ")})`;
+  return ` (its key/value head's, shared with ${others.map((x) => headName(l, x)).join(", ")})`;
 }
 
 const tokenList = (ts: readonly { str: string; value: number }[]) =>

@@ -15,7 +15,7 @@ type Slice = StageSlice & {
   groups: Map<string, Pick<GroupResult, "headDla" | "headDlaCorrupted" | "headDlaDiff" | "topHeads">>;
 };
 
-export const headLabel = (layer: number, head: number) => `L${layer}H${head}`;
+import { headName } from "../../model/component-names.ts";
 
 /** "L4H2 1.10 ± 0.03 (clean 1.72, corrupted 0.62)": the ranked difference with both runs beside it. */
 export function headDlaText(c: RankedCell, g: Pick<GroupResult, "headDla" | "headDlaCorrupted">): string {
@@ -44,7 +44,7 @@ export const headDlaStage: Stage<Slice> = {
         headDla: grid(clean, 4),
         headDlaCorrupted: grid(corrupted, 5),
         headDlaDiff,
-        topHeads: topCells(headDlaDiff, ctx.plan.topHeads, headLabel),
+        topHeads: topCells(headDlaDiff, ctx.plan.topHeads, headName),
       });
     }
     return { groups };

@@ -24,6 +24,28 @@ export const VIZ_CSS = `
 .cs-attention-grid .cs-label.cs-focus { font-weight: bold; fill: #d94801; }
 .cs-token-view .cs-token { cursor: default; }
 .cs-token-view .cs-token.cs-focus rect { stroke: #111; stroke-width: 1.5; }
+.cs-graph-view { font: 12px 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; }
+.cs-graph-toolbar { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin-bottom: 4px; }
+.cs-graph-toolbar .cs-hint, .cs-edge-unit { color: #555; }
+.cs-edge-unit { margin: 2px 0 6px; }
+.cs-graph-body { display: flex; gap: 12px; align-items: flex-start; }
+.cs-graph-scroll { overflow: auto; max-height: 80vh; border: 1px solid #e4e4e4; flex: 1 1 auto; min-width: 0; }
+.cs-graph-side { flex: 0 0 320px; max-height: 80vh; overflow: auto; }
+.cs-graph-side h4 { margin: 10px 0 4px; font-size: 12px; }
+.cs-graph-side ol, .cs-graph-side ul { margin: 2px 0; padding-left: 1.4em; }
+.cs-graph-side .cs-w { font-variant-numeric: tabular-nums; display: inline-block; min-width: 5ch; }
+.cs-node-info { min-height: 6em; }
+.cs-info-title { font-weight: bold; }
+.cs-list-title { margin-top: 4px; color: #444; }
+.cs-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+.cs-subgraph td { padding: 1px 4px; }
+.cs-graph-stack { position: relative; background: #fff; }
+.cs-graph-stack > svg { position: absolute; left: 0; top: 0; }
+/* Its own compositing layer: fading it or restyling a node above it never redraws the edges. */
+.cs-graph-stack > svg.cs-graph-edges { will-change: opacity; }
+svg.cs-graph .cs-gnode { cursor: default; }
+svg.cs-graph .cs-gnode.cs-pinned .cs-shape { stroke: #000; stroke-width: 2.5; }
+svg.cs-graph .cs-gnode.cs-clicked .cs-shape { stroke-dasharray: 2 1.5; }
 .cs-tip { position: fixed; pointer-events: none; z-index: 1000; background: #fff; border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font: 12px 'DejaVu Sans', Arial, sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.2); white-space: pre; }
 `;
 

@@ -49,11 +49,11 @@ export function jsonForScript(value: unknown): string {
 }
 
 /** Inline JS must not contain `</script`; in strings, regexes and comments `<\/` means the same. */
-function inlineScript(js: string): string {
+export function inlineScript(js: string): string {
   return js.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
 }
 
-const PAGE_CSS = `
+export const PAGE_CSS = `
 body { font-family: 'DejaVu Sans', 'Liberation Sans', Helvetica, Arial, sans-serif; color: #1a1a1a; max-width: 1100px; margin: 24px auto; padding: 0 20px; line-height: 1.45; }
 h1 { font-size: 24px; margin-bottom: 2px; } .cs-subtitle { color: #555; margin-top: 0; }
 h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 36px; }
@@ -69,7 +69,7 @@ table.cs-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.cs-table caption { text-align: left; color: #444; font-size: 13px; margin-bottom: 4px; }
 `;
 
-function inputsHtml(inputs: ReportInputs): string {
+export function inputsHtml(inputs: ReportInputs): string {
   const dd = (v: string | string[]) =>
     Array.isArray(v)
       ? `<ol start="0">${v.map((x) => `<li>${escapeHtml(x)}</li>`).join("")}</ol>`

@@ -244,9 +244,21 @@ export function comparisonFigures(cmps: readonly TargetComparison[]): {
       yTitle: `estimated ${FRACTION_RESTORED}`,
       identityLine: true,
     }),
-    caption: `One point per patched location (${c.n}); dashed line: estimate = exact. Correlation ${c.correlation.toFixed(3)}, least-squares slope ${c.slope.toFixed(3)}, intercept ${c.intercept.toFixed(3)}.`,
+    // One sentence; the agreement's numbers are in the table below it (issue 28 point 10).
+    caption: `One point per patched location, the dashed line where the estimate equals the exact value (correlation, slope and intercept in the table below).`,
   }));
-  const tables: ReportTable[] = cmps.map((c) => ({
+  const agreement: ReportTable = {
+    caption: `How well the attribution estimate agrees with exact patching (${FRACTION_RESTORED}), per target`,
+    columns: ["target", "locations", "correlation", "least-squares slope", "intercept"],
+    rows: cmps.map((c) => [
+      c.target,
+      String(c.n),
+      c.correlation.toFixed(3),
+      c.slope.toFixed(3),
+      c.intercept.toFixed(3),
+    ]),
+  };
+  const worst: ReportTable[] = cmps.map((c) => ({
     caption: `${c.target}: the largest disagreements (|estimate − exact|, ${FRACTION_RESTORED})`,
     columns: ["location", "estimate", "exact", "estimate − exact"],
     rows: c.worst.map((w) => [
@@ -256,5 +268,5 @@ export function comparisonFigures(cmps: readonly TargetComparison[]): {
       formatValue(w.estimate - w.exact),
     ]),
   }));
-  return { figures, tables };
+  return { figures, tables: [agreement, ...worst] };
 }

@@ -1,0 +1,258 @@
+import type { Command } from "commander";
+import type { FrontEndGraph } from "../../graphs/graph-files.ts";
+import {
+  addModelOptions,
+  collect,
+  loadModelFromOptions,
+  type ModelCliOptions,
+  parseIntOption,
+  positiveIntOption,
+  prependBosOption,
+  printJson,
+  UsageError,
+  untilCtrlC,
+} from "../common.ts";
+import { checkOutputPaths } from "../output-paths.ts";
+
+interface GraphCliOptions extends ModelCliOptions {
+  transcoders?: string;
+  prompt?: string;
+  target: string[];
+  nodeThreshold: number;
+  edgeThreshold: number;
+  raw?: string;
+  overwrite?: boolean;
+  out?: string;
+  html?: string;
+  json?: boolean;
+  slug: string;
+  check: number;
+  checkFreeze?: boolean;
+  batchSize: number;
+  prependBos: boolean;
+}
+
+function thresholdOption(name: string) {
+  return (value: string): number => {
+    const x = Number(value);
+    if (!(x >= 0 && x <= 1))
+      throw new UsageError(
+        `--${name} must be a number between 0 and 1 (a share of influence), got "${value}"`,
+      );
+    return x;
+  };
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command("graph")
+      .description(
+        "attribution graph of a prompt over transcoder features (circuit-tracer semantics): edges through the linearised model, pruning, replacement and completeness scores, front-end graph.json",
+      ),
+  )
+    .option(
+      "--transcoders <dir|config.yaml>",
+      "the circuit-tracer transcoder set (config.yaml + one file per layer)",
+    )
+    .option("-p, --prompt <text>", "the prompt")
+    .option(
+      "--target <token>",
+      "a logit to explain (one token, repeatable; the first is the target logit). Default: the top logits until p ≥ 0.95, at most 10",
+      collect,
+      [],
+    )
+    .option(
+      "--node-threshold <x>",
+      "keep the nodes holding this share of the influence",
+      thresholdOption("node-threshold"),
+      0.8,
+    )
+    .option(
+      "--edge-threshold <x>",
+      "then keep the edges holding this share of the edge influence",
+      thresholdOption("edge-threshold"),
+      0.98,
+    )
+    .option("--raw <dir>", "write nodes.json and the unpruned adjacency.safetensors into this new directory")
+    .option("--overwrite", "with --raw: replace a directory an earlier graph run wrote")
+    .option(
+      "--out <file>",
+      "write the pruned graph in the circuit-tracer / Neuronpedia front-end schema (graph.json)",
+    )
+    .option("--html <file>", "write circuitscope's interactive graph page")
+    .option("--slug <name>", "the graph's name in the front end", "circuitscope-graph")
+    .option(
+      "--check <k>",
+      "ablate the top k features in the real model (transcoders spliced in, errors held) and print the target logit's change beside the graph's prediction",
+      parseIntOption("check"),
+      0,
+    )
+    .option("--check-freeze", "with --check: freeze attention patterns and norm scales as the graph does")
+    .option("--batch-size <n>", "targets per backward pass", positiveIntOption("batch-size"), 32)
+    .addOption(prependBosOption())
+    .option("--json", "print only JSON (scores, sizes, kept nodes and edges, targets)")
+    .action(async (opts: GraphCliOptions) => {
+      if (!opts.transcoders)
+        throw new UsageError("Which transcoders? Pass --transcoders DIR (a circuit-tracer transcoder set).");
+      if (opts.prompt === undefined || opts.prompt === "")
+        throw new UsageError('No prompt: pass --prompt "TEXT"');
+      if (!(opts.check >= 0)) throw new UsageError(`--check must be 0 or more, got ${opts.check}`);
+      checkOutputPaths([
+        { path: opts.raw, flag: "--raw", kind: "report", overwrite: opts.overwrite },
+        { path: opts.out, flag: "--out", kind: "file" },
+        { path: opts.html, flag: "--html", kind: "file" },
+      ]);
+      const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
+      let set: Awaited<ReturnType<typeof loadTranscoderSet>>;
+      try {
+        set = await loadTranscoderSet(opts.transcoders, { offline: opts.offline });
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const model = await loadModelFromOptions(opts);
+      try {
+        const { checkGraphHooks, attributeGraph } = await import("../../graphs/attribute-graph.ts");
+        const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
+        try {
+          checkTranscoderSet(model, set);
+          checkGraphHooks(model, set);
+        } catch (e) {
+          throw new UsageError(`--transcoders ${opts.transcoders}: ${(e as Error).message}`);
+        }
+        const tokens = model.toTokens(opts.prompt, { prependBos: opts.prependBos });
+        const targets = opts.target.map((text) => {
+          try {
+            return model.toSingleToken(text);
+          } catch (e) {
+            throw new UsageError(`--target ${JSON.stringify(text)}: ${(e as Error).message}`);
+          }
+        });
+        const { createProgress } = await import("../../util/progress.ts");
+        const progress = createProgress({
+          label: "graph: backward batches",
+          total: 1,
+          quiet: opts.json,
+          unit: "targets",
+        });
+        let done = 0;
+        const attributed = await untilCtrlC("graph", (signal) =>
+          attributeGraph(model, tokens, set, {
+            targets,
+            batchSize: opts.batchSize,
+            signal,
+            onProgress: (n, total) => {
+              progress.setTotal(total);
+              progress.tick(n - done);
+              done = n;
+            },
+          }),
+        ).finally(() => progress.stop());
+        if (attributed === null) return;
+        const { graph } = attributed;
+        const { pruneGraph, graphScores } = await import("../../graphs/prune.ts");
+        const { graphNodes } = await import("../../graphs/attribution-graph.ts");
+        const pruned = pruneGraph(graph, {
+          nodeThreshold: opts.nodeThreshold,
+          edgeThreshold: opts.edgeThreshold,
+        });
+        const scores = graphScores(graph);
+        const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
+        await writeGraphOutputs(graph, frontEnd, opts, {
+          replacement: scores.replacementScore,
+          completeness: scores.completenessScore,
+        });
+        const checks =
+          opts.check > 0
+            ? (await import("../../graphs/graph-check.ts")).checkTopFeatures(model, set, attributed, {
+                top: opts.check,
+                freeze: opts.checkFreeze,
+              })
+            : [];
+        const nodes = graphNodes(graph);
+        const keptNodes = nodes.filter((_, i) => pruned.nodeMask[i]).map((node) => node.node_id);
+        let keptEdges = 0;
+        for (const m of pruned.edgeMask) keptEdges += m;
+        const targetInfo = graph.logitTokens.map((t, k) => ({
+          token: t,
+          text: model.toString([t]),
+          probability: graph.logitProbabilities[k],
+        }));
+        if (opts.json) {
+          printJson({
+            replacement_score: scores.replacementScore,
+            completeness_score: scores.completenessScore,
+            n_features: graph.features.length,
+            n_nodes: nodes.length,
+            n_kept_nodes: keptNodes.length,
+            n_kept_edges: keptEdges,
+            kept_nodes: keptNodes,
+            targets: targetInfo,
+            ...(checks.length ? { check: checks, check_frozen: Boolean(opts.checkFreeze) } : {}),
+          });
+          return;
+        }
+        const lines = [
+          `Attribution graph of ${JSON.stringify(opts.prompt)} (${tokens.length} tokens), model ${opts.model}, transcoders ${opts.transcoders}`,
+          `Targets: ${targetInfo.map((t, k) => `${JSON.stringify(t.text)} p=${t.probability.toFixed(3)}${k === 0 ? " (target logit)" : ""}`).join(", ")}`,
+          `${graph.features.length} active features, ${nodes.length} nodes; replacement score ${scores.replacementScore.toFixed(3)}, completeness score ${scores.completenessScore.toFixed(3)}`,
+          `Pruned (node threshold ${opts.nodeThreshold}, edge threshold ${opts.edgeThreshold}): ${keptNodes.length} nodes, ${keptEdges} edges`,
+        ];
+        if (checks.length) {
+          lines.push(
+            `Check: each feature ablated in the real model (transcoders spliced in, errors held${opts.checkFreeze ? ", patterns and norm scales frozen" : ""}); change of the demeaned logit ${JSON.stringify(targetInfo[0].text)}:`,
+            `  ${"node".padEnd(14)}${"activation".padStart(12)}${"direct".padStart(12)}${"total".padStart(12)}${"measured".padStart(12)}`,
+          );
+          const fmt = (x: number) => x.toPrecision(4).padStart(12);
+          for (const c of checks)
+            lines.push(
+              `  ${c.nodeId.padEnd(14)}${fmt(c.activation)}${fmt(c.predictedDirect)}${fmt(c.predictedTotal)}${fmt(c.measured)}`,
+            );
+          lines.push(
+            "  (direct: the edge into the logit; total: through every feature path of the linear graph)",
+          );
+        }
+        if (opts.raw) lines.push(`Wrote ${opts.raw}/ (nodes.json, adjacency.safetensors: unpruned)`);
+        if (opts.out) lines.push(`Wrote ${opts.out} (front-end graph, pruned)`);
+        if (opts.html) lines.push(`Wrote ${opts.html} (interactive graph page)`);
+        process.stdout.write(`${lines.join("\n")}\n`);
+      } finally {
+        model.dispose();
+      }
+    });
+}
+
+/** The front-end graph, built once: what --out writes and what the --html page draws. */
+async function frontEndObject(
+  model: import("../../model/hooked-transformer.ts").HookedTransformer,
+  graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
+  pruned: import("../../graphs/prune.ts").PruneResult,
+  set: import("../../graphs/transcoder-set.ts").TranscoderSet,
+  opts: GraphCliOptions,
+): Promise<FrontEndGraph> {
+  const { frontEndGraph } = await import("../../graphs/graph-files.ts");
+  return frontEndGraph(graph, pruned, {
+    slug: opts.slug,
+    scan: set.modelName ?? opts.model,
+    transcoderList: set.ids,
+    prompt: opts.prompt ?? "",
+    promptTokens: graph.inputTokens.map((t) => model.toString([t])),
+    logitTokens: graph.logitTokens.map((t) => model.toString([t])),
+    nodeThreshold: opts.nodeThreshold,
+  });
+}
+
+async function writeGraphOutputs(
+  graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
+  frontEnd: FrontEndGraph,
+  opts: GraphCliOptions,
+  scores: { replacement: number; completeness: number },
+): Promise<void> {
+  const { writeRawGraph, writeFrontEndGraph } = await import("../../graphs/graph-files.ts");
+  if (opts.raw) await writeRawGraph(opts.raw, graph, { overwrite: opts.overwrite });
+  if (opts.out) writeFrontEndGraph(opts.out, frontEnd);
+  if (opts.html) {
+    const { writeGraphPage } = await import("../../viz/graph-page.ts");
+    writeGraphPage(opts.html, frontEnd, { model: opts.model, edgeThreshold: opts.edgeThreshold, scores });
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * `patch --pairs FILE [--shard i/n] --out DIR` and `patch-merge DIR… --out DIR`: patching over a file of
+ * prompt pairs, in shards that merge into the one-process result bit for bit (src/patching/pair-shards.ts).
+ * A shard's directory holds `pairs-shard.json` (each pair's values); a single run (no --shard) and the merge
+ * also write `result.json`, the full result as `patch --out` writes it.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import {
+  combinePairShards,
+  PAIR_SHARD_FILE,
+  type PairShardData,
+  type PairShardSettings,
+  patchPairShard,
+} from "../patching/pair-shards.ts";
+import { fullJson, resultJson } from "../patching/result-format.ts";
+import type { PatchResult } from "../patching/types.ts";
+import { writeFileAtomic } from "../util/atomic-write.ts";
+import type { PatchOptions } from "./commands/patch-cmd.ts";
+import { loadModelFromOptions, printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
+
+export const RESULT_FILE = "result.json";
+
+/** Why `dir` cannot take a shard (null if it can): new, empty, or holding only what these commands write. */
+function pairDirProblem(dir: string, resume: boolean | undefined): string | null {
+  if (!existsSync(dir)) return null;
+  if (!statSync(dir).isDirectory()) return `--out ${dir} is a file: with --pairs, --out is a directory.`;
+  const foreign = readdirSync(dir).filter((f) => f !== PAIR_SHARD_FILE && f !== RESULT_FILE);
+  if (foreign.length > 0)
+    return `--out ${dir} holds files circuitscope did not write (${foreign.slice(0, 3).join(", ")}): choose a new or empty directory; nothing was changed.`;
+  if (existsSync(join(dir, PAIR_SHARD_FILE)) && !resume)
+    return `${dir} already holds a patch shard: pass --resume to keep it (a finished shard is not run again), or choose another --out.`;
+  return null;
+}
+
+function readShard(dir: string): PairShardData {
+  const path = join(dir, PAIR_SHARD_FILE);
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as PairShardData;
+  } catch (err) {
+    throw new UsageError(
+      existsSync(path)
+        ? `${path} is not readable (${(err as Error).message}): run that shard again.`
+        : `${dir} holds no ${PAIR_SHARD_FILE}: give the --out directories of patch --pairs … --shard i/n.`,
+    );
+  }
+}
+
+function report(result: PatchResult, where: string, json: boolean | undefined): void {
+  if (json) printJson({ out: where, ...resultJson(result) });
+  else
+    process.stdout.write(
+      `Patched ${result.perPrompt.clean.length} pairs (${result.target}, [${result.axes.join(", ")}] = [${result.shape.join(", ")}]): ` +
+        `logit difference clean ${result.clean.toFixed(4)}, corrupted ${result.corrupted.toFixed(4)}. Full result: ${where}\n`,
+    );
+}
+
+export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<void> {
+  rejectIgnoredFlags(
+    cmd,
+    {
+      clean: "--clean",
+      corrupted: "--corrupted",
+      answer: "--answer",
+      wrong: "--wrong",
+      html: "--html",
+      perPrompt: "--per-prompt",
+    },
+    "with --pairs (the file gives each pair's prompts and answers; result.json holds every value)",
+  );
+  if (opts.method === "compare")
+    throw new UsageError("--method compare is not available with --pairs: use exact or attribution.");
+  if (!["exact", "attribution"].includes(opts.method))
+    throw new UsageError(`Unknown --method "${opts.method}": use exact or attribution`);
+  if (!opts.out) throw new UsageError("--pairs writes a directory: pass --out DIR.");
+  const { resolveShard } = await import("../util/shard.ts");
+  let shard: { index: number; count: number };
+  try {
+    shard = resolveShard(opts.shard ?? "0/1");
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { readPromptFile } = await import("../studies/prompts.ts");
+  let pairs: ReturnType<typeof readPromptFile>;
+  try {
+    pairs = readPromptFile(opts.pairs!);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (pairs.length === 0) throw new UsageError(`${opts.pairs} holds no pairs.`);
+  const problem = pairDirProblem(opts.out, opts.resume);
+  if (problem) throw new UsageError(problem);
+  const settings: PairShardSettings = {
+    model: opts.model,
+    pairsFile: opts.pairs!,
+    pairsSha256: createHash("sha256").update(readFileSync(opts.pairs!)).digest("hex"),
+    pairCount: pairs.length,
+    target: opts.target,
+    targetOptions: { layer: opts.layer, pos: opts.pos, byPos: opts.byPos },
+    method: opts.method as "exact" | "attribution",
+    batchSize: opts.batchSize,
+    prependBos: opts.prependBos,
+  };
+  const shardPath = join(opts.out, PAIR_SHARD_FILE);
+  if (existsSync(shardPath)) {
+    const done = readShard(opts.out);
+    if (
+      JSON.stringify(done.settings) !== JSON.stringify(settings) ||
+      done.shard.index !== shard.index ||
+      done.shard.count !== shard.count
+    )
+      throw new UsageError(
+        `Cannot resume ${opts.out}: it holds shard ${done.shard.index}/${done.shard.count} of another run (model, pairs file, target, method or batch size differ). Choose another --out.`,
+      );
+    process.stderr.write(
+      `Shard ${shard.index}/${shard.count} is already done in ${opts.out}: nothing to run.\n`,
+    );
+    return;
+  }
+  const { TARGET_NAMES, targetFromName } = await import("../patching/targets.ts");
+  if (!(TARGET_NAMES as readonly string[]).includes(opts.target))
+    throw new UsageError(`Unknown --target "${opts.target}": use one of ${TARGET_NAMES.join(", ")}`);
+  const target = targetFromName(opts.target, { layer: opts.layer, pos: opts.pos, perPosition: opts.byPos });
+  const model = await loadModelFromOptions(opts);
+  try {
+    for (const [i, p] of pairs.entries())
+      for (const [flag, text] of [
+        ["answer", p.answer],
+        ["wrong", p.wrong],
+      ] as const)
+        try {
+          model.toSingleToken(text);
+        } catch (err) {
+          throw new UsageError(
+            `${opts.pairs} pair ${i}: ${flag} ${JSON.stringify(text)}: ${(err as Error).message}`,
+          );
+        }
+    // A per-position target lines positions up across pairs: refused now, not after the first batches.
+    const { planTarget } = await import("../patching/targets.ts");
+    const lengths = pairs.map((p) => model.toTokens(p.clean, { prependBos: opts.prependBos }).length);
+    if (
+      planTarget(target, model.cfg, Math.max(...lengths)).axes.includes("pos") &&
+      lengths.some((n) => n !== lengths[0])
+    ) {
+      const other = lengths.findIndex((n) => n !== lengths[0]);
+      throw new UsageError(
+        `--target ${opts.target} patches one position at a time, but the pairs of ${opts.pairs} differ in token length (pair 0: ${lengths[0]} tokens, pair ${other}: ${lengths[other]}): a position would be a different word in different pairs. Give pairs of one token length, or a target over whole layers or heads (e.g. head_all).`,
+      );
+    }
+    const { createProgress, progressTo } = await import("../util/progress.ts");
+    const bar = createProgress({ label: "Patching pairs", total: 0, quiet: opts.json, unit: "pairs" });
+    const data = await withCtrlC((signal) =>
+      patchPairShard(model, {
+        pairs,
+        settings,
+        target,
+        shard,
+        signal,
+        onBatch: progressTo(bar),
+      }),
+    );
+    bar.stop();
+    if (data === null) {
+      process.stderr.write("Stopped: nothing was written. Run the same command again.\n");
+      process.exitCode = 130;
+      return;
+    }
+    mkdirSync(opts.out, { recursive: true });
+    writeFileAtomic(shardPath, `${JSON.stringify(data)}\n`);
+    if (shard.count > 1) {
+      if (opts.json) printJson({ out: shardPath, shard, pairs: data.pairs, seconds: data.seconds });
+      else
+        process.stdout.write(
+          `Shard ${shard.index}/${shard.count}: pairs ${data.pairs.start}-${data.pairs.end - 1} in ${shardPath} (${data.seconds.toFixed(1)} s). Merge every shard with: circuitscope patch-merge DIR… --out DIR\n`,
+        );
+      return;
+    }
+    const result = combinePairShards([{ where: opts.out, data }]);
+    writeFileAtomic(join(opts.out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
+    report(result, join(opts.out, RESULT_FILE), opts.json);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** `patch-merge DIR… --out DIR`: the shards' result, as one process would give it. */
+export function mergePatchShards(dirs: readonly string[], out: string, json?: boolean): void {
+  const problem = pairDirProblem(out, false);
+  if (problem) throw new UsageError(problem);
+  const shards = dirs.map((dir) => ({ where: dir, data: readShard(dir) }));
+  let result: PatchResult;
+  try {
+    result = combinePairShards(shards);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  mkdirSync(out, { recursive: true });
+  writeFileAtomic(join(out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
+  for (const { data } of shards.sort((a, b) => a.data.shard.index - b.data.shard.index))
+    if (!json)
+      process.stderr.write(
+        `  shard ${data.shard.index}/${data.shard.count}: ${data.pairs.end - data.pairs.start} pairs in ${data.seconds.toFixed(1)} s (${((data.pairs.end - data.pairs.start) / Math.max(data.seconds, 1e-9)).toFixed(1)} pairs/s)\n`,
+      );
+  report(result, join(out, RESULT_FILE), json);
+}
