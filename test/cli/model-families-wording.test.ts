@@ -36,7 +36,13 @@ test("download offers any supported checkpoint, with a Llama-family and a Pythia
 
 test("every --no-prepend-bos says it is the model's BOS token, naming GPT-2's and Llama's", () => {
   const withFlag = program.commands.filter((c) => c.options.some((o) => o.long === "--no-prepend-bos"));
-  assert.deepEqual(withFlag.map((c) => c.name()).sort(), ["attribute", "circuit", "graph", "patch", "predict"]);
+  assert.deepEqual(withFlag.map((c) => c.name()).sort(), [
+    "attribute",
+    "circuit",
+    "graph",
+    "patch",
+    "predict",
+  ]);
   for (const cmd of withFlag) {
     const option = cmd.options.find((o) => o.long === "--no-prepend-bos");
     assert.match(option?.description ?? "", /the model's BOS token/, cmd.name());
