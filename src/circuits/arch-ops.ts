@@ -3,10 +3,13 @@
  * description and weights: the input node, the normalisations (each with its backward), every head's
  * q/k/v projection stacked so that each head input is projected by its own weights (key/value weights
  * repeated per query head: grouped heads are ungrouped for edges, as EAP-IG does), rotary positions, the
- * MLP (plain or gated) and the unembedding direction of a logit difference. Everything else in
+ * MLP (plain or gated), the norms after attention and the MLP (Gemma 2: each head's write is its share of
+ * ln1_post, normalised by the layer's scale) and the readout of a logit difference (with any final
+ * soft-cap). Everything else in
  * src/circuits is architecture-free. The kernels lend it the attention weights (docs/circuits.md, Memory).
  */
 
+import { type ScoreTransform, scoreTransformOf } from "../model/attention.ts";
 import {
   blockOps,
   embedResidual,
@@ -17,35 +20,40 @@ import {
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { fuseHeads } from "../model/layouts.ts";
 import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
-import { normalize, normBackward } from "../model/normalization.ts";
-import { readoutDirection } from "../model/readout.ts";
+import { normalize, normalizeShares, normalizeSharesBackward, normBackward } from "../model/normalization.ts";
+import { logitReadout, readoutDirection } from "../model/readout.ts";
 import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
-import { layerWindow, type ModelConfig } from "../weights/config.ts";
+import { layerWindow } from "../weights/config.ts";
 
 /**
- * Edges need every node's output to add into the residual, and the metric to be a linear readout of the
- * final norm's output. Norms after attention and the MLP (Gemma 2's ln1_post / ln2_post) normalise the
- * sum of a layer's heads, so no head has an output of its own there; soft-capped scores and logits are
- * not read by this pass either. Refused before any work, with what to use instead.
+ * Which normalisation: before layer L's attention or its MLP, after them (Gemma 2's ln1_post / ln2_post),
+ * or before the unembedding.
  */
-function refuseNonAdditive(cfg: ModelConfig): void {
-  const why = cfg.postNorms
-    ? "normalises each attention and MLP output before it joins the residual (ln1_post, ln2_post), so heads and MLPs are not additive nodes"
-    : cfg.attnSoftCap != null || cfg.finalSoftCap != null
-      ? "soft-caps its attention scores or logits, which the edge-masked pass does not model"
-      : null;
-  if (why === null) return;
-  throw new Error(
-    `Edge circuits are not supported for ${cfg.modelType}: the model ${why} — use activation patching ` +
-      "(patch) or attribution patching (patch --method attribution) for this model",
-  );
+export type NormSite =
+  | { layer: number; which: "ln1" | "ln2" | "ln1Post" | "ln2Post" }
+  | { layer: null; which: "final" };
+
+/**
+ * One term of a prompt's metric: sign · (y · dir + bias), soft-capped when `softCap` is set (readout.ts'
+ * readoutValue). A logit difference is one term (the difference of two columns) without a final soft-cap,
+ * and two capped logits, answer minus wrong, with one (as patching's metric reads them).
+ */
+export interface MetricTerm {
+  /** [D] */
+  dir: Float32Array;
+  bias: number;
+  softCap: number | null;
+  sign: 1 | -1;
 }
 
-/** Which normalisation: before layer L's attention, before its MLP, or before the unembedding. */
-export type NormSite = { layer: number; which: "ln1" | "ln2" } | { layer: null; which: "final" };
+/** With post-norms, what ln2_post's backward needs: the MLP's output before it and its scale (else null). */
+export interface MlpPostSaved {
+  raw: Float32Array | null;
+  postScale: Float32Array | null;
+}
 
 export interface HeadWeights {
   /** [3H, D, dh]: W_Q of each head, then W_K, then W_V (key/value weights repeated per query head). */
@@ -91,7 +99,6 @@ export class ArchOps {
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
     this.rotary = rotaryOf(model);
-    refuseNonAdditive(cfg);
     const { H, D, dh } = this;
     const Hkv = cfg.nKvHeads;
     const group = H / Hkv;
@@ -139,6 +146,11 @@ export class ArchOps {
     collectGarbage();
   }
 
+  /** How q·k becomes a score: the forward's own transform (scale, and any attention soft-cap). */
+  get scoreTransform(): ScoreTransform {
+    return scoreTransformOf(this.model.cfg);
+  }
+
   /** Layer `layer`'s attention window in positions, or null for full causal attention. */
   window(layer: number): number | null {
     return layerWindow(this.model.cfg, layer);
@@ -177,7 +189,68 @@ export class ArchOps {
 
   private normParams(site: NormSite): LayerNormParams | null {
     const w = this.model.weights;
-    return site.which === "final" ? w.lnFinal : w.blocks[site.layer][site.which];
+    return site.which === "final" ? w.lnFinal : (w.blocks[site.layer][site.which] ?? null);
+  }
+
+  /** Whether the model normalises attention and MLP outputs before they join the residual (Gemma 2). */
+  get postNorms(): boolean {
+    return this.model.cfg.postNorms === true;
+  }
+
+  /**
+   * What layer `layer`'s attention adds to the residual outside any head: b_O, or with post-norms the
+   * bias of ln1_post (b_O is then split evenly among the heads' writes, as it is normalised with them).
+   */
+  residualBias(layer: number): Float32Array {
+    if (!this.postNorms) return this.headWeights(layer).b_O;
+    return this.model.weights.blocks[layer].ln1Post?.b.data ?? new Float32Array(this.D);
+  }
+
+  /**
+   * Each head's write to the residual, from its result z_h W_O [H, rows·D]: the result itself, or with
+   * post-norms its share of ln1_post of the layer's summed output (normalizeShares: w ⊙ centre(result_h +
+   * b_O / H) / scale(Σ_h result_h + b_O), the scale of this run), so the writes sum to ln1_post's output
+   * less its bias. Without post-norms `results` is returned, `pieces` and `scale` are null.
+   */
+  headWrites(
+    layer: number,
+    results: Float32Array,
+    rows: number,
+  ): { writes: Float32Array; pieces: Float32Array | null; scale: Float32Array | null } {
+    if (!this.postNorms) return { writes: results, pieces: null, scale: null };
+    const { H, D } = this;
+    const bO = this.headWeights(layer).b_O;
+    const pieces = results;
+    for (let h = 0; h < H; h++)
+      for (let r = 0; r < rows; r++) {
+        const o = (h * rows + r) * D;
+        for (let d = 0; d < D; d++) pieces[o + d] += bO[d] / H;
+      }
+    const { normalization: kind, lnEps: eps } = this.model.cfg;
+    const ln = this.normParams({ layer, which: "ln1Post" });
+    const { shares, scale } = normalizeShares({ kind, pieces, n: H, rows, D, eps, ln });
+    return { writes: shares, pieces, scale };
+  }
+
+  /** d/d each head's result [H, rows·D] from d/d its write (headWrites' backward). */
+  headWritesBackward(
+    layer: number,
+    saved: { pieces: Float32Array | null; scale: Float32Array | null },
+    gWrites: Float32Array,
+    rows: number,
+  ): Float32Array {
+    if (!saved.pieces || !saved.scale) return gWrites;
+    const ln = this.normParams({ layer, which: "ln1Post" });
+    return normalizeSharesBackward({
+      kind: this.model.cfg.normalization,
+      pieces: saved.pieces,
+      n: this.H,
+      rows,
+      D: this.D,
+      scale: saved.scale,
+      ln,
+      gShares: gWrites,
+    });
   }
 
   /** Normalise each row of x [rows, D]. */
@@ -219,21 +292,46 @@ export class ArchOps {
       );
   }
 
-  /** The MLP's node output (with its output bias) for normalised rows x [rows, D]. */
-  mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved } {
+  /**
+   * The MLP's node output (with its output bias) for normalised rows x [rows, D]; with post-norms, ln2_post
+   * of it (the whole output: one node, exact).
+   */
+  mlp(layer: number, x: Float32Array, rows: number): { out: Float32Array; saved: MlpSaved & MlpPostSaved } {
     const ops = blockOps(this.model, layer);
-    return mlpForward({ ops, kernels: this.kernels, act: this.model.cfg.act, x, rows });
+    const m = mlpForward({ ops, kernels: this.kernels, act: this.model.cfg.act, x, rows });
+    if (!this.postNorms) return { out: m.out, saved: { ...m.saved, raw: null, postScale: null } };
+    const post = this.norm({ layer, which: "ln2Post" }, m.out, rows);
+    return { out: post.y, saved: { ...m.saved, raw: m.out, postScale: post.scale } };
   }
 
-  mlpBackward(layer: number, saved: MlpSaved, gOut: Float32Array, rows: number): Float32Array {
+  mlpBackward(layer: number, saved: MlpSaved & MlpPostSaved, gOut: Float32Array, rows: number): Float32Array {
     const ops = blockOps(this.model, layer);
-    const gPost = ops.mlpOut.backward(gOut, rows);
+    const gRaw =
+      saved.raw && saved.postScale
+        ? this.normBackward({ layer, which: "ln2Post" }, saved.raw, saved.postScale, gOut, rows)
+        : gOut;
+    const gPost = ops.mlpOut.backward(gRaw, rows);
     return mlpBackward({ ops, kernels: this.kernels, act: this.model.cfg.act, saved, gPost, rows }).gInput;
   }
 
-  /** logit(answer) − logit(wrong) = y · dir + bias for final normalised residual y (dir in float32). */
-  logitDiffDirection(answer: number, wrong: number): { dir: Float32Array; bias: number } {
-    const r = readoutDirection(this.model.weights, answer, wrong);
-    return { dir: Float32Array.from(r.dir), bias: r.bias };
+  /**
+   * logit(answer) − logit(wrong) of final normalised residual y as metric terms (dirs in float32): one
+   * direction (the difference of two columns) without a final soft-cap; with one, each capped logit on its
+   * own, as patching's metric reads them (readout.ts' logitReadout).
+   */
+  logitDiffTerms(answer: number, wrong: number): MetricTerm[] {
+    if (this.model.cfg.finalSoftCap == null) {
+      const r = readoutDirection(this.model.weights, answer, wrong);
+      return [{ dir: Float32Array.from(r.dir), bias: r.bias, softCap: null, sign: 1 }];
+    }
+    return ([answer, wrong] as const).map((token, i) => {
+      const r = logitReadout(this.model, token);
+      return {
+        dir: Float32Array.from(r.dir),
+        bias: r.bias,
+        softCap: r.softCap ?? null,
+        sign: i === 0 ? 1 : -1,
+      };
+    });
   }
 }

@@ -3,7 +3,8 @@
  * group runs as one batch. Each group keeps its corrupted run (the reference, read by every run); the clean
  * run's node differences are recomputed where they are read (one forward pass per group per call) rather
  * than kept, as they are as large as the reference (nodes × tokens × d_model per pair).
- * The metric is logit(answer) − logit(wrong) at the final position, mean over all pairs.
+ * The metric is logit(answer) − logit(wrong) at the final position (soft-capped logits where the model caps
+ * them), mean over all pairs.
  */
 import { type BackwardCopies, passesTogether, releasesBackwardCopies } from "../gradients/backward-copies.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
@@ -90,8 +91,10 @@ export class CircuitTask {
     });
     let clean = 0;
     let corrupted = 0;
-    // Per prompt, a recorded run holds every node's output and each layer's 3H head inputs (P·D values each).
-    const perPrompt = (P: number) => P * arch.D * (this.graph.nodes.length + 3 * arch.H * arch.nLayers + 4);
+    // Per prompt, a recorded run holds every node's output and each layer's 3H head inputs (P·D values
+    // each), and with post-norms each layer's H head results and the MLP's output before ln2_post.
+    const perLayer = 3 * arch.H + (arch.postNorms ? arch.H + 1 : 0);
+    const perPrompt = (P: number) => P * arch.D * (this.graph.nodes.length + perLayer * arch.nLayers + 4);
     const batches: [number, number[]][] = [];
     for (const [P, idx] of byLength) {
       const size = Math.max(1, Math.floor((opts.maxBatchValues ?? 64e6) / perPrompt(P)));
@@ -101,14 +104,8 @@ export class CircuitTask {
       const B = idx.length;
       const flat = (lists: readonly (readonly number[])[]) =>
         Int32Array.from(idx.flatMap((i) => [...lists[i]]));
-      const dirs = new Float32Array(B * arch.D);
-      const dirBias = new Float32Array(B);
-      idx.forEach((i, b) => {
-        const d = arch.logitDiffDirection(pairs.answer[i], pairs.wrong[i]);
-        dirs.set(d.dir, b * arch.D);
-        dirBias[b] = d.bias;
-      });
-      const shape: RunShape = { B, P, dirs, dirBias };
+      const metric = idx.map((i) => arch.logitDiffTerms(pairs.answer[i], pairs.wrong[i]));
+      const shape: RunShape = { B, P, metric };
       const cleanInput = arch.inputNode(flat(pairs.clean), B, P);
       const corruptedInput = arch.inputNode(flat(pairs.corrupted), B, P);
       const corrRun = this.forward.run({

@@ -19,22 +19,20 @@ import {
   runInLockstep,
   type StagedBackward,
 } from "../gradients/backward-copies.ts";
-import { attentionBackward, headScores, plainScores, softmaxRows } from "../model/attention.ts";
+import { attentionBackward, headScores, softmaxRows } from "../model/attention.ts";
 import { blockOps, opsOfBlock } from "../model/block-ops.ts";
 import { headsFirst, positionsFirst } from "../model/layouts.ts";
 import type { MlpSaved } from "../model/mlp.ts";
-import { addReadoutGradient, readoutValue } from "../model/readout.ts";
-import type { ArchOps } from "./arch-ops.ts";
+import { addReadoutGradient, readoutSlope, readoutValue } from "../model/readout.ts";
+import type { ArchOps, MetricTerm, MlpPostSaved } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
 
-/** The prompts of one run: B prompts of P tokens, with each prompt's logit-difference direction. */
+/** The prompts of one run: B prompts of P tokens, with each prompt's logit difference as metric terms. */
 export interface RunShape {
   B: number;
   P: number;
-  /** [B, D]: W_U[:, answer] − W_U[:, wrong] per prompt. */
-  dirs: Float32Array;
-  /** [B]: b_U[answer] − b_U[wrong] per prompt. */
-  dirBias: Float32Array;
+  /** [B][terms]: logit(answer) − logit(wrong) of each prompt (ArchOps.logitDiffTerms). */
+  metric: MetricTerm[][];
 }
 
 /** The run whose values removed edges carry: node outputs [nNodes, N] and the residual at each read point. */
@@ -64,9 +62,14 @@ interface LayerSaved {
   scale: Float32Array;
   qkv: Float32Array; // [3H, B·P, dh], q and k after any rotation
   pattern: Float32Array; // [H, B, P, P]
+  /** [H, B, P, P]: the scores after the transform, kept only when it soft-caps (its derivative reads them). */
+  scores: Float32Array | null;
+  /** With post-norms, the heads' results (+ b_O / H) [H, N] and ln1_post's scale of their sum, else null. */
+  pieces: Float32Array | null;
+  postScale: Float32Array | null;
   xm: Float32Array; // [N]
   scaleM: Float32Array;
-  mlp: MlpSaved;
+  mlp: MlpSaved & MlpPostSaved;
 }
 
 export interface EdgeRun {
@@ -75,7 +78,13 @@ export interface EdgeRun {
   /** logit(answer) − logit(wrong) at the final position, per prompt. */
   perPrompt: Float64Array;
   /** What the backward pass needs; its layers are let go (null) as the backward pass passes them. */
-  saved: { layers: (LayerSaved | null)[]; xf: Float32Array; scaleF: Float32Array } | null;
+  saved: {
+    layers: (LayerSaved | null)[];
+    xf: Float32Array;
+    /** [B, D]: the final norm's output (a capped readout's slope reads it). */
+    yf: Float32Array;
+    scaleF: Float32Array;
+  } | null;
 }
 
 /** What the backward pass reads of a recorded run. */
@@ -102,7 +111,7 @@ export class EdgeForward {
       resid.push(broadcast());
       // A parallel block's MLP reads the residual before this layer's attention (and its b_O).
       if (graph.shape.parallel) resid.push(broadcast());
-      const bO = arch.headWeights(l).b_O;
+      const bO = arch.residualBias(l);
       for (let d = 0; d < arch.D; d++) bias[d] += bO[d];
       if (!graph.shape.parallel) resid.push(broadcast());
     }
@@ -169,18 +178,20 @@ export class EdgeForward {
       const v = qkv.subarray(2 * HN, 3 * HN);
       // Heads-first [H·B, P, P]: each row's query is at position (row mod P), no earlier positions.
       const mask = { queries: P, firstQuery: 0, window: arch.window(l) };
-      const scores = headScores(kernels, q, k, {
-        n: H * B,
-        queries: P,
+      const transform = arch.scoreTransform;
+      const scores = headScores(kernels, q, k, { n: H * B, queries: P, keys: P, dHead: dh, mask, transform });
+      // A soft-capped score's derivative reads the score: kept apart from the pattern when recording.
+      const keepScores = a.record === true && transform.softCap !== null;
+      const pattern = softmaxRows(scores, {
+        rows: H * B * P,
         keys: P,
-        dHead: dh,
         mask,
-        transform: plainScores(dh),
+        into: keepScores ? undefined : scores,
       });
-      const pattern = softmaxRows(scores, { rows: H * B * P, keys: P, mask, into: scores });
       const z = kernels.bmm(pattern, v, H * B, P, P, dh, false);
-      const outs = kernels.bmm(z, w.W_O, H, rows, dh, D, false); // [H, N]
-      for (let h = 0; h < H; h++) setDiff(graph.headNodeIndex(l, h), outs, h * N);
+      const results = kernels.bmm(z, w.W_O, H, rows, dh, D, false); // [H, N]
+      const heads = arch.headWrites(l, results, rows);
+      for (let h = 0; h < H; h++) setDiff(graph.headNodeIndex(l, h), heads.writes, h * N);
 
       // MLP
       const mChild = graph.children[graph.layerChildIndex(l) + C];
@@ -191,7 +202,18 @@ export class EdgeForward {
       if (a.record) {
         // With every edge kept (IG's runs) all head inputs are the same residual: kept once.
         const one = sameRows(x, N) ? x.slice(0, N) : x;
-        layers.push({ x: one, scale, qkv, pattern, xm, scaleM: nm.scale, mlp: mlp.saved });
+        layers.push({
+          x: one,
+          scale,
+          qkv,
+          pattern,
+          scores: keepScores ? scores : null,
+          pieces: heads.pieces,
+          postScale: heads.scale,
+          xm,
+          scaleM: nm.scale,
+          mlp: mlp.saved,
+        });
       }
     }
 
@@ -211,8 +233,9 @@ export class EdgeForward {
     }
     const nf = arch.norm({ layer: null, which: "final" }, xf, B);
     const perPrompt = new Float64Array(B);
-    for (let b = 0; b < B; b++) perPrompt[b] = readoutValue(promptReadout(a.shape, b, D), nf.y, b * D);
-    const saved = a.record ? { layers, xf, scaleF: nf.scale } : null;
+    for (let b = 0; b < B; b++)
+      for (const t of a.shape.metric[b]) perPrompt[b] += t.sign * readoutValue(t, nf.y, b * D);
+    const saved = a.record ? { layers, xf, yf: nf.y, scaleF: nf.scale } : null;
     return { diffs, perPrompt, saved };
   }
 
@@ -310,7 +333,9 @@ export class EdgeForward {
     };
 
     const gyF = new Float32Array(B * D); // d (mean over prompts) / d each prompt's readout input
-    for (let b = 0; b < B; b++) addReadoutGradient(promptReadout(a.shape, b, D), 1 / B, gyF, b * D);
+    for (let b = 0; b < B; b++)
+      for (const t of a.shape.metric[b])
+        addReadoutGradient(t, (t.sign * readoutSlope(t, saved.yf, b * D)) / B, gyF, b * D);
     const gLogits = arch.normBackward({ layer: null, which: "final" }, saved.xf, saved.scaleF, gyF, B);
     addTo(sum.logits, gLogits);
     const fChild = graph.children[graph.logitsChildIndex];
@@ -334,7 +359,13 @@ export class EdgeForward {
       spread(gXm, mChild, 1);
 
       const h0 = graph.headNodeIndex(l, 0);
-      const gZ = kernels.bmm(gOut.subarray(h0 * N, (h0 + H) * N), w.W_O, H, rows, D, dh, true);
+      const gResults = arch.headWritesBackward(
+        l,
+        { pieces: s.pieces, scale: s.postScale },
+        gOut.subarray(h0 * N, (h0 + H) * N),
+        rows,
+      );
+      const gZ = kernels.bmm(gResults, w.W_O, H, rows, D, dh, true);
       const HN = H * rows * dh;
       const toBPH = (t: Float32Array) => positionsFirst(t, 1, rows, H, dh);
       // Every head has its own (ungrouped) key and value here, so Hkv = H.
@@ -348,6 +379,8 @@ export class EdgeForward {
         P,
         H,
         dh,
+        transform: arch.scoreTransform,
+        scores: s.scores ? positionsFirst(s.scores, 1, B, H, P * P) : undefined,
       });
       const gQkv = new Float32Array(3 * HN);
       for (const [i, g] of [att.gQ, att.gK, att.gV].entries())
@@ -362,11 +395,6 @@ export class EdgeForward {
       yield opsOfBlock(blockOps(arch.model, l));
     }
   }
-}
-
-/** Prompt b's logit-difference readout. */
-function promptReadout(shape: RunShape, b: number, D: number): { dir: Float32Array; bias: number } {
-  return { dir: shape.dirs.subarray(b * D, (b + 1) * D), bias: shape.dirBias[b] };
 }
 
 /** Whether every row of `width` values of `a` is the first, bit for bit. */
@@ -386,11 +414,15 @@ function repeatRows(row: Float32Array, count: number): Float32Array {
 /** Bytes a recorded run keeps for its backward pass. */
 export function savedBytes(run: RecordedRun): number {
   if (!run.saved) return 0;
-  const { layers, xf, scaleF } = run.saved;
-  let bytes = xf.byteLength + scaleF.byteLength;
-  for (const l of layers)
-    for (const a of l === null ? [] : [l.x, l.scale, l.qkv, l.pattern, l.xm, l.scaleM, l.mlp.pre, l.mlp.up])
+  const { layers, xf, yf, scaleF } = run.saved;
+  let bytes = xf.byteLength + yf.byteLength + scaleF.byteLength;
+  for (const l of layers) {
+    if (l === null) continue;
+    const { mlp } = l;
+    for (const a of [l.x, l.scale, l.qkv, l.pattern, l.scores, l.pieces, l.postScale, l.xm, l.scaleM])
       bytes += a?.byteLength ?? 0;
+    for (const a of [mlp.pre, mlp.up, mlp.raw, mlp.postScale]) bytes += a?.byteLength ?? 0;
+  }
   return bytes;
 }
 

@@ -139,8 +139,14 @@ export function normBackward(a: {
   rows: number;
   D: number;
   frozenScale?: boolean;
+  /**
+   * [rows]: d/d scale from other uses of this scale, added to the normalised output's own before it flows
+   * into x (a sum normalised as the sum of its pieces' shares: normalizeSharesBackward).
+   */
+  gScaleFrom?: Float32Array;
 }): { gInput: Float32Array; gScale: Float32Array } {
   const { kind, x, scale, ln, gNormalized, rows, D } = a;
+  const from = a.gScaleFrom ?? null;
   const through = a.frozenScale ? 0 : 1; // whether the scale's own gradient flows on into x
   const gInput = new Float32Array(rows * D);
   const gScale = new Float32Array(rows);
@@ -152,7 +158,7 @@ export function normBackward(a: {
     const o = r * D;
     let nonzero = false;
     for (let d = 0; d < D; d++) if (gNormalized[o + d] !== 0) nonzero = true;
-    if (!nonzero) continue; // rows no gradient reaches (e.g. positions after the metric's)
+    if (!nonzero && !(from && from[r] !== 0)) continue; // rows no gradient reaches (e.g. after the metric's)
     let mean = 0;
     if (centre) {
       for (let d = 0; d < D; d++) mean += x[o + d];
@@ -166,7 +172,7 @@ export function normBackward(a: {
       dotGyY += gy[d] * y[d];
     }
     // y = x_c / s  ⇒  d/ds = -Σ gy·y / s
-    const gS = -dotGyY / s;
+    const gS = -dotGyY / s + (from ? from[r] : 0);
     gScale[r] = gS;
     // d/dx_c = gy / s + d/ds · ds/dx_c, with ds/dx_c = x_c / (D s) = y / D
     let meanGxc = 0;
@@ -179,4 +185,87 @@ export function normBackward(a: {
     for (let d = 0; d < D; d++) gInput[o + d] = gy[d] - meanGxc;
   }
   return { gInput, gScale };
+}
+
+/**
+ * A norm of a sum x = Σ_i piece_i [rows, D] written as the sum of the pieces' shares: share_i = w ⊙
+ * centre(piece_i) / scale(x), with the scale of the sum itself (TransformerLens' `apply_ln_to_stack` with
+ * the scale of this very sum), so Σ_i share_i + b = the norm's output. The norm's bias b belongs to no
+ * piece and is left out. pieces: [n, rows, D]; returns shares [n, rows, D] and the scale [rows].
+ */
+export function normalizeShares(a: {
+  kind: NormKind;
+  pieces: Float32Array;
+  n: number;
+  rows: number;
+  D: number;
+  eps: number;
+  ln: LayerNormParams | null;
+}): { shares: Float32Array; scale: Float32Array } {
+  const { kind, pieces, n, rows, D, eps, ln } = a;
+  const { scale } = normScale(kind, sumPieces(pieces, n, rows * D), rows, D, eps);
+  const shares = normalizeStack({ kind, stack: pieces, n, rows, D, scales: scale, eps });
+  if (ln) {
+    const w = ln.w.data;
+    for (let o = 0; o < shares.length; o += D) for (let d = 0; d < D; d++) shares[o + d] *= w[d];
+  }
+  return { shares, scale };
+}
+
+/**
+ * Backward of normalizeShares: d/d each piece [n, rows, D] from d/d each share [n, rows, D]. Each piece
+ * gets its own share's gradient through the centring and the division (the scale held), plus, shared by
+ * all, the gradient through the scale of the sum: Σ_i d/d scale of share i, carried into the sum by the
+ * norm's own backward.
+ */
+export function normalizeSharesBackward(a: {
+  kind: NormKind;
+  pieces: Float32Array;
+  n: number;
+  rows: number;
+  D: number;
+  scale: Float32Array; // [rows]
+  ln: LayerNormParams | null;
+  gShares: Float32Array;
+}): Float32Array {
+  const { kind, pieces, n, rows, D, scale, ln } = a;
+  const scales = new Float32Array(n * rows);
+  for (let i = 0; i < n; i++) scales.set(scale, i * rows);
+  const own = normBackward({
+    kind,
+    x: pieces,
+    scale: scales,
+    ln,
+    gNormalized: a.gShares,
+    rows: n * rows,
+    D,
+    frozenScale: true,
+  });
+  const gScaleFrom = sumPieces(own.gScale, n, rows);
+  const viaScale = normBackward({
+    kind,
+    x: sumPieces(pieces, n, rows * D),
+    scale,
+    ln: null,
+    gNormalized: new Float32Array(rows * D),
+    rows,
+    D,
+    gScaleFrom,
+  }).gInput;
+  const g = own.gInput;
+  for (let i = 0; i < n; i++) {
+    const o = i * rows * D;
+    for (let k = 0; k < rows * D; k++) g[o + k] += viaScale[k];
+  }
+  return g;
+}
+
+/** Σ_i of n pieces [n, size] → [size]. */
+function sumPieces(pieces: Float32Array, n: number, size: number): Float32Array {
+  const sum = new Float32Array(size);
+  for (let i = 0; i < n; i++) {
+    const o = i * size;
+    for (let k = 0; k < size; k++) sum[k] += pieces[o + k];
+  }
+  return sum;
 }

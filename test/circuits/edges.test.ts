@@ -387,8 +387,7 @@ test("backward passes run together add into one gradient sum and let their recor
   const { arch } = forward;
   const toks = pairs.clean[0];
   const Pn = toks.length;
-  const d = arch.logitDiffDirection(pairs.answer[0], pairs.wrong[0]);
-  const shape = { B: 1, P: Pn, dirs: d.dir, dirBias: Float32Array.of(d.bias) };
+  const shape = { B: 1, P: Pn, metric: [arch.logitDiffTerms(pairs.answer[0], pairs.wrong[0])] };
   const ref = forward.biasReference(shape);
   const clean = arch.inputNode(Int32Array.from(toks), 1, Pn);
   const corrupted = arch.inputNode(Int32Array.from(pairs.corrupted[0]), 1, Pn);

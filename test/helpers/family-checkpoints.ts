@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { ModelConfig } from "../../src/weights/config.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
+import { GEMMA2_BASE_CONFIG } from "./gemma2-variants.ts";
 import { LLAMA_BASE_CONFIG } from "./llama-variants.ts";
 import { NEOX_BASE_CONFIG } from "./neox-variants.ts";
 
@@ -35,6 +36,7 @@ export const FAMILY_CASES: FamilyCase[] = [
   { name: "llama (GQA 4/2, tied)", json: LLAMA_BASE_CONFIG },
   { name: "gpt-neox (parallel residual)", json: NEOX_BASE_CONFIG },
   { name: "gpt-neox (sequential residual)", json: { ...NEOX_BASE_CONFIG, use_parallel_residual: false } },
+  { name: "gemma2 (post-norms, both soft-caps, sliding window)", json: GEMMA2_BASE_CONFIG },
 ];
 
 /**

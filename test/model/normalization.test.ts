@@ -6,6 +6,8 @@ import {
   type NormKind,
   normalize,
   normalizeRows,
+  normalizeShares,
+  normalizeSharesBackward,
   normalizeStack,
   normBackward,
 } from "../../src/model/normalization.ts";
@@ -113,4 +115,62 @@ for (const kind of ["layernorm", "rmsnorm"] as const)
     }
     // Freezing changes the gradient (the scale depends on x), so the option is not a no-op.
     assert.ok(gInput.some((v, i) => Math.abs(v - live[i]) > 1e-3));
+  });
+
+for (const kind of ["layernorm", "rmsnorm"] as const)
+  test(`${kind}: shares of a sum add to its norm less the bias; their backward = finite differences in float64`, () => {
+    const n = 3;
+    const rows = 2;
+    const eps = 1e-5;
+    const pieces = vec(n * rows * D);
+    const g = vec(n * rows * D); // d/d each share
+    const { shares, scale } = normalizeShares({ kind, pieces, n, rows, D, eps, ln });
+    // Each share written out in float64: w ⊙ centre(piece_i) / scale(Σ pieces), for one row r.
+    const shares64 = (ps: Float64Array, r: number): Float64Array[] => {
+      const sum = new Float64Array(D);
+      for (let i = 0; i < n; i++) for (let d = 0; d < D; d++) sum[d] += ps[(i * rows + r) * D + d];
+      const centre = (x: Float64Array) => {
+        const mean = kind === "layernorm" ? x.reduce((a, v) => a + v, 0) / D : 0;
+        return x.map((v) => v - mean);
+      };
+      const cs = centre(sum);
+      const s = Math.sqrt(cs.reduce((a, v) => a + v * v, 0) / D + eps);
+      return Array.from({ length: n }, (_, i) =>
+        centre(ps.slice((i * rows + r) * D, (i * rows + r + 1) * D)).map((v, d) => (v / s) * ln.w.data[d]),
+      );
+    };
+    const p64 = Float64Array.from(pieces);
+    for (let r = 0; r < rows; r++) {
+      const want = shares64(p64, r);
+      const total = new Float64Array(D);
+      for (let i = 0; i < n; i++)
+        for (let d = 0; d < D; d++) {
+          assert.ok(Math.abs(shares[(i * rows + r) * D + d] - want[i][d]) < 1e-5);
+          total[d] += shares[(i * rows + r) * D + d];
+        }
+      // Σ shares + b = the norm of the sum, independently.
+      const sum = new Float64Array(D);
+      for (let i = 0; i < n; i++) for (let d = 0; d < D; d++) sum[d] += pieces[(i * rows + r) * D + d];
+      const normed = norm64(kind, sum, eps);
+      for (let d = 0; d < D; d++) assert.ok(Math.abs(total[d] + ln.b.data[d] - normed[d]) < 1e-5);
+    }
+    // loss = Σ_i ⟨g_i, share_i⟩; its gradient in every piece, through the common scale too.
+    const loss = (ps: Float64Array) => {
+      let a = 0;
+      for (let r = 0; r < rows; r++)
+        shares64(ps, r).forEach((sh, i) => {
+          for (let d = 0; d < D; d++) a += sh[d] * g[(i * rows + r) * D + d];
+        });
+      return a;
+    };
+    const grad = normalizeSharesBackward({ kind, pieces, n, rows, D, scale, ln, gShares: g });
+    const h = 1e-6;
+    for (let k = 0; k < pieces.length; k++) {
+      const up = p64.slice();
+      const down = p64.slice();
+      up[k] += h;
+      down[k] -= h;
+      const fd = (loss(up) - loss(down)) / (2 * h);
+      assert.ok(Math.abs(grad[k] - fd) < 1e-4, `value ${k}: ${grad[k]} vs ${fd}`);
+    }
   });

@@ -3,8 +3,9 @@
  * soft-caps, post-norms and alternating sliding windows: the fast exact path against the straightforward
  * one for every target; resid_mid and mlp_out patches against the same patch in the float64 reference;
  * attribution patching = the gradient on the corrupted run · (clean − corrupted); an SAE at a hook only
- * Gemma has (blocks.0.ln1_post.hook_normalized) loads from a SAELens directory and splices; edge circuits
- * are refused with what to use instead.
+ * Gemma has (blocks.0.ln1_post.hook_normalized) loads from a SAELens directory and splices; the edge pass's
+ * node outputs are the heads' shares of ln1_post and the MLP's ln2_post output, read independently from the
+ * forward's cache, and its metric is the float64 reference's capped logit difference.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -160,12 +161,68 @@ test("an SAE at blocks.0.ln1_post.hook_normalized (a hook only post-norm models 
   model.dispose();
 });
 
-test("edge circuits are refused for Gemma 2, naming why and what to use instead", () => {
+test("edge circuits: each head writes its result through ln1_post with the layer's scale, the MLP ln2_post of its output; all kept = the float64 reference's capped difference, none = the corrupted one", () => {
   const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), { backend: "reference" });
-  assert.throws(
-    () => new CircuitTask(model, { clean, corrupted, answer: [11, 11], wrong: [22, 22] }),
-    /Edge circuits are not supported for gemma2: .*ln1_post.*attribution patching/,
+  const pairs = { clean, corrupted, answer: [11, 11], wrong: [22, 22] };
+  const task = new CircuitTask(model, pairs);
+  const { graph, forward } = task;
+  const { arch } = forward;
+  const { nLayers: L, nHeads: H, dModel: D } = model.cfg;
+  const P = clean[0].length;
+  // The pass's node outputs on the clean prompt, every edge kept (the plain forward's reference).
+  const shape = { B: 1, P, metric: [arch.logitDiffTerms(11, 22)] };
+  const run = forward.run({
+    shape,
+    input: arch.inputNode(Int32Array.from(clean[0]), 1, P),
+    mask: new Float32Array(graph.nEdges).fill(1),
+    ref: forward.biasReference(shape),
+  });
+  const N = P * D;
+  const node = (name: string) => {
+    const i = graph.nodes.indexOf(name);
+    return run.diffs.subarray(i * N, (i + 1) * N);
+  };
+  // Independently, from the forward's cache: hook_result[h] · w / ln1_post.hook_scale, hook_mlp_out.
+  const { cache } = model.runWithCache([clean[0]], {
+    namesFilter: (n) => /attn\.hook_result|ln1_post\.hook_scale|hook_attn_out|hook_mlp_out/.test(n),
+  });
+  for (let l = 0; l < L; l++) {
+    const result = cache.get(`blocks.${l}.attn.hook_result`).data; // [1, P, H, D]
+    const scale = cache.get(`blocks.${l}.ln1_post.hook_scale`).data; // [1, P, 1]
+    const w = model.weights.blocks[l].ln1Post!.w.data;
+    const sum = new Float32Array(N);
+    for (let h = 0; h < H; h++) {
+      const want = new Float32Array(N);
+      for (let p = 0; p < P; p++)
+        for (let d = 0; d < D; d++) want[p * D + d] = (result[(p * H + h) * D + d] * w[d]) / scale[p];
+      const got = node(`a${l}.h${h}`);
+      assert.ok(maxAbsDiff(got, want) < 1e-4, `a${l}.h${h}: ${maxAbsDiff(got, want)}`);
+      for (let i = 0; i < N; i++) sum[i] += got[i];
+    }
+    const attnOut = cache.get(`blocks.${l}.hook_attn_out`).data;
+    assert.ok(maxAbsDiff(sum, attnOut) < 1e-4, `layer ${l}: the heads' writes sum to hook_attn_out`);
+    const mlpOut = cache.get(`blocks.${l}.hook_mlp_out`).data;
+    assert.ok(maxAbsDiff(node(`m${l}`), mlpOut) < 1e-4, `m${l} = hook_mlp_out`);
+  }
+  // The masked pass's metric against the float64 reference's soft-capped logits.
+  const c = readGemma2RefConfig(dir);
+  const t = readHfTensors(dir);
+  const refDiff = (prompts: number[][]) =>
+    prompts.reduce(
+      (s, toks) =>
+        s + referenceLogitDiff(gemma2ReferenceFromTensors(c, t, toks, { processed: true }), 11, 22),
+      0,
+    ) / prompts.length;
+  const [wantClean, wantCorrupted] = [refDiff(clean), refDiff(corrupted)];
+  assert.ok(
+    Math.abs(wantClean - wantCorrupted) > 0.05,
+    `the pairs must differ: ${wantClean} vs ${wantCorrupted}`,
   );
+  const all = task.evaluate(new Float32Array(graph.nEdges).fill(1));
+  const none = task.evaluate(new Float32Array(graph.nEdges));
+  assert.ok(Math.abs(all - wantClean) < 1e-4, `all kept ${all} vs ${wantClean}`);
+  assert.ok(Math.abs(none - wantCorrupted) < 1e-4, `none kept ${none} vs ${wantCorrupted}`);
+  task.dispose();
   model.dispose();
 });
 
