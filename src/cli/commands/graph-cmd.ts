@@ -112,7 +112,7 @@ export function register(program: Command): void {
       }
       const model = await loadModelFromOptions(opts);
       try {
-        const { checkGraphHooks, attributeGraph } = await import("../../graphs/attribute-graph.ts");
+        const { checkGraphHooks } = await import("../../graphs/attribute-graph.ts");
         const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
         try {
           checkTranscoderSet(model, set);
@@ -136,8 +136,14 @@ export function register(program: Command): void {
           unit: "targets",
         });
         let done = 0;
-        const attributed = await untilCtrlC("graph", (signal) =>
-          attributeGraph(model, tokens, set, {
+        const { promptGraph } = await import("../../graphs/prompt-graph.ts");
+        const computed = await untilCtrlC("graph", (signal) =>
+          promptGraph(model, tokens, set, {
+            prompt: opts.prompt ?? "",
+            slug: opts.slug,
+            scan: set.modelName ?? opts.model,
+            nodeThreshold: opts.nodeThreshold,
+            edgeThreshold: opts.edgeThreshold,
             targets,
             batchSize: opts.batchSize,
             signal,
@@ -148,16 +154,10 @@ export function register(program: Command): void {
             },
           }),
         ).finally(() => progress.stop());
-        if (attributed === null) return;
+        if (computed === null) return;
+        const { attributed, pruned, scores, frontEnd } = computed;
         const { graph } = attributed;
-        const { pruneGraph, graphScores } = await import("../../graphs/prune.ts");
         const { graphNodes } = await import("../../graphs/attribution-graph.ts");
-        const pruned = pruneGraph(graph, {
-          nodeThreshold: opts.nodeThreshold,
-          edgeThreshold: opts.edgeThreshold,
-        });
-        const scores = graphScores(graph);
-        const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
@@ -220,26 +220,6 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
-}
-
-/** The front-end graph, built once: what --out writes and what the --html page draws. */
-async function frontEndObject(
-  model: import("../../model/hooked-transformer.ts").HookedTransformer,
-  graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
-  pruned: import("../../graphs/prune.ts").PruneResult,
-  set: import("../../graphs/transcoder-set.ts").TranscoderSet,
-  opts: GraphCliOptions,
-): Promise<FrontEndGraph> {
-  const { frontEndGraph } = await import("../../graphs/graph-files.ts");
-  return frontEndGraph(graph, pruned, {
-    slug: opts.slug,
-    scan: set.modelName ?? opts.model,
-    transcoderList: set.ids,
-    prompt: opts.prompt ?? "",
-    promptTokens: graph.inputTokens.map((t) => model.toString([t])),
-    logitTokens: graph.logitTokens.map((t) => model.toString([t])),
-    nodeThreshold: opts.nodeThreshold,
-  });
 }
 
 async function writeGraphOutputs(
