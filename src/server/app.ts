@@ -38,6 +38,8 @@ export interface ServerOptions {
   neuronIndex?: string;
   /** An attribution graph file (the front-end JSON of `graph --out`) for the graph panel. */
   graph?: string;
+  /** A circuit-tracer transcoder set for the graph task (loaded and checked against the model at start-up). */
+  transcoders?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -68,7 +70,7 @@ function pathHider(opts: ServerOptions): PathHider {
     [process.cwd(), "."],
     [homedir(), "~"],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex, opts.graph])
+  for (const p of [opts.model.model, opts.neuronIndex, opts.graph, opts.transcoders])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -83,7 +85,11 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
   // So does a wrong --graph: read and checked whole before the model loads.
   const graph = opts.graph === undefined ? null : readFrontEndGraph(opts.graph);
-  const host = new ModelHost({ load: opts.model, neuronIndex: opts.neuronIndex });
+  const host = new ModelHost({
+    load: opts.model,
+    neuronIndex: opts.neuronIndex,
+    transcoders: opts.transcoders,
+  });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
   try {

@@ -2,7 +2,8 @@
  * The model worker: owns the one loaded model and runs tasks one at a time, off the HTTP thread, so the
  * server answers status and progress requests while a long patching run is in progress.
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import type { ModelLoadSpec, ToWorker, WorkerInfo, WorkerSetup } from "./model-protocol.ts";
@@ -10,6 +11,7 @@ import {
   attentionTask,
   attributionTask,
   circuitTask,
+  graphTask,
   neuronTask,
   patchingTask,
   predictTask,
@@ -25,6 +27,7 @@ const TASKS: Record<string, Task> = {
   patching: patchingTask,
   circuit: circuitTask,
   neuron: neuronTask,
+  graph: graphTask,
 };
 
 /** Thrown when a task sees the cancel flag; reported to the host as a cancellation, not a failure. */
@@ -50,9 +53,33 @@ async function openIndex(): Promise<void> {
   else index = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.neuronIndex);
 }
 
+/** The set given to `serve --transcoders`, checked against the model (layers, d_model, hooks) before serving. */
+async function loadTranscoders(model: HookedTransformer, dir: string): Promise<TranscoderSet> {
+  const { loadTranscoderSet } = await import("../graphs/transcoder-set.ts");
+  const { checkTranscoderSet } = await import("../graphs/replacement-run.ts");
+  const { checkGraphHooks } = await import("../graphs/attribute-graph.ts");
+  const set = await loadTranscoderSet(dir, { offline: setup.load.offline });
+  checkTranscoderSet(model, set);
+  checkGraphHooks(model, set);
+  return set;
+}
+
+let model: HookedTransformer | undefined;
+let transcoders: TranscoderSet | null = null;
+let loaded = false;
 try {
-  const model = await load(setup.load);
-  const info: WorkerInfo = { cfg: model.cfg, dir: model.source, tasks: Object.keys(TASKS) };
+  model = await load(setup.load);
+  if (setup.transcoders !== undefined) transcoders = await loadTranscoders(model, setup.transcoders);
+  loaded = true;
+} catch (err) {
+  port.postMessage({ type: "fatal", message: (err as Error).message, transcoders: model !== undefined });
+}
+if (loaded && model) serve(port, model);
+
+function serve(port: MessagePort, model: HookedTransformer): void {
+  // Without transcoders there is no graph task to offer.
+  const tasks = Object.keys(TASKS).filter((k) => k !== "graph" || transcoders !== null);
+  const info: WorkerInfo = { cfg: model.cfg, dir: model.source, tasks };
   port.postMessage({ type: "ready", info });
   port.on("message", async (msg: ToWorker) => {
     const flag = new Int32Array(msg.cancel);
@@ -64,9 +91,10 @@ try {
         else port.postMessage({ type: "progress", id: msg.id, done, total });
       },
       neuronIndex: () => index ?? null,
+      transcoders: () => transcoders,
     };
     try {
-      const task = TASKS[msg.kind];
+      const task = tasks.includes(msg.kind) ? TASKS[msg.kind] : undefined;
       if (!task) throw new Error(`Unknown task "${msg.kind}"`);
       if (msg.kind === "neuron") await openIndex();
       if (Atomics.load(flag, 0) !== 0) throw new Cancelled();
@@ -77,6 +105,4 @@ try {
       port.postMessage({ type: "error", id: msg.id, message: (err as Error).message, cancelled });
     }
   });
-} catch (err) {
-  port.postMessage({ type: "fatal", message: (err as Error).message });
 }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
+import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../../graphs/prune.ts";
 import {
   addModelOptions,
   collect,
@@ -66,13 +67,13 @@ export function register(program: Command): void {
       "--node-threshold <x>",
       "keep the nodes holding this share of the influence",
       thresholdOption("node-threshold"),
-      0.8,
+      DEFAULT_NODE_THRESHOLD,
     )
     .option(
       "--edge-threshold <x>",
       "then keep the edges holding this share of the edge influence",
       thresholdOption("edge-threshold"),
-      0.98,
+      DEFAULT_EDGE_THRESHOLD,
     )
     .option("--raw <dir>", "write nodes.json and the unpruned adjacency.safetensors into this new directory")
     .option("--overwrite", "with --raw: replace a directory an earlier graph run wrote")

@@ -17,6 +17,7 @@ interface ServeOptions extends ModelCliOptions {
   maxQueue: number;
   neuronIndex?: string;
   graph?: string;
+  transcoders?: string;
 }
 
 const DEFAULT_HOST = "127.0.0.1";
@@ -104,6 +105,10 @@ export function register(program: Command): void {
     )
     .option("--neuron-index <dir>", "neuron index directory (from `circuitscope index`) for neuron lookups")
     .option("--graph <file>", "attribution graph JSON (from `circuitscope graph --out`) for the graph panel")
+    .option(
+      "--transcoders <dir>",
+      "circuit-tracer transcoder set for this model: the graph panel computes a prompt's attribution graph",
+    )
     .action(async (opts: ServeOptions) => {
       if (!opts.model)
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
@@ -130,6 +135,7 @@ export function register(program: Command): void {
         },
         neuronIndex: opts.neuronIndex,
         graph: opts.graph,
+        transcoders: opts.transcoders,
         token: opts.token ? undefined : null,
         allowedHosts,
         maxQueue: opts.maxQueue,

@@ -9,7 +9,7 @@ import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
-import { showGraph } from "./graph-panel.ts";
+import { runGraph, showGraph } from "./graph-panel.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
 import { showPredictions } from "./predictions-panel.ts";
@@ -21,6 +21,8 @@ interface Info {
   patchTargets: string[];
   neuronIndex: boolean;
   graph: boolean;
+  /** The server's tasks: "graph" when it was started with --transcoders. */
+  features: string[];
 }
 
 type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
@@ -160,6 +162,26 @@ async function main(): Promise<void> {
 
   // A graph given to the server is shown at once: it is a file, not a model run.
   if (info.graph) void showGraph(byId("graph-out"));
+  // With transcoders the panel computes graphs: its form is shown, the prompt panel's prompt fills it.
+  if (info.features.includes("graph")) {
+    byId("graph-form").hidden = false;
+    byId("graph-form-hint").hidden = false;
+    byId("graph-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const out = byId("graph-out");
+      const input = byId<HTMLInputElement>("graph-prompt");
+      if (input.value.trim() === "") input.value = formState().prompt;
+      if (input.value.trim() === "")
+        return showError(out, new Error("The graph needs a prompt: type one in the graph panel."));
+      const target = byId<HTMLInputElement>("graph-target").value;
+      void runGraph(out, {
+        prompt: input.value,
+        targets: target === "" ? [] : [target],
+        nodeThreshold: Number(byId<HTMLInputElement>("graph-node-threshold").value),
+        edgeThreshold: Number(byId<HTMLInputElement>("graph-edge-threshold").value),
+      });
+    });
+  }
 
   // The view the URL describes is filled in, not run: the user's click starts it.
   if (FIELD_IDS.some((f) => state[f] !== "")) {
