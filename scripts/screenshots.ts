@@ -27,6 +27,7 @@ import {
 } from "../src/viz/index.ts";
 import { RESID_AXIS } from "../src/viz/presets/attribution-figures.ts";
 import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
+import { createServer } from "../src/server/app.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 import { demoFrontEndGraph } from "../test/helpers/front-end-graph.ts";
 import { findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
@@ -312,6 +313,7 @@ async function main(): Promise<void> {
     console.log(hoverFile);
     await graphPageShot(page, outDir);
     console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
+    await explorerFeatureShots(browser, outDir);
   } finally {
     await browser.close();
   }
@@ -328,6 +330,39 @@ async function explorerCircuitPanel(browser: Awaited<ReturnType<typeof launchBro
     return file;
   } finally {
     await fx.server.close();
+  }
+}
+
+/**
+ * The explorer with the bundled SAE (real model, not demo data): the prediction view's active features,
+ * and the page of the first one opened from there.
+ */
+async function explorerFeatureShots(
+  browser: Awaited<ReturnType<typeof launchBrowser>>,
+  outDir: string,
+): Promise<void> {
+  const sae = new URL("../models/stories260k-saes/blocks.2.hook_resid_pre", import.meta.url).pathname;
+  const server = await createServer({ model: { model: "stories260k", backend: "onnx", process: true }, sae });
+  try {
+    const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
+    const page = await browser.newPage({ viewport: { width: 1300, height: 1000 }, deviceScaleFactor: 1.5 });
+    const prompt = "Once upon a time, there was a little girl named Lily. She";
+    await page.goto(`${base}/?${new URLSearchParams({ prompt, token: server.token ?? "" })}`);
+    await page.waitForSelector("body[data-ready]");
+    await page.click("#run-prompt");
+    await page.waitForSelector("#predictions-out button.feature-link");
+    await page.locator("#predictions-out button.feature-link").first().click();
+    await page.waitForSelector("#feature-out[data-ready]");
+    for (const [id, name] of [
+      ["#prompt-panel", "explorer-prediction-features"],
+      ["#feature-panel", "explorer-feature-panel"],
+    ]) {
+      const file = join(outDir, "browser", `${name}.png`);
+      await page.locator(id).screenshot({ path: file });
+      console.log(file);
+    }
+  } finally {
+    await server.close();
   }
 }
 

@@ -23,6 +23,26 @@ import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
+import { layerWindow, type ModelConfig } from "../weights/config.ts";
+
+/**
+ * Edges need every node's output to add into the residual, and the metric to be a linear readout of the
+ * final norm's output. Norms after attention and the MLP (Gemma 2's ln1_post / ln2_post) normalise the
+ * sum of a layer's heads, so no head has an output of its own there; soft-capped scores and logits are
+ * not read by this pass either. Refused before any work, with what to use instead.
+ */
+function refuseNonAdditive(cfg: ModelConfig): void {
+  const why = cfg.postNorms
+    ? "normalises each attention and MLP output before it joins the residual (ln1_post, ln2_post), so heads and MLPs are not additive nodes"
+    : cfg.attnSoftCap != null || cfg.finalSoftCap != null
+      ? "soft-caps its attention scores or logits, which the edge-masked pass does not model"
+      : null;
+  if (why === null) return;
+  throw new Error(
+    `Edge circuits are not supported for ${cfg.modelType}: the model ${why} — use activation patching ` +
+      "(patch) or attribution patching (patch --method attribution) for this model",
+  );
+}
 
 /** Which normalisation: before layer L's attention, before its MLP, or before the unembedding. */
 export type NormSite = { layer: number; which: "ln1" | "ln2" } | { layer: null; which: "final" };
@@ -63,8 +83,6 @@ export class ArchOps {
   /** Each layer's head weights; null once given back (`giveBack`). */
   private readonly heads: (HeadWeights | null)[];
   private readonly rotary: Rotary | null;
-  /** Attention window in positions, or null for full causal attention. */
-  readonly window: number | null;
 
   constructor(readonly model: HookedTransformer) {
     const { cfg, weights } = model;
@@ -73,7 +91,7 @@ export class ArchOps {
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
     this.rotary = rotaryOf(model);
-    this.window = cfg.slidingWindow;
+    refuseNonAdditive(cfg);
     const { H, D, dh } = this;
     const Hkv = cfg.nKvHeads;
     const group = H / Hkv;
@@ -119,6 +137,11 @@ export class ArchOps {
       return { W, b: bias, W_O, b_O: b.b_O.data };
     });
     collectGarbage();
+  }
+
+  /** Layer `layer`'s attention window in positions, or null for full causal attention. */
+  window(layer: number): number | null {
+    return layerWindow(this.model.cfg, layer);
   }
 
   get nLayers(): number {

@@ -168,7 +168,7 @@ export class EdgeForward {
       const k = qkv.subarray(HN, 2 * HN);
       const v = qkv.subarray(2 * HN, 3 * HN);
       // Heads-first [H·B, P, P]: each row's query is at position (row mod P), no earlier positions.
-      const mask = { queries: P, firstQuery: 0, window: arch.window };
+      const mask = { queries: P, firstQuery: 0, window: arch.window(l) };
       const scores = headScores(kernels, q, k, {
         n: H * B,
         queries: P,

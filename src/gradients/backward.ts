@@ -1,5 +1,5 @@
 import { ActivationCache } from "../model/activation-cache.ts";
-import { attentionBackward } from "../model/attention.ts";
+import { attentionBackward, scoreTransformOf } from "../model/attention.ts";
 import { blockOps, opsOfBlock, rotaryOf, unembedOp } from "../model/block-ops.ts";
 import { allHookNames, type HookModel } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
@@ -7,9 +7,16 @@ import type { ModelInput } from "../model/input.ts";
 import { addArrays } from "../model/layouts.ts";
 import { mlpBackward } from "../model/mlp.ts";
 import { normBackward } from "../model/normalization.ts";
-import { addReadoutGradient, readoutDirection } from "../model/readout.ts";
+import {
+  addReadoutGradient,
+  logitReadout,
+  readoutSlope,
+  softCapLogits,
+  softCapLogitsBackward,
+} from "../model/readout.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import type { LayerNormParams } from "../weights/canonical-weights.ts";
 
 import {
   type BackwardCopies,
@@ -86,6 +93,7 @@ function* stagedBackward(
 ): StagedBackward<ActivationCache> {
   const { cfg, weights } = model;
   const { nLayers: L, nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D } = cfg;
+  const transform = scoreTransformOf(cfg);
   const HD = H * dh;
   const KD = Hkv * dh;
   const residLast = cache.get(`blocks.${L - 1}.hook_resid_post`);
@@ -97,16 +105,21 @@ function* stagedBackward(
     if (keep(name)) grads.set(name, new Tensor(data, shape));
   };
 
-  // Unembed: d/d ln_final.hook_normalized, nonzero only at each prompt's final position.
+  // Unembed: d/d ln_final.hook_normalized, nonzero only at each prompt's final position. The seed is
+  // d/d the (soft-capped, for a capped model) logits: the cap's slope at this run's logits carries it back.
   const gNormFinal = new Float32Array(rows * D);
   const unembed: LinearOp[] = [];
+  const cap = cfg.finalSoftCap ?? null;
+  // What the capped logits are read from (only a capped model needs it: readoutSlope is 1 otherwise).
+  const yFinal = cap === null ? new Float32Array(0) : cache.get("ln_final.hook_normalized").data;
   if (seed.kind === "sparse") {
     const V = cfg.dVocab;
     for (const { batch: b, token, weight } of seed.entries) {
       if (b < 0 || b >= B) throw new Error(`Seed entry for prompt ${b}, but the batch has ${B} prompts`);
       if (token < 0 || token >= V) throw new Error(`Seed token ${token} is outside the vocabulary [0, ${V})`);
       const o = (b * P + finalPos[b]) * D;
-      addReadoutGradient(readoutDirection(weights, token), weight, gNormFinal, o);
+      const readout = logitReadout(model, token);
+      addReadoutGradient(readout, weight * readoutSlope(readout, yFinal, o), gNormFinal, o);
     }
   } else {
     if (seed.grad.length !== B * cfg.dVocab) {
@@ -115,7 +128,14 @@ function* stagedBackward(
       );
     }
     unembed.push(unembedOp(model));
-    const g = unembed[0].backward(seed.grad, B); // [B, D]
+    let gRaw = seed.grad;
+    if (cap !== null) {
+      const last = new Float32Array(B * D);
+      for (let b = 0; b < B; b++)
+        last.set(yFinal.subarray((b * P + finalPos[b]) * D, (b * P + finalPos[b] + 1) * D), b * D);
+      gRaw = softCapLogitsBackward(softCapLogits(unembed[0].forward(last, B), cap), seed.grad, cap);
+    }
+    const g = unembed[0].backward(gRaw, B); // [B, D]
     for (let b = 0; b < B; b++) gNormFinal.set(g.subarray(b * D, (b + 1) * D), (b * P + finalPos[b]) * D);
   }
   put("ln_final.hook_normalized", gNormFinal, [B, P, D]);
@@ -138,10 +158,38 @@ function* stagedBackward(
     const ops = blockOps(model, l);
     const w = weights.blocks[l];
     put(name("hook_resid_post"), gResid, [B, P, D]);
+    /**
+     * d/d a post-norm's input from d/d its output (`norm` absent: no post-norm, the gradient as it is). Its
+     * input is no hook: the projection that made it is run again on the cached activation it read.
+     */
+    const postNormBackward = (
+      prefix: string,
+      norm: LayerNormParams | undefined,
+      input: () => Float32Array,
+      gOut: Float32Array,
+    ) => {
+      if (!norm) return gOut;
+      put(name(`${prefix}.hook_normalized`), gOut, [B, P, D]);
+      const scale = act(`${prefix}.hook_scale`);
+      const g = normBackward({
+        kind: cfg.normalization,
+        x: input(),
+        scale,
+        ln: norm,
+        gNormalized: gOut,
+        rows,
+        D,
+      });
+      put(name(`${prefix}.hook_scale`), g.gScale, [B, P, 1]);
+      return g.gInput;
+    };
 
-    // resid_post = resid_mid + mlp_out
+    // resid_post = resid_mid + mlp_out (mlp_out = ln2_post(the MLP's output) with post-norms)
     put(name("hook_mlp_out"), gResid, [B, P, D]);
-    const gPost = ops.mlpOut.backward(gResid, rows);
+    const gPost = ops.mlpOut.backward(
+      postNormBackward("ln2_post", w.ln2Post, () => ops.mlpOut.forward(act("mlp.hook_post"), rows), gResid),
+      rows,
+    );
     put(name("mlp.hook_post"), gPost, [B, P, cfg.dMlp]);
     const mlp = mlpBackward({
       ops,
@@ -170,9 +218,12 @@ function* stagedBackward(
     const gMid = parallel ? gResid : addArrays(gResid, ln2.gInput);
     put(name("hook_resid_mid"), gMid, [B, P, D]);
 
-    // resid_mid = resid_pre + attn_out
+    // resid_mid = resid_pre + attn_out (attn_out = ln1_post(attention's output) with post-norms)
     put(name("hook_attn_out"), gMid, [B, P, D]);
-    const gZ = ops.o.backward(gMid, rows); // [rows, H*dh] = [B, P, H, dh]
+    const gZ = ops.o.backward(
+      postNormBackward("ln1_post", w.ln1Post, () => ops.o.forward(act("attn.hook_z"), rows), gMid),
+      rows,
+    ); // [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
     const rotary = rotaryOf(model);
     const att = attentionBackward({
@@ -187,6 +238,8 @@ function* stagedBackward(
       H,
       Hkv,
       dh,
+      transform,
+      scores: transform.softCap === null ? undefined : act("attn.hook_attn_scores"),
     });
     put(name("attn.hook_pattern"), att.gPattern, [B, H, P, P]);
     put(name("attn.hook_attn_scores"), att.gScores, [B, H, P, P]);

@@ -232,11 +232,17 @@ export async function loadTranscoderSet(dirOrConfig: string, hub: HubOptions = {
 export async function writeTranscoderSet(
   dir: string,
   set: TranscoderSet,
-  opts: { overwrite?: boolean; flag?: string } = {},
+  opts: {
+    overwrite?: boolean;
+    flag?: string;
+    command?: string;
+    /** Writes files of the caller's beside the set's (e.g. training logs), inside the same atomic swap. */
+    extra?: (dir: string) => void;
+  } = {},
 ): Promise<void> {
   await writeReportDir(
     dir,
-    { overwrite: opts.overwrite, flag: opts.flag ?? "--out", command: "transcoders" },
+    { overwrite: opts.overwrite, flag: opts.flag ?? "--out", command: opts.command ?? "transcoders" },
     (tmp) => {
       const files = set.transcoders.map((tc, layer) => {
         const file = `layer_${layer}.safetensors`;
@@ -260,6 +266,7 @@ export async function writeTranscoderSet(
         transcoders: files,
       };
       writeFileAtomic(join(tmp, TRANSCODER_SET_CONFIG), stringify(config));
+      opts.extra?.(tmp);
     },
   );
 }

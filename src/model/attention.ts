@@ -5,6 +5,7 @@
  * they differ in what they record and mask, not in the maths.
  */
 import type { Kernels } from "../tensor/kernels.ts";
+import type { Architecture, ModelShape } from "../weights/config.ts";
 import { headsFirst, positionsFirst } from "./layouts.ts";
 
 /** Which keys each of `queries` queries at absolute positions firstQuery.. may see. */
@@ -45,6 +46,22 @@ export function plainScores(dHead: number): ScoreTransform {
   return { scale: 1 / Math.sqrt(dHead), softCap: null };
 }
 
+/** A model's transform: its own scale (Gemma 2: query_pre_attn_scalar^-0.5) and attention soft-cap, if any. */
+export function scoreTransformOf(cfg: Pick<ModelShape, "dHead"> & Partial<Architecture>): ScoreTransform {
+  return { scale: cfg.attnScale ?? 1 / Math.sqrt(cfg.dHead), softCap: cfg.attnSoftCap ?? null };
+}
+
+/** Soft-capping (Gemma 2's attention and final logits): cap · tanh(x / cap), smooth and within ±cap. */
+export function softCap(x: number, cap: number): number {
+  return cap * Math.tanh(x / cap);
+}
+
+/** d softCap(x) / dx from the capped value s = softCap(x): 1 − tanh², with tanh = s / cap. */
+export function softCapSlope(s: number, cap: number): number {
+  const th = s / cap;
+  return 1 - th * th;
+}
+
 /**
  * Raw q·k [rows, T] → scores, in place: transformed where the row's query may see the key, -inf where the
  * key is after the query (causal mask) or, with a sliding window, `window` or more positions before it.
@@ -54,14 +71,14 @@ export function maskScores(
   a: { rows: number; keys: number; mask: CausalMask; transform: ScoreTransform },
 ): Float32Array {
   const { keys: T, mask } = a;
-  const { scale, softCap } = a.transform;
+  const { scale, softCap: cap } = a.transform;
   for (let r = 0; r < a.rows; r++) {
     const o = r * T;
     const [first, limit] = visibleKeys(mask, r);
     for (let j = 0; j < first; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
     for (let j = first; j <= limit; j++) scores[o + j] *= scale;
-    if (softCap !== null)
-      for (let j = first; j <= limit; j++) scores[o + j] = softCap * Math.tanh(scores[o + j] / softCap);
+    // Capped before the mask, as Hugging Face and TransformerLens do (masked entries are −inf either way).
+    if (cap !== null) for (let j = first; j <= limit; j++) scores[o + j] = softCap(scores[o + j], cap);
     for (let j = limit + 1; j < T; j++) scores[o + j] = Number.NEGATIVE_INFINITY;
   }
   return scores;
@@ -83,13 +100,13 @@ export function headScores(
 
 /**
  * Scores [B, H, Q, T] for Q queries at absolute positions firstQuery.. (headScores).
- * q: [B, Q, H, dh]; k: [B, T, Hkv, dh].
+ * q: [B, Q, H, dh]; k: [B, T, Hkv, dh]. `transform` defaults to plainScores(dh).
  */
 export function attentionScores(
   kernels: Kernels,
   q: Float32Array,
   k: Float32Array,
-  s: AttentionShape & CausalMask,
+  s: AttentionShape & CausalMask & { transform?: ScoreTransform },
 ): Float32Array {
   const { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh } = s;
   const kHeads = headsFirst(k, B, T, Hkv, dh, H / Hkv);
@@ -99,7 +116,7 @@ export function attentionScores(
     keys: T,
     dHead: dh,
     mask: s,
-    transform: plainScores(dh),
+    transform: s.transform ?? plainScores(dh),
   });
 }
 
@@ -155,9 +172,7 @@ export function softmaxBackwardRow(a: {
 
 /** d/d raw q·k of d/d score, for a score `s` (after the transform): scale, and the soft-cap's 1 − tanh². */
 export function scoreTransformDerivative(t: ScoreTransform, s: number): number {
-  if (t.softCap === null) return t.scale;
-  const th = s / t.softCap; // tanh of the capped argument
-  return t.scale * (1 - th * th);
+  return t.softCap === null ? t.scale : t.scale * softCapSlope(s, t.softCap);
 }
 
 /** z = pattern @ v per head: [B, Q, H, dh]; v: [B, T, Hkv, dh]. */

@@ -2,13 +2,15 @@ import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
-import type { ModelConfig } from "../weights/config.ts";
+import { layerWindow, type ModelConfig } from "../weights/config.ts";
 import type { HeadWeights } from "../weights/families/index.ts";
 import {
   attentionScores,
   type CausalMask,
   headResults,
   mixValues,
+  type ScoreTransform,
+  scoreTransformOf,
   softmaxRows,
   sumHeads,
 } from "./attention.ts";
@@ -17,6 +19,7 @@ import type { HookDispatcher } from "./hooks.ts";
 import { addArrays as add, concat, fuseHeads, lastRows, splitColumns } from "./layouts.ts";
 import { type MlpOps, mlpForward } from "./mlp.ts";
 import { normalize } from "./normalization.ts";
+import { softCapLogits } from "./readout.ts";
 import { Rotary } from "./rotary.ts";
 import { handBlockToOps, RecentWeights, viewWeights } from "./weight-views.ts";
 
@@ -157,6 +160,7 @@ export class ForwardEngine {
   /** The model's weights; matrices the kernels hold are read-only views (src/model/weight-views.ts). */
   readonly weights: ModelWeights;
   readonly rotary: Rotary | null;
+  private readonly scores: ScoreTransform;
 
   constructor(
     readonly cfg: ModelConfig,
@@ -204,6 +208,7 @@ export class ForwardEngine {
     }
     this.weights = weights;
     this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    this.scores = scoreTransformOf(cfg);
   }
 
   /** The kernel op of a block's projection, for the backward pass. */
@@ -281,7 +286,11 @@ export class ForwardEngine {
       input = last;
       logits = new Tensor(this.unembed.forward(last, B), [B, 1, cfg.dVocab]);
     }
-    if (logits && input && !logitsSurelyFinite(input, this.logitBound)) checkFiniteLogits(logits);
+    if (logits) {
+      // Checked before the cap, which would turn an overflow into a finite ±cap.
+      if (input && !logitsSurelyFinite(input, this.logitBound)) checkFiniteLogits(logits);
+      softCapLogits(logits.data, cfg.finalSoftCap ?? null);
+    }
     return { logits, residual: resid, presentKV: present };
   }
 
@@ -309,6 +318,9 @@ export class ForwardEngine {
     }
     const e = new Float32Array(B * P * D);
     this.embedding.gather(ids, e);
+    // Gemma: W_E as stored, scaled here (hook_embed is the scaled embedding, TransformerLens' W_E row).
+    const embedScale = this.cfg.embedScale ?? null;
+    if (embedScale !== null) for (let i = 0; i < e.length; i++) e[i] *= embedScale;
     const embed = h.fire("hook_embed", new Tensor(e, [B, P, D]));
     const WP = this.weights.W_pos?.data;
     if (!WP) return embed; // rotary models add positions inside attention
@@ -327,6 +339,8 @@ export class ForwardEngine {
    * normalization.ts). With `parallelResidual` (GPT-NeoX) ln2 reads resid_pre, not resid_mid:
    * resid_post = resid_pre + attn_out + mlp_out. hook_resid_mid (which TransformerLens does not fire for
    * parallel blocks) is still resid_pre + attn_out, so resid_post = resid_mid + mlp_out either way.
+   * With `postNorms` (Gemma 2) each output is normalised once more (ln1_post, ln2_post) before it joins
+   * the residual: hook_attn_out and hook_mlp_out are what is added, as in TransformerLens.
    */
   private block(a: BlockArgs): Tensor {
     const { batch: B, pos: P, hooks: h, layer: l } = a;
@@ -337,16 +351,20 @@ export class ForwardEngine {
     const Q = a.queryLast ? 1 : P;
 
     const residPre = h.fire(name("hook_resid_pre"), a.resid);
-    const attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    let attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
+    if (w.ln1Post) attnOut = this.norm(name("ln1_post"), attnOut.data, B, Q, w.ln1Post, h);
+    attnOut = h.fire(name("hook_attn_out"), attnOut);
     const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
 
     const mlpIn = this.cfg.parallelResidual ? residRows : residMid.data;
-    const mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
+    let mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
+    if (w.ln2Post) mlpOut = this.norm(name("ln2_post"), mlpOut.data, B, Q, w.ln2Post, h);
+    mlpOut = h.fire(name("hook_mlp_out"), mlpOut);
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
 
-  /** Attention of normalised x [B, P, D] → hook_attn_out [B, Q, D] (Q = 1 with queryLast), b_O included. */
+  /** Attention of normalised x [B, P, D] → its output [B, Q, D] (Q = 1 with queryLast), b_O included. */
   private attention(a: BlockArgs, x: Tensor): Tensor {
     const { batch: B, pos: P, pastLen, past, hooks: h, layer: l } = a;
     const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = this.cfg;
@@ -394,8 +412,8 @@ export class ForwardEngine {
     const rows = B * Q;
     const qRows = a.queryLast ? lastRows(q.data, B, P, HD) : q.data;
     const shape = { batch: B, queries: Q, keys: T, nHeads: H, nKvHeads: Hkv, dHead: dh };
-    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: this.cfg.slidingWindow };
-    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask });
+    const mask: CausalMask = { queries: Q, firstQuery: pastLen + P - Q, window: layerWindow(this.cfg, l) };
+    const scores = attentionScores(this.kernels, qRows, kv.k, { ...shape, ...mask, transform: this.scores });
     // Unless a hook or the cache sees the scores, the masked ones are still -inf: softmax can skip them.
     const scoresName = name("attn.hook_attn_scores");
     const unseen = !h.wants(scoresName);
@@ -424,10 +442,10 @@ export class ForwardEngine {
     } else {
       attnOut = ops.o.forward(z.data, rows);
     }
-    return h.fire(name("hook_attn_out"), new Tensor(attnOut, [B, Q, D]));
+    return new Tensor(attnOut, [B, Q, D]);
   }
 
-  /** The MLP of normalised x [B, Q, D] → hook_mlp_out [B, Q, D], with its hooks. */
+  /** The MLP of normalised x [B, Q, D] → its output [B, Q, D], with its hooks. */
   private mlp(a: BlockArgs, x: Tensor): Tensor {
     const { hooks: h, layer: l } = a;
     const [B, Q, D] = x.shape;
@@ -441,7 +459,7 @@ export class ForwardEngine {
       rows: B * Q,
       fire: (hook, value) => h.fire(name(`mlp.hook_${hook}`), new Tensor(value, [B, Q, dMlp])).data,
     });
-    return h.fire(name("hook_mlp_out"), new Tensor(mlp.out, [B, Q, D]));
+    return new Tensor(mlp.out, [B, Q, D]);
   }
 }
 

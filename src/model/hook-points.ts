@@ -2,7 +2,7 @@
  * TransformerLens hook-point names, the contract users script against (see
  * docs/transformerlens-semantics.md). Which of them a model has follows from its architecture
  * (`hookLayout`): rotary models add attn.hook_rot_q/k and have no hook_pos_embed; gated MLPs add
- * mlp.hook_pre_linear.
+ * mlp.hook_pre_linear; norms after attention and the MLP (Gemma 2) add ln1_post.* and ln2_post.*.
  */
 import type { Architecture } from "../weights/config.ts";
 
@@ -19,6 +19,8 @@ export const BLOCK_HOOKS = [
   "attn.hook_pattern",
   "attn.hook_z",
   "attn.hook_result",
+  "ln1_post.hook_scale",
+  "ln1_post.hook_normalized",
   "hook_attn_out",
   "hook_resid_mid",
   "ln2.hook_scale",
@@ -26,6 +28,8 @@ export const BLOCK_HOOKS = [
   "mlp.hook_pre",
   "mlp.hook_pre_linear",
   "mlp.hook_post",
+  "ln2_post.hook_scale",
+  "ln2_post.hook_normalized",
   "hook_mlp_out",
   "hook_resid_post",
 ] as const;
@@ -49,7 +53,7 @@ export interface HookLayout {
 }
 
 /** What decides a model's hook points: its depth and architecture (a ModelConfig is one). */
-export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp"> & { nLayers: number };
+export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp" | "postNorms"> & { nLayers: number };
 /** A model config, or a layout already derived from one. */
 export type HookModel = LayoutSource | HookLayout;
 
@@ -59,7 +63,8 @@ export function hookLayout(a: LayoutSource): HookLayout {
   const blockHooks = BLOCK_HOOKS.filter(
     (h) =>
       (rotary || (h !== "attn.hook_rot_q" && h !== "attn.hook_rot_k")) &&
-      (a.gatedMlp || h !== "mlp.hook_pre_linear"),
+      (a.gatedMlp || h !== "mlp.hook_pre_linear") &&
+      (a.postNorms === true || !h.includes("_post.")),
   );
   return {
     nLayers: a.nLayers,
@@ -111,6 +116,10 @@ const SHORT_NAMES: Record<string, BlockHook> = {
   ln1_normalized: "ln1.hook_normalized",
   ln2_scale: "ln2.hook_scale",
   ln2_normalized: "ln2.hook_normalized",
+  ln1_post_scale: "ln1_post.hook_scale",
+  ln1_post_normalized: "ln1_post.hook_normalized",
+  ln2_post_scale: "ln2_post.hook_scale",
+  ln2_post_normalized: "ln2_post.hook_normalized",
 };
 const GLOBAL_SHORT: Record<string, string> = {
   embed: "hook_embed",

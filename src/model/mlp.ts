@@ -1,7 +1,8 @@
 /**
  * The MLP, in one place, forward and backward, for each kind the config names:
  *   plain: out = act(x @ W_in + b_in) @ W_out + b_out              (GPT-2's GELU MLP)
- *   gated: out = (act(x @ W_gate) * (x @ W_in + b_in)) @ W_out + b_out   (Llama's SiLU MLP)
+ *   gated: out = (act(x @ W_gate) * (x @ W_in + b_in)) @ W_out + b_out   (Llama's SiLU MLP; with the tanh
+ *          GELU `gelu_new`, Gemma's GeGLU)
  * hook_pre is what the non-linearity reads (the gate of a gated MLP), hook_pre_linear the up projection,
  * hook_post what W_out reads (TransformerLens' names). The forward, backward and edge-masked passes call
  * these; a pass that records or edits an activation passes `fire`.

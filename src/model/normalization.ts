@@ -4,7 +4,8 @@
  *
  *   LayerNorm: x_c = x - mean(x), scale = sqrt(mean(x_c^2) + eps), y = x_c / scale * w + b
  *   RMSNorm:   x_c = x,           scale = sqrt(mean(x^2) + eps),   y = x / scale * w
- * Once folded (LNPre / RMSNormPre) there is no w, b.
+ * Once folded (LNPre / RMSNormPre) there is no w, b. Gemma's RMSNorm multiplies by (1 + weight): its
+ * converter stores that effective gain as w (as TransformerLens does), so it is this RMSNorm.
  */
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
 

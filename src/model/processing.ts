@@ -48,6 +48,15 @@ export function centresWritingWeights(cfg: ModelConfig, opts: ProcessingOptions)
   return opts.centerWritingWeights && cfg.normalization === "layernorm";
 }
 
+/**
+ * Whether the unembedding is centred: asked for, and the logits are not soft-capped. Centring shifts
+ * every raw logit of a position by one constant, which a softmax ignores; cap · tanh(l / cap) of a shifted
+ * logit is not a shifted capped logit, so for Gemma 2 it would change the model.
+ */
+export function centresUnembed(cfg: ModelConfig, opts: ProcessingOptions): boolean {
+  return opts.centerUnembed && (cfg.finalSoftCap ?? null) === null;
+}
+
 /** W_E may be null: the model reads its rows from the checkpoint file and centres them there. */
 export function processEmbeddings(
   w: { W_E: ModelWeights["W_E"] | null; W_pos: ModelWeights["W_pos"] },
@@ -71,7 +80,7 @@ export function processHead(w: HeadWeights, cfg: ModelConfig, opts: ProcessingOp
     foldInto(w.lnFinal, columns(w.W_U.data, w.b_U.data, cfg.dVocab), cfg.dModel, centre);
     w.lnFinal = null;
   }
-  if (opts.centerUnembed) {
+  if (centresUnembed(cfg, opts)) {
     // Shifts every logit at a position by the same constant: processed logits = raw minus their vocab mean.
     centerRows(w.W_U.data, cfg.dVocab);
     centerRows(w.b_U.data, cfg.dVocab);

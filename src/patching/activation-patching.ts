@@ -5,6 +5,7 @@
  */
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { patchFast } from "./fast-patching.ts";
+import { patchFeaturesExact } from "./feature-patching.ts";
 import { patchStraightforward } from "./straightforward.ts";
 import type { PatchSweepOptions } from "./sweep.ts";
 import type { PatchMethod, PatchResult } from "./types.ts";
@@ -15,5 +16,7 @@ export function activationPatching(
   model: HookedTransformer,
   opts: PatchSweepOptions & { method?: PatchMethod },
 ): Promise<PatchResult> {
-  return opts.method === "straightforward" ? patchStraightforward(model, opts) : patchFast(model, opts);
+  if (opts.method === "straightforward") return patchStraightforward(model, opts);
+  // SAE features: the SAE spliced in, each patch an exact sum of decoder rows (feature-patching.ts).
+  return opts.target.kind === "features" ? patchFeaturesExact(model, opts) : patchFast(model, opts);
 }

@@ -12,11 +12,19 @@ import type { LogitGradient } from "../gradients/logit-metric.ts";
 import type { ActivationCache } from "../model/activation-cache.ts";
 import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import type { Sae } from "../sae/sae.ts";
 import type { TokenizeOptions } from "../tokenizer/tokenizer.ts";
 import { type AttributionMetric, metricSeeds } from "./attribution-metric.ts";
 import { type PromptList, preparePairs } from "./pairs.ts";
 import { buildPatchResult } from "./result.ts";
-import { hookLayout, type PatchTarget, planTarget, type Selector, selectElements } from "./targets.ts";
+import {
+  hookLayout,
+  type PatchSite,
+  type PatchTarget,
+  planSplices,
+  planTarget,
+  selectElements,
+} from "./targets.ts";
 import type { PatchAnswers, PatchResult } from "./types.ts";
 
 /** Attribution patching estimates every patch target (`neurons` without a layer: every layer). */
@@ -44,8 +52,14 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   const B = pairs.clean.length;
   const seeds = metricSeeds(model, opts.metric, opts.answers, B);
   const siteHooks = new Set(plans.flatMap((p) => p.sites.map((s) => s.hook)));
+  // SAE features (sites on an SAE's hook_sae_acts_post): the SAE is spliced in with its error term, and
+  // the gradient of a feature is its decoder row times the gradient at the SAE's hook.
+  const saes = saesOfPlans(plans);
+  const splices = plans.filter((p) => p.sae && saes.get(saeActs(p.sae)) === p.sae).flatMap(planSplices);
+  const gradHook = (h: string) => saes.get(h)?.cfg.hookName ?? h;
+  const gradHooks = new Set([...siteHooks].map(gradHook));
   const allHooks = new Set(backwardCacheNames(model.cfg));
-  for (const h of siteHooks) {
+  for (const h of gradHooks) {
     if (!allHooks.has(h))
       throw new Error(
         `Attribution patching has no gradient for ${h}: choose a default (non-optional) hook point`,
@@ -58,12 +72,12 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   const steps = 2 * B + model.cfg.nLayers + 1; // each forward, then each backward stage
   let done = 0;
   const forward = (toks: number[], keep: ReadonlySet<string>) => {
-    const run = model.runWithCache([toks], { namesFilter: (n) => keep.has(n), logits: "last" });
+    const run = model.runWithCache([toks], { namesFilter: (n) => keep.has(n), logits: "last", splices });
     opts.onProgress?.(++done, steps);
     return run;
   };
   const cleanRuns = pairs.clean.map((toks) => forward(toks, siteHooks));
-  const corruptedRuns = pairs.corrupted.map((toks) => forward(toks, allHooks));
+  const corruptedRuns = pairs.corrupted.map((toks) => forward(toks, new Set([...allHooks, ...siteHooks])));
   const cleanLogits = cleanRuns.map((r) => finalLogits(r.logits!.data));
   const corruptedLogits = corruptedRuns.map((r) => finalLogits(r.logits!.data));
   const clean = seeds.batchValue(cleanLogits);
@@ -85,7 +99,7 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
     ),
   ];
   const grads = backwardMany(model, requests, {
-    namesFilter: (n) => siteHooks.has(n),
+    namesFilter: (n) => gradHooks.has(n),
     copies: opts.backwardCopies,
     onProgress: (stage) => opts.onProgress?.(2 * B + stage, steps),
   });
@@ -94,18 +108,21 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   // est[plan][site] for the batch metric; per[plan][b][site] for each prompt's own metric.
   const est = plans.map((p) => new Float64Array(p.sites.length));
   const per = plans.map((p) => Array.from({ length: B }, () => new Float64Array(p.sites.length)));
+  // Prompts of one length share their sites' offsets.
+  const offsetsByLength = new Map<number, (site: PatchSite) => Int32Array>();
   for (let b = 0; b < B; b++) {
     const factor = factors[b];
     const gradPrompt = factor === null ? grads[nextPromptGrad++] : null;
     const n = pairs.lengths[b];
     const terms = (g: ActivationCache) =>
-      deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, g);
+      deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, g, saes);
     const termsBatch = terms(grads[b]);
     const termsPrompt = gradPrompt ? terms(gradPrompt) : null;
-    const offsetsOf = siteOffsets(model, n);
+    const offsetsOf = offsetsByLength.get(n) ?? siteOffsets(model, n, saes);
+    offsetsByLength.set(n, offsetsOf);
     plans.forEach((plan, i) => {
       plan.sites.forEach((site, s) => {
-        const offsets = offsetsOf(site.hook, site.selectors);
+        const offsets = offsetsOf(site);
         const tb = termsBatch.get(site.hook)!;
         let sum = 0;
         for (const o of offsets) sum += tb[o];
@@ -153,37 +170,72 @@ export function attributionPatching(
 }
 
 /**
- * Offsets of a site's elements in a prompt of n positions. Memoised on the hook's in-block name and the
- * selectors: the same site repeats in every layer (e.g. neuron k of each of 12 layers).
+ * Offsets of a site's elements in a prompt of n positions. Memoised per site, and on the hook's in-block
+ * name and the selectors: the same site repeats in every layer (e.g. neuron k of each of 12 layers).
  */
 function siteOffsets(
   model: HookedTransformer,
   n: number,
-): (hook: string, selectors: readonly Selector[]) => Int32Array {
+  saes: ReadonlyMap<string, Sae>,
+): (site: PatchSite) => Int32Array {
   const memo = new Map<string, Int32Array>();
-  return (hook, selectors) => {
+  const bySite = new WeakMap<PatchSite, Int32Array>();
+  return (site) => {
+    const known = bySite.get(site);
+    if (known) return known;
+    const { hook, selectors } = site;
     const local = parseHookName(hook).hook;
-    const key = `${local}|${selectors.map((sel) => sel.join(",")).join(";")}`;
+    // An SAE hook's width is the SAE's (two SAEs' hooks of one local name may differ).
+    const key = `${local}|${saes.get(hook)?.cfg.dSae ?? ""}|${selectors.map((sel) => sel.join(",")).join(";")}`;
     let offsets = memo.get(key);
     if (!offsets) {
-      offsets = selectElements(selectors, hookLayout(hook, model.cfg, n)).offsets;
+      offsets = selectElements(selectors, hookLayout(hook, model.cfg, n, saes.get(hook))).offsets;
       memo.set(key, offsets);
     }
+    bySite.set(site, offsets);
     return offsets;
   };
 }
 
-/** Per hook: (clean - corrupted) * grad, element-wise over the prompt's activation. */
+/** The acts_post hook of each plan's SAE → that SAE; one SAE per hook point. */
+function saesOfPlans(plans: readonly { sae?: Sae }[]): Map<string, Sae> {
+  const saes = new Map<string, Sae>();
+  for (const { sae } of plans) {
+    if (!sae) continue;
+    const other = saes.get(saeActs(sae));
+    if (other && other !== sae)
+      throw new Error(
+        `Two SAEs on ${sae.cfg.hookName}: attribution patching splices one SAE per hook point, so run their targets separately`,
+      );
+    saes.set(saeActs(sae), sae);
+  }
+  return saes;
+}
+
+function saeActs(sae: Sae): string {
+  return `${sae.cfg.hookName}.hook_sae_acts_post`;
+}
+
+/**
+ * Per hook: (clean - corrupted) * grad, element-wise over the prompt's activation. An SAE's features take
+ * their gradient from the SAE's hook: dM/df = W_dec[f] · dM/dx / s (the error term held fixed).
+ */
 function deltaTimesGrad(
   hooks: ReadonlySet<string>,
   clean: ActivationCache,
   corrupted: ActivationCache,
   grads: ActivationCache,
+  saes: ReadonlyMap<string, Sae>,
 ): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
   for (const h of hooks) {
     const c = clean.get(h).data;
     const x = corrupted.get(h).data;
+    const sae = saes.get(h);
+    if (sae) {
+      out.set(h, featureTerms(sae, c, x, grads.get(sae.cfg.hookName).data));
+      continue;
+    }
     const g = grads.get(h).data;
     const t = new Float64Array(c.length);
     // Masked attention scores are -inf in both runs: no difference, no term.
@@ -191,6 +243,22 @@ function deltaTimesGrad(
     out.set(h, t);
   }
   return out;
+}
+
+/** (f_clean − f_corrupted)·(W_dec[f] · g[pos]) / s for each feature that differs, [pos, d_sae]. */
+function featureTerms(sae: Sae, fClean: Float32Array, fCorr: Float32Array, g: Float32Array): Float64Array {
+  const { dIn, dSae } = sae.cfg;
+  const inv = 1 / sae.scalingFactor;
+  const t = new Float64Array(fClean.length);
+  for (let i = 0; i < fClean.length; i++) {
+    if (fClean[i] === fCorr[i]) continue;
+    const row = (i % dSae) * dIn;
+    const at = Math.floor(i / dSae) * dIn;
+    let dot = 0;
+    for (let d = 0; d < dIn; d++) dot += sae.W_dec[row + d] * g[at + d];
+    t[i] = (fClean[i] - fCorr[i]) * dot * inv;
+  }
+  return t;
 }
 
 /** k with a = k·b entry-wise (same sparsity pattern), or null. */

@@ -168,7 +168,9 @@ function runChunk(
   const P = n - g.p0;
   // A patch on a block's output (mlp.hook_post, hook_mlp_out, hook_resid_post) only adds to the residual
   // after that block: build that residual directly and start one block later (exact: nothing in between).
-  const additive = !g.fromEmbed && jobs.every((j) => ADDITIVE_HOOKS.has(parseHookName(j.hook).hook));
+  // A neuron reaches the residual through W_out only without a norm after the MLP (Gemma 2's ln2_post).
+  const additiveHooks = model.cfg.postNorms ? POST_NORM_ADDITIVE_HOOKS : ADDITIVE_HOOKS;
+  const additive = !g.fromEmbed && jobs.every((j) => additiveHooks.has(parseHookName(j.hook).hook));
   if (additive) return runAdditiveChunk(model, g, jobs, corrupted);
   let from: ContinueFrom;
   if (g.fromEmbed) {
@@ -213,6 +215,7 @@ function runChunk(
 }
 
 const ADDITIVE_HOOKS: ReadonlySet<string> = new Set(["mlp.hook_post", "hook_mlp_out", "hook_resid_post"]);
+const POST_NORM_ADDITIVE_HOOKS: ReadonlySet<string> = new Set(["hook_mlp_out", "hook_resid_post"]);
 
 /**
  * Patches at the output of block l: the patched residual after block l is the corrupted one plus

@@ -4,7 +4,7 @@
  */
 import { batchMean, rowLogitDiff, tokensPerPrompt } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { type ReadoutDirection, readoutDirection, readoutValue, unembedRows } from "../model/readout.ts";
+import { logitReadout, type ReadoutDirection, readoutValue, unembedRows } from "../model/readout.ts";
 import type { PatchAnswers, PatchMetric } from "./types.ts";
 
 /** What the metric reads of one prompt's final position: logits of its tokens, or all logits. */
@@ -40,9 +40,7 @@ export class MetricReader {
       const w = tokensPerPrompt(answers.wrong, nPrompts, V, "wrong");
       this.tokens = a.map((t, i) => [t, w[i]]);
     }
-    this.columns = this.tokens
-      ? this.tokens.map((toks) => toks.map((t) => readoutDirection(model.weights, t)))
-      : null;
+    this.columns = this.tokens ? this.tokens.map((toks) => toks.map((t) => logitReadout(model, t))) : null;
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { checkpointYield } from "../util/checkpoint-yield.ts";
 import type { Readout } from "./metric.ts";
 import { assembleResult, type PatchSweepOptions, setupSweep } from "./sweep.ts";
-import { hookLayout, selectElements } from "./targets.ts";
+import { hookLayout, planSplices, selectElements } from "./targets.ts";
 import { type PatchResult, patchAborted } from "./types.ts";
 
 export async function patchStraightforward(
@@ -19,7 +19,8 @@ export async function patchStraightforward(
   const { pairs, plan, reader } = setup;
   const B = pairs.clean.length;
   const hooks = new Set(plan.sites.map((s) => s.hook));
-  const cleanRun = model.runWithCache(pairs.clean, { namesFilter: [...hooks], logits: "last" });
+  const splices = planSplices(plan); // an SAE (features), spliced in with its error term
+  const cleanRun = model.runWithCache(pairs.clean, { namesFilter: [...hooks], logits: "last", splices });
   const finalLogits = (logits: Tensor): Readout[] => {
     const V = model.cfg.dVocab;
     return Array.from({ length: B }, (_, b) =>
@@ -27,15 +28,19 @@ export async function patchStraightforward(
     );
   };
   const cleanReadouts = finalLogits(cleanRun.logits!);
-  const corruptedReadouts = finalLogits(model.run(pairs.corrupted, { logits: "last" }));
+  const corruptedReadouts = finalLogits(model.run(pairs.corrupted, { logits: "last", splices }));
 
   const patched: Readout[][] = [];
   for (const [i, site] of plan.sites.entries()) {
     const cleanAct = cleanRun.cache.get(site.hook); // [B, ...per-prompt shape at the padded length]
     const per = cleanAct.data.length / B;
-    const { offsets } = selectElements(site.selectors, hookLayout(site.hook, model.cfg, pairs.nPos));
+    const { offsets } = selectElements(
+      site.selectors,
+      hookLayout(site.hook, model.cfg, pairs.nPos, plan.sae),
+    );
     const logits = model.run(pairs.corrupted, {
       logits: "last",
+      splices,
       fwdHooks: [
         [
           site.hook,

@@ -4,6 +4,9 @@
  * (the hook's shape without the batch axis); `null` in a selector means every index on that axis.
  */
 import { blockHookName, parseHookName, validateHookName } from "../model/hook-points.ts";
+import type { HookSplice } from "../model/hooks.ts";
+import { saeHookName, saeSplice } from "../sae/attach.ts";
+import type { Sae } from "../sae/sae.ts";
 import { stridesOf } from "../tensor/tensor.ts";
 import type { ModelConfig } from "../weights/config.ts";
 
@@ -22,6 +25,7 @@ export const TARGET_NAMES = [
   "head_pattern",
   "head_all",
   "neurons",
+  "features",
 ] as const;
 
 export type PatchTarget =
@@ -43,6 +47,12 @@ export type PatchTarget =
    * layer ([layer, d_mlp]) when no layer is given.
    */
   | { kind: "neurons"; layer?: number; pos?: number }
+  /**
+   * [pos, feature]: each feature of an SAE (its `hook_sae_acts_post`) at each position, the SAE spliced
+   * into its hook with its error term, so the unpatched run is exactly the model's. With `features`:
+   * [feature], each listed feature at every position (cell i is features[i]).
+   */
+  | { kind: "features"; sae: Sae; features?: readonly number[] }
   /** [n_sets]: each set of indices of one hook patched together. */
   | { kind: "custom"; hook: string; indexSets: readonly (readonly Selector[])[] }
   /** [site]: sites on any hooks in one sweep, so the clean and corrupted runs are shared by all of them. */
@@ -64,6 +74,13 @@ export interface PatchPlan {
   shape: number[];
   /** One site per result cell, in row-major order of `shape`. */
   sites: PatchSite[];
+  /** The SAE whose hook points the sites read (`features`): every run splices it in with its error term. */
+  sae?: Sae;
+}
+
+/** What every run of a plan splices into the model: its SAE with the error term, or nothing. */
+export function planSplices(plan: Pick<PatchPlan, "sae">): HookSplice[] {
+  return plan.sae ? [saeSplice(plan.sae, { useErrorTerm: true })] : [];
 }
 
 /** Per-prompt shape of a hook's activation for a prompt of `n` positions, and which axis is the position. */
@@ -77,7 +94,13 @@ export interface HookLayout {
   layer: number;
 }
 
-export function hookLayout(hook: string, cfg: ModelConfig, n: number): HookLayout {
+/** `sae`: the SAE spliced in, whose own hook points (`<hook>.hook_sae_acts_post`, ...) are then laid out too. */
+export function hookLayout(hook: string, cfg: ModelConfig, n: number, sae?: Sae): HookLayout {
+  if (sae && hook.startsWith(`${sae.cfg.hookName}.hook_sae_`)) {
+    // [pos, d_sae] codes, [pos, d_in] otherwise (a hook_z SAE reads its heads flattened).
+    const width = /hook_sae_acts_(pre|post)$/.test(hook) ? sae.cfg.dSae : sae.cfg.dIn;
+    return { ...hookLayout(sae.cfg.hookName, cfg, n), shape: [n, width], posAxis: 0, lengthAxes: [0] };
+  }
   const { layer, hook: local } = parseHookName(hook);
   const { nHeads: H, nKvHeads: Hkv, dHead: dh, dModel: D, dMlp } = cfg;
   const l = layer ?? (local.startsWith("ln_final") ? cfg.nLayers : 0);
@@ -152,16 +175,21 @@ const RESID_HOOKS = {
 
 /**
  * A target from its CLI name (`resid_pre`, `head_z`, `head_all`, `neurons`, ...), the inverse of
- * `targetName`. `neurons` without a layer means every layer; `perPosition` applies to head targets.
+ * `targetName`. `neurons` without a layer means every layer; `perPosition` applies to head targets;
+ * `features` needs the SAE.
  */
 export function targetFromName(
   name: string,
-  opts: { layer?: number; pos?: number; perPosition?: boolean } = {},
+  opts: { layer?: number; pos?: number; perPosition?: boolean; sae?: Sae } = {},
 ): PatchTarget {
   if (!(TARGET_NAMES as readonly string[]).includes(name)) {
     throw new Error(`Unknown patching target "${name}": use one of ${TARGET_NAMES.join(", ")}`);
   }
   if (name === "neurons") return { kind: "neurons", layer: opts.layer, pos: opts.pos };
+  if (name === "features") {
+    if (!opts.sae) throw new Error("The features target patches an SAE's features: give the SAE (--sae DIR)");
+    return { kind: "features", sae: opts.sae };
+  }
   if (name === "head_all") return { kind: "head_all" };
   if (name.startsWith("head_")) {
     return { kind: "head", component: name.slice(5) as HeadComponent, perPosition: opts.perPosition };
@@ -232,6 +260,22 @@ export function planTarget(target: PatchTarget, cfg: ModelConfig, nPos: number):
       return target.layer === undefined
         ? { target: name, axes: ["layer", "neuron"], shape: [L, dMlp], sites }
         : { target: name, axes: ["neuron"], shape: [dMlp], sites };
+    }
+    case "features": {
+      const { sae } = target;
+      validateHookName(sae.cfg.hookName, cfg);
+      const hook = saeHookName(sae, "hook_sae_acts_post");
+      if (target.features) {
+        for (const f of target.features) {
+          checkRange("feature", f, sae.cfg.dSae, "a feature");
+          sites.push({ hook, selectors: [[null, f]] });
+        }
+        return { target: name, axes: ["feature"], shape: [target.features.length], sites, sae };
+      }
+      for (let pos = 0; pos < nPos; pos++)
+        for (let feature = 0; feature < sae.cfg.dSae; feature++)
+          sites.push({ hook, selectors: [[pos, feature]] });
+      return { target: name, axes: ["pos", "feature"], shape: [nPos, sae.cfg.dSae], sites, sae };
     }
     case "custom":
       target.indexSets.forEach((set, i) => {

@@ -21,9 +21,26 @@ export interface HeldOutMetrics {
 /** Rows encoded per call: bounds the [rows, d_sae] codes held at once. */
 const CHUNK_ROWS = 4096;
 
-/** `y` defaults to `x` (an SAE reconstructs its input; a transcoder predicts another hook). */
+/** What the metrics need of a trained dictionary: its width and, for a chunk of rows, codes then predictions. */
+export interface HeldOutCodec {
+  dSae: number;
+  encode(x: Float32Array, rows: number): { post: Float32Array };
+  /** [rows, d_out] from the codes of those rows (`x`: the same rows' input, for a skip term). */
+  decode(post: Float32Array, rows: number, x: Float32Array): Float32Array;
+}
+
+/** An SAE as a held-out codec: src/sae's own encode/decode. */
 export function evaluateSae(sae: Sae, x: ActivationBuffer, y: ActivationBuffer = x): HeldOutMetrics {
-  const { dSae } = sae;
+  return evaluateCodec(sae, x, y);
+}
+
+/** `y` defaults to `x` (an SAE reconstructs its input; a transcoder predicts another hook). */
+export function evaluateCodec(
+  codec: HeldOutCodec,
+  x: ActivationBuffer,
+  y: ActivationBuffer = x,
+): HeldOutMetrics {
+  const { dSae } = codec;
   const dOut = y.width;
   if (x.rows !== y.rows) throw new Error(`Held-out input and output rows differ: ${x.rows} vs ${y.rows}`);
   const mean = new Float64Array(dOut);
@@ -34,8 +51,9 @@ export function evaluateSae(sae: Sae, x: ActivationBuffer, y: ActivationBuffer =
   let active = 0;
   for (let start = 0; start < x.rows; start += CHUNK_ROWS) {
     const rows = Math.min(CHUNK_ROWS, x.rows - start);
-    const { post } = sae.encode(x.data.subarray(start * x.width, (start + rows) * x.width), rows);
-    const yHat = sae.decode(post, rows);
+    const xChunk = x.data.subarray(start * x.width, (start + rows) * x.width);
+    const { post } = codec.encode(xChunk, rows);
+    const yHat = codec.decode(post, rows, xChunk);
     for (let t = 0; t < post.length; t++)
       if (post[t] !== 0) {
         active++;

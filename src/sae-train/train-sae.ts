@@ -21,7 +21,7 @@ import {
 } from "./checkpoint.ts";
 import { type ActivationBuffer, harvestActivations, tokenSequences } from "./harvest.ts";
 import { evaluateSae, type HeldOutMetrics } from "./held-out.ts";
-import type { SaeDims } from "./sae-loss.ts";
+import type { ArrayOps, SaeDims } from "./sae-loss.ts";
 import {
   dimsOf,
   FLOAT32_OPS,
@@ -178,6 +178,46 @@ export function checkpointProblem(out: string, resume: boolean): string | null {
   return null;
 }
 
+export interface CheckpointedRunOptions {
+  ops: ArrayOps<Float32Array>;
+  checkpoint: string;
+  fingerprint: string;
+  /** Steps between checkpoints (and one at the end, and one when stopped); default 250. */
+  every?: number;
+  signal?: AbortSignal;
+  onStep?: (log: StepLog) => void;
+  onCheckpoint?: (step: number, path: string) => void;
+}
+
+/**
+ * Runs `state` to the end of its run (or until the signal), a few steps at a time with a turn of the event
+ * loop between them (so that a Ctrl-C is seen within a few steps), writing the checkpoint every `every` steps,
+ * at the end and when stopped. An SAE and every layer of a transcoder set train through this one loop.
+ */
+export async function runWithCheckpoints(
+  state: TrainState,
+  data: TrainInput,
+  s: TrainSettings,
+  o: CheckpointedRunOptions,
+): Promise<void> {
+  const every = o.every ?? 250;
+  const steps = totalSteps(s);
+  while (state.step < steps && !o.signal?.aborted) {
+    const nextCheckpoint = (Math.floor(state.step / every) + 1) * every;
+    trainSteps(state, data, s, {
+      ops: o.ops,
+      untilStep: Math.min(steps, nextCheckpoint, state.step + YIELD_EVERY_STEPS),
+      signal: o.signal,
+      onStep: (log) => o.onStep?.(log),
+    });
+    await new Promise((r) => setImmediate(r));
+    if (state.step % every === 0 || state.step === steps || o.signal?.aborted) {
+      saveCheckpoint(o.checkpoint, state, o.fingerprint);
+      o.onCheckpoint?.(state.step, o.checkpoint);
+    }
+  }
+}
+
 export async function trainSae(opts: TrainSaeOptions): Promise<TrainSaeResult> {
   const { model, settings: s } = opts;
   const problem = checkpointProblem(opts.out, opts.resume ?? false);
@@ -210,26 +250,18 @@ export async function trainAndWrite(
   const fingerprint = run.fingerprint;
   const state = opts.resume ? loadCheckpoint(ckpt, fingerprint) : initTrainState(data, s);
   const rows = "x" in data ? data.x.rows : data.rows;
-  const every = opts.checkpointEvery ?? 250;
   const steps = totalSteps(s);
   const started = performance.now();
   const firstStep = state.step;
-  const ops = FLOAT32_OPS(opts.kernels);
-  while (state.step < steps && !opts.signal?.aborted) {
-    // A few steps at a time, yielding between them, so that a Ctrl-C is seen within a few steps.
-    const nextCheckpoint = (Math.floor(state.step / every) + 1) * every;
-    trainSteps(state, data, s, {
-      ops,
-      untilStep: Math.min(steps, nextCheckpoint, state.step + YIELD_EVERY_STEPS),
-      signal: opts.signal,
-      onStep: (log) => opts.onStep?.(log),
-    });
-    await new Promise((r) => setImmediate(r));
-    if (state.step % every === 0 || state.step === steps || opts.signal?.aborted) {
-      saveCheckpoint(ckpt, state, fingerprint);
-      opts.onCheckpoint?.(state.step, ckpt);
-    }
-  }
+  await runWithCheckpoints(state, data, s, {
+    ops: FLOAT32_OPS(opts.kernels),
+    checkpoint: ckpt,
+    fingerprint,
+    every: opts.checkpointEvery,
+    signal: opts.signal,
+    onStep: opts.onStep,
+    onCheckpoint: opts.onCheckpoint,
+  });
   const seconds = (performance.now() - started) / 1000;
   const result: TrainSaeResult = {
     complete: state.step >= steps,

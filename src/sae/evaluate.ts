@@ -20,6 +20,14 @@ import type { Sae } from "./sae.ts";
 
 export const DEFAULT_EVAL_CONTEXT = 128;
 
+/** How an evaluation walks its corpus: tokens per text, texts per batch, Ctrl-C, progress in texts. */
+export interface CorpusEvalOptions {
+  context?: number;
+  batchSize?: number;
+  signal?: AbortSignal;
+  onBatch?: (textsDone: number) => void;
+}
+
 export interface SaeEvalResult {
   l0: number;
   explained_variance: number;
@@ -58,12 +66,7 @@ export async function evaluateSae(
   model: HookedTransformer,
   sae: Sae,
   texts: Iterable<string>,
-  opts: {
-    context?: number;
-    batchSize?: number;
-    signal?: AbortSignal;
-    onBatch?: (textsDone: number) => void;
-  } = {},
+  opts: CorpusEvalOptions = {},
 ): Promise<SaeEvalResult> {
   const context = opts.context ?? DEFAULT_EVAL_CONTEXT;
   if (!Number.isInteger(context) || context < 2) {
@@ -79,7 +82,6 @@ export async function evaluateSae(
   let active = 0;
   let tokens = 0;
   const ce = { clean: 0, sae: 0, zero: 0, count: 0 };
-  let done = 0;
 
   const runBatch = (batch: number[][]) => {
     const lengths = batch.map((t) => t.length);
@@ -124,24 +126,12 @@ export async function evaluateSae(
     ce.count += lengths.reduce((a, n) => a + n - 1, 0);
   };
 
-  let batch: number[][] = [];
-  for (const text of texts) {
-    if (opts.signal?.aborted) throw new Error("SAE evaluation stopped (Ctrl-C)");
-    const toks = model.toTokens(text).slice(0, context);
-    if (toks.length < 2) continue; // no position ≥ 1 to evaluate
-    batch.push(toks);
-    if (batch.length === batchSize) {
-      runBatch(batch);
-      done += batch.length;
-      opts.onBatch?.(done);
-      batch = [];
-      await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-  if (batch.length) {
-    runBatch(batch);
-    opts.onBatch?.(done + batch.length);
-  }
+  await forEachTextBatch(
+    model,
+    texts,
+    { context, batchSize, signal: opts.signal, onBatch: opts.onBatch, what: "SAE evaluation" },
+    runBatch,
+  );
   if (tokens === 0) throw new Error("No text gave 2 or more tokens: the corpus has nothing to evaluate on");
 
   let meanSq = 0;
@@ -160,4 +150,42 @@ export async function evaluateSae(
     dead_fraction: everFired.reduce((a, v) => a + (1 - v), 0) / dSae,
     tokens,
   };
+}
+
+/**
+ * The corpus loop of the evaluations: each text tokenized as the model does (BOS first) and cut to `context`
+ * tokens (texts of fewer than 2 are skipped: no position ≥ 1), `batchSize` sequences per `runBatch`, a turn of
+ * the event loop after each (so Ctrl-C is seen); `signal` stops between batches, `onBatch` reports texts done.
+ */
+export async function forEachTextBatch(
+  model: HookedTransformer,
+  texts: Iterable<string>,
+  opts: {
+    context: number;
+    batchSize: number;
+    signal?: AbortSignal;
+    onBatch?: (textsDone: number) => void;
+    what: string;
+  },
+  runBatch: (batch: number[][]) => void,
+): Promise<void> {
+  let done = 0;
+  let batch: number[][] = [];
+  for (const text of texts) {
+    if (opts.signal?.aborted) throw new Error(`${opts.what} stopped (Ctrl-C)`);
+    const toks = model.toTokens(text).slice(0, opts.context);
+    if (toks.length < 2) continue; // no position ≥ 1 to evaluate
+    batch.push(toks);
+    if (batch.length === opts.batchSize) {
+      runBatch(batch);
+      done += batch.length;
+      opts.onBatch?.(done);
+      batch = [];
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+  if (batch.length) {
+    runBatch(batch);
+    opts.onBatch?.(done + batch.length);
+  }
 }

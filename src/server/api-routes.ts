@@ -17,6 +17,7 @@ export interface ApiContext {
   neuronIndex?: string;
   /** The attribution graph given with `serve --graph`, checked; null without one. */
   graph: FrontEndGraph | null;
+  featureIndex?: string;
   /** How long a quick endpoint may take, waiting in line included. */
   quickTimeoutMs: number;
 }
@@ -31,6 +32,12 @@ interface PredictBody extends PromptBody {
   topK: number;
   answer?: string;
   wrong?: string;
+  featurePos?: number;
+}
+interface FeatureSearchBody {
+  token?: string;
+  text?: string;
+  top: number;
 }
 interface AttentionBody extends PromptBody {
   layer?: number;
@@ -165,6 +172,8 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     patchTargets: EXPLORER_TARGETS,
     neuronIndex: ctx.neuronIndex !== undefined,
     graph: ctx.graph !== null,
+    sae: ctx.info.sae ?? null,
+    featureIndex: ctx.featureIndex !== undefined,
   }));
 
   app.get("/api/graph", async () => {
@@ -177,6 +186,53 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ctx.graph;
   });
 
+  /** Feature requests need the SAE the server was started with. */
+  const requireSae = (): { hook: string; dSae: number } => {
+    if (!ctx.info.sae)
+      throw new ApiError(
+        404,
+        "This explorer has no SAE, so it has no features.",
+        "Restart it with circuitscope serve --model M --sae DIR (an SAELens directory).",
+      );
+    return ctx.info.sae;
+  };
+
+  app.get<{ Params: { feature: string }; Querystring: { text?: string } }>(
+    "/api/features/:feature",
+    { schema: { params: schemas.featureParams, querystring: schemas.neuronQuery } },
+    async (req, reply) => {
+      const { dSae } = requireSae();
+      const text = req.params.feature;
+      const feature = Number(text);
+      if (!/^\d+$/.test(text) || feature >= dSae)
+        throw new ApiError(
+          400,
+          `The feature in the URL, ${JSON.stringify(text)}, is not a feature of this SAE.`,
+          `Use a feature from 0 to ${dSae - 1}, e.g. /api/features/12.`,
+        );
+      if (req.query.text !== undefined) ctx.checks.promptTokens(req.query.text, "text");
+      return runNow(ctx, reply, "feature", { feature, text: req.query.text });
+    },
+  );
+
+  app.post<{ Body: FeatureSearchBody }>(
+    "/api/features/search",
+    { schema: { body: schemas.featureSearchBody } },
+    async (req, reply) => {
+      requireSae();
+      const { token, text, top } = req.body;
+      if ((token === undefined) === (text === undefined))
+        throw new ApiError(
+          400,
+          "Feature search takes either a token or a text.",
+          'Send {"token": " she"} for the features that raise a token, or {"text": "..."} for the features most active on a text.',
+        );
+      if (token !== undefined) ctx.checks.singleToken(token, "token");
+      else ctx.checks.promptTokens(text!, "text");
+      return runNow(ctx, reply, "featureSearch", { token, text, top });
+    },
+  );
+
   app.post<{ Body: PromptBody }>("/api/tokens", { schema: { body: schemas.tokensBody } }, async (req) => {
     const tokens = ctx.checks.promptTokens(req.body.prompt);
     return { tokens, strTokens: ctx.checks.tokenizer.toStrTokens(tokens), nCtx: cfg.nCtx };
@@ -186,11 +242,20 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     "/api/predict",
     { schema: { body: schemas.predictBody } },
     async (req, reply) => {
-      const { prompt, topK, answer, wrong } = req.body;
-      ctx.checks.promptTokens(prompt);
+      const { prompt, topK, answer, wrong, featurePos } = req.body;
+      const tokens = ctx.checks.promptTokens(prompt);
       if (answer !== undefined) ctx.checks.singleToken(answer, "answer");
       if (wrong !== undefined) ctx.checks.singleToken(wrong, "wrong token");
-      return runNow(ctx, reply, "predict", { prompt, topK, answer, wrong });
+      if (featurePos !== undefined) {
+        requireSae();
+        if (featurePos >= tokens.length)
+          throw new ApiError(
+            400,
+            `featurePos ${featurePos} is past the prompt's ${tokens.length} tokens.`,
+            `Use a position from 0 to ${tokens.length - 1} (0 is the BOS token).`,
+          );
+      }
+      return runNow(ctx, reply, "predict", { prompt, topK, answer, wrong, featurePos });
     },
   );
 

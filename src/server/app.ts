@@ -5,16 +5,19 @@
  */
 import { readdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { readFrontEndGraph } from "../graphs/front-end-check.ts";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
+import type { SaeConfig } from "../sae/sae-config.ts";
+import { readSaeConfig } from "../sae/saelens-dir.ts";
 import { tokenizerFor } from "../tokenizer/load-tokenizer.ts";
 import { AccessGuard, installAccessGuard, newSessionToken } from "./access-guard.ts";
 import { registerApiRoutes } from "./api-routes.ts";
+import { displayName } from "./display-name.ts";
 import {
   clientErrorHandler,
   frameworkErrorHandler,
@@ -40,6 +43,10 @@ export interface ServerOptions {
   graph?: string;
   /** A circuit-tracer transcoder set for the graph task (loaded and checked against the model at start-up). */
   transcoders?: string;
+  /** An SAELens SAE directory: feature pages, search and features in predictions (checked at start-up). */
+  sae?: string;
+  /** A feature index of that SAE (`circuitscope index --sae`). */
+  featureIndex?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -59,18 +66,26 @@ export interface ExplorerServer {
   close(): Promise<void>;
 }
 
-/** A model or directory as the user named it: a hub id or relative path as typed, an absolute path by its last part. */
-export function displayName(pathOrId: string): string {
-  return isAbsolute(pathOrId) ? basename(pathOrId) : pathOrId;
-}
+export { displayName } from "./display-name.ts";
 
-/** Responses never show this machine's directory layout: known absolute paths become short names. */
-function pathHider(opts: ServerOptions): PathHider {
+/**
+ * Responses never show this machine's directory layout: known absolute paths become short names (the
+ * loaded checkpoint's directory, e.g. a bundled model's, by the name the user gave).
+ */
+function pathHider(opts: ServerOptions, modelDir: string): PathHider {
   const known: [string, string][] = [
     [process.cwd(), "."],
     [homedir(), "~"],
+    [resolve(modelDir), displayName(opts.model.model)],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex, opts.graph, opts.transcoders])
+  for (const p of [
+    opts.model.model,
+    opts.neuronIndex,
+    opts.graph,
+    opts.sae,
+    opts.featureIndex,
+    opts.transcoders,
+  ])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -85,9 +100,14 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const indexManifest = opts.neuronIndex === undefined ? null : readManifest(opts.neuronIndex);
   // So does a wrong --graph: read and checked whole before the model loads.
   const graph = opts.graph === undefined ? null : readFrontEndGraph(opts.graph);
+  // A wrong --sae or --feature-index fails now, before the model loads (the SAE's fit once it has).
+  const saeCfg = opts.sae === undefined ? null : readSaeConfig(opts.sae);
+  if (opts.featureIndex !== undefined) checkFeatureIndex(opts.featureIndex, saeCfg);
   const host = new ModelHost({
     load: opts.model,
     neuronIndex: opts.neuronIndex,
+    sae: opts.sae,
+    featureIndex: opts.featureIndex,
     transcoders: opts.transcoders,
   });
   const bundle = frontEndBundleJs(); // built while the model loads
@@ -104,7 +124,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   const queue = new JobQueue((kind, params, ctx) => host.run(kind, params, ctx), {
     maxQueue: opts.maxQueue,
   });
-  const hidePaths = pathHider(opts);
+  const hidePaths = pathHider(opts, info.dir);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: opts.logger ?? false,
@@ -130,6 +150,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     checks: new RequestChecks(info.cfg, tokenizerFor(info.dir, info.cfg)),
     neuronIndex: opts.neuronIndex,
     graph,
+    featureIndex: opts.featureIndex,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
   // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
@@ -150,6 +171,20 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
 function publicPaths(): string[] {
   const files = readdirSync(PUBLIC_DIR).filter((f) => !f.startsWith("."));
   return ["/", "/app.js", ...files.map((f) => `/${f}`)];
+}
+
+/** A feature index needs the SAE it was built for (`index --sae DIR`), and is refused for a neuron index. */
+function checkFeatureIndex(dir: string, saeCfg: SaeConfig | null): void {
+  if (!saeCfg) throw new Error(`--feature-index ${dir} needs the SAE it was built with: add --sae DIR`);
+  const indexed = readManifest(dir).settings.sae;
+  if (!indexed)
+    throw new Error(
+      `${dir} is a neuron index, not a feature index: pass it as --neuron-index, or build a feature index with circuitscope index --sae DIR --corpus C --out DIR`,
+    );
+  if (indexed.dSae !== saeCfg.dSae || indexed.hook !== saeCfg.hookName)
+    throw new Error(
+      `Feature index ${dir} was built for an SAE with ${indexed.dSae} features at ${indexed.hook}, but --sae has ${saeCfg.dSae} at ${saeCfg.hookName}: pass the index built with this SAE`,
+    );
 }
 
 function checkIndexFitsModel(dir: string, manifest: IndexManifest, model: string, info: WorkerInfo): void {

@@ -15,6 +15,10 @@ export interface WorkerSetup {
   neuronIndex?: string;
   /** Transcoder set (`serve --transcoders`) for the graph task: loaded and checked against the model at start-up. */
   transcoders?: string;
+  /** An SAELens SAE directory (`serve --sae`): loaded and checked against the model at start-up. */
+  sae?: string;
+  /** A feature index of that SAE (`index --sae`) for feature pages and search (opened on first use). */
+  featureIndex?: string;
 }
 
 export interface WorkerInfo {
@@ -22,6 +26,8 @@ export interface WorkerInfo {
   /** The loaded checkpoint's directory (its tokenizer files, for request checks on the HTTP thread). */
   dir: string;
   tasks: string[];
+  /** The SAE given to `serve --sae`: its hook and number of features. */
+  sae?: { hook: string; dSae: number };
 }
 
 /** `cancel` is a shared Int32Array(1): the host sets it to 1, the task sees it at its next progress call. */

@@ -2,15 +2,19 @@
  * The model worker: owns the one loaded model and runs tasks one at a time, off the HTTP thread, so the
  * server answers status and progress requests while a long patching run is in progress.
  */
-import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
+import type { Sae } from "../sae/sae.ts";
+import { displayName } from "./display-name.ts";
 import type { ModelLoadSpec, ToWorker, WorkerInfo, WorkerSetup } from "./model-protocol.ts";
 import {
   attentionTask,
   attributionTask,
   circuitTask,
+  featureSearchTask,
+  featureTask,
   graphTask,
   neuronTask,
   patchingTask,
@@ -27,6 +31,8 @@ const TASKS: Record<string, Task> = {
   patching: patchingTask,
   circuit: circuitTask,
   neuron: neuronTask,
+  feature: featureTask,
+  featureSearch: featureSearchTask,
   graph: graphTask,
 };
 
@@ -47,39 +53,59 @@ async function load(spec: ModelLoadSpec): Promise<HookedTransformer> {
 
 const setup = workerData as WorkerSetup;
 let index: NeuronIndex | null | undefined;
+let featureIndex: NeuronIndex | null | undefined;
 async function openIndex(): Promise<void> {
   if (index !== undefined) return;
   if (!setup.neuronIndex) index = null;
   else index = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.neuronIndex);
 }
+async function openFeatureIndex(): Promise<void> {
+  if (featureIndex !== undefined) return;
+  if (!setup.featureIndex) featureIndex = null;
+  else featureIndex = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.featureIndex);
+}
+
+/** The `serve --sae` SAE, loaded for the model; a misfit is a start-up failure with the fix. */
+async function loadSae(model: HookedTransformer): Promise<Sae | null> {
+  if (!setup.sae) return null;
+  const { loadSaeLensDir } = await import("../sae/saelens-dir.ts");
+  const { checkSaeFitsModel } = await import("../sae/hook-width.ts");
+  const sae = loadSaeLensDir(setup.sae, { kernels: model.kernels });
+  checkSaeFitsModel(sae.cfg, model.cfg);
+  return sae;
+}
+
+/** A `serve --transcoders` set that cannot be loaded or does not fit the model (the host names the flag). */
+class TranscoderSetError extends Error {}
 
 /** The set given to `serve --transcoders`, checked against the model (layers, d_model, hooks) before serving. */
-async function loadTranscoders(model: HookedTransformer, dir: string): Promise<TranscoderSet> {
+async function loadTranscoders(model: HookedTransformer): Promise<TranscoderSet | null> {
+  if (setup.transcoders === undefined) return null;
   const { loadTranscoderSet } = await import("../graphs/transcoder-set.ts");
   const { checkTranscoderSet } = await import("../graphs/replacement-run.ts");
   const { checkGraphHooks } = await import("../graphs/attribute-graph.ts");
-  const set = await loadTranscoderSet(dir, { offline: setup.load.offline });
-  checkTranscoderSet(model, set);
-  checkGraphHooks(model, set);
-  return set;
+  try {
+    const set = await loadTranscoderSet(setup.transcoders, { offline: setup.load.offline });
+    checkTranscoderSet(model, set);
+    checkGraphHooks(model, set);
+    return set;
+  } catch (err) {
+    throw new TranscoderSetError((err as Error).message);
+  }
 }
 
-let model: HookedTransformer | undefined;
-let transcoders: TranscoderSet | null = null;
-let loaded = false;
 try {
-  model = await load(setup.load);
-  if (setup.transcoders !== undefined) transcoders = await loadTranscoders(model, setup.transcoders);
-  loaded = true;
-} catch (err) {
-  port.postMessage({ type: "fatal", message: (err as Error).message, transcoders: model !== undefined });
-}
-if (loaded && model) serve(port, model);
-
-function serve(port: MessagePort, model: HookedTransformer): void {
+  const model = await load(setup.load);
+  const sae = await loadSae(model);
+  const transcoders = await loadTranscoders(model);
   // Without transcoders there is no graph task to offer.
   const tasks = Object.keys(TASKS).filter((k) => k !== "graph" || transcoders !== null);
-  const info: WorkerInfo = { cfg: model.cfg, dir: model.source, tasks };
+  const info: WorkerInfo = {
+    cfg: model.cfg,
+    dir: model.source,
+    tasks,
+    ...(sae ? { sae: { hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
+  };
   port.postMessage({ type: "ready", info });
   port.on("message", async (msg: ToWorker) => {
     const flag = new Int32Array(msg.cancel);
@@ -91,12 +117,19 @@ function serve(port: MessagePort, model: HookedTransformer): void {
         else port.postMessage({ type: "progress", id: msg.id, done, total });
       },
       neuronIndex: () => index ?? null,
+      sae: () => sae,
+      featureIndex: () => featureIndex ?? null,
       transcoders: () => transcoders,
+      names: {
+        model: displayName(setup.load.model),
+        ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
+      },
     };
     try {
       const task = tasks.includes(msg.kind) ? TASKS[msg.kind] : undefined;
       if (!task) throw new Error(`Unknown task "${msg.kind}"`);
       if (msg.kind === "neuron") await openIndex();
+      if (msg.kind === "feature" || msg.kind === "featureSearch") await openFeatureIndex();
       if (Atomics.load(flag, 0) !== 0) throw new Cancelled();
       const value = await task(model, msg.params as never, ctx);
       port.postMessage({ type: "result", id: msg.id, value });
@@ -104,5 +137,11 @@ function serve(port: MessagePort, model: HookedTransformer): void {
       const cancelled = err instanceof Cancelled || Atomics.load(flag, 0) !== 0;
       port.postMessage({ type: "error", id: msg.id, message: (err as Error).message, cancelled });
     }
+  });
+} catch (err) {
+  port.postMessage({
+    type: "fatal",
+    message: (err as Error).message,
+    transcoders: err instanceof TranscoderSetError,
   });
 }

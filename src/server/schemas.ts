@@ -21,6 +21,7 @@ export const predictBody = body(
     topK: { type: "integer", minimum: 1, maximum: 100, default: 10 },
     answer: tokenText,
     wrong: tokenText,
+    featurePos: index,
   },
   ["prompt"],
 );
@@ -87,3 +88,13 @@ export const neuronQuery = {
   additionalProperties: false,
   properties: { text: prompt },
 } as const;
+export const featureParams = {
+  type: "object",
+  properties: { feature: indexText },
+  required: ["feature"],
+} as const;
+/** Feature search: by `token` (one token's text) or by `text`; which one is checked in the route. */
+export const featureSearchBody = body(
+  { token: tokenText, text: prompt, top: { type: "integer", minimum: 1, maximum: 100, default: 10 } },
+  [],
+);

@@ -13,10 +13,15 @@ import { promptGraph } from "../graphs/prompt-graph.ts";
 import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import { headName } from "../model/component-names.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
+import { readoutDirection } from "../model/readout.ts";
+import { featurePageData } from "../neurons/feature-page.ts";
+import { featureReport } from "../neurons/feature-report.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
 import { neuronReport } from "../neurons/neuron-report.ts";
 import { activationPatching } from "../patching/activation-patching.ts";
+import { saeHookName, saeSplice } from "../sae/attach.ts";
+import type { Sae } from "../sae/sae.ts";
 import { circuitGraphSvg } from "../viz/circuit-graph.ts";
 import type { AttentionFigure } from "../viz/figure.ts";
 import type { ReportSection } from "../viz/html/report.ts";
@@ -40,6 +45,11 @@ export interface TaskContext {
   neuronIndex(): NeuronIndex | null;
   /** The transcoder set given to `serve --transcoders` (checked against the model at start-up). */
   transcoders(): TranscoderSet | null;
+  /** The SAE given to `serve --sae` (loaded at start-up), and its feature index (`--feature-index`). */
+  sae(): Sae | null;
+  featureIndex(): NeuronIndex | null;
+  /** The model and SAE as pages name them: as the user gave them, never this machine's absolute path. */
+  names: { model: string; sae?: string };
 }
 
 export interface PredictParams {
@@ -47,11 +57,19 @@ export interface PredictParams {
   topK: number;
   answer?: string;
   wrong?: string;
+  /** With an SAE: the position whose most active features are listed (default the last). */
+  featurePos?: number;
 }
 
-export function predictTask(model: HookedTransformer, p: PredictParams) {
+/** Features listed in the prediction view and by text search. */
+const TOP_FEATURES = 10;
+
+export function predictTask(model: HookedTransformer, p: PredictParams, ctx?: TaskContext) {
   const tokens = model.toTokens(p.prompt);
-  const row = model.run([tokens], { logits: "last" }).data; // [d_vocab]
+  const sae = ctx?.sae() ?? null;
+  // With the SAE's error term the prediction is the model's own; the cache gives the features.
+  const run = sae ? saeRun(model, sae, tokens) : null;
+  const row = run ? run.logits : model.run([tokens], { logits: "last" }).data; // [d_vocab]
   const report = (s: string | undefined) =>
     s === undefined ? undefined : answerReport(row, model.toSingleToken(s), model.tokenizer);
   const answer = report(p.answer);
@@ -63,6 +81,33 @@ export function predictTask(model: HookedTransformer, p: PredictParams) {
     ...(answer ? { answer } : {}),
     ...(wrong ? { wrong } : {}),
     ...(answer && wrong ? { logitDiff: answer.logit - wrong.logit } : {}),
+    ...(run && sae ? { features: featuresAt(run.acts, sae, tokens.length, p.featurePos) } : {}),
+  };
+}
+
+/** A run with the SAE spliced in with its error term: final logits and the features [pos, d_sae]. */
+function saeRun(model: HookedTransformer, sae: Sae, tokens: number[]) {
+  const acts = saeHookName(sae, "hook_sae_acts_post");
+  const r = model.runWithCache([tokens], {
+    splices: [saeSplice(sae, { useErrorTerm: true })],
+    namesFilter: [acts],
+    logits: "last",
+  });
+  return { logits: r.logits!.data, acts: r.cache.get(acts).data };
+}
+
+/** The most active features at one position (default the last), largest first. */
+function featuresAt(acts: Float32Array, sae: Sae, n: number, pos = n - 1) {
+  if (!Number.isInteger(pos) || pos < 0 || pos >= n)
+    throw new Error(`featurePos ${pos} is not a position of the prompt: use 0 to ${n - 1}`);
+  const { dSae } = sae.cfg;
+  const row = acts.subarray(pos * dSae, (pos + 1) * dSae);
+  const active = [...row.keys()].filter((f) => row[f] > 0);
+  active.sort((a, b) => row[b] - row[a] || a - b);
+  return {
+    hook: sae.cfg.hookName,
+    pos,
+    top: active.slice(0, TOP_FEATURES).map((feature) => ({ feature, activation: row[feature] })),
   };
 }
 
@@ -259,7 +304,11 @@ export function neuronTask(
   const index = ctx.neuronIndex();
   // A layer the index does not hold still has a page (logit effect, activation on the prompt), without corpus examples.
   const usable = index?.layers.includes(p.layer) ? index : null;
-  const page = neuronPageData(model, p.layer, p.neuron, { index: usable, text: p.text });
+  const page = neuronPageData(model, p.layer, p.neuron, {
+    index: usable,
+    text: p.text,
+    modelName: ctx.names.model,
+  });
   const report = neuronReport(page);
   const note =
     index && !usable
@@ -304,5 +353,98 @@ export async function graphTask(model: HookedTransformer, p: GraphParams, ctx: T
     graph: frontEnd,
     replacementScore: scores.replacementScore,
     completenessScore: scores.completenessScore,
+  };
+}
+
+/** The server's SAE, or the error a feature request gets without one. */
+function requireSae(ctx: TaskContext): Sae {
+  const sae = ctx.sae();
+  if (!sae)
+    throw new Error(
+      "This explorer was started without an SAE: restart it with circuitscope serve --model M --sae DIR (an SAELens directory)",
+    );
+  return sae;
+}
+
+export interface FeatureParams {
+  feature: number;
+  /** Also show the feature's activation on this text. */
+  text?: string;
+}
+
+/** A feature page (top examples, quantile groups, histogram and density from the feature index; logits). */
+export function featureTask(model: HookedTransformer, p: FeatureParams, ctx: TaskContext) {
+  const sae = requireSae(ctx);
+  const index = ctx.featureIndex();
+  const page = featurePageData(model, sae, p.feature, {
+    index,
+    text: p.text,
+    saeName: ctx.names.sae,
+    modelName: ctx.names.model,
+  });
+  const report = featureReport(page);
+  return {
+    title: report.title,
+    sections: report.sections,
+    indexed: page.index !== null,
+    ...(index
+      ? {}
+      : {
+          note: "No feature index was given (serve --feature-index DIR): examples, quantile groups, histogram and density are not computed.",
+        }),
+  };
+}
+
+export type FeatureSearchParams = { top?: number } & (
+  | { token: string; text?: undefined }
+  | { text: string; token?: undefined }
+);
+
+/**
+ * Feature search. By token: the features whose decoder direction raises that token's logit most (its direct
+ * effect through the final norm's gain and W_U, as on the feature page). By text: the features most active
+ * anywhere in the text (their largest activation, and where).
+ */
+export function featureSearchTask(model: HookedTransformer, p: FeatureSearchParams, ctx: TaskContext) {
+  const sae = requireSae(ctx);
+  const { dIn, dSae } = sae.cfg;
+  const top = p.top ?? TOP_FEATURES;
+  if (p.token !== undefined) {
+    const token = model.toSingleToken(p.token);
+    const dir = readoutDirection(model.weights, token).dir;
+    const gain = model.weights.lnFinal?.w.data ?? null;
+    const col = Float64Array.from(dir, (v, d) => (v * (gain ? gain[d] : 1)) / sae.scalingFactor);
+    const effect = new Float64Array(dSae);
+    for (let f = 0; f < dSae; f++) {
+      let s = 0;
+      for (let d = 0; d < dIn; d++) s += sae.W_dec[f * dIn + d] * col[d];
+      effect[f] = s;
+    }
+    const order = [...effect.keys()].sort((a, b) => effect[b] - effect[a] || a - b).slice(0, top);
+    return {
+      by: "token",
+      token: p.token,
+      features: order.map((feature) => ({ feature, logitEffect: effect[feature] })),
+    };
+  }
+  const tokens = model.toTokens(p.text!);
+  const { acts } = saeRun(model, sae, tokens);
+  const best = Array.from({ length: dSae }, (_, feature) => {
+    let value = 0;
+    let pos = -1;
+    for (let q = 0; q < tokens.length; q++) {
+      const v = acts[q * dSae + feature];
+      if (v > value) [value, pos] = [v, q];
+    }
+    return { feature, value, pos };
+  }).filter((b) => b.pos >= 0);
+  best.sort((a, b) => b.value - a.value || a.feature - b.feature);
+  const strTokens = model.toStrTokens(tokens);
+  return {
+    by: "text",
+    strTokens,
+    features: best
+      .slice(0, top)
+      .map((b) => ({ feature: b.feature, activation: b.value, pos: b.pos, token: strTokens[b.pos] })),
   };
 }

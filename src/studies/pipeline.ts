@@ -28,6 +28,7 @@ import { behaviourStage, NORMALISATION_RULE } from "./stages/behaviour.ts";
 import { circuitStage } from "./stages/circuit.ts";
 import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
 import { headPartsStage, neuronStage } from "./stages/components.ts";
+import { featuresStage } from "./stages/features.ts";
 import { headDlaStage } from "./stages/head-dla.ts";
 import { layerScreenStage } from "./stages/layer-screen.ts";
 import { mechanismStage } from "./stages/mechanisms.ts";
@@ -45,6 +46,7 @@ export const STAGES: readonly Stage[] = [
   neuronStage,
   headPartsStage,
   mechanismStage,
+  featuresStage,
   agreementStage,
   circuitStage,
   comparisonsStage,
@@ -223,6 +225,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       question: spec.question,
       requireBehaviour: spec.requireBehaviour,
       mainFigure: spec.mainFigure,
+      ...(spec.features ? { features: spec.features } : {}),
     },
     words: spec.words,
     meta: {
@@ -248,6 +251,14 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
         "layer screen per group, neuron screen, head-part screen (src/patching attributionPatchingAll)":
           "estimate (attribution patching: first-order, one forward + backward per pair)",
         "neuron pages (src/neurons)": "exact (weights, and activations recomputed with the model)",
+        ...(spec.features
+          ? {
+              "SAE features: the screen (src/patching attributionPatching, target features)":
+                "estimate (attribution patching over every feature at every position)",
+              "SAE features: the top ones (src/patching activationPatching, target features)":
+                "exact activation patching of each feature at every position (the SAE with its error term)",
+            }
+          : {}),
       },
       promptsText: spec.promptsText,
       omitted: ctx.omitted,
@@ -278,6 +289,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     headPartsStage,
     mechanismStage,
     neuronStage,
+    featuresStage,
     comparisonsStage,
   ];
   res.findings = [...storyOrder, ...STAGES.filter((s) => !storyOrder.includes(s))].flatMap(

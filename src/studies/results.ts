@@ -5,6 +5,7 @@
 
 import type { CurvePoint } from "../circuits/select.ts";
 import type { CircuitBrief } from "../circuits/summary.ts";
+import type { FeaturePageData } from "../neurons/feature-page.ts";
 import type { NeuronPageData } from "../neurons/neuron-page.ts";
 import type { StudySpec } from "./spec.ts";
 import type { GridSummary, RankedCell, SampleSummary, SeriesSummary } from "./summaries.ts";
@@ -120,6 +121,27 @@ export interface GroupResult {
     attribution: number[][];
     toCue: SampleSummary[];
   };
+  /**
+   * SAE features (the spec's SAE), the top ones by attribution patching (each feature at every position,
+   * summed over positions, mean over prompts), each patched exactly at every position; normalised as the
+   * group's other patching numbers. `peakToken`: the clean token where its attribution peaks most often.
+   */
+  features?: {
+    hook: string;
+    top: {
+      feature: number;
+      attribution: SampleSummary;
+      exact: SampleSummary;
+      peakToken: { token: string; prompts: number };
+    }[];
+  };
+}
+
+/** An SAE feature's page, written as its own HTML file in the report (features/feature-N.html). */
+export interface StudyFeaturePage {
+  feature: number;
+  file: string;
+  page: FeaturePageData;
 }
 
 export interface AttentionExample {
@@ -195,7 +217,15 @@ export interface MirroredMetric {
 export interface StudyResults {
   schemaVersion: 2;
   /** The spec that ran (`circuitscope study <id>`), its title and question. */
-  study: { id: string; title: string; question: string; requireBehaviour: boolean; mainFigure?: string };
+  study: {
+    id: string;
+    title: string;
+    question: string;
+    requireBehaviour: boolean;
+    mainFigure?: string;
+    /** The spec's SAE, when it has one (the features section). */
+    features?: StudySpec["features"];
+  };
   /** The spec's words for the clean and corrupted runs, their difference and a group. */
   words: StudySpec["words"];
   meta: StudyMeta;
@@ -213,6 +243,8 @@ export interface StudyResults {
   };
   /** The report's summary sentences, each generated from the numbers named next to it. */
   findings?: Finding[];
+  /** Pages of the SAE features the features section names (when the spec has an SAE). */
+  featurePages?: StudyFeaturePage[];
 }
 
 /** One sentence of the summary, with the numbers (paths into this file's values) behind it. */

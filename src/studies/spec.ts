@@ -81,6 +81,18 @@ export interface StudyGroup {
   mirrorOf?: string;
 }
 
+/** SAE features in a study: which SAE, where its training data came from, how many features to confirm. */
+export interface StudyFeatures {
+  /** An SAELens directory (e.g. a bundled SAE's). */
+  sae: string;
+  /** What the SAE was trained on, stated in the section (e.g. "the model's own samples"). */
+  trainedOn: string;
+  /** Features ranked by attribution, then patched exactly, per group. */
+  top: number;
+  /** Features given a page in the report (the largest by exact patching over the groups). */
+  pages: number;
+}
+
 /** A plan: a spec's sizes for this run, with the groups chosen and the seed. */
 export interface StudyPlan extends StudySizes {
   quick: boolean;
@@ -130,6 +142,11 @@ export interface StudySpec {
    * difference excludes 0); other groups are reported as "the model does not do this".
    */
   requireBehaviour: boolean;
+  /**
+   * SAE features (optional): which carry the effect, by attribution patching over every feature at every
+   * position, then exact patching of the top ones, on the focus group and the mechanism groups.
+   */
+  features?: StudyFeatures;
   /** The figure that sums the study up: also written as figures/NAME.png (e.g. for a README). */
   mainFigure?: string;
 }

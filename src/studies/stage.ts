@@ -31,6 +31,7 @@ export interface StageSlice {
   groups?: Map<string, Partial<GroupResult>>;
   focus?: Partial<FocusResult>;
   comparisons?: StudyResults["comparisons"];
+  featurePages?: StudyResults["featurePages"];
 }
 
 export interface Stage<S extends StageSlice = StageSlice> {
@@ -53,4 +54,5 @@ export function applySlice(res: StudyResults, slice: StageSlice): void {
   }
   if (slice.focus) Object.assign(res.focus, slice.focus);
   if (slice.comparisons) res.comparisons = slice.comparisons;
+  if (slice.featurePages) res.featurePages = slice.featurePages;
 }

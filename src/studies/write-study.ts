@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { featureReport } from "../neurons/feature-report.ts";
 import { writeReportDir } from "../util/report-dir.ts";
 import { writeFigureFiles } from "../viz/export/write-files.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
@@ -37,6 +38,11 @@ export async function writeStudy(
         // not after the whole report is written.
         await new Promise((resolve) => setImmediate(resolve));
       }
+    }
+    // The SAE features' pages, linked from the features section.
+    for (const fp of results.featurePages ?? []) {
+      mkdirSync(join(tmp, "features"), { recursive: true });
+      writeFileSync(join(tmp, fp.file), renderHtmlReport(featureReport(fp.page)));
     }
     const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));
     writeFileSync(join(tmp, "results.json"), `${JSON.stringify({ ...results, captions }, null, 1)}\n`);

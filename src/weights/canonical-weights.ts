@@ -25,6 +25,8 @@ export interface BlockWeights {
   b_V: Tensor; // [n_kv_heads, d_head]
   W_O: Tensor; // [n_heads, d_head, d_model]
   b_O: Tensor; // [d_model]
+  /** The norm after attention, before its output joins the residual (Gemma 2: `ln1_post`); absent: none. */
+  ln1Post?: LayerNormParams;
   ln2: LayerNormParams | null;
   W_in: Tensor; // [d_model, d_mlp] (the up projection of a gated MLP)
   /** [d_model, d_mlp]: the gate of a gated MLP (mlp.hook_pre = x @ W_gate), or null. */
@@ -32,6 +34,8 @@ export interface BlockWeights {
   b_in: Tensor; // [d_mlp]
   W_out: Tensor; // [d_mlp, d_model]
   b_out: Tensor; // [d_model]
+  /** The norm after the MLP (Gemma 2: `ln2_post`); absent: none. Never folded (the residual reads it). */
+  ln2Post?: LayerNormParams;
 }
 
 export interface ModelWeights {

@@ -22,7 +22,7 @@ export interface ModelShape {
   act: Activation;
 }
 
-export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox"] as const;
+export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "gemma2"] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 
 /** Hugging Face's rotary frequency rescalings (`rope_scaling` / `rope_parameters`). */
@@ -69,6 +69,35 @@ export interface Architecture {
    * resid_post = resid_pre + attn(ln1(resid_pre)) + mlp(ln2(resid_pre)); otherwise the MLP reads resid_mid.
    */
   parallelResidual: boolean;
+  /**
+   * Per layer, whether `slidingWindow` applies ("sliding") or the layer attends to every earlier position
+   * ("full"), as Hugging Face's `layer_types` (Gemma 2 alternates, the first layer sliding). Absent or null:
+   * every layer is windowed when `slidingWindow` is set.
+   */
+  layerTypes?: readonly ("sliding" | "full")[] | null;
+  /** Token embeddings are multiplied by this (Gemma: sqrt(d_model)); absent or null: not scaled. */
+  embedScale?: number | null;
+  /** What q·k is multiplied by (Gemma 2: query_pre_attn_scalar^-0.5); absent or null: 1/sqrt(d_head). */
+  attnScale?: number | null;
+  /** Attention-logit soft-capping cap · tanh(score / cap) before the mask (Gemma 2); absent or null: none. */
+  attnSoftCap?: number | null;
+  /** Final-logit soft-capping cap · tanh(logit / cap) (Gemma 2); absent or null: none. */
+  finalSoftCap?: number | null;
+  /**
+   * Norms after attention and after the MLP too (Gemma 2's post_attention_layernorm and
+   * post_feedforward_layernorm: TransformerLens' `ln1_post` / `ln2_post`), applied before each output
+   * joins the residual; absent: none.
+   */
+  postNorms?: boolean;
+}
+
+/** The attention window of `layer`: the sliding window where that layer has one, else null. */
+export function layerWindow(
+  a: Pick<Architecture, "slidingWindow" | "layerTypes">,
+  layer: number,
+): number | null {
+  if (a.slidingWindow === null) return null;
+  return !a.layerTypes || a.layerTypes[layer] === "sliding" ? a.slidingWindow : null;
 }
 
 export interface ModelConfig extends ModelShape, Architecture {}
@@ -137,7 +166,7 @@ export function modelTypeOf(cfg: Record<string, unknown>, source: string): Model
   if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
   throw new Error(
     `Unsupported model in ${source}: model_type is ${JSON.stringify(t)}; supported model types: ` +
-      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5; GPT-NeoX, Pythia) — ` +
+      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5; GPT-NeoX, Pythia; Gemma 2) — ` +
       "pick a checkpoint of one of these families",
   );
 }

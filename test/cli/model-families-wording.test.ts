@@ -22,20 +22,27 @@ test("the program's description names every family, not 'GPT-2-style models'", (
   assert.match(description, /GPT-2/);
   assert.match(description, /Llama/);
   assert.match(description, /GPT-NeoX: Pythia/);
+  assert.match(description, /Gemma 2/);
 });
 
 test("download offers any supported checkpoint, with a Llama-family and a Pythia hub id among its examples", () => {
   const download = command("download");
   assert.doesNotMatch(download.description(), /GPT-2 checkpoint/);
   const help = download.helpInformation();
-  assert.match(help, /GPT-2, Llama family or GPT-NeoX\/Pythia/);
+  assert.match(help, /GPT-2, Llama family, GPT-NeoX\/Pythia or Gemma 2/);
   assert.match(help, /SmolLM2|TinyLlama/);
   assert.match(help, /EleutherAI\/pythia-70m/);
 });
 
 test("every --no-prepend-bos says it is the model's BOS token, naming GPT-2's and Llama's", () => {
   const withFlag = program.commands.filter((c) => c.options.some((o) => o.long === "--no-prepend-bos"));
-  assert.deepEqual(withFlag.map((c) => c.name()).sort(), ["attribute", "circuit", "patch", "predict"]);
+  assert.deepEqual(withFlag.map((c) => c.name()).sort(), [
+    "attribute",
+    "circuit",
+    "graph",
+    "patch",
+    "predict",
+  ]);
   for (const cmd of withFlag) {
     const option = cmd.options.find((o) => o.long === "--no-prepend-bos");
     assert.match(option?.description ?? "", /the model's BOS token/, cmd.name());

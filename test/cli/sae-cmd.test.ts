@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import { patchFeatures } from "../../src/patching/feature-patching.ts";
+import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { attributionPatching } from "../../src/patching/attribution-patching.ts";
 import { featureEditHook, saeSplice } from "../../src/sae/attach.ts";
 import { evaluateSae, promptFeatures } from "../../src/sae/evaluate.ts";
 import { loadSaeLensDir, writeSaeLensDir } from "../../src/sae/saelens-dir.ts";
@@ -198,25 +199,74 @@ test("sae patch --json: every feature at every position, the library's exact and
   ]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  const expected = patchFeatures(model, {
-    clean,
-    corrupted,
-    answer: model.toSingleToken(" she"),
-    wrong: model.toSingleToken(" he"),
-    sae,
-  });
+  const sweep = {
+    clean: [clean],
+    corrupted: [corrupted],
+    answers: { answer: model.toSingleToken(" she"), wrong: model.toSingleToken(" he") },
+    target: { kind: "features", sae } as const,
+  };
+  const expected = {
+    exact: await activationPatching(model, sweep),
+    attribution: attributionPatching(model, sweep),
+  };
   assert.equal(out.hook, HOOK);
-  assert.deepEqual(out.shape, expected.shape);
+  assert.deepEqual(out.shape, expected.exact.shape);
   assert.deepEqual(out.axes, ["pos", "feature"]);
-  close(out.clean, expected.clean, 1e-4, "clean");
+  close(out.clean, expected.exact.clean, 1e-4, "clean");
   for (const method of ["exact", "attribution"] as const) {
     const flat = (out[method] as number[][]).flat();
-    assert.equal(flat.length, expected.shape[0] * expected.shape[1]);
-    for (const [i, v] of flat.entries()) close(v, expected[method]![i], 1e-3, `${method}[${i}]`);
+    assert.equal(flat.length, expected.exact.values.length);
+    for (const [i, v] of flat.entries()) close(v, expected[method].values[i], 1e-3, `${method}[${i}]`);
   }
   assert.ok(
-    expected.exact!.some((v) => Math.abs(v) > 1e-3),
+    expected.exact.values.some((v) => Math.abs(v) > 1e-3),
     "some feature matters",
+  );
+});
+
+test("patch --target features --sae: the library's features target, JSON by [pos][feature] and a named top list", async () => {
+  const args = [
+    "patch",
+    "--model",
+    "stories260k",
+    "--target",
+    "features",
+    "--sae",
+    SAE_DIR,
+    "--clean",
+    "There was a little girl. One night,",
+    "--corrupted",
+    "There was a little boy. One night,",
+    "--answer",
+    " she",
+    "--wrong",
+    " he",
+  ];
+  const [json, text] = await Promise.all([cli([...args, "--json"]), cli(args)]);
+  assert.equal(json.code, 0, json.stderr);
+  assert.equal(text.code, 0, text.stderr);
+  const expected = await activationPatching(model, {
+    clean: [args[8]],
+    corrupted: [args[10]],
+    answers: { answer: model.toSingleToken(" she"), wrong: model.toSingleToken(" he") },
+    target: { kind: "features", sae },
+  });
+  const out = JSON.parse(json.stdout);
+  assert.equal(out.target, "features");
+  assert.deepEqual(out.axes, ["pos", "feature"]);
+  const flat = (out.values as number[][]).flat();
+  assert.equal(flat.length, expected.values.length);
+  for (const [i, v] of flat.entries()) close(v, expected.values[i], 1e-3, `values[${i}]`);
+  // The text's first effect is the largest cell, named by position, token and feature.
+  const best = expected.values.reduce((b, v, i) => (Math.abs(v) > Math.abs(expected.values[b]) ? i : b), 0);
+  const [P, F] = expected.shape;
+  assert.equal(P * F, expected.values.length);
+  const first = text.stdout.split("\n").find((l) => /^ {2}pos /.test(l));
+  assert.match(
+    first ?? "",
+    new RegExp(
+      `^  pos ${Math.floor(best / F)} .*, feature ${best % F} +${expected.values[best].toFixed(4)}$`,
+    ),
   );
 });
 
@@ -226,7 +276,17 @@ test("refusals: clear errors, non-zero exit", async () => {
     cfg: saeConfigFor({ architecture: "standard", dIn: 32, dSae: 16, hookName: HOOK }),
     weights: randomSaeWeights({ architecture: "standard", dIn: 32, dSae: 16, seed: 1 }),
   });
+  const pair = ["--clean", "a girl", "--corrupted", "a boy", "--answer", " she", "--wrong", " he"];
   const cases: [string[], RegExp][] = [
+    [
+      ["patch", "--model", "stories260k", "--target", "features", ...pair],
+      /--target features .*add --sae DIR/,
+    ],
+    [
+      ["patch", "--model", "stories260k", "--target", "resid_pre", "--sae", SAE_DIR, ...pair],
+      /--sae applies to --target features only/,
+    ],
+    [["patch", "--model", "stories260k", "--target", "features", "--sae", wrongWidth, ...pair], /d_in|width/],
     [
       ["predict", "--model", "stories260k", "--steer", "3=1", "Hi"],
       /--steer and --ablate edit SAE features: add --sae DIR/,

@@ -12,7 +12,7 @@ import { runWithGradients } from "../../src/gradients/backward.ts";
 import { answerLogProbMetric, logitDiffMetric } from "../../src/gradients/logit-metric.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
-import { checkEveryHookGradient } from "../helpers/gradient-check.ts";
+import { checkEveryHookGradient, perturbedReferenceMetric } from "../helpers/gradient-check.ts";
 import { readHfTensors } from "../helpers/llama-reference.ts";
 import { neoxReferenceFromTensors, readNeoxRefConfig } from "../helpers/neox-reference.ts";
 import { makeNeoxCheckpoint, NEOX_VARIANTS } from "../helpers/neox-variants.ts";
@@ -35,18 +35,16 @@ NEOX_VARIANTS.forEach((v, i) => {
       const [a, w] = [11, 22];
       const metric = processed ? logitDiffMetric(a, w) : answerLogProbMetric(a);
       const run = runWithGradients(model, [tokens], metric);
-      const value = (hook: string, dirv: Float64Array, h: number) => {
-        const acts = neoxReferenceFromTensors(c, hf, tokens, {
-          processed,
-          hook: (n, act) => {
-            if (n === hook) for (let k = 0; k < act.data.length; k++) act.data[k] += h * dirv[k];
-          },
-        });
-        const row = acts.get("logits")!.data.subarray((P - 1) * c.V, P * c.V);
-        if (processed) return row[a] - row[w];
-        const max = Math.max(...row);
-        return row[a] - max - Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
-      };
+      const value = perturbedReferenceMetric(
+        (hook) => neoxReferenceFromTensors(c, hf, tokens, { processed, hook }),
+        {
+          V: c.V,
+          P,
+          answer: a,
+          wrong: w,
+          logProb: !processed,
+        },
+      );
       const checked = checkEveryHookGradient(run, value);
       // embed, 19 per block (no mlp.hook_pre_linear: the MLP is not gated), ln_final's two.
       assert.equal(checked, 3 + c.L * 19, "every hook has a gradient");

@@ -52,3 +52,23 @@ export function checkEveryHookGradient(
   }
   return checked;
 }
+
+/**
+ * The `value` checkEveryHookGradient wants, from a float64 reference forward that takes a hook: the
+ * metric on the final position's logits with the hook's activation moved by h · dir — logit(answer) −
+ * logit(wrong), or log p(answer) with `logProb`.
+ */
+export function perturbedReferenceMetric(
+  forward: (hook: (name: string, act: { data: Float64Array }) => void) => Map<string, { data: Float64Array }>,
+  m: { V: number; P: number; answer: number; wrong: number; logProb: boolean },
+): (hook: string, dir: Float64Array, h: number) => number {
+  return (hook, dirv, h) => {
+    const acts = forward((n, act) => {
+      if (n === hook) for (let k = 0; k < act.data.length; k++) act.data[k] += h * dirv[k];
+    });
+    const row = acts.get("logits")!.data.subarray((m.P - 1) * m.V, m.P * m.V);
+    if (!m.logProb) return row[m.answer] - row[m.wrong];
+    const max = Math.max(...row);
+    return row[m.answer] - max - Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+  };
+}

@@ -1,5 +1,7 @@
 /** Comparing an engine's padded-batch hook values with a float64 reference's single-prompt ones. */
 import assert from "node:assert/strict";
+import { allHookNames } from "../../src/model/hook-points.ts";
+import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 
 /** Prompt b's part of a padded batch activation: [1, n, ...] (or [1, H, n, n] for scores and patterns). */
@@ -28,4 +30,29 @@ export function relDiff(a: Float32Array, b: Float64Array): number {
     worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
   }
   return worst;
+}
+
+/**
+ * Runs `model` on the padded batch `prompts` caching every hook, and checks that the hook names are the
+ * model's (TransformerLens' order) and that every hook and the logits of each prompt equal `reference`
+ * (one prompt's float64 activations, with "logits") to a relative 1e-4. `label` names the run in errors.
+ */
+export function assertEveryHookMatches(
+  model: HookedTransformer,
+  prompts: number[][],
+  reference: (tokens: number[]) => Map<string, { data: Float64Array }>,
+  label: string,
+): void {
+  const { cache, logits } = model.runWithCache(prompts, { namesFilter: () => true });
+  const names = cache.names.filter((n) => !n.endsWith("attn.hook_result"));
+  assert.deepEqual(names, allHookNames(model.cfg), "TransformerLens' hook names, in forward order");
+  prompts.forEach((tokens, b) => {
+    const ref = reference(tokens);
+    assert.deepEqual([...names].sort(), [...ref.keys()].filter((n) => n !== "logits").sort());
+    for (const name of [...names, "logits"]) {
+      const got = name === "logits" ? logits! : cache.get(name);
+      const d = relDiff(promptSlice(name, got, b, tokens.length), ref.get(name)!.data);
+      assert.ok(d < 1e-4, `${name} (prompt ${b}, ${label}): ${d}`);
+    }
+  });
 }

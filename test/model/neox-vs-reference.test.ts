@@ -8,11 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { allHookNames } from "../../src/model/hook-points.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
-import { promptSlice, relDiff } from "../helpers/hook-compare.ts";
+import { assertEveryHookMatches } from "../helpers/hook-compare.ts";
 import { readHfTensors } from "../helpers/llama-reference.ts";
 import { neoxReferenceFromTensors, readNeoxRefConfig } from "../helpers/neox-reference.ts";
 import { makeNeoxCheckpoint, NEOX_BASE_CONFIG, NEOX_VARIANTS } from "../helpers/neox-variants.ts";
@@ -34,18 +33,12 @@ describe("GPT-NeoX: engine vs independent float64 reference, every hook at 1e-4"
         const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir), {
           processing: processed ? undefined : false,
         });
-        const { cache, logits } = model.runWithCache(prompts, { namesFilter: () => true });
-        const names = cache.names.filter((n) => !n.endsWith("attn.hook_result"));
-        assert.deepEqual(names, allHookNames(model.cfg), "TransformerLens' hook names, in forward order");
-        prompts.forEach((tokens, b) => {
-          const ref = neoxReferenceFromTensors(c, tensors, tokens, { processed });
-          assert.deepEqual([...names].sort(), [...ref.keys()].filter((n) => n !== "logits").sort());
-          for (const name of [...names, "logits"]) {
-            const got = name === "logits" ? logits! : cache.get(name);
-            const d = relDiff(promptSlice(name, got, b, tokens.length), ref.get(name)!.data);
-            assert.ok(d < 1e-4, `${name} (prompt ${b}, ${processed ? "processed" : "raw"}): ${d}`);
-          }
-        });
+        assertEveryHookMatches(
+          model,
+          prompts,
+          (tokens) => neoxReferenceFromTensors(c, tensors, tokens, { processed }),
+          processed ? "processed" : "raw",
+        );
         model.dispose();
       }
     });

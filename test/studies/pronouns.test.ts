@@ -12,6 +12,8 @@ import { logitDiff } from "../../src/analysis/answer-metrics.ts";
 import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
+import { attributionPatching } from "../../src/patching/attribution-patching.ts";
+import { loadSaeLensDir } from "../../src/sae/saelens-dir.ts";
 import { runStudy } from "../../src/studies/pipeline.ts";
 import { sharedUnits } from "../../src/studies/prompts.ts";
 import { findingParagraph } from "../../src/studies/pronouns/finding-paragraph.ts";
@@ -197,9 +199,69 @@ describe("pronoun study on stories260k", () => {
       if (/resid_pre|head's output|patching [^ ]+'s output/.test(f.text))
         for (const name of f.groups!)
           assert.ok(res.groups.find((g) => g.name === name)!.headSplit, `${name} not measured: ${f.text}`);
+      if (/SAE feature/.test(f.text))
+        for (const name of f.groups!)
+          assert.ok(res.groups.find((g) => g.name === name)!.features, `${name} has no features: ${f.text}`);
       for (const other of mentioned(f.text, names))
         assert.ok(f.groups!.includes(other), `"${f.text}" names ${other} but states it for ${f.groups}`);
     }
+    // Features are measured on exactly the groups whose mechanism is, and each has its sentence.
+    assert.deepEqual(
+      res.groups
+        .filter((g) => g.features)
+        .map((g) => g.name)
+        .sort(),
+      mech.sort(),
+    );
+    for (const name of mech)
+      assert.ok(
+        res.findings!.some((f) => f.groups?.includes(name) && /SAE feature/.test(f.text)),
+        name,
+      );
+  });
+
+  it("SAE features: the ranking and every number equal the features target run directly", async () => {
+    const sae = loadSaeLensDir(pronounsSpec.features!.sae, { kernels: model.kernels });
+    for (const name of ["noun-near-she", "name-near-she"]) {
+      const g = res.groups.find((x) => x.name === name)!;
+      const t = tokensOf(name);
+      const gap = g.effect.mean;
+      const est = attributionPatching(model, { ...t, target: { kind: "features", sae } });
+      const [P, F] = est.shape;
+      const B = t.clean.length;
+      // Per prompt, each feature's estimates summed over positions (raw logit differences), normalised.
+      const summed = (f: number) =>
+        Array.from({ length: B }, (_, b) => {
+          let s = 0;
+          for (let p = 0; p < P; p++)
+            s += est.perPrompt.raw[b * P * F + p * F + f] - est.perPrompt.corrupted[b];
+          return s / gap;
+        });
+      const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+      const means = Array.from({ length: F }, (_, f) => Math.abs(mean(summed(f))));
+      const ranked = [...means.keys()].sort((a, b) => means[b] - means[a] || a - b);
+      const top = g.features!.top;
+      assert.deepEqual(
+        top.map((x) => x.feature),
+        ranked.slice(0, top.length),
+      );
+      for (const x of top) {
+        const a = summed(x.feature);
+        for (const [b, v] of x.attribution.perPrompt.entries()) assert.ok(Math.abs(v - a[b]) < 1e-4);
+      }
+      // Exact: the top feature at every position, one full spliced run per prompt (the straightforward path).
+      const f0 = top[0];
+      const exact = await activationPatching(model, {
+        ...t,
+        target: { kind: "features", sae, features: [f0.feature] },
+        method: "straightforward",
+      });
+      for (const [b, v] of f0.exact.perPrompt.entries()) {
+        const want = (exact.perPrompt.raw[b] - exact.perPrompt.corrupted[b]) / gap;
+        assert.ok(Math.abs(v - want) < 1e-4, `${name} F${f0.feature} prompt ${b}: ${v} vs ${want}`);
+      }
+    }
+    sae.dispose();
   });
 
   it("the README paragraph's statements name only groups each was measured on", () => {
@@ -288,6 +350,15 @@ describe("circuitscope study pronouns", () => {
       pronounsSpec.quickGroups,
     );
     assert.ok(existsSync(join(out, "report.html")));
-    assert.match(readFileSync(join(out, "report.html"), "utf8"), /What the numbers say/);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    assert.match(html, /What the numbers say/);
+    // The features section says what the SAE was trained on, and its feature pages are in the report.
+    assert.match(html, /SAE features[\s\S]*sampled from stories260k itself/);
+    assert.ok(json.featurePages.length > 0);
+    for (const p of json.featurePages) {
+      assert.ok(html.includes(p.file), p.file);
+      const page = readFileSync(join(out, p.file), "utf8");
+      assert.match(page, new RegExp(`SAE feature ${p.feature}`));
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { AttributionResult } from "../../analysis/attribute.ts";
 import { formatToken } from "../../tokenizer/format-token.ts";
+import type { ModelConfig } from "../../weights/config.ts";
 import {
   addModelOptions,
   collect,
@@ -72,7 +73,7 @@ export function register(program: Command): void {
       }
       const { answerWrongReports } = await import("../../analysis/answer-metrics.ts");
       const reports = answerWrongReports(result.logits, result.lengths, answer, wrong, model.tokenizer);
-      process.stdout.write(`${formatText(result, reports, prompts, opts, nHeads)}\n`);
+      process.stdout.write(`${formatText(result, reports, prompts, opts, model.cfg)}\n`);
     });
 }
 
@@ -83,8 +84,9 @@ function formatText(
   reports: Reports,
   prompts: string[],
   opts: AttributeOptions,
-  nHeads: number,
+  cfg: Pick<ModelConfig, "nHeads" | "finalSoftCap" | "postNorms">,
 ): string {
+  const { nHeads } = cfg;
   const f = (x: number) => (x >= 0 ? " " : "") + x.toFixed(4);
   const pct = (p: number) => `${(p * 100).toFixed(2)}%`;
   const lines = [
@@ -100,6 +102,14 @@ function formatText(
   const offset = r.offsets.reduce((a, x) => a + x, 0) / r.offsets.length;
   if (Math.abs(offset) > 0)
     lines.push(`  (of which ${f(offset)} comes from biases no residual piece carries)`);
+  if (cfg.finalSoftCap != null)
+    lines.push(
+      `  (the logits are soft-capped at ±${cfg.finalSoftCap}: the tables below attribute the pre-cap logit difference, which they sum to; the cap bends it, so they do not sum to the figures above)`,
+    );
+  if (cfg.postNorms)
+    lines.push(
+      "  (each head's output is normalised with the others after attention (ln1_post): head attributions are of their writes before that norm, not exact parts of the residual)",
+    );
   const table = (title: string, labels: string[], values: Float64Array) => {
     lines.push("", title);
     const w = Math.max(...labels.map((l) => l.length));

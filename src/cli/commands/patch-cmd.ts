@@ -22,8 +22,9 @@ import {
   untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
+import { addSaeOptions, loadPreparedSae, prepareSae, type SaeCliOptions } from "../sae-options.ts";
 
-export interface PatchOptions extends ModelCliOptions {
+export interface PatchOptions extends ModelCliOptions, SaeCliOptions {
   clean: string[];
   corrupted: string[];
   answer?: string;
@@ -45,12 +46,15 @@ export interface PatchOptions extends ModelCliOptions {
 }
 
 export function register(program: Command): void {
-  addModelOptions(
-    program
-      .command("patch")
-      .description(
-        "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
-      ),
+  addSaeOptions(
+    addModelOptions(
+      program
+        .command("patch")
+        .description(
+          "activation patching: patch clean activations into the corrupted run, one location at a time, and report the fraction restored: (patched - corrupted) / (clean - corrupted) logit difference, 1 = clean behaviour restored",
+        ),
+    ),
+    { edits: false },
   )
     .option("--clean <text>", "clean prompt (repeat for a batch)", collect)
     .option(
@@ -104,6 +108,12 @@ export function register(program: Command): void {
         throw new UsageError(
           'The metric needs --answer TEXT and --wrong TEXT (single tokens, e.g. --answer "\'re" --wrong " are")',
         );
+      if (opts.target === "features" && !opts.sae)
+        throw new UsageError(
+          "--target features patches an SAE's features: add --sae DIR (an SAELens directory)",
+        );
+      if (opts.target !== "features" && opts.sae)
+        throw new UsageError(`--sae applies to --target features only, not --target ${opts.target}`);
       if (opts.target !== "neurons" && (opts.layer !== undefined || opts.pos !== undefined))
         throw new UsageError("--layer and --pos apply to --target neurons only");
       // A flag that is accepted must change the output: refuse the combinations that would ignore it.
@@ -126,7 +136,9 @@ export function register(program: Command): void {
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
       ]);
+      const pendingSae = await prepareSae(opts);
       const model = await loadModelFromOptions(opts);
+      const sae = pendingSae ? await loadPreparedSae(pendingSae, model) : undefined;
       const { activationPatching } = await import("../../patching/activation-patching.ts");
       const { answerToken } = await import("../../patching/pairs.ts");
       const { resultJson } = await import("../../patching/result-format.ts");
@@ -142,6 +154,7 @@ export function register(program: Command): void {
         layer: opts.layer,
         pos: opts.pos,
         perPosition: opts.byPos,
+        sae,
       });
       checkPositionsLineUp(model, opts);
 
@@ -226,6 +239,7 @@ export function register(program: Command): void {
 function checkPositionsLineUp(model: HookedTransformer, opts: PatchOptions): void {
   const byPosition =
     (RESID_TARGETS as readonly string[]).includes(opts.target) ||
+    opts.target === "features" ||
     opts.byPos === true ||
     opts.pos !== undefined;
   if (!byPosition) return;

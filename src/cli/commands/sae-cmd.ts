@@ -5,6 +5,7 @@
  * the parent command.
  */
 import type { Command } from "commander";
+import type { PatchResult } from "../../patching/types.ts";
 import { formatToken } from "../../tokenizer/format-token.ts";
 import {
   addModelOptions,
@@ -14,7 +15,6 @@ import {
   parseIntOption,
   printJson,
   UsageError,
-  untilCtrlC,
 } from "../common.ts";
 import { addSaeOptions, loadPreparedSae, prepareSae, type SaeCliOptions } from "../sae-options.ts";
 
@@ -136,33 +136,10 @@ export function register(program: Command): void {
       const model = await loadModelFromOptions(opts);
       const loaded = await loadPreparedSae(pending, model);
       const { evaluateSae } = await import("../../sae/evaluate.ts");
-      const { createProgress } = await import("../../util/progress.ts");
-      const texts = function* () {
-        let n = 0;
-        for (const doc of source.documents()) {
-          if (opts.maxTexts !== undefined && n >= opts.maxTexts) return;
-          n++;
-          yield doc;
-        }
-      };
-      const bar = createProgress({
-        label: "sae eval",
-        total: opts.maxTexts ?? 0,
-        unit: "texts",
-        quiet: opts.json,
-      });
-      let shown = 0;
-      const result = await untilCtrlC("sae eval", async (signal) =>
-        evaluateSae(model, loaded, texts(), {
-          context: opts.context,
-          signal,
-          onBatch: (done) => {
-            bar.tick(done - shown);
-            shown = done;
-          },
-        }),
+      const { runCorpusEval } = await import("../corpus-eval.ts");
+      const result = await runCorpusEval("sae eval", source, opts, (texts, signal, onBatch) =>
+        evaluateSae(model, loaded, texts, { context: opts.context, signal, onBatch }),
       );
-      bar.stop();
       if (!result) return;
       if (opts.json) {
         printJson(result);
@@ -214,18 +191,24 @@ export function register(program: Command): void {
       const model = await loadModelFromOptions(opts);
       const loaded = await loadPreparedSae(pending, model);
       const { answerToken } = await import("../../patching/pairs.ts");
-      const { patchFeatures } = await import("../../patching/feature-patching.ts");
-      const r = patchFeatures(model, {
-        clean: opts.clean[0],
-        corrupted: opts.corrupted[0],
-        answer: answerToken(model, opts.answer, "--answer"),
-        wrong: answerToken(model, opts.wrong, "--wrong"),
-        sae: loaded,
-        methods,
-      });
+      const { activationPatching } = await import("../../patching/activation-patching.ts");
+      const { attributionPatching } = await import("../../patching/attribution-patching.ts");
+      // The features target of `patch`, one pair: the same sweep, printed per [pos][feature].
+      const sweep = {
+        clean: opts.clean,
+        corrupted: opts.corrupted,
+        answers: {
+          answer: answerToken(model, opts.answer, "--answer"),
+          wrong: answerToken(model, opts.wrong, "--wrong"),
+        },
+        target: { kind: "features", sae: loaded } as const,
+      };
+      const exact = methods.includes("exact") ? await activationPatching(model, sweep) : null;
+      const attribution = methods.includes("attribution") ? attributionPatching(model, sweep) : null;
+      const r = (exact ?? attribution)!;
       const [P, d] = r.shape;
-      const nested = (v: Float64Array | null) =>
-        v && Array.from({ length: P }, (_, p) => Array.from(v.subarray(p * d, (p + 1) * d)));
+      const nested = (v: PatchResult | null) =>
+        v && Array.from({ length: P }, (_, p) => Array.from(v.values.subarray(p * d, (p + 1) * d)));
       const strs = model.toStrTokens(opts.clean[0]);
       if (opts.json) {
         printJson({
@@ -235,25 +218,25 @@ export function register(program: Command): void {
           shape: r.shape,
           clean: r.clean,
           corrupted: r.corrupted,
-          exact: nested(r.exact),
-          attribution: nested(r.attribution),
+          exact: nested(exact),
+          attribution: nested(attribution),
         });
         return;
       }
-      const key = r.exact ?? r.attribution!;
+      const key = r.values;
       const top = [...key.keys()]
         .sort((a, b) => Math.abs(key[b]) - Math.abs(key[a]) || a - b)
         .slice(0, opts.top);
       const lines = [
         `${loaded.cfg.hookName}: logit difference clean ${r.clean.toFixed(3)}, corrupted ${r.corrupted.toFixed(3)}; ` +
-          `${r.cellsRun} of ${P * d} cells differ between the prompts (the rest are 0)`,
+          `${P * d} cells (features equal in both prompts are 0 without a run)`,
         "   pos  token           feature       exact  attribution",
       ];
       for (const i of top) {
         const p = Math.floor(i / d);
-        const show = (v: Float64Array | null) => (v ? v[i].toFixed(4) : "-").padStart(12);
+        const show = (v: PatchResult | null) => (v ? v.values[i].toFixed(4) : "-").padStart(12);
         lines.push(
-          `${String(p).padStart(6)}  ${formatToken(strs[p]).padEnd(14)}  ${String(i % d).padStart(7)}${show(r.exact)}${show(r.attribution)}`,
+          `${String(p).padStart(6)}  ${formatToken(strs[p]).padEnd(14)}  ${String(i % d).padStart(7)}${show(exact)}${show(attribution)}`,
         );
       }
       process.stdout.write(`${lines.join("\n")}\n`);

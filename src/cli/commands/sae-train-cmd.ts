@@ -17,6 +17,9 @@ import { checkOutputPaths } from "../output-paths.ts";
 
 interface SaeTrainCliOptions extends ModelCliOptions {
   hook?: string;
+  inputHook?: string;
+  outputHook?: string;
+  layers?: string;
   architecture: string;
   dSae?: number;
   k: number;
@@ -171,6 +174,18 @@ export function register(program: Command): void {
       positiveIntOption("shuffle-chunks"),
       8,
     )
+    .option(
+      "--input-hook <name>",
+      "a transcoder: the hook its features read, e.g. blocks.2.ln2.hook_normalized (block-relative with --layers)",
+    )
+    .option(
+      "--output-hook <name>",
+      "a transcoder: the hook it predicts, e.g. blocks.2.hook_mlp_out (block-relative with --layers)",
+    )
+    .option(
+      "--layers <list>",
+      "transcoders: 'all' or blocks such as 0,1,3, one per layer in one run (--input-hook/--output-hook block-relative)",
+    )
     .option("--architecture <name>", "topk | batchtopk (saved as jumprelu) | jumprelu | standard", "topk")
     .option("--d-sae <n>", "number of features", positiveIntOption("d-sae"))
     .option("--k <n>", "topk / batchtopk: active features per token", positiveIntOption("k"), 8)
@@ -203,6 +218,13 @@ export function register(program: Command): void {
         throw new UsageError(
           `Unknown --architecture "${opts.architecture}": use one of ${ARCHITECTURES.join(", ")}`,
         );
+      if (opts.inputHook !== undefined || opts.outputHook !== undefined || opts.layers !== undefined) {
+        if (opts.activations)
+          throw new UsageError(
+            "--activations trains an SAE from harvested shards; transcoders (--input-hook/--output-hook/--layers) harvest their own: drop one of them",
+          );
+        return trainTranscodersAction(opts, cmd);
+      }
       if (opts.activations) rejectHarvestFlags(cmd);
       else if (!opts.hook) throw new UsageError("No hook: pass --hook, e.g. --hook blocks.2.hook_resid_pre");
       if (!opts.dSae)
@@ -264,4 +286,153 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
+}
+
+/** The blocks of `--layers`: "all" or a comma-separated list, checked against the model's depth. */
+export function parseLayerList(text: string, nLayers: number): number[] {
+  if (text.trim() === "all") return Array.from({ length: nLayers }, (_, l) => l);
+  const layers = text.split(",").map((part) => {
+    const n = Number(part.trim());
+    if (part.trim() === "" || !Number.isInteger(n) || n < 0)
+      throw new UsageError(`Bad --layers "${text}": write all, or block numbers such as 0,1,3`);
+    if (n >= nLayers)
+      throw new UsageError(`--layers: block ${n} does not exist (the model has blocks 0..${nLayers - 1})`);
+    return n;
+  });
+  if (new Set(layers).size !== layers.length) throw new UsageError(`--layers "${text}" names a block twice`);
+  return layers.sort((a, b) => a - b);
+}
+
+/** `sae train --input-hook H_in --output-hook H_out [--layers all]`: a circuit-tracer transcoder set. */
+async function trainTranscodersAction(opts: SaeTrainCliOptions, cmd: Command): Promise<void> {
+  const { TRANSCODER_ARCHITECTURES, blockHook, transcoderCheckpointProblem, trainTranscoders } = await import(
+    "../../sae-train/train-transcoders.ts"
+  );
+  const { parseHookName, validateHookName } = await import("../../model/hook-points.ts");
+  if (opts.hook !== undefined)
+    throw new UsageError(
+      "--hook trains an SAE; a transcoder reads --input-hook and predicts --output-hook: drop --hook",
+    );
+  if (!opts.inputHook || !opts.outputHook)
+    throw new UsageError(
+      "A transcoder needs both --input-hook and --output-hook, e.g. --input-hook ln2.hook_normalized --output-hook hook_mlp_out --layers all",
+    );
+  // topk (the SAE default) has no circuit-tracer form: a k-sparse transcoder trains as batchtopk.
+  const arch = cmd.getOptionValueSource("architecture") === "cli" ? opts.architecture : "batchtopk";
+  if (!(TRANSCODER_ARCHITECTURES as readonly string[]).includes(arch))
+    throw new UsageError(
+      `--architecture ${arch}: circuit-tracer transcoders are ReLU or JumpReLU, so use ${TRANSCODER_ARCHITECTURES.join(", ")} (batchtopk, the default here, keeps k per token on average and is saved as JumpReLU)`,
+    );
+  if (!opts.dSae) throw new UsageError("No size: pass --d-sae N (features per layer), e.g. --d-sae 1024");
+  if (!opts.corpus)
+    throw new UsageError("No corpus: pass --corpus FILE.jsonl (e.g. one made by `corpus sample`)");
+  if (!opts.out) throw new UsageError("No output: pass --out DIR (a new directory for the transcoder set)");
+  if (arch === "batchtopk" && opts.k > opts.dSae)
+    throw new UsageError(`--k ${opts.k} is more than --d-sae ${opts.dSae}: choose k <= d_sae`);
+  if (cmd.getOptionValueSource("l1") === "cli" && arch === "batchtopk")
+    throw new UsageError("--l1 has no effect with --architecture batchtopk (its sparsity is k): drop it");
+  if (cmd.getOptionValueSource("k") === "cli" && arch !== "batchtopk")
+    throw new UsageError(`--k has no effect with --architecture ${arch} (its sparsity is --l1): drop it`);
+  // Without --layers the hooks are full names of one block: that block is the only layer.
+  let inputHook = opts.inputHook;
+  let outputHook = opts.outputHook;
+  let layerSpec = opts.layers;
+  if (layerSpec === undefined) {
+    const a = parseHookName(inputHook);
+    const b = parseHookName(outputHook);
+    if (a.layer === null || b.layer === null || a.layer !== b.layer)
+      throw new UsageError(
+        `--input-hook ${inputHook} and --output-hook ${outputHook} must be hooks of one block (e.g. blocks.2.ln2.hook_normalized and blocks.2.hook_mlp_out), or block-relative with --layers all`,
+      );
+    inputHook = a.hook;
+    outputHook = b.hook;
+    layerSpec = String(a.layer);
+  } else if (/^blocks\.\d+\./.test(inputHook) || /^blocks\.\d+\./.test(outputHook))
+    throw new UsageError(
+      "With --layers the hooks are block-relative, as circuit-tracer's config names them: e.g. --input-hook ln2.hook_normalized --output-hook hook_mlp_out",
+    );
+  checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
+  const { openCorpus } = await import("../../corpus/sources.ts");
+  const source = openCorpus(opts.corpus, { textField: opts.textField });
+  const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
+  const settings = defaultTrainSettings({
+    architecture: arch as (typeof TRANSCODER_ARCHITECTURES)[number],
+    dSae: opts.dSae,
+    tokens: opts.tokens,
+    batchSize: opts.batchSize,
+    k: opts.k,
+    lr: opts.lr,
+    seed: opts.seed,
+    applyBDecToInput: false,
+    ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
+  });
+  const model = await loadModelFromOptions(opts);
+  const { createProgress } = await import("../../util/progress.ts");
+  let bar: ReturnType<typeof createProgress> | undefined;
+  try {
+    const layers = parseLayerList(layerSpec, model.cfg.nLayers);
+    for (const l of layers)
+      for (const h of [inputHook, outputHook]) {
+        try {
+          validateHookName(blockHook(l, h), model.cfg);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+      }
+    const problem = transcoderCheckpointProblem(opts.out, layers, opts.resume ?? false);
+    if (problem) throw new UsageError(problem);
+    const steps = totalSteps(settings);
+    bar = createProgress({
+      label: `Training ${layers.length} transcoder${layers.length > 1 ? "s" : ""}`,
+      total: steps * layers.length,
+      quiet: opts.json,
+      unit: "steps",
+    });
+    const context = opts.context ?? Math.min(model.cfg.nCtx, 512);
+    const result = await withCtrlC((signal) =>
+      trainTranscoders({
+        model,
+        modelName: opts.model,
+        layers,
+        featureInputHook: inputHook,
+        featureOutputHook: outputHook,
+        corpus: source,
+        context,
+        settings,
+        out: opts.out!,
+        overwrite: opts.overwrite,
+        resume: opts.resume,
+        checkpointEvery: opts.checkpointEvery,
+        signal,
+        onStep: () => bar!.tick(),
+        onCheckpoint: (layer, step, path) => {
+          if (!opts.json && !process.stderr.isTTY)
+            process.stderr.write(`checkpoint: layer ${layer}, step ${step} of ${steps} saved to ${path}\n`);
+        },
+        command: `circuitscope ${process.argv.slice(2).join(" ")}`,
+      }),
+    );
+    bar.stop();
+    if (!result.complete) {
+      const last = result.layers.at(-1);
+      process.stderr.write(
+        `Stopped in layer ${last?.layer} after step ${last?.steps} of ${steps}; checkpoints saved beside ${opts.out} (${result.checkpoints[0]} …). Continue with the same command plus --resume.\n`,
+      );
+      process.exitCode = 130;
+      return;
+    }
+    if (opts.json) printJson(result);
+    else
+      process.stdout.write(
+        `Wrote ${opts.out} (circuit-tracer transcoder set). Held-out explained variance of ${outputHook}: ${result.layers
+          .map(
+            (r) =>
+              `layer ${r.layer} ${r.heldOut!.explainedVariance.toFixed(4)} (L0 ${r.heldOut!.l0.toFixed(1)})`,
+          )
+          .join(", ")}\n`,
+      );
+  } finally {
+    bar?.stop();
+    model.dispose();
+  }
 }

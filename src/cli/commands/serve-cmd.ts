@@ -18,6 +18,8 @@ interface ServeOptions extends ModelCliOptions {
   neuronIndex?: string;
   graph?: string;
   transcoders?: string;
+  sae?: string;
+  featureIndex?: string;
 }
 
 const DEFAULT_HOST = "127.0.0.1";
@@ -106,6 +108,14 @@ export function register(program: Command): void {
     .option("--neuron-index <dir>", "neuron index directory (from `circuitscope index`) for neuron lookups")
     .option("--graph <file>", "attribution graph JSON (from `circuitscope graph --out`) for the graph panel")
     .option(
+      "--sae <dir|owner/repo/folder>",
+      "an SAELens SAE: feature search, feature pages and the active features in predictions (checked at start-up)",
+    )
+    .option(
+      "--feature-index <dir>",
+      "feature index of that SAE (from `circuitscope index --sae`) for feature pages",
+    )
+    .option(
       "--transcoders <dir>",
       "circuit-tracer transcoder set for this model: the graph panel computes a prompt's attribution graph",
     )
@@ -124,6 +134,13 @@ export function register(program: Command): void {
       const wildcard = WILDCARD_ADDRESSES.includes(await checkCanListen(opts.port, host));
       // A specific address the user binds is a name the page may be opened under.
       const allowedHosts = wildcard ? opts.allowedHost : [host, ...opts.allowedHost];
+      // --sae: a hub id is fetched now, the directory's cfg.json checked before the model loads.
+      const sae = opts.sae
+        ? await (await import("../../sae/resolve-sae.ts")).resolveSaeDir(opts.sae, {
+            offline: opts.offline,
+            progress: true,
+          })
+        : undefined;
       const { createServer } = await import("../../server/app.ts");
       process.stderr.write(`Loading ${opts.model}…\n`);
       const server = await createServer({
@@ -136,6 +153,8 @@ export function register(program: Command): void {
         neuronIndex: opts.neuronIndex,
         graph: opts.graph,
         transcoders: opts.transcoders,
+        sae,
+        featureIndex: opts.featureIndex,
         token: opts.token ? undefined : null,
         allowedHosts,
         maxQueue: opts.maxQueue,

@@ -9,11 +9,12 @@ import { showAttentionGrid } from "./attention-panel.ts";
 import { showAttribution } from "./attribution-panel.ts";
 import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
+import { searchFeatures, showFeature } from "./feature-panel.ts";
 import { runGraph, showGraph } from "./graph-panel.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
 import { showPredictions } from "./predictions-panel.ts";
-import { parsePair, readState, type ViewState, writeState } from "./url-state.ts";
+import { FIELDS, parsePair, readState, type ViewState, writeState } from "./url-state.ts";
 
 interface Info {
   model: string;
@@ -23,12 +24,32 @@ interface Info {
   graph: boolean;
   /** The server's tasks: "graph" when it was started with --transcoders. */
   features: string[];
+  /** The SAE given to serve --sae (null without one). */
+  sae: { hook: string; dSae: number } | null;
 }
 
 type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
 
 /** Form fields ↔ ViewState (the ids match the state's field names). */
-const FIELD_IDS = ["prompt", "answer", "wrong", "head", "clean", "corrupted", "target", "neuron"] as const;
+const FIELD_IDS = FIELDS;
+
+/** Opens a feature's page (from a search result or the prediction view) and records it in the URL. */
+function openFeature(feature: number): void {
+  byId<HTMLInputElement>("feature").value = String(feature);
+  const s = formState();
+  writeState(s);
+  void lookUpFeature(s);
+}
+
+async function lookUpFeature(state: ViewState): Promise<void> {
+  if (!state.feature) return;
+  const out = byId("feature-out");
+  if (!/^\d+$/.test(state.feature.trim()))
+    return showError(out, new Error(`Feature "${state.feature}" is not a whole number, e.g. 185`));
+  await showFeature(out, Number(state.feature), state.prompt);
+}
+
+let saeLoaded = false;
 
 function formState(): ViewState {
   const s = {} as ViewState;
@@ -61,7 +82,11 @@ async function showHead(state: ViewState): Promise<void> {
 async function analysePrompt(state: ViewState): Promise<void> {
   if (!state.prompt) return;
   const answers = state.answer && state.wrong ? { answer: state.answer, wrong: state.wrong } : null;
-  const predicted = await showPredictions(byId("predictions-out"), { prompt: state.prompt, ...answers });
+  const predicted = await showPredictions(
+    byId("predictions-out"),
+    { prompt: state.prompt, ...answers },
+    saeLoaded ? openFeature : undefined,
+  );
   if (predicted && answers) {
     await showAttribution(byId("attribution-out"), { prompt: state.prompt, ...answers }, (layer, head) => {
       byId<HTMLInputElement>("head").value = `${layer}.${head}`;
@@ -126,6 +151,28 @@ async function main(): Promise<void> {
   onSubmit("prompt-form", analysePrompt);
   onSubmit("head-form", showHead);
   onSubmit("neuron-form", lookUpNeuron);
+  if (info.sae) {
+    saeLoaded = true;
+    byId("feature-panel").hidden = false;
+    byId("feature-sae").textContent = `SAE at ${info.sae.hook}, ${info.sae.dSae} features.`;
+    onSubmit("feature-form", lookUpFeature);
+    onSubmit("feature-search-form", async () => {
+      await searchFeatures(
+        byId("feature-search-out"),
+        { token: byId<HTMLInputElement>("feature-token").value },
+        openFeature,
+      );
+    });
+    byId("search-text").addEventListener("click", () => {
+      const s = formState();
+      if (!s.prompt)
+        return showError(
+          byId("feature-search-out"),
+          new Error("Write a prompt (in the Prompt panel) to search its text."),
+        );
+      void searchFeatures(byId("feature-search-out"), { text: s.prompt }, openFeature);
+    });
+  }
   onSubmit("patching-form", async (s) => {
     if (!canPatch(s))
       return showError(

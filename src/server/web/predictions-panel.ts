@@ -2,6 +2,7 @@
 import { displayToken } from "../../viz/token-labels.ts";
 import { api } from "./api.ts";
 import { el, showBusy, showError } from "./dom.ts";
+import { featureList } from "./feature-panel.ts";
 
 interface Prediction {
   token: number;
@@ -18,6 +19,8 @@ export interface PredictResponse {
   answer?: Prediction & { rank: number };
   wrong?: Prediction & { rank: number };
   logitDiff?: number;
+  /** With an SAE (serve --sae): the most active features at the final position. */
+  features?: { hook: string; pos: number; top: { feature: number; activation: number }[] };
 }
 
 function tokenStrip(strTokens: string[], tokens: number[]): HTMLElement {
@@ -67,6 +70,7 @@ function answerLine(label: string, r: Prediction & { rank: number }): HTMLElemen
 export async function showPredictions(
   out: HTMLElement,
   params: { prompt: string; answer?: string; wrong?: string },
+  openFeature?: (feature: number) => void,
 ): Promise<PredictResponse | null> {
   showBusy(out, "Running the model…");
   try {
@@ -86,6 +90,20 @@ export async function showPredictions(
       );
     }
     parts.push(el("h3", { text: "Top predictions at the final position" }), predictionTable(res.top));
+    if (res.features && openFeature) {
+      const f = res.features;
+      parts.push(
+        el("h3", {
+          text: `Most active SAE features at the final position (${displayToken(res.strTokens[f.pos])}, ${f.hook})`,
+        }),
+        f.top.length
+          ? featureList(
+              f.top.map((t) => ({ feature: t.feature, detail: `activation ${t.activation.toFixed(3)}` })),
+              openFeature,
+            )
+          : el("p", { className: "hint", text: "No feature is active at this position." }),
+      );
+    }
     out.replaceChildren(...parts);
     out.dataset.ready = "true";
     return res;

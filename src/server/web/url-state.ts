@@ -13,9 +13,12 @@ export interface ViewState {
   target: string;
   /** Neuron as "L.N". */
   neuron: string;
+  /** SAE feature number. */
+  feature: string;
 }
 
-const FIELDS: (keyof ViewState)[] = [
+/** The state's fields, in order; the page's form fields have these ids. */
+export const FIELDS: readonly (keyof ViewState)[] = [
   "prompt",
   "answer",
   "wrong",
@@ -24,6 +27,7 @@ const FIELDS: (keyof ViewState)[] = [
   "corrupted",
   "target",
   "neuron",
+  "feature",
 ];
 
 export function readState(search: string = location.search): ViewState {

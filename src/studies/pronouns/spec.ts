@@ -3,6 +3,7 @@
  * the noun or name to the pronoun it predicts? Clean and corrupted prompts differ only in the gender cue
  * ("a girl" / "a boy", "Lily" / "Tim"); both directions are groups of their own.
  */
+import { fileURLToPath } from "node:url";
 import { groupRandom, type PromptPair } from "../prompts.ts";
 import { DEFAULT_SIZES, type StudyGroup, type StudySizes, type StudySpec } from "../spec.ts";
 
@@ -227,4 +228,11 @@ export const pronounsSpec: StudySpec = {
   },
   requireBehaviour: true,
   mainFigure: "focus-position-patching-resid_pre",
+  features: {
+    sae: fileURLToPath(new URL("../../../models/stories260k-saes/blocks.2.hook_resid_pre", import.meta.url)),
+    trainedOn:
+      "140k tokens of stories sampled from stories260k itself (models/stories260k-saes/README.md): the model's own distribution, since TinyStories cannot be downloaded offline, so a feature is a direction of what the model writes, not of TinyStories' text",
+    top: 8,
+    pages: 3,
+  },
 };

@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import type { ModelWeights } from "../canonical-weights.ts";
 import { ConfigReader, configObject, type ModelConfig, type ModelType, modelTypeOf } from "../config.ts";
 import type { ModelFamily, TensorSource } from "./family.ts";
+import { gemma2Family } from "./gemma2.ts";
 import { gptNeoxFamily } from "./gpt-neox.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { llamaFamily } from "./llama.ts";
@@ -14,6 +15,7 @@ const FAMILIES: Record<ModelType, ModelFamily> = {
   mistral: llamaFamily,
   qwen2: llamaFamily,
   gpt_neox: gptNeoxFamily,
+  gemma2: gemma2Family,
 };
 
 export function familyOf(config: { modelType: ModelType }): ModelFamily {

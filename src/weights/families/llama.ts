@@ -6,7 +6,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
 import type { ConfigReader, ModelConfig, ModelType, RopeScaling } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
-import { takeTransposed as transposed } from "./take.ts";
+import { takePerHead, takeTransposed as transposed } from "./take.ts";
 
 const ROPE_TYPES = ["default", "linear", "llama3"];
 
@@ -199,17 +199,7 @@ export const llamaFamily: ModelFamily = {
     const { dModel: D, dHead: dh, dMlp } = c;
     const bias = (name: string, present: boolean, shape: number[]) =>
       present ? new Tensor(src.take(name).data, shape) : Tensor.zeros(shape);
-    /** [heads * dh, D] (torch Linear) → [heads, D, dh]. */
-    const perHead = (name: string, heads: number) => {
-      const w = src.take(name).data;
-      const out = new Float32Array(heads * D * dh);
-      for (let h = 0; h < heads; h++)
-        for (let e = 0; e < dh; e++) {
-          const row = (h * dh + e) * D;
-          for (let d = 0; d < D; d++) out[(h * D + d) * dh + e] = w[row + d];
-        }
-      return new Tensor(out, [heads, D, dh]);
-    };
+    const perHead = (name: string, heads: number) => takePerHead(src, name, heads, D, dh);
     const p = `model.layers.${l}`;
     const a = `${p}.self_attn`;
     const block: BlockWeights = {

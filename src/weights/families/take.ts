@@ -18,3 +18,15 @@ export function takeLayerNorm(src: TensorSource, prefix: string): LayerNormParam
 export function takeTransposed(src: TensorSource, name: string, out: number, inDim: number): Tensor {
   return transpose2d(new Tensor(src.take(name).data, [out, inDim]));
 }
+
+/** A torch Linear weight [heads * dh, D] (a q/k/v projection) as TransformerLens' per-head [heads, D, dh]. */
+export function takePerHead(src: TensorSource, name: string, heads: number, D: number, dh: number): Tensor {
+  const w = src.take(name).data;
+  const out = new Float32Array(heads * D * dh);
+  for (let h = 0; h < heads; h++)
+    for (let e = 0; e < dh; e++) {
+      const row = (h * dh + e) * D;
+      for (let d = 0; d < D; d++) out[(h * D + d) * dh + e] = w[row + d];
+    }
+  return new Tensor(out, [heads, D, dh]);
+}
