@@ -17,6 +17,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
 import { MAX_GRAPH_TOKENS } from "../../src/server/validate.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
+import { cliResult, spawnCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
@@ -184,6 +185,23 @@ async function longestGraphPrompt(): Promise<string> {
     text = next;
   }
 }
+
+test("serve --transcoders with a set of another width exits non-zero naming the flag, before printing an address", async () => {
+  const narrow = join(dir, "narrow-cli");
+  await writeTranscoderSet(narrow, randomSet(32, 8));
+  const child = spawnCli(["serve", "--model", MODEL, "--port", "0", "--transcoders", narrow]);
+  try {
+    const r = await cliResult(child);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /--transcoders .*narrow-cli: the transcoders read d_model 32 but the model's is 64/,
+    );
+    assert.equal(r.stdout, "", "no explorer address was printed");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
 
 test("graph jobs count in the bounded queue: past --max-queue the next is refused with 429", async () => {
   const long = { kind: "graph", prompt: await longestGraphPrompt() };
