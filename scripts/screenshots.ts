@@ -5,8 +5,9 @@
  *   node --import tsx scripts/screenshots.ts OUTDIR
  *
  * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model —
- * except the last screenshot, the explorer's circuit panel (OUTDIR/browser/explorer-circuit-panel.png), which
- * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2) in the explorer.
+ * except the explorer's screenshots at the end: its circuit panel (OUTDIR/browser/explorer-circuit-panel.png)
+ * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2), and its graph panel
+ * (OUTDIR/browser/explorer-graph-panel.png) computes a graph on stories260k with the bundled transcoders.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -314,6 +315,7 @@ async function main(): Promise<void> {
     await graphPageShot(page, outDir);
     console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
     await explorerFeatureShots(browser, outDir);
+    console.log(await explorerGraphPanel(browser, join(outDir, "browser", "explorer-graph-panel.png")));
   } finally {
     await browser.close();
   }
@@ -363,6 +365,26 @@ async function explorerFeatureShots(
     }
   } finally {
     await server.close();
+  }
+}
+
+/**
+ * The explorer's graph panel computing a graph on stories260k with the bundled transcoders
+ * (models/stories260k-transcoders): a real model and real transcoders, not demo data.
+ */
+async function explorerGraphPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
+  const fx = await startFixtureServer({ transcoders: "models/stories260k-transcoders" }, "stories260k");
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(fx.withToken(`${fx.base}/`));
+    await page.waitForSelector("body[data-ready]");
+    await page.fill("#graph-prompt", "Lily gave Tom the ball. Then Tom");
+    await page.click("#run-graph");
+    await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
+    await page.locator("#graph-panel").screenshot({ path: file });
+    return file;
+  } finally {
+    await fx.server.close();
   }
 }
 

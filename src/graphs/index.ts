@@ -5,6 +5,7 @@ export * from "./front-end-check.ts";
 export * from "./graph-check.ts";
 export * from "./graph-files.ts";
 export * from "./logit-targets.ts";
+export * from "./prompt-graph.ts";
 export * from "./prune.ts";
 export * from "./replacement-run.ts";
 export * from "./transcoder-set.ts";

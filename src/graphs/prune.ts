@@ -92,6 +92,10 @@ function thresholdOfSorted(ascending: Float32Array | Float64Array, threshold: nu
   return zeros > 0 ? 0 : ascending[0];
 }
 
+/** circuit-tracer's defaults: the nodes holding 80% of the influence, then the edges holding 98%. */
+export const DEFAULT_NODE_THRESHOLD = 0.8;
+export const DEFAULT_EDGE_THRESHOLD = 0.98;
+
 export interface PruneOptions {
   /** Keep the nodes holding this share of the total influence (default 0.8). */
   nodeThreshold?: number;
@@ -116,8 +120,8 @@ function checkThreshold(name: string, value: number): void {
 
 /** circuit-tracer's `prune_graph`: node mask by influence, edge mask by edge influence, then the clean-up. */
 export function pruneGraph(graph: AttributionGraph, opts: PruneOptions = {}): PruneResult {
-  const nodeThreshold = opts.nodeThreshold ?? 0.8;
-  const edgeThreshold = opts.edgeThreshold ?? 0.98;
+  const nodeThreshold = opts.nodeThreshold ?? DEFAULT_NODE_THRESHOLD;
+  const edgeThreshold = opts.edgeThreshold ?? DEFAULT_EDGE_THRESHOLD;
   checkThreshold("node threshold", nodeThreshold);
   checkThreshold("edge threshold", edgeThreshold);
   const ranges = checkGraph(graph);

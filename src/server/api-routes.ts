@@ -1,6 +1,7 @@
 /** The JSON API (documented in docs/server-api.md). Handlers validate, then queue model runs. */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
+import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../graphs/prune.ts";
 import { ApiError } from "./api-error.ts";
 import { JobCancelledError, type JobQueue, type JobView, QueueFullError } from "./job-queue.ts";
 import type { WorkerInfo } from "./model-protocol.ts";
@@ -55,6 +56,13 @@ interface CircuitJobBody {
   wrong: string;
   method?: "eap" | "eap-ig";
   faithfulness?: number;
+}
+interface GraphJobBody {
+  kind: "graph";
+  prompt: string;
+  targets?: string[];
+  nodeThreshold?: number;
+  edgeThreshold?: number;
 }
 interface PatchingJobBody {
   kind: "patching";
@@ -123,6 +131,28 @@ function writeEvent(reply: FastifyReply, view: JobView): void {
 
 function isFinished(view: JobView): boolean {
   return view.status === "done" || view.status === "failed" || view.status === "cancelled";
+}
+
+/** A graph job: the server's transcoders, a prompt within MAX_GRAPH_TOKENS, single-token targets. */
+function submitGraph(ctx: ApiContext, body: GraphJobBody): JobView {
+  if (!ctx.info.tasks.includes("graph"))
+    throw new ApiError(
+      400,
+      "This explorer was started without transcoders, so it cannot compute attribution graphs.",
+      "Start it with circuitscope serve --model M --transcoders DIR (a circuit-tracer transcoder set for this model).",
+    );
+  ctx.checks.graphPromptTokens(body.prompt);
+  const targets = body.targets ?? [];
+  const ids = targets.map((t, k) => ctx.checks.singleToken(t, `target ${k + 1}`));
+  if (new Set(ids).size !== ids.length)
+    throw new ApiError(400, "A target token is named twice.", "Name each logit target once.");
+  return submit(ctx, "graph", {
+    prompt: body.prompt,
+    targets,
+    nodeThreshold: body.nodeThreshold ?? DEFAULT_NODE_THRESHOLD,
+    edgeThreshold: body.edgeThreshold ?? DEFAULT_EDGE_THRESHOLD,
+    modelName: ctx.modelName,
+  });
 }
 
 export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -287,10 +317,11 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   );
 
   // Long runs are background jobs: 202 with the job, then poll GET /api/jobs/:id or follow /events.
-  app.post<{ Body: PatchingJobBody | CircuitJobBody }>(
+  app.post<{ Body: PatchingJobBody | CircuitJobBody | GraphJobBody }>(
     "/api/jobs",
     { schema: { body: schemas.jobBody } },
     async (req, reply) => {
+      if (req.body.kind === "graph") return reply.status(202).send(submitGraph(ctx, req.body));
       const { clean, corrupted, answer, wrong } = req.body;
       if (req.body.kind === "patching" && !EXPLORER_TARGETS.includes(req.body.target)) {
         throw new ApiError(

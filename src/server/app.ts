@@ -41,6 +41,8 @@ export interface ServerOptions {
   neuronIndex?: string;
   /** An attribution graph file (the front-end JSON of `graph --out`) for the graph panel. */
   graph?: string;
+  /** A circuit-tracer transcoder set for the graph task (loaded and checked against the model at start-up). */
+  transcoders?: string;
   /** An SAELens SAE directory: feature pages, search and features in predictions (checked at start-up). */
   sae?: string;
   /** A feature index of that SAE (`circuitscope index --sae`). */
@@ -76,7 +78,14 @@ function pathHider(opts: ServerOptions, modelDir: string): PathHider {
     [homedir(), "~"],
     [resolve(modelDir), displayName(opts.model.model)],
   ];
-  for (const p of [opts.model.model, opts.neuronIndex, opts.graph, opts.sae, opts.featureIndex])
+  for (const p of [
+    opts.model.model,
+    opts.neuronIndex,
+    opts.graph,
+    opts.sae,
+    opts.featureIndex,
+    opts.transcoders,
+  ])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
   return (text) =>
@@ -99,6 +108,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     neuronIndex: opts.neuronIndex,
     sae: opts.sae,
     featureIndex: opts.featureIndex,
+    transcoders: opts.transcoders,
   });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;

@@ -23,7 +23,13 @@ export class ModelHost {
       this.worker.on("message", (msg: FromWorker) => {
         if (msg.type === "ready") resolve(msg.info);
         else if (msg.type === "fatal")
-          reject(new Error(`Could not load model "${spec.model}": ${msg.message}`));
+          reject(
+            new Error(
+              msg.transcoders
+                ? `--transcoders ${setup.transcoders}: ${msg.message}`
+                : `Could not load model "${spec.model}": ${msg.message}`,
+            ),
+          );
         else this.onTaskMessage(msg);
       });
       this.worker.on("error", (err) => {

@@ -13,6 +13,8 @@ export interface WorkerSetup {
   load: ModelLoadSpec;
   /** Neuron index directory for neuron pages (opened on first use). */
   neuronIndex?: string;
+  /** Transcoder set (`serve --transcoders`) for the graph task: loaded and checked against the model at start-up. */
+  transcoders?: string;
   /** An SAELens SAE directory (`serve --sae`): loaded and checked against the model at start-up. */
   sae?: string;
   /** A feature index of that SAE (`index --sae`) for feature pages and search (opened on first use). */
@@ -38,7 +40,8 @@ export interface ToWorker {
 
 export type FromWorker =
   | { type: "ready"; info: WorkerInfo }
-  | { type: "fatal"; message: string }
+  /** `transcoders`: the model loaded but the transcoder set could not be loaded or does not fit it. */
+  | { type: "fatal"; message: string; transcoders?: boolean }
   | { type: "progress"; id: number; done: number; total: number }
   | { type: "result"; id: number; value: unknown }
   | { type: "error"; id: number; message: string; cancelled: boolean };

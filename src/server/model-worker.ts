@@ -3,6 +3,7 @@
  * server answers status and progress requests while a long patching run is in progress.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import type { Sae } from "../sae/sae.ts";
@@ -14,6 +15,7 @@ import {
   circuitTask,
   featureSearchTask,
   featureTask,
+  graphTask,
   neuronTask,
   patchingTask,
   predictTask,
@@ -31,6 +33,7 @@ const TASKS: Record<string, Task> = {
   neuron: neuronTask,
   feature: featureTask,
   featureSearch: featureSearchTask,
+  graph: graphTask,
 };
 
 /** Thrown when a task sees the cancel flag; reported to the host as a cancellation, not a failure. */
@@ -72,13 +75,35 @@ async function loadSae(model: HookedTransformer): Promise<Sae | null> {
   return sae;
 }
 
+/** A `serve --transcoders` set that cannot be loaded or does not fit the model (the host names the flag). */
+class TranscoderSetError extends Error {}
+
+/** The set given to `serve --transcoders`, checked against the model (layers, d_model, hooks) before serving. */
+async function loadTranscoders(model: HookedTransformer): Promise<TranscoderSet | null> {
+  if (setup.transcoders === undefined) return null;
+  const { loadTranscoderSet } = await import("../graphs/transcoder-set.ts");
+  const { checkTranscoderSet } = await import("../graphs/replacement-run.ts");
+  const { checkGraphHooks } = await import("../graphs/attribute-graph.ts");
+  try {
+    const set = await loadTranscoderSet(setup.transcoders, { offline: setup.load.offline });
+    checkTranscoderSet(model, set);
+    checkGraphHooks(model, set);
+    return set;
+  } catch (err) {
+    throw new TranscoderSetError((err as Error).message);
+  }
+}
+
 try {
   const model = await load(setup.load);
   const sae = await loadSae(model);
+  const transcoders = await loadTranscoders(model);
+  // Without transcoders there is no graph task to offer.
+  const tasks = Object.keys(TASKS).filter((k) => k !== "graph" || transcoders !== null);
   const info: WorkerInfo = {
     cfg: model.cfg,
     dir: model.source,
-    tasks: Object.keys(TASKS),
+    tasks,
     ...(sae ? { sae: { hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
   };
   port.postMessage({ type: "ready", info });
@@ -94,13 +119,14 @@ try {
       neuronIndex: () => index ?? null,
       sae: () => sae,
       featureIndex: () => featureIndex ?? null,
+      transcoders: () => transcoders,
       names: {
         model: displayName(setup.load.model),
         ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
       },
     };
     try {
-      const task = TASKS[msg.kind];
+      const task = tasks.includes(msg.kind) ? TASKS[msg.kind] : undefined;
       if (!task) throw new Error(`Unknown task "${msg.kind}"`);
       if (msg.kind === "neuron") await openIndex();
       if (msg.kind === "feature" || msg.kind === "featureSearch") await openFeatureIndex();
@@ -113,5 +139,9 @@ try {
     }
   });
 } catch (err) {
-  port.postMessage({ type: "fatal", message: (err as Error).message });
+  port.postMessage({
+    type: "fatal",
+    message: (err as Error).message,
+    transcoders: err instanceof TranscoderSetError,
+  });
 }

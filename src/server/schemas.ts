@@ -56,8 +56,21 @@ export const circuitJobBody = body(
   },
   ["kind", "clean", "corrupted", "answer", "wrong"],
 );
-/** A background job: activation patching or a circuit (told apart by `kind`). */
-export const jobBody = { oneOf: [patchingJobBody, circuitJobBody] } as const;
+/** Most logit targets a graph request names (the default choice also stops at 10). */
+export const MAX_GRAPH_TARGETS = 10;
+export const graphJobBody = body(
+  {
+    kind: { type: "string", const: "graph" },
+    prompt,
+    targets: { type: "array", items: tokenText, maxItems: MAX_GRAPH_TARGETS },
+    // Optional (0.8, 0.98, as `circuitscope graph`): the handler fills them in.
+    nodeThreshold: { type: "number", minimum: 0, maximum: 1 },
+    edgeThreshold: { type: "number", minimum: 0, maximum: 1 },
+  },
+  ["kind", "prompt"],
+);
+/** A background job: activation patching, a circuit or an attribution graph (told apart by `kind`). */
+export const jobBody = { oneOf: [patchingJobBody, circuitJobBody, graphJobBody] } as const;
 export const jobIdParams = {
   type: "object",
   properties: { id: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } },

@@ -9,6 +9,8 @@ import { answerReport, topPredictions } from "../analysis/predictions.ts";
 import { CircuitTask } from "../circuits/circuit-task.ts";
 import { DEFAULT_COMPARE_TOP } from "../circuits/defaults.ts";
 import { type CircuitResult, findCircuit } from "../circuits/find-circuit.ts";
+import { promptGraph } from "../graphs/prompt-graph.ts";
+import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import { headName } from "../model/component-names.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { readoutDirection } from "../model/readout.ts";
@@ -41,6 +43,8 @@ export interface TaskContext {
   signal: AbortSignal;
   /** The neuron index given to `serve --neuron-index`, opened on first use. */
   neuronIndex(): NeuronIndex | null;
+  /** The transcoder set given to `serve --transcoders` (checked against the model at start-up). */
+  transcoders(): TranscoderSet | null;
   /** The SAE given to `serve --sae` (loaded at start-up), and its feature index (`--feature-index`). */
   sae(): Sae | null;
   featureIndex(): NeuronIndex | null;
@@ -315,6 +319,40 @@ export function neuronTask(
     sections: report.sections,
     indexed: page.index !== null,
     ...(note ? { note } : {}),
+  };
+}
+
+export interface GraphParams {
+  prompt: string;
+  /** Logit tokens to explain (text of single tokens); empty: the top logits until p ≥ 0.95, at most 10. */
+  targets: string[];
+  nodeThreshold: number;
+  edgeThreshold: number;
+  /** The model's name as the explorer shows it: the graph's scan when the set names no model. */
+  modelName: string;
+}
+
+/**
+ * A prompt's attribution graph over the server's transcoders, pruned: the front-end JSON `graph --out`
+ * writes (the same promptGraph), drawn by the graph panel. Progress counts backward targets.
+ */
+export async function graphTask(model: HookedTransformer, p: GraphParams, ctx: TaskContext) {
+  const set = ctx.transcoders();
+  if (!set) throw new Error("This explorer was started without transcoders (serve --transcoders DIR).");
+  const { frontEnd, scores } = await promptGraph(model, model.toTokens(p.prompt), set, {
+    prompt: p.prompt,
+    slug: "explorer-graph",
+    scan: set.modelName ?? p.modelName,
+    nodeThreshold: p.nodeThreshold,
+    edgeThreshold: p.edgeThreshold,
+    targets: p.targets.map((t) => model.toSingleToken(t)),
+    onProgress: (done, total) => ctx.progress(done, total),
+    signal: ctx.signal,
+  });
+  return {
+    graph: frontEnd,
+    replacementScore: scores.replacementScore,
+    completenessScore: scores.completenessScore,
   };
 }
 

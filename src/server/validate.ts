@@ -11,6 +11,12 @@ import { ApiError } from "./api-error.ts";
 /** Most attention weights one all-heads /api/attention answer holds (2^20: a few MB of JSON). */
 export const MAX_ALL_HEADS_VALUES = 1 << 20;
 
+/**
+ * Most tokens of a graph prompt: a graph runs one backward pass per active feature, and the features grow
+ * with the prompt, so the explorer keeps graphs to prompts a queue slot can finish.
+ */
+export const MAX_GRAPH_TOKENS = 64;
+
 export class RequestChecks {
   constructor(
     private readonly cfg: ModelShape,
@@ -25,6 +31,19 @@ export class RequestChecks {
         400,
         `The ${field} is ${tokens.length} tokens (with the BOS token prepended) but the model's context is ${this.cfg.nCtx} tokens.`,
         `Shorten the ${field} to at most ${this.cfg.nCtx - 1} tokens of text.`,
+      );
+    }
+    return tokens;
+  }
+
+  /** A graph prompt's tokens: within the context and at most MAX_GRAPH_TOKENS. */
+  graphPromptTokens(prompt: string): number[] {
+    const tokens = this.promptTokens(prompt);
+    if (tokens.length > MAX_GRAPH_TOKENS) {
+      throw new ApiError(
+        400,
+        `The prompt is ${tokens.length} tokens (with the BOS token prepended); the explorer computes graphs of at most ${MAX_GRAPH_TOKENS}.`,
+        `Shorten the prompt, or compute its graph offline: circuitscope graph --model M --transcoders DIR --prompt T --html graph.html`,
       );
     }
     return tokens;

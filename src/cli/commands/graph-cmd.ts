@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
+import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../../graphs/prune.ts";
 import {
   addModelOptions,
   collect,
@@ -66,13 +67,13 @@ export function register(program: Command): void {
       "--node-threshold <x>",
       "keep the nodes holding this share of the influence",
       thresholdOption("node-threshold"),
-      0.8,
+      DEFAULT_NODE_THRESHOLD,
     )
     .option(
       "--edge-threshold <x>",
       "then keep the edges holding this share of the edge influence",
       thresholdOption("edge-threshold"),
-      0.98,
+      DEFAULT_EDGE_THRESHOLD,
     )
     .option("--raw <dir>", "write nodes.json and the unpruned adjacency.safetensors into this new directory")
     .option("--overwrite", "with --raw: replace a directory an earlier graph run wrote")
@@ -112,7 +113,7 @@ export function register(program: Command): void {
       }
       const model = await loadModelFromOptions(opts);
       try {
-        const { checkGraphHooks, attributeGraph } = await import("../../graphs/attribute-graph.ts");
+        const { checkGraphHooks } = await import("../../graphs/attribute-graph.ts");
         const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
         try {
           checkTranscoderSet(model, set);
@@ -136,8 +137,14 @@ export function register(program: Command): void {
           unit: "targets",
         });
         let done = 0;
-        const attributed = await untilCtrlC("graph", (signal) =>
-          attributeGraph(model, tokens, set, {
+        const { promptGraph } = await import("../../graphs/prompt-graph.ts");
+        const computed = await untilCtrlC("graph", (signal) =>
+          promptGraph(model, tokens, set, {
+            prompt: opts.prompt ?? "",
+            slug: opts.slug,
+            scan: set.modelName ?? opts.model,
+            nodeThreshold: opts.nodeThreshold,
+            edgeThreshold: opts.edgeThreshold,
             targets,
             batchSize: opts.batchSize,
             signal,
@@ -148,16 +155,10 @@ export function register(program: Command): void {
             },
           }),
         ).finally(() => progress.stop());
-        if (attributed === null) return;
+        if (computed === null) return;
+        const { attributed, pruned, scores, frontEnd } = computed;
         const { graph } = attributed;
-        const { pruneGraph, graphScores } = await import("../../graphs/prune.ts");
         const { graphNodes } = await import("../../graphs/attribution-graph.ts");
-        const pruned = pruneGraph(graph, {
-          nodeThreshold: opts.nodeThreshold,
-          edgeThreshold: opts.edgeThreshold,
-        });
-        const scores = graphScores(graph);
-        const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
@@ -220,26 +221,6 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
-}
-
-/** The front-end graph, built once: what --out writes and what the --html page draws. */
-async function frontEndObject(
-  model: import("../../model/hooked-transformer.ts").HookedTransformer,
-  graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
-  pruned: import("../../graphs/prune.ts").PruneResult,
-  set: import("../../graphs/transcoder-set.ts").TranscoderSet,
-  opts: GraphCliOptions,
-): Promise<FrontEndGraph> {
-  const { frontEndGraph } = await import("../../graphs/graph-files.ts");
-  return frontEndGraph(graph, pruned, {
-    slug: opts.slug,
-    scan: set.modelName ?? opts.model,
-    transcoderList: set.ids,
-    prompt: opts.prompt ?? "",
-    promptTokens: graph.inputTokens.map((t) => model.toString([t])),
-    logitTokens: graph.logitTokens.map((t) => model.toString([t])),
-    nodeThreshold: opts.nodeThreshold,
-  });
 }
 
 async function writeGraphOutputs(

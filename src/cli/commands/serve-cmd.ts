@@ -17,6 +17,7 @@ interface ServeOptions extends ModelCliOptions {
   maxQueue: number;
   neuronIndex?: string;
   graph?: string;
+  transcoders?: string;
   sae?: string;
   featureIndex?: string;
 }
@@ -114,6 +115,10 @@ export function register(program: Command): void {
       "--feature-index <dir>",
       "feature index of that SAE (from `circuitscope index --sae`) for feature pages",
     )
+    .option(
+      "--transcoders <dir>",
+      "circuit-tracer transcoder set for this model: the graph panel computes a prompt's attribution graph",
+    )
     .action(async (opts: ServeOptions) => {
       if (!opts.model)
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
@@ -147,6 +152,7 @@ export function register(program: Command): void {
         },
         neuronIndex: opts.neuronIndex,
         graph: opts.graph,
+        transcoders: opts.transcoders,
         sae,
         featureIndex: opts.featureIndex,
         token: opts.token ? undefined : null,

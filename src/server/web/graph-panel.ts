@@ -1,28 +1,61 @@
 /**
- * The attribution graph given with `serve --graph FILE`, drawn by the same view as the `graph --html` page
- * (src/viz/browser/graph-view.ts): hover, pin, supernodes and export work the same here.
+ * The explorer's attribution graph panel: the graph given with `serve --graph FILE`, or one computed for a
+ * prompt with the server's transcoders (`serve --transcoders DIR`, a graph job). Both are drawn by the same
+ * view as the `graph --html` page (src/viz/browser/graph-view.ts): hover, pin, supernodes and export work
+ * the same here.
  */
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
 import { mountGraphView } from "../../viz/browser/index.ts";
 import { api } from "./api.ts";
 import { el, showBusy, showError } from "./dom.ts";
+import { runJob } from "./job-panel.ts";
+
+/** Draws `graph` into `out` under a line saying what it is. */
+function drawGraph(out: HTMLElement, graph: FrontEndGraph, extra = ""): void {
+  const m = graph.metadata;
+  const host = el("div", { className: "graph-view" });
+  out.replaceChildren(
+    el("p", {
+      className: "hint",
+      text: `${m.slug}: prompt "${m.prompt}", transcoders ${m.scan || "not given"}, node threshold ${m.node_threshold ?? "not given"}; ${graph.nodes.length} nodes, ${graph.links.length} edges.${extra}`,
+    }),
+    host,
+  );
+  mountGraphView(host, graph);
+}
 
 export async function showGraph(out: HTMLElement): Promise<void> {
   showBusy(out, "Loading the graph…");
   try {
-    const graph = await api.get<FrontEndGraph>("/api/graph");
-    const m = graph.metadata;
-    const host = el("div", { className: "graph-view" });
-    out.replaceChildren(
-      el("p", {
-        className: "hint",
-        text: `${m.slug}: prompt "${m.prompt}", transcoders ${m.scan || "not given"}, node threshold ${m.node_threshold ?? "not given"}; ${graph.nodes.length} nodes, ${graph.links.length} edges.`,
-      }),
-      host,
-    );
-    mountGraphView(host, graph);
+    drawGraph(out, await api.get<FrontEndGraph>("/api/graph"));
     out.dataset.ready = "true";
   } catch (err) {
     showError(out, err);
   }
+}
+
+export interface GraphJobParams {
+  prompt: string;
+  targets: string[];
+  nodeThreshold: number;
+  edgeThreshold: number;
+}
+
+interface GraphJobResult {
+  graph: FrontEndGraph;
+  replacementScore: number;
+  completenessScore: number;
+}
+
+/** Computes the prompt's graph as a background job (progress, cancel) and draws it when it is done. */
+export async function runGraph(out: HTMLElement, params: GraphJobParams): Promise<void> {
+  await runJob<GraphJobResult>(out, {
+    request: { kind: "graph", ...params },
+    running: (p) => `Graph: ${p.done} / ${p.total} targets attributed (logits, then features)`,
+    async show(host, result) {
+      const scores = ` Replacement score ${result.replacementScore.toFixed(3)}, completeness score ${result.completenessScore.toFixed(3)} (unpruned graph).`;
+      drawGraph(host, result.graph, scores);
+      return `Done: ${result.graph.nodes.length} nodes, ${result.graph.links.length} edges after pruning.`;
+    },
+  });
 }

@@ -10,7 +10,7 @@ import { showAttribution } from "./attribution-panel.ts";
 import { runCircuit } from "./circuit-panel.ts";
 import { byId, showError } from "./dom.ts";
 import { searchFeatures, showFeature } from "./feature-panel.ts";
-import { showGraph } from "./graph-panel.ts";
+import { runGraph, showGraph } from "./graph-panel.ts";
 import { showNeuron } from "./neuron-panel.ts";
 import { runPatching } from "./patching-panel.ts";
 import { showPredictions } from "./predictions-panel.ts";
@@ -22,6 +22,8 @@ interface Info {
   patchTargets: string[];
   neuronIndex: boolean;
   graph: boolean;
+  /** The server's tasks: "graph" when it was started with --transcoders. */
+  features: string[];
   /** The SAE given to serve --sae (null without one). */
   sae: { hook: string; dSae: number } | null;
 }
@@ -207,6 +209,26 @@ async function main(): Promise<void> {
 
   // A graph given to the server is shown at once: it is a file, not a model run.
   if (info.graph) void showGraph(byId("graph-out"));
+  // With transcoders the panel computes graphs: its form is shown, the prompt panel's prompt fills it.
+  if (info.features.includes("graph")) {
+    byId("graph-form").hidden = false;
+    byId("graph-form-hint").hidden = false;
+    byId("graph-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const out = byId("graph-out");
+      const input = byId<HTMLInputElement>("graph-prompt");
+      if (input.value.trim() === "") input.value = formState().prompt;
+      if (input.value.trim() === "")
+        return showError(out, new Error("The graph needs a prompt: type one in the graph panel."));
+      const target = byId<HTMLInputElement>("graph-target").value;
+      void runGraph(out, {
+        prompt: input.value,
+        targets: target === "" ? [] : [target],
+        nodeThreshold: Number(byId<HTMLInputElement>("graph-node-threshold").value),
+        edgeThreshold: Number(byId<HTMLInputElement>("graph-edge-threshold").value),
+      });
+    });
+  }
 
   // The view the URL describes is filled in, not run: the user's click starts it.
   if (FIELD_IDS.some((f) => state[f] !== "")) {
