@@ -15,6 +15,8 @@
  * BatchTopK keeps the k·B largest activations of the whole batch.
  */
 
+import { rowTopK } from "../sae/topk.ts";
+
 export type FloatArray = Float32Array | Float64Array;
 
 export const ARCHITECTURES = ["topk", "batchtopk", "jumprelu", "standard"] as const;
@@ -110,34 +112,6 @@ export function preActivations<A extends FloatArray>(
     for (let j = 0; j < dSae; j++) pre[o + j] += bias[j];
   }
   return { xIn, pre };
-}
-
-/**
- * The `k` largest entries of row `pre[offset … offset + n)` (ties to the lower index), written as column
- * indices into `out` in descending order of value; candidates only where `allow` is 1 (when given).
- * Returns how many were found (fewer than k only when fewer are allowed).
- */
-function rowTopK(
-  pre: FloatArray,
-  offset: number,
-  n: number,
-  k: number,
-  out: Int32Array,
-  allow?: Uint8Array,
-): number {
-  let found = 0;
-  for (let j = 0; j < n; j++) {
-    if (allow && !allow[j]) continue;
-    const v = pre[offset + j];
-    if (found === k && v <= pre[offset + out[k - 1]]) continue;
-    let at = found < k ? found++ : k - 1;
-    while (at > 0 && pre[offset + out[at - 1]] < v) {
-      out[at] = out[at - 1];
-      at--;
-    }
-    out[at] = j;
-  }
-  return found;
 }
 
 /** The `n`-th largest value of `values` (1-based), by quickselect on a copy. */
@@ -416,6 +390,9 @@ function auxKLoss<A extends FloatArray>(
   let nDead = 0;
   for (const d of dead) nDead += d;
   if (nDead === 0) return 0;
+  // The candidates, ascending: each row's selection reads only the dead latents' pre-activations.
+  const deadColumns = new Int32Array(nDead);
+  for (let j = 0, c = 0; j < dSae; j++) if (dead[j]) deadColumns[c++] = j;
   // Gao et al. Appendix B.1: k_aux = d_model / 2, scaled down while few latents are dead.
   const half = Math.max(1, Math.floor(dOut / 2));
   const kAux = Math.min(half, nDead);
@@ -425,7 +402,7 @@ function auxKLoss<A extends FloatArray>(
   const topBuf = new Int32Array(kAux);
   for (let r = 0; r < B; r++) {
     const o = r * dSae;
-    const top = topBuf.subarray(0, rowTopK(pre, o, dSae, kAux, topBuf, dead));
+    const top = topBuf.subarray(0, rowTopK(pre, o, dSae, kAux, topBuf, deadColumns));
     const yo = r * dOut;
     // d = ê − (y − ŷ), ê = Σ a_j W_dec[j] (no bias)
     for (let i = 0; i < dOut; i++) resid[i] = yHat[yo + i] - batch.y[yo + i];

@@ -11,6 +11,7 @@
  */
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import type { SaeConfig } from "./sae-config.ts";
+import { rowTopK } from "./topk.ts";
 
 /** SAELens' tensor names and layouts: W_enc [d_in, d_sae], W_dec [d_sae, d_in]. */
 export interface SaeWeights {
@@ -172,7 +173,8 @@ export class Sae {
     if (this.cfg.architecture === "gated") {
       for (let i = 0; i < pre.length; i++) post[i] = gate![i] > 0 && pre[i] > 0 ? pre[i] : 0;
     } else if (this.cfg.architecture === "topk") {
-      for (let r = 0; r < rows; r++) topkRelu(pre, post, r * dSae, dSae, this.cfg.k!);
+      const idx = new Int32Array(this.cfg.k!);
+      for (let r = 0; r < rows; r++) topkRelu(pre, post, r * dSae, dSae, idx);
     } else {
       const thr = this.threshold;
       for (let i = 0; i < pre.length; i++) {
@@ -210,24 +212,9 @@ export class Sae {
   }
 }
 
-/** post[o..o+n) = the k largest of pre[o..o+n), relu'd, the rest 0 (ties: the lower index). */
-function topkRelu(pre: Float32Array, post: Float32Array, o: number, n: number, k: number): void {
-  // Indices of the current k largest, kept sorted by value descending (k is small: 8 to a few hundred);
-  // `floor` is the smallest kept value, so most elements cost one comparison.
-  const idx = new Int32Array(k);
-  let count = 0;
-  let floor = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < n; j++) {
-    const v = pre[o + j];
-    if (count === k && v <= floor) continue;
-    let p = count < k ? count++ : k - 1;
-    while (p > 0 && pre[o + idx[p - 1]] < v) {
-      idx[p] = idx[p - 1];
-      p--;
-    }
-    idx[p] = j;
-    if (count === k) floor = pre[o + idx[k - 1]];
-  }
+/** post[o..o+n) = the k largest of pre[o..o+n), relu'd (post is zero elsewhere already); `idx` holds k. */
+function topkRelu(pre: Float32Array, post: Float32Array, o: number, n: number, idx: Int32Array): void {
+  const count = rowTopK(pre, o, n, idx.length, idx);
   for (let t = 0; t < count; t++) {
     const v = pre[o + idx[t]];
     if (v > 0) post[o + idx[t]] = v;
