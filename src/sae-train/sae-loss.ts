@@ -399,24 +399,30 @@ function auxKLoss<A extends FloatArray>(
   const scale = s.auxCoefficient * Math.min(nDead / half, 1);
   let aux = 0;
   const resid = ops.zeros(dOut);
-  const topBuf = new Int32Array(kAux);
+  const top = new Int32Array(kAux);
+  // Hot loop (B rows × k_aux latents × d_out): arrays in locals, no iterators; the same operations in the same order.
+  const Wd = p.W_dec;
+  const gWd = g.W_dec;
+  const y = batch.y;
+  const c = (2 * scale) / B;
   for (let r = 0; r < B; r++) {
     const o = r * dSae;
-    const top = topBuf.subarray(0, rowTopK(pre, o, dSae, kAux, topBuf, deadColumns));
+    const found = rowTopK(pre, o, dSae, kAux, top, deadColumns);
     const yo = r * dOut;
     // d = ê − (y − ŷ), ê = Σ a_j W_dec[j] (no bias)
-    for (let i = 0; i < dOut; i++) resid[i] = yHat[yo + i] - batch.y[yo + i];
-    for (const j of top) {
-      const a = pre[o + j];
-      for (let i = 0; i < dOut; i++) resid[i] += a * p.W_dec[j * dOut + i];
+    for (let i = 0; i < dOut; i++) resid[i] = yHat[yo + i] - y[yo + i];
+    for (let t = 0; t < found; t++) {
+      const a = pre[o + top[t]];
+      const wo = top[t] * dOut;
+      for (let i = 0; i < dOut; i++) resid[i] += a * Wd[wo + i];
     }
     for (let i = 0; i < dOut; i++) aux += resid[i] * resid[i];
-    for (const j of top) {
-      const c = (2 * scale) / B;
-      const a = pre[o + j];
+    for (let t = 0; t < found; t++) {
+      const j = top[t];
+      const ca = c * pre[o + j];
       const wo = j * dOut;
-      addPreGrad(r, j, c * dot(resid, 0, p.W_dec, wo, dOut));
-      for (let i = 0; i < dOut; i++) g.W_dec[wo + i] += c * a * resid[i];
+      addPreGrad(r, j, c * dot(resid, 0, Wd, wo, dOut));
+      for (let i = 0; i < dOut; i++) gWd[wo + i] += ca * resid[i];
     }
   }
   return (scale * aux) / B;
