@@ -145,10 +145,14 @@ export class Sae {
       throw new Error(`SAE input has ${x.length} values, expected ${rows} × ${dIn}`);
     const s = this.scalingFactor;
     const shift = this.cfg.applyBDecToInput ? this.b_dec : null;
-    const xin = new Float32Array(x.length);
-    for (let r = 0; r < rows; r++) {
-      const o = r * dIn;
-      for (let i = 0; i < dIn; i++) xin[o + i] = x[o + i] * s - (shift ? shift[i] : 0);
+    // x·1 − 0 is x exactly: without scaling or shift the kernel reads the caller's x, uncopied.
+    let xin = x;
+    if (s !== 1 || shift) {
+      xin = new Float32Array(x.length);
+      for (let r = 0; r < rows; r++) {
+        const o = r * dIn;
+        for (let i = 0; i < dIn; i++) xin[o + i] = x[o + i] * s - (shift ? shift[i] : 0);
+      }
     }
     const prod = this.encoder.forward(xin, rows);
     if (this.b_gate) {
