@@ -15,6 +15,8 @@
  * BatchTopK keeps the k·B largest activations of the whole batch.
  */
 
+import { rowTopK } from "../sae/topk.ts";
+
 export type FloatArray = Float32Array | Float64Array;
 
 export const ARCHITECTURES = ["topk", "batchtopk", "jumprelu", "standard"] as const;
@@ -110,34 +112,6 @@ export function preActivations<A extends FloatArray>(
     for (let j = 0; j < dSae; j++) pre[o + j] += bias[j];
   }
   return { xIn, pre };
-}
-
-/**
- * The `k` largest entries of row `pre[offset … offset + n)` (ties to the lower index), written as column
- * indices into `out` in descending order of value; candidates only where `allow` is 1 (when given).
- * Returns how many were found (fewer than k only when fewer are allowed).
- */
-function rowTopK(
-  pre: FloatArray,
-  offset: number,
-  n: number,
-  k: number,
-  out: Int32Array,
-  allow?: Uint8Array,
-): number {
-  let found = 0;
-  for (let j = 0; j < n; j++) {
-    if (allow && !allow[j]) continue;
-    const v = pre[offset + j];
-    if (found === k && v <= pre[offset + out[k - 1]]) continue;
-    let at = found < k ? found++ : k - 1;
-    while (at > 0 && pre[offset + out[at - 1]] < v) {
-      out[at] = out[at - 1];
-      at--;
-    }
-    out[at] = j;
-  }
-  return found;
 }
 
 /** The `n`-th largest value of `values` (1-based), by quickselect on a copy. */
@@ -416,30 +390,39 @@ function auxKLoss<A extends FloatArray>(
   let nDead = 0;
   for (const d of dead) nDead += d;
   if (nDead === 0) return 0;
+  // The candidates, ascending: each row's selection reads only the dead latents' pre-activations.
+  const deadColumns = new Int32Array(nDead);
+  for (let j = 0, c = 0; j < dSae; j++) if (dead[j]) deadColumns[c++] = j;
   // Gao et al. Appendix B.1: k_aux = d_model / 2, scaled down while few latents are dead.
   const half = Math.max(1, Math.floor(dOut / 2));
   const kAux = Math.min(half, nDead);
   const scale = s.auxCoefficient * Math.min(nDead / half, 1);
   let aux = 0;
   const resid = ops.zeros(dOut);
-  const topBuf = new Int32Array(kAux);
+  const top = new Int32Array(kAux);
+  // Hot loop (B rows × k_aux latents × d_out): arrays in locals, no iterators; the same operations in the same order.
+  const Wd = p.W_dec;
+  const gWd = g.W_dec;
+  const y = batch.y;
+  const c = (2 * scale) / B;
   for (let r = 0; r < B; r++) {
     const o = r * dSae;
-    const top = topBuf.subarray(0, rowTopK(pre, o, dSae, kAux, topBuf, dead));
+    const found = rowTopK(pre, o, dSae, kAux, top, deadColumns);
     const yo = r * dOut;
     // d = ê − (y − ŷ), ê = Σ a_j W_dec[j] (no bias)
-    for (let i = 0; i < dOut; i++) resid[i] = yHat[yo + i] - batch.y[yo + i];
-    for (const j of top) {
-      const a = pre[o + j];
-      for (let i = 0; i < dOut; i++) resid[i] += a * p.W_dec[j * dOut + i];
+    for (let i = 0; i < dOut; i++) resid[i] = yHat[yo + i] - y[yo + i];
+    for (let t = 0; t < found; t++) {
+      const a = pre[o + top[t]];
+      const wo = top[t] * dOut;
+      for (let i = 0; i < dOut; i++) resid[i] += a * Wd[wo + i];
     }
     for (let i = 0; i < dOut; i++) aux += resid[i] * resid[i];
-    for (const j of top) {
-      const c = (2 * scale) / B;
-      const a = pre[o + j];
+    for (let t = 0; t < found; t++) {
+      const j = top[t];
+      const ca = c * pre[o + j];
       const wo = j * dOut;
-      addPreGrad(r, j, c * dot(resid, 0, p.W_dec, wo, dOut));
-      for (let i = 0; i < dOut; i++) g.W_dec[wo + i] += c * a * resid[i];
+      addPreGrad(r, j, c * dot(resid, 0, Wd, wo, dOut));
+      for (let i = 0; i < dOut; i++) gWd[wo + i] += ca * resid[i];
     }
   }
   return (scale * aux) / B;

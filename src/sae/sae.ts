@@ -11,6 +11,7 @@
  */
 import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import type { SaeConfig } from "./sae-config.ts";
+import { rowTopK } from "./topk.ts";
 
 /** SAELens' tensor names and layouts: W_enc [d_in, d_sae], W_dec [d_sae, d_in]. */
 export interface SaeWeights {
@@ -144,10 +145,14 @@ export class Sae {
       throw new Error(`SAE input has ${x.length} values, expected ${rows} × ${dIn}`);
     const s = this.scalingFactor;
     const shift = this.cfg.applyBDecToInput ? this.b_dec : null;
-    const xin = new Float32Array(x.length);
-    for (let r = 0; r < rows; r++) {
-      const o = r * dIn;
-      for (let i = 0; i < dIn; i++) xin[o + i] = x[o + i] * s - (shift ? shift[i] : 0);
+    // x·1 − 0 is x exactly: without scaling or shift the kernel reads the caller's x, uncopied.
+    let xin = x;
+    if (s !== 1 || shift) {
+      xin = new Float32Array(x.length);
+      for (let r = 0; r < rows; r++) {
+        const o = r * dIn;
+        for (let i = 0; i < dIn; i++) xin[o + i] = x[o + i] * s - (shift ? shift[i] : 0);
+      }
     }
     const prod = this.encoder.forward(xin, rows);
     if (this.b_gate) {
@@ -172,7 +177,8 @@ export class Sae {
     if (this.cfg.architecture === "gated") {
       for (let i = 0; i < pre.length; i++) post[i] = gate![i] > 0 && pre[i] > 0 ? pre[i] : 0;
     } else if (this.cfg.architecture === "topk") {
-      for (let r = 0; r < rows; r++) topkRelu(pre, post, r * dSae, dSae, this.cfg.k!);
+      const idx = new Int32Array(this.cfg.k!);
+      for (let r = 0; r < rows; r++) topkRelu(pre, post, r * dSae, dSae, idx);
     } else {
       const thr = this.threshold;
       for (let i = 0; i < pre.length; i++) {
@@ -210,24 +216,9 @@ export class Sae {
   }
 }
 
-/** post[o..o+n) = the k largest of pre[o..o+n), relu'd, the rest 0 (ties: the lower index). */
-function topkRelu(pre: Float32Array, post: Float32Array, o: number, n: number, k: number): void {
-  // Indices of the current k largest, kept sorted by value descending (k is small: 8 to a few hundred);
-  // `floor` is the smallest kept value, so most elements cost one comparison.
-  const idx = new Int32Array(k);
-  let count = 0;
-  let floor = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < n; j++) {
-    const v = pre[o + j];
-    if (count === k && v <= floor) continue;
-    let p = count < k ? count++ : k - 1;
-    while (p > 0 && pre[o + idx[p - 1]] < v) {
-      idx[p] = idx[p - 1];
-      p--;
-    }
-    idx[p] = j;
-    if (count === k) floor = pre[o + idx[k - 1]];
-  }
+/** post[o..o+n) = the k largest of pre[o..o+n), relu'd (post is zero elsewhere already); `idx` holds k. */
+function topkRelu(pre: Float32Array, post: Float32Array, o: number, n: number, idx: Int32Array): void {
+  const count = rowTopK(pre, o, n, idx.length, idx);
   for (let t = 0; t < count; t++) {
     const v = pre[o + idx[t]];
     if (v > 0) post[o + idx[t]] = v;

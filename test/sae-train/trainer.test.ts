@@ -4,6 +4,7 @@
  * learning itself on data made of known sparse features (held-out explained variance computed by src/sae).
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import {
   FLOAT32_OPS,
   initTrainState,
   learningRate,
+  stateTensors,
   type TrainSettings,
   type TrainState,
   trainSteps,
@@ -97,6 +99,33 @@ describe("determinism and resume", () => {
       assert.throws(() => loadCheckpoint(path, "run-b"), /different run/);
       const other = run(data, { ...s, seed: 8 });
       assert.notDeepEqual(other.params.W_dec, whole.params.W_dec);
+    });
+  }
+});
+
+/** SHA-256 of every state tensor (by name) and the step log. */
+function stateDigest(st: TrainState): string {
+  const h = createHash("sha256");
+  for (const [name, t] of Object.entries(stateTensors(st)).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    h.update(name);
+    h.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  }
+  h.update(JSON.stringify(st.log));
+  return h.digest("hex");
+}
+
+describe("speed work keeps the arithmetic", () => {
+  // The states the trainer reached before its speed work (main at e8f893d, reference kernels), 60 steps with
+  // dead latents from step 5 on (AuxK active): an optimisation that changes one bit changes these.
+  const before: Record<TrainArchitecture, string> = {
+    topk: "57118709c46459f08a49b0af898eb46d35ce7d0687f770cd6e9ae7c4c17213c6",
+    batchtopk: "a8330558a1a75aa8949d71c367d652778a9e0403d98845c6e784154cb62b9c27",
+    jumprelu: "8d3023552dd492b9476c18d5d1c5e2547de724cc175a7af37d3d68fb40ed423a",
+    standard: "ae283603411c5b1b2bf77859ae7544118cfa4d97a7f9faee89759944d1f0f3e9",
+  };
+  for (const arch of ["topk", "batchtopk", "jumprelu", "standard"] as const) {
+    test(`${arch}: the trained state for seed 7 is the pre-optimisation one, bit for bit`, () => {
+      assert.equal(stateDigest(run(data, settings(arch))), before[arch]);
     });
   }
 });
