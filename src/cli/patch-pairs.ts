@@ -5,7 +5,7 @@
  * also write `result.json`, the full result as `patch --out` writes it.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -20,19 +20,18 @@ import type { PatchResult } from "../patching/types.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import type { PatchOptions } from "./commands/patch-cmd.ts";
 import { loadModelFromOptions, printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
+import { shardDirProblem } from "./shard-dir.ts";
 
 export const RESULT_FILE = "result.json";
 
-/** Why `dir` cannot take a shard (null if it can): new, empty, or holding only what these commands write. */
 function pairDirProblem(dir: string, resume: boolean | undefined): string | null {
-  if (!existsSync(dir)) return null;
-  if (!statSync(dir).isDirectory()) return `--out ${dir} is a file: with --pairs, --out is a directory.`;
-  const foreign = readdirSync(dir).filter((f) => f !== PAIR_SHARD_FILE && f !== RESULT_FILE);
-  if (foreign.length > 0)
-    return `--out ${dir} holds files circuitscope did not write (${foreign.slice(0, 3).join(", ")}): choose a new or empty directory; nothing was changed.`;
-  if (existsSync(join(dir, PAIR_SHARD_FILE)) && !resume)
-    return `${dir} already holds a patch shard: pass --resume to keep it (a finished shard is not run again), or choose another --out.`;
-  return null;
+  return shardDirProblem(dir, {
+    ours: [PAIR_SHARD_FILE, RESULT_FILE],
+    manifest: PAIR_SHARD_FILE,
+    resume,
+    what: "patch shard",
+    flagWhy: "with --pairs",
+  });
 }
 
 function readShard(dir: string): PairShardData {

@@ -1,5 +1,8 @@
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
+import type { TranscoderSet } from "../../graphs/transcoder-set.ts";
+import type { HookedTransformer } from "../../model/hooked-transformer.ts";
+import { progressTo } from "../../util/progress.ts";
 import {
   addModelOptions,
   collect,
@@ -9,12 +12,13 @@ import {
   positiveIntOption,
   prependBosOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
 
-interface GraphCliOptions extends ModelCliOptions {
+export interface GraphCliOptions extends ModelCliOptions {
   transcoders?: string;
   prompt?: string;
   target: string[];
@@ -30,6 +34,10 @@ interface GraphCliOptions extends ModelCliOptions {
   checkFreeze?: boolean;
   batchSize: number;
   prependBos: boolean;
+  prompts?: string;
+  shard?: string;
+  rawEach?: boolean;
+  resume?: boolean;
 }
 
 function thresholdOption(name: string) {
@@ -91,10 +99,26 @@ export function register(program: Command): void {
     .option("--check-freeze", "with --check: freeze attention patterns and norm scales as the graph does")
     .option("--batch-size <n>", "targets per backward pass", positiveIntOption("batch-size"), 32)
     .addOption(prependBosOption())
+    .option(
+      "--prompts <file>",
+      'a file of prompts, one per line, or JSONL with "prompt" (and "target": a token or a list): one graph each; --out is then a directory (graphs/, index.json)',
+    )
+    .option(
+      "--shard <i/n>",
+      "--prompts: run only shard i of n of the prompts (auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge with graph-merge",
+    )
+    .option("--raw-each", "--prompts: also write each prompt's --raw files, in OUT/raw/<k>/")
+    .option("--resume", "--prompts: keep the graphs a shard in --out already wrote, and do the rest")
     .option("--json", "print only JSON (scores, sizes, kept nodes and edges, targets)")
-    .action(async (opts: GraphCliOptions) => {
+    .action(async (opts: GraphCliOptions, cmd: Command) => {
       if (!opts.transcoders)
         throw new UsageError("Which transcoders? Pass --transcoders DIR (a circuit-tracer transcoder set).");
+      if (opts.prompts) return (await import("../graph-prompts.ts")).runGraphPrompts(opts, cmd);
+      rejectIgnoredFlags(
+        cmd,
+        { shard: "--shard", rawEach: "--raw-each", resume: "--resume" },
+        "without --prompts",
+      );
       if (opts.prompt === undefined || opts.prompt === "")
         throw new UsageError('No prompt: pass --prompt "TEXT"');
       if (!(opts.check >= 0)) throw new UsageError(`--check must be 0 or more, got ${opts.check}`);
@@ -103,31 +127,9 @@ export function register(program: Command): void {
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
       ]);
-      const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
-      let set: Awaited<ReturnType<typeof loadTranscoderSet>>;
+      const { set, model } = await loadGraphInputs(opts);
       try {
-        set = await loadTranscoderSet(opts.transcoders, { offline: opts.offline });
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      const model = await loadModelFromOptions(opts);
-      try {
-        const { checkGraphHooks, attributeGraph } = await import("../../graphs/attribute-graph.ts");
-        const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
-        try {
-          checkTranscoderSet(model, set);
-          checkGraphHooks(model, set);
-        } catch (e) {
-          throw new UsageError(`--transcoders ${opts.transcoders}: ${(e as Error).message}`);
-        }
-        const tokens = model.toTokens(opts.prompt, { prependBos: opts.prependBos });
-        const targets = opts.target.map((text) => {
-          try {
-            return model.toSingleToken(text);
-          } catch (e) {
-            throw new UsageError(`--target ${JSON.stringify(text)}: ${(e as Error).message}`);
-          }
-        });
+        const targets = targetTokens(model, opts.target, "--target");
         const { createProgress } = await import("../../util/progress.ts");
         const progress = createProgress({
           label: "graph: backward batches",
@@ -135,33 +137,16 @@ export function register(program: Command): void {
           quiet: opts.json,
           unit: "targets",
         });
-        let done = 0;
-        const attributed = await untilCtrlC("graph", (signal) =>
-          attributeGraph(model, tokens, set, {
-            targets,
-            batchSize: opts.batchSize,
-            signal,
-            onProgress: (n, total) => {
-              progress.setTotal(total);
-              progress.tick(n - done);
-              done = n;
-            },
-          }),
+        const built = await untilCtrlC("graph", (signal) =>
+          graphOfPrompt(model, set, opts, targets, { signal, onProgress: progressTo(progress) }),
         ).finally(() => progress.stop());
-        if (attributed === null) return;
-        const { graph } = attributed;
-        const { pruneGraph, graphScores } = await import("../../graphs/prune.ts");
-        const { graphNodes } = await import("../../graphs/attribution-graph.ts");
-        const pruned = pruneGraph(graph, {
-          nodeThreshold: opts.nodeThreshold,
-          edgeThreshold: opts.edgeThreshold,
-        });
-        const scores = graphScores(graph);
-        const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
+        if (built === null) return;
+        const { attributed, graph, pruned, scores, frontEnd, tokens } = built;
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
         });
+        const { graphNodes } = await import("../../graphs/attribution-graph.ts");
         const checks =
           opts.check > 0
             ? (await import("../../graphs/graph-check.ts")).checkTopFeatures(model, set, attributed, {
@@ -220,6 +205,71 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
+}
+
+/** The transcoder set and the model, checked against each other: every problem a usage error, before any work. */
+export async function loadGraphInputs(
+  opts: GraphCliOptions,
+): Promise<{ set: TranscoderSet; model: HookedTransformer }> {
+  const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
+  let set: TranscoderSet;
+  try {
+    set = await loadTranscoderSet(opts.transcoders as string, { offline: opts.offline });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const model = await loadModelFromOptions(opts);
+  const { checkGraphHooks } = await import("../../graphs/attribute-graph.ts");
+  const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
+  try {
+    checkTranscoderSet(model, set);
+    checkGraphHooks(model, set);
+  } catch (e) {
+    model.dispose();
+    throw new UsageError(`--transcoders ${opts.transcoders}: ${(e as Error).message}`);
+  }
+  return { set, model };
+}
+
+/** `--target` texts (or a prompt file's "target") as single tokens; a bad one is a usage error naming `where`. */
+export function targetTokens(model: HookedTransformer, texts: readonly string[], where: string): number[] {
+  return texts.map((text) => {
+    try {
+      return model.toSingleToken(text);
+    } catch (e) {
+      throw new UsageError(`${where} ${JSON.stringify(text)}: ${(e as Error).message}`);
+    }
+  });
+}
+
+/**
+ * One prompt's graph as `graph` builds it (`opts.prompt`, thresholds, slug, batch size): the attribution,
+ * its pruning, scores and the front-end object. `graph --prompts` calls it once per prompt of the file.
+ */
+export async function graphOfPrompt(
+  model: HookedTransformer,
+  set: TranscoderSet,
+  opts: GraphCliOptions,
+  targets: number[],
+  run: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
+) {
+  const { attributeGraph } = await import("../../graphs/attribute-graph.ts");
+  const tokens = model.toTokens(opts.prompt ?? "", { prependBos: opts.prependBos });
+  const attributed = await attributeGraph(model, tokens, set, {
+    targets,
+    batchSize: opts.batchSize,
+    signal: run.signal,
+    onProgress: run.onProgress,
+  });
+  const { graph } = attributed;
+  const { pruneGraph, graphScores } = await import("../../graphs/prune.ts");
+  const pruned = pruneGraph(graph, {
+    nodeThreshold: opts.nodeThreshold,
+    edgeThreshold: opts.edgeThreshold,
+  });
+  const scores = graphScores(graph);
+  const frontEnd = await frontEndObject(model, graph, pruned, set, opts);
+  return { attributed, graph, pruned, scores, frontEnd, tokens };
 }
 
 /** The front-end graph, built once: what --out writes and what the --html page draws. */
