@@ -333,8 +333,13 @@ export function mergeGraphShards(dirs: readonly string[], out: string, json?: bo
       );
   const graphs = ordered.flatMap((d) => d.graphs);
   const { settings } = ordered[0];
-  if (graphs.length !== settings.promptCount || graphs.some((g, k) => g.index !== k))
+  if (graphs.length !== settings.promptCount)
     throw new UsageError(`The shards hold ${graphs.length} graphs of the file's ${settings.promptCount}.`);
+  const stray = graphs.findIndex((g, k) => g.index !== k);
+  if (stray >= 0)
+    throw new UsageError(
+      `The shards' graphs are not the file's prompts in order (place ${stray} holds prompt ${graphs[stray].index}): run the shards again.`,
+    );
   // Every file a shard names must be there before anything is written.
   const copies: { from: string; to: string }[] = [];
   for (const d of ordered) {

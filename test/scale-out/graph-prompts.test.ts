@@ -211,7 +211,7 @@ describe("graph --prompts in shards", () => {
       mount,
     );
     assert.equal(resumed.code, 0, resumed.stderr);
-    const m5 = await runCli(["graph-merge", s(0), cut, s(2), "--out", "m5"], {}, mount);
+    const m5 = await runCli(["graph-merge", s(2), cut, s(0), "--out", "m5"], {}, mount);
     assert.equal(m5.code, 0, m5.stderr);
     for (const f of ["index.json", "graphs/2.json", "graphs/3.json"])
       assert.ok(readFileSync(join(mount, "m5", f)).equals(readFileSync(join(mount, "one", f))), f);
