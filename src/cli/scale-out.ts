@@ -49,6 +49,15 @@ const SHARDED = new Map<string, ShardedCommand>([
     },
   ],
   [
+    // Circuit edge scores over a pairs file: each shard's per-pair scores, then their mean.
+    "circuit",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json", "--html", "--svg"],
+      required: ["--pairs"],
+      merge: (shardDirs, mergedDir) => ["circuit-merge", ...shardDirs, "--out", mergedDir],
+    },
+  ],
+  [
     // Attribution graphs over a prompt file: each shard's graphs, then the set and its index.
     "graph",
     {
