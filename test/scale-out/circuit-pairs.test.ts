@@ -100,6 +100,33 @@ describe("circuit --pairs in shards", () => {
       assert.ok(Math.abs(merged.edges[i - 1].score) >= Math.abs(merged.edges[i].score));
   });
 
+  test("the merge sums each edge's scores in file order whatever order the shards are given in", async () => {
+    // Scores whose float64 sum depends on the order: (1e16 + 1) − 1e16 = 0, but (−1e16 + 1e16) + 1 = 1.
+    const one = await shard(0, 1);
+    const values = [1e16, 1, -1e16];
+    const parts = values.map((v, i) => ({
+      where: `s${i}`,
+      data: {
+        ...one,
+        settings: { ...SETTINGS, pairCount: 3 },
+        shard: { index: i, count: 3 },
+        pairs: { start: i, end: i + 1 },
+        cleanPer: [v],
+        corruptedPer: [0],
+        scores: [one.scores[0].map(() => v)],
+      },
+    }));
+    const inOrder = (1e16 + 1 - 1e16) / 3;
+    for (const order of [
+      [0, 1, 2],
+      [2, 0, 1],
+    ]) {
+      const merged = combineCircuitShards(order.map((i) => parts[i]));
+      assert.equal(merged.baseline.clean, inOrder);
+      for (const e of merged.edges) assert.equal(e.score, inOrder);
+    }
+  });
+
   test("a missing shard, one given twice, one of another run are refused by name", async () => {
     const parts = await Promise.all(
       [0, 1, 2].map(async (i) => ({ where: `dir${i}`, data: await shard(i, 3) })),
