@@ -1,11 +1,4 @@
-/**
- * `circuit --pairs FILE [--shard i/n] --out DIR` and `circuit-merge DIR… --out DIR`: edge scores over a file
- * of prompt pairs, in shards that merge into the one-process scores bit for bit (src/circuits/pair-scores.ts).
- * A shard's directory holds `circuit-shard.json` (each pair's scores); a single run (no --shard) and the
- * merge also write `scores.json`: the mean score of every edge over the pairs, largest |score| first.
- */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -18,7 +11,6 @@ import {
   type TokenPair,
 } from "../circuits/pair-scores.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
-import type { Shard } from "../util/shard.ts";
 import {
   loadModelFromOptions,
   type ModelCliOptions,
@@ -27,7 +19,14 @@ import {
   UsageError,
   withCtrlC,
 } from "./common.ts";
-import { shardDirProblem } from "./shard-dir.ts";
+import {
+  fileSha256,
+  readShardManifest,
+  reportShardTimes,
+  sameShardRun,
+  shardDirProblem,
+  shardOption,
+} from "./shard-dir.ts";
 
 export const SCORES_FILE = "scores.json";
 
@@ -54,16 +53,7 @@ function dirProblem(dir: string, resume: boolean | undefined): string | null {
 }
 
 function readShard(dir: string): CircuitShardData {
-  const path = join(dir, CIRCUIT_SHARD_FILE);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as CircuitShardData;
-  } catch (err) {
-    throw new UsageError(
-      existsSync(path)
-        ? `${path} is not readable (${(err as Error).message}): run that shard again.`
-        : `${dir} holds no ${CIRCUIT_SHARD_FILE}: give the --out directories of circuit --pairs … --shard i/n.`,
-    );
-  }
+  return readShardManifest(dir, CIRCUIT_SHARD_FILE, "circuit --pairs");
 }
 
 function report(result: PairScoresResult, where: string, json: boolean | undefined): void {
@@ -97,13 +87,7 @@ export async function runCircuitPairs(opts: CircuitPairsOptions, cmd: Command): 
     throw new UsageError(`Unknown --method "${opts.method}": use eap, eap-ig or exact`);
   if (!(opts.igSteps >= 1)) throw new UsageError(`--ig-steps must be at least 1, got ${opts.igSteps}`);
   if (!opts.out) throw new UsageError("--pairs writes a directory: pass --out DIR.");
-  const { resolveShard } = await import("../util/shard.ts");
-  let shard: Shard;
-  try {
-    shard = resolveShard(opts.shard ?? "0/1");
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const shard = shardOption(opts.shard);
   const file = opts.pairs as string;
   const { readPromptFile } = await import("../studies/prompts.ts");
   let pairs: ReturnType<typeof readPromptFile>;
@@ -119,7 +103,7 @@ export async function runCircuitPairs(opts: CircuitPairsOptions, cmd: Command): 
   const settings: CircuitShardSettings = {
     model: opts.model,
     pairsFile: file,
-    pairsSha256: createHash("sha256").update(readFileSync(file)).digest("hex"),
+    pairsSha256: fileSha256(file),
     pairCount: pairs.length,
     method,
     igSteps: method === "eap-ig" ? opts.igSteps : null,
@@ -127,15 +111,7 @@ export async function runCircuitPairs(opts: CircuitPairsOptions, cmd: Command): 
   };
   const shardPath = join(opts.out, CIRCUIT_SHARD_FILE);
   if (existsSync(shardPath)) {
-    const done = readShard(opts.out);
-    if (
-      JSON.stringify(done.settings) !== JSON.stringify(settings) ||
-      done.shard.index !== shard.index ||
-      done.shard.count !== shard.count
-    )
-      throw new UsageError(
-        `Cannot resume ${opts.out}: it holds shard ${done.shard.index}/${done.shard.count} of another run (model, pairs file, method or IG steps differ). Choose another --out.`,
-      );
+    sameShardRun(readShard(opts.out), { settings, shard }, opts.out, "model, pairs file, method or IG steps");
     process.stderr.write(
       `Shard ${shard.index}/${shard.count} is already done in ${opts.out}: nothing to run.\n`,
     );
@@ -206,11 +182,9 @@ export function mergeCircuitShards(dirs: readonly string[], out: string, json?: 
   mkdirSync(out, { recursive: true });
   writeFileAtomic(join(out, SCORES_FILE), `${JSON.stringify(result)}\n`);
   if (!json)
-    for (const { data } of [...shards].sort((a, b) => a.data.shard.index - b.data.shard.index)) {
-      const n = data.pairs.end - data.pairs.start;
-      process.stderr.write(
-        `  shard ${data.shard.index}/${data.shard.count}: ${n} pairs in ${data.seconds.toFixed(1)} s (${(n / Math.max(data.seconds, 1e-9)).toFixed(2)} pairs/s)\n`,
-      );
-    }
+    reportShardTimes(
+      shards.map(({ data }) => ({ ...data, items: data.pairs.end - data.pairs.start })),
+      "pairs",
+    );
   report(result, join(out, SCORES_FILE), json);
 }

@@ -1,15 +1,3 @@
-/**
- * `graph --prompts FILE [--shard i/n] --out DIR` and `graph-merge DIR… --out DIR`: one attribution graph per
- * prompt of a file, in shards. Each prompt's graph depends on that prompt alone, so a shard's files are the
- * bytes one process writes for the same prompts; the merge copies them and writes the index from the shards'
- * manifests in file order, so the merged set equals a one-process run's byte for byte.
- *
- * A shard's directory: `graph-shard.json` (the manifest: settings, which prompts, each graph's scores;
- * rewritten after every prompt, `complete` once all are done), `graphs/<k>.json` (the front-end graph of
- * prompt k, numbered over the whole file) and with --raw-each `raw/<k>/`. A single run (no --shard) and
- * the merge also write `index.json`: prompt → graph file, replacement and completeness scores, features.
- */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -20,7 +8,14 @@ import { orderedShardSet } from "../util/shard-set.ts";
 import { readUtf8File } from "../util/text-file.ts";
 import type { GraphCliOptions } from "./commands/graph-cmd.ts";
 import { printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
-import { shardDirProblem } from "./shard-dir.ts";
+import {
+  fileSha256,
+  readShardManifest,
+  reportShardTimes,
+  sameShardRun,
+  shardDirProblem,
+  shardOption,
+} from "./shard-dir.ts";
 
 export const GRAPH_SHARD_FORMAT = "circuitscope-graph-prompts-shard";
 export const GRAPH_SHARD_VERSION = 1;
@@ -119,16 +114,7 @@ function dirProblem(dir: string, resume: boolean | undefined): string | null {
 }
 
 function readShard(dir: string): GraphShardData {
-  const path = join(dir, GRAPH_SHARD_FILE);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as GraphShardData;
-  } catch (err) {
-    throw new UsageError(
-      existsSync(path)
-        ? `${path} is not readable (${(err as Error).message}): run that shard again.`
-        : `${dir} holds no ${GRAPH_SHARD_FILE}: give the --out directories of graph --prompts … --shard i/n.`,
-    );
-  }
+  return readShardManifest(dir, GRAPH_SHARD_FILE, "graph --prompts");
 }
 
 /** The index: the settings and every prompt's entry, in file order (no times: equal runs, equal bytes). */
@@ -168,13 +154,7 @@ export async function runGraphPrompts(opts: GraphCliOptions, cmd: Command): Prom
     'with --prompts (the file gives each prompt and its "target"; --raw-each writes each graph\'s raw files)',
   );
   if (!opts.out) throw new UsageError("--prompts writes a directory: pass --out DIR.");
-  const { resolveShard } = await import("../util/shard.ts");
-  let shard: Shard;
-  try {
-    shard = resolveShard(opts.shard ?? "0/1");
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const shard = shardOption(opts.shard);
   const file = opts.prompts as string;
   let prompts: GraphPrompt[];
   try {
@@ -193,7 +173,7 @@ export async function runGraphPrompts(opts: GraphCliOptions, cmd: Command): Prom
       transcoders: opts.transcoders as string,
       transcoderIds: set.ids,
       promptsFile: file,
-      promptsSha256: createHash("sha256").update(readFileSync(file)).digest("hex"),
+      promptsSha256: fileSha256(file),
       promptCount: prompts.length,
       nodeThreshold: opts.nodeThreshold,
       edgeThreshold: opts.edgeThreshold,
@@ -219,14 +199,12 @@ export async function runGraphPrompts(opts: GraphCliOptions, cmd: Command): Prom
     };
     if (existsSync(manifestPath)) {
       const done = readShard(opts.out);
-      if (
-        JSON.stringify(done.settings) !== JSON.stringify(settings) ||
-        done.shard.index !== shard.index ||
-        done.shard.count !== shard.count
-      )
-        throw new UsageError(
-          `Cannot resume ${opts.out}: it holds shard ${done.shard.index}/${done.shard.count} of another run (model, transcoders, prompts file, thresholds or batch size differ). Choose another --out.`,
-        );
+      sameShardRun(
+        done,
+        { settings, shard },
+        opts.out,
+        "model, transcoders, prompts file, thresholds or batch size",
+      );
       data = done;
       if (done.complete)
         process.stderr.write(`Shard ${shard.index}/${shard.count} is already done in ${opts.out}.\n`);
@@ -365,9 +343,9 @@ export function mergeGraphShards(dirs: readonly string[], out: string, json?: bo
   // The index last: a merge stopped before it leaves no index, so the set is never taken for complete.
   writeFileAtomic(join(out, GRAPH_INDEX_FILE), indexText(settings, graphs));
   if (!json)
-    for (const d of ordered)
-      process.stderr.write(
-        `  shard ${d.shard.index}/${d.shard.count}: ${d.graphs.length} prompts in ${d.seconds.toFixed(1)} s (${(d.graphs.length / Math.max(d.seconds, 1e-9)).toFixed(2)} prompts/s)\n`,
-      );
+    reportShardTimes(
+      ordered.map((d) => ({ ...d, items: d.graphs.length })),
+      "prompts",
+    );
   report(graphs, out, json);
 }

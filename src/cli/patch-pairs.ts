@@ -1,11 +1,4 @@
-/**
- * `patch --pairs FILE [--shard i/n] --out DIR` and `patch-merge DIR… --out DIR`: patching over a file of
- * prompt pairs, in shards that merge into the one-process result bit for bit (src/patching/pair-shards.ts).
- * A shard's directory holds `pairs-shard.json` (each pair's values); a single run (no --shard) and the merge
- * also write `result.json`, the full result as `patch --out` writes it.
- */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -20,7 +13,14 @@ import type { PatchResult } from "../patching/types.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import type { PatchOptions } from "./commands/patch-cmd.ts";
 import { loadModelFromOptions, printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
-import { shardDirProblem } from "./shard-dir.ts";
+import {
+  fileSha256,
+  readShardManifest,
+  reportShardTimes,
+  sameShardRun,
+  shardDirProblem,
+  shardOption,
+} from "./shard-dir.ts";
 
 export const RESULT_FILE = "result.json";
 
@@ -35,16 +35,7 @@ function pairDirProblem(dir: string, resume: boolean | undefined): string | null
 }
 
 function readShard(dir: string): PairShardData {
-  const path = join(dir, PAIR_SHARD_FILE);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as PairShardData;
-  } catch (err) {
-    throw new UsageError(
-      existsSync(path)
-        ? `${path} is not readable (${(err as Error).message}): run that shard again.`
-        : `${dir} holds no ${PAIR_SHARD_FILE}: give the --out directories of patch --pairs … --shard i/n.`,
-    );
-  }
+  return readShardManifest(dir, PAIR_SHARD_FILE, "patch --pairs");
 }
 
 function report(result: PatchResult, where: string, json: boolean | undefined): void {
@@ -74,13 +65,7 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   if (!["exact", "attribution"].includes(opts.method))
     throw new UsageError(`Unknown --method "${opts.method}": use exact or attribution`);
   if (!opts.out) throw new UsageError("--pairs writes a directory: pass --out DIR.");
-  const { resolveShard } = await import("../util/shard.ts");
-  let shard: { index: number; count: number };
-  try {
-    shard = resolveShard(opts.shard ?? "0/1");
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const shard = shardOption(opts.shard);
   const { readPromptFile } = await import("../studies/prompts.ts");
   let pairs: ReturnType<typeof readPromptFile>;
   try {
@@ -94,7 +79,7 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   const settings: PairShardSettings = {
     model: opts.model,
     pairsFile: opts.pairs!,
-    pairsSha256: createHash("sha256").update(readFileSync(opts.pairs!)).digest("hex"),
+    pairsSha256: fileSha256(opts.pairs!),
     pairCount: pairs.length,
     target: opts.target,
     targetOptions: { layer: opts.layer, pos: opts.pos, byPos: opts.byPos },
@@ -104,15 +89,12 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   };
   const shardPath = join(opts.out, PAIR_SHARD_FILE);
   if (existsSync(shardPath)) {
-    const done = readShard(opts.out);
-    if (
-      JSON.stringify(done.settings) !== JSON.stringify(settings) ||
-      done.shard.index !== shard.index ||
-      done.shard.count !== shard.count
-    )
-      throw new UsageError(
-        `Cannot resume ${opts.out}: it holds shard ${done.shard.index}/${done.shard.count} of another run (model, pairs file, target, method or batch size differ). Choose another --out.`,
-      );
+    sameShardRun(
+      readShard(opts.out),
+      { settings, shard },
+      opts.out,
+      "model, pairs file, target, method or batch size",
+    );
     process.stderr.write(
       `Shard ${shard.index}/${shard.count} is already done in ${opts.out}: nothing to run.\n`,
     );
@@ -197,10 +179,10 @@ export function mergePatchShards(dirs: readonly string[], out: string, json?: bo
   }
   mkdirSync(out, { recursive: true });
   writeFileAtomic(join(out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
-  for (const { data } of shards.sort((a, b) => a.data.shard.index - b.data.shard.index))
-    if (!json)
-      process.stderr.write(
-        `  shard ${data.shard.index}/${data.shard.count}: ${data.pairs.end - data.pairs.start} pairs in ${data.seconds.toFixed(1)} s (${((data.pairs.end - data.pairs.start) / Math.max(data.seconds, 1e-9)).toFixed(1)} pairs/s)\n`,
-      );
+  if (!json)
+    reportShardTimes(
+      shards.map(({ data }) => ({ ...data, items: data.pairs.end - data.pairs.start })),
+      "pairs",
+    );
   report(result, join(out, RESULT_FILE), json);
 }
