@@ -1,3 +1,9 @@
+/**
+ * `circuit --pairs FILE [--shard i/n] --out DIR` and `circuit-merge DIR… --out DIR`: edge scores over a file
+ * of prompt pairs, in shards that merge into the one-process scores bit for bit (src/circuits/pair-scores.ts).
+ * A shard's directory holds `circuit-shard.json` (each pair's scores); a single run (no --shard) and the
+ * merge also write `scores.json`: the mean score of every edge over the pairs, largest |score| first.
+ */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -21,8 +27,8 @@ import {
 } from "./common.ts";
 import {
   fileSha256,
+  mergePairShardDirs,
   readShardManifest,
-  reportShardTimes,
   sameShardRun,
   shardDirProblem,
   shardOption,
@@ -170,21 +176,12 @@ export async function runCircuitPairs(opts: CircuitPairsOptions, cmd: Command): 
 
 /** `circuit-merge DIR… --out DIR`: the mean scores over every pair, as one process gives them. */
 export function mergeCircuitShards(dirs: readonly string[], out: string, json?: boolean): void {
-  const problem = dirProblem(out, false);
-  if (problem) throw new UsageError(problem);
-  const shards = dirs.map((dir) => ({ where: dir, data: readShard(dir) }));
-  let result: PairScoresResult;
-  try {
-    result = combineCircuitShards(shards);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  mkdirSync(out, { recursive: true });
-  writeFileAtomic(join(out, SCORES_FILE), `${JSON.stringify(result)}\n`);
-  if (!json)
-    reportShardTimes(
-      shards.map(({ data }) => ({ ...data, items: data.pairs.end - data.pairs.start })),
-      "pairs",
-    );
+  const result = mergePairShardDirs(dirs, out, json, {
+    problem: (dir) => dirProblem(dir, false),
+    read: readShard,
+    combine: combineCircuitShards,
+    file: SCORES_FILE,
+    text: (r) => `${JSON.stringify(r)}\n`,
+  });
   report(result, join(out, SCORES_FILE), json);
 }

@@ -1,3 +1,14 @@
+/**
+ * `graph --prompts FILE [--shard i/n] --out DIR` and `graph-merge DIR… --out DIR`: one attribution graph per
+ * prompt of a file, in shards. Each prompt's graph depends on that prompt alone, so a shard's files are the
+ * bytes one process writes for the same prompts; the merge copies them and writes the index from the shards'
+ * manifests in file order, so the merged set equals a one-process run's byte for byte.
+ *
+ * A shard's directory: `graph-shard.json` (the manifest: settings, which prompts, each graph's scores;
+ * rewritten after every prompt, `complete` once all are done), `graphs/<k>.json` (the front-end graph of
+ * prompt k, numbered over the whole file) and with --raw-each `raw/<k>/`. A single run (no --shard) and
+ * the merge also write `index.json`: prompt → graph file, replacement and completeness scores, features.
+ */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";

@@ -1,3 +1,9 @@
+/**
+ * `patch --pairs FILE [--shard i/n] --out DIR` and `patch-merge DIR… --out DIR`: patching over a file of
+ * prompt pairs, in shards that merge into the one-process result bit for bit (src/patching/pair-shards.ts).
+ * A shard's directory holds `pairs-shard.json` (each pair's values); a single run (no --shard) and the merge
+ * also write `result.json`, the full result as `patch --out` writes it.
+ */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -15,8 +21,8 @@ import type { PatchOptions } from "./commands/patch-cmd.ts";
 import { loadModelFromOptions, printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
 import {
   fileSha256,
+  mergePairShardDirs,
   readShardManifest,
-  reportShardTimes,
   sameShardRun,
   shardDirProblem,
   shardOption,
@@ -168,21 +174,12 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
 
 /** `patch-merge DIR… --out DIR`: the shards' result, as one process would give it. */
 export function mergePatchShards(dirs: readonly string[], out: string, json?: boolean): void {
-  const problem = pairDirProblem(out, false);
-  if (problem) throw new UsageError(problem);
-  const shards = dirs.map((dir) => ({ where: dir, data: readShard(dir) }));
-  let result: PatchResult;
-  try {
-    result = combinePairShards(shards);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  mkdirSync(out, { recursive: true });
-  writeFileAtomic(join(out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
-  if (!json)
-    reportShardTimes(
-      shards.map(({ data }) => ({ ...data, items: data.pairs.end - data.pairs.start })),
-      "pairs",
-    );
+  const result = mergePairShardDirs(dirs, out, json, {
+    problem: (dir) => pairDirProblem(dir, false),
+    read: readShard,
+    combine: combinePairShards,
+    file: RESULT_FILE,
+    text: (r) => `${JSON.stringify(fullJson(r))}\n`,
+  });
   report(result, join(out, RESULT_FILE), json);
 }

@@ -3,8 +3,9 @@
  * only what circuitscope's sharded commands write there; a finished shard is kept only with --resume.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.ts";
 import { resolveShard, type Shard } from "../util/shard.ts";
 import { UsageError } from "./common.ts";
 
@@ -80,4 +81,42 @@ export function reportShardTimes(
     process.stderr.write(
       `  shard ${s.shard.index}/${s.shard.count}: ${s.items} ${unit} in ${s.seconds.toFixed(1)} s (${(s.items / Math.max(s.seconds, 1e-9)).toFixed(2)} ${unit}/s)\n`,
     );
+}
+
+/**
+ * A pairs merge (`patch-merge`, `circuit-merge`): checks --out, reads the shards, combines them (its errors
+ * usage errors naming the shard), writes `file` in --out atomically and prints the per-shard figures.
+ */
+export function mergePairShardDirs<
+  D extends { shard: Shard; pairs: { start: number; end: number }; seconds: number },
+  R,
+>(
+  dirs: readonly string[],
+  out: string,
+  json: boolean | undefined,
+  kind: {
+    problem: (dir: string) => string | null;
+    read: (dir: string) => D;
+    combine: (shards: { where: string; data: D }[]) => R;
+    file: string;
+    text: (result: R) => string;
+  },
+): R {
+  const problem = kind.problem(out);
+  if (problem) throw new UsageError(problem);
+  const shards = dirs.map((dir) => ({ where: dir, data: kind.read(dir) }));
+  let result: R;
+  try {
+    result = kind.combine(shards);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  mkdirSync(out, { recursive: true });
+  writeFileAtomic(join(out, kind.file), kind.text(result));
+  if (!json)
+    reportShardTimes(
+      shards.map(({ data }) => ({ ...data, items: data.pairs.end - data.pairs.start })),
+      "pairs",
+    );
+  return result;
 }
