@@ -4,8 +4,7 @@
  * A shard's directory holds `pairs-shard.json` (each pair's values); a single run (no --shard) and the merge
  * also write `result.json`, the full result as `patch --out` writes it.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -20,32 +19,29 @@ import type { PatchResult } from "../patching/types.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import type { PatchOptions } from "./commands/patch-cmd.ts";
 import { loadModelFromOptions, printJson, rejectIgnoredFlags, UsageError, withCtrlC } from "./common.ts";
+import {
+  fileSha256,
+  mergePairShardDirs,
+  readShardManifest,
+  sameShardRun,
+  shardDirProblem,
+  shardOption,
+} from "./shard-dir.ts";
 
 export const RESULT_FILE = "result.json";
 
-/** Why `dir` cannot take a shard (null if it can): new, empty, or holding only what these commands write. */
 function pairDirProblem(dir: string, resume: boolean | undefined): string | null {
-  if (!existsSync(dir)) return null;
-  if (!statSync(dir).isDirectory()) return `--out ${dir} is a file: with --pairs, --out is a directory.`;
-  const foreign = readdirSync(dir).filter((f) => f !== PAIR_SHARD_FILE && f !== RESULT_FILE);
-  if (foreign.length > 0)
-    return `--out ${dir} holds files circuitscope did not write (${foreign.slice(0, 3).join(", ")}): choose a new or empty directory; nothing was changed.`;
-  if (existsSync(join(dir, PAIR_SHARD_FILE)) && !resume)
-    return `${dir} already holds a patch shard: pass --resume to keep it (a finished shard is not run again), or choose another --out.`;
-  return null;
+  return shardDirProblem(dir, {
+    ours: [PAIR_SHARD_FILE, RESULT_FILE],
+    manifest: PAIR_SHARD_FILE,
+    resume,
+    what: "patch shard",
+    flagWhy: "with --pairs",
+  });
 }
 
 function readShard(dir: string): PairShardData {
-  const path = join(dir, PAIR_SHARD_FILE);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as PairShardData;
-  } catch (err) {
-    throw new UsageError(
-      existsSync(path)
-        ? `${path} is not readable (${(err as Error).message}): run that shard again.`
-        : `${dir} holds no ${PAIR_SHARD_FILE}: give the --out directories of patch --pairs … --shard i/n.`,
-    );
-  }
+  return readShardManifest(dir, PAIR_SHARD_FILE, "patch --pairs");
 }
 
 function report(result: PatchResult, where: string, json: boolean | undefined): void {
@@ -75,13 +71,7 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   if (!["exact", "attribution"].includes(opts.method))
     throw new UsageError(`Unknown --method "${opts.method}": use exact or attribution`);
   if (!opts.out) throw new UsageError("--pairs writes a directory: pass --out DIR.");
-  const { resolveShard } = await import("../util/shard.ts");
-  let shard: { index: number; count: number };
-  try {
-    shard = resolveShard(opts.shard ?? "0/1");
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const shard = shardOption(opts.shard);
   const { readPromptFile } = await import("../studies/prompts.ts");
   let pairs: ReturnType<typeof readPromptFile>;
   try {
@@ -95,7 +85,7 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   const settings: PairShardSettings = {
     model: opts.model,
     pairsFile: opts.pairs!,
-    pairsSha256: createHash("sha256").update(readFileSync(opts.pairs!)).digest("hex"),
+    pairsSha256: fileSha256(opts.pairs!),
     pairCount: pairs.length,
     target: opts.target,
     targetOptions: { layer: opts.layer, pos: opts.pos, byPos: opts.byPos },
@@ -105,15 +95,12 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
   };
   const shardPath = join(opts.out, PAIR_SHARD_FILE);
   if (existsSync(shardPath)) {
-    const done = readShard(opts.out);
-    if (
-      JSON.stringify(done.settings) !== JSON.stringify(settings) ||
-      done.shard.index !== shard.index ||
-      done.shard.count !== shard.count
-    )
-      throw new UsageError(
-        `Cannot resume ${opts.out}: it holds shard ${done.shard.index}/${done.shard.count} of another run (model, pairs file, target, method or batch size differ). Choose another --out.`,
-      );
+    sameShardRun(
+      readShard(opts.out),
+      { settings, shard },
+      opts.out,
+      "model, pairs file, target, method or batch size",
+    );
     process.stderr.write(
       `Shard ${shard.index}/${shard.count} is already done in ${opts.out}: nothing to run.\n`,
     );
@@ -187,21 +174,12 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
 
 /** `patch-merge DIR… --out DIR`: the shards' result, as one process would give it. */
 export function mergePatchShards(dirs: readonly string[], out: string, json?: boolean): void {
-  const problem = pairDirProblem(out, false);
-  if (problem) throw new UsageError(problem);
-  const shards = dirs.map((dir) => ({ where: dir, data: readShard(dir) }));
-  let result: PatchResult;
-  try {
-    result = combinePairShards(shards);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  mkdirSync(out, { recursive: true });
-  writeFileAtomic(join(out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
-  for (const { data } of shards.sort((a, b) => a.data.shard.index - b.data.shard.index))
-    if (!json)
-      process.stderr.write(
-        `  shard ${data.shard.index}/${data.shard.count}: ${data.pairs.end - data.pairs.start} pairs in ${data.seconds.toFixed(1)} s (${((data.pairs.end - data.pairs.start) / Math.max(data.seconds, 1e-9)).toFixed(1)} pairs/s)\n`,
-      );
+  const result = mergePairShardDirs(dirs, out, json, {
+    problem: (dir) => pairDirProblem(dir, false),
+    read: readShard,
+    combine: combinePairShards,
+    file: RESULT_FILE,
+    text: (r) => `${JSON.stringify(fullJson(r))}\n`,
+  });
   report(result, join(out, RESULT_FILE), json);
 }

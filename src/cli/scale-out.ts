@@ -49,6 +49,24 @@ const SHARDED = new Map<string, ShardedCommand>([
     },
   ],
   [
+    // Circuit edge scores over a pairs file: each shard's per-pair scores, then their mean.
+    "circuit",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json", "--html", "--svg"],
+      required: ["--pairs"],
+      merge: (shardDirs, mergedDir) => ["circuit-merge", ...shardDirs, "--out", mergedDir],
+    },
+  ],
+  [
+    // Attribution graphs over a prompt file: each shard's graphs, then the set and its index.
+    "graph",
+    {
+      reserved: ["--shard", "--out", "-o", "--resume", "--json", "--html", "--raw", "--prompt", "-p"],
+      required: ["--prompts", "--transcoders"],
+      merge: (shardDirs, mergedDir) => ["graph-merge", ...shardDirs, "--out", mergedDir],
+    },
+  ],
+  [
     // Activation shards, then one training run streaming them (its options: --merge-options "--d-sae 512 …").
     "sae harvest",
     {

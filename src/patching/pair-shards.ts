@@ -11,6 +11,7 @@ import { batchMean } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { checkpointYield } from "../util/checkpoint-yield.ts";
 import { type Shard, shardRange } from "../util/shard.ts";
+import { orderedShardSet } from "../util/shard-set.ts";
 import { activationPatching } from "./activation-patching.ts";
 import { attributionPatching } from "./attribution-patching.ts";
 import { agreeingLabels, axisLabels, resultFromMetrics } from "./result.ts";
@@ -157,37 +158,11 @@ const fmt = (d: Pick<PairShardData, "shard">) => `${d.shard.index}/${d.shard.cou
  * one given twice, or one of another run (model, pairs file, target, method, batch size …).
  */
 export function combinePairShards(shards: readonly { where: string; data: PairShardData }[]): PatchResult {
-  if (shards.length === 0) throw new Error("No shards to merge.");
-  const first = shards[0];
-  const n = first.data.shard.count;
-  for (const { where, data } of shards) {
-    if (data.format !== PAIR_SHARD_FORMAT || data.version !== PAIR_SHARD_VERSION)
-      throw new Error(`${where} is not a version-${PAIR_SHARD_VERSION} ${PAIR_SHARD_FORMAT} file.`);
-    for (const key of Object.keys({
-      ...first.data.settings,
-      ...data.settings,
-    }) as (keyof PairShardSettings)[])
-      if (JSON.stringify(first.data.settings[key]) !== JSON.stringify(data.settings[key]))
-        throw new Error(
-          `Shard ${fmt(data)} in ${where} is from another run than shard ${fmt(first.data)} in ${first.where} (${key}: ${JSON.stringify(first.data.settings[key])} vs ${JSON.stringify(data.settings[key])}): merge the shards of one patch --pairs command.`,
-        );
-    if (data.shard.count !== n)
-      throw new Error(
-        `Shard ${fmt(data)} in ${where} belongs to another split than shard ${fmt(first.data)} in ${first.where}.`,
-      );
-  }
-  const byIndex = new Map<number, { where: string; data: PairShardData }>();
-  for (const s of shards) {
-    const twice = byIndex.get(s.data.shard.index);
-    if (twice) throw new Error(`Shard ${fmt(s.data)} is given twice: ${twice.where} and ${s.where}.`);
-    byIndex.set(s.data.shard.index, s);
-  }
-  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !byIndex.has(i));
-  if (missing.length > 0)
-    throw new Error(
-      `Missing shard${missing.length > 1 ? "s" : ""} ${missing.map((i) => `${i}/${n}`).join(", ")}: run patch --pairs … --shard ${missing[0]}/${n}, or give its directory.`,
-    );
-  const ordered = [...byIndex.values()].map((s) => s.data).sort((a, b) => a.shard.index - b.shard.index);
+  const ordered = orderedShardSet(shards, {
+    format: PAIR_SHARD_FORMAT,
+    version: PAIR_SHARD_VERSION,
+    command: "patch --pairs",
+  });
   const withData = ordered.filter((d) => d.cleanPer.length > 0);
   const shape = withData[0].shape;
   for (const d of withData)
@@ -198,9 +173,9 @@ export function combinePairShards(shards: readonly { where: string; data: PairSh
   const cleanPer = ordered.flatMap((d) => d.cleanPer);
   const corruptedPer = ordered.flatMap((d) => d.corruptedPer);
   const perRows = ordered.flatMap((d) => d.perRaw);
-  if (cleanPer.length !== first.data.settings.pairCount)
+  if (cleanPer.length !== ordered[0].settings.pairCount)
     throw new Error(
-      `The shards hold ${cleanPer.length} pairs of the file's ${first.data.settings.pairCount}.`,
+      `The shards hold ${cleanPer.length} pairs of the file's ${ordered[0].settings.pairCount}.`,
     );
   const nSites = perRows[0].length;
   const perRaw = new Float64Array(cleanPer.length * nSites);

@@ -15,6 +15,7 @@ import {
   parseIntOption,
   prependBosOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   untilCtrlC,
 } from "../common.ts";
@@ -37,6 +38,9 @@ interface CircuitOptions extends ModelCliOptions {
   svg?: string;
   out?: string;
   prependBos: boolean;
+  pairs?: string;
+  shard?: string;
+  resume?: boolean;
 }
 
 const METHODS = ["eap", "eap-ig", "exact"];
@@ -86,9 +90,20 @@ export function register(program: Command): void {
     .option("--html <file>", "write the circuit page (interactive graph, faithfulness curve, estimate check)")
     .option("--svg <file>", "write the circuit graph as SVG")
     .option("--out <file>", "write the full result as JSON")
+    .option(
+      "--pairs <file>",
+      "a file of prompt pairs (as --prompts): score every edge on each pair and write the scores and their mean over pairs; --out is then a directory",
+    )
+    .option(
+      "--shard <i/n>",
+      "--pairs: run only shard i of n of the pairs (auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge with circuit-merge",
+    )
+    .option("--resume", "--pairs: keep a finished shard in --out (a re-run does nothing)")
     .addOption(prependBosOption())
     .option("--json", "print only JSON")
-    .action(async (opts: CircuitOptions) => {
+    .action(async (opts: CircuitOptions, cmd: Command) => {
+      if (opts.pairs) return (await import("../circuit-pairs.ts")).runCircuitPairs(opts, cmd);
+      rejectIgnoredFlags(cmd, { shard: "--shard", resume: "--resume" }, "without --pairs");
       if (!METHODS.includes(opts.method))
         throw new UsageError(`Unknown --method "${opts.method}": use eap, eap-ig or exact`);
       if (opts.topN !== undefined && opts.faithfulness !== undefined)

@@ -1,6 +1,9 @@
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
 import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../../graphs/prune.ts";
+import type { TranscoderSet } from "../../graphs/transcoder-set.ts";
+import type { HookedTransformer } from "../../model/hooked-transformer.ts";
+import { progressTo } from "../../util/progress.ts";
 import {
   addModelOptions,
   collect,
@@ -10,12 +13,13 @@ import {
   positiveIntOption,
   prependBosOption,
   printJson,
+  rejectIgnoredFlags,
   UsageError,
   untilCtrlC,
 } from "../common.ts";
 import { checkOutputPaths } from "../output-paths.ts";
 
-interface GraphCliOptions extends ModelCliOptions {
+export interface GraphCliOptions extends ModelCliOptions {
   transcoders?: string;
   prompt?: string;
   target: string[];
@@ -31,6 +35,10 @@ interface GraphCliOptions extends ModelCliOptions {
   checkFreeze?: boolean;
   batchSize: number;
   prependBos: boolean;
+  prompts?: string;
+  shard?: string;
+  rawEach?: boolean;
+  resume?: boolean;
 }
 
 function thresholdOption(name: string) {
@@ -92,10 +100,26 @@ export function register(program: Command): void {
     .option("--check-freeze", "with --check: freeze attention patterns and norm scales as the graph does")
     .option("--batch-size <n>", "targets per backward pass", positiveIntOption("batch-size"), 32)
     .addOption(prependBosOption())
+    .option(
+      "--prompts <file>",
+      'a file of prompts, one per line, or JSONL with "prompt" (and "target": a token or a list): one graph each; --out is then a directory (graphs/, index.json)',
+    )
+    .option(
+      "--shard <i/n>",
+      "--prompts: run only shard i of n of the prompts (auto: the Slurm array task, auto/N: the Kubernetes Indexed Job pod); merge with graph-merge",
+    )
+    .option("--raw-each", "--prompts: also write each prompt's --raw files, in OUT/raw/<k>/")
+    .option("--resume", "--prompts: keep the graphs a shard in --out already wrote, and do the rest")
     .option("--json", "print only JSON (scores, sizes, kept nodes and edges, targets)")
-    .action(async (opts: GraphCliOptions) => {
+    .action(async (opts: GraphCliOptions, cmd: Command) => {
       if (!opts.transcoders)
         throw new UsageError("Which transcoders? Pass --transcoders DIR (a circuit-tracer transcoder set).");
+      if (opts.prompts) return (await import("../graph-prompts.ts")).runGraphPrompts(opts, cmd);
+      rejectIgnoredFlags(
+        cmd,
+        { shard: "--shard", rawEach: "--raw-each", resume: "--resume" },
+        "without --prompts",
+      );
       if (opts.prompt === undefined || opts.prompt === "")
         throw new UsageError('No prompt: pass --prompt "TEXT"');
       if (!(opts.check >= 0)) throw new UsageError(`--check must be 0 or more, got ${opts.check}`);
@@ -104,31 +128,9 @@ export function register(program: Command): void {
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
       ]);
-      const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
-      let set: Awaited<ReturnType<typeof loadTranscoderSet>>;
+      const { set, model } = await loadGraphInputs(opts);
       try {
-        set = await loadTranscoderSet(opts.transcoders, { offline: opts.offline });
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      const model = await loadModelFromOptions(opts);
-      try {
-        const { checkGraphHooks } = await import("../../graphs/attribute-graph.ts");
-        const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
-        try {
-          checkTranscoderSet(model, set);
-          checkGraphHooks(model, set);
-        } catch (e) {
-          throw new UsageError(`--transcoders ${opts.transcoders}: ${(e as Error).message}`);
-        }
-        const tokens = model.toTokens(opts.prompt, { prependBos: opts.prependBos });
-        const targets = opts.target.map((text) => {
-          try {
-            return model.toSingleToken(text);
-          } catch (e) {
-            throw new UsageError(`--target ${JSON.stringify(text)}: ${(e as Error).message}`);
-          }
-        });
+        const targets = targetTokens(model, opts.target, "--target");
         const { createProgress } = await import("../../util/progress.ts");
         const progress = createProgress({
           label: "graph: backward batches",
@@ -136,33 +138,16 @@ export function register(program: Command): void {
           quiet: opts.json,
           unit: "targets",
         });
-        let done = 0;
-        const { promptGraph } = await import("../../graphs/prompt-graph.ts");
-        const computed = await untilCtrlC("graph", (signal) =>
-          promptGraph(model, tokens, set, {
-            prompt: opts.prompt ?? "",
-            slug: opts.slug,
-            scan: set.modelName ?? opts.model,
-            nodeThreshold: opts.nodeThreshold,
-            edgeThreshold: opts.edgeThreshold,
-            targets,
-            batchSize: opts.batchSize,
-            signal,
-            onProgress: (n, total) => {
-              progress.setTotal(total);
-              progress.tick(n - done);
-              done = n;
-            },
-          }),
+        const built = await untilCtrlC("graph", (signal) =>
+          graphOfPrompt(model, set, opts, targets, { signal, onProgress: progressTo(progress) }),
         ).finally(() => progress.stop());
-        if (computed === null) return;
-        const { attributed, pruned, scores, frontEnd } = computed;
-        const { graph } = attributed;
-        const { graphNodes } = await import("../../graphs/attribution-graph.ts");
+        if (built === null) return;
+        const { attributed, graph, pruned, scores, frontEnd, tokens } = built;
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
         });
+        const { graphNodes } = await import("../../graphs/attribution-graph.ts");
         const checks =
           opts.check > 0
             ? (await import("../../graphs/graph-check.ts")).checkTopFeatures(model, set, attributed, {
@@ -221,6 +206,68 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
+}
+
+/** The transcoder set and the model, checked against each other: every problem a usage error, before any work. */
+export async function loadGraphInputs(
+  opts: GraphCliOptions,
+): Promise<{ set: TranscoderSet; model: HookedTransformer }> {
+  const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
+  let set: TranscoderSet;
+  try {
+    set = await loadTranscoderSet(opts.transcoders as string, { offline: opts.offline });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const model = await loadModelFromOptions(opts);
+  const { checkGraphHooks } = await import("../../graphs/attribute-graph.ts");
+  const { checkTranscoderSet } = await import("../../graphs/replacement-run.ts");
+  try {
+    checkTranscoderSet(model, set);
+    checkGraphHooks(model, set);
+  } catch (e) {
+    model.dispose();
+    throw new UsageError(`--transcoders ${opts.transcoders}: ${(e as Error).message}`);
+  }
+  return { set, model };
+}
+
+/** `--target` texts (or a prompt file's "target") as single tokens; a bad one is a usage error naming `where`. */
+export function targetTokens(model: HookedTransformer, texts: readonly string[], where: string): number[] {
+  return texts.map((text) => {
+    try {
+      return model.toSingleToken(text);
+    } catch (e) {
+      throw new UsageError(`${where} ${JSON.stringify(text)}: ${(e as Error).message}`);
+    }
+  });
+}
+
+/**
+ * One prompt's graph as `graph` builds it (`opts.prompt`, thresholds, slug, batch size): promptGraph's
+ * attribution, pruning, scores and front-end object. `graph --prompts` calls it once per prompt of the file.
+ */
+export async function graphOfPrompt(
+  model: HookedTransformer,
+  set: TranscoderSet,
+  opts: GraphCliOptions,
+  targets: number[],
+  run: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
+) {
+  const { promptGraph } = await import("../../graphs/prompt-graph.ts");
+  const tokens = model.toTokens(opts.prompt ?? "", { prependBos: opts.prependBos });
+  const built = await promptGraph(model, tokens, set, {
+    prompt: opts.prompt ?? "",
+    slug: opts.slug,
+    scan: set.modelName ?? opts.model,
+    nodeThreshold: opts.nodeThreshold,
+    edgeThreshold: opts.edgeThreshold,
+    targets,
+    batchSize: opts.batchSize,
+    signal: run.signal,
+    onProgress: run.onProgress,
+  });
+  return { ...built, graph: built.attributed.graph, tokens };
 }
 
 async function writeGraphOutputs(
