@@ -22,6 +22,7 @@ import type { ReplacementRun } from "../../src/graphs/replacement-run.ts";
 import { loadTranscoderSet, type TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { pronounsSpec } from "../../src/studies/pronouns/spec.ts";
+import { lastLayerAblationUnfrozen } from "../helpers/ln-final-rescale.ts";
 
 const SET_DIR = new URL("../../models/stories260k-transcoders", import.meta.url).pathname;
 
@@ -70,25 +71,17 @@ describe("stories260k, bundled transcoders: ablating the top feature into ' she'
     const ratio = top.measured / top.predictedTotal;
     assert.ok(ratio >= 0.3 && ratio <= 1, `${top.nodeId}: measured / graph total = ${ratio}`);
     // The top feature sits in the last layer at the last position (nothing but the readout downstream), so
-    // without freezing the only change is ln_final's scale: RMSNorm, no unembedding bias, demeaned logit
-    // = u · (x ⊙ w) / s; removing the write v = a W_dec[f] gives (s / s') (logit − edge) − logit.
-    const { graph, run } = attributed;
+    // without freezing the only change is ln_final's scale.
+    const { graph } = attributed;
     const f = graph.features[top.index];
-    const L = model.cfg.nLayers;
-    const D = model.cfg.dModel;
-    const last = graph.inputTokens.length - 1;
-    assert.deepEqual([f.layer, f.pos], [L - 1, last]);
+    assert.deepEqual([f.layer, f.pos], [model.cfg.nLayers - 1, graph.inputTokens.length - 1]);
     const { nNodes: n, logitStart } = nodeRanges(graph);
     const edge = graph.adjacency[logitStart * n + top.index];
-    const x = run.cache.get(`blocks.${L - 1}.hook_resid_post`).data.subarray(last * D, (last + 1) * D);
-    const wDec = set.transcoders[L - 1].wDec;
-    let sq = 0;
-    for (let d = 0; d < D; d++) sq += (x[d] - f.activation * wDec[f.feature * D + d]) ** 2;
-    const s2 = Math.sqrt(sq / D + model.cfg.lnEps);
-    const s = run.cache.get("ln_final.hook_scale").data[last];
-    const mean = run.lastLogits.reduce((a, b) => a + b, 0) / run.lastLogits.length;
-    const logit = run.lastLogits[she] - mean;
-    const expected = (s / s2) * (logit - edge) - logit;
+    const { expected } = lastLayerAblationUnfrozen(model, set, attributed, {
+      index: top.index,
+      token: she,
+      edge,
+    });
     assert.ok(Math.abs(top.measured - expected) <= 1e-3, `measured ${top.measured}, expected ${expected}`);
     // and measureIntervention is what checkTopFeatures reports
     const again = measureIntervention(model, set, attributed, she, [{ index: top.index, value: 0 }]);
