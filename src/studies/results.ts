@@ -154,6 +154,14 @@ export interface StudyGraphFeature {
   effect: number;
 }
 
+/** A token → feature → logit-difference path of the study's attribution graph. */
+export interface StudyGraphPath {
+  pos: number;
+  token: string;
+  feature: StudyGraphFeature;
+  weight: number;
+}
+
 /** The attribution graph of the focus prompt (spec.graph), with the numbers its sentences state. */
 export interface StudyGraphResult {
   prompt: string;
@@ -166,7 +174,9 @@ export interface StudyGraphResult {
   /** The largest |effect|, sorted by it. */
   top: StudyGraphFeature[];
   /** token → feature → logit difference: edge(token → feature's pre-activation) × the feature's effect per unit. */
-  paths: { pos: number; token: string; feature: StudyGraphFeature; weight: number }[];
+  paths: StudyGraphPath[];
+  /** The same, from the cue's positions only (where the clean and corrupted prompts' tokens differ). */
+  cuePaths: StudyGraphPath[];
   /** The graph's page in the report. */
   file: string;
 }

@@ -297,17 +297,32 @@ describe("pronoun study on stories260k", () => {
     for (const t of g.top) assert.equal(t.effect, effect[ranked.find((i) => id(i) === t.nodeId)!]);
     // Paths: every (token, feature) edge × the feature's effect per unit, the strongest first.
     const { nNodes: n, tokenStart } = nodeRanges(graph);
-    const paths: { key: string; w: number }[] = [];
+    const paths: { key: string; w: number; cue: boolean }[] = [];
+    const corrupted = model.toTokens(first.corrupted);
     for (let p = 0; p < tokens.length; p++)
       for (let i = 0; i < graph.features.length; i++) {
         const w = graph.adjacency[i * n + tokenStart + p] * (tauShe[i] - tauHe[i]);
-        if (w !== 0) paths.push({ key: `${p}->${id(i)}`, w });
+        if (w !== 0) paths.push({ key: `${p}->${id(i)}`, w, cue: tokens[p] !== corrupted[p] });
       }
     paths.sort((a, b) => Math.abs(b.w) - Math.abs(a.w));
     assert.deepEqual(
       g.paths.map((p) => `${p.pos}->${p.feature.nodeId}`),
       paths.slice(0, g.paths.length).map((p) => p.key),
     );
+    const cue = paths.filter((p) => p.cue);
+    assert.ok(g.cuePaths.length > 0, "the cue has edges into features");
+    assert.deepEqual(
+      g.cuePaths.map((p) => `${p.pos}->${p.feature.nodeId}`),
+      cue.slice(0, g.cuePaths.length).map((p) => p.key),
+    );
+    for (const p of g.cuePaths) {
+      assert.equal(p.token, model.toString([tokens[p.pos]]));
+      assert.notEqual(
+        tokens[p.pos],
+        corrupted[p.pos],
+        "a cue position: the clean and corrupted tokens differ",
+      );
+    }
     for (const [k, p] of g.paths.entries())
       assert.ok(Math.abs(p.weight - paths[k].w) <= 1e-9 * (1 + Math.abs(paths[k].w)));
     // The sentence states exactly these numbers.
@@ -322,7 +337,7 @@ describe("pronoun study on stories260k", () => {
         ),
         t.nodeId,
       );
-    for (const p of g.paths)
+    for (const p of [...g.paths, ...g.cuePaths])
       assert.ok(
         finding.text.includes(
           `(position ${p.pos}) → ${p.feature.nodeId} (${p.weight >= 0 ? "+" : ""}${p.weight.toFixed(2)})`,

@@ -4,7 +4,8 @@
  * logit targets. Each feature's total effect on logit(answer) − logit(wrong) is read from the graph
  * (activation × (τ_answer − τ_wrong), every feature path through the linearised replacement model), and the
  * strongest token → feature → logit-difference paths (the token's edge into the feature × the feature's effect
- * per unit of activation). The pruned graph's page is written into the report (graph/graph.html).
+ * per unit of activation), over every position and from the cue's positions (where the clean and corrupted
+ * prompts differ): the direct ones are all at the last token, so the cue's own are listed apart. The pruned graph's page is written into the report (graph/graph.html).
  */
 import { attributeGraph, checkGraphHooks } from "../../graphs/attribute-graph.ts";
 import { nodeRanges } from "../../graphs/attribution-graph.ts";
@@ -61,6 +62,7 @@ export const graphStage: Stage = {
         Math.abs(graph.features[j].activation * perUnit[j]) -
           Math.abs(graph.features[i].activation * perUnit[i]) || i - j,
     );
+    const corrupted = ctx.focus.tokens.corrupted[0];
     const paths: StudyGraphResult["paths"] = [];
     for (let p = 0; p < tokens.length; p++)
       for (let i = 0; i < graph.features.length; i++) {
@@ -69,6 +71,7 @@ export const graphStage: Stage = {
           paths.push({ pos: p, token: text(tokens[p]), feature: named(i), weight: edge * perUnit[i] });
       }
     paths.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+    const cuePaths = paths.filter((p) => tokens[p.pos] !== corrupted[p.pos]);
     const pruned = pruneGraph(graph, { nodeThreshold: NODE_THRESHOLD, edgeThreshold: EDGE_THRESHOLD });
     const frontEnd = frontEndGraph(graph, pruned, {
       slug: `${ctx.spec.id}-${ctx.focus.name}`,
@@ -90,6 +93,7 @@ export const graphStage: Stage = {
         completenessScore: scores.completenessScore,
         top: byEffect.slice(0, spec.top).map(named),
         paths: paths.slice(0, spec.paths),
+        cuePaths: cuePaths.slice(0, spec.paths),
         file: GRAPH_FILE,
       },
       graphPage: { file: GRAPH_FILE, frontEnd, edgeThreshold: EDGE_THRESHOLD },
@@ -123,6 +127,15 @@ export const graphStage: Stage = {
           columns: ["token (position)", "feature", "path weight"],
           rows: g.paths.map((p) => [`${JSON.stringify(p.token)} (${p.pos})`, p.feature.nodeId, f2(p.weight)]),
         },
+        {
+          caption: `The ${g.cuePaths.length} strongest such paths from the gender cue's positions (where the clean and corrupted prompts differ); through frozen attention.`,
+          columns: ["token (position)", "feature", "path weight"],
+          rows: g.cuePaths.map((p) => [
+            `${JSON.stringify(p.token)} (${p.pos})`,
+            p.feature.nodeId,
+            f2(p.weight),
+          ]),
+        },
       ],
     };
     return [section];
@@ -142,13 +155,15 @@ function graphFinding(g: StudyGraphResult, res: StudyResults): Finding {
     text:
       `In the attribution graph of one ${res.focusGroup} prompt (${g.nFeatures} active features; replacement score ${f2(g.replacementScore)}, completeness ${f2(g.completenessScore)}), ` +
       `the features with the largest total effect on ${diff} are ${g.top.map(feature).join(", ")}; ` +
-      `the strongest token → feature → ${diff} paths are ${g.paths.map(path).join(", ")} (the graph's linear predictions on this prompt).`,
+      `the strongest token → feature → ${diff} paths are ${g.paths.map(path).join(", ")}; ` +
+      `from the cue's positions (where the clean and corrupted prompts differ) ${g.cuePaths.length ? g.cuePaths.map(path).join(", ") : "none (no edge from them)"} (the graph's linear predictions on this prompt).`,
     evidence: Object.fromEntries([
       ["graph.replacementScore", g.replacementScore],
       ["graph.completenessScore", g.completenessScore],
       ["graph.nFeatures", g.nFeatures],
       ...g.top.map((t) => [`graph.top[${t.nodeId}].effect`, t.effect]),
       ...g.paths.map((p) => [`graph.paths[${p.pos}→${p.feature.nodeId}].weight`, p.weight]),
+      ...g.cuePaths.map((p) => [`graph.cuePaths[${p.pos}→${p.feature.nodeId}].weight`, p.weight]),
     ]),
   };
 }
