@@ -29,6 +29,7 @@ import { circuitStage } from "./stages/circuit.ts";
 import { ALPHA, comparisonsStage } from "./stages/comparisons.ts";
 import { headPartsStage, neuronStage } from "./stages/components.ts";
 import { featuresStage } from "./stages/features.ts";
+import { graphStage } from "./stages/graph.ts";
 import { headDlaStage } from "./stages/head-dla.ts";
 import { layerScreenStage } from "./stages/layer-screen.ts";
 import { mechanismStage } from "./stages/mechanisms.ts";
@@ -47,6 +48,7 @@ export const STAGES: readonly Stage[] = [
   headPartsStage,
   mechanismStage,
   featuresStage,
+  graphStage,
   agreementStage,
   circuitStage,
   comparisonsStage,
@@ -226,6 +228,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
       requireBehaviour: spec.requireBehaviour,
       mainFigure: spec.mainFigure,
       ...(spec.features ? { features: spec.features } : {}),
+      ...(spec.graph ? { graph: spec.graph } : {}),
     },
     words: spec.words,
     meta: {
@@ -259,6 +262,12 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
                 "exact activation patching of each feature at every position (the SAE with its error term)",
             }
           : {}),
+        ...(spec.graph
+          ? {
+              "attribution graph (src/graphs attributeGraph, featureLogitEffects, graphScores)":
+                "the linearised replacement model's prediction on one prompt (transcoders spliced in, errors as nodes), not an intervention",
+            }
+          : {}),
       },
       promptsText: spec.promptsText,
       omitted: ctx.omitted,
@@ -290,6 +299,7 @@ export async function runStudy(opts: RunStudyOptions): Promise<StudyResults> {
     mechanismStage,
     neuronStage,
     featuresStage,
+    graphStage,
     comparisonsStage,
   ];
   res.findings = [...storyOrder, ...STAGES.filter((s) => !storyOrder.includes(s))].flatMap(

@@ -137,6 +137,50 @@ export interface GroupResult {
   };
 }
 
+/** A feature of the study's attribution graph and its total effect on the logit difference. */
+export interface StudyGraphFeature {
+  /** circuit-tracer's node id, "{layer}_{feature}_{pos}". */
+  nodeId: string;
+  layer: number;
+  feature: number;
+  pos: number;
+  /** The prompt's token at `pos`. */
+  token: string;
+  activation: number;
+  /**
+   * activation × (τ_answer − τ_wrong): the graph's total effect (every feature path through the linearised
+   * replacement model) of the feature's activation on logit(answer) − logit(wrong), demeaned logits.
+   */
+  effect: number;
+}
+
+/** A token → feature → logit-difference path of the study's attribution graph. */
+export interface StudyGraphPath {
+  pos: number;
+  token: string;
+  feature: StudyGraphFeature;
+  weight: number;
+}
+
+/** The attribution graph of the focus prompt (spec.graph), with the numbers its sentences state. */
+export interface StudyGraphResult {
+  prompt: string;
+  transcoders: string;
+  answer: string;
+  wrong: string;
+  nFeatures: number;
+  replacementScore: number;
+  completenessScore: number;
+  /** The largest |effect|, sorted by it. */
+  top: StudyGraphFeature[];
+  /** token → feature → logit difference: edge(token → feature's pre-activation) × the feature's effect per unit. */
+  paths: StudyGraphPath[];
+  /** The same, from the cue's positions only (where the clean and corrupted prompts' tokens differ). */
+  cuePaths: StudyGraphPath[];
+  /** The graph's page in the report. */
+  file: string;
+}
+
 /** An SAE feature's page, written as its own HTML file in the report (features/feature-N.html). */
 export interface StudyFeaturePage {
   feature: number;
@@ -225,6 +269,8 @@ export interface StudyResults {
     mainFigure?: string;
     /** The spec's SAE, when it has one (the features section). */
     features?: StudySpec["features"];
+    /** The spec's transcoders, when it has them (the attribution-graph section). */
+    graph?: StudySpec["graph"];
   };
   /** The spec's words for the clean and corrupted runs, their difference and a group. */
   words: StudySpec["words"];
@@ -245,6 +291,10 @@ export interface StudyResults {
   findings?: Finding[];
   /** Pages of the SAE features the features section names (when the spec has an SAE). */
   featurePages?: StudyFeaturePage[];
+  /** The focus prompt's attribution graph (when the spec names transcoders). */
+  graph?: StudyGraphResult;
+  /** The graph's front-end JSON (circuit-tracer schema), written as its page; not in results.json. */
+  graphPage?: { file: string; frontEnd: unknown; edgeThreshold: number };
 }
 
 /** One sentence of the summary, with the numbers (paths into this file's values) behind it. */

@@ -93,6 +93,18 @@ export interface StudyFeatures {
   pages: number;
 }
 
+/** An attribution graph of the focus prompt (circuit-tracer semantics, src/graphs) in a study. */
+export interface StudyGraph {
+  /** A circuit-tracer transcoder set directory (e.g. the bundled models/stories260k-transcoders). */
+  transcoders: string;
+  /** What the transcoders were trained on, stated in the section. */
+  trainedOn: string;
+  /** Features named, by |total effect on logit(answer) − logit(wrong)|. */
+  top: number;
+  /** token → feature → logit-difference paths named. */
+  paths: number;
+}
+
 /** A plan: a spec's sizes for this run, with the groups chosen and the seed. */
 export interface StudyPlan extends StudySizes {
   quick: boolean;
@@ -147,6 +159,11 @@ export interface StudySpec {
    * position, then exact patching of the top ones, on the focus group and the mechanism groups.
    */
   features?: StudyFeatures;
+  /**
+   * Attribution graph (optional): the graph of the focus group's first prompt over the spec's transcoders,
+   * its page written into the report, the features and paths that carry the answer − wrong difference named.
+   */
+  graph?: StudyGraph;
   /** The figure that sums the study up: also written as figures/NAME.png (e.g. for a README). */
   mainFigure?: string;
 }

@@ -32,6 +32,8 @@ export interface StageSlice {
   focus?: Partial<FocusResult>;
   comparisons?: StudyResults["comparisons"];
   featurePages?: StudyResults["featurePages"];
+  graph?: StudyResults["graph"];
+  graphPage?: StudyResults["graphPage"];
 }
 
 export interface Stage<S extends StageSlice = StageSlice> {
@@ -55,4 +57,6 @@ export function applySlice(res: StudyResults, slice: StageSlice): void {
   if (slice.focus) Object.assign(res.focus, slice.focus);
   if (slice.comparisons) res.comparisons = slice.comparisons;
   if (slice.featurePages) res.featurePages = slice.featurePages;
+  if (slice.graph) res.graph = slice.graph;
+  if (slice.graphPage) res.graphPage = slice.graphPage;
 }

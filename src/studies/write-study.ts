@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { featureReport } from "../neurons/feature-report.ts";
 import { writeReportDir } from "../util/report-dir.ts";
 import { writeFigureFiles } from "../viz/export/write-files.ts";
+import { writeGraphPage } from "../viz/graph-page.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
 import { buildSections, toReportSections } from "./report.ts";
 import type { StudyResults } from "./results.ts";
@@ -44,8 +45,22 @@ export async function writeStudy(
       mkdirSync(join(tmp, "features"), { recursive: true });
       writeFileSync(join(tmp, fp.file), renderHtmlReport(featureReport(fp.page)));
     }
+    // The attribution graph's page, linked from its section.
+    if (results.graphPage) {
+      const { file, frontEnd, edgeThreshold } = results.graphPage;
+      mkdirSync(join(tmp, "graph"), { recursive: true });
+      const g = results.graph;
+      writeGraphPage(join(tmp, file), frontEnd, {
+        model: results.meta.model,
+        edgeThreshold,
+        ...(g ? { scores: { replacement: g.replacementScore, completeness: g.completenessScore } } : {}),
+      });
+    }
     const captions = sections.flatMap((s) => s.figures.map((f) => ({ name: f.name, caption: f.caption })));
-    writeFileSync(join(tmp, "results.json"), `${JSON.stringify({ ...results, captions }, null, 1)}\n`);
+    writeFileSync(
+      join(tmp, "results.json"),
+      `${JSON.stringify({ ...results, graphPage: undefined, captions }, null, 1)}\n`,
+    );
     const html = renderHtmlReport({
       title: results.study.title,
       subtitle: `circuitscope study ${results.study.id} — model ${results.meta.model}, seed ${results.meta.seed}${results.meta.quick ? ", quick" : ""}`,

@@ -12,6 +12,7 @@ import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import { checkTopFeatures, featureLogitEffects, measureIntervention } from "../../src/graphs/graph-check.ts";
 import { tinyModelWithTranscoders } from "../helpers/linear-replacement.ts";
+import { lastLayerAblationUnfrozen } from "../helpers/ln-final-rescale.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
 import { loadFixtureModel } from "../helpers/reference.ts";
 
@@ -55,30 +56,22 @@ test("a last-layer feature at the last position: with patterns and scales frozen
 
 test("without freezing, the last-layer ablation differs from the edge only by ln_final's new scale (s / s')", async () => {
   const { model, set, attributed } = await fixture();
-  const { graph, run } = attributed;
+  const { graph } = attributed;
   const L = model.cfg.nLayers;
-  const D = model.cfg.dModel;
   const last = TOKENS.length - 1;
   const { nNodes: n, logitStart } = nodeRanges(graph);
   const i = Array.from(graph.features.keys()).find(
     (j) => graph.features[j].layer === L - 1 && graph.features[j].pos === last,
   )!;
-  const f = graph.features[i];
   const edge = graph.adjacency[logitStart * n + i];
   const measured = measureIntervention(model, set, attributed, TARGET, [{ index: i, value: 0 }]);
-  // RMSNorm readout, no unembedding bias: demeaned logit = u · (x ⊙ w) / s. Removing the write v = a W_dec[f]
-  // gives (s / s') (logit − edge), s' the RMS of x − v (the edge is v's contribution).
-  const x = run.cache.get(`blocks.${L - 1}.hook_resid_post`).data.subarray(last * D, (last + 1) * D);
-  const wDec = set.transcoders[L - 1].wDec;
-  let sq = 0;
-  for (let d = 0; d < D; d++) sq += (x[d] - f.activation * wDec[f.feature * D + d]) ** 2;
-  const s2 = Math.sqrt(sq / D + model.cfg.lnEps);
-  const s = run.cache.get("ln_final.hook_scale").data[last];
-  const mean = run.lastLogits.reduce((a, b) => a + b, 0) / run.lastLogits.length;
-  const logit = run.lastLogits[TARGET] - mean;
-  const expected = (s / s2) * (logit - edge) - logit;
+  const { expected, scaleRatio } = lastLayerAblationUnfrozen(model, set, attributed, {
+    index: i,
+    token: TARGET,
+    edge,
+  });
   assert.ok(close(measured, expected, 1e-4), `measured ${measured}, expected ${expected} (edge ${edge})`);
-  assert.ok(Math.abs(s / s2 - 1) > 1e-4, "the ablation changes ln_final's scale");
+  assert.ok(Math.abs(scaleRatio - 1) > 1e-4, "the ablation changes ln_final's scale");
 });
 
 test("a layer-0 feature, frozen, nudged by 1%: the measured change is the graph's total effect, not its direct one", async () => {

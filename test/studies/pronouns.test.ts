@@ -10,6 +10,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { logitDiff } from "../../src/analysis/answer-metrics.ts";
 import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
+import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
+import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
+import { featureLogitEffects } from "../../src/graphs/graph-check.ts";
+import { graphScores } from "../../src/graphs/prune.ts";
+import { loadTranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { activationPatching } from "../../src/patching/activation-patching.ts";
 import { attributionPatching } from "../../src/patching/attribution-patching.ts";
@@ -264,6 +269,84 @@ describe("pronoun study on stories260k", () => {
     sae.dispose();
   });
 
+  it("attribution graph: every number equals the library's graph run directly, and its sentence states them", async () => {
+    const g = res.graph!;
+    assert.ok(g, "the pronoun spec names transcoders, so the study has a graph");
+    const first = pairsOf(res.focusGroup)[0];
+    assert.equal(g.prompt, first.clean);
+    const tokens = model.toTokens(first.clean);
+    const she = model.toSingleToken(first.answer);
+    const he = model.toSingleToken(first.wrong);
+    const set = await loadTranscoderSet(pronounsSpec.graph!.transcoders);
+    const { graph } = await attributeGraph(model, tokens, set, { targets: [she, he] });
+    const scores = graphScores(graph);
+    assert.equal(g.nFeatures, graph.features.length);
+    assert.equal(g.replacementScore, scores.replacementScore);
+    assert.equal(g.completenessScore, scores.completenessScore);
+    // Effects on logit(she) − logit(he): activation × (τ_she − τ_he), ranked by |effect| here on their own.
+    const tauShe = featureLogitEffects(graph, graph.logitTokens.indexOf(she)).total;
+    const tauHe = featureLogitEffects(graph, graph.logitTokens.indexOf(he)).total;
+    const effect = graph.features.map((f, i) => f.activation * (tauShe[i] - tauHe[i]));
+    const id = (i: number) =>
+      `${graph.features[i].layer}_${graph.features[i].feature}_${graph.features[i].pos}`;
+    const ranked = [...effect.keys()].sort((i, j) => Math.abs(effect[j]) - Math.abs(effect[i]));
+    assert.deepEqual(
+      g.top.map((t) => t.nodeId),
+      ranked.slice(0, g.top.length).map(id),
+    );
+    for (const t of g.top) assert.equal(t.effect, effect[ranked.find((i) => id(i) === t.nodeId)!]);
+    // Paths: every (token, feature) edge × the feature's effect per unit, the strongest first.
+    const { nNodes: n, tokenStart } = nodeRanges(graph);
+    const paths: { key: string; w: number; cue: boolean }[] = [];
+    const corrupted = model.toTokens(first.corrupted);
+    for (let p = 0; p < tokens.length; p++)
+      for (let i = 0; i < graph.features.length; i++) {
+        const w = graph.adjacency[i * n + tokenStart + p] * (tauShe[i] - tauHe[i]);
+        if (w !== 0) paths.push({ key: `${p}->${id(i)}`, w, cue: tokens[p] !== corrupted[p] });
+      }
+    paths.sort((a, b) => Math.abs(b.w) - Math.abs(a.w));
+    assert.deepEqual(
+      g.paths.map((p) => `${p.pos}->${p.feature.nodeId}`),
+      paths.slice(0, g.paths.length).map((p) => p.key),
+    );
+    const cue = paths.filter((p) => p.cue);
+    assert.ok(g.cuePaths.length > 0, "the cue has edges into features");
+    assert.deepEqual(
+      g.cuePaths.map((p) => `${p.pos}->${p.feature.nodeId}`),
+      cue.slice(0, g.cuePaths.length).map((p) => p.key),
+    );
+    for (const p of g.cuePaths) {
+      assert.equal(p.token, model.toString([tokens[p.pos]]));
+      assert.notEqual(
+        tokens[p.pos],
+        corrupted[p.pos],
+        "a cue position: the clean and corrupted tokens differ",
+      );
+    }
+    for (const [k, p] of g.paths.entries())
+      assert.ok(Math.abs(p.weight - paths[k].w) <= 1e-9 * (1 + Math.abs(paths[k].w)));
+    // The sentence states exactly these numbers.
+    const finding = res.findings!.find((f) => f.text.includes("attribution graph"))!;
+    assert.ok(finding, "a finding for the graph");
+    assert.ok(finding.text.includes(`replacement score ${g.replacementScore.toFixed(2)}`), finding.text);
+    assert.ok(finding.text.includes(`completeness ${g.completenessScore.toFixed(2)}`), finding.text);
+    for (const t of g.top)
+      assert.ok(
+        finding.text.includes(
+          `${t.nodeId} at ${JSON.stringify(t.token)} (${t.effect >= 0 ? "+" : ""}${t.effect.toFixed(2)})`,
+        ),
+        t.nodeId,
+      );
+    for (const p of [...g.paths, ...g.cuePaths])
+      assert.ok(
+        finding.text.includes(
+          `(position ${p.pos}) → ${p.feature.nodeId} (${p.weight >= 0 ? "+" : ""}${p.weight.toFixed(2)})`,
+        ),
+        p.feature.nodeId,
+      );
+    assert.equal(finding.evidence["graph.replacementScore"], g.replacementScore);
+  });
+
   it("the README paragraph's statements name only groups each was measured on", () => {
     const statements = findingParagraph(res);
     const names = res.groups.map((g) => g.name);
@@ -360,5 +443,11 @@ describe("circuitscope study pronouns", () => {
       const page = readFileSync(join(out, p.file), "utf8");
       assert.match(page, new RegExp(`SAE feature ${p.feature}`));
     }
+    // The attribution graph's page is in the report and linked; its section states the caveats.
+    assert.equal(json.graph.file, "graph/graph.html");
+    assert.ok(html.includes(json.graph.file));
+    assert.match(html, /Attribution graph[\s\S]*one prompt[\s\S]*sampled from stories260k itself/);
+    assert.match(readFileSync(join(out, json.graph.file), "utf8"), /replacement/i);
+    assert.equal(json.graphPage, undefined, "the front-end graph is its page, not a part of results.json");
   });
 });

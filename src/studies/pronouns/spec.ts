@@ -235,4 +235,11 @@ export const pronounsSpec: StudySpec = {
     top: 8,
     pages: 3,
   },
+  graph: {
+    transcoders: fileURLToPath(new URL("../../../models/stories260k-transcoders", import.meta.url)),
+    trainedOn:
+      "140k tokens of stories sampled from stories260k itself (models/stories260k-transcoders/README.md): the model's own distribution, so a feature is a direction of what the model writes, not of TinyStories' text",
+    top: 5,
+    paths: 5,
+  },
 };
