@@ -100,8 +100,22 @@ FAMILY_CASES.forEach((family, i) => {
       });
 
       const base = { clean, corrupted, answers, chunkSize: 5 };
+      // The features target patches an SAE's features: a small random SAE on the last block's input.
+      const targetSae = new Sae({
+        cfg: saeConfigFor({
+          architecture: "standard",
+          dIn: D,
+          dSae: 16,
+          hookName: `blocks.${L - 1}.hook_resid_pre`,
+        }),
+        weights: randomSaeWeights({ architecture: "standard", dIn: D, dSae: 16, seed: 7, encScale: 0.3 }),
+        kernels: referenceKernels,
+      });
       const targets: [string, PatchTarget][] = [
-        ...TARGET_NAMES.map((name): [string, PatchTarget] => [name, targetFromName(name, { layer: L - 1 })]),
+        ...TARGET_NAMES.map((name): [string, PatchTarget] => [
+          name,
+          targetFromName(name, { layer: L - 1, sae: targetSae }),
+        ]),
         ["head_pattern by position", { kind: "head", component: "pattern", perPosition: true }],
         [
           "sites (a query head, a neuron's pre-activation, a position of resid_mid)",
