@@ -4,7 +4,7 @@
  * A shard's directory holds `circuit-shard.json` (each pair's scores); a single run (no --shard) and the
  * merge also write `scores.json`: the mean score of every edge over the pairs, largest |score| first.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -32,6 +32,7 @@ import {
   sameShardRun,
   shardDirProblem,
   shardOption,
+  writePairShard,
 } from "./shard-dir.ts";
 
 export const SCORES_FILE = "scores.json";
@@ -156,16 +157,16 @@ export async function runCircuitPairs(opts: CircuitPairsOptions, cmd: Command): 
       process.exitCode = 130;
       return;
     }
-    mkdirSync(opts.out, { recursive: true });
-    writeFileAtomic(shardPath, `${JSON.stringify(data)}\n`);
-    if (shard.count > 1) {
-      if (opts.json) printJson({ out: shardPath, shard, pairs: data.pairs, seconds: data.seconds });
-      else
-        process.stdout.write(
-          `Shard ${shard.index}/${shard.count}: pairs ${data.pairs.start}-${data.pairs.end - 1} in ${shardPath} (${data.seconds.toFixed(1)} s). Merge every shard with: circuitscope circuit-merge DIR… --out DIR\n`,
-        );
+    if (
+      writePairShard(data, {
+        out: opts.out,
+        shardPath,
+        shard,
+        json: opts.json,
+        mergeCommand: "circuit-merge",
+      })
+    )
       return;
-    }
     const result = combineCircuitShards([{ where: opts.out, data }]);
     writeFileAtomic(join(opts.out, SCORES_FILE), `${JSON.stringify(result)}\n`);
     report(result, join(opts.out, SCORES_FILE), opts.json);

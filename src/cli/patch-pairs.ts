@@ -4,7 +4,7 @@
  * A shard's directory holds `pairs-shard.json` (each pair's values); a single run (no --shard) and the merge
  * also write `result.json`, the full result as `patch --out` writes it.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import {
@@ -26,6 +26,7 @@ import {
   sameShardRun,
   shardDirProblem,
   shardOption,
+  writePairShard,
 } from "./shard-dir.ts";
 
 export const RESULT_FILE = "result.json";
@@ -154,16 +155,10 @@ export async function runPatchPairs(opts: PatchOptions, cmd: Command): Promise<v
       process.exitCode = 130;
       return;
     }
-    mkdirSync(opts.out, { recursive: true });
-    writeFileAtomic(shardPath, `${JSON.stringify(data)}\n`);
-    if (shard.count > 1) {
-      if (opts.json) printJson({ out: shardPath, shard, pairs: data.pairs, seconds: data.seconds });
-      else
-        process.stdout.write(
-          `Shard ${shard.index}/${shard.count}: pairs ${data.pairs.start}-${data.pairs.end - 1} in ${shardPath} (${data.seconds.toFixed(1)} s). Merge every shard with: circuitscope patch-merge DIR… --out DIR\n`,
-        );
+    if (
+      writePairShard(data, { out: opts.out, shardPath, shard, json: opts.json, mergeCommand: "patch-merge" })
+    )
       return;
-    }
     const result = combinePairShards([{ where: opts.out, data }]);
     writeFileAtomic(join(opts.out, RESULT_FILE), `${JSON.stringify(fullJson(result))}\n`);
     report(result, join(opts.out, RESULT_FILE), opts.json);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { resolveShard, type Shard } from "../util/shard.ts";
-import { UsageError } from "./common.ts";
+import { printJson, UsageError } from "./common.ts";
 
 /** Why `dir` cannot take this output (null if it can). `ours` lists the top-level names the command writes. */
 export function shardDirProblem(
@@ -119,4 +119,23 @@ export function mergePairShardDirs<
       "pairs",
     );
   return result;
+}
+
+/**
+ * Writes one shard's data (atomically) into `out`; for a shard of several, reports where it went and how to
+ * merge, and returns true (the caller stops there). A single run returns false: the caller combines it.
+ */
+export function writePairShard(
+  data: { pairs: { start: number; end: number }; seconds: number },
+  o: { out: string; shardPath: string; shard: Shard; json?: boolean; mergeCommand: string },
+): boolean {
+  mkdirSync(o.out, { recursive: true });
+  writeFileAtomic(o.shardPath, `${JSON.stringify(data)}\n`);
+  if (o.shard.count <= 1) return false;
+  if (o.json) printJson({ out: o.shardPath, shard: o.shard, pairs: data.pairs, seconds: data.seconds });
+  else
+    process.stdout.write(
+      `Shard ${o.shard.index}/${o.shard.count}: pairs ${data.pairs.start}-${data.pairs.end - 1} in ${o.shardPath} (${data.seconds.toFixed(1)} s). Merge every shard with: circuitscope ${o.mergeCommand} DIR… --out DIR\n`,
+    );
+  return true;
 }
