@@ -5,6 +5,8 @@ interface BenchOptions {
   json?: boolean;
   backend: string;
   only?: string;
+  ab?: string;
+  rounds: string;
 }
 
 const GROUPS = [
@@ -33,7 +35,13 @@ export function register(program: Command): void {
     .option("--backend <name>", "kernels to benchmark: onnx or reference", "onnx")
     .option("--only <groups>", `comma-separated subset of: ${GROUPS.join(", ")}`)
     .option("--json", "print only a flat JSON object of figures")
+    .option(
+      "--ab <checkout>",
+      "compare with another checkout of circuitscope in one process, rounds interleaved (--only names workloads)",
+    )
+    .option("--rounds <n>", "rounds of --ab", "30")
     .action(async (opts: BenchOptions) => {
+      if (opts.ab) return benchAbCommand(opts, opts.ab);
       const groups = new Set<Group>(
         opts.only
           ? opts.only.split(",").map((g) => {
@@ -143,4 +151,33 @@ export function register(program: Command): void {
       model.dispose();
       if (opts.json) printJson(figures);
     });
+}
+
+async function benchAbCommand(opts: BenchOptions, other: string): Promise<void> {
+  const { existsSync } = await import("node:fs");
+  const { resolve } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const { AB_WORKLOADS, benchAb } = await import("./ab.ts");
+  const otherRoot = resolve(other);
+  if (!existsSync(resolve(otherRoot, "bench/gpt2-small.ts")))
+    throw new UsageError(
+      `--ab ${other} is not a circuitscope checkout with bench/: give the root of one (e.g. a git worktree)`,
+    );
+  const rounds = Number(opts.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new UsageError(`--rounds ${opts.rounds}: use a whole number from 1`);
+  const only = opts.only?.split(",").map((w) => {
+    if (!(AB_WORKLOADS as readonly string[]).includes(w))
+      throw new UsageError(`Unknown --ab workload "${w}": use ${AB_WORKLOADS.join(", ")}`);
+    return w as (typeof AB_WORKLOADS)[number];
+  });
+  const thisRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
+  const figures = await benchAb({
+    otherRoot,
+    thisRoot,
+    rounds,
+    only,
+    log: opts.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+  });
+  if (opts.json) printJson(figures);
 }

@@ -19,10 +19,10 @@ import { type PromptList, preparePairs } from "./pairs.ts";
 import { buildPatchResult } from "./result.ts";
 import {
   hookLayout,
-  type PatchSite,
   type PatchTarget,
   planSplices,
   planTarget,
+  type Selector,
   selectElements,
 } from "./targets.ts";
 import type { PatchAnswers, PatchResult } from "./types.ts";
@@ -109,7 +109,7 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
   const est = plans.map((p) => new Float64Array(p.sites.length));
   const per = plans.map((p) => Array.from({ length: B }, () => new Float64Array(p.sites.length)));
   // Prompts of one length share their sites' offsets.
-  const offsetsByLength = new Map<number, (site: PatchSite) => Int32Array>();
+  const offsetsByLength = new Map<number, Int32Array[][]>();
   for (let b = 0; b < B; b++) {
     const factor = factors[b];
     const gradPrompt = factor === null ? grads[nextPromptGrad++] : null;
@@ -118,11 +118,15 @@ export function attributionPatchingAll(model: HookedTransformer, opts: Attributi
       deltaTimesGrad(siteHooks, cleanRuns[b].cache, corruptedRuns[b].cache, g, saes);
     const termsBatch = terms(grads[b]);
     const termsPrompt = gradPrompt ? terms(gradPrompt) : null;
-    const offsetsOf = offsetsByLength.get(n) ?? siteOffsets(model, n, saes);
-    offsetsByLength.set(n, offsetsOf);
+    let offsetsOf = offsetsByLength.get(n);
+    if (!offsetsOf) {
+      const of = siteOffsets(model, n, saes);
+      offsetsOf = plans.map((plan) => plan.sites.map((site) => of(site.hook, site.selectors)));
+      offsetsByLength.set(n, offsetsOf);
+    }
     plans.forEach((plan, i) => {
       plan.sites.forEach((site, s) => {
-        const offsets = offsetsOf(site);
+        const offsets = offsetsOf[i][s];
         const tb = termsBatch.get(site.hook)!;
         let sum = 0;
         for (const o of offsets) sum += tb[o];
@@ -170,20 +174,16 @@ export function attributionPatching(
 }
 
 /**
- * Offsets of a site's elements in a prompt of n positions. Memoised per site, and on the hook's in-block
- * name and the selectors: the same site repeats in every layer (e.g. neuron k of each of 12 layers).
+ * Offsets of a site's elements in a prompt of n positions. Memoised on the hook's in-block name and the
+ * selectors: the same site repeats in every layer (e.g. neuron k of each of 12 layers).
  */
 function siteOffsets(
   model: HookedTransformer,
   n: number,
   saes: ReadonlyMap<string, Sae>,
-): (site: PatchSite) => Int32Array {
+): (hook: string, selectors: readonly Selector[]) => Int32Array {
   const memo = new Map<string, Int32Array>();
-  const bySite = new WeakMap<PatchSite, Int32Array>();
-  return (site) => {
-    const known = bySite.get(site);
-    if (known) return known;
-    const { hook, selectors } = site;
+  return (hook, selectors) => {
     const local = parseHookName(hook).hook;
     // An SAE hook's width is the SAE's (two SAEs' hooks of one local name may differ).
     const key = `${local}|${saes.get(hook)?.cfg.dSae ?? ""}|${selectors.map((sel) => sel.join(",")).join(";")}`;
@@ -192,7 +192,6 @@ function siteOffsets(
       offsets = selectElements(selectors, hookLayout(hook, model.cfg, n, saes.get(hook))).offsets;
       memo.set(key, offsets);
     }
-    bySite.set(site, offsets);
     return offsets;
   };
 }

@@ -130,7 +130,9 @@ export function headSite(opts: {
 }): PatchSite {
   const { layer, head, component } = opts;
   const pos = opts.pos ?? null;
-  checkIndices({ layer, head, pos });
+  checkIndex("layer", layer);
+  checkIndex("head", head);
+  checkIndex("pos", pos);
   return component === "pattern"
     ? { hook: blockHookName(layer, "attn.hook_pattern"), selectors: [[head, pos, null]] }
     : { hook: blockHookName(layer, `attn.hook_${component}`), selectors: [[pos, head, null]] };
@@ -162,7 +164,9 @@ export function kvGroup(cfg: { nHeads: number; nKvHeads: number }, head: number)
 
 /** One MLP neuron (`mlp.hook_post` unit): at every position, or only at `pos`. */
 export function neuronSite(opts: { layer: number; neuron: number; pos?: number | null }): PatchSite {
-  checkIndices({ layer: opts.layer, neuron: opts.neuron, pos: opts.pos ?? null });
+  checkIndex("layer", opts.layer);
+  checkIndex("neuron", opts.neuron);
+  checkIndex("pos", opts.pos ?? null);
   return { hook: blockHookName(opts.layer, "mlp.hook_post"), selectors: [[opts.pos ?? null, opts.neuron]] };
 }
 
@@ -307,16 +311,14 @@ function checkedSite(
 
 /**
  * Indices count from 0: a negative one would address memory before the slice (there is no Python-style
- * counting from the end), so it is refused wherever a site is built. Upper bounds need the model and the
+ * counting from the end), so it is refused wherever a site is built (one call per index: this runs for each of a sweep's sites). Upper bounds need the model and the
  * prompt length, which planTarget checks.
  */
-function checkIndices(indices: Record<string, number | null>): void {
-  for (const [what, v] of Object.entries(indices)) {
-    if (v !== null && (!Number.isInteger(v) || v < 0))
-      throw new Error(
-        `${what} ${v} is not an index: use a whole number from 0 (negative indices are not supported)`,
-      );
-  }
+function checkIndex(what: string, v: number | null): void {
+  if (v !== null && (!Number.isInteger(v) || v < 0))
+    throw new Error(
+      `${what} ${v} is not an index: use a whole number from 0 (negative indices are not supported)`,
+    );
 }
 
 function checkRange(what: string, v: number, n: number, fix: string): void {
