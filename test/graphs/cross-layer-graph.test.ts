@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
+import { checkTopFeatures } from "../../src/graphs/graph-check.ts";
 import { replacementRun } from "../../src/graphs/replacement-run.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
@@ -116,4 +117,24 @@ test("row identity over a CLT: incoming edges + constant terms = the pre-activat
       `row ${row}: edges + constants ${sum}, value ${values[t]}`,
     );
   });
+});
+
+test("checked in the real model with the CLT spliced in (frozen): a small edit moves the logit as the graph predicts", async () => {
+  const { model, set } = fixture();
+  const attributed = await attributeGraph(model, TOKENS, set, { targets: TARGETS });
+  // A 1 % change keeps every downstream feature on the same side of its threshold, so the spliced, frozen
+  // model is linear in it and the measured change is the graph's total prediction (through every path).
+  const checks = checkTopFeatures(model, set, attributed, { top: 4, scale: 0.99, freeze: true });
+  assert.equal(checks.length, 4);
+  assert.ok(
+    checks.some((c) => attributed.graph.features[c.index].layer < 2),
+    "a feature that writes across layers is among them",
+  );
+  for (const c of checks) {
+    assert.ok(Math.abs(c.predictedTotal) > 1e-4, `${c.nodeId}: prediction ${c.predictedTotal}`);
+    assert.ok(
+      Math.abs(c.measured - c.predictedTotal) < 1e-3 * Math.abs(c.predictedTotal) + 1e-5,
+      `${c.nodeId}: measured ${c.measured}, predicted ${c.predictedTotal}`,
+    );
+  }
 });
