@@ -3,7 +3,7 @@
  * the raw files hold the graph the library builds in-process over the same CLT, and --check runs.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -11,9 +11,9 @@ import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { graphNodes } from "../../src/graphs/attribution-graph.ts";
 import { loadTranscoderSet, writeTranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
-import { SafetensorsReader } from "../../src/weights/safetensors.ts";
 import { runCli } from "../helpers/cli.ts";
 import { randomCrossLayerTranscoder } from "../helpers/random-transcoder.ts";
+import { readRawGraph } from "../helpers/raw-graph.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-graph-clt-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -61,14 +61,11 @@ test("graph over a CLT directory writes the library's graph; its features write 
   assert.equal(json.n_features, graph.features.length);
   assert.ok(graph.features.length > 10, `${graph.features.length} features`);
   assert.equal(json.check.length, 2);
-  const nodes = JSON.parse(readFileSync(join(raw, "nodes.json"), "utf8"));
+  const written = readRawGraph(raw);
   assert.deepEqual(
-    nodes.map((n: { node_id: string }) => n.node_id),
+    written.nodeIds,
     graphNodes(graph).map((n) => n.node_id),
   );
-  const reader = SafetensorsReader.open(join(raw, "adjacency.safetensors"));
-  const adjacency = reader.readFloat32("adjacency");
-  reader.close();
-  assert.deepEqual(adjacency, graph.adjacency);
+  assert.deepEqual(written.adjacency, graph.adjacency);
   model.dispose();
 });

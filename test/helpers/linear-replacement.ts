@@ -8,7 +8,10 @@
  * A[t, s] = T(only s on) − T(nothing on), and T(nothing on) is the target's constant term.
  */
 
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import { type AttributionGraph, nodeRanges } from "../../src/graphs/attribution-graph.ts";
+import type { ReplacementRun } from "../../src/graphs/replacement-run.ts";
 import type { Transcoder, TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { loadCheckpoint, makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
@@ -205,4 +208,71 @@ export function referenceReplacementGraph(
     for (let r = 0; r < nTargets; r++) edges[r][s] = t[r] - constants[r];
   }
   return { features, edges, constants, values, nSources };
+}
+
+/**
+ * Asserts every adjacency entry of the feature and logit rows equals the reference's (1e-4 relative, zero
+ * from a logit), the features are the reference's, and enough edges are nonzero to mean something.
+ */
+export function assertEdgesMatchReference(
+  graph: AttributionGraph,
+  ref: RefGraph,
+  logitTokens: readonly number[],
+) {
+  assert.deepEqual(
+    graph.features.map((f) => `${f.layer}_${f.feature}_${f.pos}`),
+    ref.features.map((f) => `${f.layer}_${f.feature}_${f.pos}`),
+  );
+  const r = nodeRanges(graph);
+  const n = r.nNodes;
+  assert.equal(ref.nSources, r.logitStart);
+  const rows = [...graph.features.keys(), ...logitTokens.map((_, k) => r.logitStart + k)];
+  let nonzero = 0;
+  rows.forEach((row, t) => {
+    for (let s = 0; s < n; s++) {
+      const got = graph.adjacency[row * n + s];
+      const want = s < ref.nSources ? ref.edges[t][s] : 0; // nothing feeds from a logit
+      if (want !== 0) nonzero++;
+      assert.ok(
+        Math.abs(got - want) < 1e-4 * Math.max(1, Math.abs(want)),
+        `A[${row}, ${s}] = ${got}, reference ${want}`,
+      );
+    }
+  });
+  assert.ok(nonzero > n * 3, `${nonzero} nonzero reference edges`);
+}
+
+/**
+ * The row identity: each feature or logit row's incoming edges plus the reference's constant term equal the
+ * target's value from the model's own (float32) run — W_enc[f] · ln2.hook_normalized, or the demeaned logit.
+ */
+export function assertRowIdentity(
+  { graph, run }: { graph: AttributionGraph; run: ReplacementRun },
+  set: TranscoderSet,
+  ref: RefGraph,
+  logitTokens: readonly number[],
+) {
+  const r = nodeRanges(graph);
+  const n = r.nNodes;
+  const D = set.transcoders[0].dModel;
+  const values: number[] = graph.features.map((f) => {
+    const x = run.cache.get(`blocks.${f.layer}.ln2.hook_normalized`).data;
+    const wEnc = set.transcoders[f.layer].wEnc;
+    let s = 0;
+    for (let d = 0; d < D; d++) s += wEnc[f.feature * D + d] * x[f.pos * D + d];
+    return s;
+  });
+  const mean = run.lastLogits.reduce((a, b) => a + b, 0) / run.lastLogits.length;
+  for (const t of logitTokens) values.push(run.lastLogits[t] - mean);
+  const rows = [...graph.features.keys(), ...logitTokens.map((_, k) => r.logitStart + k)];
+  rows.forEach((row, t) => {
+    let sum = ref.constants[t];
+    for (let s = 0; s < n; s++) sum += graph.adjacency[row * n + s];
+    assert.ok(
+      Math.abs(sum - values[t]) < 1e-4 * (1 + Math.abs(values[t])),
+      `row ${row}: edges + constants ${sum}, value ${values[t]}`,
+    );
+    // the constants are not negligible: without them the identity fails
+    assert.ok(Math.abs(ref.constants[t]) > 1e-3, `row ${row}: constant ${ref.constants[t]}`);
+  });
 }
