@@ -12,6 +12,7 @@ import { after, test } from "node:test";
 import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { checkTopFeatures } from "../../src/graphs/graph-check.ts";
 import { replacementRun } from "../../src/graphs/replacement-run.ts";
+import { evaluateTranscoderSet } from "../../src/graphs/transcoder-eval.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import {
@@ -102,4 +103,12 @@ test("checked in the real model with the CLT spliced in (frozen): a small edit m
       `${c.nodeId}: measured ${c.measured}, predicted ${c.predictedTotal}`,
     );
   }
+});
+
+test("transcoders eval refuses a CLT by name (its metrics are per layer) before any work", async () => {
+  const { model, set } = fixture();
+  await assert.rejects(
+    evaluateTranscoderSet(model, set, ["Once upon a time"]),
+    /transcoders eval supports per-layer transcoder sets only, not a cross-layer transcoder/,
+  );
 });
