@@ -214,9 +214,15 @@ export async function loadTranscoderSet(dirOrConfig: string, hub: HubOptions = {
       ? join(resolve(dirOrConfig), TRANSCODER_SET_CONFIG)
       : resolve(dirOrConfig);
   if (!existsSync(configPath)) {
+    // circuit-tracer's load_clt takes a bare directory of W_enc_{i}/W_dec_{i} files; here the hooks must be named.
+    const bareClt = existsSync(join(dirname(configPath), "W_dec_0.safetensors"));
     throw new Error(
       `Transcoder set: ${configPath} does not exist — --transcoders takes a directory holding ${TRANSCODER_SET_CONFIG} ` +
-        "(circuit-tracer's transcoder set) or the config file itself",
+        "(circuit-tracer's transcoder set) or the config file itself" +
+        (bareClt
+          ? `; this directory holds cross-layer transcoder files: add a ${TRANSCODER_SET_CONFIG} with ` +
+            `model_kind: ${CROSS_LAYER_KIND}, feature_input_hook and feature_output_hook`
+          : ""),
     );
   }
   let config: Record<string, unknown>;

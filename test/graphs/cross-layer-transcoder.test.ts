@@ -232,6 +232,10 @@ test("every malformed CLT directory is refused with what is wrong and how to fix
     await spoilt(enc(0, { b_dec_0: { shape: [D + 1], data: new Float32Array(D + 1) } })),
     /b_dec_0 has shape \[6\], expected \[5\]/,
   ]);
+  cases.push([
+    await spoilt((dir) => rmSync(join(dir, "config.yaml"))),
+    /config\.yaml does not exist .* this directory holds cross-layer transcoder files: add a config\.yaml with model_kind: cross_layer_transcoder, feature_input_hook and feature_output_hook/,
+  ]);
   for (const [dir, message] of cases) await assert.rejects(loadTranscoderSet(dir), message, dir);
 });
 
