@@ -19,7 +19,7 @@ const root = mkdtempSync(join(tmpdir(), "circuitscope-graph-clt-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 const PROMPT = "Once upon a time, there was a little girl";
 
-test("graph over a CLT directory writes the library's graph; its features write into every later layer", async () => {
+test("graph --transcoders accepts a CLT directory and writes the library's graph over that CLT", async () => {
   const model = await HookedTransformer.fromPretrained("stories260k");
   const { nLayers, dModel } = model.cfg;
   const clt = join(root, "clt");
