@@ -14,7 +14,9 @@
  *    through the residual stream, the frozen norms, attention's value/output path with the pattern frozen,
  *    and a skip transcoder's W_skip (linear in its input, as circuit-tracer keeps it).
  * 3. Each layer's gradient at the MLP output, and the gradient at the embeddings, contracted with the
- *    sources' writes give one row of the adjacency: a feature `activation × (W_dec[f] · grad)`, an error
+ *    sources' writes give one row of the adjacency: a feature `activation × (W_dec[f] · grad)` (a
+ *    cross-layer transcoder's feature of layer l: the sum over l' ≥ l of `activation × (W_dec_l[f, l' − l] ·
+ *    grad at mlp_out[l'])`, circuit-tracer's CLT attribution), an error
  *    `error · grad`, a token `W_E[token] · grad`. A feature of layer l reads the residual before MLP l, so
  *    only sources of earlier layers (and, through causal attention, earlier or equal positions) reach it;
  *    elsewhere the gradient is exactly zero.
@@ -34,7 +36,7 @@ import { checkpointYield } from "../util/checkpoint-yield.ts";
 import { type AttributionGraph, nodeRanges } from "./attribution-graph.ts";
 import { selectLogitTargets } from "./logit-targets.ts";
 import { type ReplacementRun, replacementRun } from "./replacement-run.ts";
-import type { TranscoderSet } from "./transcoder-set.ts";
+import { decoderLayers, decoderRow, type TranscoderSet } from "./transcoder-set.ts";
 
 /** The feature input hooks the linearised backward knows how to seed (block-relative names). */
 export const GRAPH_INPUT_HOOKS = ["ln2.hook_normalized", "hook_resid_mid"] as const;
@@ -195,8 +197,12 @@ export async function attributeGraph(
  */
 class FrozenBackward {
   private readonly vOps: (LinearOp | null)[];
-  /** Per layer, the active features' decoder rows scaled by their activation, grouped by position. */
-  private readonly writes: { pos: number; index: number[]; rows: Float32Array }[][];
+  /**
+   * Per layer of MLP output, the writes into it of the active features (of that layer, or with a cross-layer
+   * transcoder of every layer up to it): decoder rows scaled by their activation, grouped by source layer and
+   * position.
+   */
+  private readonly writes: { layer: number; pos: number; index: number[]; rows: Float32Array }[][];
 
   constructor(
     private readonly model: HookedTransformer,
@@ -208,23 +214,26 @@ class FrozenBackward {
     this.vOps = new Array(L).fill(null);
     this.writes = Array.from({ length: L }, () => []);
     run.features.forEach((f, i) => {
-      const groups = this.writes[f.layer];
-      let g = groups[groups.length - 1];
-      if (!g || g.pos !== f.pos) {
-        g = { pos: f.pos, index: [], rows: new Float32Array(0) };
-        groups.push(g);
+      for (let into = f.layer; into < f.layer + decoderLayers(set, f.layer); into++) {
+        const groups = this.writes[into];
+        let g = groups[groups.length - 1];
+        if (!g || g.layer !== f.layer || g.pos !== f.pos) {
+          g = { layer: f.layer, pos: f.pos, index: [], rows: new Float32Array(0) };
+          groups.push(g);
+        }
+        g.index.push(i);
       }
-      g.index.push(i);
     });
-    for (const groups of this.writes)
+    this.writes.forEach((groups, into) => {
       for (const g of groups) {
         g.rows = new Float32Array(g.index.length * D);
         g.index.forEach((i, k) => {
           const f = run.features[i];
-          const wDec = set.transcoders[f.layer].wDec;
-          for (let d = 0; d < D; d++) g.rows[k * D + d] = f.activation * wDec[f.feature * D + d];
+          const row = decoderRow(set, f.layer, f.feature, into);
+          for (let d = 0; d < D; d++) g.rows[k * D + d] = f.activation * row[d];
         });
       }
+    });
   }
 
   /** Layer l's value projection alone as a kernel op (only V carries gradient with the pattern frozen). */
@@ -378,7 +387,7 @@ class FrozenBackward {
     const n = nodeRanges(this.graph).nNodes;
     const A = this.graph.adjacency;
     for (const group of this.writes[l]) {
-      if (group.pos >= P) break; // no gradient reaches it (groups are in position order)
+      if (group.pos >= P) continue; // no gradient reaches it
       // [B, D] rows of the gradient at this position, times the group's writes [k, D] transposed.
       const gp = new Float32Array(B * D);
       for (let b = 0; b < B; b++)
@@ -386,7 +395,8 @@ class FrozenBackward {
       const k = group.index.length;
       const e = this.model.kernels.bmm(gp, group.rows, 1, B, D, k, true);
       batch.forEach((t, b) => {
-        for (let j = 0; j < k; j++) A[t.row * n + group.index[j]] = e[b * k + j];
+        // += : a cross-layer feature's edge sums its writes into every layer it reaches.
+        for (let j = 0; j < k; j++) A[t.row * n + group.index[j]] += e[b * k + j];
       });
     }
     const errorStart = nodeRanges(this.graph).errorStart;

@@ -15,7 +15,7 @@ import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type AttributionGraph, nodeRanges } from "./attribution-graph.ts";
-import { type ReplacementRun, reconstructMlpOut } from "./replacement-run.ts";
+import { type ReplacementRun, reconstructLayer } from "./replacement-run.ts";
 import { encodeTranscoder, type TranscoderSet } from "./transcoder-set.ts";
 
 /** A feature's activation set to `value` (matrix index into graph.features). */
@@ -63,6 +63,8 @@ function splicedDemeanedLogit(
     byLayer.set(f.layer, [...(byLayer.get(f.layer) ?? []), e]);
   }
   const inputs: Float32Array[] = [];
+  /** [layer][pos]: the spliced features' activations, kept for a cross-layer transcoder's later layers. */
+  const acts: Float32Array[][] = [];
   const hooks: HookSpec[] = [];
   const frozen = (name: string) => {
     const t = run.cache.get(name);
@@ -80,15 +82,22 @@ function splicedDemeanedLogit(
       (act: Tensor) => {
         const tc = set.transcoders[l];
         const out = act.data;
+        acts[l] = [];
         for (let p = 0; p < P; p++) {
           const x = inputs[l].subarray(p * D, (p + 1) * D);
-          const acts = encodeTranscoder(tc, x);
-          if (p === 0) acts.fill(0); // BOS zeroed, as in the graph (its writes are in the error node)
+          const a = encodeTranscoder(tc, x);
+          if (p === 0) a.fill(0); // BOS zeroed, as in the graph (its writes are in the error node)
           for (const e of byLayer.get(l) ?? []) {
             const f = graph.features[e.index];
-            if (f.pos === p) acts[f.feature] = e.value;
+            if (f.pos === p) a[f.feature] = e.value;
           }
-          const recon = reconstructMlpOut(tc, acts, x);
+          acts[l][p] = a;
+          const recon = reconstructLayer(
+            set,
+            l,
+            acts.map((layer) => layer[p]),
+            inputs.map((x) => x.subarray(p * D, (p + 1) * D)),
+          );
           const eo = (l * P + p) * D;
           for (let d = 0; d < D; d++) out[p * D + d] = recon[d] + run.errors[eo + d];
         }

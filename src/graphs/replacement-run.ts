@@ -2,13 +2,14 @@
  * The replacement model's constants at the prompt's own run: the transcoder features each layer's MLP input
  * turns on, and each MLP output's error node (the real MLP output minus the transcoder's reconstruction), so
  * that features' writes + b_dec (+ skip) + error = the real MLP output exactly. Feature activations at
- * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node).
+ * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node). With a
+ * cross-layer transcoder, a layer's reconstruction holds the writes of the features of every layer up to it.
  */
 import type { ActivationCache } from "../model/activation-cache.ts";
 import { allHookNames } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { type ActiveFeature, sortFeatures } from "./attribution-graph.ts";
-import { encodeTranscoder, type Transcoder, type TranscoderSet } from "./transcoder-set.ts";
+import { decoderRow, encodeTranscoder, type Transcoder, type TranscoderSet } from "./transcoder-set.ts";
 
 export interface ReplacementRun {
   inputTokens: number[];
@@ -43,6 +44,41 @@ export function reconstructMlpOut(
     }
   }
   return out;
+}
+
+/**
+ * Layer l's MLP-output reconstruction at one position ([d_model]) from every layer's feature activations
+ * (`acts[k]`, [d_tc]) and inputs (`inputs[k]`, [d_model]): a per-layer set's is `reconstructMlpOut` of its own
+ * transcoder; a cross-layer transcoder's sums the writes of the features of every layer k ≤ l
+ * (W_dec_k[f, l − k]) on b_dec[l] (entries of `acts` above l are not read).
+ */
+export function reconstructLayer(
+  set: TranscoderSet,
+  l: number,
+  acts: readonly Float32Array[],
+  inputs: readonly Float32Array[],
+): Float32Array {
+  if (!set.crossLayer) return reconstructMlpOut(set.transcoders[l], acts[l], inputs[l]);
+  const out = Float32Array.from(set.transcoders[l].bDec);
+  for (let k = 0; k <= l; k++) {
+    const F = set.transcoders[k].dTranscoder;
+    for (let f = 0; f < F; f++) {
+      const a = acts[k][f];
+      if (a === 0) continue;
+      const row = decoderRow(set, k, f, l);
+      for (let d = 0; d < out.length; d++) out[d] += a * row[d];
+    }
+  }
+  return out;
+}
+
+/** Every layer's reconstruction at one position ([L] of [d_model]): the decoder of the whole set. */
+export function reconstructMlpOuts(
+  set: TranscoderSet,
+  acts: readonly Float32Array[],
+  inputs: readonly Float32Array[],
+): Float32Array[] {
+  return set.transcoders.map((_, l) => reconstructLayer(set, l, acts, inputs));
 }
 
 /** Refuses a set whose depth, d_model or hook names do not fit `model`, naming the problem and the fix. */
@@ -92,21 +128,23 @@ export function replacementRun(
   const nPos = tokens.length;
   const features: ActiveFeature[] = [];
   const errors = new Float32Array(L * nPos * D);
-  for (let l = 0; l < L; l++) {
-    const tc = set.transcoders[l];
-    const input = cache.get(inputName(l)).data;
-    const output = cache.get(outputName(l)).data;
-    for (let p = 0; p < nPos; p++) {
-      const x = input.subarray(p * D, (p + 1) * D);
-      const acts = encodeTranscoder(tc, x);
-      if (p === 0) acts.fill(0);
-      acts.forEach((a, f) => {
+  const input = Array.from({ length: L }, (_, l) => cache.get(inputName(l)).data);
+  const output = Array.from({ length: L }, (_, l) => cache.get(outputName(l)).data);
+  // Position by position, every layer at once: a cross-layer transcoder's layer l' reconstruction needs the
+  // features of every layer up to l'.
+  for (let p = 0; p < nPos; p++) {
+    const xs = input.map((x) => x.subarray(p * D, (p + 1) * D));
+    const acts = xs.map((x, l) => encodeTranscoder(set.transcoders[l], x));
+    acts.forEach((layerActs, l) => {
+      if (p === 0) layerActs.fill(0);
+      layerActs.forEach((a, f) => {
         if (a !== 0) features.push({ layer: l, pos: p, feature: f, activation: a });
       });
-      const recon = reconstructMlpOut(tc, acts, x);
+    });
+    reconstructMlpOuts(set, acts, xs).forEach((recon, l) => {
       const base = (l * nPos + p) * D;
-      for (let d = 0; d < D; d++) errors[base + d] = output[p * D + d] - recon[d];
-    }
+      for (let d = 0; d < D; d++) errors[base + d] = output[l][p * D + d] - recon[d];
+    });
   }
   if (!logits) throw new Error("replacementRun: the model returned no logits");
   const V = logits.shape[logits.shape.length - 1];

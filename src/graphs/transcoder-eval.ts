@@ -19,7 +19,7 @@ import type { HookSpec } from "../model/hooks.ts";
 import { type CorpusEvalOptions, DEFAULT_EVAL_CONTEXT, forEachTextBatch } from "../sae/evaluate.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { reconstructMlpOut } from "./replacement-run.ts";
-import { encodeTranscoder, type TranscoderSet } from "./transcoder-set.ts";
+import { encodeTranscoder, requirePerLayerSet, type TranscoderSet } from "./transcoder-set.ts";
 
 export interface TranscoderLayerEval {
   layer: number;
@@ -54,6 +54,7 @@ export async function evaluateTranscoderSet(
   const context = opts.context ?? DEFAULT_EVAL_CONTEXT;
   if (!Number.isInteger(context) || context < 2)
     throw new Error(`--context must be at least 2 tokens (BOS and one more), got ${context}`);
+  requirePerLayerSet(set, "transcoders eval");
   const L = model.cfg.nLayers;
   const D = model.cfg.dModel;
   if (set.transcoders.length !== L || set.transcoders[0].dModel !== D)

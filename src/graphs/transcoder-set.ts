@@ -22,6 +22,8 @@ import { writeReportDir } from "../util/report-dir.ts";
 import { SafetensorsReader, writeSafetensors } from "../weights/safetensors.ts";
 
 export const TRANSCODER_SET_CONFIG = "config.yaml";
+/** circuit-tracer's model_kind of a cross-layer transcoder (src/graphs/cross-layer-transcoder.ts). */
+export const CROSS_LAYER_KIND = "cross_layer_transcoder";
 
 export interface Transcoder {
   layer: number;
@@ -49,9 +51,42 @@ export interface TranscoderSet {
   ids: string[];
   /** Indexed by layer. */
   transcoders: Transcoder[];
+  /**
+   * A cross-layer transcoder (circuit-tracer's `model_kind: cross_layer_transcoder`, src/graphs/
+   * cross-layer-transcoder.ts): `transcoders[l].wDec` is then [d_tc, L − l, d_model], feature f of layer l
+   * writing `wDec[f, l' − l]` into the MLP output of every layer l' ≥ l. Absent: one transcoder per layer.
+   */
+  crossLayer?: true;
 }
 
-function bad(configPath: string, what: string): Error {
+/** How many layers the features of layer `l` write to: 1, or every layer from l up for a cross-layer transcoder. */
+export function decoderLayers(set: TranscoderSet, l: number): number {
+  return set.crossLayer ? set.transcoders.length - l : 1;
+}
+
+/** Feature f of layer l's write into layer `into` per unit of activation ([d_model], a view of W_dec). */
+export function decoderRow(set: TranscoderSet, l: number, f: number, into: number): Float32Array {
+  const tc = set.transcoders[l];
+  const D = tc.dModel;
+  const k = into - l;
+  const nOut = decoderLayers(set, l);
+  if (k < 0 || k >= nOut)
+    throw new Error(`decoderRow: layer ${l}'s features do not write into layer ${into}`);
+  const o = (f * nOut + k) * D;
+  return tc.wDec.subarray(o, o + D);
+}
+
+/** Refuses a cross-layer transcoder where only per-layer transcoders are supported, naming `what`. */
+export function requirePerLayerSet(set: TranscoderSet, what: string): void {
+  if (set.crossLayer) {
+    throw new Error(
+      `${what} supports per-layer transcoder sets only, not a cross-layer transcoder: ` +
+        "use a transcoder_set (one transcoder per layer) for it",
+    );
+  }
+}
+
+export function bad(configPath: string, what: string): Error {
   return new Error(`Transcoder set ${configPath}: ${what}`);
 }
 
@@ -120,7 +155,8 @@ async function localFile(configPath: string, path: string, hub: HubOptions): Pro
   return local;
 }
 
-function readTensor(
+/** Reads a float tensor as float32, checking its shape (null: any), naming `what` it is in the error. */
+export function readTensor(
   reader: SafetensorsReader,
   name: string,
   shape: number[] | null,
@@ -178,9 +214,15 @@ export async function loadTranscoderSet(dirOrConfig: string, hub: HubOptions = {
       ? join(resolve(dirOrConfig), TRANSCODER_SET_CONFIG)
       : resolve(dirOrConfig);
   if (!existsSync(configPath)) {
+    // circuit-tracer's load_clt takes a bare directory of W_enc_{i}/W_dec_{i} files; here the hooks must be named.
+    const bareClt = existsSync(join(dirname(configPath), "W_dec_0.safetensors"));
     throw new Error(
       `Transcoder set: ${configPath} does not exist — --transcoders takes a directory holding ${TRANSCODER_SET_CONFIG} ` +
-        "(circuit-tracer's transcoder set) or the config file itself",
+        "(circuit-tracer's transcoder set) or the config file itself" +
+        (bareClt
+          ? `; this directory holds cross-layer transcoder files: add a ${TRANSCODER_SET_CONFIG} with ` +
+            `model_kind: ${CROSS_LAYER_KIND}, feature_input_hook and feature_output_hook`
+          : ""),
     );
   }
   let config: Record<string, unknown>;
@@ -191,10 +233,15 @@ export async function loadTranscoderSet(dirOrConfig: string, hub: HubOptions = {
   }
   if (!config || typeof config !== "object" || Array.isArray(config))
     throw bad(configPath, "must be a YAML mapping");
-  if (config.model_kind !== undefined && config.model_kind !== "transcoder_set") {
+  if (
+    config.model_kind !== undefined &&
+    config.model_kind !== "transcoder_set" &&
+    config.model_kind !== CROSS_LAYER_KIND
+  ) {
     throw bad(
       configPath,
-      `model_kind is ${JSON.stringify(config.model_kind)}; only "transcoder_set" (one transcoder per layer) is supported`,
+      `model_kind is ${JSON.stringify(config.model_kind)}; supported are "transcoder_set" (one transcoder per ` +
+        `layer) and "${CROSS_LAYER_KIND}"`,
     );
   }
   for (const key of ["feature_input_hook", "feature_output_hook"]) {
@@ -206,6 +253,10 @@ export async function loadTranscoderSet(dirOrConfig: string, hub: HubOptions = {
     }
   }
   const modelName = typeof config.model_name === "string" ? config.model_name : null;
+  if (config.model_kind === CROSS_LAYER_KIND) {
+    const { loadCrossLayerTranscoder } = await import("./cross-layer-transcoder.ts");
+    return loadCrossLayerTranscoder(configPath, config, hub);
+  }
   const entries = layerEntries(configPath, config.transcoders);
   const transcoders: Transcoder[] = [];
   for (const entry of entries) {
@@ -240,35 +291,43 @@ export async function writeTranscoderSet(
     extra?: (dir: string) => void;
   } = {},
 ): Promise<void> {
+  const writeFiles = set.crossLayer
+    ? (await import("./cross-layer-transcoder.ts")).writeCrossLayerFiles
+    : writePerLayerFiles;
   await writeReportDir(
     dir,
     { overwrite: opts.overwrite, flag: opts.flag ?? "--out", command: opts.command ?? "transcoders" },
     (tmp) => {
-      const files = set.transcoders.map((tc, layer) => {
-        const file = `layer_${layer}.safetensors`;
-        const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
-          W_enc: { shape: [tc.dTranscoder, tc.dModel], data: tc.wEnc },
-          W_dec: { shape: [tc.dTranscoder, tc.dModel], data: tc.wDec },
-          b_enc: { shape: [tc.dTranscoder], data: tc.bEnc },
-          b_dec: { shape: [tc.dModel], data: tc.bDec },
-        };
-        if (tc.threshold)
-          tensors["activation_function.threshold"] = { shape: [tc.dTranscoder], data: tc.threshold };
-        if (tc.wSkip) tensors.W_skip = { shape: [tc.dModel, tc.dModel], data: tc.wSkip };
-        writeSafetensors(join(tmp, file), tensors, "F32");
-        return { id: set.ids[layer]?.split("/").at(-1) ?? `layer_${layer}`, layer, filepath: file };
-      });
-      const config = {
-        model_kind: "transcoder_set",
-        ...(set.modelName ? { model_name: set.modelName } : {}),
-        feature_input_hook: set.featureInputHook,
-        feature_output_hook: set.featureOutputHook,
-        transcoders: files,
-      };
-      writeFileAtomic(join(tmp, TRANSCODER_SET_CONFIG), stringify(config));
+      writeFiles(tmp, set);
       opts.extra?.(tmp);
     },
   );
+}
+
+/** config.yaml and layer_{i}.safetensors of a per-layer set, into `dir`. */
+function writePerLayerFiles(dir: string, set: TranscoderSet): void {
+  const files = set.transcoders.map((tc, layer) => {
+    const file = `layer_${layer}.safetensors`;
+    const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
+      W_enc: { shape: [tc.dTranscoder, tc.dModel], data: tc.wEnc },
+      W_dec: { shape: [tc.dTranscoder, tc.dModel], data: tc.wDec },
+      b_enc: { shape: [tc.dTranscoder], data: tc.bEnc },
+      b_dec: { shape: [tc.dModel], data: tc.bDec },
+    };
+    if (tc.threshold)
+      tensors["activation_function.threshold"] = { shape: [tc.dTranscoder], data: tc.threshold };
+    if (tc.wSkip) tensors.W_skip = { shape: [tc.dModel, tc.dModel], data: tc.wSkip };
+    writeSafetensors(join(dir, file), tensors, "F32");
+    return { id: set.ids[layer]?.split("/").at(-1) ?? `layer_${layer}`, layer, filepath: file };
+  });
+  const config = {
+    model_kind: "transcoder_set",
+    ...(set.modelName ? { model_name: set.modelName } : {}),
+    feature_input_hook: set.featureInputHook,
+    feature_output_hook: set.featureOutputHook,
+    transcoders: files,
+  };
+  writeFileAtomic(join(dir, TRANSCODER_SET_CONFIG), stringify(config));
 }
 
 /** Feature activations of one position: JumpReLU (x > θ keeps x) or ReLU of W_enc · input + b_enc. */

@@ -18,9 +18,9 @@ import {
 } from "../../src/graphs/transcoder-set.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { formatValue } from "../../src/viz/color-scale.ts";
-import { SafetensorsReader } from "../../src/weights/safetensors.ts";
 import { runCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
+import { readRawGraph } from "../helpers/raw-graph.ts";
 
 const root = mkdtempSync(join(tmpdir(), "circuitscope-graph-cmd-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -83,14 +83,11 @@ test("graph writes --raw, --out and --html holding the library's graph, and --js
   );
   assert.equal(json.check.length, 2);
 
-  const nodes = JSON.parse(readFileSync(join(raw, "nodes.json"), "utf8"));
+  const { nodeIds: nodes, adjacency } = readRawGraph(raw);
   assert.deepEqual(
-    nodes.map((n: { node_id: string }) => n.node_id),
+    nodes,
     graphNodes(graph).map((n) => n.node_id),
   );
-  const reader = SafetensorsReader.open(join(raw, "adjacency.safetensors"));
-  const adjacency = reader.readFloat32("adjacency");
-  reader.close();
   assert.deepEqual(adjacency, graph.adjacency);
 
   const front = JSON.parse(readFileSync(out, "utf8"));

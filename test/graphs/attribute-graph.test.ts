@@ -14,6 +14,7 @@ import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import {
+  assertRowIdentity,
   type RefGraph,
   referenceReplacementGraph,
   tinyModelWithTranscoders,
@@ -75,31 +76,7 @@ test("every adjacency entry equals the float64 linearised replacement model's (f
 
 test("row identity: incoming edges + constant terms = the feature's pre-activation or the demeaned logit", async () => {
   const { model, set, ref, targets } = await fixture();
-  const { graph, run } = await attributeGraph(model, TOKENS, set, { targets, batchSize: 64 });
-  const r = nodeRanges(graph);
-  const n = r.nNodes;
-  const D = model.cfg.dModel;
-  // The targets' values from the model's own run (float32), not from the reference.
-  const values: number[] = graph.features.map((f) => {
-    const x = run.cache.get(`blocks.${f.layer}.ln2.hook_normalized`).data;
-    const wEnc = set.transcoders[f.layer].wEnc;
-    let s = 0;
-    for (let d = 0; d < D; d++) s += wEnc[f.feature * D + d] * x[f.pos * D + d];
-    return s;
-  });
-  const mean = run.lastLogits.reduce((a, b) => a + b, 0) / run.lastLogits.length;
-  for (const t of targets) values.push(run.lastLogits[t] - mean);
-  const rows = [...graph.features.keys(), ...targets.map((_, k) => r.logitStart + k)];
-  rows.forEach((row, t) => {
-    let sum = ref.constants[t];
-    for (let s = 0; s < n; s++) sum += graph.adjacency[row * n + s];
-    assert.ok(
-      Math.abs(sum - values[t]) < 1e-4 * (1 + Math.abs(values[t])),
-      `row ${row}: edges + constants ${sum}, value ${values[t]}`,
-    );
-    // the constants are not negligible: without them the identity fails
-    assert.ok(Math.abs(ref.constants[t]) > 1e-3, `row ${row}: constant ${ref.constants[t]}`);
-  });
+  assertRowIdentity(await attributeGraph(model, TOKENS, set, { targets, batchSize: 64 }), set, ref, targets);
 });
 
 test("the batch size does not change the graph", async () => {

@@ -112,7 +112,10 @@ test("every malformed set is refused with what is wrong and how to fix it", asyn
     [fresh(), /does not exist — --transcoders takes a directory holding config.yaml/],
     [withConfig("a: [1, 2"), /is not valid YAML/],
     [withConfig("- 1\n- 2\n"), /must be a YAML mapping/],
-    [withConfig(stringify({ ...base, model_kind: "cross_layer_transcoder" })), /only "transcoder_set"/],
+    [
+      withConfig(stringify({ ...base, model_kind: "sae" })),
+      /supported are "transcoder_set" .* and "cross_layer_transcoder"/,
+    ],
     [withConfig(stringify({ ...base, feature_input_hook: undefined })), /needs feature_input_hook/],
     [withConfig(stringify({ ...base, transcoders: [] })), /must be a non-empty list/],
     [

@@ -48,3 +48,23 @@ export function randomTranscoderSet(a: {
     ),
   };
 }
+
+/**
+ * A random cross-layer transcoder reading ln2.hook_normalized: layer l's W_dec is [d_tc, layers − l, d_model]
+ * (its features write into every layer from l up); JumpReLU on every layer when `jump`.
+ */
+export function randomCrossLayerTranscoder(a: {
+  layers: number;
+  dModel: number;
+  dTc: number;
+  seed: number;
+  jump: boolean;
+  modelName?: string;
+}): TranscoderSet {
+  const set = randomTranscoderSet({ ...a, jump: () => a.jump, skip: () => false });
+  const rng = mulberry32(a.seed + 1000);
+  set.transcoders.forEach((tc, l) => {
+    tc.wDec = Float32Array.from({ length: a.dTc * (a.layers - l) * a.dModel }, () => rng() * 2 - 1);
+  });
+  return { ...set, ids: set.ids.map((_, l) => `clt_layer_${l}`), crossLayer: true };
+}
