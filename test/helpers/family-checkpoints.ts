@@ -39,7 +39,7 @@ export const FAMILY_CASES: FamilyCase[] = [
   { name: "gpt-neox (sequential residual)", json: { ...NEOX_BASE_CONFIG, use_parallel_residual: false } },
   { name: "gemma2 (post-norms, both soft-caps, sliding window)", json: GEMMA2_BASE_CONFIG },
   {
-    name: "gemma3 (QK-norm, local and global rotary bases, rope_scaling, final soft-cap)",
+    name: "gemma3 (QK-norm, local and global rotary bases, rope_scaling, no soft-caps)",
     json: {
       ...GEMMA3_BASE_CONFIG,
       rope_scaling: { rope_type: "linear", factor: 4 },
