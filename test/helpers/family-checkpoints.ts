@@ -40,11 +40,7 @@ export const FAMILY_CASES: FamilyCase[] = [
   { name: "gemma2 (post-norms, both soft-caps, sliding window)", json: GEMMA2_BASE_CONFIG },
   {
     name: "gemma3 (QK-norm, local and global rotary bases, rope_scaling, no soft-caps)",
-    json: {
-      ...GEMMA3_BASE_CONFIG,
-      rope_scaling: { rope_type: "linear", factor: 4 },
-      final_logit_softcapping: 3,
-    },
+    json: { ...GEMMA3_BASE_CONFIG, rope_scaling: { rope_type: "linear", factor: 4 } },
   },
 ];
 
