@@ -6,10 +6,8 @@
  * tokenizer's).
  */
 import { join } from "node:path";
-import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { ModelConfig } from "../../src/weights/config.ts";
-import { parseHfConfig } from "../../src/weights/families/index.ts";
-import type { SafetensorsWriteDtype } from "../../src/weights/safetensors.ts";
+import { type Gemma2Variant, writeVariant } from "./gemma2-variants.ts";
 
 export const GEMMA3_BASE_CONFIG = {
   model_type: "gemma3_text",
@@ -31,13 +29,7 @@ export const GEMMA3_BASE_CONFIG = {
   tie_word_embeddings: true,
 };
 
-export interface Gemma3Variant {
-  name: string;
-  json: Record<string, unknown>;
-  dtype: SafetensorsWriteDtype;
-}
-
-export const GEMMA3_VARIANTS: Gemma3Variant[] = [
+export const GEMMA3_VARIANTS: Gemma2Variant[] = [
   { name: "gemma3, pattern 3, window 3, no soft-caps, tied, F32", json: GEMMA3_BASE_CONFIG, dtype: "F32" },
   {
     name: "gemma3, layer_types (full, sliding, full), linear rope_scaling 4, final soft-cap, F16",
@@ -58,9 +50,5 @@ export const GEMMA3_VARIANTS: Gemma3Variant[] = [
 
 /** Writes variant `i` under `root` (seeded; std 0.2 so activations are far from zero). */
 export function makeGemma3Checkpoint(root: string, i: number): { dir: string; config: ModelConfig } {
-  const v = GEMMA3_VARIANTS[i];
-  const config = parseHfConfig(v.json, v.name);
-  const dir = join(root, `gemma3-${i}`);
-  makeRandomCheckpoint(dir, config, { seed: 70 + i, dtype: v.dtype, std: 0.2 });
-  return { dir, config };
+  return writeVariant(join(root, `gemma3-${i}`), GEMMA3_VARIANTS[i], 70 + i);
 }
