@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { allHookNames } from "../../src/model/hook-points.ts";
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { hookLayout } from "../../src/patching/targets.ts";
+import { saeHookWidth } from "../../src/sae/hook-width.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { layerRotary, layerWindow } from "../../src/weights/config.ts";
 import { gemma3ConfigJson } from "../../src/weights/families/gemma3.ts";
@@ -80,6 +82,23 @@ describe("Gemma 3: engine vs independent float64 reference, every hook at 1e-4",
         n.includes("q_norm"),
       ),
     );
+  });
+});
+
+describe("Gemma 3's QK-norm hooks elsewhere", () => {
+  const config = parseHfConfig(GEMMA3_BASE_CONFIG, "c");
+  test("SAE widths: q_norm's output is H · d_head wide, k_norm's Hkv · d_head; their scales are refused", () => {
+    assert.equal(saeHookWidth("blocks.1.attn.q_norm.hook_normalized", config), 4 * 24);
+    assert.equal(saeHookWidth("blocks.1.attn.k_norm.hook_normalized", config), 2 * 24);
+    assert.throws(() => saeHookWidth("blocks.1.attn.q_norm.hook_scale", config), /cannot read/);
+  });
+
+  test("patching sites: per-head shapes of the QK-norm hooks", () => {
+    const shape = (h: string) => hookLayout(`blocks.0.attn.${h}`, config, 7).shape;
+    assert.deepEqual(shape("q_norm.hook_normalized"), [7, 4, 24]);
+    assert.deepEqual(shape("k_norm.hook_normalized"), [7, 2, 24]);
+    assert.deepEqual(shape("q_norm.hook_scale"), [7, 4, 1]);
+    assert.deepEqual(shape("k_norm.hook_scale"), [7, 2, 1]);
   });
 });
 
