@@ -85,6 +85,33 @@ describe("Gemma 3: engine vs independent float64 reference, every hook at 1e-4",
   });
 });
 
+test("generation with the key/value cache (past the window, both rotary bases) = re-running the whole sequence", () => {
+  const { dir } = makeGemma3Checkpoint(root, 1);
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir));
+  try {
+    const D = model.cfg.dModel;
+    const prompt = [1, 17, 200];
+    // Each step's final residual, normalised (what the logits read), seen through a hook.
+    const steps: Float32Array[] = [];
+    const { tokens } = model.generate(prompt, {
+      maxNewTokens: 8,
+      temperature: 0,
+      stopAtEos: false,
+      fwdHooks: [["ln_final.hook_normalized", (act) => void steps.push(act.data.slice(act.data.length - D))]],
+    });
+    assert.equal(steps.length, 8);
+    const full = model.runWithCache([tokens], { namesFilter: (n) => n === "ln_final.hook_normalized" });
+    const all = full.cache.get("ln_final.hook_normalized").data;
+    steps.forEach((row, i) => {
+      const p = prompt.length - 1 + i;
+      const d = relDiff(row, Float64Array.from(all.subarray(p * D, (p + 1) * D)));
+      assert.ok(d < 1e-4, `position ${p}: ${d}`);
+    });
+  } finally {
+    model.dispose();
+  }
+});
+
 describe("Gemma 3's QK-norm hooks elsewhere", () => {
   const config = parseHfConfig(GEMMA3_BASE_CONFIG, "c");
   test("SAE widths: q_norm's output is H · d_head wide, k_norm's Hkv · d_head; their scales are refused", () => {
