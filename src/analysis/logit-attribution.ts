@@ -26,6 +26,17 @@ export interface LnOptions {
   layer?: number;
 }
 
+/**
+ * What a figure of logit attributions says when the model soft-caps its logits (Gemma 2's
+ * final_logit_softcapping): the attributions are of the pre-cap logit difference, the only one linear in the
+ * residual stream. "" for an uncapped model. Every figure of logit attributions (attribute --html, the
+ * explorer, study reports) appends this one sentence.
+ */
+export function preCapNote(finalSoftCap: number | null | undefined): string {
+  if (finalSoftCap == null) return "";
+  return ` The model soft-caps its logits (cap · tanh(logit / cap), cap ${finalSoftCap}): these are attributions of the pre-cap logit difference, which is linear in the residual stream; the capped difference the model outputs is not their sum.`;
+}
+
 /** Per-prompt residual directions for a logit difference, and the part no residual piece carries. */
 export interface LogitDirections {
   batch: number;

@@ -22,7 +22,6 @@ import { fuseHeads } from "../model/layouts.ts";
 import { type MlpSaved, mlpBackward, mlpForward } from "../model/mlp.ts";
 import { normalize, normalizeShares, normalizeSharesBackward, normBackward } from "../model/normalization.ts";
 import { logitReadout, readoutDirection } from "../model/readout.ts";
-import type { Rotary } from "../model/rotary.ts";
 import type { Kernels } from "../tensor/kernels.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { LayerNormParams } from "../weights/canonical-weights.ts";
@@ -47,6 +46,12 @@ export interface MetricTerm {
   bias: number;
   softCap: number | null;
   sign: 1 | -1;
+}
+
+/** With QK-norm, what its backward needs: q and k of every head input before it [2H, B·P, dh], and their scales. */
+export interface QKNormSaved {
+  raw: Float32Array;
+  scale: Float32Array;
 }
 
 /** With post-norms, what ln2_post's backward needs: the MLP's output before it and its scale (else null). */
@@ -90,7 +95,6 @@ export class ArchOps {
   readonly dh: number;
   /** Each layer's head weights; null once given back (`giveBack`). */
   private readonly heads: (HeadWeights | null)[];
-  private readonly rotary: Rotary | null;
 
   constructor(readonly model: HookedTransformer) {
     const { cfg, weights } = model;
@@ -98,7 +102,6 @@ export class ArchOps {
     this.D = cfg.dModel;
     this.H = cfg.nHeads;
     this.dh = cfg.dHead;
-    this.rotary = rotaryOf(model);
     const { H, D, dh } = this;
     const Hkv = cfg.nKvHeads;
     const group = H / Hkv;
@@ -272,15 +275,71 @@ export class ArchOps {
   }
 
   /**
-   * Rotary positions: rotate the q and k of every head input in place ([2H, B, P, dh]), or rotate back
-   * (`inverse`, the backward of the rotation). Learned positions need nothing.
+   * Where q and k of every head input ([2H, B·P, dh]: each head's q, then its k) become what the scores
+   * read, in place: QK-norm (Gemma 3: each head's q and k normalised over d_head with the layer's q_norm /
+   * k_norm gain), then the layer's rotary positions. Returns what the backward needs: q and k before the
+   * norm and its scales (null without QK-norm).
    */
-  rotate(qk: Float32Array, B: number, P: number, inverse: boolean): void {
-    if (!this.rotary) return;
+  positionQK(layer: number, qk: Float32Array, B: number, P: number): QKNormSaved | null {
+    let saved: QKNormSaved | null = null;
+    const w = this.model.weights.blocks[layer];
+    if (w.qNorm && w.kNorm) {
+      const half = qk.length / 2;
+      const raw = qk.slice();
+      const scale = new Float32Array(qk.length / this.dh);
+      for (const [i, ln] of [w.qNorm, w.kNorm].entries()) {
+        const part = qk.subarray(i * half, (i + 1) * half);
+        const n = this.qkNorm(ln, part);
+        part.set(n.y);
+        scale.set(n.scale, (i * half) / this.dh);
+      }
+      saved = { raw, scale };
+    }
+    this.rotate(layer, qk, B, P, false);
+    return saved;
+  }
+
+  /** positionQK's backward: d/d q and k as projected, from d/d what the scores read, in place. */
+  positionQKBackward(
+    layer: number,
+    saved: QKNormSaved | null,
+    gQk: Float32Array,
+    B: number,
+    P: number,
+  ): void {
+    this.rotate(layer, gQk, B, P, true);
+    const w = this.model.weights.blocks[layer];
+    if (!saved || !w.qNorm || !w.kNorm) return;
+    const half = gQk.length / 2;
+    const rowsHalf = half / this.dh;
+    for (const [i, ln] of [w.qNorm, w.kNorm].entries()) {
+      const back = normBackward({
+        kind: this.model.cfg.normalization,
+        x: saved.raw.subarray(i * half, (i + 1) * half),
+        scale: saved.scale.subarray(i * rowsHalf, (i + 1) * rowsHalf),
+        ln,
+        gNormalized: gQk.subarray(i * half, (i + 1) * half),
+        rows: rowsHalf,
+        D: this.dh,
+      });
+      gQk.set(back.gInput, i * half);
+    }
+  }
+
+  /** RMS-normalise rows of d_head values with a QK-norm gain. */
+  private qkNorm(ln: LayerNormParams, x: Float32Array): { y: Float32Array; scale: Float32Array } {
+    const { normalization: kind, lnEps: eps } = this.model.cfg;
+    return normalize({ kind, x, rows: x.length / this.dh, D: this.dh, eps, ln });
+  }
+
+  /** Rotate q and k of every head input ([2H, B, P, dh]) by layer `layer`'s rotary positions, or back. */
+  private rotate(layer: number, qk: Float32Array, B: number, P: number, inverse: boolean): void {
+    const rotary = rotaryOf(this.model, layer);
+    if (!rotary) return;
     const n = B * P * this.dh;
     for (let o = 0; o < qk.length; o += n)
       qk.set(
-        this.rotary.rotate(qk.subarray(o, o + n), {
+        rotary.rotate(qk.subarray(o, o + n), {
           batch: B,
           pos: P,
           heads: 1,

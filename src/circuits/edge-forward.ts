@@ -24,7 +24,7 @@ import { blockOps, opsOfBlock } from "../model/block-ops.ts";
 import { headsFirst, positionsFirst } from "../model/layouts.ts";
 import type { MlpSaved } from "../model/mlp.ts";
 import { addReadoutGradient, readoutSlope, readoutValue } from "../model/readout.ts";
-import type { ArchOps, MetricTerm, MlpPostSaved } from "./arch-ops.ts";
+import type { ArchOps, MetricTerm, MlpPostSaved, QKNormSaved } from "./arch-ops.ts";
 import type { ChildInput, EdgeGraph } from "./graph.ts";
 
 /** The prompts of one run: B prompts of P tokens, with each prompt's logit difference as metric terms. */
@@ -60,7 +60,9 @@ interface LayerSaved {
   /** [3H, N] head inputs, or [N] when every head input is the same (all of them get the same mask row). */
   x: Float32Array;
   scale: Float32Array;
-  qkv: Float32Array; // [3H, B·P, dh], q and k after any rotation
+  qkv: Float32Array; // [3H, B·P, dh], q and k after any QK-norm and rotation
+  /** With QK-norm, q and k before it and its scales (ArchOps.positionQK), else null. */
+  qkNorm: QKNormSaved | null;
   pattern: Float32Array; // [H, B, P, P]
   /** [H, B, P, P]: the scores after the transform, kept only when it soft-caps (its derivative reads them). */
   scores: Float32Array | null;
@@ -172,7 +174,7 @@ export class EdgeForward {
         for (let r = 0; r < rows; r++)
           for (let e = 0; e < dh; e++) qkv[(c * rows + r) * dh + e] += w.b[c * dh + e];
       const HN = H * rows * dh;
-      arch.rotate(qkv.subarray(0, 2 * HN), B, P, false);
+      const qkNorm = arch.positionQK(l, qkv.subarray(0, 2 * HN), B, P);
       const q = qkv.subarray(0, HN);
       const k = qkv.subarray(HN, 2 * HN);
       const v = qkv.subarray(2 * HN, 3 * HN);
@@ -206,6 +208,7 @@ export class EdgeForward {
           x: one,
           scale,
           qkv,
+          qkNorm,
           pattern,
           scores: keepScores ? scores : null,
           pieces: heads.pieces,
@@ -385,7 +388,7 @@ export class EdgeForward {
       const gQkv = new Float32Array(3 * HN);
       for (const [i, g] of [att.gQ, att.gK, att.gV].entries())
         gQkv.set(headsFirst(g, 1, rows, H, dh), i * HN);
-      arch.rotate(gQkv.subarray(0, 2 * HN), B, P, true);
+      arch.positionQKBackward(l, s.qkNorm, gQkv.subarray(0, 2 * HN), B, P);
       const gY = kernels.bmm(gQkv, w.W, C, rows, dh, D, true);
       const x = s.x.length === N ? repeatRows(s.x, C) : s.x;
       const gX = arch.normBackward({ layer: l, which: "ln1" }, x, s.scale, gY, C * rows);
@@ -419,7 +422,19 @@ export function savedBytes(run: RecordedRun): number {
   for (const l of layers) {
     if (l === null) continue;
     const { mlp } = l;
-    for (const a of [l.x, l.scale, l.qkv, l.pattern, l.scores, l.pieces, l.postScale, l.xm, l.scaleM])
+    for (const a of [
+      l.x,
+      l.scale,
+      l.qkv,
+      l.qkNorm?.raw,
+      l.qkNorm?.scale,
+      l.pattern,
+      l.scores,
+      l.pieces,
+      l.postScale,
+      l.xm,
+      l.scaleM,
+    ])
       bytes += a?.byteLength ?? 0;
     for (const a of [mlp.pre, mlp.up, mlp.raw, mlp.postScale]) bytes += a?.byteLength ?? 0;
   }

@@ -18,7 +18,7 @@ type CommandModule = { register?: (p: Command) => void };
 export async function buildProgram(extraCommands: readonly string[]): Promise<Command> {
   const program = new Command("circuitscope")
     .description(
-      "Mechanistic interpretability for transformer language models (GPT-2, the Llama family: Llama, Mistral, Qwen2, SmolLM; GPT-NeoX: Pythia; and Gemma 2)",
+      "Mechanistic interpretability for transformer language models (GPT-2, the Llama family: Llama, Mistral, Qwen2, SmolLM; GPT-NeoX: Pythia; and Gemma 2, Gemma 3 text)",
     )
     .version(packageInfo().version, "-V, --version", "print circuitscope's version")
     .showHelpAfterError()

@@ -225,11 +225,11 @@ function* stagedBackward(
       rows,
     ); // [B, P, H, dh]
     put(name("attn.hook_z"), gZ, [B, P, H, dh]);
-    const rotary = rotaryOf(model);
+    const rotary = rotaryOf(model, l);
     const att = attentionBackward({
-      // The scores read q and k after rotation.
-      q: act(rotary ? "attn.hook_rot_q" : "attn.hook_q"),
-      k: act(rotary ? "attn.hook_rot_k" : "attn.hook_k"),
+      // The scores read q and k after QK-norm and rotation.
+      q: act(rotary ? "attn.hook_rot_q" : w.qNorm ? "attn.q_norm.hook_normalized" : "attn.hook_q"),
+      k: act(rotary ? "attn.hook_rot_k" : w.kNorm ? "attn.k_norm.hook_normalized" : "attn.hook_k"),
       v: act("attn.hook_v"),
       pattern: act("attn.hook_pattern"),
       gZ,
@@ -252,6 +252,29 @@ function* stagedBackward(
       gQ = rotary.rotate(gQ, { ...at, heads: H });
       gK = rotary.rotate(gK, { ...at, heads: Hkv });
     }
+    // QK-norm (Gemma 3): the rotation read each head's normalised q and k; back through the norm to the projection.
+    const qkNormBackward = (
+      which: "q" | "k",
+      norm: LayerNormParams | undefined,
+      g: Float32Array,
+      heads: number,
+    ) => {
+      if (!norm) return g;
+      put(name(`attn.${which}_norm.hook_normalized`), g, [B, P, heads, dh]);
+      const back = normBackward({
+        kind: cfg.normalization,
+        x: act(`attn.hook_${which}`),
+        scale: act(`attn.${which}_norm.hook_scale`),
+        ln: norm,
+        gNormalized: g,
+        rows: rows * heads,
+        D: dh,
+      });
+      put(name(`attn.${which}_norm.hook_scale`), back.gScale, [B, P, heads, 1]);
+      return back.gInput;
+    };
+    gQ = qkNormBackward("q", w.qNorm, gQ, H);
+    gK = qkNormBackward("k", w.kNorm, gK, Hkv);
     put(name("attn.hook_q"), gQ, [B, P, H, dh]);
     put(name("attn.hook_k"), gK, [B, P, Hkv, dh]);
     put(name("attn.hook_v"), att.gV, [B, P, Hkv, dh]);

@@ -28,9 +28,9 @@ export function unembedOp(model: HookedTransformer): LinearOp {
   return model.forwardEngine.unembedOp();
 }
 
-/** The rotary positions q and k are rotated by, or null for learned positions. */
-export function rotaryOf(model: HookedTransformer): Rotary | null {
-  return model.forwardEngine.rotary;
+/** The rotary positions block `layer` rotates q and k by (Gemma 3: a base per layer type), or null for learned positions. */
+export function rotaryOf(model: HookedTransformer, layer: number): Rotary | null {
+  return model.forwardEngine.rotary(layer);
 }
 
 /** The residual entering block 0 ([B, P, d_model]): the embeddings, with positions where learned. */

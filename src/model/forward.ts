@@ -2,7 +2,7 @@ import type { Kernels, LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { collectGarbage } from "../util/collect-garbage.ts";
 import type { BlockWeights, LayerNormParams, ModelWeights } from "../weights/canonical-weights.ts";
-import { layerWindow, type ModelConfig } from "../weights/config.ts";
+import { layerRotary, layerWindow, type ModelConfig, type RotaryConfig } from "../weights/config.ts";
 import type { HeadWeights } from "../weights/families/index.ts";
 import {
   attentionScores,
@@ -159,7 +159,8 @@ export class ForwardEngine {
   private readonly embedding: EmbeddingTable;
   /** The model's weights; matrices the kernels hold are read-only views (src/model/weight-views.ts). */
   readonly weights: ModelWeights;
-  readonly rotary: Rotary | null;
+  /** Each layer's rotary positions (null for learned positions); layers of one kind share one. */
+  private readonly rotaries: (Rotary | null)[];
   private readonly scores: ScoreTransform;
 
   constructor(
@@ -207,13 +208,23 @@ export class ForwardEngine {
       throw new Error(`The model has ${weights.blocks.length} blocks, but its config says ${cfg.nLayers}`);
     }
     this.weights = weights;
-    this.rotary = cfg.rotary ? new Rotary(cfg.rotary) : null;
+    const rotaryOf = new Map<RotaryConfig, Rotary>();
+    this.rotaries = Array.from({ length: cfg.nLayers }, (_, l) => {
+      const rc = layerRotary(cfg, l);
+      if (!rc) return null;
+      if (!rotaryOf.has(rc)) rotaryOf.set(rc, new Rotary(rc));
+      return rotaryOf.get(rc) ?? null;
+    });
     this.scores = scoreTransformOf(cfg);
   }
 
   /** The kernel op of a block's projection, for the backward pass. */
   blockOps(layer: number): Readonly<BlockOps> {
     return this.ops[layer];
+  }
+  /** The rotary positions layer `layer` rotates q and k by, or null for learned positions. */
+  rotary(layer: number): Rotary | null {
+    return this.rotaries[layer];
   }
   unembedOp(): LinearOp {
     return this.unembed;
@@ -271,7 +282,7 @@ export class ForwardEngine {
     // With finalPositionOnly the residual holds only the final position ([B, 1, D]).
     const outP = resid.shape[1];
     const rows = B * outP;
-    const normalized = this.norm("ln_final", resid.data, B, outP, this.weights.lnFinal, h);
+    const normalized = this.norm("ln_final", resid.data, [B, outP, D], this.weights.lnFinal, h);
     let logits: Tensor | null = null;
     let input: Float32Array | null = null;
     if (a.logits === "all") {
@@ -294,20 +305,25 @@ export class ForwardEngine {
     return { logits, residual: resid, presentKV: present };
   }
 
-  /** LayerNorm or RMSNorm (or their folded Pre forms) with its two hook points; the scale hook's value is the one used. */
+  /**
+   * LayerNorm or RMSNorm (or their folded Pre forms) of x [...rows, width] (`shape`) over its last axis, with
+   * its two hook points; the scale hook's value is the one used. QK-norm is this over each head's d_head.
+   */
   private norm(
     prefix: string,
     x: Float32Array,
-    B: number,
-    P: number,
+    shape: readonly number[],
     ln: LayerNormParams | null,
     h: HookDispatcher,
   ): Tensor {
-    const { normalization: kind, dModel: D, lnEps: eps } = this.cfg;
+    const { normalization: kind, lnEps: eps } = this.cfg;
+    const D = shape[shape.length - 1];
+    const rows = x.length / D;
+    const scaleShape = [...shape.slice(0, -1), 1];
     const fireScale = (scale: Float32Array) =>
-      h.fire(`${prefix}.hook_scale`, new Tensor(scale, [B, P, 1])).data;
-    const { y } = normalize({ kind, x, rows: B * P, D, eps, ln, fireScale });
-    return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [B, P, D]));
+      h.fire(`${prefix}.hook_scale`, new Tensor(scale, scaleShape)).data;
+    const { y } = normalize({ kind, x, rows, D, eps, ln, fireScale });
+    return h.fire(`${prefix}.hook_normalized`, new Tensor(y, [...shape]));
   }
 
   private embed(tokens: Int32Array, B: number, P: number, pastLen: number, h: HookDispatcher): Tensor {
@@ -351,15 +367,15 @@ export class ForwardEngine {
     const Q = a.queryLast ? 1 : P;
 
     const residPre = h.fire(name("hook_resid_pre"), a.resid);
-    let attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, B, P, w.ln1, h));
-    if (w.ln1Post) attnOut = this.norm(name("ln1_post"), attnOut.data, B, Q, w.ln1Post, h);
+    let attnOut = this.attention(a, this.norm(name("ln1"), residPre.data, [B, P, D], w.ln1, h));
+    if (w.ln1Post) attnOut = this.norm(name("ln1_post"), attnOut.data, [B, Q, D], w.ln1Post, h);
     attnOut = h.fire(name("hook_attn_out"), attnOut);
     const residRows = a.queryLast ? lastRows(residPre.data, B, P, D) : residPre.data;
     const residMid = h.fire(name("hook_resid_mid"), new Tensor(add(residRows, attnOut.data), [B, Q, D]));
 
     const mlpIn = this.cfg.parallelResidual ? residRows : residMid.data;
-    let mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, B, Q, w.ln2, h));
-    if (w.ln2Post) mlpOut = this.norm(name("ln2_post"), mlpOut.data, B, Q, w.ln2Post, h);
+    let mlpOut = this.mlp(a, this.norm(name("ln2"), mlpIn, [B, Q, D], w.ln2, h));
+    if (w.ln2Post) mlpOut = this.norm(name("ln2_post"), mlpOut.data, [B, Q, D], w.ln2Post, h);
     mlpOut = h.fire(name("hook_mlp_out"), mlpOut);
     return h.fire(name("hook_resid_post"), new Tensor(add(residMid.data, mlpOut.data), [B, Q, D]));
   }
@@ -379,18 +395,22 @@ export class ForwardEngine {
     let q = h.fire(name("attn.hook_q"), new Tensor(qRaw, [B, P, H, dh]));
     let k = h.fire(name("attn.hook_k"), new Tensor(kRaw, [B, P, Hkv, dh]));
     const v = h.fire(name("attn.hook_v"), new Tensor(vRaw, [B, P, Hkv, dh]));
-    if (this.rotary) {
+    // QK-norm (Gemma 3): each head's q and k normalised over d_head, before the rotation.
+    if (w.qNorm) q = this.norm(name("attn.q_norm"), q.data, q.shape, w.qNorm, h);
+    if (w.kNorm) k = this.norm(name("attn.k_norm"), k.data, k.shape, w.kNorm, h);
+    const rotary = this.rotaries[l];
+    if (rotary) {
       q = h.fire(
         name("attn.hook_rot_q"),
         new Tensor(
-          this.rotary.rotate(q.data, { batch: B, pos: P, heads: H, dHead: dh, firstPos: pastLen }),
+          rotary.rotate(q.data, { batch: B, pos: P, heads: H, dHead: dh, firstPos: pastLen }),
           q.shape,
         ),
       );
       k = h.fire(
         name("attn.hook_rot_k"),
         new Tensor(
-          this.rotary.rotate(k.data, { batch: B, pos: P, heads: Hkv, dHead: dh, firstPos: pastLen }),
+          rotary.rotate(k.data, { batch: B, pos: P, heads: Hkv, dHead: dh, firstPos: pastLen }),
           k.shape,
         ),
       );

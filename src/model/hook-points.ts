@@ -2,7 +2,9 @@
  * TransformerLens hook-point names, the contract users script against (see
  * docs/transformerlens-semantics.md). Which of them a model has follows from its architecture
  * (`hookLayout`): rotary models add attn.hook_rot_q/k and have no hook_pos_embed; gated MLPs add
- * mlp.hook_pre_linear; norms after attention and the MLP (Gemma 2) add ln1_post.* and ln2_post.*.
+ * mlp.hook_pre_linear; norms after attention and the MLP (Gemma 2) add ln1_post.* and ln2_post.*; QK-norm
+ * (Gemma 3) adds attn.q_norm.* and attn.k_norm.* (TransformerLens' names: its RMSNorm modules q_norm and
+ * k_norm inside attn), between hook_q/hook_k (the projections) and hook_rot_q/hook_rot_k.
  */
 import type { Architecture } from "../weights/config.ts";
 
@@ -13,6 +15,10 @@ export const BLOCK_HOOKS = [
   "attn.hook_q",
   "attn.hook_k",
   "attn.hook_v",
+  "attn.q_norm.hook_scale",
+  "attn.q_norm.hook_normalized",
+  "attn.k_norm.hook_scale",
+  "attn.k_norm.hook_normalized",
   "attn.hook_rot_q",
   "attn.hook_rot_k",
   "attn.hook_attn_scores",
@@ -53,7 +59,9 @@ export interface HookLayout {
 }
 
 /** What decides a model's hook points: its depth and architecture (a ModelConfig is one). */
-export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp" | "postNorms"> & { nLayers: number };
+export type LayoutSource = Pick<Architecture, "positions" | "gatedMlp" | "postNorms" | "qkNorm"> & {
+  nLayers: number;
+};
 /** A model config, or a layout already derived from one. */
 export type HookModel = LayoutSource | HookLayout;
 
@@ -64,7 +72,8 @@ export function hookLayout(a: LayoutSource): HookLayout {
     (h) =>
       (rotary || (h !== "attn.hook_rot_q" && h !== "attn.hook_rot_k")) &&
       (a.gatedMlp || h !== "mlp.hook_pre_linear") &&
-      (a.postNorms === true || !h.includes("_post.")),
+      (a.postNorms === true || !h.includes("_post.")) &&
+      (a.qkNorm === true || !/^attn\.(q|k)_norm\./.test(h)),
   );
   return {
     nLayers: a.nLayers,
@@ -120,6 +129,10 @@ const SHORT_NAMES: Record<string, BlockHook> = {
   ln1_post_normalized: "ln1_post.hook_normalized",
   ln2_post_scale: "ln2_post.hook_scale",
   ln2_post_normalized: "ln2_post.hook_normalized",
+  q_norm_scale: "attn.q_norm.hook_scale",
+  q_norm_normalized: "attn.q_norm.hook_normalized",
+  k_norm_scale: "attn.k_norm.hook_scale",
+  k_norm_normalized: "attn.k_norm.hook_normalized",
 };
 const GLOBAL_SHORT: Record<string, string> = {
   embed: "hook_embed",

@@ -110,6 +110,9 @@ export function hookLayout(hook: string, cfg: ModelConfig, n: number, sae?: Sae)
     lengthAxes: [0],
     layer: l,
   });
+  // QK-norm (attn.q_norm / attn.k_norm) normalises each head: a scale per head, d_head values per head.
+  const qkNorm = /^attn\.(q|k)_norm\.hook_(scale|normalized)$/.exec(local);
+  if (qkNorm) return seq([qkNorm[1] === "q" ? H : Hkv, qkNorm[2] === "scale" ? 1 : dh]);
   if (local.endsWith("hook_scale")) return seq([1]);
   if (/attn\.hook_(q|rot_q|z)$/.test(local)) return seq([H, dh]);
   if (/attn\.hook_(k|rot_k|v)$/.test(local)) return seq([Hkv, dh]);

@@ -5,13 +5,13 @@ import { parseHookName, validateHookName } from "../model/hook-points.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { SaeConfig } from "./sae-config.ts";
 
-/** Per-position width of a hook an SAE can read (hook_z, q, k, v flattened over heads), or a clear error. */
+/** Per-position width of a hook an SAE can read (hook_z, q, k, v and QK-norm's outputs flattened over heads), or a clear error. */
 export function saeHookWidth(hook: string, cfg: ModelConfig): number {
   validateHookName(hook, cfg);
   const local = parseHookName(hook).hook;
   const { nHeads, nKvHeads, dHead, dModel, dMlp } = cfg;
-  if (/^attn\.hook_(q|rot_q|z)$/.test(local)) return nHeads * dHead;
-  if (/^attn\.hook_(k|rot_k|v)$/.test(local)) return nKvHeads * dHead;
+  if (/^attn\.(hook_(q|rot_q|z)|q_norm\.hook_normalized)$/.test(local)) return nHeads * dHead;
+  if (/^attn\.(hook_(k|rot_k|v)|k_norm\.hook_normalized)$/.test(local)) return nKvHeads * dHead;
   if (/^mlp\.hook_(pre|pre_linear|post)$/.test(local)) return dMlp;
   if (/hook_(scale|pattern|attn_scores|result)$/.test(local)) {
     throw new Error(

@@ -173,6 +173,7 @@ export function attributionTask(model: HookedTransformer, p: AttributionParams) 
     wrong: p.wrong,
     nLayers,
     nHeads,
+    finalSoftCap: model.cfg.finalSoftCap,
   });
   return {
     logitDiff: r.logitDiff,

@@ -1,5 +1,7 @@
 /** Number formatting and small grid helpers shared by the stages' captions and findings. */
+import { preCapNote } from "../analysis/logit-attribution.ts";
 import { formatMeanCi, formatSigned } from "../analysis/stats.ts";
+import type { StudyResults } from "./results.ts";
 import type { GridSummary } from "./summaries.ts";
 
 export const f2 = (x: number) => x.toFixed(2);
@@ -27,4 +29,10 @@ export const excludesZero = (s: { ciLow: number; ciHigh: number }) => s.ciLow > 
 /** "mean [lo, hi]", saying so when the interval includes 0. */
 export function ciText(s: { mean: number; ciLow: number; ciHigh: number }): string {
   return `${formatMeanCi(s)}${excludesZero(s) ? "" : " (interval includes 0)"}`;
+}
+
+/** preCapNote for the study's model (its config is in the results' meta): "" unless it soft-caps its logits. */
+export function modelPreCapNote(res: Pick<StudyResults, "meta">): string {
+  const cap = res.meta.modelConfig.finalSoftCap;
+  return preCapNote(typeof cap === "number" ? cap : null);
 }

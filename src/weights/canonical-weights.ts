@@ -25,6 +25,9 @@ export interface BlockWeights {
   b_V: Tensor; // [n_kv_heads, d_head]
   W_O: Tensor; // [n_heads, d_head, d_model]
   b_O: Tensor; // [d_model]
+  /** QK-norm gains (Gemma 3: `attn.q_norm`, `attn.k_norm`), each [d_head], shared by every head; absent: none. */
+  qNorm?: LayerNormParams;
+  kNorm?: LayerNormParams;
   /** The norm after attention, before its output joins the residual (Gemma 2: `ln1_post`); absent: none. */
   ln1Post?: LayerNormParams;
   ln2: LayerNormParams | null;

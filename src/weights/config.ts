@@ -22,7 +22,15 @@ export interface ModelShape {
   act: Activation;
 }
 
-export const MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "gemma2"] as const;
+export const MODEL_TYPES = [
+  "gpt2",
+  "llama",
+  "mistral",
+  "qwen2",
+  "gpt_neox",
+  "gemma2",
+  "gemma3_text",
+] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 
 /** Hugging Face's rotary frequency rescalings (`rope_scaling` / `rope_parameters`). */
@@ -51,6 +59,12 @@ export interface Architecture {
   /** Learned position embeddings added to the residual, or rotary positions applied to q and k. */
   positions: "learned" | "rotary";
   rotary: RotaryConfig | null;
+  /**
+   * The rotary positions of sliding-window layers when they differ from `rotary` (Gemma 3: base
+   * rope_local_base_freq, unscaled, while global layers use rope_theta and rope_scaling); absent or null:
+   * `rotary` on every layer.
+   */
+  rotaryLocal?: RotaryConfig | null;
   /** Key/value heads (grouped-query attention when fewer than nHeads). */
   nKvHeads: number;
   /** q/k/v projections have biases (GPT-2, Qwen2). */
@@ -89,6 +103,12 @@ export interface Architecture {
    * joins the residual; absent: none.
    */
   postNorms?: boolean;
+  /**
+   * QK-norm (Gemma 3's q_norm / k_norm, TransformerLens' `attn.q_norm` / `attn.k_norm`): each head's q and
+   * k RMS-normalised over d_head, with a gain of d_head, after the projection and before any rotation;
+   * absent: none.
+   */
+  qkNorm?: boolean;
 }
 
 /** The attention window of `layer`: the sliding window where that layer has one, else null. */
@@ -98,6 +118,14 @@ export function layerWindow(
 ): number | null {
   if (a.slidingWindow === null) return null;
   return !a.layerTypes || a.layerTypes[layer] === "sliding" ? a.slidingWindow : null;
+}
+
+/** The rotary positions of `layer`: `rotaryLocal` on a sliding layer of a model that has one, else `rotary`. */
+export function layerRotary(
+  a: Pick<Architecture, "rotary" | "rotaryLocal" | "layerTypes">,
+  layer: number,
+): RotaryConfig | null {
+  return a.rotaryLocal && a.layerTypes?.[layer] === "sliding" ? a.rotaryLocal : a.rotary;
 }
 
 export interface ModelConfig extends ModelShape, Architecture {}
@@ -166,7 +194,7 @@ export function modelTypeOf(cfg: Record<string, unknown>, source: string): Model
   if (typeof t === "string" && (MODEL_TYPES as readonly string[]).includes(t)) return t as ModelType;
   throw new Error(
     `Unsupported model in ${source}: model_type is ${JSON.stringify(t)}; supported model types: ` +
-      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5; GPT-NeoX, Pythia; Gemma 2) — ` +
+      `${MODEL_TYPES.join(", ")} (GPT-2 family; Llama 1-3, TinyLlama, SmolLM; Mistral; Qwen2/2.5; GPT-NeoX, Pythia; Gemma 2; Gemma 3 text) — ` +
       "pick a checkpoint of one of these families",
   );
 }

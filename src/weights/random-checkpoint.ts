@@ -37,11 +37,12 @@ type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 
 /**
  * Normalisation gains of every family: GPT-2's ln_1/ln_2/ln_f, Llama's and GPT-NeoX's input/post-attention
- * layernorm, Gemma 2's pre/post-feedforward layernorm, Llama's norm and GPT-NeoX's final_layer_norm.
+ * layernorm, Gemma 2's pre/post-feedforward layernorm, Gemma 3's q_norm/k_norm, Llama's norm and GPT-NeoX's
+ * final_layer_norm.
  * (Gemma stores gain − 1, so its effective gains come out near 2: still of one scale.)
  */
 const NORM_GAIN =
-  /(^|\.)(ln_(1|2|f)|input_layernorm|post_attention_layernorm|(pre|post)_feedforward_layernorm|norm|final_layer_norm)\.weight$/;
+  /(^|\.)(ln_(1|2|f)|input_layernorm|post_attention_layernorm|(pre|post)_feedforward_layernorm|norm|(q|k)_norm|final_layer_norm)\.weight$/;
 
 function randomTensors(config: ModelConfig, seed: number, std: number): TensorRecord {
   const rng = mulberry32(seed);

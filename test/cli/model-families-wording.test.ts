@@ -22,7 +22,7 @@ test("the program's description names every family, not 'GPT-2-style models'", (
   assert.match(description, /GPT-2/);
   assert.match(description, /Llama/);
   assert.match(description, /GPT-NeoX: Pythia/);
-  assert.match(description, /Gemma 2/);
+  assert.match(description, /Gemma 2, Gemma 3 text/);
 });
 
 test("download offers any supported checkpoint, with a Llama-family and a Pythia hub id among its examples", () => {

@@ -9,6 +9,7 @@ import { makeRandomCheckpoint } from "../../src/weights/checkpoint.ts";
 import type { ModelConfig } from "../../src/weights/config.ts";
 import { parseHfConfig } from "../../src/weights/families/index.ts";
 import { GEMMA2_BASE_CONFIG } from "./gemma2-variants.ts";
+import { GEMMA3_BASE_CONFIG } from "./gemma3-variants.ts";
 import { LLAMA_BASE_CONFIG } from "./llama-variants.ts";
 import { NEOX_BASE_CONFIG } from "./neox-variants.ts";
 
@@ -37,6 +38,10 @@ export const FAMILY_CASES: FamilyCase[] = [
   { name: "gpt-neox (parallel residual)", json: NEOX_BASE_CONFIG },
   { name: "gpt-neox (sequential residual)", json: { ...NEOX_BASE_CONFIG, use_parallel_residual: false } },
   { name: "gemma2 (post-norms, both soft-caps, sliding window)", json: GEMMA2_BASE_CONFIG },
+  {
+    name: "gemma3 (QK-norm, local and global rotary bases, rope_scaling, no soft-caps)",
+    json: { ...GEMMA3_BASE_CONFIG, rope_scaling: { rope_type: "linear", factor: 4 } },
+  },
 ];
 
 /**

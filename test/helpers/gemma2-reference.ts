@@ -13,6 +13,11 @@
  *     floor(h / (H / Hkv))); rotate-half rotary over the whole head_dim;
  *   - MLP down(gelu_tanh(gate(x)) · up(x));
  *   - logits = x · embed_tokensᵀ (tied) or lm_head, then final_logit_softcapping.
+ * Gemma 3 (Gemma3ForCausalLM, `model_type: gemma3_text`) is the same with: q_norm / k_norm, a (1 + w)
+ * RMSNorm over each head's q and k (head_dim wide) after the projection and before the rotation (hooks
+ * attn.q_norm.* / attn.k_norm.*); rotary base rope_local_base_freq on sliding layers and rope_theta, with
+ * linear rope_scaling (positions divided by its factor), on full ones; layers sliding unless (i + 1) is a
+ * multiple of sliding_window_pattern (default 6); soft-caps null by default.
  * Hooks carry TransformerLens' names: ln1 = input_layernorm, ln1_post = post_attention_layernorm,
  * ln2 = pre_feedforward_layernorm, ln2_post = post_feedforward_layernorm; hook_attn_out / hook_mlp_out
  * after the post-norms; hook_normalized is the norm's output (x / scale · (1 + w)). `processed` is what
@@ -40,17 +45,30 @@ export interface Gemma2RefConfig {
   window: number | null;
   sliding: boolean[];
   tied: boolean;
+  /** Gemma 3: q_norm / k_norm. */
+  qkNorm: boolean;
+  /** Gemma 3: the rotary base of sliding layers (null: `base` everywhere). */
+  localBase: number | null;
+  /** Gemma 3: rope_scaling's linear factor on full layers (1: none). */
+  globalFactor: number;
 }
 
 type Json = Record<string, unknown>;
 
-/** The fields of config.json, with Gemma2Config's defaults where absent. */
+/** The fields of config.json, with Gemma2Config's (or Gemma3TextConfig's) defaults where absent. */
 export function readGemma2RefConfig(dir: string): Gemma2RefConfig {
   const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Json;
+  const gemma3 = cfg.model_type === "gemma3_text";
   const n = (k: string, fallback: number) => (typeof cfg[k] === "number" ? (cfg[k] as number) : fallback);
-  const nullable = (k: string, fallback: number) => (cfg[k] === null ? null : n(k, fallback));
+  const nullable = (k: string, fallback: number | null) =>
+    cfg[k] === null || (cfg[k] === undefined && fallback === null) ? null : n(k, fallback ?? 0);
   const L = n("num_hidden_layers", 26);
   const types = cfg.layer_types as string[] | undefined;
+  const pattern = gemma3 ? n("sliding_window_pattern", 6) : 2;
+  const scaling = cfg.rope_scaling as
+    | { rope_type?: string; type?: string; factor?: number }
+    | null
+    | undefined;
   return {
     D: n("hidden_size", 2304),
     L,
@@ -58,17 +76,20 @@ export function readGemma2RefConfig(dir: string): Gemma2RefConfig {
     Hkv: n("num_key_value_heads", 4),
     dh: n("head_dim", 256),
     dMlp: n("intermediate_size", 9216),
-    V: n("vocab_size", 256000),
+    V: n("vocab_size", gemma3 ? 262208 : 256000),
     eps: n("rms_norm_eps", 1e-6),
-    base: n("rope_theta", 10000),
+    base: n("rope_theta", gemma3 ? 1_000_000 : 10000),
     queryPreAttnScalar: n("query_pre_attn_scalar", 256),
-    attnCap: nullable("attn_logit_softcapping", 50),
-    finalCap: nullable("final_logit_softcapping", 30),
+    attnCap: nullable("attn_logit_softcapping", gemma3 ? null : 50),
+    finalCap: nullable("final_logit_softcapping", gemma3 ? null : 30),
     window: nullable("sliding_window", 4096),
     sliding: Array.from({ length: L }, (_, i) =>
-      types && types.length > 0 ? types[i] === "sliding_attention" : (i + 1) % 2 === 1,
+      types && types.length > 0 ? types[i] === "sliding_attention" : (i + 1) % pattern !== 0,
     ),
     tied: cfg.tie_word_embeddings !== false,
+    qkNorm: gemma3,
+    localBase: gemma3 ? n("rope_local_base_freq", 10000) : null,
+    globalFactor: scaling && (scaling.rope_type ?? scaling.type) === "linear" ? (scaling.factor ?? 1) : 1,
   };
 }
 
@@ -116,31 +137,43 @@ export function gemma2ReferenceFromTensors(
     return data;
   };
 
-  /** Gemma2RMSNorm with its two hooks; `foldable` norms show x / scale when processed (fold_ln). */
-  const rmsNorm = (prefix: string, hfName: string, x: Float64Array, foldable: boolean): Float64Array => {
-    const sc = new Float64Array(P);
-    for (let p = 0; p < P; p++) {
+  /**
+   * Gemma2RMSNorm with its two hooks over rows of `width` values (`shape`: the hook's shape without the
+   * batch, its last axis `width`); `foldable` norms show x / scale when processed (fold_ln).
+   */
+  const rmsNorm = (
+    prefix: string,
+    hfName: string,
+    x: Float64Array,
+    foldable: boolean,
+    shape: number[] = [P, D],
+  ): Float64Array => {
+    const width = shape[shape.length - 1];
+    const rows = x.length / width;
+    const sc = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
       let sq = 0;
-      for (let d = 0; d < D; d++) sq += x[p * D + d] ** 2;
-      sc[p] = Math.sqrt(sq / D + eps);
+      for (let d = 0; d < width; d++) sq += x[r * width + d] ** 2;
+      sc[r] = Math.sqrt(sq / width + eps);
     }
-    const scale = put(`${prefix}.hook_scale`, [P, 1], sc);
+    const scale = put(`${prefix}.hook_scale`, [...shape.slice(0, -1), 1], sc);
     const g = w(`${hfName}.weight`).data;
-    const gain = (y: Float64Array) => y.map((v, i) => v * (1 + g[i % D]));
-    const y = x.map((v, i) => v / scale[Math.floor(i / D)]);
+    const gain = (y: Float64Array) => y.map((v, i) => v * (1 + g[i % width]));
+    const y = x.map((v, i) => v / scale[Math.floor(i / width)]);
     return processed && foldable
-      ? gain(put(`${prefix}.hook_normalized`, [P, D], y))
-      : put(`${prefix}.hook_normalized`, [P, D], gain(y));
+      ? gain(put(`${prefix}.hook_normalized`, shape, y))
+      : put(`${prefix}.hook_normalized`, shape, gain(y));
   };
 
-  const rotary = (x: Float64Array, heads: number): Float64Array => {
+  /** Rotate-half rotary with base `base`; positions divided by `factor` (linear rope_scaling). */
+  const rotary = (x: Float64Array, heads: number, base: number, factor: number): Float64Array => {
     const half = dh / 2;
     const out = x.slice();
     for (let p = 0; p < P; p++)
       for (let h = 0; h < heads; h++) {
         const o = (p * heads + h) * dh;
         for (let i = 0; i < half; i++) {
-          const angle = p / c.base ** ((2 * i) / dh);
+          const angle = p / factor / base ** ((2 * i) / dh);
           const [cs, sn] = [Math.cos(angle), Math.sin(angle)];
           out[o + i] = x[o + i] * cs - x[o + i + half] * sn;
           out[o + i + half] = x[o + i + half] * cs + x[o + i] * sn;
@@ -165,8 +198,16 @@ export function gemma2ReferenceFromTensors(
     const q = put(hk("attn.hook_q"), [P, H, dh], linear(x1, P, w(`${pre}.self_attn.q_proj.weight`)));
     const k = put(hk("attn.hook_k"), [P, Hkv, dh], linear(x1, P, w(`${pre}.self_attn.k_proj.weight`)));
     const v = put(hk("attn.hook_v"), [P, Hkv, dh], linear(x1, P, w(`${pre}.self_attn.v_proj.weight`)));
-    const rq = put(hk("attn.hook_rot_q"), [P, H, dh], rotary(q, H));
-    const rk = put(hk("attn.hook_rot_k"), [P, Hkv, dh], rotary(k, Hkv));
+    const [qn, kn] = c.qkNorm
+      ? [
+          rmsNorm(hk("attn.q_norm"), `${pre}.self_attn.q_norm`, q, false, [P, H, dh]),
+          rmsNorm(hk("attn.k_norm"), `${pre}.self_attn.k_norm`, k, false, [P, Hkv, dh]),
+        ]
+      : [q, k];
+    const local = c.sliding[l] && c.localBase !== null;
+    const [base, factor] = local ? [c.localBase as number, 1] : [c.base, c.globalFactor];
+    const rq = put(hk("attn.hook_rot_q"), [P, H, dh], rotary(qn, H, base, factor));
+    const rk = put(hk("attn.hook_rot_k"), [P, Hkv, dh], rotary(kn, Hkv, base, factor));
     const kvOf = (h: number) => Math.floor(h / (H / Hkv));
     const scaling = c.queryPreAttnScalar ** -0.5;
     const window = c.sliding[l] ? c.window : null;

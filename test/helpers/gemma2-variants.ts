@@ -30,6 +30,7 @@ export const GEMMA2_BASE_CONFIG = {
   tie_word_embeddings: true,
 };
 
+/** A named config.json and storage type (Gemma 2 or Gemma 3). */
 export interface Gemma2Variant {
   name: string;
   json: Record<string, unknown>;
@@ -61,9 +62,16 @@ export const GEMMA2_VARIANTS: Gemma2Variant[] = [
 
 /** Writes variant `i` under `root` (seeded; std 0.2 so activations are far from zero). */
 export function makeGemma2Checkpoint(root: string, i: number): { dir: string; config: ModelConfig } {
-  const v = GEMMA2_VARIANTS[i];
+  return writeVariant(join(root, `gemma2-${i}`), GEMMA2_VARIANTS[i], 60 + i);
+}
+
+/** A Gemma variant's random checkpoint in `dir` (seeded; std 0.2), and its config. */
+export function writeVariant(
+  dir: string,
+  v: Gemma2Variant,
+  seed: number,
+): { dir: string; config: ModelConfig } {
   const config = parseHfConfig(v.json, v.name);
-  const dir = join(root, `gemma2-${i}`);
-  makeRandomCheckpoint(dir, config, { seed: 60 + i, dtype: v.dtype, std: 0.2 });
+  makeRandomCheckpoint(dir, config, { seed, dtype: v.dtype, std: 0.2 });
   return { dir, config };
 }

@@ -66,7 +66,7 @@ export function register(program: Command): void {
         prependBos: opts.prependBos,
       });
       const { nLayers, nHeads } = model.cfg;
-      if (opts.html) await writeReport(opts.html, result, nLayers, nHeads, opts);
+      if (opts.html) await writeReport(opts.html, result, model.cfg, opts);
       if (opts.json) {
         printJson(attributionJson(result, nLayers, nHeads));
         return;
@@ -142,8 +142,7 @@ function formatText(
 async function writeReport(
   path: string,
   r: AttributionResult,
-  nLayers: number,
-  nHeads: number,
+  cfg: Pick<ModelConfig, "nLayers" | "nHeads" | "finalSoftCap">,
   opts: AttributeOptions,
 ): Promise<void> {
   const { writeHtmlReport } = await import("../../viz/index.ts");
@@ -154,10 +153,11 @@ async function writeReport(
     prompts: opts.prompt ?? [],
     answer: opts.answer ?? "",
     wrong: opts.wrong ?? "",
-    nLayers,
-    nHeads,
+    nLayers: cfg.nLayers,
+    nHeads: cfg.nHeads,
     logitLens: opts.logitLens,
     model: opts.model,
+    finalSoftCap: cfg.finalSoftCap,
   };
   const figs = attributionFigures(r, inputs);
   writeHtmlReport(path, {

@@ -15,7 +15,7 @@ export function register(program: Command): void {
   program
     .command("download")
     .description(
-      "download a checkpoint (GPT-2, Llama family, GPT-NeoX/Pythia or Gemma 2) into the Hugging Face cache (reused by Python tools too)",
+      "download a checkpoint (GPT-2, Llama family, GPT-NeoX/Pythia or Gemma 2 and 3) into the Hugging Face cache (reused by Python tools too)",
     )
     .argument(
       "<model>",

@@ -5,7 +5,7 @@
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { compareWithFocus, type GroupSharing, type MetricSamples } from "../compare.ts";
 import { groupOf, type StudyContext } from "../context.ts";
-import { pFmt, signed } from "../format.ts";
+import { modelPreCapNote, pFmt, signed } from "../format.ts";
 import { sharedUnits } from "../prompts.ts";
 import type { Comparison, Finding, GroupResult, StudyResults } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
@@ -121,7 +121,7 @@ export const comparisonsStage: Stage<Slice> = {
           labelTitle: "group (✱ = Holm-adjusted p < α)",
           valueTitle: `difference of means, ${unit}`,
         }),
-        caption: `${metric}, each group minus ${F} (${unit}): points are differences of means, bars 95% bootstrap intervals, ✱ a Holm-adjusted p below α = ${a} over all ${cmp.length} tests; the numbers are in the table below.`,
+        caption: `${metric}, each group minus ${F} (${unit}): points are differences of means, bars 95% bootstrap intervals, ✱ a Holm-adjusted p below α = ${a} over all ${cmp.length} tests; the numbers are in the table below.${metric.startsWith("DLA") ? modelPreCapNote(res) : ""}`,
       };
     });
     const rows = [

@@ -6,7 +6,7 @@
 import { formatMeanSe } from "../../analysis/stats.ts";
 import { barChart } from "../../viz/charts/bar-chart.ts";
 import { heatmap, heatmapPanels } from "../../viz/charts/heatmap.ts";
-import { f2 } from "../format.ts";
+import { f2, modelPreCapNote } from "../format.ts";
 import type { GroupResult } from "../results.ts";
 import type { NamedFigure, Stage, StageSlice } from "../stage.ts";
 import { type GridSummary, type RankedCell, summarizeGrid, topCells } from "../summaries.ts";
@@ -53,6 +53,7 @@ export const headDlaStage: Stage<Slice> = {
     const F = res.focusGroup;
     const figures: NamedFigure[] = [];
     const { headDla, headDlaCorrupted, headDlaDiff, topHeads: th } = res.focus;
+    const preCap = modelPreCapNote(res);
     if (headDla && headDlaCorrupted && headDlaDiff && th) {
       figures.push({
         name: "focus-head-dla",
@@ -70,7 +71,7 @@ export const headDlaStage: Stage<Slice> = {
           valueTitle: "logit diff",
           scale: "diverging",
         }),
-        caption: `Each head's output (z·W_O at the final position, through the final normalisation) projected on the answer − wrong direction, mean over ${headDla.n} prompts, on the clean run, the corrupted run and their difference (one colour scale). Heads are ranked by the difference: the largest is ${headDlaText(th[0], res.focus)}, ± one SE.`,
+        caption: `Each head's output (z·W_O at the final position, through the final normalisation) projected on the answer − wrong direction, mean over ${headDla.n} prompts, on the clean run, the corrupted run and their difference (one colour scale). Heads are ranked by the difference: the largest is ${headDlaText(th[0], res.focus)}, ± one SE.${preCap}`,
       });
       figures.push({
         name: "focus-top-heads",
@@ -82,7 +83,7 @@ export const headDlaStage: Stage<Slice> = {
           labelTitle: "head",
           valueTitle: "clean − corrupted DLA (logit diff)",
         }),
-        caption: `Top ${th.length} heads by the clean − corrupted difference of their DLA, 95% bootstrap intervals; ± one SE, with each run's mean: ${th.map((c) => headDlaText(c, res.focus)).join(", ")}.`,
+        caption: `Top ${th.length} heads by the clean − corrupted difference of their DLA, 95% bootstrap intervals; ± one SE, with each run's mean: ${th.map((c) => headDlaText(c, res.focus)).join(", ")}.${preCap}`,
       });
     }
     const withHeads = res.groups.filter((g) => g.topHeads && g.headDlaDiff);
@@ -102,7 +103,7 @@ export const headDlaStage: Stage<Slice> = {
           valueTitle: "clean − corrupted DLA (logit diff)",
           scale: "diverging",
         }),
-        caption: `The union of every analysed group's top heads (in layer order), clean − corrupted DLA per group. Top head per group: ${withHeads.map((g) => `${g.name} ${headDlaText(g.topHeads![0], g)}`).join("; ")}.`,
+        caption: `The union of every analysed group's top heads (in layer order), clean − corrupted DLA per group. Top head per group: ${withHeads.map((g) => `${g.name} ${headDlaText(g.topHeads![0], g)}`).join("; ")}.${preCap}`,
       });
     }
     return figures.length ? [{ heading: "Heads: direct logit attribution", figures }] : [];

@@ -4,7 +4,7 @@
  * ±1 SE over prompts when there is a batch, and captions that name the largest change either way.
  */
 import type { AttributionResult } from "../../analysis/attribute.ts";
-import type { LogitAttribution } from "../../analysis/logit-attribution.ts";
+import { type LogitAttribution, preCapNote } from "../../analysis/logit-attribution.ts";
 import { mean, standardError } from "../../analysis/stats.ts";
 import { formatToken } from "../../tokenizer/format-token.ts";
 import { barChart } from "../charts/bar-chart.ts";
@@ -25,6 +25,8 @@ export interface AttributionInputs {
   nHeads: number;
   logitLens?: boolean;
   model?: string;
+  /** The model's final-logit soft-cap, if any: the figures then say their numbers are pre-cap (preCapNote). */
+  finalSoftCap?: number | null;
 }
 
 export interface AttributionFigures {
@@ -73,7 +75,8 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
   const seNote = (what: string) =>
     withSe ? ` ${what}: ±1 SE over the ${batch} prompts.` : " One prompt: no interval.";
   const what = `logit(${formatToken(inputs.answer)}) − logit(${formatToken(inputs.wrong)})`;
-  const valueTitle = `logit difference (${formatToken(inputs.answer)} − ${formatToken(inputs.wrong)})`;
+  const preCap = preCapNote(inputs.finalSoftCap);
+  const valueTitle = `${preCap ? "pre-cap " : ""}logit difference (${formatToken(inputs.answer)} − ${formatToken(inputs.wrong)})`;
 
   const acc = pieceStats(r.accumulated);
   const accumulated = {
@@ -92,7 +95,7 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
       xTitle: RESID_AXIS,
       yTitle: valueTitle,
     }),
-    caption: `${what}, read from the residual stream entering each layer (L_pre), between its attention and MLP (L_mid) and leaving the last layer (final_post) (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote("Band")}`,
+    caption: `${what}, read from the residual stream entering each layer (L_pre), between its attention and MLP (L_mid) and leaving the last layer (final_post) (${inputs.logitLens ? "each point with its own LayerNorm statistics: logit lens" : "scaled by the cached final LayerNorm scale"}). ${largestChange(r.accumulated.labels, acc.mean)} Final: ${effectText(acc.mean[acc.mean.length - 1], acc.se[acc.se.length - 1], batch)}.${seNote("Band")}${preCap}`,
   };
 
   const dec = pieceStats(r.decomposed);
@@ -107,7 +110,7 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
       labelTitle: "component",
       valueTitle,
     }),
-    caption: `Direct contribution of each component to ${what}; the bars sum to the logit difference minus the unembedding bias. Largest |contribution|: ${r.decomposed.labels[top]} ${effectText(dec.mean[top], dec.se[top], batch)}.${seNote("Error bars")}`,
+    caption: `Direct contribution of each component to ${what}; the bars sum to the logit difference minus the unembedding bias. Largest |contribution|: ${r.decomposed.labels[top]} ${effectText(dec.mean[top], dec.se[top], batch)}.${seNote("Error bars")}${preCap}`,
   };
 
   const hs = pieceStats(r.heads);
@@ -124,7 +127,7 @@ export function attributionFigures(r: AttributionResult, inputs: AttributionInpu
       colTitle: "head",
       valueTitle,
     }),
-    caption: `Each head's output (z @ W_O, without b_O) projected on the ${what} direction${withSe ? `, mean over ${batch} prompts` : ""}. Largest |value|: ${r.heads.labels[topHead]} ${effectText(hs.mean[topHead], hs.se[topHead], batch)}.`,
+    caption: `Each head's output (z @ W_O, without b_O) projected on the ${what} direction${withSe ? `, mean over ${batch} prompts` : ""}. Largest |value|: ${r.heads.labels[topHead]} ${effectText(hs.mean[topHead], hs.se[topHead], batch)}.${preCap}`,
   };
   return { accumulated, decomposed, heads };
 }

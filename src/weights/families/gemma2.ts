@@ -37,15 +37,19 @@ export const GEMMA2_DEFAULTS = {
 const TANH_GELU = ["gelu_pytorch_tanh", "gelu_new"];
 
 /** An optional positive number: null (or absent with a null default) switches the feature off. */
-function capOrNull(r: ConfigReader, field: keyof typeof GEMMA2_DEFAULTS): number | null {
-  if (r.json[field] === null) return null;
-  return r.positiveNumber(field, GEMMA2_DEFAULTS[field]);
+function capOrNull(r: ConfigReader, field: string, fallback: number | null): number | null {
+  if (r.json[field] === null || (r.json[field] === undefined && fallback === null)) return null;
+  return r.positiveNumber(field, fallback ?? 0);
 }
 
-/** Hugging Face's layer_types, or its default: sliding where (i + 1) % 2 is 1 (layers 0, 2, 4, ...). */
-function parseLayerTypes(r: ConfigReader, nLayers: number): ("sliding" | "full")[] {
+/** Hugging Face's layer_types, or its default `sliding(i)` for layer i. */
+function parseLayerTypes(
+  r: ConfigReader,
+  nLayers: number,
+  sliding: (layer: number) => boolean,
+): ("sliding" | "full")[] {
   const raw = r.json.layer_types;
-  if (raw == null) return Array.from({ length: nLayers }, (_, i) => ((i + 1) % 2 === 1 ? "sliding" : "full"));
+  if (raw == null) return Array.from({ length: nLayers }, (_, i) => (sliding(i) ? "sliding" : "full"));
   if (!Array.isArray(raw) || raw.length !== nLayers)
     throw r.bad("layer_types", `must list one type per layer (${nLayers}), got ${JSON.stringify(raw)}`);
   return raw.map((t) => {
@@ -58,103 +62,144 @@ function parseLayerTypes(r: ConfigReader, nLayers: number): ("sliding" | "full")
   });
 }
 
+/** What a Gemma generation's config reader is given: its name, defaults and default layer pattern. */
+export interface GemmaGeneration {
+  label: string;
+  /** The config class's defaults, taken when a key is absent (null: off unless the config sets it). */
+  defaults: {
+    vocab_size: number;
+    hidden_size: number;
+    intermediate_size: number;
+    num_hidden_layers: number;
+    num_attention_heads: number;
+    num_key_value_heads: number;
+    head_dim: number;
+    max_position_embeddings: number;
+    rms_norm_eps: number;
+    rope_theta: number;
+    query_pre_attn_scalar: number;
+    sliding_window: number;
+    final_logit_softcapping: number | null;
+    attn_logit_softcapping: number | null;
+  };
+  /** Whether layer i is sliding when the config has no layer_types. */
+  sliding: (layer: number, r: ConfigReader) => boolean;
+}
+
+/**
+ * What Gemma 2 and Gemma 3 configs share: shape, tanh-GELU GeGLU, (1 + w) RMSNorms before and after
+ * attention and the MLP, embedding scale, query_pre_attn_scalar, soft-caps, sliding and full layers. A
+ * generation's reader adds what differs (Gemma 3: rotary bases per layer type, QK-norm).
+ */
+export function parseGemmaConfig(r: ConfigReader, g: GemmaGeneration): ModelConfig {
+  const d = g.defaults;
+  const nLayers = r.positiveInt("num_hidden_layers", d.num_hidden_layers);
+  const nHeads = r.positiveInt("num_attention_heads", d.num_attention_heads);
+  const dModel = r.positiveInt("hidden_size", d.hidden_size);
+  const nKvHeads = r.positiveInt("num_key_value_heads", d.num_key_value_heads);
+  if (nHeads % nKvHeads !== 0) {
+    throw r.bad(
+      "num_key_value_heads",
+      `(${nKvHeads}) must divide num_attention_heads (${nHeads}): each key/value head serves a whole group of query heads`,
+    );
+  }
+  const actField = r.json.hidden_activation != null ? "hidden_activation" : "hidden_act";
+  const actName = r.json[actField] ?? "gelu_pytorch_tanh";
+  if (typeof actName !== "string" || !TANH_GELU.includes(actName)) {
+    throw r.bad(
+      actField,
+      `is ${JSON.stringify(actName)}; ${g.label} is supported with the tanh GELU (${TANH_GELU.join(", ")})`,
+    );
+  }
+  if (r.json.attention_bias === true) {
+    throw r.bad(
+      "attention_bias",
+      `is true: ${g.label} with attention biases is not supported — use a checkpoint without them`,
+    );
+  }
+  const dHead = r.positiveInt("head_dim", d.head_dim);
+  const slidingWindow =
+    r.json.sliding_window === null ? null : r.positiveInt("sliding_window", d.sliding_window);
+  return {
+    nLayers,
+    nHeads,
+    dModel,
+    dHead,
+    dMlp: r.positiveInt("intermediate_size", d.intermediate_size),
+    nCtx: r.positiveInt("max_position_embeddings", d.max_position_embeddings),
+    dVocab: r.positiveInt("vocab_size", d.vocab_size),
+    lnEps: r.positiveNumber("rms_norm_eps", d.rms_norm_eps),
+    act: "gelu_new",
+    modelType: "gemma2",
+    normalization: "rmsnorm",
+    positions: "rotary",
+    rotary: { theta: r.positiveNumber("rope_theta", d.rope_theta), dim: dHead, scaling: null },
+    nKvHeads,
+    qkvBias: false,
+    outBias: false,
+    gatedMlp: true,
+    mlpBias: false,
+    tiedEmbeddings: r.bool("tie_word_embeddings", true),
+    slidingWindow,
+    layerTypes: parseLayerTypes(r, nLayers, (i) => g.sliding(i, r)),
+    parallelResidual: false,
+    // Gemma2Model multiplies by hidden_size**0.5 cast to the hidden states' dtype: float32 here.
+    embedScale: Math.fround(Math.sqrt(dModel)),
+    attnScale: r.positiveNumber("query_pre_attn_scalar", d.query_pre_attn_scalar) ** -0.5,
+    attnSoftCap: capOrNull(r, "attn_logit_softcapping", d.attn_logit_softcapping),
+    finalSoftCap: capOrNull(r, "final_logit_softcapping", d.final_logit_softcapping),
+    postNorms: true,
+  };
+}
+
+/** The config.json fields Gemma 2 and Gemma 3 share (the inverse of parseGemmaConfig). */
+export function gemmaConfigJson(c: ModelConfig): Record<string, unknown> {
+  return {
+    hidden_size: c.dModel,
+    intermediate_size: c.dMlp,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.dHead,
+    vocab_size: c.dVocab,
+    max_position_embeddings: c.nCtx,
+    rms_norm_eps: c.lnEps,
+    rope_theta: c.rotary?.theta ?? GEMMA2_DEFAULTS.rope_theta,
+    hidden_activation: "gelu_pytorch_tanh",
+    tie_word_embeddings: c.tiedEmbeddings,
+    query_pre_attn_scalar: c.attnScale == null ? c.dHead : Math.round(c.attnScale ** -2 * 1e6) / 1e6,
+    sliding_window: c.slidingWindow,
+    layer_types: (c.layerTypes ?? []).map((t) => (t === "sliding" ? "sliding_attention" : "full_attention")),
+    attn_logit_softcapping: c.attnSoftCap ?? null,
+    final_logit_softcapping: c.finalSoftCap ?? null,
+    attention_bias: false,
+  };
+}
+
+const GEMMA2: GemmaGeneration = {
+  label: "Gemma 2",
+  defaults: GEMMA2_DEFAULTS,
+  // Gemma2Config: sliding where (i + 1) % 2 is 1 (layers 0, 2, 4, ...).
+  sliding: (i) => (i + 1) % 2 === 1,
+};
+
 export const gemma2Family: ModelFamily = {
   label: "Gemma 2",
   needsTokenizerFile: true,
   optionalPrefix: null,
 
   parseConfig(r: ConfigReader): ModelConfig {
-    const d = GEMMA2_DEFAULTS;
-    const nLayers = r.positiveInt("num_hidden_layers", d.num_hidden_layers);
-    const nHeads = r.positiveInt("num_attention_heads", d.num_attention_heads);
-    const dModel = r.positiveInt("hidden_size", d.hidden_size);
-    const nKvHeads = r.positiveInt("num_key_value_heads", d.num_key_value_heads);
-    if (nHeads % nKvHeads !== 0) {
-      throw r.bad(
-        "num_key_value_heads",
-        `(${nKvHeads}) must divide num_attention_heads (${nHeads}): each key/value head serves a whole group of query heads`,
-      );
-    }
-    const actField = r.json.hidden_activation != null ? "hidden_activation" : "hidden_act";
-    const actName = r.json[actField] ?? "gelu_pytorch_tanh";
-    if (typeof actName !== "string" || !TANH_GELU.includes(actName)) {
-      throw r.bad(
-        actField,
-        `is ${JSON.stringify(actName)}; Gemma 2 is supported with the tanh GELU (${TANH_GELU.join(", ")})`,
-      );
-    }
-    if (r.json.attention_bias === true) {
-      throw r.bad(
-        "attention_bias",
-        "is true: Gemma 2 with attention biases is not supported — use a checkpoint without them",
-      );
-    }
     if (r.json.rope_scaling != null) {
       throw r.bad(
         "rope_scaling",
         "is set: rotary scaling is not supported for Gemma 2 — use a checkpoint without it",
       );
     }
-    const dHead = r.positiveInt("head_dim", d.head_dim);
-    const slidingWindow =
-      r.json.sliding_window === null ? null : r.positiveInt("sliding_window", d.sliding_window);
-    return {
-      nLayers,
-      nHeads,
-      dModel,
-      dHead,
-      dMlp: r.positiveInt("intermediate_size", d.intermediate_size),
-      nCtx: r.positiveInt("max_position_embeddings", d.max_position_embeddings),
-      dVocab: r.positiveInt("vocab_size", d.vocab_size),
-      lnEps: r.positiveNumber("rms_norm_eps", d.rms_norm_eps),
-      act: "gelu_new",
-      modelType: "gemma2",
-      normalization: "rmsnorm",
-      positions: "rotary",
-      rotary: { theta: r.positiveNumber("rope_theta", d.rope_theta), dim: dHead, scaling: null },
-      nKvHeads,
-      qkvBias: false,
-      outBias: false,
-      gatedMlp: true,
-      mlpBias: false,
-      tiedEmbeddings: r.bool("tie_word_embeddings", true),
-      slidingWindow,
-      layerTypes: parseLayerTypes(r, nLayers),
-      parallelResidual: false,
-      // Gemma2Model multiplies by hidden_size**0.5 cast to the hidden states' dtype: float32 here.
-      embedScale: Math.fround(Math.sqrt(dModel)),
-      attnScale: r.positiveNumber("query_pre_attn_scalar", d.query_pre_attn_scalar) ** -0.5,
-      attnSoftCap: capOrNull(r, "attn_logit_softcapping"),
-      finalSoftCap: capOrNull(r, "final_logit_softcapping"),
-      postNorms: true,
-    };
+    return parseGemmaConfig(r, GEMMA2);
   },
 
   toConfigJson(c: ModelConfig): Record<string, unknown> {
-    return {
-      model_type: "gemma2",
-      architectures: ["Gemma2ForCausalLM"],
-      hidden_size: c.dModel,
-      intermediate_size: c.dMlp,
-      num_hidden_layers: c.nLayers,
-      num_attention_heads: c.nHeads,
-      num_key_value_heads: c.nKvHeads,
-      head_dim: c.dHead,
-      vocab_size: c.dVocab,
-      max_position_embeddings: c.nCtx,
-      rms_norm_eps: c.lnEps,
-      rope_theta: c.rotary?.theta ?? GEMMA2_DEFAULTS.rope_theta,
-      hidden_activation: "gelu_pytorch_tanh",
-      tie_word_embeddings: c.tiedEmbeddings,
-      query_pre_attn_scalar: c.attnScale == null ? c.dHead : Math.round(c.attnScale ** -2 * 1e6) / 1e6,
-      sliding_window: c.slidingWindow,
-      layer_types: (c.layerTypes ?? []).map((t) =>
-        t === "sliding" ? "sliding_attention" : "full_attention",
-      ),
-      attn_logit_softcapping: c.attnSoftCap ?? null,
-      final_logit_softcapping: c.finalSoftCap ?? null,
-      attention_bias: false,
-    };
+    return { model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], ...gemmaConfigJson(c) };
   },
 
   /** torch.nn.Linear weights are [out, in]; no biases; four norms per layer. */
@@ -225,7 +270,7 @@ const NORMS = [
 ];
 
 /** Gemma2RMSNorm's effective gain 1 + weight (float32, as it computes it); no bias. */
-function gemmaNorm(src: TensorSource, name: string): LayerNormParams {
+export function gemmaNorm(src: TensorSource, name: string): LayerNormParams {
   const w = takeVector(src, name);
   const gain = new Float32Array(w.data.length);
   for (let i = 0; i < gain.length; i++) gain[i] = 1 + w.data[i];

@@ -5,6 +5,7 @@ import type { ModelWeights } from "../canonical-weights.ts";
 import { ConfigReader, configObject, type ModelConfig, type ModelType, modelTypeOf } from "../config.ts";
 import type { ModelFamily, TensorSource } from "./family.ts";
 import { gemma2Family } from "./gemma2.ts";
+import { gemma3Family } from "./gemma3.ts";
 import { gptNeoxFamily } from "./gpt-neox.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { llamaFamily } from "./llama.ts";
@@ -16,6 +17,7 @@ const FAMILIES: Record<ModelType, ModelFamily> = {
   qwen2: llamaFamily,
   gpt_neox: gptNeoxFamily,
   gemma2: gemma2Family,
+  gemma3_text: gemma3Family,
 };
 
 export function familyOf(config: { modelType: ModelType }): ModelFamily {

@@ -10,7 +10,7 @@ import { takePerHead, takeTransposed as transposed } from "./take.ts";
 
 const ROPE_TYPES = ["default", "linear", "llama3"];
 
-function parseRopeScaling(r: ConfigReader): RopeScaling | null {
+export function parseRopeScaling(r: ConfigReader): RopeScaling | null {
   // transformers < 4.56 writes rope_scaling; later versions write rope_parameters (with rope_theta inside).
   const field = r.json.rope_scaling != null ? "rope_scaling" : "rope_parameters";
   const raw = r.json[field];
@@ -42,7 +42,7 @@ function parseRopeScaling(r: ConfigReader): RopeScaling | null {
   );
 }
 
-function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null {
+export function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null {
   if (!s) return null;
   if (s.type === "linear") return { rope_type: "linear", factor: s.factor };
   return {
