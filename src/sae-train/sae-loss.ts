@@ -89,7 +89,10 @@ export interface BatchResult<A extends FloatArray> {
   grads: SaeParams<A>;
 }
 
-/** The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x'. */
+/**
+ * The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x'. With `addBias` false
+ * b_enc is left out, for `activeLatents` to add it row by row while it selects (one pass over `pre`).
+ */
 export function preActivations<A extends FloatArray>(
   p: SaeParams<A>,
   x: A,
@@ -97,6 +100,7 @@ export function preActivations<A extends FloatArray>(
   dims: SaeDims,
   applyBDecToInput: boolean,
   ops: ArrayOps<A>,
+  addBias = true,
 ): { xIn: A; pre: A } {
   const { dIn, dSae } = dims;
   let xIn = x;
@@ -106,12 +110,13 @@ export function preActivations<A extends FloatArray>(
       for (let i = 0; i < dIn; i++) xIn[r * dIn + i] = x[r * dIn + i] - p.b_dec[i];
   }
   const pre = ops.matmul(xIn, p.W_enc, rows, dIn, dSae);
-  const bias = p.b_enc;
-  for (let r = 0; r < rows; r++) {
-    const o = r * dSae;
-    for (let j = 0; j < dSae; j++) pre[o + j] += bias[j];
-  }
+  if (addBias) for (let r = 0; r < rows; r++) addRowBias(pre, r * dSae, p.b_enc);
   return { xIn, pre };
+}
+
+/** pre[o … o + bias.length) += bias. */
+function addRowBias(pre: FloatArray, o: number, bias: FloatArray): void {
+  for (let j = 0; j < bias.length; j++) pre[o + j] += bias[j];
 }
 
 /** The `n`-th largest value of `values` (1-based), by quickselect on a copy. */
@@ -142,7 +147,12 @@ function nthLargest(values: Float64Array, n: number): number {
   return a[want];
 }
 
-/** Which latents are active and their values, per architecture (f = 0 elsewhere). */
+/**
+ * Which latents are active and their values, per architecture (f = 0 elsewhere). With `bias` (b_enc, when
+ * `preActivations` left it out) each row of `pre` gets it added in place just before the row is read, so
+ * the bias and the selection are one pass over the pre-activations (batchtopk, which needs the whole
+ * batch's cut first, adds it to every row up front).
+ */
 export function activeLatents<A extends FloatArray>(
   pre: A,
   rows: number,
@@ -150,7 +160,10 @@ export function activeLatents<A extends FloatArray>(
   s: Pick<LossSettings, "architecture" | "k">,
   threshold: A | undefined,
   ops: Pick<ArrayOps<A>, "zeros">,
+  bias?: A,
 ): SparseActs<A> & { minKept: number } {
+  if (bias && s.architecture === "batchtopk") for (let r = 0; r < rows; r++) addRowBias(pre, r * dSae, bias);
+  const rowBias = s.architecture === "batchtopk" ? undefined : bias;
   const rowStart = new Int32Array(rows + 1);
   let index = new Int32Array(s.architecture === "topk" ? rows * s.k : 1024);
   let value = ops.zeros(index.length);
@@ -183,6 +196,7 @@ export function activeLatents<A extends FloatArray>(
   const logThreshold = threshold;
   for (let r = 0; r < rows; r++) {
     const o = r * dSae;
+    if (rowBias) addRowBias(pre, o, rowBias);
     if (s.architecture === "topk") {
       const found = rowTopK(pre, o, dSae, s.k, top);
       // Ascending latent order within the row (insertion sort of ≤ k), only positive values (f = relu of the top k).
@@ -216,29 +230,41 @@ export function activeLatents<A extends FloatArray>(
   };
 }
 
-/** ŷ = f W_dec + b_dec (no bias when `withBias` is false), from sparse f. */
-function decodeSparse<A extends FloatArray>(
+/**
+ * The reconstruction ŷ = f W_dec + b_dec from sparse f, and with it, row by row while the row is in cache,
+ * the error's gradient ∂/∂ŷ of Σ‖ŷ − y‖² / B, the squared error and b_dec's share of the gradient.
+ */
+function reconstruct<A extends FloatArray>(
   acts: SparseActs<A>,
   p: SaeParams<A>,
+  y: A,
   rows: number,
   dOut: number,
-  withBias: boolean,
+  gBdec: A,
   ops: ArrayOps<A>,
-): A {
-  const out = ops.zeros(rows * dOut);
+): { yHat: A; dyHat: A; mse: number } {
+  const yHat = ops.zeros(rows * dOut);
+  const dyHat = ops.zeros(rows * dOut);
   const { rowStart, index, value } = acts;
   const W = p.W_dec;
   const bias = p.b_dec;
+  let mse = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * dOut;
-    if (withBias) for (let i = 0; i < dOut; i++) out[o + i] = bias[i];
+    for (let i = 0; i < dOut; i++) yHat[o + i] = bias[i];
     for (let e = rowStart[r]; e < rowStart[r + 1]; e++) {
       const v = value[e];
       const w = index[e] * dOut;
-      for (let i = 0; i < dOut; i++) out[o + i] += v * W[w + i];
+      for (let i = 0; i < dOut; i++) yHat[o + i] += v * W[w + i];
+    }
+    for (let i = 0; i < dOut; i++) {
+      const err = yHat[o + i] - y[o + i];
+      mse += err * err;
+      dyHat[o + i] = (2 * err) / rows;
+      gBdec[i] += dyHat[o + i];
     }
   }
-  return out;
+  return { yHat, dyHat, mse: mse / rows };
 }
 
 function dot(a: FloatArray, ao: number, b: FloatArray, bo: number, n: number): number {
@@ -264,16 +290,15 @@ export function batchLossAndGrads<A extends FloatArray>(
 ): BatchResult<A> {
   const { dIn, dSae, dOut } = dims;
   const B = batch.rows;
-  const { xIn, pre } = preActivations(p, batch.x, B, dims, s.applyBDecToInput, ops);
-  const acts = activeLatents(pre, B, dSae, s, p.log_threshold, ops);
-  const yHat = decodeSparse(acts, p, B, dOut, true, ops);
-
+  const { xIn, pre } = preActivations(p, batch.x, B, dims, s.applyBDecToInput, ops, false);
+  const acts = activeLatents(pre, B, dSae, s, p.log_threshold, ops, p.b_enc);
   const g: SaeParams<A> = {
     W_enc: ops.zeros(dIn * dSae),
     b_enc: ops.zeros(dSae),
     W_dec: ops.zeros(dSae * dOut),
     b_dec: ops.zeros(dOut),
   };
+  const { yHat, dyHat, mse } = reconstruct(acts, p, batch.y, B, dOut, g.b_dec, ops);
   if (s.architecture === "jumprelu") g.log_threshold = ops.zeros(dSae);
   // Gradient of the pre-activations, kept transposed as [d_sae, d_in] for W_enc (rows stay contiguous).
   const gWencT = ops.zeros(dSae * dIn);
@@ -283,17 +308,6 @@ export function batchLossAndGrads<A extends FloatArray>(
     const wo = j * dIn;
     for (let i = 0; i < dIn; i++) gWencT[wo + i] += gj * xIn[xo + i];
   };
-
-  // Reconstruction: d/dŷ of Σ‖ŷ − y‖² / B.
-  const dyHat = ops.zeros(B * dOut);
-  let mse = 0;
-  for (let t = 0; t < B * dOut; t++) {
-    const e = yHat[t] - batch.y[t];
-    mse += e * e;
-    dyHat[t] = (2 * e) / B;
-  }
-  mse /= B;
-  for (let t = 0; t < B; t++) for (let i = 0; i < dOut; i++) g.b_dec[i] += dyHat[t * dOut + i];
 
   const norms = s.architecture === "standard" ? decoderRowNorms(p.W_dec, dSae, dOut) : null;
   let sparsity = 0;
