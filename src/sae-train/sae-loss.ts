@@ -58,6 +58,8 @@ export interface LossSettings {
 export interface ArrayOps<A extends FloatArray> {
   zeros(n: number): A;
   matmul(a: A, b: A, m: number, k: number, n: number): A;
+  /** x [m, k] @ W [k, n] + b [n] in one call (optional: else `matmul`, then the bias added row by row). */
+  affine?(x: A, W: A, b: A, m: number, k: number, n: number): A;
 }
 
 export interface BatchInput<A extends FloatArray> {
@@ -90,8 +92,8 @@ export interface BatchResult<A extends FloatArray> {
 }
 
 /**
- * The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x'. With `addBias` false
- * b_enc is left out, for `activeLatents` to add it row by row while it selects (one pass over `pre`).
+ * The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x': through `ops.affine`
+ * (bias and product in one kernel call) when the ops have it.
  */
 export function preActivations<A extends FloatArray>(
   p: SaeParams<A>,
@@ -100,7 +102,6 @@ export function preActivations<A extends FloatArray>(
   dims: SaeDims,
   applyBDecToInput: boolean,
   ops: ArrayOps<A>,
-  addBias = true,
 ): { xIn: A; pre: A } {
   const { dIn, dSae } = dims;
   let xIn = x;
@@ -109,14 +110,14 @@ export function preActivations<A extends FloatArray>(
     for (let r = 0; r < rows; r++)
       for (let i = 0; i < dIn; i++) xIn[r * dIn + i] = x[r * dIn + i] - p.b_dec[i];
   }
+  if (ops.affine) return { xIn, pre: ops.affine(xIn, p.W_enc, p.b_enc, rows, dIn, dSae) };
   const pre = ops.matmul(xIn, p.W_enc, rows, dIn, dSae);
-  if (addBias) for (let r = 0; r < rows; r++) addRowBias(pre, r * dSae, p.b_enc);
+  const bias = p.b_enc;
+  for (let r = 0; r < rows; r++) {
+    const o = r * dSae;
+    for (let j = 0; j < dSae; j++) pre[o + j] += bias[j];
+  }
   return { xIn, pre };
-}
-
-/** pre[o … o + bias.length) += bias. */
-function addRowBias(pre: FloatArray, o: number, bias: FloatArray): void {
-  for (let j = 0; j < bias.length; j++) pre[o + j] += bias[j];
 }
 
 /** The `n`-th largest value of `values` (1-based), by quickselect on a copy. */
@@ -147,12 +148,7 @@ function nthLargest(values: Float64Array, n: number): number {
   return a[want];
 }
 
-/**
- * Which latents are active and their values, per architecture (f = 0 elsewhere). With `bias` (b_enc, when
- * `preActivations` left it out) each row of `pre` gets it added in place just before the row is read, so
- * the bias and the selection are one pass over the pre-activations (batchtopk, which needs the whole
- * batch's cut first, adds it to every row up front).
- */
+/** Which latents are active and their values, per architecture (f = 0 elsewhere). */
 export function activeLatents<A extends FloatArray>(
   pre: A,
   rows: number,
@@ -160,10 +156,7 @@ export function activeLatents<A extends FloatArray>(
   s: Pick<LossSettings, "architecture" | "k">,
   threshold: A | undefined,
   ops: Pick<ArrayOps<A>, "zeros">,
-  bias?: A,
 ): SparseActs<A> & { minKept: number } {
-  if (bias && s.architecture === "batchtopk") for (let r = 0; r < rows; r++) addRowBias(pre, r * dSae, bias);
-  const rowBias = s.architecture === "batchtopk" ? undefined : bias;
   const rowStart = new Int32Array(rows + 1);
   let index = new Int32Array(s.architecture === "topk" ? rows * s.k : 1024);
   let value = ops.zeros(index.length);
@@ -196,7 +189,6 @@ export function activeLatents<A extends FloatArray>(
   const logThreshold = threshold;
   for (let r = 0; r < rows; r++) {
     const o = r * dSae;
-    if (rowBias) addRowBias(pre, o, rowBias);
     if (s.architecture === "topk") {
       const found = rowTopK(pre, o, dSae, s.k, top);
       // Ascending latent order within the row (insertion sort of ≤ k), only positive values (f = relu of the top k).
@@ -290,8 +282,8 @@ export function batchLossAndGrads<A extends FloatArray>(
 ): BatchResult<A> {
   const { dIn, dSae, dOut } = dims;
   const B = batch.rows;
-  const { xIn, pre } = preActivations(p, batch.x, B, dims, s.applyBDecToInput, ops, false);
-  const acts = activeLatents(pre, B, dSae, s, p.log_threshold, ops, p.b_enc);
+  const { xIn, pre } = preActivations(p, batch.x, B, dims, s.applyBDecToInput, ops);
+  const acts = activeLatents(pre, B, dSae, s, p.log_threshold, ops);
   const g: SaeParams<A> = {
     W_enc: ops.zeros(dIn * dSae),
     b_enc: ops.zeros(dSae),

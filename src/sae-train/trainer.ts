@@ -113,6 +113,19 @@ export interface TrainState {
 export const FLOAT32_OPS = (kernels: Kernels): ArrayOps<Float32Array> => ({
   zeros: (n) => new Float32Array(n),
   matmul: (a, b, m, k, n) => kernels.bmm(a, b, 1, m, k, n, false),
+  // The encoder's x' W_enc + b_enc as one GEMM with its bias (a pass over the [B, d_sae] result fewer than
+  // bmm then the bias). W_enc changes every step, so the op is built and dropped per call: with onnx that
+  // costs less than the bias pass it saves, and MLAS adds C after the whole product, so the result is
+  // bmm-then-bias bit for bit (test/sae-train/trainer.test.ts); the reference kernels start the sum from
+  // the bias instead.
+  affine: (x, W, b, m, k, n) => {
+    const op = kernels.linear(W, k, n, b);
+    try {
+      return op.forward(x, m);
+    } finally {
+      op.dispose();
+    }
+  },
 });
 
 /**
@@ -136,6 +149,7 @@ export function reusingArrays(ops: ArrayOps<Float32Array>): ArrayOps<Float32Arra
       return fresh;
     },
     matmul: (a, b, m, k, n) => ops.matmul(a, b, m, k, n),
+    affine: ops.affine && ((x, W, b, m, k, n) => ops.affine!(x, W, b, m, k, n)),
     nextStep() {
       next = 0;
     },
