@@ -136,7 +136,8 @@ export function register(program: Command): void {
         const { benchSaeTrain } = await import("./sae-train.ts");
         Object.assign(figures, await benchSaeTrain({ kernels }));
         say(
-          `sae train (topk, d_in 64, d_sae 512, k 8, batch 4096): ${figures.sae_train_tokens_per_s.toFixed(0)} tokens/s`,
+          `sae train (topk, d_in 64, d_sae 512, k 8, batch 4096): ${figures.sae_train_tokens_per_s.toFixed(0)} tokens/s ` +
+            `(${figures.sae_train_tokens_per_cpu_s.toFixed(0)} per CPU-second)`,
         );
       }
       if (groups.has("graph")) {

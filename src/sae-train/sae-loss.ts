@@ -58,6 +58,8 @@ export interface LossSettings {
 export interface ArrayOps<A extends FloatArray> {
   zeros(n: number): A;
   matmul(a: A, b: A, m: number, k: number, n: number): A;
+  /** x [m, k] @ W [k, n] + b [n] in one call (optional: else `matmul`, then the bias added row by row). */
+  affine?(x: A, W: A, b: A, m: number, k: number, n: number): A;
 }
 
 export interface BatchInput<A extends FloatArray> {
@@ -89,7 +91,10 @@ export interface BatchResult<A extends FloatArray> {
   grads: SaeParams<A>;
 }
 
-/** The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x'. */
+/**
+ * The dense pre-activations x' W_enc + b_enc [rows, d_sae] and the encoder input x': through `ops.affine`
+ * (bias and product in one kernel call) when the ops have it.
+ */
 export function preActivations<A extends FloatArray>(
   p: SaeParams<A>,
   x: A,
@@ -105,6 +110,7 @@ export function preActivations<A extends FloatArray>(
     for (let r = 0; r < rows; r++)
       for (let i = 0; i < dIn; i++) xIn[r * dIn + i] = x[r * dIn + i] - p.b_dec[i];
   }
+  if (ops.affine) return { xIn, pre: ops.affine(xIn, p.W_enc, p.b_enc, rows, dIn, dSae) };
   const pre = ops.matmul(xIn, p.W_enc, rows, dIn, dSae);
   const bias = p.b_enc;
   for (let r = 0; r < rows; r++) {
@@ -216,29 +222,41 @@ export function activeLatents<A extends FloatArray>(
   };
 }
 
-/** ŷ = f W_dec + b_dec (no bias when `withBias` is false), from sparse f. */
-function decodeSparse<A extends FloatArray>(
+/**
+ * The reconstruction ŷ = f W_dec + b_dec from sparse f, and with it, row by row while the row is in cache,
+ * the error's gradient ∂/∂ŷ of Σ‖ŷ − y‖² / B, the squared error and b_dec's share of the gradient.
+ */
+function reconstruct<A extends FloatArray>(
   acts: SparseActs<A>,
   p: SaeParams<A>,
+  y: A,
   rows: number,
   dOut: number,
-  withBias: boolean,
+  gBdec: A,
   ops: ArrayOps<A>,
-): A {
-  const out = ops.zeros(rows * dOut);
+): { yHat: A; dyHat: A; mse: number } {
+  const yHat = ops.zeros(rows * dOut);
+  const dyHat = ops.zeros(rows * dOut);
   const { rowStart, index, value } = acts;
   const W = p.W_dec;
   const bias = p.b_dec;
+  let mse = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * dOut;
-    if (withBias) for (let i = 0; i < dOut; i++) out[o + i] = bias[i];
+    for (let i = 0; i < dOut; i++) yHat[o + i] = bias[i];
     for (let e = rowStart[r]; e < rowStart[r + 1]; e++) {
       const v = value[e];
       const w = index[e] * dOut;
-      for (let i = 0; i < dOut; i++) out[o + i] += v * W[w + i];
+      for (let i = 0; i < dOut; i++) yHat[o + i] += v * W[w + i];
+    }
+    for (let i = 0; i < dOut; i++) {
+      const err = yHat[o + i] - y[o + i];
+      mse += err * err;
+      dyHat[o + i] = (2 * err) / rows;
+      gBdec[i] += dyHat[o + i];
     }
   }
-  return out;
+  return { yHat, dyHat, mse: mse / rows };
 }
 
 function dot(a: FloatArray, ao: number, b: FloatArray, bo: number, n: number): number {
@@ -266,14 +284,13 @@ export function batchLossAndGrads<A extends FloatArray>(
   const B = batch.rows;
   const { xIn, pre } = preActivations(p, batch.x, B, dims, s.applyBDecToInput, ops);
   const acts = activeLatents(pre, B, dSae, s, p.log_threshold, ops);
-  const yHat = decodeSparse(acts, p, B, dOut, true, ops);
-
   const g: SaeParams<A> = {
     W_enc: ops.zeros(dIn * dSae),
     b_enc: ops.zeros(dSae),
     W_dec: ops.zeros(dSae * dOut),
     b_dec: ops.zeros(dOut),
   };
+  const { yHat, dyHat, mse } = reconstruct(acts, p, batch.y, B, dOut, g.b_dec, ops);
   if (s.architecture === "jumprelu") g.log_threshold = ops.zeros(dSae);
   // Gradient of the pre-activations, kept transposed as [d_sae, d_in] for W_enc (rows stay contiguous).
   const gWencT = ops.zeros(dSae * dIn);
@@ -283,17 +300,6 @@ export function batchLossAndGrads<A extends FloatArray>(
     const wo = j * dIn;
     for (let i = 0; i < dIn; i++) gWencT[wo + i] += gj * xIn[xo + i];
   };
-
-  // Reconstruction: d/dŷ of Σ‖ŷ − y‖² / B.
-  const dyHat = ops.zeros(B * dOut);
-  let mse = 0;
-  for (let t = 0; t < B * dOut; t++) {
-    const e = yHat[t] - batch.y[t];
-    mse += e * e;
-    dyHat[t] = (2 * e) / B;
-  }
-  mse /= B;
-  for (let t = 0; t < B; t++) for (let i = 0; i < dOut; i++) g.b_dec[i] += dyHat[t * dOut + i];
 
   const norms = s.architecture === "standard" ? decoderRowNorms(p.W_dec, dSae, dOut) : null;
   let sparsity = 0;

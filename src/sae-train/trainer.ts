@@ -113,7 +113,48 @@ export interface TrainState {
 export const FLOAT32_OPS = (kernels: Kernels): ArrayOps<Float32Array> => ({
   zeros: (n) => new Float32Array(n),
   matmul: (a, b, m, k, n) => kernels.bmm(a, b, 1, m, k, n, false),
+  // The encoder's x' W_enc + b_enc as one GEMM with its bias (a pass over the [B, d_sae] result fewer than
+  // bmm then the bias). W_enc changes every step, so the op is built and dropped per call: with onnx that
+  // costs less than the bias pass it saves, and MLAS adds C after the whole product, so the result is
+  // bmm-then-bias bit for bit (test/sae-train/trainer.test.ts); the reference kernels start the sum from
+  // the bias instead.
+  affine: (x, W, b, m, k, n) => {
+    const op = kernels.linear(W, k, n, b);
+    try {
+      return op.forward(x, m);
+    } finally {
+      op.dispose();
+    }
+  },
 });
+
+/**
+ * `ops` whose `zeros` hands out the same arrays step after step: a step's n-th request gets the n-th array,
+ * zeroed, when its length matches (a fresh one otherwise). The loss code asks for its buffers in the same
+ * order every step, so after the first step a step allocates (almost) nothing and the collector has little
+ * to do. `nextStep()` starts handing them out again: the previous step's arrays are not to be used after it.
+ */
+export function reusingArrays(ops: ArrayOps<Float32Array>): ArrayOps<Float32Array> & { nextStep(): void } {
+  const pool: Float32Array[] = [];
+  let next = 0;
+  return {
+    zeros(n) {
+      const have = pool[next];
+      if (have?.length === n) {
+        next++;
+        return have.fill(0);
+      }
+      const fresh = ops.zeros(n);
+      pool[next++] = fresh;
+      return fresh;
+    },
+    matmul: (a, b, m, k, n) => ops.matmul(a, b, m, k, n),
+    affine: ops.affine && ((x, W, b, m, k, n) => ops.affine!(x, W, b, m, k, n)),
+    nextStep() {
+      next = 0;
+    },
+  };
+}
 
 function paramNames(p: SaeParams): ParamName[] {
   return PARAM_NAMES.filter((n) => p[n] !== undefined);
@@ -210,30 +251,36 @@ export function trainSteps(
   const beta1 = 0.9;
   const beta2 = 0.999;
   const adamEps = 1e-8;
+  const ops = reusingArrays(opts.ops);
+  const dead = new Uint8Array(s.dSae);
   while (state.step < last && !opts.signal?.aborted) {
+    ops.nextStep();
     const { x, y } = source.batch(state.step, s.batchSize);
-    const dead = new Uint8Array(s.dSae);
     for (let j = 0; j < s.dSae; j++) dead[j] = state.sinceFired[j] >= s.deadWindow ? 1 : 0;
-    const res = batchLossAndGrads(state.params, { x, y, rows: s.batchSize, dead }, dims, s, opts.ops);
+    const res = batchLossAndGrads(state.params, { x, y, rows: s.batchSize, dead }, dims, s, ops);
     const g = res.grads;
 
     if (unitNormDecoder(s)) {
       // Remove each decoder row's gradient along the row: the step then moves it along the unit sphere.
       const { dSae, dOut } = dims;
+      const W = state.params.W_dec;
+      const gW = g.W_dec;
       for (let j = 0; j < dSae; j++) {
+        const o = j * dOut;
         let along = 0;
         let norm2 = 0;
         for (let i = 0; i < dOut; i++) {
-          along += g.W_dec[j * dOut + i] * state.params.W_dec[j * dOut + i];
-          norm2 += state.params.W_dec[j * dOut + i] ** 2;
+          along += gW[o + i] * W[o + i];
+          norm2 += W[o + i] ** 2;
         }
-        if (norm2 > 0)
-          for (let i = 0; i < dOut; i++)
-            g.W_dec[j * dOut + i] -= (along / norm2) * state.params.W_dec[j * dOut + i];
+        if (norm2 > 0) for (let i = 0; i < dOut; i++) gW[o + i] -= (along / norm2) * W[o + i];
       }
     }
     let gradNorm2 = 0;
-    for (const n of names) for (const v of g[n]!) gradNorm2 += v * v;
+    for (const n of names) {
+      const gr = g[n]!;
+      for (let i = 0; i < gr.length; i++) gradNorm2 += gr[i] * gr[i];
+    }
     const clip = Math.sqrt(gradNorm2) > s.maxGradNorm ? s.maxGradNorm / Math.sqrt(gradNorm2) : 1;
 
     const lr = learningRate(state.step, s);
