@@ -31,7 +31,6 @@ import { readoutDirection } from "../model/readout.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { checkpointYield } from "../util/checkpoint-yield.ts";
-import { collectGarbage } from "../util/collect-garbage.ts";
 import { type AttributionGraph, nodeRanges } from "./attribution-graph.ts";
 import { selectLogitTargets } from "./logit-targets.ts";
 import { type ReplacementRun, replacementRun } from "./replacement-run.ts";
@@ -122,9 +121,6 @@ export function demeanedReadouts(model: HookedTransformer, tokens: readonly numb
   });
 }
 
-/** Above this size a W_U read back for the logit seeds is collected at once. */
-const LARGE_BYTES = 16 * 2 ** 20;
-
 /** One target of a backward batch: where its gradient is seeded and which adjacency row it fills. */
 interface Target {
   row: number;
@@ -161,11 +157,7 @@ export async function attributeGraph(
   const D = model.cfg.dModel;
   // Logit rows first (circuit-tracer's phase 3), then features in matrix order, so a batch's features share
   // nearby layers and its backward starts no higher than it must.
-  const seeds = demeanedReadouts(model, logitTokens);
-  // W_U was read back whole for the seeds: give it back to the system now, or V8, blind to the kernels'
-  // memory, keeps it through the backward (GPT-2: 147 MB at the graph's peak; docs/benchmarks.md).
-  if (seeds.length > 0 && model.cfg.dModel * model.cfg.dVocab * 4 >= LARGE_BYTES) collectGarbage();
-  const targets: Target[] = seeds.map((seed, i) => ({
+  const targets: Target[] = demeanedReadouts(model, logitTokens).map((seed, i) => ({
     row: ranges.logitStart + i,
     layer: model.cfg.nLayers,
     pos: P - 1,
