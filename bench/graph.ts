@@ -9,14 +9,25 @@
  * fire per position and layer (the graph's cost grows with the number of active features, so this is what
  * sets it).
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { attributeGraph } from "../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../src/graphs/attribution-graph.ts";
-import { loadTranscoderSet, type Transcoder, type TranscoderSet } from "../src/graphs/transcoder-set.ts";
+import {
+  loadTranscoderSet,
+  type Transcoder,
+  type TranscoderSet,
+  writeTranscoderSet,
+} from "../src/graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../src/model/hooked-transformer.ts";
 import { mulberry32 } from "../src/util/random.ts";
-import { peakRssMb } from "./gpt2-small.ts";
+import { makeRandomCheckpoint } from "../src/weights/checkpoint.ts";
+import { GPT2_SMALL_CONFIG } from "./gpt2-small.ts";
+import { type GraphMemorySpec, measureGraphMemory } from "./graph-memory.ts";
+
+const MB = 2 ** 20;
 
 /** Random transcoders whose thresholds let about `l0` features fire per position (after BOS) on `tokens`. */
 function fittedRandomSet(
@@ -138,24 +149,88 @@ export async function benchGraph(
         `(CPU ${r.cpuS.toFixed(2)} s), ${r.features} features, ${r.nodes} nodes`,
     );
   }
-  {
-    const tokens = promptTokens(16, gpt2.cfg.dVocab, 4);
-    opts.log("graph gpt2-small: building 12 random transcoders of 8,192 features ...");
-    const set = fittedRandomSet(gpt2, tokens, { dTc: 8192, l0: 32, seed: 12 });
-    const targets = [tokens[3], tokens[5]];
-    const r = await timeGraph(gpt2, tokens, set, targets);
-    const weightBytes = 124_439_808 * 4;
-    figures.graph_gpt2_small_s = r.wallS;
-    figures.graph_gpt2_small_cpu_s = r.cpuS;
-    figures.graph_gpt2_small_features = r.features;
-    figures.graph_gpt2_small_adjacency_mb = (r.nodes * r.nodes * 4) / 2 ** 20;
-    figures.graph_gpt2_small_peak_rss_mb = peakRssMb();
-    figures.graph_gpt2_small_weights_mb = weightBytes / 2 ** 20;
-    opts.log(
-      `graph gpt2-small shape (16 tokens, 2 targets, 12 x 8,192 features, ~32 active per position): ${r.wallS.toFixed(1)} s ` +
-        `(CPU ${r.cpuS.toFixed(1)} s), ${r.features} features, adjacency ${figures.graph_gpt2_small_adjacency_mb.toFixed(0)} MB, ` +
-        `peak RSS ${figures.graph_gpt2_small_peak_rss_mb.toFixed(0)} MB`,
-    );
-  }
+  Object.assign(figures, await benchGpt2GraphMemory(gpt2, { log: opts.log, promptLength: 16 }));
   return figures;
+}
+
+/** float32 bytes of GPT-2 small's parameters (the checkpoint's tensors). */
+const GPT2_SMALL_WEIGHT_BYTES = 124_439_808 * 4;
+
+/**
+ * The GPT-2-small-shaped graph (12 random transcoders of 8,192 features, about 32 active per position and
+ * layer, 2 logit targets) built in a fresh child from a checkpoint and a transcoder set on disk, as the
+ * `graph` command loads them, so its peak RSS is the graph's own. `gpt2` must be `randomGpt2Small()`'s model
+ * (seed 1): the child loads the same weights from a checkpoint of that seed, and the thresholds are fitted on
+ * `gpt2`'s run. Keys are `graph_gpt2_small_*` for a 16-token prompt, else `graph_gpt2_small_{n}tok_*`.
+ */
+export async function benchGpt2GraphMemory(
+  gpt2: HookedTransformer,
+  opts: { log: (line: string) => void; promptLength: number },
+): Promise<Record<string, number>> {
+  const n = opts.promptLength;
+  const tokens = promptTokens(n, gpt2.cfg.dVocab, 4);
+  const targets = [tokens[3], tokens[5]];
+  const dir = mkdtempSync(join(tmpdir(), "circuitscope-bench-graph-"));
+  try {
+    opts.log(
+      `graph gpt2-small (${n} tokens): writing the checkpoint and 12 random transcoders of 8,192 features ...`,
+    );
+    const set = fittedRandomSet(gpt2, tokens, { dTc: 8192, l0: 32, seed: 12 });
+    const transcoderBytes = set.transcoders.reduce(
+      (s, tc) =>
+        s +
+        4 * (tc.wEnc.length + tc.wDec.length + tc.bEnc.length + tc.bDec.length + (tc.threshold?.length ?? 0)),
+      0,
+    );
+    await writeTranscoderSet(join(dir, "transcoders"), set, { command: "bench" });
+    makeRandomCheckpoint(join(dir, "model"), GPT2_SMALL_CONFIG, { seed: 1 });
+    const spec: GraphMemorySpec = {
+      modelDir: join(dir, "model"),
+      setDir: join(dir, "transcoders"),
+      tokens,
+      targets,
+      backend: gpt2.kernels.name,
+    };
+    writeFileSync(join(dir, "spec.json"), JSON.stringify(spec));
+    const m = measureGraphMemory(join(dir, "spec.json"));
+    const adjacencyMb = (m.nodes * m.nodes * 4) / MB;
+    const weightsMb = GPT2_SMALL_WEIGHT_BYTES / MB;
+    const transcodersMb = transcoderBytes / MB;
+    const key = n === 16 ? "graph_gpt2_small" : `graph_gpt2_small_${n}tok`;
+    const figures: Record<string, number> = {
+      [`${key}_s`]: m.wallS,
+      [`${key}_cpu_s`]: m.cpuS,
+      [`${key}_features`]: m.features,
+      [`${key}_adjacency_mb`]: adjacencyMb,
+      [`${key}_weights_mb`]: weightsMb,
+      [`${key}_transcoders_mb`]: transcodersMb,
+      [`${key}_baseline_rss_mb`]: m.baselineMb,
+      [`${key}_load_peak_rss_mb`]: m.peakAfterTranscodersMb,
+      [`${key}_peak_rss_mb`]: m.peakMb,
+      [`${key}_rss_bound_mb`]: (weightsMb + transcodersMb) * 1.5 + adjacencyMb,
+    };
+    opts.log(
+      `graph gpt2-small shape (fresh child, ${n} tokens, 2 targets, 12 x 8,192 features, ~32 active per position): ` +
+        `${m.wallS.toFixed(1)} s (CPU ${m.cpuS.toFixed(1)} s), ${m.features} features, adjacency ${adjacencyMb.toFixed(0)} MB, ` +
+        `peak RSS ${m.peakMb.toFixed(0)} MB (baseline ${m.baselineMb.toFixed(0)}, after model ${m.peakAfterModelMb.toFixed(0)}, ` +
+        `after transcoders ${m.peakAfterTranscodersMb.toFixed(0)}) against the bound ${figures[`${key}_rss_bound_mb`].toFixed(0)} MB`,
+    );
+    return figures;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// node --import tsx bench/graph.ts --lengths 8,16,32: the GPT-2-small graph's figures at several prompt lengths.
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === "--lengths") {
+  const { randomGpt2Small } = await import("./gpt2-small.ts");
+  const gpt2 = randomGpt2Small();
+  const figures: Record<string, number> = {};
+  for (const n of process.argv[3].split(",").map(Number))
+    Object.assign(
+      figures,
+      await benchGpt2GraphMemory(gpt2, { log: (l) => process.stderr.write(`${l}\n`), promptLength: n }),
+    );
+  gpt2.dispose();
+  process.stdout.write(`${JSON.stringify(figures, null, 1)}\n`);
 }

@@ -19,14 +19,15 @@ export interface MemoryFigures {
   load_s: number;
 }
 
-function statusKb(field: "VmRSS" | "VmHWM"): number {
+/** A /proc/self/status memory field in bytes (Linux). */
+export function statusBytes(field: "VmRSS" | "VmHWM"): number {
   const m = readFileSync("/proc/self/status", "utf8").match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
   if (!m) throw new Error(`/proc/self/status has no ${field}: memory figures need Linux`);
   return Number(m[1]) * 1024;
 }
 
 /** A full garbage collection, twice, with time for V8 to free array buffers in the background. */
-async function settle(): Promise<void> {
+export async function settle(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   for (let i = 0; i < 2; i++) {
     gc?.();
@@ -37,14 +38,14 @@ async function settle(): Promise<void> {
 async function child(dir: string, backend: string): Promise<void> {
   const { HookedTransformer } = await import("../src/model/hooked-transformer.ts");
   await settle();
-  const baseline = statusKb("VmRSS");
+  const baseline = statusBytes("VmRSS");
   const t0 = performance.now();
   const model = await HookedTransformer.fromPretrained(dir, { backend: backend as "onnx" });
   const loadS = (performance.now() - t0) / 1000;
-  const peakAfterLoad = statusKb("VmHWM");
+  const peakAfterLoad = statusBytes("VmHWM");
   model.run("We're helping our friend while they", { logits: "last" });
   await settle();
-  const steady = statusKb("VmRSS");
+  const steady = statusBytes("VmRSS");
   process.stdout.write(`${JSON.stringify({ baseline, peakAfterLoad, steady, loadS })}\n`);
 }
 
@@ -87,9 +88,11 @@ export async function checkpointFloat32Bytes(dir: string): Promise<number> {
   return floats * 4;
 }
 
-if (process.argv[2] === "--child") {
+// Only when run as a script: bench/graph-memory.ts imports this file in its own child.
+const isMain = import.meta.url === `file://${process.argv[1]}`;
+if (isMain && process.argv[2] === "--child") {
   await child(process.argv[3], process.argv[4] ?? "onnx");
-} else if (import.meta.url === `file://${process.argv[1]}` && process.argv[2]) {
+} else if (isMain && process.argv[2]) {
   const backend = process.argv.includes("--backend")
     ? process.argv[process.argv.indexOf("--backend") + 1]
     : "onnx";

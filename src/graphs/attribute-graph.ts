@@ -26,12 +26,12 @@
  * value on the prompt (the row identity, test/graphs/attribute-graph.test.ts).
  */
 import { frozenValueBackward } from "../model/attention.ts";
-import { blockOps } from "../model/block-ops.ts";
+import { blockOps, unembedOp } from "../model/block-ops.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { fuseHeads } from "../model/layouts.ts";
 import { normBackward } from "../model/normalization.ts";
 import { readoutDirection } from "../model/readout.ts";
 import type { LinearOp } from "../tensor/kernels.ts";
+import { Tensor } from "../tensor/tensor.ts";
 import { checkpointYield } from "../util/checkpoint-yield.ts";
 import { type AttributionGraph, nodeRanges } from "./attribution-graph.ts";
 import { selectLogitTargets } from "./logit-targets.ts";
@@ -99,29 +99,28 @@ function frozenHookNames(model: HookedTransformer): string[] {
   return names;
 }
 
-/** W_U's mean over the vocabulary ([d_model], float64): what demeaning a logit subtracts from its direction. */
-export function unembeddingMean(model: HookedTransformer): Float64Array {
-  const { W_U } = model.weights;
-  const [D, V] = W_U.shape;
-  const WU = W_U.data;
+/**
+ * The demeaned readout direction of each of `tokens` ([d_model] each, float64): W_U[:, token] − W_U's mean
+ * over the vocabulary. W_U is read back from the unembedding op for this call only and let go:
+ * `model.weights.W_U` would keep a float32 copy beside the kernels' for the model's lifetime (d_model ×
+ * d_vocab: 147 MB at GPT-2's vocabulary, most of what the graph held above its bound; docs/benchmarks.md).
+ */
+export function demeanedReadouts(model: HookedTransformer, tokens: readonly number[]): Float64Array[] {
+  if (tokens.length === 0) return [];
+  const { dModel: D, dVocab: V } = model.cfg;
+  const unembedding = { W_U: new Tensor(unembedOp(model).weight(), [D, V]), b_U: model.weights.b_U };
+  const WU = unembedding.W_U.data;
   const mean = new Float64Array(D);
   for (let d = 0; d < D; d++) {
     let s = 0;
     for (let v = 0; v < V; v++) s += WU[d * V + v];
     mean[d] = s / V;
   }
-  return mean;
-}
-
-/** The demeaned readout direction of `token` ([d_model], float64): W_U[:, token] − W_U's vocabulary mean. */
-export function demeanedReadout(
-  model: HookedTransformer,
-  token: number,
-  mean: Float64Array = unembeddingMean(model),
-): Float64Array {
-  const dir = Float64Array.from(readoutDirection(model.weights, token).dir);
-  for (let d = 0; d < dir.length; d++) dir[d] -= mean[d];
-  return dir;
+  return tokens.map((token) => {
+    const dir = Float64Array.from(readoutDirection(unembedding, token).dir);
+    for (let d = 0; d < D; d++) dir[d] -= mean[d];
+    return dir;
+  });
 }
 
 /** One target of a backward batch: where its gradient is seeded and which adjacency row it fills. */
@@ -160,12 +159,11 @@ export async function attributeGraph(
   const D = model.cfg.dModel;
   // Logit rows first (circuit-tracer's phase 3), then features in matrix order, so a batch's features share
   // nearby layers and its backward starts no higher than it must.
-  const mean = unembeddingMean(model);
-  const targets: Target[] = logitTokens.map((t, i) => ({
+  const targets: Target[] = demeanedReadouts(model, logitTokens).map((seed, i) => ({
     row: ranges.logitStart + i,
     layer: model.cfg.nLayers,
     pos: P - 1,
-    seed: demeanedReadout(model, t, mean),
+    seed,
   }));
   run.features.forEach((f, i) => {
     const tc = set.transcoders[f.layer];
@@ -236,13 +234,23 @@ class FrozenBackward {
     });
   }
 
-  /** Layer l's value projection alone as a kernel op (only V carries gradient with the pattern frozen). */
+  /**
+   * Layer l's value projection alone as a kernel op (with the pattern frozen only V carries gradient; its
+   * `backward` is used), built from the V columns of the block's fused Q|K|V read back once:
+   * `model.weights.blocks[l].W_V` reads the same product but keeps the last fused matrices it read (and their
+   * per-head copies) beside the kernels' copy for the model's lifetime.
+   */
   private vOp(l: number): LinearOp {
     let op = this.vOps[l];
     if (!op) {
-      const { dModel: D, nKvHeads: Hkv, dHead: dh } = this.model.cfg;
-      const W = fuseHeads([this.model.weights.blocks[l].W_V.data], [Hkv], D, dh);
-      op = this.model.kernels.linear(W, D, Hkv * dh);
+      const { dModel: D, nHeads: H, nKvHeads: Hkv, dHead: dh } = this.model.cfg;
+      const qkv = blockOps(this.model, l).qkv.weight(); // [D, (H + 2 Hkv) dh]: Q | K | V columns
+      const width = (H + 2 * Hkv) * dh;
+      const first = (H + Hkv) * dh;
+      const wV = new Float32Array(D * Hkv * dh); // [D, Hkv dh]
+      for (let d = 0; d < D; d++)
+        wV.set(qkv.subarray(d * width + first, d * width + first + Hkv * dh), d * Hkv * dh);
+      op = this.model.kernels.linear(wV, D, Hkv * dh);
       this.vOps[l] = op;
     }
     return op;

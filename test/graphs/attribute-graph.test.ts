@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { attributeGraph, checkGraphHooks } from "../../src/graphs/attribute-graph.ts";
+import { attributeGraph, checkGraphHooks, demeanedReadouts } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import type { TranscoderSet } from "../../src/graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../../src/model/hooked-transformer.ts";
@@ -113,4 +113,51 @@ test("a set the linearised backward cannot follow is refused naming the hook", a
     () => checkGraphHooks(model, { ...set, featureOutputHook: "hook_attn_out" }),
     /feature_output_hook must be hook_mlp_out/,
   );
+});
+
+/** Counts reads of `obj[field]` (a weight view) while `fn` runs, then puts the view back. */
+async function countReads(obj: object, field: string, fn: () => Promise<unknown>): Promise<number> {
+  const view = Object.getOwnPropertyDescriptor(obj, field);
+  assert.ok(view?.get, `${field} is a view (a getter)`);
+  let reads = 0;
+  Object.defineProperty(obj, field, {
+    ...view,
+    get() {
+      reads++;
+      return view.get!.call(obj);
+    },
+  });
+  try {
+    await fn();
+  } finally {
+    Object.defineProperty(obj, field, view);
+  }
+  return reads;
+}
+
+test("the graph never reads model.weights' W_U or W_V views, which keep copies beside the kernels'", async () => {
+  const { model, set, targets } = await fixture();
+  const w = model.weights;
+  const graphRun = () => attributeGraph(model, TOKENS, set, { targets });
+  assert.equal(await countReads(w, "W_U", graphRun), 0, "W_U read through model.weights");
+  for (let l = 0; l < model.cfg.nLayers; l++)
+    assert.equal(await countReads(w.blocks[l], "W_V", graphRun), 0, `blocks.${l}.W_V read`);
+  // the counter counts: a read through the view is seen
+  assert.equal(await countReads(w, "W_U", async () => w.W_U), 1);
+});
+
+test("demeaned readouts are W_U's columns minus its vocabulary mean, in float64", async () => {
+  const { model, targets } = await fixture();
+  const [D, V] = model.weights.W_U.shape;
+  const WU = model.weights.W_U.data;
+  const got = demeanedReadouts(model, targets);
+  assert.equal(got.length, targets.length);
+  targets.forEach((t, i) => {
+    for (let d = 0; d < D; d++) {
+      let mean = 0;
+      for (let v = 0; v < V; v++) mean += WU[d * V + v];
+      assert.equal(got[i][d], WU[d * V + t] - mean / V, `token ${t}, d ${d}`);
+    }
+  });
+  assert.deepEqual(demeanedReadouts(model, []), []);
 });
