@@ -97,9 +97,10 @@ test("row identity: incoming edges + constant terms = the feature's pre-activati
       Math.abs(sum - values[t]) < 1e-4 * (1 + Math.abs(values[t])),
       `row ${row}: edges + constants ${sum}, value ${values[t]}`,
     );
-    // the constants are not negligible: without them the identity fails
-    assert.ok(Math.abs(ref.constants[t]) > 1e-3, `row ${row}: constant ${ref.constants[t]}`);
   });
+  // the constants are not negligible: without them the identity fails (one may be near 0 by chance)
+  const sizeable = rows.filter((_, t) => Math.abs(ref.constants[t]) > 1e-3).length;
+  assert.ok(sizeable > 0.9 * rows.length, `${sizeable} of ${rows.length} rows have a constant > 1e-3`);
 });
 
 test("the batch size does not change the graph", async () => {
@@ -136,4 +137,24 @@ test("a set the linearised backward cannot follow is refused naming the hook", a
     () => checkGraphHooks(model, { ...set, featureOutputHook: "hook_attn_out" }),
     /feature_output_hook must be hook_mlp_out/,
   );
+});
+
+test("BOS as circuit-tracer's zero_positions: no features and zero error edges at position 0, its token node kept", async () => {
+  const { model, set, targets } = await fixture();
+  const { graph } = await attributeGraph(model, TOKENS, set, { targets, batchSize: 64 });
+  const r = nodeRanges(graph);
+  const n = r.nNodes;
+  const P = TOKENS.length;
+  assert.ok(!graph.features.some((f) => f.pos === 0));
+  let bosToken = 0;
+  let laterErrors = 0;
+  for (let row = 0; row < n; row++) {
+    for (let l = 0; l < model.cfg.nLayers; l++) {
+      assert.equal(graph.adjacency[row * n + r.errorStart + l * P], 0, `row ${row}, error node L${l} pos 0`);
+      laterErrors += Math.abs(graph.adjacency[row * n + r.errorStart + l * P + 1]);
+    }
+    bosToken += Math.abs(graph.adjacency[row * n + r.tokenStart]);
+  }
+  assert.ok(bosToken > 1e-3, `the BOS token node has edges (${bosToken})`);
+  assert.ok(laterErrors > 1e-3, `error nodes at position 1 have edges (${laterErrors})`);
 });

@@ -133,7 +133,8 @@ export function referenceReplacementGraph(
           for (let d = 0; d < D; d++) {
             let s = tc.bDec[d];
             if (tc.wSkip) for (let i = 0; i < D; i++) s += tc.wSkip[d * D + i] * x2[l][p * D + i];
-            if (on(nF + l * P + p)) s += errors[(l * P + p) * D + d];
+            // BOS: the error is a constant of the linearised model (circuit-tracer zeroes its error node)
+            if (p === 0 || on(nF + l * P + p)) s += errors[(l * P + p) * D + d];
             out[p * D + d] = s;
           }
         }
