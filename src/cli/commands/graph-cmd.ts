@@ -1,3 +1,4 @@
+import { dirname, relative, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
 import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../../graphs/prune.ts";
@@ -29,6 +30,7 @@ export interface GraphCliOptions extends ModelCliOptions {
   overwrite?: boolean;
   out?: string;
   html?: string;
+  featurePages?: string;
   json?: boolean;
   slug: string;
   check: number;
@@ -90,6 +92,10 @@ export function register(program: Command): void {
       "write the pruned graph in the circuit-tracer / Neuronpedia front-end schema (graph.json)",
     )
     .option("--html <file>", "write circuitscope's interactive graph page")
+    .option(
+      "--feature-pages <dir>",
+      "with --html: write a page for each feature the graph keeps into this new directory (examples from the set's feature index DIR/feature-index when present); clicking a feature node opens its page",
+    )
     .option("--slug <name>", "the graph's name in the front end", "circuitscope-graph")
     .option(
       "--check <k>",
@@ -127,7 +133,10 @@ export function register(program: Command): void {
         { path: opts.raw, flag: "--raw", kind: "report", overwrite: opts.overwrite },
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
+        { path: opts.featurePages, flag: "--feature-pages", kind: "report", overwrite: opts.overwrite },
       ]);
+      if (opts.featurePages && !opts.html)
+        throw new UsageError("--feature-pages are the pages the graph page links to: add --html FILE.");
       const { set, model } = await loadGraphInputs(opts);
       try {
         const targets = targetTokens(model, opts.target, "--target");
@@ -143,6 +152,19 @@ export function register(program: Command): void {
         ).finally(() => progress.stop());
         if (built === null) return;
         const { attributed, graph, pruned, scores, frontEnd, tokens } = built;
+        if (opts.featurePages) {
+          const { writeGraphFeaturePages } = await import("../../neurons/graph-feature-pages.ts");
+          const { defaultTranscoderIndex } = await import("../../neurons/feature-page.ts");
+          const { NeuronIndex } = await import("../../neurons/neuron-index.ts");
+          const indexDir = defaultTranscoderIndex(opts.transcoders as string);
+          await writeGraphFeaturePages(opts.featurePages, model, set, frontEnd, {
+            index: indexDir ? NeuronIndex.open(indexDir) : null,
+            setName: opts.transcoders as string,
+            modelName: opts.model,
+            overwrite: opts.overwrite,
+            flag: "--feature-pages",
+          });
+        }
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
@@ -210,7 +232,7 @@ export function register(program: Command): void {
 
 /** The transcoder set and the model, checked against each other: every problem a usage error, before any work. */
 export async function loadGraphInputs(
-  opts: GraphCliOptions,
+  opts: ModelCliOptions & { transcoders?: string },
 ): Promise<{ set: TranscoderSet; model: HookedTransformer }> {
   const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
   let set: TranscoderSet;
@@ -281,6 +303,18 @@ async function writeGraphOutputs(
   if (opts.out) writeFrontEndGraph(opts.out, frontEnd);
   if (opts.html) {
     const { writeGraphPage } = await import("../../viz/graph-page.ts");
-    writeGraphPage(opts.html, frontEnd, { model: opts.model, edgeThreshold: opts.edgeThreshold, scores });
+    const { FEATURE_PAGE_TEMPLATE } = await import("../../neurons/graph-feature-pages.ts");
+    // The pages' directory relative to the graph page, so the two move together.
+    const featureUrl = opts.featurePages
+      ? `${relative(dirname(resolve(opts.html)), resolve(opts.featurePages))
+          .split(sep)
+          .join("/")}/${FEATURE_PAGE_TEMPLATE}`
+      : undefined;
+    writeGraphPage(opts.html, frontEnd, {
+      model: opts.model,
+      edgeThreshold: opts.edgeThreshold,
+      scores,
+      featureUrl,
+    });
   }
 }
