@@ -2,7 +2,7 @@
  * The feature pages a graph page links to: one page per transcoder feature kept in the pruned graph (a
  * feature node at several positions is one page), named as the link template `FEATURE_PAGE_TEMPLATE` fills it.
  */
-import { join } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
@@ -14,6 +14,14 @@ import type { NeuronIndex } from "./neuron-index.ts";
 
 /** A page's file name in the pages directory, `{layer}` and `{feature}` filled in by the graph page's links. */
 export const FEATURE_PAGE_TEMPLATE = "L{layer}-F{feature}.html";
+
+/** The graph page's link template to pages in `pagesDir`, relative to the page at `htmlPath` (they move together). */
+export function featurePagesUrl(htmlPath: string, pagesDir: string): string {
+  const rel = relative(dirname(resolve(htmlPath)), resolve(pagesDir))
+    .split(sep)
+    .join("/");
+  return `${rel}/${FEATURE_PAGE_TEMPLATE}`;
+}
 
 /** The (layer, feature) pairs of the graph's feature nodes, each once, in node order. */
 export function graphFeatures(graph: FrontEndGraph): { layer: number; feature: number }[] {

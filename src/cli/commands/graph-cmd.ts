@@ -1,4 +1,3 @@
-import { dirname, relative, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import type { FrontEndGraph } from "../../graphs/graph-files.ts";
 import { DEFAULT_EDGE_THRESHOLD, DEFAULT_NODE_THRESHOLD } from "../../graphs/prune.ts";
@@ -303,13 +302,8 @@ async function writeGraphOutputs(
   if (opts.out) writeFrontEndGraph(opts.out, frontEnd);
   if (opts.html) {
     const { writeGraphPage } = await import("../../viz/graph-page.ts");
-    const { FEATURE_PAGE_TEMPLATE } = await import("../../neurons/graph-feature-pages.ts");
-    // The pages' directory relative to the graph page, so the two move together.
-    const featureUrl = opts.featurePages
-      ? `${relative(dirname(resolve(opts.html)), resolve(opts.featurePages))
-          .split(sep)
-          .join("/")}/${FEATURE_PAGE_TEMPLATE}`
-      : undefined;
+    const { featurePagesUrl } = await import("../../neurons/graph-feature-pages.ts");
+    const featureUrl = opts.featurePages ? featurePagesUrl(opts.html, opts.featurePages) : undefined;
     writeGraphPage(opts.html, frontEnd, {
       model: opts.model,
       edgeThreshold: opts.edgeThreshold,
