@@ -83,10 +83,10 @@ function splicedDemeanedLogit(
         const tc = set.transcoders[l];
         const out = act.data;
         acts[l] = [];
-        for (let p = 0; p < P; p++) {
+        // Position 0 keeps the real MLP output: the graph has no feature or error there (a constant).
+        for (let p = 1; p < P; p++) {
           const x = inputs[l].subarray(p * D, (p + 1) * D);
           const a = encodeTranscoder(tc, x);
-          if (p === 0) a.fill(0); // BOS zeroed, as in the graph (its writes are in the error node)
           for (const e of byLayer.get(l) ?? []) {
             const f = graph.features[e.index];
             if (f.pos === p) a[f.feature] = e.value;

@@ -1,8 +1,10 @@
 /**
  * The replacement model's constants at the prompt's own run: the transcoder features each layer's MLP input
  * turns on, and each MLP output's error node (the real MLP output minus the transcoder's reconstruction), so
- * that features' writes + b_dec (+ skip) + error = the real MLP output exactly. Feature activations at
- * position 0 (BOS) are zeroed, as circuit-tracer does (their writes then go into the error node). With a
+ * that features' writes + b_dec (+ skip) + error = the real MLP output exactly at every position but the first.
+ * Position 0 (BOS) is circuit-tracer's `zero_positions`: its feature activations and its error vectors are
+ * zeroed, so the BOS position's MLP outputs are constants of the linearised model (like the biases), not
+ * nodes; its token-embedding node stays (circuit-tracer keeps `W_E[tokens]` at every position). With a
  * cross-layer transcoder, a layer's reconstruction holds the writes of the features of every layer up to it.
  */
 import type { ActivationCache } from "../model/activation-cache.ts";
@@ -15,7 +17,7 @@ export interface ReplacementRun {
   inputTokens: number[];
   /** Active features (activation ≠ 0), sorted by (layer, pos, feature); none at position 0. */
   features: ActiveFeature[];
-  /** [nLayers, nPos, d_model]: the real MLP output minus the reconstruction. */
+  /** [nLayers, nPos, d_model]: the real MLP output minus the reconstruction; zero at position 0 (BOS). */
   errors: Float32Array;
   /** [d_vocab]: the logits at the last position. */
   lastLogits: Float32Array;
@@ -141,6 +143,7 @@ export function replacementRun(
         if (a !== 0) features.push({ layer: l, pos: p, feature: f, activation: a });
       });
     });
+    if (p === 0) continue; // circuit-tracer: error_vectors[:, zero_positions] = 0
     reconstructMlpOuts(set, acts, xs).forEach((recon, l) => {
       const base = (l * nPos + p) * D;
       for (let d = 0; d < D; d++) errors[base + d] = output[l][p * D + d] - recon[d];

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { type Context, corpusContexts, DEFAULT_CONTEXT_LEN } from "../corpus/contexts.ts";
 import type { DocumentSource } from "../corpus/sources.ts";
+import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { Sae } from "../sae/sae.ts";
 import type { Shard } from "../util/shard.ts";
 import { addBandSamples, newBandSamples } from "./band-samples.ts";
@@ -25,7 +26,7 @@ import {
 } from "./index-store.ts";
 import { type MlpModel, resolveLayers } from "./mlp-activations.ts";
 import { DEFAULT_HISTOGRAM, type HistogramSpec, NeuronStats, type RowRefs } from "./neuron-stats.ts";
-import { mlpUnitSource, saeUnitSource, type UnitSource } from "./unit-source.ts";
+import { mlpUnitSource, saeUnitSource, transcoderUnitSource, type UnitSource } from "./unit-source.ts";
 
 export interface BuildIndexOptions {
   outDir: string;
@@ -38,6 +39,8 @@ export interface BuildIndexOptions {
    * merging require it equal).
    */
   sae?: { sae: Pick<Sae, "cfg" | "encode">; path: string };
+  /** Index a transcoder set's features, every layer (its path as given is recorded, as for an SAE). */
+  transcoders?: { set: TranscoderSet; path: string };
   /** Examples sampled per (unit, histogram bin) for quantile groups (default none). */
   bandSamples?: number;
   topK?: number;
@@ -83,11 +86,21 @@ export async function buildIndex(
   if (opts.sae && opts.layers?.length) {
     throw new Error("An SAE feature index reads the SAE's hook: pass either --sae or --layers, not both.");
   }
+  if ((opts.sae || opts.layers?.length) && opts.transcoders) {
+    throw new Error(
+      "A transcoder feature index reads every layer of its set: pass --transcoders alone, without --sae or --layers.",
+    );
+  }
   const sae = opts.sae?.sae;
+  const tcs = opts.transcoders;
   const settings: IndexSettings = {
     model: opts.modelName,
     dMlp: model.cfg.dMlp,
-    layers: sae ? [] : resolveLayers(opts.layers, model.cfg.nLayers),
+    layers: sae
+      ? []
+      : tcs
+        ? tcs.set.transcoders.map((tc) => tc.layer)
+        : resolveLayers(opts.layers, model.cfg.nLayers),
     corpus: source.name,
     textField: opts.textField ?? "text",
     contextLen: opts.contextLen ?? DEFAULT_CONTEXT_LEN,
@@ -96,6 +109,15 @@ export async function buildIndex(
     histogram: opts.histogram ?? DEFAULT_HISTOGRAM,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
     ...(sae ? { sae: { path: opts.sae!.path, hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
+    ...(tcs
+      ? {
+          transcoders: {
+            path: tcs.path,
+            inputHook: tcs.set.featureInputHook,
+            dTranscoder: tcs.set.transcoders[0].dTranscoder,
+          },
+        }
+      : {}),
     ...(opts.bandSamples ? { bandSamples: opts.bandSamples } : {}),
   };
   if (settings.contextLen > model.cfg.nCtx) {
@@ -104,7 +126,11 @@ export async function buildIndex(
     );
   }
   const { batchSize } = settings;
-  const units: UnitSource = sae ? saeUnitSource(model, sae) : mlpUnitSource(model, settings.layers);
+  const units: UnitSource = sae
+    ? saeUnitSource(model, sae)
+    : tcs
+      ? transcoderUnitSource(model, tcs.set)
+      : mlpUnitSource(model, settings.layers);
 
   let stats: NeuronStats;
   let samples: NeuronStats | null;

@@ -3,11 +3,14 @@
  * activations, density and histogram from a feature index, and the feature's direct push on the logits
  * (W_dec[f] through the final norm's gain and W_U, as for neurons).
  */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { normalizeText } from "../corpus/normalize.ts";
+import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import { parseHookName } from "../model/hook-points.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { Sae } from "../sae/sae.ts";
-import type { NeuronIndex } from "./neuron-index.ts";
+import type { NeuronIndex, NeuronSummary, QuantileGroup } from "./neuron-index.ts";
 import {
   directionLogitEffect,
   extremeTokens,
@@ -15,13 +18,17 @@ import {
   type NeuronPageData,
   type TokenEffect,
 } from "./neuron-page.ts";
-import { saeUnitSource } from "./unit-source.ts";
+import { saeUnitSource, transcoderUnitSource } from "./unit-source.ts";
 
 export interface FeaturePageData {
   model: string;
+  /** The SAE, or the transcoder set, as given. */
   sae: string;
+  /** The hook the feature reads. */
   hook: string;
   feature: number;
+  /** A transcoder feature: its layer (the page is of feature `feature` of that layer's transcoder). */
+  transcoderLayer?: number;
   index:
     | (NonNullable<NeuronPageData["index"]> & {
         /** Examples sampled from equal activation bands (null: the index kept no band samples). */
@@ -31,6 +38,16 @@ export interface FeaturePageData {
   /** Top and bottom tokens of W_dec[f] @ W_U (null: the SAE's hook does not write the residual stream). */
   logitEffect: { top: TokenEffect[]; bottom: TokenEffect[] } | null;
   ownText: { text: string; strTokens: string[]; activations: number[] } | null;
+}
+
+/** Where a transcoder set keeps its feature index (`index --transcoders DIR --out DIR/feature-index`). */
+export const TRANSCODER_INDEX_DIR = "feature-index";
+
+/** The set's own feature index, when it has one (a directory set only; null otherwise). */
+export function defaultTranscoderIndex(setDirOrConfig: string): string | null {
+  const dir = /\.ya?ml$/.test(setDirOrConfig) ? dirname(setDirOrConfig) : setDirOrConfig;
+  const path = join(dir, TRANSCODER_INDEX_DIR);
+  return existsSync(join(path, "manifest.json")) ? path : null;
 }
 
 const WRITES_RESIDUAL = /^(hook_resid_(pre|mid|post)|hook_attn_out|hook_mlp_out)$/;
@@ -48,35 +65,139 @@ export function featureActivations(
   return tokenLists.map((toks, b) => toks.map((_, p) => blocksRW[0][(b * pos + p) * dSae + feature]));
 }
 
+/** What a feature page needs of the dictionary the feature belongs to (an SAE or one transcoder). */
+interface FeatureSource {
+  name: string;
+  hook: string;
+  dFeatures: number;
+  /** What the feature writes per unit of activation into the residual stream (null: it does not write it). */
+  decoderRow: (feature: number) => Float32Array | null;
+  activations: (feature: number, tokenLists: readonly (readonly number[])[]) => number[][];
+  /** The index's summary and quantile groups of this feature, after checking the index is of this source. */
+  indexed: (
+    index: NeuronIndex,
+    feature: number,
+    bands: number,
+  ) => { summary: NeuronSummary; groups: QuantileGroup[] | null };
+}
+
+export interface FeaturePageOptions {
+  index?: NeuronIndex | null;
+  text?: string;
+  saeName?: string;
+  modelName?: string;
+  /** Quantile bands (default 5), tokens before / after an example's token (24 / 8), logit tokens (10). */
+  bands?: number;
+  before?: number;
+  after?: number;
+  logitTokens?: number;
+}
+
 export function featurePageData(
   model: HookedTransformer,
   sae: Sae,
   feature: number,
-  opts: {
-    index?: NeuronIndex | null;
-    text?: string;
-    saeName?: string;
-    modelName?: string;
-    /** Quantile bands (default 5), tokens before / after an example's token (24 / 8), logit tokens (10). */
-    bands?: number;
-    before?: number;
-    after?: number;
-    logitTokens?: number;
-  } = {},
+  opts: FeaturePageOptions = {},
 ): FeaturePageData {
   const { dSae, dIn, hookName } = sae.cfg;
+  return pageData(
+    model,
+    {
+      name: opts.saeName ?? hookName,
+      hook: hookName,
+      dFeatures: dSae,
+      decoderRow: (f) =>
+        WRITES_RESIDUAL.test(parseHookName(hookName).hook) && dIn === model.cfg.dModel
+          ? // The decoder's output is divided by activation_scaler's factor.
+            sae.W_dec.slice(f * dIn, (f + 1) * dIn).map((v) => v / sae.scalingFactor)
+          : null,
+      activations: (f, lists) => featureActivations(model, sae, f, lists),
+      indexed: (index, f, bands) => {
+        const built = index.sae;
+        if (!built || built.hook !== hookName || built.dSae !== dSae) {
+          throw new Error(
+            `${index.dir} is not a feature index of this SAE (${built ? `it indexes ${built.path} at ${built.hook}` : "it is not an SAE feature index"}): build one with index --sae.`,
+          );
+        }
+        return { summary: index.featureSummary(f), groups: index.quantileGroups(f, bands) };
+      },
+    },
+    feature,
+    opts,
+  );
+}
+
+/**
+ * The page of feature `feature` of layer `layer`'s transcoder: examples from a transcoder feature index
+ * (`index --transcoders`), activations on its input hook, and W_dec[f]'s direct push on the logits (it writes
+ * the MLP output, so the residual stream).
+ */
+export function transcoderFeaturePageData(
+  model: HookedTransformer,
+  set: TranscoderSet,
+  layer: number,
+  feature: number,
+  opts: FeaturePageOptions & { setName?: string } = {},
+): FeaturePageData {
+  const tc = set.transcoders.find((t) => t.layer === layer);
+  if (!tc) {
+    throw new Error(
+      `Layer ${layer} has no transcoder: the set has layers ${set.transcoders.map((t) => t.layer).join(", ")}.`,
+    );
+  }
+  const setName = opts.setName ?? "transcoders";
+  const hook = `blocks.${layer}.${set.featureInputHook}`;
+  const single: TranscoderSet = { ...set, transcoders: [tc] };
+  const page = pageData(
+    model,
+    {
+      name: setName,
+      hook,
+      dFeatures: tc.dTranscoder,
+      decoderRow: (f) => tc.wDec.slice(f * tc.dModel, (f + 1) * tc.dModel),
+      activations: (f, lists) => {
+        if (lists.length === 0) return [];
+        const { blocksRW, pos } = transcoderUnitSource(model, single).run(lists);
+        return lists.map((toks, b) => toks.map((_, p) => blocksRW[0][(b * pos + p) * tc.dTranscoder + f]));
+      },
+      indexed: (index, f, bands) => {
+        const built = index.transcoders;
+        if (!built || built.inputHook !== set.featureInputHook || built.dTranscoder !== tc.dTranscoder) {
+          throw new Error(
+            `${index.dir} is not a feature index of this transcoder set (${built ? `it indexes ${built.path}` : "it is not a transcoder feature index"}): build one with index --transcoders.`,
+          );
+        }
+        const unit = index.transcoderUnit(layer, f);
+        return {
+          summary: index.transcoderFeatureSummary(layer, f),
+          groups: index.quantileGroups(unit, bands),
+        };
+      },
+    },
+    feature,
+    opts,
+  );
+  return { ...page, transcoderLayer: layer };
+}
+
+function pageData(
+  model: HookedTransformer,
+  src: FeatureSource,
+  feature: number,
+  opts: FeaturePageOptions,
+): FeaturePageData {
+  const dSae = src.dFeatures;
   if (!Number.isInteger(feature) || feature < 0 || feature >= dSae) {
     throw new Error(
-      `Feature ${feature} does not exist: the SAE has features 0..${dSae - 1} (d_sae ${dSae}).`,
+      `Feature ${feature} does not exist: the ${src.name} has features 0..${dSae - 1} (${dSae} features).`,
     );
   }
   const before = opts.before ?? 24;
   const after = opts.after ?? 8;
   const nLogit = opts.logitTokens ?? 10;
   let logitEffect: FeaturePageData["logitEffect"] = null;
-  if (WRITES_RESIDUAL.test(parseHookName(hookName).hook) && dIn === model.cfg.dModel) {
-    // The decoder's output is divided by activation_scaler's factor.
-    const row = sae.W_dec.slice(feature * dIn, (feature + 1) * dIn).map((v) => v / sae.scalingFactor);
+  const row = src.decoderRow(feature);
+  if (row) {
     const effect = directionLogitEffect(model, row);
     logitEffect = {
       top: extremeTokens(model, effect, nLogit, true),
@@ -85,8 +206,8 @@ export function featurePageData(
   }
   const page: FeaturePageData = {
     model: opts.modelName ?? model.source,
-    sae: opts.saeName ?? hookName,
-    hook: hookName,
+    sae: src.name,
+    hook: src.hook,
     feature,
     index: null,
     logitEffect,
@@ -95,17 +216,10 @@ export function featurePageData(
 
   const index = opts.index;
   if (index) {
-    const built = index.sae;
-    if (!built || built.hook !== hookName || built.dSae !== dSae) {
-      throw new Error(
-        `${index.dir} is not a feature index of this SAE (${built ? `it indexes ${built.path} at ${built.hook}` : "it is a neuron index"}): build one with index --sae.`,
-      );
-    }
-    const summary = index.featureSummary(feature);
-    const groups = index.quantileGroups(feature, opts.bands ?? 5);
+    const { summary, groups } = src.indexed(index, feature, opts.bands ?? 5);
     const refs = [...summary.examples, ...(groups ?? []).flatMap((g) => g.examples)];
     const contexts = refs.map((e) => index.contextTokens(e.contextId));
-    const acts = featureActivations(model, sae, feature, contexts);
+    const acts = src.activations(feature, contexts);
     const shown = refs.map((e, i) => ({
       contextId: e.contextId,
       position: e.position,
@@ -138,7 +252,7 @@ export function featurePageData(
 
   if (opts.text !== undefined) {
     const tokens = model.tokenizer.toTokens(normalizeText(opts.text));
-    const [activations] = featureActivations(model, sae, feature, [tokens]);
+    const [activations] = src.activations(feature, [tokens]);
     page.ownText = { text: opts.text, strTokens: model.tokenizer.toStrTokens(tokens), activations };
   }
   return page;

@@ -10,12 +10,15 @@ import {
 } from "./neuron-report.ts";
 
 export function featureReport(page: FeaturePageData): ReportOptions {
-  const name = `F${page.feature}`;
+  const tcLayer = page.transcoderLayer;
+  // A transcoder feature is named as in the graph's node ids: layer, then feature.
+  const name = tcLayer === undefined ? `F${page.feature}` : `L${tcLayer} F${page.feature}`;
+  const kind = tcLayer === undefined ? "SAE" : "Transcoder set";
   const valueLabel = `${name} activation`;
   const sections: ReportSection[] = [
     {
       heading: "Inputs",
-      text: `Model ${page.model}; SAE ${page.sae} at ${page.hook}; feature ${page.feature}${page.index ? `; index ${page.index.dir} over ${page.index.corpus}` : "; no index (examples not computed)"}.`,
+      text: `Model ${page.model}; ${kind} ${page.sae}${tcLayer === undefined ? "" : `, layer ${tcLayer}'s transcoder`} at ${page.hook}; feature ${page.feature}${page.index ? `; index ${page.index.dir} over ${page.index.corpus}` : "; no index (examples not computed)"}.`,
       figures: [],
     },
   ];
@@ -79,7 +82,11 @@ export function featureReport(page: FeaturePageData): ReportOptions {
     });
   }
   if (page.ownText) sections.push(ownTextSection(name, valueLabel, page.ownText));
-  return { title: `SAE feature ${page.feature}`, subtitle: `${page.sae} · model ${page.model}`, sections };
+  const title =
+    tcLayer === undefined
+      ? `SAE feature ${page.feature}`
+      : `Transcoder feature ${page.feature} of layer ${tcLayer}`;
+  return { title, subtitle: `${page.sae} · model ${page.model}`, sections };
 }
 
 export function writeFeatureReport(path: string, page: FeaturePageData): void {

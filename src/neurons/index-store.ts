@@ -31,13 +31,19 @@ export interface IndexSettings {
    * neurons (layers is then empty). Absent for a neuron index.
    */
   sae?: { path: string; hook: string; dSae: number };
+  /**
+   * A transcoder feature index: the set as given (recorded), its feature input hook (block-relative) and
+   * width; the units are each layer's features (layers lists them), not neurons. Absent otherwise.
+   */
+  transcoders?: { path: string; inputHook: string; dTranscoder: number };
   /** Examples sampled per (unit, histogram bin), for quantile groups (band-samples.ts); absent: none. */
   bandSamples?: number;
 }
 
-/** Units the index holds: the SAE's features, or d_mlp neurons per indexed layer. */
+/** Units the index holds: the SAE's features, d_transcoder features or d_mlp neurons per indexed layer. */
 export function unitCount(settings: IndexSettings): number {
-  return settings.sae ? settings.sae.dSae : settings.layers.length * settings.dMlp;
+  if (settings.sae) return settings.sae.dSae;
+  return settings.layers.length * (settings.transcoders ? settings.transcoders.dTranscoder : settings.dMlp);
 }
 
 export interface IndexProgress {

@@ -39,6 +39,11 @@ export class NeuronIndex {
     return this.manifest.settings.sae ?? null;
   }
 
+  /** The transcoder set a transcoder feature index was built for (null otherwise). */
+  get transcoders(): IndexSettings["transcoders"] | null {
+    return this.manifest.settings.transcoders ?? null;
+  }
+
   get layers(): number[] {
     return this.manifest.settings.layers;
   }
@@ -57,7 +62,37 @@ export class NeuronIndex {
     return l * dMlp + neuron;
   }
 
+  /**
+   * The unit number of transcoder feature `feature` of layer `layer` (for `unitSummary`-backed reads and
+   * `quantileGroups`), with a clear error for a layer or feature the index does not hold.
+   */
+  transcoderUnit(layer: number, feature: number): number {
+    const tcs = this.transcoders;
+    if (!tcs)
+      throw new Error(
+        `${this.dir} is not a transcoder feature index: build one with index --transcoders DIR.`,
+      );
+    const l = this.layers.indexOf(layer);
+    if (l < 0) throw new Error(`Index ${this.dir} has no layer ${layer} (it has ${this.layers.join(", ")}).`);
+    if (!Number.isInteger(feature) || feature < 0 || feature >= tcs.dTranscoder) {
+      throw new Error(
+        `Feature ${feature} does not exist: the transcoders have features 0..${tcs.dTranscoder - 1}.`,
+      );
+    }
+    return l * tcs.dTranscoder + feature;
+  }
+
+  /** A transcoder feature index's summary of feature `feature` of layer `layer`. */
+  transcoderFeatureSummary(layer: number, feature: number): NeuronSummary {
+    return this.unitSummary(this.transcoderUnit(layer, feature));
+  }
+
   summary(layer: number, neuron: number): NeuronSummary {
+    if (this.transcoders) {
+      throw new Error(
+        `${this.dir} is a transcoder feature index (${this.transcoders.path}): open features with \`feature --transcoders\`.`,
+      );
+    }
     if (this.sae) {
       throw new Error(
         `${this.dir} is a feature index (SAE ${this.sae.path}): open features with \`feature\`.`,

@@ -52,3 +52,47 @@ test("index --sae with --layers is refused; without an index the page still give
     [...values].sort((a: number, b: number) => b - a),
   );
 });
+
+test("feature --transcoders: a missing --layer, a layer or feature the set lacks are refused naming the fix", async () => {
+  const set = join(process.cwd(), "models/stories260k-transcoders");
+  const noLayer = await runCli(
+    ["feature", "--model", "stories260k", "--transcoders", set, "--feature", "3"],
+    {},
+    dir,
+  );
+  assert.notEqual(noLayer.code, 0);
+  assert.match(noLayer.stderr, /Pass --layer L/);
+  const far = await runCli(
+    ["feature", "--model", "stories260k", "--transcoders", set, "--layer", "9", "--feature", "3"],
+    {},
+    dir,
+  );
+  assert.notEqual(far.code, 0);
+  assert.match(far.stderr, /Layer 9 has no transcoder/);
+  const wide = await runCli(
+    ["feature", "--model", "stories260k", "--transcoders", set, "--layer", "1", "--feature", "512"],
+    {},
+    dir,
+  );
+  assert.notEqual(wide.code, 0);
+  assert.match(wide.stderr, /features 0\.\.511/);
+  const both = await runCli(
+    [
+      "index",
+      "--model",
+      "stories260k",
+      "--transcoders",
+      set,
+      "--layers",
+      "1",
+      "--corpus",
+      "sotu",
+      "--out",
+      "x",
+    ],
+    {},
+    dir,
+  );
+  assert.notEqual(both.code, 0);
+  assert.match(both.stderr, /leave out --sae and --layers/);
+});

@@ -147,4 +147,7 @@ test("a target that is not one token, and an output path that is a directory, ar
   const r3 = await runCli(graphArgs(tcDir, "--node-threshold", "2"));
   assert.notEqual(r3.code, 0);
   assert.match(r3.stderr, /--node-threshold must be a number between 0 and 1/);
+  const r4 = await runCli(graphArgs(tcDir, "--feature-pages", join(root, "pages")));
+  assert.notEqual(r4.code, 0);
+  assert.match(r4.stderr, /add --html FILE/);
 });

@@ -161,3 +161,23 @@ test("demeaned readouts are W_U's columns minus its vocabulary mean, in float64"
   });
   assert.deepEqual(demeanedReadouts(model, []), []);
 });
+
+test("BOS as circuit-tracer's zero_positions: no features and zero error edges at position 0, its token node kept", async () => {
+  const { model, set, targets } = await fixture();
+  const { graph } = await attributeGraph(model, TOKENS, set, { targets, batchSize: 64 });
+  const r = nodeRanges(graph);
+  const n = r.nNodes;
+  const P = TOKENS.length;
+  assert.ok(!graph.features.some((f) => f.pos === 0));
+  let bosToken = 0;
+  let laterErrors = 0;
+  for (let row = 0; row < n; row++) {
+    for (let l = 0; l < model.cfg.nLayers; l++) {
+      assert.equal(graph.adjacency[row * n + r.errorStart + l * P], 0, `row ${row}, error node L${l} pos 0`);
+      laterErrors += Math.abs(graph.adjacency[row * n + r.errorStart + l * P + 1]);
+    }
+    bosToken += Math.abs(graph.adjacency[row * n + r.tokenStart]);
+  }
+  assert.ok(bosToken > 1e-3, `the BOS token node has edges (${bosToken})`);
+  assert.ok(laterErrors > 1e-3, `error nodes at position 1 have edges (${laterErrors})`);
+});

@@ -2,15 +2,13 @@
  * Issue 30's check on the real model: stories260k with the bundled transcoder set, the pronoun study's first
  * focus prompt (seed 0), ending where " she" is predicted. Ablating the graph's top feature into the " she"
  * logit (largest |total effect|) in the real model, transcoders spliced in and errors held (graph-check.ts),
- * moves the logit the way the graph says.
+ * moves the logit the way the graph says; for the top feature of the last layer at the last position (nothing
+ * but the readout downstream) the frozen ablation is the graph's total effect exactly, and unfrozen the gap is
+ * ln_final's new scale exactly.
  *
- * Measured (2026-12-05, "Once there was a little girl. The other day,"): the top feature is 4_348_15
- * (activation 0.895; its edge into " she" is negative), graph total effect of ablating it +1.503. Frozen
- * (patterns and norm scales pinned, the graph's own linearisation): measured +1.503, equal to 1e-4, as it must
- * be for a last-layer feature. Unfrozen: measured +0.755, the same sign and about half the size; the
- * difference is ln_final's scale responding to the removed write, which the second test computes exactly. Lower-layer
- * features are not exact even frozen (downstream JumpReLU features cross their thresholds): the third-ranked
- * 3_490_15 is predicted −0.713 and measures +0.662 frozen — the graph is a linearisation, not a promise.
+ * Measured (2026-12-05, the set retrained at 1,000 steps, "Once there was a little girl. The other day,"):
+ * the top feature is 2_246_15, graph total −1.070, frozen ablation −0.470 (same sign; lower-layer features are
+ * not exact even frozen: downstream JumpReLU features cross their thresholds), unfrozen −0.138.
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
@@ -44,37 +42,48 @@ describe("stories260k, bundled transcoders: ablating the top feature into ' she'
     attributed = await attributeGraph(model, model.toTokens(prompt), set, { targets: [she] });
   });
 
-  it("frozen as the graph is: the measured change equals the graph's total effect (sign and size, 1e-3)", () => {
-    const [top] = checkTopFeatures(model, set, attributed, { top: 1, freeze: true });
+  it("the top feature: its ablation moves the logit the graph's way, frozen and unfrozen", () => {
+    const [frozen] = checkTopFeatures(model, set, attributed, { top: 1, freeze: true });
+    const [free] = checkTopFeatures(model, set, attributed, { top: 1 });
     assert.ok(
-      Math.abs(top.predictedTotal) > 0.5,
-      `${prompt}: top feature ${top.nodeId} predicts ${top.predictedTotal}`,
+      Math.abs(frozen.predictedTotal) > 0.5,
+      `${prompt}: top feature ${frozen.nodeId} predicts ${frozen.predictedTotal}`,
     );
-    assert.equal(
-      Math.sign(top.measured),
-      Math.sign(top.predictedTotal),
-      `${top.nodeId}: ${JSON.stringify(top)}`,
-    );
+    for (const c of [frozen, free]) {
+      assert.equal(Math.sign(c.measured), Math.sign(c.predictedTotal), `${c.nodeId}: ${JSON.stringify(c)}`);
+      assert.ok(Math.abs(c.measured) > 0.05, `${c.nodeId}: measured ${c.measured} is not noise`);
+    }
+  });
+
+  /** The last-layer, last-position feature with the largest |total effect| (checked frozen). */
+  function topLastLayer(freeze: boolean) {
+    const { graph } = attributed;
+    const last = (i: number) =>
+      graph.features[i].layer === model.cfg.nLayers - 1 &&
+      graph.features[i].pos === graph.inputTokens.length - 1;
+    const ranked = checkTopFeatures(model, set, attributed, { top: graph.features.length, freeze });
+    const top = ranked.find((c) => last(c.index));
+    assert.ok(top, "a last-layer feature is active at the last position");
+    return top;
+  }
+
+  it("the top last-layer feature, frozen as the graph is: the measured change equals the graph's total (1e-3)", () => {
+    const top = topLastLayer(true);
+    assert.ok(Math.abs(top.predictedTotal) > 0.05, `${top.nodeId} predicts ${top.predictedTotal}`);
     assert.ok(
       Math.abs(top.measured - top.predictedTotal) <= 1e-3 * (1 + Math.abs(top.predictedTotal)),
       `${top.nodeId}: measured ${top.measured}, graph total ${top.predictedTotal}`,
     );
   });
 
-  it("unfrozen: the same sign, 0.3 to 1.0 of the graph's size, and the gap is exactly ln_final's new scale", () => {
-    const [top] = checkTopFeatures(model, set, attributed, { top: 1 });
+  it("the top last-layer feature unfrozen: the same sign, and the gap is exactly ln_final's new scale", () => {
+    const top = topLastLayer(false);
     assert.equal(
       Math.sign(top.measured),
       Math.sign(top.predictedTotal),
       `${top.nodeId}: ${JSON.stringify(top)}`,
     );
-    const ratio = top.measured / top.predictedTotal;
-    assert.ok(ratio >= 0.3 && ratio <= 1, `${top.nodeId}: measured / graph total = ${ratio}`);
-    // The top feature sits in the last layer at the last position (nothing but the readout downstream), so
-    // without freezing the only change is ln_final's scale.
     const { graph } = attributed;
-    const f = graph.features[top.index];
-    assert.deepEqual([f.layer, f.pos], [model.cfg.nLayers - 1, graph.inputTokens.length - 1]);
     const { nNodes: n, logitStart } = nodeRanges(graph);
     const edge = graph.adjacency[logitStart * n + top.index];
     const { expected } = lastLayerAblationUnfrozen(model, set, attributed, {

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { FeaturePageData } from "../../neurons/feature-page.ts";
 import {
   addModelOptions,
   loadModelFromOptions,
@@ -11,6 +12,8 @@ import { checkOutputPaths } from "../output-paths.ts";
 
 interface FeatureCliOptions extends ModelCliOptions {
   sae?: string;
+  transcoders?: string;
+  layer?: number;
   feature?: number;
   index?: string;
   text?: string;
@@ -23,20 +26,35 @@ export function register(program: Command): void {
     program
       .command("feature")
       .description(
-        "an SAE feature's page: top examples, quantile groups, density, histogram, direct logit effect, activations on your text",
+        "an SAE or transcoder feature's page: top examples, quantile groups, density, histogram, direct logit effect, activations on your text",
       ),
   )
     .option("--sae <dir|owner/repo/folder>", "the SAELens SAE the feature belongs to")
+    .option(
+      "--transcoders <dir|config.yaml>",
+      "a circuit-tracer transcoder set: the page of feature --feature of layer --layer's transcoder",
+    )
+    .option(
+      "--layer <n>",
+      "with --transcoders: the layer whose transcoder the feature belongs to",
+      parseIntOption("layer"),
+    )
     .option("-f, --feature <n>", "feature number, 0 .. d_sae-1", parseIntOption("feature"))
     .option(
       "-i, --index <dir>",
-      "feature index built by `circuitscope index --sae` (examples and statistics)",
+      "feature index built by `circuitscope index --sae` or `index --transcoders` (examples and statistics; default with --transcoders: DIR/feature-index when present)",
     )
     .option("-t, --text <text>", "also show the feature's activation on every token of this text")
     .option("--html <file>", "write the page as a self-contained HTML report")
     .option("--json", "print only the page data as JSON")
     .action(async (opts: FeatureCliOptions) => {
-      if (!opts.sae) throw new UsageError("Which SAE? Pass --sae DIR (an SAELens directory).");
+      if (opts.transcoders) return transcoderFeature(opts);
+      if (opts.layer !== undefined)
+        throw new UsageError("--layer goes with --transcoders; an SAE has one hook.");
+      if (!opts.sae)
+        throw new UsageError(
+          "Which SAE or transcoders? Pass --sae DIR (an SAELens directory) or --transcoders DIR --layer L.",
+        );
       if (opts.feature === undefined)
         throw new UsageError("Which feature? Pass --feature N, e.g. --feature 12");
       const { prepareSae, loadPreparedSae } = await import("../sae-options.ts");
@@ -64,33 +82,72 @@ export function register(program: Command): void {
           saeName: opts.sae,
           modelName: opts.model,
         });
-        if (opts.html) {
-          const { writeFeatureReport } = await import("../../neurons/feature-report.ts");
-          writeFeatureReport(opts.html, page);
-        }
-        if (opts.json) {
-          printJson(page);
-          return;
-        }
-        const fmt = (x: number) => x.toPrecision(3);
-        const lines = [`SAE feature ${page.feature} (${page.sae} at ${page.hook}), model ${page.model}`];
-        if (page.index) {
-          lines.push(`Density ${(100 * page.index.density).toFixed(2)}% of ${page.index.tokens} tokens`);
-          for (const e of page.index.examples) {
-            const [a, b] = e.window;
-            lines.push(
-              `  ${fmt(e.value)}  ${e.strTokens.slice(a, e.position).join("")}[[${e.strTokens[e.position]}]]${e.strTokens.slice(e.position + 1, b).join("")}`,
-            );
-          }
-        }
-        if (page.logitEffect) {
-          lines.push(`Promotes: ${page.logitEffect.top.map((t) => JSON.stringify(t.str)).join(" ")}`);
-          lines.push(`Suppresses: ${page.logitEffect.bottom.map((t) => JSON.stringify(t.str)).join(" ")}`);
-        }
-        if (opts.html) lines.push(`Wrote ${opts.html}`);
-        process.stdout.write(`${lines.join("\n")}\n`);
+        await printFeaturePage(page, opts);
       } finally {
         model.dispose();
       }
     });
+}
+
+/** `feature --transcoders DIR --layer L --feature F`: the page of a transcoder feature (a graph's feature node). */
+async function transcoderFeature(opts: FeatureCliOptions): Promise<void> {
+  if (opts.sae) throw new UsageError("Pass --sae or --transcoders, not both.");
+  if (opts.layer === undefined) throw new UsageError("Which layer? Pass --layer L with --transcoders.");
+  if (opts.feature === undefined) throw new UsageError("Which feature? Pass --feature N, e.g. --feature 12");
+  checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
+  const { loadGraphInputs } = await import("./graph-cmd.ts");
+  const { set, model } = await loadGraphInputs(opts);
+  try {
+    const { defaultTranscoderIndex } = await import("../../neurons/feature-page.ts");
+    const indexDir = opts.index ?? defaultTranscoderIndex(opts.transcoders as string);
+    const { NeuronIndex } = await import("../../neurons/neuron-index.ts");
+    const index = indexDir ? NeuronIndex.open(indexDir) : null;
+    const { transcoderFeaturePageData } = await import("../../neurons/feature-page.ts");
+    let page: FeaturePageData;
+    try {
+      page = transcoderFeaturePageData(model, set, opts.layer, opts.feature, {
+        index,
+        text: opts.text,
+        setName: opts.transcoders,
+        modelName: opts.model,
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    await printFeaturePage(page, opts);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function printFeaturePage(page: FeaturePageData, opts: FeatureCliOptions): Promise<void> {
+  if (opts.html) {
+    const { writeFeatureReport } = await import("../../neurons/feature-report.ts");
+    writeFeatureReport(opts.html, page);
+  }
+  if (opts.json) {
+    printJson(page);
+    return;
+  }
+  const fmt = (x: number) => x.toPrecision(3);
+  const what =
+    page.transcoderLayer === undefined
+      ? `SAE feature ${page.feature} (${page.sae} at ${page.hook})`
+      : `Transcoder feature ${page.feature} of layer ${page.transcoderLayer} (${page.sae}, reading ${page.hook})`;
+  const lines = [`${what}, model ${page.model}`];
+  if (page.index) {
+    lines.push(`Density ${(100 * page.index.density).toFixed(2)}% of ${page.index.tokens} tokens`);
+    for (const e of page.index.examples) {
+      const [a, b] = e.window;
+      lines.push(
+        `  ${fmt(e.value)}  ${e.strTokens.slice(a, e.position).join("")}[[${e.strTokens[e.position]}]]${e.strTokens.slice(e.position + 1, b).join("")}`,
+      );
+    }
+  }
+  if (page.logitEffect) {
+    lines.push(`Promotes: ${page.logitEffect.top.map((t) => JSON.stringify(t.str)).join(" ")}`);
+    lines.push(`Suppresses: ${page.logitEffect.bottom.map((t) => JSON.stringify(t.str)).join(" ")}`);
+  }
+  if (opts.html) lines.push(`Wrote ${opts.html}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
 }

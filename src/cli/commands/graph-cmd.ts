@@ -29,6 +29,7 @@ export interface GraphCliOptions extends ModelCliOptions {
   overwrite?: boolean;
   out?: string;
   html?: string;
+  featurePages?: string;
   json?: boolean;
   slug: string;
   check: number;
@@ -90,6 +91,10 @@ export function register(program: Command): void {
       "write the pruned graph in the circuit-tracer / Neuronpedia front-end schema (graph.json)",
     )
     .option("--html <file>", "write circuitscope's interactive graph page")
+    .option(
+      "--feature-pages <dir>",
+      "with --html: write a page for each feature the graph keeps into this new directory (examples from the set's feature index DIR/feature-index when present); clicking a feature node opens its page",
+    )
     .option("--slug <name>", "the graph's name in the front end", "circuitscope-graph")
     .option(
       "--check <k>",
@@ -127,7 +132,10 @@ export function register(program: Command): void {
         { path: opts.raw, flag: "--raw", kind: "report", overwrite: opts.overwrite },
         { path: opts.out, flag: "--out", kind: "file" },
         { path: opts.html, flag: "--html", kind: "file" },
+        { path: opts.featurePages, flag: "--feature-pages", kind: "report", overwrite: opts.overwrite },
       ]);
+      if (opts.featurePages && !opts.html)
+        throw new UsageError("--feature-pages are the pages the graph page links to: add --html FILE.");
       const { set, model } = await loadGraphInputs(opts);
       try {
         const targets = targetTokens(model, opts.target, "--target");
@@ -143,6 +151,19 @@ export function register(program: Command): void {
         ).finally(() => progress.stop());
         if (built === null) return;
         const { attributed, graph, pruned, scores, frontEnd, tokens } = built;
+        if (opts.featurePages) {
+          const { writeGraphFeaturePages } = await import("../../neurons/graph-feature-pages.ts");
+          const { defaultTranscoderIndex } = await import("../../neurons/feature-page.ts");
+          const { NeuronIndex } = await import("../../neurons/neuron-index.ts");
+          const indexDir = defaultTranscoderIndex(opts.transcoders as string);
+          await writeGraphFeaturePages(opts.featurePages, model, set, frontEnd, {
+            index: indexDir ? NeuronIndex.open(indexDir) : null,
+            setName: opts.transcoders as string,
+            modelName: opts.model,
+            overwrite: opts.overwrite,
+            flag: "--feature-pages",
+          });
+        }
         await writeGraphOutputs(graph, frontEnd, opts, {
           replacement: scores.replacementScore,
           completeness: scores.completenessScore,
@@ -210,7 +231,7 @@ export function register(program: Command): void {
 
 /** The transcoder set and the model, checked against each other: every problem a usage error, before any work. */
 export async function loadGraphInputs(
-  opts: GraphCliOptions,
+  opts: ModelCliOptions & { transcoders?: string },
 ): Promise<{ set: TranscoderSet; model: HookedTransformer }> {
   const { loadTranscoderSet } = await import("../../graphs/transcoder-set.ts");
   let set: TranscoderSet;
@@ -281,6 +302,13 @@ async function writeGraphOutputs(
   if (opts.out) writeFrontEndGraph(opts.out, frontEnd);
   if (opts.html) {
     const { writeGraphPage } = await import("../../viz/graph-page.ts");
-    writeGraphPage(opts.html, frontEnd, { model: opts.model, edgeThreshold: opts.edgeThreshold, scores });
+    const { featurePagesUrl } = await import("../../neurons/graph-feature-pages.ts");
+    const featureUrl = opts.featurePages ? featurePagesUrl(opts.html, opts.featurePages) : undefined;
+    writeGraphPage(opts.html, frontEnd, {
+      model: opts.model,
+      edgeThreshold: opts.edgeThreshold,
+      scores,
+      featureUrl,
+    });
   }
 }

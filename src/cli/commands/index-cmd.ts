@@ -4,6 +4,7 @@ import {
   addModelOptions,
   loadModelFromOptions,
   type ModelCliOptions,
+  parseIntOption,
   positiveIntOption,
   printJson,
   UsageError,
@@ -26,6 +27,7 @@ interface IndexCliOptions extends ModelCliOptions {
   resume?: boolean;
   json?: boolean;
   sae?: string;
+  transcoders?: string;
   bandSamples?: number;
   histMax?: number;
 }
@@ -86,9 +88,13 @@ export function register(program: Command): void {
       "index this SAELens SAE's features at its hook instead of neurons (a feature index, for `feature` pages)",
     )
     .option(
+      "--transcoders <dir|config.yaml>",
+      "index a circuit-tracer transcoder set's features, every layer, on its feature input hook (a feature index, for `feature --transcoders` and graph pages)",
+    )
+    .option(
       "--band-samples <n>",
-      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae, none for neurons)",
-      positiveIntOption("band-samples"),
+      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae or --transcoders, none for neurons; 0: none)",
+      parseIntOption("band-samples"),
     )
     .option(
       "--hist-max <x>",
@@ -128,18 +134,29 @@ export function register(program: Command): void {
       const { createProgress, progressShown } = await import("../../util/progress.ts");
       const source = openCorpus(opts.corpus, { textField: opts.textField });
       const shard = opts.shard ? resolveShard(opts.shard) : undefined;
+      if (opts.bandSamples !== undefined && opts.bandSamples < 0)
+        throw new UsageError(`--band-samples must be 0 or more, got ${opts.bandSamples}`);
       if (opts.sae && opts.layers) {
         throw new UsageError("--sae indexes the SAE's features at its hook: leave out --layers.");
       }
-      const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus, opts.sae !== undefined);
+      if (opts.transcoders && (opts.sae || opts.layers)) {
+        throw new UsageError("--transcoders indexes every layer of the set: leave out --sae and --layers.");
+      }
+      const features = opts.sae !== undefined || opts.transcoders !== undefined;
+      const outDir = opts.out ?? defaultOutDir(opts.model, opts.corpus, features);
       checkOutputPaths([{ path: outDir, flag: "--out", kind: "index", resume: opts.resume }]);
       const { prepareSae, loadPreparedSae } = await import("../sae-options.ts");
       const pendingSae = await prepareSae({ sae: opts.sae, steer: [], ablate: [], offline: opts.offline });
-      const model = await loadModelFromOptions(opts);
+      let model: Awaited<ReturnType<typeof loadModelFromOptions>>;
+      let tcSet: import("../../graphs/transcoder-set.ts").TranscoderSet | null = null;
+      if (opts.transcoders) {
+        const { loadGraphInputs } = await import("./graph-cmd.ts");
+        ({ set: tcSet, model } = await loadGraphInputs(opts));
+      } else model = await loadModelFromOptions(opts);
       const sae = pendingSae ? await loadPreparedSae(pendingSae, model) : null;
       const { DEFAULT_HISTOGRAM } = await import("../../neurons/neuron-stats.ts");
-      // SAE features are >= 0 and their scale is the SAE's own: bins from 0, the top edge a flag.
-      const histogram = sae
+      // Features are >= 0 and their scale is the dictionary's own: bins from 0, the top edge a flag.
+      const histogram = features
         ? { lo: 0, hi: opts.histMax ?? 10, bins: 100 }
         : opts.histMax
           ? { ...DEFAULT_HISTOGRAM, hi: opts.histMax }
@@ -172,7 +189,8 @@ export function register(program: Command): void {
             modelName: opts.model,
             layers: opts.layers ? parseLayers(opts.layers) : undefined,
             ...(sae && opts.sae ? { sae: { sae, path: opts.sae } } : {}),
-            bandSamples: opts.bandSamples ?? (sae ? 5 : undefined),
+            ...(tcSet && opts.transcoders ? { transcoders: { set: tcSet, path: opts.transcoders } } : {}),
+            bandSamples: opts.bandSamples ?? (features ? 5 : undefined),
             histogram,
             topK: opts.topK,
             contextLen: opts.contextLen,
@@ -201,6 +219,13 @@ export function register(program: Command): void {
         }
         if (opts.json) {
           printJson({ outDir, ...m, tokensPerSecond: result.tokensPerSecond });
+        } else if (m.progress.complete && m.settings.transcoders) {
+          const tc = m.settings.transcoders;
+          process.stdout.write(
+            `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.layers.length} × ${tc.dTranscoder} transcoder features at ${tc.inputHook} ` +
+              `into ${outDir} (${result.tokensPerSecond.toFixed(0)} tokens/s). View a feature with: ` +
+              `circuitscope feature --model ${opts.model} --transcoders ${opts.transcoders} --index ${outDir} --layer ${m.settings.layers[0]} --feature 0\n`,
+          );
         } else if (m.progress.complete && m.settings.sae) {
           process.stdout.write(
             `Indexed ${m.progress.tokens} tokens (${m.progress.contexts} contexts) for ${m.settings.sae.dSae} SAE features at ${m.settings.sae.hook} ` +
