@@ -61,12 +61,12 @@ export interface ArrayOps<A extends FloatArray> {
   /** x [m, k] @ W [k, n] + b [n] in one call (optional: else `matmul`, then the bias added row by row). */
   affine?(x: A, W: A, b: A, m: number, k: number, n: number): A;
   /**
-   * a [m, k] @ b [n, k]ᵀ (optional). With it the decode and the gradients of W_enc, W_dec and the
-   * pre-activations are dense products, as PyTorch trainers take them: on a GEMM kernel the 134M
-   * multiply-adds of each (4,096 rows, 512 latents) cost less than the ≈ 2–6M of the sparse loops in
-   * JavaScript. Without it (the float64 tests, the pinned digests) the sparse loops.
+   * With `true`, the decode f W_dec and the gradients x'ᵀ ∂L/∂pre (W_enc) and fᵀ ∂L/∂ŷ (W_dec) are dense
+   * products through `matmul`, as PyTorch trainers take them (f, fᵀ, x'ᵀ and ∂L/∂pre dense in reused
+   * buffers); else sparse loops over the active latents. ∂L/∂f is taken only where f is active either way
+   * (k dot products a row: the dense ∂L/∂ŷ W_decᵀ measured 2–3 × slower). See docs/benchmarks.md.
    */
-  matmulBT?(a: A, b: A, m: number, k: number, n: number): A;
+  denseProducts?: boolean;
 }
 
 export interface BatchInput<A extends FloatArray> {
@@ -349,15 +349,13 @@ export function batchLossAndGrads<A extends FloatArray>(
     W_dec: ops.zeros(dSae * dOut),
     b_dec: ops.zeros(dOut),
   };
-  const dense = ops.matmulBT !== undefined;
+  const dense = ops.denseProducts === true;
   const { yHat, dyHat, mse, fT } = dense
     ? reconstructDense(acts, p, batch.y, B, dims, g.b_dec, ops)
     : { ...reconstruct(acts, p, batch.y, B, dOut, g.b_dec, ops), fT: null };
   if (s.architecture === "jumprelu") g.log_threshold = ops.zeros(dSae);
-  // Dense: ∂L/∂f = ∂L/∂ŷ W_decᵀ [B, d_sae] in one product, and ∂L/∂pre gathered into gPre [B, d_sae] for
-  // W_enc's gradient x'ᵀ gPre. Sparse: W_enc's gradient accumulated transposed as [d_sae, d_in] (rows stay
-  // contiguous).
-  const dF = dense ? ops.matmulBT!(dyHat, p.W_dec, B, dOut, dSae) : null;
+  // Dense: ∂L/∂pre gathered into gPre [B, d_sae] for W_enc's gradient x'ᵀ gPre. Sparse: W_enc's gradient
+  // accumulated transposed as [d_sae, d_in] (rows stay contiguous).
   const gPre = dense ? ops.zeros(B * dSae) : null;
   const gWencT = dense ? null : ops.zeros(dSae * dIn);
   const addPreGrad = (r: number, j: number, gj: number) => {
@@ -388,7 +386,7 @@ export function batchLossAndGrads<A extends FloatArray>(
       fired[j] = 1;
       const wo = j * dOut;
       let df = 0;
-      if (dF) df = dF[r * dSae + j];
+      if (gPre) for (let i = 0; i < dOut; i++) df += dyHat[yo + i] * Wd[wo + i];
       else
         for (let i = 0; i < dOut; i++) {
           df += dyHat[yo + i] * Wd[wo + i];
