@@ -1,7 +1,8 @@
 /**
  * `sae_train_tokens_per_s`: TopK SAE training steps (d_in 64, d_sae 512, k 8, batches of 4,096) on
  * stories260k's blocks.2.hook_resid_pre activations of the bundled sampled corpus, as issue 29 sets it.
- * The harvest is not timed; a few steps warm up first. Wall time and the process's CPU time are both reported.
+ * The harvest is not timed; a few steps warm up first. Wall time and the process's CPU time are both reported,
+ * for the default (sparse) step and, as `sae_train_dense_*`, for the step with its products as dense GEMMs.
  */
 import { join } from "node:path";
 import { openCorpus } from "../src/corpus/sources.ts";
@@ -38,19 +39,27 @@ export async function benchSaeTrain(opts: BenchSaeTrainOptions): Promise<Record<
       tokens: 4096 * 3000,
     });
     const data = { x, y: x };
-    const state = initTrainState(data, s);
-    const ops = FLOAT32_OPS(opts.kernels);
-    trainSteps(state, data, s, { ops, untilStep: warm });
-    const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
-    trainSteps(state, data, s, { ops, untilStep: warm + steps });
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    // CPU time of the whole process (every thread), which a busy shared machine inflates far less than wall time.
-    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    // Both float32 paths of the step, each from a fresh state: the default sparse loops, then the dense GEMMs.
+    const timed = (dense: boolean) => {
+      const state = initTrainState(data, s);
+      const ops = FLOAT32_OPS(opts.kernels, { denseProducts: dense });
+      trainSteps(state, data, s, { ops, untilStep: warm });
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      trainSteps(state, data, s, { ops, untilStep: warm + steps });
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      // CPU time of the whole process (every thread), which a busy shared machine inflates far less than wall time.
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+      return { perS: (steps * s.batchSize) / seconds, perCpuS: (steps * s.batchSize) / cpuSeconds };
+    };
+    const sparse = timed(false);
+    const dense = timed(true);
     return {
-      sae_train_tokens_per_s: (steps * s.batchSize) / seconds,
-      sae_train_tokens_per_cpu_s: (steps * s.batchSize) / cpuSeconds,
+      sae_train_tokens_per_s: sparse.perS,
+      sae_train_tokens_per_cpu_s: sparse.perCpuS,
+      sae_train_dense_tokens_per_s: dense.perS,
+      sae_train_dense_tokens_per_cpu_s: dense.perCpuS,
     };
   } finally {
     model.dispose();

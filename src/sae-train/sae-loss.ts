@@ -60,6 +60,13 @@ export interface ArrayOps<A extends FloatArray> {
   matmul(a: A, b: A, m: number, k: number, n: number): A;
   /** x [m, k] @ W [k, n] + b [n] in one call (optional: else `matmul`, then the bias added row by row). */
   affine?(x: A, W: A, b: A, m: number, k: number, n: number): A;
+  /**
+   * With `true`, the decode f W_dec and the gradients x'ᵀ ∂L/∂pre (W_enc) and fᵀ ∂L/∂ŷ (W_dec) are dense
+   * products through `matmul`, as PyTorch trainers take them (f, fᵀ, x'ᵀ and ∂L/∂pre dense in reused
+   * buffers); else sparse loops over the active latents. ∂L/∂f is taken only where f is active either way
+   * (k dot products a row: the dense ∂L/∂ŷ W_decᵀ measured 2–3 × slower). See docs/benchmarks.md.
+   */
+  denseProducts?: boolean;
 }
 
 export interface BatchInput<A extends FloatArray> {
@@ -223,6 +230,29 @@ export function activeLatents<A extends FloatArray>(
 }
 
 /**
+ * Row r's error gradient ∂/∂ŷ of Σ‖ŷ − y‖² / B into dyHat, b_dec's share into gBdec; returns `se` plus the
+ * row's squared error (added element by element, so the total's rounding is that of one running sum).
+ */
+function errorRow<A extends FloatArray>(
+  yHat: A,
+  y: A,
+  o: number,
+  dOut: number,
+  rows: number,
+  dyHat: A,
+  gBdec: A,
+  se: number,
+): number {
+  for (let i = 0; i < dOut; i++) {
+    const err = yHat[o + i] - y[o + i];
+    se += err * err;
+    dyHat[o + i] = (2 * err) / rows;
+    gBdec[i] += dyHat[o + i];
+  }
+  return se;
+}
+
+/**
  * The reconstruction ŷ = f W_dec + b_dec from sparse f, and with it, row by row while the row is in cache,
  * the error's gradient ∂/∂ŷ of Σ‖ŷ − y‖² / B, the squared error and b_dec's share of the gradient.
  */
@@ -249,14 +279,43 @@ function reconstruct<A extends FloatArray>(
       const w = index[e] * dOut;
       for (let i = 0; i < dOut; i++) yHat[o + i] += v * W[w + i];
     }
-    for (let i = 0; i < dOut; i++) {
-      const err = yHat[o + i] - y[o + i];
-      mse += err * err;
-      dyHat[o + i] = (2 * err) / rows;
-      gBdec[i] += dyHat[o + i];
-    }
+    mse = errorRow(yHat, y, o, dOut, rows, dyHat, gBdec, mse);
   }
   return { yHat, dyHat, mse: mse / rows };
+}
+
+/**
+ * `reconstruct` through the dense product f [rows, d_sae] @ W_dec, the bias added after it. Also returns fᵀ
+ * [d_sae, rows], W_dec's gradient's left operand (the kernels take no transposed left operand).
+ */
+function reconstructDense<A extends FloatArray>(
+  acts: SparseActs<A>,
+  p: SaeParams<A>,
+  y: A,
+  rows: number,
+  dims: SaeDims,
+  gBdec: A,
+  ops: ArrayOps<A>,
+): { yHat: A; dyHat: A; mse: number; fT: A } {
+  const { dSae, dOut } = dims;
+  const f = ops.zeros(rows * dSae);
+  const fT = ops.zeros(dSae * rows);
+  const { rowStart, index, value } = acts;
+  for (let r = 0; r < rows; r++)
+    for (let e = rowStart[r]; e < rowStart[r + 1]; e++) {
+      f[r * dSae + index[e]] = value[e];
+      fT[index[e] * rows + r] = value[e];
+    }
+  const yHat = ops.matmul(f, p.W_dec, rows, dSae, dOut);
+  const dyHat = ops.zeros(rows * dOut);
+  const bias = p.b_dec;
+  let mse = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * dOut;
+    for (let i = 0; i < dOut; i++) yHat[o + i] += bias[i];
+    mse = errorRow(yHat, y, o, dOut, rows, dyHat, gBdec, mse);
+  }
+  return { yHat, dyHat, mse: mse / rows, fT };
 }
 
 function dot(a: FloatArray, ao: number, b: FloatArray, bo: number, n: number): number {
@@ -290,15 +349,24 @@ export function batchLossAndGrads<A extends FloatArray>(
     W_dec: ops.zeros(dSae * dOut),
     b_dec: ops.zeros(dOut),
   };
-  const { yHat, dyHat, mse } = reconstruct(acts, p, batch.y, B, dOut, g.b_dec, ops);
+  const dense = ops.denseProducts === true;
+  const { yHat, dyHat, mse, fT } = dense
+    ? reconstructDense(acts, p, batch.y, B, dims, g.b_dec, ops)
+    : { ...reconstruct(acts, p, batch.y, B, dOut, g.b_dec, ops), fT: null };
   if (s.architecture === "jumprelu") g.log_threshold = ops.zeros(dSae);
-  // Gradient of the pre-activations, kept transposed as [d_sae, d_in] for W_enc (rows stay contiguous).
-  const gWencT = ops.zeros(dSae * dIn);
+  // Dense: ∂L/∂pre gathered into gPre [B, d_sae] for W_enc's gradient x'ᵀ gPre. Sparse: W_enc's gradient
+  // accumulated transposed as [d_sae, d_in] (rows stay contiguous).
+  const gPre = dense ? ops.zeros(B * dSae) : null;
+  const gWencT = dense ? null : ops.zeros(dSae * dIn);
   const addPreGrad = (r: number, j: number, gj: number) => {
     g.b_enc[j] += gj;
+    if (gPre) {
+      gPre[r * dSae + j] += gj;
+      return;
+    }
     const xo = r * dIn;
     const wo = j * dIn;
-    for (let i = 0; i < dIn; i++) gWencT[wo + i] += gj * xIn[xo + i];
+    for (let i = 0; i < dIn; i++) gWencT![wo + i] += gj * xIn[xo + i];
   };
 
   const norms = s.architecture === "standard" ? decoderRowNorms(p.W_dec, dSae, dOut) : null;
@@ -318,10 +386,12 @@ export function batchLossAndGrads<A extends FloatArray>(
       fired[j] = 1;
       const wo = j * dOut;
       let df = 0;
-      for (let i = 0; i < dOut; i++) {
-        df += dyHat[yo + i] * Wd[wo + i];
-        gWd[wo + i] += v * dyHat[yo + i];
-      }
+      if (gPre) for (let i = 0; i < dOut; i++) df += dyHat[yo + i] * Wd[wo + i];
+      else
+        for (let i = 0; i < dOut; i++) {
+          df += dyHat[yo + i] * Wd[wo + i];
+          gWd[wo + i] += v * dyHat[yo + i];
+        }
       if (norms) {
         // l1 · f_j · ‖W_dec[j]‖ / B
         sparsity += (s.l1 * v * norms[j]) / B;
@@ -332,8 +402,12 @@ export function batchLossAndGrads<A extends FloatArray>(
         }
       }
       gBenc[j] += df;
+      if (gPre) {
+        gPre[r * dSae + j] = df;
+        continue;
+      }
       const go = j * dIn;
-      for (let i = 0; i < dIn; i++) gWencT[go + i] += df * xIn[xo + i];
+      for (let i = 0; i < dIn; i++) gWencT![go + i] += df * xIn[xo + i];
     }
   }
 
@@ -360,8 +434,18 @@ export function batchLossAndGrads<A extends FloatArray>(
     aux = auxKLoss(p, batch, pre, yHat, dims, s, ops, g, addPreGrad);
   }
 
-  // W_enc from its transposed accumulator; with x' = x − b_dec, b_dec also gets −W_enc · ∂L/∂b_enc.
-  for (let j = 0; j < dSae; j++) for (let i = 0; i < dIn; i++) g.W_enc[i * dSae + j] = gWencT[j * dIn + i];
+  if (gPre && fT) {
+    // W_enc's gradient x'ᵀ gPre and W_dec's fᵀ ∂L/∂ŷ (added to the L1 and AuxK terms already there).
+    const xInT = ops.zeros(dIn * B);
+    for (let r = 0; r < B; r++) for (let i = 0; i < dIn; i++) xInT[i * B + r] = xIn[r * dIn + i];
+    g.W_enc.set(ops.matmul(xInT, gPre, dIn, B, dSae));
+    const gWdFit = ops.matmul(fT, dyHat, dSae, B, dOut);
+    for (let i = 0; i < gWd.length; i++) gWd[i] += gWdFit[i];
+  } else {
+    // W_enc from its transposed accumulator.
+    for (let j = 0; j < dSae; j++) for (let i = 0; i < dIn; i++) g.W_enc[i * dSae + j] = gWencT![j * dIn + i];
+  }
+  // With x' = x − b_dec, b_dec also gets −W_enc · ∂L/∂b_enc.
   if (s.applyBDecToInput) {
     for (let i = 0; i < dIn; i++) g.b_dec[i] -= dot(p.W_enc, i * dSae, g.b_enc, 0, dSae);
   }

@@ -110,9 +110,19 @@ export interface TrainState {
   log: StepLog[];
 }
 
-export const FLOAT32_OPS = (kernels: Kernels): ArrayOps<Float32Array> => ({
+/**
+ * The float32 ops on `kernels`. `denseProducts` (default off): the decode and W_enc's / W_dec's gradients
+ * as dense GEMMs (see `ArrayOps`); on this loaded 2-core machine class they measured no faster in CPU time
+ * than the sparse loops (docs/benchmarks.md), so the sparse loops stay the default until an idle
+ * measurement says otherwise.
+ */
+export const FLOAT32_OPS = (
+  kernels: Kernels,
+  options: { denseProducts?: boolean } = {},
+): ArrayOps<Float32Array> => ({
   zeros: (n) => new Float32Array(n),
   matmul: (a, b, m, k, n) => kernels.bmm(a, b, 1, m, k, n, false),
+  denseProducts: options.denseProducts ?? false,
   // The encoder's x' W_enc + b_enc as one GEMM with its bias (a pass over the [B, d_sae] result fewer than
   // bmm then the bias). W_enc changes every step, so the op is built and dropped per call: with onnx that
   // costs less than the bias pass it saves, and MLAS adds C after the whole product, so the result is
@@ -150,6 +160,7 @@ export function reusingArrays(ops: ArrayOps<Float32Array>): ArrayOps<Float32Arra
     },
     matmul: (a, b, m, k, n) => ops.matmul(a, b, m, k, n),
     affine: ops.affine && ((x, W, b, m, k, n) => ops.affine!(x, W, b, m, k, n)),
+    denseProducts: ops.denseProducts,
     nextStep() {
       next = 0;
     },

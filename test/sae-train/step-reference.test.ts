@@ -170,57 +170,59 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-describe("the fast TopK step equals a float64 reference step", () => {
-  const buf = data(11);
-  const s = settings();
-  const ops = FLOAT32_OPS(referenceKernels);
+for (const denseProducts of [false, true]) {
+  describe(`the fast TopK step equals a float64 reference step (${denseProducts ? "dense GEMM" : "sparse"} decode and gradients)`, () => {
+    const buf = data(11);
+    const s = settings();
+    const ops = FLOAT32_OPS(referenceKernels, { denseProducts });
 
-  test("loss and every gradient of one batch, with AuxK (a third of the latents dead)", () => {
-    const p = initTrainState({ x: buf, y: buf }, s).params;
-    const dead = Array.from({ length: M }, (_, j) => j % 3 === 1);
-    const fast = batchLossAndGrads(
-      p,
-      { x: buf.data, y: buf.data, rows: ROWS, dead: Uint8Array.from(dead, Number) },
-      { dIn: D, dSae: M, dOut: D },
-      s,
-      ops,
-    );
-    const ref = denseLossAndGrads(to64(p), Float64Array.from(buf.data), dead, s);
-    assert.ok(fast.aux > 0, "AuxK is active");
-    assert.ok(Math.abs(fast.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${fast.loss} vs ${ref.loss}`);
-    for (const n of NAMES) {
-      const e = relErr(fast.grads[n], ref.grads[n]);
-      assert.ok(e < 2e-6, `${n}: relative error ${e}`);
-    }
-    assert.deepEqual([...fast.fired], ref.fired.map(Number));
-  });
+    test("loss and every gradient of one batch, with AuxK (a third of the latents dead)", () => {
+      const p = initTrainState({ x: buf, y: buf }, s).params;
+      const dead = Array.from({ length: M }, (_, j) => j % 3 === 1);
+      const fast = batchLossAndGrads(
+        p,
+        { x: buf.data, y: buf.data, rows: ROWS, dead: Uint8Array.from(dead, Number) },
+        { dIn: D, dSae: M, dOut: D },
+        s,
+        ops,
+      );
+      const ref = denseLossAndGrads(to64(p), Float64Array.from(buf.data), dead, s);
+      assert.ok(fast.aux > 0, "AuxK is active");
+      assert.ok(Math.abs(fast.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${fast.loss} vs ${ref.loss}`);
+      for (const n of NAMES) {
+        const e = relErr(fast.grads[n], ref.grads[n]);
+        assert.ok(e < 2e-6, `${n}: relative error ${e}`);
+      }
+      assert.deepEqual([...fast.fired], ref.fired.map(Number));
+    });
 
-  test("the parameters after 8 steps (AuxK from step 3), and the loss of each step", () => {
-    const state = initTrainState({ x: buf, y: buf }, s);
-    const p = to64(state.params);
-    const m = zeros64();
-    const v = zeros64();
-    const sinceFired = new Array<number>(M).fill(0);
-    const x = Float64Array.from(buf.data);
-    const losses: number[] = [];
-    for (let step = 0; step < 8; step++) {
-      const dead = sinceFired.map((n) => n >= s.deadWindow);
-      const { loss, grads, fired } = denseLossAndGrads(p, x, dead, s);
-      losses.push(loss);
-      denseStep(p, m, v, grads, step, s);
-      for (let j = 0; j < M; j++) sinceFired[j] = fired[j] ? 0 : sinceFired[j] + 1;
-    }
-    trainSteps(state, { x: buf, y: buf }, s, { ops });
-    assert.equal(state.step, 8);
-    assert.ok(state.log[2].aux > 0, "AuxK is active from step 3");
-    for (let t = 0; t < 8; t++) {
-      const e = Math.abs(state.log[t].loss - losses[t]) / losses[t];
-      assert.ok(e < 1e-6, `step ${t}: loss ${state.log[t].loss} vs ${losses[t]}`);
-    }
-    for (const n of NAMES) {
-      const e = relErr(state.params[n], p[n]);
-      assert.ok(e < 2e-6, `${n}: relative error ${e} after 8 steps`);
-    }
-    for (const n of PARAM_NAMES) if (!NAMES.includes(n as never)) assert.equal(state.params[n], undefined);
+    test("the parameters after 8 steps (AuxK from step 3), and the loss of each step", () => {
+      const state = initTrainState({ x: buf, y: buf }, s);
+      const p = to64(state.params);
+      const m = zeros64();
+      const v = zeros64();
+      const sinceFired = new Array<number>(M).fill(0);
+      const x = Float64Array.from(buf.data);
+      const losses: number[] = [];
+      for (let step = 0; step < 8; step++) {
+        const dead = sinceFired.map((n) => n >= s.deadWindow);
+        const { loss, grads, fired } = denseLossAndGrads(p, x, dead, s);
+        losses.push(loss);
+        denseStep(p, m, v, grads, step, s);
+        for (let j = 0; j < M; j++) sinceFired[j] = fired[j] ? 0 : sinceFired[j] + 1;
+      }
+      trainSteps(state, { x: buf, y: buf }, s, { ops });
+      assert.equal(state.step, 8);
+      assert.ok(state.log[2].aux > 0, "AuxK is active from step 3");
+      for (let t = 0; t < 8; t++) {
+        const e = Math.abs(state.log[t].loss - losses[t]) / losses[t];
+        assert.ok(e < 1e-6, `step ${t}: loss ${state.log[t].loss} vs ${losses[t]}`);
+      }
+      for (const n of NAMES) {
+        const e = relErr(state.params[n], p[n]);
+        assert.ok(e < 2e-6, `${n}: relative error ${e} after 8 steps`);
+      }
+      for (const n of PARAM_NAMES) if (!NAMES.includes(n as never)) assert.equal(state.params[n], undefined);
+    });
   });
-});
+}
