@@ -4,6 +4,7 @@ import {
   addModelOptions,
   loadModelFromOptions,
   type ModelCliOptions,
+  nonNegativeIntOption,
   positiveIntOption,
   printJson,
   UsageError,
@@ -82,13 +83,13 @@ export function register(program: Command): void {
     .option("--text-field <name>", "JSONL field holding the text", "text")
     .option("--layers <list>", "layers to index, e.g. 0,5,8 (default: all)")
     .option(
-      "--sae <dir|owner/repo/folder>",
+      "--sae <dir|owner/repo/folder|stories260k/folder>",
       "index this SAELens SAE's features at its hook instead of neurons (a feature index, for `feature` pages)",
     )
     .option(
       "--band-samples <n>",
-      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae, none for neurons)",
-      positiveIntOption("band-samples"),
+      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae, none for neurons; 0: none, a smaller index)",
+      nonNegativeIntOption("band-samples"),
     )
     .option(
       "--hist-max <x>",
@@ -172,6 +173,7 @@ export function register(program: Command): void {
             modelName: opts.model,
             layers: opts.layers ? parseLayers(opts.layers) : undefined,
             ...(sae && opts.sae ? { sae: { sae, path: opts.sae } } : {}),
+            // 0 keeps none (build-index reads 0 as absent): the bundled indexes stay small.
             bandSamples: opts.bandSamples ?? (sae ? 5 : undefined),
             histogram,
             topK: opts.topK,
