@@ -102,19 +102,32 @@ test("every bundled index is of its SAE: stored top activations equal the SAE's,
       assert.equal(s.corpus, CORPUS);
       assert.equal(index.manifest.progress.complete, true);
       const encode = encode64(saeDir, cfg.k!);
-      const acts = new Map<number, Float32Array>(); // context id → the hook's activations [pos, d_in]
-      const hookAt = (contextId: number): Float32Array => {
-        let a = acts.get(contextId);
-        if (!a) {
-          const { cache } = model.runWithCache([index.contextTokens(contextId)], {
-            namesFilter: [cfg.hookName],
-            logits: "none",
-          });
-          a = cache.get(cfg.hookName).data as Float32Array;
-          acts.set(contextId, a);
+      // The hook's activations [pos, d_in] of every stored context, run in batches of equal length.
+      const acts = new Map<number, Float32Array>();
+      const ids = [
+        ...new Set(
+          Array.from({ length: cfg.dSae }, (_, f) =>
+            index.featureSummary(f).examples.map((e) => e.contextId),
+          ).flat(),
+        ),
+      ];
+      const byLength = new Map<number, number[]>();
+      for (const id of ids) {
+        const n = index.contextTokens(id).length;
+        byLength.set(n, [...(byLength.get(n) ?? []), id]);
+      }
+      for (const [n, group] of byLength)
+        for (let i = 0; i < group.length; i += 64) {
+          const batch = group.slice(i, i + 64);
+          const { cache } = model.runWithCache(
+            batch.map((id) => index.contextTokens(id)),
+            { namesFilter: [cfg.hookName], logits: "none" },
+          );
+          const data = cache.get(cfg.hookName).data as Float32Array;
+          for (const [b, id] of batch.entries())
+            acts.set(id, data.slice(b * n * cfg.dIn, (b + 1) * n * cfg.dIn));
         }
-        return a;
-      };
+      const hookAt = (contextId: number): Float32Array => acts.get(contextId)!;
       let checked = 0;
       let worst = 0;
       for (let feature = 0; feature < cfg.dSae; feature++) {
