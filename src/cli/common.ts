@@ -105,6 +105,16 @@ export function positiveIntOption(name: string) {
   };
 }
 
+/** An option parser for integers >= 0 (0 meaning none), naming the option in its error. */
+export function nonNegativeIntOption(name: string) {
+  const parseInteger = parseIntOption(name);
+  return (value: string): number => {
+    const n = parseInteger(value);
+    if (n < 0) throw new UsageError(`--${name} must be 0 or more, got ${n}`);
+    return n;
+  };
+}
+
 /** Collects a repeatable option (`--prompt a --prompt b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

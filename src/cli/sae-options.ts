@@ -19,8 +19,8 @@ export interface SaeCliOptions {
 
 export function addSaeOptions(cmd: Command, opts: { edits: boolean }): Command {
   cmd.option(
-    "--sae <dir|owner/repo/folder>",
-    "an SAELens SAE directory, or a hub repository with the SAE's folder (fetched into the Hugging Face cache)",
+    "--sae <dir|owner/repo/folder|stories260k/folder>",
+    "an SAELens SAE directory, a hub repository with the SAE's folder (fetched into the Hugging Face cache), or a bundled SAE's short id (stories260k/blocks.2.hook_resid_pre)",
   );
   if (!opts.edits) return cmd;
   return cmd

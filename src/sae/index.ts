@@ -9,6 +9,12 @@ export {
   saeHookName,
   saeSplice,
 } from "./attach.ts";
+export {
+  BUNDLED_INDEX_FOLDER,
+  bundledFeatureIndexDir,
+  bundledSaeDir,
+  bundledSaeIds,
+} from "./bundled-saes.ts";
 export { DEFAULT_EVAL_CONTEXT, evaluateSae, promptFeatures, type SaeEvalResult } from "./evaluate.ts";
 export { checkSaeFitsModel, saeHookWidth } from "./hook-width.ts";
 export { resolveSaeDir } from "./resolve-sae.ts";

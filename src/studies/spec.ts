@@ -89,8 +89,16 @@ export interface StudyFeatures {
   trainedOn: string;
   /** Features ranked by attribution, then patched exactly, per group. */
   top: number;
-  /** Features given a page in the report (the largest by exact patching over the groups). */
+  /**
+   * Features given a page in the report (the largest by exact patching over the groups); every feature a
+   * finding names gets one too.
+   */
   pages: number;
+  /**
+   * A feature index of this SAE (`circuitscope index --sae`) for the pages' top examples, density and
+   * histogram; default: a bundled SAE's own (src/sae/bundled-saes.ts), else none.
+   */
+  index?: string;
 }
 
 /** An attribution graph of the focus prompt (circuit-tracer semantics, src/graphs) in a study. */

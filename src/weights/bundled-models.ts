@@ -1,7 +1,8 @@
 /** Models that ship inside the package (models/ at the package root), by the name `--model` takes. */
 import { fileURLToPath } from "node:url";
 
-const MODELS_DIR = fileURLToPath(new URL("../../models/", import.meta.url));
+/** models/ at the package root (bundled models, and the SAEs trained on them: src/sae/bundled-saes.ts). */
+export const MODELS_DIR = fileURLToPath(new URL("../../models/", import.meta.url));
 
 /**
  * stories260k: karpathy's TinyStories Llama (5 layers, d_model 64, 8 query / 4 key-value heads), converted

@@ -29,7 +29,10 @@ export function register(program: Command): void {
         "an SAE or transcoder feature's page: top examples, quantile groups, density, histogram, direct logit effect, activations on your text",
       ),
   )
-    .option("--sae <dir|owner/repo/folder>", "the SAELens SAE the feature belongs to")
+    .option(
+      "--sae <dir|owner/repo/folder|stories260k/folder>",
+      "the SAELens SAE the feature belongs to (a directory, a hub id, or a bundled SAE's short id)",
+    )
     .option(
       "--transcoders <dir|config.yaml>",
       "a circuit-tracer transcoder set: the page of feature --feature of layer --layer's transcoder",
@@ -42,7 +45,7 @@ export function register(program: Command): void {
     .option("-f, --feature <n>", "feature number, 0 .. d_sae-1", parseIntOption("feature"))
     .option(
       "-i, --index <dir>",
-      "feature index built by `circuitscope index --sae` or `index --transcoders` (examples and statistics; default with --transcoders: DIR/feature-index when present)",
+      "feature index built by `circuitscope index --sae` or `index --transcoders` (examples and statistics; default: a bundled SAE's own, or DIR/feature-index with --transcoders when present)",
     )
     .option("-t, --text <text>", "also show the feature's activation on every token of this text")
     .option("--html <file>", "write the page as a self-contained HTML report")
@@ -65,10 +68,13 @@ export function register(program: Command): void {
         );
       }
       const { NeuronIndex } = await import("../../neurons/neuron-index.ts");
-      const index = opts.index ? NeuronIndex.open(opts.index) : null;
+      // A bundled SAE (--sae stories260k/blocks.2.hook_resid_pre) brings its own index.
+      const { bundledFeatureIndexDir } = await import("../../sae/bundled-saes.ts");
+      const indexDir = opts.index ?? bundledFeatureIndexDir(pending.dir) ?? undefined;
+      const index = indexDir ? NeuronIndex.open(indexDir) : null;
       if (index && !index.sae) {
         throw new UsageError(
-          `${opts.index} is a neuron index: build a feature index with index --sae ${opts.sae} --corpus C --out DIR.`,
+          `${indexDir} is a neuron index: build a feature index with index --sae ${opts.sae} --corpus C --out DIR.`,
         );
       }
       checkOutputPaths([{ path: opts.html, flag: "--html", kind: "file" }]);
@@ -129,25 +135,7 @@ async function printFeaturePage(page: FeaturePageData, opts: FeatureCliOptions):
     printJson(page);
     return;
   }
-  const fmt = (x: number) => x.toPrecision(3);
-  const what =
-    page.transcoderLayer === undefined
-      ? `SAE feature ${page.feature} (${page.sae} at ${page.hook})`
-      : `Transcoder feature ${page.feature} of layer ${page.transcoderLayer} (${page.sae}, reading ${page.hook})`;
-  const lines = [`${what}, model ${page.model}`];
-  if (page.index) {
-    lines.push(`Density ${(100 * page.index.density).toFixed(2)}% of ${page.index.tokens} tokens`);
-    for (const e of page.index.examples) {
-      const [a, b] = e.window;
-      lines.push(
-        `  ${fmt(e.value)}  ${e.strTokens.slice(a, e.position).join("")}[[${e.strTokens[e.position]}]]${e.strTokens.slice(e.position + 1, b).join("")}`,
-      );
-    }
-  }
-  if (page.logitEffect) {
-    lines.push(`Promotes: ${page.logitEffect.top.map((t) => JSON.stringify(t.str)).join(" ")}`);
-    lines.push(`Suppresses: ${page.logitEffect.bottom.map((t) => JSON.stringify(t.str)).join(" ")}`);
-  }
-  if (opts.html) lines.push(`Wrote ${opts.html}`);
-  process.stdout.write(`${lines.join("\n")}\n`);
+  const { formatFeaturePage } = await import("../../neurons/neuron-text.ts");
+  process.stdout.write(formatFeaturePage(page));
+  if (opts.html) process.stdout.write(`Wrote ${opts.html}\n`);
 }

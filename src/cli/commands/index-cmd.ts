@@ -4,7 +4,7 @@ import {
   addModelOptions,
   loadModelFromOptions,
   type ModelCliOptions,
-  parseIntOption,
+  nonNegativeIntOption,
   positiveIntOption,
   printJson,
   UsageError,
@@ -84,7 +84,7 @@ export function register(program: Command): void {
     .option("--text-field <name>", "JSONL field holding the text", "text")
     .option("--layers <list>", "layers to index, e.g. 0,5,8 (default: all)")
     .option(
-      "--sae <dir|owner/repo/folder>",
+      "--sae <dir|owner/repo/folder|stories260k/folder>",
       "index this SAELens SAE's features at its hook instead of neurons (a feature index, for `feature` pages)",
     )
     .option(
@@ -93,8 +93,8 @@ export function register(program: Command): void {
     )
     .option(
       "--band-samples <n>",
-      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae or --transcoders, none for neurons; 0: none)",
-      parseIntOption("band-samples"),
+      "examples kept per activation-histogram bin, for quantile groups (default: 5 with --sae or --transcoders, none for neurons; 0: none, a smaller index)",
+      nonNegativeIntOption("band-samples"),
     )
     .option(
       "--hist-max <x>",
@@ -190,6 +190,7 @@ export function register(program: Command): void {
             layers: opts.layers ? parseLayers(opts.layers) : undefined,
             ...(sae && opts.sae ? { sae: { sae, path: opts.sae } } : {}),
             ...(tcSet && opts.transcoders ? { transcoders: { set: tcSet, path: opts.transcoders } } : {}),
+            // 0 keeps none (build-index reads 0 as absent): the bundled indexes stay small.
             bandSamples: opts.bandSamples ?? (features ? 5 : undefined),
             histogram,
             topK: opts.topK,

@@ -108,12 +108,12 @@ export function register(program: Command): void {
     .option("--neuron-index <dir>", "neuron index directory (from `circuitscope index`) for neuron lookups")
     .option("--graph <file>", "attribution graph JSON (from `circuitscope graph --out`) for the graph panel")
     .option(
-      "--sae <dir|owner/repo/folder>",
-      "an SAELens SAE: feature search, feature pages and the active features in predictions (checked at start-up)",
+      "--sae <dir|owner/repo/folder|stories260k/folder>",
+      "an SAELens SAE (a directory, a hub id, or a bundled SAE's short id): feature search, feature pages and the active features in predictions (checked at start-up)",
     )
     .option(
       "--feature-index <dir>",
-      "feature index of that SAE (from `circuitscope index --sae`) for feature pages",
+      "feature index of that SAE (from `circuitscope index --sae`) for feature pages (default: a bundled SAE's own)",
     )
     .option(
       "--transcoders <dir>",
@@ -141,6 +141,12 @@ export function register(program: Command): void {
             progress: true,
           })
         : undefined;
+      // A bundled SAE (--sae stories260k/blocks.2.hook_resid_pre) brings its own feature index.
+      const featureIndex =
+        opts.featureIndex ??
+        (sae
+          ? ((await import("../../sae/bundled-saes.ts")).bundledFeatureIndexDir(sae) ?? undefined)
+          : undefined);
       const { createServer } = await import("../../server/app.ts");
       process.stderr.write(`Loading ${opts.model}…\n`);
       const server = await createServer({
@@ -154,7 +160,7 @@ export function register(program: Command): void {
         graph: opts.graph,
         transcoders: opts.transcoders,
         sae,
-        featureIndex: opts.featureIndex,
+        featureIndex,
         token: opts.token ? undefined : null,
         allowedHosts,
         maxQueue: opts.maxQueue,

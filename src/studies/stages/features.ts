@@ -9,8 +9,10 @@
  */
 import { formatMeanCi } from "../../analysis/stats.ts";
 import { featurePageData } from "../../neurons/feature-page.ts";
+import { NeuronIndex } from "../../neurons/neuron-index.ts";
 import { activationPatching } from "../../patching/activation-patching.ts";
 import { attributionPatching } from "../../patching/attribution-patching.ts";
+import { bundledFeatureIndexDir } from "../../sae/bundled-saes.ts";
 import { checkSaeFitsModel } from "../../sae/hook-width.ts";
 import type { Sae } from "../../sae/sae.ts";
 import { loadSaeLensDir } from "../../sae/saelens-dir.ts";
@@ -40,30 +42,38 @@ export const featuresStage: Stage = {
     if (!sae) return { groups };
     for (const g of ctx.mechanismGroups(res))
       groups.set(g.name, { features: await groupFeatures(ctx, res, g, sae) });
-    // Pages of the features with the largest exact effect in any group.
+    // Pages of the features with the largest exact effect in any group, and of every feature a finding names.
     const best = new Map<number, number>();
-    for (const { features } of groups.values())
+    const named = new Set<number>();
+    for (const { features } of groups.values()) {
       for (const t of features!.top)
         best.set(t.feature, Math.max(best.get(t.feature) ?? 0, Math.abs(t.exact.mean)));
-    const examples = ctx.focus.pairs.slice(0, 1).map((p) => p.clean);
-    const featurePages = [...best]
+      for (const t of namedFeatures(features!)) named.add(t.feature);
+    }
+    const largest = [...best]
       .sort((a, b) => b[1] - a[1] || a[0] - b[0])
       .slice(0, spec.pages)
-      .map(
-        ([feature]): StudyFeaturePage => ({
-          feature,
-          file: `features/feature-${feature}.html`,
-          page: featurePageData(ctx.model, sae, feature, {
-            modelName: ctx.modelName,
-            saeName: spec.sae,
-            text: examples[0],
-            logitTokens: 8,
-          }),
+      .map(([feature]) => feature);
+    const paged = [...largest, ...[...named].filter((f) => !largest.includes(f)).sort((a, b) => a - b)];
+    const index = openFeatureIndex(ctx, spec.index ?? bundledFeatureIndexDir(spec.sae));
+    const examples = ctx.focus.pairs.slice(0, 1).map((p) => p.clean);
+    const featurePages = paged.map(
+      (feature): StudyFeaturePage => ({
+        feature,
+        file: `features/feature-${feature}.html`,
+        page: featurePageData(ctx.model, sae, feature, {
+          index,
+          modelName: ctx.modelName,
+          saeName: spec.sae,
+          text: examples[0],
+          logitTokens: 8,
         }),
-      );
-    ctx.omitted.push(
-      "top activating examples on the feature pages: the study builds no feature index (circuitscope index --sae builds one)",
+      }),
     );
+    if (!index)
+      ctx.omitted.push(
+        "top activating examples on the feature pages: no feature index of the SAE (circuitscope index --sae builds one)",
+      );
     sae.dispose();
     return { groups, featurePages };
   },
@@ -73,13 +83,14 @@ export const featuresStage: Stage = {
     const spec = res.study.features;
     const hook = withFeatures[0].features!.hook;
     const pages = new Set((res.featurePages ?? []).map((p) => p.feature));
+    const indexed = res.featurePages?.find((p) => p.page.index)?.page.index;
     const section: StudySection = {
       heading: "SAE features",
       text:
         `Features of the SAE at ${hook} (${spec?.sae ?? "the spec's SAE"}; trained on ${spec?.trainedOn ?? "unstated data"}). ` +
         "Attribution patching estimated every feature at every position of every pair (the SAE spliced in with its error term, so the runs are the model's own); per feature the estimates are summed over positions and averaged over prompts, " +
         "and the largest were patched exactly at every position (95% bootstrap intervals), per group, on the groups whose mechanism the study measures.\n\n" +
-        `Feature pages (the tokens each feature's decoder direction raises and lowers, its activation on a study prompt): ${[...pages].map((f) => `features/feature-${f}.html`).join(", ")}.`,
+        `Feature pages (the tokens each feature's decoder direction raises and lowers, its activation on a study prompt${indexed ? `; its top examples, density and histogram over ${indexed.corpus}, from the feature index ${indexed.dir}` : ""}): ${[...pages].map((f) => `features/feature-${f}.html`).join(", ")}.`,
       figures: [],
       tables: withFeatures.map((g) => ({
         caption: `${g.name}: the top ${g.features!.top.length} features by |attribution estimate|, patched exactly at every position (${patchUnit(g)}).`,
@@ -123,17 +134,15 @@ export const featuresStage: Stage = {
 
 function featureFinding(g: GroupResult, res: StudyResults): Finding {
   const f = g.features!;
-  const clear = f.top
-    .filter((t) => Math.abs(t.exact.mean) >= FEATURE_MATTERS && excludesZero(t.exact))
-    .sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean));
+  const names = namedFeatures(f);
   const pages = new Set((res.featurePages ?? []).map((p) => p.feature));
-  const named = (t: GroupFeatures["top"][number]) =>
+  const named = (t: TopFeature) =>
     `F${t.feature} ${formatMeanCi(t.exact)} (attribution peaks at ${JSON.stringify(t.peakToken.token)} in ${t.peakToken.prompts} of ${t.exact.n} prompts${pages.has(t.feature) ? `; page features/feature-${t.feature}.html` : ""})`;
   return {
     groups: [g.name],
-    text: clear.length
-      ? `In ${g.name}, the SAE features at ${f.hook} whose exact patching at every position restores at least ${pct(FEATURE_MATTERS)} of the gap (interval excluding 0) are ${clear.map(named).join(", ")}.`
-      : `In ${g.name}, no SAE feature at ${f.hook} among the ${f.top.length} with the largest estimates restores at least ${pct(FEATURE_MATTERS)} of the gap with an interval excluding 0 (largest: ${named([...f.top].sort((a, b) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean))[0])}).`,
+    text: names.some(carriesEffect)
+      ? `In ${g.name}, the SAE features at ${f.hook} whose exact patching at every position restores at least ${pct(FEATURE_MATTERS)} of the gap (interval excluding 0) are ${names.map(named).join(", ")}.`
+      : `In ${g.name}, no SAE feature at ${f.hook} among the ${f.top.length} with the largest estimates restores at least ${pct(FEATURE_MATTERS)} of the gap with an interval excluding 0 (largest: ${named(names[0])}).`,
     evidence: Object.fromEntries([
       ...f.top.map((t) => [
         `groups[${g.name}].features.top[F${t.feature}].exact`,
@@ -142,6 +151,31 @@ function featureFinding(g: GroupResult, res: StudyResults): Finding {
       ["threshold", FEATURE_MATTERS],
     ]),
   };
+}
+
+type TopFeature = GroupFeatures["top"][number];
+const byExact = (a: TopFeature, b: TopFeature) => Math.abs(b.exact.mean) - Math.abs(a.exact.mean);
+
+/** The features a group's finding names: those carrying the effect, else the largest by exact patching. */
+function namedFeatures(f: GroupFeatures): TopFeature[] {
+  const clear = f.top.filter(carriesEffect).sort(byExact);
+  return clear.length ? clear : [...f.top].sort(byExact).slice(0, 1);
+}
+
+/** A feature carrying the effect: exact patching at every position restores FEATURE_MATTERS of the gap, its interval excluding 0. */
+function carriesEffect(t: TopFeature): boolean {
+  return Math.abs(t.exact.mean) >= FEATURE_MATTERS && excludesZero(t.exact);
+}
+
+/** The feature index for the pages; null (with the reason in meta.omitted) when there is none or it does not open. */
+function openFeatureIndex(ctx: StudyContext, dir: string | null): NeuronIndex | null {
+  if (!dir) return null;
+  try {
+    return NeuronIndex.open(dir);
+  } catch (e) {
+    ctx.omitted.push(`the feature index ${dir} (${(e as Error).message})`);
+    return null;
+  }
 }
 
 /** The spec's SAE, loaded for the model; null (with the reason in meta.omitted) when it does not fit. */
