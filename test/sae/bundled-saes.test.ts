@@ -91,7 +91,7 @@ function encode64(dir: string, k: number) {
 }
 
 test("every bundled index is of its SAE: stored top activations equal the SAE's, recomputed on the stored text", async () => {
-  const model = await HookedTransformer.fromPretrained("stories260k", { backend: "reference" });
+  const model = await HookedTransformer.fromPretrained("stories260k");
   try {
     for (const f of folders) {
       const saeDir = join(SAES, f);
