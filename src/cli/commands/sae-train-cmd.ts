@@ -58,6 +58,23 @@ export function saeCommand(program: Command): Command {
 }
 
 /** With --activations the model, hook, corpus and context are the harvest's (its manifest): giving them is a mistake. */
+/** The trainer's settings from the command's options: the one mapping, for SAEs and for transcoders. */
+async function trainSettings(
+  opts: SaeTrainCliOptions,
+  own: Pick<TrainSettings, "architecture" | "dSae"> & Partial<TrainSettings>,
+): Promise<TrainSettings> {
+  const { defaultTrainSettings } = await import("../../sae-train/trainer.ts");
+  return defaultTrainSettings({
+    tokens: opts.tokens,
+    batchSize: opts.batchSize,
+    k: opts.k,
+    lr: opts.lr,
+    seed: opts.seed,
+    ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
+    ...own,
+  });
+}
+
 function rejectHarvestFlags(cmd: Command): void {
   rejectIgnoredFlags(
     cmd,
@@ -242,17 +259,8 @@ export function register(program: Command): void {
       const { checkpointProblem, trainSae } = await import("../../sae-train/train-sae.ts");
       const problem = checkpointProblem(opts.out, opts.resume ?? false);
       if (problem) throw new UsageError(problem);
-      const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
-      const settings = defaultTrainSettings({
-        architecture: arch,
-        dSae: opts.dSae,
-        tokens: opts.tokens,
-        batchSize: opts.batchSize,
-        k: opts.k,
-        lr: opts.lr,
-        seed: opts.seed,
-        ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
-      });
+      const { totalSteps } = await import("../../sae-train/trainer.ts");
+      const settings = await trainSettings(opts, { architecture: arch, dSae: opts.dSae });
       if (opts.activations) return trainOnShards(opts, settings);
       const { openCorpus } = await import("../../corpus/sources.ts");
       const source = openCorpus(opts.corpus!, { textField: opts.textField });
@@ -354,17 +362,11 @@ async function trainTranscodersAction(opts: SaeTrainCliOptions, cmd: Command): P
   checkOutputPaths([{ path: opts.out, flag: "--out", kind: "report", overwrite: opts.overwrite }]);
   const { openCorpus } = await import("../../corpus/sources.ts");
   const source = openCorpus(opts.corpus, { textField: opts.textField });
-  const { defaultTrainSettings, totalSteps } = await import("../../sae-train/trainer.ts");
-  const settings = defaultTrainSettings({
+  const { totalSteps } = await import("../../sae-train/trainer.ts");
+  const settings = await trainSettings(opts, {
     architecture: arch as (typeof TRANSCODER_ARCHITECTURES)[number],
     dSae: opts.dSae,
-    tokens: opts.tokens,
-    batchSize: opts.batchSize,
-    k: opts.k,
-    lr: opts.lr,
-    seed: opts.seed,
     applyBDecToInput: false,
-    ...(opts.l1 !== undefined ? { l1: opts.l1 } : {}),
   });
   const model = await loadModelFromOptions(opts);
   const { createProgress } = await import("../../util/progress.ts");
