@@ -9,7 +9,7 @@
  */
 import { batchMean } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { checkpointYield } from "../util/checkpoint-yield.ts";
+import { yieldThenAborted } from "../util/checkpoint-yield.ts";
 import { type Shard, shardRange } from "../util/shard.ts";
 import { orderedShardSet } from "../util/shard-set.ts";
 import { CircuitTask } from "./circuit-task.ts";
@@ -69,10 +69,6 @@ export interface PairScoresResult {
   edges: ScoredEdge[];
 }
 
-function stopped(): Error {
-  return new Error("stopped");
-}
-
 /** Scores this shard's pairs, one pair at a time; null when stopped (nothing to write). */
 export async function scorePairShard(
   model: HookedTransformer,
@@ -124,11 +120,7 @@ export async function scorePairShard(
       task.dispose();
     }
     opts.onPair?.(p + 1 - range.start, range.end - range.start);
-    try {
-      await checkpointYield(opts.signal, stopped);
-    } catch {
-      return null;
-    }
+    if (await yieldThenAborted(opts.signal)) return null;
   }
   data.seconds = (performance.now() - started) / 1000;
   return data;

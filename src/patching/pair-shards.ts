@@ -9,7 +9,7 @@
 
 import { batchMean } from "../analysis/answer-metrics.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
-import { checkpointYield } from "../util/checkpoint-yield.ts";
+import { yieldThenAborted } from "../util/checkpoint-yield.ts";
 import { type Shard, shardRange } from "../util/shard.ts";
 import { orderedShardSet } from "../util/shard-set.ts";
 import { activationPatching } from "./activation-patching.ts";
@@ -77,10 +77,6 @@ export function shardPairs(
   return { start: start * batchSize, end: Math.min(end * batchSize, pairCount) };
 }
 
-function stopped(): Error {
-  return new Error("stopped");
-}
-
 /** Runs this shard's batches; null when stopped (nothing to write). */
 export async function patchPairShard(
   model: HookedTransformer,
@@ -141,11 +137,7 @@ export async function patchPairShard(
       data.cleanTokens.push(model.toStrTokens(batch[p].clean, { prependBos: s.prependBos }));
     }
     opts.onBatch?.(b + batch.length - range.start, range.end - range.start);
-    try {
-      await checkpointYield(opts.signal, stopped);
-    } catch {
-      return null;
-    }
+    if (await yieldThenAborted(opts.signal)) return null;
   }
   data.seconds = (performance.now() - started) / 1000;
   return data;

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import type { DocumentSource } from "../corpus/sources.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
-import { checkpointYield } from "../util/checkpoint-yield.ts";
+import { yieldThenAborted } from "../util/checkpoint-yield.ts";
 import { type Shard, shardRange } from "../util/shard.ts";
 import { writeSafetensors } from "../weights/safetensors.ts";
 import { harvestActivations } from "./harvest.ts";
@@ -200,10 +200,6 @@ export interface HarvestShardResult {
   chunksWritten: number;
 }
 
-function stopped(): Error {
-  return new Error("stopped");
-}
-
 /** Harvests this shard's chunks into `out` (continuing a run of the same settings with `resume`). */
 export async function harvestShard(opts: HarvestShardOptions): Promise<HarvestShardResult> {
   const { settings: s, shard, out } = opts;
@@ -280,11 +276,7 @@ export async function harvestShard(opts: HarvestShardOptions): Promise<HarvestSh
     rowsDone += chunk.rows;
     save();
     opts.onChunk?.(rowsDone, total);
-    try {
-      await checkpointYield(opts.signal, stopped);
-    } catch {
-      return { complete: false, manifest, chunksWritten: written };
-    }
+    if (await yieldThenAborted(opts.signal)) return { complete: false, manifest, chunksWritten: written };
   }
   manifest.chunks.sort((a, b) => (a.split === b.split ? a.chunk - b.chunk : a.split === "train" ? -1 : 1));
   manifest.complete = true;

@@ -5,6 +5,11 @@
 
 /** Yields to the event loop, then throws `stopped()` if `signal` was aborted meanwhile. */
 export async function checkpointYield(signal: AbortSignal | undefined, stopped: () => Error): Promise<void> {
+  if (await yieldThenAborted(signal)) throw stopped();
+}
+
+/** Yields to the event loop; whether `signal` was aborted meanwhile (for work that ends quietly, not by throwing). */
+export async function yieldThenAborted(signal: AbortSignal | undefined): Promise<boolean> {
   await new Promise<void>((r) => setImmediate(r));
-  if (signal?.aborted) throw stopped();
+  return signal?.aborted === true;
 }
