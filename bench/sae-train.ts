@@ -2,7 +2,9 @@
  * `sae_train_tokens_per_s`: TopK SAE training steps (d_in 64, d_sae 512, k 8, batches of 4,096) on
  * stories260k's blocks.2.hook_resid_pre activations of the bundled sampled corpus, as issue 29 sets it.
  * The harvest is not timed; a few steps warm up first. Wall time and the process's CPU time are both reported,
- * for the default (sparse) step and, as `sae_train_dense_*`, for the step with its products as dense GEMMs.
+ * for the default step (one onnxruntime graph, graph-step.ts), for it with AuxK at work (every 50th latent
+ * counted dead: 11 of 512, k_aux 11), and for the TypeScript loops it replaced: with dense GEMMs
+ * (`sae_train_loops_*`) and sparse (`sae_train_sparse_*`).
  */
 import { join } from "node:path";
 import { openCorpus } from "../src/corpus/sources.ts";
@@ -39,10 +41,11 @@ export async function benchSaeTrain(opts: BenchSaeTrainOptions): Promise<Record<
       tokens: 4096 * 3000,
     });
     const data = { x, y: x };
-    // Both float32 paths of the step, each from a fresh state: the default dense GEMMs, then the sparse loops.
-    const timed = (dense: boolean) => {
+    // Each float32 path of the step from a fresh state.
+    const timed = (options: { denseProducts?: boolean; graph?: boolean; dead?: boolean }) => {
       const state = initTrainState(data, s);
-      const ops = FLOAT32_OPS(opts.kernels, { denseProducts: dense });
+      const ops = FLOAT32_OPS(opts.kernels, options);
+      if (options.dead) for (let j = 1; j < s.dSae; j += 50) state.sinceFired[j] = 1e9;
       trainSteps(state, data, s, { ops, untilStep: warm });
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
@@ -53,11 +56,17 @@ export async function benchSaeTrain(opts: BenchSaeTrainOptions): Promise<Record<
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       return { perS: (steps * s.batchSize) / seconds, perCpuS: (steps * s.batchSize) / cpuSeconds };
     };
-    const dense = timed(true);
-    const sparse = timed(false);
+    const graph = timed({});
+    const auxK = timed({ dead: true });
+    const dense = timed({ graph: false, denseProducts: true });
+    const sparse = timed({ graph: false, denseProducts: false });
     return {
-      sae_train_tokens_per_s: dense.perS,
-      sae_train_tokens_per_cpu_s: dense.perCpuS,
+      sae_train_tokens_per_s: graph.perS,
+      sae_train_tokens_per_cpu_s: graph.perCpuS,
+      sae_train_auxk_tokens_per_s: auxK.perS,
+      sae_train_auxk_tokens_per_cpu_s: auxK.perCpuS,
+      sae_train_loops_tokens_per_s: dense.perS,
+      sae_train_loops_tokens_per_cpu_s: dense.perCpuS,
       sae_train_sparse_tokens_per_s: sparse.perS,
       sae_train_sparse_tokens_per_cpu_s: sparse.perCpuS,
     };

@@ -67,7 +67,19 @@ export interface ArrayOps<A extends FloatArray> {
    * (k dot products a row: the dense ∂L/∂ŷ W_decᵀ measured 2–3 × slower). See docs/benchmarks.md.
    */
   denseProducts?: boolean;
+  /**
+   * A whole batch's forward, loss and gradients by another engine (graph-step.ts: one onnxruntime graph),
+   * for the settings it covers; null for the others, which take `batchLossAndGrads`.
+   */
+  batchStep?: BatchStep<A>;
 }
+
+export type BatchStep<A extends FloatArray> = (
+  p: SaeParams<A>,
+  batch: BatchInput<A>,
+  dims: SaeDims,
+  s: LossSettings,
+) => BatchResult<A> | null;
 
 export interface BatchInput<A extends FloatArray> {
   x: A; // [rows, d_in]

@@ -10,6 +10,7 @@
 import type { Kernels } from "../tensor/kernels.ts";
 import { mulberry32, randn } from "../util/random.ts";
 import { type ActivationSource, inMemorySource } from "./activation-source.ts";
+import { graphBatchStep } from "./graph-step.ts";
 
 export { BatchOrder, rowMean } from "./activation-source.ts";
 
@@ -111,16 +112,18 @@ export interface TrainState {
 }
 
 /**
- * The float32 ops on `kernels`. `denseProducts` (default on): the decode and W_enc's / W_dec's gradients
- * as dense GEMMs (see `ArrayOps`) — on an idle 2-core machine 12 % more tokens/s than the sparse loops
- * (83–87k against 74–75k, docs/benchmarks.md), though no faster in CPU time under heavy load; `false` keeps
- * the sparse loops.
+ * The float32 ops on `kernels`. On a backend that runs whole graphs (onnxruntime), a TopK step is one graph
+ * (`graph`, default on: graph-step.ts); the other architectures, and TopK with `graph: false`, take the
+ * TypeScript loops. There `denseProducts` (default on): the decode and W_enc's / W_dec's gradients as dense
+ * GEMMs (see `ArrayOps`) — on an idle 2-core machine 12 % more tokens/s than the sparse loops (83–87k
+ * against 74–75k, docs/benchmarks.md); `false` keeps the sparse loops.
  */
 export const FLOAT32_OPS = (
   kernels: Kernels,
-  options: { denseProducts?: boolean } = {},
+  options: { denseProducts?: boolean; graph?: boolean } = {},
 ): ArrayOps<Float32Array> => ({
   zeros: (n) => new Float32Array(n),
+  batchStep: (options.graph ?? true) ? (graphBatchStep(kernels) ?? undefined) : undefined,
   matmul: (a, b, m, k, n) => kernels.bmm(a, b, 1, m, k, n, false),
   denseProducts: options.denseProducts ?? true,
   // The encoder's x' W_enc + b_enc as one GEMM with its bias (a pass over the [B, d_sae] result fewer than
@@ -161,6 +164,7 @@ export function reusingArrays(ops: ArrayOps<Float32Array>): ArrayOps<Float32Arra
     matmul: (a, b, m, k, n) => ops.matmul(a, b, m, k, n),
     affine: ops.affine && ((x, W, b, m, k, n) => ops.affine!(x, W, b, m, k, n)),
     denseProducts: ops.denseProducts,
+    batchStep: ops.batchStep,
     nextStep() {
       next = 0;
     },
@@ -268,7 +272,9 @@ export function trainSteps(
     ops.nextStep();
     const { x, y } = source.batch(state.step, s.batchSize);
     for (let j = 0; j < s.dSae; j++) dead[j] = state.sinceFired[j] >= s.deadWindow ? 1 : 0;
-    const res = batchLossAndGrads(state.params, { x, y, rows: s.batchSize, dead }, dims, s, ops);
+    const batch = { x, y, rows: s.batchSize, dead };
+    const res =
+      ops.batchStep?.(state.params, batch, dims, s) ?? batchLossAndGrads(state.params, batch, dims, s, ops);
     const g = res.grads;
 
     if (unitNormDecoder(s)) {

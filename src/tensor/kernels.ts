@@ -1,4 +1,5 @@
 import type { Activation as ActivationKind } from "./activations.ts";
+import type { CompiledGraph, OpGraph } from "./op-graph.ts";
 
 /**
  * The narrow interface behind which all heavy numeric work sits. Two implementations pass the same
@@ -32,6 +33,11 @@ export interface Kernels {
   ): Float32Array;
   /** The MLP non-linearity, element-wise (the largest element-wise cost of a forward pass). */
   activation(kind: ActivationKind, x: Float32Array): Float32Array;
+  /**
+   * Optional: compile a whole computation (a graph of ONNX operators) to run in one call on the backend's
+   * engine. Only onnxruntime has one; a caller without it takes its TypeScript path.
+   */
+  graph?(g: OpGraph): CompiledGraph;
 }
 
 export type { ActivationKind };

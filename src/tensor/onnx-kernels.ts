@@ -1,66 +1,14 @@
-import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import type { ActivationKind, Kernels, LinearOp } from "./kernels.ts";
+import { compileGraph } from "./onnx-graph.ts";
+import { createSession, loadNative, type NativeSession } from "./onnx-runtime.ts";
 import { checkBmm, checkWeight } from "./reference-kernels.ts";
 
 /**
  * onnxruntime-node kernels. Each weight becomes a one-node ONNX graph (Gemm with the weight as an
  * initializer), so MLAS prepacks it once; measured ~100-150 GFLOP/s on 2 cores versus ~20 for
- * tfjs-wasm (docs/kernels.md). We call the native binding's synchronous `run` directly: the public
- * API only wraps it in a promise (setImmediate), and a synchronous engine keeps hooks and the
- * reference backend simple. The exact onnxruntime-node version is pinned in package.json for that reason.
+ * tfjs-wasm (docs/kernels.md). Whole graphs (`graph`) compile to one session each (onnx-graph.ts).
  */
-const require = createRequire(import.meta.url);
-
-interface NativeSession {
-  loadModel(buffer: ArrayBufferLike, offset: number, length: number, options: object): void;
-  run(
-    feeds: Record<string, unknown>,
-    fetches: Record<string, null>,
-    options: object,
-  ): Record<string, { data: Float32Array }>;
-  dispose(): void;
-}
-interface OrtModule {
-  Tensor: new (type: "float32", data: Float32Array, dims: number[]) => unknown;
-}
-interface OnnxProto {
-  onnx: {
-    TensorProto: {
-      create(o: object): unknown;
-      DataType: { FLOAT: number };
-      DataLocation: { EXTERNAL: number };
-    };
-    NodeProto: { create(o: object): unknown };
-    GraphProto: { create(o: object): unknown };
-    ValueInfoProto: { create(o: object): unknown };
-    ModelProto: { create(o: object): unknown; encode(m: unknown): { finish(): Uint8Array } };
-    AttributeProto: {
-      create(o: object): unknown;
-      AttributeType: { INT: number; INTS: number; STRING: number };
-    };
-  };
-}
-
-let native: {
-  ort: OrtModule;
-  binding: { InferenceSession: new () => NativeSession };
-  proto: OnnxProto;
-} | null = null;
-
-function loadNative() {
-  if (!native) {
-    const ort = require("onnxruntime-node") as OrtModule;
-    const bindingModule = require("onnxruntime-node/dist/binding.js") as {
-      binding: { InferenceSession: new () => NativeSession };
-      initOrt: () => void;
-    };
-    bindingModule.initOrt();
-    native = { ort, binding: bindingModule.binding, proto: require("onnx-proto") as OnnxProto };
-  }
-  return native;
-}
-
 export interface OnnxKernelOptions {
   threads?: number;
 }
@@ -85,6 +33,7 @@ export function createOnnxKernels(options: OnnxKernelOptions = {}): Kernels {
       const { ort } = loadNative();
       return session.run({ X: new ort.Tensor("float32", x, [x.length]) }, { Y: null }, {}).Y.data;
     },
+    graph: (g) => compileGraph(g, threads),
     bmm(a, b, batch, m, k, n, transB) {
       checkBmm(a, b, batch, m, k, n);
       if (batch * m * n === 0) return new Float32Array(0);
@@ -146,7 +95,7 @@ function createActivationSession(kind: ActivationKind, threads: number): NativeS
     input: [vector("X")],
     output: [vector("Y")],
   });
-  return createSession(graph, threads, 20);
+  return createSession(graph, { threads, opset: 20 });
 }
 
 /** Y = A @ B (or A @ B^T) over a leading batch axis, all dimensions dynamic. */
@@ -184,7 +133,7 @@ function createBmmSession(transB: boolean, threads: number): NativeSession {
     ],
     output: [tensor3("Y", ["batch", "m", "n"])],
   });
-  return createSession(graph, threads);
+  return createSession(graph, { threads });
 }
 
 /**
@@ -352,40 +301,8 @@ function createGemmSession(
       : [matrix("A", aCols)],
     output: [matrix("Y", yCols)],
   });
-  return createSession(graph, threads, 13, [{ path: WEIGHT_FILE, data: bytes(W) }]);
+  return createSession(graph, { threads, externalData: [{ path: WEIGHT_FILE, data: bytes(W) }] });
 }
 
 /** Name under which a Gemm graph refers to its in-memory weight. */
 const WEIGHT_FILE = "weight.bin";
-
-function createSession(
-  graph: unknown,
-  threads: number,
-  opset = 13,
-  externalData: { path: string; data: Uint8Array }[] = [],
-): NativeSession {
-  const { binding, proto } = loadNative();
-  const { onnx } = proto;
-  const model = onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: opset >= 20 ? 9 : 7,
-      opsetImport: [{ domain: "", version: opset }],
-      graph,
-    }),
-  ).finish();
-  const session = new binding.InferenceSession();
-  session.loadModel(model.buffer, model.byteOffset, model.byteLength, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-    executionMode: "sequential",
-    // Each session's arena would keep its largest run's buffers for the model's lifetime: ~14 MB a
-    // weight after `weight()` reads it back, 0.7 GB over GPT-2 medium's ~100 sessions after one 8x128
-    // forward; without it forward times move by under 3 % (docs/benchmarks.md, Memory).
-    enableCpuMemArena: false,
-    // Spinning pool threads would steal the second core from the TypeScript work between calls.
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
-    ...(externalData.length ? { externalData } : {}),
-  });
-  return session;
-}

@@ -9,7 +9,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { ActivationBuffer } from "../../src/sae-train/harvest.ts";
-import { batchLossAndGrads, PARAM_NAMES, type SaeParams } from "../../src/sae-train/sae-loss.ts";
+import {
+  type ArrayOps,
+  type BatchStep,
+  batchLossAndGrads,
+  PARAM_NAMES,
+  type SaeParams,
+} from "../../src/sae-train/sae-loss.ts";
 import {
   defaultTrainSettings,
   FLOAT32_OPS,
@@ -18,6 +24,7 @@ import {
   type TrainSettings,
   trainSteps,
 } from "../../src/sae-train/trainer.ts";
+import { createOnnxKernels } from "../../src/tensor/onnx-kernels.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
 
@@ -170,22 +177,39 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-for (const denseProducts of [false, true]) {
-  describe(`the fast TopK step equals a float64 reference step (${denseProducts ? "dense GEMM" : "sparse"} decode and gradients)`, () => {
+/** Each float32 step: the TypeScript loops (sparse, or with dense GEMMs), and the one-graph onnxruntime step. */
+const VARIANTS: { name: string; ops: () => ArrayOps<Float32Array> }[] = [
+  { name: "sparse decode and gradients", ops: () => FLOAT32_OPS(referenceKernels, { denseProducts: false }) },
+  {
+    name: "dense GEMM decode and gradients",
+    ops: () => FLOAT32_OPS(referenceKernels, { denseProducts: true }),
+  },
+  { name: "one onnxruntime graph", ops: () => FLOAT32_OPS(createOnnxKernels()) },
+];
+
+/** The variant's whole-batch step: its graph when it has one, else the loops. */
+function stepOf(ops: ArrayOps<Float32Array>): BatchStep<Float32Array> {
+  if (ops.batchStep)
+    return (p, b, d, s) => ops.batchStep!(p, b, d, s) ?? assert.fail("the graph declined TopK");
+  return (p, b, d, s) => batchLossAndGrads(p, b, d, s, ops);
+}
+
+for (const variant of VARIANTS) {
+  describe(`the fast TopK step equals a float64 reference step (${variant.name})`, () => {
     const buf = data(11);
     const s = settings();
-    const ops = FLOAT32_OPS(referenceKernels, { denseProducts });
+    const ops = variant.ops();
+    const step = stepOf(ops);
 
     test("loss and every gradient of one batch, with AuxK (a third of the latents dead)", () => {
       const p = initTrainState({ x: buf, y: buf }, s).params;
       const dead = Array.from({ length: M }, (_, j) => j % 3 === 1);
-      const fast = batchLossAndGrads(
+      const fast = step(
         p,
         { x: buf.data, y: buf.data, rows: ROWS, dead: Uint8Array.from(dead, Number) },
         { dIn: D, dSae: M, dOut: D },
         s,
-        ops,
-      );
+      )!;
       const ref = denseLossAndGrads(to64(p), Float64Array.from(buf.data), dead, s);
       assert.ok(fast.aux > 0, "AuxK is active");
       assert.ok(Math.abs(fast.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${fast.loss} vs ${ref.loss}`);
