@@ -1,7 +1,7 @@
 /**
  * `sae_train_tokens_per_s`: TopK SAE training steps (d_in 64, d_sae 512, k 8, batches of 4,096) on
  * stories260k's blocks.2.hook_resid_pre activations of the bundled sampled corpus, as issue 29 sets it.
- * The harvest is not timed; a few steps warm up first. Wall time and the process's CPU time are both reported,
+ * The harvest is not timed; 10 steps warm up first. Wall time and the process's CPU time are both reported,
  * for the default step (one onnxruntime graph, graph-step.ts), for it with AuxK at work (every 50th latent
  * counted dead: 11 of 512, k_aux 11), and for the TypeScript loops it replaced: with dense GEMMs
  * (`sae_train_loops_*`) and sparse (`sae_train_sparse_*`).
@@ -32,7 +32,7 @@ export async function benchSaeTrain(opts: BenchSaeTrainOptions): Promise<Record<
       maxTokens: 40_000,
     });
     const steps = opts.steps ?? 40;
-    const warm = 3;
+    const warm = 10;
     const s = defaultTrainSettings({
       architecture: "topk",
       dSae: 512,
