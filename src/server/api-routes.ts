@@ -18,6 +18,8 @@ export interface ApiContext {
   /** The attribution graph given with `serve --graph`, checked; null without one. */
   graph: FrontEndGraph | null;
   featureIndex?: string;
+  /** Whether the transcoders (`serve --transcoders`) have a feature index to serve their feature pages from. */
+  transcoderIndex: boolean;
   /** How long a quick endpoint may take, waiting in line included. */
   quickTimeoutMs: number;
 }
@@ -155,6 +157,43 @@ function submitGraph(ctx: ApiContext, body: GraphJobBody): JobView {
   });
 }
 
+/**
+ * The (layer, feature) of a transcoder feature page request, checked against the served set before anything
+ * is queued: 404 without transcoders or without their feature index (with how to get one), 400 outside the set.
+ */
+function transcoderFeatureOf(ctx: ApiContext, params: { layer: string; feature: string }) {
+  const set = ctx.info.transcoders;
+  if (!set)
+    throw new ApiError(
+      404,
+      "This explorer has no transcoders, so it has no transcoder features.",
+      "Restart it with circuitscope serve --model M --transcoders DIR (a circuit-tracer transcoder set for this model).",
+    );
+  if (!ctx.transcoderIndex)
+    throw new ApiError(
+      404,
+      "This explorer has no feature index of its transcoders, so it has no transcoder feature pages.",
+      `Build one with circuitscope index --model ${ctx.modelName} --transcoders DIR --corpus C --out DIR/feature-index ` +
+        "(DIR/feature-index is found by itself), or pass one with serve --transcoder-index INDEX.",
+    );
+  const layers = set.layers.map((t) => t.layer);
+  const tc = set.layers.find((t) => String(t.layer) === params.layer);
+  if (!tc)
+    throw new ApiError(
+      400,
+      `The layer in the URL, ${JSON.stringify(params.layer)}, is not a layer of the transcoders.`,
+      `Use a layer from ${layers[0]} to ${layers[layers.length - 1]}, e.g. /api/transcoder-features/${layers[0]}/12.`,
+    );
+  const feature = Number(params.feature);
+  if (!/^\d+$/.test(params.feature) || feature >= tc.dTranscoder)
+    throw new ApiError(
+      400,
+      `The feature in the URL, ${JSON.stringify(params.feature)}, is not a feature of layer ${tc.layer}'s transcoder.`,
+      `Use a feature from 0 to ${tc.dTranscoder - 1}, e.g. /api/transcoder-features/${tc.layer}/12.`,
+    );
+  return { layer: tc.layer, feature };
+}
+
 export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { cfg } = ctx.info;
 
@@ -174,6 +213,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     graph: ctx.graph !== null,
     sae: ctx.info.sae ?? null,
     featureIndex: ctx.featureIndex !== undefined,
+    transcoderIndex: ctx.transcoderIndex,
   }));
 
   app.get("/api/graph", async () => {
@@ -212,6 +252,16 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
         );
       if (req.query.text !== undefined) ctx.checks.promptTokens(req.query.text, "text");
       return runNow(ctx, reply, "feature", { feature, text: req.query.text });
+    },
+  );
+
+  app.get<{ Params: { layer: string; feature: string }; Querystring: { text?: string } }>(
+    "/api/transcoder-features/:layer/:feature",
+    { schema: { params: schemas.transcoderFeatureParams, querystring: schemas.neuronQuery } },
+    async (req, reply) => {
+      const { layer, feature } = transcoderFeatureOf(ctx, req.params);
+      if (req.query.text !== undefined) ctx.checks.promptTokens(req.query.text, "text");
+      return runNow(ctx, reply, "transcoderFeature", { layer, feature, text: req.query.text });
     },
   );
 

@@ -11,6 +11,7 @@ import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { readFrontEndGraph } from "../graphs/front-end-check.ts";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
+import { defaultTranscoderIndex } from "../neurons/feature-page.ts";
 import { type IndexManifest, readManifest } from "../neurons/index-store.ts";
 import type { SaeConfig } from "../sae/sae-config.ts";
 import { readSaeConfig } from "../sae/saelens-dir.ts";
@@ -47,6 +48,11 @@ export interface ServerOptions {
   sae?: string;
   /** A feature index of that SAE (`circuitscope index --sae`). */
   featureIndex?: string;
+  /**
+   * A transcoder feature index of `transcoders` (`circuitscope index --transcoders`) for their feature pages;
+   * default: the set's own `DIR/feature-index` when it has one (the bundled set does).
+   */
+  transcoderIndex?: string;
   logger?: boolean;
   /** Session token the API requires; omitted → a fresh random one; null → none (`--no-token`). */
   token?: string | null;
@@ -85,6 +91,7 @@ function pathHider(opts: ServerOptions, modelDir: string): PathHider {
     opts.sae,
     opts.featureIndex,
     opts.transcoders,
+    opts.transcoderIndex,
   ])
     if (p !== undefined) known.push([resolve(p), displayName(p)]);
   known.sort((a, b) => b[0].length - a[0].length); // longest first: a model dir inside the cwd keeps its name
@@ -103,12 +110,15 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
   // A wrong --sae or --feature-index fails now, before the model loads (the SAE's fit once it has).
   const saeCfg = opts.sae === undefined ? null : readSaeConfig(opts.sae);
   if (opts.featureIndex !== undefined) checkFeatureIndex(opts.featureIndex, saeCfg);
+  // A wrong --transcoder-index fails now; its fit to the set once the worker has loaded the set.
+  const transcoderIndex = transcoderIndexOf(opts);
   const host = new ModelHost({
     load: opts.model,
     neuronIndex: opts.neuronIndex,
     sae: opts.sae,
     featureIndex: opts.featureIndex,
     transcoders: opts.transcoders,
+    transcoderIndex: transcoderIndex?.dir,
   });
   const bundle = frontEndBundleJs(); // built while the model loads
   let info: WorkerInfo;
@@ -116,6 +126,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     info = await host.ready;
     if (indexManifest) checkIndexFitsModel(opts.neuronIndex as string, indexManifest, opts.model.model, info);
     if (graph) checkGraphFitsModel(opts.graph as string, graph, opts.model.model, info);
+    if (transcoderIndex) checkTranscoderIndexFitsSet(transcoderIndex, opts.transcoders as string, info);
     await bundle;
   } catch (err) {
     await host.close();
@@ -151,6 +162,7 @@ export async function createServer(opts: ServerOptions): Promise<ExplorerServer>
     neuronIndex: opts.neuronIndex,
     graph,
     featureIndex: opts.featureIndex,
+    transcoderIndex: transcoderIndex !== null,
   });
   app.get("/app.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(await bundle));
   // @fastify/static resolves paths inside PUBLIC_DIR only (no dotfiles, no `..`); nothing else is on disk.
@@ -184,6 +196,43 @@ function checkFeatureIndex(dir: string, saeCfg: SaeConfig | null): void {
   if (indexed.dSae !== saeCfg.dSae || indexed.hook !== saeCfg.hookName)
     throw new Error(
       `Feature index ${dir} was built for an SAE with ${indexed.dSae} features at ${indexed.hook}, but --sae has ${saeCfg.dSae} at ${saeCfg.hookName}: pass the index built with this SAE`,
+    );
+}
+
+/** The transcoder feature index to serve pages from: the one given, else the set's own; checked to be one. */
+function transcoderIndexOf(opts: ServerOptions): { dir: string; manifest: IndexManifest } | null {
+  if (opts.transcoders === undefined) {
+    if (opts.transcoderIndex === undefined) return null;
+    throw new Error(
+      `--transcoder-index ${opts.transcoderIndex} needs the transcoder set it was built with: add --transcoders DIR`,
+    );
+  }
+  const dir = opts.transcoderIndex ?? defaultTranscoderIndex(opts.transcoders);
+  if (dir === null) return null;
+  const manifest = readManifest(dir);
+  if (!manifest.settings.transcoders)
+    throw new Error(
+      `--transcoder-index ${dir} is ${manifest.settings.sae ? "an SAE feature index" : "a neuron index"}, not a transcoder feature index: ` +
+        `build one with circuitscope index --model M --transcoders ${opts.transcoders} --corpus C --out DIR`,
+    );
+  return { dir, manifest };
+}
+
+/** A transcoder feature index must be of the served set: the same input hook, widths and layers. */
+function checkTranscoderIndexFitsSet(
+  index: { dir: string; manifest: IndexManifest },
+  setName: string,
+  info: WorkerInfo,
+): void {
+  const built = index.manifest.settings.transcoders!;
+  const set = info.transcoders!;
+  const layers = index.manifest.settings.layers;
+  const misfit = set.layers.find((t) => !layers.includes(t.layer) || t.dTranscoder !== built.dTranscoder);
+  if (built.inputHook !== set.featureInputHook || misfit)
+    throw new Error(
+      `Transcoder feature index ${index.dir} was built for ${built.path} (${built.dTranscoder} features per layer at ${built.inputHook}, layers ${layers.join(", ")}), ` +
+        `which is not --transcoders ${setName}${misfit ? ` (its layer ${misfit.layer} has ${misfit.dTranscoder} features)` : ` (it reads ${set.featureInputHook})`}: ` +
+        `pass the index built with this set (--transcoder-index DIR), or build one with circuitscope index --transcoders ${setName} --corpus C --out DIR`,
     );
 }
 

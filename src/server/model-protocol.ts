@@ -19,6 +19,8 @@ export interface WorkerSetup {
   sae?: string;
   /** A feature index of that SAE (`index --sae`) for feature pages and search (opened on first use). */
   featureIndex?: string;
+  /** A transcoder feature index of `transcoders` (`index --transcoders`) for their feature pages (opened on first use). */
+  transcoderIndex?: string;
 }
 
 export interface WorkerInfo {
@@ -28,6 +30,8 @@ export interface WorkerInfo {
   tasks: string[];
   /** The SAE given to `serve --sae`: its hook and number of features. */
   sae?: { hook: string; dSae: number };
+  /** The transcoder set given to `serve --transcoders`: its feature input hook and each layer's width. */
+  transcoders?: { featureInputHook: string; layers: { layer: number; dTranscoder: number }[] };
 }
 
 /** `cancel` is a shared Int32Array(1): the host sets it to 1, the task sees it at its next progress call. */

@@ -20,6 +20,7 @@ import {
   patchingTask,
   predictTask,
   type TaskContext,
+  transcoderFeatureTask,
 } from "./tasks.ts";
 
 type Task = (model: HookedTransformer, params: never, ctx: TaskContext) => unknown;
@@ -34,7 +35,11 @@ const TASKS: Record<string, Task> = {
   feature: featureTask,
   featureSearch: featureSearchTask,
   graph: graphTask,
+  transcoderFeature: transcoderFeatureTask,
 };
+
+/** Tasks that need `serve --transcoders`. */
+const TRANSCODER_TASKS = ["graph", "transcoderFeature"];
 
 /** Thrown when a task sees the cancel flag; reported to the host as a cancellation, not a failure. */
 class Cancelled extends Error {}
@@ -52,18 +57,20 @@ async function load(spec: ModelLoadSpec): Promise<HookedTransformer> {
 }
 
 const setup = workerData as WorkerSetup;
-let index: NeuronIndex | null | undefined;
-let featureIndex: NeuronIndex | null | undefined;
-async function openIndex(): Promise<void> {
-  if (index !== undefined) return;
-  if (!setup.neuronIndex) index = null;
-  else index = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.neuronIndex);
+/** An index directory, opened on the first task that needs it (`get` is null without one, or before `open`). */
+function lazyIndex(dir: string | undefined) {
+  let opened: NeuronIndex | null | undefined;
+  return {
+    async open(): Promise<void> {
+      if (opened !== undefined) return;
+      opened = dir ? (await import("../neurons/neuron-index.ts")).NeuronIndex.open(dir) : null;
+    },
+    get: (): NeuronIndex | null => opened ?? null,
+  };
 }
-async function openFeatureIndex(): Promise<void> {
-  if (featureIndex !== undefined) return;
-  if (!setup.featureIndex) featureIndex = null;
-  else featureIndex = (await import("../neurons/neuron-index.ts")).NeuronIndex.open(setup.featureIndex);
-}
+const neuronIndex = lazyIndex(setup.neuronIndex);
+const featureIndex = lazyIndex(setup.featureIndex);
+const transcoderIndex = lazyIndex(setup.transcoderIndex);
 
 /** The `serve --sae` SAE, loaded for the model; a misfit is a start-up failure with the fix. */
 async function loadSae(model: HookedTransformer): Promise<Sae | null> {
@@ -98,13 +105,21 @@ try {
   const model = await load(setup.load);
   const sae = await loadSae(model);
   const transcoders = await loadTranscoders(model);
-  // Without transcoders there is no graph task to offer.
-  const tasks = Object.keys(TASKS).filter((k) => k !== "graph" || transcoders !== null);
+  // Without transcoders there is no graph (nor transcoder feature page) to offer.
+  const tasks = Object.keys(TASKS).filter((k) => !TRANSCODER_TASKS.includes(k) || transcoders !== null);
   const info: WorkerInfo = {
     cfg: model.cfg,
     dir: model.source,
     tasks,
     ...(sae ? { sae: { hook: sae.cfg.hookName, dSae: sae.cfg.dSae } } : {}),
+    ...(transcoders
+      ? {
+          transcoders: {
+            featureInputHook: transcoders.featureInputHook,
+            layers: transcoders.transcoders.map((t) => ({ layer: t.layer, dTranscoder: t.dTranscoder })),
+          },
+        }
+      : {}),
   };
   port.postMessage({ type: "ready", info });
   port.on("message", async (msg: ToWorker) => {
@@ -116,20 +131,23 @@ try {
         if (Atomics.load(flag, 0) !== 0) abort.abort();
         else port.postMessage({ type: "progress", id: msg.id, done, total });
       },
-      neuronIndex: () => index ?? null,
+      neuronIndex: neuronIndex.get,
       sae: () => sae,
-      featureIndex: () => featureIndex ?? null,
+      featureIndex: featureIndex.get,
+      transcoderIndex: transcoderIndex.get,
       transcoders: () => transcoders,
       names: {
         model: displayName(setup.load.model),
         ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
+        ...(setup.transcoders ? { transcoders: displayName(setup.transcoders) } : {}),
       },
     };
     try {
       const task = tasks.includes(msg.kind) ? TASKS[msg.kind] : undefined;
       if (!task) throw new Error(`Unknown task "${msg.kind}"`);
-      if (msg.kind === "neuron") await openIndex();
-      if (msg.kind === "feature" || msg.kind === "featureSearch") await openFeatureIndex();
+      if (msg.kind === "neuron") await neuronIndex.open();
+      if (msg.kind === "feature" || msg.kind === "featureSearch") await featureIndex.open();
+      if (msg.kind === "transcoderFeature") await transcoderIndex.open();
       if (Atomics.load(flag, 0) !== 0) throw new Cancelled();
       const value = await task(model, msg.params as never, ctx);
       port.postMessage({ type: "result", id: msg.id, value });

@@ -93,6 +93,11 @@ export const featureParams = {
   properties: { feature: indexText },
   required: ["feature"],
 } as const;
+export const transcoderFeatureParams = {
+  type: "object",
+  properties: { layer: indexText, feature: indexText },
+  required: ["layer", "feature"],
+} as const;
 /** Feature search: by `token` (one token's text) or by `text`; which one is checked in the route. */
 export const featureSearchBody = body(
   { token: tokenText, text: prompt, top: { type: "integer", minimum: 1, maximum: 100, default: 10 } },

@@ -14,7 +14,7 @@ import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import { headName } from "../model/component-names.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { readoutDirection } from "../model/readout.ts";
-import { featurePageData } from "../neurons/feature-page.ts";
+import { type FeaturePageData, featurePageData, transcoderFeaturePageData } from "../neurons/feature-page.ts";
 import { featureReport } from "../neurons/feature-report.ts";
 import type { NeuronIndex } from "../neurons/neuron-index.ts";
 import { neuronPageData } from "../neurons/neuron-page.ts";
@@ -48,8 +48,10 @@ export interface TaskContext {
   /** The SAE given to `serve --sae` (loaded at start-up), and its feature index (`--feature-index`). */
   sae(): Sae | null;
   featureIndex(): NeuronIndex | null;
-  /** The model and SAE as pages name them: as the user gave them, never this machine's absolute path. */
-  names: { model: string; sae?: string };
+  /** The transcoder feature index of the set (`serve --transcoder-index`, or the set's own), opened on first use. */
+  transcoderIndex(): NeuronIndex | null;
+  /** The model, SAE and transcoder set as pages name them: as the user gave them, never this machine's absolute path. */
+  names: { model: string; sae?: string; transcoders?: string };
 }
 
 export interface PredictParams {
@@ -383,16 +385,55 @@ export function featureTask(model: HookedTransformer, p: FeatureParams, ctx: Tas
     saeName: ctx.names.sae,
     modelName: ctx.names.model,
   });
+  return featurePageView(
+    page,
+    "No feature index was given (serve --feature-index DIR): examples, quantile groups, histogram and density are not computed.",
+  );
+}
+
+/** A feature page as the explorer draws it: the feature report's sections; `note` when it has no index. */
+function featurePageView(page: FeaturePageData, noIndexNote: string) {
   const report = featureReport(page);
   return {
     title: report.title,
     sections: report.sections,
     indexed: page.index !== null,
-    ...(index
-      ? {}
-      : {
-          note: "No feature index was given (serve --feature-index DIR): examples, quantile groups, histogram and density are not computed.",
-        }),
+    ...(page.index ? {} : { note: noIndexNote }),
+  };
+}
+
+export interface TranscoderFeatureParams {
+  layer: number;
+  feature: number;
+  /** Also show the feature's activation on this text (the graph's prompt). */
+  text?: string;
+}
+
+/**
+ * A transcoder feature's page (a graph's feature node): the page `feature --transcoders` shows, from the
+ * set's feature index (top examples, histogram, density), W_dec[f]'s direct push on the logits, and its
+ * activations on `text`. The route refuses requests without an index, so the page always has its examples.
+ */
+export function transcoderFeatureTask(
+  model: HookedTransformer,
+  p: TranscoderFeatureParams,
+  ctx: TaskContext,
+) {
+  const set = ctx.transcoders();
+  if (!set) throw new Error("This explorer was started without transcoders (serve --transcoders DIR).");
+  const page = transcoderFeaturePageData(model, set, p.layer, p.feature, {
+    index: ctx.transcoderIndex(),
+    text: p.text,
+    setName: ctx.names.transcoders,
+    modelName: ctx.names.model,
+  });
+  return {
+    ...featurePageView(
+      page,
+      "No transcoder feature index: examples, histogram and density are not computed.",
+    ),
+    layer: p.layer,
+    feature: p.feature,
   };
 }
 

@@ -18,6 +18,7 @@ interface ServeOptions extends ModelCliOptions {
   neuronIndex?: string;
   graph?: string;
   transcoders?: string;
+  transcoderIndex?: string;
   sae?: string;
   featureIndex?: string;
 }
@@ -119,6 +120,10 @@ export function register(program: Command): void {
       "--transcoders <dir>",
       "circuit-tracer transcoder set for this model: the graph panel computes a prompt's attribution graph",
     )
+    .option(
+      "--transcoder-index <dir>",
+      "feature index of those transcoders (from `circuitscope index --transcoders`): a graph's feature nodes open their pages (default: DIR/feature-index when present, as in the bundled set)",
+    )
     .action(async (opts: ServeOptions) => {
       if (!opts.model)
         throw new UsageError("No model given: pass --model gpt2 (or a local checkpoint directory)");
@@ -159,6 +164,7 @@ export function register(program: Command): void {
         neuronIndex: opts.neuronIndex,
         graph: opts.graph,
         transcoders: opts.transcoders,
+        transcoderIndex: opts.transcoderIndex,
         sae,
         featureIndex,
         token: opts.token ? undefined : null,
