@@ -140,6 +140,7 @@ try {
         model: displayName(setup.load.model),
         ...(setup.sae ? { sae: displayName(setup.sae) } : {}),
         ...(setup.transcoders ? { transcoders: displayName(setup.transcoders) } : {}),
+        ...(setup.transcoderIndex ? { transcoderIndex: displayName(setup.transcoderIndex) } : {}),
       },
     };
     try {

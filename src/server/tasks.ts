@@ -51,7 +51,7 @@ export interface TaskContext {
   /** The transcoder feature index of the set (`serve --transcoder-index`, or the set's own), opened on first use. */
   transcoderIndex(): NeuronIndex | null;
   /** The model, SAE and transcoder set as pages name them: as the user gave them, never this machine's absolute path. */
-  names: { model: string; sae?: string; transcoders?: string };
+  names: { model: string; sae?: string; transcoders?: string; transcoderIndex?: string };
 }
 
 export interface PredictParams {
@@ -427,6 +427,8 @@ export function transcoderFeatureTask(
     setName: ctx.names.transcoders,
     modelName: ctx.names.model,
   });
+  // The page names its index; by the name the user gave, never this machine's absolute path.
+  if (page.index && ctx.names.transcoderIndex) page.index.dir = ctx.names.transcoderIndex;
   return {
     ...featurePageView(
       page,
