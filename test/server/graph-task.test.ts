@@ -16,6 +16,7 @@ import { loadTranscoderSet, writeTranscoderSet } from "../../src/graphs/transcod
 import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import type { JobView } from "../../src/server/job-queue.ts";
 import { MAX_GRAPH_TOKENS } from "../../src/server/validate.ts";
+import { frontEndNodeKind } from "../../src/viz/graph-layout.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { cliResult, spawnCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
@@ -240,6 +241,27 @@ test("the panel's form computes the prompt's graph and draws every node of it", 
     assert.equal(ids.length, want.frontEnd.nodes.length);
     assert.deepEqual(ids.sort(), want.frontEnd.nodes.map((n) => n.node_id).sort());
     assert.match((await page.textContent("#graph-out .job-status")) ?? "", /Done: \d+ nodes/);
+    // These random transcoders have no feature index: feature nodes are no links, and the panel says why.
+    assert.match(
+      (await page.textContent("#graph-out .hint")) ?? "",
+      /Feature nodes have no page: the server has no feature index of its transcoders \(build one with circuitscope index --transcoders DIR/,
+    );
+    assert.equal(await page.$$eval("#graph-out .cs-gnode.cs-linked", (gs) => gs.length), 0);
+    // (A layer-0 feature's id can equal an error node's, as in circuit-tracer; the page keeps the later node.)
+    const wantIds = want.frontEnd.nodes.map((n) => n.node_id);
+    const feature = want.frontEnd.nodes.find(
+      (n) =>
+        frontEndNodeKind(n) === "feature" && wantIds.indexOf(n.node_id) === wantIds.lastIndexOf(n.node_id),
+    );
+    assert.ok(feature, "the graph keeps a feature node");
+    const requests: string[] = [];
+    page.on("request", (r) => requests.push(new URL(r.url()).pathname));
+    await page.click(`#graph-out .cs-gnode[data-id="${feature.node_id}"]`);
+    await page.waitForSelector(`#graph-out .cs-gnode.cs-clicked[data-id="${feature.node_id}"]`, {
+      state: "attached",
+    });
+    assert.deepEqual(requests, [], "a click on a feature node asks the server nothing");
+    assert.equal(await page.textContent("#graph-feature-out"), "");
     assert.deepEqual(pageErrors, []);
   } finally {
     await page.close();

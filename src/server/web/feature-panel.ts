@@ -17,6 +17,21 @@ export function showFeature(out: HTMLElement, feature: number, text: string): Pr
   });
 }
 
+/** A transcoder feature's page (a computed graph's feature node): the page `feature --transcoders` shows. */
+export function showTranscoderFeature(
+  out: HTMLElement,
+  layer: number,
+  feature: number,
+  text: string,
+): Promise<void> {
+  return showUnitPage(out, {
+    path: `/api/transcoder-features/${layer}/${feature}`,
+    text,
+    busy: `Loading transcoder feature L${layer} F${feature}…`,
+    noIndex: "No transcoder feature index: examples, histogram and density are not computed.",
+  });
+}
+
 export interface FeatureListItem {
   feature: number;
   /** "activation 3.21 at ·Lily", "logit effect 0.52" */

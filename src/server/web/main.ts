@@ -26,6 +26,8 @@ interface Info {
   features: string[];
   /** The SAE given to serve --sae (null without one). */
   sae: { hook: string; dSae: number } | null;
+  /** Whether the transcoders have a feature index: a computed graph's feature nodes then open their pages. */
+  transcoderIndex: boolean;
 }
 
 type Field = HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
@@ -221,12 +223,16 @@ async function main(): Promise<void> {
       if (input.value.trim() === "")
         return showError(out, new Error("The graph needs a prompt: type one in the graph panel."));
       const target = byId<HTMLInputElement>("graph-target").value;
-      void runGraph(out, {
-        prompt: input.value,
-        targets: target === "" ? [] : [target],
-        nodeThreshold: Number(byId<HTMLInputElement>("graph-node-threshold").value),
-        edgeThreshold: Number(byId<HTMLInputElement>("graph-edge-threshold").value),
-      });
+      void runGraph(
+        out,
+        {
+          prompt: input.value,
+          targets: target === "" ? [] : [target],
+          nodeThreshold: Number(byId<HTMLInputElement>("graph-node-threshold").value),
+          edgeThreshold: Number(byId<HTMLInputElement>("graph-edge-threshold").value),
+        },
+        info.transcoderIndex ? byId("graph-feature-out") : null,
+      );
     });
   }
 

@@ -26,6 +26,11 @@ export interface GraphViewOptions {
    * e.g. `features/L{layer}-F{feature}.html` or a Neuronpedia address. Without it features have no link.
    */
   featureUrl?: string;
+  /**
+   * Called with a clicked feature node instead of opening `featureUrl` (the explorer shows the feature's page
+   * in its own panel). Either makes feature nodes links; error, embedding and logit nodes never are.
+   */
+  openFeature?: (node: FrontEndNode) => void;
   /** How many incoming and outgoing edges the hover panel lists (default 5). */
   topK?: number;
   /** Called after every pin, unpin and grouping with the graph as it would be exported. */
@@ -213,6 +218,7 @@ export function mountGraphView(
   /** The last node clicked (circuit-tracer's `clickedId`): its details stay shown when a page opens. */
   let clickedId = graph.qParams.clickedId ?? "";
 
+  const linksFeatures = opts.openFeature !== undefined || opts.featureUrl !== undefined;
   const layout = layoutGraph(graph);
   el.replaceChildren();
   el.classList.add("cs-graph-view");
@@ -227,7 +233,7 @@ export function mountGraphView(
       doc,
       "span",
       "cs-hint",
-      `Hover a node: its top edges. ${opts.featureUrl ? "Click a feature: its page. " : ""}Shift-click a node: pin or unpin it.`,
+      `Hover a node: its top edges. ${linksFeatures ? "Click a feature: its page. " : ""}Shift-click a node: pin or unpin it.`,
     ),
   );
   el.append(h(doc, "p", "cs-edge-unit", `Edge weight: ${EDGE_UNIT}. Blue: positive; red: negative.`));
@@ -407,14 +413,16 @@ export function mountGraphView(
       if (e.shiftKey || e.ctrlKey || e.metaKey) return togglePin(id);
       clickedId = id;
       changed();
-      if (opts.featureUrl && frontEndNodeKind(n) === "feature")
-        doc.defaultView?.open(featureHref(opts.featureUrl, n), "_blank", "noopener");
+      if (!linksFeatures || frontEndNodeKind(n) !== "feature") return;
+      if (opts.openFeature) opts.openFeature(n);
+      else if (opts.featureUrl) doc.defaultView?.open(featureHref(opts.featureUrl, n), "_blank", "noopener");
     });
     const title = doc.createElementNS("http://www.w3.org/2000/svg", "title");
     title.textContent = label(id);
     g.append(title);
-    if (opts.featureUrl && frontEndNodeKind(n) === "feature") {
-      g.dataset.href = featureHref(opts.featureUrl, n);
+    if (linksFeatures && frontEndNodeKind(n) === "feature") {
+      g.classList.add("cs-linked");
+      if (opts.featureUrl && !opts.openFeature) g.dataset.href = featureHref(opts.featureUrl, n);
       g.style.cursor = "pointer";
     }
   }

@@ -9,7 +9,7 @@ import { type AttentionViewOptions, mountAttentionView } from "./attention-view.
 import { injectStyles } from "./styles.ts";
 import { mountTokenView } from "./token-view.ts";
 
-export { mountGraphPage, mountGraphView } from "./graph-view.ts";
+export { type GraphViewOptions, mountGraphPage, mountGraphView } from "./graph-view.ts";
 
 /**
  * Resolves with the Vega view of a chart (for click handlers, e.g. the web app's head picker), null for the
