@@ -89,6 +89,7 @@ function routes() {
     { method: "POST", path: "/api/attention", body: { prompt: "Hello", layer: 0, head: 0 } },
     { method: "POST", path: "/api/attribution", body: { prompt: clean[0], answer, wrong } },
     { method: "GET", path: "/api/neurons/0/1" },
+    { method: "GET", path: "/api/transcoder-features/0/1" }, // 404 past the guard: this server has no transcoders
     { method: "POST", path: "/api/jobs", body: JOB },
     { method: "GET", path: `/api/jobs/${doneJobId}` },
     { method: "GET", path: `/api/jobs/${doneJobId}/events` },

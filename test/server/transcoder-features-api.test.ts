@@ -19,7 +19,7 @@ import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
 import { transcoderFeaturePageData } from "../../src/neurons/feature-page.ts";
 import { featureReport } from "../../src/neurons/feature-report.ts";
 import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
-import { createServer } from "../../src/server/app.ts";
+import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { formatToken } from "../../src/tokenizer/format-token.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
@@ -29,6 +29,7 @@ const INDEX_DIR = join(SET_DIR, "feature-index");
 const TEXT = "Once upon a time, there was a little girl named Lily. She";
 const TOL = 1e-4; // float32 kernels vs float64 here
 
+const MAX_QUEUE = 2;
 let model: HookedTransformer;
 let set: TranscoderSet;
 let index: NeuronIndex;
@@ -39,7 +40,7 @@ before(async () => {
   [model, set, fx] = await Promise.all([
     HookedTransformer.fromPretrained("stories260k", { backend: "onnx" }),
     loadTranscoderSet(SET_DIR),
-    startFixtureServer({ transcoders: SET_DIR }, "stories260k"),
+    startFixtureServer({ transcoders: SET_DIR, maxQueue: MAX_QUEUE }, "stories260k"),
   ]);
   index = NeuronIndex.open(INDEX_DIR);
 });
@@ -236,6 +237,31 @@ test("bad layers and features are refused with 400 naming the range, before anyt
   assert.equal((await fetch(`${fx.base}/api/transcoder-features/3/7`)).status, 401);
 });
 
+test("a page waits in the bounded queue: past --max-queue it is refused with 429", async () => {
+  const ids: string[] = [];
+  try {
+    for (let k = 0; k < MAX_QUEUE; k++) {
+      const r = await fx.api("/api/jobs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          kind: "graph",
+          // ~53 tokens (a graph takes at most 64): a job that runs for a while
+          prompt: "Once upon a time, there was a little girl. ".repeat(4),
+        }),
+      });
+      assert.equal(r.status, 202);
+      ids.push(((await r.json()) as { id: string }).id);
+    }
+    const r = await fx.api("/api/transcoder-features/3/7");
+    assert.equal(r.status, 429);
+    assert.ok(r.headers.get("retry-after"));
+  } finally {
+    for (const id of ids) fx.server.queue.cancel(id);
+    await Promise.all(ids.map((id) => fx.server.queue.settled(id)));
+  }
+});
+
 test("without transcoders, or without their feature index, a page is a 404 saying how to get one", async () => {
   const bare = join(tmp, "no-index-set");
   await writeTranscoderSet(
@@ -269,6 +295,18 @@ test("without transcoders, or without their feature index, a page is a 404 sayin
   }
 });
 
+/** createServer refuses `opts` with `message`; a server that starts anyway is closed, so the test ends. */
+async function refusedAtStartUp(opts: ServerOptions, message: RegExp): Promise<void> {
+  let started: ExplorerServer | undefined;
+  try {
+    await assert.rejects(async () => {
+      started = await createServer(opts);
+    }, message);
+  } finally {
+    await started?.close();
+  }
+}
+
 test("--transcoder-index is checked at start-up: of this set, a transcoder index, and only with --transcoders", async () => {
   const model = { model: "stories260k", backend: "onnx" as const, process: true };
   const narrow = join(tmp, "narrow-set");
@@ -276,20 +314,20 @@ test("--transcoder-index is checked at start-up: of this set, a transcoder index
     narrow,
     randomTranscoderSet({ layers: 5, dModel: 64, dTc: 16, seed: 4, jump: () => false, skip: () => false }),
   );
-  await assert.rejects(
-    createServer({ model, transcoders: narrow, transcoderIndex: INDEX_DIR }),
+  await refusedAtStartUp(
+    { model, transcoders: narrow, transcoderIndex: INDEX_DIR },
     /feature-index was built for models\/stories260k-transcoders \(512 features per layer.*layer 0 has 16 features.*circuitscope index --transcoders/,
   );
-  await assert.rejects(
-    createServer({
+  await refusedAtStartUp(
+    {
       model,
       transcoders: SET_DIR,
       transcoderIndex: "models/stories260k-saes/feature-index/blocks.2.hook_resid_pre",
-    }),
+    },
     /is an SAE feature index, not a transcoder feature index/,
   );
-  await assert.rejects(
-    createServer({ model, transcoderIndex: INDEX_DIR }),
+  await refusedAtStartUp(
+    { model, transcoderIndex: INDEX_DIR },
     /--transcoder-index .* needs the transcoder set it was built with: add --transcoders DIR/,
   );
 });
