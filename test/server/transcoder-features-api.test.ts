@@ -21,6 +21,7 @@ import { featureReport } from "../../src/neurons/feature-report.ts";
 import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
 import { createServer, type ExplorerServer, type ServerOptions } from "../../src/server/app.ts";
 import { formatToken } from "../../src/tokenizer/format-token.ts";
+import { cliResult, spawnCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
 import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
@@ -330,4 +331,19 @@ test("--transcoder-index is checked at start-up: of this set, a transcoder index
     { model, transcoderIndex: INDEX_DIR },
     /--transcoder-index .* needs the transcoder set it was built with: add --transcoders DIR/,
   );
+});
+
+test("serve --transcoder-index without --transcoders exits non-zero naming the fix, before printing an address", async () => {
+  const child = spawnCli(["serve", "--model", "stories260k", "--port", "0", "--transcoder-index", INDEX_DIR]);
+  try {
+    const r = await cliResult(child);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /--transcoder-index .*feature-index needs the transcoder set it was built with: add --transcoders DIR/,
+    );
+    assert.equal(r.stdout, "", "no explorer address was printed");
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
