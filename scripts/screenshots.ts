@@ -7,7 +7,8 @@
  * All data here is SYNTHETIC DEMO DATA shaped like an IOI study on GPT-2 small; it comes from no model —
  * except the explorer's screenshots at the end: its circuit panel (OUTDIR/browser/explorer-circuit-panel.png)
  * runs a circuit search on the test fixture model (test/fixtures/tiny-gpt2), and its graph panel
- * (OUTDIR/browser/explorer-graph-panel.png) computes a graph on stories260k with the bundled transcoders.
+ * (OUTDIR/browser/explorer-graph-panel.png) computes a graph on stories260k with the bundled transcoders and
+ * opens a feature node's page (OUTDIR/browser/explorer-graph-feature.png).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -315,7 +316,7 @@ async function main(): Promise<void> {
     await graphPageShot(page, outDir);
     console.log(await explorerCircuitPanel(browser, join(outDir, "browser", "explorer-circuit-panel.png")));
     await explorerFeatureShots(browser, outDir);
-    console.log(await explorerGraphPanel(browser, join(outDir, "browser", "explorer-graph-panel.png")));
+    for (const file of await explorerGraphPanel(browser, outDir)) console.log(file);
   } finally {
     await browser.close();
   }
@@ -370,10 +371,13 @@ async function explorerFeatureShots(
 
 /**
  * The explorer's graph panel computing a graph on stories260k with the bundled transcoders
- * (models/stories260k-transcoders): a real model and real transcoders, not demo data.
+ * (models/stories260k-transcoders): a real model and real transcoders, not demo data. Then a feature node
+ * above layer 0 clicked: its page (from the bundled feature index) opened below the graph.
  */
-async function explorerGraphPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, file: string) {
+async function explorerGraphPanel(browser: Awaited<ReturnType<typeof launchBrowser>>, outDir: string) {
   const fx = await startFixtureServer({ transcoders: "models/stories260k-transcoders" }, "stories260k");
+  const panel = join(outDir, "browser", "explorer-graph-panel.png");
+  const feature = join(outDir, "browser", "explorer-graph-feature.png");
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(fx.withToken(`${fx.base}/`));
@@ -381,8 +385,12 @@ async function explorerGraphPanel(browser: Awaited<ReturnType<typeof launchBrows
     await page.fill("#graph-prompt", "Lily gave Tom the ball. Then Tom");
     await page.click("#run-graph");
     await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
-    await page.locator("#graph-panel").screenshot({ path: file });
-    return file;
+    await page.locator("#graph-panel").screenshot({ path: panel });
+    // data-row is the layer + 1 (row 0: token embeddings).
+    await page.locator('#graph-out .cs-gnode.cs-linked:not([data-row="1"])').first().click();
+    await page.waitForSelector("#graph-feature-out[data-ready] svg");
+    await page.locator("#graph-feature-out").screenshot({ path: feature });
+    return [panel, feature];
   } finally {
     await fx.server.close();
   }
