@@ -32,7 +32,7 @@ import { faithfulnessCurve } from "../src/viz/presets/circuit-figures.ts";
 import { createServer } from "../src/server/app.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 import { demoFrontEndGraph } from "../test/helpers/front-end-graph.ts";
-import { findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
+import { computeGraphInPanel, findCircuitInPanel, startFixtureServer } from "../test/server/server-fixture.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -380,11 +380,7 @@ async function explorerGraphPanel(browser: Awaited<ReturnType<typeof launchBrows
   const feature = join(outDir, "browser", "explorer-graph-feature.png");
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    await page.goto(fx.withToken(`${fx.base}/`));
-    await page.waitForSelector("body[data-ready]");
-    await page.fill("#graph-prompt", "Lily gave Tom the ball. Then Tom");
-    await page.click("#run-graph");
-    await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
+    await computeGraphInPanel(page, fx, "Lily gave Tom the ball. Then Tom");
     await page.locator("#graph-panel").screenshot({ path: panel });
     // data-row is the layer + 1 (row 0: token embeddings).
     await page.locator('#graph-out .cs-gnode.cs-linked:not([data-row="1"])').first().click();

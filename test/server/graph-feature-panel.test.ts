@@ -14,7 +14,7 @@ import { NeuronIndex } from "../../src/neurons/neuron-index.ts";
 import { frontEndNodeKind } from "../../src/viz/graph-layout.ts";
 import { displayToken } from "../../src/viz/token-labels.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
-import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
+import { computeGraphInPanel, type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 const SET_DIR = "models/stories260k-transcoders";
 const PROMPT = "Once there was a little girl. The other day,";
@@ -74,11 +74,7 @@ test("clicking a computed graph's feature node opens that transcoder feature's p
     if (r.url().includes("/api/transcoder-features/")) pageRequests.push(new URL(r.url()).pathname);
   });
   try {
-    await page.goto(fx.withToken(`${fx.base}/`));
-    await page.waitForSelector("body[data-ready]");
-    await page.fill("#graph-prompt", PROMPT);
-    await page.click("#run-graph");
-    await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
+    await computeGraphInPanel(page, fx, PROMPT);
 
     // Exactly the feature nodes are links.
     const linked = await page.$$eval("#graph-out .cs-gnode.cs-linked", (gs) =>

@@ -20,7 +20,7 @@ import { frontEndNodeKind } from "../../src/viz/graph-layout.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { cliResult, spawnCli } from "../helpers/cli.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
-import { type FixtureServer, startFixtureServer } from "./server-fixture.ts";
+import { computeGraphInPanel, type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
 const MODEL = "stories260k"; // 5 layers, d_model 64
 const PROMPT = "Once upon a time, there was a little girl";
@@ -230,11 +230,7 @@ test("the panel's form computes the prompt's graph and draws every node of it", 
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   collectPageErrors(page, pageErrors);
   try {
-    await page.goto(fx.withToken(`${fx.base}/`));
-    await page.waitForSelector("body[data-ready]");
-    await page.fill("#graph-prompt", PROMPT);
-    await page.click("#run-graph");
-    await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
+    await computeGraphInPanel(page, fx, PROMPT);
     const ids = await page.$$eval("#graph-out .cs-gnode", (gs) =>
       gs.map((g) => (g as SVGElement).dataset.id),
     );

@@ -64,3 +64,15 @@ export async function findCircuitInPanel(page: Page, fx: FixtureServer): Promise
   await page.click("#run-circuit");
   await page.waitForSelector("#circuit-out[data-ready] svg.cs-circuit");
 }
+
+/**
+ * The graph panel run as a user would (a server started with --transcoders): opens the explorer, types
+ * `prompt` into the panel's form, clicks "Compute the graph of this prompt" and waits for the drawn graph.
+ */
+export async function computeGraphInPanel(page: Page, fx: FixtureServer, prompt: string): Promise<void> {
+  await page.goto(fx.withToken(`${fx.base}/`));
+  await page.waitForSelector("body[data-ready]");
+  await page.fill("#graph-prompt", prompt);
+  await page.click("#run-graph");
+  await page.waitForSelector("#graph-out[data-ready] svg.cs-graph");
+}
