@@ -16,7 +16,8 @@ import { displayToken } from "../../src/viz/token-labels.ts";
 import { collectPageErrors, launchBrowser } from "../helpers/browser.ts";
 import { computeGraphInPanel, type FixtureServer, startFixtureServer } from "./server-fixture.ts";
 
-const SET_DIR = "models/stories260k-transcoders";
+// An absolute path, as a user may give it: the page must name it without this machine's directories.
+const SET_DIR = new URL("../../models/stories260k-transcoders", import.meta.url).pathname;
 const PROMPT = "Once there was a little girl. The other day,";
 let fx: FixtureServer;
 let browser: Browser;
@@ -111,6 +112,12 @@ test("clicking a computed graph's feature node opens that transcoder feature's p
       ts.map((t) => t.textContent ?? "").find((s) => s.startsWith("#1 ")),
     );
     assert.match(label ?? "", new RegExp(`context ${top.contextId}, token ${top.position}\\)`));
+    const text = (await page.textContent("#graph-feature-out")) ?? "";
+    assert.ok(!text.includes(SET_DIR), "the page shows no absolute path");
+    assert.match(
+      text,
+      /Transcoder set stories260k-transcoders, layer \d+'s transcoder .*; index feature-index over/,
+    );
     assert.deepEqual(pageErrors, []);
   } finally {
     await page.close();
