@@ -1,5 +1,5 @@
 /**
- * Writes a study's outputs — report.html (and its feature and graph pages, sharing one
+ * Writes a study's outputs — report.html (with its feature and graph pages, if any, sharing one
  * circuitscope-viz.<hash>.js), results.json, figures/*.svg — into a temporary sibling
  * directory and renames it into place at the end, so a failed or interrupted run leaves nothing
  * half-written at DIR. Only an earlier circuitscope report (with --overwrite) or an empty directory is replaced.
@@ -42,8 +42,10 @@ export async function writeStudy(
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
-    // Every page of the report loads the viz bundle from one file at its top.
-    const vizScriptFor = writeSharedVizScript(tmp);
+    // With feature or graph pages beside report.html, every page loads the viz bundle from one file at the
+    // report's top; report.html alone inlines it (self-contained, as a single --html page).
+    const pages = 1 + (results.featurePages?.length ?? 0) + (results.graphPage ? 1 : 0);
+    const vizScriptFor = pages > 1 ? writeSharedVizScript(tmp) : () => undefined;
     // The SAE features' pages, linked from the features section.
     for (const fp of results.featurePages ?? []) {
       mkdirSync(join(tmp, "features"), { recursive: true });
