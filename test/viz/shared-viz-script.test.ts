@@ -28,8 +28,7 @@ import {
   writeSharedVizScript,
 } from "../../src/viz/index.ts";
 import { collectPageErrors, launchBrowser, openWatchedPage, type WatchedPage } from "../helpers/browser.ts";
-import { demoFrontEndGraph } from "../helpers/front-end-graph.ts";
-import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
+import { demoFrontEndGraph, demoGraphTranscoders } from "../helpers/front-end-graph.ts";
 
 const GRAPH = demoFrontEndGraph(3);
 const BUNDLE_NAME = /^circuitscope-viz\.([0-9a-f]{16})\.js$/;
@@ -51,15 +50,7 @@ const writePages = (overwrite = false) =>
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "cs-shared-viz-"));
   model = await HookedTransformer.fromPretrained("stories260k");
-  // The demo graph's features are numbered from 100: a set wide enough to hold them.
-  set = randomTranscoderSet({
-    layers: model.cfg.nLayers,
-    dModel: model.cfg.dModel,
-    dTc: 200,
-    seed: 5,
-    jump: () => false,
-    skip: () => false,
-  });
+  set = demoGraphTranscoders(model.cfg);
   pagesDir = join(dir, "pages");
   await writePages();
   browser = await launchBrowser();
