@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { logitDiff } from "../../src/analysis/answer-metrics.ts";
 import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
@@ -457,7 +457,11 @@ describe("circuitscope study pronouns", () => {
     for (const page of pages) {
       const bytes = statSync(join(out, page)).size;
       assert.ok(bytes < bundleBytes / 2, `${page}: ${bytes} bytes, under half the bundle's ${bundleBytes}`);
-      assert.ok(readFileSync(join(out, page), "utf8").includes(`${bundles[0]}"></script>`), page);
+      const src = posix.relative(posix.dirname(page), bundles[0] as string);
+      assert.ok(
+        readFileSync(join(out, page), "utf8").includes(` src="${src}"></script>`),
+        `${page} loads ${src}`,
+      );
     }
   });
 });
