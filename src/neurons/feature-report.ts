@@ -1,5 +1,10 @@
 /** A feature page as a self-contained HTML report: the neuron page's figures, plus quantile groups. */
-import { type ReportOptions, type ReportSection, writeHtmlReport } from "../viz/index.ts";
+import {
+  type ReportOptions,
+  type ReportSection,
+  type SharedVizScript,
+  writeHtmlReport,
+} from "../viz/index.ts";
 import type { FeaturePageData } from "./feature-page.ts";
 import {
   examplesFigure,
@@ -89,6 +94,11 @@ export function featureReport(page: FeaturePageData): ReportOptions {
   return { title, subtitle: `${page.sae} · model ${page.model}`, sections };
 }
 
-export function writeFeatureReport(path: string, page: FeaturePageData): void {
-  writeHtmlReport(path, featureReport(page));
+/** Writes the page (with `vizScript`, as one of a set sharing a bundle file: `writeSharedVizScript`). */
+export function writeFeatureReport(
+  path: string,
+  page: FeaturePageData,
+  opts: { vizScript?: SharedVizScript } = {},
+): void {
+  writeHtmlReport(path, { ...featureReport(page), vizScript: opts.vizScript });
 }

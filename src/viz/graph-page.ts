@@ -2,15 +2,15 @@
  * `graph --html`: one self-contained page (no network: a Content-Security-Policy allows only its own inline
  * script and styles) drawing an attribution graph from circuit-tracer's front-end JSON, with the inputs it was
  * computed from stated above it. The drawing and its interaction are src/viz/browser/graph-view.ts, in the
- * same browser bundle as the reports.
+ * same browser bundle as the reports (inlined; a study's graph page loads its report's shared copy).
  */
 import { checkFrontEndGraph } from "../graphs/front-end-check.ts";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import type { GraphViewOptions } from "./browser/graph-view.ts";
 import { formatValue } from "./color-scale.ts";
 import { writeFileAtomic } from "./export/write-files.ts";
-import { browserBundleJs } from "./html/browser-bundle.ts";
-import { inlineScript, inputsHtml, jsonForScript, PAGE_CSS, type ReportInputs } from "./html/report.ts";
+import { inputsHtml, jsonForScript, PAGE_CSS, type ReportInputs } from "./html/report.ts";
+import { type SharedVizScript, vizScriptTags } from "./html/viz-script.ts";
 import { escapeXml as escapeHtml } from "./views/svg-parts.ts";
 
 export interface GraphPageOptions {
@@ -26,11 +26,23 @@ export interface GraphPageOptions {
   featureUrl?: string;
   /** Edges listed per direction on hover (default 5). */
   topK?: number;
+  /** One of a set of pages in a directory: load the bundle from their shared file (default: inline it). */
+  vizScript?: SharedVizScript;
 }
 
+const cspAllowingScripts = (scriptSrc: string) =>
+  `default-src 'none'; script-src ${scriptSrc}; style-src 'unsafe-inline'; img-src data: blob:; base-uri 'none'; form-action 'none'`;
+
 /** Only the page's own inline script and styles; no fetch, image or frame from anywhere. */
-export const GRAPH_PAGE_CSP =
-  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; base-uri 'none'; form-action 'none'";
+export const GRAPH_PAGE_CSP = cspAllowingScripts("'unsafe-inline'");
+
+/**
+ * The page's CSP. With a shared bundle, only the two script elements carrying its nonce run: the bundle's
+ * file and the inline call that mounts the page.
+ */
+export function graphPageCsp(shared?: SharedVizScript): string {
+  return shared ? cspAllowingScripts(`'nonce-${shared.nonce}'`) : GRAPH_PAGE_CSP;
+}
 
 const notGiven = "not given";
 
@@ -74,7 +86,7 @@ export function renderGraphPage(graphJson: unknown, opts: GraphPageOptions = {})
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${GRAPH_PAGE_CSP}">
+<meta http-equiv="Content-Security-Policy" content="${graphPageCsp(opts.vizScript)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>${PAGE_CSS}${GRAPH_CSS}</style>
@@ -85,8 +97,7 @@ ${inputsHtml([...graphPageInputs(graph, opts), ...(notes.length ? [{ label: "Not
 <div id="cs-graph"></div>
 <script type="application/json" id="cs-graph-json">${jsonForScript(graph)}</script>
 <script type="application/json" id="cs-graph-options">${jsonForScript(view)}</script>
-<script>${inlineScript(browserBundleJs())}</script>
-<script>circuitscopeViz.mountGraphPage(document);</script>
+${vizScriptTags("circuitscopeViz.mountGraphPage(document);", opts.vizScript)}
 </body>
 </html>
 `;
