@@ -10,6 +10,7 @@ import { writeReportDir } from "../util/report-dir.ts";
 import { writeFigureFiles } from "../viz/export/write-files.ts";
 import { writeGraphPage } from "../viz/graph-page.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
+import { modelSoftCap } from "./format.ts";
 import { buildSections, toReportSections } from "./report.ts";
 import type { StudyResults } from "./results.ts";
 
@@ -52,6 +53,7 @@ export async function writeStudy(
       const g = results.graph;
       writeGraphPage(join(tmp, file), frontEnd, {
         model: results.meta.model,
+        finalSoftCap: modelSoftCap(results),
         edgeThreshold,
         ...(g ? { scores: { replacement: g.replacementScore, completeness: g.completenessScore } } : {}),
       });

@@ -165,8 +165,8 @@ export function register(program: Command): void {
           });
         }
         await writeGraphOutputs(graph, frontEnd, opts, {
-          replacement: scores.replacementScore,
-          completeness: scores.completenessScore,
+          scores: { replacement: scores.replacementScore, completeness: scores.completenessScore },
+          finalSoftCap: model.cfg.finalSoftCap ?? null,
         });
         const { graphNodes } = await import("../../graphs/attribution-graph.ts");
         const checks =
@@ -295,7 +295,7 @@ async function writeGraphOutputs(
   graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
   frontEnd: FrontEndGraph,
   opts: GraphCliOptions,
-  scores: { replacement: number; completeness: number },
+  page: { scores: { replacement: number; completeness: number }; finalSoftCap: number | null },
 ): Promise<void> {
   const { writeRawGraph, writeFrontEndGraph } = await import("../../graphs/graph-files.ts");
   if (opts.raw) await writeRawGraph(opts.raw, graph, { overwrite: opts.overwrite });
@@ -306,8 +306,9 @@ async function writeGraphOutputs(
     const featureUrl = opts.featurePages ? featurePagesUrl(opts.html, opts.featurePages) : undefined;
     writeGraphPage(opts.html, frontEnd, {
       model: opts.model,
+      finalSoftCap: page.finalSoftCap,
       edgeThreshold: opts.edgeThreshold,
-      scores,
+      scores: page.scores,
       featureUrl,
     });
   }
