@@ -1,12 +1,12 @@
 /**
  * Neuron and feature pages say their logit effects are pre-cap when the model soft-caps its logits, and
- * graph pages say which of their numbers are (issue 31, the pages beside test/viz/pre-cap-note.test.ts):
- * a soft-capped Gemma 2 (final cap 3) gets preCapNote's sentence and "pre-cap" value axes on every page kind —
+ * graph pages say which of their numbers are (issue 31, the pages beside test/viz/pre-cap-note.test.ts).
+ * A soft-capped Gemma 2 (final cap 3) gets preCapNote's sentence and "pre-cap" value axes on every page kind:
  * `neuron` (HTML, text), SAE and transcoder `feature` pages, the explorer's neuron and feature panels and its
- * feature search by token, `graph --html` and its feature pages, the explorer's graph job — and an uncapped
- * Gemma 2 (the same family without the cap) and GPT-2 get none. The logit effects themselves are checked
- * against a float64 product of the checkpoint's own tensors (down_proj, 1 + norm.weight, embed_tokens): pre-cap,
- * not bent by the cap.
+ * feature search by token, `graph --html` and its feature pages, the explorer's graph job, a study report's
+ * neuron figures and graph tables. An uncapped Gemma 2 (the same family without the cap) and GPT-2 get none.
+ * The logit effects themselves are checked against a float64 product of the checkpoint's own tensors
+ * (down_proj, 1 + norm.weight, embed_tokens): pre-cap, not bent by the cap.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -29,6 +29,9 @@ import {
   neuronTask,
   type TaskContext,
 } from "../../src/server/tasks.ts";
+import type { StudyResults } from "../../src/studies/results.ts";
+import { neuronStage } from "../../src/studies/stages/components.ts";
+import { graphStage } from "../../src/studies/stages/graph.ts";
 import type { ReportOptions } from "../../src/viz/html/report.ts";
 import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -163,6 +166,53 @@ for (const m of MODELS) {
       // By text the list is of activations, which no cap touches: no note.
       const byText = featureSearchTask(model, { text: " a b c", top: 3 }, ctx);
       assert.equal("preCapNote" in byText, false);
+    });
+
+    test("study report: the top neurons' logit-effect captions and the graph's tables", () => {
+      const page = neuronPageData(model, LAYER, NEURON);
+      const summary = { mean: 0.2, se: 0.05, ciLow: 0.1, ciHigh: 0.3, values: [0.1, 0.2, 0.3] };
+      const res = {
+        meta: { modelConfig: { finalSoftCap: m.cap } },
+        study: {},
+        focusGroup: "focus",
+        groups: [{ name: "focus", normalised: true }],
+        focus: {
+          neurons: { layers: [LAYER], top: [{ label: "L1N5", exact: summary, attribution: 0.2 }] },
+          neuronPages: [{ label: "L1N5", exactFraction: 0.2, page, prompts: [] }],
+        },
+        graph: {
+          prompt: " a b c",
+          transcoders: "tc",
+          answer: " a",
+          wrong: " b",
+          nFeatures: 1,
+          replacementScore: 0.5,
+          completenessScore: 0.5,
+          top: [{ nodeId: "1_3_2", layer: 1, feature: 3, pos: 2, token: " c", activation: 1, effect: 0.4 }],
+          paths: [],
+          cuePaths: [],
+          file: "graph/graph.html",
+        },
+      } as unknown as StudyResults;
+      const figures = neuronStage.sections(res).flatMap((x) => x.figures);
+      const effects = figures.filter((f) => /-(promoted|suppressed)$/.test(f.name));
+      assert.equal(effects.length, 2);
+      for (const f of effects) {
+        assertNote(f.caption, m.cap, `study figure ${f.name}`);
+        assert.equal(JSON.stringify(f.figure).includes(AXIS), m.cap !== null, `study figure ${f.name}: axis`);
+      }
+      const [graph] = graphStage.sections(res);
+      const tables = graph.tables ?? [];
+      assert.equal(tables.length, 3);
+      for (const t of tables) {
+        assertNote(
+          t.caption ?? "",
+          m.cap,
+          "study graph table",
+          /cap 3\): these are attributions of the pre-cap logit difference/,
+        );
+        assert.equal(t.columns.at(-1)?.endsWith("(pre-cap)"), m.cap !== null, t.columns.join(", "));
+      }
     });
   });
 }
