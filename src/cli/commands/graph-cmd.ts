@@ -207,7 +207,7 @@ export function register(program: Command): void {
         ];
         if (checks.length) {
           lines.push(
-            `Check: each feature ablated in the real model (transcoders spliced in, errors held${opts.checkFreeze ? ", patterns and norm scales frozen" : ""}); change of the demeaned logit ${JSON.stringify(targetInfo[0].text)}:`,
+            `Check: each feature ablated in the real model (transcoders spliced in, errors held${opts.checkFreeze ? ", patterns and norm scales frozen" : ""}); change of the demeaned ${model.cfg.finalSoftCap == null ? "" : "pre-cap "}logit ${JSON.stringify(targetInfo[0].text)}:`,
             `  ${"node".padEnd(14)}${"activation".padStart(12)}${"direct".padStart(12)}${"total".padStart(12)}${"measured".padStart(12)}`,
           );
           const fmt = (x: number) => x.toPrecision(4).padStart(12);
