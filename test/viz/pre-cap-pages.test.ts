@@ -126,17 +126,23 @@ function ctxFor(sae: Sae): TaskContext {
   };
 }
 
+/** The checkpoint's model and the test SAE, loaded before the suite's tests and the model disposed after. */
+function loadedInSuite(dir: string): { model: HookedTransformer; sae: Sae } {
+  const loaded = {} as { model: HookedTransformer; sae: Sae };
+  before(() => {
+    loaded.model = HookedTransformer.fromCheckpoint(loadCheckpoint(dir));
+    loaded.sae = loadSaeLensDir(saeDir, { kernels: loaded.model.kernels });
+  });
+  after(() => loaded.model?.dispose());
+  return loaded;
+}
+
 for (const m of MODELS) {
   describe(m.name, () => {
-    let model: HookedTransformer;
-    let sae: Sae;
-    before(() => {
-      model = HookedTransformer.fromCheckpoint(loadCheckpoint(m.dir));
-      sae = loadSaeLensDir(saeDir, { kernels: model.kernels });
-    });
-    after(() => model?.dispose());
+    const loaded = loadedInSuite(m.dir);
 
     test(`neuron page (HTML sections, text): ${m.cap === null ? "no note" : "note and pre-cap axes"}`, () => {
+      const { model } = loaded;
       const page = neuronPageData(model, LAYER, NEURON);
       assert.equal(page.finalSoftCap, m.cap);
       assertSection(neuronReport(page), m.cap, "neuron report");
@@ -144,6 +150,7 @@ for (const m of MODELS) {
     });
 
     test(`SAE and transcoder feature pages: ${m.cap === null ? "no note" : "note and pre-cap axes"}`, () => {
+      const { model, sae } = loaded;
       const pages = [
         featurePageData(model, sae, FEATURE),
         transcoderFeaturePageData(model, tcSet, LAYER, FEATURE),
@@ -157,6 +164,7 @@ for (const m of MODELS) {
     });
 
     test("explorer: neuron and feature panels' sections, feature search by token's preCapNote", () => {
+      const { model, sae } = loaded;
       const ctx = ctxFor(sae);
       assertSection(neuronTask(model, { layer: LAYER, neuron: NEURON }, ctx), m.cap, "neuron panel");
       assertSection(featureTask(model, { feature: FEATURE }, ctx), m.cap, "feature panel");
@@ -169,6 +177,7 @@ for (const m of MODELS) {
     });
 
     test("study report: the top neurons' logit-effect captions and the graph's tables", () => {
+      const { model } = loaded;
       const page = neuronPageData(model, LAYER, NEURON);
       const summary = { mean: 0.2, se: 0.05, ciLow: 0.1, ciHigh: 0.3, values: [0.1, 0.2, 0.3] };
       const res = {
@@ -257,20 +266,16 @@ describe("the logit effects are pre-cap: equal to W · diag(1 + norm.weight) · 
     assert.ok(Math.abs(top - softCap(top)) > 1e-2, `top effect ${top} too small to tell pre-cap from capped`);
   }
 
-  let model: HookedTransformer;
-  let sae: Sae;
-  before(() => {
-    model = HookedTransformer.fromCheckpoint(loadCheckpoint(capped.dir));
-    sae = loadSaeLensDir(saeDir, { kernels: model.kernels });
-  });
-  after(() => model?.dispose());
+  const loaded = loadedInSuite(capped.dir);
 
   test("neuron page: W_out[n] = down_proj[:, n]", () => {
+    const { model } = loaded;
     const page = neuronPageData(model, LAYER, NEURON);
     check(page.logitEffect, reference(Array.from({ length: D }, (_, d) => down.data[d * dMlp + NEURON])));
   });
 
   test("SAE feature page: W_dec[f] (SAELens scaling factor 1)", () => {
+    const { model, sae } = loaded;
     assert.equal(sae.scalingFactor, 1);
     const page = featurePageData(model, sae, FEATURE);
     assert.ok(page.logitEffect);
@@ -278,6 +283,7 @@ describe("the logit effects are pre-cap: equal to W · diag(1 + norm.weight) · 
   });
 
   test("transcoder feature page: the transcoder's W_dec[f]", () => {
+    const { model } = loaded;
     const page = transcoderFeaturePageData(model, tcSet, LAYER, FEATURE);
     assert.ok(page.logitEffect);
     const wDec = tcSet.transcoders[LAYER].wDec;
