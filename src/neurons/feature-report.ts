@@ -72,12 +72,11 @@ export function featureReport(page: FeaturePageData): ReportOptions {
   }
   if (page.logitEffect) {
     sections.push(
-      logitEffectSection(
-        name,
-        page.logitEffect,
-        "W_dec[f]",
-        "The tokens whose logits this feature's decoder direction raises most and lowers most, per unit of activation (W_dec[f] through the final norm's gain, @ W_U).",
-      ),
+      logitEffectSection(name, page.logitEffect, {
+        rowName: "W_dec[f]",
+        text: "The tokens whose logits this feature's decoder direction raises most and lowers most, per unit of activation (W_dec[f] through the final norm's gain, @ W_U).",
+        finalSoftCap: page.finalSoftCap,
+      }),
     );
   } else {
     sections.push({

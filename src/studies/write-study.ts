@@ -12,6 +12,7 @@ import { writeFigureFiles } from "../viz/export/write-files.ts";
 import { writeGraphPage } from "../viz/graph-page.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
 import { writeSharedVizScript } from "../viz/html/viz-script.ts";
+import { modelSoftCap } from "./format.ts";
 import { buildSections, toReportSections } from "./report.ts";
 import type { StudyResults } from "./results.ts";
 
@@ -60,6 +61,7 @@ export async function writeStudy(
       writeGraphPage(join(tmp, file), frontEnd, {
         vizScript: vizScriptFor(join(tmp, file)),
         model: results.meta.model,
+        finalSoftCap: modelSoftCap(results),
         edgeThreshold,
         ...(g ? { scores: { replacement: g.replacementScore, completeness: g.completenessScore } } : {}),
       });

@@ -4,6 +4,7 @@
  * computed from stated above it. The drawing and its interaction are src/viz/browser/graph-view.ts, in the
  * same browser bundle as the reports (inlined; a study's graph page loads its report's shared copy).
  */
+import { preCapNote } from "../analysis/logit-attribution.ts";
 import { checkFrontEndGraph } from "../graphs/front-end-check.ts";
 import type { FrontEndGraph } from "../graphs/graph-files.ts";
 import type { GraphViewOptions } from "./browser/graph-view.ts";
@@ -18,6 +19,11 @@ export interface GraphPageOptions {
   title?: string;
   /** The model the graph was computed on, as the user named it. */
   model?: string;
+  /**
+   * The model's final-logit soft-cap, if any: the page then says the edges into logit nodes are of the pre-cap
+   * logits and the nodes' probabilities after the cap (preCapNote). Not given: nothing is said.
+   */
+  finalSoftCap?: number | null;
   /** The pruning's edge threshold (the node threshold is in the graph's metadata). */
   edgeThreshold?: number;
   /** circuit-tracer's `compute_graph_scores`, on the unpruned graph. */
@@ -50,6 +56,7 @@ const notGiven = "not given";
 export function graphPageInputs(graph: FrontEndGraph, opts: GraphPageOptions): ReportInputs {
   const m = graph.metadata;
   const nFeatures = graph.nodes.filter((n) => n.feature_type === "cross layer transcoder").length;
+  const preCap = preCapNote(opts.finalSoftCap, "graph edges").trim();
   return [
     { label: "Model", value: opts.model ?? notGiven },
     { label: "Prompt", value: m.prompt ?? notGiven },
@@ -72,6 +79,7 @@ export function graphPageInputs(graph: FrontEndGraph, opts: GraphPageOptions): R
       label: "Kept",
       value: `${graph.nodes.length} nodes (${nFeatures} features), ${graph.links.length} edges`,
     },
+    ...(preCap ? [{ label: "Logits", value: preCap }] : []),
   ];
 }
 

@@ -45,6 +45,8 @@ interface GraphJobResult {
   graph: FrontEndGraph;
   replacementScore: number;
   completenessScore: number;
+  /** For a soft-capped model: edges into logit nodes are of the pre-cap logits (preCapNote); else "". */
+  preCapNote?: string;
 }
 
 /** Computes the prompt's graph as a background job (progress, cancel) and draws it when it is done. */
@@ -54,7 +56,7 @@ export async function runGraph(out: HTMLElement, params: GraphJobParams): Promis
     running: (p) => `Graph: ${p.done} / ${p.total} targets attributed (logits, then features)`,
     async show(host, result) {
       const scores = ` Replacement score ${result.replacementScore.toFixed(3)}, completeness score ${result.completenessScore.toFixed(3)} (unpruned graph).`;
-      drawGraph(host, result.graph, scores);
+      drawGraph(host, result.graph, `${scores}${result.preCapNote ?? ""}`);
       return `Done: ${result.graph.nodes.length} nodes, ${result.graph.links.length} edges after pruning.`;
     },
   });
