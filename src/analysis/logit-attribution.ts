@@ -27,14 +27,34 @@ export interface LnOptions {
 }
 
 /**
- * What a figure of logit attributions says when the model soft-caps its logits (Gemma 2's
- * final_logit_softcapping): the attributions are of the pre-cap logit difference, the only one linear in the
- * residual stream. "" for an uncapped model. Every figure of logit attributions (attribute --html, the
- * explorer, study reports) appends this one sentence.
+ * What a figure shows that a final soft-cap (Gemma 2's final_logit_softcapping) comes after:
+ * - `"attributions"`: logit attributions (attribute --html, the explorer's attribution panel, study reports);
+ * - `"logit effects"`: a direction's direct effect on the logits through W_U (neuron and feature pages, the
+ *   explorer's feature search by token, study neuron figures);
+ * - `"graph edges"`: an attribution graph, whose edges into a logit node are effects on its demeaned logit
+ *   while the node's probability is the model's own.
  */
-export function preCapNote(finalSoftCap: number | null | undefined): string {
+export type PreCapSubject = "attributions" | "logit effects" | "graph edges";
+
+/**
+ * The one sentence a figure of `subject` appends when the model soft-caps its logits: its numbers are of the
+ * pre-cap logits, the only ones linear in the residual stream. "" for an uncapped model.
+ */
+export function preCapNote(
+  finalSoftCap: number | null | undefined,
+  subject: PreCapSubject = "attributions",
+): string {
   if (finalSoftCap == null) return "";
-  return ` The model soft-caps its logits (cap · tanh(logit / cap), cap ${finalSoftCap}): these are attributions of the pre-cap logit difference, which is linear in the residual stream; the capped difference the model outputs is not their sum.`;
+  const capped = ` The model soft-caps its logits (cap · tanh(logit / cap), cap ${finalSoftCap}): `;
+  switch (subject) {
+    case "attributions":
+      return `${capped}these are attributions of the pre-cap logit difference, which is linear in the residual stream; the capped difference the model outputs is not their sum.`;
+    case "logit effects":
+      // cap · tanh(x / cap) has slope 1 - tanh² ≤ 1: a capped logit never moves more than its pre-cap one.
+      return `${capped}these are direct effects on the pre-cap logits, which are linear in the residual stream; the capped logits the model outputs move by no more than this, and less the nearer they are to the cap.`;
+    case "graph edges":
+      return `${capped}edges into a logit node are direct effects on its demeaned pre-cap logit; the node's probability p is the model's, after the cap.`;
+  }
 }
 
 /** Per-prompt residual directions for a logit difference, and the part no residual piece carries. */

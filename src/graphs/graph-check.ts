@@ -14,6 +14,7 @@
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import type { HookSpec } from "../model/hooks.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { demeanedReadouts } from "./attribute-graph.ts";
 import { type AttributionGraph, nodeRanges } from "./attribution-graph.ts";
 import { type ReplacementRun, reconstructLayer } from "./replacement-run.ts";
 import { encodeTranscoder, type TranscoderSet } from "./transcoder-set.ts";
@@ -31,7 +32,9 @@ export interface InterventionOptions {
 
 /**
  * The change of the demeaned logit of `token` at the last position when `edits` are applied in the real model
- * with the transcoders spliced in (errors held at the prompt's values).
+ * with the transcoders spliced in (errors held at the prompt's values). The logit is read as the graph seeds
+ * it — ln_final's output times W_U[:, token] minus W_U's vocabulary mean — so for a model that soft-caps its
+ * logits it is the pre-cap one, the quantity the graph's edges predict, not the capped output.
  */
 export function measureIntervention(
   model: HookedTransformer,
@@ -41,8 +44,9 @@ export function measureIntervention(
   edits: readonly FeatureEdit[],
   opts: InterventionOptions = {},
 ): number {
-  const before = splicedDemeanedLogit(model, set, attributed, token, [], opts);
-  const after = splicedDemeanedLogit(model, set, attributed, token, edits, opts);
+  const [readout] = demeanedReadouts(model, [token]);
+  const before = splicedDemeanedLogit(model, set, attributed, readout, [], opts);
+  const after = splicedDemeanedLogit(model, set, attributed, readout, edits, opts);
   return after - before;
 }
 
@@ -50,7 +54,7 @@ function splicedDemeanedLogit(
   model: HookedTransformer,
   set: TranscoderSet,
   { graph, run }: { graph: AttributionGraph; run: ReplacementRun },
-  token: number,
+  readoutD: Float64Array,
   edits: readonly FeatureEdit[],
   opts: InterventionOptions,
 ): number {
@@ -110,12 +114,17 @@ function splicedDemeanedLogit(
     }
   }
   if (opts.freeze) hooks.push(["ln_final.hook_scale", () => frozen("ln_final.hook_scale")]);
-  const logits = model.run([[...graph.inputTokens]], { fwdHooks: hooks, logits: "last" });
-  const V = logits.shape[logits.shape.length - 1];
-  const last = logits.data.subarray(logits.data.length - V);
-  let mean = 0;
-  for (let v = 0; v < V; v++) mean += last[v];
-  return last[token] - mean / V;
+  // b_U's share of the demeaned logit is the same in every run, so it is left out of both.
+  const name = "ln_final.hook_normalized";
+  const { cache } = model.runWithCache([[...graph.inputTokens]], {
+    fwdHooks: hooks,
+    namesFilter: [name],
+    logits: "none",
+  });
+  const x = cache.get(name).data.subarray((P - 1) * D, P * D);
+  let logit = 0;
+  for (let d = 0; d < D; d++) logit += x[d] * readoutD[d];
+  return logit;
 }
 
 /**

@@ -37,6 +37,8 @@ export interface FeaturePageData {
     | null;
   /** Top and bottom tokens of W_dec[f] @ W_U (null: the SAE's hook does not write the residual stream). */
   logitEffect: { top: TokenEffect[]; bottom: TokenEffect[] } | null;
+  /** The model's final-logit soft-cap (null: none): the logit effect is of the pre-cap logits (preCapNote). */
+  finalSoftCap: number | null;
   ownText: { text: string; strTokens: string[]; activations: number[] } | null;
 }
 
@@ -211,6 +213,7 @@ function pageData(
     feature,
     index: null,
     logitEffect,
+    finalSoftCap: model.cfg.finalSoftCap ?? null,
     ownText: null,
   };
 

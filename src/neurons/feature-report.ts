@@ -1,5 +1,10 @@
 /** A feature page as a self-contained HTML report: the neuron page's figures, plus quantile groups. */
-import { type ReportOptions, type ReportSection, writeHtmlReport } from "../viz/index.ts";
+import {
+  type ReportOptions,
+  type ReportSection,
+  type SharedVizScript,
+  writeHtmlReport,
+} from "../viz/index.ts";
 import type { FeaturePageData } from "./feature-page.ts";
 import {
   examplesFigure,
@@ -67,12 +72,11 @@ export function featureReport(page: FeaturePageData): ReportOptions {
   }
   if (page.logitEffect) {
     sections.push(
-      logitEffectSection(
-        name,
-        page.logitEffect,
-        "W_dec[f]",
-        "The tokens whose logits this feature's decoder direction raises most and lowers most, per unit of activation (W_dec[f] through the final norm's gain, @ W_U).",
-      ),
+      logitEffectSection(name, page.logitEffect, {
+        rowName: "W_dec[f]",
+        text: "The tokens whose logits this feature's decoder direction raises most and lowers most, per unit of activation (W_dec[f] through the final norm's gain, @ W_U).",
+        finalSoftCap: page.finalSoftCap,
+      }),
     );
   } else {
     sections.push({
@@ -89,6 +93,11 @@ export function featureReport(page: FeaturePageData): ReportOptions {
   return { title, subtitle: `${page.sae} · model ${page.model}`, sections };
 }
 
-export function writeFeatureReport(path: string, page: FeaturePageData): void {
-  writeHtmlReport(path, featureReport(page));
+/** Writes the page (with `vizScript`, as one of a set sharing a bundle file: `writeSharedVizScript`). */
+export function writeFeatureReport(
+  path: string,
+  page: FeaturePageData,
+  opts: { vizScript?: SharedVizScript } = {},
+): void {
+  writeHtmlReport(path, { ...featureReport(page), vizScript: opts.vizScript });
 }

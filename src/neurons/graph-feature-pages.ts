@@ -8,6 +8,7 @@ import type { TranscoderSet } from "../graphs/transcoder-set.ts";
 import type { HookedTransformer } from "../model/hooked-transformer.ts";
 import { writeReportDir } from "../util/report-dir.ts";
 import { frontEndNodeKind } from "../viz/graph-layout.ts";
+import { writeSharedVizScript } from "../viz/html/viz-script.ts";
 import { transcoderFeaturePageData } from "./feature-page.ts";
 import { writeFeatureReport } from "./feature-report.ts";
 import type { NeuronIndex } from "./neuron-index.ts";
@@ -37,7 +38,10 @@ export function graphFeatures(graph: FrontEndGraph): { layer: number; feature: n
   return out;
 }
 
-/** Writes the pages into the new report directory `dir` (replacing only one an earlier run wrote, with overwrite). */
+/**
+ * Writes the pages into the new report directory `dir` (replacing only one an earlier run wrote, with
+ * overwrite), with the viz bundle once beside them in `circuitscope-viz.<hash>.js`, which every page loads.
+ */
 export async function writeGraphFeaturePages(
   dir: string,
   model: HookedTransformer,
@@ -47,6 +51,7 @@ export async function writeGraphFeaturePages(
 ): Promise<number> {
   const features = graphFeatures(graph);
   await writeReportDir(dir, { overwrite: opts.overwrite, flag: opts.flag, command: "graph" }, (tmp) => {
+    const vizScriptFor = writeSharedVizScript(tmp);
     for (const { layer, feature } of features) {
       const page = transcoderFeaturePageData(model, set, layer, feature, {
         index: opts.index,
@@ -57,7 +62,7 @@ export async function writeGraphFeaturePages(
         "{feature}",
         String(feature),
       );
-      writeFeatureReport(join(tmp, name), page);
+      writeFeatureReport(join(tmp, name), page, { vizScript: vizScriptFor(join(tmp, name)) });
     }
   });
   return features.length;

@@ -38,8 +38,10 @@ export interface NeuronPageData {
     histogram: { lo: number; hi: number; bins: number; counts: number[] };
     examples: NeuronExample[];
   } | null;
-  /** Top and bottom tokens of W_out[neuron] @ W_U (the neuron's direct push on the logits). */
+  /** Top and bottom tokens of W_out[neuron] @ W_U (the neuron's direct push on the logits, before any soft-cap). */
   logitEffect: { top: TokenEffect[]; bottom: TokenEffect[] };
+  /** The model's final-logit soft-cap (null: none): the logit effect is of the pre-cap logits (preCapNote). */
+  finalSoftCap: number | null;
   ownText: { text: string; strTokens: string[]; activations: number[] } | null;
 }
 
@@ -80,7 +82,7 @@ export function neuronActivations(
 
 /**
  * Direct logit effect W_out[neuron] @ W_U [d_vocab]: the tokens this neuron's output promotes or suppresses.
- * Without weight processing the final norm's gain still sits between them, so it is applied here
+ * It is linear, so of the pre-cap logits when the model soft-caps them (cfg.finalSoftCap). Without weight processing the final norm's gain still sits between them, so it is applied here
  * (processing folds it into W_U).
  */
 export function neuronLogitEffect(model: HookedTransformer, layer: number, neuron: number): Float32Array {
@@ -141,6 +143,7 @@ export function neuronPageData(
       top: extremeTokens(model, effect, nLogit, true),
       bottom: extremeTokens(model, effect, nLogit, false),
     },
+    finalSoftCap: model.cfg.finalSoftCap ?? null,
     ownText: null,
   };
 

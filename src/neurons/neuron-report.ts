@@ -1,4 +1,5 @@
 /** A neuron page as a self-contained HTML report, drawn with src/viz (token views and bar charts). */
+import { preCapNote } from "../analysis/logit-attribution.ts";
 import { formatToken } from "../tokenizer/format-token.ts";
 import {
   barChart,
@@ -71,13 +72,16 @@ export function histogramSection(
   };
 }
 
-/** Bars of the most promoted and most suppressed tokens per unit of activation. */
+/**
+ * Bars of the most promoted and most suppressed tokens per unit of activation. For a soft-capped model the
+ * value axis says "pre-cap" and the text ends with preCapNote's sentence.
+ */
 export function logitEffectSection(
   name: string,
   effect: NeuronPageData["logitEffect"],
-  rowName: string,
-  text: string,
+  opts: { rowName: string; text: string; finalSoftCap: number | null },
 ): ReportSection {
+  const note = preCapNote(opts.finalSoftCap, "logit effects");
   const chart = (title: string, list: NeuronPageData["logitEffect"]["top"]) =>
     barChart({
       title,
@@ -85,11 +89,11 @@ export function logitEffectSection(
       values: list.map((t) => t.value),
       horizontal: true,
       labelTitle: "token",
-      valueTitle: `${rowName} @ W_U`,
+      valueTitle: `${opts.rowName} @ W_U${note ? " (pre-cap logits)" : ""}`,
     });
   return {
     heading: "Direct effect on the logits",
-    text,
+    text: `${opts.text}${note}`,
     figures: [
       { figure: chart(`${name}: most promoted tokens`, effect.top) },
       { figure: chart(`${name}: most suppressed tokens`, effect.bottom) },
@@ -148,12 +152,11 @@ export function neuronReport(page: NeuronPageData): ReportOptions {
   }
 
   sections.push(
-    logitEffectSection(
-      name,
-      page.logitEffect,
-      "W_out[n]",
-      "The tokens whose logits this neuron's output raises most and lowers most, per unit of activation (W_out[n] @ W_U).",
-    ),
+    logitEffectSection(name, page.logitEffect, {
+      rowName: "W_out[n]",
+      text: "The tokens whose logits this neuron's output raises most and lowers most, per unit of activation (W_out[n] @ W_U).",
+      finalSoftCap: page.finalSoftCap,
+    }),
   );
   if (page.ownText) sections.push(ownTextSection(name, valueLabel, page.ownText));
   return { title: `Neuron ${name}`, subtitle: `Model ${page.model}`, sections };

@@ -1,4 +1,5 @@
 /** Neuron and feature pages as plain terminal text (the max-activating token of each example in [[brackets]]). */
+import { preCapNote } from "../analysis/logit-attribution.ts";
 import { formatToken } from "../tokenizer/format-token.ts";
 import type { FeaturePageData } from "./feature-page.ts";
 import type { NeuronExample, NeuronPageData, TokenEffect } from "./neuron-page.ts";
@@ -25,11 +26,17 @@ function indexLines(
   return lines;
 }
 
-function effectLines(effect: { top: TokenEffect[]; bottom: TokenEffect[] }): string[] {
+/** The logit effect's two lines, and preCapNote's sentence under them for a soft-capped model. */
+function effectLines(
+  effect: { top: TokenEffect[]; bottom: TokenEffect[] },
+  finalSoftCap: number | null,
+): string[] {
   const item = (t: { str: string; value: number }) => `${formatToken(t.str)} ${t.value.toFixed(3)}`;
+  const note = preCapNote(finalSoftCap, "logit effects").trim();
   return [
     `Promotes:   ${effect.top.map(item).join(", ")}`,
     `Suppresses: ${effect.bottom.map(item).join(", ")}`,
+    ...(note ? [note] : []),
   ];
 }
 
@@ -45,7 +52,7 @@ function ownTextLines(own: { strTokens: string[]; activations: number[] }): stri
 export function formatNeuronPage(page: NeuronPageData): string {
   const lines = [`Neuron L${page.layer} N${page.neuron} of ${page.model}`];
   if (page.index) lines.push(...indexLines(page.index, page.index.examples));
-  lines.push(...effectLines(page.logitEffect));
+  lines.push(...effectLines(page.logitEffect, page.finalSoftCap));
   if (page.ownText) lines.push(...ownTextLines(page.ownText));
   return `${lines.join("\n")}\n`;
 }
@@ -95,7 +102,7 @@ export function formatFeaturePage(page: FeaturePageData): string {
     lines.push(
       `No feature index: top examples, density and histogram not computed (build one with index ${transcoder ? "--transcoders" : "--sae"}).`,
     );
-  if (page.logitEffect) lines.push(...effectLines(page.logitEffect));
+  if (page.logitEffect) lines.push(...effectLines(page.logitEffect, page.finalSoftCap));
   if (page.ownText) lines.push(...ownTextLines(page.ownText));
   return `${lines.join("\n")}\n`;
 }

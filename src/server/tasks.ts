@@ -5,6 +5,7 @@
 
 import { attributeLogitDiff, attributionJson } from "../analysis/attribute.ts";
 import { headPatterns } from "../analysis/head-patterns.ts";
+import { preCapNote } from "../analysis/logit-attribution.ts";
 import { answerReport, topPredictions } from "../analysis/predictions.ts";
 import { CircuitTask } from "../circuits/circuit-task.ts";
 import { DEFAULT_COMPARE_TOP } from "../circuits/defaults.ts";
@@ -356,6 +357,8 @@ export async function graphTask(model: HookedTransformer, p: GraphParams, ctx: T
     graph: frontEnd,
     replacementScore: scores.replacementScore,
     completenessScore: scores.completenessScore,
+    // "" unless the model soft-caps its logits: edges into logit nodes are then of the pre-cap logits.
+    preCapNote: preCapNote(model.cfg.finalSoftCap, "graph edges"),
   };
 }
 
@@ -469,6 +472,8 @@ export function featureSearchTask(model: HookedTransformer, p: FeatureSearchPara
       by: "token",
       token: p.token,
       features: order.map((feature) => ({ feature, logitEffect: effect[feature] })),
+      // "" unless the model soft-caps its logits: the effects are then on the pre-cap logit.
+      preCapNote: preCapNote(model.cfg.finalSoftCap, "logit effects"),
     };
   }
   const tokens = model.toTokens(p.text!);

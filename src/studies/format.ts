@@ -31,8 +31,13 @@ export function ciText(s: { mean: number; ciLow: number; ciHigh: number }): stri
   return `${formatMeanCi(s)}${excludesZero(s) ? "" : " (interval includes 0)"}`;
 }
 
-/** preCapNote for the study's model (its config is in the results' meta): "" unless it soft-caps its logits. */
-export function modelPreCapNote(res: Pick<StudyResults, "meta">): string {
+/** The study's model's final-logit soft-cap (its config is in the results' meta); null when it has none. */
+export function modelSoftCap(res: Pick<StudyResults, "meta">): number | null {
   const cap = res.meta.modelConfig.finalSoftCap;
-  return preCapNote(typeof cap === "number" ? cap : null);
+  return typeof cap === "number" ? cap : null;
+}
+
+/** preCapNote for the study's model: "" unless it soft-caps its logits. */
+export function modelPreCapNote(res: Pick<StudyResults, "meta">): string {
+  return preCapNote(modelSoftCap(res));
 }

@@ -1,5 +1,6 @@
 /**
- * Writes a study's outputs — report.html, results.json, figures/*.svg — into a temporary sibling
+ * Writes a study's outputs — report.html (with its feature and graph pages, if any, sharing one
+ * circuitscope-viz.<hash>.js), results.json, figures/*.svg — into a temporary sibling
  * directory and renames it into place at the end, so a failed or interrupted run leaves nothing
  * half-written at DIR. Only an earlier circuitscope report (with --overwrite) or an empty directory is replaced.
  */
@@ -10,6 +11,8 @@ import { writeReportDir } from "../util/report-dir.ts";
 import { writeFigureFiles } from "../viz/export/write-files.ts";
 import { writeGraphPage } from "../viz/graph-page.ts";
 import { renderHtmlReport } from "../viz/html/report.ts";
+import { writeSharedVizScript } from "../viz/html/viz-script.ts";
+import { modelSoftCap } from "./format.ts";
 import { buildSections, toReportSections } from "./report.ts";
 import type { StudyResults } from "./results.ts";
 
@@ -40,10 +43,15 @@ export async function writeStudy(
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
+    // With feature or graph pages beside report.html, every page loads the viz bundle from one file at the
+    // report's top; report.html alone inlines it (self-contained, as a single --html page).
+    const pages = 1 + (results.featurePages?.length ?? 0) + (results.graphPage ? 1 : 0);
+    const vizScriptFor = pages > 1 ? writeSharedVizScript(tmp) : () => undefined;
     // The SAE features' pages, linked from the features section.
     for (const fp of results.featurePages ?? []) {
       mkdirSync(join(tmp, "features"), { recursive: true });
-      writeFileSync(join(tmp, fp.file), renderHtmlReport(featureReport(fp.page)));
+      const path = join(tmp, fp.file);
+      writeFileSync(path, renderHtmlReport({ ...featureReport(fp.page), vizScript: vizScriptFor(path) }));
     }
     // The attribution graph's page, linked from its section.
     if (results.graphPage) {
@@ -51,7 +59,9 @@ export async function writeStudy(
       mkdirSync(join(tmp, "graph"), { recursive: true });
       const g = results.graph;
       writeGraphPage(join(tmp, file), frontEnd, {
+        vizScript: vizScriptFor(join(tmp, file)),
         model: results.meta.model,
+        finalSoftCap: modelSoftCap(results),
         edgeThreshold,
         ...(g ? { scores: { replacement: g.replacementScore, completeness: g.completenessScore } } : {}),
       });
@@ -65,6 +75,7 @@ export async function writeStudy(
       title: results.study.title,
       subtitle: `circuitscope study ${results.study.id} — model ${results.meta.model}, seed ${results.meta.seed}${results.meta.quick ? ", quick" : ""}`,
       sections: toReportSections(sections),
+      vizScript: vizScriptFor(join(tmp, "report.html")),
     });
     writeFileSync(join(tmp, "report.html"), html);
     return { dir, figures, captions };

@@ -25,6 +25,7 @@ export type {
 export {
   GRAPH_PAGE_CSP,
   type GraphPageOptions,
+  graphPageCsp,
   graphPageInputs,
   renderGraphPage,
   writeGraphPage,
@@ -40,6 +41,12 @@ export {
   renderHtmlReport,
   writeHtmlReport,
 } from "./html/report.ts";
+export {
+  SHARED_VIZ_PREFIX,
+  type SharedVizScript,
+  sharedVizFileName,
+  writeSharedVizScript,
+} from "./html/viz-script.ts";
 export {
   type AttributionFigures,
   type AttributionInputs,

@@ -11,6 +11,9 @@ import { after, test } from "node:test";
 import { attributeGraph } from "../../src/graphs/attribute-graph.ts";
 import { nodeRanges } from "../../src/graphs/attribution-graph.ts";
 import { checkTopFeatures, featureLogitEffects, measureIntervention } from "../../src/graphs/graph-check.ts";
+import { HookedTransformer } from "../../src/model/hooked-transformer.ts";
+import { loadCheckpoint } from "../../src/weights/checkpoint.ts";
+import { makeGemma2Checkpoint } from "../helpers/gemma2-variants.ts";
 import { tinyModelWithTranscoders } from "../helpers/linear-replacement.ts";
 import { lastLayerAblationUnfrozen } from "../helpers/ln-final-rescale.ts";
 import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
@@ -158,4 +161,44 @@ test("GPT-2 (LayerNorm, learned positions, biases; processed weights): the froze
   );
   assert.ok(Math.abs(total[i] - direct[i]) > 1e-2 * (1 + Math.abs(total[i])), "indirect paths matter");
   model.dispose();
+});
+
+test("soft-capped Gemma 2: the check measures the demeaned PRE-cap logit, the graph's own target, so a frozen last-layer ablation equals its edge", async () => {
+  // Variant 0 caps its final logits at 3: a post-cap measurement would be bent by the cap's slope.
+  const model = HookedTransformer.fromCheckpoint(loadCheckpoint(makeGemma2Checkpoint(root, 0).dir));
+  try {
+    assert.equal(model.cfg.finalSoftCap, 3);
+    const L = model.cfg.nLayers;
+    const set = randomTranscoderSet({
+      layers: L,
+      dModel: model.cfg.dModel,
+      dTc: 16,
+      seed: 61,
+      jump: () => false,
+      skip: () => false,
+    });
+    const tokens = [2, 17, 300, 45, 9, 88];
+    const attributed = await attributeGraph(model, tokens, set, { targets: [300] });
+    const { graph } = attributed;
+    const { nNodes: n, logitStart } = nodeRanges(graph);
+    const last = tokens.length - 1;
+    const lastLayer = Array.from(graph.features.keys())
+      .filter((i) => graph.features[i].layer === L - 1 && graph.features[i].pos === last)
+      .sort(
+        (a, b) =>
+          Math.abs(graph.adjacency[logitStart * n + b]) - Math.abs(graph.adjacency[logitStart * n + a]),
+      );
+    assert.ok(lastLayer.length >= 2, `${lastLayer.length} last-layer features at the last position`);
+    for (const i of lastLayer.slice(0, 3)) {
+      const edge = graph.adjacency[logitStart * n + i];
+      const measured = measureIntervention(model, set, attributed, 300, [{ index: i, value: 0 }], {
+        freeze: true,
+      });
+      assert.ok(close(measured, -edge, 1e-4), `feature ${i}: measured ${measured}, edge ${edge}`);
+    }
+    // Not vacuous: the largest edge is big enough that the cap's slope would show in a post-cap measurement.
+    assert.ok(Math.abs(graph.adjacency[logitStart * n + lastLayer[0]]) > 0.05);
+  } finally {
+    model.dispose();
+  }
 });

@@ -19,8 +19,7 @@ import {
 } from "../../src/neurons/graph-feature-pages.ts";
 import { writeGraphPage } from "../../src/viz/index.ts";
 import { launchBrowser, openWatchedPage } from "../helpers/browser.ts";
-import { demoFrontEndGraph } from "../helpers/front-end-graph.ts";
-import { randomTranscoderSet } from "../helpers/random-transcoder.ts";
+import { demoFrontEndGraph, demoGraphTranscoders } from "../helpers/front-end-graph.ts";
 
 let browser: Browser;
 let dir: string;
@@ -35,15 +34,7 @@ after(async () => {
 
 test("one page per kept (layer, feature); clicking a feature node opens that feature's page", async () => {
   const model = await HookedTransformer.fromPretrained("stories260k");
-  // The demo graph's features are numbered from 100: a set wide enough to hold them.
-  const set = randomTranscoderSet({
-    layers: model.cfg.nLayers,
-    dModel: model.cfg.dModel,
-    dTc: 200,
-    seed: 5,
-    jump: () => false,
-    skip: () => false,
-  });
+  const set = demoGraphTranscoders(model.cfg);
   const graph = demoFrontEndGraph(3);
   const featureNodes = graph.nodes.filter((n) => n.feature_type === "cross layer transcoder");
   const distinct = new Set(featureNodes.map((n) => `L${n.layer}-F${n.feature}.html`));

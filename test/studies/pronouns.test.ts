@@ -4,9 +4,9 @@
  * study's numbers equal src/analysis and the straightforward patching path run directly.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { logitDiff } from "../../src/analysis/answer-metrics.ts";
 import { attributeLogitDiff } from "../../src/analysis/attribute.ts";
@@ -449,5 +449,19 @@ describe("circuitscope study pronouns", () => {
     assert.match(html, /Attribution graph[\s\S]*one prompt[\s\S]*sampled from stories260k itself/);
     assert.match(readFileSync(join(out, json.graph.file), "utf8"), /replacement/i);
     assert.equal(json.graphPage, undefined, "the front-end graph is its page, not a part of results.json");
+    // The report's pages share one viz bundle file at its top instead of a copy each.
+    const bundles = readdirSync(out).filter((f) => /^circuitscope-viz\.[0-9a-f]{16}\.js$/.test(f));
+    assert.equal(bundles.length, 1, bundles.join(", "));
+    const bundleBytes = statSync(join(out, bundles[0] as string)).size;
+    const pages = ["report.html", json.graph.file, ...json.featurePages.map((p: { file: string }) => p.file)];
+    for (const page of pages) {
+      const bytes = statSync(join(out, page)).size;
+      assert.ok(bytes < bundleBytes / 2, `${page}: ${bytes} bytes, under half the bundle's ${bundleBytes}`);
+      const src = posix.relative(posix.dirname(page), bundles[0] as string);
+      assert.ok(
+        readFileSync(join(out, page), "utf8").includes(` src="${src}"></script>`),
+        `${page} loads ${src}`,
+      );
+    }
   });
 });

@@ -165,8 +165,8 @@ export function register(program: Command): void {
           });
         }
         await writeGraphOutputs(graph, frontEnd, opts, {
-          replacement: scores.replacementScore,
-          completeness: scores.completenessScore,
+          scores: { replacement: scores.replacementScore, completeness: scores.completenessScore },
+          finalSoftCap: model.cfg.finalSoftCap ?? null,
         });
         const { graphNodes } = await import("../../graphs/attribution-graph.ts");
         const checks =
@@ -207,7 +207,7 @@ export function register(program: Command): void {
         ];
         if (checks.length) {
           lines.push(
-            `Check: each feature ablated in the real model (transcoders spliced in, errors held${opts.checkFreeze ? ", patterns and norm scales frozen" : ""}); change of the demeaned logit ${JSON.stringify(targetInfo[0].text)}:`,
+            `Check: each feature ablated in the real model (transcoders spliced in, errors held${opts.checkFreeze ? ", patterns and norm scales frozen" : ""}); change of the demeaned ${model.cfg.finalSoftCap == null ? "" : "pre-cap "}logit ${JSON.stringify(targetInfo[0].text)}:`,
             `  ${"node".padEnd(14)}${"activation".padStart(12)}${"direct".padStart(12)}${"total".padStart(12)}${"measured".padStart(12)}`,
           );
           const fmt = (x: number) => x.toPrecision(4).padStart(12);
@@ -295,7 +295,7 @@ async function writeGraphOutputs(
   graph: import("../../graphs/attribution-graph.ts").AttributionGraph,
   frontEnd: FrontEndGraph,
   opts: GraphCliOptions,
-  scores: { replacement: number; completeness: number },
+  page: { scores: { replacement: number; completeness: number }; finalSoftCap: number | null },
 ): Promise<void> {
   const { writeRawGraph, writeFrontEndGraph } = await import("../../graphs/graph-files.ts");
   if (opts.raw) await writeRawGraph(opts.raw, graph, { overwrite: opts.overwrite });
@@ -306,8 +306,9 @@ async function writeGraphOutputs(
     const featureUrl = opts.featurePages ? featurePagesUrl(opts.html, opts.featurePages) : undefined;
     writeGraphPage(opts.html, frontEnd, {
       model: opts.model,
+      finalSoftCap: page.finalSoftCap,
       edgeThreshold: opts.edgeThreshold,
-      scores,
+      scores: page.scores,
       featureUrl,
     });
   }

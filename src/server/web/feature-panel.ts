@@ -54,6 +54,8 @@ export function featureList(items: FeatureListItem[], open: (feature: number) =>
 interface SearchResponse {
   by: "token" | "text";
   features: { feature: number; logitEffect?: number; activation?: number; token?: string }[];
+  /** By token, for a soft-capped model: the effects are on the pre-cap logit (preCapNote); else absent or "". */
+  preCapNote?: string;
 }
 
 export async function searchFeatures(
@@ -65,18 +67,23 @@ export async function searchFeatures(
   showBusy(out, "Searching the SAE's features…");
   try {
     const res = await api.post<SearchResponse>("/api/features/search", { ...query, top: 10 });
+    const preCap = res.preCapNote ? "pre-cap " : "";
     const heading =
       res.by === "token"
-        ? `Features whose decoder direction raises ${displayToken((query as { token: string }).token)} most (direct logit effect)`
+        ? `Features whose decoder direction raises ${displayToken((query as { token: string }).token)} most (direct ${preCap}logit effect)`
         : "Features most active on the text (largest activation, and where)";
     const items = res.features.map((f) => ({
       feature: f.feature,
       detail:
         res.by === "token"
-          ? `logit effect ${f.logitEffect!.toFixed(3)}`
+          ? `${preCap}logit effect ${f.logitEffect!.toFixed(3)}`
           : `activation ${f.activation!.toFixed(3)} at ${displayToken(f.token!)}`,
     }));
-    out.replaceChildren(el("h3", { text: heading }), featureList(items, open));
+    out.replaceChildren(
+      el("h3", { text: heading }),
+      ...(res.preCapNote ? [el("p", { className: "hint pre-cap-note", text: res.preCapNote.trim() })] : []),
+      featureList(items, open),
+    );
     out.dataset.ready = "true";
   } catch (err) {
     showError(out, err);

@@ -47,6 +47,8 @@ interface GraphJobResult {
   graph: FrontEndGraph;
   replacementScore: number;
   completenessScore: number;
+  /** For a soft-capped model: edges into logit nodes are of the pre-cap logits (preCapNote); else "". */
+  preCapNote?: string;
 }
 
 /** Where a computed graph's feature nodes open their pages; null: the server has no transcoder feature index. */
@@ -76,7 +78,12 @@ export async function runGraph(
     running: (p) => `Graph: ${p.done} / ${p.total} targets attributed (logits, then features)`,
     async show(host, result) {
       const scores = ` Replacement score ${result.replacementScore.toFixed(3)}, completeness score ${result.completenessScore.toFixed(3)} (unpruned graph).`;
-      drawGraph(host, result.graph, scores + (pages ? "" : NO_FEATURE_PAGES), pages ? { openFeature } : {});
+      drawGraph(
+        host,
+        result.graph,
+        `${scores}${result.preCapNote ?? ""}${pages ? "" : NO_FEATURE_PAGES}`,
+        pages ? { openFeature } : {},
+      );
       return `Done: ${result.graph.nodes.length} nodes, ${result.graph.links.length} edges after pruning.`;
     },
   });

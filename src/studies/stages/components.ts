@@ -3,6 +3,7 @@
  * mlp_out patching) and every head's five parts are screened together by attribution patching (one forward
  * and backward per pair); the top ones are confirmed in one exact sweep. Two stages share that work.
  */
+import { preCapNote } from "../../analysis/logit-attribution.ts";
 import { formatMeanCi, mean as meanOf } from "../../analysis/stats.ts";
 import { headName } from "../../model/component-names.ts";
 import { neuronActivations, neuronPageData } from "../../neurons/neuron-page.ts";
@@ -400,6 +401,7 @@ function neuronFigures(np: StudyNeuronPage): NamedFigure[] {
   const { page } = np;
   const name = `neuron-${np.label}`;
   const out: NamedFigure[] = [];
+  const preCap = preCapNote(page.finalSoftCap, "logit effects");
   // Captions per neuron-page section, from the page's numbers.
   const captions: Record<string, (i: number) => { suffix: string; caption: string }> = {
     "Top activating examples": () => ({
@@ -414,11 +416,11 @@ function neuronFigures(np: StudyNeuronPage): NamedFigure[] {
       i === 0
         ? {
             suffix: "promoted",
-            caption: `${np.label} (exact patching ${pct(np.exactFraction)} of the gap): the tokens its output raises most per unit of activation (W_out[n] @ W_U): ${tokenList(page.logitEffect.top)}.`,
+            caption: `${np.label} (exact patching ${pct(np.exactFraction)} of the gap): the tokens its output raises most per unit of activation (W_out[n] @ W_U): ${tokenList(page.logitEffect.top)}.${preCap}`,
           }
         : {
             suffix: "suppressed",
-            caption: `${np.label}: the tokens its output lowers most: ${tokenList(page.logitEffect.bottom)}.`,
+            caption: `${np.label}: the tokens its output lowers most: ${tokenList(page.logitEffect.bottom)}.${preCap}`,
           },
   };
   for (const section of neuronReport(page).sections) {

@@ -15,7 +15,7 @@ import { graphScores, pruneGraph } from "../../graphs/prune.ts";
 import { checkTranscoderSet } from "../../graphs/replacement-run.ts";
 import { loadTranscoderSet, type TranscoderSet } from "../../graphs/transcoder-set.ts";
 import type { StudyContext } from "../context.ts";
-import { f2 } from "../format.ts";
+import { f2, modelPreCapNote } from "../format.ts";
 import type { Finding, StudyGraphFeature, StudyGraphResult, StudyResults } from "../results.ts";
 import type { Stage, StageSlice, StudySection } from "../stage.ts";
 
@@ -102,18 +102,22 @@ export const graphStage: Stage = {
   sections(res) {
     const g = res.graph;
     if (!g) return [];
+    // The graph's effects are on the demeaned pre-cap logits when the model soft-caps them.
+    const preCap = modelPreCapNote(res);
+    const effect = preCap ? "effect (pre-cap)" : "effect";
+    const weight = preCap ? "path weight (pre-cap)" : "path weight";
     const section: StudySection = {
       heading: "Attribution graph",
       text:
         `The attribution graph (circuit-tracer's semantics, src/graphs) of one prompt, the focus group's first: ${JSON.stringify(g.prompt)}, with ${JSON.stringify(g.answer)} and ${JSON.stringify(g.wrong)} as its logit targets, over the transcoders ${g.transcoders} (trained on ${res.study.graph?.trainedOn ?? "unstated data"}). ` +
         `${g.nFeatures} features are active; replacement score ${f2(g.replacementScore)}, completeness score ${f2(g.completenessScore)} (circuit-tracer's compute_graph_scores: the share of the graph's influence that flows from tokens rather than error nodes, and the share of edge weight that is not from error nodes). ` +
         `A feature's effect is its total effect on logit(${JSON.stringify(g.answer)}) − logit(${JSON.stringify(g.wrong)}) (demeaned logits) through every feature path of the linearised replacement model — the graph's prediction for this one prompt, not an intervention in the model, and not a statement about other prompts. ` +
-        `The pruned graph (node threshold ${NODE_THRESHOLD}, edge threshold ${EDGE_THRESHOLD}): ${g.file}.`,
+        `The pruned graph (node threshold ${NODE_THRESHOLD}, edge threshold ${EDGE_THRESHOLD}): ${g.file}.${preCap}`,
       figures: [],
       tables: [
         {
-          caption: `The ${g.top.length} features with the largest |effect| on logit(${JSON.stringify(g.answer)}) − logit(${JSON.stringify(g.wrong)}) (layer_feature_position).`,
-          columns: ["feature", "layer", "position (token)", "activation", "effect"],
+          caption: `The ${g.top.length} features with the largest |effect| on logit(${JSON.stringify(g.answer)}) − logit(${JSON.stringify(g.wrong)}) (layer_feature_position).${preCap}`,
+          columns: ["feature", "layer", "position (token)", "activation", effect],
           rows: g.top.map((t) => [
             t.nodeId,
             String(t.layer),
@@ -123,13 +127,13 @@ export const graphStage: Stage = {
           ]),
         },
         {
-          caption: `The ${g.paths.length} strongest token → feature → logit-difference paths (the token's edge into the feature × the feature's effect per unit of activation).`,
-          columns: ["token (position)", "feature", "path weight"],
+          caption: `The ${g.paths.length} strongest token → feature → logit-difference paths (the token's edge into the feature × the feature's effect per unit of activation).${preCap}`,
+          columns: ["token (position)", "feature", weight],
           rows: g.paths.map((p) => [`${JSON.stringify(p.token)} (${p.pos})`, p.feature.nodeId, f2(p.weight)]),
         },
         {
-          caption: `The ${g.cuePaths.length} strongest such paths from the gender cue's positions (where the clean and corrupted prompts differ); through frozen attention.`,
-          columns: ["token (position)", "feature", "path weight"],
+          caption: `The ${g.cuePaths.length} strongest such paths from the gender cue's positions (where the clean and corrupted prompts differ); through frozen attention.${preCap}`,
+          columns: ["token (position)", "feature", weight],
           rows: g.cuePaths.map((p) => [
             `${JSON.stringify(p.token)} (${p.pos})`,
             p.feature.nodeId,

@@ -1,7 +1,7 @@
 import { writeFileAtomic } from "../export/write-files.ts";
 import type { Figure } from "../figure.ts";
 import { escapeXml as escapeHtml } from "../views/svg-parts.ts";
-import { browserBundleJs } from "./browser-bundle.ts";
+import { type SharedVizScript, vizScriptTags } from "./viz-script.ts";
 
 export interface ReportFigure {
   figure: Figure;
@@ -33,6 +33,8 @@ export interface ReportOptions {
   /** Shown under the title, e.g. the command and model that produced the report. */
   subtitle?: string;
   sections: ReportSection[];
+  /** One of a set of pages in a directory: load the bundle from their shared file (default: inline it). */
+  vizScript?: SharedVizScript;
 }
 
 /**
@@ -46,11 +48,6 @@ export function jsonForScript(value: unknown): string {
     .replace(/&/g, "\\u0026")
     .replace(/\u2028/g, "\\u2028")
     .replace(/\u2029/g, "\\u2029");
-}
-
-/** Inline JS must not contain `</script`; in strings, regexes and comments `<\/` means the same. */
-export function inlineScript(js: string): string {
-  return js.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
 }
 
 export const PAGE_CSS = `
@@ -97,8 +94,9 @@ function paragraphs(text: string): string {
 }
 
 /**
- * One self-contained HTML file (no network): figure data as JSON, the viz bundle inlined, figures drawn
- * on load with tooltips and hover interaction.
+ * One self-contained HTML file (no network): figure data as JSON, the viz bundle inlined (or, one of a set
+ * of pages, loaded from their shared file: `vizScript`), figures drawn on load with tooltips and hover
+ * interaction.
  */
 export function renderHtmlReport(opts: ReportOptions): string {
   const figures: Figure[] = [];
@@ -129,8 +127,7 @@ export function renderHtmlReport(opts: ReportOptions): string {
 ${opts.subtitle ? `<p class="cs-subtitle">${escapeHtml(opts.subtitle)}</p>` : ""}
 ${body}
 <script type="application/json" id="cs-figures">${jsonForScript(figures)}</script>
-<script>${inlineScript(browserBundleJs())}</script>
-<script>circuitscopeViz.mountAll(document);</script>
+${vizScriptTags("circuitscopeViz.mountAll(document);", opts.vizScript)}
 </body>
 </html>
 `;
