@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { graphBatchStep } from "../../src/sae-train/graph-step.ts";
 import {
-  type ArrayOps,
   batchLossAndGrads,
   type LossSettings,
   type ParamName,
@@ -21,16 +20,7 @@ import { FLOAT32_OPS } from "../../src/sae-train/trainer.ts";
 import { createOnnxKernels } from "../../src/tensor/onnx-kernels.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
-
-const F64: ArrayOps<Float64Array> = {
-  zeros: (n) => new Float64Array(n),
-  matmul(a, b, m, k, n) {
-    const out = new Float64Array(m * n);
-    for (let i = 0; i < m; i++)
-      for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) out[i * n + j] += a[i * k + p] * b[p * n + j];
-    return out;
-  },
-};
+import { F64, relErr } from "../helpers/float64-step.ts";
 
 function randomArray(n: number, rng: () => number, scale: number, shift = 0): Float32Array {
   const a = new Float32Array(n);
@@ -57,17 +47,6 @@ const to64 = (p: SaeParams): SaeParams<Float64Array> => ({
   ...(p.log_threshold ? { log_threshold: Float64Array.from(p.log_threshold) } : {}),
 });
 
-/** Largest |a − b| relative to the largest |b|. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 1e-6;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
 const settings = (over: Partial<LossSettings> = {}): LossSettings => ({
   architecture: "topk",
   k: 4,
@@ -90,60 +69,56 @@ interface Case {
   deadEvery: number;
 }
 
+/** An SAE's widths and batch, and a transcoder's (other input and output widths). */
+const SAE = { dims: { dIn: 16, dSae: 96, dOut: 16 }, rows: 64 };
+const TRANSCODER = { dims: { dIn: 12, dSae: 60, dOut: 20 }, rows: 48 };
+
 const CASES: Case[] = [
   {
     name: "SAE, a quarter dead (k_aux = d_out / 2)",
-    dims: { dIn: 16, dSae: 96, dOut: 16 },
-    rows: 64,
+    ...SAE,
     s: settings(),
     deadEvery: 4,
   },
   {
     name: "SAE, 3 dead (k_aux = 3 < d_out / 2)",
-    dims: { dIn: 16, dSae: 96, dOut: 16 },
-    rows: 64,
+    ...SAE,
     s: settings(),
     deadEvery: 32,
   },
   {
     name: "SAE, none dead (no AuxK)",
-    dims: { dIn: 16, dSae: 96, dOut: 16 },
-    rows: 64,
+    ...SAE,
     s: settings(),
     deadEvery: 0,
   },
   {
     name: "transcoder 12 → 20, b_dec not on the input, a third dead",
-    dims: { dIn: 12, dSae: 60, dOut: 20 },
-    rows: 48,
+    ...TRANSCODER,
     s: settings({ applyBDecToInput: false, k: 6 }),
     deadEvery: 3,
   },
   {
     name: "BatchTopK SAE, a quarter dead",
-    dims: { dIn: 16, dSae: 96, dOut: 16 },
-    rows: 64,
+    ...SAE,
     s: settings({ architecture: "batchtopk" }),
     deadEvery: 4,
   },
   {
     name: "BatchTopK transcoder 12 → 20, none dead, k·B above the positive pre-activations",
-    dims: { dIn: 12, dSae: 60, dOut: 20 },
-    rows: 48,
+    ...TRANSCODER,
     s: settings({ architecture: "batchtopk", applyBDecToInput: false, k: 40 }),
     deadEvery: 0,
   },
   {
     name: "JumpReLU SAE (L0 penalty, band 0.2; dead latents play no part)",
-    dims: { dIn: 16, dSae: 96, dOut: 16 },
-    rows: 64,
+    ...SAE,
     s: settings({ architecture: "jumprelu", l1: 0.05, bandwidth: 0.2 }),
     deadEvery: 4,
   },
   {
     name: "JumpReLU transcoder 12 → 20, b_dec not on the input",
-    dims: { dIn: 12, dSae: 60, dOut: 20 },
-    rows: 48,
+    ...TRANSCODER,
     s: settings({ architecture: "jumprelu", applyBDecToInput: false, l1: 0.01, bandwidth: 0.1 }),
     deadEvery: 0,
   },
@@ -192,7 +167,7 @@ describe("the one-graph step equals the step's definition in float64", () => {
       ];
       for (const n of names) {
         assert.ok(want.grads[n] && got.grads[n], n);
-        const e = relErr(got.grads[n]!, want.grads[n]!);
+        const e = relErr(got.grads[n]!, want.grads[n]!, 1e-6);
         assert.ok(e < 1e-5, `${n}: relative error ${e}`);
       }
     });

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  type ArrayOps,
   activeLatents,
   batchLossAndGrads,
   type LossSettings,
@@ -16,16 +15,7 @@ import {
   type TrainArchitecture,
 } from "../../src/sae-train/sae-loss.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
-
-const F64: ArrayOps<Float64Array> = {
-  zeros: (n) => new Float64Array(n),
-  matmul: (a, b, m, k, n) => {
-    const out = new Float64Array(m * n);
-    for (let i = 0; i < m; i++)
-      for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) out[i * n + j] += a[i * k + p] * b[p * n + j];
-    return out;
-  },
-};
+import { F64 } from "../helpers/float64-step.ts";
 
 function randomArray(n: number, rng: () => number, scale = 1): Float64Array {
   return Float64Array.from({ length: n }, () => randn(rng) * scale);

@@ -27,6 +27,7 @@ import {
 import { createOnnxKernels } from "../../src/tensor/onnx-kernels.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
+import { relErr } from "../helpers/float64-step.ts";
 
 type P64 = Required<Omit<SaeParams<Float64Array>, "log_threshold">>;
 const NAMES = ["W_enc", "b_enc", "W_dec", "b_dec"] as const;
@@ -166,17 +167,6 @@ const zeros64 = (): P64 => ({
   b_dec: new Float64Array(D),
 });
 
-/** Largest |a − b| over the tensor, relative to the largest |b| (at least 1e-3). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 1e-3;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
 /** Each float32 step: the TypeScript loops (sparse, or with dense GEMMs), and the one-graph onnxruntime step. */
 const VARIANTS: { name: string; ops: () => ArrayOps<Float32Array> }[] = [
   { name: "sparse decode and gradients", ops: () => FLOAT32_OPS(referenceKernels, { denseProducts: false }) },
@@ -214,7 +204,7 @@ for (const variant of VARIANTS) {
       assert.ok(fast.aux > 0, "AuxK is active");
       assert.ok(Math.abs(fast.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${fast.loss} vs ${ref.loss}`);
       for (const n of NAMES) {
-        const e = relErr(fast.grads[n], ref.grads[n]);
+        const e = relErr(fast.grads[n], ref.grads[n], 1e-3);
         assert.ok(e < 2e-6, `${n}: relative error ${e}`);
       }
       assert.deepEqual([...fast.fired], ref.fired.map(Number));
@@ -243,7 +233,7 @@ for (const variant of VARIANTS) {
         assert.ok(e < 1e-6, `step ${t}: loss ${state.log[t].loss} vs ${losses[t]}`);
       }
       for (const n of NAMES) {
-        const e = relErr(state.params[n], p[n]);
+        const e = relErr(state.params[n], p[n], 1e-3);
         assert.ok(e < 2e-6, `${n}: relative error ${e} after 8 steps`);
       }
       for (const n of PARAM_NAMES) if (!NAMES.includes(n as never)) assert.equal(state.params[n], undefined);
