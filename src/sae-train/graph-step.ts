@@ -251,7 +251,8 @@ export function stepGraph(dims: SaeDims, shape: GraphShape): OpGraph {
   };
 }
 
-function isGraphArchitecture(a: LossSettings["architecture"]): a is GraphArchitecture {
+/** Whether `graphBatchStep` takes this architecture (else the TypeScript loops do). */
+export function isGraphArchitecture(a: LossSettings["architecture"]): a is GraphArchitecture {
   return (GRAPH_ARCHITECTURES as readonly string[]).includes(a);
 }
 

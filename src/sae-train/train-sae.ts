@@ -26,7 +26,9 @@ import {
   dimsOf,
   FLOAT32_OPS,
   initTrainState,
+  type StepEngine,
   type StepLog,
+  stepEngine,
   type TrainInput,
   type TrainSettings,
   type TrainState,
@@ -76,6 +78,8 @@ export interface TrainSaeResult {
   /** Held-out metrics (the density per feature is in the directory's sparsity.safetensors). */
   heldOut: Omit<HeldOutMetrics, "logDensity"> | null;
   tokensPerSecond: number;
+  /** The step's implementation (`stepEngine`): the graph and the loops round differently. */
+  stepEngine: StepEngine;
   checkpoint: string;
   out: string;
 }
@@ -253,8 +257,9 @@ export async function trainAndWrite(
   const steps = totalSteps(s);
   const started = performance.now();
   const firstStep = state.step;
+  const ops = FLOAT32_OPS(opts.kernels);
   await runWithCheckpoints(state, data, s, {
-    ops: FLOAT32_OPS(opts.kernels),
+    ops,
     checkpoint: ckpt,
     fingerprint,
     every: opts.checkpointEvery,
@@ -272,6 +277,7 @@ export async function trainAndWrite(
     passes: Math.ceil((state.step * s.batchSize) / rows),
     heldOut: null,
     tokensPerSecond: ((state.step - firstStep) * s.batchSize) / Math.max(seconds, 1e-9),
+    stepEngine: stepEngine(ops, s),
     checkpoint: ckpt,
     out: opts.out,
   };

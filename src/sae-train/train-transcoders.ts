@@ -34,7 +34,9 @@ import {
 import {
   FLOAT32_OPS,
   initTrainState,
+  type StepEngine,
   type StepLog,
+  stepEngine,
   type TrainSettings,
   type TrainState,
   totalSteps,
@@ -62,6 +64,8 @@ export interface LayerResult {
 
 export interface TrainTranscodersResult {
   complete: boolean;
+  /** The step's implementation (`stepEngine`): the graph and the loops round differently. */
+  stepEngine: StepEngine;
   layers: LayerResult[];
   trainTokensPerLayer: number;
   harvestRows: number;
@@ -234,6 +238,7 @@ export async function trainTranscoders(opts: TrainTranscodersOptions): Promise<T
   const checkpoints = layers.map((l) => layerCheckpointPath(opts.out, l));
   const result: TrainTranscodersResult = {
     complete: results.length === layers.length && results.every((r) => r.steps >= steps),
+    stepEngine: stepEngine(ops, s),
     layers: results,
     trainTokensPerLayer: steps * s.batchSize,
     harvestRows: rows,

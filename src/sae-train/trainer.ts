@@ -10,7 +10,7 @@
 import type { Kernels } from "../tensor/kernels.ts";
 import { mulberry32, randn } from "../util/random.ts";
 import { type ActivationSource, inMemorySource } from "./activation-source.ts";
-import { graphBatchStep } from "./graph-step.ts";
+import { graphBatchStep, isGraphArchitecture } from "./graph-step.ts";
 
 export { BatchOrder, rowMean } from "./activation-source.ts";
 
@@ -140,6 +140,13 @@ export const FLOAT32_OPS = (
     }
   },
 });
+
+/** Which implementation of the step `ops` run for these settings, recorded with a trained SAE (their bits differ). */
+export type StepEngine = "onnxruntime graph" | "TypeScript loops";
+
+export function stepEngine(ops: ArrayOps<Float32Array>, s: Pick<LossSettings, "architecture">): StepEngine {
+  return ops.batchStep && isGraphArchitecture(s.architecture) ? "onnxruntime graph" : "TypeScript loops";
+}
 
 /**
  * `ops` whose `zeros` hands out the same arrays step after step: a step's n-th request gets the n-th array,

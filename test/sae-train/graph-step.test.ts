@@ -16,7 +16,7 @@ import {
   type SaeDims,
   type SaeParams,
 } from "../../src/sae-train/sae-loss.ts";
-import { FLOAT32_OPS } from "../../src/sae-train/trainer.ts";
+import { FLOAT32_OPS, stepEngine } from "../../src/sae-train/trainer.ts";
 import { createOnnxKernels } from "../../src/tensor/onnx-kernels.ts";
 import { referenceKernels } from "../../src/tensor/reference-kernels.ts";
 import { mulberry32, randn } from "../../src/util/random.ts";
@@ -182,5 +182,20 @@ describe("the one-graph step equals the step's definition in float64", () => {
     assert.equal(graphBatchStep(referenceKernels), null);
     assert.equal(FLOAT32_OPS(referenceKernels).batchStep, undefined);
     assert.equal(FLOAT32_OPS(kernels, { graph: false }).batchStep, undefined);
+  });
+});
+
+describe("which step a run took", () => {
+  test("stepEngine names the graph exactly where the ops would take it", () => {
+    const onnx = FLOAT32_OPS(kernels);
+    assert.equal(stepEngine(onnx, { architecture: "topk" }), "onnxruntime graph");
+    assert.equal(stepEngine(onnx, { architecture: "batchtopk" }), "onnxruntime graph");
+    assert.equal(stepEngine(onnx, { architecture: "jumprelu" }), "onnxruntime graph");
+    assert.equal(stepEngine(onnx, { architecture: "standard" }), "TypeScript loops");
+    assert.equal(
+      stepEngine(FLOAT32_OPS(kernels, { graph: false }), { architecture: "topk" }),
+      "TypeScript loops",
+    );
+    assert.equal(stepEngine(FLOAT32_OPS(referenceKernels), { architecture: "topk" }), "TypeScript loops");
   });
 });

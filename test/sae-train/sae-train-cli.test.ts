@@ -67,6 +67,12 @@ describe("sae train", () => {
     assert.equal(res.code, 0, res.stderr);
     const summary = JSON.parse(res.stdout);
     assert.equal(summary.steps, 120);
+    // The default (onnx) kernels run a TopK step as one graph, and the SAE's record says so.
+    assert.equal(summary.stepEngine, "onnxruntime graph");
+    assert.equal(
+      JSON.parse(readFileSync(join(out, "training.json"), "utf8")).stepEngine,
+      "onnxruntime graph",
+    );
     const cfg = JSON.parse(readFileSync(join(out, "cfg.json"), "utf8"));
     assert.equal(cfg.architecture, "topk");
     assert.equal(cfg.k, 4);
