@@ -13,6 +13,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import { type BlockWeights, type LayerNormParams, transpose2d } from "../canonical-weights.ts";
 import type { ConfigReader, ModelConfig } from "../config.ts";
 import type { HeadWeights, ModelFamily, TensorSource } from "./family.ts";
+import { rmsDecoderShapeJson } from "./llama.ts";
 import { takePerHead, takeVector, takeTransposed as transposed } from "./take.ts";
 
 /** Gemma2Config's defaults (those of gemma-2-2b), taken when a key is absent. */
@@ -155,15 +156,7 @@ export function parseGemmaConfig(r: ConfigReader, g: GemmaGeneration): ModelConf
 /** The config.json fields Gemma 2 and Gemma 3 share (the inverse of parseGemmaConfig). */
 export function gemmaConfigJson(c: ModelConfig): Record<string, unknown> {
   return {
-    hidden_size: c.dModel,
-    intermediate_size: c.dMlp,
-    num_hidden_layers: c.nLayers,
-    num_attention_heads: c.nHeads,
-    num_key_value_heads: c.nKvHeads,
-    head_dim: c.dHead,
-    vocab_size: c.dVocab,
-    max_position_embeddings: c.nCtx,
-    rms_norm_eps: c.lnEps,
+    ...rmsDecoderShapeJson(c),
     rope_theta: c.rotary?.theta ?? GEMMA2_DEFAULTS.rope_theta,
     hidden_activation: "gelu_pytorch_tanh",
     tie_word_embeddings: c.tiedEmbeddings,

@@ -66,6 +66,24 @@ function absentKvHeads(r: ConfigReader, modelType: ModelType, nHeads: number): n
   return modelType === "mistral" ? 8 : 32;
 }
 
+/**
+ * The shape fields a Llama-style config.json (Llama, Mistral, Qwen2, Gemma 2 and 3) writes alike: widths,
+ * layers, heads, key/value heads, head_dim, vocabulary, context and the RMSNorm epsilon.
+ */
+export function rmsDecoderShapeJson(c: ModelConfig): Record<string, unknown> {
+  return {
+    hidden_size: c.dModel,
+    intermediate_size: c.dMlp,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.dHead,
+    vocab_size: c.dVocab,
+    max_position_embeddings: c.nCtx,
+    rms_norm_eps: c.lnEps,
+  };
+}
+
 export const llamaFamily: ModelFamily = {
   label: "Llama",
   needsTokenizerFile: true,
@@ -144,15 +162,7 @@ export const llamaFamily: ModelFamily = {
     const json: Record<string, unknown> = {
       model_type: c.modelType,
       architectures: [arch[c.modelType as keyof typeof arch]],
-      hidden_size: c.dModel,
-      intermediate_size: c.dMlp,
-      num_hidden_layers: c.nLayers,
-      num_attention_heads: c.nHeads,
-      num_key_value_heads: c.nKvHeads,
-      head_dim: c.dHead,
-      vocab_size: c.dVocab,
-      max_position_embeddings: c.nCtx,
-      rms_norm_eps: c.lnEps,
+      ...rmsDecoderShapeJson(c),
       rope_theta: c.rotary?.theta ?? 10000,
       rope_scaling: ropeScalingJson(c.rotary?.scaling ?? null),
       hidden_act: "silu",
