@@ -106,6 +106,7 @@ function maskedPreGrad(n: GraphNode[], architecture: "batchtopk" | "jumprelu"): 
       node("Sub", ["pre", "theta"], ["overTheta"]),
       node("Abs", ["overTheta"], ["distance"]),
       node("Less", ["distance", "halfBand"], ["inBand"]),
+      node("Mul", ["theta", "minusInvEps"], ["minusThetaOverEps"]),
       node("Mul", ["dfDense", "minusThetaOverEps"], ["thetaFit"]),
       node("Sub", ["thetaFit", "l1OverBEps"], ["thetaTerms"]),
       node("Where", ["inBand", "thetaTerms", "zero"], ["thetaInBand"]),
@@ -204,17 +205,11 @@ export function stepGraph(dims: SaeDims, shape: GraphShape): OpGraph {
     nodes: n,
     constants: [
       constant("axis0", "int64", [1], [0]),
+      constant("axis1", "int64", [1], [1]),
+      constant("axis2", "int64", [1], [2]),
       constant("zero", "float32", [], [0]),
-      ...(topk ? [constant("axis2", "int64", [1], [2])] : []),
-      ...(shape.auxK
-        ? [constant("axis1", "int64", [1], [1]), ...(topk ? [] : [constant("axis2", "int64", [1], [2])])]
-        : []),
-      ...(batchtopk
-        ? [
-            constant("flat", "int64", [2], [1, -1]),
-            constant("posInf", "float32", [], [Number.POSITIVE_INFINITY]),
-          ]
-        : []),
+      constant("flat", "int64", [2], [1, -1]),
+      constant("posInf", "float32", [], [Number.POSITIVE_INFINITY]),
     ],
     inputs: [
       f32("X", ["B", dIn]),
@@ -227,12 +222,7 @@ export function stepGraph(dims: SaeDims, shape: GraphShape): OpGraph {
       ...(topk ? [int64("K", [1])] : []),
       ...(batchtopk ? [int64("KBatch", [1])] : []),
       ...(jumprelu
-        ? [
-            f32("log_threshold", [dSae]),
-            f32("halfBand", []),
-            f32("minusThetaOverEps", [dSae]),
-            f32("l1OverBEps", []),
-          ]
+        ? [f32("log_threshold", [dSae]), f32("halfBand", []), f32("minusInvEps", []), f32("l1OverBEps", [])]
         : []),
       ...(shape.auxK ? [int64("deadColumns", ["nDead"]), int64("KAux", [1]), f32("auxC", [])] : []),
     ],
@@ -287,7 +277,6 @@ export function graphBatchStep(kernels: Kernels): BatchStep<Float32Array> | null
     // Gao et al. Appendix B.1: k_aux = d_model / 2, scaled down while few latents are dead (as sae-loss.ts).
     const half = Math.max(1, Math.floor(dOut / 2));
     const scale = s.auxCoefficient * Math.min(nDead / half, 1);
-    const theta = p.log_threshold?.map(Math.exp);
     const out = g.run({
       X: { data: batch.x, dims: [B, dIn] },
       Y: { data: batch.y, dims: [B, dOut] },
@@ -302,7 +291,7 @@ export function graphBatchStep(kernels: Kernels): BatchStep<Float32Array> | null
         ? {
             log_threshold: { data: p.log_threshold!, dims: [dSae] },
             halfBand: scalar(s.bandwidth / 2),
-            minusThetaOverEps: { data: theta!.map((t) => -t / s.bandwidth), dims: [dSae] },
+            minusInvEps: scalar(-1 / s.bandwidth),
             l1OverBEps: scalar(s.l1 / (B * s.bandwidth)),
           }
         : {}),

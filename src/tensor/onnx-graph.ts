@@ -38,6 +38,7 @@ export function compileGraph(g: OpGraph, threads: number): CompiledGraph {
       : Array.isArray(value)
         ? onnx.AttributeProto.create({ name, type: AT.INTS, ints: value })
         : onnx.AttributeProto.create({ name, type: AT.INT, i: value });
+  const read = new Set(g.nodes.flatMap((n) => n.inputs));
   const graph = onnx.GraphProto.create({
     name: g.name,
     node: g.nodes.map((n, i) =>
@@ -49,14 +50,17 @@ export function compileGraph(g: OpGraph, threads: number): CompiledGraph {
         attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
       }),
     ),
-    initializer: (g.constants ?? []).map((c) =>
-      onnx.TensorProto.create({
-        name: c.name,
-        dataType: elemType[c.dtype],
-        dims: c.dims,
-        ...(c.dtype === "int64" ? { int64Data: c.values } : { floatData: c.values }),
-      }),
-    ),
+    // Only the constants some node reads: a graph may declare a common set (onnxruntime warns of unused ones).
+    initializer: (g.constants ?? [])
+      .filter((c) => read.has(c.name))
+      .map((c) =>
+        onnx.TensorProto.create({
+          name: c.name,
+          dataType: elemType[c.dtype],
+          dims: c.dims,
+          ...(c.dtype === "int64" ? { int64Data: c.values } : { floatData: c.values }),
+        }),
+      ),
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
   });

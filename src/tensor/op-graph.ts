@@ -20,7 +20,7 @@ export interface GraphNode {
   attrs?: Record<string, number | number[] | string>;
 }
 
-/** A small constant baked into the graph (axes lists, scalars). */
+/** A small constant baked into the graph (axes lists, scalars); one that no node reads is left out. */
 export interface GraphConstant {
   name: string;
   dtype: "int64" | "float32";
